@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/devices"
+	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
+)
+
+// boot is the state passed down the boot sequence: what was parsed, what was
+// found, what is mounted. Nothing lives in package globals.
+type boot struct {
+	start time.Time
+	log   *logger
+	baked *bakedconf.Config
+	cfg   kargs.Config
+	rep   *report.Report
+	stack *mounts.Stack
+	dev   *devices.Watcher
+	// newRoot is set once the new root is assembled; init is the resolved
+	// real init inside it.
+	newRoot, init string
+}
+
+func (b *boot) earlyMounts() error {
+	b.stack = mounts.NewStack()
+	for _, m := range mounts.Early() {
+		if err := b.stack.Do(m); err != nil {
+			return fmt.Errorf("early mounts: %w", err)
+		}
+	}
+	b.log.openKmsg()
+	return nil
+}
+
+// loadConfig reads the baked configuration and parses /proc/cmdline once over
+// its defaults.
+func (b *boot) loadConfig() error {
+	baked, err := bakedconf.Load(bakedconf.Path)
+	if err != nil {
+		// Without it we know no modules and no keys: say so, boot what we can
+		// with a locked posture (no keys would mean unsigned headers pass).
+		b.log.Errorf("%v: continuing with built-in defaults, locked", err)
+		baked = &bakedconf.Config{Version: bakedconf.Version, Locked: true}
+	}
+	b.baked = baked
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("read /proc/cmdline: %w", err)
+	}
+	base, problems := kargs.FromBaked(baked.Cmdline, baked.Locked)
+	for _, p := range problems {
+		b.log.Warnf("baked default %v", p)
+	}
+	cfg, problems := kargs.Parse(strings.TrimSpace(string(cmdline)), base, baked.Locked)
+	for _, p := range problems {
+		b.log.Warnf("command line: %v", p)
+		b.rep.Warn("command line: %v", p)
+	}
+	b.cfg = cfg
+	switch cfg.LogLevel {
+	case kargs.Quiet:
+		b.log.setLevel(prioWarn)
+	case kargs.Debug:
+		b.log.setLevel(prioDebug)
+	}
+	b.rep.Locked = baked.Locked
+	b.rep.Init = cfg.Init
+	b.log.Infof("keel starting: %s", strings.TrimSpace(string(cmdline)))
+	return nil
+}
+
+// startDevices opens the uevent socket before loading modules, so that no
+// disk is missed, then loads the baked module plan and replays the devices
+// the kernel found before the socket was open.
+func (b *boot) startDevices() error {
+	w, err := devices.Start(devices.Options{})
+	if err != nil {
+		return fmt.Errorf("device discovery: %w", err)
+	}
+	b.dev = w
+	start := time.Now()
+	for _, err := range kmod.Load(b.baked.Modules, "/", nil) {
+		b.log.Warnf("modules: %v", err)
+		b.rep.Warn("modules: %v", err)
+	}
+	b.log.Debugf("%d modules loaded in %v", len(b.baked.Modules), time.Since(start).Round(time.Millisecond))
+	if err := w.Coldplug(); err != nil {
+		b.log.Warnf("coldplug: %v", err)
+	}
+	return nil
+}
+
+// waitFor resolves a DEVSPEC to a device node, waiting for it up to
+// rd.timeout from the start of the boot.
+func (b *boot) waitFor(role, spec string) (string, error) {
+	s, err := devices.ParseSpec(spec)
+	if err != nil {
+		return "", fmt.Errorf("%s device %q: %w", role, spec, err)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), b.start.Add(b.cfg.Timeout))
+	defer cancel()
+	path, err := b.dev.WaitFor(ctx, s)
+	if err != nil {
+		return "", fmt.Errorf("%s device: %w", role, err)
+	}
+	b.log.Infof("%s device %s is %s", role, spec, path)
+	return path, nil
+}

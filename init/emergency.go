@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/report"
+)
+
+// emergency follows rd.emergency after an unrecoverable failure. It never
+// returns: PID 1 must not exit.
+func (b *boot) emergency(err error) {
+	if err == nil {
+		err = fmt.Errorf("boot sequence ended without switching root")
+	}
+	b.log.Errorf("boot failed: %v", err)
+	b.log.Console("\nkeel: BOOT FAILED: %v", err)
+	b.rep.Failure = err.Error()
+	_ = b.rep.Write(report.Path)
+	policy := b.cfg.Emergency
+	if policy == "" {
+		policy = "shell"
+	}
+	if b.baked != nil && b.baked.Locked && policy == "shell" {
+		policy = "reboot"
+	}
+	if policy == "shell" && !b.waitForInput() {
+		policy = "reboot"
+	}
+	if policy == "shell" {
+		b.shell()
+		policy = "reboot"
+	}
+	b.halt(policy)
+}
+
+// shellPath is the emergency shell baked in, "" when there is none.
+func (b *boot) shellPath() string {
+	if b.baked == nil || b.baked.Shell == "" {
+		return ""
+	}
+	if _, err := os.Stat(b.baked.Shell); err != nil {
+		return ""
+	}
+	return b.baked.Shell
+}
+
+// waitForInput implements rd.emergency.timeout: an unattended machine must
+// not sit in a shell forever, so with a timeout the shell starts only when
+// someone presses Enter in time. It reports whether to start the shell.
+func (b *boot) waitForInput() bool {
+	if b.shellPath() == "" {
+		b.log.Console("keel: no emergency shell in this initramfs (mkinitrd --shell)")
+		return false
+	}
+	t := b.cfg.EmergencyTimeout
+	if t <= 0 {
+		return true
+	}
+	b.log.Console("keel: press Enter within %v for an emergency shell; rebooting otherwise", t)
+	fds := []unix.PollFd{{Fd: 0, Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, int(t/time.Millisecond))
+	if err != nil || n == 0 {
+		b.log.Console("keel: no input in %v", t)
+		return false
+	}
+	buf := make([]byte, 64)
+	_, _ = unix.Read(0, buf)
+	return true
+}
+
+// shell runs the emergency shell on the console and waits for it to exit.
+func (b *boot) shell() {
+	sh := b.shellPath()
+	if sh == "" || (b.baked != nil && b.baked.Locked) {
+		b.log.Console("keel: no emergency shell available")
+		return
+	}
+	b.log.Console("keel: starting emergency shell; the boot report is %s; exit to continue", report.Path)
+	cmd := exec.Command(sh)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/", "TERM=linux", "PS1=keel# "}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Run(); err != nil {
+		b.log.Console("keel: emergency shell: %v", err)
+	}
+}
+
+// halt reboots or powers off; if even that fails it waits forever rather
+// than exit and panic the kernel.
+func (b *boot) halt(policy string) {
+	cmd := unix.LINUX_REBOOT_CMD_RESTART
+	if strings.EqualFold(policy, "poweroff") {
+		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+	}
+	b.log.Console("keel: %s", map[bool]string{true: "powering off", false: "rebooting"}[cmd == unix.LINUX_REBOOT_CMD_POWER_OFF])
+	unix.Sync()
+	if err := unix.Reboot(cmd); err != nil {
+		b.log.Console("keel: %s failed: %v; halting here", policy, err)
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+func timeSince(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

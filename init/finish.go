@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
+)
+
+func (b *boot) writeReport() error {
+	if err := b.rep.Write(report.Path); err != nil {
+		// The report is for monitoring; its loss must not stop the boot.
+		b.log.Warnf("%v", err)
+	}
+	return nil
+}
+
+// switchRoot hands over to the real init. rd.break opens the emergency shell
+// first; leaving the shell continues the boot.
+func (b *boot) switchRoot() error {
+	if b.cfg.Break {
+		b.log.Console("keel: rd.break: the new root is assembled at %s; exit the shell to continue booting", b.newRoot)
+		b.shell()
+	}
+	b.log.Infof("switching root to %s, exec %s (%v since start)", b.newRoot, b.init, timeSince(b.start))
+	if b.dev != nil {
+		b.dev.Close()
+	}
+	if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
+		return err
+	}
+	err := mounts.SwitchRoot(b.newRoot, b.init, []string{b.init})
+	// Only reached when exec failed, after the initramfs was freed: no shell
+	// is left, only the reboot policy.
+	b.log.Errorf("%v", err)
+	fmt.Fprintf(os.Stderr, "keel: %v\n", err)
+	b.cfg.Emergency = "reboot"
+	return err
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/slots"
+	"github.com/keel-boot/keel/verity"
+)
+
+// singleImage is root=DEVSPEC with a hash device: either a keel-sealed
+// verity partition (header first) or a plain `veritysetup format` hash
+// device, whose root hash must then come from roothash=.
+func (b *boot) singleImage() (*image, error) {
+	if b.cfg.VerityHash == "" {
+		return nil, fmt.Errorf("roothash= is set but no hash device: add systemd.verity_root_hash=DEVSPEC")
+	}
+	dataDev, err := b.waitFor("root", b.cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	hashDev, err := b.waitFor("verity hash", b.cfg.VerityHash)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := readHead(hashDev, slots.HeaderSize)
+	if err != nil {
+		return nil, fmt.Errorf("hash device: %w", err)
+	}
+	var img *image
+	if bytes.HasPrefix(raw, []byte(slots.Magic)) {
+		img, err = b.headerImage("hash device", dataDev, hashDev)
+	} else {
+		img, err = b.superblockImage(raw, dataDev, hashDev)
+	}
+	if err != nil {
+		return nil, err
+	}
+	img.name = "keel-root"
+	img.target.Name = img.name
+	return img, nil
+}
+
+func (b *boot) superblockImage(raw []byte, dataDev, hashDev string) (*image, error) {
+	sb, err := verity.ParseSuperblock(raw)
+	if err != nil {
+		return nil, fmt.Errorf("hash device %s: neither a keel slot header nor a veritysetup superblock: %w", hashDev, err)
+	}
+	if b.cfg.RootHash == "" {
+		return nil, fmt.Errorf("hash device %s has no keel header: roothash= is required", hashDev)
+	}
+	img := &image{dataDev: dataDev, hashDev: hashDev, target: verity.Target{
+		DataDev: dataDev, HashDev: hashDev, Params: sb.Params(), Options: b.cfg.VerityOptions,
+	}}
+	return img, b.overrideRootHash(img)
+}
+
+// mountImage opens dm-verity over the image, mounts it read-only and stacks
+// the overlay on top, then checks the new root has an init.
+func (b *boot) mountImage(layout mounts.Layout, img *image) error {
+	b.rep.Devices = map[string]string{"data": img.dataDev, "hash": img.hashDev}
+	dev := img.dataDev
+	if b.cfg.VerityOff {
+		b.log.Warnf("verity=off: mounting %s without verification", dev)
+		b.rep.Warn("verity=off: the root image was not verified")
+	} else {
+		mapped, err := verity.Open(img.target)
+		if err != nil {
+			return err
+		}
+		dev = mapped
+		b.rep.Devices["verity"] = mapped
+		b.rep.RootHash = fmt.Sprintf("%x", img.target.RootHash)
+		b.rep.Authenticated, b.rep.HashSource, b.rep.KeyID = img.authed, img.hashFrom, img.keyID
+		if !img.authed {
+			b.rep.Warn("root hash not authenticated: no trusted keys are baked into the initramfs")
+		}
+	}
+	b.rep.ImageID = img.imageID
+	if err := b.stack.Do(layout.Image(dev, "squashfs")); err != nil {
+		return fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err)
+	}
+	return b.assemble(layout, b.overlayMode())
+}
+
+// overlayMode is overlay= or the default: tmpfs until a data partition exists.
+func (b *boot) overlayMode() string {
+	if b.cfg.Overlay != "" {
+		return b.cfg.Overlay
+	}
+	return mounts.OverlayTmpfs
+}
+
+// assemble stacks the upper layer over the mounted image and checks the init.
+func (b *boot) assemble(layout mounts.Layout, mode string) error {
+	ms, err := layout.RootMounts(mode, "")
+	if err != nil {
+		return err
+	}
+	if err := b.stack.DoAll(ms...); err != nil {
+		return err
+	}
+	b.rep.Overlay = mode
+	return b.checkInit(layout.NewRoot)
+}
+
+func (b *boot) checkInit(newRoot string) error {
+	init, err := mounts.ResolveInit(newRoot, b.cfg.Init)
+	if err != nil {
+		return err
+	}
+	b.newRoot, b.init = newRoot, b.cfg.Init
+	b.log.Debugf("init %s resolves to %s", b.cfg.Init, init)
+	return nil
+}
+
+// plainFSTypes are tried in order when rootfstype= is not given.
+var plainFSTypes = []string{"ext4", "btrfs", "xfs", "squashfs", "erofs", "f2fs", "vfat"}
+
+// plainRoot mounts root=DEVSPEC directly, like any initramfs: read-only, the
+// real init remounts it. Refused when the initramfs is locked.
+func (b *boot) plainRoot(layout mounts.Layout) error {
+	if b.baked.Locked {
+		return fmt.Errorf("root=%s without a root hash: refused, the initramfs is locked (give roothash= via a sealed image)", b.cfg.Root)
+	}
+	dev, err := b.waitFor("root", b.cfg.Root)
+	if err != nil {
+		return err
+	}
+	b.rep.Devices = map[string]string{"root": dev}
+	b.rep.Warn("plain root %s: not verified", dev)
+	types := plainFSTypes
+	if b.cfg.RootFSType != "" {
+		types = []string{b.cfg.RootFSType}
+	}
+	target := layout.NewRoot
+	overlay := b.cfg.Overlay == mounts.OverlayTmpfs
+	if overlay {
+		target = layout.Lower
+	}
+	if err := b.mountAny(dev, target, types, b.cfg.RootFlags); err != nil {
+		return err
+	}
+	if overlay {
+		return b.assemble(layout, mounts.OverlayTmpfs)
+	}
+	b.rep.Overlay = mounts.OverlayOff
+	return b.checkInit(layout.NewRoot)
+}
+
+// mountAny mounts dev read-only trying each filesystem type in turn.
+func (b *boot) mountAny(dev, target string, types []string, data string) error {
+	var errs []string
+	for _, t := range types {
+		err := b.stack.Do(mounts.Mount{Source: dev, Target: target, FSType: t, Flags: unix.MS_RDONLY, Data: data})
+		if err == nil {
+			b.log.Infof("mounted %s on %s as %s", dev, target, t)
+			return nil
+		}
+		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENODEV) || len(types) == 1 {
+			return err
+		}
+		errs = append(errs, t)
+	}
+	return fmt.Errorf("mount %s: not a filesystem this initramfs can mount (tried %s)", dev, strings.Join(errs, ", "))
+}

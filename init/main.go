@@ -1,0 +1,62 @@
+// Command init is keel's PID 1 inside the initramfs: it finds the root image,
+// verifies it with dm-verity, stacks the overlay and switch_roots into the
+// real init. It never exits: every failure ends in the emergency policy.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/keel-boot/keel/report"
+)
+
+func main() {
+	b := newBoot(time.Now())
+	defer b.recovery()
+	err := b.run()
+	b.emergency(err)
+}
+
+// recovery turns a panic into the emergency policy: a panic in PID 1 would
+// otherwise be a kernel panic.
+func (b *boot) recovery() {
+	if r := recover(); r != nil {
+		b.log.Errorf("panic: %v\n%s", r, debug.Stack())
+		b.emergency(fmt.Errorf("internal error (panic): %v", r))
+	}
+}
+
+// run is the boot sequence of SPEC.md, one call per phase. It only returns on
+// failure: on success the last phase execs the real init.
+func (b *boot) run() error {
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"early-mounts", b.earlyMounts},
+		{"config", b.loadConfig},
+		{"devices", b.startDevices},
+		{"root", b.mountRoot},
+		{"report", b.writeReport},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		err := s.fn()
+		b.rep.AddPhase(s.name, start)
+		if err != nil {
+			return err
+		}
+		b.log.Debugf("phase %s done in %v", s.name, time.Since(start).Round(time.Millisecond))
+	}
+	return b.switchRoot()
+}
+
+func newBoot(start time.Time) *boot {
+	return &boot{
+		start: start,
+		log:   newLogger(os.Stderr),
+		rep:   &report.Report{Init: "/sbin/init"},
+	}
+}

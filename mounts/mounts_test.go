@@ -1,0 +1,161 @@
+package mounts
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+type recorder struct {
+	mounted, unmounted, dirs []string
+	failOn                   string
+}
+
+func (r *recorder) sys() Sys {
+	return Sys{
+		Mount: func(src, target, fstype string, flags uintptr, data string) error {
+			if target == r.failOn {
+				return unix.EBUSY
+			}
+			r.mounted = append(r.mounted, target)
+			return nil
+		},
+		Unmount: func(target string, flags int) error {
+			r.unmounted = append(r.unmounted, target)
+			return nil
+		},
+		MkdirAll: func(p string, _ os.FileMode) error { r.dirs = append(r.dirs, p); return nil },
+	}
+}
+
+func TestStackUndoesInReverse(t *testing.T) {
+	r := &recorder{failOn: "/c"}
+	s := &Stack{Sys: r.sys()}
+	err := s.DoAll(Mount{Source: "x", Target: "/a"}, Mount{Source: "y", Target: "/b"}, Mount{Source: "z", Target: "/c", FSType: "ext4", Flags: unix.MS_RDONLY})
+	if !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("err = %v, want EBUSY wrapped", err)
+	}
+	if want := "mount z on /c (ext4, ro): device or resource busy"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if errs := s.Undo(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if want := []string{"/b", "/a"}; !reflect.DeepEqual(r.unmounted, want) {
+		t.Errorf("unmounted %v, want %v", r.unmounted, want)
+	}
+}
+
+func TestRootMounts(t *testing.T) {
+	l := DefaultLayout
+	for _, tc := range []struct {
+		mode, upper string
+		targets     []string
+		wantErr     string
+	}{
+		{mode: OverlayOff, targets: []string{"/newroot"}},
+		{mode: OverlayTmpfs, targets: []string{"/run/keel/overlay", "/newroot"}},
+		{mode: OverlayPersistent, upper: "/run/keel/data/@overlay/a-x", targets: []string{"/newroot"}},
+		{mode: OverlayPersistent, wantErr: "needs a data partition"},
+		{mode: "bogus", wantErr: `overlay mode "bogus": expected tmpfs, persistent or off`},
+	} {
+		ms, err := l.RootMounts(tc.mode, tc.upper)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: err = %v, want %q", tc.mode, err, tc.wantErr)
+			}
+			continue
+		}
+		var got []string
+		for _, m := range ms {
+			got = append(got, m.Target)
+		}
+		if !reflect.DeepEqual(got, tc.targets) {
+			t.Errorf("%s: targets %v, want %v", tc.mode, got, tc.targets)
+		}
+	}
+	ms, _ := l.RootMounts(OverlayTmpfs, "")
+	r := &recorder{}
+	s := &Stack{Sys: r.sys()}
+	if err := s.DoAll(ms...); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/run/keel/overlay", "/run/keel/overlay/upper", "/run/keel/overlay/work", "/newroot"}
+	if !reflect.DeepEqual(r.dirs, want) {
+		t.Errorf("dirs %v, want %v (upper and work made inside the fresh tmpfs)", r.dirs, want)
+	}
+}
+
+func TestOverlayDataEscapes(t *testing.T) {
+	got := OverlayData("/l,1", "/u:2", `/w\3`)
+	if want := `lowerdir=/l\,1,upperdir=/u\:2,workdir=/w\\3`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestResolveInit(t *testing.T) {
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "lib/systemd"), 0o755))
+	must(os.MkdirAll(filepath.Join(root, "sbin"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "lib/systemd/systemd"), []byte("x"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "sbin/noexec"), []byte("x"), 0o644))
+	must(os.Symlink("/lib/systemd/systemd", filepath.Join(root, "sbin/init")))
+	must(os.Symlink("../lib/systemd/systemd", filepath.Join(root, "sbin/rel")))
+	must(os.Symlink("loop", filepath.Join(root, "sbin/loop")))
+	for _, tc := range []struct{ init, want, err string }{
+		{init: "/sbin/init", want: "/lib/systemd/systemd"},
+		{init: "/sbin/rel", want: "/lib/systemd/systemd"},
+		{init: "/sbin/missing", err: "init /sbin/missing not found in the new root"},
+		{init: "/sbin/noexec", err: "not an executable file"},
+		{init: "/sbin/loop", err: "too many levels"},
+		{init: "sbin/init", err: "expected an absolute path"},
+	} {
+		got, err := ResolveInit(root, tc.init)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", tc.init, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: got %q, %v; want %q", tc.init, got, err, tc.want)
+		}
+	}
+}
+
+func TestFreeInitramfsKeepsNewRoot(t *testing.T) {
+	root := t.TempDir()
+	for _, p := range []string{"bin/busybox", "etc/keel/initrd.json", "newroot/sbin/init", "init"} {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("busybox", filepath.Join(root, "bin/sh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := FreeInitramfs(root, filepath.Join(root, "newroot")); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 1 || entries[0].Name() != "newroot" {
+		t.Errorf("left %v, want only newroot", entries)
+	}
+	if _, err := os.Stat(filepath.Join(root, "newroot/sbin/init")); err != nil {
+		t.Errorf("new root damaged: %v", err)
+	}
+}

@@ -1,0 +1,76 @@
+package mounts
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Overlay modes, as on the command line.
+const (
+	OverlayTmpfs      = "tmpfs"
+	OverlayPersistent = "persistent"
+	OverlayOff        = "off"
+)
+
+// Layout is where the pieces of the new root live. Lower and upper mounts are
+// kept under /run so that they stay visible (and unmountable) from the booted
+// system once /run has been moved into it.
+type Layout struct {
+	NewRoot string // the assembled root, moved to / by SwitchRoot
+	Lower   string // the read-only image
+	Upper   string // a tmpfs (or data partition directory) holding upper/ and work/
+}
+
+// DefaultLayout is the layout the init uses.
+var DefaultLayout = Layout{
+	NewRoot: "/newroot",
+	Lower:   "/run/keel/lower",
+	Upper:   "/run/keel/overlay",
+}
+
+// Image mounts the read-only root image at l.Lower.
+func (l Layout) Image(dev, fstype string) Mount {
+	return Mount{Source: dev, Target: l.Lower, FSType: fstype, Flags: unix.MS_RDONLY | unix.MS_NODEV}
+}
+
+// RootMounts returns the mounts that assemble the new root from the image
+// already mounted at l.Lower, for the given overlay mode. For
+// OverlayPersistent, upperDir is a directory on the data partition that will
+// hold upper/ and work/; it is ignored otherwise.
+func (l Layout) RootMounts(mode, upperDir string) ([]Mount, error) {
+	switch mode {
+	case OverlayOff:
+		// The image is mounted read-only already; a bind keeps it so.
+		return []Mount{{Source: l.Lower, Target: l.NewRoot, Flags: unix.MS_BIND | unix.MS_REC}}, nil
+	case OverlayTmpfs:
+		return []Mount{
+			{Source: "tmpfs", Target: l.Upper, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"},
+			l.overlay(l.Upper),
+		}, nil
+	case OverlayPersistent:
+		if upperDir == "" {
+			return nil, fmt.Errorf("overlay=persistent needs a data partition directory for the upper layer")
+		}
+		return []Mount{l.overlay(upperDir)}, nil
+	}
+	return nil, fmt.Errorf("overlay mode %q: expected %s, %s or %s", mode, OverlayTmpfs, OverlayPersistent, OverlayOff)
+}
+
+func (l Layout) overlay(base string) Mount {
+	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
+	return Mount{
+		Source: "overlay", Target: l.NewRoot, FSType: "overlay",
+		Data:    OverlayData(l.Lower, upper, work),
+		Prepare: []string{upper, work},
+	}
+}
+
+// OverlayData is the option string for an overlay mount. Paths containing the
+// characters overlayfs uses as separators are escaped.
+func OverlayData(lower, upper, work string) string {
+	esc := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)
+	return "lowerdir=" + esc.Replace(lower) + ",upperdir=" + esc.Replace(upper) + ",workdir=" + esc.Replace(work)
+}

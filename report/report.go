@@ -1,0 +1,98 @@
+// Package report is the boot report the init writes to /run/keel/boot.json
+// and slotctl or any monitoring agent reads.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Path is where the init writes the report; /run survives switch_root.
+const Path = "/run/keel/boot.json"
+
+// Version of the report format.
+const Version = 1
+
+// Report describes one boot.
+type Report struct {
+	Version int `json:"version"`
+	// Mode is "slot" (A/B), "single" (root= with a root hash) or "plain"
+	// (root= mounted directly, no verity).
+	Mode       string     `json:"mode"`
+	Slot       string     `json:"slot,omitempty"`
+	SlotReason string     `json:"slot_reason,omitempty"`
+	TriesLeft  *int       `json:"tries_left,omitempty"`
+	Fallbacks  []Fallback `json:"fallbacks,omitempty"`
+	ImageID    string     `json:"image_id,omitempty"`
+	RootHash   string     `json:"root_hash,omitempty"`
+	// Authenticated is true when the root hash came from a header signed by
+	// a baked-in key, or from the command line (trusted as the command line
+	// is); false when an unsigned header was accepted because no keys are
+	// baked in.
+	Authenticated bool              `json:"authenticated"`
+	HashSource    string            `json:"hash_source,omitempty"` // "header", "cmdline"
+	KeyID         string            `json:"key_id,omitempty"`
+	Overlay       string            `json:"overlay"`
+	Devices       map[string]string `json:"devices,omitempty"` // role -> device
+	Phases        []Phase           `json:"phases"`
+	Warnings      []string          `json:"warnings,omitempty"`
+	Init          string            `json:"init"`
+	// Failure is set when the boot ended in the emergency policy.
+	Failure string `json:"failure,omitempty"`
+	Locked  bool   `json:"locked"`
+}
+
+// Fallback is a slot that failed in the initramfs during this boot.
+type Fallback struct {
+	Slot   string `json:"slot"`
+	Reason string `json:"reason"`
+}
+
+// Phase is one step of the boot sequence and how long it took.
+type Phase struct {
+	Name string  `json:"name"`
+	Ms   float64 `json:"ms"`
+}
+
+// AddPhase records a phase that started at start.
+func (r *Report) AddPhase(name string, start time.Time) {
+	r.Phases = append(r.Phases, Phase{Name: name, Ms: float64(time.Since(start).Microseconds()) / 1000})
+}
+
+// Warn records a warning.
+func (r *Report) Warn(format string, args ...any) {
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+}
+
+// Write stores the report at path atomically.
+func (r *Report) Write(path string) error {
+	r.Version = Version
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("boot report: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("boot report: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// Read loads a report.
+func Read(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("boot report: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("boot report %s: %w", path, err)
+	}
+	return &r, nil
+}
