@@ -1,0 +1,111 @@
+package kargs
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var fuzzSeeds = []string{
+	"",
+	"quiet slot=A overlay=persistent rd.timeout=5 rd.emergency=poweroff rd.emergency.timeout=30",
+	"root=PARTLABEL=img roothash=" + sha256Hex + " systemd.verity_root_hash=PARTLABEL=h systemd.verity_root_options=panic-on-corruption",
+	`root=LABEL="my disk" "init=/sbin/my init" rd.break verity=off data=none -- slot=b`,
+	"root-a=/dev/vda1 verity_b=UUID=AB-CD bootstate=PARTUUID=0123 rootfstype=ext4 rootflags=ro,noatime",
+	"systemd.volatile=overlay systemd.verity=no rd.debug=0 debug quiet=1 init=/bin/sh",
+	"= == \"\" \"=\" \x00\xff=\xfe \"unbalanced",
+	"roothash=zz systemd.verity_root_options=ignore-corruption,check-at-most-once,bogus",
+}
+
+func FuzzSplit(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		params := Split(line)
+		for _, p := range params {
+			if strings.ContainsAny(p.Key, `="`) || strings.Contains(p.Value, `"`) {
+				t.Fatalf("Split(%q): %#v keeps a quote or '=' in the key", line, p)
+			}
+			if !p.HasValue && p.Value != "" {
+				t.Fatalf("Split(%q): %#v has a value but HasValue is false", line, p)
+			}
+			if p.Key == "" && !p.HasValue {
+				t.Fatalf("Split(%q): empty word kept", line)
+			}
+		}
+		if again := Split(Join(params)); !reflect.DeepEqual(again, params) {
+			t.Fatalf("Split(Join(Split(%q))) = %#v, want %#v", line, again, params)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, line string, locked bool) {
+		c, problems := Parse(line, Defaults(), locked)
+		checkInvariants(t, line, c, locked)
+		for _, p := range problems {
+			if p.Option == "" || p.Reason == "" || p.Error() == "" {
+				t.Fatalf("Parse(%q): incomplete problem %#v", line, p)
+			}
+		}
+		// Quoting and spacing do not matter, only the words do.
+		if c2, _ := Parse(Join(Split(line)), Defaults(), locked); !reflect.DeepEqual(c, c2) {
+			t.Fatalf("Parse(%q) differs after Join(Split()):\n%+v\n%+v", line, c, c2)
+		}
+		// Last wins: applying the same line again changes nothing.
+		if c3, _ := Parse(line, c, locked); !reflect.DeepEqual(c, c3) {
+			t.Fatalf("Parse(%q) is not idempotent:\n%+v\n%+v", line, c, c3)
+		}
+	})
+}
+
+func checkInvariants(t *testing.T, line string, c Config, locked bool) {
+	t.Helper()
+	fail := func(what string) { t.Fatalf("Parse(%q, locked=%v): %s: %+v", line, locked, what, c) }
+	if c.Slot != "" && c.Slot != "a" && c.Slot != "b" {
+		fail("slot")
+	}
+	if !validEmergency(c.Emergency) {
+		fail("emergency")
+	}
+	switch c.Overlay {
+	case OverlayAuto, OverlayTmpfs, OverlayPersistent, OverlayOff:
+	default:
+		fail("overlay")
+	}
+	if c.LogLevel < Quiet || c.LogLevel > Debug {
+		fail("log level")
+	}
+	if c.Timeout < time.Second || c.Timeout > maxSeconds*time.Second ||
+		c.EmergencyTimeout < 0 || c.EmergencyTimeout > maxSeconds*time.Second {
+		fail("timeouts")
+	}
+	if c.RootHash != "" && (checkRootHash(c.RootHash) != "" || strings.ToLower(c.RootHash) != c.RootHash) {
+		fail("root hash")
+	}
+	if len(c.VerityOptions) == 0 || !isMode(c.VerityOptions[0]) {
+		fail("verity options: no corruption mode first")
+	}
+	for i, o := range c.VerityOptions {
+		if (i > 0 && isMode(o)) || (locked && weakens(o)) {
+			fail("verity options")
+		}
+	}
+	for _, d := range []string{c.Root, c.VerityHash, c.BootState, c.RootA, c.RootB, c.VerityA, c.VerityB, c.Data} {
+		if spec, err := ParseDevSpec(d); d != "" && d != DataNone && (err != nil || spec.String() != d) {
+			fail("device " + d)
+		}
+	}
+	if !strings.HasPrefix(c.Init, "/") {
+		fail("init")
+	}
+	if locked && (c.Break || c.VerityOff || c.RootHash != "" || c.Emergency == EmergencyShell || c.Init != "/sbin/init") {
+		fail("locked")
+	}
+}

@@ -1,0 +1,113 @@
+package kargs
+
+import "strings"
+
+// Param is one word of the command line, split at its first '='.
+type Param struct {
+	Key      string // as written; see Name for the form options are matched on
+	Value    string // quotes removed; "" when HasValue is false
+	HasValue bool   // the word contained '=' ("root=" has an empty value)
+}
+
+// Name is the key with '-' replaced by '_': the kernel and systemd treat the
+// two as the same character in option names (kernel/params.c parameqn), so
+// root-a and root_a are one option. Dots are left alone.
+func (p Param) Name() string {
+	return strings.ReplaceAll(p.Key, "-", "_")
+}
+
+// String writes p back in command-line syntax, quoting the whole word when it
+// holds whitespace, so that Split(p.String()) yields p again.
+func (p Param) String() string {
+	s := p.Key
+	if p.HasValue {
+		s += "=" + p.Value
+	}
+	if hasSpace(s) {
+		return `"` + s + `"`
+	}
+	return s
+}
+
+// Join writes params as one command line; Split(Join(ps)) == ps for any ps
+// that Split returned.
+func Join(params []Param) string {
+	words := make([]string, len(params))
+	for i, p := range params {
+		words[i] = p.String()
+	}
+	return strings.Join(words, " ")
+}
+
+// Split tokenises a command line the way the kernel does: words are separated
+// by whitespace, double quotes group (opt="a b" is one word), and each word is
+// split at its first '='. Quotes are removed wherever they appear in a word,
+// as systemd does; for the forms the kernel documents ("opt=a b" and
+// opt="a b") the result is the same as the kernel's. An unbalanced quote runs
+// to the end of the line. NUL counts as whitespace, so a NUL-separated
+// /proc/PID/cmdline read by mistake still splits into words. Empty words
+// (a bare "") are dropped. Split never fails.
+func Split(cmdline string) []Param {
+	var params []Param
+	for rest := cmdline; ; {
+		var word string
+		var ok bool
+		word, rest, ok = nextWord(rest)
+		if !ok {
+			return params
+		}
+		if word != "" {
+			params = append(params, newParam(word))
+		}
+	}
+}
+
+// nextWord returns the first word of s with its quotes removed, and what
+// follows it; ok is false when s holds only whitespace.
+func nextWord(s string) (word, rest string, ok bool) {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return "", "", false
+	}
+	var b strings.Builder
+	inQuote := false
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+		case !inQuote && isSpace(c):
+			return b.String(), s[i:], true
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), "", true
+}
+
+func newParam(word string) Param {
+	key, value, found := strings.Cut(word, "=")
+	return Param{Key: key, Value: value, HasValue: found}
+}
+
+func hasSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isSpace(s[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSpace is the kernel's isspace for ASCII, plus NUL. Bytes >= 0x80 are never
+// space: they are parts of UTF-8 sequences.
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\v', '\f', '\r', 0:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,77 @@
+package kargs
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestSplit(t *testing.T) {
+	kv := func(k, v string) Param { return Param{Key: k, Value: v, HasValue: true} }
+	flag := func(k string) Param { return Param{Key: k} }
+	tests := []struct {
+		name, in string
+		want     []Param
+	}{
+		{"empty", "", nil},
+		{"blank", " \t\n ", nil},
+		{"words", "quiet root=/dev/vda1  ro\n", []Param{flag("quiet"), kv("root", "/dev/vda1"), flag("ro")}},
+		{"first equals splits", "opt=a=b", []Param{kv("opt", "a=b")}},
+		{"empty value", "root=", []Param{kv("root", "")}},
+		{"empty key", "=value", []Param{kv("", "value")}},
+		{"lone equals", "=", []Param{kv("", "")}},
+		{"quoted value", `opt="a b" x`, []Param{kv("opt", "a b"), flag("x")}},
+		{"quoted word", `"opt=a b" x`, []Param{kv("opt", "a b"), flag("x")}},
+		{"quote mid value", `root=LABEL="my disk"`, []Param{kv("root", "LABEL=my disk")}},
+		{"equals inside quotes", `a="b=c d"`, []Param{kv("a", "b=c d")}},
+		{"unbalanced runs to end", `a="b c d`, []Param{kv("a", "b c d")}},
+		{"unbalanced at end", `a b"`, []Param{flag("a"), flag("b")}},
+		{"empty quotes dropped", `"" a ""`, []Param{flag("a")}},
+		{"quoted empty value", `a=""`, []Param{kv("a", "")}},
+		{"tabs and CR", "a\tb\r\nc", []Param{flag("a"), flag("b"), flag("c")}},
+		{"NUL separates", "a=1\x00b=2\x00", []Param{kv("a", "1"), kv("b", "2")}},
+		{"non-UTF-8 kept", "a=\xff\xfe", []Param{kv("a", "\xff\xfe")}},
+		{"NBSP is not space", "a=x\u00a0y", []Param{kv("a", "x\u00a0y")}},
+		{"double dash is a word", "a -- b", []Param{flag("a"), flag("--"), flag("b")}},
+		{"repeats kept in order", "a=1 a=2", []Param{kv("a", "1"), kv("a", "2")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Split(tt.in)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Split(%q) = %#v, want %#v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParamName(t *testing.T) {
+	for key, want := range map[string]string{
+		"root-a":                   "root_a",
+		"root_a":                   "root_a",
+		"rd.emergency.timeout":     "rd.emergency.timeout",
+		"systemd.verity-root-data": "systemd.verity_root_data",
+		"systemd.verity_root-hash": "systemd.verity_root_hash",
+		"Slot":                     "Slot",
+	} {
+		if got := (Param{Key: key}).Name(); got != want {
+			t.Errorf("Param{Key: %q}.Name() = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestJoinRoundTrip(t *testing.T) {
+	params := []Param{
+		{Key: "quiet"},
+		{Key: "root", Value: "LABEL=my disk", HasValue: true},
+		{Key: "a b", Value: "c", HasValue: true},
+		{Key: "", Value: "", HasValue: true},
+		{Key: "x", Value: "tab\there", HasValue: true},
+	}
+	line := Join(params)
+	if want := `quiet "root=LABEL=my disk" "a b=c" = "x=tab` + "\t" + `here"`; line != want {
+		t.Errorf("Join = %q, want %q", line, want)
+	}
+	if got := Split(line); !reflect.DeepEqual(got, params) {
+		t.Errorf("Split(Join(p)) = %#v, want %#v", got, params)
+	}
+}
