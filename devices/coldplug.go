@@ -1,0 +1,29 @@
+package devices
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Coldplug asks the kernel to announce every block device again by writing
+// "add" to sysRoot/class/block/*/uevent, so devices that appeared before the
+// netlink socket was opened (built-in drivers, early modules) are seen too.
+// It does not crawl /sys: one write per device, nothing else (a full crawl
+// cost 1.8 s under TCG).
+func Coldplug(sysRoot string) error {
+	files, err := filepath.Glob(filepath.Join(sysRoot, "class", "block", "*", "uevent"))
+	if err != nil {
+		return fmt.Errorf("coldplug: listing %s/class/block: %w", sysRoot, err)
+	}
+	var errs []error
+	for _, f := range files {
+		if err := os.WriteFile(f, []byte("add"), 0); err != nil {
+			// A device can vanish between Glob and the write; keep going so
+			// one disappearing loop device does not hide the others.
+			errs = append(errs, fmt.Errorf("coldplug: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

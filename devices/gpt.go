@@ -1,0 +1,179 @@
+package devices
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"unicode/utf16"
+)
+
+// ErrNoGPT is returned by ReadGPT when no GPT header signature is found, as
+// opposed to a GPT that is present but damaged.
+var ErrNoGPT = errors.New("no GPT header")
+
+// Limits that keep a damaged or hostile header from making us allocate or
+// read without bound: the UEFI minimum array is 128 entries of 128 bytes.
+const (
+	gptMaxEntryBytes = 1 << 20
+	gptMinEntrySize  = 128
+	gptHeaderMinSize = 92
+	gptMaxLBA        = 1 << 48 // far past any disk; keeps LBA*sector from overflowing
+)
+
+// gptSectorSizes are tried in order: virtio and most disks use 512-byte
+// logical sectors, 4Kn disks put the header at byte 4096.
+var gptSectorSizes = [...]int64{512, 4096}
+
+// Partition is one used GPT entry.
+type Partition struct {
+	Index    int    // 1-based position in the entry array; the kernel's PARTN
+	Type     string // partition type GUID, lowercase canonical
+	UUID     string // unique partition GUID (PARTUUID), lowercase canonical
+	Name     string // partition name (PARTLABEL), decoded from UTF-16LE
+	FirstLBA uint64
+	LastLBA  uint64
+}
+
+// gptHeader holds the fields of the header we use.
+type gptHeader struct {
+	sector     int64
+	entriesLBA uint64
+	numEntries uint32
+	entrySize  uint32
+	entriesCRC uint32
+}
+
+// ReadGPT reads the primary GPT of a disk: the header at LBA 1, validated by
+// signature and CRC32, and the entry array, validated by its CRC32. It returns
+// the used entries in array order, or ErrNoGPT when there is no signature.
+func ReadGPT(r io.ReaderAt) ([]Partition, error) {
+	for _, sector := range gptSectorSizes {
+		h, err := readGPTHeader(r, sector)
+		if errors.Is(err, ErrNoGPT) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return readGPTEntries(r, h)
+	}
+	return nil, ErrNoGPT
+}
+
+func readGPTHeader(r io.ReaderAt, sector int64) (gptHeader, error) {
+	buf := make([]byte, sector)
+	if err := readFull(r, buf, sector); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return gptHeader{}, ErrNoGPT
+		}
+		return gptHeader{}, fmt.Errorf("GPT header at byte %d: %w", sector, err)
+	}
+	if string(buf[:8]) != "EFI PART" {
+		return gptHeader{}, ErrNoGPT
+	}
+	size := binary.LittleEndian.Uint32(buf[12:])
+	if size < gptHeaderMinSize || int64(size) > sector {
+		return gptHeader{}, fmt.Errorf("GPT header at byte %d: header size %d, want %d..%d", sector, size, gptHeaderMinSize, sector)
+	}
+	stored := binary.LittleEndian.Uint32(buf[16:])
+	hdr := bytes.Clone(buf[:size])
+	clear(hdr[16:20]) // the CRC is computed with its own field zeroed
+	if got := crc32.ChecksumIEEE(hdr); got != stored {
+		return gptHeader{}, fmt.Errorf("GPT header at byte %d: checksum mismatch: stored %08x, computed %08x", sector, stored, got)
+	}
+	h := gptHeader{
+		sector:     sector,
+		entriesLBA: binary.LittleEndian.Uint64(buf[72:]),
+		numEntries: binary.LittleEndian.Uint32(buf[80:]),
+		entrySize:  binary.LittleEndian.Uint32(buf[84:]),
+		entriesCRC: binary.LittleEndian.Uint32(buf[88:]),
+	}
+	return h, h.check()
+}
+
+// check validates the entry array geometry before anything is allocated.
+func (h gptHeader) check() error {
+	if h.entrySize < gptMinEntrySize || h.entrySize%8 != 0 {
+		return fmt.Errorf("GPT: entry size %d, want a multiple of 8, at least %d", h.entrySize, gptMinEntrySize)
+	}
+	if total := uint64(h.numEntries) * uint64(h.entrySize); total > gptMaxEntryBytes {
+		return fmt.Errorf("GPT: %d entries of %d bytes, want at most %d bytes", h.numEntries, h.entrySize, gptMaxEntryBytes)
+	}
+	if h.entriesLBA < 2 || h.entriesLBA > gptMaxLBA {
+		return fmt.Errorf("GPT: entry array at LBA %d, want 2..%d", h.entriesLBA, uint64(gptMaxLBA))
+	}
+	return nil
+}
+
+func readGPTEntries(r io.ReaderAt, h gptHeader) ([]Partition, error) {
+	buf := make([]byte, int(h.numEntries)*int(h.entrySize))
+	off := int64(h.entriesLBA) * h.sector
+	if err := readFull(r, buf, off); err != nil {
+		return nil, fmt.Errorf("GPT entry array at byte %d (%d bytes): %w", off, len(buf), err)
+	}
+	if got := crc32.ChecksumIEEE(buf); got != h.entriesCRC {
+		return nil, fmt.Errorf("GPT entry array: checksum mismatch: stored %08x, computed %08x", h.entriesCRC, got)
+	}
+	var parts []Partition
+	for i := 0; i < int(h.numEntries); i++ {
+		e := buf[i*int(h.entrySize):][:gptMinEntrySize]
+		if allZero(e[:16]) { // unused entry: zero type GUID
+			continue
+		}
+		parts = append(parts, Partition{
+			Index:    i + 1,
+			Type:     formatGUID(e[0:16]),
+			UUID:     formatGUID(e[16:32]),
+			FirstLBA: binary.LittleEndian.Uint64(e[32:]),
+			LastLBA:  binary.LittleEndian.Uint64(e[40:]),
+			Name:     decodeUTF16LE(e[56:128]),
+		})
+	}
+	return parts, nil
+}
+
+// formatGUID formats a GUID as GPT stores it: the first three groups are
+// little-endian, the last two are bytes in order.
+func formatGUID(b []byte) string {
+	return fmt.Sprintf("%08x-%04x-%04x-%x-%x",
+		binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint16(b[4:]),
+		binary.LittleEndian.Uint16(b[6:]), b[8:10], b[10:16])
+}
+
+// decodeUTF16LE decodes a NUL-terminated (or full) UTF-16LE name.
+func decodeUTF16LE(b []byte) string {
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		c := binary.LittleEndian.Uint16(b[i:])
+		if c == 0 {
+			break
+		}
+		u = append(u, c)
+	}
+	return string(utf16.Decode(u)) // unpaired surrogates become U+FFFD
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readFull reads len(buf) bytes at off; a short read is io.ErrUnexpectedEOF
+// so callers can tell "too small to hold this" from an I/O error.
+func readFull(r io.ReaderAt, buf []byte, off int64) error {
+	n, err := r.ReadAt(buf, off)
+	if n == len(buf) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,87 @@
+package devices
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// probeJob is a device claimed for probing, identified by name and gen so a
+// result that raced with a change uevent is dropped.
+type probeJob struct {
+	name, path string
+	gen        uint64
+	disk       bool
+	fs         FS
+	fsErr      error
+	gpt        []Partition
+	gptErr     error
+}
+
+// claimProbes marks the devices spec needs probed and not yet probed as
+// running and returns them. Callers hold mu. GPTs live on whole disks only,
+// so PARTUUID/PARTLABEL specs read disks; UUID/LABEL specs read everything.
+func (r *Registry) claimProbes(spec Spec) []*probeJob {
+	var jobs []*probeJob
+	for _, d := range r.sorted() {
+		if d.probe != probeNone || !specNeedsProbe(spec, d) {
+			continue
+		}
+		d.probe = probeRunning
+		jobs = append(jobs, &probeJob{name: d.DevName, path: r.nodePath(d.DevName), gen: d.gen, disk: d.isDisk()})
+	}
+	return jobs
+}
+
+func specNeedsProbe(spec Spec, d *device) bool {
+	switch spec.Kind {
+	case KindPartUUID, KindPartLabel:
+		return d.isDisk()
+	case KindUUID, KindLabel:
+		return true
+	}
+	return false
+}
+
+// storeProbes records finished jobs whose device is unchanged. Callers hold mu.
+func (r *Registry) storeProbes(jobs []*probeJob) {
+	for _, j := range jobs {
+		d := r.devs[j.name]
+		if d == nil || d.gen != j.gen {
+			continue // removed or changed meanwhile: it will be probed again
+		}
+		d.probe, d.fs, d.fsErr, d.gpt, d.gptErr = probeDone, j.fs, j.fsErr, j.gpt, j.gptErr
+		if j.fsErr != nil && !errors.Is(j.fsErr, ErrUnknownFS) {
+			logf(r.opts.Logf, "%v", j.fsErr)
+		}
+		if j.gptErr != nil && !errors.Is(j.gptErr, ErrNoGPT) {
+			logf(r.opts.Logf, "%v", j.gptErr)
+		}
+	}
+	r.cond.Broadcast()
+}
+
+// run reads the device: the GPT of a whole disk, else its superblock. A disk
+// with a valid GPT is not probed for a filesystem: the first sectors are the
+// partition table, and a match there would be a leftover.
+func (j *probeJob) run() {
+	// O_NONBLOCK lets an empty CD drive open (and fail reads) instead of
+	// failing with ENOMEDIUM at open time or blocking on the tray.
+	f, err := os.OpenFile(j.path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		j.fsErr, j.gptErr = err, err
+		return
+	}
+	defer f.Close()
+	if j.disk {
+		if j.gpt, j.gptErr = ReadGPT(f); j.gptErr == nil {
+			return
+		}
+		j.gptErr = fmt.Errorf("%s: %w", j.path, j.gptErr)
+	}
+	if j.fs, j.fsErr = Probe(f); j.fsErr != nil {
+		j.fsErr = fmt.Errorf("%s: %w", j.path, j.fsErr)
+	}
+}

@@ -1,0 +1,127 @@
+package devices
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Device describes a known block device, for the boot report.
+type Device struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	Major    uint32 `json:"major"`
+	Minor    uint32 `json:"minor"`
+	Type     string `json:"type"`                // disk or partition
+	Parent   string `json:"parent,omitempty"`    // disk of a partition
+	PartN    int    `json:"partn,omitempty"`     // partition number
+	PartName string `json:"partlabel,omitempty"` // from the uevent
+	PartUUID string `json:"partuuid,omitempty"`  // from the parent's GPT, once read
+	FSType   string `json:"fstype,omitempty"`    // once probed
+	UUID     string `json:"uuid,omitempty"`
+	Label    string `json:"label,omitempty"`
+}
+
+// Devices returns the known block devices in order of appearance.
+func (r *Registry) Devices() []Device {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Device
+	for _, d := range r.sorted() {
+		out = append(out, Device{
+			Name: d.DevName, Path: r.nodePath(d.DevName), Major: d.Major, Minor: d.Minor,
+			Type: d.DevType, Parent: d.parent, PartN: d.PartN, PartName: d.PartName,
+			PartUUID: r.partUUID(d), FSType: d.fs.Type, UUID: d.fs.UUID, Label: d.fs.Label,
+		})
+	}
+	return out
+}
+
+// match returns the device node satisfying spec, if one is known. Callers
+// hold mu. Ties go to the device seen first, so the answer is stable.
+func (r *Registry) match(spec Spec) (string, bool) {
+	if spec.Kind == KindPath {
+		d := r.devs[strings.TrimPrefix(spec.Value, "/dev/")]
+		if d == nil {
+			return "", false
+		}
+		return r.nodePath(d.DevName), true
+	}
+	for _, d := range r.sorted() {
+		if m := r.matchDevice(spec, d); m != nil {
+			return r.nodePath(m.DevName), true
+		}
+	}
+	return "", false
+}
+
+// matchDevice returns the device d yields for spec: d itself for filesystem
+// and PARTNAME matches, one of d's partitions when d's GPT matches.
+func (r *Registry) matchDevice(spec Spec, d *device) *device {
+	switch spec.Kind {
+	case KindUUID:
+		if d.fs.UUID != "" && strings.EqualFold(d.fs.UUID, spec.Value) {
+			return d
+		}
+	case KindLabel:
+		if d.fs.Label != "" && d.fs.Label == spec.Value {
+			return d
+		}
+	case KindPartLabel:
+		if d.DevType == "partition" && d.PartName == spec.Value {
+			return d
+		}
+		// The kernel squashes PARTNAME to 7-bit ASCII; the GPT has the
+		// real name.
+		return r.gptMatch(d, func(p Partition) bool { return p.Name == spec.Value })
+	case KindPartUUID:
+		return r.gptMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
+	}
+	return nil
+}
+
+// gptMatch returns the partition device of disk d whose GPT entry satisfies
+// ok, once the kernel has announced that partition.
+func (r *Registry) gptMatch(d *device, ok func(Partition) bool) *device {
+	for _, p := range d.gpt {
+		if ok(p) {
+			if pd := r.partitionDevice(d.DevName, p.Index); pd != nil {
+				return pd
+			}
+		}
+	}
+	return nil
+}
+
+// partitionDevice finds partition n of disk: by the uevent's parent and
+// PARTN, else by the kernel's naming rule.
+func (r *Registry) partitionDevice(disk string, n int) *device {
+	for _, d := range r.devs {
+		if d.parent == disk && d.PartN == n {
+			return d
+		}
+	}
+	return r.devs[PartitionName(disk, n)]
+}
+
+// partUUID returns the PARTUUID of partition d from its disk's GPT, if read.
+func (r *Registry) partUUID(d *device) string {
+	disk := r.devs[d.parent]
+	if disk == nil {
+		return ""
+	}
+	for _, p := range disk.gpt {
+		if p.Index == d.PartN {
+			return p.UUID
+		}
+	}
+	return ""
+}
+
+// PartitionName is the kernel's name for partition n of disk: vda1, but
+// nvme0n1p1 and mmcblk0p1 when the disk's name ends in a digit.
+func PartitionName(disk string, n int) string {
+	if disk != "" && disk[len(disk)-1] >= '0' && disk[len(disk)-1] <= '9' {
+		return disk + "p" + strconv.Itoa(n)
+	}
+	return disk + strconv.Itoa(n)
+}

@@ -1,0 +1,332 @@
+package devices
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ev builds a block uevent through ParseUevent, as the kernel would send it.
+// parent is "" for a disk; partname "" leaves PARTNAME out.
+func ev(t testing.TB, action, name, parent string, partn int, partname string) Uevent {
+	t.Helper()
+	devpath := "/devices/virtual/block/" + name
+	fields := []string{"SUBSYSTEM=block", "DEVNAME=" + name, "MAJOR=254", fmt.Sprintf("MINOR=%d", partn)}
+	if parent == "" {
+		fields = append(fields, "DEVTYPE=disk")
+	} else {
+		devpath = "/devices/virtual/block/" + parent + "/" + name
+		fields = append(fields, "DEVTYPE=partition", fmt.Sprintf("PARTN=%d", partn))
+	}
+	if partname != "" {
+		fields = append(fields, "PARTNAME="+partname)
+	}
+	e, err := ParseUevent(msg(append([]string{action + "@" + devpath, "ACTION=" + action, "DEVPATH=" + devpath}, fields...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// fakeSystem is a registry fed from a channel, over a temp dir whose
+// regular files stand in for device nodes.
+type fakeSystem struct {
+	reg    *Registry
+	events chan Uevent
+	dev    string
+}
+
+func newFakeSystem(t *testing.T) *fakeSystem {
+	dir := t.TempDir()
+	fs := &fakeSystem{events: make(chan Uevent), dev: filepath.Join(dir, "dev")}
+	if err := os.MkdirAll(fs.dev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fs.reg = NewRegistry(Options{DevDir: fs.dev, SysDir: filepath.Join(dir, "sys")})
+	done := make(chan struct{})
+	go func() { fs.reg.Consume(fs.events); close(done) }()
+	t.Cleanup(func() { close(fs.events); <-done })
+	return fs
+}
+
+// file puts an image (a symlink to it, images are large and sparse) or an
+// empty file at dev/name.
+func (fs *fakeSystem) file(t *testing.T, name, src string) {
+	t.Helper()
+	p := filepath.Join(fs.dev, name)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var err error
+	if src != "" {
+		err = os.Symlink(src, p)
+	} else {
+		err = os.WriteFile(p, nil, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (fs *fakeSystem) send(evs ...Uevent) {
+	for _, e := range evs {
+		fs.events <- e
+	}
+}
+
+// gptDisk is the test disk: root-a, verity-a, and the PARTUUIDs sfdisk chose.
+func gptDisk(t *testing.T) (img string, partuuids []string) {
+	img = sfdiskImage(t, t.TempDir(), "label: gpt\n size=8M, name=root-a\n size=8M, name=verity-a\n")
+	var js sfdiskJSON
+	if err := json.Unmarshal(run(t, "", "sfdisk", "--json", img), &js); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range js.PartitionTable.Partitions {
+		partuuids = append(partuuids, strings.ToLower(p.UUID))
+	}
+	return img, partuuids
+}
+
+func spec(t testing.TB, s string) Spec {
+	t.Helper()
+	sp, err := ParseSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+type result struct {
+	path string
+	err  error
+}
+
+func waitAsync(ctx context.Context, r *Registry, sp Spec) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		p, err := r.WaitFor(ctx, sp)
+		ch <- result{p, err}
+	}()
+	return ch
+}
+
+func TestWaitForDeviceAppearingLater(t *testing.T) {
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", "")
+	fs.file(t, "vda1", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res := waitAsync(ctx, fs.reg, spec(t, "PARTLABEL=root-a"))
+	time.Sleep(20 * time.Millisecond) // let the waiter block first; correctness does not depend on it
+	select {
+	case r := <-res:
+		t.Fatalf("WaitFor returned before any device appeared: %+v", r)
+	default:
+	}
+	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "root-a"))
+	r := <-res
+	if want := filepath.Join(fs.dev, "vda1"); r.err != nil || r.path != want {
+		t.Fatalf("WaitFor = %q, %v; want %q", r.path, r.err, want)
+	}
+}
+
+func TestWaitForTimeoutListsSeen(t *testing.T) {
+	fs := newFakeSystem(t)
+	for _, n := range []string{"vda", "vda1", "vda2"} {
+		fs.file(t, n, "")
+	}
+	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "root-a"), ev(t, "add", "vda2", "vda", 2, "verity-a"),
+		Uevent{Action: "add", DevPath: "/module/dm_mod", Subsystem: "module"})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := fs.reg.WaitFor(ctx, spec(t, "PARTLABEL=verity-b"))
+	want := `timed out after 50ms waiting for PARTLABEL=verity-b (seen: vda, vda1 "root-a", vda2 "verity-a")`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	var we *WaitError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &we) || len(we.Seen) != 3 {
+		t.Errorf("err = %#v, want a *WaitError wrapping context.DeadlineExceeded", err)
+	}
+}
+
+func TestWaitForPartUUIDThroughGPT(t *testing.T) {
+	img, partuuids := gptDisk(t)
+	for _, tc := range []struct{ disk, p1, p2 string }{{"vda", "vda1", "vda2"}, {"nvme0n1", "nvme0n1p1", "nvme0n1p2"}} {
+		t.Run(tc.disk, func(t *testing.T) {
+			fs := newFakeSystem(t)
+			fs.file(t, tc.disk, img)
+			fs.file(t, tc.p1, "")
+			fs.file(t, tc.p2, "")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res := waitAsync(ctx, fs.reg, spec(t, "PARTUUID="+strings.ToUpper(partuuids[1])))
+			// No PARTNAME: the match must come from the disk's GPT. The
+			// partition appears after the disk, as the kernel sends them.
+			fs.send(ev(t, "add", tc.disk, "", 0, ""), ev(t, "add", tc.p1, tc.disk, 1, ""))
+			fs.send(ev(t, "add", tc.p2, tc.disk, 2, ""))
+			r := <-res
+			if want := filepath.Join(fs.dev, tc.p2); r.err != nil || r.path != want {
+				t.Fatalf("WaitFor = %q, %v; want %q", r.path, r.err, want)
+			}
+			devs := fs.reg.Devices()
+			if len(devs) != 3 || devs[1].PartUUID != partuuids[0] || devs[2].PartUUID != partuuids[1] || devs[2].Parent != tc.disk {
+				t.Errorf("Devices() = %+v, want PARTUUIDs %v", devs, partuuids)
+			}
+		})
+	}
+}
+
+func TestWaitForPartLabelFromGPTName(t *testing.T) {
+	// The kernel reports non-ASCII names squashed to 7 bits; the GPT has
+	// the real name.
+	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=8M, name=\"données\"\n")
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", img)
+	fs.file(t, "vda1", "")
+	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "donn!es"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := fs.reg.WaitFor(ctx, spec(t, "PARTLABEL=données"))
+	if want := filepath.Join(fs.dev, "vda1"); err != nil || p != want {
+		t.Fatalf("WaitFor = %q, %v; want %q", p, err, want)
+	}
+}
+
+func TestWaitForLabelAndUUIDThroughProbe(t *testing.T) {
+	needTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	ext4 := mkfsImage(8<<20, "mkfs.ext4", "-q", "-F", "-L", "data", "-U", fsUUID)(t, dir)
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", "")
+	fs.file(t, "vdb", ext4)
+	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vdb", "", 0, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	paths, err := fs.reg.WaitAll(ctx, []Spec{spec(t, "LABEL=data"), spec(t, "UUID="+strings.ToUpper(fsUUID)), spec(t, "/dev/vda")})
+	want := []string{filepath.Join(fs.dev, "vdb"), filepath.Join(fs.dev, "vdb"), filepath.Join(fs.dev, "vda")}
+	if err != nil || strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Fatalf("WaitAll = %q, %v; want %q", paths, err, want)
+	}
+	if d := fs.reg.Devices()[1]; d.FSType != "ext4" || d.Label != "data" || d.UUID != fsUUID {
+		t.Errorf("Devices()[1] = %+v, want the ext4 probe", d)
+	}
+}
+
+func TestWaitAllNamesEveryMissingDevice(t *testing.T) {
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", "")
+	fs.send(ev(t, "add", "vda", "", 0, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := fs.reg.WaitAll(ctx, []Spec{spec(t, "/dev/vda"), spec(t, "LABEL=data"), spec(t, "PARTLABEL=bootstate")})
+	if err == nil || !strings.Contains(err.Error(), "LABEL=data (seen: vda)") || !strings.Contains(err.Error(), "PARTLABEL=bootstate (seen: vda)") {
+		t.Fatalf("err = %v, want both missing specs named", err)
+	}
+}
+
+func TestChangeEventReprobes(t *testing.T) {
+	needTool(t, "mkfs.ext4")
+	ext4 := mkfsImage(8<<20, "mkfs.ext4", "-q", "-F", "-L", "late", "-U", fsUUID)(t, t.TempDir())
+	fs := newFakeSystem(t)
+	fs.file(t, "vdc", "")
+	fs.send(ev(t, "add", "vdc", "", 0, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := fs.reg.WaitFor(ctx, spec(t, "LABEL=late")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("empty vdc: err = %v, want a timeout", err)
+	}
+	fs.file(t, "vdc", ext4)
+	fs.send(ev(t, "add", "vdc", "", 0, "")) // coldplug again: same device, same contents assumed
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel2()
+	if _, err := fs.reg.WaitFor(ctx2, spec(t, "LABEL=late")); err == nil {
+		t.Fatalf("a repeated add re-probed the device; it should keep the cached probe")
+	}
+	fs.send(ev(t, "change", "vdc", "", 0, ""))
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel3()
+	if p, err := fs.reg.WaitFor(ctx3, spec(t, "LABEL=late")); err != nil || p != filepath.Join(fs.dev, "vdc") {
+		t.Fatalf("after change: WaitFor = %q, %v", p, err)
+	}
+}
+
+func TestRemoveAndSourceClosed(t *testing.T) {
+	dir := t.TempDir()
+	reg := NewRegistry(Options{DevDir: dir})
+	events := make(chan Uevent, 4)
+	events <- ev(t, "add", "vda", "", 0, "")
+	events <- ev(t, "add", "vdb", "", 0, "")
+	events <- ev(t, "remove", "vda", "", 0, "")
+	close(events)
+	reg.Consume(events)
+	if devs := reg.Devices(); len(devs) != 1 || devs[0].Name != "vdb" || devs[0].Path != filepath.Join(dir, "vdb") {
+		t.Errorf("Devices() = %+v, want only vdb", devs)
+	}
+	_, err := reg.WaitFor(context.Background(), spec(t, "/dev/vda"))
+	if !errors.Is(err, ErrSourceClosed) || !strings.HasPrefix(err.Error(), "uevent source closed after ") ||
+		!strings.HasSuffix(err.Error(), " waiting for /dev/vda (seen: vdb)") {
+		t.Errorf("err = %v, want ErrSourceClosed naming /dev/vda and vdb", err)
+	}
+}
+
+func TestWaitForCanceled(t *testing.T) {
+	fs := newFakeSystem(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := waitAsync(ctx, fs.reg, spec(t, "UUID=nope"))
+	cancel()
+	r := <-res
+	if !errors.Is(r.err, context.Canceled) || !strings.Contains(r.err.Error(), "canceled after") ||
+		!strings.HasSuffix(r.err.Error(), "(seen: no block devices)") {
+		t.Errorf("err = %v, want canceled with no devices seen", r.err)
+	}
+}
+
+func TestSeenListIsBounded(t *testing.T) {
+	fs := newFakeSystem(t)
+	for i := range 30 {
+		fs.send(ev(t, "add", fmt.Sprintf("loop%d", i), "", 0, ""))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, err := fs.reg.WaitFor(ctx, spec(t, "/dev/vda"))
+	if err == nil || !strings.HasSuffix(err.Error(), "loop23, … 6 more)") {
+		t.Errorf("err = %v, want the list cut after 24 devices", err)
+	}
+}
+
+func TestHandleIgnoresNonBlock(t *testing.T) {
+	reg := NewRegistry(Options{})
+	reg.Handle(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	reg.Handle(Uevent{Action: "add", DevPath: "/module/loop", Subsystem: "module"})
+	if devs := reg.Devices(); len(devs) != 0 {
+		t.Errorf("Devices() = %+v, want none", devs)
+	}
+}
+
+func TestConcurrentWaiters(t *testing.T) {
+	img, partuuids := gptDisk(t)
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", img)
+	fs.file(t, "vda1", "")
+	fs.file(t, "vda2", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var results []<-chan result
+	for i := range 16 {
+		s := []string{"PARTUUID=" + partuuids[i%2], "PARTLABEL=verity-a", "/dev/vda1"}[i%3]
+		results = append(results, waitAsync(ctx, fs.reg, spec(t, s)))
+	}
+	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "root-a"), ev(t, "add", "vda2", "vda", 2, "verity-a"))
+	for i, ch := range results {
+		if r := <-ch; r.err != nil || !strings.HasPrefix(filepath.Base(r.path), "vda") {
+			t.Errorf("waiter %d: %q, %v", i, r.path, r.err)
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package devices
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrSourceClosed is wrapped by WaitError when the uevent source ended
+// before the device appeared.
+var ErrSourceClosed = errors.New("uevent source closed")
+
+// maxSeenListed bounds the device list in a WaitError message.
+const maxSeenListed = 24
+
+// WaitError reports a device that did not appear, with the devices that did:
+// what an operator needs to fix a wrong DEVSPEC or a missing driver.
+type WaitError struct {
+	Spec   Spec
+	Waited time.Duration
+	Seen   []string // one description per known device, in order of appearance
+	Err    error    // context.DeadlineExceeded, context.Canceled or ErrSourceClosed
+}
+
+func (e *WaitError) Error() string {
+	what := "timed out"
+	switch {
+	case errors.Is(e.Err, context.Canceled):
+		what = "canceled"
+	case errors.Is(e.Err, ErrSourceClosed):
+		what = "uevent source closed"
+	}
+	return fmt.Sprintf("%s after %v waiting for %s (seen: %s)", what, roundWait(e.Waited), e.Spec, seenList(e.Seen))
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
+func roundWait(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+func seenList(seen []string) string {
+	if len(seen) == 0 {
+		return "no block devices"
+	}
+	if len(seen) > maxSeenListed {
+		return strings.Join(seen[:maxSeenListed], ", ") + fmt.Sprintf(", … %d more", len(seen)-maxSeenListed)
+	}
+	return strings.Join(seen, ", ")
+}
+
+// WaitFor returns the device node of the first device matching spec, as soon
+// as one is known, probing GPTs and superblocks lazily. It blocks on uevents
+// (no polling) until ctx is done, then returns a *WaitError listing what was
+// seen. A /dev/NAME that already is a block node is returned at once.
+func (r *Registry) WaitFor(ctx context.Context, spec Spec) (string, error) {
+	start := time.Now()
+	if spec.Kind == KindPath {
+		if p, ok := r.existingNode(spec.Value); ok {
+			return p, nil
+		}
+	}
+	// Wake the waiters when ctx ends; taking mu first means the broadcast
+	// cannot slip between our ctx check and cond.Wait.
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if p, ok := r.match(spec); ok {
+			return p, nil
+		}
+		if jobs := r.claimProbes(spec); len(jobs) > 0 {
+			r.probeUnlocked(jobs)
+			continue
+		}
+		if err := r.waitErr(ctx); err != nil {
+			return "", &WaitError{Spec: spec, Waited: waited(ctx, start), Seen: r.seen(spec.Kind), Err: err}
+		}
+		r.cond.Wait()
+	}
+}
+
+func (r *Registry) waitErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.closed {
+		return ErrSourceClosed
+	}
+	return nil
+}
+
+// waited is the configured timeout when ctx has a deadline, so the message
+// says "30s" rather than "30.0001s".
+func waited(ctx context.Context, start time.Time) time.Duration {
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return dl.Sub(start)
+	}
+	return time.Since(start)
+}
+
+// probeUnlocked runs jobs without holding mu, so uevents keep flowing and
+// other waiters keep matching while a device is read. Callers hold mu.
+func (r *Registry) probeUnlocked(jobs []*probeJob) {
+	r.mu.Unlock()
+	for _, j := range jobs {
+		j.run()
+	}
+	r.mu.Lock()
+	r.storeProbes(jobs)
+}
+
+// existingNode reports whether /dev/NAME already is a block device node, or
+// can be made one from sysfs when Mknod is set.
+func (r *Registry) existingNode(value string) (string, bool) {
+	name := strings.TrimPrefix(value, "/dev/")
+	p := r.nodePath(name)
+	if st, err := os.Stat(p); err == nil {
+		return p, st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
+	}
+	if !r.opts.Mknod {
+		return "", false
+	}
+	var major, minor uint32
+	b, err := os.ReadFile(filepath.Join(r.opts.SysDir, "class", "block", name, "dev"))
+	if err != nil {
+		return "", false
+	}
+	if _, err := fmt.Sscanf(string(b), "%d:%d", &major, &minor); err != nil {
+		return "", false
+	}
+	if err := r.ensureNode(name, major, minor); err != nil {
+		logf(r.opts.Logf, "%v", err)
+		return "", false
+	}
+	return p, true
+}
+
+// seen describes every known device, with the details relevant to kind.
+// Callers hold mu.
+func (r *Registry) seen(kind string) []string {
+	var out []string
+	for _, d := range r.sorted() {
+		out = append(out, r.describe(d, kind))
+	}
+	return out
+}
+
+func (r *Registry) describe(d *device, kind string) string {
+	s := d.DevName
+	if d.PartName != "" {
+		s += fmt.Sprintf(" %q", d.PartName)
+	}
+	switch {
+	case kind == KindPartUUID && r.partUUID(d) != "":
+		s += " PARTUUID=" + r.partUUID(d)
+	case (kind == KindUUID || kind == KindLabel) && d.fs.Type != "":
+		s += " " + d.fs.Type
+		if kind == KindUUID && d.fs.UUID != "" {
+			s += " UUID=" + d.fs.UUID
+		}
+		if kind == KindLabel && d.fs.Label != "" {
+			s += fmt.Sprintf(" LABEL=%q", d.fs.Label)
+		}
+	}
+	return s
+}
+
+// WaitAll waits for all specs concurrently and returns their device nodes
+// in the same order. Every spec is waited for until ctx ends, so the error
+// names all the missing devices at once, not just the first.
+func (r *Registry) WaitAll(ctx context.Context, specs []Spec) ([]string, error) {
+	paths := make([]string, len(specs))
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, s := range specs {
+		wg.Go(func() { paths[i], errs[i] = r.WaitFor(ctx, s) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return paths, nil
+}
