@@ -1,0 +1,112 @@
+// Command slotctl manages keel's A/B slots: it makes signing keys, seals
+// SquashFS images (verity hash tree + signed slot header) and inspects and
+// verifies sealed slots.
+//
+// Each subcommand lives in its own file and is registered by one line in
+// commands().
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], &env{
+		stdout: os.Stdout,
+		stderr: os.Stderr,
+		getenv: os.Getenv,
+		now:    time.Now,
+	}))
+}
+
+// env is what a subcommand may touch of the outside world, so tests can run
+// commands in-process.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	now            func() time.Time
+}
+
+// command is one subcommand: run gets the arguments after its name.
+type command struct {
+	name    string
+	args    string // synopsis of the arguments, for usage lines
+	summary string
+	run     func(e *env, args []string) error
+}
+
+// commands lists the subcommands in the order help shows them.
+func commands() []command {
+	return []command{
+		{"keygen", "--out KEY [--force]", "make an ed25519 signing key pair (KEY, KEY.pub)", runKeygen},
+		{"seal", "--image ROOT.squashfs --out VERITY.img [--key KEY] [--image-id ID] [--salt HEX]", "write a slot's verity partition: signed header + hash tree", runSeal},
+		{"inspect", "VERITY.img [--json]", "print a slot header", runInspect},
+		{"verify", "--image ROOT.squashfs --verity VERITY.img [--trust KEY.pub]...", "check a slot: header, signature and the whole hash tree", runVerify},
+	}
+}
+
+// run dispatches args and returns the exit status: 0 on success, 1 when
+// the command failed, 2 on a usage error.
+func run(args []string, e *env) int {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		return help(e, args[1:])
+	}
+	c, ok := lookup(args[0])
+	if !ok {
+		fmt.Fprintf(e.stderr, "slotctl: unknown command %q\n", args[0])
+		usage(e.stderr)
+		return 2
+	}
+	err := c.run(e, args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(e.stderr, "slotctl %s: %v\nusage: slotctl %s %s\n", c.name, err, c.name, c.args)
+		return 2
+	}
+	fmt.Fprintf(e.stderr, "slotctl %s: %v\n", c.name, err)
+	return 1
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// help prints the command list, or one command's flags.
+func help(e *env, args []string) int {
+	if len(args) == 0 {
+		usage(e.stdout)
+		return 0
+	}
+	c, ok := lookup(args[0])
+	if !ok {
+		fmt.Fprintf(e.stderr, "slotctl help: unknown command %q\n", args[0])
+		return 2
+	}
+	return run([]string{c.name, "-h"}, &env{stdout: e.stdout, stderr: e.stdout, getenv: e.getenv, now: e.now})
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: slotctl COMMAND [ARGS]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nslotctl help COMMAND shows a command's flags.")
+}

@@ -1,0 +1,98 @@
+package slots
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestKeyFilesRoundTrip(t *testing.T) {
+	key, pub := testKey(7)
+	dir := t.TempDir()
+	privPEM, err := MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, err := MarshalPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(privPEM, []byte("-----BEGIN PRIVATE KEY-----")) || !bytes.HasPrefix(pubPEM, []byte("-----BEGIN PUBLIC KEY-----")) {
+		t.Fatalf("unexpected PEM types:\n%s\n%s", privPEM, pubPEM)
+	}
+	writeFile(t, filepath.Join(dir, "key"), privPEM)
+	writeFile(t, filepath.Join(dir, "key.pub"), pubPEM)
+	gotKey, err := LoadPrivateKey(filepath.Join(dir, "key"))
+	if err != nil || !gotKey.Equal(key) {
+		t.Errorf("LoadPrivateKey = %x, %v; want %x", gotKey, err, key)
+	}
+	gotPub, err := LoadPublicKey(filepath.Join(dir, "key.pub"))
+	if err != nil || !gotPub.Equal(pub) {
+		t.Errorf("LoadPublicKey = %x, %v; want %x", gotPub, err, pub)
+	}
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseKeyRejects(t *testing.T) {
+	key, pub := testKey(7)
+	privPEM, _ := MarshalPrivateKey(key)
+	pubPEM, _ := MarshalPublicKey(pub)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	ecPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ecDER})
+	garbled := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})
+
+	pubTests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "no PEM block"},
+		{"private as public", privPEM, `PEM block "PRIVATE KEY", expected "PUBLIC KEY"`},
+		{"ecdsa", ecPEM, "expected ed25519"},
+		{"garbled", garbled, "public key:"},
+	}
+	for _, tt := range pubTests {
+		if _, err := ParsePublicKey(tt.in); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParsePublicKey(%s): error %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := ParsePrivateKey(pubPEM); err == nil || !strings.Contains(err.Error(), `expected "PRIVATE KEY"`) {
+		t.Errorf("ParsePrivateKey(public key): error %v", err)
+	}
+	if _, err := LoadPublicKey(filepath.Join(t.TempDir(), "missing.pub")); err == nil {
+		t.Errorf("LoadPublicKey(missing file) succeeded")
+	}
+}
+
+func FuzzParsePublicKey(f *testing.F) {
+	key, pub := testKey(7)
+	privPEM, _ := MarshalPrivateKey(key)
+	pubPEM, _ := MarshalPublicKey(pub)
+	f.Add(pubPEM)
+	f.Add(privPEM)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if pub, err := ParsePublicKey(b); err == nil && len(pub) != 32 {
+			t.Fatalf("ParsePublicKey returned a %d-byte key", len(pub))
+		}
+		if key, err := ParsePrivateKey(b); err == nil && len(key) != 64 {
+			t.Fatalf("ParsePrivateKey returned a %d-byte key", len(key))
+		}
+	})
+}
