@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,10 +31,8 @@ func (b *boot) singleImage() (*image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hash device: %w", err)
 	}
-	var img *image
-	if bytes.HasPrefix(raw, []byte(slots.Magic)) {
-		img, err = b.headerImage("hash device", dataDev, hashDev)
-	} else {
+	img, err := b.headerImage("hash device", dataDev, hashDev, raw)
+	if errors.Is(err, slots.ErrNoHeader) {
 		img, err = b.superblockImage(raw, dataDev, hashDev)
 	}
 	if err != nil {

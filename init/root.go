@@ -79,7 +79,11 @@ func (b *boot) slotImage(slot slots.Slot) (*image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := b.headerImage(slot.VerityLabel(), dataDev, hashDev)
+	raw, err := readHead(hashDev, slots.HeaderSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", slot.VerityLabel(), err)
+	}
+	img, err := b.headerImage(slot.VerityLabel(), dataDev, hashDev, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -90,11 +94,7 @@ func (b *boot) slotImage(slot slots.Slot) (*image, error) {
 
 // headerImage reads the keel slot header at the start of hashDev and builds
 // the verity target from it, after checking its signature.
-func (b *boot) headerImage(what, dataDev, hashDev string) (*image, error) {
-	raw, err := readHead(hashDev, slots.HeaderSize)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
+func (b *boot) headerImage(what, dataDev, hashDev string, raw []byte) (*image, error) {
 	h, err := slots.ParseHeader(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s (%s): %w", what, hashDev, err)
