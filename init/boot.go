@@ -25,6 +25,9 @@ type boot struct {
 	rep   *report.Report
 	stack *mounts.Stack
 	dev   *devices.Watcher
+	// devDeadline bounds every device wait: rd.timeout from the moment
+	// device discovery started.
+	devDeadline time.Time
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string
@@ -87,8 +90,9 @@ func (b *boot) startDevices() error {
 		return fmt.Errorf("device discovery: %w", err)
 	}
 	b.dev = w
+	b.devDeadline = time.Now().Add(b.cfg.Timeout)
 	start := time.Now()
-	for _, err := range kmod.Load(b.baked.Modules, "/", nil) {
+	for _, err := range kmod.Load(b.baked.Modules, "/", kmod.LoadFile) {
 		b.log.Warnf("modules: %v", err)
 		b.rep.Warn("modules: %v", err)
 	}
@@ -106,7 +110,7 @@ func (b *boot) waitFor(role, spec string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s device %q: %w", role, spec, err)
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), b.start.Add(b.cfg.Timeout))
+	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
 	defer cancel()
 	path, err := b.dev.WaitFor(ctx, s)
 	if err != nil {
