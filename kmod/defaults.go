@@ -1,0 +1,25 @@
+package kmod
+
+// DefaultModules is the set mkinitrd includes unless told otherwise: enough
+// to find a disk on virtio, NVMe, SATA/AHCI, SCSI and USB, and everything
+// keel mounts (squashfs, overlay, dm-verity, dm-crypt, btrfs, ext4). Names
+// this kernel does not have (built in, or not built at all) are skipped.
+func DefaultModules() []string {
+	return []string{
+		// buses and disks
+		"virtio_pci", "virtio_blk", "virtio_scsi",
+		"nvme",
+		"ahci", "sd_mod",
+		"scsi_mod",
+		"xhci_pci", "ehci_pci", "usb_storage", "uas",
+		// file systems and device mapper
+		"squashfs", "overlay",
+		"dm_mod", "dm_verity", "dm_crypt",
+		"btrfs", "ext4",
+		// LUKS: dm-crypt asks for these by name when a volume is opened.
+		// aes and sha256 come with dm_crypt when they are not built in
+		// (see runtimeNeeds): their aliases also match CPU-specific
+		// drivers that would fail to load on other CPUs.
+		"xts", "ecb", "cbc",
+	}
+}

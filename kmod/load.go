@@ -1,0 +1,139 @@
+package kmod
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/keel-boot/keel/bakedconf"
+)
+
+// ErrDependency marks a module that was not loaded because a module it
+// depends on was not.
+var ErrDependency = errors.New("dependency not loaded")
+
+// Loader loads one module file with the given parameters. LoadFile is the
+// real one; tests pass fakes.
+type Loader func(path, params string) error
+
+// Load loads mods in parallel: each module starts as soon as its Deps are
+// loaded. A module whose dependency failed is not tried and fails with
+// ErrDependency. A module that is already loaded (EEXIST) counts as loaded.
+// Paths are taken relative to root ("/" at boot). The errors come back in
+// plan order, one per module that did not load.
+func Load(mods []bakedconf.Module, root string, load Loader) []error {
+	errs := make([]error, len(mods))
+	if bad := checkGraph(mods, errs); bad {
+		return compact(errs)
+	}
+	byName := make(map[string]int, len(mods))
+	doneCh := make([]chan struct{}, len(mods))
+	for i, m := range mods {
+		byName[m.Name] = i
+		doneCh[i] = make(chan struct{})
+	}
+	for i := range mods {
+		go func() {
+			defer close(doneCh[i])
+			m := mods[i]
+			for _, d := range m.Deps {
+				j := byName[d]
+				<-doneCh[j]
+				if errs[j] != nil {
+					errs[i] = fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, d)
+					return
+				}
+			}
+			errs[i] = loadOne(m, root, load)
+		}()
+	}
+	for _, ch := range doneCh {
+		<-ch
+	}
+	return compact(errs)
+}
+
+func loadOne(m bakedconf.Module, root string, load Loader) error {
+	err := load(filepath.Join(root, m.Path), "")
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return fmt.Errorf("module %s (%s): %w", m.Name, m.Path, err)
+}
+
+// checkGraph refuses plans that would make Load wait forever or on nothing:
+// duplicate names, dependencies outside the plan, cycles. It marks the
+// affected modules in errs and reports whether any was found. A plan from
+// Resolve never has these; a hand-edited one might.
+func checkGraph(mods []bakedconf.Module, errs []error) bool {
+	byName := map[string]int{}
+	bad := false
+	for i, m := range mods {
+		if _, dup := byName[m.Name]; dup {
+			errs[i] = fmt.Errorf("module %s: listed twice in the load plan", m.Name)
+			bad = true
+			continue
+		}
+		byName[m.Name] = i
+	}
+	for i, m := range mods {
+		for _, d := range m.Deps {
+			if _, ok := byName[d]; !ok && errs[i] == nil {
+				errs[i] = fmt.Errorf("module %s: dependency %s is not in the load plan", m.Name, d)
+				bad = true
+			}
+		}
+	}
+	if bad {
+		return true
+	}
+	for _, i := range cyclic(mods, byName) {
+		errs[i] = fmt.Errorf("module %s: dependency cycle in the load plan", mods[i].Name)
+		bad = true
+	}
+	return bad
+}
+
+// cyclic returns the modules that can never start (Kahn's algorithm: what is
+// left once every module whose deps can finish has been removed).
+func cyclic(mods []bakedconf.Module, byName map[string]int) []int {
+	waiting := make([]int, len(mods))
+	dependents := make([][]int, len(mods))
+	var ready []int
+	for i, m := range mods {
+		waiting[i] = len(m.Deps)
+		for _, d := range m.Deps {
+			dependents[byName[d]] = append(dependents[byName[d]], i)
+		}
+		if waiting[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	for len(ready) > 0 {
+		i := ready[len(ready)-1]
+		ready = ready[:len(ready)-1]
+		for _, j := range dependents[i] {
+			if waiting[j]--; waiting[j] == 0 {
+				ready = append(ready, j)
+			}
+		}
+	}
+	var stuck []int
+	for i, w := range waiting {
+		if w > 0 {
+			stuck = append(stuck, i)
+		}
+	}
+	return stuck
+}
+
+func compact(errs []error) []error {
+	var out []error
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}

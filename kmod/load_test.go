@@ -1,0 +1,172 @@
+package kmod
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/bakedconf"
+)
+
+// recorder is a fake loader that checks, when a module starts, that all its
+// dependencies have finished.
+type recorder struct {
+	mu       sync.Mutex
+	deps     map[string][]string
+	finished map[string]bool
+	order    []string
+	fail     map[string]error
+	hold     func(path string) // called while "loading"
+	t        *testing.T
+}
+
+func newRecorder(t *testing.T, mods []bakedconf.Module) *recorder {
+	r := &recorder{t: t, deps: map[string][]string{}, finished: map[string]bool{}, fail: map[string]error{}}
+	for _, m := range mods {
+		r.deps[m.Path] = m.Deps
+	}
+	return r
+}
+
+func (r *recorder) load(path, params string) error {
+	name := strings.TrimSuffix(strings.TrimPrefix(path, "/root/m/"), ".ko")
+	r.mu.Lock()
+	for _, d := range r.deps["/m/"+name+".ko"] {
+		if !r.finished[d] {
+			r.t.Errorf("%s started before its dependency %s finished", name, d)
+		}
+	}
+	r.mu.Unlock()
+	if r.hold != nil {
+		r.hold(path)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.order = append(r.order, name)
+	r.finished[name] = true
+	return r.fail[name]
+}
+
+func mod(name string, deps ...string) bakedconf.Module {
+	return bakedconf.Module{Name: name, Path: "/m/" + name + ".ko", Deps: deps}
+}
+
+func TestLoadOrder(t *testing.T) {
+	mods := []bakedconf.Module{mod("a"), mod("b", "a"), mod("c", "a", "b"), mod("d"), mod("e", "d", "c")}
+	r := newRecorder(t, mods)
+	if errs := Load(mods, "/root", r.load); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if len(r.order) != len(mods) {
+		t.Fatalf("loaded %v, want all of %d", r.order, len(mods))
+	}
+}
+
+// TestLoadParallel holds two independent modules until both have started:
+// it can only pass if Load runs them at the same time.
+func TestLoadParallel(t *testing.T) {
+	mods := []bakedconf.Module{mod("a"), mod("b"), mod("c", "a", "b")}
+	r := newRecorder(t, mods)
+	var started sync.WaitGroup
+	started.Add(2)
+	both := make(chan struct{})
+	go func() { started.Wait(); close(both) }()
+	r.hold = func(path string) {
+		if strings.HasSuffix(path, "/c.ko") {
+			return
+		}
+		started.Done()
+		select {
+		case <-both:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: the other independent module never started", path)
+		}
+	}
+	if errs := Load(mods, "/root", r.load); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if r.order[2] != "c" {
+		t.Errorf("order %v, want c last", r.order)
+	}
+}
+
+func TestLoadFailure(t *testing.T) {
+	mods := []bakedconf.Module{mod("a"), mod("b", "a"), mod("c", "b"), mod("d"), mod("e")}
+	r := newRecorder(t, mods)
+	r.fail["a"] = errors.New("exec format error")
+	r.fail["e"] = fmt.Errorf("finit_module: %w", fs.ErrExist) // already loaded
+	errs := Load(mods, "/root", r.load)
+	if len(errs) != 3 {
+		t.Fatalf("errors %v, want a, b and c", errs)
+	}
+	if !strings.Contains(errs[0].Error(), "module a (/m/a.ko): exec format error") {
+		t.Errorf("a: %v", errs[0])
+	}
+	for i, name := range []string{"b", "c"} {
+		err := errs[i+1]
+		if !errors.Is(err, ErrDependency) || !strings.Contains(err.Error(), "module "+name+":") {
+			t.Errorf("%s: %v, want a dependency error", name, err)
+		}
+	}
+	slices.Sort(r.order)
+	if !slices.Equal(r.order, []string{"a", "d", "e"}) {
+		t.Errorf("tried %v, want a, d, e (not the dependents of a)", r.order)
+	}
+}
+
+func TestLoadBadPlan(t *testing.T) {
+	tests := []struct {
+		name string
+		mods []bakedconf.Module
+		want string
+	}{
+		{"unknown dep", []bakedconf.Module{mod("a", "zz")}, "dependency zz is not in the load plan"},
+		{"duplicate", []bakedconf.Module{mod("a"), mod("a")}, "listed twice"},
+		{"cycle", []bakedconf.Module{mod("a", "b"), mod("b", "a"), mod("c")}, "dependency cycle"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan []error)
+			go func() { done <- Load(tt.mods, "/", func(string, string) error { return nil }) }()
+			select {
+			case errs := <-done:
+				if len(errs) == 0 || !strings.Contains(errs[0].Error(), tt.want) {
+					t.Fatalf("errors %v, want %q", errs, tt.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Load hung")
+			}
+		})
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	if err := LoadFile("/nonexistent/x.ko", ""); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadFile = %v, want not-exist", err)
+	}
+}
+
+// TestLoadResolvedPlan runs a plan from Resolve through Load: whatever
+// Resolve emits (cycles broken, aliases expanded) must be loadable.
+func TestLoadResolvedPlan(t *testing.T) {
+	p, err := Resolve(fakeTree(t), []string{"fs-btrfs", "cyc_a", "dm_crypt", "post_user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var loaded []string
+	errs := Load(p.Baked(), "/", func(path, _ string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		loaded = append(loaded, path)
+		return nil
+	})
+	if len(errs) > 0 || len(loaded) != len(p.Modules) {
+		t.Fatalf("errors %v, loaded %d of %d", errs, len(loaded), len(p.Modules))
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/keel-boot/keel/initramfs"
+	"golang.org/x/sys/unix"
+)
+
+// options are the resolved command-line flags.
+type options struct {
+	out       string
+	kver      string
+	sysroot   string
+	modules   []string // --modules, required
+	noDefault bool
+	compress  initramfs.Compression
+	trust     []string
+	locked    bool
+	shell     string // host path of the shell binary, "" for none
+	cmdline   string
+	init      string
+	adds      []string
+	verbose   bool
+	mtime     uint32
+}
+
+// listFlag is a repeatable flag; with split set, each value may also be a
+// comma-separated list.
+type listFlag struct {
+	vals  *[]string
+	split bool
+}
+
+func (l listFlag) String() string {
+	if l.vals == nil {
+		return ""
+	}
+	return strings.Join(*l.vals, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	if !l.split {
+		*l.vals = append(*l.vals, s)
+		return nil
+	}
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l.vals = append(*l.vals, v)
+		}
+	}
+	return nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	var compress, shell string
+	fs := flag.NewFlagSet("mkinitrd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.out, "out", "", "output image `file` (required)")
+	fs.StringVar(&o.kver, "kver", "", "kernel release (default: the running kernel's)")
+	fs.StringVar(&o.sysroot, "sysroot", "/", "root `dir` to take modules, firmware and the shell from")
+	fs.Var(listFlag{&o.modules, true}, "modules", "extra modules `a,b,...` (repeatable)")
+	fs.BoolVar(&o.noDefault, "no-default-modules", false, "include only the --modules given")
+	fs.StringVar(&compress, "compress", "zstd", "zstd, gzip or none")
+	fs.Var(listFlag{&o.trust, false}, "trust", "ed25519 public `key.pub` (PKIX PEM) trusted for slot headers (repeatable)")
+	fs.BoolVar(&o.locked, "locked", false, "refuse options that weaken the boot; no shell")
+	fs.StringVar(&shell, "shell", "", "static busybox `path` for the emergency shell, or none (default: /bin/busybox if present)")
+	fs.StringVar(&o.cmdline, "cmdline", "", "default kernel command-line options baked in")
+	fs.StringVar(&o.init, "init", "", "keel init binary (default: init next to mkinitrd)")
+	fs.Var(listFlag{&o.adds, false}, "add", "extra file or directory `SRC:DST` (repeatable)")
+	fs.BoolVar(&o.verbose, "v", false, "report skipped modules, soft dependencies and firmware")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (subcommands: ls, cat)", fs.Arg(0))
+	}
+	shellSet := false
+	fs.Visit(func(f *flag.Flag) { shellSet = shellSet || f.Name == "shell" })
+	if err := o.resolve(compress, shell, shellSet); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// resolve fills in defaults and checks flags against each other.
+func (o *options) resolve(compress, shell string, shellSet bool) error {
+	if o.out == "" {
+		return errors.New("--out is required")
+	}
+	var err error
+	if o.compress, err = initramfs.ParseCompression(compress); err != nil {
+		return fmt.Errorf("--compress: %w", err)
+	}
+	if o.kver == "" {
+		if o.kver, err = hostKernelRelease(); err != nil {
+			return err
+		}
+	}
+	if o.init == "" {
+		if o.init, err = defaultInit(); err != nil {
+			return err
+		}
+	}
+	if o.shell, err = chooseShell(o.sysroot, shell, shellSet, o.locked); err != nil {
+		return err
+	}
+	o.mtime, err = sourceDateEpoch()
+	return err
+}
+
+func hostKernelRelease() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", fmt.Errorf("uname: %w (pass --kver)", err)
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
+}
+
+// defaultInit is the init built next to mkinitrd (the Makefile puts both in
+// out/), so that `out/mkinitrd --out x.img` needs no flags.
+func defaultInit() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the init next to mkinitrd: %w (pass --init)", err)
+	}
+	p := filepath.Join(filepath.Dir(exe), "init")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no keel init at %s (build it with make, or pass --init PATH)", p)
+	}
+	return p, nil
+}
+
+// chooseShell applies the rules: explicit --shell wins (none = no shell);
+// --locked means no shell and refuses an explicit one; otherwise busybox if
+// the sysroot has it.
+func chooseShell(sysroot, shell string, set, locked bool) (string, error) {
+	switch {
+	case locked && set && shell != "none":
+		return "", fmt.Errorf("--shell %s with --locked: a locked initramfs has no shell", shell)
+	case locked || shell == "none":
+		return "", nil
+	case set:
+		return shell, nil
+	}
+	def := filepath.Join(sysroot, "bin/busybox")
+	if _, err := os.Stat(def); err != nil {
+		return "", nil
+	}
+	return def, nil
+}
+
+// sourceDateEpoch is the mtime of every entry: 0, or SOURCE_DATE_EPOCH for
+// builds that want a meaningful one (https://reproducible-builds.org/specs/source-date-epoch/).
+func sourceDateEpoch() (uint32, error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: expected seconds since 1970 that fit in 32 bits", s)
+	}
+	return uint32(v), nil
+}
