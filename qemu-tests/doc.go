@@ -1,0 +1,6 @@
+// Package qemutests holds keel's end-to-end scenarios: each boots the test
+// kernel in QEMU with an initramfs and disk images that the test builds, and
+// asserts on the serial console. They are skipped with -short; package vm is
+// the harness, package report the test payload's output, and the payload
+// (./payload) the init of the test root images.
+package qemutests

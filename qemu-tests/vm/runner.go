@@ -1,0 +1,255 @@
+package vm
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/qemu-tests/report"
+)
+
+// Kernel messages that end a run under -no-reboot.
+const (
+	PowerOffMessage = "reboot: Power down"
+	RebootMessage   = "reboot: Restarting system"
+	PanicMessage    = "Kernel panic - not syncing"
+)
+
+// tailLines is how much console a failed expectation shows.
+const tailLines = 40
+
+// VM is one running QEMU guest. Its methods fail the test that started it.
+type VM struct {
+	t       testing.TB
+	timeout time.Duration
+	console *console
+	cmd     *exec.Cmd
+	args    []string
+	stdin   io.WriteCloser
+	logPath string
+	killed  atomic.Bool
+	done    chan struct{} // closed when QEMU has exited; exitErr is set then
+	exitErr error
+}
+
+// Start boots a guest and returns at once; the console is read in the
+// background. QEMU is killed when the test ends, if it still runs. Start
+// first waits for one of KEEL_QEMU_JOBS slots, held until QEMU exits, so
+// tests may call t.Parallel freely (a test that runs two guests at the same
+// time needs two slots).
+func Start(t testing.TB, o Options) *VM {
+	t.Helper()
+	qemu := needTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	if o.Kernel == "" {
+		o.Kernel = Kernel(t)
+	}
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	timeout, err := scaled(o.Timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &VM{t: t, timeout: timeout, args: qemuArgs(o, kvmRequested()), done: make(chan struct{})}
+	logf := v.openLog()
+	release := shared.acquire()
+	if err := v.start(qemu, logf, release); err != nil {
+		release()
+		logf.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.cleanup(logf) })
+	return v
+}
+
+// openLog creates qemu-tests/.cache/logs/<TestName>.log, headed by the
+// command line that reproduces the run.
+func (v *VM) openLog() *os.File {
+	dir, err := harnessDir("logs")
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	v.logPath = filepath.Join(dir, shared.logName(safeName(v.t.Name())))
+	f, err := os.Create(v.logPath)
+	if err != nil {
+		v.t.Fatalf("console log: %v", err)
+	}
+	fmt.Fprintf(f, "# %s\n", quoteArgs(append([]string{"qemu-system-x86_64"}, v.args...)))
+	return f
+}
+
+// safeName turns a test name into a file name.
+func safeName(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '.' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+func (v *VM) start(qemu string, logf *os.File, release func()) error {
+	v.cmd = exec.Command(qemu, v.args...)
+	// Should the test binary die (a go test -timeout), QEMU dies with it.
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := v.cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("qemu stdin: %w", err)
+	}
+	v.stdin = stdin
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("qemu console pipe: %w", err)
+	}
+	v.cmd.Stdout, v.cmd.Stderr = w, w // QEMU's own errors land in the log too
+	start := time.Now()
+	if err := v.cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return fmt.Errorf("start %s: %w", qemu, err)
+	}
+	w.Close()
+	v.console = newConsole(logf, start)
+	go v.pump(r, release)
+	return nil
+}
+
+// pump copies the console until QEMU exits, then records how it exited.
+func (v *VM) pump(r *os.File, release func()) {
+	_, _ = io.Copy(v.console, r) // ends with EOF when QEMU exits
+	r.Close()
+	v.exitErr = v.cmd.Wait()
+	release()
+	close(v.done)
+	v.console.close()
+}
+
+func (v *VM) cleanup(logf *os.File) {
+	select {
+	case <-v.done:
+	default:
+		v.killed.Store(true)
+		_ = v.cmd.Process.Kill() // it may exit on its own meanwhile
+		<-v.done
+	}
+	v.stdin.Close()
+	logf.Close()
+	if v.t.Failed() {
+		v.t.Logf("console log: %s\nreproduce: %s", v.logPath, quoteArgs(v.cmd.Args))
+	}
+}
+
+// Expect waits for s to appear on the console after the previous match and
+// returns its line (as far as printed). Unlike ExpectRegexp it also matches
+// in a line not yet ended, such as a shell prompt.
+func (v *VM) Expect(s string) string {
+	v.t.Helper()
+	b, start, end, err := v.console.expect(substring(s), v.timeout)
+	if err != nil {
+		v.fail(fmt.Sprintf("expect %q", s), err)
+	}
+	return lineAround(b, start, end)
+}
+
+// ExpectRegexp waits for a complete console line after the previous match
+// to match re (multi-line mode: ^ and $ match at line boundaries) and
+// returns the match and its submatches.
+func (v *VM) ExpectRegexp(re string) []string {
+	v.t.Helper()
+	rx, err := regexp.Compile("(?m)" + re)
+	if err != nil {
+		v.t.Fatalf("expect regexp %q: %v", re, err)
+	}
+	b, start, end, err := v.console.expect(completeLines(rx), v.timeout)
+	if err != nil {
+		v.fail(fmt.Sprintf("expect regexp %q", re), err)
+	}
+	return rx.FindStringSubmatch(string(b[start:end]))
+}
+
+// ExpectReport waits for the payload's last line and returns its report.
+func (v *VM) ExpectReport() report.Report {
+	v.t.Helper()
+	v.Expect(report.Line(report.KeyDone, ""))
+	r, err := report.Parse(strings.Split(v.console.String(), "\n"))
+	if err != nil {
+		v.fail("payload report", err)
+	}
+	return r
+}
+
+// ExpectPowerOff waits for the kernel to power off and QEMU to exit.
+func (v *VM) ExpectPowerOff() {
+	v.t.Helper()
+	v.Expect(PowerOffMessage)
+	v.Wait()
+}
+
+// ExpectReboot waits for the kernel to restart, which ends QEMU (-no-reboot).
+func (v *VM) ExpectReboot() {
+	v.t.Helper()
+	v.Expect(RebootMessage)
+	v.Wait()
+}
+
+// Send types text into the serial console (the emergency shell's input).
+func (v *VM) Send(text string) {
+	v.t.Helper()
+	if _, err := io.WriteString(v.stdin, text); err != nil {
+		v.t.Fatalf("send %q to the console: %v", text, err)
+	}
+}
+
+// Wait waits for QEMU to exit, failing the test if it does not within the
+// timeout or exits with an error (unless Kill stopped it).
+func (v *VM) Wait() {
+	v.t.Helper()
+	select {
+	case <-v.done:
+	case <-time.After(v.timeout):
+		v.fail("wait for QEMU to exit", fmt.Errorf("still running after %v", v.timeout))
+	}
+	if v.exitErr != nil && !v.killed.Load() {
+		v.fail("QEMU", fmt.Errorf("exited with %w", v.exitErr))
+	}
+}
+
+// Kill stops QEMU at once, like pulling the power cord, and waits for it.
+func (v *VM) Kill() {
+	v.killed.Store(true)
+	_ = v.cmd.Process.Kill() // fails only if QEMU already exited
+	<-v.done
+}
+
+// Output returns everything the console printed so far.
+func (v *VM) Output() string { return v.console.String() }
+
+// LogPath returns the file the console is logged to.
+func (v *VM) LogPath() string { return v.logPath }
+
+// fail ends the test with what was expected, why it failed, and the end of
+// the console.
+func (v *VM) fail(what string, err error) {
+	v.t.Helper()
+	if err == errExited {
+		<-v.done
+		err = fmt.Errorf("QEMU exited (%s) first", exitStatus(v.exitErr))
+	}
+	v.t.Fatalf("%s: %v\nlast %d console lines:\n\t%s\nfull log: %s",
+		what, err, tailLines, strings.Join(v.console.tail(tailLines), "\n\t"), v.logPath)
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
