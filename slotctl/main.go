@@ -47,6 +47,11 @@ func commands() []command {
 		{"seal", "--image ROOT.squashfs --out VERITY.img [--key KEY] [--image-id ID] [--salt HEX]", "write a slot's verity partition: signed header + hash tree", runSeal},
 		{"inspect", "VERITY.img [--json]", "print a slot header", runInspect},
 		{"verify", "--image ROOT.squashfs --verity VERITY.img [--trust KEY.pub]...", "check a slot: header, signature and the whole hash tree", runVerify},
+		{"status", "[--json] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "show both slots' boot state and headers and the running boot", runStatus},
+		{"mark-good", "[SLOT] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "mark the running slot good (on a disk image: SLOT)", runMarkGood},
+		{"mark-bad", "SLOT [--reason TEXT] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "retire a slot that is not running", runMarkBad},
+		{"set-next", "SLOT [--tries N] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "boot a slot next, on trial for N boots (default 3)", runSetNext},
+		{"install", "--slot SLOT IMAGE VERITY [--trust KEY.pub]... [--tries N] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "write a sealed image into a slot that is not running, verify it, set it next", runInstall},
 	}
 }
 

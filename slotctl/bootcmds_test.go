@@ -1,0 +1,233 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/slots"
+)
+
+// makeDisk builds a GPT disk image with keel's partitions using sfdisk.
+func makeDisk(t *testing.T, dir string, rootSize string) string {
+	t.Helper()
+	needTool(t, "sfdisk")
+	disk := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	script := "label: gpt\n" +
+		"size=" + rootSize + ", name=root-a\nsize=1MiB, name=verity-a\n" +
+		"size=" + rootSize + ", name=root-b\nsize=1MiB, name=verity-b\n" +
+		"size=1MiB, name=bootstate\n"
+	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", disk)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	return disk
+}
+
+// sealedImage makes and seals a SquashFS image in its own directory.
+func sealedImage(t *testing.T, dir, name, key string) (img, verity string) {
+	t.Helper()
+	sub := filepath.Join(dir, name)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img = makeImage(t, sub)
+	verity = filepath.Join(sub, "verity.img")
+	mustRun(t, nil, "seal", "--image", img, "--out", verity, "--key", key, "--image-id", name)
+	return img, verity
+}
+
+// statusJSON runs status --json with args.
+func statusJSON(t *testing.T, args ...string) statusView {
+	t.Helper()
+	var v statusView
+	out := mustRun(t, nil, append([]string{"status", "--json"}, args...)...)
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return v
+}
+
+func slotStates(v statusView) [2]slots.SlotState {
+	var s [2]slots.SlotState
+	for i, x := range v.Slots {
+		s[i] = slots.SlotState{Priority: x.Priority, Tries: x.Tries, Good: x.Good, Reason: x.Reason}
+	}
+	return s
+}
+
+func writeReport(t *testing.T, dir string, r report.Report) string {
+	t.Helper()
+	path := filepath.Join(dir, "boot.json")
+	if err := r.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBootCommandsOnDisk drives install, status, mark-good, mark-bad and
+// set-next on a disk image file.
+func TestBootCommandsOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	imgA, verA := sealedImage(t, dir, "image-a", key)
+	imgB, verB := sealedImage(t, dir, "image-b", key)
+
+	v := statusJSON(t, "--disk", disk)
+	if v.Initialised || slotStates(v) != slots.DefaultState().Slots || !strings.Contains(v.Slots[1].HeaderError, "no keel slot header") {
+		t.Errorf("blank disk: %+v", v)
+	}
+	out := mustRun(t, nil, "install", "--disk", disk, "--slot", "a", imgA, verA, "--trust", key+".pub")
+	if !strings.Contains(out, "installed image image-a into slot a") || !strings.Contains(out, "signed by trusted key") {
+		t.Errorf("install a:\n%s", out)
+	}
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "b", imgB, verB, "--tries", "2")
+	v = statusJSON(t, "--disk", disk)
+	want := [2]slots.SlotState{{Priority: 1, Tries: 3}, {Priority: 2, Tries: 2}}
+	if slotStates(v) != want || v.Slots[0].Header.ImageID != "image-a" || v.Slots[1].Header.ImageID != "image-b" || !v.Initialised {
+		t.Errorf("after installing a and b: %+v", v)
+	}
+	checkVeritysetup(t, disk, v.Slots[1].Header.RootHash)
+
+	if out := mustRun(t, nil, "mark-good", "--disk", disk, "a"); !strings.Contains(out, "slot a marked good") {
+		t.Errorf("mark-good a: %s", out)
+	}
+	if out := mustRun(t, nil, "mark-good", "--disk", disk, "a"); !strings.Contains(out, "already good") {
+		t.Errorf("mark-good a again: %s", out)
+	}
+	mustRun(t, nil, "mark-bad", "--disk", disk, "b", "--reason", "health check failed")
+	want = [2]slots.SlotState{{Priority: 1, Tries: 3, Good: true}, {Reason: "health check failed"}}
+	if got := slotStates(statusJSON(t, "--disk", disk)); got != want {
+		t.Errorf("after mark-good a, mark-bad b: %+v, want %+v", got, want)
+	}
+	out = mustRun(t, nil, "set-next", "--disk", disk, "b")
+	if !strings.Contains(out, "slot b boots next: 3 tries") || !strings.Contains(out, "fallback: slot a (priority 1, good)") {
+		t.Errorf("set-next b:\n%s", out)
+	}
+	text := mustRun(t, nil, "status", "--disk", disk)
+	for _, s := range []string{"SLOT  PRIORITY  TRIES  GOOD", "image-b", "running: nothing (disk image)"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("status lacks %q:\n%s", s, text)
+		}
+	}
+}
+
+// checkVeritysetup lets veritysetup itself check what install wrote.
+func checkVeritysetup(t *testing.T, disk, rootHash string) {
+	t.Helper()
+	if _, err := exec.LookPath("veritysetup"); err != nil {
+		return
+	}
+	p, err := openInDisk(disk, "root-b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	v, err := openInDisk(disk, "verity-b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	dir := t.TempDir()
+	root, hash := filepath.Join(dir, "root"), filepath.Join(dir, "verity")
+	for path, part := range map[string]*partition{root: p, hash: v} {
+		f, _ := os.Create(path)
+		if _, err := f.ReadFrom(io.NewSectionReader(part, 0, part.size)); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if out, err := exec.Command("veritysetup", "verify", root, hash, rootHash, "--hash-offset=4096").CombinedOutput(); err != nil {
+		t.Errorf("veritysetup verify of the installed slot: %v\n%s", err, out)
+	}
+}
+
+func TestSetNextRefusesEmptySlot(t *testing.T) {
+	disk := makeDisk(t, t.TempDir(), "1MiB")
+	r := slotctl(t, nil, "set-next", "--disk", disk, "b")
+	if r.code != 1 || !strings.Contains(r.stderr, "verity-b") || !strings.Contains(r.stderr, "no keel slot header: refusing to boot slot b") {
+		t.Errorf("set-next of an empty slot: exit %d, %s", r.code, r.stderr)
+	}
+	for _, args := range [][]string{{"set-next", "--disk", disk, "c"}, {"set-next", "--disk", disk, "b", "--tries", "0"}, {"mark-bad", "--disk", disk}, {"mark-good", "--disk", disk}} {
+		if r := slotctl(t, nil, args...); r.code != 2 {
+			t.Errorf("slotctl %q: exit %d, want a usage error\n%s", args, r.code, r.stderr)
+		}
+	}
+}
+
+// TestRefuseRunningSlot: a boot report saying b runs protects b.
+func TestRefuseRunningSlot(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	img, ver := sealedImage(t, dir, "img", key)
+	tries := 2
+	rep := writeReport(t, dir, report.Report{Mode: "slot", Slot: "b", SlotReason: "highest priority (2), not yet good: 2 tries left", TriesLeft: &tries, ImageID: "img"})
+	for _, args := range [][]string{
+		{"mark-bad", "b"}, {"set-next", "b"}, {"install", "--slot", "b", img, ver},
+	} {
+		r := slotctl(t, nil, append(args, "--disk", disk, "--boot-report", rep)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "slot b is the running slot: refusing") {
+			t.Errorf("slotctl %q while b runs: exit %d, %s", args, r.code, r.stderr)
+		}
+	}
+	if out := mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", rep); !strings.Contains(out, "slot b marked good") {
+		t.Errorf("mark-good of the running b: %s", out)
+	}
+	mustRun(t, nil, "install", "--slot", "a", img, ver, "--disk", disk, "--boot-report", rep)
+	text := mustRun(t, nil, "status", "--disk", disk, "--boot-report", rep)
+	if !strings.Contains(text, "running: slot b (*), image img: highest priority (2)") || !strings.Contains(text, "\nb*") {
+		t.Errorf("status while b runs:\n%s", text)
+	}
+}
+
+// TestRunningSystemFlags uses --bootstate and --boot-report the way the
+// running system does, without a disk image.
+func TestRunningSystemFlags(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "bootstate")
+	if err := os.WriteFile(state, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "none.json")
+	r := slotctl(t, nil, "mark-bad", "a", "--bootstate", state, "--boot-report", missing)
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot tell which slot is running") {
+		t.Errorf("mark-bad without a boot report: exit %d, %s", r.code, r.stderr)
+	}
+	single := writeReport(t, dir, report.Report{Mode: "single"})
+	if out := mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", single); !strings.Contains(out, "nothing to mark good") {
+		t.Errorf("mark-good in single mode: %s", out)
+	}
+	rep := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a"})
+	mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", rep)
+	r = slotctl(t, nil, "mark-good", "b", "--bootstate", state, "--boot-report", rep)
+	if r.code != 1 || !strings.Contains(r.stderr, "slot b is not the running slot (a)") {
+		t.Errorf("mark-good b while a runs: exit %d, %s", r.code, r.stderr)
+	}
+	mustRun(t, nil, "mark-bad", "b", "--bootstate", state, "--boot-report", rep)
+	f, err := os.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, _, err := slots.Load(f)
+	want := [2]slots.SlotState{{Priority: 2, Tries: 3, Good: true}, {Reason: "marked bad by slotctl mark-bad"}}
+	if err != nil || s.Slots != want || s.Seq != 2 {
+		t.Errorf("bootstate file: %+v, %v; want %+v at sequence 2", s, err, want)
+	}
+}

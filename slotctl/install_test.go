@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/slots"
+)
+
+// TestInstallRejects: bad input is refused before anything is written.
+func TestInstallRejects(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "1MiB")
+	key, other := filepath.Join(dir, "k"), filepath.Join(dir, "other")
+	mustRun(t, nil, "keygen", "--out", key)
+	mustRun(t, nil, "keygen", "--out", other)
+	img, ver := sealedImage(t, dir, "img", key)
+	before, err := os.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := slotctl(t, nil, "install", "--disk", disk, "--slot", "b", img, ver, "--trust", other+".pub")
+	if r.code != 1 || !strings.Contains(r.stderr, "not in the trusted set") || !strings.Contains(r.stderr, "nothing was written") {
+		t.Errorf("install with an untrusted key: exit %d, %s", r.code, r.stderr)
+	}
+	big := padImage(t, img, 2<<20)
+	bigVer := filepath.Join(dir, "big.verity")
+	mustRun(t, nil, "seal", "--image", big, "--out", bigVer)
+	r = slotctl(t, nil, "install", "--disk", disk, "--slot", "b", big, bigVer)
+	if r.code != 1 || !strings.Contains(r.stderr, "partition is 1048576 bytes, "+big+" is 2097152 bytes: it does not fit") {
+		t.Errorf("install of a too large image: exit %d, %s", r.code, r.stderr)
+	}
+	if after, _ := os.ReadFile(disk); !bytes.Equal(before, after) {
+		t.Errorf("refused installs changed the disk")
+	}
+	for _, args := range [][]string{
+		{"install", "--disk", disk, img, ver},
+		{"install", "--disk", disk, "--slot", "x", img, ver},
+		{"install", "--disk", disk, "--slot", "a", img},
+		{"install", "--disk", disk, "--slot", "a", "--tries", "300", img, ver},
+	} {
+		if r := slotctl(t, nil, args...); r.code != 2 {
+			t.Errorf("slotctl %q: exit %d, want a usage error\n%s", args, r.code, r.stderr)
+		}
+	}
+}
+
+// padImage writes a copy of img padded with zeros to size bytes: still a
+// valid SquashFS image, only larger.
+func padImage(t *testing.T, img string, size int64) string {
+	t.Helper()
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "big.squashfs")
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(out, size); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestInstallOverOldImage: a smaller image over a larger one verifies (the
+// stale tail is outside the tree) and a failed read-back leaves the slot bad.
+func TestInstallOverOldImage(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	img, ver := sealedImage(t, dir, "small", key)
+	big := padImage(t, img, 3<<20)
+	bigVer := filepath.Join(dir, "big.verity")
+	mustRun(t, nil, "seal", "--image", big, "--out", bigVer, "--image-id", "big")
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "a", big, bigVer)
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "a", img, ver)
+	v := statusJSON(t, "--disk", disk)
+	if v.Slots[0].Header.ImageID != "small" || v.Slots[0].Priority != 2 {
+		t.Errorf("after installing small over big: %+v", v.Slots[0])
+	}
+}
+
+func TestInstallJobFailedMarksBad(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "bootstate")
+	if err := os.WriteFile(state, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := &installJob{t: &target{bootstate: state, disk: filepath.Join(dir, "disk.img")}, slot: slots.SlotB}
+	err := j.failed(os.ErrInvalid)
+	if err == nil || !strings.Contains(err.Error(), "slot b stays marked bad") {
+		t.Errorf("failed: %v", err)
+	}
+	f, _ := os.Open(state)
+	defer f.Close()
+	s, _, _ := slots.Load(f)
+	if b := s.Slot(slots.SlotB); b.Priority != 0 || b.Reason != "install failed: invalid argument" {
+		t.Errorf("slot b after a failed install: %+v", b)
+	}
+}
+
+// TestInstallReadBackFails: what is verified is what landed on the
+// partitions, not the input files. Here verity-X overlaps root-X (a broken
+// partition table), so the read-back finds the image overwritten.
+func TestInstallReadBackFails(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	img, ver := sealedImage(t, dir, "img", key)
+	disk := filepath.Join(dir, "disk")
+	if err := os.WriteFile(disk, make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func(label string, off int64) *partition {
+		p, err := openPath(label, disk, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.off, p.size = off, 2<<20
+		return p
+	}
+	j := &installJob{slot: slots.SlotB, image: img, verity: ver, rootP: open("root-b", 0), verityP: open("verity-b", 8192)}
+	defer closeAll(j.rootP, j.verityP)
+	if _, _, err := verifyFiles(img, ver, nil); err != nil {
+		t.Fatalf("the input itself is fine: %v", err)
+	}
+	_, _, err := j.writeAndVerify()
+	if err == nil || !strings.Contains(err.Error(), "read back root-b") || !strings.Contains(err.Error(), "mismatch") {
+		t.Errorf("overlapping partitions: %v, want a read-back hash mismatch", err)
+	}
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/keel-boot/keel/slots"
+)
+
+// runMarkBad retires a slot: boot counting never chooses it again until
+// set-next or install.
+func runMarkBad(e *env, args []string) error {
+	fs := newFlags(e, "mark-bad")
+	t := targetFlags(fs)
+	reason := fs.String("reason", "marked bad by slotctl mark-bad", "why, shown by slotctl status")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	x, err := slotArg(pos)
+	if err != nil {
+		return err
+	}
+	if err := t.refuseRunning(x, "mark bad"); err != nil {
+		return err
+	}
+	s, err := t.withState(func(s *slots.State) error { return s.MarkBad(x, *reason) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "slot %s marked bad (%s)\n", x, s.Slot(x))
+	return nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/devices"
+)
+
+// partition is a byte range of an open file: a whole block device, a
+// partition inside a disk image, or a plain file. Reads and writes are
+// bounded by it so that nothing spills into the next partition.
+type partition struct {
+	label string // the GPT label it was found by, for messages
+	path  string // what was opened
+	f     *os.File
+	off   int64
+	size  int64
+}
+
+// openPath opens a device or file as a whole partition. A regular file
+// (a bootstate file in an image build) has no fixed end.
+func openPath(label, path string, write bool) (*partition, error) {
+	f, err := os.OpenFile(path, openFlag(write), 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	}
+	p := &partition{label: label, path: path, f: f, size: math.MaxInt64}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		return p, nil
+	}
+	// Seek rather than Stat: a block device reports size 0 in Stat.
+	if p.size, err = f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: size of %s: %w", label, path, err)
+	}
+	return p, nil
+}
+
+// openInDisk opens the partition labelled label inside a GPT disk image.
+func openInDisk(disk, label string, write bool) (*partition, error) {
+	f, err := os.OpenFile(disk, openFlag(write), 0)
+	if err != nil {
+		return nil, err
+	}
+	off, size, err := findInGPT(f, label)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", disk, err)
+	}
+	return &partition{label: label, path: disk, f: f, off: off, size: size}, nil
+}
+
+func openFlag(write bool) int {
+	if write {
+		return os.O_RDWR
+	}
+	return os.O_RDONLY
+}
+
+// findInGPT returns the byte range of the partition labelled label.
+func findInGPT(r io.ReaderAt, label string) (off, size int64, err error) {
+	parts, err := devices.ReadGPT(r)
+	if err != nil {
+		return 0, 0, err
+	}
+	sector := gptSector(r)
+	for _, p := range parts {
+		if p.Name != label {
+			continue
+		}
+		if p.LastLBA < p.FirstLBA || p.LastLBA >= math.MaxInt64/uint64(sector) {
+			return 0, 0, fmt.Errorf("partition %s: LBAs %d to %d, expected first <= last", label, p.FirstLBA, p.LastLBA)
+		}
+		return int64(p.FirstLBA) * sector, int64(p.LastLBA-p.FirstLBA+1) * sector, nil
+	}
+	return 0, 0, fmt.Errorf("no partition labelled %s in the GPT", label)
+}
+
+// gptSector tells 512-byte from 4096-byte sector disks the way ReadGPT
+// does: by where the header signature is.
+func gptSector(r io.ReaderAt) int64 {
+	b := make([]byte, 8)
+	if _, err := r.ReadAt(b, 512); err == nil && string(b) == "EFI PART" {
+		return 512
+	}
+	return 4096
+}
+
+// String names the partition and where it is.
+func (p *partition) String() string {
+	if p.off == 0 && p.label == "" {
+		return p.path
+	}
+	if p.off == 0 {
+		return fmt.Sprintf("%s (%s)", p.label, p.path)
+	}
+	return fmt.Sprintf("%s (%s at byte %d)", p.label, p.path, p.off)
+}
+
+func (p *partition) ReadAt(b []byte, off int64) (int, error) {
+	if off < 0 || off >= p.size {
+		return 0, io.EOF
+	}
+	short := false
+	if int64(len(b)) > p.size-off {
+		b, short = b[:p.size-off], true
+	}
+	n, err := p.f.ReadAt(b, p.off+off)
+	if err == nil && short {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (p *partition) WriteAt(b []byte, off int64) (int, error) {
+	if off < 0 || int64(len(b)) > p.size-off {
+		return 0, fmt.Errorf("%s: write of %d bytes at byte %d past the end of the partition (%d bytes)", p.label, len(b), off, p.size)
+	}
+	return p.f.WriteAt(b, p.off+off)
+}
+
+// Sync makes the writes durable; on a block device fsync also flushes the
+// disk's write cache.
+func (p *partition) Sync() error { return p.f.Sync() }
+
+// dropCache evicts the partition's clean pages, so that reading back after
+// Sync reads what is on the disk rather than what the page cache kept.
+func (p *partition) dropCache(length int64) error {
+	if err := unix.Fadvise(int(p.f.Fd()), p.off, length, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("%s: drop page cache: %w", p.label, err)
+	}
+	return nil
+}
+
+func (p *partition) Close() error { return p.f.Close() }
+
+// closeAll closes partitions that may be nil.
+func closeAll(ps ...*partition) {
+	for _, p := range ps {
+		if p != nil {
+			p.Close()
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/slots"
+)
+
+// statusView is what slotctl status shows, and its JSON form.
+type statusView struct {
+	BootState   string         `json:"bootstate"`
+	Sequence    uint64         `json:"sequence"`
+	Initialised bool           `json:"initialised"`
+	Warnings    []string       `json:"warnings,omitempty"`
+	Slots       []slotView     `json:"slots"`
+	Boot        *report.Report `json:"boot,omitempty"`
+	BootError   string         `json:"boot_error,omitempty"`
+}
+
+type slotView struct {
+	Slot        string      `json:"slot"`
+	Priority    uint8       `json:"priority"`
+	Tries       uint8       `json:"tries"`
+	Good        bool        `json:"good"`
+	Bootable    bool        `json:"bootable"`
+	Running     bool        `json:"running"`
+	Reason      string      `json:"reason,omitempty"`
+	Header      *headerView `json:"header,omitempty"`
+	HeaderError string      `json:"header_error,omitempty"`
+}
+
+// runStatus shows the boot state of both slots, their headers and the
+// running boot.
+func runStatus(e *env, args []string) error {
+	fs := newFlags(e, "status")
+	t := targetFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	v, err := t.status()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	v.print(e.stdout)
+	return nil
+}
+
+// status gathers the view; only an unreadable boot state is an error.
+func (t *target) status() (*statusView, error) {
+	p, err := t.open(slots.BootStateLabel, false)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	s, warnings, err := slots.Load(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	v := &statusView{BootState: p.String(), Sequence: s.Seq, Initialised: s.Initialised, Warnings: warnings}
+	if r, err := t.bootReport(); err != nil {
+		v.BootError = err.Error()
+	} else {
+		v.Boot = r
+	}
+	for _, x := range slots.Slots() {
+		v.Slots = append(v.Slots, t.slotView(s, x, v.Boot))
+	}
+	return v, nil
+}
+
+func (t *target) slotView(s slots.State, x slots.Slot, r *report.Report) slotView {
+	st := s.Slot(x)
+	sv := slotView{
+		Slot: string(x), Priority: st.Priority, Tries: st.Tries, Good: st.Good,
+		Bootable: st.Bootable(), Reason: st.Reason,
+		Running: r != nil && r.Mode == "slot" && r.Slot == string(x),
+	}
+	p, err := t.open(x.VerityLabel(), false)
+	if err != nil {
+		sv.HeaderError = err.Error()
+		return sv
+	}
+	defer p.Close()
+	h, err := slots.ReadHeader(p)
+	if err != nil {
+		sv.HeaderError = fmt.Sprintf("%s: %v", p, err)
+		return sv
+	}
+	hv := newHeaderView(h)
+	sv.Header = &hv
+	return sv
+}
+
+func (v *statusView) print(w io.Writer) {
+	fmt.Fprintf(w, "boot state: %s, sequence %d", v.BootState, v.Sequence)
+	if !v.Initialised {
+		fmt.Fprint(w, " (no valid record: defaults)")
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tPRIORITY\tTRIES\tGOOD\tIMAGE\tROOT HASH\tKEY\tREASON")
+	for _, s := range v.Slots {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.name(), s.Priority, s.Tries, yesNo(s.Good), s.image(), s.rootHash(), s.key(), s.Reason)
+	}
+	tw.Flush()
+	for _, s := range v.Slots {
+		if s.HeaderError != "" {
+			fmt.Fprintf(w, "slot %s header: %s\n", s.Slot, s.HeaderError)
+		}
+	}
+	v.printBoot(w)
+	for _, s := range v.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", s)
+	}
+}
+
+func (v *statusView) printBoot(w io.Writer) {
+	r := v.Boot
+	switch {
+	case v.BootError != "":
+		fmt.Fprintf(w, "running: unknown: %s\n", v.BootError)
+		return
+	case r == nil:
+		fmt.Fprintln(w, "running: nothing (disk image)")
+		return
+	case r.Mode != "slot":
+		fmt.Fprintf(w, "running: not from a slot (%s mode)\n", r.Mode)
+		return
+	}
+	fmt.Fprintf(w, "running: slot %s (*), image %s: %s\n", r.Slot, r.ImageID, r.SlotReason)
+	for _, f := range r.Fallbacks {
+		fmt.Fprintf(w, "fallback this boot: slot %s failed: %s\n", f.Slot, f.Reason)
+	}
+}
+
+func (s slotView) name() string {
+	if s.Running {
+		return s.Slot + "*"
+	}
+	return s.Slot
+}
+
+func (s slotView) image() string {
+	if s.Header == nil {
+		return "-"
+	}
+	return s.Header.ImageID
+}
+
+func (s slotView) rootHash() string {
+	if s.Header == nil || len(s.Header.RootHash) < 12 {
+		return "-"
+	}
+	return s.Header.RootHash[:12] + "…"
+}
+
+func (s slotView) key() string {
+	switch {
+	case s.Header == nil:
+		return "-"
+	case !s.Header.Signed:
+		return "unsigned"
+	}
+	return s.Header.KeyID[:8] + "…"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/slots"
+)
+
+// target is the system a boot-state command works on: the running system
+// (partitions found by GPT label, the booted slot from the boot report) or
+// a disk image given with --disk, from which nothing is running.
+type target struct {
+	disk       string // --disk: GPT disk image file
+	bootstate  string // --bootstate: the boot state partition or file
+	reportPath string // --boot-report
+	root       string // where /dev and /sys are: "/" except in tests
+}
+
+// targetFlags registers --disk, --bootstate and --boot-report.
+func targetFlags(fs *flag.FlagSet) *target {
+	t := &target{root: "/"}
+	fs.StringVar(&t.disk, "disk", "", "work on this GPT disk image file instead of the running system")
+	fs.StringVar(&t.bootstate, "bootstate", "", "boot state partition or file (default: the partition labelled "+slots.BootStateLabel+")")
+	fs.StringVar(&t.reportPath, "boot-report", "", "boot report telling which slot is running (default "+report.Path+"; not read with --disk unless given)")
+	return t
+}
+
+// open opens the partition labelled label.
+func (t *target) open(label string, write bool) (*partition, error) {
+	if label == slots.BootStateLabel && t.bootstate != "" {
+		return openPath(label, t.bootstate, write)
+	}
+	if t.disk != "" {
+		return openInDisk(t.disk, label, write)
+	}
+	if label == slots.BootStateLabel {
+		if r, err := t.bootReport(); err == nil && r != nil && r.Devices["bootstate"] != "" {
+			return openPath(label, r.Devices["bootstate"], write) // the device the init used
+		}
+	}
+	dev, err := findByLabel(t.root, label)
+	if err != nil {
+		return nil, err
+	}
+	return openPath(label, dev, write)
+}
+
+// bootReport reads the report of the running boot; nil, nil for a disk
+// image without --boot-report.
+func (t *target) bootReport() (*report.Report, error) {
+	path := t.reportPath
+	if path == "" {
+		if t.disk != "" {
+			return nil, nil
+		}
+		path = report.Path
+	}
+	return report.Read(path)
+}
+
+// running returns the slot the system runs from, "" when it runs from none
+// (a disk image, or a boot not from an A/B slot). Without a boot report it
+// fails: a command that changes a slot must not guess.
+func (t *target) running() (slots.Slot, error) {
+	r, err := t.bootReport()
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("cannot tell which slot is running: %w (was this system booted by keel? use --disk for a disk image)", err)
+		}
+		return "", err
+	}
+	if r == nil || r.Mode != "slot" {
+		return "", nil
+	}
+	return slots.ParseSlot(r.Slot)
+}
+
+// refuseRunning refuses to change the slot the system runs from.
+func (t *target) refuseRunning(x slots.Slot, what string) error {
+	run, err := t.running()
+	if err != nil {
+		return err
+	}
+	if run == x {
+		return fmt.Errorf("slot %s is the running slot: refusing to %s it (boot the other slot first)", x, what)
+	}
+	return nil
+}
+
+// withState loads the boot state, lets change modify it, and saves it when
+// it changed. It returns the state as saved (or as found).
+func (t *target) withState(change func(s *slots.State) error) (slots.State, error) {
+	p, err := t.open(slots.BootStateLabel, true)
+	if err != nil {
+		return slots.State{}, err
+	}
+	defer p.Close()
+	s, _, err := slots.Load(p)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", p, err)
+	}
+	before := s
+	if err := change(&s); err != nil {
+		return s, err
+	}
+	if s == before {
+		return s, nil
+	}
+	if err := slots.Save(p, &s); err != nil {
+		return s, fmt.Errorf("%s: %w", p, err)
+	}
+	return s, nil
+}
+
+// slotArg parses the one positional SLOT argument.
+func slotArg(pos []string) (slots.Slot, error) {
+	if len(pos) != 1 {
+		return "", usagef("expected one slot (a or b), got %d arguments", len(pos))
+	}
+	x, err := slots.ParseSlot(pos[0])
+	if err != nil {
+		return "", usageError{err.Error()}
+	}
+	return x, nil
+}

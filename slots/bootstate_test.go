@@ -1,0 +1,197 @@
+package slots
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func sampleState() State {
+	return State{Seq: 7, Initialised: true, Slots: [2]SlotState{
+		{Priority: 1, Tries: 2, Good: true},
+		{Priority: 0, Tries: 0, Reason: "verity-b: header signed by key 3f2a9c01…, not in the trusted set"},
+	}}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	for _, s := range []State{sampleState(), {Initialised: true}, {Seq: 1<<64 - 1, Initialised: true, Slots: [2]SlotState{{255, 255, true, strings.Repeat("x", ReasonMax)}}}} {
+		b := MarshalRecord(s)
+		if len(b) != RecordSize {
+			t.Fatalf("MarshalRecord: %d bytes", len(b))
+		}
+		got, err := ParseRecord(b)
+		if err != nil || got != s {
+			t.Errorf("ParseRecord(MarshalRecord(%+v)) = %+v, %v", s, got, err)
+		}
+	}
+}
+
+// TestRecordLayout pins the documented byte offsets (docs/formats.md).
+func TestRecordLayout(t *testing.T) {
+	b := MarshalRecord(sampleState())
+	le := binary.LittleEndian
+	checks := []struct {
+		name      string
+		got, want uint64
+	}{
+		{"version at 8", uint64(le.Uint32(b[8:])), 1},
+		{"record size at 12", uint64(le.Uint32(b[12:])), 512},
+		{"sequence at 16", le.Uint64(b[16:]), 7},
+		{"a priority at 32", uint64(b[32]), 1},
+		{"a tries at 33", uint64(b[33]), 2},
+		{"a flags at 34", uint64(b[34]), 1},
+		{"a reason length at 35", uint64(b[35]), 0},
+		{"b priority at 256", uint64(b[256]), 0},
+		{"b reason length at 259", uint64(b[259]), uint64(len(sampleState().Slots[1].Reason))},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if string(b[:8]) != "KEELBOOT" || !strings.HasPrefix(string(b[264:]), "verity-b: header") {
+		t.Errorf("magic or b's reason not at the documented offsets:\n%q", b)
+	}
+}
+
+func TestParseRecordRejects(t *testing.T) {
+	good := MarshalRecord(sampleState())
+	tests := []struct {
+		name    string
+		mutate  func(b []byte) []byte
+		wantErr string
+	}{
+		{"short", func(b []byte) []byte { return b[:100] }, "100 bytes, expected 512"},
+		{"blank", func(b []byte) []byte { return make([]byte, RecordSize) }, "magic"},
+		{"version 2", func(b []byte) []byte { b[8] = 2; return reseal(b) }, "version 2, this keel reads version 1"},
+		{"bit flip", func(b []byte) []byte { b[33] ^= 1; return b }, "checksum mismatch"},
+		{"torn tail", func(b []byte) []byte { clear(b[300:]); return b }, "checksum mismatch"},
+		{"size field", func(b []byte) []byte { b[13] = 0; return reseal(b) }, "record size field 0"},
+		{"reserved", func(b []byte) []byte { b[25] = 1; return reseal(b) }, "reserved bytes at offset 25"},
+		{"flags", func(b []byte) []byte { b[34] = 3; return reseal(b) }, "slot a: flags 0x03"},
+		{"entry reserved", func(b []byte) []byte { b[260] = 9; return reseal(b) }, "slot b: reserved bytes"},
+		{"reason too long", func(b []byte) []byte { b[259] = 217; return reseal(b) }, "reason length 217"},
+		{"reason padding", func(b []byte) []byte { b[479] = 'x'; return reseal(b) }, "reason padding"},
+		{"reason not UTF-8", func(b []byte) []byte { b[264] = 0xff; return reseal(b) }, "expected printable UTF-8"},
+		{"reason newline", func(b []byte) []byte { b[264] = '\n'; return reseal(b) }, "expected printable UTF-8"},
+	}
+	for _, tt := range tests {
+		b := tt.mutate(bytes.Clone(good))
+		if _, err := ParseRecord(b); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: error %v, want %q", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+// reseal recomputes the checksum of a deliberately altered record.
+func reseal(b []byte) []byte {
+	sum := sha256.Sum256(b[:recOffChecksum])
+	copy(b[recOffChecksum:], sum[:])
+	return b
+}
+
+func TestCleanReason(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ok", "ok"},
+		{"line1\nline2\t", "line1 line2 "},
+		{"bad \xff byte", "bad \uFFFD byte"},
+		{strings.Repeat("a", 300), strings.Repeat("a", ReasonMax)},
+		{strings.Repeat("a", ReasonMax-1) + "ü", strings.Repeat("a", ReasonMax-1)},
+		{strings.Repeat("€", 100), strings.Repeat("€", ReasonMax/3)},
+	}
+	for _, tt := range tests {
+		got := CleanReason(tt.in)
+		if got != tt.want || !utf8.ValidString(got) || len(got) > ReasonMax {
+			t.Errorf("CleanReason(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMutators(t *testing.T) {
+	s := DefaultState()
+	if err := s.MarkBad(SlotA, "boom\nbang"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Slot(SlotA); got != (SlotState{Reason: "boom bang"}) {
+		t.Errorf("MarkBad: %+v", got)
+	}
+	if err := s.SetNext(SlotA, 5); err != nil {
+		t.Fatal(err)
+	}
+	want := [2]SlotState{{Priority: 2, Tries: 5}, {Priority: 1, Tries: 3}}
+	if s.Slots != want {
+		t.Errorf("SetNext(a, 5): %+v, want %+v", s.Slots, want)
+	}
+	if err := s.MarkGood(SlotB); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNext(SlotB, 1); err != nil {
+		t.Fatal(err)
+	}
+	want = [2]SlotState{{Priority: 1, Tries: 5}, {Priority: 2, Tries: 1}}
+	if s.Slots != want {
+		t.Errorf("SetNext(b, 1) after MarkGood(b): %+v, want %+v (b on trial again)", s.Slots, want)
+	}
+	_ = s.MarkBad(SlotA, "x")
+	_ = s.SetNext(SlotB, 3)
+	if a := s.Slot(SlotA); a.Priority != 0 {
+		t.Errorf("SetNext(b) revived the bad slot a: %+v", a)
+	}
+	for _, tries := range []int{0, -1, 256} {
+		if err := s.SetNext(SlotA, tries); err == nil {
+			t.Errorf("SetNext(a, %d) accepted", tries)
+		}
+	}
+	for _, err := range []error{s.MarkBad("c", ""), s.MarkGood(""), s.SetNext("x", 3)} {
+		if err == nil || !strings.Contains(err.Error(), "expected a or b") {
+			t.Errorf("mutator on an unknown slot: %v", err)
+		}
+	}
+}
+
+func TestSlotStateString(t *testing.T) {
+	tests := []struct {
+		x    SlotState
+		want string
+	}{
+		{SlotState{Priority: 2, Tries: 3}, "priority 2, not yet good, 3 tries left"},
+		{SlotState{Priority: 1, Good: true}, "priority 1, good"},
+		{SlotState{Priority: 2, Tries: 1}, "priority 2, not yet good, 1 try left"},
+		{SlotState{Reason: ReasonTriesExhausted}, "retired: tries exhausted: never marked good"},
+		{SlotState{Good: true}, "retired, good"},
+	}
+	for _, tt := range tests {
+		if got := tt.x.String(); got != tt.want {
+			t.Errorf("%+v.String() = %q, want %q", tt.x, got, tt.want)
+		}
+	}
+}
+
+// FuzzParseRecord: any bytes parse or fail without panicking, and whatever
+// parses has exactly one encoding.
+func FuzzParseRecord(f *testing.F) {
+	f.Add(MarshalRecord(sampleState()))
+	f.Add(MarshalRecord(DefaultState()))
+	f.Add(make([]byte, RecordSize))
+	f.Add([]byte("KEELBOOT"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkCanonicalRecord(t, b)
+		if len(b) == RecordSize { // past the checksum, into the field checks
+			checkCanonicalRecord(t, reseal(bytes.Clone(b)))
+		}
+	})
+}
+
+func checkCanonicalRecord(t *testing.T, b []byte) {
+	t.Helper()
+	s, err := ParseRecord(b)
+	if err != nil {
+		return
+	}
+	if !s.Initialised || !bytes.Equal(MarshalRecord(s), b) {
+		t.Fatalf("ParseRecord accepted a non-canonical record: %+v", s)
+	}
+}

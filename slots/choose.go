@@ -1,0 +1,134 @@
+package slots
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ErrNoBootableSlot is wrapped by Choose when no slot may boot; the message
+// gives each slot's state and reason.
+var ErrNoBootableSlot = errors.New("no bootable slot")
+
+// ReasonTriesExhausted is the reason of a slot whose tries ran out before
+// any boot of it was marked good: the automatic rollback.
+const ReasonTriesExhausted = "tries exhausted: never marked good"
+
+// Choice is the slot boot counting picked and why.
+type Choice struct {
+	Slot Slot
+	// Reason says why, for the boot report and the console.
+	Reason string
+	// Good is the slot's good flag; TriesLeft its tries counter after this
+	// boot's decrement (for a good slot it is not used).
+	Good      bool
+	TriesLeft int
+	// Forced is true when slot= chose the slot; counting was not touched.
+	Forced bool
+	// Changed reports that Choose modified the state, which must then be
+	// saved before anything is mounted. It is meaningful with an error too.
+	Changed bool
+}
+
+// Choose picks the slot to boot. A forced slot (slot= on the command line)
+// is chosen as is and the counters are left alone. Otherwise:
+//   - a slot with a priority but neither good nor tries left is retired
+//     (priority 0, ReasonTriesExhausted);
+//   - the bootable slot with the highest priority that is not in exclude
+//     (the slots that already failed in this boot) is chosen, a on a tie;
+//   - if it is not yet good, its tries are decremented: the caller must
+//     persist the state (Choice.Changed) before mounting anything, so that
+//     a boot that never completes still used up a try.
+func (s *State) Choose(forced Slot, exclude ...Slot) (Choice, error) {
+	if forced != "" {
+		return s.chooseForced(forced, exclude)
+	}
+	changed := s.retireExhausted()
+	x, ok := s.best(exclude)
+	if !ok {
+		return Choice{Changed: changed}, s.noBootable(exclude)
+	}
+	p, _ := s.slot(x)
+	c := Choice{Slot: x, Good: p.Good, Changed: changed, Reason: s.why(x, exclude)}
+	if !p.Good {
+		p.Tries--
+		c.Changed = true
+		c.Reason += fmt.Sprintf(", not yet good: %s", triesLeft(p.Tries))
+	} else {
+		c.Reason += ", good"
+	}
+	c.TriesLeft = int(p.Tries)
+	return c, nil
+}
+
+func (s *State) chooseForced(x Slot, exclude []Slot) (Choice, error) {
+	p, err := s.slot(x)
+	if err != nil {
+		return Choice{}, fmt.Errorf("slot=%s: %w", x, err)
+	}
+	if slices.Contains(exclude, x) {
+		return Choice{}, fmt.Errorf("%w: slot=%s is forced on the command line and failed in this boot; boot counting is not used with slot=", ErrNoBootableSlot, x)
+	}
+	return Choice{Slot: x, Reason: "forced by slot=" + string(x), Good: p.Good, TriesLeft: int(p.Tries), Forced: true}, nil
+}
+
+// retireExhausted gives priority 0 to the slots that may no longer boot.
+func (s *State) retireExhausted() bool {
+	changed := false
+	for i := range s.Slots {
+		p := &s.Slots[i]
+		if p.Priority > 0 && !p.Bootable() {
+			p.Priority, p.Reason = 0, ReasonTriesExhausted
+			changed = true
+		}
+	}
+	return changed
+}
+
+// best returns the bootable slot with the highest priority, a on a tie.
+func (s *State) best(exclude []Slot) (Slot, bool) {
+	var found Slot
+	for _, x := range Slots() {
+		if !s.Bootable(x) || slices.Contains(exclude, x) {
+			continue
+		}
+		if found == "" || s.Slot(x).Priority > s.Slot(found).Priority {
+			found = x
+		}
+	}
+	return found, found != ""
+}
+
+// why explains why x was chosen over the other slot.
+func (s *State) why(x Slot, exclude []Slot) string {
+	o := x.Other()
+	prio := s.Slot(x).Priority
+	switch {
+	case slices.Contains(exclude, o):
+		return fmt.Sprintf("fallback: %s failed in this boot; %s has priority %d", o, x, prio)
+	case !s.Bootable(o):
+		return fmt.Sprintf("%s cannot boot (%s); %s has priority %d", o, s.Slot(o), x, prio)
+	}
+	return fmt.Sprintf("highest priority (%d)", prio)
+}
+
+func triesLeft(n uint8) string {
+	if n == 1 {
+		return "1 try left"
+	}
+	return fmt.Sprintf("%d tries left", n)
+}
+
+// noBootable builds the error listing why each slot cannot boot.
+func (s *State) noBootable(exclude []Slot) error {
+	parts := make([]string, 0, 2)
+	for _, x := range Slots() {
+		note := s.Slot(x).String()
+		if slices.Contains(exclude, x) {
+			note = "failed in this boot: " + note
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", x, note))
+	}
+	return fmt.Errorf("%w: %s", ErrNoBootableSlot, strings.Join(parts, "; "))
+}
