@@ -10,7 +10,6 @@ import (
 	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/devices"
 	kargs "github.com/keel-boot/keel/kernel-args"
-	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 )
@@ -28,6 +27,8 @@ type boot struct {
 	// devDeadline bounds every device wait: rd.timeout from the moment
 	// device discovery started.
 	devDeadline time.Time
+	// loaded are the modules loaded (or tried) so far.
+	loaded map[string]bool
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string
@@ -91,12 +92,7 @@ func (b *boot) startDevices() error {
 	}
 	b.dev = w
 	b.devDeadline = time.Now().Add(b.cfg.Timeout)
-	start := time.Now()
-	for _, err := range kmod.Load(b.baked.Modules, "/", kmod.LoadFile) {
-		b.log.Warnf("modules: %v", err)
-		b.rep.Warn("modules: %v", err)
-	}
-	b.log.Debugf("%d modules loaded in %v", len(b.baked.Modules), time.Since(start).Round(time.Millisecond))
+	b.loadEager()
 	if err := w.Coldplug(); err != nil {
 		b.log.Warnf("coldplug: %v", err)
 	}
@@ -114,7 +110,7 @@ func (b *boot) waitFor(role, spec string) (string, error) {
 	defer cancel()
 	path, err := b.dev.WaitFor(ctx, s)
 	if err != nil {
-		return "", fmt.Errorf("%s device: %w", role, err)
+		return "", fmt.Errorf("%s device: %w (rd.timeout=%v)", role, err, b.cfg.Timeout)
 	}
 	b.log.Infof("%s device %s is %s", role, spec, path)
 	return path, nil

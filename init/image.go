@@ -154,6 +154,7 @@ func (b *boot) plainRoot(layout mounts.Layout) error {
 func (b *boot) mountAny(dev, target string, types []string, data string) error {
 	var errs []string
 	for _, t := range types {
+		b.need(t)
 		err := b.stack.Do(mounts.Mount{Source: dev, Target: target, FSType: t, Flags: unix.MS_RDONLY, Data: data})
 		if err == nil {
 			b.log.Infof("mounted %s on %s as %s", dev, target, t)

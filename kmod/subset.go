@@ -36,17 +36,47 @@ func Closure(mods []bakedconf.Module, roots ...string) []bakedconf.Module {
 	return out
 }
 
-// Without returns the modules of the plan that are not in drop.
-func Without(mods, drop []bakedconf.Module) []bakedconf.Module {
-	skip := make(map[string]bool, len(drop))
-	for _, m := range drop {
-		skip[m.Name] = true
+// Eager returns the modules to load at once: everything the plan's roots
+// (modules nothing else depends on) need, except the roots named in lazy
+// and what only they need. A dependency shared with an eager module (dm_mod
+// for dm_crypt and dm_verity) stays eager.
+func Eager(mods []bakedconf.Module, lazy ...string) []bakedconf.Module {
+	isDep := map[string]bool{}
+	for _, m := range mods {
+		for _, d := range m.Deps {
+			isDep[d] = true
+		}
 	}
+	skip := map[string]bool{}
+	for _, l := range lazy {
+		skip[Normalize(l)] = true
+	}
+	var roots []string
+	for _, m := range mods {
+		if !isDep[m.Name] && !skip[m.Name] {
+			roots = append(roots, m.Name)
+		}
+	}
+	return Closure(mods, roots...)
+}
+
+// Pending returns the modules of mods not yet in loaded, with dependencies
+// already loaded dropped from their Deps, so that the result is a complete
+// plan for Load on its own.
+func Pending(mods []bakedconf.Module, loaded map[string]bool) []bakedconf.Module {
 	var out []bakedconf.Module
 	for _, m := range mods {
-		if !skip[m.Name] {
-			out = append(out, m)
+		if loaded[m.Name] {
+			continue
 		}
+		var deps []string
+		for _, d := range m.Deps {
+			if !loaded[d] {
+				deps = append(deps, d)
+			}
+		}
+		m.Deps = deps
+		out = append(out, m)
 	}
 	return out
 }

@@ -27,8 +27,21 @@ func TestClosureAndWithout(t *testing.T) {
 	if got, want := modNames(Closure(plan, "dm-verity")), []string(nil); !reflect.DeepEqual(got, want) {
 		t.Errorf("Closure(absent) = %v, want none", got)
 	}
-	lazy := Closure(plan, "btrfs", "ext4")
-	if got, want := modNames(Without(plan, lazy)), []string{"virtio_blk", "squashfs"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("Without = %v, want %v", got, want)
+	plan = append(plan, bakedconf.Module{Name: "dm_mod"}, bakedconf.Module{Name: "dm_verity", Deps: []string{"dm_mod"}},
+		bakedconf.Module{Name: "dm_crypt", Deps: []string{"dm_mod"}})
+	eager := Eager(plan, "btrfs", "ext4", "dm-crypt")
+	if got, want := modNames(eager), []string{"virtio_blk", "squashfs", "dm_mod", "dm_verity"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Eager = %v, want %v", got, want)
+	}
+	loaded := map[string]bool{}
+	for _, m := range eager {
+		loaded[m.Name] = true
+	}
+	pending := Pending(Closure(plan, "dm_crypt", "ext4"), loaded)
+	if got, want := modNames(pending), []string{"crc32c_generic", "ext4", "dm_crypt"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Pending = %v, want %v", got, want)
+	}
+	if errs := Load(pending, "/", func(string, string) error { return nil }); len(errs) != 0 {
+		t.Errorf("Load(Pending) = %v: want a self-contained plan", errs)
 	}
 }
