@@ -1,0 +1,100 @@
+package datapart
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// loopMount makes a filesystem of fstype in a file and mounts it through a
+// loop device; it skips when the host cannot.
+func loopMount(t *testing.T, fstype string) string {
+	t.Helper()
+	requireRoot(t)
+	fss, err := os.ReadFile("/proc/filesystems")
+	if err != nil || !strings.Contains(string(fss), "\t"+fstype+"\n") {
+		t.Skipf("the host kernel has no %s (/proc/filesystems)", fstype)
+	}
+	mkfs, err := exec.LookPath("mkfs." + fstype)
+	if err != nil {
+		t.Skipf("mkfs.%s not installed", fstype)
+	}
+	img := filepath.Join(t.TempDir(), "data.img")
+	must(t, os.WriteFile(img, nil, 0o600))
+	must(t, os.Truncate(img, 256<<20))
+	if out, err := exec.Command(mkfs, "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.%s: %v\n%s", fstype, err, out)
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot loop-mount %s here: %v\n%s", fstype, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", mnt, err, out)
+		}
+	})
+	return mnt
+}
+
+func TestEnsureLayoutRealBtrfs(t *testing.T) {
+	btrfs, err := exec.LookPath("btrfs")
+	if err != nil {
+		t.Skip("btrfs-progs not installed")
+	}
+	mnt := loopMount(t, Btrfs)
+	// A subvolume made beforehand, with content, is used as it is.
+	if out, err := exec.Command(btrfs, "-q", "subvolume", "create", filepath.Join(mnt, Home)).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs subvolume create: %v\n%s", err, out)
+	}
+	write(t, mnt, map[string]string{"@home/alice/notes": "mine"})
+
+	created, err := EnsureLayout(mnt, Btrfs, Kernel())
+	must(t, err)
+	if want := []string{filepath.Join(mnt, Var), filepath.Join(mnt, Overlay)}; !reflect.DeepEqual(created, want) {
+		t.Errorf("created %v, want %v", created, want)
+	}
+	out, err := exec.Command(btrfs, "subvolume", "list", mnt).CombinedOutput()
+	if err != nil {
+		t.Fatalf("btrfs subvolume list: %v\n%s", err, out)
+	}
+	for _, name := range []string{Var, Home, Overlay} {
+		if !strings.Contains(string(out), "path "+name+"\n") {
+			t.Errorf("btrfs subvolume list has no %s:\n%s", name, out)
+		}
+		// The root directory of every btrfs subvolume is inode 256.
+		fi, err := os.Stat(filepath.Join(mnt, name))
+		must(t, err)
+		if ino := fi.Sys().(*syscall.Stat_t).Ino; ino != 256 {
+			t.Errorf("%s has inode %d, not a subvolume root (256)", name, ino)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "@home/alice/notes")); err != nil || string(b) != "mine" {
+		t.Errorf("@home content: %q, %v", b, err)
+	}
+	fi, err := os.Stat(filepath.Join(mnt, Overlay))
+	must(t, err)
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("@overlay mode %v, want 0700", fi.Mode().Perm())
+	}
+	again, err := EnsureLayout(mnt, Btrfs, Kernel())
+	if err != nil || len(again) != 0 {
+		t.Errorf("second run created %v, %v; want nothing", again, err)
+	}
+}
+
+func TestEnsureLayoutRealExt4(t *testing.T) {
+	mnt := loopMount(t, Ext4)
+	created, err := EnsureLayout(mnt, Ext4, Kernel())
+	must(t, err)
+	if len(created) != 3 {
+		t.Errorf("created %v, want 3 directories", created)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "lost+found")); err != nil {
+		t.Errorf("lost+found: %v", err)
+	}
+}

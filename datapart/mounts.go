@@ -1,0 +1,69 @@
+package datapart
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/mounts"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRoot is where the init mounts the data filesystem: under /run, so
+// it stays visible (and the uppers unmountable) in the booted system.
+const DefaultRoot = "/run/keel/data"
+
+// LUKS is the type devices.Probe reports for a LUKS container.
+const LUKS = "crypto_LUKS"
+
+// Probe reads the start of the data partition dev and tells what it
+// holds: btrfs, ext4, or a LUKS container to unlock first. Anything else is
+// an error naming what was found.
+func Probe(dev string) (devices.FS, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return devices.FS{}, fmt.Errorf("data partition: %w", err)
+	}
+	defer f.Close()
+	return Identify(dev, f)
+}
+
+// Identify is Probe over an already open device.
+func Identify(dev string, r io.ReaderAt) (devices.FS, error) {
+	fs, err := devices.Probe(r)
+	if errors.Is(err, devices.ErrUnknownFS) {
+		return fs, fmt.Errorf("data partition %s: no filesystem found, expected btrfs, ext4 or LUKS: %w", dev, err)
+	}
+	if err != nil {
+		return fs, fmt.Errorf("data partition %s: %w", dev, err)
+	}
+	switch fs.Type {
+	case Btrfs, Ext4, LUKS:
+		return fs, nil
+	}
+	return fs, fmt.Errorf("data partition %s: found %s, expected btrfs, ext4 or LUKS", dev, fs.Type)
+}
+
+// Mount is the mount of the data filesystem on dev at root. btrfs is
+// mounted at its top level (subvolid=5), whatever its default subvolume,
+// so that @var, @home and @overlay are visible side by side.
+func Mount(dev, fstype, root string) mounts.Mount {
+	m := mounts.Mount{Source: dev, Target: root, FSType: fstype}
+	if fstype == Btrfs {
+		m.Data = "subvolid=5"
+	}
+	return m
+}
+
+// Binds are the bind mounts of @var and @home of the data filesystem at
+// dataRoot onto /var and /home of newRoot. They apply in every overlay
+// mode; the image must have /var and /home directories for overlay=off.
+func Binds(dataRoot, newRoot string) []mounts.Mount {
+	return []mounts.Mount{
+		{Source: filepath.Join(dataRoot, Var), Target: filepath.Join(newRoot, "var"), Flags: unix.MS_BIND},
+		{Source: filepath.Join(dataRoot, Home), Target: filepath.Join(newRoot, "home"), Flags: unix.MS_BIND},
+	}
+}

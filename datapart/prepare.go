@@ -1,0 +1,107 @@
+package datapart
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Plan is what Prepare needs to know about the boot.
+type Plan struct {
+	Root     string // where the data filesystem is mounted (DefaultRoot)
+	FSType   string // Btrfs or Ext4
+	ImageVar string // the image's /var, in the read-only lower mount
+	// Slot and ImageID name the upper of the image being booted; Keep maps
+	// every slot whose image id is known to that id. A slot missing from
+	// Keep has its uppers left alone. With Slot and ImageID both empty (a
+	// root without an image id) there is no upper and nothing is pruned.
+	Slot, ImageID string
+	Keep          map[string]string
+	Sys           Sys // nil fields are the kernel
+}
+
+// Result is what Prepare did, for the log and the boot report.
+type Result struct {
+	Created  []string // subvolumes or directories made
+	Seeded   bool     // @var was seeded from the image's /var
+	Pruned   []string // upper directories removed
+	UpperDir string   // holds upper/ and work/ for overlay=persistent
+	// FreshUpper is true when UpperDir did not exist yet: the first boot of
+	// this image in this slot, so the root starts as the image is.
+	FreshUpper bool
+	Warnings   []string // problems that do not stop the boot (pruning)
+}
+
+// Prepare readies the mounted data filesystem for the boot: the layout,
+// the seeding of @var, the pruning of stale uppers, and the name of this
+// image's upper. An error means the partition cannot be used as it is and
+// the init should boot volatile (see VolatileWarning); a failed prune is
+// only a warning, since keeping an old upper harms nothing but space.
+func Prepare(p Plan) (Result, error) {
+	var r Result
+	var err error
+	withUpper := p.Slot != "" || p.ImageID != ""
+	if withUpper {
+		if r.UpperDir, err = UpperDir(p.Root, p.Slot, p.ImageID); err != nil {
+			return r, err
+		}
+	}
+	if r.Created, err = EnsureLayout(p.Root, p.FSType, p.Sys); err != nil {
+		return r, err
+	}
+	if r.Seeded, err = SeedVar(p.ImageVar, filepath.Join(p.Root, Var)); err != nil {
+		return r, err
+	}
+	if withUpper {
+		r.prune(p)
+	}
+	if w := spaceWarning(p.Root, p.Sys.withDefaults()); w != "" {
+		r.Warnings = append(r.Warnings, w)
+	}
+	return r, nil
+}
+
+// prune removes stale uppers; the image being booted is kept whatever
+// p.Keep says.
+func (r *Result) prune(p Plan) {
+	keep := maps.Clone(p.Keep)
+	if keep == nil {
+		keep = map[string]string{}
+	}
+	keep[p.Slot] = p.ImageID
+	var err error
+	if r.Pruned, err = PruneUppers(p.Root, keep); err != nil {
+		r.Warnings = append(r.Warnings, err.Error())
+	}
+	if _, err := os.Lstat(r.UpperDir); errors.Is(err, fs.ErrNotExist) {
+		r.FreshUpper = true
+	}
+}
+
+// LowSpace is the free space below which Prepare warns: the boot goes on
+// (a full /var is systemd's to report), but the report says why it may fail.
+const LowSpace = 64 << 20
+
+func spaceWarning(root string, sys Sys) string {
+	var st unix.Statfs_t
+	if err := sys.Statfs(root, &st); err != nil {
+		return fmt.Sprintf("data partition at %s: statfs: %v", root, err)
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if free < LowSpace {
+		return fmt.Sprintf("data partition at %s is nearly full: %d MiB free of %d MiB", root, free>>20, (st.Blocks*uint64(st.Bsize))>>20)
+	}
+	return ""
+}
+
+// VolatileWarning is the line the init prints on the console and records
+// in boot.json when the data partition dev cannot be used because of err
+// and it boots with a tmpfs upper and the image's /var and /home instead.
+func VolatileWarning(dev string, err error) string {
+	return fmt.Sprintf("DATA PARTITION %s NOT USED, BOOTING VOLATILE: changes to /, /var and /home will be lost at shutdown; the partition is left as it is: %v", dev, err)
+}

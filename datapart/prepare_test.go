@@ -1,0 +1,172 @@
+package datapart
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/mounts"
+	"golang.org/x/sys/unix"
+)
+
+func TestPrepare(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(t.TempDir(), "var")
+	write(t, src, map[string]string{"lib/x": "seed"})
+	write(t, root, map[string]string{"@overlay/a/old/upper/f": "", "@overlay/b/img2/upper/f": ""})
+	var subvols []string
+	p := Plan{
+		Root: root, FSType: Btrfs, ImageVar: src, Slot: "a", ImageID: "img3",
+		// Keep names the booted slot with a stale id: the booted image wins.
+		Keep: map[string]string{"a": "old", "b": "img2"},
+		Sys:  fakeSys(&subvols),
+	}
+	r, err := Prepare(p)
+	must(t, err)
+	want := Result{
+		Created:    []string{filepath.Join(root, Var), filepath.Join(root, Home)},
+		Seeded:     true,
+		Pruned:     []string{filepath.Join(root, "@overlay/a/old")},
+		UpperDir:   filepath.Join(root, "@overlay/a/img3"),
+		FreshUpper: true,
+	}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("got %+v\nwant %+v", r, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "@var/lib/x")); err != nil || string(b) != "seed" {
+		t.Errorf("@var not seeded: %q, %v", b, err)
+	}
+	if p.Keep["a"] != "old" {
+		t.Error("Prepare changed the caller's Keep map")
+	}
+	must(t, os.MkdirAll(filepath.Join(r.UpperDir, "upper"), 0o755))
+	r, err = Prepare(p)
+	if err != nil || r.Seeded || len(r.Created) != 0 || len(r.Pruned) != 0 || r.FreshUpper {
+		t.Errorf("second boot: %+v, %v", r, err)
+	}
+}
+
+func TestPrepareWithoutImageID(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"@overlay/a/old/upper/f": ""})
+	var subvols []string
+	r, err := Prepare(Plan{Root: root, FSType: Ext4, Keep: map[string]string{"a": "new"}, Sys: fakeSys(&subvols)})
+	must(t, err)
+	if r.UpperDir != "" || r.Pruned != nil || r.FreshUpper || !r.Seeded || len(r.Created) != 2 {
+		t.Errorf("result %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(root, "@overlay/a/old/upper/f")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestPrepareWarnsWhenNearlyFull(t *testing.T) {
+	root := t.TempDir()
+	var subvols []string
+	sys := fakeSys(&subvols)
+	sys.Statfs = func(_ string, st *unix.Statfs_t) error {
+		st.Bsize, st.Blocks, st.Bavail = 4096, 1<<20, 100
+		return nil
+	}
+	r, err := Prepare(Plan{Root: root, FSType: Btrfs, Slot: "a", ImageID: "x", Sys: sys})
+	must(t, err)
+	if want := []string{"data partition at " + root + " is nearly full: 0 MiB free of 4096 MiB"}; !reflect.DeepEqual(r.Warnings, want) {
+		t.Errorf("warnings %q, want %q", r.Warnings, want)
+	}
+}
+
+func TestPrepareFailures(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"@var": "a file"})
+	_, err := Prepare(Plan{Root: root, FSType: Ext4, Slot: "a", ImageID: "x"})
+	if err == nil || !strings.Contains(err.Error(), "@var is a regular file") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := Prepare(Plan{Root: root, FSType: Ext4, Slot: "A", ImageID: "x"}); err == nil {
+		t.Error("bad slot accepted")
+	}
+	msg := VolatileWarning("/dev/vda6", err)
+	if !strings.HasPrefix(msg, "DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE") || !strings.Contains(msg, err.Error()) {
+		t.Errorf("warning %q", msg)
+	}
+}
+
+func TestPrepareRealBtrfs(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	r, err := Prepare(Plan{Root: mnt, FSType: Btrfs, ImageVar: imageVar(t), Slot: "a", ImageID: "os/1"})
+	must(t, err)
+	if len(r.Created) != 3 || !r.Seeded {
+		t.Errorf("result %+v", r)
+	}
+	var st unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(mnt, "@var/lib/app/suid"), &st))
+	if st.Mode&0o7777 != 0o4755 {
+		t.Errorf("suid mode %o on btrfs", st.Mode&0o7777)
+	}
+	must(t, unix.Lstat(filepath.Join(mnt, "@var/lib/null"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		t.Errorf("device node: mode %o rdev %d", st.Mode, st.Rdev)
+	}
+}
+
+func TestBindsAndMount(t *testing.T) {
+	got := Binds("/run/keel/data", "/newroot")
+	want := []mounts.Mount{
+		{Source: "/run/keel/data/@var", Target: "/newroot/var", Flags: unix.MS_BIND},
+		{Source: "/run/keel/data/@home", Target: "/newroot/home", Flags: unix.MS_BIND},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Binds = %v", got)
+	}
+	if m := Mount("/dev/vda6", Btrfs, DefaultRoot); m.Data != "subvolid=5" || m.Target != DefaultRoot {
+		t.Errorf("btrfs mount %v", m)
+	}
+	if m := Mount("/dev/mapper/data", Ext4, DefaultRoot); m.Data != "" || m.FSType != Ext4 {
+		t.Errorf("ext4 mount %v", m)
+	}
+}
+
+func TestIdentify(t *testing.T) {
+	img := func(off int, magic string) []byte {
+		b := make([]byte, 128<<10)
+		copy(b[off:], magic)
+		return b
+	}
+	ext4 := img(1024+56, "\x53\xef")
+	ext4[1024+96] = 0x40 // an ext4-only incompat feature (extents)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		typ  string
+		err  string
+	}{
+		{name: "btrfs", data: img(65536+64, "_BHRfS_M"), typ: Btrfs},
+		{name: "ext4", data: ext4, typ: Ext4},
+		{name: "luks", data: img(0, "LUKS\xba\xbe\x00\x02"), typ: LUKS},
+		{name: "squashfs", data: img(0, "hsqs"), err: "data partition /dev/vda6: found squashfs, expected btrfs, ext4 or LUKS"},
+		{name: "zeros", data: img(0, ""), err: "no filesystem found, expected btrfs, ext4 or LUKS"},
+	} {
+		fs, err := Identify("/dev/vda6", bytes.NewReader(tc.data))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || fs.Type != tc.typ {
+			t.Errorf("%s: got %+v, %v", tc.name, fs, err)
+		}
+	}
+	_, err := Identify("/dev/vda6", bytes.NewReader(nil))
+	if !errors.Is(err, devices.ErrUnknownFS) {
+		t.Errorf("empty device: %v", err)
+	}
+	if _, err := Probe(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "data partition") {
+		t.Errorf("missing device: %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+package datapart
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// PruneUppers removes the upper directories of images that are no longer
+// in their slot: for each slot in keep (slot name → image id now in it) it
+// removes @overlay/SLOT/ID for every other image id, and returns the paths
+// removed.
+//
+// It removes nothing else, ever: slots not in keep (say, one whose header
+// could not be read) are left whole; entries that are not directories,
+// symlinks, and directories whose names are not encoded image ids are left
+// alone; and every removal goes through an os.Root at @overlay, so no
+// symlink can lead it outside. Errors do not stop it: it prunes what it can
+// and returns them joined.
+func PruneUppers(dataRoot string, keep map[string]string) (removed []string, err error) {
+	dir := filepath.Join(dataRoot, Overlay)
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pruning uppers: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("pruning uppers: %s is a %s, expected a directory; nothing pruned", dir, kind(fi.Mode()))
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pruning uppers: %w", err)
+	}
+	defer root.Close()
+	var errs []error
+	for _, slot := range slices.Sorted(maps.Keys(keep)) {
+		r, err := pruneSlot(root, slot, keep[slot])
+		for _, name := range r {
+			removed = append(removed, filepath.Join(dir, name))
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// pruneSlot removes the uppers in root/slot other than the one of imageID,
+// and returns their paths relative to root.
+func pruneSlot(root *os.Root, slot, imageID string) (removed []string, err error) {
+	if err := checkSlot(slot); err != nil {
+		return nil, fmt.Errorf("pruning uppers: %w", err)
+	}
+	keepName, err := EncodeImageID(imageID)
+	if err != nil {
+		return nil, fmt.Errorf("pruning uppers of slot %s: %w", slot, err)
+	}
+	if fi, err := root.Lstat(slot); errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
+		return nil, nil
+	}
+	entries, err := fs.ReadDir(root.FS(), slot)
+	if err != nil {
+		return nil, fmt.Errorf("pruning uppers of slot %s: %w", slot, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !isStaleUpper(e, keepName) {
+			continue
+		}
+		rel := filepath.Join(slot, e.Name())
+		if err := removeTree(root, rel); err != nil {
+			errs = append(errs, fmt.Errorf("pruning upper %s: %w", filepath.Join(root.Name(), rel), err))
+			continue
+		}
+		removed = append(removed, rel)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// isStaleUpper reports whether e is an upper directory of an image other
+// than the one named keepName.
+func isStaleUpper(e fs.DirEntry, keepName string) bool {
+	if e.Name() == keepName || !e.IsDir() { // IsDir is false for symlinks
+		return false
+	}
+	_, err := DecodeImageID(e.Name())
+	return err == nil
+}
+
+// removeTree removes rel under root. overlayfs leaves work/work with mode
+// 000, which stops anyone without CAP_DAC_OVERRIDE, so every directory is
+// made accessible first (fs.WalkDir visits a directory before reading it
+// and does not follow symlinks).
+func removeTree(root *os.Root, rel string) error {
+	err := fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return root.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return root.RemoveAll(rel)
+}

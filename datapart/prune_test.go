@@ -1,0 +1,152 @@
+package datapart
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/mounts"
+	"golang.org/x/sys/unix"
+)
+
+func TestPruneUppersRemovesOnlyStaleUppers(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	write(t, outside, map[string]string{"precious": "outside"})
+	write(t, root, map[string]string{
+		"@var/lib/x":                  "var",
+		"@home/u/.bashrc":             "home",
+		"top-level-file":              "top",
+		"@overlay/a/new/upper/etc/f":  "current",
+		"@overlay/a/old/upper/etc/f":  "stale",
+		"@overlay/a/old/work/work/":   "",
+		"@overlay/a/os%2Fv1/upper/f":  "stale, encoded name",
+		"@overlay/a/.partial/x":       "not an image id",
+		"@overlay/a/%2f/x":            "not canonical",
+		"@overlay/a/stalefile":        "a file, not an upper",
+		"@overlay/b/other/upper/f":    "slot b is current",
+		"@overlay/b/older/upper/f":    "slot b stale",
+		"@overlay/c/gone/upper/f":     "slot c not in keep: untouched",
+		"@overlay/notes.txt":          "not a slot",
+		"@overlay/a/old/upper/bin/sh": "x",
+	})
+	// A symlink named like an upper, pointing outside: never followed.
+	must(t, os.Symlink(outside, filepath.Join(root, "@overlay/a/linked")))
+	// A symlink inside a stale upper pointing outside: removed, target kept.
+	must(t, os.Symlink(outside, filepath.Join(root, "@overlay/a/old/upper/escape")))
+	// overlayfs makes work/work mode 000.
+	must(t, os.WriteFile(filepath.Join(root, "@overlay/a/old/work/work/f"), nil, 0o600))
+	must(t, os.Chmod(filepath.Join(root, "@overlay/a/old/work/work"), 0))
+	before := snapshot(t, root)
+
+	removed, err := PruneUppers(root, map[string]string{"a": "new", "b": "other"})
+	must(t, err)
+	var rel []string
+	for _, r := range removed {
+		rel = append(rel, strings.TrimPrefix(r, root+"/"))
+	}
+	sort.Strings(rel)
+	if want := []string{"@overlay/a/old", "@overlay/a/os%2Fv1", "@overlay/b/older"}; !reflect.DeepEqual(rel, want) {
+		t.Errorf("removed %v, want %v", rel, want)
+	}
+	after := snapshot(t, root)
+	for p, d := range before {
+		gone := false
+		for _, r := range rel {
+			gone = gone || p == r || strings.HasPrefix(p, r+"/")
+		}
+		if gone != (after[p] == "") || (!gone && after[p] != d) {
+			t.Errorf("%s: before %q, after %q, removed %v", p, d, after[p], gone)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "precious")); err != nil || string(b) != "outside" {
+		t.Errorf("symlink target damaged: %q, %v", b, err)
+	}
+}
+
+func TestPruneUppersEdgeCases(t *testing.T) {
+	t.Run("no @overlay", func(t *testing.T) {
+		removed, err := PruneUppers(t.TempDir(), map[string]string{"a": "x"})
+		if err != nil || removed != nil {
+			t.Errorf("got %v, %v", removed, err)
+		}
+	})
+	t.Run("@overlay is a symlink", func(t *testing.T) {
+		root, outside := t.TempDir(), t.TempDir()
+		write(t, outside, map[string]string{"a/old/upper/f": "outside"})
+		must(t, os.Symlink(outside, filepath.Join(root, Overlay)))
+		removed, err := PruneUppers(root, map[string]string{"a": "new"})
+		if err == nil || !strings.Contains(err.Error(), "is a symlink, expected a directory; nothing pruned") || removed != nil {
+			t.Errorf("got %v, %v", removed, err)
+		}
+		if _, err := os.Stat(filepath.Join(outside, "a/old/upper/f")); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("bad keep entries", func(t *testing.T) {
+		root := t.TempDir()
+		write(t, root, map[string]string{"@overlay/a/old/f": "", "@overlay/b/old/f": "", "@overlay/x/old/f": ""})
+		removed, err := PruneUppers(root, map[string]string{"a": "", "../x": "y", "b": "new"})
+		if err == nil || !strings.Contains(err.Error(), "image id") || !strings.Contains(err.Error(), "overlay slot name") {
+			t.Errorf("err = %v", err)
+		}
+		if want := []string{filepath.Join(root, "@overlay/b/old")}; !reflect.DeepEqual(removed, want) {
+			t.Errorf("removed %v, want %v (the valid slot is still pruned)", removed, want)
+		}
+		for _, p := range []string{"@overlay/a/old/f", "@overlay/x/old/f"} {
+			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	t.Run("slot is a file", func(t *testing.T) {
+		root := t.TempDir()
+		write(t, root, map[string]string{"@overlay/a": "file"})
+		if removed, err := PruneUppers(root, map[string]string{"a": "new"}); err != nil || removed != nil {
+			t.Errorf("got %v, %v", removed, err)
+		}
+	})
+}
+
+// TestPruneRealOverlayUpper prunes an upper that a real overlayfs mount
+// used, with the work directory overlayfs left behind.
+func TestPruneRealOverlayUpper(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	lower := t.TempDir()
+	write(t, lower, map[string]string{"etc/hostname": "image", "etc/gone": "x"})
+	old, err := UpperDir(root, "a", "img/1")
+	must(t, err)
+	l := mounts.Layout{NewRoot: t.TempDir(), Lower: lower}
+	ms, err := l.RootMounts(mounts.OverlayPersistent, old)
+	must(t, err)
+	s := mounts.NewStack()
+	if err := s.DoAll(ms...); err != nil {
+		t.Skipf("overlayfs not usable here: %v", err)
+	}
+	must(t, os.WriteFile(filepath.Join(l.NewRoot, "etc/hostname"), []byte("changed"), 0o644))
+	must(t, os.Remove(filepath.Join(l.NewRoot, "etc/gone"))) // a whiteout: a 0/0 char device
+	must(t, os.MkdirAll(filepath.Join(l.NewRoot, "var/lib/new"), 0o700))
+	for _, err := range s.Undo() {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(old, "upper/etc/gone"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		t.Fatalf("no whiteout in the upper, mode %o", st.Mode)
+	}
+	removed, err := PruneUppers(root, map[string]string{"a": "img/2"})
+	must(t, err)
+	if want := []string{old}; !reflect.DeepEqual(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	if _, err := os.Lstat(old); !os.IsNotExist(err) {
+		t.Errorf("%s still there: %v", old, err)
+	}
+	if _, err := os.Stat(filepath.Join(lower, "etc/gone")); err != nil {
+		t.Errorf("lower damaged: %v", err)
+	}
+}

@@ -1,0 +1,182 @@
+package unlock
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// console reads from in and records what is written.
+type console struct {
+	in  io.Reader
+	out bytes.Buffer
+}
+
+func (c *console) Read(p []byte) (int, error)  { return c.in.Read(p) }
+func (c *console) Write(p []byte) (int, error) { return c.out.Write(p) }
+func (c *console) String() string              { return c.out.String() }
+
+const what = "data (LUKS2 /dev/vda6)"
+
+// tryer accepts "right" and reports the others as ErrNoKeySlot.
+func tryer(tried *[]string) func([]byte) error {
+	return func(p []byte) error {
+		*tried = append(*tried, string(p))
+		if string(p) == "right" {
+			return nil
+		}
+		return fmt.Errorf("%s: %w the passphrase", what, ErrNoKeySlot)
+	}
+}
+
+func TestPrompt(t *testing.T) {
+	for _, tc := range []struct {
+		name, input string
+		tried       []string
+		err         string
+		prompts     int
+	}{
+		{name: "first try", input: "right\n", tried: []string{"right"}, prompts: 1},
+		{name: "third try, CRLF", input: "a\r\n\nright\r\n", tried: []string{"a", "", "right"}, prompts: 3},
+		{name: "out of tries", input: "a\nb\nc\nright\n", tried: []string{"a", "b", "c"}, prompts: 3,
+			err: "data (LUKS2 /dev/vda6): no key slot matches the passphrase (3 tries)"},
+		{name: "console closed", input: "a\n", tried: []string{"a"}, prompts: 2,
+			err: "data (LUKS2 /dev/vda6): reading the passphrase from the console: EOF"},
+		{name: "no newline", input: "righ", prompts: 1, err: "unexpected EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &console{in: strings.NewReader(tc.input)}
+			var tried []string
+			err := Prompt(c, -1, what, 3, tryer(&tried))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("err = %v, want %q", err, tc.err)
+				}
+			} else if err != nil {
+				t.Error(err)
+			}
+			if strings.Join(tried, "|") != strings.Join(tc.tried, "|") {
+				t.Errorf("tried %q, want %q", tried, tc.tried)
+			}
+			if n := strings.Count(c.String(), "Passphrase for "+what+": "); n != tc.prompts {
+				t.Errorf("%d prompts, want %d:\n%s", n, tc.prompts, c.String())
+			}
+			if strings.Contains(c.String(), "right") {
+				t.Errorf("passphrase written to the console:\n%s", c.String())
+			}
+		})
+	}
+}
+
+func TestPromptStopsOnOtherErrors(t *testing.T) {
+	c := &console{in: strings.NewReader("a\nb\n")}
+	calls := 0
+	boom := errors.New("dm-crypt: no such device")
+	err := Prompt(c, -1, what, 3, func([]byte) error { calls++; return boom })
+	if !errors.Is(err, boom) || calls != 1 {
+		t.Errorf("err = %v after %d calls, want the mapping error after 1", err, calls)
+	}
+}
+
+func TestPromptOnPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	go func() { fmt.Fprint(w, "right\n"); w.Close() }()
+	c := &console{in: r}
+	var tried []string
+	// A pipe is not a terminal: there is no echo to turn off, and no error.
+	if err := Prompt(c, int(r.Fd()), what, 3, tryer(&tried)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openPTY opens a pseudo-terminal pair through /dev/ptmx.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	must(t, err)
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("opening the pty slave: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// readUntil reads from the master until want appears or a deadline passes.
+func readUntil(t *testing.T, m *os.File, want string) string {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 256)
+	must(t, m.SetReadDeadline(time.Now().Add(5*time.Second)))
+	for !bytes.Contains(got, []byte(want)) {
+		n, err := m.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for %q, got %q: %v", want, got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	return string(got)
+}
+
+func TestPromptOnTerminal(t *testing.T) {
+	m, s := openPTY(t)
+	fd := int(s.Fd())
+	before, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	must(t, err)
+	if before.Lflag&unix.ECHO == 0 {
+		t.Fatal("a fresh pty should echo")
+	}
+	done := make(chan error, 1)
+	var tried []string
+	go func() { done <- Prompt(s, fd, what, 3, tryer(&tried)) }()
+
+	out := readUntil(t, m, "Passphrase for "+what+": ")
+	during, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	must(t, err)
+	if during.Lflag&unix.ECHO != 0 || during.Lflag&unix.ICANON == 0 {
+		t.Errorf("while prompting lflag %#x: want ECHO off, ICANON on", during.Lflag)
+	}
+	// Type a wrong passphrase with a typo erased by backspace, then the right one.
+	_, err = m.Write([]byte("wronk\x7fg\n"))
+	must(t, err)
+	out += readUntil(t, m, "Passphrase for "+what+": ")
+	_, err = m.Write([]byte("right\n"))
+	must(t, err)
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Prompt did not return")
+	}
+	if strings.Join(tried, "|") != "wrong|right" {
+		t.Errorf("tried %q, want the line-edited wrong then right", tried)
+	}
+	if strings.Contains(out, "wron") || strings.Contains(out, "right") {
+		t.Errorf("passphrase echoed:\n%q", out)
+	}
+	if !strings.Contains(out, "no key slot matches the passphrase") {
+		t.Errorf("no miss message:\n%q", out)
+	}
+	after, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	must(t, err)
+	if *after != *before {
+		t.Errorf("terminal not restored: lflag %#x, was %#x", after.Lflag, before.Lflag)
+	}
+}
