@@ -60,7 +60,10 @@ func (b *boot) superblockImage(raw []byte, dataDev, hashDev string) (*image, err
 // mountImage opens dm-verity over the image, mounts it read-only and stacks
 // the overlay on top, then checks the new root has an init.
 func (b *boot) mountImage(layout mounts.Layout, img *image) error {
-	b.rep.Devices = map[string]string{"data": img.dataDev, "hash": img.hashDev}
+	if b.rep.Devices == nil {
+		b.rep.Devices = map[string]string{}
+	}
+	b.rep.Devices["image"], b.rep.Devices["hash"] = img.dataDev, img.hashDev
 	dev := img.dataDev
 	if b.cfg.VerityOff {
 		b.log.Warnf("verity=off: mounting %s without verification", dev)

@@ -39,27 +39,7 @@ func (b *boot) mountRoot() error {
 		b.rep.Mode = "plain"
 		return b.plainRoot(layout)
 	}
-	b.rep.Mode = "slot"
-	slot := slots.SlotA
-	if b.cfg.Slot != "" {
-		s, err := slots.ParseSlot(b.cfg.Slot)
-		if err != nil {
-			return err
-		}
-		slot = s
-		b.rep.SlotReason = "forced by slot=" + b.cfg.Slot
-	} else {
-		b.rep.SlotReason = "default slot (no slot= and no boot state)"
-	}
-	b.rep.Slot = string(slot)
-	img, err := b.slotImage(slot)
-	if err != nil {
-		return fmt.Errorf("slot %s: %w", slot, err)
-	}
-	if err := b.mountImage(layout, img); err != nil {
-		return fmt.Errorf("slot %s: %w", slot, err)
-	}
-	return nil
+	return b.slotBoot(layout)
 }
 
 // slotImage finds a slot's partitions and reads and authenticates its header.
