@@ -27,6 +27,9 @@ type boot struct {
 	// devDeadline bounds every device wait: rd.timeout from the moment
 	// device discovery started.
 	devDeadline time.Time
+	// data is the data partition, set up once (dataDone) per boot.
+	data     *dataState
+	dataDone bool
 	// loaded are the modules loaded (or tried) so far.
 	loaded map[string]bool
 	// newRoot is set once the new root is assembled; init is the resolved

@@ -85,27 +85,46 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	if err := b.stack.Do(layout.Image(dev, "squashfs")); err != nil {
 		return fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err)
 	}
-	return b.assemble(layout, b.overlayMode())
-}
-
-// overlayMode is overlay= or the default: tmpfs until a data partition exists.
-func (b *boot) overlayMode() string {
-	if b.cfg.Overlay != "" {
-		return b.cfg.Overlay
+	id := img.imageID
+	if id == "" && len(img.target.RootHash) > 0 {
+		id = fmt.Sprintf("%x", img.target.RootHash[:6])
 	}
-	return mounts.OverlayTmpfs
+	return b.assemble(layout, id)
 }
 
-// assemble stacks the upper layer over the mounted image and checks the init.
-func (b *boot) assemble(layout mounts.Layout, mode string) error {
-	ms, err := layout.RootMounts(mode, "")
+// assemble stacks the upper layer over the image mounted at layout.Lower,
+// binds /var and /home from the data partition, and checks the init.
+// overlay= decides the upper; by default it is persistent when a data
+// partition is usable, else tmpfs.
+func (b *boot) assemble(layout mounts.Layout, imageID string) error {
+	if _, err := b.openData(); err != nil {
+		return err
+	}
+	upper := b.prepareData(layout, imageID)
+	mode := b.cfg.Overlay
+	switch {
+	case mode == "" && upper != "":
+		mode = mounts.OverlayPersistent
+	case mode == "":
+		mode = mounts.OverlayTmpfs
+	case mode == mounts.OverlayPersistent && upper == "":
+		b.log.Warnf("overlay=persistent but no usable data partition: the upper layer is tmpfs")
+		b.rep.Warn("overlay=persistent but no usable data partition: the upper layer is tmpfs")
+		mode = mounts.OverlayTmpfs
+	}
+	ms, err := layout.RootMounts(mode, upper)
 	if err != nil {
 		return err
 	}
 	if err := b.stack.DoAll(ms...); err != nil {
-		return err
+		if mode != mounts.OverlayPersistent {
+			return err
+		}
+		b.volatile(b.data.dev, err)
+		return b.assemble(layout, imageID)
 	}
 	b.rep.Overlay = mode
+	b.bindData(layout)
 	return b.checkInit(layout.NewRoot)
 }
 
@@ -147,9 +166,14 @@ func (b *boot) plainRoot(layout mounts.Layout) error {
 		return err
 	}
 	if overlay {
-		return b.assemble(layout, mounts.OverlayTmpfs)
+		return b.assemble(layout, "")
 	}
 	b.rep.Overlay = mounts.OverlayOff
+	if _, err := b.openData(); err != nil {
+		return err
+	}
+	b.prepareData(layout, "")
+	b.bindData(layout)
 	return b.checkInit(layout.NewRoot)
 }
 

@@ -69,6 +69,7 @@ func noBootableSlot(err error, sel slots.Selection) error {
 func (b *boot) trySlot(layout mounts.Layout, slot slots.Slot) error {
 	b.stack = mounts.NewStack()
 	b.resetRootReport()
+	b.rep.Slot = string(slot) // names the persistent upper of this attempt
 	img, err := b.slotImage(slot)
 	if err == nil {
 		err = b.mountImage(layout, img)

@@ -45,6 +45,11 @@ func build(o *options, stdout, stderr io.Writer) error {
 	if err := addExtras(a, o.adds); err != nil {
 		return err
 	}
+	if o.luksKey != "" {
+		if cfg.LUKSKeyfile, err = addLUKSKey(a, o.luksKey); err != nil {
+			return err
+		}
+	}
 	conf, err := cfg.Marshal()
 	if err != nil {
 		return fmt.Errorf("baked config: %w", err)
@@ -155,4 +160,19 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// luksKeyPath is where a baked LUKS key file lives in the initramfs.
+const luksKeyPath = "/etc/keel/luks.key"
+
+// addLUKSKey bakes the data partition's key file in, readable by root only.
+func addLUKSKey(a initramfs.Archive, src string) (string, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("--luks-keyfile: %w", err)
+	}
+	if len(b) == 0 {
+		return "", fmt.Errorf("--luks-keyfile %s: empty, expected the key file given to cryptsetup", src)
+	}
+	return luksKeyPath, a.Add(luksKeyPath, initramfs.Bytes(b, 0o400))
 }

@@ -28,6 +28,7 @@ type options struct {
 	cmdline   string
 	init      string
 	adds      []string
+	luksKey   string // host path of a key file for the data partition
 	verbose   bool
 	mtime     uint32
 }
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cmdline, "cmdline", "", "default kernel command-line options baked in")
 	fs.StringVar(&o.init, "init", "", "keel init binary (default: init next to mkinitrd)")
 	fs.Var(listFlag{&o.adds, false}, "add", "extra file or directory `SRC:DST` (repeatable)")
+	fs.StringVar(&o.luksKey, "luks-keyfile", "", "key `file` that unlocks a LUKS2 data partition (baked in: keep the initramfs private)")
 	fs.BoolVar(&o.verbose, "v", false, "report skipped modules, soft dependencies and firmware")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -37,6 +37,7 @@ type Report struct {
 	KeyID         string            `json:"key_id,omitempty"`
 	Overlay       string            `json:"overlay"`
 	Devices       map[string]string `json:"devices,omitempty"` // role -> device
+	Data          *Data             `json:"data,omitempty"`
 	Phases        []Phase           `json:"phases"`
 	Warnings      []string          `json:"warnings,omitempty"`
 	Init          string            `json:"init"`
@@ -95,4 +96,22 @@ func Read(path string) (*Report, error) {
 		return nil, fmt.Errorf("boot report %s: %w", path, err)
 	}
 	return &r, nil
+}
+
+// Data is what the init did with the data partition.
+type Data struct {
+	Device    string `json:"device"`
+	FSType    string `json:"fstype,omitempty"`
+	Encrypted bool   `json:"encrypted,omitempty"`
+	// Volatile is true when the partition exists but could not be used: the
+	// boot went on with tmpfs and the image's /var and /home (see Warnings).
+	Volatile bool     `json:"volatile,omitempty"`
+	Created  []string `json:"created,omitempty"` // subvolumes or directories made
+	Seeded   bool     `json:"seeded,omitempty"`  // /var seeded from the image
+	Upper    string   `json:"upper,omitempty"`   // persistent upper of this image
+	// FreshUpper: first boot of this image in this slot; an older image's
+	// upper is never reused.
+	FreshUpper bool     `json:"fresh_upper,omitempty"`
+	Pruned     []string `json:"pruned,omitempty"` // uppers of images gone from the slot
+	Binds      []string `json:"binds,omitempty"`
 }
