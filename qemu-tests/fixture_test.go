@@ -181,3 +181,7 @@ func shellWorks(t testing.TB, m *vm.VM) {
 	m.Send("echo shell-$((6*7)); cat /run/keel/boot.json | grep -c failure\n")
 	m.Expect("shell-42")
 }
+
+func execCommand(name string, args ...string) ([]byte, error) {
+	return exec.Command(name, args...).CombinedOutput()
+}

@@ -1,0 +1,367 @@
+package qemutests
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/qemu-tests/vm"
+	keelreport "github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/slots"
+)
+
+// slotState is one slot of `slotctl status --json`.
+type slotState struct {
+	Slot        string `json:"slot"`
+	Priority    int    `json:"priority"`
+	Tries       int    `json:"tries"`
+	Good        bool   `json:"good"`
+	Bootable    bool   `json:"bootable"`
+	Reason      string `json:"reason"`
+	HeaderError string `json:"header_error"`
+}
+
+// bootState is the part of `slotctl status --json` the scenarios check.
+type bootState struct {
+	Sequence    uint64      `json:"sequence"`
+	Initialised bool        `json:"initialised"`
+	Warnings    []string    `json:"warnings"`
+	Slots       []slotState `json:"slots"`
+}
+
+// slot returns slot x's state, failing t when status did not list it.
+func (s bootState) slot(t testing.TB, x string) slotState {
+	t.Helper()
+	for _, st := range s.Slots {
+		if st.Slot == x {
+			return st
+		}
+	}
+	t.Fatalf("slotctl status lists slots %+v: no slot %s", s.Slots, x)
+	return slotState{}
+}
+
+// diskStatus reads the boot state of a disk image with slotctl, as an update
+// agent or an image build would.
+func diskStatus(t testing.TB, disk string) bootState {
+	t.Helper()
+	out := run(t, keelTools(t).slotctl, "status", "--json", "--disk", disk)
+	var s bootState
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("slotctl status --json: %v\n%s", err, out)
+	}
+	if len(s.Slots) != 2 {
+		t.Fatalf("slotctl status --json lists %d slots, want a and b:\n%s", len(s.Slots), out)
+	}
+	return s
+}
+
+// slotctlDisk runs a slotctl boot-state command on a disk image.
+func slotctlDisk(t testing.TB, disk string, args ...string) string {
+	t.Helper()
+	return run(t, keelTools(t).slotctl, append(args, "--disk", disk)...)
+}
+
+// abFixture is an A/B disk with image-a and image-b sealed by the release
+// key, and an initramfs that trusts it.
+type abFixture struct {
+	disk   vm.Disk
+	initrd string
+}
+
+// newAB seals payload roots into both slots; bKey signs slot b's header
+// (the release key when empty).
+func newAB(t testing.TB, bKey string) abFixture {
+	t.Helper()
+	key := signingKey(t, "release")
+	if bKey == "" {
+		bKey = key
+	}
+	a := seal(t, payloadTree(t, "image-a"), key, "img-a")
+	b := seal(t, payloadTree(t, "image-b"), bKey, "img-b")
+	return abFixture{disk: abDisk(t, &a, &b), initrd: initrd(t, "--trust", key+".pub")}
+}
+
+// boot boots the disk to the payload and returns boot.json; the payload's
+// marker must name the image of wantSlot.
+func (f abFixture) boot(t testing.TB, cmdline, wantSlot string) keelreport.Report {
+	t.Helper()
+	m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}, Cmdline: cmdline})
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Slot != wantSlot || r.Marker == nil || *r.Marker != "image-"+wantSlot {
+		t.Fatalf("booted slot %q, marker %v (boot.json %s): want slot %s running image-%s", br.Slot, r.Marker, r.BootJSON, wantSlot, wantSlot)
+	}
+	return br
+}
+
+// wantTriesLeft checks boot.json's tries_left.
+func wantTriesLeft(t testing.TB, br keelreport.Report, want int) {
+	t.Helper()
+	if br.TriesLeft == nil || *br.TriesLeft != want {
+		t.Errorf("boot.json tries_left %v (slot_reason %q): want %d", deref(br.TriesLeft), br.SlotReason, want)
+	}
+}
+
+func deref(p *int) string {
+	if p == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*p)
+}
+
+// TestBootCountTrial walks one disk through an update's life: a fresh disk
+// boots a; set-next b boots b on trial; mark-good keeps b; a trial never
+// marked good rolls back to a once its tries run out; slot=b leaves the
+// counters alone. The subtests share the disk and run in order.
+func TestBootCountTrial(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	f := newAB(t, "")
+	disk := f.disk.Path
+	steps := []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"fresh-disk-boots-a", func(t *testing.T) {
+			if s := diskStatus(t, disk); s.Initialised {
+				t.Fatalf("blank bootstate: status says initialised (sequence %d)", s.Sequence)
+			}
+			def := slots.DefaultState().Slot(slots.SlotA)
+			br := f.boot(t, "", "a")
+			wantTriesLeft(t, br, int(def.Tries)-1)
+			if !strings.Contains(br.SlotReason, "highest priority") {
+				t.Errorf("slot_reason %q: want why a was chosen (highest priority)", br.SlotReason)
+			}
+			s := diskStatus(t, disk)
+			if a := s.slot(t, "a"); !s.Initialised || a.Tries != int(def.Tries)-1 || a.Good || a.Priority != int(def.Priority) {
+				t.Errorf("after the first boot: %+v: want initialised, a priority %d, tries %d, not good", s, def.Priority, def.Tries-1)
+			}
+		}},
+		{"set-next-b-boots-b", func(t *testing.T) {
+			slotctlDisk(t, disk, "mark-good", "a") // the running system confirmed a
+			slotctlDisk(t, disk, "set-next", "b")
+			br := f.boot(t, "", "b")
+			wantTriesLeft(t, br, slots.DefaultTries-1)
+			s := diskStatus(t, disk)
+			if b, a := s.slot(t, "b"), s.slot(t, "a"); b.Tries != slots.DefaultTries-1 || b.Good || b.Priority <= a.Priority || !a.Good || !a.Bootable {
+				t.Errorf("after booting b on trial: %+v: want b first with %d tries, a good as the fallback", s.Slots, slots.DefaultTries-1)
+			}
+		}},
+		{"mark-good-keeps-b", func(t *testing.T) {
+			slotctlDisk(t, disk, "mark-good", "b")
+			before := diskStatus(t, disk).slot(t, "b")
+			br := f.boot(t, "", "b")
+			wantTriesLeft(t, br, before.Tries)
+			if !strings.Contains(br.SlotReason, "good") {
+				t.Errorf("slot_reason %q: want it to say b is good", br.SlotReason)
+			}
+			if after := diskStatus(t, disk).slot(t, "b"); after != before || !after.Good {
+				t.Errorf("b after a boot as a good slot: %+v, want unchanged %+v (good, tries not used)", after, before)
+			}
+		}},
+		{"trial-never-good-rolls-back", func(t *testing.T) {
+			slotctlDisk(t, disk, "set-next", "b", "--tries", "1")
+			wantTriesLeft(t, f.boot(t, "", "b"), 0)
+			br := f.boot(t, "", "a")
+			if !strings.Contains(br.SlotReason, slots.ReasonTriesExhausted) {
+				t.Errorf("rollback boot: slot_reason %q: want it to say b's tries are exhausted", br.SlotReason)
+			}
+			s := diskStatus(t, disk)
+			if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || b.Good || b.Reason != slots.ReasonTriesExhausted {
+				t.Errorf("b after rollback: %+v: want priority 0, not bootable, reason %q", b, slots.ReasonTriesExhausted)
+			}
+			if a := s.slot(t, "a"); !a.Good || !a.Bootable {
+				t.Errorf("a after rollback: %+v: want good and bootable", a)
+			}
+		}},
+		{"forced-slot-leaves-counters", func(t *testing.T) {
+			before := diskStatus(t, disk)
+			br := f.boot(t, "slot=b", "b")
+			if br.TriesLeft != nil || !strings.Contains(br.SlotReason, "slot=b") {
+				t.Errorf("slot=b: tries_left %s, slot_reason %q: want no tries_left, forced by slot=b", deref(br.TriesLeft), br.SlotReason)
+			}
+			after := diskStatus(t, disk)
+			if after.Sequence != before.Sequence || !slices.Equal(after.Slots, before.Slots) {
+				t.Errorf("slot=b changed the boot state:\nbefore %+v\nafter  %+v", before, after)
+			}
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.fn) {
+			return // the later steps build on this one
+		}
+	}
+}
+
+// TestBootCountFallback: a slot that fails in the initramfs is marked bad
+// and the other slot boots in the same boot; corruption that only the mount
+// meets restarts the machine (restart_on_corruption) after the try was
+// counted, so the next boot rolls back; with both bad the console names
+// both reasons and the emergency shell opens.
+func TestBootCountFallback(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	t.Run("untrusted-header", func(t *testing.T) {
+		t.Parallel()
+		f := newAB(t, signingKey(t, "stranger"))
+		sameBootFallback(t, f, "not in the trusted set")
+	})
+	t.Run("corrupt-squashfs", func(t *testing.T) {
+		t.Parallel()
+		f := newAB(t, "")
+		// Inside the first data block, past the superblock: dm-verity's
+		// check of that block fails on keel's first read.
+		corrupt(t, f.disk.Path, f.disk.Part(t, "root-b").Offset+2048)
+		sameBootFallback(t, f, "dm-verity keel-root-b: first read failed")
+	})
+	t.Run("corrupt-tree-restarts-then-rolls-back", func(t *testing.T) {
+		t.Parallel()
+		f := newAB(t, "")
+		// The inode table: the first read passes, the mount's read of the
+		// root inode hits the corruption under restart_on_corruption.
+		root := f.disk.Part(t, "root-b")
+		corrupt(t, f.disk.Path, root.Offset+inodeTableStart(t, f.disk.Path, root.Offset))
+		slotctlDisk(t, f.disk.Path, "set-next", "b", "--tries", "1")
+		m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}})
+		m.Expect("keel: slot b:")
+		m.ExpectReboot()
+		if b := diskStatus(t, f.disk.Path).slot(t, "b"); b.Tries != 0 || b.Good {
+			t.Fatalf("b after the corruption restarted the machine: %+v: want its one try used", b)
+		}
+		br := f.boot(t, "", "a")
+		if !strings.Contains(br.SlotReason, slots.ReasonTriesExhausted) {
+			t.Errorf("boot after the restart: slot_reason %q: want b's tries exhausted", br.SlotReason)
+		}
+	})
+	t.Run("both-bad-emergency", func(t *testing.T) {
+		t.Parallel()
+		f := newAB(t, signingKey(t, "stranger"))
+		corrupt(t, f.disk.Path, f.disk.Part(t, "root-a").Offset+2048)
+		m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}})
+		m.Expect("keel: BOOT FAILED:")
+		m.ExpectRegexp(`slot a: .*dm-verity keel-root-a: first read failed`)
+		m.ExpectRegexp(`slot b: .*not in the trusted set`)
+		shellWorks(t, m)
+		m.Kill()
+		s := diskStatus(t, f.disk.Path)
+		for x, why := range map[string]string{"a": "first read failed", "b": "not in the trusted set"} {
+			if st := s.slot(t, x); st.Bootable || !strings.Contains(st.Reason, why) {
+				t.Errorf("slot %s after the failed boot: %+v: want not bootable, reason %q", x, st, why)
+			}
+		}
+	})
+}
+
+// inodeTableStart reads where the SquashFS at off in the disk image keeps
+// its inode table (superblock field inode_table_start, little-endian).
+func inodeTableStart(t testing.TB, disk string, off int64) int64 {
+	t.Helper()
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 8)
+	if _, err := f.ReadAt(b, off+64); err != nil {
+		t.Fatalf("squashfs superblock in %s: %v", disk, err)
+	}
+	return int64(binary.LittleEndian.Uint64(b))
+}
+
+// sameBootFallback puts b on trial, boots, and checks that b failed with
+// why, was marked bad, and a booted in the same boot.
+func sameBootFallback(t *testing.T, f abFixture, why string) {
+	t.Helper()
+	slotctlDisk(t, f.disk.Path, "set-next", "b")
+	br := f.boot(t, "", "a")
+	if len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || !strings.Contains(br.Fallbacks[0].Reason, why) {
+		t.Errorf("boot.json fallbacks %+v: want b failing with %q", br.Fallbacks, why)
+	}
+	if !strings.Contains(br.SlotReason, "fallback") {
+		t.Errorf("slot_reason %q: want it to say a is the fallback", br.SlotReason)
+	}
+	s := diskStatus(t, f.disk.Path)
+	if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || !strings.Contains(b.Reason, why) {
+		t.Errorf("b after failing: %+v: want priority 0, not bootable, reason %q", b, why)
+	}
+}
+
+// powerCut is a moment of the early boot at which the power is cut: after the
+// console line has appeared, and after a delay.
+type powerCut struct {
+	after string
+	delay time.Duration
+	// decrement is how many tries the boot must have used by then: 0 or 1,
+	// -1 when either is right (the cut races the write).
+	decrement int
+}
+
+// TestBootCountPowerCut kills QEMU at several points of the early boot, the
+// boot state write among them: afterwards the state is always valid, a try
+// used is used for good once the init said so, and no slot gains tries.
+func TestBootCountPowerCut(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	f := newAB(t, "")
+	// A trial of a with enough tries that the cuts never exhaust it.
+	slotctlDisk(t, f.disk.Path, "set-next", "a", "--tries", "20")
+	cuts := []powerCut{
+		{"Run /init as init process", 0, 0},
+		{"keel: bootstate device", 0, -1},
+		{"keel: slot a:", 0, 1}, // printed once the decrement is durable
+		{"keel: switching root", 0, 1},
+		// The decrement is written within some 30 ms of this line.
+		{"keel: bootstate device", 15 * time.Millisecond, -1},
+		{"keel: bootstate device", 30 * time.Millisecond, -1},
+	}
+	for i, c := range cuts {
+		before := diskStatus(t, f.disk.Path)
+		m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}})
+		m.Expect(c.after)
+		time.Sleep(c.delay)
+		m.Kill()
+		after := diskStatus(t, f.disk.Path)
+		t.Logf("cut %d after %q +%v: sequence %d -> %d, a tries %d -> %d, warnings %q", i+1, c.after, c.delay,
+			before.Sequence, after.Sequence, before.slot(t, "a").Tries, after.slot(t, "a").Tries, after.Warnings)
+		checkCut(t, c, before, after)
+	}
+	// The disk still boots, from where the cuts left it.
+	left := diskStatus(t, f.disk.Path).slot(t, "a").Tries
+	wantTriesLeft(t, f.boot(t, "", "a"), left-1)
+}
+
+// checkCut compares the boot state before and after a power cut.
+func checkCut(t *testing.T, c powerCut, before, after bootState) {
+	t.Helper()
+	if !after.Initialised || after.Sequence < before.Sequence {
+		t.Errorf("cut after %q: state %+v: want a valid record, sequence at least %d", c.after, after, before.Sequence)
+	}
+	for _, x := range []string{"a", "b"} {
+		b, a := before.slot(t, x), after.slot(t, x)
+		used := b.Tries - a.Tries
+		if used < 0 || a.Priority > b.Priority || a.Good != b.Good {
+			t.Errorf("cut after %q: slot %s went from %+v to %+v: no slot may gain tries or priority", c.after, x, b, a)
+		}
+		want := 0
+		if x == "a" {
+			want = c.decrement
+		}
+		if want >= 0 && used != want || want < 0 && used > 1 {
+			t.Errorf("cut after %q: slot %s used %d tries (%d -> %d), want %s", c.after, x, used, b.Tries, a.Tries, wantUsed(want))
+		}
+	}
+}
+
+func wantUsed(n int) string {
+	if n < 0 {
+		return "0 or 1"
+	}
+	return fmt.Sprint(n)
+}
