@@ -1,6 +1,7 @@
 package slots
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ type copyRead struct {
 	state State
 	err   error // nil: valid
 	io    bool  // err is a read error other than a short read
+	blank bool  // never written: all zeros or all ones
 }
 
 // readCopies reads and parses both copies.
@@ -32,6 +34,7 @@ func readCopies(st Store) [2]copyRead {
 		switch {
 		case n == RecordSize:
 			c[i].state, c[i].err = ParseRecord(b)
+			c[i].blank = c[i].err != nil && isBlank(b)
 		case err == nil || errors.Is(err, io.EOF):
 			c[i].err = fmt.Errorf("short read: %d bytes, expected %d", n, RecordSize)
 		default:
@@ -67,13 +70,18 @@ func Load(st Store) (State, []string, error) {
 	c := readCopies(st)
 	var warnings []string
 	for _, r := range c {
-		if r.err != nil {
+		// A copy never written (all zeros or all ones, as a fresh disk or
+		// an erased flash block reads) is expected, not worth a warning.
+		if r.err != nil && !r.blank {
 			warnings = append(warnings, r.err.Error())
 		}
 	}
 	i := newest(c)
 	if i >= 0 {
 		return c[i].state, warnings, nil
+	}
+	if c[0].blank && c[1].blank {
+		return DefaultState(), nil, nil
 	}
 	warnings = append(warnings, "no valid boot state record: using the defaults ("+describe(DefaultState())+")")
 	if c[0].io && c[1].io {
@@ -142,4 +150,14 @@ func orShort(err error) error {
 // describe summarises both slots on one line.
 func describe(s State) string {
 	return fmt.Sprintf("a: %s; b: %s", s.Slots[0], s.Slots[1])
+}
+
+// isBlank reports whether a record area was never written.
+func isBlank(b []byte) bool {
+	for _, fill := range []byte{0x00, 0xff} {
+		if bytes.Count(b, []byte{fill}) == len(b) {
+			return true
+		}
+	}
+	return false
 }

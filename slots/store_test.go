@@ -18,9 +18,34 @@ func TestLoadBlank(t *testing.T) {
 		if err != nil || s != DefaultState() || s.Initialised {
 			t.Errorf("%s: Load = %+v, %v; want the defaults", name, s, err)
 		}
+		if name == "zeros" {
+			// A partition never written is the normal first boot.
+			if len(warnings) != 0 {
+				t.Errorf("%s: warnings %q, want none", name, warnings)
+			}
+			continue
+		}
 		if len(warnings) != 3 || !strings.Contains(warnings[2], "using the defaults (a: priority 2, not yet good, 3 tries left; b: priority 1") {
 			t.Errorf("%s: warnings %q", name, warnings)
 		}
+	}
+}
+
+func TestLoadOneBlankCopyIsQuiet(t *testing.T) {
+	m := NewMemStore(BootStateMinSize)
+	s := DefaultState()
+	if err := Save(m, &s); err != nil {
+		t.Fatal(err)
+	}
+	if _, warnings, err := Load(m); err != nil || len(warnings) != 0 {
+		t.Errorf("one record, one never-written copy: warnings %q, %v; want none", warnings, err)
+	}
+	other := m.b[copyOffset(1) : copyOffset(1)+RecordSize]
+	for i := range other {
+		other[i] = 0xff // an erased flash block
+	}
+	if got, warnings, _ := Load(m); len(warnings) != 0 || got.Seq != 1 {
+		t.Errorf("erased other copy: state seq %d, warnings %q; want the saved record, no warnings", got.Seq, warnings)
 	}
 }
 
