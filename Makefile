@@ -48,6 +48,7 @@ install: build
 	install -D -m 0755 $(OUT)/mkinitrd $(DESTDIR)$(PREFIX)/bin/mkinitrd
 	install -D -m 0755 $(OUT)/slotctl $(DESTDIR)$(PREFIX)/bin/slotctl
 	install -D -m 0755 $(OUT)/init $(DESTDIR)$(PREFIX)/lib/keel/init
+	install -D -m 0644 systemd/keel-mark-good.service $(DESTDIR)$(PREFIX)/lib/systemd/system/keel-mark-good.service
 
 clean:
 	rm -rf $(OUT)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -97,10 +98,12 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 // overlay= decides the upper; by default it is persistent when a data
 // partition is usable, else tmpfs.
 func (b *boot) assemble(layout mounts.Layout, imageID string) error {
+	start := time.Now()
 	if _, err := b.openData(); err != nil {
 		return err
 	}
 	upper := b.prepareData(layout, imageID)
+	b.rep.AddPhase("data", start)
 	mode := b.cfg.Overlay
 	switch {
 	case mode == "" && upper != "":
