@@ -127,18 +127,22 @@ func hostKernelRelease() (string, error) {
 	return unix.ByteSliceToString(u.Release[:]), nil
 }
 
-// defaultInit is the init built next to mkinitrd (the Makefile puts both in
-// out/), so that `out/mkinitrd --out x.img` needs no flags.
+// defaultInit finds the keel init without flags: next to mkinitrd (the
+// Makefile puts both in out/), or where `make install` puts it relative to
+// mkinitrd's bin directory (PREFIX/lib/keel/init).
 func defaultInit() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the init next to mkinitrd: %w (pass --init)", err)
 	}
-	p := filepath.Join(filepath.Dir(exe), "init")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("no keel init at %s (build it with make, or pass --init PATH)", p)
+	dir := filepath.Dir(exe)
+	candidates := []string{filepath.Join(dir, "init"), filepath.Join(dir, "..", "lib", "keel", "init")}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Clean(p), nil
+		}
 	}
-	return p, nil
+	return "", fmt.Errorf("no keel init at %s or %s (build it with make, or pass --init PATH)", candidates[0], filepath.Clean(candidates[1]))
 }
 
 // chooseShell applies the rules: explicit --shell wins (none = no shell);
