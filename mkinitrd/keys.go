@@ -2,11 +2,10 @@ package main
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
+
+	slotkeys "github.com/keel-boot/keel/slots/keys"
 )
 
 // readTrustedKeys reads --trust files: PKIX PEM ed25519 public keys, as
@@ -33,21 +32,8 @@ func readTrustedKeys(paths []string) ([][]byte, error) {
 	return keys, nil
 }
 
+// parseTrustedKey decodes one --trust file with the same parser slotctl uses.
 func parseTrustedKey(b []byte) ([]byte, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("no PEM block, expected a \"PUBLIC KEY\"")
-	}
-	if block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("PEM block %q, expected \"PUBLIC KEY\"", block.Type)
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	k, ok := pub.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("%T key, expected ed25519", pub)
-	}
-	return []byte(k), nil
+	k, err := slotkeys.ParsePublicKey(b)
+	return []byte(k), err
 }

@@ -11,17 +11,18 @@ import (
 	"testing"
 
 	"github.com/keel-boot/keel/slots"
+	slotkeys "github.com/keel-boot/keel/slots/keys"
 )
 
 func TestKeygen(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "signing.key")
 	out := mustRun(t, nil, "keygen", "--out", key)
-	priv, err := slots.LoadPrivateKey(key)
+	priv, err := slotkeys.LoadPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := slots.LoadPublicKey(key + ".pub")
+	pub, err := slotkeys.LoadPublicKey(key + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +43,11 @@ func TestKeygen(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "already exists (--force replaces it)") {
 		t.Errorf("keygen over an existing key: exit %d, %s", r.code, r.stderr)
 	}
-	if again, _ := slots.LoadPrivateKey(key); !again.Equal(priv) {
+	if again, _ := slotkeys.LoadPrivateKey(key); !again.Equal(priv) {
 		t.Errorf("refused keygen still changed the key")
 	}
 	mustRun(t, nil, "keygen", "--out", key, "--force")
-	if again, _ := slots.LoadPrivateKey(key); again.Equal(priv) {
+	if again, _ := slotkeys.LoadPrivateKey(key); again.Equal(priv) {
 		t.Errorf("keygen --force kept the old key")
 	}
 }

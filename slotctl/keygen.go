@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/keel-boot/keel/slots"
+	slotkeys "github.com/keel-boot/keel/slots/keys"
 )
 
 // runKeygen writes KEY (PKCS#8 PEM, mode 0600) and KEY.pub (PKIX PEM).
@@ -44,11 +45,11 @@ func runKeygen(e *env, args []string) error {
 }
 
 func writeKeys(keyPath, pubPath string, key ed25519.PrivateKey, pub ed25519.PublicKey, force bool) error {
-	keyPEM, err := slots.MarshalPrivateKey(key)
+	keyPEM, err := slotkeys.MarshalPrivateKey(key)
 	if err != nil {
 		return err
 	}
-	pubPEM, err := slots.MarshalPublicKey(pub)
+	pubPEM, err := slotkeys.MarshalPublicKey(pub)
 	if err != nil {
 		return err
 	}

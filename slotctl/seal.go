@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/slots"
+	slotkeys "github.com/keel-boot/keel/slots/keys"
 )
 
 // runSeal writes the verity partition content of a SquashFS image.
@@ -56,7 +57,7 @@ func sealOptions(e *env, keyPath, imageID, saltHex string) (slots.SealOptions, e
 	}
 	o.Salt = salt
 	if keyPath != "" {
-		if o.Key, err = slots.LoadPrivateKey(keyPath); err != nil {
+		if o.Key, err = slotkeys.LoadPrivateKey(keyPath); err != nil {
 			return o, err
 		}
 	}
@@ -125,7 +126,7 @@ func keyIDString(h *slots.Header) string {
 func loadTrusted(paths []string) ([]ed25519.PublicKey, error) {
 	keys := make([]ed25519.PublicKey, 0, len(paths))
 	for _, p := range paths {
-		k, err := slots.LoadPublicKey(p)
+		k, err := slotkeys.LoadPublicKey(p)
 		if err != nil {
 			return nil, err
 		}

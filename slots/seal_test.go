@@ -203,3 +203,10 @@ func TestVerifyPartitionRejects(t *testing.T) {
 		})
 	}
 }
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,4 +1,7 @@
-package slots
+// Package keys reads and writes the ed25519 key files of slot signing
+// (PKCS#8 and PKIX PEM). It lives apart from package slots so that the init,
+// which receives raw keys from the baked config, does not link crypto/x509.
+package keys
 
 import (
 	"crypto/ed25519"

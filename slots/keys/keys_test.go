@@ -1,8 +1,9 @@
-package slots
+package keys
 
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -95,4 +96,9 @@ func FuzzParsePublicKey(f *testing.F) {
 			t.Fatalf("ParsePrivateKey returned a %d-byte key", len(key))
 		}
 	})
+}
+
+func testKey(seed byte) (ed25519.PrivateKey, ed25519.PublicKey) {
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	return key, key.Public().(ed25519.PublicKey)
 }
