@@ -44,6 +44,13 @@ test: deps vet unit fuzz qemu
 demo: deps build
 	@./scripts/demo.sh
 
+# Boots keel and its peers (initramfs-tools, dracut, tiny-initramfs, installed
+# generator-only from Debian's packages) against one root; writes BENCHMARKS.md.
+bench: deps
+	@./bench/install-peers.sh
+	@mkdir -p $(OUT)
+	KEEL_BENCH=1 $(GO) test -count=1 -timeout 40m -run '^TestBench$$' -v ./bench 2>&1 | tee $(OUT)/bench.log; exit $${PIPESTATUS[0]}
+
 install: build
 	install -D -m 0755 $(OUT)/mkinitrd $(DESTDIR)$(PREFIX)/bin/mkinitrd
 	install -D -m 0755 $(OUT)/slotctl $(DESTDIR)$(PREFIX)/bin/slotctl

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
@@ -21,11 +20,6 @@ type dataState struct {
 	dev, fstype string
 	stack       *mounts.Stack
 }
-
-// defaultDataGrace is how long keel looks for the default data partition
-// (PARTLABEL=data) once the root devices are there: partitions of one disk
-// are announced together, so an optional partition is not waited for.
-const defaultDataGrace = 300 * time.Millisecond
 
 // openData finds, unlocks and mounts the data partition, once. nil means
 // there is none or it cannot be used (then the boot is volatile, loudly);
@@ -59,7 +53,10 @@ func (b *boot) findData() (string, error) {
 		b.log.Infof("data=none: fully volatile system")
 		return "", nil
 	case "":
-		ctx, cancel := context.WithTimeout(context.Background(), defaultDataGrace)
+		// Only looked up, never waited for: it is optional, and by now the
+		// root devices are there, and a disk announces all its partitions
+		// together. An expired context makes WaitFor a lookup.
+		ctx, cancel := context.WithTimeout(context.Background(), 0)
 		defer cancel()
 		dev, err := b.dev.WaitFor(ctx, devices.Spec{Kind: devices.KindPartLabel, Value: "data"})
 		if err != nil {

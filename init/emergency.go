@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -83,11 +82,16 @@ func (b *boot) shell() {
 		return
 	}
 	b.log.Console("keel: starting emergency shell; the boot report is %s; exit to continue", report.Path)
-	cmd := exec.Command(sh)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/", "TERM=linux", "PS1=keel# "}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Run(); err != nil {
+	// os.StartProcess rather than os/exec: the same call, 0.2 MB less init.
+	p, err := os.StartProcess(sh, []string{sh}, &os.ProcAttr{
+		Env:   []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/", "TERM=linux", "PS1=keel# "},
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
+	})
+	if err == nil {
+		_, err = p.Wait()
+	}
+	if err != nil {
 		b.log.Console("keel: emergency shell: %v", err)
 	}
 }

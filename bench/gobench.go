@@ -1,0 +1,38 @@
+package bench
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// benchSuffix is the -GOMAXPROCS suffix go test appends to benchmark names.
+var benchSuffix = regexp.MustCompile(`-\d+$`)
+
+// ParseGoBench reads the MB/s of each benchmark in `go test -bench`
+// output, keyed by the name without "Benchmark" and the GOMAXPROCS suffix.
+func ParseGoBench(out string) (map[string]float64, error) {
+	res := map[string]float64{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := benchSuffix.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")
+		for i := 2; i+1 < len(f); i++ {
+			if f[i+1] != "MB/s" {
+				continue
+			}
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil || v <= 0 {
+				return nil, fmt.Errorf("go test -bench: %s: MB/s %q: expected a positive number", name, f[i])
+			}
+			res[name] = v
+		}
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("go test -bench: no benchmark line with MB/s in:\n%s", out)
+	}
+	return res, nil
+}

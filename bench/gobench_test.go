@@ -1,0 +1,30 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseGoBench(t *testing.T) {
+	out := `goos: linux
+goarch: amd64
+pkg: github.com/keel-boot/keel/verity
+cpu: AMD EPYC
+BenchmarkFormatFile-2           	       3	 187006711 ns/op	1435.39 MB/s
+BenchmarkVeritysetupFormat-2    	       3	 420577383 ns/op	 638.24 MB/s	      12 B/op
+BenchmarkOther	10	5 ns/op
+PASS
+`
+	got, err := ParseGoBench(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["FormatFile"] != 1435.39 || got["VeritysetupFormat"] != 638.24 {
+		t.Errorf("ParseGoBench = %v", got)
+	}
+	for _, bad := range []string{"PASS\n", "BenchmarkX-2 3 5 ns/op -1 MB/s\n", "BenchmarkX-2 3 5 ns/op x MB/s\n"} {
+		if _, err := ParseGoBench(bad); err == nil || !strings.Contains(err.Error(), "go test -bench") {
+			t.Errorf("ParseGoBench(%q): %v, want an error", bad, err)
+		}
+	}
+}

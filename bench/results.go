@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// Row is one initramfs in the comparison.
+type Row struct {
+	Name    string
+	Form    string  // how it was built, for the reader
+	Image   string  // the image file
+	Gen     Summary // generation wall time
+	Size    int64   // image size in bytes
+	Boot    Summary // time in the initramfs: Run /init to the root's init
+	RunInit Summary // kernel clock at Run /init: mostly unpacking the image
+}
+
+// Throughput compares hash-tree builders on the same file, in MB/s.
+type Throughput struct{ Keel, Veritysetup float64 }
+
+// Results is everything one `make bench` run measured.
+type Results struct {
+	KeelSmall Row // plain ext4 root, VMModules
+	KeelFull  Row // A/B + verity + overlay on the SquashFS of the same root
+	Peers     []Row
+	Generic   Row   // keel's generic default image: generation and size only
+	InitSize  int64 // the stripped keel init
+	Verity    Throughput
+	// Breakdowns are where keel's time in the initramfs goes, from its
+	// console lines and boot.json.
+	Breakdowns []Breakdown
+	Machine    Machine
+	Runs       int // boots per image
+	GenRuns    int // generations per image
+	Date       time.Time
+}
+
+// Rows returns keel's rows first, then the peers.
+func (r Results) Rows() []Row { return append([]Row{r.KeelSmall, r.KeelFull}, r.Peers...) }
+
+// Comparison is keel set against one peer: keel's figure divided by the
+// peer's, so ×0.25 means keel takes a quarter of the peer's time or size.
+type Comparison struct {
+	Peer                  string
+	Boot, FullBoot        string // keel small, keel full path vs the peer's boot
+	Size, FullSize, Gen   string
+	BootFactor, GenFactor float64 // peer ÷ keel small, for the summary line
+}
+
+// Compare computes the ratios against each peer.
+func (r Results) Compare() []Comparison {
+	var cs []Comparison
+	for _, p := range r.Peers {
+		k, f := r.KeelSmall, r.KeelFull
+		cs = append(cs, Comparison{
+			Peer:       p.Name,
+			Boot:       Ratio(k.Boot.Median.Seconds(), p.Boot.Median.Seconds()),
+			FullBoot:   Ratio(f.Boot.Median.Seconds(), p.Boot.Median.Seconds()),
+			Size:       Ratio(float64(k.Size), float64(p.Size)),
+			FullSize:   Ratio(float64(f.Size), float64(p.Size)),
+			Gen:        Ratio(k.Gen.Median.Seconds(), p.Gen.Median.Seconds()),
+			BootFactor: safeDiv(p.Boot.Median.Seconds(), k.Boot.Median.Seconds()),
+			GenFactor:  safeDiv(p.Gen.Median.Seconds(), k.Gen.Median.Seconds()),
+		})
+	}
+	return cs
+}
+
+func safeDiv(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// WriteText prints the tables for the terminal.
+func (r Results) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s, %d cores, load average %s at the start; guest %s, %s\n\n", r.Machine.CPU, r.Machine.Cores, r.Machine.Load, r.Machine.GuestKernel, r.Machine.Accel)
+	fmt.Fprintf(tw, "image\tgeneration (median of %d)\tsize\tin initramfs (median of %d, min–max)\tRun /init at\n", r.GenRuns, r.Runs)
+	for _, row := range r.Rows() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", row.Name, Seconds(row.Gen.Median), MB(row.Size), row.Boot.Spread(), Seconds(row.RunInit.Median))
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t(not booted)\t\n", r.Generic.Name, Seconds(r.Generic.Gen.Median), MB(r.Generic.Size))
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "keel ÷ peer\tin initramfs\tfull path\timage size\tdemo image size\tgeneration\n")
+	for _, c := range r.Compare() {
+		fmt.Fprintf(tw, "vs %s\t%s\t%s\t%s\t%s\t%s\n", c.Peer, c.Boot, c.FullBoot, c.Size, c.FullSize, c.Gen)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "keel init (stripped)\t%s\n", MB(r.InitSize))
+	fmt.Fprintf(tw, "hash tree, 256 MiB\tkeel %.0f MB/s\tveritysetup %.0f MB/s\n", r.Verity.Keel, r.Verity.Veritysetup)
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "target\tgoal\tmeasured\t\n")
+	for _, t := range r.Targets() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.What, t.Goal, t.Measured, t.Verdict())
+	}
+	return tw.Flush()
+}
+
+// Step is one part of keel's time in the initramfs.
+type Step struct {
+	Name string
+	Time Summary
+}
+
+// Breakdown is where one keel image's time in the initramfs goes.
+type Breakdown struct {
+	Image string
+	Steps []Step
+}
+
+// KeelBreakdown turns keel's boots into steps: Go's start-up until keel's
+// first log line, each phase of boot.json (medians over the boots), and
+// switch_root until the root's init runs. Phases overlap the first step
+// where keel logs after they begin (early-mounts).
+func KeelBreakdown(image string, boots []Boot) Breakdown {
+	var start, tail []time.Duration
+	phases := map[string][]time.Duration{}
+	var order []string
+	for _, b := range boots {
+		if b.KeelStart > 0 {
+			start = append(start, b.KeelStart-b.RunInit)
+		}
+		if b.KeelSwitch > 0 {
+			tail = append(tail, b.RootInit-b.KeelSwitch)
+		}
+		if b.Report == nil {
+			continue
+		}
+		for _, p := range b.Report.Phases {
+			if !slices.Contains(order, p.Name) {
+				order = append(order, p.Name)
+			}
+			phases[p.Name] = append(phases[p.Name], time.Duration(p.Ms*float64(time.Millisecond)))
+		}
+	}
+	bd := Breakdown{Image: image}
+	bd.Steps = append(bd.Steps, Step{"Run /init → keel's first log line (Go start-up, early mounts)", Summarize(start)})
+	for _, name := range order {
+		bd.Steps = append(bd.Steps, Step{"phase " + name + " (boot.json)", Summarize(phases[name])})
+	}
+	bd.Steps = append(bd.Steps, Step{"switch_root → the root's init runs", Summarize(tail)})
+	return bd
+}
