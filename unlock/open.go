@@ -9,6 +9,8 @@ import (
 
 	"github.com/anatol/luks.go"
 	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/devices"
 )
 
 // ErrNoKeySlot is wrapped by every error for a key that opens no key slot.
@@ -111,20 +113,7 @@ func (o Opener) path(name string) string {
 // if it is the same device (udev may exist outside the initramfs).
 func (o Opener) node(name string, devno uint64) (string, error) {
 	path := o.path(name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", err
-	}
-	err := unix.Mknod(path, unix.S_IFBLK|0o600, int(devno))
-	if errors.Is(err, unix.EEXIST) {
-		var st unix.Stat_t
-		if err = unix.Stat(path, &st); err == nil && (st.Mode&unix.S_IFMT != unix.S_IFBLK || st.Rdev != devno) {
-			err = fmt.Errorf("%s exists and is not block device %d:%d", path, unix.Major(devno), unix.Minor(devno))
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("making node %s for %d:%d: %w", path, unix.Major(devno), unix.Minor(devno), err)
-	}
-	return path, nil
+	return path, devices.BlockNode(path, devno)
 }
 
 // checkName rejects names the kernel refuses (DM_NAME_LEN) or that escape DevDir.

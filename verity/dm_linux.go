@@ -10,6 +10,8 @@ import (
 
 	"github.com/anatol/devmapper.go"
 	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/devices"
 )
 
 // DefaultDevDir is where Open creates the device node, as udev would.
@@ -121,18 +123,8 @@ func (o Opener) path(name string) string {
 // (udev may run outside the initramfs) if it is the same device.
 func (o Opener) node(name string, devno uint64) (string, error) {
 	path := o.path(name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := devices.BlockNode(path, devno); err != nil {
 		return "", fmt.Errorf("dm-verity %s: %w", name, err)
-	}
-	err := unix.Mknod(path, unix.S_IFBLK|0o600, int(devno))
-	if errors.Is(err, unix.EEXIST) {
-		var st unix.Stat_t
-		if err = unix.Stat(path, &st); err == nil && (st.Mode&unix.S_IFMT != unix.S_IFBLK || st.Rdev != devno) {
-			err = fmt.Errorf("%s exists and is not block device %d:%d", path, unix.Major(devno), unix.Minor(devno))
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("dm-verity %s: making node %s for %d:%d: %w", name, path, unix.Major(devno), unix.Minor(devno), err)
 	}
 	return path, nil
 }
