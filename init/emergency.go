@@ -99,11 +99,11 @@ func (b *boot) shell() {
 // halt reboots or powers off; if even that fails it waits forever rather
 // than exit and panic the kernel.
 func (b *boot) halt(policy string) {
-	cmd := unix.LINUX_REBOOT_CMD_RESTART
+	cmd, what := unix.LINUX_REBOOT_CMD_RESTART, "rebooting"
 	if strings.EqualFold(policy, "poweroff") {
-		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "powering off"
 	}
-	b.log.Console("keel: %s", map[bool]string{true: "powering off", false: "rebooting"}[cmd == unix.LINUX_REBOOT_CMD_POWER_OFF])
+	b.log.Console("keel: %s", what)
 	unix.Sync()
 	if err := unix.Reboot(cmd); err != nil {
 		b.log.Console("keel: %s failed: %v; halting here", policy, err)
