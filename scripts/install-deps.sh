@@ -28,7 +28,7 @@ done
 # busybox (dynamic) and busybox-static conflict; keel needs the static one.
 if [ -e /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q dynamic; then missing+=(busybox-static); fi
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
-  echo "install-deps: Go is missing; install Go >= 1.24 (https://go.dev/dl) and retry" >&2
+  echo "install-deps: Go is missing; install Go >= 1.26 (https://go.dev/dl) and retry" >&2
   exit 1
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
