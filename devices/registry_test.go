@@ -150,6 +150,12 @@ func TestWaitForTimeoutListsSeen(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
+	// A deadline spent before the wait began: it waited 0, not a negative time.
+	past, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	if _, err := fs.reg.WaitFor(past, spec(t, "PARTLABEL=verity-b")); err == nil || !strings.HasPrefix(err.Error(), "timed out after 0s waiting for PARTLABEL=verity-b") {
+		t.Errorf("past deadline: %v", err)
+	}
 	var we *WaitError
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &we) || len(we.Seen) != 3 {
 		t.Errorf("err = %#v, want a *WaitError wrapping context.DeadlineExceeded", err)

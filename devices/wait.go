@@ -105,9 +105,11 @@ func (r *Registry) waitErr(ctx context.Context) error {
 
 // waited is the configured timeout when ctx has a deadline, so the message
 // says "30s" rather than "30.0001s".
+// A deadline already past when the wait began (a budget shared by several
+// waits, spent by the earlier ones) is 0.
 func waited(ctx context.Context, start time.Time) time.Duration {
 	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-		return dl.Sub(start)
+		return max(dl.Sub(start), 0)
 	}
 	return time.Since(start)
 }

@@ -6,13 +6,25 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
 	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/rescue"
 )
 
 func main() {
+	// mkinitrd links /bin/sh to /init: started as sh (the emergency shell
+	// runs as a child process, never as PID 1), this binary is the rescue
+	// shell.
+	if os.Getpid() != 1 {
+		if filepath.Base(os.Args[0]) == "sh" {
+			os.Exit(rescue.Main(os.Args))
+		}
+		fmt.Fprintf(os.Stderr, "%s: keel's init must run as PID 1 (it is PID %d); started as sh it is the rescue shell\n", os.Args[0], os.Getpid())
+		os.Exit(2)
+	}
 	b := newBoot(time.Now())
 	defer b.recovery()
 	err := b.run()

@@ -140,13 +140,22 @@ func TestBuildHostModules(t *testing.T) {
 }
 
 func TestBuildShell(t *testing.T) {
+	dir := t.TempDir()
+	builtin := filepath.Join(dir, "builtin.img")
+	out := mkinitrd(t, "--out", builtin, "--kver", "none", "--init", dummyInit(t), "--no-default-modules")
+	files := readImage(t, builtin)
+	if r := files["/bin/sh"]; r == nil || string(r.Body) != "/init" || files["/bin/busybox"] != nil || !strings.Contains(out, "shell yes") {
+		t.Errorf("default image: /bin/sh %+v, want a symlink to /init and no busybox; summary %q", r, out)
+	}
+	if c, err := bakedconf.Parse(files[bakedconf.Path].Body); err != nil || c.Shell != "/bin/sh" {
+		t.Errorf("baked shell: %+v, %v; want /bin/sh", c, err)
+	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("busybox-static not installed")
 	}
-	dir := t.TempDir()
 	img := filepath.Join(dir, "a.img")
-	mkinitrd(t, "--out", img, "--kver", "none", "--init", dummyInit(t), "--no-default-modules", "--compress", "gzip")
-	files := readImage(t, img)
+	mkinitrd(t, "--out", img, "--kver", "none", "--init", dummyInit(t), "--no-default-modules", "--compress", "gzip", "--shell", "/bin/busybox")
+	files = readImage(t, img)
 	if r := files["/bin/sh"]; r == nil || string(r.Body) != "busybox" {
 		t.Errorf("/bin/sh: %+v, want a symlink to busybox", r)
 	}
@@ -154,7 +163,7 @@ func TestBuildShell(t *testing.T) {
 		t.Error("busybox or its applets missing")
 	}
 	locked := filepath.Join(dir, "locked.img")
-	out := mkinitrd(t, "--out", locked, "--kver", "none", "--init", dummyInit(t), "--no-default-modules", "--locked")
+	out = mkinitrd(t, "--out", locked, "--kver", "none", "--init", dummyInit(t), "--no-default-modules", "--locked")
 	files = readImage(t, locked)
 	if files["/bin/sh"] != nil || files["/bin/busybox"] != nil || !strings.Contains(out, "shell no, locked yes") {
 		t.Errorf("locked image has a shell, or summary %q is wrong", out)

@@ -24,7 +24,7 @@ type options struct {
 	compress  initramfs.Compression
 	trust     []string
 	locked    bool
-	shell     string // host path of the shell binary, "" for none
+	shell     string // "builtin", the host path of a busybox, or "" for none
 	cmdline   string
 	init      string
 	adds      []string
@@ -67,13 +67,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.out, "out", "", "output image `file` (required)")
 	fs.StringVar(&o.kver, "kver", "", "kernel release (default: the running kernel's)")
-	fs.StringVar(&o.sysroot, "sysroot", "/", "root `dir` to take modules, firmware and the shell from")
+	fs.StringVar(&o.sysroot, "sysroot", "/", "root `dir` to take modules and firmware from")
 	fs.Var(listFlag{&o.modules, true}, "modules", "extra modules `a,b,...` (repeatable)")
 	fs.BoolVar(&o.noDefault, "no-default-modules", false, "include only the --modules given")
 	fs.StringVar(&compress, "compress", "zstd", "zstd, gzip or none")
 	fs.Var(listFlag{&o.trust, false}, "trust", "ed25519 public `key.pub` (PKIX PEM) trusted for slot headers (repeatable)")
 	fs.BoolVar(&o.locked, "locked", false, "refuse options that weaken the boot; no shell")
-	fs.StringVar(&shell, "shell", "", "static busybox `path` for the emergency shell, or none (default: /bin/busybox if present)")
+	fs.StringVar(&shell, "shell", "builtin", "emergency shell: builtin (keel's, inside the init), none, or the `path` of a static busybox")
 	fs.StringVar(&o.cmdline, "cmdline", "", "default kernel command-line options baked in")
 	fs.StringVar(&o.init, "init", "", "keel init binary (default: init next to mkinitrd)")
 	fs.Var(listFlag{&o.adds, false}, "add", "extra file or directory `SRC:DST` (repeatable)")
@@ -112,7 +112,7 @@ func (o *options) resolve(compress, shell string, shellSet bool) error {
 			return err
 		}
 	}
-	if o.shell, err = chooseShell(o.sysroot, shell, shellSet, o.locked); err != nil {
+	if o.shell, err = chooseShell(shell, shellSet, o.locked); err != nil {
 		return err
 	}
 	o.mtime, err = sourceDateEpoch()
@@ -145,23 +145,19 @@ func defaultInit() (string, error) {
 	return "", fmt.Errorf("no keel init at %s or %s (build it with make, or pass --init PATH)", candidates[0], filepath.Clean(candidates[1]))
 }
 
-// chooseShell applies the rules: explicit --shell wins (none = no shell);
-// --locked means no shell and refuses an explicit one; otherwise busybox if
-// the sysroot has it.
-func chooseShell(sysroot, shell string, set, locked bool) (string, error) {
+// chooseShell applies the rules: --locked means no shell and refuses an
+// explicit one; "none" is no shell; "builtin" (the default) is the rescue
+// shell inside the init; anything else is a static busybox's path.
+func chooseShell(shell string, set, locked bool) (string, error) {
 	switch {
 	case locked && set && shell != "none":
 		return "", fmt.Errorf("--shell %s with --locked: a locked initramfs has no shell", shell)
 	case locked || shell == "none":
 		return "", nil
-	case set:
-		return shell, nil
+	case shell == "":
+		return "", errors.New("--shell: expected builtin, none or a busybox path")
 	}
-	def := filepath.Join(sysroot, "bin/busybox")
-	if _, err := os.Stat(def); err != nil {
-		return "", nil
-	}
-	return def, nil
+	return shell, nil
 }
 
 // sourceDateEpoch is the mtime of every entry: 0, or SOURCE_DATE_EPOCH for

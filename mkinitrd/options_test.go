@@ -10,32 +10,25 @@ import (
 )
 
 func TestChooseShell(t *testing.T) {
-	withBB := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(withBB, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(withBB, "bin/busybox"), nil, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name        string
-		sysroot     string
 		shell       string
 		set, locked bool
 		want        string
 		err         string
 	}{
-		{"default present", withBB, "", false, false, filepath.Join(withBB, "bin/busybox"), ""},
-		{"default absent", t.TempDir(), "", false, false, "", ""},
-		{"explicit", withBB, "/opt/bb", true, false, "/opt/bb", ""},
-		{"none", withBB, "none", true, false, "", ""},
-		{"locked", withBB, "", false, true, "", ""},
-		{"locked none", withBB, "none", true, true, "", ""},
-		{"locked explicit", withBB, "/bin/busybox", true, true, "", "--shell /bin/busybox with --locked"},
+		{"default", "builtin", false, false, "builtin", ""},
+		{"busybox", "/opt/bb", true, false, "/opt/bb", ""},
+		{"none", "none", true, false, "", ""},
+		{"empty", "", true, false, "", "expected builtin, none or a busybox path"},
+		{"locked", "builtin", false, true, "", ""},
+		{"locked none", "none", true, true, "", ""},
+		{"locked builtin", "builtin", true, true, "", "--shell builtin with --locked"},
+		{"locked explicit", "/bin/busybox", true, true, "", "--shell /bin/busybox with --locked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := chooseShell(tt.sysroot, tt.shell, tt.set, tt.locked)
+			got, err := chooseShell(tt.shell, tt.set, tt.locked)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err %v, want %q", err, tt.err)

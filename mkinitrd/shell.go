@@ -18,9 +18,17 @@ func applets() []string {
 		"dd", "hexdump", "echo", "sleep", "sync"}
 }
 
-// addShell installs busybox as /bin/busybox with its applet links and
-// returns the shell path for the baked config.
+// builtinShell selects the rescue shell linked into the init.
+const builtinShell = "builtin"
+
+// addShell installs the emergency shell and returns its path for the baked
+// config: for the built-in one a /bin/sh link to the init (which runs the
+// shell when started as sh); otherwise busybox as /bin/busybox with its
+// applet links.
 func addShell(a initramfs.Archive, busybox string) (string, error) {
+	if busybox == builtinShell {
+		return "/bin/sh", a.Add("/bin/sh", initramfs.Symlink("/init"))
+	}
 	isELF, err := checkStatic(busybox, "--shell")
 	if err != nil {
 		return "", err

@@ -180,13 +180,15 @@ func TestPlainExt4Root(t *testing.T) {
 	}
 }
 
-// TestRdBreak opens the shell before switch_root; leaving it boots on.
+// TestRdBreak opens the shell before switch_root; leaving it boots on. The
+// initramfs has busybox as its shell (mkinitrd --shell PATH) instead of
+// the built-in one the other scenarios use.
 func TestRdBreak(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
 	disk := abDisk(t, &a, nil)
-	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "slot=a rd.break"})
+	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--shell", "/bin/busybox"), Disks: []string{disk.Path}, Cmdline: "slot=a rd.break"})
 	m.Expect("rd.break: the new root is assembled at /newroot")
 	m.Expect("keel# ")
 	m.Send("cat /newroot/etc/keel-test-marker; echo\n")

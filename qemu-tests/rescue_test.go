@@ -1,0 +1,45 @@
+package qemutests
+
+import (
+	"testing"
+
+	"github.com/keel-boot/keel/qemu-tests/vm"
+)
+
+// TestRescueShell drives keel's built-in emergency shell after a failed
+// boot through what repairing by hand takes: finding the disks, loading a
+// module, mounting, reading raw bytes, writing, unmounting, the kernel log,
+// running a program; exit then reboots.
+func TestRescueShell(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	img := vm.MkExt4(t, payloadTree(t, "rescued"), 32, "scratchfs")
+	disk := vm.NewDisk(t, "", []vm.Part{{Name: "scratch", SizeMiB: 33, Content: img}})
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "root=PARTLABEL=nothing rd.timeout=2"})
+	m.Expect("keel: BOOT FAILED:")
+	m.Expect("keel rescue shell; help lists its commands.")
+	m.Expect("keel# ")
+	steps := []struct{ send, want string }{
+		// The file system type comes from the probe, the label and the
+		// partition name from the superblock and the GPT.
+		{"lsblk | grep vda1\n", `vda1\s+part\s+33\.0M\s+ext4\s+scratchfs\s+\S+\s+scratch`},
+		// mount loads ext4 (an on-demand module the boot never needed)
+		// from the initramfs' plan.
+		{"mkdir -p /mnt && mount /dev/vda1 /mnt && cat /mnt/etc/keel-test-marker; echo\n", `rescued`},
+		{"lsmod | grep -c ext4\n", `^[1-9]\r?$`},
+		{"hexdump -C -s 0x438 -n 2 /dev/vda1\n", `00000438  53 ef\s+\|S\.\|`},
+		{"echo fixed > /mnt/repair && umount /mnt && mount -r /dev/vda1 /mnt && cat /mnt/repair\n", `^fixed\r?$`},
+		{"dmesg | grep -c 'Run /init as init process'\n", `^1\r?$`},
+		{"X=6; echo answer-$((X * 7)) \"$X\" '$X'\n", `answer-42 6 \$X`},
+		// A program, not a built-in: the init refuses to boot when it is not PID 1.
+		{"/init; echo status=$?\n", `must run as PID 1[\s\S]*status=2`},
+		{"nosuchcmd\n", `sh: nosuchcmd: not found`},
+	}
+	for _, st := range steps {
+		m.Send(st.send)
+		m.ExpectRegexp(st.want)
+		m.Expect("keel# ") // typed ahead, the echo would mix with the output
+	}
+	m.Send("exit\n")
+	m.ExpectReboot()
+}

@@ -1,0 +1,323 @@
+package rescue
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/kmod"
+)
+
+func systemBuiltins() map[string]builtin {
+	return map[string]builtin{
+		"blkid":    {run: lsblk, usage: "blkid: same as lsblk"},
+		"dmesg":    {run: dmesg, usage: "dmesg: print the kernel log"},
+		"lsblk":    {run: lsblk, usage: "lsblk: block devices with size, file system, label, UUID and partition name"},
+		"lsmod":    {run: lsmod, usage: "lsmod: loaded kernel modules"},
+		"modprobe": {run: modprobe, usage: "modprobe MODULE…: load modules of this initramfs with their dependencies"},
+		"mount":    {run: mount, usage: "mount [-r] [-t TYPE] [-o OPTS] SOURCE DIR: mount (TYPE probed; no arguments: list mounts)"},
+		"umount":   {run: umount, usage: "umount [-l] DIR…: unmount (-l: lazily)"},
+	}
+}
+
+// mountOptions are the options mount turns into flags; the rest go to the
+// file system as data.
+var mountOptions = map[string]struct {
+	set   bool
+	flags uintptr
+}{
+	"ro": {true, unix.MS_RDONLY}, "rw": {false, unix.MS_RDONLY},
+	"nosuid": {true, unix.MS_NOSUID}, "suid": {false, unix.MS_NOSUID},
+	"nodev": {true, unix.MS_NODEV}, "dev": {false, unix.MS_NODEV},
+	"noexec": {true, unix.MS_NOEXEC}, "exec": {false, unix.MS_NOEXEC},
+	"noatime": {true, unix.MS_NOATIME}, "relatime": {true, unix.MS_RELATIME},
+	"sync": {true, unix.MS_SYNCHRONOUS}, "remount": {true, unix.MS_REMOUNT},
+	"bind": {true, unix.MS_BIND}, "rbind": {true, unix.MS_BIND | unix.MS_REC},
+	"move": {true, unix.MS_MOVE},
+}
+
+// parseMountOptions splits -o's list into flags and file-system data.
+func parseMountOptions(opts string) (uintptr, string) {
+	var flags uintptr
+	var data []string
+	for _, o := range strings.Split(opts, ",") {
+		if o == "" || o == "defaults" {
+			continue
+		}
+		if m, ok := mountOptions[o]; ok {
+			if m.set {
+				flags |= m.flags
+			} else {
+				flags &^= m.flags
+			}
+			continue
+		}
+		data = append(data, o)
+	}
+	return flags, strings.Join(data, ",")
+}
+
+func mount(s *Shell, args []string, sio stdio) int {
+	var fstype, opts string
+	var flags uintptr
+	var rest []string
+	for i := 1; i < len(args); i++ {
+		switch a := args[i]; {
+		case (a == "-t" || a == "-o") && i+1 < len(args):
+			if a == "-t" {
+				fstype = args[i+1]
+			} else {
+				opts = joinOpts(opts, args[i+1])
+			}
+			i++
+		case a == "-r":
+			opts = joinOpts(opts, "ro")
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			return fail(sio, "mount", "unknown option %s (usage: mount [-r] [-t TYPE] [-o OPTS] SOURCE DIR)", a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	if len(rest) == 0 {
+		return cat(s, []string{"cat", "/proc/mounts"}, sio)
+	}
+	if len(rest) != 2 {
+		return fail(sio, "mount", "expected SOURCE DIR")
+	}
+	flags, data := parseMountOptions(opts)
+	src, dir := rest[0], rest[1]
+	if fstype == "" && flags&(unix.MS_BIND|unix.MS_MOVE|unix.MS_REMOUNT) == 0 {
+		f, err := os.Open(src)
+		if err != nil {
+			return fail(sio, "mount", "%v (-t TYPE for a file system without a device)", err)
+		}
+		fs, err := devices.Probe(f)
+		f.Close()
+		if err != nil {
+			return fail(sio, "mount", "%s: %v; name it with -t TYPE", src, err)
+		}
+		fstype = fs.Type
+	}
+	if fstype == "crypto_LUKS" {
+		return fail(sio, "mount", "%s is a LUKS container, not a file system", src)
+	}
+	if fstype != "" {
+		_ = s.loadModules(sio, fstype) // built into the kernel, or mount says why not
+	}
+	if err := unix.Mount(src, dir, fstype, flags, data); err != nil {
+		return fail(sio, "mount", "%s on %s (type %q, options %q): %v", src, dir, fstype, opts, err)
+	}
+	return 0
+}
+
+func joinOpts(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "," + b
+}
+
+func umount(s *Shell, args []string, sio stdio) int {
+	opt, dirs, err := flags(args, "l")
+	if err != nil || len(dirs) == 0 {
+		if err == nil {
+			err = fmt.Errorf("expected DIR")
+		}
+		return fail(sio, "umount", "%v", err)
+	}
+	fl := 0
+	if opt['l'] {
+		fl = unix.MNT_DETACH
+	}
+	rc := 0
+	for _, d := range dirs {
+		if err := unix.Unmount(d, fl); err != nil {
+			rc = fail(sio, "umount", "%s: %v", d, err)
+		}
+	}
+	return rc
+}
+
+func dmesg(s *Shell, args []string, sio stdio) int {
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_SIZE_BUFFER, nil)
+	if err != nil || n <= 0 {
+		n = 1 << 20
+	}
+	buf := make([]byte, n)
+	n, err = unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		return fail(sio, "dmesg", "%v", err)
+	}
+	w := bufio.NewWriter(sio.out)
+	for _, line := range strings.SplitAfter(string(buf[:n]), "\n") {
+		// Drop the "<level>" prefix, as dmesg does.
+		if strings.HasPrefix(line, "<") {
+			if i := strings.IndexByte(line, '>'); i > 0 && i < 5 {
+				line = line[i+1:]
+			}
+		}
+		w.WriteString(line)
+	}
+	if err := w.Flush(); err != nil {
+		return fail(sio, "dmesg", "%v", err)
+	}
+	return 0
+}
+
+// blockDev is one row of lsblk.
+type blockDev struct {
+	name, kind, size, fstype, label, uuid, partname string
+}
+
+func lsblk(s *Shell, args []string, sio stdio) int {
+	sys := filepath.Join(s.Root, "/sys/class/block")
+	ents, err := os.ReadDir(sys)
+	if err != nil {
+		return fail(sio, args[0], "%v", err)
+	}
+	var rows []blockDev
+	for _, e := range ents {
+		rows = append(rows, s.blockDevice(filepath.Join(sys, e.Name()), e.Name()))
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
+	w := bufio.NewWriter(sio.out)
+	fmt.Fprintf(w, "%-12s %-5s %9s %-12s %-16s %-36s %s\n", "NAME", "TYPE", "SIZE", "FSTYPE", "LABEL", "UUID", "PARTLABEL")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-12s %-5s %9s %-12s %-16s %-36s %s\n", r.name, r.kind, r.size, dash(r.fstype), dash(r.label), dash(r.uuid), dash(r.partname))
+	}
+	if err := w.Flush(); err != nil {
+		return fail(sio, args[0], "%v", err)
+	}
+	return 0
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (s *Shell) blockDevice(dir, name string) blockDev {
+	d := blockDev{name: name, kind: "disk"}
+	if _, err := os.Stat(filepath.Join(dir, "partition")); err == nil {
+		d.kind = "part"
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "dm/name")); err == nil {
+		d.kind, d.name = "dm", name+" ("+strings.TrimSpace(string(b))+")"
+	}
+	if strings.HasPrefix(name, "loop") {
+		d.kind = "loop"
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "size")); err == nil {
+		if sectors, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			d.size = humanSize(sectors * 512)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "uevent")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "PARTNAME="); ok {
+				d.partname = v
+			}
+		}
+	}
+	if f, err := os.Open(filepath.Join(s.Root, "/dev", name)); err == nil {
+		if fs, err := devices.Probe(f); err == nil {
+			d.fstype, d.label, d.uuid = fs.Type, fs.Label, fs.UUID
+		}
+		f.Close()
+	}
+	return d
+}
+
+func humanSize(n int64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + "B"
+	}
+	v, i := float64(n)/1024, 0
+	for v >= 1024 && i < len(units)-1 {
+		v, i = v/1024, i+1
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + units[i:i+1]
+}
+
+// loadedModules reads /proc/modules.
+func (s *Shell) loadedModules() (map[string]bool, []string, error) {
+	b, err := os.ReadFile(filepath.Join(s.Root, "/proc/modules"))
+	if err != nil {
+		return nil, nil, err
+	}
+	loaded := map[string]bool{}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 {
+			loaded[f[0]] = true
+			lines = append(lines, fmt.Sprintf("%-24s %8s", f[0], f[1]))
+		}
+	}
+	return loaded, lines, nil
+}
+
+func lsmod(s *Shell, args []string, sio stdio) int {
+	_, lines, err := s.loadedModules()
+	if err != nil {
+		return fail(sio, "lsmod", "%v", err)
+	}
+	fmt.Fprintf(sio.out, "%-24s %8s\n", "Module", "Size")
+	for _, l := range lines {
+		fmt.Fprintln(sio.out, l)
+	}
+	return 0
+}
+
+func modprobe(s *Shell, args []string, sio stdio) int {
+	if len(args) < 2 {
+		return fail(sio, "modprobe", "expected MODULE…")
+	}
+	if err := s.loadModules(sio, args[1:]...); err != nil {
+		return fail(sio, "modprobe", "%v", err)
+	}
+	return 0
+}
+
+// errNotInPlan names a module this initramfs does not have.
+var errNotInPlan = errors.New("not in this initramfs (mkinitrd --modules adds it)")
+
+// loadModules loads modules of the baked plan and their dependencies.
+func (s *Shell) loadModules(sio stdio, names ...string) error {
+	cfg, err := bakedconf.Load(filepath.Join(s.Root, bakedconf.Path))
+	if err != nil {
+		return err
+	}
+	loaded, _, err := s.loadedModules()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if len(kmod.Closure(cfg.Modules, n)) == 0 && !loaded[kmod.Normalize(n)] {
+			errs = append(errs, fmt.Errorf("%s: %w", n, errNotInPlan))
+		}
+	}
+	todo := kmod.Pending(kmod.Closure(cfg.Modules, names...), loaded)
+	errs = append(errs, kmod.Load(todo, s.rootDir(), kmod.LoadFile)...)
+	return errors.Join(errs...)
+}
+
+func (s *Shell) rootDir() string {
+	if s.Root == "" {
+		return "/"
+	}
+	return s.Root
+}
