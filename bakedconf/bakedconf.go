@@ -4,9 +4,11 @@
 package bakedconf
 
 import (
-	"encoding/json"
+	"encoding/base64"
 	"fmt"
 	"os"
+
+	"github.com/keel-boot/keel/internal/minjson"
 )
 
 // Path is where the baked configuration lives inside the initramfs.
@@ -55,10 +57,46 @@ func Load(path string) (*Config, error) {
 	return Parse(b)
 }
 
-// Parse decodes a baked configuration and checks its version.
+// Parse decodes a baked configuration and checks its version. As with
+// encoding/json, members it does not know are ignored and a missing or null
+// member leaves its field zero; unlike it, member names must match exactly
+// (not case-insensitively) and array elements must not be null.
 func Parse(b []byte) (*Config, error) {
-	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
+	v, err := minjson.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("baked config: %w", err)
+	}
+	root := minjson.Root(v)
+	c := Config{
+		Version:     root.Opt("version").Int(),
+		Locked:      root.Opt("locked").Bool(),
+		Cmdline:     root.Opt("cmdline").Str(),
+		Shell:       root.Opt("shell").Str(),
+		LUKSKeyfile: root.Opt("luks_keyfile").Str(),
+		Kver:        root.Opt("kver").Str(),
+	}
+	if keys := root.Opt("trusted_keys").Items(); keys != nil {
+		c.TrustedKeys = make([][]byte, 0, len(keys))
+		for _, k := range keys {
+			s := k.Str()
+			if root.Err() != nil {
+				break
+			}
+			key, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				k.Failf("expected standard base64, %v", err)
+				break
+			}
+			c.TrustedKeys = append(c.TrustedKeys, key)
+		}
+	}
+	if mods := root.Opt("modules").Items(); mods != nil {
+		c.Modules = make([]Module, 0, len(mods))
+		for _, m := range mods {
+			c.Modules = append(c.Modules, Module{Name: m.Opt("name").Str(), Path: m.Opt("path").Str(), Deps: m.Opt("deps").Strings()})
+		}
+	}
+	if err := root.Err(); err != nil {
 		return nil, fmt.Errorf("baked config: %w", err)
 	}
 	if c.Version != Version {
@@ -72,12 +110,67 @@ func Parse(b []byte) (*Config, error) {
 	return &c, nil
 }
 
-// Marshal encodes c deterministically (stable field order, indented).
+// Marshal encodes c deterministically: the bytes encoding/json's
+// MarshalIndent(c, "", "  ") writes, and a newline.
 func (c *Config) Marshal() ([]byte, error) {
 	c.Version = Version
-	b, err := json.MarshalIndent(c, "", "  ")
+	var w minjson.Writer
+	w.BeginObject()
+	w.Key("version")
+	w.Int(int64(c.Version))
+	if c.Locked {
+		w.Key("locked")
+		w.Bool(true)
+	}
+	optString(&w, "cmdline", c.Cmdline)
+	optString(&w, "shell", c.Shell)
+	if len(c.TrustedKeys) > 0 {
+		w.Key("trusted_keys")
+		w.BeginArray()
+		for _, k := range c.TrustedKeys {
+			if k == nil {
+				w.Null() // as encoding/json writes a nil []byte
+			} else {
+				w.String(base64.StdEncoding.EncodeToString(k))
+			}
+		}
+		w.EndArray()
+	}
+	if len(c.Modules) > 0 {
+		w.Key("modules")
+		w.BeginArray()
+		for _, m := range c.Modules {
+			w.BeginObject()
+			w.Key("name")
+			w.String(m.Name)
+			w.Key("path")
+			w.String(m.Path)
+			if len(m.Deps) > 0 {
+				w.Key("deps")
+				w.BeginArray()
+				for _, d := range m.Deps {
+					w.String(d)
+				}
+				w.EndArray()
+			}
+			w.EndObject()
+		}
+		w.EndArray()
+	}
+	optString(&w, "luks_keyfile", c.LUKSKeyfile)
+	optString(&w, "kver", c.Kver)
+	w.EndObject()
+	b, err := w.Indented("", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// optString writes a string member tagged omitempty.
+func optString(w *minjson.Writer, key, s string) {
+	if s != "" {
+		w.Key(key)
+		w.String(s)
+	}
 }

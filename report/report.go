@@ -3,7 +3,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,9 +70,9 @@ func (r *Report) Warn(format string, args ...any) {
 // Write stores the report at path atomically.
 func (r *Report) Write(path string) error {
 	r.Version = Version
-	b, err := json.Marshal(r)
+	b, err := r.Marshal()
 	if err != nil {
-		return err
+		return fmt.Errorf("boot report: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("boot report: %w", err)
@@ -91,11 +90,11 @@ func Read(path string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boot report: %w", err)
 	}
-	var r Report
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := Parse(b)
+	if err != nil {
 		return nil, fmt.Errorf("boot report %s: %w", path, err)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // Data is what the init did with the data partition.

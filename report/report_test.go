@@ -1,10 +1,19 @@
 package report
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"math"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/keel-boot/keel/internal/minjson/jsontest"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -30,4 +39,138 @@ func TestRoundTrip(t *testing.T) {
 	if got.Warnings[0] != "data partition PARTLABEL=data missing" {
 		t.Errorf("warning %q", got.Warnings[0])
 	}
+}
+
+var odd = []string{
+	"", "plain", `"quoted"`, `back\slash`, "line\nfeed\r\n", "\t\b\f", "\x00\x01\x1f\x7f", "<script>&amp;</script>",
+	"\xff\xfe", "a\xc3", "\xed\xa0\x80", "é中😀", "\u2028\u2029", "\ufffd", "\\u0041", "'",
+}
+
+// reports are many reports: every field set and unset, odd strings
+// everywhere.
+func reports() []*Report {
+	zero, minus := 0, -3
+	out := []*Report{
+		{},
+		{Phases: []Phase{}, Fallbacks: []Fallback{}, Devices: map[string]string{}, Warnings: []string{}, Data: &Data{}},
+		{Version: 1, Mode: "slot", Slot: "a", SlotReason: "highest priority", TriesLeft: &zero,
+			Fallbacks: []Fallback{{Slot: "b", Reason: "verity: bad root hash"}}, ImageID: "img-42", RootHash: "ab12",
+			Authenticated: true, HashSource: "header", KeyID: "k1", Overlay: "tmpfs",
+			Devices: map[string]string{"root": "/dev/vda3", "bootstate": "/dev/vda1", "data": "/dev/mapper/data"},
+			Data: &Data{Device: "/dev/vda4", FSType: "btrfs", Encrypted: true, Volatile: true, Created: []string{"@var", "@home"},
+				Seeded: true, Upper: "/data/upper/img-42", FreshUpper: true, Pruned: []string{"img-41"}, Binds: []string{"/var", "/home"}},
+			Phases:   []Phase{{Name: "mounts", Ms: 0}, {Name: "modules", Ms: 12.345}, {Name: "verity", Ms: 1e-7}, {Name: "big", Ms: 1e21}, {Name: "neg", Ms: -0.5}},
+			Warnings: []string{"w1", "w2"}, Init: "/sbin/init", Failure: "mount: no such device", Locked: true},
+		{Mode: "plain", TriesLeft: &minus, Init: "/lib/systemd/systemd"},
+	}
+	for i, s := range odd {
+		out = append(out, &Report{Mode: s, Slot: s, SlotReason: s, Fallbacks: []Fallback{{Slot: s, Reason: s}}, ImageID: s,
+			RootHash: s, HashSource: s, KeyID: s, Overlay: s, Devices: map[string]string{s: s, odd[(i+1)%len(odd)]: "x"},
+			Data:   &Data{Device: s, FSType: s, Created: []string{s}, Upper: s, Pruned: []string{s, s}, Binds: []string{s}},
+			Phases: []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s})
+	}
+	return out
+}
+
+func TestMarshalLikeEncodingJSON(t *testing.T) {
+	for _, r := range reports() {
+		got, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("Marshal:\n%s\nencoding/json:\n%s", got, want)
+		}
+		// What encoding/json reads back, Parse reads back too.
+		var back Report
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := Parse(got)
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", got, err)
+		}
+		if !reflect.DeepEqual(*parsed, back) {
+			t.Errorf("Parse(%s)\n= %#v\nencoding/json: %#v", got, *parsed, back)
+		}
+	}
+}
+
+func TestMarshalNaN(t *testing.T) {
+	r := &Report{Phases: []Phase{{Name: "x", Ms: math.NaN()}}}
+	if _, err := r.Marshal(); err == nil {
+		t.Fatal("NaN marshalled")
+	}
+	err := r.Write(filepath.Join(t.TempDir(), "boot.json"))
+	if err == nil || !strings.Contains(err.Error(), "boot report: ") || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("Write error %v", err)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Read(filepath.Join(dir, "none.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: error %v, want one wrapping fs.ErrNotExist", err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{`{"mode":"slot"`, "invalid JSON at byte 14: expected ',' or '}' after object member, found end of input"},
+		{`"x"`, "top level: expected an object, found string"},
+		{`{"tries_left":"2"}`, "tries_left: expected an integer, found string"},
+		{`{"devices":{"root":1}}`, "devices.root: expected a string, found number"},
+		{`{"data":{"created":[1]}}`, "data.created.0: expected a string, found number"},
+		{`{"phases":[{"name":"a","ms":"1"}]}`, "phases.0.ms: expected a number, found string"},
+		{`{"fallbacks":{}}`, "fallbacks: expected an array, found object"},
+		{`{"locked":1}`, "locked: expected a boolean, found number"},
+	} {
+		p := filepath.Join(dir, "boot.json")
+		if err := os.WriteFile(p, []byte(c.in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Read(p)
+		if want := "boot report " + p + ": " + c.want; err == nil || err.Error() != want {
+			t.Errorf("Read(%s): error %v\nwant %s", c.in, err, want)
+		}
+	}
+}
+
+// FuzzParse checks Parse never panics, and that what it accepts encoding/json
+// reads the same, except where encoding/json is stricter about numbers (it
+// rejects 1.0 or 1e0 for an int) or jsontest.PlainKeys says the readings may differ;
+// and that Marshal writes what Parse read as encoding/json would.
+func FuzzParse(f *testing.F) {
+	for _, r := range reports() {
+		b, _ := r.Marshal()
+		f.Add(b)
+	}
+	f.Add([]byte(`{"tries_left":1.0,"TRIES_LEFT":2,"data":{"device":"a"},"data":{"upper":"b"},"devices":{"a":null}}`))
+	f.Add([]byte(`{"phases":[null],"warnings":[null],"tries_left":null,"data":null,"devices":null,"unknown":[{}]}`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		got, err := Parse(doc)
+		if err != nil {
+			return
+		}
+		if b, err := got.Marshal(); err != nil {
+			t.Fatalf("Marshal of what Parse read: %v", err)
+		} else if want, _ := json.Marshal(got); !bytes.Equal(b, want) {
+			t.Fatalf("Marshal:\n%s\nencoding/json:\n%s", b, want)
+		}
+		if !jsontest.PlainKeys(doc) {
+			return
+		}
+		var want Report
+		if err := json.Unmarshal(doc, &want); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && strings.HasPrefix(te.Value, "number ") {
+				return
+			}
+			t.Fatalf("Parse accepted %q, encoding/json: %v", doc, err)
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Fatalf("Parse(%q)\n= %#v\nencoding/json: %#v", doc, *got, want)
+		}
+	})
 }

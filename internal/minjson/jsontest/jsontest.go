@@ -1,0 +1,55 @@
+// Package jsontest helps tests compare readers built on minjson with
+// encoding/json. Only tests import it.
+package jsontest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// PlainKeys tells whether every object key in doc is made of [a-z0-9_] and
+// no object repeats a key: the documents where encoding/json's
+// case-insensitive matching of struct fields and its merging of repeated
+// members cannot make it read differently from a minjson reader, which
+// matches names exactly and keeps the last of repeated members. Documents
+// encoding/json cannot tokenise count as plain.
+func PlainKeys(doc []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(doc))
+	type level struct {
+		object, wantKey bool
+		seen            map[string]bool
+	}
+	var stack []*level
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return true
+		}
+		if len(stack) > 0 {
+			top := stack[len(stack)-1]
+			if s, ok := tok.(string); ok && top.object && top.wantKey {
+				if top.seen[s] || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+					return false
+				}
+				top.seen[s] = true
+				top.wantKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &level{object: true, wantKey: true, seen: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &level{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// a value ended: in an object, a key comes next
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package report
+
+import (
+	"slices"
+
+	"github.com/keel-boot/keel/internal/minjson"
+)
+
+// The JSON form of a Report is what encoding/json makes of it with the
+// struct tags above, which stay the definition of the format (slotctl status
+// embeds a Report in its own JSON output through them); Marshal and Parse
+// write and read that form without encoding/json, which the init must not
+// carry.
+
+// Marshal encodes r as encoding/json's Marshal does, byte for byte.
+func (r *Report) Marshal() ([]byte, error) {
+	var w minjson.Writer
+	w.BeginObject()
+	w.Key("version")
+	w.Int(int64(r.Version))
+	w.Key("mode")
+	w.String(r.Mode)
+	optString(&w, "slot", r.Slot)
+	optString(&w, "slot_reason", r.SlotReason)
+	if r.TriesLeft != nil {
+		w.Key("tries_left")
+		w.Int(int64(*r.TriesLeft))
+	}
+	if len(r.Fallbacks) > 0 {
+		w.Key("fallbacks")
+		w.BeginArray()
+		for _, f := range r.Fallbacks {
+			w.BeginObject()
+			w.Key("slot")
+			w.String(f.Slot)
+			w.Key("reason")
+			w.String(f.Reason)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
+	optString(&w, "image_id", r.ImageID)
+	optString(&w, "root_hash", r.RootHash)
+	w.Key("authenticated")
+	w.Bool(r.Authenticated)
+	optString(&w, "hash_source", r.HashSource)
+	optString(&w, "key_id", r.KeyID)
+	w.Key("overlay")
+	w.String(r.Overlay)
+	if len(r.Devices) > 0 {
+		w.Key("devices")
+		w.BeginObject()
+		roles := make([]string, 0, len(r.Devices))
+		for role := range r.Devices {
+			roles = append(roles, role)
+		}
+		slices.Sort(roles)
+		for _, role := range roles {
+			w.Key(role)
+			w.String(r.Devices[role])
+		}
+		w.EndObject()
+	}
+	if r.Data != nil {
+		w.Key("data")
+		r.Data.write(&w)
+	}
+	w.Key("phases")
+	if r.Phases == nil {
+		w.Null()
+	} else {
+		w.BeginArray()
+		for _, p := range r.Phases {
+			w.BeginObject()
+			w.Key("name")
+			w.String(p.Name)
+			w.Key("ms")
+			w.Float(p.Ms)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
+	optStrings(&w, "warnings", r.Warnings)
+	w.Key("init")
+	w.String(r.Init)
+	optString(&w, "failure", r.Failure)
+	w.Key("locked")
+	w.Bool(r.Locked)
+	w.EndObject()
+	return w.Bytes()
+}
+
+func (d *Data) write(w *minjson.Writer) {
+	w.BeginObject()
+	w.Key("device")
+	w.String(d.Device)
+	optString(w, "fstype", d.FSType)
+	optBool(w, "encrypted", d.Encrypted)
+	optBool(w, "volatile", d.Volatile)
+	optStrings(w, "created", d.Created)
+	optBool(w, "seeded", d.Seeded)
+	optString(w, "upper", d.Upper)
+	optBool(w, "fresh_upper", d.FreshUpper)
+	optStrings(w, "pruned", d.Pruned)
+	optStrings(w, "binds", d.Binds)
+	w.EndObject()
+}
+
+// optString, optBool and optStrings write members tagged omitempty.
+func optString(w *minjson.Writer, key, s string) {
+	if s != "" {
+		w.Key(key)
+		w.String(s)
+	}
+}
+
+func optBool(w *minjson.Writer, key string, b bool) {
+	if b {
+		w.Key(key)
+		w.Bool(true)
+	}
+}
+
+func optStrings(w *minjson.Writer, key string, list []string) {
+	if len(list) > 0 {
+		w.Key(key)
+		w.BeginArray()
+		for _, s := range list {
+			w.String(s)
+		}
+		w.EndArray()
+	}
+}
+
+// Parse decodes a report. As with encoding/json, members it does not know are
+// ignored and a missing or null member leaves its field zero; unlike it,
+// member names must match exactly (not case-insensitively), and array
+// elements and device paths must not be null.
+func Parse(b []byte) (*Report, error) {
+	v, err := minjson.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	root := minjson.Root(v)
+	r := Report{
+		Version:       root.Opt("version").Int(),
+		Mode:          root.Opt("mode").Str(),
+		Slot:          root.Opt("slot").Str(),
+		SlotReason:    root.Opt("slot_reason").Str(),
+		ImageID:       root.Opt("image_id").Str(),
+		RootHash:      root.Opt("root_hash").Str(),
+		Authenticated: root.Opt("authenticated").Bool(),
+		HashSource:    root.Opt("hash_source").Str(),
+		KeyID:         root.Opt("key_id").Str(),
+		Overlay:       root.Opt("overlay").Str(),
+		Warnings:      root.Opt("warnings").Strings(),
+		Init:          root.Opt("init").Str(),
+		Failure:       root.Opt("failure").Str(),
+		Locked:        root.Opt("locked").Bool(),
+	}
+	if n := root.Opt("tries_left"); n.Present() {
+		tries := n.Int()
+		r.TriesLeft = &tries
+	}
+	if items := root.Opt("fallbacks").Items(); items != nil {
+		r.Fallbacks = make([]Fallback, 0, len(items))
+		for _, f := range items {
+			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str()})
+		}
+	}
+	if n := root.Opt("devices"); n.Present() {
+		roles := n.Keys()
+		r.Devices = make(map[string]string, len(roles))
+		for _, role := range roles {
+			r.Devices[role] = n.Key(role).Str()
+		}
+	}
+	if n := root.Opt("data"); n.Present() {
+		r.Data = &Data{
+			Device:     n.Opt("device").Str(),
+			FSType:     n.Opt("fstype").Str(),
+			Encrypted:  n.Opt("encrypted").Bool(),
+			Volatile:   n.Opt("volatile").Bool(),
+			Created:    n.Opt("created").Strings(),
+			Seeded:     n.Opt("seeded").Bool(),
+			Upper:      n.Opt("upper").Str(),
+			FreshUpper: n.Opt("fresh_upper").Bool(),
+			Pruned:     n.Opt("pruned").Strings(),
+			Binds:      n.Opt("binds").Strings(),
+		}
+	}
+	if items := root.Opt("phases").Items(); items != nil {
+		r.Phases = make([]Phase, 0, len(items))
+		for _, p := range items {
+			r.Phases = append(r.Phases, Phase{Name: p.Opt("name").Str(), Ms: p.Opt("ms").Float()})
+		}
+	}
+	if err := root.Err(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
