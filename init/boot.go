@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -30,8 +31,11 @@ type boot struct {
 	// data is the data partition, set up once (dataDone) per boot.
 	data     *dataState
 	dataDone bool
-	// loaded are the modules loaded (or tried) so far.
-	loaded map[string]bool
+	// loaded are the modules loaded (or tried) so far; modMu serialises
+	// loading, so a background prefetch and need() never load twice.
+	loaded  map[string]bool
+	modMu   sync.Mutex
+	modErrs []error // failures of a background load, not reported yet
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string
@@ -99,6 +103,7 @@ func (b *boot) startDevices() error {
 	if err := w.Coldplug(); err != nil {
 		b.log.Warnf("coldplug: %v", err)
 	}
+	b.prefetchRootFS()
 	return nil
 }
 
