@@ -164,7 +164,15 @@ func (s *Shell) runPipeline(p pipeline) int {
 // runCommand expands and runs one command. main is false inside a
 // pipeline, where assignments and cd/exit do not affect the shell (they
 // would in a subshell neither).
-func (s *Shell) runCommand(c command, sio stdio, main bool) int {
+func (s *Shell) runCommand(c command, sio stdio, main bool) (status int) {
+	// A bug in a built-in must not end the shell: the operator would be
+	// dropped out of the only way into the machine.
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(sio.err, "sh: internal error: %v\n", r)
+			status = 70
+		}
+	}()
 	words := c.words
 	env := map[string]string{}
 	for len(words) > 0 {

@@ -214,3 +214,15 @@ func TestExternalPrograms(t *testing.T) {
 		t.Errorf("non-executable: status %d stderr %q", st, errb.String())
 	}
 }
+
+func TestPanickingBuiltinDoesNotEndTheShell(t *testing.T) {
+	s, out, errb := testShell(t)
+	s.builtins["boom"] = builtin{run: func(*Shell, []string, stdio) int { panic("kaboom") }, usage: "boom"}
+	if st := s.Run("boom; echo still-here"); st != 0 || out.String() != "still-here\n" || !strings.Contains(errb.String(), "sh: internal error: kaboom") {
+		t.Errorf("status %d output %q stderr %q", st, out.String(), errb.String())
+	}
+	errb.Reset()
+	if st := s.Run("echo x | boom"); st != 70 || !strings.Contains(errb.String(), "kaboom") {
+		t.Errorf("in a pipeline: status %d stderr %q", st, errb.String())
+	}
+}
