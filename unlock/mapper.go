@@ -3,17 +3,31 @@ package unlock
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/anatol/devmapper.go"
-	"github.com/anatol/luks.go"
+	"golang.org/x/sys/unix"
 )
+
+// Volume is an unlocked LUKS2 volume: what dm-crypt needs to map it.
+type Volume struct {
+	Device     string   // the backing device, holding header and data
+	UUID       string   // the LUKS UUID from the header
+	Cipher     string   // dm-crypt's cipher specification: "aes-xts-plain64"
+	Key        []byte   // the volume key; Open zeroes it once the Mapper returns
+	Offset     uint64   // where the data starts on Device, in bytes
+	Size       uint64   // bytes of data
+	IVTweak    uint64   // added to the sector number for the IV, in 512-byte sectors
+	SectorSize uint64   // dm-crypt's encryption sector size in bytes
+	Flags      []string // dm-crypt optional parameters: "allow_discards", ...
+}
 
 // Mapper creates and removes dm-crypt devices; tests substitute a fake to
 // exercise Open where the host kernel has no device-mapper.
 type Mapper interface {
-	// CreateCrypt maps the unsealed volume v as device name and returns
-	// its device number.
-	CreateCrypt(name string, v *luks.Volume) (devno uint64, err error)
+	// CreateCrypt maps the unlocked volume v as device name and returns
+	// its device number. v.Key is zeroed after it returns.
+	CreateCrypt(name string, v *Volume) (devno uint64, err error)
 	// Remove removes the device name.
 	Remove(name string) error
 }
@@ -21,16 +35,28 @@ type Mapper interface {
 // kernelMapper is dm-crypt through devmapper.go's ioctls.
 type kernelMapper struct{}
 
-func (kernelMapper) CreateCrypt(name string, v *luks.Volume) (uint64, error) {
+func (kernelMapper) CreateCrypt(name string, v *Volume) (uint64, error) {
 	// Refuse a name in use: cleaning up after a failure below must never
 	// remove somebody else's device.
 	if _, err := devmapper.InfoByName(name); err == nil {
 		return 0, fmt.Errorf("device-mapper name %s is already in use", name)
 	}
-	// The volume key is private to luks.go, so its SetupMapper builds the
-	// table. It removes the device when loading the table fails, not when
-	// resuming does.
-	if err := v.SetupMapper(name); err != nil {
+	table := devmapper.CryptTable{
+		Length:        v.Size,
+		BackendDevice: v.Device,
+		BackendOffset: v.Offset,
+		Encryption:    v.Cipher,
+		Key:           v.Key,
+		IVTweak:       v.IVTweak,
+		Flags:         v.Flags,
+		SectorSize:    v.SectorSize,
+	}
+	// The UUID cryptsetup gives its devices, which udev rules outside the
+	// initramfs recognise.
+	uuid := dmUUID(v.UUID, name)
+	// CreateAndLoad removes the device when loading the table fails, not
+	// when resuming it does.
+	if err := devmapper.CreateAndLoad(name, uuid, 0, table); err != nil {
 		_ = devmapper.Remove(name)
 		return 0, err
 	}
@@ -39,6 +65,19 @@ func (kernelMapper) CreateCrypt(name string, v *luks.Volume) (uint64, error) {
 		return 0, errors.Join(err, devmapper.Remove(name))
 	}
 	return info.DevNo, nil
+}
+
+// dmUUID is the device-mapper UUID cryptsetup gives a LUKS2 device:
+// CRYPT-LUKS2-<the UUID's hex digits>-<name>, cut to what the kernel takes.
+func dmUUID(luksUUID, name string) string {
+	hex := strings.Map(func(r rune) rune {
+		if '0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F' {
+			return r
+		}
+		return -1
+	}, luksUUID)
+	u := "CRYPT-LUKS2-" + hex + "-" + name
+	return u[:min(len(u), unix.DM_UUID_LEN-1)]
 }
 
 func (kernelMapper) Remove(name string) error { return devmapper.Remove(name) }

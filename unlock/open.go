@@ -3,11 +3,11 @@ package unlock
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/anatol/luks.go"
 	"golang.org/x/sys/unix"
 
 	"github.com/keel-boot/keel/devices"
@@ -52,17 +52,13 @@ func (o Opener) Open(dev, name string, key Key) (string, error) {
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	d, err := readHeader(dev)
-	if err != nil {
-		return "", fmt.Errorf("%s (%s): %w", o.role(name), dev, err)
-	}
-	defer d.Close()
-	what := describe(o.role(name), dev, d.Version())
-	vol, err := unseal(d, key)
+	vol, version, err := unlockDevice(dev, key)
+	what := describe(o.role(name), dev, version)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	devno, err := o.mapper().CreateCrypt(name, vol)
+	clear(vol.Key)
 	if err != nil {
 		return "", fmt.Errorf("%s: creating dm-crypt device %s (needs the dm_crypt, xts and ecb modules; the kernel log says more): %w", what, name, err)
 	}
@@ -71,6 +67,31 @@ func (o Opener) Open(dev, name string, key Key) (string, error) {
 		return "", fmt.Errorf("%s: %w", what, errors.Join(err, o.mapper().Remove(name)))
 	}
 	return path, nil
+}
+
+// unlockDevice reads the header of dev and recovers its volume with key.
+// It returns the LUKS version for messages: 2 once a LUKS2 header is read.
+func unlockDevice(dev string, key Key) (*Volume, int, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	// Seeking to the end gives the size of block devices and files alike.
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, 0, fmt.Errorf("finding the size of the device: %w", err)
+	}
+	h, err := readLUKS2(f, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	vol, err := unlockVolume(f, size, h, key)
+	if err != nil {
+		return nil, 2, err
+	}
+	vol.Device = dev
+	return vol, 2, nil
 }
 
 // Close removes the mapped device name and its node.
@@ -124,75 +145,47 @@ func checkName(name string) error {
 	return nil
 }
 
-// readHeader opens dev's LUKS2 header. luks.go indexes its JSON area
-// without bounds checks, so a damaged header could panic: that becomes an
-// error here, since a panic in PID 1 is a kernel panic. luks.Open also
-// leaks its file when the header is bad; checking the magic and version
-// first keeps that to damaged LUKS2 headers, read once per boot.
-func readHeader(dev string) (d luks.Device, err error) {
-	if err := checkVersion(dev); err != nil {
-		return nil, err
+// unlockVolume tries key on every key slot of h in priority order and
+// returns the volume of the first that opens. Slots that fail otherwise
+// (an unsupported KDF, say) are named in the error if no slot opens.
+func unlockVolume(r io.ReaderAt, size int64, h *header, key Key) (*Volume, error) {
+	m := h.meta
+	seg := m.segment
+	vol := &Volume{
+		UUID:       h.uuid,
+		Cipher:     seg.cipher,
+		Offset:     seg.offset,
+		Size:       seg.size,
+		IVTweak:    seg.ivTweak,
+		SectorSize: seg.sectorSize,
+		Flags:      m.flags,
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			d, err = nil, fmt.Errorf("malformed LUKS header: %v", r)
+	if seg.offset > uint64(size) || seg.size > uint64(size)-seg.offset {
+		return nil, fmt.Errorf("segments.%d: %d bytes of data at byte %d go past the end of the device (%d bytes)", seg.id, seg.size, seg.offset, size)
+	}
+	if seg.dynamic {
+		vol.Size = uint64(size) - seg.offset
+		vol.Size -= vol.Size % seg.sectorSize
+		if vol.Size == 0 {
+			return nil, fmt.Errorf("segments.%d: no data: the device (%d bytes) ends within a sector of the data offset %d", seg.id, size, seg.offset)
 		}
-	}()
-	d, err = luks.Open(dev)
-	if err != nil {
-		return nil, fmt.Errorf("reading LUKS header: %w", err)
 	}
-	return d, nil
-}
-
-func checkVersion(dev string) error {
-	f, err := os.Open(dev)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := make([]byte, 8)
-	if _, err := f.ReadAt(h, 0); err != nil {
-		return fmt.Errorf("reading LUKS header: %w", err)
-	}
-	v, err := Version(h)
-	if err == nil && v != 2 {
-		// LUKS1 headers have no checksum: a damaged iteration count could
-		// make unlocking run for hours instead of failing.
-		err = fmt.Errorf("LUKS%d is not supported, expected LUKS2 (cryptsetup convert --type luks2 converts it)", v)
-	}
-	return err
-}
-
-// unseal tries key on every key slot in priority order and returns the
-// volume of the first that opens. Slots that fail otherwise (an unsupported
-// KDF, say) are named in the error if no slot opens.
-func unseal(d luks.Device, key Key) (*luks.Volume, error) {
-	slots := d.Slots()
-	if len(slots) == 0 {
+	if len(m.keyslots) == 0 {
 		return nil, fmt.Errorf("%w the %s: the header has no active key slot", ErrNoKeySlot, key.Kind)
 	}
 	var problems []string
-	for _, s := range slots {
-		v, err := unsealSlot(d, s, key.Secret)
+	for _, k := range m.keyslots {
+		vk, err := openKeyslot(r, size, m, k, key.Secret)
 		if err == nil {
-			return v, nil
+			vol.Key = vk
+			return vol, nil
 		}
-		if !errors.Is(err, luks.ErrPassphraseDoesNotMatch) {
-			problems = append(problems, fmt.Sprintf("key slot %d: %v", s, err))
+		if err != errWrongKey {
+			problems = append(problems, fmt.Sprintf("key slot %d: %v", k.id, err))
 		}
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w the %s (%s)", ErrNoKeySlot, key.Kind, strings.Join(problems, "; "))
 	}
 	return nil, fmt.Errorf("%w the %s", ErrNoKeySlot, key.Kind)
-}
-
-func unsealSlot(d luks.Device, slot int, secret []byte) (v *luks.Volume, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			v, err = nil, fmt.Errorf("malformed key slot: %v", r)
-		}
-	}()
-	return d.UnsealVolume(slot, secret)
 }

@@ -6,7 +6,6 @@ package tools
 
 import (
 	_ "github.com/anatol/devmapper.go"
-	_ "github.com/anatol/luks.go"
 	_ "github.com/hugelgupf/vmtest/qemu"
 	_ "github.com/klauspost/compress/zstd"
 	_ "golang.org/x/sys/unix"
