@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/internal/build"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 )
 
@@ -67,19 +68,18 @@ func envCount(t *testing.T, name string, def int) int {
 	return n
 }
 
-// buildKeel builds init, mkinitrd and slotctl as the Makefile does.
+// buildKeel builds init, mkinitrd, slotctl and the init's precompressed
+// segment as the Makefile does.
 func buildKeel(t *testing.T, dir string) KeelTools {
 	t.Helper()
-	root := moduleRoot(t)
-	k := KeelTools{Init: filepath.Join(dir, "init"), Mkinitrd: filepath.Join(dir, "mkinitrd"), Slotctl: filepath.Join(dir, "slotctl")}
-	for _, out := range []string{k.Init, k.Mkinitrd, k.Slotctl} {
-		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, "./"+filepath.Base(out))
-		cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", filepath.Base(out), err, b)
-		}
+	tl, err := build.Keel(moduleRoot(t), dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return k
+	if tl.Segment == "" {
+		t.Fatal("no zstd tool (Debian package zstd): keel's images would not be the ones make builds")
+	}
+	return KeelTools{Init: tl.Init, Mkinitrd: tl.Mkinitrd, Slotctl: tl.Slotctl}
 }
 
 func moduleRoot(t *testing.T) string {

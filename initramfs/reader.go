@@ -21,8 +21,25 @@ type Reader struct {
 // NewReader reads newc records from r.
 func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReader(r)} }
 
-// Next returns the next record, or io.EOF after the trailer.
+// Next returns the next record, or io.EOF after the last trailer. As the
+// kernel does, it reads on after a trailer when another archive follows
+// (zero padding between them skipped): mkinitrd's images are a
+// precompressed archive holding /init followed by the rest.
 func (rd *Reader) Next() (*Record, error) {
+	for {
+		rec, err := rd.record()
+		if err != nil || rec.Name != Trailer {
+			return rec, err
+		}
+		more, err := rd.nextArchive()
+		if err != nil || !more {
+			return nil, err
+		}
+	}
+}
+
+// record reads one record, the trailer included.
+func (rd *Reader) record() (*Record, error) {
 	at := rd.off
 	var hdr [headerLen]byte
 	if err := rd.read(hdr[:]); err != nil {
@@ -44,7 +61,7 @@ func (rd *Reader) Next() (*Record, error) {
 		return nil, fmt.Errorf("newc %s: %w", rec.Name, err)
 	}
 	if rec.Name == Trailer {
-		return nil, io.EOF
+		return rec, nil
 	}
 	// ReadAll grows with the data actually present, so a header claiming
 	// 4 GiB over a short file costs no more than the file.
@@ -102,6 +119,34 @@ func parseHeader(h []byte) (*Record, int, error) {
 		bodyLength: f[6], RdevMajor: f[9], RdevMinor: f[10],
 	}
 	return rec, nameSize, nil
+}
+
+// nextArchive skips the zero padding after a trailer and reports whether
+// another archive starts there (io.EOF when the stream ends). Like the
+// kernel, it wants that archive 4-byte aligned and nothing but zeros or a
+// newc header after a trailer.
+func (rd *Reader) nextArchive() (bool, error) {
+	for {
+		b, err := rd.r.Peek(1)
+		if errors.Is(err, io.EOF) {
+			return false, io.EOF
+		}
+		if err != nil {
+			return false, err
+		}
+		if b[0] != 0 {
+			break
+		}
+		_, _ = rd.r.Discard(1)
+		rd.off++
+	}
+	if rd.off%4 != 0 {
+		return false, fmt.Errorf("archive after the trailer at offset %d is not 4-byte aligned", rd.off)
+	}
+	if head, err := rd.r.Peek(len(Magic)); err != nil || string(head) != Magic {
+		return false, fmt.Errorf("junk after the trailer at offset %d: expected zero padding or another newc archive (%s)", rd.off, Magic)
+	}
+	return true, nil
 }
 
 func (rd *Reader) read(b []byte) error {

@@ -96,3 +96,37 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestConcatenatedArchives: records of archives written one after another
+// (with the zero padding tools add) come back in order, as the kernel
+// unpacks them; anything else after a trailer is an error.
+func TestConcatenatedArchives(t *testing.T) {
+	var buf bytes.Buffer
+	if err := (Archive{"init": Bytes([]byte("first"), 0o755)}).Write(&buf, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(make([]byte, 512-buf.Len()%512))
+	if err := (Archive{"etc/x": Bytes([]byte("second"), 0o644)}).Write(&buf, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadAll(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, " ") != "init etc etc/x" {
+		t.Errorf("records %v, want init etc etc/x", names)
+	}
+	for name, tail := range map[string][]byte{
+		"junk":      []byte("garbage!"),
+		"unaligned": append([]byte{0}, []byte(Magic)...),
+	} {
+		b := append(append([]byte(nil), buf.Bytes()...), tail...)
+		if _, err := ReadAll(bytes.NewReader(b)); err == nil {
+			t.Errorf("%s after the trailer: no error", name)
+		}
+	}
+}

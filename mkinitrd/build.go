@@ -50,6 +50,10 @@ func build(o *options, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	seg := initSegment(o, stderr)
+	if seg != nil {
+		delete(a, "init") // it comes in the segment
+	}
 	conf, err := cfg.Marshal()
 	if err != nil {
 		return fmt.Errorf("baked config: %w", err)
@@ -57,12 +61,12 @@ func build(o *options, stdout, stderr io.Writer) error {
 	if err := a.Add(bakedconf.Path, initramfs.Bytes(conf, 0o644)); err != nil {
 		return err
 	}
-	size, err := writeImage(o.out, a, o.compress, o.mtime)
+	size, err := writeImage(o.out, seg, a, o.compress, o.mtime)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s %s, %d modules, %d firmware files, shell %s, locked %s, %d trusted keys\n",
-		o.out, humanSize(size), o.compress, sum.modules, sum.firmware, yesNo(sum.shell), yesNo(sum.locked), sum.keys)
+	fmt.Fprintf(stdout, "%s: %s %s, %d modules, %d firmware files, shell %s, locked %s, %d trusted keys, init precompressed %s\n",
+		o.out, humanSize(size), o.compress, sum.modules, sum.firmware, yesNo(sum.shell), yesNo(sum.locked), sum.keys, yesNo(seg != nil))
 	return nil
 }
 

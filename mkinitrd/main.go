@@ -1,11 +1,13 @@
 // Command mkinitrd builds keel's initramfs: the init, the kernel modules it
 // needs with their dependencies and firmware, an optional emergency shell
-// and the baked configuration, packed into one compressed newc archive that
-// is byte-identical for identical inputs.
+// and the baked configuration, packed into compressed newc archives that
+// are byte-identical for identical inputs: the init's precompressed segment
+// when there is one (see segment.go), then everything else.
 //
 //	mkinitrd --out initrd.img [flags]
 //	mkinitrd ls FILE
 //	mkinitrd cat FILE PATH
+//	mkinitrd init-segment --init PATH [--out FILE]
 package main
 
 import (
@@ -30,6 +32,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("usage: mkinitrd ls FILE")
 			}
 			return list(args[1], stdout)
+		case "init-segment":
+			return initSegmentCmd(args[1:], stdout)
 		case "cat":
 			if len(args) != 3 {
 				return fmt.Errorf("usage: mkinitrd cat FILE PATH")

@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (subcommands: ls, cat)", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (subcommands: ls, cat, init-segment)", fs.Arg(0))
 	}
 	shellSet := false
 	fs.Visit(func(f *flag.Flag) { shellSet = shellSet || f.Name == "shell" })

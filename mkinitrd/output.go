@@ -9,10 +9,11 @@ import (
 	"github.com/keel-boot/keel/initramfs"
 )
 
-// writeImage writes the compressed archive to out atomically: a temporary
-// file in the same directory, fsynced, renamed over out. A failed build
-// leaves no image, and a reader never sees half of one.
-func writeImage(out string, a initramfs.Archive, c initramfs.Compression, mtime uint32) (int64, error) {
+// writeImage writes prefix (the precompressed init segment, or nothing)
+// and the compressed archive to out atomically: a temporary file in the
+// same directory, fsynced, renamed over out. A failed build leaves no
+// image, and a reader never sees half of one.
+func writeImage(out string, prefix []byte, a initramfs.Archive, c initramfs.Compression, mtime uint32) (int64, error) {
 	dir := filepath.Dir(out)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
 	if err != nil {
@@ -26,6 +27,9 @@ func writeImage(out string, a initramfs.Archive, c initramfs.Compression, mtime 
 			os.Remove(tmp)
 		}
 	}()
+	if _, err := f.Write(prefix); err != nil {
+		return 0, fmt.Errorf("%s: %w", tmp, err)
+	}
 	if err := writeArchive(f, a, c, mtime); err != nil {
 		return 0, err
 	}

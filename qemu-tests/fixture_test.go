@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keel-boot/keel/internal/build"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 )
 
@@ -39,17 +40,14 @@ func keelTools(t testing.TB) tools {
 			toolsErr = err
 			return
 		}
-		toolsVal = tools{dir: dir}
-		for _, name := range []string{"init", "mkinitrd", "slotctl"} {
-			out := filepath.Join(dir, name)
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./"+name)
-			cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				toolsErr = &buildError{name, string(b), err}
-				return
-			}
+		// As `make build` does, the init's precompressed segment included:
+		// the scenarios boot the images that ship.
+		tl, err := build.Keel(root, dir)
+		if err != nil {
+			toolsErr = err
+			return
 		}
-		toolsVal.init, toolsVal.mkinitrd, toolsVal.slotctl = filepath.Join(dir, "init"), filepath.Join(dir, "mkinitrd"), filepath.Join(dir, "slotctl")
+		toolsVal = tools{dir: dir, init: tl.Init, mkinitrd: tl.Mkinitrd, slotctl: tl.Slotctl}
 	})
 	if toolsErr != nil {
 		t.Fatal(toolsErr)
@@ -57,12 +55,6 @@ func keelTools(t testing.TB) tools {
 	return toolsVal
 }
 
-type buildError struct {
-	name, out string
-	err       error
-}
-
-func (e *buildError) Error() string { return "build " + e.name + ": " + e.err.Error() + "\n" + e.out }
 
 // run runs a command and returns its combined output, failing t on error.
 func run(t testing.TB, name string, args ...string) string {
