@@ -55,7 +55,6 @@ func keelTools(t testing.TB) tools {
 	return toolsVal
 }
 
-
 // run runs a command and returns its combined output, failing t on error.
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
