@@ -2,8 +2,14 @@ package unlock
 
 import (
 	"encoding/binary"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keel-boot/keel/internal/minjson"
 )
 
 // jsonArea returns the JSON text of the primary header of img.
@@ -12,50 +18,112 @@ func jsonArea(img []byte) []byte {
 	return []byte(cString(img[binHeaderSize:hdrSize]))
 }
 
-func TestJSONTreeErrors(t *testing.T) {
-	root := func(js string) node {
-		v, err := decodeJSON([]byte(js))
+func TestNumbered(t *testing.T) {
+	for _, tc := range []struct {
+		js   string
+		read func(n minjson.Node) []int
+		ids  []int
+		err  string
+	}{
+		{js: `{"s":{"1":{},"0":{},"10":{}}}`, ids: []int{0, 1, 10}},
+		{js: `{"s":{}}`, ids: []int{}},
+		{js: `{"s":{"-1":{}}}`, err: "s.-1: expected a number from 0 to 31 as the name"},
+		{js: `{"s":{"0":{},"32":{}}}`, err: "s.32: expected a number from 0 to 31 as the name"},
+		{js: `{"s":{"01":{}}}`, err: "s.01: expected a number from 0 to 31 as the name"},
+		{js: `{"s":{"":{}}}`, err: "s.: expected a number from 0 to 31 as the name"},
+		{js: `{"s":[]}`, err: "s: expected an object, found array"},
+		{js: `{}`, err: "s: missing, expected an object"},
+		{js: `{"k":["1","0","31"]}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, ids: []int{1, 0, 31}},
+		{js: `{"k":[]}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, ids: []int{}},
+		{js: `{"k":["1","01"]}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, err: `k.1: expected a number from 0 to 31 in a string, found "01"`},
+		{js: `{"k":["32"]}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, err: `k.0: expected a number from 0 to 31 in a string, found "32"`},
+		{js: `{"k":["+1"]}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, err: `k.0: expected a number from 0 to 31 in a string, found "+1"`},
+		{js: `{"k":[1]}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, err: `k.0: expected a string, found number`},
+		{js: `{"k":"1"}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, err: `k: expected an array, found string`},
+		{js: `{"k":null}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, err: `k: expected an array, found null`},
+	} {
+		v, err := minjson.Decode([]byte(tc.js))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return node{v: v}
+		root := minjson.Root(v)
+		var ids []int
+		if tc.read != nil {
+			ids = tc.read(root)
+		} else {
+			var nodes []minjson.Node
+			ids, nodes = numbered(root.Key("s"), 32)
+			for i, n := range nodes {
+				if want := "s." + strconv.Itoa(ids[i]); n.Path() != want || !n.Present() {
+					t.Errorf("%s: node %d at %q, want %q", tc.js, i, n.Path(), want)
+				}
+			}
+		}
+		if err := root.Err(); tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%s: err = %v, want %q", tc.js, err, tc.err)
+			}
+		} else if err != nil || !reflect.DeepEqual(ids, tc.ids) {
+			t.Errorf("%s: %v, %v, want %v", tc.js, ids, err, tc.ids)
+		}
+	}
+}
+
+// TestMetadataOptional checks members that may be left out: when given,
+// null too, they must be valid.
+func TestMetadataOptional(t *testing.T) {
+	const seg = `"segments":{"0":{"type":"crypt","offset":"32768","size":"dynamic","iv_tweak":"0","encryption":"aes-xts-plain64","sector_size":512%s}}`
+	const cfg = `"config":{"json_size":"12288","keyslots_size":"16744448"%s}`
+	const slot = `"keyslots":{"0":{"type":"luks2","key_size":64%s,"kdf":{"type":"pbkdf2","hash":"sha256","iterations":1000,"salt":""},
+		"af":{"type":"luks1","stripes":4000,"hash":"sha256"},"area":{"type":"raw","offset":"32768","size":"258048","encryption":"aes-xts-plain64","key_size":64}}}`
+	doc := func(s, c, k string) []byte {
+		return []byte(`{` + fmt.Sprintf(slot, k) + `,"digests":{},` + fmt.Sprintf(seg, s) + `,` + fmt.Sprintf(cfg, c) + `}`)
 	}
 	for _, tc := range []struct {
-		js  string
-		get func(n node) error
-		err string
+		seg, cfg, slot string
+		err            string // of the header
+		slotErr        string // of key slot 0
+		slots          int
+		flags          []string
 	}{
-		{js: `{"a":{"b":1}}`, get: func(n node) error { c, _ := n.get("a"); _, err := c.getString("b"); return err }, err: "a.b: expected a string, found the number 1"},
-		{js: `{"a":{}}`, get: func(n node) error { c, _ := n.get("a"); _, err := c.getString("b"); return err }, err: "a.b: missing"},
-		{js: `{"a":null}`, get: func(n node) error { c, _ := n.get("a"); _, err := c.getString("b"); return err }, err: "a: expected an object, found null"},
-		{js: `{"n":1.5}`, get: func(n node) error { _, err := n.getInt("n", 0, 9); return err }, err: "n: expected a whole number from 0 to 9, found 1.5"},
-		{js: `{"n":1e300}`, get: func(n node) error { _, err := n.getInt("n", 0, 9); return err }, err: "n: expected a whole number from 0 to 9, found 1e+300"},
-		{js: `{"n":true}`, get: func(n node) error { _, err := n.getInt("n", 0, 9); return err }, err: "n: expected a number, found true"},
-		{js: `{"u":"+5"}`, get: func(n node) error { _, err := n.getUint64("u"); return err }, err: `u: expected a decimal number in a string from 0 to 2^64-1, found "+5"`},
-		{js: `{"u":""}`, get: func(n node) error { _, err := n.getUint64("u"); return err }, err: `u: expected a decimal number in a string from 0 to 2^64-1, found ""`},
-		{js: `{"u":["1"]}`, get: func(n node) error { _, err := n.getUint64("u"); return err }, err: "u: expected a decimal number in a string, found an array"},
-		{js: `{"s":"` + strings.Repeat("x", 101) + `"}`, get: func(n node) error { _, err := n.getBase64("s"); return err }, err: "s: expected a base64 string: "},
-		{js: `{"k":["1","01"]}`, get: func(n node) error { _, err := n.getNumbers("k", 32); return err }, err: `k.1: expected a number from 0 to 31 in a string, found "01"`},
-		{js: `{"k":"1"}`, get: func(n node) error { _, err := n.getNumbers("k", 32); return err }, err: `k: expected an array, found the string "1"`},
-		{js: `{"f":["a",2]}`, get: func(n node) error { c, _ := n.get("f"); _, err := c.strings(); return err }, err: "f.1: expected a string, found the number 2"},
-		{js: `{"-1":{}}`, get: func(n node) error { _, _, err := n.members(32); return err }, err: "-1: expected a number from 0 to 31 as the name"},
-		{js: `{"1":{},"0":{},"10":{}}`, get: func(n node) error {
-			ids, nodes, err := n.members(32)
-			if err == nil && (len(ids) != 3 || ids[0] != 0 || ids[2] != 10 || nodes[2].path != "10") {
-				t.Errorf("members %v", ids)
-			}
-			return err
-		}},
+		{slots: 1},
+		{cfg: `,"flags":["allow-discards","no-read-workqueue","allow-discards","x"]`, slots: 1, flags: []string{"allow_discards", "no_read_workqueue"}},
+		{cfg: `,"flags":null`, err: "config.flags: expected an array, found null"},
+		{cfg: `,"flags":[null]`, err: "config.flags.0: expected a string, found null"},
+		{cfg: `,"requirements":null`, err: "config.requirements: expected an object, found null"},
+		{cfg: `,"requirements":{}`, slots: 1},
+		{cfg: `,"requirements":{"mandatory":null}`, err: "config.requirements.mandatory: expected an array, found null"},
+		{cfg: `,"requirements":{"mandatory":[]}`, slots: 1},
+		{cfg: `,"requirements":{"mandatory":["x","online-reencrypt-v2"]}`, err: "config.requirements.mandatory: x, online-reencrypt-v2 not supported (a reencryption is in progress"},
+		{seg: `,"integrity":null`, err: "segments.0.integrity: authenticated encryption (dm-integrity) is not supported"},
+		{seg: `,"flags":null`, err: "segments.0.flags: expected an array, found null"},
+		{seg: `,"flags":[]`, slots: 1},
+		{seg: `,"flags":["in-reencryption"]`, err: `segments.0.flags: "in-reencryption": segments in a reencryption are not supported`},
+		{slot: `,"priority":null`, slots: 1, slotErr: "keyslots.0.priority: expected an integer from 0 to 2, found null"},
+		{slot: `,"priority":0`},
+		{slot: `,"priority":2`, slots: 1},
+		{slot: `,"priority":2.5`, slots: 1, slotErr: "keyslots.0.priority: expected an integer from 0 to 2, found 2.5"},
 	} {
-		err := tc.get(root(tc.js))
-		if tc.err == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tc.js, err)
+		js := doc(tc.seg, tc.cfg, tc.slot)
+		m, err := parseMetadata(js, 16384)
+		if tc.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", js, err, tc.err)
 			}
 			continue
 		}
-		if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
-			t.Errorf("%s: err = %v, want %q", tc.js, err, tc.err)
+		if err != nil {
+			t.Errorf("%s: %v", js, err)
+			continue
+		}
+		if len(m.keyslots) != tc.slots || !slices.Equal(m.flags, tc.flags) {
+			t.Errorf("%s: %d key slots, flags %q", js, len(m.keyslots), m.flags)
+			continue
+		}
+		if tc.slots == 1 {
+			if err := m.keyslots[0].err; tc.slotErr == "" && err != nil || tc.slotErr != "" && (err == nil || err.Error() != tc.slotErr) {
+				t.Errorf("%s: key slot error %v, want %q", js, err, tc.slotErr)
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package minjson
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
 	"slices"
@@ -24,7 +25,17 @@ import (
 // error. A Node from Opt is optional: missing or null reads as the zero value,
 // as encoding/json leaves a struct field untouched for a missing key or null;
 // so does everything below a missing optional Node.
-type Node struct {
+//
+// Has tells a member left out from one given as null, for members that may
+// be left out but must be valid when given. Detach starts a walk of its own
+// for a part whose problems are not the whole's.
+type Node struct{ *node }
+
+// node is what a Node holds. A Node is a pointer to it so that Nodes, passed
+// and returned by value at every read, cost a word to copy: copying the
+// six-word struct at each of the readers' hundreds of calls cost the init
+// kilobytes of code.
+type node struct {
 	st   *walk
 	path string
 	v    any
@@ -35,7 +46,18 @@ type Node struct {
 type walk struct{ err error }
 
 // Root starts a walk over v, a value from Decode; the root is required.
-func Root(v any) Node { return Node{st: &walk{}, v: v, has: true} }
+func Root(v any) Node { return Node{&node{st: &walk{}, v: v, has: true}} }
+
+// Detach is n in a walk of its own: a problem met reading n or anything
+// below it is recorded in the new walk's Err only, and every Node reached
+// from n's walk reads on as before. A reader uses it for a part of a
+// document that may be bad without the whole being bad, such as one of
+// several key slots.
+func (n Node) Detach() Node {
+	c := *n.node
+	c.st = &walk{}
+	return Node{&c}
+}
 
 // Err is the first problem met in the walk n belongs to, nil if none.
 func (n Node) Err() error { return n.st.err }
@@ -68,35 +90,51 @@ func (n Node) Key(name string) Node { return n.member(name, false) }
 func (n Node) Opt(name string) Node { return n.member(name, true) }
 
 func (n Node) member(name string, opt bool) Node {
-	c := Node{st: n.st, path: name, opt: opt}
+	c := Node{&node{st: n.st, path: name, opt: opt}}
 	if n.path != "" {
 		c.path = n.path + "." + name
 	}
-	v, ok := n.get("an object")
+	m, ok := n.object()
 	if !ok {
 		c.opt = true // the problem, if any, is n's
-		return c
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		n.wrongType("an object")
-		c.opt = true
 		return c
 	}
 	c.v, c.has = m[name]
 	return c
 }
 
-// Keys is the member names of object n, sorted (bytewise); nil if n is
-// missing or null.
-func (n Node) Keys() []string {
+// Has tells whether object n has the member name, even a null one. With it a
+// reader tells a member left out from one given as null, which Opt reads
+// alike: for a member that may be left out but must be valid when given,
+// Key reads it after Has.
+func (n Node) Has(name string) bool {
+	m, ok := n.object()
+	if !ok {
+		return false
+	}
+	_, ok = m[name]
+	return ok
+}
+
+// object is object n; false if there is none to read, after recording a
+// problem unless n is an optional Node that is missing or null.
+func (n Node) object() (map[string]any, bool) {
 	v, ok := n.get("an object")
 	if !ok {
-		return nil
+		return nil, false
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
 		n.wrongType("an object")
+	}
+	return m, ok
+}
+
+// Keys is the member names of object n, sorted (bytewise); nil if n is
+// missing or null.
+func (n Node) Keys() []string {
+	m, ok := n.object()
+	if !ok {
 		return nil
 	}
 	keys := make([]string, 0, len(m))
@@ -125,7 +163,7 @@ func (n Node) Items() []Node {
 		if n.path != "" {
 			p = n.path + "." + p
 		}
-		items[i] = Node{st: n.st, path: p, v: e, has: true}
+		items[i] = Node{&node{st: n.st, path: p, v: e, has: true}}
 	}
 	return items
 }
@@ -209,6 +247,80 @@ func (n Node) Int() int {
 		return 0
 	}
 	return int(f)
+}
+
+// IntBetween is number n, which must be a whole number from lo to hi. Bounds
+// beyond ±(2^53-1) are taken as ±(2^53-1): past that, numbers are not
+// decoded exactly.
+func (n Node) IntBetween(lo, hi int64) int64 {
+	lo, hi = max(lo, -maxExact), min(hi, maxExact)
+	want := fmt.Sprintf("an integer from %d to %d", lo, hi)
+	v, ok := n.get(want)
+	if !ok {
+		return 0
+	}
+	f, ok := v.(float64)
+	if !ok {
+		n.wrongType(want)
+		return 0
+	}
+	if f != math.Trunc(f) || f < float64(lo) || f > float64(hi) {
+		n.Failf("expected %s, found %s", want, strconv.FormatFloat(f, 'g', -1, 64))
+		return 0
+	}
+	return int64(f)
+}
+
+// DecUint64 is string n of decimal digits, the number from 0 to 2^64-1 it
+// writes. Formats put numbers that may pass 2^53 in strings, as a JSON
+// number is exact only up to there: LUKS2 its offsets and sizes, for one.
+// Leading zeros are allowed; signs, spaces and "" are not.
+func (n Node) DecUint64() uint64 {
+	const want = "a decimal number in a string"
+	v, ok := n.get(want)
+	if !ok {
+		return 0
+	}
+	s, ok := v.(string)
+	if !ok {
+		n.wrongType(want)
+		return 0
+	}
+	u, err := strconv.ParseUint(s, 10, 64) // no sign, no "_" in base 10
+	if err != nil {
+		n.Failf("expected %s from 0 to 2^64-1, found %q", want, clip(s))
+		return 0
+	}
+	return u
+}
+
+// Base64 is string n decoded from standard base64 with padding, the way
+// encoding/json writes a []byte.
+func (n Node) Base64() []byte {
+	const want = "a base64 string"
+	v, ok := n.get(want)
+	if !ok {
+		return nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		n.wrongType(want)
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		n.Failf("expected %s: %v", want, err)
+		return nil
+	}
+	return b
+}
+
+// clip shortens s for messages, which are not to flood a console.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }
 
 // get is n's value if there is one to read; false if there is none, after
