@@ -11,6 +11,7 @@ import (
 	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/devices"
 	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 )
@@ -31,11 +32,12 @@ type boot struct {
 	// data is the data partition, set up once (dataDone) per boot.
 	data     *dataState
 	dataDone bool
-	// loaded are the modules loaded (or tried) so far; modMu serialises
-	// loading, so a background prefetch and need() never load twice.
-	loaded  map[string]bool
-	modMu   sync.Mutex
-	modErrs []error // failures of a background load, not reported yet
+	// mods loads each module once, in the foreground (need) or in the
+	// background (bg); bgErrs are background failures not reported yet.
+	mods   *kmod.Session
+	bg     sync.WaitGroup
+	bgMu   sync.Mutex
+	bgErrs []error
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string

@@ -21,6 +21,7 @@ func (b *boot) emergency(err error) {
 	b.log.Errorf("boot failed: %v", err)
 	b.log.Console("\nkeel: BOOT FAILED: %v", err)
 	b.rep.Failure = err.Error()
+	b.waitBackground(false) // report what failed so far; never hang here
 	_ = b.rep.Write(report.Path)
 	policy := b.cfg.Emergency
 	if policy == "" {

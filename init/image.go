@@ -70,6 +70,7 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 		b.log.Warnf("verity=off: mounting %s without verification", dev)
 		b.rep.Warn("verity=off: the root image was not verified")
 	} else {
+		b.need("dm_verity")
 		mapped, err := verity.Open(img.target)
 		if err != nil {
 			return err
@@ -83,6 +84,7 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 		}
 	}
 	b.rep.ImageID = img.imageID
+	b.need("squashfs")
 	if err := b.stack.Do(layout.Image(dev, "squashfs")); err != nil {
 		return fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err)
 	}
@@ -118,6 +120,9 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	ms, err := layout.RootMounts(mode, upper)
 	if err != nil {
 		return err
+	}
+	if mode != mounts.OverlayOff {
+		b.need("overlay")
 	}
 	if err := b.stack.DoAll(ms...); err != nil {
 		if mode != mounts.OverlayPersistent {

@@ -14,50 +14,76 @@ import (
 var onDemand = []string{"btrfs", "ext4", "xfs", "vfat", "f2fs", "erofs", "dm_crypt"}
 
 // loadModules loads mods (already dependency-closed) that are not loaded
-// yet; failures are warnings, the mount that needed them fails by name.
+// yet, waiting for those a background load has in flight; failures are
+// warnings, the mount that needed them fails by name.
 func (b *boot) loadModules(mods []bakedconf.Module) {
-	for _, err := range b.load(mods, false) {
+	start := time.Now()
+	for _, err := range b.mods.Load(mods) {
+		b.log.Warnf("modules: %v", err)
+		b.rep.Warn("modules: %v", err)
+	}
+	b.log.Debugf("modules %v ready in %v", names(mods), timeSince(start))
+}
+
+// background loads mods while the boot goes on: most of the plan loads
+// while the init waits for devices, reads headers and checks signatures.
+// Whatever needs a module asks for it with need, which waits for it if it
+// is in flight. Failures are reported by waitBackground.
+func (b *boot) background(mods []bakedconf.Module) {
+	if len(mods) == 0 {
+		return
+	}
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		start := time.Now()
+		errs := b.mods.Load(mods)
+		b.log.Debugf("%d modules loaded in the background in %v", len(mods), timeSince(start))
+		b.bgMu.Lock()
+		b.bgErrs = append(b.bgErrs, errs...)
+		b.bgMu.Unlock()
+	}()
+}
+
+// waitBackground waits for the background loads, if wait is set, and
+// reports the failures of those that ended. The boot waits before it writes
+// the report and switches root, which deletes the module files.
+func (b *boot) waitBackground(wait bool) {
+	if b.mods == nil {
+		return
+	}
+	if wait {
+		b.bg.Wait()
+	}
+	b.bgMu.Lock()
+	errs := b.bgErrs
+	b.bgErrs = nil
+	b.bgMu.Unlock()
+	for _, err := range errs {
 		b.log.Warnf("modules: %v", err)
 		b.rep.Warn("modules: %v", err)
 	}
 }
 
-// load loads the modules of mods not loaded yet, under modMu. Failures of a
-// background load (background set) are kept for the next foreground load
-// to report, since the report is the main goroutine's; a foreground load
-// returns its own and those.
-func (b *boot) load(mods []bakedconf.Module, background bool) []error {
-	b.modMu.Lock()
-	defer b.modMu.Unlock()
-	todo := kmod.Pending(mods, b.loaded)
-	for _, m := range todo {
-		b.loaded[m.Name] = true
-	}
-	var errs []error
-	if len(todo) > 0 {
-		start := time.Now()
-		errs = kmod.Load(todo, "/", kmod.LoadFile)
-		b.log.Debugf("%d modules loaded in %v", len(todo), timeSince(start))
-	}
-	if background {
-		b.modErrs = append(b.modErrs, errs...)
-		return nil
-	}
-	errs = append(b.modErrs, errs...)
-	b.modErrs = nil
-	return errs
-}
-
-// loadEager loads every baked module except the on-demand ones.
+// loadEager starts loading every baked module except the on-demand ones.
 func (b *boot) loadEager() {
-	b.loaded = map[string]bool{}
-	b.loadModules(kmod.Eager(b.baked.Modules, onDemand...))
+	b.mods = &kmod.Session{Root: "/", Loader: kmod.LoadFile}
+	b.background(kmod.Eager(b.baked.Modules, onDemand...))
 }
 
-// need loads the named modules (a filesystem type, dm_crypt) and their
-// dependencies if the initramfs has them.
+// need loads the named modules (a filesystem type, dm-verity, dm-crypt)
+// and their dependencies if the initramfs has them, or waits for them if
+// they are loading.
 func (b *boot) need(names ...string) {
 	b.loadModules(kmod.Closure(b.baked.Modules, names...))
+}
+
+func names(mods []bakedconf.Module) []string {
+	out := make([]string, len(mods))
+	for i, m := range mods {
+		out[i] = m.Name
+	}
+	return out
 }
 
 // prefetchRootFS starts loading, in the background, the file-system module
@@ -72,7 +98,7 @@ func (b *boot) prefetchRootFS() {
 	}
 	if t := prefetchType(b.baked.Modules, b.cfg.RootFSType); t != "" {
 		b.log.Debugf("loading %s in the background for root=%s", t, b.cfg.Root)
-		go b.load(kmod.Closure(b.baked.Modules, t), true)
+		b.background(kmod.Closure(b.baked.Modules, t))
 	}
 }
 

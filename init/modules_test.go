@@ -1,9 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/report"
 )
 
 func TestPrefetchType(t *testing.T) {
@@ -24,5 +31,53 @@ func TestPrefetchType(t *testing.T) {
 		if got := prefetchType(tt.mods, tt.want); got != tt.out {
 			t.Errorf("%s: prefetchType = %q, want %q", tt.name, got, tt.out)
 		}
+	}
+}
+
+// TestBackgroundLoading: need waits for a module the background load has in
+// flight instead of loading it again, and background failures reach the
+// report when the boot waits for them.
+func TestBackgroundLoading(t *testing.T) {
+	plan := []bakedconf.Module{{Name: "virtio_blk", Path: "/m/virtio_blk.ko"}, {Name: "crc16", Path: "/m/crc16.ko"},
+		{Name: "ext4", Path: "/m/ext4.ko", Deps: []string{"crc16"}}, {Name: "usb_storage", Path: "/m/usb_storage.ko"}}
+	var mu sync.Mutex
+	loads := map[string]int{}
+	release := make(chan struct{})
+	loader := func(path, _ string) error {
+		if path == "/m/crc16.ko" {
+			<-release
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		loads[path]++
+		if path == "/m/usb_storage.ko" {
+			return errors.New("no such device")
+		}
+		return nil
+	}
+	var console bytes.Buffer
+	b := &boot{log: newLogger(&console), rep: &report.Report{}, baked: &bakedconf.Config{Modules: plan}}
+	b.mods = &kmod.Session{Root: "/", Loader: loader}
+	b.background(plan)
+	done := make(chan struct{})
+	go func() { b.need("ext4"); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("need(ext4) returned while crc16 was still loading")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-done
+	b.waitBackground(true)
+	for path, n := range loads {
+		if n != 1 {
+			t.Errorf("%s loaded %d times", path, n)
+		}
+	}
+	if len(loads) != 4 {
+		t.Errorf("loaded %v, want the 4 modules once each", loads)
+	}
+	if len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "usb_storage") {
+		t.Errorf("warnings %q: want the background failure of usb_storage", b.rep.Warnings)
 	}
 }

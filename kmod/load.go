@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"sync"
 
 	"github.com/keel-boot/keel/bakedconf"
 )
@@ -23,33 +24,78 @@ type Loader func(path, params string) error
 // Paths are taken relative to root ("/" at boot). The errors come back in
 // plan order, one per module that did not load.
 func Load(mods []bakedconf.Module, root string, load Loader) []error {
+	return (&Session{Root: root, Loader: load}).Load(mods)
+}
+
+// Session loads each module at most once across Load calls that may run at
+// the same time: the init loads most of its plan in the background while
+// it waits for devices, and loads what a mount needs in the foreground. A
+// call waits for the modules of its plan that another call has started
+// instead of loading them again.
+type Session struct {
+	Root   string
+	Loader Loader
+
+	mu   sync.Mutex
+	jobs map[string]*job
+}
+
+// job is one module's load, shared by every call that needs it.
+type job struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// Load loads mods (a plan closed under dependencies, as Closure returns)
+// as the package-level Load does, and returns the errors of the modules
+// this call loaded; a module another call loaded or is loading is waited
+// for, and its failure is that call's to report (a module of this call
+// that depends on it still fails with ErrDependency).
+func (s *Session) Load(mods []bakedconf.Module) []error {
 	errs := make([]error, len(mods))
 	if bad := checkGraph(mods, errs); bad {
 		return compact(errs)
 	}
+	jobs := make([]*job, len(mods))
+	mine := make([]bool, len(mods))
 	byName := make(map[string]int, len(mods))
-	doneCh := make([]chan struct{}, len(mods))
+	s.mu.Lock()
+	if s.jobs == nil {
+		s.jobs = map[string]*job{}
+	}
 	for i, m := range mods {
 		byName[m.Name] = i
-		doneCh[i] = make(chan struct{})
+		if j, ok := s.jobs[m.Name]; ok {
+			jobs[i] = j
+			continue
+		}
+		jobs[i], mine[i] = &job{done: make(chan struct{})}, true
+		s.jobs[m.Name] = jobs[i]
 	}
+	s.mu.Unlock()
 	for i := range mods {
+		if !mine[i] {
+			continue
+		}
 		go func() {
-			defer close(doneCh[i])
+			defer close(jobs[i].done)
 			m := mods[i]
 			for _, d := range m.Deps {
-				j := byName[d]
-				<-doneCh[j]
-				if errs[j] != nil {
-					errs[i] = fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, d)
+				dep := jobs[byName[d]]
+				<-dep.done
+				if dep.err != nil {
+					jobs[i].err = fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, d)
 					return
 				}
 			}
-			errs[i] = loadOne(m, root, load)
+			jobs[i].err = loadOne(m, s.Root, s.Loader)
 		}()
 	}
-	for _, ch := range doneCh {
-		<-ch
+	for i, j := range jobs {
+		<-j.done
+		if mine[i] {
+			errs[i] = j.err
+		}
 	}
 	return compact(errs)
 }
