@@ -195,7 +195,7 @@ func TestSessionSharesModules(t *testing.T) {
 	s := &Session{Root: "/root", Loader: r.load}
 	background := make(chan []error)
 	go func() { background <- s.Load(plan) }() // the init's eager load
-	<-started                                   // jbd2 is loading in the background
+	<-started                                  // jbd2 is loading in the background
 	foreground := make(chan []error)
 	go func() { foreground <- s.Load(Closure(plan, "ext4")) }()
 	select {
