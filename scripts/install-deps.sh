@@ -9,7 +9,7 @@ need=(
   linux-image-amd64:/boot/vmlinuz-*
   squashfs-tools:/usr/bin/mksquashfs
   cryptsetup-bin:/usr/sbin/veritysetup
-  btrfs-progs:/usr/bin/mkfs.btrfs
+  btrfs-progs:/sbin/mkfs.btrfs
   e2fsprogs:/usr/sbin/mkfs.ext4
   fdisk:/usr/sbin/sfdisk
   mmdebstrap:/usr/bin/mmdebstrap
