@@ -12,16 +12,22 @@ import (
 	"github.com/keel-boot/keel/report"
 )
 
+// emergencyModuleWait bounds how long a failed boot waits for modules
+// still loading in the background before it says so and opens the shell.
+const emergencyModuleWait = 5 * time.Second
+
 // emergency follows rd.emergency after an unrecoverable failure. It never
 // returns: PID 1 must not exit.
 func (b *boot) emergency(err error) {
 	if err == nil {
 		err = fmt.Errorf("boot sequence ended without switching root")
 	}
+	if !b.waitBackground(emergencyModuleWait) {
+		b.log.Warnf("modules still loading after %v; going on without them", emergencyModuleWait)
+	}
 	b.log.Errorf("boot failed: %v", err)
 	b.log.Console("\nkeel: BOOT FAILED: %v", err)
 	b.rep.Failure = err.Error()
-	b.waitBackground(false) // report what failed so far; never hang here
 	_ = b.rep.Write(report.Path)
 	policy := b.cfg.Emergency
 	if policy == "" {

@@ -45,15 +45,35 @@ func (b *boot) background(mods []bakedconf.Module) {
 	}()
 }
 
-// waitBackground waits for the background loads, if wait is set, and
-// reports the failures of those that ended. The boot waits before it writes
-// the report and switches root, which deletes the module files.
-func (b *boot) waitBackground(wait bool) {
+// waitBackground waits for the background loads, at most limit (forever
+// when limit is negative, not at all when it is 0), and reports the
+// failures of those that ended. It reports whether they all ended. The
+// boot waits for them before it writes the report and switches root, which
+// deletes the module files; the emergency path waits a little, so that the
+// report is complete and the failure message is not broken up by the
+// kernel's messages from drivers still loading.
+func (b *boot) waitBackground(limit time.Duration) bool {
 	if b.mods == nil {
-		return
+		return true
 	}
-	if wait {
-		b.bg.Wait()
+	done := make(chan struct{})
+	go func() { b.bg.Wait(); close(done) }()
+	ended := true
+	switch {
+	case limit < 0:
+		<-done
+	case limit == 0:
+		select {
+		case <-done:
+		default:
+			ended = false
+		}
+	default:
+		select {
+		case <-done:
+		case <-time.After(limit):
+			ended = false
+		}
 	}
 	b.bgMu.Lock()
 	errs := b.bgErrs
@@ -63,6 +83,7 @@ func (b *boot) waitBackground(wait bool) {
 		b.log.Warnf("modules: %v", err)
 		b.rep.Warn("modules: %v", err)
 	}
+	return ended
 }
 
 // loadEager starts loading every baked module except the on-demand ones.

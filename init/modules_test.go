@@ -68,7 +68,9 @@ func TestBackgroundLoading(t *testing.T) {
 	}
 	close(release)
 	<-done
-	b.waitBackground(true)
+	if !b.waitBackground(-1) {
+		t.Error("waitBackground(-1) did not wait")
+	}
 	for path, n := range loads {
 		if n != 1 {
 			t.Errorf("%s loaded %d times", path, n)
@@ -79,5 +81,25 @@ func TestBackgroundLoading(t *testing.T) {
 	}
 	if len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "usb_storage") {
 		t.Errorf("warnings %q: want the background failure of usb_storage", b.rep.Warnings)
+	}
+}
+
+// TestWaitBackgroundLimit: the emergency path's bounded wait gives up on a
+// module load that does not end, and says so; the full wait does not.
+func TestWaitBackgroundLimit(t *testing.T) {
+	release := make(chan struct{})
+	var console bytes.Buffer
+	b := &boot{log: newLogger(&console), rep: &report.Report{}}
+	b.mods = &kmod.Session{Root: "/", Loader: func(string, string) error { <-release; return errors.New("probe failed") }}
+	b.background([]bakedconf.Module{{Name: "slow", Path: "/m/slow.ko"}})
+	if b.waitBackground(0) || b.waitBackground(20*time.Millisecond) {
+		t.Fatal("waitBackground reported a load in flight as ended")
+	}
+	if len(b.rep.Warnings) != 0 {
+		t.Fatalf("warnings before the load ended: %q", b.rep.Warnings)
+	}
+	close(release)
+	if !b.waitBackground(-1) || len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "probe failed") {
+		t.Errorf("after the load: warnings %q", b.rep.Warnings)
 	}
 }

@@ -251,22 +251,31 @@ func humanSize(n int64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64) + units[i:i+1]
 }
 
-// loadedModules reads /proc/modules.
+// loadedModules reads /proc/modules: the modules that are live, and a line
+// per module for lsmod. A module still "Loading" (the init may be loading
+// it in the background when the shell starts) is not live: loading it again
+// makes the kernel wait for the first load to end, where skipping it would
+// mount before its file system is registered.
 func (s *Shell) loadedModules() (map[string]bool, []string, error) {
 	b, err := os.ReadFile(filepath.Join(s.Root, "/proc/modules"))
 	if err != nil {
 		return nil, nil, err
 	}
-	loaded := map[string]bool{}
+	live := map[string]bool{}
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
-		if len(f) >= 2 {
-			loaded[f[0]] = true
-			lines = append(lines, fmt.Sprintf("%-24s %8s", f[0], f[1]))
+		if len(f) < 2 {
+			continue
 		}
+		state := "Live"
+		if len(f) >= 5 {
+			state = f[4]
+		}
+		live[f[0]] = state == "Live"
+		lines = append(lines, fmt.Sprintf("%-24s %8s  %s", f[0], f[1], state))
 	}
-	return loaded, lines, nil
+	return live, lines, nil
 }
 
 func lsmod(s *Shell, args []string, sio stdio) int {
@@ -274,7 +283,7 @@ func lsmod(s *Shell, args []string, sio stdio) int {
 	if err != nil {
 		return fail(sio, "lsmod", "%v", err)
 	}
-	fmt.Fprintf(sio.out, "%-24s %8s\n", "Module", "Size")
+	fmt.Fprintf(sio.out, "%-24s %8s  %s\n", "Module", "Size", "State")
 	for _, l := range lines {
 		fmt.Fprintln(sio.out, l)
 	}
