@@ -299,6 +299,9 @@ func TestSeenListIsBounded(t *testing.T) {
 	for i := range 30 {
 		fs.send(ev(t, "add", fmt.Sprintf("loop%d", i), "", 0, ""))
 	}
+	// Consume takes the next event only after handling the last: once this
+	// one (ignored, not a block device) is taken, all 30 are registered.
+	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	_, err := fs.reg.WaitFor(ctx, spec(t, "/dev/vda"))
