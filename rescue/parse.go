@@ -304,17 +304,14 @@ func (p *parser) word() (word, error) {
 			}
 			w = append(w, parts...)
 		case '$':
-			pt, ok, err := p.dollar(false)
+			pt, ok, err := p.expansion(false, &buf)
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
-				buf.WriteByte('$')
-				p.pos++
-				continue
+			if ok {
+				flush(false)
+				w = append(w, pt)
 			}
-			flush(false)
-			w = append(w, pt)
 		default:
 			buf.WriteByte(c)
 			p.pos++
@@ -346,23 +343,31 @@ func (p *parser) doubleQuoted() (word, error) {
 			buf.WriteByte(p.s[p.pos+1])
 			p.pos += 2
 		case c == '$':
-			pt, ok, err := p.dollar(true)
+			pt, ok, err := p.expansion(true, &buf)
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
-				buf.WriteByte('$')
-				p.pos++
-				continue
+			if ok {
+				flush()
+				w = append(w, pt)
 			}
-			flush()
-			w = append(w, pt)
 		default:
 			buf.WriteByte(c)
 			p.pos++
 		}
 	}
 	return nil, fmt.Errorf("%w: unterminated \"", ErrIncomplete)
+}
+
+// expansion handles the '$' at the current position: an expansion part
+// (ok), or, for a '$' that starts nothing, the '$' added to text as it is.
+func (p *parser) expansion(quoted bool, text *strings.Builder) (part, bool, error) {
+	pt, ok, err := p.dollar(quoted)
+	if err == nil && !ok {
+		text.WriteByte('$')
+		p.pos++
+	}
+	return pt, ok, err
 }
 
 // dollar parses $NAME, ${NAME}, $?, $$ (as text) or $((expr)) at the
