@@ -22,7 +22,10 @@ type Plan struct {
 	// root without an image id) there is no upper and nothing is pruned.
 	Slot, ImageID string
 	Keep          map[string]string
-	Sys           Sys // nil fields are the kernel
+	// NoPrune keeps every upper: the init sets it when it cannot prove
+	// which image is in Slot (its devices were overridden or ambiguous).
+	NoPrune bool
+	Sys     Sys // nil fields are the kernel
 }
 
 // Result is what Prepare did, for the log and the boot report.
@@ -75,6 +78,9 @@ func (r *Result) prune(p Plan) {
 	}
 	keep[p.Slot] = p.ImageID
 	var err error
+	if p.NoPrune {
+		keep = nil
+	}
 	if r.Pruned, err = PruneUppers(p.Root, keep); err != nil {
 		r.Warnings = append(r.Warnings, err.Error())
 	}

@@ -96,9 +96,18 @@ func isStaleUpper(e fs.DirEntry, keepName string) bool {
 // removeTree removes rel under root. overlayfs leaves work/work with mode
 // 000, which stops anyone without CAP_DAC_OVERRIDE, so every directory is
 // made accessible first (fs.WalkDir visits a directory before reading it
-// and does not follow symlinks).
+// and does not follow symlinks below its root). rel itself is looked at
+// with Lstat: a symlink (or any other non-directory) is removed as it is,
+// never followed, since fs.WalkDir would follow a symlink given as its root.
 func removeTree(root *os.Root, rel string) error {
-	err := fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return root.Remove(rel)
+	}
+	err = fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

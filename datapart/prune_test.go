@@ -150,3 +150,23 @@ func TestPruneRealOverlayUpper(t *testing.T) {
 		t.Errorf("lower damaged: %v", err)
 	}
 }
+
+// TestPrepareNoPrune: when the init cannot prove which image is in the
+// slot (overridden or ambiguous devices), every upper is kept, the booted
+// image's included, and FreshUpper is still reported.
+func TestPrepareNoPrune(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"@overlay/a/old/upper/f": "", "@overlay/b/img2/upper/f": ""})
+	var subvols []string
+	r, err := Prepare(Plan{Root: root, FSType: Ext4, Slot: "a", ImageID: "new", NoPrune: true,
+		Keep: map[string]string{"b": "img3"}, Sys: fakeSys(&subvols)})
+	must(t, err)
+	if len(r.Pruned) != 0 || !r.FreshUpper || r.UpperDir != filepath.Join(root, "@overlay/a/new") {
+		t.Errorf("result %+v: want nothing pruned, a fresh upper a/new", r)
+	}
+	for _, p := range []string{"@overlay/a/old/upper/f", "@overlay/b/img2/upper/f"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+}

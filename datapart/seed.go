@@ -28,7 +28,16 @@ const (
 // is written last. An entry already in dataVar is kept and its seed copy
 // dropped, so a retry and a @var a user populated by hand both keep what is
 // there. The temporary directory is the only thing ever removed.
+//
+// No symlink is ever followed on the data partition: dataVar must be a
+// directory, a symlink at the temporary path is removed as a symlink, and
+// every file is created with O_EXCL.
 func SeedVar(imageVar, dataVar string) (seeded bool, err error) {
+	if fi, err := os.Lstat(dataVar); err != nil {
+		return false, fmt.Errorf("seeding /var: %w", err)
+	} else if !fi.IsDir() {
+		return false, fmt.Errorf("seeding /var: %s is a %s, expected a directory (left untouched)", dataVar, kind(fi.Mode()))
+	}
 	marker := filepath.Join(dataVar, SeedMarker)
 	if _, err := os.Lstat(marker); err == nil {
 		return false, nil
@@ -89,13 +98,37 @@ func seedEntries(imageVar, dataVar string) error {
 	}
 	// /var itself gets the image's owner and mode (the subvolume was born
 	// root 0755, which is what images have anyway).
-	if err := unix.Chown(dataVar, int(st.Uid), int(st.Gid)); err != nil {
-		return fmt.Errorf("seeding /var: chown %s: %w", dataVar, err)
-	}
-	if err := unix.Chmod(dataVar, st.Mode&0o7777); err != nil {
-		return fmt.Errorf("seeding /var: chmod %s: %w", dataVar, err)
+	if err := setOwnerMode(dataVar, &st); err != nil {
+		return err
 	}
 	return dropSeedTemp(dataVar)
+}
+
+// setOwnerMode gives the directory dir the owner and mode of st, through a
+// descriptor opened without following a symlink.
+func setOwnerMode(dir string, st *unix.Stat_t) error {
+	fd, err := openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("seeding /var: chown %s: %w", dir, err)
+	}
+	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
+		return fmt.Errorf("seeding /var: chmod %s: %w", dir, err)
+	}
+	return nil
+}
+
+// openDir opens the directory dir, failing on a symlink rather than
+// following it.
+func openDir(dir string) (int, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("seeding /var: open %s (a directory, not a symlink): %w", dir, err)
+	}
+	return fd, nil
 }
 
 // moveEntries renames each entry of tmp into dir unless dir already has
@@ -124,7 +157,7 @@ func writeMarker(dataVar, marker string) error {
 		return err
 	}
 	const text = "keel copied the image's /var here once. Remove this file to seed again; entries already here are kept.\n"
-	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return fmt.Errorf("seeding /var: %w", err)
 	}
@@ -141,9 +174,9 @@ func writeMarker(dataVar, marker string) error {
 // syncFS flushes the whole filesystem holding dir: cheaper than an fsync
 // per copied file, and it covers the renames too.
 func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openDir(dir)
 	if err != nil {
-		return fmt.Errorf("seeding /var: %w", err)
+		return err
 	}
 	defer unix.Close(fd)
 	if err := unix.Syncfs(fd); err != nil {

@@ -186,3 +186,57 @@ func TestSeedVarEdgeCases(t *testing.T) {
 		}
 	})
 }
+
+// TestSeedVarNeverFollowsSymlinks: a symlink left at the temporary path (to
+// a directory inside @var, or outside the data partition) is removed as a
+// symlink; nothing it points to is changed (the mode of every directory is
+// kept, nothing is deleted). A symlinked @var is refused.
+func TestSeedVarNeverFollowsSymlinks(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "var")
+	write(t, src, map[string]string{"lib/a": "image a"})
+	outside := t.TempDir()
+	write(t, outside, map[string]string{"secret/file": "not the init's", "dir/": ""})
+	for name, target := range map[string]string{
+		"inside":  "keep",
+		"outside": outside,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dst := t.TempDir()
+			write(t, dst, map[string]string{"keep/sub/file": "the user's", "keep/other/": ""})
+			must(t, os.Symlink(target, filepath.Join(dst, seedTemp)))
+			beforeIn, beforeOut := snapshot(t, filepath.Join(dst, "keep")), snapshot(t, outside)
+			seeded, err := SeedVar(src, dst)
+			if err != nil || !seeded {
+				t.Fatalf("SeedVar = %v, %v; want seeded", seeded, err)
+			}
+			for what, pair := range map[string][2]map[string]string{
+				"@var/keep": {beforeIn, snapshot(t, filepath.Join(dst, "keep"))},
+				"outside":   {beforeOut, snapshot(t, outside)},
+			} {
+				before, after := pair[0], pair[1]
+				for p, d := range before {
+					if after[p] != d {
+						t.Errorf("%s/%s changed through the symlink: %q, was %q", what, p, after[p], d)
+					}
+				}
+			}
+			if fi, err := os.Lstat(filepath.Join(dst, seedTemp)); err == nil {
+				t.Errorf("%s left behind: %v", seedTemp, fi.Mode())
+			}
+			if got := snapshot(t, dst)["lib/a"]; !strings.HasSuffix(got, " image a") {
+				t.Errorf("lib/a = %q, want the image's", got)
+			}
+		})
+	}
+	t.Run("@var is a symlink", func(t *testing.T) {
+		real := t.TempDir()
+		link := filepath.Join(t.TempDir(), "@var")
+		must(t, os.Symlink(real, link))
+		if _, err := SeedVar(src, link); err == nil || !strings.Contains(err.Error(), "expected a directory") {
+			t.Errorf("err = %v, want a refusal", err)
+		}
+		if entries, _ := os.ReadDir(real); len(entries) != 0 {
+			t.Errorf("seeded through the symlink: %v", entries)
+		}
+	})
+}

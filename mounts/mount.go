@@ -111,9 +111,17 @@ func (s *Stack) Mounts() []Mount { return append([]Mount(nil), s.done...) }
 
 // Undo unmounts everything in reverse order (lazily, so a busy mount does not
 // stop the rest) and returns the errors it met.
-func (s *Stack) Undo() []error {
+func (s *Stack) Undo() []error { return s.UndoTo(0) }
+
+// Len is the number of mounts made so far: a mark for UndoTo.
+func (s *Stack) Len() int { return len(s.done) }
+
+// UndoTo unmounts, like Undo, the mounts made after the first n (see Len),
+// and forgets them; the first n stay.
+func (s *Stack) UndoTo(n int) []error {
+	n = min(max(n, 0), len(s.done))
 	var errs []error
-	for i := len(s.done) - 1; i >= 0; i-- {
+	for i := len(s.done) - 1; i >= n; i-- {
 		m := s.done[i]
 		if m.Flags&unix.MS_MOVE != 0 || m.Flags&unix.MS_REMOUNT != 0 {
 			continue
@@ -122,6 +130,6 @@ func (s *Stack) Undo() []error {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m.Target, err))
 		}
 	}
-	s.done = nil
+	s.done = s.done[:n]
 	return errs
 }

@@ -51,6 +51,33 @@ func TestStackUndoesInReverse(t *testing.T) {
 	}
 }
 
+// TestStackUndoTo: only the mounts after the mark are undone, and the
+// ones before stay for a later Undo.
+func TestStackUndoTo(t *testing.T) {
+	r := &recorder{}
+	s := &Stack{Sys: r.sys()}
+	if err := s.DoAll(Mount{Source: "x", Target: "/a"}, Mount{Source: "y", Target: "/b"}); err != nil {
+		t.Fatal(err)
+	}
+	mark := s.Len()
+	if err := s.DoAll(Mount{Source: "z", Target: "/c"}, Mount{Source: "w", Target: "/d"}); err != nil {
+		t.Fatal(err)
+	}
+	if errs := s.UndoTo(mark); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if want := []string{"/d", "/c"}; !reflect.DeepEqual(r.unmounted, want) {
+		t.Errorf("UndoTo unmounted %v, want %v", r.unmounted, want)
+	}
+	if s.Len() != mark {
+		t.Errorf("Len after UndoTo = %d, want %d", s.Len(), mark)
+	}
+	s.Undo()
+	if want := []string{"/d", "/c", "/b", "/a"}; !reflect.DeepEqual(r.unmounted, want) {
+		t.Errorf("unmounted %v, want %v", r.unmounted, want)
+	}
+}
+
 func TestRootMounts(t *testing.T) {
 	l := DefaultLayout
 	for _, tc := range []struct {
