@@ -70,6 +70,7 @@ type Config struct {
 	Emergency        string        // rd.emergency=: one of the Emergency constants
 	EmergencyTimeout time.Duration // rd.emergency.timeout=: 0 waits forever
 	Timeout          time.Duration // rd.timeout=: how long to wait for devices
+	LUKSTimeout      time.Duration // rd.luks.timeout=: passphrase prompt; 0 is the init's default (docs/data.md)
 	LogLevel         LogLevel      // quiet, debug, rd.debug
 }
 

@@ -62,6 +62,8 @@ func (p *parser) setter(name string) setter {
 		return seconds(&c.EmergencyTimeout, 0)
 	case "rd.timeout":
 		return seconds(&c.Timeout, 1)
+	case "rd.luks.timeout":
+		return seconds(&c.LUKSTimeout, 0)
 	case "quiet":
 		return logLevel(&c.LogLevel, Quiet)
 	case "debug", "rd.debug":

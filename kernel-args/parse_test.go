@@ -172,6 +172,8 @@ func TestParseInitAndEmergency(t *testing.T) {
 		{"emergency timeout dash is another key", "rd.emergency-timeout=5", nil, nil},
 		{"timeout", "rd.timeout=90", func(c *Config) { c.Timeout = 90 * time.Second }, nil},
 		{"timeout 0 refused", "rd.timeout=0", nil, []Problem{{"rd.timeout", "0", "from 1 to"}}},
+		{"luks timeout", "rd.luks.timeout=90", func(c *Config) { c.LUKSTimeout = 90 * time.Second }, nil},
+		{"luks timeout bad", "rd.luks.timeout=1m", nil, []Problem{{"rd.luks.timeout", "1m", "expected whole seconds from 0 to 604800"}}},
 		{"timeout fraction", "rd.timeout=2.5", nil, []Problem{{"rd.timeout", "2.5", "whole seconds"}}},
 		{"timeout huge", "rd.timeout=99999999999999999999", nil, []Problem{{"rd.timeout", "99999999999999999999", "whole seconds"}}},
 		{"timeout over a week", "rd.timeout=604801", nil, []Problem{{"rd.timeout", "604801", "whole seconds"}}},

@@ -56,7 +56,10 @@ const memoryHeadroom = 16 << 20
 // openKeyslot recovers the volume key from key slot k of the device r of
 // size bytes with secret, and checks it against the digests of m. It
 // returns errWrongKey when secret does not open the slot.
-func openKeyslot(r io.ReaderAt, size int64, m *metadata, k *keyslot, secret []byte) ([]byte, error) {
+//
+// Every key derivation (the slot's KDF, the digest's PBKDF2) is charged to
+// budget first (nil: unbounded); an ErrKDFBudget error means it was not run.
+func openKeyslot(r io.ReaderAt, size int64, m *metadata, k *keyslot, secret []byte, budget *KDFBudget) ([]byte, error) {
 	if k.err != nil {
 		return nil, k.err
 	}
@@ -72,6 +75,9 @@ func openKeyslot(r io.ReaderAt, size int64, m *metadata, k *keyslot, secret []by
 	n := k.splitSize()
 	if size < 0 || k.area.offset > uint64(size) || n > uint64(size)-k.area.offset {
 		return nil, fmt.Errorf("the keyslot area (%d bytes at byte %d) goes past the end of the device (%d bytes)", n, k.area.offset, size)
+	}
+	if err := budget.charge(fmt.Sprintf("key slot %d (%s)", k.id, clip(k.kdf.typ)), kdfCost(k)); err != nil {
+		return nil, err
 	}
 	areaKey, err := deriveKey(k, secret)
 	if err != nil {
@@ -96,7 +102,12 @@ func openKeyslot(r io.ReaderAt, size int64, m *metadata, k *keyslot, secret []by
 	h, _ := hashFunc(k.af.hash)
 	key := afMerge(split[:k.keySize*k.af.stripes], k.keySize, k.af.stripes, h)
 	for _, d := range digests {
-		if checkDigest(d, key) {
+		ok, err := checkDigest(d, key, budget)
+		if err != nil {
+			clear(key)
+			return nil, err
+		}
+		if ok {
 			return key, nil
 		}
 	}
@@ -166,12 +177,16 @@ func diffuse(b []byte, h hash.Hash) {
 	clear(sum[:cap(sum)])
 }
 
-// checkDigest tells whether key matches digest d, in constant time.
-func checkDigest(d digest, key []byte) bool {
+// checkDigest tells whether key matches digest d, in constant time, after
+// charging its PBKDF2 to budget.
+func checkDigest(d digest, key []byte, budget *KDFBudget) (bool, error) {
 	h, err := hashFunc(d.hash)
 	if err != nil {
-		return false
+		return false, nil
+	}
+	if err := budget.charge("the volume key digest", pbkdf2Cost(uint64(d.iterations), len(d.sum), h().Size())); err != nil {
+		return false, err
 	}
 	sum := pbkdf2.Key(key, d.salt, int(d.iterations), len(d.sum), h)
-	return subtle.ConstantTimeCompare(sum, d.sum) == 1
+	return subtle.ConstantTimeCompare(sum, d.sum) == 1, nil
 }

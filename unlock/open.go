@@ -37,6 +37,9 @@ type Opener struct {
 	Role   string // names the volume in messages ("data"); "" means the dm name
 	DevDir string // where device nodes go; "" means DefaultDevDir
 	Mapper Mapper // nil means the kernel, through github.com/anatol/devmapper.go
+	// Budget bounds the key derivation of every Open through this Opener
+	// (share one per boot); nil is unbounded.
+	Budget *KDFBudget
 }
 
 // Open unlocks the LUKS volume on dev with key through the default Opener
@@ -52,7 +55,7 @@ func (o Opener) Open(dev, name string, key Key) (string, error) {
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	vol, version, err := unlockDevice(dev, key)
+	vol, version, err := unlockDevice(dev, key, o.Budget)
 	what := describe(o.role(name), dev, version)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
@@ -71,7 +74,7 @@ func (o Opener) Open(dev, name string, key Key) (string, error) {
 
 // unlockDevice reads the header of dev and recovers its volume with key.
 // It returns the LUKS version for messages: 2 once a LUKS2 header is read.
-func unlockDevice(dev string, key Key) (*Volume, int, error) {
+func unlockDevice(dev string, key Key, budget *KDFBudget) (*Volume, int, error) {
 	f, err := os.Open(dev)
 	if err != nil {
 		return nil, 0, err
@@ -86,7 +89,7 @@ func unlockDevice(dev string, key Key) (*Volume, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	vol, err := unlockVolume(f, size, h, key)
+	vol, err := unlockVolumeWithin(f, size, h, key, budget)
 	if err != nil {
 		return nil, 2, err
 	}
@@ -149,6 +152,12 @@ func checkName(name string) error {
 // returns the volume of the first that opens. Slots that fail otherwise
 // (an unsupported KDF, say) are named in the error if no slot opens.
 func unlockVolume(r io.ReaderAt, size int64, h *header, key Key) (*Volume, error) {
+	return unlockVolumeWithin(r, size, h, key, nil)
+}
+
+// unlockVolumeWithin is unlockVolume charging key derivation to budget: a
+// spent budget stops it at once with an ErrKDFBudget error.
+func unlockVolumeWithin(r io.ReaderAt, size int64, h *header, key Key, budget *KDFBudget) (*Volume, error) {
 	m := h.meta
 	seg := m.segment
 	vol := &Volume{
@@ -175,10 +184,13 @@ func unlockVolume(r io.ReaderAt, size int64, h *header, key Key) (*Volume, error
 	}
 	var problems []string
 	for _, k := range m.keyslots {
-		vk, err := openKeyslot(r, size, m, k, key.Secret)
+		vk, err := openKeyslot(r, size, m, k, key.Secret, budget)
 		if err == nil {
 			vol.Key = vk
 			return vol, nil
+		}
+		if errors.Is(err, ErrKDFBudget) {
+			return nil, err
 		}
 		if err != errWrongKey {
 			problems = append(problems, fmt.Sprintf("key slot %d: %v", k.id, err))

@@ -180,3 +180,101 @@ func TestPromptOnTerminal(t *testing.T) {
 		t.Errorf("terminal not restored: lflag %#x, was %#x", after.Lflag, before.Lflag)
 	}
 }
+
+// TestPromptTimeout: with a timeout, the prompt waits for input through
+// Wait and gives up with ErrTimeout when nothing comes, without trying a
+// key; the timeout covers every try (the clock is injected: no waiting).
+func TestPromptTimeout(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t.Run("nothing typed", func(t *testing.T) {
+		c := &console{in: strings.NewReader("right\n")}
+		var waited []time.Duration
+		p := Prompter{Console: c, Fd: 7, Tries: 3, Timeout: 2 * time.Minute,
+			Now:  func() time.Time { return start },
+			Wait: func(fd int, d time.Duration) (bool, error) { waited = append(waited, d); return false, nil }}
+		var tried []string
+		err := p.Ask(what, tryer(&tried))
+		if !errors.Is(err, ErrTimeout) || len(tried) != 0 {
+			t.Errorf("err = %v, tried %v; want ErrTimeout and no key tried", err, tried)
+		}
+		if want := "data (LUKS2 /dev/vda6): no passphrase typed in time: waited 2m0s"; err == nil || err.Error() != want {
+			t.Errorf("err = %q, want %q", err, want)
+		}
+		if len(waited) != 1 || waited[0] != 2*time.Minute {
+			t.Errorf("waited %v, want once for the whole timeout", waited)
+		}
+	})
+	t.Run("the deadline passes between tries", func(t *testing.T) {
+		c := &console{in: strings.NewReader("a\nright\n")}
+		now := start
+		p := Prompter{Console: c, Fd: 7, Tries: 3, Timeout: time.Minute,
+			Now:  func() time.Time { return now },
+			Wait: func(int, time.Duration) (bool, error) { return true, nil }}
+		var tried []string
+		err := p.Ask(what, func(b []byte) error {
+			now = now.Add(time.Minute) // the first try took the whole minute
+			return tryer(&tried)(b)
+		})
+		if !errors.Is(err, ErrTimeout) || len(tried) != 1 {
+			t.Errorf("err = %v, tried %v; want ErrTimeout after one try", err, tried)
+		}
+	})
+	t.Run("typed in time", func(t *testing.T) {
+		c := &console{in: strings.NewReader("a\nright\n")}
+		waits := 0
+		p := Prompter{Console: c, Fd: 7, Timeout: time.Minute,
+			Now:  func() time.Time { return start },
+			Wait: func(int, time.Duration) (bool, error) { waits++; return true, nil }}
+		var tried []string
+		if err := p.Ask(what, tryer(&tried)); err != nil || len(tried) != 2 {
+			t.Errorf("err = %v, tried %v", err, tried)
+		}
+		if waits == 0 {
+			t.Error("Wait never called with a timeout set")
+		}
+	})
+	t.Run("no timeout never waits", func(t *testing.T) {
+		c := &console{in: strings.NewReader("right\n")}
+		p := Prompter{Console: c, Fd: 7,
+			Wait: func(int, time.Duration) (bool, error) { t.Error("Wait called without a timeout"); return false, nil }}
+		var tried []string
+		if err := p.Ask(what, tryer(&tried)); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("wait error", func(t *testing.T) {
+		p := Prompter{Console: &console{in: strings.NewReader("")}, Fd: 7, Timeout: time.Minute,
+			Wait: func(int, time.Duration) (bool, error) { return false, unix.EBADF }}
+		if err := p.Ask(what, tryer(new([]string))); !errors.Is(err, unix.EBADF) {
+			t.Errorf("err = %v, want EBADF", err)
+		}
+	})
+}
+
+// TestPollInput runs the real poll(2) over a pipe: a line written is
+// input; an empty pipe is not (a 1 ms wait, no assertion on time).
+func TestPollInput(t *testing.T) {
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	defer w.Close()
+	if ok, err := pollInput(int(r.Fd()), time.Millisecond); ok || err != nil {
+		t.Errorf("empty pipe: %v, %v; want no input", ok, err)
+	}
+	p := Prompter{Console: &rw{r, io.Discard}, Fd: int(r.Fd()), Timeout: time.Millisecond}
+	if err := p.Ask(what, tryer(new([]string))); !errors.Is(err, ErrTimeout) {
+		t.Errorf("nothing typed: err = %v, want ErrTimeout", err)
+	}
+	_, err = w.Write([]byte("right\n"))
+	must(t, err)
+	p.Timeout = time.Hour
+	var tried []string
+	if err := p.Ask(what, tryer(&tried)); err != nil || len(tried) != 1 {
+		t.Errorf("typed: err = %v, tried %v", err, tried)
+	}
+}
+
+type rw struct {
+	io.Reader
+	io.Writer
+}
