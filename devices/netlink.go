@@ -32,6 +32,7 @@ type NetlinkOptions struct {
 	RecvBuffer int                  // bytes; 0 means DefaultRecvBuffer
 	OnOverflow func()               // called when the kernel dropped uevents (ENOBUFS)
 	Logf       func(string, ...any) // malformed messages; nil discards
+	OnPanic    func(any)            // a panic of the reader; nil lets it go on
 }
 
 // OpenNetlink opens a NETLINK_KOBJECT_UEVENT socket bound to the kernel's
@@ -49,7 +50,10 @@ func OpenNetlink(o NetlinkOptions) (*Netlink, error) {
 	// reader parks without a thread and Close wakes it.
 	n := &Netlink{f: os.NewFile(uintptr(fd), "uevent-netlink"), events: make(chan Uevent, 64), done: make(chan struct{})}
 	n.wg.Add(1)
-	go n.read(o)
+	go func() {
+		defer catchPanic(o.OnPanic)
+		n.read(o)
+	}()
 	return n, nil
 }
 

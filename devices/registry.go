@@ -19,6 +19,9 @@ type Options struct {
 	Mknod      bool                 // create /dev/NAME from MAJOR:MINOR when missing
 	RecvBuffer int                  // netlink receive buffer; 0 means DefaultRecvBuffer
 	Logf       func(string, ...any) // diagnostics (dropped messages, probe errors); nil discards
+	// OnPanic receives a panic of the Watcher's goroutines (the uevent
+	// reader, the registry consumer, the rescan); nil lets it go on.
+	OnPanic func(any)
 }
 
 func (o Options) withDefaults() Options {

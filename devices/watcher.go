@@ -20,7 +20,7 @@ type Watcher struct {
 // before loading any module so no disk's uevent is missed.
 func Start(o Options) (*Watcher, error) {
 	w := &Watcher{opts: o.withDefaults(), reg: NewRegistry(o)}
-	nl, err := OpenNetlink(NetlinkOptions{RecvBuffer: o.RecvBuffer, OnOverflow: w.onOverflow, Logf: o.Logf})
+	nl, err := OpenNetlink(NetlinkOptions{RecvBuffer: o.RecvBuffer, OnOverflow: w.onOverflow, Logf: o.Logf, OnPanic: o.OnPanic})
 	if err != nil {
 		return nil, err
 	}
@@ -28,6 +28,7 @@ func Start(o Options) (*Watcher, error) {
 	w.consumed.Add(1)
 	go func() {
 		defer w.consumed.Done()
+		defer catchPanic(o.OnPanic)
 		w.reg.Consume(nl.Events())
 	}()
 	return w, nil
@@ -47,6 +48,7 @@ func (w *Watcher) onOverflow() {
 	}
 	go func() {
 		defer w.rescan.Store(false)
+		defer catchPanic(w.opts.OnPanic)
 		if err := w.Coldplug(); err != nil {
 			logf(w.opts.Logf, "after uevent overflow: %v", err)
 		}
@@ -71,4 +73,15 @@ func (w *Watcher) Close() error {
 	err := w.nl.Close()
 	w.consumed.Wait()
 	return err
+}
+
+// catchPanic, deferred in a goroutine, hands its panic to onPanic, or lets
+// it go on when onPanic is nil.
+func catchPanic(onPanic func(any)) {
+	if onPanic == nil {
+		return
+	}
+	if r := recover(); r != nil {
+		onPanic(r)
+	}
 }

@@ -41,6 +41,8 @@ type boot struct {
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string
+	// fail runs the emergency policy once, from whichever goroutine fails.
+	fail failGuard
 }
 
 func (b *boot) earlyMounts() error {
@@ -95,7 +97,7 @@ func (b *boot) loadConfig() error {
 // disk is missed, then loads the baked module plan and replays the devices
 // the kernel found before the socket was open.
 func (b *boot) startDevices() error {
-	w, err := devices.Start(devices.Options{})
+	w, err := devices.Start(devices.Options{OnPanic: func(r any) { b.panicked("device discovery", r) }})
 	if err != nil {
 		return fmt.Errorf("device discovery: %w", err)
 	}

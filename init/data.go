@@ -3,89 +3,180 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/unlock"
 )
 
 // dataState is the data partition once found, unlocked and mounted; it is
-// set up once per boot and shared by the slot attempts.
+// set up once per boot, before a slot is chosen, and shared by the slot
+// attempts.
 type dataState struct {
 	dev, fstype string
+	root        string // where it is mounted: datapart.DefaultRoot
 	stack       *mounts.Stack
 }
 
-// openData finds, unlocks and mounts the data partition, once. nil means
-// there is none or it cannot be used (then the boot is volatile, loudly);
-// an error is only returned for what must stop the boot (a wrong key).
-func (b *boot) openData() (*dataState, error) {
-	if b.dataDone {
-		return b.data, nil
+// DefaultLUKSTimeout bounds the passphrase prompt when rd.luks.timeout= is
+// 0 (or not given) and nobody can be assumed at the console: a locked
+// initramfs, or an emergency policy other than the shell.
+const DefaultLUKSTimeout = 2 * time.Minute
+
+// luksTimeout is how long the passphrase prompt waits: rd.luks.timeout=
+// when set; else forever when a shell would be the emergency anyway (the
+// shell waits for someone too), DefaultLUKSTimeout otherwise.
+func luksTimeout(cfg kargs.Config, locked bool) time.Duration {
+	switch {
+	case cfg.LUKSTimeout > 0:
+		return cfg.LUKSTimeout
+	case locked || (cfg.Emergency != "" && cfg.Emergency != kargs.EmergencyShell):
+		return DefaultLUKSTimeout
 	}
-	b.dataDone = true
+	return 0
+}
+
+// lockedError is a data partition that exists and is encrypted but could
+// not be unlocked: the boot stops (emergency policy) rather than boot any
+// slot without the user's data.
+type lockedError struct{ err error }
+
+func (e *lockedError) Error() string { return e.err.Error() }
+func (e *lockedError) Unwrap() error { return e.err }
+
+// openData is the data phase: it finds, unlocks and mounts the data
+// partition, before a slot is chosen (it does not depend on the slot).
+// b.data stays nil when there is none or it cannot be used (then the boot
+// is volatile, loudly). An error is returned only for what must stop the
+// boot: an encrypted partition that could not be unlocked (a wrong key, no
+// usable key slot, the prompt timed out, the key-derivation budget spent).
+func (b *boot) openData() error {
 	dev, err := b.findData()
 	if err != nil || dev == "" {
-		return nil, err
+		return err
 	}
 	d, err := b.mountData(dev)
-	if errors.Is(err, unlock.ErrNoKeySlot) {
-		return nil, err
+	var locked *lockedError
+	if errors.As(err, &locked) {
+		return err
 	}
 	if err != nil {
 		b.volatile(dev, err)
-		return nil, nil
+		return nil
 	}
 	b.data = d
-	return d, nil
+	return nil
 }
 
-// findData resolves data= (waited for like any device) or the default
-// label (only looked up). "" means no data partition.
-func (b *boot) findData() (string, error) {
-	switch b.cfg.Data {
+// dataPlan says which data partition to look for: spec, and whether to
+// wait for it up to rd.timeout (a DEVSPEC given, or the default label of a
+// partition an earlier boot used) or only look it up (the default label,
+// never seen). spec "" means none (data=none).
+func dataPlan(data string, seenBefore bool) (spec string, wait bool) {
+	switch data {
 	case kargs.DataNone:
+		return "", false
+	case "":
+		return "PARTLABEL=" + defaultDataLabel, seenBefore
+	}
+	return data, true
+}
+
+// defaultDataLabel is the GPT partition label of the data partition.
+const defaultDataLabel = "data"
+
+// findData resolves the data partition (see dataPlan). "" means none. One
+// that must be there and is not is a loud volatile boot.
+func (b *boot) findData() (string, error) {
+	spec, wait := dataPlan(b.cfg.Data, b.dataSeenBefore())
+	switch {
+	case spec == "":
 		b.log.Infof("data=none: fully volatile system")
 		return "", nil
-	case "":
-		// Only looked up, never waited for: it is optional, and by now the
-		// root devices are there, and a disk announces all its partitions
-		// together. An expired context makes WaitFor a lookup.
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		dev, err := b.dev.WaitFor(ctx, devices.Spec{Kind: devices.KindPartLabel, Value: "data"})
+	case wait:
+		dev, err := b.waitFor("data", spec)
 		if err != nil {
-			b.log.Infof("no data partition (PARTLABEL=data): / is volatile, /var and /home come from the image")
+			if b.cfg.Data == "" {
+				err = fmt.Errorf("an earlier boot used it, it is not here now: %w", err)
+			}
+			b.volatile(spec, err)
 			return "", nil
 		}
 		return dev, nil
 	}
-	dev, err := b.waitFor("data", b.cfg.Data)
+	// Optional and never seen: only looked up, once the system disk is
+	// there (a disk announces all its partitions together). An expired
+	// context makes WaitFor a lookup.
+	b.waitSystemDisk()
+	s, err := devices.ParseSpec(spec)
 	if err != nil {
-		b.volatile(b.cfg.Data, err)
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	dev, err := b.dev.WaitFor(ctx, s)
+	if err != nil {
+		b.log.Infof("no data partition (%s): / is volatile, /var and /home come from the image", spec)
 		return "", nil
 	}
 	return dev, nil
 }
 
+// systemDiskSpec is a partition of the system disk to wait for before the
+// default data partition is looked up: root= for a single image or a plain
+// root, the forced slot's image, else the boot-state partition.
+func systemDiskSpec(cfg kargs.Config) string {
+	switch {
+	case cfg.Root != "":
+		return cfg.Root
+	case cfg.Slot != "":
+		if o := cfg.SlotRoot(cfg.Slot); o != "" {
+			return o
+		}
+		return "PARTLABEL=root-" + cfg.Slot
+	case cfg.BootState != "":
+		return cfg.BootState
+	}
+	return "PARTLABEL=" + slots.BootStateLabel
+}
+
+// waitSystemDisk waits, within rd.timeout, for the system disk; a missing
+// one is the root phase's error to report, not this one's.
+func (b *boot) waitSystemDisk() {
+	spec := systemDiskSpec(b.cfg)
+	s, err := devices.ParseSpec(spec)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
+	defer cancel()
+	if _, err := b.dev.WaitFor(ctx, s); err != nil {
+		b.log.Debugf("system disk (%s) not found before the data partition lookup: %v", spec, err)
+	}
+}
+
 // mountData unlocks dev when it is LUKS and mounts the filesystem inside.
+// Every error of the unlocking is a *lockedError.
 func (b *boot) mountData(dev string) (*dataState, error) {
 	fs, err := datapart.Probe(dev)
 	if err != nil {
 		return nil, err
 	}
-	d := &dataState{dev: dev, stack: mounts.NewStack()}
+	d := &dataState{dev: dev, root: datapart.DefaultRoot, stack: mounts.NewStack()}
 	b.rep.Data = &report.Data{Device: dev}
 	if fs.Type == datapart.LUKS {
 		b.need("dm_crypt")
 		mapped, err := b.unlockData(dev)
 		if err != nil {
-			return nil, err
+			return nil, &lockedError{err}
 		}
 		b.rep.Data.Encrypted, b.rep.Data.Device = true, mapped
 		if fs, err = datapart.Probe(mapped); err != nil {
@@ -96,22 +187,24 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	d.fstype = fs.Type
 	b.rep.Data.FSType = fs.Type
 	b.need(fs.Type)
-	if err := d.stack.Do(datapart.Mount(dev, fs.Type, datapart.DefaultRoot)); err != nil {
+	if err := d.stack.Do(datapart.Mount(dev, fs.Type, d.root)); err != nil {
 		return nil, err
 	}
-	b.log.Infof("data partition %s (%s) mounted at %s", dev, fs.Type, datapart.DefaultRoot)
+	b.log.Infof("data partition %s (%s) mounted at %s", dev, fs.Type, d.root)
 	return d, nil
 }
 
 // unlockData opens the LUKS volume with the baked key file, else with a
-// passphrase typed on the console (a few tries).
+// passphrase typed on the console (a few tries, within rd.luks.timeout).
+// All of it shares one key-derivation budget.
 func (b *boot) unlockData(dev string) (string, error) {
 	const name = "keel-data"
-	o := unlock.Opener{Role: "data"}
+	o := unlock.Opener{Role: "data", Budget: unlock.NewKDFBudget(unlock.DefaultKDFBudget)}
 	if kf := b.baked.LUKSKeyfile; kf != "" {
 		secret, err := os.ReadFile(kf)
 		if err == nil {
 			path, err := o.Open(dev, name, unlock.Key{Secret: secret, Kind: unlock.KeyFile})
+			clear(secret)
 			if err == nil || !errors.Is(err, unlock.ErrNoKeySlot) {
 				return path, err
 			}
@@ -120,16 +213,26 @@ func (b *boot) unlockData(dev string) (string, error) {
 			b.log.Warnf("LUKS key file: %v", err)
 		}
 	}
+	timeout := luksTimeout(b.cfg, b.baked.Locked)
+	if timeout > 0 {
+		b.log.Console("keel: the data partition is encrypted: type its passphrase within %v (rd.luks.timeout=%d)", timeout, int(timeout/time.Second))
+	}
 	var path string
-	err := unlock.Prompt(os.Stdin, 0, unlock.Describe("data", dev), unlock.DefaultTries, func(pass []byte) error {
-		p, err := o.Open(dev, name, unlock.Key{Secret: pass, Kind: unlock.Passphrase})
-		path = p
+	p := unlock.Prompter{Console: os.Stdin, Fd: 0, Tries: unlock.DefaultTries, Timeout: timeout}
+	err := p.Ask(unlock.Describe("data", dev), func(pass []byte) error {
+		path2, err := o.Open(dev, name, unlock.Key{Secret: pass, Kind: unlock.Passphrase})
+		path = path2
 		return err
 	})
+	if errors.Is(err, unlock.ErrTimeout) {
+		err = fmt.Errorf("%w (rd.luks.timeout=%d)", err, int(timeout/time.Second))
+	}
 	return path, err
 }
 
-// volatile reports, loudly, that the data partition is not used.
+// volatile reports, loudly, that the data partition is not used, and
+// undoes every mount of it: the data filesystem and, through the caller,
+// anything of it in the new root (see assemble).
 func (b *boot) volatile(dev string, err error) {
 	msg := datapart.VolatileWarning(dev, err)
 	b.log.Errorf("%s", msg)
@@ -138,7 +241,9 @@ func (b *boot) volatile(dev string, err error) {
 	if b.rep.Data == nil {
 		b.rep.Data = &report.Data{Device: dev}
 	}
-	b.rep.Data.Volatile = true
+	r := b.rep.Data
+	r.Volatile = true
+	r.Upper, r.FreshUpper, r.Binds, r.Pruned, r.Created, r.Seeded = "", false, nil, nil, nil, false
 	if b.data != nil {
 		for _, e := range b.data.stack.Undo() {
 			b.log.Warnf("undo data mounts: %v", e)
@@ -162,9 +267,13 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 	if imageID == "" {
 		slot = "" // a plain root has no image: no upper, nothing pruned
 	}
+	prune, why := mayPrune(b.cfg, b.rep.Mode, slot, b.devices())
+	if slot != "" && !prune {
+		b.log.Infof("data: uppers of slot %s kept: %s", slot, why)
+	}
 	res, err := datapart.Prepare(datapart.Plan{
-		Root: datapart.DefaultRoot, FSType: d.fstype, ImageVar: filepath.Join(layout.Lower, "var"),
-		Slot: slot, ImageID: imageID,
+		Root: d.root, FSType: d.fstype, ImageVar: filepath.Join(layout.Lower, "var"),
+		Slot: slot, ImageID: imageID, NoPrune: !prune,
 	})
 	if err != nil {
 		b.volatile(d.dev, err)
@@ -174,21 +283,62 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 		b.log.Warnf("data: %s", w)
 		b.rep.Warn("data: %s", w)
 	}
+	for _, p := range res.Pruned {
+		b.log.Infof("data: removed the upper %s (its image is no longer in slot %s)", p, slot)
+	}
 	r := b.rep.Data
 	r.Created, r.Seeded, r.Pruned, r.Upper, r.FreshUpper = res.Created, res.Seeded, res.Pruned, res.UpperDir, res.FreshUpper
 	return res.UpperDir
 }
 
-// bindData binds /var and /home from the data partition into the new root.
-func (b *boot) bindData(layout mounts.Layout) {
-	if b.data == nil {
-		return
+// devices lists the block devices seen so far ([] before discovery).
+func (b *boot) devices() []devices.Device {
+	if b.dev == nil {
+		return nil
 	}
-	for _, m := range datapart.Binds(datapart.DefaultRoot, layout.NewRoot) {
-		if err := b.stack.Do(m); err != nil {
-			b.volatile(b.data.dev, err)
-			return
+	return b.dev.Devices()
+}
+
+// mayPrune says whether the image booted as slot is provably the one in
+// that slot, so that the uppers of other images there may be removed: only
+// a slot boot from the slot's default partitions (no root-X=/verity-X=
+// override), each label matching exactly one partition among devs. It
+// says why not otherwise.
+func mayPrune(cfg kargs.Config, mode, slot string, devs []devices.Device) (bool, string) {
+	if mode != "slot" {
+		return false, "not a slot boot (the image's device comes from the command line)"
+	}
+	if cfg.SlotRoot(slot) != "" || cfg.SlotVerity(slot) != "" {
+		return false, fmt.Sprintf("the devices of slot %s are overridden on the command line", slot)
+	}
+	for _, label := range []string{"root-" + slot, "verity-" + slot} {
+		n := 0
+		for _, d := range devs {
+			if d.Type == "partition" && d.PartName == label {
+				n++
+			}
 		}
-		b.rep.Data.Binds = append(b.rep.Data.Binds, m.Target[len(layout.NewRoot):])
+		if n != 1 {
+			return false, fmt.Sprintf("%d partitions are labelled %s, expected exactly 1", n, label)
+		}
 	}
+	return true, ""
+}
+
+// bindData binds /var and /home from the data partition into the new root.
+// On failure the caller undoes them with the rest of the root (see
+// assemble) before booting volatile.
+func (b *boot) bindData(layout mounts.Layout) error {
+	if b.data == nil {
+		return nil
+	}
+	var binds []string
+	for _, m := range datapart.Binds(b.data.root, layout.NewRoot) {
+		if err := b.stack.Do(m); err != nil {
+			return err
+		}
+		binds = append(binds, m.Target[len(layout.NewRoot):])
+	}
+	b.rep.Data.Binds = binds
+	return nil
 }

@@ -99,13 +99,16 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 // binds /var and /home from the data partition, and checks the init.
 // overlay= decides the upper; by default it is persistent when a data
 // partition is usable, else tmpfs.
+//
+// Everything of the data partition in the new root (a persistent upper,
+// the binds) is mounted after mark; when any of it fails, all of it is
+// undone before the boot goes volatile, so that a volatile boot never
+// writes to the data partition.
 func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	start := time.Now()
-	if _, err := b.openData(); err != nil {
-		return err
-	}
 	upper := b.prepareData(layout, imageID)
-	b.rep.AddPhase("data", start)
+	b.rep.AddPhase("data-image", start)
+	mark := b.stack.Len()
 	mode := b.cfg.Overlay
 	switch {
 	case mode == "" && upper != "":
@@ -124,15 +127,21 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	if mode != mounts.OverlayOff {
 		b.need("overlay")
 	}
-	if err := b.stack.DoAll(ms...); err != nil {
-		if mode != mounts.OverlayPersistent {
-			return err
+	err = b.stack.DoAll(ms...)
+	if err != nil && mode != mounts.OverlayPersistent {
+		return err
+	}
+	if err == nil {
+		err = b.bindData(layout)
+	}
+	if err != nil {
+		for _, e := range b.stack.UndoTo(mark) {
+			b.log.Warnf("undo the data partition's mounts in the new root: %v", e)
 		}
 		b.volatile(b.data.dev, err)
 		return b.assemble(layout, imageID)
 	}
 	b.rep.Overlay = mode
-	b.bindData(layout)
 	return b.checkInit(layout.NewRoot)
 }
 
@@ -177,11 +186,15 @@ func (b *boot) plainRoot(layout mounts.Layout) error {
 		return b.assemble(layout, "")
 	}
 	b.rep.Overlay = mounts.OverlayOff
-	if _, err := b.openData(); err != nil {
-		return err
-	}
 	b.prepareData(layout, "")
-	b.bindData(layout)
+	mark := b.stack.Len()
+	if err := b.bindData(layout); err != nil {
+		// The plain root is mounted at NewRoot itself: undo only the binds.
+		for _, e := range b.stack.UndoTo(mark) {
+			b.log.Warnf("undo the data partition's binds: %v", e)
+		}
+		b.volatile(b.data.dev, err)
+	}
 	return b.checkInit(layout.NewRoot)
 }
 

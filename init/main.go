@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/keel-boot/keel/report"
@@ -28,20 +27,23 @@ func main() {
 	b := newBoot(time.Now())
 	defer b.recovery()
 	err := b.run()
-	b.emergency(err)
+	b.enterEmergency(err)
 }
 
 // recovery turns a panic into the emergency policy: a panic in PID 1 would
 // otherwise be a kernel panic.
 func (b *boot) recovery() {
 	if r := recover(); r != nil {
-		b.log.Errorf("panic: %v\n%s", r, debug.Stack())
-		b.emergency(fmt.Errorf("internal error (panic): %v", r))
+		b.panicked("the boot sequence", r)
 	}
 }
 
-// run is the boot sequence of SPEC.md, one call per phase. It only returns on
-// failure: on success the last phase execs the real init.
+// run is the boot sequence of docs/boot-sequence.md, one call per phase.
+// It only returns on failure: on success the last phase execs the real
+// init. The data partition is its own phase, before the root (the slot is
+// chosen there), because it does not depend on the slot. Once another
+// goroutine has started the emergency policy (a panic), the sequence stops
+// at the next phase.
 func (b *boot) run() error {
 	steps := []struct {
 		name string
@@ -50,10 +52,14 @@ func (b *boot) run() error {
 		{"early-mounts", b.earlyMounts},
 		{"config", b.loadConfig},
 		{"devices", b.startDevices},
+		{"data", b.openData},
 		{"root", b.mountRoot},
 		{"report", b.writeReport},
 	}
 	for _, s := range steps {
+		if b.failed() {
+			b.guard().park()
+		}
 		start := time.Now()
 		err := s.fn()
 		b.rep.AddPhase(s.name, start)
@@ -61,6 +67,9 @@ func (b *boot) run() error {
 			return err
 		}
 		b.log.Debugf("phase %s done in %v", s.name, time.Since(start).Round(time.Millisecond))
+	}
+	if b.failed() {
+		b.guard().park()
 	}
 	return b.switchRoot()
 }

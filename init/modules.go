@@ -34,7 +34,7 @@ func (b *boot) background(mods []bakedconf.Module) {
 		return
 	}
 	b.bg.Add(1)
-	go func() {
+	b.goSafe("the background module loader", func() {
 		defer b.bg.Done()
 		start := time.Now()
 		errs := b.mods.Load(mods)
@@ -42,7 +42,7 @@ func (b *boot) background(mods []bakedconf.Module) {
 		b.bgMu.Lock()
 		b.bgErrs = append(b.bgErrs, errs...)
 		b.bgMu.Unlock()
-	}()
+	})
 }
 
 // waitBackground waits for the background loads, at most limit (forever
@@ -57,7 +57,7 @@ func (b *boot) waitBackground(limit time.Duration) bool {
 		return true
 	}
 	done := make(chan struct{})
-	go func() { b.bg.Wait(); close(done) }()
+	b.goSafe("the wait for background modules", func() { b.bg.Wait(); close(done) })
 	ended := true
 	switch {
 	case limit < 0:
@@ -88,7 +88,7 @@ func (b *boot) waitBackground(limit time.Duration) bool {
 
 // loadEager starts loading every baked module except the on-demand ones.
 func (b *boot) loadEager() {
-	b.mods = &kmod.Session{Root: "/", Loader: kmod.LoadFile}
+	b.mods = &kmod.Session{Root: "/", Loader: kmod.LoadFile, OnPanic: func(r any) { b.panicked("a module load", r) }}
 	b.background(kmod.Eager(b.baked.Modules, onDemand...))
 }
 

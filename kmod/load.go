@@ -35,6 +35,9 @@ func Load(mods []bakedconf.Module, root string, load Loader) []error {
 type Session struct {
 	Root   string
 	Loader Loader
+	// OnPanic receives a panic of a loading goroutine (the module's load
+	// fails with it); nil lets the panic go on.
+	OnPanic func(any)
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -79,6 +82,15 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 		}
 		go func() {
 			defer close(jobs[i].done)
+			defer func() {
+				if r := recover(); r != nil {
+					jobs[i].err = fmt.Errorf("module %s: panic while loading: %v", mods[i].Name, r)
+					if s.OnPanic == nil {
+						panic(r)
+					}
+					s.OnPanic(r)
+				}
+			}()
 			m := mods[i]
 			for _, d := range m.Deps {
 				dep := jobs[byName[d]]

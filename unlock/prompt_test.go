@@ -189,7 +189,7 @@ func TestPromptTimeout(t *testing.T) {
 	t.Run("nothing typed", func(t *testing.T) {
 		c := &console{in: strings.NewReader("right\n")}
 		var waited []time.Duration
-		p := Prompter{Console: c, Fd: 7, Tries: 3, Timeout: 2 * time.Minute,
+		p := Prompter{Console: c, Fd: -1, Tries: 3, Timeout: 2 * time.Minute,
 			Now:  func() time.Time { return start },
 			Wait: func(fd int, d time.Duration) (bool, error) { waited = append(waited, d); return false, nil }}
 		var tried []string
@@ -207,7 +207,7 @@ func TestPromptTimeout(t *testing.T) {
 	t.Run("the deadline passes between tries", func(t *testing.T) {
 		c := &console{in: strings.NewReader("a\nright\n")}
 		now := start
-		p := Prompter{Console: c, Fd: 7, Tries: 3, Timeout: time.Minute,
+		p := Prompter{Console: c, Fd: -1, Tries: 3, Timeout: time.Minute,
 			Now:  func() time.Time { return now },
 			Wait: func(int, time.Duration) (bool, error) { return true, nil }}
 		var tried []string
@@ -222,7 +222,7 @@ func TestPromptTimeout(t *testing.T) {
 	t.Run("typed in time", func(t *testing.T) {
 		c := &console{in: strings.NewReader("a\nright\n")}
 		waits := 0
-		p := Prompter{Console: c, Fd: 7, Timeout: time.Minute,
+		p := Prompter{Console: c, Fd: -1, Timeout: time.Minute,
 			Now:  func() time.Time { return start },
 			Wait: func(int, time.Duration) (bool, error) { waits++; return true, nil }}
 		var tried []string
@@ -235,7 +235,7 @@ func TestPromptTimeout(t *testing.T) {
 	})
 	t.Run("no timeout never waits", func(t *testing.T) {
 		c := &console{in: strings.NewReader("right\n")}
-		p := Prompter{Console: c, Fd: 7,
+		p := Prompter{Console: c, Fd: -1,
 			Wait: func(int, time.Duration) (bool, error) { t.Error("Wait called without a timeout"); return false, nil }}
 		var tried []string
 		if err := p.Ask(what, tryer(&tried)); err != nil {
@@ -243,7 +243,7 @@ func TestPromptTimeout(t *testing.T) {
 		}
 	})
 	t.Run("wait error", func(t *testing.T) {
-		p := Prompter{Console: &console{in: strings.NewReader("")}, Fd: 7, Timeout: time.Minute,
+		p := Prompter{Console: &console{in: strings.NewReader("")}, Fd: -1, Timeout: time.Minute,
 			Wait: func(int, time.Duration) (bool, error) { return false, unix.EBADF }}
 		if err := p.Ask(what, tryer(new([]string))); !errors.Is(err, unix.EBADF) {
 			t.Errorf("err = %v, want EBADF", err)

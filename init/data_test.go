@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/datapart"
+	"github.com/keel-boot/keel/devices"
+	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
+	"golang.org/x/sys/unix"
+)
+
+func TestDataPlan(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		seen bool
+		spec string
+		wait bool
+	}{
+		{"", false, "PARTLABEL=data", false},
+		{"", true, "PARTLABEL=data", true},
+		{kargs.DataNone, true, "", false},
+		{"UUID=1234", false, "UUID=1234", true},
+		{"PARTLABEL=mine", true, "PARTLABEL=mine", true},
+	} {
+		spec, wait := dataPlan(tc.data, tc.seen)
+		if spec != tc.spec || wait != tc.wait {
+			t.Errorf("dataPlan(%q, %v) = %q, %v; want %q, %v", tc.data, tc.seen, spec, wait, tc.spec, tc.wait)
+		}
+	}
+}
+
+func TestLUKSTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		cfg    kargs.Config
+		locked bool
+		want   time.Duration
+	}{
+		{kargs.Config{Emergency: kargs.EmergencyShell}, false, 0},
+		{kargs.Config{}, false, 0},
+		{kargs.Config{Emergency: kargs.EmergencyShell}, true, DefaultLUKSTimeout},
+		{kargs.Config{Emergency: "reboot"}, false, DefaultLUKSTimeout},
+		{kargs.Config{Emergency: "poweroff", LUKSTimeout: 10 * time.Second}, true, 10 * time.Second},
+		{kargs.Config{LUKSTimeout: time.Hour}, false, time.Hour},
+	} {
+		if got := luksTimeout(tc.cfg, tc.locked); got != tc.want {
+			t.Errorf("luksTimeout(%+v, locked %v) = %v, want %v", tc.cfg, tc.locked, got, tc.want)
+		}
+	}
+}
+
+func TestSystemDiskSpec(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  kargs.Config
+		want string
+	}{
+		{kargs.Config{}, "PARTLABEL=bootstate"},
+		{kargs.Config{BootState: "UUID=1"}, "UUID=1"},
+		{kargs.Config{Slot: "b"}, "PARTLABEL=root-b"},
+		{kargs.Config{Slot: "a", RootA: "/dev/sdb2"}, "/dev/sdb2"},
+		{kargs.Config{Root: "LABEL=os", Slot: "a"}, "LABEL=os"},
+	} {
+		if got := systemDiskSpec(tc.cfg); got != tc.want {
+			t.Errorf("systemDiskSpec(%+v) = %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+}
+
+func TestMayPrune(t *testing.T) {
+	part := func(name string) devices.Device { return devices.Device{Type: "partition", PartName: name} }
+	disk := []devices.Device{{Type: "disk", Name: "vda"}, part("root-a"), part("verity-a"), part("root-b"), part("verity-b"), part("data")}
+	for _, tc := range []struct {
+		name string
+		cfg  kargs.Config
+		mode string
+		devs []devices.Device
+		ok   bool
+		why  string
+	}{
+		{"default labels, one disk", kargs.Config{}, "slot", disk, true, ""},
+		{"root-a overridden", kargs.Config{RootA: "/dev/sdb1"}, "slot", disk, false, "overridden"},
+		{"verity-a overridden", kargs.Config{VerityA: "/dev/sdb2"}, "slot", disk, false, "overridden"},
+		{"the other slot overridden", kargs.Config{RootB: "/dev/sdb1"}, "slot", disk, true, ""},
+		{"two disks with slot a", kargs.Config{}, "slot", append(slices.Clone(disk), part("root-a")), false, "2 partitions are labelled root-a"},
+		{"label not seen", kargs.Config{}, "slot", disk[:1], false, "0 partitions are labelled root-a"},
+		{"single image", kargs.Config{}, "single", disk, false, "not a slot boot"},
+	} {
+		ok, why := mayPrune(tc.cfg, tc.mode, "a", tc.devs)
+		if ok != tc.ok || !strings.Contains(why, tc.why) {
+			t.Errorf("%s: mayPrune = %v, %q; want %v, %q", tc.name, ok, why, tc.ok, tc.why)
+		}
+	}
+}
+
+// fakeMounts keeps the mounts in effect, as the kernel would.
+type fakeMounts struct {
+	active []mounts.Mount
+	fail   func(source, target, data string) bool
+}
+
+func (f *fakeMounts) sys() mounts.Sys {
+	return mounts.Sys{
+		Mount: func(source, target, fstype string, flags uintptr, data string) error {
+			if f.fail != nil && f.fail(source, target, data) {
+				return unix.EIO
+			}
+			f.active = append(f.active, mounts.Mount{Source: source, Target: target, FSType: fstype, Data: data})
+			return nil
+		},
+		Unmount: func(target string, _ int) error {
+			for i := len(f.active) - 1; i >= 0; i-- {
+				if f.active[i].Target == target {
+					f.active = slices.Delete(f.active, i, i+1)
+					return nil
+				}
+			}
+			return unix.EINVAL
+		},
+		MkdirAll: os.MkdirAll,
+	}
+}
+
+// TestVolatileFallbackIsComplete: whichever mount of the data partition in
+// the new root fails (the persistent overlay, the /var bind, the /home
+// bind after /var succeeded), the boot goes volatile with nothing of the
+// data partition left mounted, loudly on the console and in the report.
+func TestVolatileFallbackIsComplete(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(dataRoot, newRoot string) func(source, target, data string) bool
+	}{
+		{"persistent overlay", func(dataRoot, _ string) func(string, string, string) bool {
+			return func(_, _, data string) bool { return strings.Contains(data, dataRoot) }
+		}},
+		{"/var bind", func(_, newRoot string) func(string, string, string) bool {
+			return func(_, target, _ string) bool { return target == filepath.Join(newRoot, "var") }
+		}},
+		{"/home bind after /var", func(_, newRoot string) func(string, string, string) bool {
+			return func(_, target, _ string) bool { return target == filepath.Join(newRoot, "home") }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			layout := mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
+			dataRoot := filepath.Join(tmp, "data")
+			write := func(p string, mode os.FileMode) {
+				must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+				must(t, os.WriteFile(p, nil, mode))
+			}
+			write(filepath.Join(layout.NewRoot, "sbin/init"), 0o755)
+			must(t, os.MkdirAll(dataRoot, 0o755))
+			fm := &fakeMounts{fail: tc.fail(dataRoot, layout.NewRoot)}
+			var console bytes.Buffer
+			b := &boot{
+				log: newLogger(&console), baked: &bakedconf.Config{}, mods: &kmod.Session{},
+				cfg:   kargs.Config{Init: "/sbin/init"},
+				rep:   &report.Report{Mode: "slot", Slot: "a"},
+				stack: &mounts.Stack{Sys: fm.sys()},
+			}
+			b.log.setLevel(prioWarn) // quiet: the warning must still reach the console
+			d := &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
+			must(t, d.stack.Do(datapart.Mount(d.dev, d.fstype, d.root)))
+			b.data, b.rep.Data = d, &report.Data{Device: d.dev}
+
+			if err := b.assemble(layout, "img1"); err != nil {
+				t.Fatalf("assemble: %v", err)
+			}
+			for _, m := range fm.active {
+				if m.Source == d.dev || strings.Contains(m.Source, dataRoot) || strings.Contains(m.Data, dataRoot) {
+					t.Errorf("left mounted after the volatile fallback: %+v", m)
+				}
+			}
+			if b.data != nil || !b.rep.Data.Volatile || b.rep.Overlay != mounts.OverlayTmpfs || len(b.rep.Data.Binds) != 0 || b.rep.Data.Upper != "" {
+				t.Errorf("report %+v, overlay %s: want volatile, tmpfs, no binds, no upper", b.rep.Data, b.rep.Overlay)
+			}
+			if !strings.Contains(console.String(), "keel: WARNING: DATA PARTITION /dev/vdb NOT USED, BOOTING VOLATILE") {
+				t.Errorf("console %q: want the volatile warning", console.String())
+			}
+			if len(b.rep.Warnings) == 0 || !strings.Contains(b.rep.Warnings[0], "BOOTING VOLATILE") {
+				t.Errorf("report warnings %q", b.rep.Warnings)
+			}
+		})
+	}
+}
+
+// TestVolatileBootWithData: the same assembly with nothing failing keeps
+// the persistent upper and both binds (the test above is not vacuous).
+func TestAssembleWithData(t *testing.T) {
+	tmp := t.TempDir()
+	layout := mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
+	dataRoot := filepath.Join(tmp, "data")
+	must(t, os.MkdirAll(filepath.Join(layout.NewRoot, "sbin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(layout.NewRoot, "sbin/init"), nil, 0o755))
+	must(t, os.MkdirAll(dataRoot, 0o755))
+	fm := &fakeMounts{}
+	b := &boot{log: newLogger(&bytes.Buffer{}), baked: &bakedconf.Config{}, mods: &kmod.Session{},
+		cfg: kargs.Config{Init: "/sbin/init"}, rep: &report.Report{Mode: "slot", Slot: "a", Data: &report.Data{}},
+		stack: &mounts.Stack{Sys: fm.sys()}}
+	b.data = &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
+	must(t, b.assemble(layout, "img1"))
+	if b.rep.Overlay != mounts.OverlayPersistent || fmt.Sprint(b.rep.Data.Binds) != "[/var /home]" || b.rep.Data.Volatile {
+		t.Errorf("overlay %s, data %+v: want persistent with both binds", b.rep.Overlay, b.rep.Data)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzDataDecisions feeds the data phase's decisions from any command
+// line: data=none is the only way to no data partition; a DEVSPEC is
+// always waited for; a locked initramfs or an unattended emergency policy
+// never waits forever for a passphrase; overridden slot devices never
+// allow pruning.
+func FuzzDataDecisions(f *testing.F) {
+	for _, s := range []string{"", "data=none", "data=UUID=1 rd.luks.timeout=0", "root-a=/dev/sdb1 rd.emergency=reboot",
+		"slot=b verity-b=PARTLABEL=x", "root=LABEL=os rd.luks.timeout=604800", "bootstate=/dev/vda9 slot=a"} {
+		f.Add(s, false, true)
+	}
+	f.Fuzz(func(t *testing.T, cmdline string, locked, seen bool) {
+		cfg, _ := kargs.Parse(cmdline, kargs.Defaults(), locked)
+		spec, wait := dataPlan(cfg.Data, seen)
+		if (spec == "") != (cfg.Data == kargs.DataNone) || (cfg.Data != "" && cfg.Data != kargs.DataNone && !wait) {
+			t.Errorf("data=%q seen=%v: plan %q, wait %v", cfg.Data, seen, spec, wait)
+		}
+		to := luksTimeout(cfg, locked)
+		if to < 0 || ((locked || cfg.Emergency != kargs.EmergencyShell) && to == 0) {
+			t.Errorf("locked=%v emergency=%q rd.luks.timeout=%v: prompt timeout %v", locked, cfg.Emergency, cfg.LUKSTimeout, to)
+		}
+		if systemDiskSpec(cfg) == "" {
+			t.Errorf("no system disk spec for %+v", cfg)
+		}
+		for _, slot := range []string{"a", "b"} {
+			part := func(n string) devices.Device { return devices.Device{Type: "partition", PartName: n} }
+			devs := []devices.Device{part("root-" + slot), part("verity-" + slot)}
+			ok, _ := mayPrune(cfg, "slot", slot, devs)
+			overridden := cfg.SlotRoot(slot) != "" || cfg.SlotVerity(slot) != ""
+			if ok == overridden {
+				t.Errorf("slot %s overridden=%v: mayPrune %v", slot, overridden, ok)
+			}
+		}
+	})
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// failGuard makes the emergency policy run once per boot whatever goroutine
+// reaches it first: the boot sequence with its error, or a goroutine of PID
+// 1 (a module loader, the uevent reader) with its panic. A panic while the
+// emergency runs halts the machine with a message; nothing exits PID 1.
+type failGuard struct {
+	mu     sync.Mutex
+	active bool // the emergency policy has started
+	// emergency runs the policy and does not return in PID 1 (b.emergency);
+	// halt stops the machine after a second panic (b.halt); park blocks a
+	// goroutine forever (the boot sequence, once another goroutine runs the
+	// emergency). Tests replace them.
+	emergency func(error)
+	halt      func(msg string)
+	park      func()
+}
+
+// guard returns the boot's failGuard, wired to the real emergency path
+// unless a test wired it already.
+func (b *boot) guard() *failGuard {
+	g := &b.fail
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.emergency == nil {
+		g.emergency = b.emergency
+	}
+	if g.halt == nil {
+		g.halt = func(msg string) {
+			b.log.Console("keel: %s", msg)
+			policy := "reboot"
+			if b.cfg.Emergency == "poweroff" {
+				policy = "poweroff"
+			}
+			b.halt(policy)
+		}
+	}
+	if g.park == nil {
+		g.park = func() {
+			for {
+				time.Sleep(time.Hour)
+			}
+		}
+	}
+	return g
+}
+
+// failed reports whether the emergency policy has started.
+func (b *boot) failed() bool {
+	g := b.guard()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.active
+}
+
+// enterEmergency runs the emergency policy for err, once: a second caller
+// (another goroutine) is parked forever. A panic inside the policy halts.
+func (b *boot) enterEmergency(err error) {
+	g := b.guard()
+	g.mu.Lock()
+	if g.active {
+		g.mu.Unlock()
+		g.park()
+		return
+	}
+	g.active = true
+	g.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Errorf("panic during the emergency: %v\n%s", r, debug.Stack())
+			g.halt(fmt.Sprintf("panic during the emergency: %v; halting", r))
+		}
+	}()
+	g.emergency(err)
+}
+
+// panicked is where every goroutine of PID 1 reports a panic it recovered
+// (where names it): the boot ends in the emergency policy, or halts when
+// the emergency was already running.
+func (b *boot) panicked(where string, r any) {
+	b.log.Errorf("panic in %s: %v\n%s", where, r, debug.Stack())
+	if b.failed() {
+		b.guard().halt(fmt.Sprintf("panic in %s during the emergency: %v; halting", where, r))
+		return
+	}
+	b.enterEmergency(fmt.Errorf("internal error (panic in %s): %v", where, r))
+}
+
+// goSafe runs f in a goroutine whose panic is reported with panicked.
+func (b *boot) goSafe(where string, f func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				b.panicked(where, r)
+			}
+		}()
+		f()
+	}()
+}

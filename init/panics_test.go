@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/report"
+)
+
+// guardedBoot is a boot whose emergency, halt and park are recorded on
+// channels instead of reaching the machine.
+func guardedBoot() (b *boot, emergencies chan error, halts chan string, parks chan struct{}) {
+	emergencies, halts, parks = make(chan error, 4), make(chan string, 4), make(chan struct{}, 4)
+	b = &boot{log: newLogger(&bytes.Buffer{}), rep: &report.Report{}}
+	b.fail.emergency = func(err error) { emergencies <- err }
+	b.fail.halt = func(msg string) { halts <- msg }
+	b.fail.park = func() { parks <- struct{}{} }
+	return b, emergencies, halts, parks
+}
+
+// TestGoroutinePanicEndsInEmergency: a goroutine of the init that panics
+// starts the emergency policy with the panic; a second panic while the
+// emergency runs halts with a message; the boot sequence, arriving at the
+// emergency second, is parked rather than running it twice.
+func TestGoroutinePanicEndsInEmergency(t *testing.T) {
+	b, emergencies, halts, parks := guardedBoot()
+	b.goSafe("the uevent reader", func() { panic("bad uevent") })
+	err := <-emergencies
+	if err == nil || !strings.Contains(err.Error(), "internal error (panic in the uevent reader): bad uevent") {
+		t.Fatalf("emergency err = %v", err)
+	}
+	if !b.failed() {
+		t.Error("failed() is false after the emergency started")
+	}
+	b.goSafe("a module loader", func() { panic("second") })
+	if msg := <-halts; !strings.Contains(msg, "panic in a module loader during the emergency: second; halting") {
+		t.Errorf("halt message %q", msg)
+	}
+	b.enterEmergency(errors.New("the boot sequence failed too"))
+	select {
+	case <-parks:
+	default:
+		t.Error("a second emergency was not parked")
+	}
+	select {
+	case err := <-emergencies:
+		t.Errorf("the emergency ran twice: %v", err)
+	default:
+	}
+}
+
+// TestPanicDuringEmergencyHalts: the emergency path itself panicking halts
+// with a message instead of crashing PID 1.
+func TestPanicDuringEmergencyHalts(t *testing.T) {
+	b, _, halts, _ := guardedBoot()
+	b.fail.emergency = func(error) { panic("report write exploded") }
+	b.enterEmergency(errors.New("boot failed"))
+	if msg := <-halts; !strings.Contains(msg, "panic during the emergency: report write exploded") {
+		t.Errorf("halt message %q", msg)
+	}
+}
+
+// TestModuleLoaderPanic: a module load that panics (in kmod's goroutine)
+// fails that module and reaches the boot's emergency path.
+func TestModuleLoaderPanic(t *testing.T) {
+	b, emergencies, _, _ := guardedBoot()
+	b.baked = &bakedconf.Config{Modules: []bakedconf.Module{{Name: "ext4", Path: "/m/ext4.ko"}}}
+	b.mods = &kmod.Session{Root: "/", Loader: func(string, string) error { panic("loader bug") },
+		OnPanic: func(r any) { b.panicked("a module load", r) }}
+	b.background(b.baked.Modules)
+	err := <-emergencies
+	if err == nil || !strings.Contains(err.Error(), "internal error (panic in a module load): loader bug") {
+		t.Fatalf("emergency err = %v", err)
+	}
+	b.waitBackground(-1)
+	if len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "module ext4: panic while loading: loader bug") {
+		t.Errorf("warnings %q: want the module's failure", b.rep.Warnings)
+	}
+}
+
+// TestBackgroundGoroutinePanic: a panic in the init's own background
+// loader goroutine (not kmod's) reaches the emergency path too.
+func TestBackgroundGoroutinePanic(t *testing.T) {
+	b, emergencies, _, _ := guardedBoot()
+	b.baked = &bakedconf.Config{}
+	// A nil Session panics on Load: the goroutine, not the caller, fails.
+	b.background([]bakedconf.Module{{Name: "x", Path: "/m/x.ko"}})
+	if err := <-emergencies; err == nil || !strings.Contains(err.Error(), "panic in the background module loader") {
+		t.Fatalf("emergency err = %v", err)
+	}
+}
