@@ -102,6 +102,13 @@ func (b *boot) findData() (string, error) {
 		b.log.Infof("data=none: fully volatile system")
 		return "", nil
 	case wait:
+		if _, found := b.lookup(spec); !found {
+			why := "named by data="
+			if b.cfg.Data == "" {
+				why = "an earlier boot used it"
+			}
+			b.log.Console("keel: waiting up to %v for the data partition %s (%s)", time.Until(b.devDeadline).Round(time.Second), spec, why)
+		}
 		dev, err := b.waitFor("data", spec)
 		if err != nil {
 			if b.cfg.Data == "" {
@@ -116,18 +123,25 @@ func (b *boot) findData() (string, error) {
 	// there (a disk announces all its partitions together). An expired
 	// context makes WaitFor a lookup.
 	b.waitSystemDisk()
-	s, err := devices.ParseSpec(spec)
-	if err != nil {
-		return "", err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 0)
-	defer cancel()
-	dev, err := b.dev.WaitFor(ctx, s)
-	if err != nil {
+	dev, found := b.lookup(spec)
+	if !found {
 		b.log.Infof("no data partition (%s): / is volatile, /var and /home come from the image", spec)
 		return "", nil
 	}
 	return dev, nil
+}
+
+// lookup resolves spec to a device known now, without waiting: an expired
+// context makes WaitFor a lookup.
+func (b *boot) lookup(spec string) (string, bool) {
+	s, err := devices.ParseSpec(spec)
+	if err != nil {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	dev, err := b.dev.WaitFor(ctx, s)
+	return dev, err == nil
 }
 
 // systemDiskSpec is a partition of the system disk to wait for before the

@@ -1,0 +1,207 @@
+package qemutests
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/qemu-tests/vm"
+	keelreport "github.com/keel-boot/keel/report"
+)
+
+// luksAB is an A/B disk sealed by the release key with an encrypted data
+// partition (PBKDF2 at 1000 iterations: TCG is slow) opened by pass, and an
+// initramfs that trusts the key and has no key file: the passphrase is
+// asked for on the console.
+func luksAB(t testing.TB, pass string) (vm.Disk, string) {
+	t.Helper()
+	key := signingKey(t, "release")
+	a := seal(t, payloadTree(t, "image-a"), key, "img-a")
+	b := seal(t, payloadTree(t, "image-b"), key, "img-b")
+	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 49, Content: luksData(t, pass, pbkdf2...)})
+	return disk, initrd(t, "--trust", key+".pub")
+}
+
+// unlockedBoot boots disk, types pass at the prompt, and returns the
+// payload's report once it powered off; it must be slot a running image-a
+// with the data partition unlocked.
+func unlockedBoot(t testing.TB, rd string, disk vm.Disk, pass, cmdline string) (keelreport.Report, string) {
+	t.Helper()
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}, Cmdline: cmdline})
+	m.Expect("Passphrase for data (LUKS2 /dev/vda6): ")
+	m.Send(pass + "\n")
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Slot != "a" || r.Marker == nil || *r.Marker != "image-a" || br.Data == nil || !br.Data.Encrypted || br.Data.Volatile {
+		t.Fatalf("slot %q marker %v data %+v: want slot a (image-a) with the LUKS2 data partition", br.Slot, r.Marker, br.Data)
+	}
+	c, _ := r.Cat("/var/keel-datafault")
+	return br, c.Content
+}
+
+// TestDataWrongPassphraseKeepsBootState: three wrong passphrases (no slot=)
+// end in the emergency policy before a slot is chosen: the boot state is
+// exactly as before (slotctl status --disk), and the next boot with the
+// right passphrase boots the same slot with the data written earlier.
+func TestDataWrongPassphraseKeepsBootState(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	const pass = "correct horse"
+	disk, rd := luksAB(t, pass)
+	unlockedBoot(t, rd, disk, pass, actions(t, map[string]string{"/var/keel-datafault": "kept"}))
+	before := diskStatus(t, disk.Path)
+	if !before.Initialised {
+		t.Fatalf("boot state after a normal boot: %+v, want it initialised (the comparison below would prove little)", before)
+	}
+
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}, Cmdline: "rd.emergency=poweroff"})
+	for range 3 {
+		m.Expect("Passphrase for data")
+		m.Send("wrong\n")
+	}
+	m.Expect("keel: BOOT FAILED:")
+	m.Expect("no key slot matches the passphrase (3 tries)")
+	m.ExpectPowerOff()
+	if out := m.Output(); strings.Contains(out, "slot a:") || strings.Contains(out, "root-a device") {
+		t.Errorf("a slot was tried after the wrong passphrases:\n%s", out)
+	}
+	if after := diskStatus(t, disk.Path); !reflect.DeepEqual(before, after) {
+		t.Errorf("boot state changed by a boot that failed to unlock the data:\nbefore %+v\nafter  %+v", before, after)
+	}
+
+	_, got := unlockedBoot(t, rd, disk, pass, actions(t, nil, "/var/keel-datafault"))
+	if got != "kept" {
+		t.Errorf("/var/keel-datafault = %q after the failed boot: want the data written before (%q)", got, "kept")
+	}
+}
+
+// TestDataPassphraseTimeout: nobody types at the prompt; rd.luks.timeout
+// ends it and the emergency policy applies, naming the option.
+func TestDataPassphraseTimeout(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	disk, rd := luksAB(t, "correct horse")
+	before := diskStatus(t, disk.Path)
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}, Cmdline: "rd.luks.timeout=3 rd.emergency=poweroff"})
+	m.Expect("type its passphrase within 3s (rd.luks.timeout=3)")
+	m.Expect("Passphrase for data (LUKS2 /dev/vda6): ")
+	m.Expect("keel: BOOT FAILED:")
+	m.Expect("no passphrase typed in time: waited 3s (rd.luks.timeout=3)")
+	m.ExpectPowerOff()
+	if after := diskStatus(t, disk.Path); !reflect.DeepEqual(before, after) {
+		t.Errorf("boot state changed: before %+v, after %+v", before, after)
+	}
+}
+
+// hotplugOptions adds a PCIe root port a disk can be hot-added to and an
+// HMP monitor on a unix socket; it returns the socket's path.
+func hotplugOptions(t testing.TB, o *vm.Options) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "mon")
+	o.QEMUArgs = append(o.QEMUArgs,
+		"-device", "pcie-root-port,id=hp1,bus=pcie.0,chassis=1,slot=1",
+		"-monitor", "unix:"+sock+",server=on,wait=off")
+	return sock
+}
+
+// hotAdd plugs the raw image path into the running VM as a virtio disk on
+// the root port of hotplugOptions, through the HMP monitor.
+func hotAdd(t testing.TB, sock, path string) {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("QEMU monitor: %v", err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	prompt := func() string {
+		var out strings.Builder
+		for !strings.HasSuffix(out.String(), "(qemu) ") {
+			_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+			b, err := r.ReadByte()
+			if err != nil {
+				t.Fatalf("QEMU monitor: %v after %q", err, out.String())
+			}
+			out.WriteByte(b)
+		}
+		return out.String()
+	}
+	prompt()
+	for _, cmd := range []string{
+		fmt.Sprintf("drive_add 0 if=none,id=late,format=raw,file=%s", strings.ReplaceAll(path, ",", ",,")),
+		"device_add virtio-blk-pci,drive=late,id=latedisk,bus=hp1",
+	} {
+		if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
+			t.Fatalf("QEMU monitor: %v", err)
+		}
+		if out := prompt(); strings.Contains(out, "Error") || strings.Contains(out, "error") {
+			t.Fatalf("QEMU monitor %q: %s", cmd, out)
+		}
+	}
+}
+
+// lateDataDisk is an A/B disk without a data partition and a second disk
+// holding only an ext4 data partition, to be hot-added.
+func lateDataDisk(t testing.TB) (system, data vm.Disk, rd string) {
+	t.Helper()
+	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
+	system = abDisk(t, &a, nil)
+	data = vm.NewDisk(t, "", []vm.Part{{Name: "data", SizeMiB: 40, Content: mkfs(t, "mkfs.ext4", 38, "-q", "-F")}})
+	return system, data, initrd(t)
+}
+
+// bootWithLateData boots system with cmdline, hot-adds data once the init
+// says it waits for the data partition, and returns the boot report.
+func bootWithLateData(t *testing.T, system, data vm.Disk, rd, cmdline string) keelreport.Report {
+	t.Helper()
+	o := vm.Options{Initrd: rd, Disks: []string{system.Path}, Cmdline: cmdline}
+	sock := hotplugOptions(t, &o)
+	m := vm.Start(t, o)
+	m.Expect("waiting up to")
+	m.Expect("for the data partition PARTLABEL=data")
+	hotAdd(t, sock, data.Path)
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Data == nil || br.Data.Volatile || br.Data.Device != "/dev/vdb1" || br.Overlay != "persistent" {
+		t.Errorf("data %+v overlay %s: want the hot-added /dev/vdb1 used, persistent", br.Data, br.Overlay)
+	}
+	wantCat(t, r, "/var/keel-late", "late")
+	return br
+}
+
+// TestDataLateDiskIsWaitedFor: data= names a partition on a disk that
+// appears only after the init started waiting (hot-plugged through QEMU's
+// monitor); the init waits for it within rd.timeout and boots with it.
+func TestDataLateDiskIsWaitedFor(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	system, data, rd := lateDataDisk(t)
+	bootWithLateData(t, system, data, rd, "slot=a rd.timeout=120 data=PARTLABEL=data "+
+		actions(t, map[string]string{"/var/keel-late": "late"}, "/var/keel-late"))
+}
+
+// TestDataSeenBeforeIsWaitedFor: with the default data= (PARTLABEL=data,
+// otherwise only looked up), a data partition an earlier boot used is
+// waited for like a required device: the first boot has the data disk
+// from the start, the second gets it hot-plugged late. Needs the boot
+// state's "data partition was used" flag (the init's dataSeenBefore).
+func TestDataSeenBeforeIsWaitedFor(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	system, data, rd := lateDataDisk(t)
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{system.Path, data.Path},
+		Cmdline: actions(t, map[string]string{"/var/keel-late": "late"})})
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	if br := bootReport(t, r); br.Data == nil || br.Data.Volatile {
+		t.Fatalf("first boot: data %+v, want the data partition used", br.Data)
+	}
+	bootWithLateData(t, system, data, rd, "rd.timeout=120 "+actions(t, nil, "/var/keel-late"))
+}
