@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -204,4 +205,37 @@ func TestDataSeenBeforeIsWaitedFor(t *testing.T) {
 		t.Fatalf("first boot: data %+v, want the data partition used", br.Data)
 	}
 	bootWithLateData(t, system, data, rd, "rd.timeout=120 "+actions(t, nil, "/var/keel-late"))
+}
+
+// TestDataHalfBoundFallsBackCompletely: the image's /home is a file, so the
+// /home bind fails after the persistent overlay and the /var bind
+// succeeded. The volatile fallback must be complete: nothing of the data
+// partition stays mounted (no /var bind, no upper on it, not even
+// /run/keel/data), and the console and boot.json say so.
+func TestDataHalfBoundFallsBackCompletely(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	tree := payloadTree(t, "image-a")
+	if err := os.RemoveAll(filepath.Join(tree, "home")); err != nil {
+		t.Fatal(err)
+	}
+	vm.WriteFile(t, tree, "home", "a file where /home should be")
+	a := seal(t, tree, "", "img-a")
+	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 40, Content: mkfs(t, "mkfs.ext4", 38, "-q", "-F")})
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "slot=a quiet " + actions(t, map[string]string{"/var/keel-volatile": "x"})})
+	m.Expect("keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Data == nil || !br.Data.Volatile || br.Overlay != "tmpfs" || len(br.Data.Binds) != 0 || br.Data.Upper != "" {
+		t.Errorf("data %+v overlay %s: want a volatile boot on tmpfs without binds or upper", br.Data, br.Overlay)
+	}
+	for _, mnt := range r.Mounts {
+		if mnt.Source == "/dev/vda6" || strings.Contains(mnt.Options, "/run/keel/data") {
+			t.Errorf("the data partition is still mounted after the volatile fallback: %+v", mnt)
+		}
+	}
+	if !strings.Contains(strings.Join(br.Warnings, "\n"), "BOOTING VOLATILE") {
+		t.Errorf("boot.json warnings %q: want the volatile warning", br.Warnings)
+	}
 }
