@@ -22,6 +22,7 @@ type slotState struct {
 	Priority    int    `json:"priority"`
 	Tries       int    `json:"tries"`
 	Good        bool   `json:"good"`
+	Unconfirmed int    `json:"unconfirmed"`
 	Bootable    bool   `json:"bootable"`
 	Reason      string `json:"reason"`
 	HeaderError string `json:"header_error"`
@@ -163,8 +164,10 @@ func TestBootCountTrial(t *testing.T) {
 			if !strings.Contains(br.SlotReason, "good") {
 				t.Errorf("slot_reason %q: want it to say b is good", br.SlotReason)
 			}
-			if after := diskStatus(t, disk).slot(t, "b"); after != before || !after.Good {
-				t.Errorf("b after a boot as a good slot: %+v, want unchanged %+v (good, tries not used)", after, before)
+			want := before
+			want.Unconfirmed++
+			if after := diskStatus(t, disk).slot(t, "b"); after != want || !after.Good {
+				t.Errorf("b after a boot as a good slot: %+v, want %+v (good, tries not used, one unconfirmed boot counted)", after, want)
 			}
 		}},
 		{"trial-never-good-rolls-back", func(t *testing.T) {
