@@ -100,12 +100,8 @@ func (b *boot) reportSelection(sel bootstate.Selection, err error) {
 	if c.Forced {
 		return
 	}
-	if c.Good {
-		b.rep.Unconfirmed = c.Unconfirmed
-		return
-	}
 	tries := c.TriesLeft
-	b.rep.TriesLeft = &tries
+	b.rep.TriesLeft, b.rep.Unconfirmed = &tries, c.Unconfirmed
 }
 
 // noBootableSlot is the error for the console: why each slot failed.
