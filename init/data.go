@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
-	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/unlock"
 )
 
@@ -159,7 +159,7 @@ func systemDiskSpec(cfg kargs.Config) string {
 	case cfg.BootState != "":
 		return cfg.BootState
 	}
-	return "PARTLABEL=" + slots.BootStateLabel
+	return "PARTLABEL=" + bootstate.Label
 }
 
 // waitSystemDisk waits, within rd.timeout, for the system disk; a missing
