@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // probeJob is a device claimed for probing, identified by name and gen so a
@@ -23,7 +25,7 @@ type probeJob struct {
 // claimProbes marks the devices spec needs probed and not yet probed as
 // running and returns them. Callers hold mu. GPTs live on whole disks only,
 // so PARTUUID/PARTLABEL specs read disks; UUID/LABEL specs read everything.
-func (r *Registry) claimProbes(spec Spec) []*probeJob {
+func (r *Registry) claimProbes(spec devspec.Spec) []*probeJob {
 	var jobs []*probeJob
 	for _, d := range r.sorted() {
 		if d.probe != probeNone || !specNeedsProbe(spec, d) {
@@ -35,11 +37,11 @@ func (r *Registry) claimProbes(spec Spec) []*probeJob {
 	return jobs
 }
 
-func specNeedsProbe(spec Spec, d *device) bool {
+func specNeedsProbe(spec devspec.Spec, d *device) bool {
 	switch spec.Kind {
-	case KindPartUUID, KindPartLabel:
+	case devspec.PartUUID, devspec.PartLabel:
 		return d.isDisk()
-	case KindUUID, KindLabel:
+	case devspec.UUID, devspec.Label:
 		return true
 	}
 	return false

@@ -3,6 +3,8 @@ package devices
 import (
 	"strconv"
 	"strings"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // Device describes a known block device, for the boot report.
@@ -38,8 +40,8 @@ func (r *Registry) Devices() []Device {
 
 // match returns the device node satisfying spec, if one is known. Callers
 // hold mu. Ties go to the device seen first, so the answer is stable.
-func (r *Registry) match(spec Spec) (string, bool) {
-	if spec.Kind == KindPath {
+func (r *Registry) match(spec devspec.Spec) (string, bool) {
+	if spec.Kind == devspec.Path {
 		d := r.devs[strings.TrimPrefix(spec.Value, "/dev/")]
 		if d == nil {
 			return "", false
@@ -56,24 +58,24 @@ func (r *Registry) match(spec Spec) (string, bool) {
 
 // matchDevice returns the device d yields for spec: d itself for filesystem
 // and PARTNAME matches, one of d's partitions when d's GPT matches.
-func (r *Registry) matchDevice(spec Spec, d *device) *device {
+func (r *Registry) matchDevice(spec devspec.Spec, d *device) *device {
 	switch spec.Kind {
-	case KindUUID:
+	case devspec.UUID:
 		if d.fs.UUID != "" && strings.EqualFold(d.fs.UUID, spec.Value) {
 			return d
 		}
-	case KindLabel:
+	case devspec.Label:
 		if d.fs.Label != "" && d.fs.Label == spec.Value {
 			return d
 		}
-	case KindPartLabel:
+	case devspec.PartLabel:
 		if d.DevType == "partition" && d.PartName == spec.Value {
 			return d
 		}
 		// The kernel squashes PARTNAME to 7-bit ASCII; the GPT has the
 		// real name.
 		return r.gptMatch(d, func(p Partition) bool { return p.Name == spec.Value })
-	case KindPartUUID:
+	case devspec.PartUUID:
 		return r.gptMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
 	}
 	return nil

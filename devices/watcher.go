@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // Watcher ties the kernel edge to the registry: Start opens the uevent
@@ -54,12 +56,12 @@ func (w *Watcher) onOverflow() {
 }
 
 // WaitFor waits for one device; see Registry.WaitFor.
-func (w *Watcher) WaitFor(ctx context.Context, spec Spec) (string, error) {
+func (w *Watcher) WaitFor(ctx context.Context, spec devspec.Spec) (string, error) {
 	return w.reg.WaitFor(ctx, spec)
 }
 
 // WaitAll waits for several devices concurrently; see Registry.WaitAll.
-func (w *Watcher) WaitAll(ctx context.Context, specs []Spec) ([]string, error) {
+func (w *Watcher) WaitAll(ctx context.Context, specs []devspec.Spec) ([]string, error) {
 	return w.reg.WaitAll(ctx, specs)
 }
 

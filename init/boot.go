@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
@@ -112,7 +113,7 @@ func (b *boot) startDevices() error {
 // waitFor resolves a DEVSPEC to a device node, waiting for it up to
 // rd.timeout from the start of the boot.
 func (b *boot) waitFor(role, spec string) (string, error) {
-	s, err := devices.ParseSpec(spec)
+	s, err := devspec.Parse(spec)
 	if err != nil {
 		return "", fmt.Errorf("%s device %q: %w", role, spec, err)
 	}

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/keel-boot/keel/datapart"
-	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
@@ -58,7 +58,7 @@ func (b *boot) findData() (string, error) {
 		// together. An expired context makes WaitFor a lookup.
 		ctx, cancel := context.WithTimeout(context.Background(), 0)
 		defer cancel()
-		dev, err := b.dev.WaitFor(ctx, devices.Spec{Kind: devices.KindPartLabel, Value: "data"})
+		dev, err := b.dev.WaitFor(ctx, devspec.OfPartLabel("data"))
 		if err != nil {
 			b.log.Infof("no data partition (PARTLABEL=data): / is volatile, /var and /home come from the image")
 			return "", nil
