@@ -4,7 +4,8 @@
 // It listens to kernel uevents on a netlink socket opened before any module
 // is loaded, re-announces devices that already exist (coldplug) and keeps a
 // registry of block devices. Specs are resolved from the uevents (PARTNAME)
-// and, lazily, by reading the GPT of whole disks (PARTUUID: the 6.1 kernel's
+// and, lazily, by reading the partition table (GPT or MBR) of whole disks
+// (PARTUUID: the 6.1 kernel's
 // uevents do not carry it) and filesystem superblocks (UUID, LABEL). Waiting
 // blocks on a condition variable fed by uevents; nothing sleeps and polls.
 //

@@ -17,7 +17,7 @@ type Device struct {
 	Parent   string `json:"parent,omitempty"`    // disk of a partition
 	PartN    int    `json:"partn,omitempty"`     // partition number
 	PartName string `json:"partlabel,omitempty"` // from the uevent
-	PartUUID string `json:"partuuid,omitempty"`  // from the parent's GPT, once read
+	PartUUID string `json:"partuuid,omitempty"`  // from the parent's GPT or MBR, once read
 	FSType   string `json:"fstype,omitempty"`    // once probed
 	UUID     string `json:"uuid,omitempty"`
 	Label    string `json:"label,omitempty"`
@@ -57,7 +57,7 @@ func (r *Registry) match(spec devspec.Spec) (string, bool) {
 }
 
 // matchDevice returns the device d yields for spec: d itself for filesystem
-// and PARTNAME matches, one of d's partitions when d's GPT matches.
+// and PARTNAME matches, one of d's partitions when d's partition table matches.
 func (r *Registry) matchDevice(spec devspec.Spec, d *device) *device {
 	switch spec.Kind {
 	case devspec.UUID:
@@ -74,17 +74,17 @@ func (r *Registry) matchDevice(spec devspec.Spec, d *device) *device {
 		}
 		// The kernel squashes PARTNAME to 7-bit ASCII; the GPT has the
 		// real name.
-		return r.gptMatch(d, func(p Partition) bool { return p.Name == spec.Value })
+		return r.tableMatch(d, func(p Partition) bool { return p.Name == spec.Value })
 	case devspec.PartUUID:
-		return r.gptMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
+		return r.tableMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
 	}
 	return nil
 }
 
-// gptMatch returns the partition device of disk d whose GPT entry satisfies
+// tableMatch returns the partition device of disk d whose partition table entry satisfies
 // ok, once the kernel has announced that partition.
-func (r *Registry) gptMatch(d *device, ok func(Partition) bool) *device {
-	for _, p := range d.gpt {
+func (r *Registry) tableMatch(d *device, ok func(Partition) bool) *device {
+	for _, p := range d.parts {
 		if ok(p) {
 			if pd := r.partitionDevice(d.DevName, p.Index); pd != nil {
 				return pd
@@ -105,13 +105,13 @@ func (r *Registry) partitionDevice(disk string, n int) *device {
 	return r.devs[PartitionName(disk, n)]
 }
 
-// partUUID returns the PARTUUID of partition d from its disk's GPT, if read.
+// partUUID returns the PARTUUID of partition d from its disk's partition table, if read.
 func (r *Registry) partUUID(d *device) string {
 	disk := r.devs[d.parent]
 	if disk == nil {
 		return ""
 	}
-	for _, p := range disk.gpt {
+	for _, p := range disk.parts {
 		if p.Index == d.PartN {
 			return p.UUID
 		}
