@@ -38,22 +38,27 @@ func (r *Registry) Devices() []Device {
 	return out
 }
 
-// match returns the device node satisfying spec, if one is known. Callers
+// match returns the device node satisfying spec, if one is known, on disk
+// (the disk itself or one of its partitions) unless disk is "". Callers
 // hold mu. Ties go to the device seen first, so the answer is stable.
-func (r *Registry) match(spec devspec.Spec) (string, bool) {
+func (r *Registry) match(spec devspec.Spec, disk string) (string, bool) {
 	if spec.Kind == devspec.Path {
 		d := r.devs[strings.TrimPrefix(spec.Value, "/dev/")]
-		if d == nil {
+		if d == nil || !onDisk(d, disk) {
 			return "", false
 		}
 		return r.nodePath(d.DevName), true
 	}
 	for _, d := range r.sorted() {
-		if m := r.matchDevice(spec, d); m != nil {
+		if m := r.matchDevice(spec, d); m != nil && onDisk(m, disk) {
 			return r.nodePath(m.DevName), true
 		}
 	}
 	return "", false
+}
+
+func onDisk(d *device, disk string) bool {
+	return disk == "" || d.DevName == disk || d.parent == disk
 }
 
 // matchDevice returns the device d yields for spec: d itself for filesystem

@@ -65,8 +65,19 @@ func seenList(seen []string) string {
 // (no polling) until ctx is done, then returns a *WaitError listing what was
 // seen. A /dev/NAME that already is a block node is returned at once.
 func (r *Registry) WaitFor(ctx context.Context, spec devspec.Spec) (string, error) {
+	return r.waitMatch(ctx, spec, "")
+}
+
+// WaitForOnDisk is WaitFor restricted to disk (a kernel name, vda) and its
+// partitions: how the init takes a default-labelled partition from the
+// system disk only, whatever other disks carry the same label.
+func (r *Registry) WaitForOnDisk(ctx context.Context, spec devspec.Spec, disk string) (string, error) {
+	return r.waitMatch(ctx, spec, disk)
+}
+
+func (r *Registry) waitMatch(ctx context.Context, spec devspec.Spec, disk string) (string, error) {
 	start := time.Now()
-	if spec.Kind == devspec.Path {
+	if spec.Kind == devspec.Path && disk == "" {
 		if p, ok := r.existingNode(spec.Value); ok {
 			return p, nil
 		}
@@ -82,7 +93,7 @@ func (r *Registry) WaitFor(ctx context.Context, spec devspec.Spec) (string, erro
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
-		if p, ok := r.match(spec); ok {
+		if p, ok := r.match(spec, disk); ok {
 			return p, nil
 		}
 		if jobs := r.claimProbes(spec); len(jobs) > 0 {
