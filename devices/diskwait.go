@@ -113,3 +113,54 @@ func (r *Registry) LoadSysfs() ([]SysBlock, error) {
 	}
 	return bs, err
 }
+
+// HasPartLabel reports whether the partition table of disk, once read,
+// lists a partition labelled label: a default partition the system disk
+// does not have is known missing at once, not waited for.
+func (r *Registry) HasPartLabel(disk, label string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devs[disk]
+	if d == nil {
+		return false
+	}
+	for _, p := range d.parts {
+		if p.Name == label {
+			return true
+		}
+	}
+	return false
+}
+
+// Settle waits, up to ctx, until every block device sysfs lists has been
+// announced to the registry: after the storage drivers loaded, the disks
+// they found are all known before the system disk is chosen.
+func (r *Registry) Settle(ctx context.Context) error {
+	names, err := BlockNames(r.opts.SysDir)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		var missing []string
+		for _, n := range names {
+			if r.devs[n] == nil {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if err := r.waitErr(ctx); err != nil {
+			return fmt.Errorf("%s listed in sysfs but not announced: %w", strings.Join(missing, ", "), err)
+		}
+		r.cond.Wait()
+	}
+}

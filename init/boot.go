@@ -27,6 +27,8 @@ type boot struct {
 	rep   *report.Report
 	stack *mounts.Stack
 	dev   *devices.Watcher
+	// sys is the system disk, chosen once (disk.go).
+	sys systemDisk
 	// devDeadline bounds every device wait: rd.timeout from the moment
 	// device discovery started.
 	devDeadline time.Time
@@ -110,8 +112,9 @@ func (b *boot) startDevices() error {
 	return nil
 }
 
-// waitFor resolves a DEVSPEC to a device node, waiting for it up to
-// rd.timeout from the start of the boot.
+// waitFor resolves a DEVSPEC given explicitly (command line, baked
+// defaults) to a device node, on any disk, waiting for it up to rd.timeout
+// from the start of the boot. Default labels go through waitForDefault.
 func (b *boot) waitFor(role, spec string) (string, error) {
 	s, err := devspec.Parse(spec)
 	if err != nil {
@@ -124,5 +127,8 @@ func (b *boot) waitFor(role, spec string) (string, error) {
 		return "", fmt.Errorf("%s device: %w (rd.timeout=%v)", role, err, b.cfg.Timeout)
 	}
 	b.log.Infof("%s device %s is %s", role, spec, path)
+	if role == roleRoot {
+		b.noteRootDisk(path)
+	}
 	return path, nil
 }

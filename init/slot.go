@@ -113,11 +113,7 @@ func (b *boot) bootState(forced bool) (slots.Store, func()) {
 	if forced {
 		return mem("")
 	}
-	spec := "PARTLABEL=" + slots.BootStateLabel
-	if b.cfg.BootState != "" {
-		spec = b.cfg.BootState
-	}
-	dev, err := b.waitFor("bootstate", spec)
+	dev, err := b.waitForOr(slots.BootStateLabel, b.cfg.BootState)
 	if err != nil {
 		return mem(err.Error())
 	}

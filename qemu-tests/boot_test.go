@@ -229,7 +229,7 @@ func failures() []failure {
 				return d
 			}},
 		{name: "missing-partition", cmdline: "slot=b rd.timeout=3",
-			want: `waiting for PARTLABEL=root-b (seen: vda, vda1 "root-a", vda2 "verity-a") (rd.timeout=3s)`,
+			want: `PARTLABEL=root-b: no system disk: no disk holds all of root-a, verity-a, root-b, verity-b (vda holds only root-a, verity-a) (seen: vda, vda1 "root-a", vda2 "verity-a")`,
 			disk: func(t *testing.T) vm.Disk {
 				return vm.NewDisk(t, "", []vm.Part{{Name: "root-a", SizeMiB: 1}, {Name: "verity-a", SizeMiB: 1}})
 			}},
