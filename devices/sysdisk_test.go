@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -193,5 +194,52 @@ func TestWaitSystemDiskTimesOut(t *testing.T) {
 	_, err := fs.reg.WaitSystemDisk(ctx, "", "")
 	if !errors.Is(err, ErrNoSystemDisk) || !strings.Contains(err.Error(), "vda holds only root-a, verity-a") || !strings.HasSuffix(err.Error(), "(seen: vda)") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestSettle: Settle returns once every device sysfs lists was announced,
+// and names the ones that were not when ctx ends first.
+func TestSettle(t *testing.T) {
+	sys := fakeSysfs(t, sysDev{name: "vda", major: 254}, sysDev{name: "vdb", major: 254, minor: 16})
+	reg := NewRegistry(Options{DevDir: t.TempDir(), SysDir: sys})
+	reg.Handle(ev(t, "add", "vda", "", 0, ""))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := reg.Settle(ctx); err == nil || !strings.HasPrefix(err.Error(), "vdb listed in sysfs but not announced") {
+		t.Errorf("Settle before vdb: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- reg.Settle(context.Background()) }()
+	reg.Handle(ev(t, "add", "vdb", "", 0, ""))
+	if err := <-done; err != nil {
+		t.Errorf("Settle: %v", err)
+	}
+}
+
+// TestLoadSysfs: a registry read from sysfs resolves labels and disks as
+// one fed by uevents.
+func TestLoadSysfs(t *testing.T) {
+	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=1M, name=root-a\n size=1M, name=verity-a\n size=1M, name=root-b\n size=1M, name=verity-b\n")
+	sys := fakeSysfs(t, sysDev{name: "vda", major: 254},
+		sysDev{name: "vda3", parent: "vda", major: 254, minor: 3, uevent: "PARTN=3\nPARTNAME=root-b\n"})
+	dev := t.TempDir()
+	if err := os.Symlink(img, filepath.Join(dev, "vda")); err != nil {
+		t.Fatal(err)
+	}
+	reg := NewRegistry(Options{DevDir: dev, SysDir: sys})
+	if bs, err := reg.LoadSysfs(); err != nil || len(bs) != 2 {
+		t.Fatalf("LoadSysfs = %+v, %v", bs, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sd, err := reg.WaitSystemDisk(ctx, "", "")
+	if err != nil || sd.Disk != "vda" {
+		t.Fatalf("WaitSystemDisk = %+v, %v", sd, err)
+	}
+	if p, err := reg.WaitForOnDisk(ctx, spec(t, "PARTLABEL=root-b"), "vda"); err != nil || p != filepath.Join(dev, "vda3") {
+		t.Errorf("WaitForOnDisk(root-b) = %q, %v", p, err)
+	}
+	if !reg.HasPartLabel("vda", "verity-a") || reg.HasPartLabel("vda", "data") || reg.DiskOf(filepath.Join(dev, "vda3")) != "vda" {
+		t.Error("HasPartLabel/DiskOf disagree with the GPT")
 	}
 }
