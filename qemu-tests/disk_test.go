@@ -123,7 +123,7 @@ func TestTwoSystemDisks(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	one, two := abDisk(t, nil, nil), abDisk(t, nil, nil)
-	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{one.Path, two.Path}, Cmdline: "rd.timeout=5"})
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{one.Path, two.Path}})
 	m.Expect("keel: BOOT FAILED:")
 	m.Expect("more than one system disk: vda and vdb all hold root-a, verity-a, root-b, verity-b")
 	shellWorks(t, m)
