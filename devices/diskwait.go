@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/keel-boot/keel/devspec"
 )
 
@@ -84,16 +86,25 @@ func (r *Registry) diskParts() []DiskPart {
 }
 
 // DiskOf returns the kernel name of the disk holding the device at node
-// (a path under the registry's /dev): its parent for a partition, itself
-// for a whole disk; "" when the device is unknown.
+// (a path under the registry's /dev, or any block node, matched by device
+// number): its parent for a partition, itself for a whole disk; "" when
+// the device is unknown.
 func (r *Registry) DiskOf(node string) string {
+	var st unix.Stat_t
+	statErr := unix.Stat(node, &st)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	name, err := filepath.Rel(r.opts.DevDir, node)
-	if err != nil || strings.HasPrefix(name, "..") {
-		return ""
+	var d *device
+	if name, err := filepath.Rel(r.opts.DevDir, node); err == nil && !strings.HasPrefix(name, "..") {
+		d = r.devs[name]
 	}
-	d := r.devs[name]
+	if d == nil && statErr == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+		for _, c := range r.devs {
+			if c.Major == unix.Major(st.Rdev) && c.Minor == unix.Minor(st.Rdev) {
+				d = c
+			}
+		}
+	}
 	switch {
 	case d == nil:
 		return ""
