@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/keel-boot/keel/bootstate"
-	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
@@ -225,23 +223,11 @@ func (b *boot) loadBootState() *bootState {
 	return b.bs
 }
 
-// bootStateDevice resolves bootstate= or the default label.
+// bootStateDevice resolves bootstate= or the default label on the system
+// disk. With slot= on an unlocked initramfs a missing bootstate partition
+// is no wait: the system disk's table shows at once that it has none.
 func (b *boot) bootStateDevice() (string, error) {
-	spec := "PARTLABEL=" + bootstate.Label
-	if b.cfg.BootState != "" {
-		spec = b.cfg.BootState
-	}
-	if b.cfg.Slot != "" && !b.baked.Locked {
-		// slot= leaves the counters alone: look, do not wait.
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		s, err := devices.ParseSpec(spec)
-		if err != nil {
-			return "", err
-		}
-		return b.dev.WaitFor(ctx, s)
-	}
-	return b.waitFor("bootstate", spec)
+	return b.waitForOr(bootstate.Label, b.cfg.BootState)
 }
 
 // memBootState is boot counting in memory, with why.

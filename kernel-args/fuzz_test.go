@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dspec "github.com/keel-boot/keel/devspec"
 )
 
 var fuzzSeeds = []string{
@@ -98,7 +100,7 @@ func checkInvariants(t *testing.T, line string, c Config, locked bool) {
 		}
 	}
 	for _, d := range []string{c.Root, c.VerityHash, c.BootState, c.RootA, c.RootB, c.VerityA, c.VerityB, c.Data} {
-		if spec, err := ParseDevSpec(d); d != "" && d != DataNone && (err != nil || spec.String() != d) {
+		if spec, err := dspec.Parse(d); d != "" && d != DataNone && (err != nil || spec.String() != d) {
 			fail("device " + d)
 		}
 	}

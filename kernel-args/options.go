@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	// Aliased: devspec is the name of this file's DEVSPEC option setter.
+	dspec "github.com/keel-boot/keel/devspec"
 )
 
 // maxSeconds bounds rd.timeout= and rd.emergency.timeout= (one week): larger
@@ -154,7 +157,7 @@ func devspec(dst *string, allowNone bool) setter {
 			*dst = DataNone
 			return ""
 		}
-		d, err := ParseDevSpec(par.Value)
+		d, err := dspec.Parse(par.Value)
 		if err != nil {
 			return err.Error()
 		}

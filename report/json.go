@@ -97,6 +97,22 @@ func (r *Report) Marshal() ([]byte, error) {
 	optString(&w, "failure", r.Failure)
 	w.Key("locked")
 	w.Bool(r.Locked)
+	optString(&w, "system_disk", r.SystemDisk)
+	if len(r.StrayPartitions) > 0 {
+		w.Key("stray_partitions")
+		w.BeginArray()
+		for _, st := range r.StrayPartitions {
+			w.BeginObject()
+			w.Key("device")
+			w.String(st.Device)
+			w.Key("label")
+			w.String(st.Label)
+			w.Key("disk")
+			w.String(st.Disk)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
 	w.EndObject()
 	return w.Bytes()
 }
@@ -175,6 +191,13 @@ func Parse(b []byte) (*Report, error) {
 	if n := root.Opt("tries_left"); n.Present() {
 		tries := n.Int()
 		r.TriesLeft = &tries
+	}
+	r.SystemDisk = root.Opt("system_disk").Str()
+	if items := root.Opt("stray_partitions").Items(); items != nil {
+		r.StrayPartitions = make([]Stray, 0, len(items))
+		for _, st := range items {
+			r.StrayPartitions = append(r.StrayPartitions, Stray{Device: st.Opt("device").Str(), Label: st.Opt("label").Str(), Disk: st.Opt("disk").Str()})
+		}
 	}
 	if items := root.Opt("fallbacks").Items(); items != nil {
 		r.Fallbacks = make([]Fallback, 0, len(items))

@@ -50,6 +50,12 @@ type Report struct {
 	// Failure is set when the boot ended in the emergency policy.
 	Failure string `json:"failure,omitempty"`
 	Locked  bool   `json:"locked"`
+
+	// SystemDisk is the disk every default-labelled keel partition of this
+	// boot came from (docs/boot-sequence.md), StrayPartitions the keel
+	// labels found on other disks: named, never used.
+	SystemDisk      string  `json:"system_disk,omitempty"`
+	StrayPartitions []Stray `json:"stray_partitions,omitempty"`
 }
 
 // Fallback is a slot that failed in the initramfs during this boot.
@@ -60,6 +66,14 @@ type Fallback struct {
 	// the failure marked the slot bad.
 	Class   string `json:"class,omitempty"`
 	Retired bool   `json:"retired,omitempty"`
+}
+
+// Stray is a partition with a keel label on a disk that is not the system
+// disk.
+type Stray struct {
+	Device string `json:"device"` // /dev/sdb2
+	Label  string `json:"label"`  // root-a, verity-a, root-b, verity-b, bootstate, data
+	Disk   string `json:"disk"`   // /dev/sdb
 }
 
 // Phase is one step of the boot sequence and how long it took.

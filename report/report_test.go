@@ -52,7 +52,8 @@ func reports() []*Report {
 	zero, minus := 0, -3
 	out := []*Report{
 		{},
-		{Phases: []Phase{}, Fallbacks: []Fallback{}, Devices: map[string]string{}, Warnings: []string{}, Data: &Data{}},
+		{Phases: []Phase{}, Fallbacks: []Fallback{}, Devices: map[string]string{}, Warnings: []string{}, Data: &Data{}, StrayPartitions: []Stray{}},
+		{SystemDisk: "/dev/vda", StrayPartitions: []Stray{{Device: "/dev/sda1", Label: "root-a", Disk: "/dev/sda"}, {}}},
 		{Version: 1, Mode: "slot", Slot: "a", SlotReason: "highest priority", TriesLeft: &zero,
 			Fallbacks: []Fallback{{Slot: "b", Reason: "verity: bad root hash"}}, ImageID: "img-42", RootHash: "ab12",
 			Authenticated: true, HashSource: "header", KeyID: "k1", Overlay: "tmpfs",
@@ -67,7 +68,8 @@ func reports() []*Report {
 		out = append(out, &Report{Mode: s, Slot: s, SlotReason: s, Fallbacks: []Fallback{{Slot: s, Reason: s}}, ImageID: s,
 			RootHash: s, HashSource: s, KeyID: s, Overlay: s, Devices: map[string]string{s: s, odd[(i+1)%len(odd)]: "x"},
 			Data:   &Data{Device: s, FSType: s, Created: []string{s}, Upper: s, Pruned: []string{s, s}, Binds: []string{s}},
-			Phases: []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s})
+			Phases: []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s,
+			SystemDisk: s, StrayPartitions: []Stray{{Device: s, Label: s, Disk: s}}})
 	}
 	return out
 }
