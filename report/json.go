@@ -26,19 +26,7 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.Key("tries_left")
 		w.Int(int64(*r.TriesLeft))
 	}
-	if len(r.Fallbacks) > 0 {
-		w.Key("fallbacks")
-		w.BeginArray()
-		for _, f := range r.Fallbacks {
-			w.BeginObject()
-			w.Key("slot")
-			w.String(f.Slot)
-			w.Key("reason")
-			w.String(f.Reason)
-			w.EndObject()
-		}
-		w.EndArray()
-	}
+	optPairs(&w, "fallbacks", "slot", len(r.Fallbacks), func(i int) (string, string) { return r.Fallbacks[i].Slot, r.Fallbacks[i].Reason })
 	optString(&w, "image_id", r.ImageID)
 	optString(&w, "root_hash", r.RootHash)
 	w.Key("authenticated")
@@ -81,6 +69,7 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.EndArray()
 	}
 	optStrings(&w, "warnings", r.Warnings)
+	optPairs(&w, "refused", "option", len(r.Refused), func(i int) (string, string) { return r.Refused[i].Option, r.Refused[i].Reason })
 	w.Key("init")
 	w.String(r.Init)
 	optString(&w, "failure", r.Failure)
@@ -119,6 +108,26 @@ func optBool(w *minjson.Writer, key string, b bool) {
 		w.Key(key)
 		w.Bool(true)
 	}
+}
+
+// optPairs writes a list tagged omitempty of n objects {name: …, "reason": …}
+// (Fallback, Refused); at gives the i-th name and reason.
+func optPairs(w *minjson.Writer, key, name string, n int, at func(int) (string, string)) {
+	if n == 0 {
+		return
+	}
+	w.Key(key)
+	w.BeginArray()
+	for i := range n {
+		v, reason := at(i)
+		w.BeginObject()
+		w.Key(name)
+		w.String(v)
+		w.Key("reason")
+		w.String(reason)
+		w.EndObject()
+	}
+	w.EndArray()
 }
 
 func optStrings(w *minjson.Writer, key string, list []string) {
@@ -166,6 +175,12 @@ func Parse(b []byte) (*Report, error) {
 		r.Fallbacks = make([]Fallback, 0, len(items))
 		for _, f := range items {
 			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str()})
+		}
+	}
+	if items := root.Opt("refused").Items(); items != nil {
+		r.Refused = make([]Refused, 0, len(items))
+		for _, f := range items {
+			r.Refused = append(r.Refused, Refused{Option: f.Opt("option").Str(), Reason: f.Opt("reason").Str()})
 		}
 	}
 	if n := root.Opt("devices"); n.Present() {

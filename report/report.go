@@ -39,7 +39,9 @@ type Report struct {
 	Data          *Data             `json:"data,omitempty"`
 	Phases        []Phase           `json:"phases"`
 	Warnings      []string          `json:"warnings,omitempty"`
-	Init          string            `json:"init"`
+	// Refused lists the command-line options a locked initramfs ignored.
+	Refused []Refused `json:"refused,omitempty"`
+	Init    string    `json:"init"`
 	// Failure is set when the boot ended in the emergency policy.
 	Failure string `json:"failure,omitempty"`
 	Locked  bool   `json:"locked"`
@@ -48,6 +50,13 @@ type Report struct {
 // Fallback is a slot that failed in the initramfs during this boot.
 type Fallback struct {
 	Slot   string `json:"slot"`
+	Reason string `json:"reason"`
+}
+
+// Refused is a command-line option refused because the initramfs is locked
+// (docs/cmdline.md): the option as written and why.
+type Refused struct {
+	Option string `json:"option"` // "data=/dev/sdb1"
 	Reason string `json:"reason"`
 }
 
