@@ -183,20 +183,27 @@ func TestLockedPlainDataNotUsed(t *testing.T) {
 }
 
 // TestUnauthenticatedRootWarns: a root nothing authenticated (no trusted
-// keys baked in, so the unsigned header was accepted; or verity=off) is
-// named on the console at warning level even with quiet, and in boot.json.
+// keys baked in, so the unsigned header was accepted; verity=off; a plain
+// root=) is named on the console at warning level even with quiet, and in
+// boot.json.
 func TestUnauthenticatedRootWarns(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
-	disk := abDisk(t, &a, nil)
+	slots := abDisk(t, &a, nil)
+	plain := vm.NewDisk(t, "", []vm.Part{{Name: "plain", SizeMiB: 33, Content: vm.MkExt4(t, payloadTree(t, "image-a"), 32, "")}})
 	rd := initrd(t)
-	for _, tt := range []struct{ name, cmdline, console, warning string }{
-		{"unsigned", "slot=a quiet", "keel: WARNING: root NOT AUTHENTICATED: no trusted keys are baked into the initramfs", "root NOT AUTHENTICATED"},
-		{"verity-off", "slot=a quiet verity=off", "keel: WARNING: verity=off: root NOT VERIFIED", "verity=off: root NOT VERIFIED"},
+	for _, tt := range []struct {
+		name, cmdline, console, warning string
+		disk                            vm.Disk
+	}{
+		{"unsigned", "slot=a quiet", "keel: WARNING: root NOT AUTHENTICATED: no trusted keys are baked into the initramfs",
+			"root NOT AUTHENTICATED", slots},
+		{"verity-off", "slot=a quiet verity=off", "keel: WARNING: verity=off: root NOT VERIFIED", "verity=off: root NOT VERIFIED", slots},
+		{"plain-root", "root=PARTLABEL=plain quiet", "keel: WARNING: plain root /dev/vda1: root NOT VERIFIED", "root NOT VERIFIED", plain},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}, Cmdline: tt.cmdline})
+			m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{tt.disk.Path}, Cmdline: tt.cmdline})
 			m.Expect(tt.console)
 			r := m.ExpectReport()
 			m.ExpectPowerOff()
