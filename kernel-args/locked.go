@@ -34,7 +34,7 @@ func (p *parser) device(dst *string, baked string, allowNone bool) setter {
 }
 
 // bakedDevice names what a device option means when the command line does
-// not set it: the baked DEVSPEC, or the default label of SPEC.md's layout.
+// not set it: the baked DEVSPEC, or the default label (docs/cmdline.md).
 func bakedDevice(name, baked string) string {
 	switch {
 	case baked != "":
