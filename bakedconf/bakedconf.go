@@ -21,7 +21,8 @@ const Version = 1
 type Config struct {
 	Version int `json:"version"`
 	// Locked refuses every command-line option that would weaken the boot
-	// (shell, rd.break, verity=off, untrusted roothash=, plain root=).
+	// (shell, rd.break, verity=off, untrusted roothash=, plain root=, device
+	// overrides other than the baked ones: docs/cmdline.md).
 	Locked bool `json:"locked,omitempty"`
 	// Cmdline holds default options in kernel command-line syntax; the real
 	// command line is parsed over them.

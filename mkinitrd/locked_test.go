@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keel-boot/keel/bakedconf"
+	kargs "github.com/keel-boot/keel/kernel-args"
 )
 
 const rootHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -92,4 +93,26 @@ func TestLockedBuild(t *testing.T) {
 			t.Errorf("mkinitrd %q: summary %q lacks %q", tt.args, out, want)
 		}
 	}
+}
+
+// FuzzCheckLocked: a baked line checkLocked accepts gives a locked init
+// something to trust, nothing it would refuse, and no plain root.
+func FuzzCheckLocked(f *testing.F) {
+	f.Add("", false)
+	f.Add("roothash="+rootHash+" root=PARTLABEL=i systemd.verity_root_hash=PARTLABEL=h", false)
+	f.Add("quiet rd.break data=/dev/sdb1", true)
+	f.Add("root=/dev/sda2 rd.timeout=x", true)
+	f.Fuzz(func(t *testing.T, cmdline string, withKey bool) {
+		var trust []string
+		if withKey {
+			trust = []string{"k.pub"}
+		}
+		if checkLocked(trust, cmdline) != nil {
+			return
+		}
+		base, problems := kargs.FromBaked(cmdline, true)
+		if len(problems) > 0 || base.PlainRoot() || (!withKey && base.RootHash == "") {
+			t.Fatalf("checkLocked accepted %q (key %v): problems %v, config %+v", cmdline, withKey, problems, base)
+		}
+	})
 }
