@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
@@ -21,6 +22,7 @@ type slotState struct {
 	Priority    int    `json:"priority"`
 	Tries       int    `json:"tries"`
 	Good        bool   `json:"good"`
+	Unconfirmed int    `json:"unconfirmed"`
 	Bootable    bool   `json:"bootable"`
 	Reason      string `json:"reason"`
 	HeaderError string `json:"header_error"`
@@ -133,7 +135,7 @@ func TestBootCountTrial(t *testing.T) {
 			if s := diskStatus(t, disk); s.Initialised {
 				t.Fatalf("blank bootstate: status says initialised (sequence %d)", s.Sequence)
 			}
-			def := slots.DefaultState().Slot(slots.SlotA)
+			def := bootstate.DefaultState().Slot(slots.SlotA)
 			br := f.boot(t, "", "a")
 			wantTriesLeft(t, br, int(def.Tries)-1)
 			if !strings.Contains(br.SlotReason, "highest priority") {
@@ -148,10 +150,10 @@ func TestBootCountTrial(t *testing.T) {
 			slotctlDisk(t, disk, "mark-good", "a") // the running system confirmed a
 			slotctlDisk(t, disk, "set-next", "b")
 			br := f.boot(t, "", "b")
-			wantTriesLeft(t, br, slots.DefaultTries-1)
+			wantTriesLeft(t, br, bootstate.DefaultTries-1)
 			s := diskStatus(t, disk)
-			if b, a := s.slot(t, "b"), s.slot(t, "a"); b.Tries != slots.DefaultTries-1 || b.Good || b.Priority <= a.Priority || !a.Good || !a.Bootable {
-				t.Errorf("after booting b on trial: %+v: want b first with %d tries, a good as the fallback", s.Slots, slots.DefaultTries-1)
+			if b, a := s.slot(t, "b"), s.slot(t, "a"); b.Tries != bootstate.DefaultTries-1 || b.Good || b.Priority <= a.Priority || !a.Good || !a.Bootable {
+				t.Errorf("after booting b on trial: %+v: want b first with %d tries, a good as the fallback", s.Slots, bootstate.DefaultTries-1)
 			}
 		}},
 		{"mark-good-keeps-b", func(t *testing.T) {
@@ -162,20 +164,22 @@ func TestBootCountTrial(t *testing.T) {
 			if !strings.Contains(br.SlotReason, "good") {
 				t.Errorf("slot_reason %q: want it to say b is good", br.SlotReason)
 			}
-			if after := diskStatus(t, disk).slot(t, "b"); after != before || !after.Good {
-				t.Errorf("b after a boot as a good slot: %+v, want unchanged %+v (good, tries not used)", after, before)
+			want := before
+			want.Unconfirmed++
+			if after := diskStatus(t, disk).slot(t, "b"); after != want || !after.Good {
+				t.Errorf("b after a boot as a good slot: %+v, want %+v (good, tries not used, one unconfirmed boot counted)", after, want)
 			}
 		}},
 		{"trial-never-good-rolls-back", func(t *testing.T) {
 			slotctlDisk(t, disk, "set-next", "b", "--tries", "1")
 			wantTriesLeft(t, f.boot(t, "", "b"), 0)
 			br := f.boot(t, "", "a")
-			if !strings.Contains(br.SlotReason, slots.ReasonTriesExhausted) {
+			if !strings.Contains(br.SlotReason, bootstate.ReasonTriesExhausted) {
 				t.Errorf("rollback boot: slot_reason %q: want it to say b's tries are exhausted", br.SlotReason)
 			}
 			s := diskStatus(t, disk)
-			if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || b.Good || b.Reason != slots.ReasonTriesExhausted {
-				t.Errorf("b after rollback: %+v: want priority 0, not bootable, reason %q", b, slots.ReasonTriesExhausted)
+			if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || b.Good || b.Reason != bootstate.ReasonTriesExhausted {
+				t.Errorf("b after rollback: %+v: want priority 0, not bootable, reason %q", b, bootstate.ReasonTriesExhausted)
 			}
 			if a := s.slot(t, "a"); !a.Good || !a.Bootable {
 				t.Errorf("a after rollback: %+v: want good and bootable", a)
@@ -236,7 +240,7 @@ func TestBootCountFallback(t *testing.T) {
 			t.Fatalf("b after the corruption restarted the machine: %+v: want its one try used", b)
 		}
 		br := f.boot(t, "", "a")
-		if !strings.Contains(br.SlotReason, slots.ReasonTriesExhausted) {
+		if !strings.Contains(br.SlotReason, bootstate.ReasonTriesExhausted) {
 			t.Errorf("boot after the restart: slot_reason %q: want b's tries exhausted", br.SlotReason)
 		}
 	})
@@ -246,8 +250,8 @@ func TestBootCountFallback(t *testing.T) {
 		corrupt(t, f.disk.Path, f.disk.Part(t, "root-a").Offset+2048)
 		m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}})
 		m.Expect("keel: BOOT FAILED:")
-		m.ExpectRegexp(`slot a: .*dm-verity keel-root-a: first read failed`)
-		m.ExpectRegexp(`slot b: .*not in the trusted set`)
+		m.ExpectRegexp(`slot a \(image fault\): .*dm-verity keel-root-a: first read failed`)
+		m.ExpectRegexp(`slot b \(image fault\): .*not in the trusted set`)
 		shellWorks(t, m)
 		m.Kill()
 		s := diskStatus(t, f.disk.Path)

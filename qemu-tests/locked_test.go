@@ -2,9 +2,7 @@ package qemutests
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,22 +50,10 @@ func marker(r report.Report) string {
 	return *r.Marker
 }
 
-// partSum is the sha256 of a partition's bytes in a disk image.
+// partSum is the sha256 of partition name's bytes in a disk image.
 func partSum(t testing.TB, disk vm.Disk, name string) [32]byte {
 	t.Helper()
-	p := disk.Part(t, name)
-	f, err := os.Open(disk.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, p.Offset, p.Size)); err != nil {
-		t.Fatal(err)
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum
+	return partitionSum(t, disk.Path, disk.Part(t, name))
 }
 
 // TestLockedRefusesOverrides: a locked initramfs, given a command line that

@@ -26,8 +26,31 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.Key("tries_left")
 		w.Int(int64(*r.TriesLeft))
 	}
-	optPairs(&w, "fallbacks", "slot", len(r.Fallbacks), func(i int) (string, string) { return r.Fallbacks[i].Slot, r.Fallbacks[i].Reason })
+	if r.Unconfirmed != 0 {
+		w.Key("unconfirmed")
+		w.Int(int64(r.Unconfirmed))
+	}
+	optString(&w, "demoted", r.Demoted)
+	if len(r.Fallbacks) > 0 {
+		w.Key("fallbacks")
+		w.BeginArray()
+		for _, f := range r.Fallbacks {
+			w.BeginObject()
+			w.Key("slot")
+			w.String(f.Slot)
+			w.Key("reason")
+			w.String(f.Reason)
+			optString(&w, "class", f.Class)
+			optBool(&w, "retired", f.Retired)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
 	optString(&w, "image_id", r.ImageID)
+	if r.RollbackIndex != 0 {
+		w.Key("rollback_index")
+		w.Int(int64(r.RollbackIndex))
+	}
 	optString(&w, "root_hash", r.RootHash)
 	w.Key("authenticated")
 	w.Bool(r.Authenticated)
@@ -69,7 +92,19 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.EndArray()
 	}
 	optStrings(&w, "warnings", r.Warnings)
-	optPairs(&w, "refused", "option", len(r.Refused), func(i int) (string, string) { return r.Refused[i].Option, r.Refused[i].Reason })
+	if len(r.Refused) > 0 {
+		w.Key("refused")
+		w.BeginArray()
+		for _, f := range r.Refused {
+			w.BeginObject()
+			w.Key("option")
+			w.String(f.Option)
+			w.Key("reason")
+			w.String(f.Reason)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
 	w.Key("init")
 	w.String(r.Init)
 	optString(&w, "failure", r.Failure)
@@ -110,26 +145,6 @@ func optBool(w *minjson.Writer, key string, b bool) {
 	}
 }
 
-// optPairs writes a list tagged omitempty of n objects {name: …, "reason": …}
-// (Fallback, Refused); at gives the i-th name and reason.
-func optPairs(w *minjson.Writer, key, name string, n int, at func(int) (string, string)) {
-	if n == 0 {
-		return
-	}
-	w.Key(key)
-	w.BeginArray()
-	for i := range n {
-		v, reason := at(i)
-		w.BeginObject()
-		w.Key(name)
-		w.String(v)
-		w.Key("reason")
-		w.String(reason)
-		w.EndObject()
-	}
-	w.EndArray()
-}
-
 func optStrings(w *minjson.Writer, key string, list []string) {
 	if len(list) > 0 {
 		w.Key(key)
@@ -156,6 +171,9 @@ func Parse(b []byte) (*Report, error) {
 		Mode:          root.Opt("mode").Str(),
 		Slot:          root.Opt("slot").Str(),
 		SlotReason:    root.Opt("slot_reason").Str(),
+		Unconfirmed:   root.Opt("unconfirmed").Int(),
+		Demoted:       root.Opt("demoted").Str(),
+		RollbackIndex: uint64(root.Opt("rollback_index").Int()),
 		ImageID:       root.Opt("image_id").Str(),
 		RootHash:      root.Opt("root_hash").Str(),
 		Authenticated: root.Opt("authenticated").Bool(),
@@ -174,7 +192,8 @@ func Parse(b []byte) (*Report, error) {
 	if items := root.Opt("fallbacks").Items(); items != nil {
 		r.Fallbacks = make([]Fallback, 0, len(items))
 		for _, f := range items {
-			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str()})
+			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str(),
+				Class: f.Opt("class").Str(), Retired: f.Opt("retired").Bool()})
 		}
 	}
 	if items := root.Opt("refused").Items(); items != nil {
