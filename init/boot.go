@@ -79,10 +79,7 @@ func (b *boot) loadConfig() error {
 		b.log.Warnf("baked default %v", p)
 	}
 	cfg, problems := kargs.Parse(strings.TrimSpace(string(cmdline)), base, baked.Locked)
-	for _, p := range problems {
-		b.log.Warnf("command line: %v", p)
-		b.rep.Warn("command line: %v", p)
-	}
+	b.commandLineProblems(problems)
 	b.cfg = cfg
 	switch cfg.LogLevel {
 	case kargs.Quiet:

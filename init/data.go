@@ -75,6 +75,9 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkDataEncryption(fs.Type, fs.Type == datapart.LUKS); err != nil {
+		return nil, err
+	}
 	d := &dataState{dev: dev, stack: mounts.NewStack()}
 	b.rep.Data = &report.Data{Device: dev}
 	if fs.Type == datapart.LUKS {

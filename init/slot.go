@@ -38,7 +38,7 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 	defer bs.close()
 	if forced != "" && b.baked.Locked {
 		if err := bs.state.CheckForced(forced); err != nil {
-			b.refuse("slot=%s: refused, the initramfs is locked: %v; boot counting chooses", forced, err)
+			b.refuseForced(forced, err)
 			forced = ""
 		}
 	}
@@ -66,12 +66,12 @@ func (b *boot) forcedSlot() (bootstate.Slot, error) {
 // maxUnconfirmed is how many boots of a good slot may go unconfirmed.
 func (b *boot) maxUnconfirmed() int { return bootstate.DefaultMaxUnconfirmed }
 
-// refuse says on the console (visible with quiet) and in the report that
-// an option was refused.
-func (b *boot) refuse(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	b.log.Warnf("%s", msg)
-	b.rep.Warn("%s", msg)
+// refuseForced says on the console (also with quiet) and in the report's
+// refused list that slot= was refused.
+func (b *boot) refuseForced(x bootstate.Slot, why error) {
+	reason := fmt.Sprintf("refused: the initramfs is locked and %v; boot counting chooses", why)
+	b.loud("command line: slot=%s: %s", x, reason)
+	b.rep.Refused = append(b.rep.Refused, report.Refused{Option: "slot=" + string(x), Reason: reason})
 }
 
 // reportSelection records the outcome of boot counting.

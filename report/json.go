@@ -92,6 +92,19 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.EndArray()
 	}
 	optStrings(&w, "warnings", r.Warnings)
+	if len(r.Refused) > 0 {
+		w.Key("refused")
+		w.BeginArray()
+		for _, f := range r.Refused {
+			w.BeginObject()
+			w.Key("option")
+			w.String(f.Option)
+			w.Key("reason")
+			w.String(f.Reason)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
 	w.Key("init")
 	w.String(r.Init)
 	optString(&w, "failure", r.Failure)
@@ -204,6 +217,12 @@ func Parse(b []byte) (*Report, error) {
 		for _, f := range items {
 			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str(),
 				Class: f.Opt("class").Str(), Retired: f.Opt("retired").Bool()})
+		}
+	}
+	if items := root.Opt("refused").Items(); items != nil {
+		r.Refused = make([]Refused, 0, len(items))
+		for _, f := range items {
+			r.Refused = append(r.Refused, Refused{Option: f.Opt("option").Str(), Reason: f.Opt("reason").Str()})
 		}
 	}
 	if n := root.Opt("devices"); n.Present() {

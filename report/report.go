@@ -46,7 +46,9 @@ type Report struct {
 	Data          *Data             `json:"data,omitempty"`
 	Phases        []Phase           `json:"phases"`
 	Warnings      []string          `json:"warnings,omitempty"`
-	Init          string            `json:"init"`
+	// Refused lists the command-line options a locked initramfs ignored.
+	Refused []Refused `json:"refused,omitempty"`
+	Init    string    `json:"init"`
 	// Failure is set when the boot ended in the emergency policy.
 	Failure string `json:"failure,omitempty"`
 	Locked  bool   `json:"locked"`
@@ -74,6 +76,13 @@ type Stray struct {
 	Device string `json:"device"` // /dev/sdb2
 	Label  string `json:"label"`  // root-a, verity-a, root-b, verity-b, bootstate, data
 	Disk   string `json:"disk"`   // /dev/sdb
+}
+
+// Refused is a command-line option refused because the initramfs is locked
+// (docs/cmdline.md): the option as written and why.
+type Refused struct {
+	Option string `json:"option"` // "data=/dev/sdb1"
+	Reason string `json:"reason"`
 }
 
 // Phase is one step of the boot sequence and how long it took.
