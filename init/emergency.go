@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
 )
 
@@ -31,17 +31,17 @@ func (b *boot) emergency(err error) {
 	_ = b.rep.Write(report.Path)
 	policy := b.cfg.Emergency
 	if policy == "" {
-		policy = "shell"
+		policy = kargs.EmergencyShell
 	}
-	if b.baked != nil && b.baked.Locked && policy == "shell" {
-		policy = "reboot"
+	if b.baked != nil && b.baked.Locked && policy == kargs.EmergencyShell {
+		policy = kargs.EmergencyReboot
 	}
-	if policy == "shell" && !b.waitForInput() {
-		policy = "reboot"
+	if policy == kargs.EmergencyShell && !b.waitForInput() {
+		policy = kargs.EmergencyReboot
 	}
-	if policy == "shell" {
+	if policy == kargs.EmergencyShell {
 		b.shell()
-		policy = "reboot"
+		policy = kargs.EmergencyReboot
 	}
 	b.halt(policy)
 }
@@ -103,11 +103,11 @@ func (b *boot) shell() {
 	}
 }
 
-// halt reboots or powers off; if even that fails it waits forever rather
+// halt reboots, or powers off for kargs.EmergencyPoweroff; if even that fails it waits forever rather
 // than exit and panic the kernel.
 func (b *boot) halt(policy string) {
 	cmd, what := unix.LINUX_REBOOT_CMD_RESTART, "rebooting"
-	if strings.EqualFold(policy, "poweroff") {
+	if policy == kargs.EmergencyPoweroff {
 		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "powering off"
 	}
 	b.log.Console("keel: %s", what)
