@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package dm is keel's one way to the kernel's device-mapper: the device
 // names the kernel accepts, the UUIDs cryptsetup gives its devices, the
 // /dev/mapper nodes keel makes itself (there is no udev in the initramfs),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package keys reads and writes the ed25519 key files of slot signing
 // (PKCS#8 and PKIX PEM), and loads the trusted keys that mkinitrd bakes in
 // and slotctl verifies with (both --trust). It lives apart from package slots so that the init,
