@@ -31,13 +31,7 @@ func (b *boot) emergency(err error) {
 	b.log.Console("\nkeel: BOOT FAILED: %v", err)
 	b.rep.Failure = err.Error()
 	_ = b.rep.Write(report.Path)
-	policy := b.cfg.Emergency
-	if policy == "" {
-		policy = kargs.EmergencyShell
-	}
-	if b.baked != nil && b.baked.Locked && policy == kargs.EmergencyShell {
-		policy = kargs.EmergencyReboot
-	}
+	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
 	if policy == kargs.EmergencyShell && !b.waitForInput() {
 		policy = kargs.EmergencyReboot
 	}
@@ -46,6 +40,19 @@ func (b *boot) emergency(err error) {
 		policy = kargs.EmergencyReboot
 	}
 	b.halt(policy)
+}
+
+// emergencyPolicy is what a failed boot does first: rd.emergency (a shell
+// when unset), except that a locked initramfs never opens a shell. Anything
+// but a shell or a power-off reboots.
+func emergencyPolicy(rdEmergency string, locked bool) string {
+	switch {
+	case rdEmergency == kargs.EmergencyPoweroff:
+		return kargs.EmergencyPoweroff
+	case (rdEmergency == kargs.EmergencyShell || rdEmergency == "") && !locked:
+		return kargs.EmergencyShell
+	}
+	return kargs.EmergencyReboot
 }
 
 // shellPath is the emergency shell baked in, "" when there is none.
