@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 )
@@ -37,6 +38,6 @@ func (b *boot) switchRoot() error {
 	// is left, only the reboot policy.
 	b.log.Errorf("%v", err)
 	fmt.Fprintf(os.Stderr, "keel: %v\n", err)
-	b.cfg.Emergency = "reboot"
+	b.cfg.Emergency = kargs.EmergencyReboot
 	return err
 }

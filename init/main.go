@@ -40,7 +40,7 @@ func (b *boot) recovery() {
 	}
 }
 
-// run is the boot sequence of SPEC.md, one call per phase. It only returns on
+// run is the boot sequence of docs/boot-sequence.md, one call per phase. It only returns on
 // failure: on success the last phase execs the real init.
 func (b *boot) run() error {
 	steps := []struct {
