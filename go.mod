@@ -6,8 +6,8 @@ require (
 	github.com/anatol/devmapper.go v0.0.0-20220907161421-ba4de5fc0fd1
 	github.com/hugelgupf/vmtest v0.0.0-20240307030256-5d9f3d34a58d
 	github.com/klauspost/compress v1.20.3
-	golang.org/x/crypto v0.1.0
-	golang.org/x/sys v0.49.0
+	golang.org/x/crypto v0.59.0
+	golang.org/x/sys v0.50.0
 )
 
 require (

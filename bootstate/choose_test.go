@@ -76,7 +76,7 @@ func TestChoose(t *testing.T) {
 	}
 }
 
-// TestRollbackScenario walks SPEC's update flow through Choose alone.
+// TestRollbackScenario walks the update flow of docs/formats.md ("Choosing a slot") through Choose alone.
 func TestRollbackScenario(t *testing.T) {
 	s := DefaultState()
 	boot := func() Slot {

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
@@ -76,65 +76,58 @@ func (b *boot) openData() error {
 	return nil
 }
 
-// dataPlan says which data partition to look for: spec, and whether to
-// wait for it up to rd.timeout (a DEVSPEC given, or the default label of a
-// partition an earlier boot used) or only look it up (the default label,
-// never seen). spec "" means none (data=none).
-func dataPlan(data string, seenBefore bool) (spec string, wait bool) {
+// dataPlan says which data partition to look for: spec ("" for none, with
+// data=none), and whether it is required — a DEVSPEC given, or the default
+// label of a partition an earlier boot used — so that not finding it is a
+// loud volatile boot rather than a system without a data partition.
+func dataPlan(data string, seenBefore bool) (spec string, required bool) {
 	switch data {
 	case kargs.DataNone:
 		return "", false
 	case "":
-		return "PARTLABEL=" + defaultDataLabel, seenBefore
+		return "PARTLABEL=" + devices.LabelData, seenBefore
 	}
 	return data, true
 }
 
-// defaultDataLabel is the GPT partition label of the data partition.
-const defaultDataLabel = "data"
-
-// findData resolves the data partition (see dataPlan). "" means none. One
-// that must be there and is not is a loud volatile boot.
+// findData resolves the data partition (see dataPlan). "" means none. A
+// DEVSPEC is waited for up to rd.timeout wherever it is; the default label
+// only on the system disk, which is waited for (its partition table then
+// says at once whether it has one). A required partition that is not found
+// is a loud volatile boot.
 func (b *boot) findData() (string, error) {
-	spec, wait := dataPlan(b.cfg.Data, b.dataSeenBefore())
+	spec, required := dataPlan(b.cfg.Data, b.dataSeenBefore())
 	switch {
 	case spec == "":
 		b.log.Infof("data=none: fully volatile system")
 		return "", nil
-	case wait:
+	case b.cfg.Data != "":
 		if _, found := b.lookup(spec); !found {
-			why := "named by data="
-			if b.cfg.Data == "" {
-				why = "an earlier boot used it"
-			}
-			b.log.Console("keel: waiting up to %v for the data partition %s (%s)", time.Until(b.devDeadline).Round(time.Second), spec, why)
+			b.log.Console("keel: waiting up to %v for the data partition %s (data=)", time.Until(b.devDeadline).Round(time.Second), spec)
 		}
 		dev, err := b.waitFor("data", spec)
 		if err != nil {
-			if b.cfg.Data == "" {
-				err = fmt.Errorf("an earlier boot used it, it is not here now: %w", err)
-			}
 			b.volatile(spec, err)
 			return "", nil
 		}
 		return dev, nil
 	}
-	// Optional and never seen: only looked up, once the system disk is
-	// there (a disk announces all its partitions together). An expired
-	// context makes WaitFor a lookup.
-	b.waitSystemDisk()
-	dev, found := b.lookup(spec)
-	if !found {
+	dev, err := b.waitForDefault("data", devices.LabelData)
+	switch {
+	case err == nil:
+		return dev, nil
+	case required:
+		b.volatile(spec, fmt.Errorf("an earlier boot used a data partition, none is here now: %w", err))
+	default:
 		b.log.Infof("no data partition (%s): / is volatile, /var and /home come from the image", spec)
-		return "", nil
 	}
-	return dev, nil
+	return "", nil
 }
 
 // lookup resolves spec to a device known now, without waiting: an expired
 // context makes WaitFor a lookup.
 func (b *boot) lookup(spec string) (string, bool) {
-	s, err := devices.ParseSpec(spec)
+	s, err := devspec.Parse(spec)
 	if err != nil {
 		return "", false
 	}
@@ -144,44 +137,14 @@ func (b *boot) lookup(spec string) (string, bool) {
 	return dev, err == nil
 }
 
-// systemDiskSpec is a partition of the system disk to wait for before the
-// default data partition is looked up: root= for a single image or a plain
-// root, the forced slot's image, else the boot-state partition.
-func systemDiskSpec(cfg kargs.Config) string {
-	switch {
-	case cfg.Root != "":
-		return cfg.Root
-	case cfg.Slot != "":
-		if o := cfg.SlotRoot(cfg.Slot); o != "" {
-			return o
-		}
-		return "PARTLABEL=root-" + cfg.Slot
-	case cfg.BootState != "":
-		return cfg.BootState
-	}
-	return "PARTLABEL=" + bootstate.Label
-}
-
-// waitSystemDisk waits, within rd.timeout, for the system disk; a missing
-// one is the root phase's error to report, not this one's.
-func (b *boot) waitSystemDisk() {
-	spec := systemDiskSpec(b.cfg)
-	s, err := devices.ParseSpec(spec)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
-	defer cancel()
-	if _, err := b.dev.WaitFor(ctx, s); err != nil {
-		b.log.Debugf("system disk (%s) not found before the data partition lookup: %v", spec, err)
-	}
-}
-
 // mountData unlocks dev when it is LUKS and mounts the filesystem inside.
 // Every error of the unlocking is a *lockedError.
 func (b *boot) mountData(dev string) (*dataState, error) {
 	fs, err := datapart.Probe(dev)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.checkDataEncryption(fs.Type, fs.Type == datapart.LUKS); err != nil {
 		return nil, err
 	}
 	d := &dataState{dev: dev, root: datapart.DefaultRoot, stack: mounts.NewStack()}

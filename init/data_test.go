@@ -59,23 +59,6 @@ func TestLUKSTimeout(t *testing.T) {
 	}
 }
 
-func TestSystemDiskSpec(t *testing.T) {
-	for _, tc := range []struct {
-		cfg  kargs.Config
-		want string
-	}{
-		{kargs.Config{}, "PARTLABEL=bootstate"},
-		{kargs.Config{BootState: "UUID=1"}, "UUID=1"},
-		{kargs.Config{Slot: "b"}, "PARTLABEL=root-b"},
-		{kargs.Config{Slot: "a", RootA: "/dev/sdb2"}, "/dev/sdb2"},
-		{kargs.Config{Root: "LABEL=os", Slot: "a"}, "LABEL=os"},
-	} {
-		if got := systemDiskSpec(tc.cfg); got != tc.want {
-			t.Errorf("systemDiskSpec(%+v) = %q, want %q", tc.cfg, got, tc.want)
-		}
-	}
-}
-
 func TestMayPrune(t *testing.T) {
 	part := func(name string) devices.Device { return devices.Device{Type: "partition", PartName: name} }
 	disk := []devices.Device{{Type: "disk", Name: "vda"}, part("root-a"), part("verity-a"), part("root-b"), part("verity-b"), part("data")}
@@ -222,7 +205,7 @@ func must(t *testing.T, err error) {
 
 // FuzzDataDecisions feeds the data phase's decisions from any command
 // line: data=none is the only way to no data partition; a DEVSPEC is
-// always waited for; a locked initramfs or an unattended emergency policy
+// always required; a locked initramfs or an unattended emergency policy
 // never waits forever for a passphrase; overridden slot devices never
 // allow pruning.
 func FuzzDataDecisions(f *testing.F) {
@@ -232,16 +215,13 @@ func FuzzDataDecisions(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, cmdline string, locked, seen bool) {
 		cfg, _ := kargs.Parse(cmdline, kargs.Defaults(), locked)
-		spec, wait := dataPlan(cfg.Data, seen)
-		if (spec == "") != (cfg.Data == kargs.DataNone) || (cfg.Data != "" && cfg.Data != kargs.DataNone && !wait) {
-			t.Errorf("data=%q seen=%v: plan %q, wait %v", cfg.Data, seen, spec, wait)
+		spec, required := dataPlan(cfg.Data, seen)
+		if (spec == "") != (cfg.Data == kargs.DataNone) || (cfg.Data != "" && cfg.Data != kargs.DataNone && !required) {
+			t.Errorf("data=%q seen=%v: plan %q, required %v", cfg.Data, seen, spec, required)
 		}
 		to := luksTimeout(cfg, locked)
 		if to < 0 || ((locked || cfg.Emergency != kargs.EmergencyShell) && to == 0) {
 			t.Errorf("locked=%v emergency=%q rd.luks.timeout=%v: prompt timeout %v", locked, cfg.Emergency, cfg.LUKSTimeout, to)
-		}
-		if systemDiskSpec(cfg) == "" {
-			t.Errorf("no system disk spec for %+v", cfg)
 		}
 		for _, slot := range []string{"a", "b"} {
 			part := func(n string) devices.Device { return devices.Device{Type: "partition", PartName: n} }

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 )
 
 func (b *boot) writeReport() error {
 	b.waitBackground(-1)
+	b.reportStrays()
 	if err := b.rep.Write(report.Path); err != nil {
 		// The report is for monitoring; its loss must not stop the boot.
 		b.log.Warnf("%v", err)
@@ -36,6 +38,6 @@ func (b *boot) switchRoot() error {
 	// is left, only the reboot policy.
 	b.log.Errorf("%v", err)
 	fmt.Fprintf(os.Stderr, "keel: %v\n", err)
-	b.cfg.Emergency = "reboot"
+	b.cfg.Emergency = kargs.EmergencyReboot
 	return err
 }

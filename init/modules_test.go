@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,12 +61,18 @@ func TestBackgroundLoading(t *testing.T) {
 	b.mods = &kmod.Session{Root: "/", Loader: loader}
 	b.background(plan)
 	done := make(chan struct{})
-	go func() { b.need("ext4"); close(done) }()
-	select {
-	case <-done:
-		t.Fatal("need(ext4) returned while crc16 was still loading")
-	case <-time.After(50 * time.Millisecond):
-	}
+	var released atomic.Bool
+	go func() {
+		b.need("ext4")
+		if !released.Load() {
+			t.Error("need(ext4) returned while crc16 was still loading")
+		}
+		close(done)
+	}()
+	// The verdict is the order of the two events, not a clock: the pause
+	// only gives a need that does not wait the time to return early.
+	time.Sleep(10 * time.Millisecond)
+	released.Store(true)
 	close(release)
 	<-done
 	if !b.waitBackground(-1) {
@@ -92,6 +99,8 @@ func TestWaitBackgroundLimit(t *testing.T) {
 	b := &boot{log: newLogger(&console), rep: &report.Report{}}
 	b.mods = &kmod.Session{Root: "/", Loader: func(string, string) error { <-release; return errors.New("probe failed") }}
 	b.background([]bakedconf.Module{{Name: "slow", Path: "/m/slow.ko"}})
+	// The load cannot end before release: both bounded waits must give up,
+	// however long they took.
 	if b.waitBackground(0) || b.waitBackground(20*time.Millisecond) {
 		t.Fatal("waitBackground reported a load in flight as ended")
 	}

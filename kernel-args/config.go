@@ -43,8 +43,8 @@ const (
 const DataNone = "none"
 
 // Config is the boot configuration the command line selects. Device fields
-// hold a DEVSPEC in canonical form (ParseDevSpec(...).String()); "" means the
-// default partition label of SPEC.md's disk layout.
+// hold a DEVSPEC in canonical form (devspec.Parse(...).String()); "" means the
+// default partition label of the disk layout (docs/formats.md, "Partitions").
 type Config struct {
 	Slot    string // "a", "b", or "" for boot counting
 	Overlay string // one of the Overlay constants

@@ -201,7 +201,7 @@ func TestParseGeneral(t *testing.T) {
 	})
 }
 
-// TestParseKiosk is the single-image boot chain of SPEC.md.
+// TestParseKiosk is the single-image boot chain of docs/cmdline.md (root=, roothash=, systemd.verity_root_hash=).
 func TestParseKiosk(t *testing.T) {
 	line := "BOOT_IMAGE=/vmlinuz console=ttyS0 root=PARTLABEL=img roothash=" + sha256Hex +
 		" systemd.verity_root_hash=PARTLABEL=img-verity systemd.verity_root_options=panic-on-corruption quiet"

@@ -32,7 +32,7 @@ func weakens(o string) bool {
 // parseVerityOptions turns systemd.verity_root_options=a,b into kernel
 // option names: '-' and '_' are alike, case is ignored, empty items and
 // repeats are dropped. The result names exactly one corruption mode, first:
-// SPEC.md makes restart_on_corruption the default when none is named.
+// restart_on_corruption is the default when none is named (docs/cmdline.md, systemd.verity_root_options=).
 func parseVerityOptions(v string, locked bool) ([]string, string) {
 	mode := ""
 	var flags []string

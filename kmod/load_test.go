@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,24 +69,20 @@ func TestLoadOrder(t *testing.T) {
 }
 
 // TestLoadParallel holds two independent modules until both have started:
-// it can only pass if Load runs them at the same time.
+// it can only pass if Load runs them at the same time (a serial Load
+// deadlocks here, and go test's -timeout fails it with every goroutine's
+// stack; no clock decides the verdict).
 func TestLoadParallel(t *testing.T) {
 	mods := []bakedconf.Module{mod("a"), mod("b"), mod("c", "a", "b")}
 	r := newRecorder(t, mods)
 	var started sync.WaitGroup
 	started.Add(2)
-	both := make(chan struct{})
-	go func() { started.Wait(); close(both) }()
 	r.hold = func(path string) {
 		if strings.HasSuffix(path, "/c.ko") {
 			return
 		}
 		started.Done()
-		select {
-		case <-both:
-		case <-time.After(5 * time.Second):
-			t.Errorf("%s: the other independent module never started", path)
-		}
+		started.Wait()
 	}
 	if errs := Load(mods, "/root", r.load); len(errs) > 0 {
 		t.Fatal(errs)
@@ -131,15 +128,11 @@ func TestLoadBadPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			done := make(chan []error)
-			go func() { done <- Load(tt.mods, "/", func(string, string) error { return nil }) }()
-			select {
-			case errs := <-done:
-				if len(errs) == 0 || !strings.Contains(errs[0].Error(), tt.want) {
-					t.Fatalf("errors %v, want %q", errs, tt.want)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Load hung")
+			// A Load that waits on a bad plan hangs; go test's -timeout
+			// reports it.
+			errs := Load(tt.mods, "/", func(string, string) error { return nil })
+			if len(errs) == 0 || !strings.Contains(errs[0].Error(), tt.want) {
+				t.Fatalf("errors %v, want %q", errs, tt.want)
 			}
 		})
 	}
@@ -197,12 +190,19 @@ func TestSessionSharesModules(t *testing.T) {
 	go func() { background <- s.Load(plan) }() // the init's eager load
 	<-started                                  // jbd2 is loading in the background
 	foreground := make(chan []error)
-	go func() { foreground <- s.Load(Closure(plan, "ext4")) }()
-	select {
-	case errs := <-foreground:
-		t.Fatalf("the foreground load returned %v while jbd2 was still loading", errs)
-	case <-time.After(50 * time.Millisecond):
-	}
+	var released atomic.Bool
+	go func() {
+		errs := s.Load(Closure(plan, "ext4"))
+		if !released.Load() {
+			t.Errorf("the foreground load returned %v while jbd2 was still loading", errs)
+		}
+		foreground <- errs
+	}()
+	// The verdict is the order of the two events, not a clock: the pause
+	// only gives a foreground Load that does not wait the time to return
+	// early and be caught.
+	time.Sleep(10 * time.Millisecond)
+	released.Store(true)
 	close(release)
 	bg, fg := <-background, <-foreground
 	if len(bg) != 2 || !strings.Contains(bg[0].Error(), "jbd2") || !errors.Is(bg[1], ErrDependency) {

@@ -1,39 +1,24 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 
 	slotkeys "github.com/keel-boot/keel/slots/keys"
 )
 
-// readTrustedKeys reads --trust files: PKIX PEM ed25519 public keys, as
-// `slotctl` and `openssl genpkey -algorithm ed25519` write them.
+// readTrustedKeys reads the --trust files with the loader slotctl uses
+// (PKIX PEM ed25519 public keys, as `slotctl keygen` and `openssl genpkey
+// -algorithm ed25519` write them), as raw keys for the baked config.
 func readTrustedKeys(paths []string) ([][]byte, error) {
-	var keys [][]byte
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("--trust: %w", err)
-		}
-		k, err := parseTrustedKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("--trust %s: %w", p, err)
-		}
-		dup := false
-		for _, have := range keys {
-			dup = dup || bytes.Equal(have, k)
-		}
-		if !dup {
-			keys = append(keys, k)
-		}
+	keys, err := slotkeys.LoadTrusted(paths)
+	if err != nil {
+		return nil, fmt.Errorf("--trust: %w", err)
 	}
-	return keys, nil
-}
-
-// parseTrustedKey decodes one --trust file with the same parser slotctl uses.
-func parseTrustedKey(b []byte) ([]byte, error) {
-	k, err := slotkeys.ParsePublicKey(b)
-	return []byte(k), err
+	raw := make([][]byte, len(keys))
+	for i, k := range keys {
+		raw[i] = k
+	}
+	return raw, nil
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // applets are the busybox commands the emergency shell offers, linked in
-// /bin. SPEC.md names ls, cat, mount, dmesg and reboot; the rest are what
-// debugging a failed verity or LUKS setup by hand takes.
+// /bin, as docs/initramfs.md lists them: ls, cat, mount, dmesg and reboot to
+// look around and leave; the rest are what debugging a failed verity or LUKS
+// setup by hand takes.
 func applets() []string {
 	return []string{"sh", "ls", "cat", "mount", "umount", "dmesg", "reboot", "poweroff",
 		"mkdir", "ps", "grep", "less", "vi", "ip", "switch_root", "blkid", "losetup",

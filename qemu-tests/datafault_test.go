@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -188,23 +189,39 @@ func TestDataLateDiskIsWaitedFor(t *testing.T) {
 		actions(t, map[string]string{"/var/keel-late": "late"}, "/var/keel-late"))
 }
 
-// TestDataSeenBeforeIsWaitedFor: with the default data= (PARTLABEL=data,
-// otherwise only looked up), a data partition an earlier boot used is
-// waited for like a required device: the first boot has the data disk
-// from the start, the second gets it hot-plugged late. Needs the boot
-// state's "data partition was used" flag (the init's dataSeenBefore).
-func TestDataSeenBeforeIsWaitedFor(t *testing.T) {
+// TestDataSeenBeforeMissingIsLoud: the default data partition is looked
+// for on the system disk only (waited for with it). Once a boot has used a
+// data partition (the boot state records it), a boot that finds none —
+// here its GPT label was changed — is a loud volatile boot on the console
+// (even with quiet) and in boot.json, not the quiet "no data partition" of
+// a machine that never had one.
+func TestDataSeenBeforeMissingIsLoud(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	system, data, rd := lateDataDisk(t)
-	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{system.Path, data.Path},
-		Cmdline: actions(t, map[string]string{"/var/keel-late": "late"})})
-	r := m.ExpectReport()
-	m.ExpectPowerOff()
-	if br := bootReport(t, r); br.Data == nil || br.Data.Volatile {
+	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
+	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 40, Content: mkfs(t, "mkfs.ext4", 38, "-q", "-F")})
+	rd := initrd(t)
+	if _, br := boot(t, rd, disk, ""); br.Data == nil || br.Data.Volatile {
 		t.Fatalf("first boot: data %+v, want the data partition used", br.Data)
 	}
-	bootWithLateData(t, system, data, rd, "rd.timeout=120 "+actions(t, nil, "/var/keel-late"))
+	var st struct {
+		DataSeen bool `json:"data_seen"`
+	}
+	if out := run(t, keelTools(t).slotctl, "status", "--json", "--disk", disk.Path); json.Unmarshal([]byte(out), &st) != nil || !st.DataSeen {
+		t.Fatalf("slotctl status after a boot with data: %s; want data_seen", out)
+	}
+	run(t, "sfdisk", "--part-label", disk.Path, "6", "not-data")
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}, Cmdline: "quiet"})
+	m.Expect("keel: WARNING: DATA PARTITION PARTLABEL=data NOT USED, BOOTING VOLATILE")
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Data == nil || !br.Data.Volatile || br.Overlay != "tmpfs" {
+		t.Errorf("data %+v overlay %s: want a volatile boot", br.Data, br.Overlay)
+	}
+	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "an earlier boot used a data partition, none is here now") {
+		t.Errorf("boot.json warnings %q: want why the boot is volatile", br.Warnings)
+	}
 }
 
 // TestDataHalfBoundFallsBackCompletely: the image's /home is a file, so the

@@ -154,11 +154,15 @@ func TestLockedBootCounting(t *testing.T) {
 		slotctlDisk(t, f.disk.Path, "mark-good", "a")
 		slotctlDisk(t, f.disk.Path, "mark-bad", "b")
 		m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}, Cmdline: "slot=b"})
-		m.ExpectRegexp(`slot=b: refused, the initramfs is locked: slot b cannot boot`)
+		m.ExpectRegexp(`slot=b: refused: the initramfs is locked and slot b cannot boot`)
 		r := m.ExpectReport()
 		m.ExpectPowerOff()
-		if br := bootReport(t, r); br.Slot != "a" {
+		br := bootReport(t, r)
+		if br.Slot != "a" {
 			t.Errorf("locked slot=b of a retired slot booted %q, want a by boot counting", br.Slot)
+		}
+		if len(br.Refused) != 1 || br.Refused[0].Option != "slot=b" {
+			t.Errorf("boot.json refused %+v: want slot=b", br.Refused)
 		}
 	})
 }

@@ -13,6 +13,7 @@ func FuzzParse(f *testing.F) {
 		"a=1 b='x y' cmd \"$a\" ${b} $? 2>&1 > out < in >> app",
 		"echo 'unterminated", "ls *.txt [a-", "$(( (1+2) * -3 % 4 / 5 ))", "a && b || c | d ; e\n f",
 		"echo \\\n x", "x=$((", "${", "2>", ">&", "#", "",
+		"if true; then echo x; fi", "echo `ls` \"`x`\"", "f() { x; }", "cat <<EOF", "'if' ! {",
 	} {
 		f.Add(seed)
 	}

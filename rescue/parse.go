@@ -191,6 +191,9 @@ func (p *parser) command() (command, error) {
 		if err != nil {
 			return c, err
 		}
+		if what, ok := reservedWord(unquoted(w)); ok && len(c.words) == 0 {
+			return c, p.errorf("%s is not supported: this shell has commands, pipelines, && and || (for scripts, mkinitrd --shell PATH puts busybox in)", what)
+		}
 		c.words = append(c.words, w)
 	}
 	if len(c.words) == 0 && len(c.redirs) == 0 {
@@ -200,6 +203,35 @@ func (p *parser) command() (command, error) {
 		return c, p.errorf("expected a command before %q", p.peek())
 	}
 	return c, nil
+}
+
+// reservedWord names what a POSIX reserved word starts; this shell has none
+// of it, so at the start of a command such a word is an error, not a
+// program name.
+func reservedWord(s string) (string, bool) {
+	switch s {
+	case "if", "then", "elif", "else", "fi":
+		return "control flow (if)", true
+	case "for", "while", "until", "do", "done", "select":
+		return "control flow (loops)", true
+	case "case", "esac":
+		return "control flow (case)", true
+	case "function":
+		return "a function", true
+	case "{", "}":
+		return "a command group { }", true
+	case "!":
+		return "negation (!)", true
+	}
+	return "", false
+}
+
+// unquoted is w's text when it is one unquoted literal, else "".
+func unquoted(w word) string {
+	if len(w) != 1 || w[0].kind != lit || w[0].quoted {
+		return ""
+	}
+	return w[0].text
 }
 
 // redirection parses <, >, >>, N<, N>, N>>, N>&M at the current position.
@@ -212,6 +244,8 @@ func (p *parser) redirection() (redir, bool, error) {
 	}
 	var r redir
 	switch {
+	case strings.HasPrefix(p.s[p.pos:], "<<"):
+		return r, false, p.errorf("here-documents (<<) are not supported")
 	case strings.HasPrefix(p.s[p.pos:], ">>"):
 		r.op, p.pos = ">>", p.pos+2
 	case strings.HasPrefix(p.s[p.pos:], ">&"):
@@ -312,6 +346,10 @@ func (p *parser) word() (word, error) {
 				flush(false)
 				w = append(w, pt)
 			}
+		case '`':
+			return nil, p.errorf("command substitution `…` is not supported")
+		case '(', ')':
+			return nil, p.errorf("subshells and functions ( ) are not supported")
 		default:
 			buf.WriteByte(c)
 			p.pos++
@@ -351,6 +389,8 @@ func (p *parser) doubleQuoted() (word, error) {
 				flush()
 				w = append(w, pt)
 			}
+		case c == '`':
+			return nil, p.errorf("command substitution `…` is not supported")
 		default:
 			buf.WriteByte(c)
 			p.pos++

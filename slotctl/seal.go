@@ -128,15 +128,11 @@ func keyIDString(h *slots.Header) string {
 	return hex.EncodeToString(h.KeyID[:])
 }
 
-// loadTrusted reads public key files.
+// loadTrusted reads the --trust files.
 func loadTrusted(paths []string) ([]ed25519.PublicKey, error) {
-	keys := make([]ed25519.PublicKey, 0, len(paths))
-	for _, p := range paths {
-		k, err := slotkeys.LoadPublicKey(p)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
+	keys, err := slotkeys.LoadTrusted(paths)
+	if err != nil {
+		return nil, fmt.Errorf("--trust: %w", err)
 	}
 	return keys, nil
 }

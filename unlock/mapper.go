@@ -1,12 +1,14 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package unlock
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/anatol/devmapper.go"
-	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/dm"
 )
 
 // Volume is an unlocked LUKS2 volume: what dm-crypt needs to map it.
@@ -32,15 +34,10 @@ type Mapper interface {
 	Remove(name string) error
 }
 
-// kernelMapper is dm-crypt through devmapper.go's ioctls.
+// kernelMapper is dm-crypt through package dm.
 type kernelMapper struct{}
 
 func (kernelMapper) CreateCrypt(name string, v *Volume) (uint64, error) {
-	// Refuse a name in use: cleaning up after a failure below must never
-	// remove somebody else's device.
-	if _, err := devmapper.InfoByName(name); err == nil {
-		return 0, fmt.Errorf("device-mapper name %s is already in use", name)
-	}
 	table := devmapper.CryptTable{
 		Length:        v.Size,
 		BackendDevice: v.Device,
@@ -51,24 +48,11 @@ func (kernelMapper) CreateCrypt(name string, v *Volume) (uint64, error) {
 		Flags:         v.Flags,
 		SectorSize:    v.SectorSize,
 	}
-	// The UUID cryptsetup gives its devices, which udev rules outside the
-	// initramfs recognise.
-	uuid := dmUUID(v.UUID, name)
-	// CreateAndLoad removes the device when loading the table fails, not
-	// when resuming it does.
-	if err := devmapper.CreateAndLoad(name, uuid, 0, table); err != nil {
-		_ = devmapper.Remove(name)
-		return 0, err
-	}
-	info, err := devmapper.InfoByName(name)
-	if err != nil {
-		return 0, errors.Join(err, devmapper.Remove(name))
-	}
-	return info.DevNo, nil
+	return dm.Create(name, dmUUID(v.UUID, name), 0, table)
 }
 
 // dmUUID is the device-mapper UUID cryptsetup gives a LUKS2 device:
-// CRYPT-LUKS2-<the UUID's hex digits>-<name>, cut to what the kernel takes.
+// CRYPT-LUKS2-<the UUID's hex digits>-<name>.
 func dmUUID(luksUUID, name string) string {
 	hex := strings.Map(func(r rune) rune {
 		if '0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F' {
@@ -76,8 +60,15 @@ func dmUUID(luksUUID, name string) string {
 		}
 		return -1
 	}, luksUUID)
-	u := "CRYPT-LUKS2-" + hex + "-" + name
-	return u[:min(len(u), unix.DM_UUID_LEN-1)]
+	return dm.UUID("LUKS2", hex, name)
 }
 
-func (kernelMapper) Remove(name string) error { return devmapper.Remove(name) }
+func (kernelMapper) Remove(name string) error { return dm.Remove(name) }
+
+// checkName is dm.CheckName with the target in the message.
+func checkName(name string) error {
+	if err := dm.CheckName(name); err != nil {
+		return fmt.Errorf("dm-crypt: %w", err)
+	}
+	return nil
+}

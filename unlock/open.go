@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/dm"
 )
 
 // ErrNoKeySlot is wrapped by every error for a key that opens no key slot.
@@ -30,7 +27,7 @@ type Key struct {
 }
 
 // DefaultDevDir is where Open makes the device node, as udev would.
-const DefaultDevDir = "/dev/mapper"
+const DefaultDevDir = dm.DefaultDir
 
 // Opener unlocks LUKS volumes and maps them with dm-crypt.
 type Opener struct {
@@ -65,7 +62,7 @@ func (o Opener) Open(dev, name string, key Key) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: creating dm-crypt device %s (needs the dm_crypt, xts and ecb modules; the kernel log says more): %w", what, name, err)
 	}
-	path, err := o.node(name, devno)
+	path, err := dm.Dir(o.DevDir).MakeNode(name, devno)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, errors.Join(err, o.mapper().Remove(name)))
 	}
@@ -105,8 +102,8 @@ func (o Opener) Close(name string) error {
 	if err := o.mapper().Remove(name); err != nil {
 		return fmt.Errorf("dm-crypt %s: removing device: %w", name, err)
 	}
-	if err := os.Remove(o.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("dm-crypt %s: removing node: %w", name, err)
+	if err := dm.Dir(o.DevDir).RemoveNode(name); err != nil {
+		return fmt.Errorf("dm-crypt %s: %w", name, err)
 	}
 	return nil
 }
@@ -123,29 +120,6 @@ func (o Opener) mapper() Mapper {
 		return kernelMapper{}
 	}
 	return o.Mapper
-}
-
-func (o Opener) path(name string) string {
-	dir := o.DevDir
-	if dir == "" {
-		dir = DefaultDevDir
-	}
-	return filepath.Join(dir, name)
-}
-
-// node makes the block device node for devno, or accepts one already there
-// if it is the same device (udev may exist outside the initramfs).
-func (o Opener) node(name string, devno uint64) (string, error) {
-	path := o.path(name)
-	return path, devices.BlockNode(path, devno)
-}
-
-// checkName rejects names the kernel refuses (DM_NAME_LEN) or that escape DevDir.
-func checkName(name string) error {
-	if name == "" || len(name) >= unix.DM_NAME_LEN || strings.ContainsAny(name, "/ \t\n") || name == "." || name == ".." {
-		return fmt.Errorf("dm-crypt: device name %q must be 1-%d characters without '/' or white space", name, unix.DM_NAME_LEN-1)
-	}
-	return nil
 }
 
 // unlockVolume tries key on every key slot of h in priority order and

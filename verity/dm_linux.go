@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verity
 
 import (
@@ -5,17 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/anatol/devmapper.go"
-	"golang.org/x/sys/unix"
 
-	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/dm"
 )
 
 // DefaultDevDir is where Open creates the device node, as udev would.
-const DefaultDevDir = "/dev/mapper"
+const DefaultDevDir = dm.DefaultDir
 
 // DeviceMapper is the kernel's device-mapper as Open needs it; tests
 // substitute a fake to exercise Open without dm-verity.
@@ -64,7 +63,10 @@ func (o Opener) Open(t Target) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("dm-verity %s: creating device over %s and %s: %w", t.Name, t.DataDev, t.HashDev, err)
 	}
-	path, err := o.node(t.Name, devno)
+	path, err := dm.Dir(o.DevDir).MakeNode(t.Name, devno)
+	if err != nil {
+		err = fmt.Errorf("dm-verity %s: %w", t.Name, err)
+	}
 	if err == nil {
 		err = readFirstBlock(path, t)
 	}
@@ -98,8 +100,8 @@ func (o Opener) Close(name string) error {
 	if err := o.dm().Remove(name); err != nil {
 		return fmt.Errorf("dm-verity %s: removing device: %w", name, err)
 	}
-	if err := os.Remove(o.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("dm-verity %s: removing node: %w", name, err)
+	if err := dm.Dir(o.DevDir).RemoveNode(name); err != nil {
+		return fmt.Errorf("dm-verity %s: %w", name, err)
 	}
 	return nil
 }
@@ -109,24 +111,6 @@ func (o Opener) dm() DeviceMapper {
 		return kernelDM{}
 	}
 	return o.DM
-}
-
-func (o Opener) path(name string) string {
-	dir := o.DevDir
-	if dir == "" {
-		dir = DefaultDevDir
-	}
-	return filepath.Join(dir, name)
-}
-
-// node makes the block device node for devno, or accepts one already there
-// (udev may run outside the initramfs) if it is the same device.
-func (o Opener) node(name string, devno uint64) (string, error) {
-	path := o.path(name)
-	if err := devices.BlockNode(path, devno); err != nil {
-		return "", fmt.Errorf("dm-verity %s: %w", name, err)
-	}
-	return path, nil
 }
 
 // readFirstBlock reads data block 0 through the verity device, which makes
@@ -153,10 +137,10 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// checkName rejects names the kernel refuses (DM_NAME_LEN) or that escape DevDir.
+// checkName is dm.CheckName with the target in the message.
 func checkName(name string) error {
-	if name == "" || len(name) >= unix.DM_NAME_LEN || strings.ContainsAny(name, "/ \t\n") || name == "." || name == ".." {
-		return fmt.Errorf("dm-verity: device name %q must be 1-%d characters without '/' or white space", name, unix.DM_NAME_LEN-1)
+	if err := dm.CheckName(name); err != nil {
+		return fmt.Errorf("dm-verity: %w", err)
 	}
 	return nil
 }
@@ -164,11 +148,11 @@ func checkName(name string) error {
 // dmUUID is the uuid cryptsetup gives verity devices, so that its tools and
 // udev rules recognise ours: CRYPT-VERITY-<superblock uuid hex>-<name>.
 func dmUUID(t Target) string {
-	u := "CRYPT-VERITY-" + hex.EncodeToString(t.Params.UUID[:]) + "-" + t.Name
-	return u[:min(len(u), unix.DM_UUID_LEN-1)]
+	return dm.UUID("VERITY", hex.EncodeToString(t.Params.UUID[:]), t.Name)
 }
 
-// kernelDM is device-mapper through its ioctls.
+// kernelDM is device-mapper through package dm. Tables are read-only:
+// dm-verity refuses writable ones.
 type kernelDM struct{}
 
 func (kernelDM) CreateVerity(name, uuid string, t Target) (uint64, error) {
@@ -176,53 +160,18 @@ func (kernelDM) CreateVerity(name, uuid string, t Target) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Not CreateAndLoad: it leaves the device behind when resuming fails.
-	if err := devmapper.Create(name, uuid); err != nil {
-		return 0, err
-	}
-	devno, err := loadAndResume(name, vt)
-	if err != nil {
-		return 0, errors.Join(err, devmapper.Remove(name))
-	}
-	return devno, nil
+	return dm.Create(name, uuid, dm.ReadOnly, vt)
 }
 
-// loadAndResume loads the read-only table (dm-verity refuses writable ones)
-// and activates it.
-func loadAndResume(name string, vt devmapper.VerityTable) (uint64, error) {
-	if err := devmapper.Load(name, devmapper.ReadOnlyFlag, vt); err != nil {
-		return 0, fmt.Errorf("loading table: %w", err)
-	}
-	if err := devmapper.Resume(name); err != nil {
-		return 0, fmt.Errorf("resuming: %w", err)
-	}
-	info, err := devmapper.InfoByName(name)
-	if err != nil {
-		return 0, err
-	}
-	return info.DevNo, nil
-}
-
-// ReloadVerity loads the new table into the inactive slot; suspending and
-// resuming makes it live.
 func (kernelDM) ReloadVerity(name string, t Target) error {
 	vt, err := verityTable(t)
 	if err != nil {
 		return err
 	}
-	if err := devmapper.Load(name, devmapper.ReadOnlyFlag, vt); err != nil {
-		return fmt.Errorf("loading table: %w", err)
-	}
-	if err := devmapper.Suspend(name); err != nil {
-		return fmt.Errorf("suspending: %w", err)
-	}
-	if err := devmapper.Resume(name); err != nil {
-		return fmt.Errorf("resuming: %w", err)
-	}
-	return nil
+	return dm.Reload(name, dm.ReadOnly, vt)
 }
 
-func (kernelDM) Remove(name string) error { return devmapper.Remove(name) }
+func (kernelDM) Remove(name string) error { return dm.Remove(name) }
 
 // verityTable is t's table for devmapper.go, the same fields Table prints.
 func verityTable(t Target) (devmapper.VerityTable, error) {

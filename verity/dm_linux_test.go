@@ -13,6 +13,8 @@ import (
 
 	"github.com/anatol/devmapper.go"
 	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/internal/looptest"
 )
 
 // needRoot skips tests that make device nodes or loop devices.
@@ -23,45 +25,11 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// attachLoop attaches file to a free loop device, read-only, and detaches it
-// when the test ends. It returns the loop device's path.
-func attachLoop(t *testing.T, file string) string {
-	t.Helper()
-	path := freeLoop(t)
-	lf, err := os.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		t.Skipf("no loop device: %v", err)
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := unix.IoctlSetInt(int(lf.Fd()), unix.LOOP_SET_FD, int(f.Fd())); err != nil {
-		lf.Close()
-		t.Skipf("attaching %s to %s: %v", file, path, err)
-	}
-	t.Cleanup(func() {
-		_ = unix.IoctlSetInt(int(lf.Fd()), unix.LOOP_CLR_FD, 0)
-		lf.Close()
-	})
-	return path
-}
+// attachLoop attaches file to a free loop device, read-only.
+func attachLoop(t *testing.T, file string) string { return looptest.Attach(t, file, true) }
 
 // freeLoop is the path of a loop device nobody uses.
-func freeLoop(t *testing.T) string {
-	t.Helper()
-	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("no loop devices: %v", err)
-	}
-	defer ctl.Close()
-	n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
-	if err != nil {
-		t.Skipf("no free loop device: %v", err)
-	}
-	return fmt.Sprintf("/dev/loop%d", n)
-}
+func freeLoop(t *testing.T) string { return looptest.Free(t) }
 
 func devno(t *testing.T, path string) uint64 {
 	t.Helper()

@@ -1,5 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package keys reads and writes the ed25519 key files of slot signing
-// (PKCS#8 and PKIX PEM). It lives apart from package slots so that the init,
+// (PKCS#8 and PKIX PEM), and loads the trusted keys that mkinitrd bakes in
+// and slotctl verifies with (both --trust). It lives apart from package slots so that the init,
 // which receives raw keys from the baked config, does not link crypto/x509.
 package keys
 
@@ -9,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Key files are PEM, as openssl writes them: a PKCS#8 "PRIVATE KEY" and a
@@ -105,4 +109,20 @@ func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return pub, nil
+}
+
+// LoadTrusted reads trusted public key files (the --trust files of mkinitrd
+// and slotctl) in order, keeping each key once. The error names the file.
+func LoadTrusted(paths []string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, p := range paths {
+		k, err := LoadPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(keys, func(have ed25519.PublicKey) bool { return have.Equal(k) }) {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
 }

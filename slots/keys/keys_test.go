@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package keys
 
 import (
@@ -101,4 +103,33 @@ func FuzzParsePublicKey(f *testing.F) {
 func testKey(seed byte) (ed25519.PrivateKey, ed25519.PublicKey) {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
 	return key, key.Public().(ed25519.PublicKey)
+}
+
+// TestLoadTrusted: mkinitrd's and slotctl's --trust files, in order, each
+// key once; a bad file is named in the error.
+func TestLoadTrusted(t *testing.T) {
+	dir := t.TempDir()
+	_, pub1 := testKey(1)
+	_, pub2 := testKey(2)
+	pem1, _ := MarshalPublicKey(pub1)
+	pem2, _ := MarshalPublicKey(pub2)
+	p1, p2 := filepath.Join(dir, "one.pub"), filepath.Join(dir, "two.pub")
+	writeFile(t, p1, pem1)
+	writeFile(t, p2, pem2)
+	keys, err := LoadTrusted([]string{p2, p1, p2})
+	if err != nil || len(keys) != 2 || !keys[0].Equal(pub2) || !keys[1].Equal(pub1) {
+		t.Fatalf("LoadTrusted = %x, %v; want two.pub's key then one.pub's", keys, err)
+	}
+	if keys, err := LoadTrusted(nil); err != nil || len(keys) != 0 {
+		t.Errorf("LoadTrusted(nil) = %x, %v", keys, err)
+	}
+	junk := filepath.Join(dir, "junk.pub")
+	writeFile(t, junk, []byte("hello"))
+	if _, err := LoadTrusted([]string{p1, junk}); err == nil || err.Error() != junk+`: no PEM block, expected "PUBLIC KEY"` {
+		t.Errorf("junk file: err = %v", err)
+	}
+	gone := filepath.Join(dir, "gone.pub")
+	if _, err := LoadTrusted([]string{gone}); err == nil || !strings.Contains(err.Error(), gone) {
+		t.Errorf("missing file: err = %v", err)
+	}
 }
