@@ -27,10 +27,11 @@ type Report struct {
 	// Unconfirmed counts the boots of the chosen good slot since its last
 	// mark-good, this one included; Demoted names a good slot demoted in
 	// this boot because too many of its boots went unconfirmed.
-	Unconfirmed int        `json:"unconfirmed,omitempty"`
-	Demoted     string     `json:"demoted,omitempty"`
-	Fallbacks   []Fallback `json:"fallbacks,omitempty"`
-	ImageID     string     `json:"image_id,omitempty"`
+	Unconfirmed    int        `json:"unconfirmed,omitempty"`
+	MaxUnconfirmed int        `json:"max_unconfirmed,omitempty"`
+	Demoted        string     `json:"demoted,omitempty"`
+	Fallbacks      []Fallback `json:"fallbacks,omitempty"`
+	ImageID        string     `json:"image_id,omitempty"`
 	// RollbackIndex is the booted image's (from its signed header).
 	RollbackIndex uint64 `json:"rollback_index,omitempty"`
 	RootHash      string `json:"root_hash,omitempty"`
