@@ -19,7 +19,7 @@ import (
 //	"p"           a fifo
 //
 // Parents are made as plain directories.
-func mk(t *testing.T, root string, tree map[string]string) {
+func mk(t testing.TB, root string, tree map[string]string) {
 	t.Helper()
 	keys := make([]string, 0, len(tree))
 	for k := range tree {
