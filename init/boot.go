@@ -29,6 +29,8 @@ type boot struct {
 	// devDeadline bounds every device wait: rd.timeout from the moment
 	// device discovery started.
 	devDeadline time.Time
+	// bs is the boot-counting state, loaded once (loadBootState).
+	bs *bootState
 	// data is the data partition, set up once (dataDone) per boot.
 	data     *dataState
 	dataDone bool

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/verity"
@@ -73,7 +74,7 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 		b.need("dm_verity")
 		mapped, err := verity.Open(img.target)
 		if err != nil {
-			return err
+			return verityFault(img, err)
 		}
 		dev = mapped
 		b.rep.Devices["verity"] = mapped
@@ -83,10 +84,13 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 			b.rep.Warn("root hash not authenticated: no trusted keys are baked into the initramfs")
 		}
 	}
-	b.rep.ImageID = img.imageID
+	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.rollback
 	b.need("squashfs")
 	if err := b.stack.Do(layout.Image(dev, "squashfs")); err != nil {
-		return fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err)
+		if errors.Is(err, unix.ENODEV) {
+			return fault(stepFSModule, err)
+		}
+		return fault(stepMountImage, fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err))
 	}
 	id := img.imageID
 	if id == "" && len(img.target.RootHash) > 0 {
@@ -127,7 +131,7 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	}
 	if err := b.stack.DoAll(ms...); err != nil {
 		if mode != mounts.OverlayPersistent {
-			return err
+			return fault(stepOverlay, err)
 		}
 		b.volatile(b.data.dev, err)
 		return b.assemble(layout, imageID)
@@ -140,7 +144,10 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 func (b *boot) checkInit(newRoot string) error {
 	init, err := mounts.ResolveInit(newRoot, b.cfg.Init)
 	if err != nil {
-		return err
+		if b.cfg.Init != kargs.Defaults().Init {
+			return fault(stepInitArg, err)
+		}
+		return fault(stepInit, err)
 	}
 	b.newRoot, b.init = newRoot, b.cfg.Init
 	b.log.Debugf("init %s resolves to %s", b.cfg.Init, init)
@@ -202,4 +209,18 @@ func (b *boot) mountAny(dev, target string, types []string, data string) error {
 		errs = append(errs, t)
 	}
 	return fmt.Errorf("mount %s: not a filesystem this initramfs can mount (tried %s)", dev, strings.Join(errs, ", "))
+}
+
+// verityFault classifies a failure to open dm-verity: a first read that
+// fails (EIO) is a root hash that does not match the data, an image fault
+// unless the root hash came from roothash=; anything else is the
+// device-mapper's, an environment fault.
+func verityFault(img *image, err error) error {
+	switch {
+	case !errors.Is(err, unix.EIO):
+		return fault(stepDM, err)
+	case img.hashFrom == "cmdline":
+		return fault(stepRootHashArg, err)
+	}
+	return fault(stepRootHash, err)
 }

@@ -22,6 +22,7 @@ type image struct {
 	keyID    string
 	authed   bool
 	hashFrom string
+	rollback uint64 // the header's rollback index
 }
 
 // mountRoot assembles the new root at /newroot in one of the three modes.
@@ -53,18 +54,21 @@ func (b *boot) slotImage(slot slots.Slot) (*image, error) {
 	}
 	dataDev, err := b.waitFor(slot.RootLabel(), rootSpec)
 	if err != nil {
-		return nil, err
+		return nil, fault(stepImageDevice, err)
 	}
 	hashDev, err := b.waitFor(slot.VerityLabel(), veritySpec)
 	if err != nil {
-		return nil, err
+		return nil, fault(stepHashDevice, err)
 	}
 	raw, err := readHead(hashDev, slots.HeaderSize)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", slot.VerityLabel(), err)
+		return nil, fault(stepHeaderRead, fmt.Errorf("%s: %w", slot.VerityLabel(), err))
 	}
 	img, err := b.headerImage(slot.VerityLabel(), dataDev, hashDev, raw)
 	if err != nil {
+		return nil, fault(stepHeader, err)
+	}
+	if err := b.checkRollback(slot.VerityLabel(), img.rollback); err != nil {
 		return nil, err
 	}
 	img.name = "keel-root-" + string(slot)
@@ -85,7 +89,7 @@ func (b *boot) headerImage(what, dataDev, hashDev string, raw []byte) (*image, e
 	}
 	img := &image{
 		dataDev: dataDev, hashDev: hashDev, imageID: h.ImageID,
-		authed: authed, hashFrom: "header",
+		authed: authed, hashFrom: "header", rollback: h.RollbackIndex,
 		target: verity.Target{
 			DataDev: dataDev, HashDev: hashDev, HashOffset: h.HashOffset,
 			Params: h.Verity, RootHash: h.RootHash, Options: b.cfg.VerityOptions,

@@ -1,62 +1,118 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/verity"
 )
 
+// bootState is the boot-counting state of this boot: where it is stored and
+// what was read, loaded once (loadBootState) before the data partition and
+// the slot are chosen.
+type bootState struct {
+	store bootstate.Store
+	state bootstate.State
+	close func()
+	// durable is false when the state lives in memory only (no bootstate
+	// partition, or one keel refused to write).
+	durable bool
+}
+
 // slotBoot selects the A/B slot with boot counting and assembles its root;
-// a slot that fails is marked bad and the other one is tried in this boot.
+// a slot that fails is tried no further in this boot and, for an image
+// fault only, marked bad (docs/boot-sequence.md, "Failure classes").
 func (b *boot) slotBoot(layout mounts.Layout) error {
 	b.rep.Mode = "slot"
-	var forced slots.Slot
-	if b.cfg.Slot != "" {
-		s, err := slots.ParseSlot(b.cfg.Slot)
-		if err != nil {
-			return err
-		}
-		forced = s
+	forced, err := b.forcedSlot()
+	if err != nil {
+		return err
 	}
-	st, closeStore := b.bootState(forced != "")
-	defer closeStore()
-	sel, err := slots.Select(st, forced, func(c slots.Choice) error {
+	bs := b.loadBootState()
+	defer bs.close()
+	if forced != "" && b.baked.Locked {
+		if err := bs.state.CheckForced(forced); err != nil {
+			b.refuse("slot=%s: refused, the initramfs is locked: %v; boot counting chooses", forced, err)
+			forced = ""
+		}
+	}
+	req := bootstate.Request{Forced: forced, MaxUnconfirmed: b.maxUnconfirmed(), DataUsed: b.data != nil}
+	sel, err := bootstate.Select(bs.store, bs.state, req, func(c bootstate.Choice) error {
 		b.log.Infof("slot %s: %s", c.Slot, c.Reason)
 		return b.trySlot(layout, c.Slot)
 	})
+	bs.state = sel.State
+	b.reportSelection(sel, err)
+	if err != nil {
+		return noBootableSlot(err, sel)
+	}
+	return nil
+}
+
+// forcedSlot parses slot=, "" for boot counting.
+func (b *boot) forcedSlot() (bootstate.Slot, error) {
+	if b.cfg.Slot == "" {
+		return "", nil
+	}
+	return slots.ParseSlot(b.cfg.Slot)
+}
+
+// maxUnconfirmed is how many boots of a good slot may go unconfirmed.
+func (b *boot) maxUnconfirmed() int { return bootstate.DefaultMaxUnconfirmed }
+
+// refuse says on the console (visible with quiet) and in the report that
+// an option was refused.
+func (b *boot) refuse(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	b.log.Warnf("%s", msg)
+	b.rep.Warn("%s", msg)
+}
+
+// reportSelection records the outcome of boot counting.
+func (b *boot) reportSelection(sel bootstate.Selection, err error) {
 	for _, w := range sel.Warnings {
 		b.log.Warnf("boot state: %s", w)
 		b.rep.Warn("boot state: %s", w)
 	}
 	for _, f := range sel.Fallbacks {
-		b.rep.Fallbacks = append(b.rep.Fallbacks, report.Fallback{Slot: string(f.Slot), Reason: f.Reason})
+		b.rep.Fallbacks = append(b.rep.Fallbacks, report.Fallback{Slot: string(f.Slot), Reason: f.Reason, Class: f.Class.String(), Retired: f.Retired})
 		if err == nil {
-			b.log.Warnf("slot %s failed, fell back: %s", f.Slot, f.Reason)
+			b.log.Warnf("slot %s failed (%s), fell back: %s", f.Slot, f.Class, f.Reason)
 		}
 	}
 	if err != nil {
-		return noBootableSlot(err, sel)
+		return
 	}
 	c := sel.Choice
 	b.rep.Slot, b.rep.SlotReason = string(c.Slot), c.Reason
-	if !c.Forced {
-		tries := c.TriesLeft
-		b.rep.TriesLeft = &tries
+	b.rep.Demoted = string(c.Demoted)
+	if c.Demoted != "" {
+		b.log.Warnf("slot %s demoted: %s", c.Demoted, sel.State.Slot(c.Demoted).Reason)
 	}
-	return nil
+	if c.Forced {
+		return
+	}
+	if c.Good {
+		b.rep.Unconfirmed = c.Unconfirmed
+		return
+	}
+	tries := c.TriesLeft
+	b.rep.TriesLeft = &tries
 }
 
 // noBootableSlot is the error for the console: why each slot failed.
-func noBootableSlot(err error, sel slots.Selection) error {
+func noBootableSlot(err error, sel bootstate.Selection) error {
 	var why []string
 	for _, f := range sel.Fallbacks {
-		why = append(why, fmt.Sprintf("slot %s: %s", f.Slot, f.Reason))
+		why = append(why, fmt.Sprintf("slot %s (%s): %s", f.Slot, f.Class, f.Reason))
 	}
 	if len(why) == 0 {
 		return err
@@ -65,8 +121,9 @@ func noBootableSlot(err error, sel slots.Selection) error {
 }
 
 // trySlot assembles one slot's root; on failure it undoes its mounts and
-// its dm device so the other slot starts clean.
-func (b *boot) trySlot(layout mounts.Layout, slot slots.Slot) error {
+// its dm device so the other slot starts clean. Its errors are classified
+// (fault).
+func (b *boot) trySlot(layout mounts.Layout, slot bootstate.Slot) error {
 	b.stack = mounts.NewStack()
 	b.resetRootReport()
 	b.rep.Slot = string(slot) // names the persistent upper of this attempt
@@ -96,39 +153,122 @@ func (b *boot) resetRootReport() {
 		b.rep.Devices["bootstate"] = bs
 	}
 	b.rep.ImageID, b.rep.RootHash, b.rep.KeyID, b.rep.HashSource = "", "", "", ""
-	b.rep.Authenticated = false
+	b.rep.RollbackIndex, b.rep.Authenticated = 0, false
 }
 
-// bootState opens the bootstate partition. Without one, boot counting runs
-// in memory: the boot goes on, loudly, but tries are not durable. A forced
-// slot= does not touch the counters, so it does not wait for the device.
-func (b *boot) bootState(forced bool) (slots.Store, func()) {
-	mem := func(why string) (slots.Store, func()) {
-		if !forced {
-			b.log.Warnf("boot counting is not durable: %s", why)
-			b.rep.Warn("boot counting is not durable: %s", why)
+// checkRollback enforces the anti-rollback floor on an image: a locked
+// init refuses an index below the highest one marked good; an unlocked one
+// says so and boots it.
+func (b *boot) checkRollback(what string, index uint64) error {
+	floor := b.loadBootState().state.RollbackFloor
+	if index >= floor {
+		return nil
+	}
+	msg := fmt.Sprintf("%s: rollback index %d is below this machine's floor %d (an older image than one already marked good)", what, index, floor)
+	if b.baked.Locked {
+		return fault(stepRollback, errors.New(msg+": refused, the initramfs is locked"))
+	}
+	b.log.Warnf("%s: booting it, the initramfs is not locked", msg)
+	b.rep.Warn("%s", msg)
+	return nil
+}
+
+// dataSeenBefore reports whether an earlier boot used a data partition:
+// then it is waited for like any required device.
+func (b *boot) dataSeenBefore() bool {
+	if b.cfg.Root != "" {
+		return false // single and plain roots keep no boot state
+	}
+	return b.loadBootState().state.DataSeen
+}
+
+// lastGood is the image the machine last marked good (the /etc merge's
+// source of local changes).
+func (b *boot) lastGood() (slot, imageID string, ok bool) {
+	if b.cfg.Root != "" {
+		return "", "", false
+	}
+	lg := b.loadBootState().state.LastGood
+	return string(lg.Slot), lg.ImageID, lg.Slot != ""
+}
+
+// loadBootState opens and reads the bootstate partition, once. Without one,
+// or with one that holds something else than keel records (a file system:
+// keel never writes over it), boot counting runs in memory: the boot goes
+// on, loudly, slots chosen by their default priority. A forced slot= on an
+// unlocked initramfs does not wait for the device.
+func (b *boot) loadBootState() *bootState {
+	if b.bs != nil {
+		return b.bs
+	}
+	dev, err := b.bootStateDevice()
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(dev, os.O_RDWR|os.O_SYNC, 0)
+	}
+	if err == nil {
+		if err = bootstate.CheckWritable(f); err != nil {
+			f.Close()
+			err = fmt.Errorf("bootstate device %s: %w", dev, err)
 		}
-		return slots.NewMemStore(slots.BootStateMinSize), func() {}
 	}
-	if forced {
-		return mem("")
-	}
-	spec := "PARTLABEL=" + slots.BootStateLabel
-	if b.cfg.BootState != "" {
-		spec = b.cfg.BootState
-	}
-	dev, err := b.waitFor("bootstate", spec)
 	if err != nil {
-		return mem(err.Error())
+		b.bs = b.memBootState(err)
+		return b.bs
 	}
-	f, err := os.OpenFile(dev, os.O_RDWR|os.O_SYNC, 0)
-	if err != nil {
-		return mem(fmt.Sprintf("open %s: %v", dev, err))
+	if b.rep.Devices == nil {
+		b.rep.Devices = map[string]string{}
 	}
-	b.rep.Devices = map[string]string{"bootstate": dev}
-	return f, func() {
+	b.rep.Devices["bootstate"] = dev
+	b.bs = &bootState{store: f, durable: true, close: func() {
 		if err := f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			b.log.Warnf("close %s: %v", dev, err)
 		}
+	}}
+	b.readBootState()
+	return b.bs
+}
+
+// bootStateDevice resolves bootstate= or the default label.
+func (b *boot) bootStateDevice() (string, error) {
+	spec := "PARTLABEL=" + bootstate.Label
+	if b.cfg.BootState != "" {
+		spec = b.cfg.BootState
 	}
+	if b.cfg.Slot != "" && !b.baked.Locked {
+		// slot= leaves the counters alone: look, do not wait.
+		ctx, cancel := context.WithTimeout(context.Background(), 0)
+		defer cancel()
+		s, err := devices.ParseSpec(spec)
+		if err != nil {
+			return "", err
+		}
+		return b.dev.WaitFor(ctx, s)
+	}
+	return b.waitFor("bootstate", spec)
+}
+
+// memBootState is boot counting in memory, with why.
+func (b *boot) memBootState(why error) *bootState {
+	if b.cfg.Slot == "" || b.baked.Locked {
+		b.log.Warnf("boot counting is not durable: %v", why)
+		b.rep.Warn("boot counting is not durable: %v", why)
+	}
+	bs := &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), close: func() {}}
+	b.bs = bs
+	b.readBootState()
+	return bs
+}
+
+// readBootState loads the state from the store and reports its warnings.
+func (b *boot) readBootState() {
+	state, warnings, err := bootstate.Load(b.bs.store)
+	if err != nil {
+		warnings = append(warnings, err.Error())
+	}
+	for _, w := range warnings {
+		b.log.Warnf("boot state: %s", w)
+		b.rep.Warn("boot state: %s", w)
+	}
+	b.bs.state = state
 }

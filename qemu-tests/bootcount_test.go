@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
@@ -133,7 +134,7 @@ func TestBootCountTrial(t *testing.T) {
 			if s := diskStatus(t, disk); s.Initialised {
 				t.Fatalf("blank bootstate: status says initialised (sequence %d)", s.Sequence)
 			}
-			def := slots.DefaultState().Slot(slots.SlotA)
+			def := bootstate.DefaultState().Slot(slots.SlotA)
 			br := f.boot(t, "", "a")
 			wantTriesLeft(t, br, int(def.Tries)-1)
 			if !strings.Contains(br.SlotReason, "highest priority") {
@@ -148,10 +149,10 @@ func TestBootCountTrial(t *testing.T) {
 			slotctlDisk(t, disk, "mark-good", "a") // the running system confirmed a
 			slotctlDisk(t, disk, "set-next", "b")
 			br := f.boot(t, "", "b")
-			wantTriesLeft(t, br, slots.DefaultTries-1)
+			wantTriesLeft(t, br, bootstate.DefaultTries-1)
 			s := diskStatus(t, disk)
-			if b, a := s.slot(t, "b"), s.slot(t, "a"); b.Tries != slots.DefaultTries-1 || b.Good || b.Priority <= a.Priority || !a.Good || !a.Bootable {
-				t.Errorf("after booting b on trial: %+v: want b first with %d tries, a good as the fallback", s.Slots, slots.DefaultTries-1)
+			if b, a := s.slot(t, "b"), s.slot(t, "a"); b.Tries != bootstate.DefaultTries-1 || b.Good || b.Priority <= a.Priority || !a.Good || !a.Bootable {
+				t.Errorf("after booting b on trial: %+v: want b first with %d tries, a good as the fallback", s.Slots, bootstate.DefaultTries-1)
 			}
 		}},
 		{"mark-good-keeps-b", func(t *testing.T) {
@@ -170,12 +171,12 @@ func TestBootCountTrial(t *testing.T) {
 			slotctlDisk(t, disk, "set-next", "b", "--tries", "1")
 			wantTriesLeft(t, f.boot(t, "", "b"), 0)
 			br := f.boot(t, "", "a")
-			if !strings.Contains(br.SlotReason, slots.ReasonTriesExhausted) {
+			if !strings.Contains(br.SlotReason, bootstate.ReasonTriesExhausted) {
 				t.Errorf("rollback boot: slot_reason %q: want it to say b's tries are exhausted", br.SlotReason)
 			}
 			s := diskStatus(t, disk)
-			if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || b.Good || b.Reason != slots.ReasonTriesExhausted {
-				t.Errorf("b after rollback: %+v: want priority 0, not bootable, reason %q", b, slots.ReasonTriesExhausted)
+			if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || b.Good || b.Reason != bootstate.ReasonTriesExhausted {
+				t.Errorf("b after rollback: %+v: want priority 0, not bootable, reason %q", b, bootstate.ReasonTriesExhausted)
 			}
 			if a := s.slot(t, "a"); !a.Good || !a.Bootable {
 				t.Errorf("a after rollback: %+v: want good and bootable", a)
@@ -236,7 +237,7 @@ func TestBootCountFallback(t *testing.T) {
 			t.Fatalf("b after the corruption restarted the machine: %+v: want its one try used", b)
 		}
 		br := f.boot(t, "", "a")
-		if !strings.Contains(br.SlotReason, slots.ReasonTriesExhausted) {
+		if !strings.Contains(br.SlotReason, bootstate.ReasonTriesExhausted) {
 			t.Errorf("boot after the restart: slot_reason %q: want b's tries exhausted", br.SlotReason)
 		}
 	})

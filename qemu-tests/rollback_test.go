@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
-	"github.com/keel-boot/keel/slots"
 )
 
 // healthUnit is an image's health check: it passes when /etc/keel-test-health
@@ -137,12 +137,12 @@ func TestRollbackSystemd(t *testing.T) {
 	}
 
 	boot = bootSystemd(t, rd, disk)
-	if boot.report.Slot != "a" || boot.health != "ok" || !strings.Contains(boot.report.SlotReason, slots.ReasonTriesExhausted) {
+	if boot.report.Slot != "a" || boot.health != "ok" || !strings.Contains(boot.report.SlotReason, bootstate.ReasonTriesExhausted) {
 		t.Errorf("rollback boot: slot %s (%q), health %s: want a because b's tries are exhausted, ok", boot.report.Slot, boot.report.SlotReason, boot.health)
 	}
 	s := diskStatus(t, disk)
-	if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || b.Reason != slots.ReasonTriesExhausted {
-		t.Errorf("after rollback: b is %+v: want retired, %q", b, slots.ReasonTriesExhausted)
+	if b := s.slot(t, "b"); b.Priority != 0 || b.Bootable || b.Reason != bootstate.ReasonTriesExhausted {
+		t.Errorf("after rollback: b is %+v: want retired, %q", b, bootstate.ReasonTriesExhausted)
 	}
 	if a := s.slot(t, "a"); !a.Good || !a.Bootable {
 		t.Errorf("after rollback: a is %+v: want good and bootable", a)

@@ -26,6 +26,11 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.Key("tries_left")
 		w.Int(int64(*r.TriesLeft))
 	}
+	if r.Unconfirmed != 0 {
+		w.Key("unconfirmed")
+		w.Int(int64(r.Unconfirmed))
+	}
+	optString(&w, "demoted", r.Demoted)
 	if len(r.Fallbacks) > 0 {
 		w.Key("fallbacks")
 		w.BeginArray()
@@ -35,11 +40,17 @@ func (r *Report) Marshal() ([]byte, error) {
 			w.String(f.Slot)
 			w.Key("reason")
 			w.String(f.Reason)
+			optString(&w, "class", f.Class)
+			optBool(&w, "retired", f.Retired)
 			w.EndObject()
 		}
 		w.EndArray()
 	}
 	optString(&w, "image_id", r.ImageID)
+	if r.RollbackIndex != 0 {
+		w.Key("rollback_index")
+		w.Int(int64(r.RollbackIndex))
+	}
 	optString(&w, "root_hash", r.RootHash)
 	w.Key("authenticated")
 	w.Bool(r.Authenticated)
@@ -151,6 +162,9 @@ func Parse(b []byte) (*Report, error) {
 		Mode:          root.Opt("mode").Str(),
 		Slot:          root.Opt("slot").Str(),
 		SlotReason:    root.Opt("slot_reason").Str(),
+		Unconfirmed:   root.Opt("unconfirmed").Int(),
+		Demoted:       root.Opt("demoted").Str(),
+		RollbackIndex: uint64(root.Opt("rollback_index").Int()),
 		ImageID:       root.Opt("image_id").Str(),
 		RootHash:      root.Opt("root_hash").Str(),
 		Authenticated: root.Opt("authenticated").Bool(),
@@ -169,7 +183,8 @@ func Parse(b []byte) (*Report, error) {
 	if items := root.Opt("fallbacks").Items(); items != nil {
 		r.Fallbacks = make([]Fallback, 0, len(items))
 		for _, f := range items {
-			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str()})
+			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str(),
+				Class: f.Opt("class").Str(), Retired: f.Opt("retired").Bool()})
 		}
 	}
 	if n := root.Opt("devices"); n.Present() {

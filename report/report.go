@@ -20,13 +20,20 @@ type Report struct {
 	Version int `json:"version"`
 	// Mode is "slot" (A/B), "single" (root= with a root hash) or "plain"
 	// (root= mounted directly, no verity).
-	Mode       string     `json:"mode"`
-	Slot       string     `json:"slot,omitempty"`
-	SlotReason string     `json:"slot_reason,omitempty"`
-	TriesLeft  *int       `json:"tries_left,omitempty"`
-	Fallbacks  []Fallback `json:"fallbacks,omitempty"`
-	ImageID    string     `json:"image_id,omitempty"`
-	RootHash   string     `json:"root_hash,omitempty"`
+	Mode       string `json:"mode"`
+	Slot       string `json:"slot,omitempty"`
+	SlotReason string `json:"slot_reason,omitempty"`
+	TriesLeft  *int   `json:"tries_left,omitempty"`
+	// Unconfirmed counts the boots of the chosen good slot since its last
+	// mark-good, this one included; Demoted names a good slot demoted in
+	// this boot because too many of its boots went unconfirmed.
+	Unconfirmed int        `json:"unconfirmed,omitempty"`
+	Demoted     string     `json:"demoted,omitempty"`
+	Fallbacks   []Fallback `json:"fallbacks,omitempty"`
+	ImageID     string     `json:"image_id,omitempty"`
+	// RollbackIndex is the booted image's (from its signed header).
+	RollbackIndex uint64 `json:"rollback_index,omitempty"`
+	RootHash      string `json:"root_hash,omitempty"`
 	// Authenticated is true when the root hash came from a header signed by
 	// a baked-in key, or from the command line (trusted as the command line
 	// is); false when an unsigned header was accepted because no keys are
@@ -50,6 +57,10 @@ type Report struct {
 type Fallback struct {
 	Slot   string `json:"slot"`
 	Reason string `json:"reason"`
+	// Class is "image fault" or "environment fault"; Retired is true when
+	// the failure marked the slot bad.
+	Class   string `json:"class,omitempty"`
+	Retired bool   `json:"retired,omitempty"`
 }
 
 // Phase is one step of the boot sequence and how long it took.

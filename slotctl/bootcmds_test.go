@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/report"
-	"github.com/keel-boot/keel/slots"
 )
 
 // makeDisk builds a GPT disk image with keel's partitions using sfdisk.
@@ -60,10 +60,10 @@ func statusJSON(t *testing.T, args ...string) statusView {
 	return v
 }
 
-func slotStates(v statusView) [2]slots.SlotState {
-	var s [2]slots.SlotState
+func slotStates(v statusView) [2]bootstate.SlotState {
+	var s [2]bootstate.SlotState
 	for i, x := range v.Slots {
-		s[i] = slots.SlotState{Priority: x.Priority, Tries: x.Tries, Good: x.Good, Reason: x.Reason}
+		s[i] = bootstate.SlotState{Priority: x.Priority, Tries: x.Tries, Good: x.Good, Reason: x.Reason}
 	}
 	return s
 }
@@ -88,7 +88,7 @@ func TestBootCommandsOnDisk(t *testing.T) {
 	imgB, verB := sealedImage(t, dir, "image-b", key)
 
 	v := statusJSON(t, "--disk", disk)
-	if v.Initialised || slotStates(v) != slots.DefaultState().Slots || !strings.Contains(v.Slots[1].HeaderError, "no keel slot header") {
+	if v.Initialised || slotStates(v) != bootstate.DefaultState().Slots || !strings.Contains(v.Slots[1].HeaderError, "no keel slot header") {
 		t.Errorf("blank disk: %+v", v)
 	}
 	out := mustRun(t, nil, "install", "--disk", disk, "--slot", "a", imgA, verA, "--trust", key+".pub")
@@ -97,7 +97,7 @@ func TestBootCommandsOnDisk(t *testing.T) {
 	}
 	mustRun(t, nil, "install", "--disk", disk, "--slot", "b", imgB, verB, "--tries", "2")
 	v = statusJSON(t, "--disk", disk)
-	want := [2]slots.SlotState{{Priority: 1, Tries: 3}, {Priority: 2, Tries: 2}}
+	want := [2]bootstate.SlotState{{Priority: 1, Tries: 3}, {Priority: 2, Tries: 2}}
 	if slotStates(v) != want || v.Slots[0].Header.ImageID != "image-a" || v.Slots[1].Header.ImageID != "image-b" || !v.Initialised {
 		t.Errorf("after installing a and b: %+v", v)
 	}
@@ -110,7 +110,7 @@ func TestBootCommandsOnDisk(t *testing.T) {
 		t.Errorf("mark-good a again: %s", out)
 	}
 	mustRun(t, nil, "mark-bad", "--disk", disk, "b", "--reason", "health check failed")
-	want = [2]slots.SlotState{{Priority: 1, Tries: 3, Good: true}, {Reason: "health check failed"}}
+	want = [2]bootstate.SlotState{{Priority: 1, Tries: 3, Good: true}, {Reason: "health check failed"}}
 	if got := slotStates(statusJSON(t, "--disk", disk)); got != want {
 		t.Errorf("after mark-good a, mark-bad b: %+v, want %+v", got, want)
 	}
@@ -225,8 +225,8 @@ func TestRunningSystemFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s, _, err := slots.Load(f)
-	want := [2]slots.SlotState{{Priority: 2, Tries: 3, Good: true}, {Reason: "marked bad by slotctl mark-bad"}}
+	s, _, err := bootstate.Load(f)
+	want := [2]bootstate.SlotState{{Priority: 2, Tries: 3, Good: true}, {Reason: "marked bad by slotctl mark-bad"}}
 	if err != nil || s.Slots != want || s.Seq != 2 {
 		t.Errorf("bootstate file: %+v, %v; want %+v at sequence 2", s, err, want)
 	}

@@ -64,6 +64,7 @@ type headerView struct {
 	HashOffset    uint64 `json:"hash_offset"`
 	HashSize      uint64 `json:"hash_size"`
 	RootHash      string `json:"root_hash"`
+	RollbackIndex uint64 `json:"rollback_index"`
 	Signed        bool   `json:"signed"`
 	KeyID         string `json:"key_id,omitempty"`
 	Signature     string `json:"signature,omitempty"`
@@ -75,6 +76,7 @@ func newHeaderView(h *slots.Header) headerView {
 		HashAlg: h.Verity.HashAlg, DataBlockSize: h.Verity.DataBlockSize, HashBlockSize: h.Verity.HashBlockSize,
 		DataBlocks: h.Verity.DataBlocks, Salt: hex.EncodeToString(h.Verity.Salt), UUID: verity.FormatUUID(h.Verity.UUID),
 		HashOffset: h.HashOffset, HashSize: h.HashSize, RootHash: hex.EncodeToString(h.RootHash), Signed: h.Signed(),
+		RollbackIndex: h.RollbackIndex,
 	}
 	if h.Signed() {
 		v.KeyID, v.Signature = hex.EncodeToString(h.KeyID[:]), hex.EncodeToString(h.Signature)
@@ -87,7 +89,7 @@ func (v headerView) print(w io.Writer) {
 		{"image id", v.ImageID}, {"created", v.Created}, {"image size", v.ImageSize},
 		{"hash algorithm", v.HashAlg}, {"data block size", v.DataBlockSize}, {"hash block size", v.HashBlockSize},
 		{"data blocks", v.DataBlocks}, {"salt", v.Salt}, {"uuid", v.UUID},
-		{"hash offset", v.HashOffset}, {"hash size", v.HashSize}, {"root hash", v.RootHash},
+		{"hash offset", v.HashOffset}, {"hash size", v.HashSize}, {"root hash", v.RootHash}, {"rollback index", v.RollbackIndex},
 		{"key id", orUnsigned(v.KeyID)}, {"signature", orUnsigned(v.Signature)},
 	}
 	for _, r := range rows {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/slots"
 )
 
@@ -26,7 +27,7 @@ func runInstall(e *env, args []string) error {
 	fs := newFlags(e, "install")
 	t := targetFlags(fs)
 	slotName := fs.String("slot", "", "slot to write: a or b (never the running one)")
-	tries := fs.Int("tries", slots.DefaultTries, "boots the new slot gets to be marked good (1 to 255)")
+	tries := fs.Int("tries", bootstate.DefaultTries, "boots the new slot gets to be marked good (1 to 255)")
 	var trust listFlag
 	fs.Var(&trust, "trust", "trusted public key file (repeatable); without any, an unsigned header is accepted")
 	pos, err := parse(fs, args)
@@ -74,7 +75,11 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	if err := j.t.refuseRunning(j.slot, "install over"); err != nil {
 		return nil, false, err
 	}
-	if _, _, err := verifyFiles(j.image, j.verity, j.trusted); err != nil {
+	h, _, err := verifyFiles(j.image, j.verity, j.trusted)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := j.checkRollback(h); err != nil {
 		return nil, false, err
 	}
 	if err := j.openPartitions(); err != nil {
@@ -88,8 +93,23 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	if err != nil {
 		return nil, false, j.failed(err)
 	}
-	_, err = j.t.withState(func(s *slots.State) error { return s.SetNext(j.slot, j.tries) })
+	_, err = j.t.withState(func(s *bootstate.State) error { return s.SetNext(j.slot, j.tries) })
 	return h, authenticated, err
+}
+
+// checkRollback refuses, before anything is written, an image that a
+// locked machine would refuse to boot: one whose rollback index is below
+// the highest index this machine marked good.
+func (j *installJob) checkRollback(h *slots.Header) error {
+	s, err := j.t.withState(func(*bootstate.State) error { return nil })
+	if err != nil {
+		return err
+	}
+	if h.RollbackIndex < s.RollbackFloor {
+		return fmt.Errorf("%s: image %s has rollback index %d, below this machine's floor %d (an image with index %d was marked good): nothing was written",
+			j.verity, h.ImageID, h.RollbackIndex, s.RollbackFloor, s.RollbackFloor)
+	}
+	return nil
 }
 
 // verifyFiles checks the input before anything is overwritten.
@@ -181,7 +201,7 @@ func copyInto(file string, p *partition) (int64, error) {
 }
 
 func (j *installJob) markBad(reason string) error {
-	_, err := j.t.withState(func(s *slots.State) error { return s.MarkBad(j.slot, reason) })
+	_, err := j.t.withState(func(s *bootstate.State) error { return s.MarkBad(j.slot, reason) })
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/slots"
 )
 
@@ -99,7 +100,7 @@ func TestInstallJobFailedMarksBad(t *testing.T) {
 	}
 	f, _ := os.Open(state)
 	defer f.Close()
-	s, _, _ := slots.Load(f)
+	s, _, _ := bootstate.Load(f)
 	if b := s.Slot(slots.SlotB); b.Priority != 0 || b.Reason != "install failed: invalid argument" {
 		t.Errorf("slot b after a failed install: %+v", b)
 	}

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/keel-boot/keel/slots"
+	"github.com/keel-boot/keel/bootstate"
 )
 
 // runMarkBad retires a slot: boot counting never chooses it again until
@@ -23,7 +23,7 @@ func runMarkBad(e *env, args []string) error {
 	if err := t.refuseRunning(x, "mark bad"); err != nil {
 		return err
 	}
-	s, err := t.withState(func(s *slots.State) error { return s.MarkBad(x, *reason) })
+	s, err := t.withState(func(s *bootstate.State) error { return s.MarkBad(x, *reason) })
 	if err != nil {
 		return err
 	}

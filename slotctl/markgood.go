@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/slots"
 )
 
@@ -24,15 +25,16 @@ func runMarkGood(e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "this boot did not come from an A/B slot (boot report mode is not \"slot\"): nothing to mark good")
 		return nil
 	}
-	var was slots.SlotState
-	s, err := t.withState(func(s *slots.State) error {
-		was = s.Slot(x)
-		return s.MarkGood(x)
+	id, rollback := t.goodImage(e, x)
+	var was bootstate.State
+	s, err := t.withState(func(s *bootstate.State) error {
+		was = *s
+		return s.MarkGood(x, id, rollback)
 	})
 	if err != nil {
 		return err
 	}
-	if was.Good && was.Reason == "" {
+	if was == s {
 		fmt.Fprintf(e.stdout, "slot %s is already good (%s)\n", x, s.Slot(x))
 		return nil
 	}
@@ -68,4 +70,34 @@ func orNone(x slots.Slot) string {
 		return "none"
 	}
 	return string(x)
+}
+
+// goodImage is the image id and rollback index of the image slot x runs:
+// the boot report's when x is the running slot (what was verified and
+// booted), else its header's. Without either the slot is still marked
+// good, but the last good image and the rollback floor stay as they were.
+func (t *target) goodImage(e *env, x slots.Slot) (string, uint64) {
+	if r, err := t.bootReport(); err == nil && r != nil && r.Mode == "slot" && r.Slot == string(x) && r.ImageID != "" {
+		return r.ImageID, r.RollbackIndex
+	}
+	h, err := t.slotHeader(x)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "slotctl mark-good: warning: slot %s: %v: the last good image and the rollback floor are not updated\n", x, err)
+		return "", 0
+	}
+	return h.ImageID, h.RollbackIndex
+}
+
+// slotHeader reads slot x's header from its verity partition.
+func (t *target) slotHeader(x slots.Slot) (*slots.Header, error) {
+	p, err := t.open(x.VerityLabel(), false)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	h, err := slots.ReadHeader(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return h, nil
 }

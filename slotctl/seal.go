@@ -20,6 +20,7 @@ func runSeal(e *env, args []string) error {
 	out := fs.String("out", "", "file to write (the verity-X partition content)")
 	keyPath := fs.String("key", "", "private key to sign the header with (default: unsigned)")
 	imageID := fs.String("image-id", "", "image id, up to 64 printable characters (default: first 12 hex digits of the root hash)")
+	rollback := fs.Uint64("rollback-index", 0, "rollback index in the signed header (0 to 4294967295): a locked machine refuses images below the highest index it marked good")
 	saltHex := fs.String("salt", "", `verity salt in hex, "-" for none (default: 32 random bytes, or derived from the image when SOURCE_DATE_EPOCH is set)`)
 	if err := noArgs(fs, args); err != nil {
 		return err
@@ -31,6 +32,10 @@ func runSeal(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *rollback > 1<<32-1 {
+		return usagef("--rollback-index %d: expected 0 to 4294967295", *rollback)
+	}
+	o.RollbackIndex = *rollback
 	h, err := sealFile(*image, *out, o)
 	if err != nil {
 		return err
@@ -109,6 +114,7 @@ func printSeal(w io.Writer, image, out string, h *slots.Header) {
 	fmt.Fprintf(w, "image id:   %s\n", h.ImageID)
 	fmt.Fprintf(w, "root hash:  %s\n", root)
 	fmt.Fprintf(w, "key id:     %s\n", keyIDString(h))
+	fmt.Fprintf(w, "rollback:   %d\n", h.RollbackIndex)
 	fmt.Fprintf(w, "image size: %d bytes (%d blocks of %d)\n", h.ImageSize, h.Verity.DataBlocks, h.Verity.DataBlockSize)
 	fmt.Fprintf(w, "hash tree:  %d bytes at offset %d (%d bytes in all)\n", h.HashSize, h.HashOffset, h.HashOffset+h.HashSize)
 	fmt.Fprintf(w, "check with: veritysetup verify %s %s %s --hash-offset=%d\n", image, out, root, h.HashOffset)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/slots"
 )
 
@@ -11,7 +12,7 @@ import (
 func runSetNext(e *env, args []string) error {
 	fs := newFlags(e, "set-next")
 	t := targetFlags(fs)
-	tries := fs.Int("tries", slots.DefaultTries, "boots the slot gets to be marked good (1 to 255)")
+	tries := fs.Int("tries", bootstate.DefaultTries, "boots the slot gets to be marked good (1 to 255)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -29,7 +30,7 @@ func runSetNext(e *env, args []string) error {
 	if err := t.checkHeader(x); err != nil {
 		return err
 	}
-	s, err := t.withState(func(s *slots.State) error { return s.SetNext(x, *tries) })
+	s, err := t.withState(func(s *bootstate.State) error { return s.SetNext(x, *tries) })
 	if err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func (t *target) checkHeader(x slots.Slot) error {
 	return nil
 }
 
-func printNext(e *env, s slots.State, x slots.Slot) {
+func printNext(e *env, s bootstate.State, x slots.Slot) {
 	fmt.Fprintf(e.stdout, "slot %s boots next: %d tries to be marked good\n", x, s.Slot(x).Tries)
 	if o := x.Other(); s.Bootable(o) {
 		fmt.Fprintf(e.stdout, "fallback: slot %s (%s)\n", o, s.Slot(o))

@@ -6,19 +6,25 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 )
 
 // statusView is what slotctl status shows, and its JSON form.
 type statusView struct {
-	BootState   string         `json:"bootstate"`
-	Sequence    uint64         `json:"sequence"`
-	Initialised bool           `json:"initialised"`
-	Warnings    []string       `json:"warnings,omitempty"`
-	Slots       []slotView     `json:"slots"`
-	Boot        *report.Report `json:"boot,omitempty"`
-	BootError   string         `json:"boot_error,omitempty"`
+	BootState   string `json:"bootstate"`
+	Sequence    uint64 `json:"sequence"`
+	Initialised bool   `json:"initialised"`
+	// RollbackFloor, LastGood and DataSeen are the machine's fields of the
+	// boot state (docs/formats.md).
+	RollbackFloor uint64         `json:"rollback_floor"`
+	LastGood      string         `json:"last_good,omitempty"` // SLOT/IMAGE-ID
+	DataSeen      bool           `json:"data_seen"`
+	Warnings      []string       `json:"warnings,omitempty"`
+	Slots         []slotView     `json:"slots"`
+	Boot          *report.Report `json:"boot,omitempty"`
+	BootError     string         `json:"boot_error,omitempty"`
 	// EtcMerge is the /etc merge that made the running upper (kept next
 	// to it), whichever boot it happened in.
 	EtcMerge *report.EtcMerge `json:"etc_merge,omitempty"`
@@ -29,6 +35,7 @@ type slotView struct {
 	Priority    uint8       `json:"priority"`
 	Tries       uint8       `json:"tries"`
 	Good        bool        `json:"good"`
+	Unconfirmed uint8       `json:"unconfirmed"`
 	Bootable    bool        `json:"bootable"`
 	Running     bool        `json:"running"`
 	Reason      string      `json:"reason,omitempty"`
@@ -60,16 +67,20 @@ func runStatus(e *env, args []string) error {
 
 // status gathers the view; only an unreadable boot state is an error.
 func (t *target) status() (*statusView, error) {
-	p, err := t.open(slots.BootStateLabel, false)
+	p, err := t.open(bootstate.Label, false)
 	if err != nil {
 		return nil, err
 	}
 	defer p.Close()
-	s, warnings, err := slots.Load(p)
+	s, warnings, err := bootstate.Load(p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	v := &statusView{BootState: p.String(), Sequence: s.Seq, Initialised: s.Initialised, Warnings: warnings}
+	v := &statusView{BootState: p.String(), Sequence: s.Seq, Initialised: s.Initialised, Warnings: warnings,
+		RollbackFloor: s.RollbackFloor, DataSeen: s.DataSeen}
+	if s.LastGood.Slot != "" {
+		v.LastGood = string(s.LastGood.Slot) + "/" + s.LastGood.ImageID
+	}
 	if r, err := t.bootReport(); err != nil {
 		v.BootError = err.Error()
 	} else {
@@ -84,10 +95,10 @@ func (t *target) status() (*statusView, error) {
 	return v, nil
 }
 
-func (t *target) slotView(s slots.State, x slots.Slot, r *report.Report) slotView {
+func (t *target) slotView(s bootstate.State, x slots.Slot, r *report.Report) slotView {
 	st := s.Slot(x)
 	sv := slotView{
-		Slot: string(x), Priority: st.Priority, Tries: st.Tries, Good: st.Good,
+		Slot: string(x), Priority: st.Priority, Tries: st.Tries, Good: st.Good, Unconfirmed: st.Unconfirmed,
 		Bootable: st.Bootable(), Reason: st.Reason,
 		Running: r != nil && r.Mode == "slot" && r.Slot == string(x),
 	}
@@ -114,9 +125,9 @@ func (v *statusView) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLOT\tPRIORITY\tTRIES\tGOOD\tIMAGE\tROOT HASH\tKEY\tREASON")
+	fmt.Fprintln(tw, "SLOT\tPRIORITY\tTRIES\tGOOD\tUNCONFIRMED\tIMAGE\tROLLBACK\tROOT HASH\tKEY\tREASON")
 	for _, s := range v.Slots {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.name(), s.Priority, s.Tries, yesNo(s.Good), s.image(), s.rootHash(), s.key(), s.Reason)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.name(), s.Priority, s.Tries, yesNo(s.Good), s.Unconfirmed, s.image(), s.rollback(), s.rootHash(), s.key(), s.Reason)
 	}
 	tw.Flush()
 	for _, s := range v.Slots {
@@ -124,6 +135,7 @@ func (v *statusView) print(w io.Writer) {
 			fmt.Fprintf(w, "slot %s header: %s\n", s.Slot, s.HeaderError)
 		}
 	}
+	fmt.Fprintf(w, "rollback floor: %d; last good: %s; data partition seen: %s\n", v.RollbackFloor, orDash(v.LastGood), yesNo(v.DataSeen))
 	v.printBoot(w)
 	if m := v.EtcMerge; m != nil {
 		fmt.Fprintf(w, "last %s\n", m.Summary())
@@ -150,8 +162,11 @@ func (v *statusView) printBoot(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "running: slot %s (*), image %s: %s\n", r.Slot, r.ImageID, r.SlotReason)
+	if r.Demoted != "" {
+		fmt.Fprintf(w, "demoted this boot: slot %s: too many boots went unconfirmed\n", r.Demoted)
+	}
 	for _, f := range r.Fallbacks {
-		fmt.Fprintf(w, "fallback this boot: slot %s failed: %s\n", f.Slot, f.Reason)
+		fmt.Fprintf(w, "fallback this boot: slot %s failed (%s): %s\n", f.Slot, orDash(f.Class), f.Reason)
 	}
 }
 
@@ -167,6 +182,20 @@ func (s slotView) image() string {
 		return "-"
 	}
 	return s.Header.ImageID
+}
+
+func (s slotView) rollback() string {
+	if s.Header == nil {
+		return "-"
+	}
+	return fmt.Sprint(s.Header.RollbackIndex)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func (s slotView) rootHash() string {

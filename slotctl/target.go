@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 )
@@ -24,20 +25,20 @@ type target struct {
 func targetFlags(fs *flag.FlagSet) *target {
 	t := &target{root: "/"}
 	fs.StringVar(&t.disk, "disk", "", "work on this GPT disk image file instead of the running system")
-	fs.StringVar(&t.bootstate, "bootstate", "", "boot state partition or file (default: the partition labelled "+slots.BootStateLabel+")")
+	fs.StringVar(&t.bootstate, "bootstate", "", "boot state partition or file (default: the partition labelled "+bootstate.Label+")")
 	fs.StringVar(&t.reportPath, "boot-report", "", "boot report telling which slot is running (default "+report.Path+"; not read with --disk unless given)")
 	return t
 }
 
 // open opens the partition labelled label.
 func (t *target) open(label string, write bool) (*partition, error) {
-	if label == slots.BootStateLabel && t.bootstate != "" {
+	if label == bootstate.Label && t.bootstate != "" {
 		return openPath(label, t.bootstate, write)
 	}
 	if t.disk != "" {
 		return openInDisk(t.disk, label, write)
 	}
-	if label == slots.BootStateLabel {
+	if label == bootstate.Label {
 		if r, err := t.bootReport(); err == nil && r != nil && r.Devices["bootstate"] != "" {
 			return openPath(label, r.Devices["bootstate"], write) // the device the init used
 		}
@@ -93,13 +94,13 @@ func (t *target) refuseRunning(x slots.Slot, what string) error {
 
 // withState loads the boot state, lets change modify it, and saves it when
 // it changed. It returns the state as saved (or as found).
-func (t *target) withState(change func(s *slots.State) error) (slots.State, error) {
-	p, err := t.open(slots.BootStateLabel, true)
+func (t *target) withState(change func(s *bootstate.State) error) (bootstate.State, error) {
+	p, err := t.open(bootstate.Label, true)
 	if err != nil {
-		return slots.State{}, err
+		return bootstate.State{}, err
 	}
 	defer p.Close()
-	s, _, err := slots.Load(p)
+	s, _, err := bootstate.Load(p)
 	if err != nil {
 		return s, fmt.Errorf("%s: %w", p, err)
 	}
@@ -110,7 +111,7 @@ func (t *target) withState(change func(s *slots.State) error) (slots.State, erro
 	if s == before {
 		return s, nil
 	}
-	if err := slots.Save(p, &s); err != nil {
+	if err := bootstate.Save(p, &s); err != nil {
 		return s, fmt.Errorf("%s: %w", p, err)
 	}
 	return s, nil

@@ -33,6 +33,10 @@ type Header struct {
 	HashOffset, HashSize uint64
 	// RootHash is the root of the hash tree.
 	RootHash []byte
+	// RollbackIndex orders images for anti-rollback: the boot state keeps
+	// the highest index of any image marked good, and a locked init
+	// refuses a lower one. It is signed with the rest of the header.
+	RollbackIndex uint64
 	// KeyID is KeyID() of the signing key, all zero when unsigned.
 	KeyID [32]byte
 	// Signature is the ed25519 signature of the header bytes before it,
@@ -81,6 +85,7 @@ func (h *Header) encodeSigned() ([]byte, error) {
 	copy(b[offUUID:offSaltLen], h.Verity.UUID[:])
 	le.PutUint16(b[offSaltLen:], uint16(len(h.Verity.Salt)))
 	le.PutUint16(b[offRootLen:], uint16(len(h.RootHash)))
+	le.PutUint64(b[offRollback:], h.RollbackIndex)
 	copy(b[offSalt:offRootHash], h.Verity.Salt)
 	copy(b[offRootHash:offKeyID], h.RootHash)
 	copy(b[offKeyID:offSignature], h.KeyID[:])
@@ -129,7 +134,7 @@ func checkFrame(b []byte) error {
 	if n := le.Uint32(b[offHeaderSize:]); n != HeaderSize {
 		return fmt.Errorf("slot header: header size field %d, expected %d", n, HeaderSize)
 	}
-	if err := checkZero("reserved bytes", b, offReserved1, offSalt); err != nil {
+	if err := checkZero("reserved bytes", b, offReserved1, offRollback); err != nil {
 		return err
 	}
 	return checkZero("reserved bytes", b, offReserved2, HeaderSize)
@@ -170,9 +175,10 @@ func decode(b []byte) (*Header, error) {
 			DataBlocks:    le.Uint64(b[offDataBlocks:]),
 			Salt:          salt,
 		},
-		HashOffset: le.Uint64(b[offHashOffset:]),
-		HashSize:   le.Uint64(b[offHashSize:]),
-		RootHash:   root,
+		HashOffset:    le.Uint64(b[offHashOffset:]),
+		HashSize:      le.Uint64(b[offHashSize:]),
+		RootHash:      root,
+		RollbackIndex: le.Uint64(b[offRollback:]),
 	}
 	copy(h.Verity.UUID[:], b[offUUID:offSaltLen])
 	copy(h.KeyID[:], b[offKeyID:offSignature])

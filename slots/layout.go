@@ -22,7 +22,8 @@ const (
 	offUUID       = 160 // [16]byte verity superblock UUID
 	offSaltLen    = 176 // uint16   salt length
 	offRootLen    = 178 // uint16   root hash length
-	offReserved1  = 180 // [12]byte zero
+	offReserved1  = 180 // [4]byte  zero
+	offRollback   = 184 // uint64   rollback index (slotctl seal --rollback-index; 0 by default)
 	offSalt       = 192 // [256]byte salt, zero-padded
 	offRootHash   = 448 // [64]byte root hash, zero-padded
 	offKeyID      = 512 // [32]byte sha256 of the signing public key, zero if unsigned

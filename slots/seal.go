@@ -27,6 +27,8 @@ type SealOptions struct {
 	// UUID of the verity superblock; nil means random (or, when
 	// Reproducible, derived from the image).
 	UUID *[16]byte
+	// RollbackIndex goes into the signed header (Header.RollbackIndex).
+	RollbackIndex uint64
 	// Created is the seal time; zero means now.
 	Created time.Time
 	// Reproducible derives a missing salt and UUID from the image content
@@ -104,6 +106,8 @@ func newHeader(p verity.Params, size int64, root []byte, treeSize uint64, o Seal
 		HashOffset: HashOffset,
 		HashSize:   treeSize,
 		RootHash:   root,
+
+		RollbackIndex: o.RollbackIndex,
 	}
 	if h.ImageID == "" {
 		h.ImageID = hex.EncodeToString(root)[:12]

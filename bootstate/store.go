@@ -1,4 +1,4 @@
-package slots
+package bootstate
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/keel-boot/keel/devices"
 )
 
 // Store is where the boot state lives: the bootstate partition, a file, or
@@ -23,6 +25,8 @@ type copyRead struct {
 	err   error // nil: valid
 	io    bool  // err is a read error other than a short read
 	blank bool  // never written: all zeros or all ones
+	ours  bool  // may be a keel record cut by a power loss (tornRecord)
+	short bool  // the store ends before this copy (too small a device)
 }
 
 // readCopies reads and parses both copies.
@@ -35,8 +39,9 @@ func readCopies(st Store) [2]copyRead {
 		case n == RecordSize:
 			c[i].state, c[i].err = ParseRecord(b)
 			c[i].blank = c[i].err != nil && isBlank(b)
+			c[i].ours = tornRecord(b)
 		case err == nil || errors.Is(err, io.EOF):
-			c[i].err = fmt.Errorf("short read: %d bytes, expected %d", n, RecordSize)
+			c[i].err, c[i].short = fmt.Errorf("short read: %d bytes, expected %d", n, RecordSize), true
 		default:
 			c[i].err, c[i].io = err, true
 		}
@@ -107,6 +112,11 @@ func Save(st Store, s *State) error {
 	if cur >= 0 {
 		stored = c[cur].state.Seq
 	}
+	if cur < 0 {
+		if err := checkForeign(st, c); err != nil {
+			return err
+		}
+	}
 	if stored != s.Seq {
 		return fmt.Errorf("boot state changed since it was read: stored sequence %d, expected %d (another writer?)", stored, s.Seq)
 	}
@@ -125,6 +135,56 @@ func Save(st Store, s *State) error {
 	}
 	next.Initialised = true
 	*s = next
+	return nil
+}
+
+// ErrForeign is wrapped by CheckWritable and Save when the store holds
+// something other than keel records or blank bytes.
+var ErrForeign = errors.New("not a keel boot state")
+
+// CheckWritable reports whether keel may write boot state records to st:
+// only where a valid record already is, or where both record copies are
+// blank (never written: zeros, or erased flash's ones) or hold the start
+// of a keel record (a first write cut by a power loss), and no file system
+// or LUKS signature is found. Anything else is refused, naming what was
+// found: a mistyped bootstate= must never destroy a file system.
+func CheckWritable(st Store) error {
+	c := readCopies(st)
+	if newest(c) >= 0 {
+		return nil
+	}
+	return checkForeign(st, c)
+}
+
+// tornRecord reports whether a record area that does not parse may be a
+// keel record cut by a power loss: each byte of its magic field is zero or
+// the magic's own byte there (a write cut from the front leaves the start
+// of the magic, one cut from the back its end), and it is not a partition
+// table's boot sector. Random bytes or a foreign header match with a
+// chance of (2/256)^8.
+func tornRecord(b []byte) bool {
+	for i := 0; i < len(recordMagic); i++ {
+		if b[i] != 0 && b[i] != recordMagic[i] {
+			return false
+		}
+	}
+	return !(len(b) >= 512 && b[510] == 0x55 && b[511] == 0xaa)
+}
+
+// checkForeign is CheckWritable for a store without a valid record.
+func checkForeign(st Store, c [2]copyRead) error {
+	if fs, err := devices.Probe(st); err == nil {
+		return fmt.Errorf("%w: the device holds %s (uuid %q, label %q): refusing to write boot state records over it", ErrForeign, fs.Type, fs.UUID, fs.Label)
+	}
+	gpt := make([]byte, 8)
+	if _, err := st.ReadAt(gpt, 512); err == nil && string(gpt) == "EFI PART" {
+		return fmt.Errorf("%w: the device starts with a GPT partition table (a whole disk?): refusing to write boot state records over it", ErrForeign)
+	}
+	for i, r := range c {
+		if !r.blank && !r.ours && !r.short {
+			return fmt.Errorf("%w: copy %d at byte %d is neither blank (zeros) nor a keel record (%v): refusing to write over it", ErrForeign, i, copyOffset(i), r.err)
+		}
+	}
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package slots
+package bootstate
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ type step struct {
 }
 
 func choose(s *State) error {
-	_, err := s.Choose("")
+	_, err := s.Choose("", 0)
 	if errors.Is(err, ErrNoBootableSlot) {
 		return nil // the retirement is still written
 	}
@@ -27,7 +27,9 @@ func tornSteps() []step {
 	return []step{
 		{"first boot decrements a", choose},
 		{"second boot decrements a", choose},
-		{"mark-good a", func(s *State) error { return s.MarkGood(SlotA) }},
+		{"mark-good a", func(s *State) error { return s.MarkGood(SlotA, "img-1", 1) }},
+		{"good a: unconfirmed boot", choose},
+		{"data partition seen", func(s *State) error { s.DataSeen = true; return nil }},
 		{"set-next b", func(s *State) error { return s.SetNext(SlotB, 3) }},
 		{"boot b decrements", choose},
 		{"init marks b bad", func(s *State) error { return s.MarkBad(SlotB, long) }},
@@ -38,7 +40,18 @@ func tornSteps() []step {
 		{"set-next a with one try", func(s *State) error { return s.SetNext(SlotA, 1) }},
 		{"boot a: last try", choose},
 		{"nothing bootable: a retired", choose},
-		{"mark-good b", func(s *State) error { return s.MarkGood(SlotB) }},
+		{"mark-good b", func(s *State) error { return s.MarkGood(SlotB, "img-3", 3) }},
+		{"set-next a again", func(s *State) error { return s.SetNext(SlotA, 1) }},
+		{"boot a, then mark-good", func(s *State) error {
+			if err := choose(s); err != nil {
+				return err
+			}
+			return s.MarkGood(SlotA, "img-4", 4)
+		}},
+		{"good a unconfirmed 1", choose},
+		{"good a unconfirmed 2", choose},
+		{"good a unconfirmed 3", choose},
+		{"a demoted, good b boots", choose},
 	}
 }
 

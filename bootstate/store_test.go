@@ -1,4 +1,4 @@
-package slots
+package bootstate
 
 import (
 	"errors"
@@ -169,7 +169,7 @@ func TestFileStore(t *testing.T) {
 	}
 	defer f.Close()
 	s := mustLoad(t, f)
-	_ = s.MarkGood(SlotA)
+	_ = s.MarkGood(SlotA, "img", 0)
 	for range 2 {
 		if err := Save(f, &s); err != nil {
 			t.Fatal(err)

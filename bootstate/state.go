@@ -1,11 +1,34 @@
-package slots
+// Package bootstate is keel's A/B boot counting: the state of both slots
+// (priority, tries, good flag, unconfirmed boots of a good slot), the
+// machine's rollback floor and last good image, the power-cut-safe record
+// that holds them on the bootstate partition (docs/formats.md), and the
+// choice the init makes from them on every boot (docs/boot-sequence.md).
+//
+// It knows nothing of devices, verity or mounts: the init hands it a Store
+// and a function that tries a slot, and classifies that function's errors
+// (Fault) so that only image faults retire a slot.
+package bootstate
 
 import (
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/keel-boot/keel/slots"
 )
+
+// Slot is a slot name; the slot layout is package slots'.
+type Slot = slots.Slot
+
+// The two slots.
+const (
+	SlotA = slots.SlotA
+	SlotB = slots.SlotB
+)
+
+// Slots lists every slot in a fixed order.
+func Slots() []Slot { return slots.Slots() }
 
 // SlotState is the boot-counting state of one slot.
 type SlotState struct {
@@ -15,7 +38,11 @@ type SlotState struct {
 	Tries uint8
 	// Good is set once a boot of the slot was confirmed (slotctl mark-good).
 	Good bool
-	// Reason says why the slot last failed or was retired; empty otherwise.
+	// Unconfirmed counts the boots of a good slot since it was last marked
+	// good: each boot adds one before anything is mounted, mark-good clears
+	// it. After MaxUnconfirmed the slot is demoted below the other good slot.
+	Unconfirmed uint8
+	// Reason says why the slot last failed, was retired or demoted.
 	Reason string
 }
 
@@ -33,6 +60,9 @@ func (x SlotState) String() string {
 		}
 	case x.Good:
 		fmt.Fprintf(&b, "priority %d, good", x.Priority)
+		if x.Unconfirmed > 0 {
+			fmt.Fprintf(&b, ", %d unconfirmed", x.Unconfirmed)
+		}
 	default:
 		fmt.Fprintf(&b, "priority %d, not yet good, %s", x.Priority, triesLeft(x.Tries))
 	}
@@ -42,13 +72,30 @@ func (x SlotState) String() string {
 	return b.String()
 }
 
-// State is the boot-counting state of both slots, as stored in a record.
+// LastGood names the image the machine last confirmed good: the slot it
+// ran from and its image id. The /etc merge takes its local changes from
+// that image's upper.
+type LastGood struct {
+	Slot    Slot
+	ImageID string
+}
+
+// State is the boot-counting state of both slots and of the machine, as
+// stored in a record.
 type State struct {
 	// Seq is the sequence number of the record the state was read from (0
 	// when no record was valid); Save writes Seq+1.
 	Seq uint64
 	// Slots holds slot a at index 0 and slot b at index 1.
 	Slots [2]SlotState
+	// RollbackFloor is the highest rollback index of any image marked good:
+	// a locked init refuses images below it.
+	RollbackFloor uint64
+	// DataSeen is set once a boot used a data partition: later boots wait
+	// for it like any required device.
+	DataSeen bool
+	// LastGood is the image last marked good (zero before the first).
+	LastGood LastGood
 	// Initialised is false when no valid record was found and the state is
 	// DefaultState.
 	Initialised bool
@@ -57,10 +104,13 @@ type State struct {
 // DefaultTries is the tries counter of a fresh slot and of set-next.
 const DefaultTries = 3
 
+// DefaultMaxUnconfirmed is how many boots of a good slot may go
+// unconfirmed in a row before it is demoted (mkinitrd bakes another).
+const DefaultMaxUnconfirmed = 3
+
 // DefaultState is the state of a blank or unreadable bootstate partition:
 // both slots may be tried, a first, each with DefaultTries boots to be
-// marked good. A slot whose image is missing or broken fails in the
-// initramfs, is marked bad and is then never chosen again.
+// marked good.
 func DefaultState() State {
 	return State{Slots: [2]SlotState{
 		{Priority: 2, Tries: DefaultTries},
@@ -110,15 +160,24 @@ func (s *State) MarkBad(x Slot, reason string) error {
 	return nil
 }
 
-// MarkGood records that slot x booted successfully: it no longer uses up
-// tries. Its priority is left alone, so a slot that was retired stays
-// retired until SetNext.
-func (s *State) MarkGood(x Slot) error {
+// MarkGood records that slot x, running image imageID with rollback index
+// rollback, booted successfully: it no longer uses up tries, its
+// unconfirmed boots are cleared, it becomes the last good image (unless
+// imageID is "", unknown) and the rollback floor rises to its index. Its priority is left alone, so a slot
+// that was retired stays retired until SetNext.
+func (s *State) MarkGood(x Slot, imageID string, rollback uint64) error {
 	p, err := s.slot(x)
 	if err != nil {
 		return err
 	}
-	p.Good, p.Reason = true, ""
+	if len(imageID) > lastIDMax || CleanReason(imageID) != imageID {
+		return fmt.Errorf("image id %q: expected at most %d printable bytes", imageID, lastIDMax)
+	}
+	p.Good, p.Unconfirmed, p.Reason = true, 0, ""
+	if imageID != "" {
+		s.LastGood = LastGood{Slot: x, ImageID: imageID}
+	}
+	s.RollbackFloor = max(s.RollbackFloor, rollback)
 	return nil
 }
 

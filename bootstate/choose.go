@@ -1,4 +1,4 @@
-package slots
+package bootstate
 
 import (
 	"errors"
@@ -21,9 +21,14 @@ type Choice struct {
 	// Reason says why, for the boot report and the console.
 	Reason string
 	// Good is the slot's good flag; TriesLeft its tries counter after this
-	// boot's decrement (for a good slot it is not used).
-	Good      bool
-	TriesLeft int
+	// boot's decrement (for a good slot it is not used); Unconfirmed the
+	// good slot's unconfirmed boots, this one included.
+	Good        bool
+	TriesLeft   int
+	Unconfirmed int
+	// Demoted names the slot demoted in this choice because its boots went
+	// unconfirmed too often ("" when none was).
+	Demoted Slot
 	// Forced is true when slot= chose the slot; counting was not touched.
 	Forced bool
 	// Changed reports that Choose modified the state, which must then be
@@ -35,31 +40,66 @@ type Choice struct {
 // is chosen as is and the counters are left alone. Otherwise:
 //   - a slot with a priority but neither good nor tries left is retired
 //     (priority 0, ReasonTriesExhausted);
+//   - a good slot whose last maxUnconfirmed boots were never confirmed is
+//     demoted below the other slot when that one is good too (Demote);
 //   - the bootable slot with the highest priority that is not in exclude
 //     (the slots that already failed in this boot) is chosen, a on a tie;
-//   - if it is not yet good, its tries are decremented: the caller must
-//     persist the state (Choice.Changed) before mounting anything, so that
-//     a boot that never completes still used up a try.
-func (s *State) Choose(forced Slot, exclude ...Slot) (Choice, error) {
+//   - a slot not yet good has its tries decremented, a good slot its
+//     unconfirmed boots incremented: the caller must persist the state
+//     (Choice.Changed) before mounting anything, so that a boot that never
+//     completes is counted.
+//
+// maxUnconfirmed 0 means DefaultMaxUnconfirmed.
+func (s *State) Choose(forced Slot, maxUnconfirmed int, exclude ...Slot) (Choice, error) {
 	if forced != "" {
 		return s.chooseForced(forced, exclude)
 	}
 	changed := s.retireExhausted()
+	demoted := s.demote(maxUnconfirmed, exclude)
 	x, ok := s.best(exclude)
 	if !ok {
-		return Choice{Changed: changed}, s.noBootable(exclude)
+		return Choice{Changed: changed || demoted != ""}, s.noBootable(exclude)
 	}
 	p, _ := s.slot(x)
-	c := Choice{Slot: x, Good: p.Good, Changed: changed, Reason: s.why(x, exclude)}
-	if !p.Good {
-		p.Tries--
-		c.Changed = true
-		c.Reason += fmt.Sprintf(", not yet good: %s", triesLeft(p.Tries))
+	c := Choice{Slot: x, Good: p.Good, Changed: true, Demoted: demoted, Reason: s.why(x, exclude)}
+	if demoted != "" {
+		c.Reason = fmt.Sprintf("%s demoted: %s; %s", demoted, s.Slot(demoted).Reason, c.Reason)
+	}
+	if p.Good {
+		p.Unconfirmed = min(p.Unconfirmed+1, 255)
+		c.Unconfirmed = int(p.Unconfirmed)
+		c.Reason += fmt.Sprintf(", good (boot %d since the last mark-good)", p.Unconfirmed)
 	} else {
-		c.Reason += ", good"
+		p.Tries--
+		c.Reason += fmt.Sprintf(", not yet good: %s", triesLeft(p.Tries))
 	}
 	c.TriesLeft = int(p.Tries)
 	return c, nil
+}
+
+// demote lowers a good slot whose boots went unconfirmed maxUnconfirmed
+// times in a row below the other slot, when that one is good, bootable and
+// not excluded: the machine then runs the other image that worked. A slot
+// with no good alternative keeps its place (the last good slot is never
+// given up). It returns the demoted slot, "" if none.
+func (s *State) demote(maxUnconfirmed int, exclude []Slot) Slot {
+	if maxUnconfirmed <= 0 {
+		maxUnconfirmed = DefaultMaxUnconfirmed
+	}
+	for _, x := range Slots() {
+		p, _ := s.slot(x)
+		o, _ := s.slot(x.Other())
+		if !p.Good || p.Priority == 0 || int(p.Unconfirmed) < maxUnconfirmed || p.Priority < o.Priority {
+			continue
+		}
+		if !o.Good || !o.Bootable() || slices.Contains(exclude, x.Other()) {
+			continue
+		}
+		p.Reason = fmt.Sprintf("demoted: %d boots in a row were not confirmed (mark-good)", p.Unconfirmed)
+		p.Priority, o.Priority, p.Unconfirmed = 1, 2, 0
+		return x
+	}
+	return ""
 }
 
 func (s *State) chooseForced(x Slot, exclude []Slot) (Choice, error) {
@@ -71,6 +111,19 @@ func (s *State) chooseForced(x Slot, exclude []Slot) (Choice, error) {
 		return Choice{}, fmt.Errorf("%w: slot=%s is forced on the command line and failed in this boot; boot counting is not used with slot=", ErrNoBootableSlot, x)
 	}
 	return Choice{Slot: x, Reason: "forced by slot=" + string(x), Good: p.Good, TriesLeft: int(p.Tries), Forced: true}, nil
+}
+
+// CheckForced says why boot counting would not boot slot x, nil if it
+// would: a locked init honours slot= only for such a slot.
+func (s State) CheckForced(x Slot) error {
+	p, err := s.slot(x)
+	if err != nil {
+		return err
+	}
+	if !p.Bootable() {
+		return fmt.Errorf("slot %s cannot boot by boot counting (%s)", x, p)
+	}
+	return nil
 }
 
 // retireExhausted gives priority 0 to the slots that may no longer boot.

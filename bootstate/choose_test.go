@@ -1,0 +1,332 @@
+package bootstate
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func st(a, b SlotState) State { return State{Initialised: true, Slots: [2]SlotState{a, b}} }
+
+func TestChoose(t *testing.T) {
+	trial := SlotState{Priority: 2, Tries: 3}
+	good := SlotState{Priority: 1, Good: true}
+	tests := []struct {
+		name       string
+		in         State
+		forced     Slot
+		exclude    []Slot
+		want       Choice
+		wantState  State
+		wantErrHas string
+	}{
+		{"defaults: a, decremented", DefaultState(), "", nil,
+			Choice{Slot: SlotA, Reason: "highest priority (2), not yet good: 2 tries left", TriesLeft: 2, Changed: true},
+			State{Slots: [2]SlotState{{Priority: 2, Tries: 2}, {Priority: 1, Tries: 3}}}, ""},
+		{"good slot: one unconfirmed boot counted", st(SlotState{Priority: 2, Tries: 1, Good: true}, good), "", nil,
+			Choice{Slot: SlotA, Reason: "highest priority (2), good (boot 1 since the last mark-good)", Good: true, TriesLeft: 1, Unconfirmed: 1, Changed: true},
+			st(SlotState{Priority: 2, Tries: 1, Good: true, Unconfirmed: 1}, good), ""},
+		{"good slot unconfirmed 3 times: demoted below the other good slot",
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 3}, good), "", nil,
+			Choice{Slot: SlotB, Reason: "a demoted: demoted: 3 boots in a row were not confirmed (mark-good); highest priority (2), good (boot 1 since the last mark-good)",
+				Good: true, Unconfirmed: 1, Demoted: SlotA, Changed: true},
+			st(SlotState{Priority: 1, Good: true, Reason: "demoted: 3 boots in a row were not confirmed (mark-good)"}, SlotState{Priority: 2, Good: true, Unconfirmed: 1}), ""},
+		{"last good slot unconfirmed: kept, the other is only on trial",
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 7}, SlotState{Priority: 1, Tries: 2}), "", nil,
+			Choice{Slot: SlotA, Reason: "highest priority (2), good (boot 8 since the last mark-good)", Good: true, Unconfirmed: 8, Changed: true},
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 8}, SlotState{Priority: 1, Tries: 2}), ""},
+		{"b on trial, last try", st(good, SlotState{Priority: 2, Tries: 1}), "", nil,
+			Choice{Slot: SlotB, Reason: "highest priority (2), not yet good: 0 tries left", TriesLeft: 0, Changed: true},
+			st(good, SlotState{Priority: 2}), ""},
+		{"b exhausted: rollback to a", st(good, SlotState{Priority: 2}), "", nil,
+			Choice{Slot: SlotA, Reason: "b cannot boot (retired: tries exhausted: never marked good); a has priority 1, good (boot 1 since the last mark-good)", Good: true, Unconfirmed: 1, Changed: true},
+			st(SlotState{Priority: 1, Good: true, Unconfirmed: 1}, SlotState{Reason: ReasonTriesExhausted}), ""},
+		{"tie: a", st(SlotState{Priority: 1, Tries: 1}, good), "", nil,
+			Choice{Slot: SlotA, Reason: "highest priority (1), not yet good: 0 tries left", Changed: true},
+			st(SlotState{Priority: 1}, good), ""},
+		{"fallback after b failed", st(good, trial), "", []Slot{SlotB},
+			Choice{Slot: SlotA, Reason: "fallback: b failed in this boot; a has priority 1, good (boot 1 since the last mark-good)", Good: true, Unconfirmed: 1, Changed: true},
+			st(SlotState{Priority: 1, Good: true, Unconfirmed: 1}, trial), ""},
+		{"forced: counters untouched", st(good, SlotState{Reason: "bad"}), SlotB, nil,
+			Choice{Slot: SlotB, Reason: "forced by slot=b", Forced: true},
+			st(good, SlotState{Reason: "bad"}), ""},
+		{"forced and failed", st(good, trial), SlotB, []Slot{SlotB},
+			Choice{}, st(good, trial), "slot=b is forced on the command line and failed in this boot"},
+		{"forced unknown", st(good, trial), "c", nil,
+			Choice{}, st(good, trial), `slot=c: slot "c": expected a or b`},
+		{"both bad", st(SlotState{Reason: "verity-a: no keel slot header"}, SlotState{Priority: 1}), "", nil,
+			Choice{Changed: true}, st(SlotState{Reason: "verity-a: no keel slot header"}, SlotState{Reason: ReasonTriesExhausted}),
+			"no bootable slot: a: retired: verity-a: no keel slot header; b: retired: tries exhausted"},
+		{"both failed in this boot", st(good, trial), "", []Slot{SlotA, SlotB},
+			Choice{}, st(good, trial), "a: failed in this boot: priority 1, good; b: failed in this boot"},
+	}
+	for _, tt := range tests {
+		s := tt.in
+		got, err := s.Choose(tt.forced, 0, tt.exclude...)
+		if tt.wantErrHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErrHas) {
+				t.Errorf("%s: error %v, want %q", tt.name, err, tt.wantErrHas)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+		if got != tt.want || s != tt.wantState {
+			t.Errorf("%s:\n got %+v\n     %+v\nwant %+v\n     %+v", tt.name, got, s, tt.want, tt.wantState)
+		}
+	}
+}
+
+// TestRollbackScenario walks SPEC's update flow through Choose alone.
+func TestRollbackScenario(t *testing.T) {
+	s := DefaultState()
+	boot := func() Slot {
+		c, err := s.Choose("", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Slot
+	}
+	if boot() != SlotA {
+		t.Fatal("fresh disk does not boot a")
+	}
+	_ = s.MarkGood(SlotA, "img-1", 0)
+	_ = s.SetNext(SlotB, 3)
+	for i := 0; i < 3; i++ {
+		if got := boot(); got != SlotB {
+			t.Fatalf("try %d of b booted %s", i+1, got)
+		}
+	}
+	if got := boot(); got != SlotA {
+		t.Fatalf("after b's tries ran out, %s booted", got)
+	}
+	if b := s.Slot(SlotB); b.Priority != 0 || b.Reason != ReasonTriesExhausted {
+		t.Errorf("b after rollback: %+v", b)
+	}
+	_ = s.SetNext(SlotB, 3)
+	boot()
+	_ = s.MarkGood(SlotB, "img-2", 0)
+	for i := 0; i < 5; i++ {
+		if got := boot(); got != SlotB {
+			t.Fatalf("good b lost to %s", got)
+		}
+		_ = s.MarkGood(SlotB, "img-2", 0)
+	}
+	// b stops being confirmed (corruption deep in its image restarts the
+	// machine before mark-good): after DefaultMaxUnconfirmed boots the
+	// good a takes over, and b is still good, below it.
+	_ = s.MarkGood(SlotA, "img-1", 0)
+	_ = s.MarkGood(SlotB, "img-2", 0)
+	for i := 0; i < DefaultMaxUnconfirmed; i++ {
+		if got := boot(); got != SlotB {
+			t.Fatalf("unconfirmed boot %d: %s booted, want b", i+1, got)
+		}
+	}
+	if got := boot(); got != SlotA {
+		t.Fatalf("after %d unconfirmed boots of b, %s booted, want a", DefaultMaxUnconfirmed, got)
+	}
+	if b := s.Slot(SlotB); !b.Good || b.Priority != 1 || !strings.Contains(b.Reason, "demoted") {
+		t.Errorf("b after demotion: %+v", b)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	fail := func(bad ...Slot) func(Choice) error {
+		return func(c Choice) error {
+			for _, b := range bad {
+				if c.Slot == b {
+					return Classify(Image, "header", errors.New("verity-"+string(b)+": header signature does not verify"))
+				}
+			}
+			return nil
+		}
+	}
+	m := NewMemStore(BootStateMinSize)
+	sel, err := Select(m, mustLoad(t, m), Request{}, fail(SlotA))
+	if err != nil || sel.Choice.Slot != SlotB || len(sel.Fallbacks) != 1 || sel.Fallbacks[0].Slot != SlotA {
+		t.Fatalf("a failing: %+v, %v; want b after a's fallback", sel, err)
+	}
+	if !strings.HasPrefix(sel.Choice.Reason, "fallback: a failed in this boot; b has priority 1, not yet good: 2 tries left") {
+		t.Errorf("reason %q", sel.Choice.Reason)
+	}
+	saved := mustLoad(t, m)
+	if a := saved.Slot(SlotA); a.Priority != 0 || !strings.Contains(a.Reason, "header signature") || saved.Slot(SlotB).Tries != 2 {
+		t.Errorf("saved state %+v", saved)
+	}
+	if saved != sel.State {
+		t.Errorf("Selection.State %+v, saved %+v", sel.State, saved)
+	}
+
+	sel, err = Select(m, mustLoad(t, m), Request{}, fail(SlotB))
+	if !errors.Is(err, ErrNoBootableSlot) || len(sel.Fallbacks) != 1 || sel.Choice.Slot != "" {
+		t.Errorf("both bad: %+v, %v", sel, err)
+	}
+	if got := mustLoad(t, m); got.Bootable(SlotA) || got.Bootable(SlotB) {
+		t.Errorf("both bad, saved %+v", got)
+	}
+
+	before := mustLoad(t, m)
+	sel, err = Select(m, mustLoad(t, m), Request{Forced: SlotB}, fail())
+	if err != nil || sel.Choice.Slot != SlotB || !sel.Choice.Forced || mustLoad(t, m) != before {
+		t.Errorf("slot=b: %+v, %v; state must stay %+v", sel, err, before)
+	}
+	sel, err = Select(m, mustLoad(t, m), Request{Forced: SlotA}, fail(SlotA))
+	if !errors.Is(err, ErrNoBootableSlot) || len(sel.Fallbacks) != 1 || mustLoad(t, m) != before {
+		t.Errorf("slot=a failing: %+v, %v; want no fallback, state untouched", sel, err)
+	}
+}
+
+// roStore refuses every write, like a read-only or dying bootstate device.
+type roStore struct{ *MemStore }
+
+func (roStore) WriteAt([]byte, int64) (int, error) { return 0, errors.New("read-only file system") }
+
+func TestSelectUnwritable(t *testing.T) {
+	m := NewMemStore(BootStateMinSize)
+	s := st(SlotState{Priority: 1, Good: true}, SlotState{Priority: 2, Tries: 3})
+	if err := Save(m, &s); err != nil {
+		t.Fatal(err)
+	}
+	tried := 0
+	sel, err := Select(roStore{m}, mustLoad(t, m), Request{}, func(Choice) error { tried++; return nil })
+	if err != nil || sel.Choice.Slot != SlotA || tried != 1 {
+		t.Fatalf("unwritable: %+v, %v, %d tries; want a (good), b skipped", sel, err, tried)
+	}
+	if len(sel.Fallbacks) != 1 || !strings.Contains(sel.Fallbacks[0].Reason, "cannot be counted: write boot state copy 1") {
+		t.Errorf("fallbacks %+v", sel.Fallbacks)
+	}
+	if got := mustLoad(t, m); got != s {
+		t.Errorf("unwritable store changed: %+v", got)
+	}
+}
+
+// TestSelectFailureClasses: only image faults retire a slot; environment
+// faults leave both slots exactly as they were (their try or unconfirmed
+// boot given back); the last good slot is never retired.
+func TestSelectFailureClasses(t *testing.T) {
+	env := func(c Choice) error {
+		return Classify(Environment, "image device", errors.New("root-"+string(c.Slot)+": no device within rd.timeout"))
+	}
+	img := func(c Choice) error {
+		return Classify(Image, "verity", errors.New("verity-"+string(c.Slot)+": root hash mismatch"))
+	}
+	only := func(x Slot, f func(Choice) error) func(Choice) error {
+		return func(c Choice) error {
+			if c.Slot == x {
+				return f(c)
+			}
+			return nil
+		}
+	}
+	goodGood := st(SlotState{Priority: 2, Good: true}, SlotState{Priority: 1, Good: true})
+	goodTrial := st(SlotState{Priority: 1, Good: true}, SlotState{Priority: 2, Tries: 2})
+	tests := []struct {
+		name      string
+		in        State
+		try       func(Choice) error
+		wantSlot  Slot
+		wantErr   bool
+		wantState [2]SlotState
+		wantWarn  string
+	}{
+		{"env fault on good a: b boots, a untouched", goodGood, only(SlotA, env), SlotB, false,
+			[2]SlotState{{Priority: 2, Good: true}, {Priority: 1, Good: true, Unconfirmed: 1}}, ""},
+		{"env fault on both: nothing boots, nothing changed", goodGood, env, "", true,
+			[2]SlotState{{Priority: 2, Good: true}, {Priority: 1, Good: true}}, ""},
+		{"env fault on a trial: its try given back", goodTrial, only(SlotB, env), SlotA, false,
+			[2]SlotState{{Priority: 1, Good: true, Unconfirmed: 1}, {Priority: 2, Tries: 2}}, ""},
+		{"image fault on a trial: retired", goodTrial, only(SlotB, img), SlotA, false,
+			[2]SlotState{{Priority: 1, Good: true, Unconfirmed: 1}, {Reason: "verity-b: root hash mismatch"}}, ""},
+		{"image fault on good a with good b: a retired", goodGood, only(SlotA, img), SlotB, false,
+			[2]SlotState{{Reason: "verity-a: root hash mismatch"}, {Priority: 1, Good: true, Unconfirmed: 1}}, ""},
+		{"image fault on the last good slot: kept", goodTrial, img, "", true,
+			[2]SlotState{{Priority: 1, Good: true, Unconfirmed: 1}, {Reason: "verity-b: root hash mismatch"}}, "slot a is the last good slot"},
+		{"unclassified error: an environment fault", goodGood, only(SlotA, func(Choice) error { return errors.New("EBUSY") }), SlotB, false,
+			[2]SlotState{{Priority: 2, Good: true}, {Priority: 1, Good: true, Unconfirmed: 1}}, ""},
+	}
+	for _, tt := range tests {
+		m := NewMemStore(BootStateMinSize)
+		s := tt.in
+		if err := Save(m, &s); err != nil {
+			t.Fatal(err)
+		}
+		sel, err := Select(m, mustLoad(t, m), Request{}, tt.try)
+		if (err != nil) != tt.wantErr || sel.Choice.Slot != tt.wantSlot {
+			t.Errorf("%s: booted %q, err %v; want %q (error %v)", tt.name, sel.Choice.Slot, err, tt.wantSlot, tt.wantErr)
+		}
+		if got := mustLoad(t, m); got.Slots != tt.wantState {
+			t.Errorf("%s: saved\n %+v\nwant\n %+v", tt.name, got.Slots, tt.wantState)
+		}
+		if tt.wantWarn != "" && !strings.Contains(strings.Join(sel.Warnings, "\n"), tt.wantWarn) {
+			t.Errorf("%s: warnings %q, want %q", tt.name, sel.Warnings, tt.wantWarn)
+		}
+		for _, f := range sel.Fallbacks {
+			lastGood := strings.Contains(tt.wantWarn, "slot "+string(f.Slot)+" is the last good slot")
+			if f.Retired != (f.Class == Image && !lastGood) {
+				t.Errorf("%s: fallback %+v: retired does not follow its class", tt.name, f)
+			}
+		}
+	}
+}
+
+// TestSelectRecordsData: the first boot with a data partition records it
+// in the same write as the choice; a forced slot records nothing.
+func TestSelectRecordsData(t *testing.T) {
+	m := NewMemStore(BootStateMinSize)
+	ok := func(Choice) error { return nil }
+	if _, err := Select(m, mustLoad(t, m), Request{Forced: SlotA, DataUsed: true}, ok); err != nil {
+		t.Fatal(err)
+	}
+	if mustLoad(t, m).DataSeen {
+		t.Error("slot= recorded the data partition: it must leave the state alone")
+	}
+	if _, err := Select(m, mustLoad(t, m), Request{DataUsed: true}, ok); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustLoad(t, m); !s.DataSeen || s.Seq != 1 {
+		t.Errorf("after a counted boot with data: %+v, want DataSeen in one write", s)
+	}
+}
+
+// FuzzSelect feeds any stored state and any sequence of attempt outcomes to
+// Select: it never panics, never boots a slot Choose would not offer, never
+// retires the last good slot, and an environment fault never changes a
+// slot's good flag or priority.
+func FuzzSelect(f *testing.F) {
+	f.Add(MarshalRecord(DefaultState()), uint8(0), uint8(3))
+	f.Add(MarshalRecord(st(SlotState{Priority: 2, Good: true, Unconfirmed: 3}, SlotState{Priority: 1, Good: true})), uint8(5), uint8(0))
+	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8, maxUnconfirmed uint8) {
+		m := NewMemStore(BootStateMinSize)
+		copy(m.Bytes(), rec)
+		state, _, _ := Load(m)
+		before := state
+		n := 0
+		var envSlots []Slot
+		sel, _ := Select(m, state, Request{MaxUnconfirmed: int(maxUnconfirmed)}, func(c Choice) error {
+			o := outcomes >> (2 * n) & 3
+			n++
+			switch o {
+			case 1:
+				envSlots = append(envSlots, c.Slot)
+				return Classify(Environment, "x", errors.New("env"))
+			case 2:
+				return Classify(Image, "x", errors.New("img"))
+			}
+			return nil
+		})
+		if n > 2 {
+			t.Fatalf("%d attempts in one boot", n)
+		}
+		after := sel.State
+		for _, x := range Slots() {
+			if before.Slot(x).Good && !after.Slot(x).Good && !before.Slot(x.Other()).Good {
+				t.Fatalf("slot %s, the only good slot, lost its good flag: %+v → %+v", x, before, after)
+			}
+		}
+		for _, x := range envSlots {
+			b, a := before.Slot(x), after.Slot(x)
+			if a.Good != b.Good || (a.Priority == 0 && b.Priority != 0 && b.Bootable()) {
+				t.Fatalf("environment fault changed slot %s: %+v → %+v", x, b, a)
+			}
+		}
+	})
+}

@@ -1,0 +1,98 @@
+package bootstate
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// TestCheckWritable: keel writes boot state only where its own records or
+// blank bytes are; a mistyped bootstate= at a file system, a LUKS volume,
+// a whole disk or random bytes is refused, naming what was found.
+func TestCheckWritable(t *testing.T) {
+	valid := NewMemStore(BootStateMinSize)
+	s := DefaultState()
+	if err := Save(valid, &s); err != nil {
+		t.Fatal(err)
+	}
+	tornFront := NewMemStore(BootStateMinSize)
+	copy(tornFront.Bytes(), MarshalRecord(s)[:100])
+	tornBack := NewMemStore(BootStateMinSize)
+	copy(tornBack.Bytes()[3:], MarshalRecord(s)[3:])
+	ones := NewMemStore(BootStateMinSize)
+	for i := range ones.Bytes() {
+		ones.Bytes()[i] = 0xff
+	}
+	random := NewMemStore(BootStateMinSize)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range random.Bytes() {
+		random.Bytes()[i] = byte(r.Uint32())
+	}
+	btrfs := NewMemStore(BootStateMinSize)
+	copy(btrfs.Bytes()[65536+64:], "_BHRfS_M")
+	luks := NewMemStore(BootStateMinSize)
+	copy(luks.Bytes(), "LUKS\xba\xbe\x00\x02")
+	gpt := NewMemStore(BootStateMinSize)
+	copy(gpt.Bytes()[512:], "EFI PART")
+	mbr := NewMemStore(BootStateMinSize)
+	mbr.Bytes()[510], mbr.Bytes()[511] = 0x55, 0xaa
+
+	tests := []struct {
+		name    string
+		st      *MemStore
+		wantErr string
+	}{
+		{"blank", NewMemStore(BootStateMinSize), ""},
+		{"erased flash", ones, ""},
+		{"valid records", valid, ""},
+		{"first write cut from the front", tornFront, ""},
+		{"first write cut from the back", tornBack, ""},
+		{"random bytes", random, "copy 0 at byte 0 is neither blank (zeros) nor a keel record"},
+		{"btrfs", btrfs, "the device holds btrfs"},
+		{"LUKS", luks, "the device holds crypto_LUKS"},
+		{"GPT disk", gpt, "GPT partition table"},
+		{"MBR boot sector", mbr, "copy 0 at byte 0 is neither blank"},
+	}
+	for _, tt := range tests {
+		before := append([]byte(nil), tt.st.Bytes()...)
+		err := CheckWritable(tt.st)
+		s, _, _ := Load(tt.st)
+		saveErr := Save(tt.st, &s)
+		if tt.wantErr == "" {
+			if err != nil || saveErr != nil {
+				t.Errorf("%s: CheckWritable %v, Save %v; want both to pass", tt.name, err, saveErr)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: CheckWritable %v, want %q", tt.name, err, tt.wantErr)
+		}
+		if !errors.Is(saveErr, ErrForeign) {
+			t.Errorf("%s: Save %v, want it refused too", tt.name, saveErr)
+		}
+		if string(before) != string(tt.st.Bytes()) {
+			t.Errorf("%s: the refused store was written", tt.name)
+		}
+	}
+}
+
+// FuzzCheckWritable: whatever the bytes, CheckWritable never panics, and
+// when it refuses, Save does not write.
+func FuzzCheckWritable(f *testing.F) {
+	f.Add([]byte{}, []byte{})
+	f.Add([]byte("KEELBOOT"), []byte("LUKS\xba\xbe"))
+	f.Add(MarshalRecord(DefaultState()), []byte("_BHRfS_M"))
+	f.Fuzz(func(t *testing.T, head, at64k []byte) {
+		m := NewMemStore(BootStateMinSize)
+		copy(m.Bytes(), head)
+		copy(m.Bytes()[copy1Offset:], at64k)
+		before := string(m.Bytes())
+		err := CheckWritable(m)
+		s, _, _ := Load(m)
+		saveErr := Save(m, &s)
+		if err != nil && (saveErr == nil || string(m.Bytes()) != before) {
+			t.Fatalf("CheckWritable refused (%v) but Save wrote (%v)", err, saveErr)
+		}
+	})
+}

@@ -1,0 +1,156 @@
+package bootstate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Failure is a slot that failed in the initramfs during this boot.
+type Failure struct {
+	Slot   Slot
+	Class  Class
+	Reason string
+	// Retired is true when the failure marked the slot bad.
+	Retired bool
+}
+
+// Request is what the init asks of Select besides the state.
+type Request struct {
+	// Forced is slot= ("" for boot counting).
+	Forced Slot
+	// MaxUnconfirmed is how many boots of a good slot may go unconfirmed
+	// before it is demoted; 0 means DefaultMaxUnconfirmed.
+	MaxUnconfirmed int
+	// DataUsed records that this boot uses a data partition (State.DataSeen),
+	// in the same write as the choice.
+	DataUsed bool
+}
+
+// Selection is the outcome of Select, for the boot report.
+type Selection struct {
+	// Choice is the slot that booted; its Slot is empty when none did.
+	Choice Choice
+	// Fallbacks are the slots that failed before, in order.
+	Fallbacks []Failure
+	// Warnings are boot state problems worth reporting: a state that could
+	// not be saved, a last good slot kept despite an image fault.
+	Warnings []string
+	// State is the boot state as last saved (or as it would have been).
+	State State
+}
+
+// Select runs boot counting in the initramfs over state, as Load read it
+// from st: it chooses a slot (see State.Choose), persists that choice, and
+// calls try, which prepares that slot's root (verity, mount, init present)
+// and returns nil or why it failed, classified (Fault). An image fault
+// marks the slot bad (unless it is the last good slot); an environment
+// fault leaves it as it was. Either way the other slot is tried in the
+// same boot. A forced slot that fails is not marked and nothing else is
+// tried.
+//
+// A slot that is not yet good is only booted once its decrement is durable:
+// if the state cannot be saved, that try could not be counted and a slot
+// that crashes the machine would boot forever, so it fails instead with the
+// save error as its reason. A good slot boots even when the state cannot
+// be saved.
+//
+// The error wraps ErrNoBootableSlot when no slot booted; Selection is
+// meaningful with it.
+func Select(st Store, state State, req Request, try func(Choice) error) (Selection, error) {
+	var sel Selection
+	var excluded []Slot
+	for {
+		before := state
+		c, err := state.Choose(req.Forced, req.MaxUnconfirmed, excluded...)
+		changed := c.Changed
+		if req.DataUsed && !state.DataSeen && !c.Forced {
+			state.DataSeen, changed = true, true
+		}
+		saveErr := saveIf(st, &state, changed)
+		sel.State = state
+		if err != nil {
+			sel.warn(saveErr)
+			return sel, err
+		}
+		tried, failed := sel.attempt(c, saveErr, try)
+		if failed == nil {
+			sel.Choice = c
+			return sel, nil
+		}
+		// A slot that could not be tried (its try not countable) is only
+		// skipped: an unwritable bootstate says nothing about the image.
+		if tried && !c.Forced {
+			sel.settle(st, &state, before.Slot(c.Slot), c.Slot, failed)
+		}
+		excluded = append(excluded, c.Slot)
+	}
+}
+
+// attempt tries one choice, records its failure and reports whether try
+// ran at all.
+func (sel *Selection) attempt(c Choice, saveErr error, try func(Choice) error) (tried bool, err error) {
+	if saveErr != nil && !c.Good {
+		err = fmt.Errorf("boot state not saved, so this try of a slot not yet good cannot be counted: %w", saveErr)
+	} else {
+		sel.warn(saveErr)
+		err, tried = try(c), true
+	}
+	if err != nil {
+		sel.Fallbacks = append(sel.Fallbacks, Failure{Slot: c.Slot, Class: ClassOf(err), Reason: err.Error()})
+	}
+	return tried, err
+}
+
+// settle records a failed attempt of slot x, whose state before this
+// boot's count was prev. An environment fault gives the slot back the try
+// or the unconfirmed boot it was charged: the attempt returned, so it was
+// neither a hang nor a crash, and it proves nothing about the image. An
+// image fault marks the slot bad, unless x is the last good slot: the init
+// never gives up the only image that worked.
+func (sel *Selection) settle(st Store, s *State, prev SlotState, x Slot, failed error) {
+	if ClassOf(failed) != Image {
+		p, _ := s.slot(x)
+		if p.Tries != prev.Tries || p.Unconfirmed != prev.Unconfirmed {
+			p.Tries, p.Unconfirmed = prev.Tries, prev.Unconfirmed
+			sel.warn(Save(st, s))
+			sel.State = *s
+		}
+		return
+	}
+	if s.lastGoodStanding(x) {
+		sel.Warnings = append(sel.Warnings, fmt.Sprintf("slot %s is the last good slot: kept despite an image fault (%v)", x, failed))
+		return
+	}
+	sel.Fallbacks[len(sel.Fallbacks)-1].Retired = true
+	sel.warn(markBad(st, s, x, failed))
+	sel.State = *s
+}
+
+// lastGoodStanding reports whether x is good and the other slot is not a
+// good, bootable alternative.
+func (s State) lastGoodStanding(x Slot) bool {
+	p, o := s.Slot(x), s.Slot(x.Other())
+	return p.Good && !(o.Good && o.Bootable())
+}
+
+func (sel *Selection) warn(err error) {
+	if err != nil {
+		sel.Warnings = append(sel.Warnings, err.Error())
+	}
+}
+
+// saveIf saves the state when it changed.
+func saveIf(st Store, s *State, changed bool) error {
+	if !changed {
+		return nil
+	}
+	return Save(st, s)
+}
+
+// markBad retires slot x with the reason it failed and saves.
+func markBad(st Store, s *State, x Slot, failed error) error {
+	if err := s.MarkBad(x, failed.Error()); err != nil {
+		return errors.Join(failed, err)
+	}
+	return Save(st, s)
+}

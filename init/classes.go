@@ -1,0 +1,61 @@
+package main
+
+import (
+	"github.com/keel-boot/keel/bootstate"
+)
+
+// The steps of a slot attempt, each with the class of its failures: only
+// image faults retire a slot (docs/boot-sequence.md, "Failure classes",
+// lists the same table; TestFailureClassesDocumented keeps them equal).
+const (
+	stepImageDevice  = "image device"
+	stepHashDevice   = "hash device"
+	stepHeaderRead   = "header read"
+	stepHeader       = "header"
+	stepRollback     = "rollback floor"
+	stepDM           = "dm-verity setup"
+	stepRootHash     = "root hash"
+	stepRootHashArg  = "roothash= from the command line"
+	stepFSModule     = "file system module"
+	stepMountImage   = "image mount"
+	stepData         = "data partition"
+	stepOverlay      = "overlay"
+	stepInit         = "init"
+	stepInitArg      = "init= from the command line"
+	stepVerityModule = "dm-verity module"
+)
+
+// failureClass is one row of the table.
+type failureClass struct {
+	step  string
+	class bootstate.Class
+	what  string
+}
+
+var failureClasses = []failureClass{
+	{stepImageDevice, bootstate.Environment, "the slot's image partition did not appear within rd.timeout"},
+	{stepHashDevice, bootstate.Environment, "the slot's verity partition did not appear within rd.timeout"},
+	{stepHeaderRead, bootstate.Image, "the slot header cannot be read"},
+	{stepHeader, bootstate.Image, "the slot header is corrupt, unsigned or signed by an untrusted key"},
+	{stepRollback, bootstate.Image, "the image's rollback index is below the machine's floor (locked)"},
+	{stepVerityModule, bootstate.Environment, "the dm-verity module did not load"},
+	{stepDM, bootstate.Environment, "a device-mapper ioctl or node failed"},
+	{stepRootHash, bootstate.Image, "the hash tree does not match the signed root hash"},
+	{stepRootHashArg, bootstate.Environment, "the hash tree does not match roothash= (a command-line mistake)"},
+	{stepFSModule, bootstate.Environment, "the kernel does not know the image's file system (module missing)"},
+	{stepMountImage, bootstate.Image, "the verified image does not mount"},
+	{stepData, bootstate.Environment, "the data partition cannot be prepared"},
+	{stepOverlay, bootstate.Environment, "the overlay cannot be mounted"},
+	{stepInit, bootstate.Image, "the image has no /sbin/init"},
+	{stepInitArg, bootstate.Environment, "init= names no program in the image (a command-line mistake)"},
+}
+
+// fault classifies err, a failure of step, by the table.
+func fault(step string, err error) error {
+	for _, f := range failureClasses {
+		if f.step == step {
+			return bootstate.Classify(f.class, step, err)
+		}
+	}
+	return bootstate.Classify(bootstate.Environment, step, err)
+}
