@@ -1,6 +1,7 @@
 package etcmerge
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -77,7 +78,11 @@ func setMeta(dst string, src entry, times bool) error {
 		return err
 	}
 	for name, v := range xs {
-		if err := unix.Lsetxattr(dst, name, v, 0); err != nil {
+		err := unix.Lsetxattr(dst, name, v, 0)
+		if errors.Is(err, unix.ENOTSUP) {
+			continue // the data filesystem does not keep this kind (as when /var is seeded)
+		}
+		if err != nil {
 			return fmt.Errorf("set xattr %s on %s: %w", name, dst, err)
 		}
 	}
