@@ -39,17 +39,20 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) {
 	old, err := datapart.UpperDir(datapart.DefaultRoot, slot, id)
 	if err == nil {
 		base, closeBase := b.openBase(m)
+		opened := time.Now()
 		err = datapart.NewUpper{Dir: upper, Fill: func(tmp string) error {
 			r, err := etcmerge.Merge(etcmerge.Options{
 				Local: filepath.Join(old, "upper", "etc"), Base: base,
 				New: filepath.Join(layout.Lower, "etc"), Out: filepath.Join(tmp, "upper", "etc"),
 			})
 			fillMerge(m, r, start)
+			b.log.Infof("/etc merge: base opened in %v, merged in %v", opened.Sub(start), time.Since(opened))
 			if err != nil {
 				return err
 			}
 			return writeMergeRecord(tmp, m)
 		}}.Create()
+		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
 		closeBase()
 	}
 	m.Ms = float64(time.Since(start).Microseconds()) / 1000
