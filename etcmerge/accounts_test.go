@@ -122,3 +122,53 @@ func FuzzParseAccounts(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMergeAccounts: whatever the three versions hold, every local line is
+// kept in order (local wins, nothing renumbered), and every line of the
+// result comes from the local or the new version.
+func FuzzMergeAccounts(f *testing.F) {
+	f.Add(uint8(0), []byte("root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n"), []byte("root:x:0:0::/root:/bin/sh\n"), []byte("root:x:0:0::/root:/bin/sh\nsvc:x:1000:1000::/:/bin/false\n"), true)
+	f.Add(uint8(1), []byte("sudo:x:27:alice\n"), []byte("sudo:x:27:\nold:x:5:\n"), []byte("sudo:x:27:bob\nold:x:6:\n"), false)
+	f.Fuzz(func(t *testing.T, which uint8, local, base, new []byte, haveBase bool) {
+		db := DB(int(which) % len(dbNames))
+		out, _ := MergeAccounts(db, local, base, new, haveBase)
+		got := ParseAccounts(db, out)
+		fromNew := map[string]bool{}
+		for _, e := range ParseAccounts(db, new) {
+			fromNew[e.Line] = true
+		}
+		removed := map[string]bool{} // local lines upstream removed and never changed here
+		if haveBase {
+			b, n := index(ParseAccounts(db, base)), index(ParseAccounts(db, new))
+			for _, e := range ParseAccounts(db, local) {
+				if be, ok := b[e.Key]; ok && be.Line == e.Line {
+					if _, inNew := n[e.Key]; !inNew {
+						removed[e.Line] = true
+					}
+				}
+			}
+		}
+		i := 0
+		for _, e := range ParseAccounts(db, local) {
+			if removed[e.Line] {
+				continue
+			}
+			for i < len(got) && got[i].Line != e.Line {
+				i++
+			}
+			if i == len(got) {
+				t.Fatalf("local line %q lost: merged %q", e.Line, out)
+			}
+			i++
+		}
+		locals := map[string]bool{}
+		for _, e := range ParseAccounts(db, local) {
+			locals[e.Line] = true
+		}
+		for _, e := range got {
+			if !locals[e.Line] && !fromNew[e.Line] {
+				t.Fatalf("line %q comes from neither side: merged %q", e.Line, out)
+			}
+		}
+	})
+}
