@@ -52,6 +52,7 @@ func Merge(o Options) (Result, error) {
 	if l.kind != Dir {
 		return m.r, fmt.Errorf("local changes %s: a %s, expected a directory", o.Local, l.kind)
 	}
+	prefetch(o)
 	_, err = m.dir("", l, false, func() error { return nil })
 	return m.r, err
 }

@@ -227,3 +227,13 @@ func TestMergeNoLocal(t *testing.T) {
 		t.Errorf("local is a file: %v", err)
 	}
 }
+
+// The prefetch reads only regular files: a fifo in the base or the new
+// image at a path the machine changed does not block the merge.
+func TestMergeFifoUpstream(t *testing.T) {
+	o := trees(t, map[string]string{"x": "f local", "ln": "f l"}, map[string]string{"x": "p", "ln": "l /dev/zero"}, map[string]string{"x": "p", "ln": "l /dev/zero"})
+	r, err := Merge(o)
+	if err != nil || r.Carried != 2 {
+		t.Fatalf("Merge: %+v, %v", r, err)
+	}
+}
