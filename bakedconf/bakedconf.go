@@ -21,7 +21,8 @@ const Version = 1
 type Config struct {
 	Version int `json:"version"`
 	// Locked refuses every command-line option that would weaken the boot
-	// (shell, rd.break, verity=off, untrusted roothash=, plain root=).
+	// (shell, rd.break, verity=off, untrusted roothash=, plain root=, device
+	// overrides other than the baked ones: docs/cmdline.md).
 	Locked bool `json:"locked,omitempty"`
 	// Cmdline holds default options in kernel command-line syntax; the real
 	// command line is parsed over them.
@@ -36,6 +37,11 @@ type Config struct {
 	// LUKSKeyfile is the path inside the initramfs of a key file for the data
 	// partition, "" if none.
 	LUKSKeyfile string `json:"luks_keyfile,omitempty"`
+	// DataMustBeEncrypted refuses a plain (non-LUKS) data partition: the boot
+	// goes volatile instead (mkinitrd --data-must-be-encrypted, the locked
+	// default). Whoever can write a plain data partition offline controls the
+	// upper layer over the verified root.
+	DataMustBeEncrypted bool `json:"data_must_be_encrypted,omitempty"`
 	// Kver is the kernel release the modules were built for.
 	Kver string `json:"kver,omitempty"`
 }
@@ -74,6 +80,8 @@ func Parse(b []byte) (*Config, error) {
 		Shell:       root.Opt("shell").Str(),
 		LUKSKeyfile: root.Opt("luks_keyfile").Str(),
 		Kver:        root.Opt("kver").Str(),
+
+		DataMustBeEncrypted: root.Opt("data_must_be_encrypted").Bool(),
 	}
 	if keys := root.Opt("trusted_keys").Items(); keys != nil {
 		c.TrustedKeys = make([][]byte, 0, len(keys))
@@ -158,6 +166,10 @@ func (c *Config) Marshal() ([]byte, error) {
 		w.EndArray()
 	}
 	optString(&w, "luks_keyfile", c.LUKSKeyfile)
+	if c.DataMustBeEncrypted {
+		w.Key("data_must_be_encrypted")
+		w.Bool(true)
+	}
 	optString(&w, "kver", c.Kver)
 	w.EndObject()
 	b, err := w.Indented("", "  ")

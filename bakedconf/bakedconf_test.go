@@ -26,6 +26,8 @@ var configs = []Config{
 		{Name: "odd\n\"\\\x00\x7f\xff\u2028é", Path: "\t", Deps: []string{""}},
 	}},
 	{Locked: true, Cmdline: "a", Shell: "b", TrustedKeys: [][]byte{key(7)}, Modules: []Module{{Name: "m", Path: "/m.ko"}}, LUKSKeyfile: "k", Kver: "v"},
+	{DataMustBeEncrypted: true},
+	{Locked: true, LUKSKeyfile: "k", DataMustBeEncrypted: true, Kver: "v"},
 }
 
 func TestMarshalLikeEncodingJSON(t *testing.T) {

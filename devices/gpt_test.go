@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 const (
@@ -159,7 +161,10 @@ func FuzzGPT(f *testing.F) {
 			return
 		}
 		for _, p := range parts {
-			if p.Index < 1 || len(p.UUID) != 36 || !isCanonicalGUID(p.UUID) {
+			// Every GUID read must be one a PARTUUID= can name (the all-zero
+			// one names nothing and is refused by devspec).
+			_, err := devspec.Parse("PARTUUID=" + p.UUID)
+			if p.Index < 1 || len(p.UUID) != 36 || err != nil && p.UUID != "00000000-0000-0000-0000-000000000000" {
 				t.Fatalf("bad partition %+v", p)
 			}
 		}

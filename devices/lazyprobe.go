@@ -3,9 +3,12 @@ package devices
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // probeJob is a device claimed for probing, identified by name and gen so a
@@ -16,14 +19,15 @@ type probeJob struct {
 	disk       bool
 	fs         FS
 	fsErr      error
-	gpt        []Partition
-	gptErr     error
+	parts      []Partition
+	ptErr      error
 }
 
 // claimProbes marks the devices spec needs probed and not yet probed as
-// running and returns them. Callers hold mu. GPTs live on whole disks only,
-// so PARTUUID/PARTLABEL specs read disks; UUID/LABEL specs read everything.
-func (r *Registry) claimProbes(spec Spec) []*probeJob {
+// running and returns them. Callers hold mu. Partition tables live on whole disks only,
+// so PARTUUID/PARTLABEL specs read disks (GPT or MBR); UUID/LABEL specs read
+// everything.
+func (r *Registry) claimProbes(spec devspec.Spec) []*probeJob {
 	var jobs []*probeJob
 	for _, d := range r.sorted() {
 		if d.probe != probeNone || !specNeedsProbe(spec, d) {
@@ -35,11 +39,11 @@ func (r *Registry) claimProbes(spec Spec) []*probeJob {
 	return jobs
 }
 
-func specNeedsProbe(spec Spec, d *device) bool {
+func specNeedsProbe(spec devspec.Spec, d *device) bool {
 	switch spec.Kind {
-	case KindPartUUID, KindPartLabel:
+	case devspec.PartUUID, devspec.PartLabel:
 		return d.isDisk()
-	case KindUUID, KindLabel:
+	case devspec.UUID, devspec.Label:
 		return true
 	}
 	return false
@@ -52,36 +56,50 @@ func (r *Registry) storeProbes(jobs []*probeJob) {
 		if d == nil || d.gen != j.gen {
 			continue // removed or changed meanwhile: it will be probed again
 		}
-		d.probe, d.fs, d.fsErr, d.gpt, d.gptErr = probeDone, j.fs, j.fsErr, j.gpt, j.gptErr
+		d.probe, d.fs, d.fsErr, d.parts, d.ptErr = probeDone, j.fs, j.fsErr, j.parts, j.ptErr
 		if j.fsErr != nil && !errors.Is(j.fsErr, ErrUnknownFS) {
 			logf(r.opts.Logf, "%v", j.fsErr)
 		}
-		if j.gptErr != nil && !errors.Is(j.gptErr, ErrNoGPT) {
-			logf(r.opts.Logf, "%v", j.gptErr)
+		if j.ptErr != nil && !errors.Is(j.ptErr, ErrNoGPT) && !errors.Is(j.ptErr, ErrNoMBR) {
+			logf(r.opts.Logf, "%v", j.ptErr)
 		}
 	}
 	r.cond.Broadcast()
 }
 
-// run reads the device: the GPT of a whole disk, else its superblock. A disk
-// with a valid GPT is not probed for a filesystem: the first sectors are the
-// partition table, and a match there would be a leftover.
+// run reads the device: the partition table of a whole disk (GPT, else
+// MBR), else its superblock. A disk with a partition table is not probed
+// for a filesystem: the first sectors are the table, and a match there
+// would be a leftover.
 func (j *probeJob) run() {
 	// O_NONBLOCK lets an empty CD drive open (and fail reads) instead of
 	// failing with ENOMEDIUM at open time or blocking on the tray.
 	f, err := os.OpenFile(j.path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		j.fsErr, j.gptErr = err, err
+		j.fsErr, j.ptErr = err, err
 		return
 	}
 	defer f.Close()
 	if j.disk {
-		if j.gpt, j.gptErr = ReadGPT(f); j.gptErr == nil {
-			return
+		j.parts, j.ptErr = ReadPartitionTable(f)
+		if j.ptErr != nil {
+			j.ptErr = fmt.Errorf("%s: %w", j.path, j.ptErr)
 		}
-		j.gptErr = fmt.Errorf("%s: %w", j.path, j.gptErr)
+		if len(j.parts) > 0 {
+			return // a damaged EBR chain keeps the partitions read before it
+		}
 	}
 	if j.fs, j.fsErr = Probe(f); j.fsErr != nil {
 		j.fsErr = fmt.Errorf("%s: %w", j.path, j.fsErr)
 	}
+}
+
+// ReadPartitionTable reads a disk's GPT or, when it has none, its MBR. The
+// error wraps ErrNoMBR when the disk has neither (it may hold a file system).
+func ReadPartitionTable(r io.ReaderAt) ([]Partition, error) {
+	parts, err := ReadGPT(r)
+	if !errors.Is(err, ErrNoGPT) {
+		return parts, err
+	}
+	return ReadMBR(r)
 }

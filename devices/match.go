@@ -3,6 +3,8 @@ package devices
 import (
 	"strconv"
 	"strings"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // Device describes a known block device, for the boot report.
@@ -15,7 +17,7 @@ type Device struct {
 	Parent   string `json:"parent,omitempty"`    // disk of a partition
 	PartN    int    `json:"partn,omitempty"`     // partition number
 	PartName string `json:"partlabel,omitempty"` // from the uevent
-	PartUUID string `json:"partuuid,omitempty"`  // from the parent's GPT, once read
+	PartUUID string `json:"partuuid,omitempty"`  // from the parent's GPT or MBR, once read
 	FSType   string `json:"fstype,omitempty"`    // once probed
 	UUID     string `json:"uuid,omitempty"`
 	Label    string `json:"label,omitempty"`
@@ -36,53 +38,58 @@ func (r *Registry) Devices() []Device {
 	return out
 }
 
-// match returns the device node satisfying spec, if one is known. Callers
+// match returns the device node satisfying spec, if one is known, on disk
+// (the disk itself or one of its partitions) unless disk is "". Callers
 // hold mu. Ties go to the device seen first, so the answer is stable.
-func (r *Registry) match(spec Spec) (string, bool) {
-	if spec.Kind == KindPath {
+func (r *Registry) match(spec devspec.Spec, disk string) (string, bool) {
+	if spec.Kind == devspec.Path {
 		d := r.devs[strings.TrimPrefix(spec.Value, "/dev/")]
-		if d == nil {
+		if d == nil || !onDisk(d, disk) {
 			return "", false
 		}
 		return r.nodePath(d.DevName), true
 	}
 	for _, d := range r.sorted() {
-		if m := r.matchDevice(spec, d); m != nil {
+		if m := r.matchDevice(spec, d); m != nil && onDisk(m, disk) {
 			return r.nodePath(m.DevName), true
 		}
 	}
 	return "", false
 }
 
+func onDisk(d *device, disk string) bool {
+	return disk == "" || d.DevName == disk || d.parent == disk
+}
+
 // matchDevice returns the device d yields for spec: d itself for filesystem
-// and PARTNAME matches, one of d's partitions when d's GPT matches.
-func (r *Registry) matchDevice(spec Spec, d *device) *device {
+// and PARTNAME matches, one of d's partitions when d's partition table matches.
+func (r *Registry) matchDevice(spec devspec.Spec, d *device) *device {
 	switch spec.Kind {
-	case KindUUID:
+	case devspec.UUID:
 		if d.fs.UUID != "" && strings.EqualFold(d.fs.UUID, spec.Value) {
 			return d
 		}
-	case KindLabel:
+	case devspec.Label:
 		if d.fs.Label != "" && d.fs.Label == spec.Value {
 			return d
 		}
-	case KindPartLabel:
+	case devspec.PartLabel:
 		if d.DevType == "partition" && d.PartName == spec.Value {
 			return d
 		}
 		// The kernel squashes PARTNAME to 7-bit ASCII; the GPT has the
 		// real name.
-		return r.gptMatch(d, func(p Partition) bool { return p.Name == spec.Value })
-	case KindPartUUID:
-		return r.gptMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
+		return r.tableMatch(d, func(p Partition) bool { return p.Name == spec.Value })
+	case devspec.PartUUID:
+		return r.tableMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
 	}
 	return nil
 }
 
-// gptMatch returns the partition device of disk d whose GPT entry satisfies
+// tableMatch returns the partition device of disk d whose partition table entry satisfies
 // ok, once the kernel has announced that partition.
-func (r *Registry) gptMatch(d *device, ok func(Partition) bool) *device {
-	for _, p := range d.gpt {
+func (r *Registry) tableMatch(d *device, ok func(Partition) bool) *device {
+	for _, p := range d.parts {
 		if ok(p) {
 			if pd := r.partitionDevice(d.DevName, p.Index); pd != nil {
 				return pd
@@ -103,13 +110,13 @@ func (r *Registry) partitionDevice(disk string, n int) *device {
 	return r.devs[PartitionName(disk, n)]
 }
 
-// partUUID returns the PARTUUID of partition d from its disk's GPT, if read.
+// partUUID returns the PARTUUID of partition d from its disk's partition table, if read.
 func (r *Registry) partUUID(d *device) string {
 	disk := r.devs[d.parent]
 	if disk == nil {
 		return ""
 	}
-	for _, p := range disk.gpt {
+	for _, p := range disk.parts {
 		if p.Index == d.PartN {
 			return p.UUID
 		}

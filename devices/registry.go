@@ -31,7 +31,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// probeState tracks the lazy, once-only read of a device's GPT and superblock.
+// probeState tracks the lazy, once-only read of a device's partition table
+// and superblock.
 type probeState int
 
 const (
@@ -49,8 +50,8 @@ type device struct {
 	probe  probeState
 	fs     FS
 	fsErr  error
-	gpt    []Partition
-	gptErr error
+	parts  []Partition // the disk's partition table, GPT or MBR
+	ptErr  error
 }
 
 func (d *device) isDisk() bool { return d.DevType == "disk" }
@@ -120,7 +121,7 @@ func (r *Registry) upsert(ev Uevent) {
 	// may mean new contents: a rewritten partition table, a fresh mkfs.
 	if ok && (ev.Action != "add" || ev.Major != d.Major || ev.Minor != d.Minor) {
 		d.gen++
-		d.probe, d.fs, d.fsErr, d.gpt, d.gptErr = probeNone, FS{}, nil, nil, nil
+		d.probe, d.fs, d.fsErr, d.parts, d.ptErr = probeNone, FS{}, nil, nil, nil
 	}
 	d.Uevent = ev
 	d.parent = ev.Parent()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // ev builds a block uevent through ParseUevent, as the kernel would send it.
@@ -93,9 +95,9 @@ func gptDisk(t *testing.T) (img string, partuuids []string) {
 	return img, partuuids
 }
 
-func spec(t testing.TB, s string) Spec {
+func spec(t testing.TB, s string) devspec.Spec {
 	t.Helper()
-	sp, err := ParseSpec(s)
+	sp, err := devspec.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,7 @@ type result struct {
 	err  error
 }
 
-func waitAsync(ctx context.Context, r *Registry, sp Spec) <-chan result {
+func waitAsync(ctx context.Context, r *Registry, sp devspec.Spec) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
 		p, err := r.WaitFor(ctx, sp)
@@ -143,22 +145,43 @@ func TestWaitForTimeoutListsSeen(t *testing.T) {
 	}
 	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "root-a"), ev(t, "add", "vda2", "vda", 2, "verity-a"),
 		Uevent{Action: "add", DevPath: "/module/dm_mod", Subsystem: "module"})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// A deadline already past: WaitFor still looks at what is known, then
+	// fails. How long it waited is not checked (TestWaitErrorText is).
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	_, err := fs.reg.WaitFor(ctx, spec(t, "PARTLABEL=verity-b"))
-	want := `timed out after 50ms waiting for PARTLABEL=verity-b (seen: vda, vda1 "root-a", vda2 "verity-a")`
-	if err == nil || err.Error() != want {
-		t.Fatalf("err = %v\nwant %s", err, want)
-	}
-	// A deadline spent before the wait began: it waited 0, not a negative time.
-	past, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-	defer cancel2()
-	if _, err := fs.reg.WaitFor(past, spec(t, "PARTLABEL=verity-b")); err == nil || !strings.HasPrefix(err.Error(), "timed out after 0s waiting for PARTLABEL=verity-b") {
-		t.Errorf("past deadline: %v", err)
+	want := ` waiting for PARTLABEL=verity-b (seen: vda, vda1 "root-a", vda2 "verity-a")`
+	if err == nil || !strings.HasPrefix(err.Error(), "timed out after ") || !strings.HasSuffix(err.Error(), want) {
+		t.Fatalf("err = %v\nwant timed out after … %s", err, want)
 	}
 	var we *WaitError
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &we) || len(we.Seen) != 3 {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &we) || len(we.Seen) != 3 || we.Spec != spec(t, "PARTLABEL=verity-b") {
 		t.Errorf("err = %#v, want a *WaitError wrapping context.DeadlineExceeded", err)
+	}
+}
+
+// TestWaitErrorText formats given durations: the text, not the clock.
+func TestWaitErrorText(t *testing.T) {
+	sp := spec(t, "LABEL=data")
+	for _, tt := range []struct {
+		e    WaitError
+		want string
+	}{
+		{WaitError{Spec: sp, Waited: 50 * time.Millisecond, Err: context.DeadlineExceeded}, "timed out after 50ms waiting for LABEL=data (seen: no block devices)"},
+		{WaitError{Spec: sp, Waited: 30*time.Second + 4*time.Millisecond, Seen: []string{"vda"}, Err: context.DeadlineExceeded}, "timed out after 30s waiting for LABEL=data (seen: vda)"},
+		{WaitError{Spec: sp, Waited: 1234567 * time.Microsecond, Err: context.Canceled}, "canceled after 1.2s waiting for LABEL=data (seen: no block devices)"},
+		{WaitError{Spec: sp, Err: ErrSourceClosed}, "uevent source closed after 0s waiting for LABEL=data (seen: no block devices)"},
+	} {
+		if got := tt.e.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+	// A budget spent before the wait began waited 0, not a negative time.
+	start := time.Now()
+	past, cancel := context.WithDeadline(context.Background(), start.Add(-time.Second))
+	defer cancel()
+	if w := waited(past, start); w != 0 {
+		t.Errorf("waited with a past deadline = %v, want 0", w)
 	}
 }
 
@@ -215,7 +238,7 @@ func TestWaitForLabelAndUUIDThroughProbe(t *testing.T) {
 	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vdb", "", 0, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	paths, err := fs.reg.WaitAll(ctx, []Spec{spec(t, "LABEL=data"), spec(t, "UUID="+strings.ToUpper(fsUUID)), spec(t, "/dev/vda")})
+	paths, err := fs.reg.WaitAll(ctx, []devspec.Spec{spec(t, "LABEL=data"), spec(t, "UUID="+strings.ToUpper(fsUUID)), spec(t, "/dev/vda")})
 	want := []string{filepath.Join(fs.dev, "vdb"), filepath.Join(fs.dev, "vdb"), filepath.Join(fs.dev, "vda")}
 	if err != nil || strings.Join(paths, " ") != strings.Join(want, " ") {
 		t.Fatalf("WaitAll = %q, %v; want %q", paths, err, want)
@@ -231,7 +254,7 @@ func TestWaitAllNamesEveryMissingDevice(t *testing.T) {
 	fs.send(ev(t, "add", "vda", "", 0, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := fs.reg.WaitAll(ctx, []Spec{spec(t, "/dev/vda"), spec(t, "LABEL=data"), spec(t, "PARTLABEL=bootstate")})
+	_, err := fs.reg.WaitAll(ctx, []devspec.Spec{spec(t, "/dev/vda"), spec(t, "LABEL=data"), spec(t, "PARTLABEL=bootstate")})
 	if err == nil || !strings.Contains(err.Error(), "LABEL=data (seen: vda)") || !strings.Contains(err.Error(), "PARTLABEL=bootstate (seen: vda)") {
 		t.Fatalf("err = %v, want both missing specs named", err)
 	}
@@ -285,7 +308,7 @@ func TestRemoveAndSourceClosed(t *testing.T) {
 func TestWaitForCanceled(t *testing.T) {
 	fs := newFakeSystem(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	res := waitAsync(ctx, fs.reg, spec(t, "UUID=nope"))
+	res := waitAsync(ctx, fs.reg, spec(t, "UUID=0ddba11"))
 	cancel()
 	r := <-res
 	if !errors.Is(r.err, context.Canceled) || !strings.Contains(r.err.Error(), "canceled after") ||

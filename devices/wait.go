@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // ErrSourceClosed is wrapped by WaitError when the uevent source ended
@@ -22,7 +24,7 @@ const maxSeenListed = 24
 // WaitError reports a device that did not appear, with the devices that did:
 // what an operator needs to fix a wrong DEVSPEC or a missing driver.
 type WaitError struct {
-	Spec   Spec
+	Spec   devspec.Spec
 	Waited time.Duration
 	Seen   []string // one description per known device, in order of appearance
 	Err    error    // context.DeadlineExceeded, context.Canceled or ErrSourceClosed
@@ -62,9 +64,20 @@ func seenList(seen []string) string {
 // as one is known, probing GPTs and superblocks lazily. It blocks on uevents
 // (no polling) until ctx is done, then returns a *WaitError listing what was
 // seen. A /dev/NAME that already is a block node is returned at once.
-func (r *Registry) WaitFor(ctx context.Context, spec Spec) (string, error) {
+func (r *Registry) WaitFor(ctx context.Context, spec devspec.Spec) (string, error) {
+	return r.waitMatch(ctx, spec, "")
+}
+
+// WaitForOnDisk is WaitFor restricted to disk (a kernel name, vda) and its
+// partitions: how the init takes a default-labelled partition from the
+// system disk only, whatever other disks carry the same label.
+func (r *Registry) WaitForOnDisk(ctx context.Context, spec devspec.Spec, disk string) (string, error) {
+	return r.waitMatch(ctx, spec, disk)
+}
+
+func (r *Registry) waitMatch(ctx context.Context, spec devspec.Spec, disk string) (string, error) {
 	start := time.Now()
-	if spec.Kind == KindPath {
+	if spec.Kind == devspec.Path && disk == "" {
 		if p, ok := r.existingNode(spec.Value); ok {
 			return p, nil
 		}
@@ -80,7 +93,7 @@ func (r *Registry) WaitFor(ctx context.Context, spec Spec) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
-		if p, ok := r.match(spec); ok {
+		if p, ok := r.match(spec, disk); ok {
 			return p, nil
 		}
 		if jobs := r.claimProbes(spec); len(jobs) > 0 {
@@ -154,7 +167,7 @@ func (r *Registry) existingNode(value string) (string, bool) {
 
 // seen describes every known device, with the details relevant to kind.
 // Callers hold mu.
-func (r *Registry) seen(kind string) []string {
+func (r *Registry) seen(kind devspec.Kind) []string {
 	var out []string
 	for _, d := range r.sorted() {
 		out = append(out, r.describe(d, kind))
@@ -162,20 +175,20 @@ func (r *Registry) seen(kind string) []string {
 	return out
 }
 
-func (r *Registry) describe(d *device, kind string) string {
+func (r *Registry) describe(d *device, kind devspec.Kind) string {
 	s := d.DevName
 	if d.PartName != "" {
 		s += fmt.Sprintf(" %q", d.PartName)
 	}
 	switch {
-	case kind == KindPartUUID && r.partUUID(d) != "":
+	case kind == devspec.PartUUID && r.partUUID(d) != "":
 		s += " PARTUUID=" + r.partUUID(d)
-	case (kind == KindUUID || kind == KindLabel) && d.fs.Type != "":
+	case (kind == devspec.UUID || kind == devspec.Label) && d.fs.Type != "":
 		s += " " + d.fs.Type
-		if kind == KindUUID && d.fs.UUID != "" {
+		if kind == devspec.UUID && d.fs.UUID != "" {
 			s += " UUID=" + d.fs.UUID
 		}
-		if kind == KindLabel && d.fs.Label != "" {
+		if kind == devspec.Label && d.fs.Label != "" {
 			s += fmt.Sprintf(" LABEL=%q", d.fs.Label)
 		}
 	}
@@ -185,7 +198,7 @@ func (r *Registry) describe(d *device, kind string) string {
 // WaitAll waits for all specs concurrently and returns their device nodes
 // in the same order. Every spec is waited for until ctx ends, so the error
 // names all the missing devices at once, not just the first.
-func (r *Registry) WaitAll(ctx context.Context, specs []Spec) ([]string, error) {
+func (r *Registry) WaitAll(ctx context.Context, specs []devspec.Spec) ([]string, error) {
 	paths := make([]string, len(specs))
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // Watcher ties the kernel edge to the registry: Start opens the uevent
@@ -54,12 +56,12 @@ func (w *Watcher) onOverflow() {
 }
 
 // WaitFor waits for one device; see Registry.WaitFor.
-func (w *Watcher) WaitFor(ctx context.Context, spec Spec) (string, error) {
+func (w *Watcher) WaitFor(ctx context.Context, spec devspec.Spec) (string, error) {
 	return w.reg.WaitFor(ctx, spec)
 }
 
 // WaitAll waits for several devices concurrently; see Registry.WaitAll.
-func (w *Watcher) WaitAll(ctx context.Context, specs []Spec) ([]string, error) {
+func (w *Watcher) WaitAll(ctx context.Context, specs []devspec.Spec) ([]string, error) {
 	return w.reg.WaitAll(ctx, specs)
 }
 
@@ -72,3 +74,25 @@ func (w *Watcher) Close() error {
 	w.consumed.Wait()
 	return err
 }
+
+// WaitSystemDisk chooses the system disk; see Registry.WaitSystemDisk.
+func (w *Watcher) WaitSystemDisk(ctx context.Context, rootDisk, loaderPartUUID string) (SystemDisk, error) {
+	return w.reg.WaitSystemDisk(ctx, rootDisk, loaderPartUUID)
+}
+
+// WaitForOnDisk waits for a device on one disk; see Registry.WaitForOnDisk.
+func (w *Watcher) WaitForOnDisk(ctx context.Context, spec devspec.Spec, disk string) (string, error) {
+	return w.reg.WaitForOnDisk(ctx, spec, disk)
+}
+
+// HasPartLabel: see Registry.HasPartLabel.
+func (w *Watcher) HasPartLabel(disk, label string) bool { return w.reg.HasPartLabel(disk, label) }
+
+// DiskOf: see Registry.DiskOf.
+func (w *Watcher) DiskOf(node string) string { return w.reg.DiskOf(node) }
+
+// Strays: see Registry.Strays.
+func (w *Watcher) Strays(disk string) []DiskPart { return w.reg.Strays(disk) }
+
+// Settle: see Registry.Settle.
+func (w *Watcher) Settle(ctx context.Context) error { return w.reg.Settle(ctx) }

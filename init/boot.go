@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
@@ -26,6 +27,8 @@ type boot struct {
 	rep   *report.Report
 	stack *mounts.Stack
 	dev   *devices.Watcher
+	// sys is the system disk, chosen once (disk.go).
+	sys systemDisk
 	// devDeadline bounds every device wait: rd.timeout from the moment
 	// device discovery started.
 	devDeadline time.Time
@@ -76,10 +79,7 @@ func (b *boot) loadConfig() error {
 		b.log.Warnf("baked default %v", p)
 	}
 	cfg, problems := kargs.Parse(strings.TrimSpace(string(cmdline)), base, baked.Locked)
-	for _, p := range problems {
-		b.log.Warnf("command line: %v", p)
-		b.rep.Warn("command line: %v", p)
-	}
+	b.commandLineProblems(problems)
 	b.cfg = cfg
 	switch cfg.LogLevel {
 	case kargs.Quiet:
@@ -111,10 +111,11 @@ func (b *boot) startDevices() error {
 	return nil
 }
 
-// waitFor resolves a DEVSPEC to a device node, waiting for it up to
-// rd.timeout from the start of the boot.
+// waitFor resolves a DEVSPEC given explicitly (command line, baked
+// defaults) to a device node, on any disk, waiting for it up to rd.timeout
+// from the start of the boot. Default labels go through waitForDefault.
 func (b *boot) waitFor(role, spec string) (string, error) {
-	s, err := devices.ParseSpec(spec)
+	s, err := devspec.Parse(spec)
 	if err != nil {
 		return "", fmt.Errorf("%s device %q: %w", role, spec, err)
 	}
@@ -125,5 +126,8 @@ func (b *boot) waitFor(role, spec string) (string, error) {
 		return "", fmt.Errorf("%s device: %w (rd.timeout=%v)", role, err, b.cfg.Timeout)
 	}
 	b.log.Infof("%s device %s is %s", role, spec, path)
+	if role == roleRoot {
+		b.noteRootDisk(path)
+	}
 	return path, nil
 }

@@ -8,21 +8,20 @@ import (
 // image faults retire a slot (docs/boot-sequence.md, "Failure classes",
 // lists the same table; TestFailureClassesDocumented keeps them equal).
 const (
-	stepImageDevice  = "image device"
-	stepHashDevice   = "hash device"
-	stepHeaderRead   = "header read"
-	stepHeader       = "header"
-	stepRollback     = "rollback floor"
-	stepDM           = "dm-verity setup"
-	stepRootHash     = "root hash"
-	stepRootHashArg  = "roothash= from the command line"
-	stepFSModule     = "file system module"
-	stepMountImage   = "image mount"
-	stepData         = "data partition"
-	stepOverlay      = "overlay"
-	stepInit         = "init"
-	stepInitArg      = "init= from the command line"
-	stepVerityModule = "dm-verity module"
+	stepImageDevice = "image device"
+	stepHashDevice  = "hash device"
+	stepHeaderRead  = "header read"
+	stepHeader      = "header"
+	stepRollback    = "rollback floor"
+	stepDM          = "dm-verity setup"
+	stepRootHash    = "root hash"
+	stepRootHashArg = "roothash= from the command line"
+	stepFSModule    = "file system module"
+	stepMountImage  = "image mount"
+	stepData        = "data partition"
+	stepOverlay     = "overlay"
+	stepInit        = "init"
+	stepInitArg     = "init= from the command line"
 )
 
 // failureClass is one row of the table.
@@ -38,7 +37,6 @@ var failureClasses = []failureClass{
 	{stepHeaderRead, bootstate.Image, "the slot header cannot be read"},
 	{stepHeader, bootstate.Image, "the slot header is corrupt, unsigned or signed by an untrusted key"},
 	{stepRollback, bootstate.Image, "the image's rollback index is below the machine's floor (locked)"},
-	{stepVerityModule, bootstate.Environment, "the dm-verity module did not load"},
 	{stepDM, bootstate.Environment, "a device-mapper ioctl or node failed"},
 	{stepRootHash, bootstate.Image, "the hash tree does not match the signed root hash"},
 	{stepRootHashArg, bootstate.Environment, "the hash tree does not match roothash= (a command-line mistake)"},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -53,12 +52,9 @@ func (b *boot) findData() (string, error) {
 		b.log.Infof("data=none: fully volatile system")
 		return "", nil
 	case "":
-		// Only looked up, never waited for: it is optional, and by now the
-		// root devices are there, and a disk announces all its partitions
-		// together. An expired context makes WaitFor a lookup.
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		dev, err := b.dev.WaitFor(ctx, devices.Spec{Kind: devices.KindPartLabel, Value: "data"})
+		// Only on the system disk; its partition table says at once
+		// whether there is one (it is optional).
+		dev, err := b.waitForDefault("data", devices.LabelData)
 		if err != nil {
 			b.log.Infof("no data partition (PARTLABEL=data): / is volatile, /var and /home come from the image")
 			return "", nil
@@ -77,6 +73,9 @@ func (b *boot) findData() (string, error) {
 func (b *boot) mountData(dev string) (*dataState, error) {
 	fs, err := datapart.Probe(dev)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.checkDataEncryption(fs.Type, fs.Type == datapart.LUKS); err != nil {
 		return nil, err
 	}
 	d := &dataState{dev: dev, stack: mounts.NewStack()}

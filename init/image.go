@@ -68,9 +68,11 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	b.rep.Devices["image"], b.rep.Devices["hash"] = img.dataDev, img.hashDev
 	dev := img.dataDev
 	if b.cfg.VerityOff {
-		b.log.Warnf("verity=off: mounting %s without verification", dev)
-		b.rep.Warn("verity=off: the root image was not verified")
+		b.warnLoud("verity=off: root NOT VERIFIED: %s is mounted without dm-verity", dev)
 	} else {
+		if err := b.checkAuthenticated(img); err != nil {
+			return err
+		}
 		b.need("dm_verity")
 		mapped, err := verity.Open(img.target)
 		if err != nil {
@@ -80,9 +82,6 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 		b.rep.Devices["verity"] = mapped
 		b.rep.RootHash = fmt.Sprintf("%x", img.target.RootHash)
 		b.rep.Authenticated, b.rep.HashSource, b.rep.KeyID = img.authed, img.hashFrom, img.keyID
-		if !img.authed {
-			b.rep.Warn("root hash not authenticated: no trusted keys are baked into the initramfs")
-		}
 	}
 	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.rollback
 	b.need("squashfs")
@@ -168,7 +167,7 @@ func (b *boot) plainRoot(layout mounts.Layout) error {
 		return err
 	}
 	b.rep.Devices = map[string]string{"root": dev}
-	b.rep.Warn("plain root %s: not verified", dev)
+	b.warnLoud("plain root %s: root NOT VERIFIED: nothing authenticates what it runs", dev)
 	types := plainFSTypes
 	if b.cfg.RootFSType != "" {
 		types = []string{b.cfg.RootFSType}

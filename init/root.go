@@ -45,18 +45,11 @@ func (b *boot) mountRoot() error {
 
 // slotImage finds a slot's partitions and reads and authenticates its header.
 func (b *boot) slotImage(slot slots.Slot) (*image, error) {
-	rootSpec, veritySpec := "PARTLABEL="+slot.RootLabel(), "PARTLABEL="+slot.VerityLabel()
-	if o := b.cfg.SlotRoot(string(slot)); o != "" {
-		rootSpec = o
-	}
-	if o := b.cfg.SlotVerity(string(slot)); o != "" {
-		veritySpec = o
-	}
-	dataDev, err := b.waitFor(slot.RootLabel(), rootSpec)
+	dataDev, err := b.waitForOr(slot.RootLabel(), b.cfg.SlotRoot(string(slot)))
 	if err != nil {
 		return nil, fault(stepImageDevice, err)
 	}
-	hashDev, err := b.waitFor(slot.VerityLabel(), veritySpec)
+	hashDev, err := b.waitForOr(slot.VerityLabel(), b.cfg.SlotVerity(string(slot)))
 	if err != nil {
 		return nil, fault(stepHashDevice, err)
 	}

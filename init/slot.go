@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/keel-boot/keel/bootstate"
-	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
@@ -40,7 +38,7 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 	defer bs.close()
 	if forced != "" && b.baked.Locked {
 		if err := bs.state.CheckForced(forced); err != nil {
-			b.refuse("slot=%s: refused, the initramfs is locked: %v; boot counting chooses", forced, err)
+			b.refuseForced(forced, err)
 			forced = ""
 		}
 	}
@@ -68,12 +66,12 @@ func (b *boot) forcedSlot() (bootstate.Slot, error) {
 // maxUnconfirmed is how many boots of a good slot may go unconfirmed.
 func (b *boot) maxUnconfirmed() int { return bootstate.DefaultMaxUnconfirmed }
 
-// refuse says on the console (visible with quiet) and in the report that
-// an option was refused.
-func (b *boot) refuse(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	b.log.Warnf("%s", msg)
-	b.rep.Warn("%s", msg)
+// refuseForced says on the console (also with quiet) and in the report's
+// refused list that slot= was refused.
+func (b *boot) refuseForced(x bootstate.Slot, why error) {
+	reason := fmt.Sprintf("refused: the initramfs is locked and %v; boot counting chooses", why)
+	b.loud("command line: slot=%s: %s", x, reason)
+	b.rep.Refused = append(b.rep.Refused, report.Refused{Option: "slot=" + string(x), Reason: reason})
 }
 
 // reportSelection records the outcome of boot counting.
@@ -100,12 +98,8 @@ func (b *boot) reportSelection(sel bootstate.Selection, err error) {
 	if c.Forced {
 		return
 	}
-	if c.Good {
-		b.rep.Unconfirmed = c.Unconfirmed
-		return
-	}
 	tries := c.TriesLeft
-	b.rep.TriesLeft = &tries
+	b.rep.TriesLeft, b.rep.Unconfirmed = &tries, c.Unconfirmed
 }
 
 // noBootableSlot is the error for the console: why each slot failed.
@@ -229,23 +223,11 @@ func (b *boot) loadBootState() *bootState {
 	return b.bs
 }
 
-// bootStateDevice resolves bootstate= or the default label.
+// bootStateDevice resolves bootstate= or the default label on the system
+// disk. With slot= on an unlocked initramfs a missing bootstate partition
+// is no wait: the system disk's table shows at once that it has none.
 func (b *boot) bootStateDevice() (string, error) {
-	spec := "PARTLABEL=" + bootstate.Label
-	if b.cfg.BootState != "" {
-		spec = b.cfg.BootState
-	}
-	if b.cfg.Slot != "" && !b.baked.Locked {
-		// slot= leaves the counters alone: look, do not wait.
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		s, err := devices.ParseSpec(spec)
-		if err != nil {
-			return "", err
-		}
-		return b.dev.WaitFor(ctx, s)
-	}
-	return b.waitFor("bootstate", spec)
+	return b.waitForOr(bootstate.Label, b.cfg.BootState)
 }
 
 // memBootState is boot counting in memory, with why.

@@ -43,7 +43,7 @@ const (
 const DataNone = "none"
 
 // Config is the boot configuration the command line selects. Device fields
-// hold a DEVSPEC in canonical form (ParseDevSpec(...).String()); "" means the
+// hold a DEVSPEC in canonical form (devspec.Parse(...).String()); "" means the
 // default partition label of SPEC.md's disk layout.
 type Config struct {
 	Slot    string // "a", "b", or "" for boot counting

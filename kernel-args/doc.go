@@ -1,7 +1,8 @@
 // Package kargs turns the kernel command line (the contents of /proc/cmdline)
 // into keel's typed boot configuration.
 //
-// It is pure: no I/O and no keel imports, so every other package may use its
+// It is pure: no I/O and no keel imports but the leaf devspec (the DEVSPEC
+// type it shares with device discovery), so every other package may use its
 // Config. The init parses the command line once, over the defaults that
 // mkinitrd bakes into the initramfs, and passes the result down:
 //

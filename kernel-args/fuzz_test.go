@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dspec "github.com/keel-boot/keel/devspec"
 )
 
 var fuzzSeeds = []string{
@@ -98,7 +100,7 @@ func checkInvariants(t *testing.T, line string, c Config, locked bool) {
 		}
 	}
 	for _, d := range []string{c.Root, c.VerityHash, c.BootState, c.RootA, c.RootB, c.VerityA, c.VerityB, c.Data} {
-		if spec, err := ParseDevSpec(d); d != "" && d != DataNone && (err != nil || spec.String() != d) {
+		if spec, err := dspec.Parse(d); d != "" && d != DataNone && (err != nil || spec.String() != d) {
 			fail("device " + d)
 		}
 	}
@@ -108,4 +110,47 @@ func checkInvariants(t *testing.T, line string, c Config, locked bool) {
 	if locked && (c.Break || c.VerityOff || c.RootHash != "" || c.Emergency == EmergencyShell || c.Init != "/sbin/init") {
 		fail("locked")
 	}
+	if locked && (c.Root != "" || c.VerityHash != "" || c.BootState != "" || c.RootA != "" || c.RootB != "" ||
+		c.VerityA != "" || c.VerityB != "" || (c.Data != "" && c.Data != DataNone) || c.Timeout < Defaults().Timeout) {
+		fail("locked: a device or the device wait changed")
+	}
+}
+
+// FuzzParseLockedOverBaked: whatever the baked and the real line hold, a
+// locked result keeps the baked devices (data= may only become none), init,
+// root hash and at least the baked device wait, and every refusal says so.
+func FuzzParseLockedOverBaked(f *testing.F) {
+	for i, s := range fuzzSeeds {
+		f.Add(fuzzSeeds[(i+3)%len(fuzzSeeds)], s)
+	}
+	f.Add("data=PARTLABEL=d root=/dev/vda2 roothash="+sha256Hex+" rd.timeout=9", "data=/dev/sdb1 root=/dev/sdb2 data=none rd.timeout=8 rd.timeout=90")
+	f.Fuzz(func(t *testing.T, baked, line string) {
+		base, _ := FromBaked(baked, true)
+		c, problems := Parse(line, base, true)
+		kept := func(what, got, want string) {
+			if got != want {
+				t.Fatalf("baked %q, line %q: %s = %q, want the baked %q", baked, line, what, got, want)
+			}
+		}
+		kept("root", c.Root, base.Root)
+		kept("verity hash", c.VerityHash, base.VerityHash)
+		kept("bootstate", c.BootState, base.BootState)
+		kept("root-a", c.RootA, base.RootA)
+		kept("root-b", c.RootB, base.RootB)
+		kept("verity-a", c.VerityA, base.VerityA)
+		kept("verity-b", c.VerityB, base.VerityB)
+		kept("init", c.Init, base.Init)
+		kept("roothash", c.RootHash, base.RootHash)
+		if c.Data != base.Data && c.Data != DataNone {
+			t.Fatalf("baked %q, line %q: data = %q, want the baked %q or none", baked, line, c.Data, base.Data)
+		}
+		if c.Timeout < base.Timeout || c.Break || c.VerityOff || c.Emergency == EmergencyShell {
+			t.Fatalf("baked %q, line %q: weakened: %+v", baked, line, c)
+		}
+		for _, p := range problems {
+			if p.Refused() && !strings.Contains(p.Error(), "locked") || p.Written() == "" {
+				t.Fatalf("baked %q, line %q: problem %#v", baked, line, p)
+			}
+		}
+	})
 }

@@ -31,18 +31,87 @@ func TestParseLocked(t *testing.T) {
 			func(c *Config) { c.VerityOptions = []string{PanicOnCorruption, IgnoreZeroBlocks} }, nil},
 		{"init", "init=/bin/sh", nil, []Problem{refused("init", "/bin/sh")}},
 		{"init unchanged allowed", "init=/sbin/init", nil, nil},
-		{"plain root is init's decision", "root=/dev/vda1", func(c *Config) { c.Root = "/dev/vda1" }, nil},
-		{"slot and devices allowed", "slot=b overlay=off data=none root-b=/dev/vdb rd.timeout=5 debug",
+		{"what stays allowed", "slot=b overlay=off data=none rd.timeout=60 rd.emergency.timeout=5 debug rootfstype=ext4 rootflags=ro",
 			func(c *Config) {
-				c.Slot, c.Overlay, c.Data, c.RootB, c.Timeout, c.LogLevel = "b", OverlayOff, DataNone, "/dev/vdb", 5*time.Second, Debug
+				c.Slot, c.Overlay, c.Data, c.Timeout, c.LogLevel = "b", OverlayOff, DataNone, time.Minute, Debug
+				c.EmergencyTimeout, c.RootFSType, c.RootFlags = 5*time.Second, "ext4", "ro"
 			}, nil},
 	})
 }
 
-func TestParseLockedPlainRoot(t *testing.T) {
-	c, problems := Parse("root=/dev/vda1 roothash="+sha256Hex, Defaults(), true)
-	if !c.PlainRoot() || len(problems) != 1 {
-		t.Errorf("locked root= with refused roothash=: PlainRoot() = %v, problems %v; want true and 1 problem", c.PlainRoot(), problems)
+// TestParseLockedDevices: every spelling of every device option is refused
+// on a locked initramfs unless it names the baked value, and the refusal
+// says what the baked value is.
+func TestParseLockedDevices(t *testing.T) {
+	lockedDev := func(opt, val, baked string) Problem {
+		return Problem{opt, val, refusedLocked + ", and the baked default is " + baked}
+	}
+	runParseCases(t, true, []parseCase{
+		{"data", "data=/dev/sdb1", nil, []Problem{lockedDev("data", "/dev/sdb1", "PARTLABEL=data")}},
+		{"data label", "data=PARTLABEL=data", nil, []Problem{lockedDev("data", "PARTLABEL=data", "PARTLABEL=data")}},
+		{"data garbage", "data=sdb1", nil, []Problem{lockedDev("data", "sdb1", "PARTLABEL=data")}},
+		{"data bare", "data", nil, []Problem{lockedDev("data", "", "PARTLABEL=data")}},
+		{"data none allowed", "data=none", func(c *Config) { c.Data = DataNone }, nil},
+		{"data none then default", "data=none data=", nil, nil},
+		{"bootstate", "bootstate=PARTLABEL=data", nil, []Problem{lockedDev("bootstate", "PARTLABEL=data", "PARTLABEL=bootstate")}},
+		{"root", "root=/dev/vda1", nil, []Problem{lockedDev("root", "/dev/vda1", "unset (A/B slots)")}},
+		{"verity_root_data", "systemd.verity_root_data=UUID=ab", nil,
+			[]Problem{lockedDev("systemd.verity_root_data", "UUID=ab", "unset (A/B slots)")}},
+		{"verity-root-hash", "systemd.verity-root-hash=/dev/vdb2", nil,
+			[]Problem{lockedDev("systemd.verity-root-hash", "/dev/vdb2", "unset")}},
+		{"root-a", "root-a=/dev/vdb1", nil, []Problem{lockedDev("root-a", "/dev/vdb1", "PARTLABEL=root-a")}},
+		{"root_b", "root_b=LABEL=x", nil, []Problem{lockedDev("root_b", "LABEL=x", "PARTLABEL=root-b")}},
+		{"verity-a", "verity-a=PARTUUID=0a", nil, []Problem{lockedDev("verity-a", "PARTUUID=0a", "PARTLABEL=verity-a")}},
+		{"verity_b", "verity_b=/dev/vdb2", nil, []Problem{lockedDev("verity_b", "/dev/vdb2", "PARTLABEL=verity-b")}},
+		{"empty restores nothing", "root-a= verity-b=", nil, nil},
+		{"rd.timeout shorter", "rd.timeout=5", nil, []Problem{{"rd.timeout", "5", refusedLocked + ", and the baked device wait is 30 s"}}},
+		{"rd.timeout garbage", "rd.timeout=x", nil, []Problem{{"rd.timeout", "x", "expected whole seconds"}}},
+		{"rd.timeout same", "rd.timeout=30", nil, nil},
+	})
+}
+
+// TestParseLockedOverBaked: devices baked with mkinitrd --cmdline may be
+// named again, nothing else; unlocked, the command line wins.
+func TestParseLockedOverBaked(t *testing.T) {
+	base, problems := FromBaked("data=PARTLABEL=mydata root-a=/dev/nvme0n1p2 rd.timeout=10 root=PARTLABEL=img systemd.verity_root_hash=PARTLABEL=img-hash", true)
+	if problems != nil || base.Data != "PARTLABEL=mydata" || base.RootA != "/dev/nvme0n1p2" || base.Timeout != 10*time.Second {
+		t.Fatalf("FromBaked locked = %+v, %v: the baked line may set devices", base, problems)
+	}
+	line := "data=PARTLABEL=mydata data=/dev/sdb1 root-a=/dev/nvme0n1p2 root-a=/dev/sdb2 rd.timeout=9 rd.timeout=12 " +
+		"systemd.verity_root_data=PARTLABEL=img root=/dev/sdb3 systemd.verity_root_hash=PARTLABEL=img-hash data= data=none"
+	got, problems := Parse(line, base, true)
+	want := base
+	want.Data, want.Timeout = DataNone, 12*time.Second
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Parse locked over baked = %+v\nwant %+v", got, want)
+	}
+	checkProblems(t, problems, []Problem{
+		{"data", "/dev/sdb1", "the baked default is PARTLABEL=mydata"},
+		{"root-a", "/dev/sdb2", "the baked default is /dev/nvme0n1p2"},
+		{"rd.timeout", "9", "the baked device wait is 10 s"},
+		{"root", "/dev/sdb3", "the baked default is PARTLABEL=img"},
+		{"data", "", "the baked default is PARTLABEL=mydata"},
+	})
+	for _, p := range problems {
+		if !p.Refused() {
+			t.Errorf("%v: Refused() = false", p)
+		}
+	}
+	got, problems = Parse(line, base, false)
+	if problems != nil || got.Data != DataNone || got.RootA != "/dev/sdb2" || got.Root != "/dev/sdb3" || got.Timeout != 12*time.Second {
+		t.Errorf("unlocked: %+v, %v; the command line should win", got, problems)
+	}
+}
+
+func TestProblemRefusedWritten(t *testing.T) {
+	_, problems := Parse("rd.break data=/dev/sdb1 slot=c", Defaults(), true)
+	if len(problems) != 3 || !problems[0].Refused() || !problems[1].Refused() || problems[2].Refused() {
+		t.Fatalf("problems %v: want rd.break and data= refused, slot=c a bad value", problems)
+	}
+	for i, want := range []string{"rd.break", "data=/dev/sdb1", "slot=c"} {
+		if got := problems[i].Written(); got != want {
+			t.Errorf("Written() = %q, want %q", got, want)
+		}
 	}
 }
 

@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	// Aliased: devspec is the name of this file's DEVSPEC option setter.
+	dspec "github.com/keel-boot/keel/devspec"
 )
 
 // maxSeconds bounds rd.timeout= and rd.emergency.timeout= (one week): larger
@@ -29,9 +32,9 @@ func (p *parser) setter(name string) setter {
 	case "roothash":
 		return p.rootHash
 	case "root", "systemd.verity_root_data":
-		return devspec(&c.Root, false)
+		return p.device(&c.Root, p.base.Root, false)
 	case "systemd.verity_root_hash":
-		return devspec(&c.VerityHash, false)
+		return p.device(&c.VerityHash, p.base.VerityHash, false)
 	case "systemd.verity_root_options":
 		return p.verityOptions
 	case "verity", "systemd.verity":
@@ -41,17 +44,17 @@ func (p *parser) setter(name string) setter {
 	case "rootflags":
 		return p.rootFlags
 	case "data":
-		return devspec(&c.Data, true)
+		return p.device(&c.Data, p.base.Data, true)
 	case "bootstate":
-		return devspec(&c.BootState, false)
+		return p.device(&c.BootState, p.base.BootState, false)
 	case "root_a":
-		return devspec(&c.RootA, false)
+		return p.device(&c.RootA, p.base.RootA, false)
 	case "root_b":
-		return devspec(&c.RootB, false)
+		return p.device(&c.RootB, p.base.RootB, false)
 	case "verity_a":
-		return devspec(&c.VerityA, false)
+		return p.device(&c.VerityA, p.base.VerityA, false)
 	case "verity_b":
-		return devspec(&c.VerityB, false)
+		return p.device(&c.VerityB, p.base.VerityB, false)
 	case "init":
 		return p.init
 	case "rd.break":
@@ -61,7 +64,7 @@ func (p *parser) setter(name string) setter {
 	case "rd.emergency.timeout":
 		return seconds(&c.EmergencyTimeout, 0)
 	case "rd.timeout":
-		return seconds(&c.Timeout, 1)
+		return p.timeout
 	case "quiet":
 		return logLevel(&c.LogLevel, Quiet)
 	case "debug", "rd.debug":
@@ -154,7 +157,7 @@ func devspec(dst *string, allowNone bool) setter {
 			*dst = DataNone
 			return ""
 		}
-		d, err := ParseDevSpec(par.Value)
+		d, err := dspec.Parse(par.Value)
 		if err != nil {
 			return err.Error()
 		}

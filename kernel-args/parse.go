@@ -3,6 +3,7 @@ package kargs
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -21,6 +22,10 @@ type Problem struct {
 	Reason string // what was wrong and what was expected
 }
 
+// Refused reports whether the option was ignored because the initramfs is
+// locked (whatever its value), not because its value was bad.
+func (p Problem) Refused() bool { return strings.HasPrefix(p.Reason, refusedLocked) }
+
 // Error is "option=value: reason", with the value quoted and shortened.
 func (p Problem) Error() string {
 	if p.Value == "" {
@@ -30,6 +35,15 @@ func (p Problem) Error() string {
 }
 
 func (p Problem) String() string { return p.Error() }
+
+// Written is the option as the command line had it, "option=value" (or the
+// bare option), unquoted and shortened like Error's.
+func (p Problem) Written() string {
+	if p.Value == "" {
+		return shown(p.Option)
+	}
+	return shown(p.Option) + "=" + shown(p.Value)
+}
 
 // shown cuts s to maxShown bytes at a rune boundary.
 func shown(s string) string {
@@ -74,12 +88,13 @@ func (p policy) refuseUntrusted() bool { return p.locked && !p.trusted }
 
 type parser struct {
 	cfg      Config
+	base     Config // what the line is parsed over: the baked defaults
 	pol      policy
 	problems []Problem
 }
 
 func parse(cmdline string, base Config, pol policy) (Config, []Problem) {
-	p := &parser{cfg: base, pol: pol}
+	p := &parser{cfg: base, base: base, pol: pol}
 	p.cfg.VerityOptions = append([]string(nil), base.VerityOptions...)
 	for _, par := range Split(cmdline) {
 		if par.Key == "--" && !par.HasValue {

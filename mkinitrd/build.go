@@ -25,7 +25,7 @@ func build(o *options, stdout, stderr io.Writer) error {
 	if err := addSkeleton(a, o.init); err != nil {
 		return err
 	}
-	cfg := &bakedconf.Config{Locked: o.locked, Cmdline: o.cmdline, Kver: o.kver}
+	cfg := &bakedconf.Config{Locked: o.locked, Cmdline: o.cmdline, Kver: o.kver, DataMustBeEncrypted: o.dataEncrypted}
 	sum := summary{locked: o.locked}
 	var err error
 	if cfg.TrustedKeys, err = readTrustedKeys(o.trust); err != nil {
@@ -65,8 +65,13 @@ func build(o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s %s, %d modules, %d firmware files, shell %s, locked %s, %d trusted keys, init precompressed %s\n",
-		o.out, humanSize(size), o.compress, sum.modules, sum.firmware, yesNo(sum.shell), yesNo(sum.locked), sum.keys, yesNo(seg != nil))
+	plainData := "allowed"
+	if o.dataEncrypted {
+		plainData = "refused"
+	}
+	fmt.Fprintf(stdout, "%s: %s %s, %d modules, %d firmware files, shell %s, locked %s, %d trusted keys, plain data partition %s, init precompressed %s\n",
+		o.out, humanSize(size), o.compress, sum.modules, sum.firmware, yesNo(sum.shell), yesNo(sum.locked), sum.keys,
+		plainData, yesNo(seg != nil))
 	return nil
 }
 

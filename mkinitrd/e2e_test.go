@@ -163,7 +163,7 @@ func TestBuildShell(t *testing.T) {
 		t.Error("busybox or its applets missing")
 	}
 	locked := filepath.Join(dir, "locked.img")
-	out = mkinitrd(t, "--out", locked, "--kver", "none", "--init", dummyInit(t), "--no-default-modules", "--locked")
+	out = mkinitrd(t, "--out", locked, "--kver", "none", "--init", dummyInit(t), "--no-default-modules", "--locked", "--trust", testKey(t))
 	files = readImage(t, locked)
 	if files["/bin/sh"] != nil || files["/bin/busybox"] != nil || !strings.Contains(out, "shell no, locked yes") {
 		t.Errorf("locked image has a shell, or summary %q is wrong", out)

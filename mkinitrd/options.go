@@ -29,8 +29,11 @@ type options struct {
 	init      string
 	adds      []string
 	luksKey   string // host path of a key file for the data partition
-	verbose   bool
-	mtime     uint32
+	// dataEncrypted bakes data_must_be_encrypted: --data-must-be-encrypted,
+	// or --locked without --data-may-be-plain.
+	dataEncrypted bool
+	verbose       bool
+	mtime         uint32
 }
 
 // listFlag is a repeatable flag; with split set, each value may also be a
@@ -63,6 +66,7 @@ func (l listFlag) Set(s string) error {
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	var compress, shell string
+	var mustEncrypt, mayBePlain bool
 	fs := flag.NewFlagSet("mkinitrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.out, "out", "", "output image `file` (required)")
@@ -78,6 +82,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.init, "init", "", "keel init binary (default: init next to mkinitrd)")
 	fs.Var(listFlag{&o.adds, false}, "add", "extra file or directory `SRC:DST` (repeatable)")
 	fs.StringVar(&o.luksKey, "luks-keyfile", "", "key `file` that unlocks a LUKS2 data partition (baked in: keep the initramfs private)")
+	fs.BoolVar(&mustEncrypt, "data-must-be-encrypted", false, "use the data partition only if it is LUKS2; a plain one makes the boot volatile (the --locked default)")
+	fs.BoolVar(&mayBePlain, "data-may-be-plain", false, "with --locked: use a plain (unencrypted) data partition too")
 	fs.BoolVar(&o.verbose, "v", false, "report skipped modules, soft dependencies and firmware")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -90,6 +96,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.resolve(compress, shell, shellSet); err != nil {
 		return nil, err
 	}
+	if mustEncrypt && mayBePlain {
+		return nil, errors.New("--data-must-be-encrypted and --data-may-be-plain: expected at most one of them")
+	}
+	o.dataEncrypted = mustEncrypt || (o.locked && !mayBePlain)
 	return o, nil
 }
 
@@ -114,6 +124,11 @@ func (o *options) resolve(compress, shell string, shellSet bool) error {
 	}
 	if o.shell, err = chooseShell(shell, shellSet, o.locked); err != nil {
 		return err
+	}
+	if o.locked {
+		if err := checkLocked(o.trust, o.cmdline); err != nil {
+			return err
+		}
 	}
 	o.mtime, err = sourceDateEpoch()
 	return err

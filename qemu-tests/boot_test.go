@@ -228,8 +228,8 @@ func failures() []failure {
 				corrupt(t, d.Path, d.Part(t, "root-a").Offset+40) // inside the superblock, past the magic
 				return d
 			}},
-		{name: "missing-partition", cmdline: "slot=b rd.timeout=3",
-			want: `waiting for PARTLABEL=root-b (seen: vda, vda1 "root-a", vda2 "verity-a") (rd.timeout=3s)`,
+		{name: "missing-partition", cmdline: "slot=b rd.timeout=15",
+			want: `PARTLABEL=root-b: no system disk: no disk holds all of root-a, verity-a, root-b, verity-b (vda holds only root-a, verity-a) (seen: vda, vda1 "root-a", vda2 "verity-a")`,
 			disk: func(t *testing.T) vm.Disk {
 				return vm.NewDisk(t, "", []vm.Part{{Name: "root-a", SizeMiB: 1}, {Name: "verity-a", SizeMiB: 1}})
 			}},

@@ -22,6 +22,7 @@ type slotState struct {
 	Priority    int    `json:"priority"`
 	Tries       int    `json:"tries"`
 	Good        bool   `json:"good"`
+	Unconfirmed int    `json:"unconfirmed"`
 	Bootable    bool   `json:"bootable"`
 	Reason      string `json:"reason"`
 	HeaderError string `json:"header_error"`
@@ -163,8 +164,10 @@ func TestBootCountTrial(t *testing.T) {
 			if !strings.Contains(br.SlotReason, "good") {
 				t.Errorf("slot_reason %q: want it to say b is good", br.SlotReason)
 			}
-			if after := diskStatus(t, disk).slot(t, "b"); after != before || !after.Good {
-				t.Errorf("b after a boot as a good slot: %+v, want unchanged %+v (good, tries not used)", after, before)
+			want := before
+			want.Unconfirmed++
+			if after := diskStatus(t, disk).slot(t, "b"); after != want || !after.Good {
+				t.Errorf("b after a boot as a good slot: %+v, want %+v (good, tries not used, one unconfirmed boot counted)", after, want)
 			}
 		}},
 		{"trial-never-good-rolls-back", func(t *testing.T) {
@@ -247,8 +250,8 @@ func TestBootCountFallback(t *testing.T) {
 		corrupt(t, f.disk.Path, f.disk.Part(t, "root-a").Offset+2048)
 		m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}})
 		m.Expect("keel: BOOT FAILED:")
-		m.ExpectRegexp(`slot a: .*dm-verity keel-root-a: first read failed`)
-		m.ExpectRegexp(`slot b: .*not in the trusted set`)
+		m.ExpectRegexp(`slot a \(image fault\): .*dm-verity keel-root-a: first read failed`)
+		m.ExpectRegexp(`slot b \(image fault\): .*not in the trusted set`)
 		shellWorks(t, m)
 		m.Kill()
 		s := diskStatus(t, f.disk.Path)

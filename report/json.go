@@ -96,11 +96,40 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.EndArray()
 	}
 	optStrings(&w, "warnings", r.Warnings)
+	if len(r.Refused) > 0 {
+		w.Key("refused")
+		w.BeginArray()
+		for _, f := range r.Refused {
+			w.BeginObject()
+			w.Key("option")
+			w.String(f.Option)
+			w.Key("reason")
+			w.String(f.Reason)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
 	w.Key("init")
 	w.String(r.Init)
 	optString(&w, "failure", r.Failure)
 	w.Key("locked")
 	w.Bool(r.Locked)
+	optString(&w, "system_disk", r.SystemDisk)
+	if len(r.StrayPartitions) > 0 {
+		w.Key("stray_partitions")
+		w.BeginArray()
+		for _, st := range r.StrayPartitions {
+			w.BeginObject()
+			w.Key("device")
+			w.String(st.Device)
+			w.Key("label")
+			w.String(st.Label)
+			w.Key("disk")
+			w.String(st.Disk)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
 	w.EndObject()
 	return w.Bytes()
 }
@@ -180,11 +209,24 @@ func Parse(b []byte) (*Report, error) {
 		tries := n.Int()
 		r.TriesLeft = &tries
 	}
+	r.SystemDisk = root.Opt("system_disk").Str()
+	if items := root.Opt("stray_partitions").Items(); items != nil {
+		r.StrayPartitions = make([]Stray, 0, len(items))
+		for _, st := range items {
+			r.StrayPartitions = append(r.StrayPartitions, Stray{Device: st.Opt("device").Str(), Label: st.Opt("label").Str(), Disk: st.Opt("disk").Str()})
+		}
+	}
 	if items := root.Opt("fallbacks").Items(); items != nil {
 		r.Fallbacks = make([]Fallback, 0, len(items))
 		for _, f := range items {
 			r.Fallbacks = append(r.Fallbacks, Fallback{Slot: f.Opt("slot").Str(), Reason: f.Opt("reason").Str(),
 				Class: f.Opt("class").Str(), Retired: f.Opt("retired").Bool()})
+		}
+	}
+	if items := root.Opt("refused").Items(); items != nil {
+		r.Refused = make([]Refused, 0, len(items))
+		for _, f := range items {
+			r.Refused = append(r.Refused, Refused{Option: f.Opt("option").Str(), Reason: f.Opt("reason").Str()})
 		}
 	}
 	if n := root.Opt("devices"); n.Present() {

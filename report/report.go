@@ -47,10 +47,18 @@ type Report struct {
 	EtcMerge      *EtcMerge         `json:"etc_merge,omitempty"`
 	Phases        []Phase           `json:"phases"`
 	Warnings      []string          `json:"warnings,omitempty"`
-	Init          string            `json:"init"`
+	// Refused lists the command-line options a locked initramfs ignored.
+	Refused []Refused `json:"refused,omitempty"`
+	Init    string    `json:"init"`
 	// Failure is set when the boot ended in the emergency policy.
 	Failure string `json:"failure,omitempty"`
 	Locked  bool   `json:"locked"`
+
+	// SystemDisk is the disk every default-labelled keel partition of this
+	// boot came from (docs/boot-sequence.md), StrayPartitions the keel
+	// labels found on other disks: named, never used.
+	SystemDisk      string  `json:"system_disk,omitempty"`
+	StrayPartitions []Stray `json:"stray_partitions,omitempty"`
 }
 
 // Fallback is a slot that failed in the initramfs during this boot.
@@ -61,6 +69,21 @@ type Fallback struct {
 	// the failure marked the slot bad.
 	Class   string `json:"class,omitempty"`
 	Retired bool   `json:"retired,omitempty"`
+}
+
+// Stray is a partition with a keel label on a disk that is not the system
+// disk.
+type Stray struct {
+	Device string `json:"device"` // /dev/sdb2
+	Label  string `json:"label"`  // root-a, verity-a, root-b, verity-b, bootstate, data
+	Disk   string `json:"disk"`   // /dev/sdb
+}
+
+// Refused is a command-line option refused because the initramfs is locked
+// (docs/cmdline.md): the option as written and why.
+type Refused struct {
+	Option string `json:"option"` // "data=/dev/sdb1"
+	Reason string `json:"reason"`
 }
 
 // Phase is one step of the boot sequence and how long it took.

@@ -52,7 +52,8 @@ func reports() []*Report {
 	zero, minus := 0, -3
 	out := []*Report{
 		{},
-		{Phases: []Phase{}, Fallbacks: []Fallback{}, Devices: map[string]string{}, Warnings: []string{}, Data: &Data{}, EtcMerge: &EtcMerge{Conflicts: []EtcConflict{}}},
+		{Phases: []Phase{}, Fallbacks: []Fallback{}, Devices: map[string]string{}, Warnings: []string{}, Data: &Data{}, StrayPartitions: []Stray{}, Refused: []Refused{}, EtcMerge: &EtcMerge{Conflicts: []EtcConflict{}}},
+		{SystemDisk: "/dev/vda", StrayPartitions: []Stray{{Device: "/dev/sda1", Label: "root-a", Disk: "/dev/sda"}, {}}},
 		{Version: 1, Mode: "slot", Slot: "a", SlotReason: "highest priority", TriesLeft: &zero,
 			Fallbacks: []Fallback{{Slot: "b", Reason: "verity: bad root hash"}}, ImageID: "img-42", RootHash: "ab12",
 			Authenticated: true, HashSource: "header", KeyID: "k1", Overlay: "tmpfs",
@@ -62,7 +63,8 @@ func reports() []*Report {
 			EtcMerge: &EtcMerge{FromSlot: "b", FromImage: "img-41", Base: "slot b", Carried: 3, Deleted: 1, Same: 2,
 				Skipped: []string{"/etc/initctl: a fifo"}, Conflicts: []EtcConflict{{Path: "/etc/motd", Reason: "both"}}, Ms: 12.5},
 			Phases:   []Phase{{Name: "mounts", Ms: 0}, {Name: "modules", Ms: 12.345}, {Name: "verity", Ms: 1e-7}, {Name: "big", Ms: 1e21}, {Name: "neg", Ms: -0.5}},
-			Warnings: []string{"w1", "w2"}, Init: "/sbin/init", Failure: "mount: no such device", Locked: true},
+			Warnings: []string{"w1", "w2"}, Init: "/sbin/init", Failure: "mount: no such device", Locked: true,
+			Refused: []Refused{{Option: "data=/dev/sdb1", Reason: "refused: initramfs is locked"}, {Option: "rd.break"}}},
 		{Mode: "plain", TriesLeft: &minus, Init: "/lib/systemd/systemd"},
 	}
 	for i, s := range odd {
@@ -70,7 +72,8 @@ func reports() []*Report {
 			RootHash: s, HashSource: s, KeyID: s, Overlay: s, Devices: map[string]string{s: s, odd[(i+1)%len(odd)]: "x"},
 			Data:     &Data{Device: s, FSType: s, Created: []string{s}, Upper: s, Pruned: []string{s, s}, Binds: []string{s}},
 			EtcMerge: &EtcMerge{FromSlot: s, FromImage: s, NoBase: s, Skipped: []string{s}, Conflicts: []EtcConflict{{Path: s, Reason: s}}, Error: s, Carried: i},
-			Phases:   []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s})
+			Phases:   []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s,
+			SystemDisk: s, StrayPartitions: []Stray{{Device: s, Label: s, Disk: s}}, Refused: []Refused{{Option: s, Reason: s}}})
 	}
 	return out
 }

@@ -152,10 +152,12 @@ func TestLsblkReadsSysfs(t *testing.T) {
 		}
 	}
 	write("/sys/class/block/vda/size", "131072\n")
+	write("/sys/class/block/vda/uevent", "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n")
 	write("/sys/class/block/vda1/size", "2048\n")
 	write("/sys/class/block/vda1/partition", "1\n")
-	write("/sys/class/block/vda1/uevent", "MAJOR=254\nPARTNAME=root-a\n")
+	write("/sys/class/block/vda1/uevent", "MAJOR=254\nMINOR=1\nDEVNAME=vda1\nDEVTYPE=partition\nPARTN=1\nPARTNAME=root-a\n")
 	write("/sys/class/block/dm-0/size", "100\n")
+	write("/sys/class/block/dm-0/uevent", "MAJOR=253\nMINOR=0\nDEVNAME=dm-0\nDEVTYPE=disk\n")
 	write("/sys/class/block/dm-0/dm/name", "keel-root-a\n")
 	// An ext4 superblock: magic at 1080, label at 1144.
 	sb := make([]byte, 4096)

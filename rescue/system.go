@@ -179,14 +179,13 @@ type blockDev struct {
 }
 
 func lsblk(s *Shell, args []string, sio stdio) int {
-	sys := filepath.Join(s.Root, "/sys/class/block")
-	ents, err := os.ReadDir(sys)
-	if err != nil {
+	devs, err := devices.ScanBlock(filepath.Join(s.Root, "/sys"))
+	if len(devs) == 0 && err != nil {
 		return fail(sio, args[0], "%v", err)
 	}
 	var rows []blockDev
-	for _, e := range ents {
-		rows = append(rows, s.blockDevice(filepath.Join(sys, e.Name()), e.Name()))
+	for _, d := range devs {
+		rows = append(rows, s.blockDevice(d))
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
 	w := bufio.NewWriter(sio.out)
@@ -207,30 +206,20 @@ func dash(s string) string {
 	return s
 }
 
-func (s *Shell) blockDevice(dir, name string) blockDev {
-	d := blockDev{name: name, kind: "disk"}
-	if _, err := os.Stat(filepath.Join(dir, "partition")); err == nil {
+func (s *Shell) blockDevice(b devices.SysBlock) blockDev {
+	d := blockDev{name: b.Name, kind: "disk", partname: b.PartName}
+	switch {
+	case b.IsPartition():
 		d.kind = "part"
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "dm/name")); err == nil {
-		d.kind, d.name = "dm", name+" ("+strings.TrimSpace(string(b))+")"
-	}
-	if strings.HasPrefix(name, "loop") {
+	case b.DMName != "":
+		d.kind, d.name = "dm", b.Name+" ("+b.DMName+")"
+	case strings.HasPrefix(b.Name, "loop"):
 		d.kind = "loop"
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "size")); err == nil {
-		if sectors, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			d.size = humanSize(sectors * 512)
-		}
+	if b.Sectors >= 0 {
+		d.size = humanSize(b.Sectors * 512)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "uevent")); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "PARTNAME="); ok {
-				d.partname = v
-			}
-		}
-	}
-	if f, err := os.Open(filepath.Join(s.Root, "/dev", name)); err == nil {
+	if f, err := os.Open(filepath.Join(s.Root, "/dev", b.DevName)); err == nil {
 		if fs, err := devices.Probe(f); err == nil {
 			d.fstype, d.label, d.uuid = fs.Type, fs.Label, fs.UUID
 		}

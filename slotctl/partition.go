@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -23,9 +24,19 @@ type partition struct {
 }
 
 // openPath opens a device or file as a whole partition. A regular file
-// (a bootstate file in an image build) has no fixed end.
+// (a bootstate file in an image build) has no fixed end. A block device
+// opened for writing is opened O_EXCL: the kernel refuses it (EBUSY) while
+// it is mounted or mapped (dm-verity, dm-crypt), whatever slotctl's own
+// checks concluded.
 func openPath(label, path string, write bool) (*partition, error) {
-	f, err := os.OpenFile(path, openFlag(write), 0)
+	flag := openFlag(write)
+	if write {
+		flag |= unix.O_EXCL // ignored for regular files
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return nil, fmt.Errorf("%s: %s is in use (mounted, or under a device-mapper device): refusing to write it: %w", label, path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}

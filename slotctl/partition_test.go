@@ -2,67 +2,189 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keel-boot/keel/report"
 )
 
-// fakeRoot lays out /sys/class/block/NAME/uevent files and /dev nodes.
-func fakeRoot(t *testing.T, uevents map[string]string) string {
+// fakeDev is a block device of a fake running system.
+type fakeDev struct {
+	name, parent string
+	major, minor int
+	partname     string
+	image        string   // a disk's content (a GPT image); partitions are empty files
+	dmName       string   // a device-mapper device's name
+	slaves       []string // what a dm device maps
+}
+
+// fakeRoot lays out a running system below a temporary root: sysfs as the
+// kernel does (device directories, class/block symlinks, uevent files, dm
+// names and slaves) and /dev nodes as files.
+func fakeRoot(t *testing.T, devs ...fakeDev) string {
 	t.Helper()
 	root := t.TempDir()
-	for name, body := range uevents {
-		dir := filepath.Join(root, "sys/class/block", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	write := func(p, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "uevent"), []byte(body), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+	symlink := func(target, p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range devs {
+		rel := filepath.Join("devices/virtual/block", d.parent, d.name)
+		typ, extra := "disk", ""
+		if d.parent != "" {
+			typ, extra = "partition", fmt.Sprintf("PARTN=%d\nPARTNAME=%s\n", d.minor%16, d.partname)
+		}
+		write(filepath.Join(root, "sys", rel, "uevent"), fmt.Sprintf("MAJOR=%d\nMINOR=%d\nDEVNAME=%s\nDEVTYPE=%s\n%s", d.major, d.minor, d.name, typ, extra))
+		if d.dmName != "" {
+			write(filepath.Join(root, "sys", rel, "dm/name"), d.dmName+"\n")
+		}
+		for _, sl := range d.slaves {
+			symlink("../../"+sl, filepath.Join(root, "sys", rel, "slaves", sl))
+		}
+		symlink(filepath.Join("../..", rel), filepath.Join(root, "sys/class/block", d.name))
+		if d.image != "" {
+			symlink(d.image, filepath.Join(root, "dev", d.name))
+		} else {
+			write(filepath.Join(root, "dev", d.name), "")
 		}
 	}
 	return root
 }
 
-func TestFindByLabel(t *testing.T) {
-	root := fakeRoot(t, map[string]string{
-		"vda":  "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n",
-		"vda1": "MAJOR=254\nMINOR=1\nDEVNAME=vda1\nDEVTYPE=partition\nPARTN=1\nPARTNAME=root-a\n",
-		"vda5": "DEVTYPE=partition\nPARTNAME=bootstate\n",
-		"vdb1": "DEVNAME=vdb1\nPARTNAME=root-b\n",
-		"sda1": "DEVNAME=sda1\nPARTNAME=root-b\n",
-	})
+// gptDisk partitions an image with the labels given, 1 MiB each.
+func gptDisk(t *testing.T, labels ...string) string {
+	t.Helper()
+	needTool(t, "sfdisk")
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, int64(len(labels)+2)<<20); err != nil {
+		t.Fatal(err)
+	}
+	script := "label: gpt\n"
+	for _, l := range labels {
+		script += "size=1MiB, name=" + l + "\n"
+	}
+	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", disk)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	return disk
+}
+
+// disk lists a disk and its partitions, labelled in order.
+func disk(name string, major, minor int, image string, labels ...string) []fakeDev {
+	devs := []fakeDev{{name: name, major: major, minor: minor, image: image}}
+	for i, l := range labels {
+		devs = append(devs, fakeDev{name: fmt.Sprintf("%s%d", name, i+1), parent: name, major: major, minor: minor + i + 1, partname: l})
+	}
+	return devs
+}
+
+var abLabels = []string{"root-a", "verity-a", "root-b", "verity-b", "bootstate"}
+
+// stickLabels are keel labels on a second disk: not a system disk.
+var stickLabels = []string{"root-a", "data", "bootstate"}
+
+// TestOpenOnSystemDisk: the running system's partitions come from the
+// system disk only, as in the init, whatever another disk carries.
+func TestOpenOnSystemDisk(t *testing.T) {
+	// sdb sorts (and is announced) first: "first seen" would take its root-a.
+	root := fakeRoot(t, slices.Concat(disk("sdb", 8, 16, gptDisk(t, stickLabels...), stickLabels...),
+		disk("vda", 254, 0, gptDisk(t, abLabels...), abLabels...))...)
+	tg := &target{root: root, reportPath: writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "b", SystemDisk: "/dev/vda"})}
+	p, err := tg.open("root-a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if want := filepath.Join(root, "dev/vda1"); p.path != want {
+		t.Errorf("root-a opened %s, want %s", p.path, want)
+	}
+	if _, err := tg.open("data", false); !errors.Is(err, errNotFound) || !strings.Contains(err.Error(), "the system disk /dev/vda has no partition with that GPT label") {
+		t.Errorf("data: %v, want not found on the system disk", err)
+	}
+}
+
+func TestSystemDiskRefusals(t *testing.T) {
+	ab := gptDisk(t, abLabels...)
 	tests := []struct {
-		label, want, wantErr string
+		name string
+		devs []fakeDev
+		rep  report.Report
+		want string
 	}{
-		{"root-a", filepath.Join(root, "dev/vda1"), ""},
-		{"bootstate", filepath.Join(root, "dev/vda5"), ""}, // no DEVNAME: the sysfs name
-		{"verity-a", "", "no partition with that GPT label"},
-		{"root-b", "", "2 partitions carry that GPT label (" + filepath.Join(root, "dev/sda1") + ", " + filepath.Join(root, "dev/vdb1") + ")"},
+		{"two system disks", slices.Concat(disk("vda", 254, 0, ab, abLabels...), disk("vdb", 254, 16, gptDisk(t, abLabels...), abLabels...)),
+			report.Report{Mode: "slot", Slot: "a"}, "more than one system disk: vda and vdb"},
+		{"no system disk", disk("sdb", 8, 16, gptDisk(t, stickLabels...), stickLabels...),
+			report.Report{Mode: "slot", Slot: "a"}, "no system disk: no disk holds all of root-a, verity-a, root-b, verity-b (sdb holds only bootstate, data, root-a)"},
+		{"another disk than the boot's", disk("vda", 254, 0, ab, abLabels...),
+			report.Report{Mode: "slot", Slot: "a", SystemDisk: "/dev/sda"}, "the system disk is /dev/vda now, but this boot used /dev/sda"},
 	}
 	for _, tt := range tests {
-		got, err := findByLabel(root, tt.label)
-		if got != tt.want || (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
-			t.Errorf("findByLabel(%q) = %q, %v; want %q, %q", tt.label, got, err, tt.want, tt.wantErr)
+		tg := &target{root: fakeRoot(t, tt.devs...), reportPath: writeReport(t, t.TempDir(), tt.rep)}
+		if _, err := tg.open("root-b", true); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
 	}
-	if _, err := findByLabel(root, "verity-a"); !errors.Is(err, errNotFound) {
-		t.Errorf("missing label: %v, want errNotFound", err)
+}
+
+// TestRefusesRunningRootDevices: a partition under keel's running verity
+// mapping, or the running plain or single root, is never written, by device
+// number, whatever its label or the report's slot says.
+func TestRefusesRunningRootDevices(t *testing.T) {
+	ab := gptDisk(t, abLabels...)
+	devs := append(disk("vda", 254, 0, ab, abLabels...), fakeDev{name: "dm-0", major: 253, dmName: "keel-root-a", slaves: []string{"vda1", "vda2"}})
+	// The report claims slot b runs (stale, or edited): the dm table says a.
+	tg := &target{root: fakeRoot(t, devs...), reportPath: writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "b"})}
+	for _, label := range []string{"root-a", "verity-a"} {
+		if _, err := tg.open(label, true); err == nil || !strings.Contains(err.Error(), "is under /dev/mapper/keel-root-a: refusing to write it") {
+			t.Errorf("%s: %v, want refused", label, err)
+		}
 	}
-	// udev's link wins over the scan.
-	link := filepath.Join(root, "dev/disk/by-partlabel/root-b")
-	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		t.Fatal(err)
+	if p, err := tg.open("root-a", false); err != nil {
+		t.Errorf("reading root-a: %v", err)
+	} else {
+		p.Close()
 	}
-	if err := os.WriteFile(link, nil, 0o644); err != nil {
-		t.Fatal(err)
+	if p, err := tg.open("root-b", true); err != nil {
+		t.Errorf("root-b: %v", err)
+	} else {
+		p.Close()
 	}
-	if got, err := findByLabel(root, "root-b"); got != link || err != nil {
-		t.Errorf("with a by-partlabel link: %q, %v", got, err)
+	// Plain mode: root= is a partition labelled root-a; its disk is the
+	// system disk, even without slot b.
+	stick := disk("sdb", 8, 16, gptDisk(t, stickLabels...), stickLabels...)
+	tg = &target{root: fakeRoot(t, stick...), reportPath: writeReport(t, t.TempDir(), report.Report{Mode: "plain", Devices: map[string]string{"root": "/dev/sdb1"}})}
+	if _, err := tg.open("root-a", true); err == nil || !strings.Contains(err.Error(), "(8:17) is the running root device") {
+		t.Errorf("plain root: %v, want refused", err)
 	}
-	if _, err := findByLabel(t.TempDir(), "root-a"); err == nil || !strings.Contains(err.Error(), "sys/class/block") {
-		t.Errorf("without /sys: %v", err)
+	if p, err := tg.open("bootstate", true); err != nil {
+		t.Errorf("bootstate of the plain root's disk: %v", err)
+	} else {
+		p.Close()
 	}
 }
 

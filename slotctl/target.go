@@ -19,6 +19,7 @@ type target struct {
 	bootstate  string // --bootstate: the boot state partition or file
 	reportPath string // --boot-report
 	root       string // where /dev and /sys are: "/" except in tests
+	sys        *system
 }
 
 // targetFlags registers --disk, --bootstate and --boot-report.
@@ -43,11 +44,35 @@ func (t *target) open(label string, write bool) (*partition, error) {
 			return openPath(label, r.Devices["bootstate"], write) // the device the init used
 		}
 	}
-	dev, err := findByLabel(t.root, label)
+	sys, err := t.system()
 	if err != nil {
 		return nil, err
 	}
+	dev, err := sys.find(label)
+	if err != nil {
+		return nil, err
+	}
+	if write {
+		if err := sys.checkWritable(label, dev); err != nil {
+			return nil, err
+		}
+	}
 	return openPath(label, dev, write)
+}
+
+// system reads the running system's block devices once.
+func (t *target) system() (*system, error) {
+	if t.sys != nil {
+		return t.sys, nil
+	}
+	rep, err := t.bootReport()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if t.sys, err = loadSystem(t.root, rep); err != nil {
+		return nil, err
+	}
+	return t.sys, nil
 }
 
 // bootReport reads the report of the running boot; nil, nil for a disk

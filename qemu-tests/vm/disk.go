@@ -54,11 +54,33 @@ func (d Disk) Part(t testing.TB, name string) Partition {
 // with sfdisk, 1 MiB aligned, and copies each part's content into it.
 func NewDisk(t testing.TB, path string, parts []Part) Disk {
 	t.Helper()
+	return newDisk(t, path, "label: gpt\n", parts)
+}
+
+// NewDOSDisk creates an MBR (dos label) disk image whose disk signature is
+// id (8 hex digits), with primary partitions of type 83 (Linux); Part.Name,
+// UUID and Type are ignored, MBR has none. Each Partition's UUID is the
+// kernel's PARTUUID for it: the signature and the partition number
+// (0a1b2c3d-01).
+func NewDOSDisk(t testing.TB, path, id string, parts []Part) Disk {
+	t.Helper()
+	if len(parts) > 4 {
+		t.Fatalf("NewDOSDisk: %d partitions, at most 4 primaries", len(parts))
+	}
+	plain := make([]Part, len(parts))
+	for i, p := range parts {
+		plain[i] = Part{SizeMiB: p.SizeMiB, Type: "83", Content: p.Content}
+	}
+	return newDisk(t, path, "label: dos\nlabel-id: 0x"+id+"\n", plain)
+}
+
+func newDisk(t testing.TB, path, header string, parts []Part) Disk {
+	t.Helper()
 	needTool(t, "sfdisk", "fdisk")
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "disk.img")
 	}
-	script, sizeMiB, err := sfdiskScript(parts)
+	script, sizeMiB, err := sfdiskScript(header, parts)
 	if err != nil {
 		t.Fatalf("disk %s: %v", path, err)
 	}
@@ -84,9 +106,9 @@ func NewDisk(t testing.TB, path string, parts []Part) Disk {
 
 // sfdiskScript renders parts as an sfdisk script and returns the disk size:
 // 1 MiB before the first partition, 1 MiB after the last for the backup GPT.
-func sfdiskScript(parts []Part) (string, int, error) {
+func sfdiskScript(header string, parts []Part) (string, int, error) {
 	var b strings.Builder
-	b.WriteString("label: gpt\n")
+	b.WriteString(header)
 	size := 2
 	for i, p := range parts {
 		if p.SizeMiB < 1 {
@@ -99,7 +121,10 @@ func sfdiskScript(parts []Part) (string, int, error) {
 		if typ == "" {
 			typ = LinuxFilesystem
 		}
-		fmt.Fprintf(&b, "size=%dMiB, type=%s, name=\"%s\"", p.SizeMiB, typ, p.Name)
+		fmt.Fprintf(&b, "size=%dMiB, type=%s", p.SizeMiB, typ)
+		if p.Name != "" {
+			fmt.Fprintf(&b, ", name=\"%s\"", p.Name)
+		}
 		if p.UUID != "" {
 			fmt.Fprintf(&b, ", uuid=%s", p.UUID)
 		}
@@ -139,6 +164,7 @@ func ReadPartitions(t testing.TB, path string) []Partition {
 type sfdiskTable struct {
 	PartitionTable struct {
 		Label      string `json:"label"`
+		ID         string `json:"id"`
 		SectorSize int64  `json:"sectorsize"`
 		Partitions []struct {
 			Start int64  `json:"start"`
@@ -156,8 +182,8 @@ func parseSfdiskJSON(b []byte) ([]Partition, error) {
 		return nil, fmt.Errorf("sfdisk --json output: %w", err)
 	}
 	pt := tab.PartitionTable
-	if pt.Label != "gpt" {
-		return nil, fmt.Errorf("partition table label %q, want gpt", pt.Label)
+	if pt.Label != "gpt" && pt.Label != "dos" {
+		return nil, fmt.Errorf("partition table label %q, want gpt or dos", pt.Label)
 	}
 	ss := pt.SectorSize
 	if ss == 0 {
@@ -169,6 +195,9 @@ func parseSfdiskJSON(b []byte) ([]Partition, error) {
 			return nil, fmt.Errorf("partition %d: start %d, size %d sectors: want non-negative", i+1, p.Start, p.Size)
 		}
 		parts[i] = Partition{Name: p.Name, UUID: p.UUID, Type: p.Type, Offset: p.Start * ss, Size: p.Size * ss}
+		if pt.Label == "dos" { // primaries only, numbered in order
+			parts[i].UUID = fmt.Sprintf("%s-%02x", strings.TrimPrefix(pt.ID, "0x"), i+1)
+		}
 	}
 	return parts, nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func TestSfdiskScript(t *testing.T) {
-	script, size, err := sfdiskScript([]Part{
+	script, size, err := sfdiskScript("label: gpt\n", []Part{
 		{Name: "root-a", SizeMiB: 16, UUID: "11111111-2222-3333-4444-555555555555"},
 		{Name: "bootstate", SizeMiB: 1, Type: "21686148-6449-6E6F-744E-656564454649"},
 	})
@@ -23,7 +23,7 @@ func TestSfdiskScript(t *testing.T) {
 		t.Errorf("sfdiskScript = %q, %d MiB; want %q, 19", script, size, want)
 	}
 	for _, bad := range [][]Part{{{Name: "x", SizeMiB: 0}}, {{Name: `a"b`, SizeMiB: 1}}, {{Name: "a,b", SizeMiB: 1}}} {
-		if _, _, err := sfdiskScript(bad); err == nil {
+		if _, _, err := sfdiskScript("label: gpt\n", bad); err == nil {
 			t.Errorf("sfdiskScript(%+v) accepted", bad)
 		}
 	}
@@ -61,6 +61,22 @@ func TestNewDisk(t *testing.T) {
 	}
 }
 
+// TestNewDOSDisk: an MBR disk with the signature asked for, and the
+// kernel's PARTUUIDs.
+func TestNewDOSDisk(t *testing.T) {
+	d := NewDOSDisk(t, "", "0a1b2c3d", []Part{{SizeMiB: 2}, {Name: "ignored", SizeMiB: 1}})
+	if len(d.Parts) != 2 || d.Parts[0].UUID != "0a1b2c3d-01" || d.Parts[1].UUID != "0a1b2c3d-02" || d.Parts[1].Offset != 3<<20 || d.Parts[0].Type != "83" {
+		t.Errorf("partitions %+v", d.Parts)
+	}
+	b, err := os.ReadFile(d.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[440] != 0x3d || b[443] != 0x0a || b[510] != 0x55 || b[511] != 0xaa {
+		t.Errorf("MBR signature bytes % x, boot signature % x", b[440:444], b[510:512])
+	}
+}
+
 func TestNewDiskRejectsOversizedContent(t *testing.T) {
 	p := Partition{Name: "tiny", Offset: 0, Size: 4}
 	content := filepath.Join(t.TempDir(), "big")
@@ -81,7 +97,7 @@ func TestParseSfdiskJSON(t *testing.T) {
 	if err != nil || len(parts) != 1 || parts[0] != want {
 		t.Errorf("parseSfdiskJSON = %+v, %v; want %+v", parts, err, want)
 	}
-	for _, bad := range []string{`{`, `{"partitiontable": {"label": "dos"}}`,
+	for _, bad := range []string{`{`, `{"partitiontable": {"label": "sun"}}`,
 		`{"partitiontable": {"label": "gpt", "partitions": [{"start": -1}]}}`} {
 		if _, err := parseSfdiskJSON([]byte(bad)); err == nil {
 			t.Errorf("parseSfdiskJSON(%s) accepted", bad)

@@ -1,0 +1,153 @@
+package devices
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrNoMBR is returned by ReadMBR when the first sector holds no DOS
+// partition table: no 0x55AA signature, an entry whose boot flag is neither
+// 0x00 nor 0x80 (a boot sector's code, not a table), a protective MBR (the
+// disk is GPT), or no partition at all.
+var ErrNoMBR = errors.New("no MBR partition table")
+
+// MBR layout (the kernel's block/partitions/msdos.c): the disk signature
+// at byte 440, four 16-byte entries from byte 446, 0x55AA at byte 510.
+const (
+	mbrSector     = 512
+	mbrSigOffset  = 440
+	mbrTable      = 446
+	mbrEntrySize  = 16
+	mbrProtective = 0xee
+	// mbrMaxEBRs bounds the walk of the logical partitions' chain, which a
+	// damaged or hostile disk can make endless; the kernel stops at 256
+	// partitions too (DISK_MAX_PARTS).
+	mbrMaxEBRs = 256
+)
+
+// mbrEntry is one partition table entry; start is relative to the sector
+// that holds the table (or to the extended partition, for EBR links).
+type mbrEntry struct {
+	boot, typ     byte
+	start, length uint32
+}
+
+func (e mbrEntry) used() bool     { return e.typ != 0 && e.length != 0 }
+func (e mbrEntry) extended() bool { return e.typ == 0x05 || e.typ == 0x0f || e.typ == 0x85 }
+
+// ReadMBR reads a DOS (MBR) partition table as the kernel does
+// (block/partitions/msdos.c): the primary entries are partitions 1 to 4 by
+// position, logical partitions in the extended partition's chain of EBRs
+// are numbered from 5. Each gets the kernel's PARTUUID, the disk signature
+// and the partition number as "%08x-%02x"; Type is the system id in hex.
+// Offsets assume 512-byte sectors.
+func ReadMBR(r io.ReaderAt) ([]Partition, error) {
+	sector, entries, err := readMBRSector(r, 0)
+	if err != nil {
+		return nil, err
+	}
+	sig := binary.LittleEndian.Uint32(sector[mbrSigOffset:])
+	var parts []Partition
+	var ext *mbrEntry
+	for i, e := range entries {
+		if e.typ == mbrProtective {
+			return nil, fmt.Errorf("protective MBR (the disk is GPT): %w", ErrNoMBR)
+		}
+		if !e.used() {
+			continue
+		}
+		parts = append(parts, mbrPartition(sig, i+1, 0, e))
+		if e.extended() && ext == nil {
+			ext = &entries[i]
+		}
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("MBR with no partitions: %w", ErrNoMBR)
+	}
+	if ext != nil {
+		logical, err := readLogical(r, sig, uint64(ext.start))
+		parts = append(parts, logical...)
+		if err != nil {
+			return parts, err
+		}
+	}
+	return parts, nil
+}
+
+// readLogical walks the EBR chain of the extended partition starting at
+// sector base: each EBR holds a logical partition (relative to the EBR) and
+// a link to the next EBR (relative to base). A damaged link ends the walk
+// with an error; the partitions found so far are returned.
+func readLogical(r io.ReaderAt, sig uint32, base uint64) ([]Partition, error) {
+	var parts []Partition
+	seen := map[uint64]bool{}
+	n := 5
+	for cur := base; ; {
+		if seen[cur] || len(seen) == mbrMaxEBRs {
+			return parts, fmt.Errorf("MBR: logical partition chain loops or has more than %d links, stopped at sector %d", mbrMaxEBRs, cur)
+		}
+		seen[cur] = true
+		_, entries, err := readMBRSector(r, cur)
+		if err != nil {
+			return parts, fmt.Errorf("MBR: logical partition table at sector %d: %w", cur, err)
+		}
+		var next *mbrEntry
+		for i, e := range entries {
+			switch {
+			case !e.used():
+			case e.extended():
+				if next == nil {
+					next = &entries[i]
+				}
+			case n > 255:
+				return parts, fmt.Errorf("MBR: more than 255 partitions, stopped at sector %d", cur)
+			default:
+				parts = append(parts, mbrPartition(sig, n, cur, e))
+				n++
+			}
+		}
+		if next == nil {
+			return parts, nil
+		}
+		cur = base + uint64(next.start)
+	}
+}
+
+// readMBRSector reads the 512-byte sector at lba and its four entries.
+func readMBRSector(r io.ReaderAt, lba uint64) ([]byte, [4]mbrEntry, error) {
+	var entries [4]mbrEntry
+	b := make([]byte, mbrSector)
+	if lba > gptMaxLBA {
+		return nil, entries, fmt.Errorf("sector %d is past any disk: %w", lba, ErrNoMBR)
+	}
+	if err := readFull(r, b, int64(lba)*mbrSector); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, entries, ErrNoMBR
+		}
+		return nil, entries, fmt.Errorf("MBR at sector %d: %w", lba, err)
+	}
+	if b[510] != 0x55 || b[511] != 0xaa {
+		return nil, entries, ErrNoMBR
+	}
+	for i := range entries {
+		e := b[mbrTable+i*mbrEntrySize:][:mbrEntrySize]
+		if e[0] != 0 && e[0] != 0x80 {
+			return nil, entries, ErrNoMBR // boot code or a FAT boot sector, not a table
+		}
+		entries[i] = mbrEntry{boot: e[0], typ: e[4], start: binary.LittleEndian.Uint32(e[8:]), length: binary.LittleEndian.Uint32(e[12:])}
+	}
+	return b, entries, nil
+}
+
+func mbrPartition(sig uint32, n int, base uint64, e mbrEntry) Partition {
+	first := base + uint64(e.start)
+	return Partition{
+		Index:    n,
+		Type:     fmt.Sprintf("%02x", e.typ),
+		UUID:     fmt.Sprintf("%08x-%02x", sig, n),
+		FirstLBA: first,
+		LastLBA:  first + uint64(e.length) - 1,
+	}
+}

@@ -1,0 +1,172 @@
+package devices
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/devspec"
+)
+
+// mbrScript is a DOS label with primaries, an extended partition and two
+// logical partitions, with a fixed disk signature.
+const mbrScript = `label: dos
+label-id: 0x0a1b2c3d
+size=4MiB, type=83
+size=4MiB, type=82
+size=4MiB, type=83
+size=24MiB, type=5
+size=4MiB, type=83
+size=4MiB, type=83
+`
+
+// TestReadMBRLikeSfdisk: partition numbers, types and ranges are the ones
+// sfdisk (libfdisk numbers them as the kernel does) reports, and the
+// PARTUUIDs are its disk id and the number.
+func TestReadMBRLikeSfdisk(t *testing.T) {
+	img := sfdiskImage(t, t.TempDir(), mbrScript)
+	parts, err := ReadMBR(openT(t, img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		PartitionTable struct {
+			ID         string `json:"id"`
+			Partitions []struct {
+				Node        string `json:"node"`
+				Start, Size uint64
+				Type        string `json:"type"`
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal(run(t, "", "sfdisk", "--json", img), &js); err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, p := range parts {
+		got = append(got, fmt.Sprintf("%d %s %s %d+%d", p.Index, strings.TrimLeft(p.Type, "0"), p.UUID, p.FirstLBA, p.LastLBA-p.FirstLBA+1))
+	}
+	id := strings.TrimPrefix(js.PartitionTable.ID, "0x")
+	for _, p := range js.PartitionTable.Partitions {
+		n, _ := strconv.Atoi(strings.TrimPrefix(p.Node, img))
+		want = append(want, fmt.Sprintf("%d %s %s-%02x %d+%d", n, p.Type, id, n, p.Start, p.Size))
+	}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") || len(got) != 6 {
+		t.Errorf("ReadMBR = %s\nsfdisk  = %s", strings.Join(got, ", "), strings.Join(want, ", "))
+	}
+	// A GPT disk is read as GPT: its protective MBR is not a DOS table.
+	gpt := sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=root-a\n")
+	if _, err := ReadMBR(openT(t, gpt)); !errors.Is(err, ErrNoMBR) || !strings.Contains(err.Error(), "protective") {
+		t.Errorf("ReadMBR(GPT disk) = %v, want ErrNoMBR (protective)", err)
+	}
+	if p, err := ReadPartitionTable(openT(t, gpt)); err != nil || len(p) != 1 || p[0].Name != "root-a" {
+		t.Errorf("ReadPartitionTable(GPT disk) = %+v, %v", p, err)
+	}
+}
+
+// mbrDisk synthesizes a disk: a table at sector 0 and EBRs where asked.
+func mbrDisk(sig uint32, tables map[int][4]mbrEntry, sectors int) []byte {
+	b := make([]byte, sectors*512)
+	binary.LittleEndian.PutUint32(b[mbrSigOffset:], sig)
+	for lba, es := range tables {
+		s := b[lba*512:]
+		for i, e := range es {
+			en := s[mbrTable+i*16:]
+			en[0], en[4] = e.boot, e.typ
+			binary.LittleEndian.PutUint32(en[8:], e.start)
+			binary.LittleEndian.PutUint32(en[12:], e.length)
+		}
+		s[510], s[511] = 0x55, 0xaa
+	}
+	return b
+}
+
+func TestReadMBRRefuses(t *testing.T) {
+	linux := mbrEntry{typ: 0x83, start: 2048, length: 100}
+	tests := []struct {
+		name string
+		disk []byte
+		want string
+	}{
+		{"empty", make([]byte, 4096), "no MBR"},
+		{"short", []byte{1, 2, 3}, "no MBR"},
+		{"no partitions", mbrDisk(1, map[int][4]mbrEntry{0: {}}, 8), "MBR with no partitions"},
+		{"boot code", mbrDisk(1, map[int][4]mbrEntry{0: {{boot: 0x33, typ: 0x83, start: 1, length: 1}}}, 8), "no MBR"},
+		{"protective", mbrDisk(1, map[int][4]mbrEntry{0: {{typ: 0xee, start: 1, length: 100}}}, 8), "protective MBR"},
+		{"loop", mbrDisk(1, map[int][4]mbrEntry{0: {{typ: 0x05, start: 4, length: 100}}, 4: {linux, {typ: 0x05, start: 0, length: 10}}}, 8), "loops"},
+		{"EBR past the end", mbrDisk(1, map[int][4]mbrEntry{0: {{typ: 0x05, start: 4, length: 100}}, 4: {linux, {typ: 0x05, start: 1000, length: 10}}}, 8), "sector 1004"},
+	}
+	for _, tt := range tests {
+		_, err := ReadMBR(bytes.NewReader(tt.disk))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: ReadMBR error %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// A broken chain keeps what came before it.
+	d := mbrDisk(0xdeadbeef, map[int][4]mbrEntry{0: {{typ: 0x05, start: 4, length: 100}}, 4: {linux, {typ: 0x05, start: 1000, length: 10}}}, 8)
+	if parts, err := ReadMBR(bytes.NewReader(d)); err == nil || len(parts) != 2 || parts[1].UUID != "deadbeef-05" || parts[1].FirstLBA != 4+2048 {
+		t.Errorf("broken chain: %+v, %v; want the extended partition and logical 5", parts, err)
+	}
+}
+
+// TestWaitForMBRPartUUID: root=PARTUUID=SSSSSSSS-PP finds the partition of
+// an MBR disk, logical ones included.
+func TestWaitForMBRPartUUID(t *testing.T) {
+	img := sfdiskImage(t, t.TempDir(), mbrScript)
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", img)
+	for _, n := range []string{"vda1", "vda2", "vda3", "vda4", "vda5", "vda6"} {
+		fs.file(t, n, "")
+	}
+	fs.send(ev(t, "add", "vda", "", 0, ""))
+	for _, n := range []int{1, 2, 3, 4, 5, 6} {
+		fs.send(ev(t, "add", fmt.Sprintf("vda%d", n), "vda", n, ""))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := fs.reg.WaitFor(ctx, spec(t, "PARTUUID=0A1B2C3D-05"))
+	if want := filepath.Join(fs.dev, "vda5"); err != nil || p != want {
+		t.Fatalf("WaitFor = %q, %v; want %q", p, err, want)
+	}
+	if d := fs.reg.Devices(); d[6].PartUUID != "0a1b2c3d-06" {
+		t.Errorf("Devices()[6] = %+v, want PARTUUID 0a1b2c3d-06", d[6])
+	}
+}
+
+func FuzzMBR(f *testing.F) {
+	linux := mbrEntry{typ: 0x83, start: 2048, length: 100}
+	f.Add(mbrDisk(1, map[int][4]mbrEntry{0: {linux, {typ: 0x0f, start: 4, length: 100}}, 4: {linux, {typ: 0x05, start: 2, length: 10}}, 6: {linux}}, 8))
+	f.Add(mbrDisk(7, map[int][4]mbrEntry{0: {{typ: 0x85, start: 1, length: 1}}, 1: {linux, {typ: 0x85, start: 0, length: 1}}}, 2))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parts, _ := ReadMBR(bytes.NewReader(b))
+		seen := map[int]bool{}
+		for _, p := range parts {
+			if p.Index < 1 || p.Index > 255 || seen[p.Index] || p.LastLBA < p.FirstLBA {
+				t.Fatalf("bad partition %+v in %+v", p, parts)
+			}
+			seen[p.Index] = true
+			if _, err := devspec.Parse("PARTUUID=" + p.UUID); err != nil && !strings.HasPrefix(p.UUID, "00000000-") {
+				t.Fatalf("partition %+v: its PARTUUID is no DEVSPEC: %v", p, err)
+			}
+		}
+	})
+}
+
+func openT(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}

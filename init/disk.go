@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/keel-boot/keel/devices"
+	"github.com/keel-boot/keel/devspec"
+	"github.com/keel-boot/keel/report"
+)
+
+// roleRoot is the role of root= in waitFor: in single and plain modes the
+// disk that holds it is the system disk.
+const roleRoot = "root"
+
+// settleLimit bounds the wait for devices sysfs lists but whose uevent has
+// not arrived yet (a hidden disk never announces itself).
+const settleLimit = 2 * time.Second
+
+// systemDisk is the boot's choice of the disk that every default-labelled
+// keel partition comes from (docs/boot-sequence.md, "The system disk"),
+// made once.
+type systemDisk struct {
+	done     bool
+	disk     string // kernel name: vda
+	err      error
+	reported map[string]bool // strays already named, by partition
+}
+
+// waitForDefault resolves the default partition label of a keel partition
+// (root-X, verity-X, bootstate, data) on the system disk only, choosing the
+// system disk first if need be. A label the system disk's partition table
+// does not list fails at once; one it lists is waited for up to rd.timeout.
+func (b *boot) waitForDefault(role, label string) (string, error) {
+	spec := devspec.OfPartLabel(label)
+	disk, err := b.systemDisk()
+	if err != nil {
+		return "", fmt.Errorf("%s device %s: %w", role, spec, err)
+	}
+	if !b.dev.HasPartLabel(disk, label) {
+		return "", fmt.Errorf("%s device %s: the system disk /dev/%s has no partition labelled %s", role, spec, disk, label)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
+	defer cancel()
+	path, err := b.dev.WaitForOnDisk(ctx, spec, disk)
+	if err != nil {
+		return "", fmt.Errorf("%s device on the system disk /dev/%s: %w (rd.timeout=%v)", role, disk, err, b.cfg.Timeout)
+	}
+	b.log.Infof("%s device %s is %s (system disk /dev/%s)", role, spec, path, disk)
+	return path, nil
+}
+
+// systemDisk returns the system disk, choosing it on first use: the disk
+// holding root= in single and plain modes, else the one disk holding all the
+// slot labels.
+func (b *boot) systemDisk() (string, error) {
+	if !b.sys.done && b.cfg.Root != "" {
+		if _, err := b.waitFor(roleRoot, b.cfg.Root); err != nil {
+			return "", err // not recorded: root= is waited for again, and fails by name
+		}
+	}
+	if !b.sys.done {
+		b.chooseSlotDisk()
+	}
+	return b.sys.disk, b.sys.err
+}
+
+// chooseSlotDisk waits (up to rd.timeout) for a disk holding every slot
+// label, then for the storage drivers to finish loading and for every
+// block device sysfs lists to be announced, and decides with all the disks
+// known then. A disk that appears later cannot be chosen; its keel labels
+// are named as strays when the report is written.
+func (b *boot) chooseSlotDisk() {
+	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
+	defer cancel()
+	_, err := b.dev.WaitSystemDisk(ctx, "", "")
+	if !errors.Is(err, devices.ErrNoSystemDisk) {
+		b.modulesLoaded(ctx)
+		settle, cancel := context.WithTimeout(ctx, settleLimit)
+		if err := b.dev.Settle(settle); err != nil {
+			b.log.Debugf("system disk: %v", err)
+		}
+		cancel()
+		var sd devices.SystemDisk
+		sd, err = b.dev.WaitSystemDisk(ctx, "", "")
+		if err == nil {
+			b.setSystemDisk(sd)
+			return
+		}
+	}
+	b.sys.done, b.sys.err = true, err
+	b.log.Errorf("%v", err)
+}
+
+// noteRootDisk records, in single and plain modes, the disk holding the
+// root= device as the system disk.
+func (b *boot) noteRootDisk(path string) {
+	if b.sys.done {
+		return
+	}
+	disk := b.dev.DiskOf(path)
+	if disk == "" {
+		b.sys.done, b.sys.err = true, fmt.Errorf("no system disk: root=%s (%s) is on no disk this boot has seen", b.cfg.Root, path)
+		return
+	}
+	sd, err := b.dev.WaitSystemDisk(context.Background(), disk, "")
+	if err != nil {
+		b.sys.done, b.sys.err = true, err
+		return
+	}
+	b.setSystemDisk(sd)
+}
+
+func (b *boot) setSystemDisk(sd devices.SystemDisk) {
+	b.sys.done, b.sys.disk = true, sd.Disk
+	b.rep.SystemDisk = "/dev/" + sd.Disk
+	b.log.Infof("system disk: /dev/%s", sd.Disk)
+	b.strays(sd.Strays)
+}
+
+// strays names, once each, keel-labelled partitions on other disks: on the
+// console at warning level and in the report. They are never used.
+func (b *boot) strays(ps []devices.DiskPart) {
+	if b.sys.reported == nil {
+		b.sys.reported = map[string]bool{}
+	}
+	for _, p := range ps {
+		if b.sys.reported[p.Part] {
+			continue
+		}
+		b.sys.reported[p.Part] = true
+		b.log.Warnf("ignoring /dev/%s (PARTLABEL=%s): it is on /dev/%s, not on the system disk /dev/%s", p.Part, p.Label, p.Disk, b.sys.disk)
+		b.rep.StrayPartitions = append(b.rep.StrayPartitions, report.Stray{
+			Device: filepath.Join("/dev", p.Part), Label: p.Label, Disk: filepath.Join("/dev", p.Disk),
+		})
+	}
+}
+
+// reportStrays names the strays on disks announced after the choice; it
+// runs when the report is written.
+func (b *boot) reportStrays() {
+	if b.dev == nil || b.sys.disk == "" {
+		return
+	}
+	b.strays(b.dev.Strays(b.sys.disk))
+}
+
+// modulesLoaded waits, up to ctx, for the background module loads: the
+// storage drivers announce the disks they find while they load.
+func (b *boot) modulesLoaded(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { b.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// waitForOr resolves the keel partition labelled label: the DEVSPEC given
+// for it explicitly (command line or baked, any disk) when there is one,
+// else its default label on the system disk.
+func (b *boot) waitForOr(label, explicit string) (string, error) {
+	if explicit != "" {
+		return b.waitFor(label, explicit)
+	}
+	return b.waitForDefault(label, label)
+}

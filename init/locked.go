@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/report"
+)
+
+// What a locked initramfs refuses, and what every boot says loudly when it
+// runs something nothing authenticated: docs/security.md.
+
+// commandLineProblems logs the options the command line parser ignored.
+// Those refused because the initramfs is locked go to the console whatever
+// the log level and to the report's refused list; the others are warnings.
+func (b *boot) commandLineProblems(problems []kargs.Problem) {
+	for _, p := range problems {
+		if !p.Refused() {
+			b.log.Warnf("command line: %v", p)
+			b.rep.Warn("command line: %v", p)
+			continue
+		}
+		b.loud("command line: %v", p)
+		b.rep.Refused = append(b.rep.Refused, report.Refused{Option: p.Written(), Reason: p.Reason})
+	}
+}
+
+// checkAuthenticated says, on the console and in the report, that the root
+// hash of img was not authenticated by a trusted key (no keys are baked in,
+// so the unsigned header was accepted). A locked initramfs refuses such a
+// root: it has keys unless its baked configuration could not be read.
+func (b *boot) checkAuthenticated(img *image) error {
+	if img.authed {
+		return nil
+	}
+	if b.baked.Locked {
+		return fmt.Errorf("%s: root hash not authenticated: the initramfs is locked but has no trusted keys (is its baked configuration readable?), expected a header signed by a --trust key", img.hashDev)
+	}
+	b.warnLoud("root NOT AUTHENTICATED: no trusted keys are baked into the initramfs (mkinitrd --trust), so the unsigned header on %s was accepted: anyone who can write that disk chooses what runs", img.hashDev)
+	return nil
+}
+
+// checkDataEncryption refuses a plain data partition when the initramfs
+// requires an encrypted one (mkinitrd --data-must-be-encrypted, the locked
+// default). mountData calls it after probing the device; the error makes
+// the boot volatile, loudly.
+func (b *boot) checkDataEncryption(fsType string, encrypted bool) error {
+	return dataEncryption(b.baked.DataMustBeEncrypted, fsType, encrypted)
+}
+
+// dataEncryption is checkDataEncryption's decision.
+func dataEncryption(mustEncrypt bool, fsType string, encrypted bool) error {
+	if !mustEncrypt || encrypted {
+		return nil
+	}
+	return fmt.Errorf("found plain %s, expected LUKS2: this initramfs uses only an encrypted data partition "+
+		"(mkinitrd --data-must-be-encrypted, the --locked default), since whoever can write a plain one "+
+		"controls the upper layer over the verified root", fsType)
+}
+
+// warnLoud is loud and a warning of the boot report.
+func (b *boot) warnLoud(format string, args ...any) {
+	b.loud(format, args...)
+	b.rep.Warn(format, args...)
+}
+
+// loud logs a warning the operator must see whatever the log level: in the
+// kernel log at warning level, and straight to the console when the kernel
+// would not show that level there (quiet sets console_loglevel to 4, which
+// hides warnings: https://docs.kernel.org/core-api/printk-basics.html).
+func (b *boot) loud(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	b.log.Warnf("%s", msg)
+	printk, err := os.ReadFile("/proc/sys/kernel/printk")
+	if err != nil || consoleHides(string(printk), prioWarn) {
+		b.log.Console("keel: WARNING: %s", msg)
+	}
+}
+
+// consoleHides reports whether the kernel keeps kmsg records of priority
+// prio off the console, given /proc/sys/kernel/printk, whose first field is
+// console_loglevel: only records of a lower priority number are printed.
+// Unreadable contents count as hidden.
+func consoleHides(printk string, prio int) bool {
+	fields := strings.Fields(printk)
+	if len(fields) == 0 {
+		return true
+	}
+	level, err := strconv.Atoi(fields[0])
+	return err != nil || prio >= level
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/bakedconf"
+	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/report"
+)
+
+func TestConsoleHides(t *testing.T) {
+	for _, tt := range []struct {
+		printk string
+		prio   int
+		want   bool
+	}{
+		{"7\t4\t1\t7\n", prioWarn, false}, // default: warnings printed
+		{"4\t4\t1\t7\n", prioWarn, true},  // quiet
+		{"4\t4\t1\t7\n", prioErr, false},
+		{"1 4 1 7", prioErr, true},
+		{"", prioWarn, true},
+		{"x 4 1 7", prioWarn, true},
+	} {
+		if got := consoleHides(tt.printk, tt.prio); got != tt.want {
+			t.Errorf("consoleHides(%q, %d) = %v, want %v", tt.printk, tt.prio, got, tt.want)
+		}
+	}
+}
+
+func FuzzConsoleHides(f *testing.F) {
+	f.Add("4\t4\t1\t7\n", prioWarn)
+	f.Add("15 4 1 7", 0)
+	f.Fuzz(func(t *testing.T, printk string, prio int) {
+		got := consoleHides(printk, prio)
+		fields := strings.Fields(printk)
+		if len(fields) == 0 {
+			if !got {
+				t.Fatalf("consoleHides(%q) = false: empty contents must count as hidden", printk)
+			}
+			return
+		}
+		if level, err := strconv.Atoi(fields[0]); err == nil && got != (prio >= level) {
+			t.Fatalf("consoleHides(%q, %d) = %v, want prio >= %d", printk, prio, got, level)
+		}
+	})
+}
+
+func TestDataEncryption(t *testing.T) {
+	for _, tt := range []struct {
+		must, encrypted bool
+		fsType, err     string
+	}{
+		{false, false, "ext4", ""},
+		{false, true, "crypto_LUKS", ""},
+		{true, true, "crypto_LUKS", ""},
+		{true, false, "ext4", "found plain ext4, expected LUKS2"},
+		{true, false, "btrfs", "found plain btrfs, expected LUKS2: this initramfs uses only an encrypted data partition (mkinitrd --data-must-be-encrypted"},
+	} {
+		err := dataEncryption(tt.must, tt.fsType, tt.encrypted)
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("dataEncryption(%v, %q, %v) = %v, want %q", tt.must, tt.fsType, tt.encrypted, err, tt.err)
+		}
+	}
+}
+
+// TestCommandLineProblems: refused options go to the report's refused list
+// (not its warnings), bad values to its warnings; both are logged.
+func TestCommandLineProblems(t *testing.T) {
+	var console bytes.Buffer
+	b := &boot{log: newLogger(&console), rep: &report.Report{}, baked: &bakedconf.Config{Locked: true}}
+	_, problems := kargs.Parse("data=/dev/sdb1 rd.break slot=c", kargs.Defaults(), true)
+	b.commandLineProblems(problems)
+	want := []report.Refused{
+		{Option: "data=/dev/sdb1", Reason: "refused: initramfs is locked, and the baked default is PARTLABEL=data"},
+		{Option: "rd.break", Reason: "refused: initramfs is locked"},
+	}
+	if len(b.rep.Refused) != 2 || b.rep.Refused[0] != want[0] || b.rep.Refused[1] != want[1] {
+		t.Errorf("refused %+v, want %+v", b.rep.Refused, want)
+	}
+	if len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], `slot="c"`) {
+		t.Errorf("warnings %q, want only slot=c", b.rep.Warnings)
+	}
+	for _, s := range []string{`keel: command line: data="/dev/sdb1": refused`, `keel: command line: slot="c"`} {
+		if !strings.Contains(console.String(), s) {
+			t.Errorf("console lacks %q:\n%s", s, console.String())
+		}
+	}
+}
+
+// TestCheckAuthenticated: an unauthenticated root is a report warning when
+// unlocked and an error when locked; an authenticated one is neither.
+func TestCheckAuthenticated(t *testing.T) {
+	for _, locked := range []bool{false, true} {
+		var console bytes.Buffer
+		b := &boot{log: newLogger(&console), rep: &report.Report{}, baked: &bakedconf.Config{Locked: locked}}
+		if err := b.checkAuthenticated(&image{authed: true, hashDev: "/dev/vda2"}); err != nil || len(b.rep.Warnings) != 0 {
+			t.Fatalf("authenticated root (locked %v): %v, warnings %q", locked, err, b.rep.Warnings)
+		}
+		err := b.checkAuthenticated(&image{hashDev: "/dev/vda2"})
+		switch {
+		case locked && (err == nil || !strings.Contains(err.Error(), "/dev/vda2: root hash not authenticated: the initramfs is locked")):
+			t.Errorf("locked: %v, want an error", err)
+		case !locked && (err != nil || len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "root NOT AUTHENTICATED")):
+			t.Errorf("unlocked: %v, warnings %q; want one warning", err, b.rep.Warnings)
+		case !locked && !strings.Contains(console.String(), "root NOT AUTHENTICATED"):
+			t.Errorf("console:\n%s\nwant the warning", console.String())
+		}
+	}
+}

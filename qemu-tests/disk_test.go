@@ -1,0 +1,131 @@
+package qemutests
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/qemu-tests/vm"
+)
+
+// TestMBRPartUUIDRoot boots a plain ext4 root on an MBR (dos label) disk
+// named by root=PARTUUID=<disk signature>-01, as the kernel's own root=
+// takes it.
+func TestMBRPartUUIDRoot(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	img := vm.MkExt4(t, payloadTree(t, "mbr"), 32, "")
+	disk := vm.NewDOSDisk(t, "", "0a1b2c3d", []vm.Part{{SizeMiB: 33, Content: img}})
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "root=PARTUUID=0A1B2C3D-01"})
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Mode != "plain" || br.Devices["root"] != "/dev/vda1" || br.SystemDisk != "/dev/vda" {
+		t.Errorf("boot.json %s: want plain mode on /dev/vda1, system disk /dev/vda", r.BootJSON)
+	}
+	if r.Marker == nil || *r.Marker != "mbr" {
+		t.Errorf("marker %v, want mbr", r.Marker)
+	}
+}
+
+// strayDisk is a second disk with keel's labels and crafted contents: an
+// image signed by the release key (an older signed image on a stick), a
+// data file system, bootstate bytes that are no boot state.
+func strayDisk(t *testing.T) vm.Disk {
+	t.Helper()
+	evil := seal(t, payloadTree(t, "image-evil"), signingKey(t, "release"), "img-evil")
+	junk := filepath.Join(t.TempDir(), "junk")
+	b := make([]byte, 1<<20)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(junk, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return vm.NewDisk(t, "", []vm.Part{
+		{Name: "root-a", SizeMiB: sizeMiB(t, evil.squashfs), Content: evil.squashfs},
+		{Name: "verity-a", SizeMiB: 1, Content: evil.verity},
+		{Name: "data", SizeMiB: 33, Content: vm.MkExt4(t, payloadTree(t, "attacker-data"), 32, "data")},
+		{Name: "bootstate", SizeMiB: 1, Content: junk},
+	})
+}
+
+// partBytes reads one partition of a disk image.
+func partBytes(t *testing.T, d vm.Disk, label string) []byte {
+	t.Helper()
+	p := d.Part(t, label)
+	f, err := os.Open(d.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, p.Size)
+	if _, err := f.ReadAt(b, p.Offset); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStrayPartitionsIgnored: a second disk carrying root-a, verity-a, data
+// and bootstate, announced first, is not the system disk (it lacks slot b):
+// the A/B disk's slot boots, every stray is named on the console and in
+// boot.json, and the second disk's partitions are not written.
+func TestStrayPartitionsIgnored(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	f := newAB(t, "")
+	stick := strayDisk(t)
+	before := map[string][]byte{}
+	for _, l := range []string{"root-a", "verity-a", "data", "bootstate"} {
+		before[l] = partBytes(t, stick, l)
+	}
+	// The stick is vda: "first seen wins" would take all four from it.
+	m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{stick.Path, f.disk.Path}})
+	for _, want := range []string{
+		"ignoring /dev/vda1 (PARTLABEL=root-a): it is on /dev/vda, not on the system disk /dev/vdb",
+		"ignoring /dev/vda3 (PARTLABEL=data): it is on /dev/vda, not on the system disk /dev/vdb",
+		"ignoring /dev/vda4 (PARTLABEL=bootstate): it is on /dev/vda, not on the system disk /dev/vdb",
+	} {
+		m.Expect(want)
+	}
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if r.Marker == nil || *r.Marker != "image-a" || br.Slot != "a" || br.SystemDisk != "/dev/vdb" {
+		t.Errorf("marker %v, boot.json %s: want image-a from slot a of /dev/vdb", r.Marker, r.BootJSON)
+	}
+	var strays []string
+	for _, s := range br.StrayPartitions {
+		strays = append(strays, s.Device+" "+s.Label+" "+s.Disk)
+	}
+	if want := "/dev/vda1 root-a /dev/vda, /dev/vda2 verity-a /dev/vda, /dev/vda3 data /dev/vda, /dev/vda4 bootstate /dev/vda"; strings.Join(strays, ", ") != want {
+		t.Errorf("stray_partitions %q, want %q", strings.Join(strays, ", "), want)
+	}
+	if br.Devices["bootstate"] != "/dev/vdb5" || br.Data != nil || br.Devices["image"] != "/dev/vdb1" {
+		t.Errorf("devices %v, data %+v: want the bootstate and image of /dev/vdb and no data partition", br.Devices, br.Data)
+	}
+	for l, b := range before {
+		if !bytes.Equal(partBytes(t, stick, l), b) {
+			t.Errorf("the stray %s partition was written", l)
+		}
+	}
+	if s := diskStatus(t, f.disk.Path); s.Sequence == 0 {
+		t.Errorf("the system disk's boot state was not written (sequence 0): boot counting used another device")
+	}
+}
+
+// TestTwoSystemDisks: two disks that both hold every slot label are an
+// error naming both, never a silent pick.
+func TestTwoSystemDisks(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	one, two := abDisk(t, nil, nil), abDisk(t, nil, nil)
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{one.Path, two.Path}})
+	m.Expect("keel: BOOT FAILED:")
+	m.Expect("more than one system disk: vda and vdb all hold root-a, verity-a, root-b, verity-b")
+	shellWorks(t, m)
+	m.Kill()
+}
