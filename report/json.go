@@ -80,6 +80,10 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.Key("data")
 		r.Data.write(&w)
 	}
+	if r.EtcMerge != nil {
+		w.Key("etc_merge")
+		r.EtcMerge.write(&w)
+	}
 	w.Key("phases")
 	if r.Phases == nil {
 		w.Null()
@@ -250,6 +254,9 @@ func Parse(b []byte) (*Report, error) {
 			Pruned:     n.Opt("pruned").Strings(),
 			Binds:      n.Opt("binds").Strings(),
 		}
+	}
+	if n := root.Opt("etc_merge"); n.Present() {
+		r.EtcMerge = parseEtcMerge(n)
 	}
 	if items := root.Opt("phases").Items(); items != nil {
 		r.Phases = make([]Phase, 0, len(items))

@@ -45,6 +45,7 @@ type Report struct {
 	Overlay       string            `json:"overlay"`
 	Devices       map[string]string `json:"devices,omitempty"` // role -> device
 	Data          *Data             `json:"data,omitempty"`
+	EtcMerge      *EtcMerge         `json:"etc_merge,omitempty"`
 	Phases        []Phase           `json:"phases"`
 	Warnings      []string          `json:"warnings,omitempty"`
 	// Refused lists the command-line options a locked initramfs ignored.
