@@ -42,6 +42,10 @@ type Config struct {
 	// default). Whoever can write a plain data partition offline controls the
 	// upper layer over the verified root.
 	DataMustBeEncrypted bool `json:"data_must_be_encrypted,omitempty"`
+	// MaxUnconfirmed is how many boots of a good slot may go unconfirmed
+	// before it is demoted (mkinitrd --max-unconfirmed); 0 means the
+	// default, 3 (docs/formats.md, "Choosing a slot").
+	MaxUnconfirmed int `json:"max_unconfirmed,omitempty"`
 	// Kver is the kernel release the modules were built for.
 	Kver string `json:"kver,omitempty"`
 }
@@ -82,6 +86,7 @@ func Parse(b []byte) (*Config, error) {
 		Kver:        root.Opt("kver").Str(),
 
 		DataMustBeEncrypted: root.Opt("data_must_be_encrypted").Bool(),
+		MaxUnconfirmed:      int(root.Opt("max_unconfirmed").IntBetween(0, 255)),
 	}
 	if keys := root.Opt("trusted_keys").Items(); keys != nil {
 		c.TrustedKeys = make([][]byte, 0, len(keys))
@@ -169,6 +174,10 @@ func (c *Config) Marshal() ([]byte, error) {
 	if c.DataMustBeEncrypted {
 		w.Key("data_must_be_encrypted")
 		w.Bool(true)
+	}
+	if c.MaxUnconfirmed != 0 {
+		w.Key("max_unconfirmed")
+		w.Int(int64(c.MaxUnconfirmed))
 	}
 	optString(&w, "kver", c.Kver)
 	w.EndObject()

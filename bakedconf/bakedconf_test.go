@@ -28,6 +28,7 @@ var configs = []Config{
 	{Locked: true, Cmdline: "a", Shell: "b", TrustedKeys: [][]byte{key(7)}, Modules: []Module{{Name: "m", Path: "/m.ko"}}, LUKSKeyfile: "k", Kver: "v"},
 	{DataMustBeEncrypted: true},
 	{Locked: true, LUKSKeyfile: "k", DataMustBeEncrypted: true, Kver: "v"},
+	{MaxUnconfirmed: 5},
 }
 
 func TestMarshalLikeEncodingJSON(t *testing.T) {

@@ -109,3 +109,7 @@ func DecodeImageID(name string) (string, error) {
 	}
 	return id, nil
 }
+
+// EtcMergeFile is the record of the /etc merge that made an upper, next to
+// its upper/ and work/ (docs/data.md): slotctl status shows its conflicts.
+const EtcMergeFile = "etc-merge.json"

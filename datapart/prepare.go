@@ -111,3 +111,97 @@ func spaceWarning(root string, sys Sys) string {
 func VolatileWarning(dev string, err error) string {
 	return fmt.Sprintf("DATA PARTITION %s NOT USED, BOOTING VOLATILE: changes to /, /var and /home will be lost at shutdown; the partition is left as it is: %v", dev, err)
 }
+
+// NewUpper creates a fresh upper directory (UpperDir: upper/ and work/)
+// in one atomic step with what fills it, the /etc merge: everything is
+// built in TempUpperDir(Dir), flushed, and renamed to Dir when complete.
+// A power cut at any point leaves either no Dir, and the next boot (whose
+// upper is then fresh again) builds it anew from the same inputs after
+// removing the leftover, or the complete Dir; never a half-filled upper.
+type NewUpper struct {
+	Dir string
+	// Fill, when set, writes into the temporary directory, which already
+	// holds empty upper/ and work/ directories.
+	Fill func(tmp string) error
+	// Step, when set, is called after each step; an error stops there as
+	// a power cut would (tests).
+	Step func(what string) error
+}
+
+// TempUpperDir is where NewUpper builds dir: the same parent (so the
+// rename is atomic), a name starting with '.', which is never an encoded
+// image id, so pruning never takes it for an upper.
+func TempUpperDir(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp")
+}
+
+// Create builds the upper. Dir must not exist.
+func (u NewUpper) Create() error {
+	if _, err := os.Lstat(u.Dir); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("new upper %s: already exists (%v), expected a fresh upper", u.Dir, err)
+	}
+	tmp := TempUpperDir(u.Dir)
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"remove a leftover " + tmp, func() error { return removeLeftover(tmp) }},
+		{"make " + tmp, func() error { return makeUpperDirs(tmp) }},
+		{"fill " + tmp, func() error {
+			if u.Fill == nil {
+				return nil
+			}
+			return u.Fill(tmp)
+		}},
+		{"flush " + tmp, func() error { return syncDir(tmp, unix.Syncfs) }},
+		{"rename " + tmp + " to " + u.Dir, func() error { return os.Rename(tmp, u.Dir) }},
+		{"flush " + filepath.Dir(u.Dir), func() error { return syncDir(filepath.Dir(u.Dir), unix.Fsync) }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("new upper %s: %s: %w", u.Dir, s.what, err)
+		}
+		if u.Step != nil {
+			if err := u.Step(s.what); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeLeftover drops what an interrupted NewUpper left (overlayfs never
+// used it, but a merge may have made read-only directories).
+func removeLeftover(tmp string) error {
+	if _, err := os.Lstat(tmp); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	root, err := os.OpenRoot(filepath.Dir(tmp))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return removeTree(root, filepath.Base(tmp))
+}
+
+func makeUpperDirs(tmp string) error {
+	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{tmp, filepath.Join(tmp, "upper"), filepath.Join(tmp, "work")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir calls sync (syncfs or fsync) on the directory dir.
+func syncDir(dir string, sync func(fd int) error) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return sync(fd)
+}

@@ -170,3 +170,74 @@ func TestIdentify(t *testing.T) {
 		t.Errorf("missing device: %v", err)
 	}
 }
+
+// NewUpper interrupted after any step leaves no upper; the next Create
+// removes the leftover and gives the same upper as an uninterrupted one.
+func TestNewUpperPowerCut(t *testing.T) {
+	fill := func(tmp string) error {
+		return os.WriteFile(filepath.Join(tmp, "upper", "marker"), []byte("x"), 0o644)
+	}
+	ref := filepath.Join(t.TempDir(), "@overlay", "a", "img")
+	must(t, NewUpper{Dir: ref, Fill: fill}.Create())
+	want := snapshot(t, ref)
+	cut := errors.New("power cut")
+	for k := 1; ; k++ {
+		dir := filepath.Join(t.TempDir(), "@overlay", "a", "img")
+		n := 0
+		err := NewUpper{Dir: dir, Fill: fill, Step: func(string) error {
+			if n++; n == k {
+				return cut
+			}
+			return nil
+		}}.Create()
+		if err == nil {
+			if k < 6 {
+				t.Fatalf("only %d steps, want 6", k-1)
+			}
+			break
+		}
+		if _, serr := os.Lstat(dir); k < 5 && !os.IsNotExist(serr) {
+			t.Fatalf("cut after step %d: %s exists (%v)", k, dir, serr)
+		}
+		if k >= 5 { // renamed: the upper is complete, the flush of its parent was cut
+			if got := snapshot(t, dir); !reflect.DeepEqual(got, want) {
+				t.Fatalf("cut after the rename: %v, want %v", got, want)
+			}
+			continue
+		}
+		must(t, NewUpper{Dir: dir, Fill: fill}.Create())
+		if got := snapshot(t, dir); !reflect.DeepEqual(got, want) {
+			t.Errorf("cut after step %d, then created again: %v, want %v", k, got, want)
+		}
+		if _, err := os.Lstat(TempUpperDir(dir)); !os.IsNotExist(err) {
+			t.Errorf("cut after step %d: the temporary directory is still there", k)
+		}
+	}
+}
+
+func TestNewUpperRefusesExisting(t *testing.T) {
+	dir := t.TempDir()
+	if err := (NewUpper{Dir: dir}).Create(); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("Create over an existing upper: %v", err)
+	}
+	if name := filepath.Base(TempUpperDir(dir)); !strings.HasPrefix(name, ".") {
+		t.Errorf("temporary name %q does not start with '.'", name)
+	}
+	if _, err := DecodeImageID(filepath.Base(TempUpperDir("/x/debian%2F12"))); err == nil {
+		t.Error("the temporary name decodes as an image id: pruning would take it for an upper")
+	}
+}
+
+// A leftover temporary directory with a mode-000 directory inside (as a
+// merge of a locked-down /etc may leave) is removed.
+func TestNewUpperRemovesLeftover(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "img")
+	tmp := TempUpperDir(dir)
+	must(t, os.MkdirAll(filepath.Join(tmp, "upper", "etc", "locked"), 0o755))
+	must(t, os.Chmod(filepath.Join(tmp, "upper", "etc", "locked"), 0))
+	must(t, NewUpper{Dir: dir}.Create())
+	got := snapshot(t, dir)
+	if _, ok := got["upper/etc"]; ok || len(got) != 3 {
+		t.Errorf("upper after a leftover: %v, want empty upper/ and work/", got)
+	}
+}

@@ -149,6 +149,7 @@ func TestVolatileFallbackIsComplete(t *testing.T) {
 				cfg:   kargs.Config{Init: "/sbin/init"},
 				rep:   &report.Report{Mode: "slot", Slot: "a"},
 				stack: &mounts.Stack{Sys: fm.sys()},
+				bs:    &bootState{}, // no image marked good yet: no /etc merge
 			}
 			b.log.setLevel(prioWarn) // quiet: the warning must still reach the console
 			d := &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
@@ -188,7 +189,7 @@ func TestAssembleWithData(t *testing.T) {
 	fm := &fakeMounts{}
 	b := &boot{log: newLogger(&bytes.Buffer{}), baked: &bakedconf.Config{}, mods: &kmod.Session{},
 		cfg: kargs.Config{Init: "/sbin/init"}, rep: &report.Report{Mode: "slot", Slot: "a", Data: &report.Data{}},
-		stack: &mounts.Stack{Sys: fm.sys()}}
+		stack: &mounts.Stack{Sys: fm.sys()}, bs: &bootState{}}
 	b.data = &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
 	must(t, b.assemble(layout, "img1"))
 	if b.rep.Overlay != mounts.OverlayPersistent || fmt.Sprint(b.rep.Data.Binds) != "[/var /home]" || b.rep.Data.Volatile {

@@ -123,6 +123,7 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		b.rep.Warn("overlay=persistent but no usable data partition: the upper layer is tmpfs")
 		mode = mounts.OverlayTmpfs
 	}
+	b.mergeEtc(layout, mode, upper)
 	ms, err := layout.RootMounts(mode, upper)
 	if err != nil {
 		return err

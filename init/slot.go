@@ -63,8 +63,16 @@ func (b *boot) forcedSlot() (bootstate.Slot, error) {
 	return slots.ParseSlot(b.cfg.Slot)
 }
 
-// maxUnconfirmed is how many boots of a good slot may go unconfirmed.
-func (b *boot) maxUnconfirmed() int { return bootstate.DefaultMaxUnconfirmed }
+// maxUnconfirmed is how many boots of a good slot may go unconfirmed
+// (baked by mkinitrd --max-unconfirmed), reported with the count.
+func (b *boot) maxUnconfirmed() int {
+	n := b.baked.MaxUnconfirmed
+	if n <= 0 {
+		n = bootstate.DefaultMaxUnconfirmed
+	}
+	b.rep.MaxUnconfirmed = n
+	return n
+}
 
 // refuseForced says on the console (also with quiet) and in the report's
 // refused list that slot= was refused.

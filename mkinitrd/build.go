@@ -25,7 +25,7 @@ func build(o *options, stdout, stderr io.Writer) error {
 	if err := addSkeleton(a, o.init); err != nil {
 		return err
 	}
-	cfg := &bakedconf.Config{Locked: o.locked, Cmdline: o.cmdline, Kver: o.kver, DataMustBeEncrypted: o.dataEncrypted}
+	cfg := &bakedconf.Config{Locked: o.locked, Cmdline: o.cmdline, Kver: o.kver, DataMustBeEncrypted: o.dataEncrypted, MaxUnconfirmed: o.maxUnconfirmed}
 	sum := summary{locked: o.locked}
 	var err error
 	if cfg.TrustedKeys, err = readTrustedKeys(o.trust); err != nil {

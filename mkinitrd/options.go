@@ -32,8 +32,10 @@ type options struct {
 	// dataEncrypted bakes data_must_be_encrypted: --data-must-be-encrypted,
 	// or --locked without --data-may-be-plain.
 	dataEncrypted bool
-	verbose       bool
-	mtime         uint32
+	// maxUnconfirmed bakes max_unconfirmed (--max-unconfirmed).
+	maxUnconfirmed int
+	verbose        bool
+	mtime          uint32
 }
 
 // listFlag is a repeatable flag; with split set, each value may also be a
@@ -84,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.luksKey, "luks-keyfile", "", "key `file` that unlocks a LUKS2 data partition (baked in: keep the initramfs private)")
 	fs.BoolVar(&mustEncrypt, "data-must-be-encrypted", false, "use the data partition only if it is LUKS2; a plain one makes the boot volatile (the --locked default)")
 	fs.BoolVar(&mayBePlain, "data-may-be-plain", false, "with --locked: use a plain (unencrypted) data partition too")
+	fs.IntVar(&o.maxUnconfirmed, "max-unconfirmed", 0, "boots of a good slot that may go unconfirmed (no slotctl mark-good) before it is demoted below the other good slot, 1 to 255 (default 3)")
 	fs.BoolVar(&o.verbose, "v", false, "report skipped modules, soft dependencies and firmware")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -95,6 +98,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Visit(func(f *flag.Flag) { shellSet = shellSet || f.Name == "shell" })
 	if err := o.resolve(compress, shell, shellSet); err != nil {
 		return nil, err
+	}
+	if o.maxUnconfirmed < 0 || o.maxUnconfirmed > 255 {
+		return nil, fmt.Errorf("--max-unconfirmed %d: expected 1 to 255", o.maxUnconfirmed)
 	}
 	if mustEncrypt && mayBePlain {
 		return nil, errors.New("--data-must-be-encrypted and --data-may-be-plain: expected at most one of them")

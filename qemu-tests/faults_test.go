@@ -80,15 +80,17 @@ func TestGoodSlotEnvironmentFault(t *testing.T) {
 // TestGoodSlotDeepCorruption: corruption deep in a good slot's image (its
 // inode table, not block 0) restarts the machine under
 // restart_on_corruption before the boot is confirmed. Each such boot is
-// counted as unconfirmed; after DefaultMaxUnconfirmed of them the other
-// good slot boots, and slotctl status says why.
+// counted as unconfirmed; after the baked number of them (mkinitrd
+// --max-unconfirmed 2 here) the other good slot boots, and slotctl status
+// says why.
 func TestGoodSlotDeepCorruption(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	f := goodAB(t)
+	f.initrd = initrd(t, "--trust", signingKey(t, "release")+".pub", "--max-unconfirmed", "2")
 	root := f.disk.Part(t, "root-a")
 	corrupt(t, f.disk.Path, root.Offset+inodeTableStart(t, f.disk.Path, root.Offset))
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= 2; i++ {
 		m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}})
 		m.Expect("keel: slot a:")
 		m.ExpectReboot()
@@ -97,15 +99,15 @@ func TestGoodSlotDeepCorruption(t *testing.T) {
 		}
 	}
 	br := f.boot(t, "", "b")
-	if br.Demoted != "a" || !strings.Contains(br.SlotReason, "a demoted") {
-		t.Errorf("boot after 3 unconfirmed boots of a: demoted %q, slot_reason %q: want a demoted", br.Demoted, br.SlotReason)
+	if br.Demoted != "a" || !strings.Contains(br.SlotReason, "a demoted") || br.MaxUnconfirmed != 2 {
+		t.Errorf("boot after 2 unconfirmed boots of a: demoted %q, slot_reason %q, max_unconfirmed %d: want a demoted, 2 baked", br.Demoted, br.SlotReason, br.MaxUnconfirmed)
 	}
 	s := diskStatus(t, f.disk.Path)
 	if a, b := s.slot(t, "a"), s.slot(t, "b"); !a.Good || a.Priority >= b.Priority || !strings.Contains(a.Reason, "not confirmed") {
 		t.Errorf("after the demotion: a %+v, b %+v: want a good, below b, with the reason", a, b)
 	}
 	out := run(t, keelTools(t).slotctl, "status", "--disk", f.disk.Path)
-	if !strings.Contains(out, "demoted: 3 boots in a row were not confirmed") {
+	if !strings.Contains(out, "demoted: 2 boots in a row were not confirmed") {
 		t.Errorf("slotctl status does not say why a was demoted:\n%s", out)
 	}
 }

@@ -30,6 +30,10 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.Key("unconfirmed")
 		w.Int(int64(r.Unconfirmed))
 	}
+	if r.MaxUnconfirmed != 0 {
+		w.Key("max_unconfirmed")
+		w.Int(int64(r.MaxUnconfirmed))
+	}
 	optString(&w, "demoted", r.Demoted)
 	if len(r.Fallbacks) > 0 {
 		w.Key("fallbacks")
@@ -75,6 +79,10 @@ func (r *Report) Marshal() ([]byte, error) {
 	if r.Data != nil {
 		w.Key("data")
 		r.Data.write(&w)
+	}
+	if r.EtcMerge != nil {
+		w.Key("etc_merge")
+		r.EtcMerge.write(&w)
 	}
 	w.Key("phases")
 	if r.Phases == nil {
@@ -183,23 +191,24 @@ func Parse(b []byte) (*Report, error) {
 	}
 	root := minjson.Root(v)
 	r := Report{
-		Version:       root.Opt("version").Int(),
-		Mode:          root.Opt("mode").Str(),
-		Slot:          root.Opt("slot").Str(),
-		SlotReason:    root.Opt("slot_reason").Str(),
-		Unconfirmed:   root.Opt("unconfirmed").Int(),
-		Demoted:       root.Opt("demoted").Str(),
-		RollbackIndex: uint64(root.Opt("rollback_index").Int()),
-		ImageID:       root.Opt("image_id").Str(),
-		RootHash:      root.Opt("root_hash").Str(),
-		Authenticated: root.Opt("authenticated").Bool(),
-		HashSource:    root.Opt("hash_source").Str(),
-		KeyID:         root.Opt("key_id").Str(),
-		Overlay:       root.Opt("overlay").Str(),
-		Warnings:      root.Opt("warnings").Strings(),
-		Init:          root.Opt("init").Str(),
-		Failure:       root.Opt("failure").Str(),
-		Locked:        root.Opt("locked").Bool(),
+		Version:        root.Opt("version").Int(),
+		Mode:           root.Opt("mode").Str(),
+		Slot:           root.Opt("slot").Str(),
+		SlotReason:     root.Opt("slot_reason").Str(),
+		Unconfirmed:    root.Opt("unconfirmed").Int(),
+		MaxUnconfirmed: root.Opt("max_unconfirmed").Int(),
+		Demoted:        root.Opt("demoted").Str(),
+		RollbackIndex:  uint64(root.Opt("rollback_index").Int()),
+		ImageID:        root.Opt("image_id").Str(),
+		RootHash:       root.Opt("root_hash").Str(),
+		Authenticated:  root.Opt("authenticated").Bool(),
+		HashSource:     root.Opt("hash_source").Str(),
+		KeyID:          root.Opt("key_id").Str(),
+		Overlay:        root.Opt("overlay").Str(),
+		Warnings:       root.Opt("warnings").Strings(),
+		Init:           root.Opt("init").Str(),
+		Failure:        root.Opt("failure").Str(),
+		Locked:         root.Opt("locked").Bool(),
 	}
 	if n := root.Opt("tries_left"); n.Present() {
 		tries := n.Int()
@@ -245,6 +254,9 @@ func Parse(b []byte) (*Report, error) {
 			Pruned:     n.Opt("pruned").Strings(),
 			Binds:      n.Opt("binds").Strings(),
 		}
+	}
+	if n := root.Opt("etc_merge"); n.Present() {
+		r.EtcMerge = parseEtcMerge(n)
 	}
 	if items := root.Opt("phases").Items(); items != nil {
 		r.Phases = make([]Phase, 0, len(items))

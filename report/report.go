@@ -27,10 +27,11 @@ type Report struct {
 	// Unconfirmed counts the boots of the chosen good slot since its last
 	// mark-good, this one included; Demoted names a good slot demoted in
 	// this boot because too many of its boots went unconfirmed.
-	Unconfirmed int        `json:"unconfirmed,omitempty"`
-	Demoted     string     `json:"demoted,omitempty"`
-	Fallbacks   []Fallback `json:"fallbacks,omitempty"`
-	ImageID     string     `json:"image_id,omitempty"`
+	Unconfirmed    int        `json:"unconfirmed,omitempty"`
+	MaxUnconfirmed int        `json:"max_unconfirmed,omitempty"`
+	Demoted        string     `json:"demoted,omitempty"`
+	Fallbacks      []Fallback `json:"fallbacks,omitempty"`
+	ImageID        string     `json:"image_id,omitempty"`
 	// RollbackIndex is the booted image's (from its signed header).
 	RollbackIndex uint64 `json:"rollback_index,omitempty"`
 	RootHash      string `json:"root_hash,omitempty"`
@@ -44,6 +45,7 @@ type Report struct {
 	Overlay       string            `json:"overlay"`
 	Devices       map[string]string `json:"devices,omitempty"` // role -> device
 	Data          *Data             `json:"data,omitempty"`
+	EtcMerge      *EtcMerge         `json:"etc_merge,omitempty"`
 	Phases        []Phase           `json:"phases"`
 	Warnings      []string          `json:"warnings,omitempty"`
 	// Refused lists the command-line options a locked initramfs ignored.

@@ -52,7 +52,7 @@ func reports() []*Report {
 	zero, minus := 0, -3
 	out := []*Report{
 		{},
-		{Phases: []Phase{}, Fallbacks: []Fallback{}, Devices: map[string]string{}, Warnings: []string{}, Data: &Data{}, StrayPartitions: []Stray{}, Refused: []Refused{}},
+		{Phases: []Phase{}, Fallbacks: []Fallback{}, Devices: map[string]string{}, Warnings: []string{}, Data: &Data{}, StrayPartitions: []Stray{}, Refused: []Refused{}, EtcMerge: &EtcMerge{Conflicts: []EtcConflict{}}},
 		{SystemDisk: "/dev/vda", StrayPartitions: []Stray{{Device: "/dev/sda1", Label: "root-a", Disk: "/dev/sda"}, {}}},
 		{Version: 1, Mode: "slot", Slot: "a", SlotReason: "highest priority", TriesLeft: &zero,
 			Fallbacks: []Fallback{{Slot: "b", Reason: "verity: bad root hash"}}, ImageID: "img-42", RootHash: "ab12",
@@ -60,6 +60,8 @@ func reports() []*Report {
 			Devices: map[string]string{"root": "/dev/vda3", "bootstate": "/dev/vda1", "data": "/dev/mapper/data"},
 			Data: &Data{Device: "/dev/vda4", FSType: "btrfs", Encrypted: true, Volatile: true, Created: []string{"@var", "@home"},
 				Seeded: true, Upper: "/data/upper/img-42", FreshUpper: true, Pruned: []string{"img-41"}, Binds: []string{"/var", "/home"}},
+			EtcMerge: &EtcMerge{FromSlot: "b", FromImage: "img-41", Base: "slot b", Carried: 3, Deleted: 1, Same: 2,
+				Skipped: []string{"/etc/initctl: a fifo"}, Conflicts: []EtcConflict{{Path: "/etc/motd", Reason: "both"}}, Ms: 12.5},
 			Phases:   []Phase{{Name: "mounts", Ms: 0}, {Name: "modules", Ms: 12.345}, {Name: "verity", Ms: 1e-7}, {Name: "big", Ms: 1e21}, {Name: "neg", Ms: -0.5}},
 			Warnings: []string{"w1", "w2"}, Init: "/sbin/init", Failure: "mount: no such device", Locked: true,
 			Refused: []Refused{{Option: "data=/dev/sdb1", Reason: "refused: initramfs is locked"}, {Option: "rd.break"}}},
@@ -68,8 +70,9 @@ func reports() []*Report {
 	for i, s := range odd {
 		out = append(out, &Report{Mode: s, Slot: s, SlotReason: s, Fallbacks: []Fallback{{Slot: s, Reason: s}}, ImageID: s,
 			RootHash: s, HashSource: s, KeyID: s, Overlay: s, Devices: map[string]string{s: s, odd[(i+1)%len(odd)]: "x"},
-			Data:   &Data{Device: s, FSType: s, Created: []string{s}, Upper: s, Pruned: []string{s, s}, Binds: []string{s}},
-			Phases: []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s,
+			Data:     &Data{Device: s, FSType: s, Created: []string{s}, Upper: s, Pruned: []string{s, s}, Binds: []string{s}},
+			EtcMerge: &EtcMerge{FromSlot: s, FromImage: s, NoBase: s, Skipped: []string{s}, Conflicts: []EtcConflict{{Path: s, Reason: s}}, Error: s, Carried: i},
+			Phases:   []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s,
 			SystemDisk: s, StrayPartitions: []Stray{{Device: s, Label: s, Disk: s}}, Refused: []Refused{{Option: s, Reason: s}}})
 	}
 	return out

@@ -25,6 +25,9 @@ type statusView struct {
 	Slots         []slotView     `json:"slots"`
 	Boot          *report.Report `json:"boot,omitempty"`
 	BootError     string         `json:"boot_error,omitempty"`
+	// EtcMerge is the /etc merge that made the running upper (kept next
+	// to it), whichever boot it happened in.
+	EtcMerge *report.EtcMerge `json:"etc_merge,omitempty"`
 }
 
 type slotView struct {
@@ -82,6 +85,9 @@ func (t *target) status() (*statusView, error) {
 		v.BootError = err.Error()
 	} else {
 		v.Boot = r
+		if v.EtcMerge, err = lastEtcMerge(r); err != nil {
+			v.Warnings = append(v.Warnings, err.Error())
+		}
 	}
 	for _, x := range slots.Slots() {
 		v.Slots = append(v.Slots, t.slotView(s, x, v.Boot))
@@ -131,6 +137,12 @@ func (v *statusView) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "rollback floor: %d; last good: %s; data partition seen: %s\n", v.RollbackFloor, orDash(v.LastGood), yesNo(v.DataSeen))
 	v.printBoot(w)
+	if m := v.EtcMerge; m != nil {
+		fmt.Fprintf(w, "last %s\n", m.Summary())
+		for _, c := range m.Conflicts {
+			fmt.Fprintf(w, "  conflict: %s: %s\n", c.Path, c.Reason)
+		}
+	}
 	for _, s := range v.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", s)
 	}

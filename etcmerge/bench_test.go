@@ -1,0 +1,87 @@
+package etcmerge
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// benchTrees is a realistic update: an /etc of 1,500 files in 50
+// directories; the machine changed 300 of them, added 60, deleted 20 and
+// added 20 users; the new image changed 100 files (30 of them changed
+// locally, 20 deleted locally: 50 conflicts) and added a system user.
+func benchTrees(b *testing.B) (Options, int64) {
+	dir := b.TempDir()
+	o := Options{Local: filepath.Join(dir, "local"), Base: filepath.Join(dir, "base"), New: filepath.Join(dir, "new")}
+	base, local, up := map[string]string{}, map[string]string{}, map[string]string{}
+	for i := range 1500 {
+		base[fmt.Sprintf("d%02d/f%04d.conf", i%50, i)] = fmt.Sprintf("f setting%d = %s\n", i, strings.Repeat("x", 200))
+	}
+	for i := range 300 {
+		local[fmt.Sprintf("d%02d/f%04d.conf", i%50, i)] = fmt.Sprintf("f local setting%d\n", i)
+	}
+	for i := range 60 {
+		local[fmt.Sprintf("d%02d/added%02d.conf", i%50, i)] = "f added\n"
+	}
+	for i := 300; i < 320; i++ {
+		local[fmt.Sprintf("d%02d/f%04d.conf", i%50, i)] = "w"
+	}
+	for i := 270; i < 370; i++ {
+		up[fmt.Sprintf("d%02d/f%04d.conf", i%50, i)] = fmt.Sprintf("f upstream setting%d\n", i)
+	}
+	var pw, sh, lpw, lsh strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&pw, "sys%d:x:%d:%d::/:/usr/sbin/nologin\n", i, 100+i, 100+i)
+		fmt.Fprintf(&sh, "sys%d:!:19000::::::\n", i)
+	}
+	lpw.WriteString(pw.String())
+	lsh.WriteString(sh.String())
+	for i := range 20 {
+		fmt.Fprintf(&lpw, "user%d:x:%d:%d::/home/user%d:/bin/bash\n", i, 1000+i, 1000+i, i)
+		fmt.Fprintf(&lsh, "user%d:$6$salt$%s:19000:0:99999:7:::\n", i, strings.Repeat("h", 86))
+	}
+	base["passwd"], base["shadow"] = "f "+pw.String(), "f "+sh.String()
+	local["passwd"], local["shadow"] = "f "+lpw.String(), "f "+lsh.String()
+	up["passwd"] = "f " + pw.String() + "_new:x:990:990::/:/usr/sbin/nologin\n"
+	up["shadow"] = "f " + sh.String() + "_new:!:20000::::::\n"
+	newTree := map[string]string{}
+	for k, v := range base {
+		newTree[k] = v
+	}
+	for k, v := range up {
+		newTree[k] = v
+	}
+	for p, tree := range map[string]map[string]string{o.Base: base, o.New: newTree, o.Local: local} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		mk(b, p, tree)
+	}
+	var size int64
+	filepath.Walk(o.Local, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil {
+			size += fi.Size()
+		}
+		return err
+	})
+	return o, size
+}
+
+func BenchmarkMerge(b *testing.B) {
+	o, size := benchTrees(b)
+	out := b.TempDir()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		o.Out = filepath.Join(out, fmt.Sprint(i))
+		r, err := Merge(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Carried < 360 || len(r.Conflicts) != 50 {
+			b.Fatalf("carried %d, %d conflicts: the change set is not what it should be", r.Carried, len(r.Conflicts))
+		}
+	}
+}

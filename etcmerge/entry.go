@@ -1,0 +1,188 @@
+package etcmerge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is what a path is in one tree.
+type Kind int
+
+// Kinds of entries. Whiteout is overlayfs' character device 0:0 (a
+// deletion); Other is a device node, fifo or socket, which is never carried.
+const (
+	Absent Kind = iota
+	File
+	Dir
+	Symlink
+	Whiteout
+	Other
+)
+
+func (k Kind) String() string {
+	return [...]string{"absent", "file", "directory", "symlink", "whiteout", "special file"}[k]
+}
+
+// entry is one path of one tree, read with lstat.
+type entry struct {
+	path string
+	kind Kind
+	st   unix.Stat_t
+}
+
+// lookup reads path; a missing path (or one under a non-directory) is Absent.
+func lookup(path string) (entry, error) {
+	e := entry{path: path}
+	if path == "" {
+		return e, nil
+	}
+	err := unix.Lstat(path, &e.st)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return e, nil
+	}
+	if err != nil {
+		return e, &fs.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	switch e.st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		e.kind = File
+	case unix.S_IFDIR:
+		e.kind = Dir
+	case unix.S_IFLNK:
+		e.kind = Symlink
+	case unix.S_IFCHR:
+		e.kind = Other
+		if unix.Major(uint64(e.st.Rdev)) == 0 && unix.Minor(uint64(e.st.Rdev)) == 0 {
+			e.kind = Whiteout
+		}
+	default:
+		e.kind = Other
+	}
+	return e, nil
+}
+
+func (e entry) mode() uint32 { return e.st.Mode & 0o7777 }
+
+// sameMeta compares what the merge treats as an entry's metadata: type,
+// permission bits and ownership (not times: a copy-up keeps them, an edit
+// changes them, and the content comparison says which).
+func (e entry) sameMeta(o entry) bool {
+	return e.kind == o.kind && e.mode() == o.mode() && e.st.Uid == o.st.Uid && e.st.Gid == o.st.Gid
+}
+
+// sameData compares content: a file's bytes, a symlink's target.
+func (e entry) sameData(o entry) (bool, error) {
+	if e.kind != o.kind {
+		return false, nil
+	}
+	switch e.kind {
+	case File:
+		if e.st.Size != o.st.Size {
+			return false, nil
+		}
+		a, err := os.ReadFile(e.path)
+		if err != nil {
+			return false, err
+		}
+		b, err := os.ReadFile(o.path)
+		if err != nil {
+			return false, err
+		}
+		return bytes.Equal(a, b), nil
+	case Symlink:
+		a, err := os.Readlink(e.path)
+		if err != nil {
+			return false, err
+		}
+		b, err := os.Readlink(o.path)
+		return a == b, err
+	}
+	return true, nil
+}
+
+// same is sameMeta and sameData.
+func (e entry) same(o entry) (bool, error) {
+	if !e.sameMeta(o) {
+		return false, nil
+	}
+	return e.sameData(o)
+}
+
+// opaque reports whether a directory of an overlay upper hides the lower
+// directory (trusted.overlay.opaque, or user.overlay.opaque with userxattr).
+func (e entry) opaque() bool {
+	if e.kind != Dir {
+		return false
+	}
+	for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+		buf := make([]byte, 8)
+		n, err := unix.Lgetxattr(e.path, name, buf)
+		if err == nil && n == 1 && buf[0] == 'y' {
+			return true
+		}
+	}
+	return false
+}
+
+// metacopy reports a metadata-only copy-up made with metacopy=on: the upper
+// file has no data, the lower one holds it.
+func (e entry) metacopy() bool {
+	if e.kind != File {
+		return false
+	}
+	for _, name := range []string{"trusted.overlay.metacopy", "user.overlay.metacopy"} {
+		if _, err := unix.Lgetxattr(e.path, name, nil); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// dropXattr names the overlayfs attributes that point into the old lower
+// layer (file handles, redirects, link counts) and must not follow a file
+// into an upper over another image. opaque is kept: it is the local change.
+func dropXattr(name string) bool {
+	for _, p := range []string{"trusted.overlay.", "user.overlay."} {
+		if rest, ok := strings.CutPrefix(name, p); ok {
+			return rest != "opaque"
+		}
+	}
+	return false
+}
+
+// xattrs reads the extended attributes of path without following a symlink.
+func xattrs(path string) (map[string][]byte, error) {
+	size, err := unix.Llistxattr(path, nil)
+	if errors.Is(err, unix.ENOTSUP) || size == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
+	}
+	buf := make([]byte, size)
+	if size, err = unix.Llistxattr(path, buf); err != nil {
+		return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
+	}
+	out := map[string][]byte{}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
+		if name == "" || dropXattr(name) {
+			continue
+		}
+		n, err := unix.Lgetxattr(path, name, nil)
+		if err != nil {
+			return nil, fmt.Errorf("xattr %s of %s: %w", name, path, err)
+		}
+		v := make([]byte, n)
+		if n, err = unix.Lgetxattr(path, name, v); err != nil {
+			return nil, fmt.Errorf("xattr %s of %s: %w", name, path, err)
+		}
+		out[name] = v[:n]
+	}
+	return out, nil
+}

@@ -1,0 +1,163 @@
+package etcmerge
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// leaf merges one local non-directory entry rel; ensure makes its parent
+// directory in the output.
+func (m *merger) leaf(rel string, l entry, opaque bool, ensure func() error) error {
+	switch {
+	case l.kind == Other:
+		m.r.Skipped = append(m.r.Skipped, "/etc/"+rel+": a "+l.kind.String()+" is never carried")
+		return nil
+	case strings.HasSuffix(rel, KeepSuffix):
+		m.r.Skipped = append(m.r.Skipped, "/etc/"+rel+": an earlier merge's copy, made again if still in conflict")
+		return nil
+	}
+	b, n, err := m.others(rel)
+	if err != nil {
+		return err
+	}
+	var data []byte // the local content when it is not in the upper file
+	if l.metacopy() {
+		if b.kind != File {
+			m.r.Skipped = append(m.r.Skipped, "/etc/"+rel+": a metadata-only copy-up whose data (the old image) is not available")
+			return nil
+		}
+		if data, err = os.ReadFile(b.path); err != nil {
+			return err
+		}
+	}
+	if alwaysCarried(rel) || m.noBase || opaque {
+		return m.carry(rel, l, b, n, data, ensure)
+	}
+	same := l.sameMeta(b) // a metacopy's data is the base's
+	if data == nil {
+		if same, err = l.same(b); err != nil {
+			return err
+		}
+	}
+	if same {
+		m.r.Same++
+		return nil
+	}
+	return m.carry(rel, l, b, n, data, ensure)
+}
+
+// carry writes the local entry and reports a conflict when the new image
+// changed the same path too.
+func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() error) error {
+	upstream := false
+	if !m.noBase && !alwaysCarried(rel) {
+		same, err := b.same(n)
+		if err != nil {
+			return err
+		}
+		upstream = !same
+	}
+	if l.kind == Whiteout {
+		m.r.Deleted++
+		if n.kind == Absent {
+			return nil // nothing left to hide
+		}
+	} else {
+		m.r.Carried++
+	}
+	if l.kind == File && n.kind == File && !alwaysCarried(rel) {
+		merged, err := m.fileData(rel, l, b, n, data, upstream)
+		if err != nil {
+			return err
+		}
+		if merged != nil {
+			data, upstream = merged, false // no conflict left
+		}
+	}
+	if err := ensure(); err != nil {
+		return err
+	}
+	if err := put(filepath.Join(m.o.Out, rel), l, data); err != nil {
+		return err
+	}
+	if err := m.step(rel); err != nil {
+		return err
+	}
+	if !upstream {
+		return nil
+	}
+	if ok, err := l.sameData(n); err != nil || ok {
+		return err // both sides made the same change
+	}
+	return m.keepNew(rel, l, n)
+}
+
+// fileData returns merged content for a local file whose path is a file in
+// the new image too, or nil: account databases are merged entry by entry,
+// and a metadata-only local change (chmod, chown) takes the new image's
+// content. data is the local content when the upper file has none
+// (metacopy).
+func (m *merger) fileData(rel string, l, b, n entry, data []byte, upstream bool) ([]byte, error) {
+	if db, ok := accountDB(rel); ok {
+		out, issues, err := m.mergeAccounts(db, l, b, n, data)
+		for _, s := range issues {
+			m.conflict(rel, "%s", s)
+		}
+		return out, err
+	}
+	if !upstream || m.noBase || b.kind != File {
+		return nil, nil
+	}
+	if data == nil {
+		same, err := l.sameData(b)
+		if err != nil || !same {
+			return nil, err
+		}
+	}
+	return os.ReadFile(n.path)
+}
+
+func (m *merger) mergeAccounts(db DB, l, b, n entry, ld []byte) ([]byte, []string, error) {
+	var err error
+	if ld == nil {
+		if ld, err = os.ReadFile(l.path); err != nil {
+			return nil, nil, err
+		}
+	}
+	var bd []byte
+	if b.kind == File {
+		if bd, err = os.ReadFile(b.path); err != nil {
+			return nil, nil, err
+		}
+	}
+	nd, err := os.ReadFile(n.path)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, issues := MergeAccounts(db, ld, bd, nd, b.kind == File)
+	return out, issues, nil
+}
+
+// keepNew records the conflict and keeps the new image's version of a file
+// or symlink as NAME.keel-new.
+func (m *merger) keepNew(rel string, l, n entry) error {
+	verb := "changed"
+	if l.kind == Whiteout {
+		verb = "deleted"
+	}
+	switch n.kind {
+	case Absent:
+		m.conflict(rel, "%s locally, removed in the new image: the local version is kept", verb)
+		return nil
+	case File, Symlink:
+	default:
+		m.conflict(rel, "%s locally, the new image has a %s: the local version wins", verb, n.kind)
+		return nil
+	}
+	if err := put(filepath.Join(m.o.Out, rel+KeepSuffix), n, nil); err != nil {
+		return err
+	}
+	m.conflict(rel, "%s locally and in the new image: the local version wins, the new one is %s", verb, filepath.Base(rel)+KeepSuffix)
+	return m.step(rel + KeepSuffix)
+}

@@ -1,0 +1,239 @@
+package etcmerge
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Each row of the rules table in docs/data.md.
+func TestMergeRules(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		local, base, new map[string]string
+		noBase           bool
+		want             map[string]string // dump of Out
+		conflicts        []string          // paths
+		carried, deleted int
+		same             int
+		skipped          int
+	}{{
+		name:  "modified locally, unchanged upstream: carried",
+		local: map[string]string{"hostname": "f mybox"}, base: map[string]string{"hostname": "f debian"}, new: map[string]string{"hostname": "f debian"},
+		want:    map[string]string{"hostname": "file 0644 0:0 mybox"},
+		carried: 1,
+	}, {
+		name:  "modified locally and upstream: local wins, new kept as .keel-new, conflict",
+		local: map[string]string{"motd": "f mine"}, base: map[string]string{"motd": "f v1"}, new: map[string]string{"motd": "f v2"},
+		want:      map[string]string{"motd": "file 0644 0:0 mine", "motd.keel-new": "file 0644 0:0 v2"},
+		conflicts: []string{"/etc/motd"}, carried: 1,
+	}, {
+		name:  "the same change on both sides: no conflict",
+		local: map[string]string{"motd": "f v2"}, base: map[string]string{"motd": "f v1"}, new: map[string]string{"motd": "f v2"},
+		want: map[string]string{"motd": "file 0644 0:0 v2"}, carried: 1,
+	}, {
+		name:  "added locally: carried",
+		local: map[string]string{"app/app.conf": "f x=1"}, base: map[string]string{}, new: map[string]string{},
+		want:    map[string]string{"app": "directory 0755 0:0", "app/app.conf": "file 0644 0:0 x=1"},
+		carried: 2,
+	}, {
+		name:  "added on both sides, different: conflict",
+		local: map[string]string{"new.conf": "f mine"}, base: map[string]string{}, new: map[string]string{"new.conf": "f theirs"},
+		want:      map[string]string{"new.conf": "file 0644 0:0 mine", "new.conf.keel-new": "file 0644 0:0 theirs"},
+		conflicts: []string{"/etc/new.conf"}, carried: 1,
+	}, {
+		name:  "copied up but unchanged: the new image's version stands",
+		local: map[string]string{"issue": "f Debian"}, base: map[string]string{"issue": "f Debian"}, new: map[string]string{"issue": "f Debian 13"},
+		want: map[string]string{}, same: 1,
+	}, {
+		name:  "deleted locally, unchanged upstream: whiteout carried",
+		local: map[string]string{"cron.d/job": "w"}, base: map[string]string{"cron.d/job": "f x"}, new: map[string]string{"cron.d/job": "f x"},
+		want:    map[string]string{"cron.d": "directory 0755 0:0", "cron.d/job": "whiteout 0000 0:0"},
+		carried: 1, deleted: 1,
+	}, {
+		name:  "deleted locally, changed upstream: stays deleted, conflict",
+		local: map[string]string{"job": "w"}, base: map[string]string{"job": "f x"}, new: map[string]string{"job": "f y"},
+		want:      map[string]string{"job": "whiteout 0000 0:0", "job.keel-new": "file 0644 0:0 y"},
+		conflicts: []string{"/etc/job"}, deleted: 1,
+	}, {
+		name:  "deleted locally, removed upstream: nothing to hide",
+		local: map[string]string{"job": "w"}, base: map[string]string{"job": "f x"}, new: map[string]string{},
+		want: map[string]string{}, deleted: 1,
+	}, {
+		name:  "modified locally, removed upstream: local kept, conflict",
+		local: map[string]string{"old.conf": "f mine"}, base: map[string]string{"old.conf": "f x"}, new: map[string]string{},
+		want:      map[string]string{"old.conf": "file 0644 0:0 mine"},
+		conflicts: []string{"/etc/old.conf"}, carried: 1,
+	}, {
+		name:  "mode changed locally, content upstream: new content, local mode, no conflict",
+		local: map[string]string{"sudoers": "F 0440 v1"}, base: map[string]string{"sudoers": "f v1"}, new: map[string]string{"sudoers": "f v2"},
+		want: map[string]string{"sudoers": "file 0440 0:0 v2"}, carried: 1,
+	}, {
+		name:  "type change locally (file to symlink), changed upstream: local wins, conflict",
+		local: map[string]string{"resolv.conf": "l /run/resolv.conf"}, base: map[string]string{"resolv.conf": "f a"}, new: map[string]string{"resolv.conf": "f b"},
+		want:      map[string]string{"resolv.conf": "symlink 0777 0:0 -> /run/resolv.conf", "resolv.conf.keel-new": "file 0644 0:0 b"},
+		conflicts: []string{"/etc/resolv.conf"}, carried: 1,
+	}, {
+		name:  "type change upstream (dir to file), local file inside: the directory wins, conflict",
+		local: map[string]string{"x/y": "f mine"}, base: map[string]string{"x/y": "f a"}, new: map[string]string{"x": "f now a file"},
+		want:      map[string]string{"x": "directory 0755 0:0", "x/y": "file 0644 0:0 mine"},
+		conflicts: []string{"/etc/x/y", "/etc/x"}, carried: 2,
+	}, {
+		name:  "type change upstream (file to dir), local file: local wins, conflict",
+		local: map[string]string{"z": "f mine"}, base: map[string]string{"z": "f a"}, new: map[string]string{"z/inner": "f b"},
+		want:      map[string]string{"z": "file 0644 0:0 mine"},
+		conflicts: []string{"/etc/z"}, carried: 1,
+	}, {
+		name:  "opaque directory: carried whole, still opaque",
+		local: map[string]string{"apt": "o", "apt/sources.list": "f same"}, base: map[string]string{"apt/sources.list": "f same", "apt/other": "f o"}, new: map[string]string{"apt/sources.list": "f same", "apt/other": "f o"},
+		want:    map[string]string{"apt": "directory 0755 0:0 opaque", "apt/sources.list": "file 0644 0:0 same"},
+		carried: 2,
+	}, {
+		name:    "machine-id and host keys: always carried, never a conflict",
+		local:   map[string]string{"machine-id": "f abc", "ssh/ssh_host_ed25519_key": "F 0600 k", "ssh/sshd_config": "f same"},
+		base:    map[string]string{"machine-id": "f abc", "ssh/ssh_host_ed25519_key": "f old", "ssh/sshd_config": "f same"},
+		new:     map[string]string{"machine-id": "f uninitialized", "ssh/ssh_host_ed25519_key": "f other", "ssh/sshd_config": "f same"},
+		want:    map[string]string{"machine-id": "file 0644 0:0 abc", "ssh": "directory 0755 0:0", "ssh/ssh_host_ed25519_key": "file 0600 0:0 k"},
+		carried: 3, same: 1,
+	}, {
+		name:  "fifos are skipped and reported; stale .keel-new copies too",
+		local: map[string]string{"initctl": "p", "motd.keel-new": "f stale"}, base: map[string]string{}, new: map[string]string{},
+		want: map[string]string{}, skipped: 2,
+	}, {
+		name:  "no base: every local change carried, no conflicts",
+		local: map[string]string{"motd": "f mine", "issue": "f Debian", "gone": "w"}, noBase: true, new: map[string]string{"motd": "f v2", "issue": "f Debian 13", "gone": "f g"},
+		want:    map[string]string{"motd": "file 0644 0:0 mine", "issue": "file 0644 0:0 Debian", "gone": "whiteout 0000 0:0"},
+		carried: 2, deleted: 1,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := trees(t, tc.local, tc.base, tc.new)
+			if tc.noBase {
+				o.Base = ""
+			}
+			mk(t, o.Local, nil)
+			r, err := Merge(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := dump(t, o.Out)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("out:\n got %v\nwant %v", got, tc.want)
+			}
+			var paths []string
+			for _, c := range r.Conflicts {
+				paths = append(paths, c.Path)
+			}
+			if !reflect.DeepEqual(paths, tc.conflicts) {
+				t.Errorf("conflicts %v, want %v (%+v)", paths, tc.conflicts, r.Conflicts)
+			}
+			if r.Carried != tc.carried || r.Deleted != tc.deleted || r.Same != tc.same || len(r.Skipped) != tc.skipped {
+				t.Errorf("carried %d deleted %d same %d skipped %q, want %d %d %d %d", r.Carried, r.Deleted, r.Same, r.Skipped, tc.carried, tc.deleted, tc.same, tc.skipped)
+			}
+		})
+	}
+}
+
+// Ownership, times and extended attributes follow a carried file; the
+// overlay attributes that point into the old lower do not.
+func TestMergeKeepsMetadata(t *testing.T) {
+	o := trees(t, map[string]string{"app/key": "F 0640 secret", "link": "l key"}, map[string]string{}, map[string]string{})
+	key := filepath.Join(o.Local, "app/key")
+	must(t, os.Lchown(key, 1234, 5678))
+	must(t, os.Lchown(filepath.Join(o.Local, "link"), 42, 43))
+	must(t, unix.Lsetxattr(key, "user.note", []byte("hello"), 0))
+	must(t, unix.Lsetxattr(key, "trusted.overlay.origin", []byte("stale-handle"), 0))
+	ts := []unix.Timespec{{Sec: 1_000_000_000, Nsec: 5}, {Sec: 1_100_000_000, Nsec: 7}}
+	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, key, ts, unix.AT_SYMLINK_NOFOLLOW))
+	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(o.Local, "app"), ts, 0))
+	must(t, unix.Chmod(filepath.Join(o.Local, "app"), 0o750))
+	if _, err := Merge(o); err != nil {
+		t.Fatal(err)
+	}
+	got, err := lookup(filepath.Join(o.Out, "app/key"))
+	must(t, err)
+	if got.st.Uid != 1234 || got.st.Gid != 5678 || got.mode() != 0o640 || got.st.Mtim != ts[1] {
+		t.Errorf("app/key: uid %d gid %d mode %o mtime %v", got.st.Uid, got.st.Gid, got.mode(), got.st.Mtim)
+	}
+	dir, _ := lookup(filepath.Join(o.Out, "app"))
+	if dir.mode() != 0o750 || dir.st.Mtim != ts[1] {
+		t.Errorf("app: mode %o mtime %v, want 0750 and the local mtime", dir.mode(), dir.st.Mtim)
+	}
+	link, _ := lookup(filepath.Join(o.Out, "link"))
+	if link.st.Uid != 42 || link.st.Gid != 43 {
+		t.Errorf("link owner %d:%d, want 42:43", link.st.Uid, link.st.Gid)
+	}
+	xs, err := xattrs(filepath.Join(o.Out, "app/key"))
+	must(t, err)
+	if string(xs["user.note"]) != "hello" {
+		t.Errorf("user.note = %q, want hello", xs["user.note"])
+	}
+	buf := make([]byte, 64)
+	if _, err := unix.Lgetxattr(filepath.Join(o.Out, "app/key"), "trusted.overlay.origin", buf); err == nil {
+		t.Error("trusted.overlay.origin was carried: it names a file of the old image")
+	}
+}
+
+// A metacopy=on copy-up has no data: it is carried with the base's data.
+func TestMergeMetacopy(t *testing.T) {
+	o := trees(t, map[string]string{"f": "F 0600 "}, map[string]string{"f": "f data"}, map[string]string{"f": "f data"})
+	must(t, unix.Lsetxattr(filepath.Join(o.Local, "f"), "trusted.overlay.metacopy", nil, 0))
+	if _, err := Merge(o); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, o.Out)["f"]; got != "file 0600 0:0 data" {
+		t.Errorf("f = %q, want the base's data with the local mode", got)
+	}
+}
+
+// Account databases merge entry by entry inside a tree merge.
+func TestMergeAccountFiles(t *testing.T) {
+	base := "root:x:0:0:root:/root:/bin/bash\n"
+	o := trees(t,
+		map[string]string{"passwd": "f " + base + "alice:x:1000:1000::/home/alice:/bin/bash\n", "shadow": "F 0640 root:*:1::::::\nalice:$6$h:2::::::\n"},
+		map[string]string{"passwd": "f " + base, "shadow": "F 0640 root:*:1::::::\n"},
+		map[string]string{"passwd": "f " + base + "_svc:x:999:999::/:/usr/sbin/nologin\n", "shadow": "F 0640 root:*:1::::::\n_svc:!:3::::::\n"})
+	r, err := Merge(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := dump(t, o.Out)
+	want := map[string]string{
+		"passwd": "file 0644 0:0 " + base + "alice:x:1000:1000::/home/alice:/bin/bash\n_svc:x:999:999::/:/usr/sbin/nologin\n",
+		"shadow": "file 0640 0:0 root:*:1::::::\nalice:$6$h:2::::::\n_svc:!:3::::::\n",
+	}
+	if !reflect.DeepEqual(got, want) || len(r.Conflicts) != 0 {
+		t.Errorf("got %v, conflicts %v\nwant %v", got, r.Conflicts, want)
+	}
+}
+
+// No local tree (an upper that never touched /etc): nothing to do.
+func TestMergeNoLocal(t *testing.T) {
+	o := trees(t, nil, nil, nil)
+	o.Local = filepath.Join(o.Local, "missing")
+	r, err := Merge(o)
+	if err != nil || r.Carried != 0 {
+		t.Fatalf("Merge: %+v, %v", r, err)
+	}
+	if _, err := os.Lstat(o.Out); !os.IsNotExist(err) {
+		t.Errorf("out was made: %v", err)
+	}
+	o.Local = filepath.Join(o.Base, "file")
+	must(t, os.WriteFile(o.Local, nil, 0o644))
+	if _, err := Merge(o); err == nil || !strings.Contains(err.Error(), "expected a directory") {
+		t.Errorf("local is a file: %v", err)
+	}
+}
+
+// The prefetch reads only regular files: a fifo in the base or the new
+// image at a path the machine changed does not block the merge.
+func TestMergeFifoUpstream(t *testing.T) {
+	o := trees(t, map[string]string{"x": "f local", "ln": "f l"}, map[string]string{"x": "p", "ln": "l /dev/zero"}, map[string]string{"x": "p", "ln": "l /dev/zero"})
+	r, err := Merge(o)
+	if err != nil || r.Carried != 2 {
+		t.Fatalf("Merge: %+v, %v", r, err)
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/datapart"
+	"github.com/keel-boot/keel/etcmerge"
+	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/slots"
+	"github.com/keel-boot/keel/verity"
+)
+
+// baseMount is where the last-good image is mounted, read-only, while its
+// /etc serves as the base of the merge.
+const baseMount = "/run/keel/base"
+
+// mergeEtc builds the fresh persistent upper of this image with the /etc
+// changes of the image last marked good carried over (docs/data.md). It
+// runs once per image: only when the upper is fresh, and the upper is
+// created with the merge in one atomic step (datapart.NewUpper). A failed
+// merge never fails the boot: it says so loudly and the boot goes on with
+// the new image's own /etc.
+func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) {
+	if mode != mounts.OverlayPersistent || upper == "" || b.rep.Data == nil || !b.rep.Data.FreshUpper {
+		return
+	}
+	slot, id, ok := b.lastGood()
+	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
+		return
+	}
+	start := time.Now()
+	m := &report.EtcMerge{FromSlot: slot, FromImage: id}
+	old, err := datapart.UpperDir(datapart.DefaultRoot, slot, id)
+	if err == nil {
+		base, closeBase := b.openBase(m)
+		opened := time.Now()
+		err = datapart.NewUpper{Dir: upper, Fill: func(tmp string) error {
+			r, err := etcmerge.Merge(etcmerge.Options{
+				Local: filepath.Join(old, "upper", "etc"), Base: base,
+				New: filepath.Join(layout.Lower, "etc"), Out: filepath.Join(tmp, "upper", "etc"),
+			})
+			fillMerge(m, r, start)
+			b.log.Infof("/etc merge: base opened in %v, merged in %v", opened.Sub(start), time.Since(opened))
+			if err != nil {
+				return err
+			}
+			return writeMergeRecord(tmp, m)
+		}}.Create()
+		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
+		closeBase()
+	}
+	m.Ms = float64(time.Since(start).Microseconds()) / 1000
+	b.rep.EtcMerge = m
+	if err != nil {
+		b.etcMergeFailed(upper, m, err)
+		return
+	}
+	b.log.Console("keel: %s", m.Summary())
+	for _, c := range m.Conflicts {
+		b.log.Warnf("/etc merge conflict: %s: %s", c.Path, c.Reason)
+		b.log.Console("keel: /etc merge conflict: %s: %s", c.Path, c.Reason)
+	}
+	for _, s := range m.Skipped {
+		b.log.Infof("/etc merge skipped %s", s)
+	}
+}
+
+func fillMerge(m *report.EtcMerge, r etcmerge.Result, start time.Time) {
+	m.Carried, m.Deleted, m.Same, m.Skipped = r.Carried, r.Deleted, r.Same, r.Skipped
+	m.Conflicts = m.Conflicts[:0]
+	for _, c := range r.Conflicts {
+		m.Conflicts = append(m.Conflicts, report.EtcConflict{Path: c.Path, Reason: c.Reason})
+	}
+	m.Ms = float64(time.Since(start).Microseconds()) / 1000
+}
+
+// writeMergeRecord keeps the merge's record next to the upper, for slotctl.
+func writeMergeRecord(dir string, m *report.EtcMerge) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, datapart.EtcMergeFile), append(b, '\n'), 0o644)
+}
+
+// etcMergeFailed reports a failed merge loudly and makes the upper empty,
+// with the failure recorded next to it (the mount would make it anyway).
+func (b *boot) etcMergeFailed(upper string, m *report.EtcMerge, err error) {
+	m.Error = err.Error()
+	msg := m.Summary()
+	b.log.Errorf("%s", msg)
+	b.log.Console("keel: WARNING: %s", msg)
+	b.rep.Warn("%s", msg)
+	if _, serr := os.Lstat(upper); serr == nil {
+		return
+	}
+	rec := datapart.NewUpper{Dir: upper, Fill: func(tmp string) error { return writeMergeRecord(tmp, m) }}
+	if err := rec.Create(); err != nil {
+		b.log.Warnf("/etc merge: recording the failure: %v", err)
+	}
+}
+
+// openBase mounts the last-good image read-only through dm-verity, its
+// header authenticated as at boot, when its slot still holds that image.
+// It returns its /etc ("" with the reason in m.NoBase otherwise) and what
+// undoes the mount and the mapping.
+func (b *boot) openBase(m *report.EtcMerge) (string, func()) {
+	nothing := func() {}
+	why := b.baseProblem(m.FromSlot)
+	if why != "" {
+		m.NoBase = why
+		return "", nothing
+	}
+	img, err := b.slotImage(slots.Slot(m.FromSlot))
+	switch {
+	case err != nil:
+		m.NoBase = err.Error()
+	case img.imageID != m.FromImage:
+		m.NoBase = fmt.Sprintf("slot %s now holds image %s", m.FromSlot, img.imageID)
+	case img.hashFrom != "header":
+		m.NoBase = "the root hash came from " + img.hashFrom + ", which names the booted image"
+	}
+	if m.NoBase != "" {
+		return "", nothing
+	}
+	img.name = "keel-base-" + m.FromSlot
+	img.target.Name = img.name
+	b.need("dm_verity")
+	dev, err := verity.Open(img.target)
+	if err != nil {
+		m.NoBase = err.Error()
+		return "", nothing
+	}
+	stack := mounts.NewStack()
+	undo := func() {
+		for _, e := range stack.Undo() {
+			b.log.Warnf("/etc merge base: %v", e)
+		}
+		if err := verity.Close(img.name); err != nil {
+			b.log.Warnf("/etc merge base: %v", err)
+		}
+	}
+	mnt := mounts.Mount{Source: dev, Target: baseMount, FSType: "squashfs", Flags: unix.MS_RDONLY | unix.MS_NODEV | unix.MS_NOSUID}
+	if err := stack.Do(mnt); err != nil {
+		m.NoBase = err.Error()
+		undo()
+		return "", nothing
+	}
+	m.Base = "slot " + m.FromSlot
+	return filepath.Join(baseMount, "etc"), undo
+}
+
+// baseProblem says why the last-good slot cannot be read at all.
+func (b *boot) baseProblem(slot string) string {
+	switch {
+	case b.rep.Mode != "slot":
+		return "not booted from a slot"
+	case slot == b.rep.Slot:
+		return fmt.Sprintf("slot %s now holds image %s", slot, b.rep.ImageID)
+	case b.cfg.VerityOff:
+		return "verity=off: the old image cannot be verified"
+	}
+	if _, err := slots.ParseSlot(slot); err != nil {
+		return err.Error()
+	}
+	return ""
+}
