@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/keel-boot/keel/devices"
@@ -140,12 +141,22 @@ func (b *boot) strays(ps []devices.DiskPart) {
 }
 
 // reportStrays names the strays on disks announced after the choice; it
-// runs when the report is written.
-func (b *boot) reportStrays() {
+// runs when the report is written. In slot mode a later disk that holds
+// every slot label is an error: the choice might have gone to the wrong
+// disk (a stick announced before a slow system disk), so neither is booted.
+func (b *boot) reportStrays() error {
 	if b.dev == nil || b.sys.disk == "" {
-		return
+		return nil
 	}
-	b.strays(b.dev.Strays(b.sys.disk))
+	strays := b.dev.Strays(b.sys.disk)
+	b.strays(strays)
+	if b.cfg.Root != "" {
+		return nil
+	}
+	if late := devices.LateCandidates(strays); len(late) > 0 {
+		return fmt.Errorf("more than one system disk: /dev/%s was chosen, then /dev/%s appeared holding every slot label too; remove the disk that is not this machine's", b.sys.disk, strings.Join(late, ", /dev/"))
+	}
+	return nil
 }
 
 // modulesLoaded waits, up to ctx, for the background module loads: the

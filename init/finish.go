@@ -11,7 +11,9 @@ import (
 
 func (b *boot) writeReport() error {
 	b.waitBackground(-1)
-	b.reportStrays()
+	if err := b.reportStrays(); err != nil {
+		return err
+	}
 	if err := b.rep.Write(report.Path); err != nil {
 		// The report is for monitoring; its loss must not stop the boot.
 		b.log.Warnf("%v", err)
