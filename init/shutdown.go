@@ -29,16 +29,42 @@ const (
 
 // prepareShutdown fills /run/initramfs before switch_root: the init binary
 // (the only program the shutdown needs), the directories systemd-shutdown's
-// pivot binds into, and the undo record. A failure costs the clean
-// shutdown, not the boot.
+// pivot binds into, and the undo record; and it marks keel's mounts as the
+// initrd's in libmount's utab. A failure costs the clean shutdown, not the
+// boot.
 func (b *boot) prepareShutdown() {
-	size, err := writeShutdownRoot(shutdownDir, b.undoState())
+	ms := b.keelMounts()
+	size, err := writeShutdownRoot(shutdownDir, b.undoState(ms))
+	if err == nil {
+		err = b.markInitrdMounts(ms)
+	}
 	if err != nil {
 		b.log.Warnf("shutdown: %v: at power-off keel's file systems will only be remounted read-only", err)
 		b.rep.Warn("shutdown: %v", err)
 		return
 	}
 	b.log.Infof("shutdown: %s ready (%d KiB kept in RAM until power-off)", shutdownProg, size>>10)
+}
+
+// markInitrdMounts writes /run/mount/utab so that systemd leaves keel's
+// mounts to the shutdown program (shutdown.InitrdOption).
+func (b *boot) markInitrdMounts(ms []mounts.Mount) error {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	table, err := shutdown.ParseMountinfo(info)
+	if err != nil {
+		return err
+	}
+	points := map[string]string{}
+	for _, m := range ms {
+		points[m.Target] = bootedPath(m.Target, b.newRoot)
+	}
+	if err := os.MkdirAll(filepath.Dir(shutdown.UtabPath), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(shutdown.UtabPath, shutdown.Utab(table, points), 0o644)
 }
 
 // writeShutdownRoot copies the running binary to dir/shutdown and writes
@@ -76,23 +102,33 @@ func writeShutdownRoot(dir string, st shutdown.State) (int64, error) {
 	return n, nil
 }
 
+// keelMounts are the mounts this boot made that stay in the booted system:
+// the data partition, the image, the upper, the root and the binds (not
+// the API file systems, which are moved).
+func (b *boot) keelMounts() []mounts.Mount {
+	var ms []mounts.Mount
+	if b.data != nil {
+		ms = b.data.stack.Mounts()
+	}
+	var out []mounts.Mount
+	for _, m := range append(ms, b.stack.Mounts()...) {
+		if !slices.Contains(mounts.APIFilesystems, m.Target) && m.Flags&(unix.MS_MOVE|unix.MS_REMOUNT) == 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // undoState is what this boot set up, as the booted system will see it.
-func (b *boot) undoState() shutdown.State {
+func (b *boot) undoState(ms []mounts.Mount) shutdown.State {
 	var st shutdown.State
 	if v := b.rep.Devices["verity"]; v != "" {
 		st.DM = append(st.DM, filepath.Base(v))
 	}
-	var ms []mounts.Mount
-	if b.data != nil {
-		ms = b.data.stack.Mounts()
-		if b.rep.Data != nil && b.rep.Data.Encrypted {
-			st.DM = append(st.DM, filepath.Base(b.rep.Data.Device))
-		}
+	if b.data != nil && b.rep.Data != nil && b.rep.Data.Encrypted {
+		st.DM = append(st.DM, filepath.Base(b.rep.Data.Device))
 	}
-	for _, m := range append(ms, b.stack.Mounts()...) {
-		if slices.Contains(mounts.APIFilesystems, m.Target) || m.Flags&(unix.MS_MOVE|unix.MS_REMOUNT) != 0 {
-			continue
-		}
+	for _, m := range ms {
 		st.Mounts = append(st.Mounts, shutdown.Mounted{Role: mountRole(m, b.newRoot), Target: bootedPath(m.Target, b.newRoot), FSType: m.FSType, Source: m.Source})
 	}
 	return st
