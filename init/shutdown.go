@@ -240,6 +240,11 @@ func kernelShutdownSys() shutdown.Sys {
 			if err == nil {
 				_ = os.Remove(filepath.Join("/dev/mapper", name))
 			}
+			// The library's errors name the ioctl's number; the errno is
+			// what the console needs.
+			if errno, ok := errors.AsType[unix.Errno](err); ok {
+				return errno
+			}
 			return err
 		},
 		Holders: holders,

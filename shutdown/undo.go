@@ -177,7 +177,10 @@ func (u *undoer) fallback(m MountInfo) {
 		_ = u.bounded(func() error { p.Holders = u.sys.Holders(m.Point); return nil })
 	}
 	var done []string
-	if !m.ReadOnly() && !virtualFS[m.FSType] {
+	switch {
+	case m.ReadOnly():
+		done = append(done, "read-only")
+	case !virtualFS[m.FSType]:
 		if rerr := u.bounded(func() error { return u.sys.RemountRO(m.Point) }); rerr != nil {
 			done = append(done, "still writable: remount read-only: "+rerr.Error())
 		} else {

@@ -124,6 +124,7 @@ func TestUndoBusy(t *testing.T) {
 	k := newFake(t)
 	k.pinned["/oldroot/var"] = true
 	k.pinned["/oldroot"] = true
+	k.pinned["/oldroot/run/keel/lower"] = true
 	k.dmPinned["keel-data"] = true
 	res := Undo(k.sys(), State{DM: []string{"keel-root-a", "keel-data", "gone-already"}}, testOptions)
 	var got []string
@@ -132,6 +133,7 @@ func TestUndoBusy(t *testing.T) {
 	}
 	want := []string{
 		"/oldroot/var: device or resource busy (held by 312 @keel-hold); remounted read-only, detached lazily",
+		"/oldroot/run/keel/lower: device or resource busy (held by 312 @keel-hold); read-only, detached lazily",
 		"/oldroot: device or resource busy (held by 312 @keel-hold); remounted read-only, detached lazily",
 		"dm keel-data: device or resource busy; left open",
 	}
