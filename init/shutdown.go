@@ -16,6 +16,7 @@ import (
 
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/shutdown"
 )
 
@@ -40,7 +41,11 @@ func (b *boot) prepareShutdown() {
 	}
 	if err != nil {
 		b.log.Warnf("shutdown: %v: at power-off keel's file systems will only be remounted read-only", err)
+		// The report is written already: write it again with the warning.
 		b.rep.Warn("shutdown: %v", err)
+		if err := b.rep.Write(report.Path); err != nil {
+			b.log.Warnf("%v", err)
+		}
 		return
 	}
 	b.log.Infof("shutdown: %s ready (%d KiB kept in RAM until power-off)", shutdownProg, size>>10)
