@@ -32,6 +32,7 @@ func (b *boot) switchRoot() error {
 	if b.dev != nil {
 		b.dev.Close()
 	}
+	b.prepareShutdown()
 	if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
 		return err
 	}
