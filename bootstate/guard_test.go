@@ -37,6 +37,11 @@ func TestCheckWritable(t *testing.T) {
 	copy(gpt.Bytes()[512:], "EFI PART")
 	mbr := NewMemStore(BootStateMinSize)
 	mbr.Bytes()[510], mbr.Bytes()[511] = 0x55, 0xaa
+	at := func(off int, magic string) *MemStore {
+		m := NewMemStore(BootStateMinSize)
+		copy(m.Bytes()[off:], magic)
+		return m
+	}
 
 	tests := []struct {
 		name    string
@@ -53,6 +58,12 @@ func TestCheckWritable(t *testing.T) {
 		{"LUKS", luks, "the device holds crypto_LUKS"},
 		{"GPT disk", gpt, "GPT partition table"},
 		{"MBR boot sector", mbr, "copy 0 at byte 0 is neither blank"},
+		{"LVM2", at(512, "LABELONE"), "an LVM2 physical volume"},
+		{"EROFS", at(1024, "\xe2\xe1\xf5\xe0"), "an EROFS image"},
+		{"F2FS", at(1024, "\x10\x20\xf5\xf2"), "an F2FS file system"},
+		{"md RAID", at(4096, "\xfc\x4e\x2b\xa9"), "an md RAID member"},
+		{"swap", at(4086, "SWAPSPACE2"), "swap space"},
+		{"ISO 9660", at(32769, "CD001"), "an ISO 9660 image"},
 	}
 	for _, tt := range tests {
 		before := append([]byte(nil), tt.st.Bytes()...)

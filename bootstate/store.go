@@ -171,14 +171,42 @@ func tornRecord(b []byte) bool {
 	return !(len(b) >= 512 && b[510] == 0x55 && b[511] == 0xaa)
 }
 
+// signatures are the on-disk magics of what a mistyped bootstate= could
+// name besides the file systems devices.Probe knows: a whole disk, LVM, md
+// RAID, swap and read-only images.
+var signatures = []struct {
+	off  int64
+	want string
+	what string
+}{
+	{512, "EFI PART", "a GPT partition table (a whole disk?)"},
+	{512, "LABELONE", "an LVM2 physical volume"},
+	{1024, "\xe2\xe1\xf5\xe0", "an EROFS image"},
+	{1024, "\x10\x20\xf5\xf2", "an F2FS file system"},
+	{4096, "\xfc\x4e\x2b\xa9", "an md RAID member (1.2 superblock)"},
+	{4086, "SWAPSPACE2", "swap space"},
+	{4086, "SWAP-SPACE", "swap space"},
+	{32769, "CD001", "an ISO 9660 image"},
+}
+
+// foreignSignature names the first signature found on st, "" if none.
+func foreignSignature(st Store) string {
+	for _, sig := range signatures {
+		b := make([]byte, len(sig.want))
+		if n, _ := st.ReadAt(b, sig.off); n == len(b) && string(b) == sig.want {
+			return sig.what
+		}
+	}
+	return ""
+}
+
 // checkForeign is CheckWritable for a store without a valid record.
 func checkForeign(st Store, c [2]copyRead) error {
 	if fs, err := devices.Probe(st); err == nil {
 		return fmt.Errorf("%w: the device holds %s (uuid %q, label %q): refusing to write boot state records over it", ErrForeign, fs.Type, fs.UUID, fs.Label)
 	}
-	gpt := make([]byte, 8)
-	if _, err := st.ReadAt(gpt, 512); err == nil && string(gpt) == "EFI PART" {
-		return fmt.Errorf("%w: the device starts with a GPT partition table (a whole disk?): refusing to write boot state records over it", ErrForeign)
+	if what := foreignSignature(st); what != "" {
+		return fmt.Errorf("%w: the device holds %s: refusing to write boot state records over it", ErrForeign, what)
 	}
 	for i, r := range c {
 		if !r.blank && !r.ours && !r.short {

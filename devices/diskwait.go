@@ -17,14 +17,7 @@ import (
 // ctx, while no disk is a candidate: disks are announced one by one. An
 // ambiguous choice (two candidates, a label twice) is returned at once.
 func (r *Registry) WaitSystemDisk(ctx context.Context, rootDisk, loaderPartUUID string) (SystemDisk, error) {
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		r.cond.Broadcast()
-		r.mu.Unlock()
-	})
-	defer stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockUntil(ctx)()
 	for {
 		if jobs := r.claimProbes(devspec.OfPartLabel(LabelBootState)); len(jobs) > 0 {
 			r.probeUnlocked(jobs)
@@ -151,14 +144,7 @@ func (r *Registry) Settle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		r.cond.Broadcast()
-		r.mu.Unlock()
-	})
-	defer stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockUntil(ctx)()
 	for {
 		var missing []string
 		for _, n := range names {

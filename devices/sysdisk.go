@@ -210,3 +210,22 @@ func joinAnd(s []string) string {
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
+
+// LateCandidates returns the disks among strays that hold every slot label:
+// a second system disk that was announced after the choice was made. The
+// boot must not go on with either, as two candidates at the choice would
+// have been an error.
+func LateCandidates(strays []DiskPart) []string {
+	byDisk := map[string][]DiskPart{}
+	for _, p := range strays {
+		byDisk[p.Disk] = append(byDisk[p.Disk], p)
+	}
+	var out []string
+	for disk, ps := range byDisk {
+		if holdsAll(keelLabels(ps), SlotLabels()) {
+			out = append(out, disk)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

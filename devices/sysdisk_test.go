@@ -243,3 +243,19 @@ func TestLoadSysfs(t *testing.T) {
 		t.Error("HasPartLabel/DiskOf disagree with the GPT")
 	}
 }
+
+// TestLateCandidates: a disk announced after the choice that holds every
+// slot label is named; partial keel disks are only strays.
+func TestLateCandidates(t *testing.T) {
+	strays := []DiskPart{
+		{Disk: "sdb", Part: "sdb1", Label: "root-a"}, {Disk: "sdb", Part: "sdb2", Label: "verity-a"},
+		{Disk: "sdb", Part: "sdb3", Label: "root-b"}, {Disk: "sdb", Part: "sdb4", Label: "verity-b"},
+		{Disk: "sdc", Part: "sdc1", Label: "data"}, {Disk: "sdc", Part: "sdc2", Label: "root-a"},
+	}
+	if got := LateCandidates(strays); len(got) != 1 || got[0] != "sdb" {
+		t.Errorf("LateCandidates = %v, want [sdb]", got)
+	}
+	if got := LateCandidates(strays[4:]); len(got) != 0 {
+		t.Errorf("a partial keel disk is a candidate: %v", got)
+	}
+}

@@ -82,16 +82,7 @@ func (r *Registry) waitMatch(ctx context.Context, spec devspec.Spec, disk string
 			return p, nil
 		}
 	}
-	// Wake the waiters when ctx ends; taking mu first means the broadcast
-	// cannot slip between our ctx check and cond.Wait.
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		r.cond.Broadcast()
-		r.mu.Unlock()
-	})
-	defer stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockUntil(ctx)()
 	for {
 		if p, ok := r.match(spec, disk); ok {
 			return p, nil
@@ -226,4 +217,20 @@ func ParseDevNumber(s string) (major, minor uint32, ok bool) {
 		return 0, 0, false
 	}
 	return uint32(a), uint32(b), true
+}
+
+// lockUntil takes mu and arranges for the waiters on cond to be woken when
+// ctx ends; taking mu in the wake-up means the broadcast cannot slip between
+// a waiter's ctx check and its cond.Wait. The returned func releases both.
+func (r *Registry) lockUntil(ctx context.Context) (unlock func()) {
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	r.mu.Lock()
+	return func() {
+		r.mu.Unlock()
+		stop()
+	}
 }

@@ -24,6 +24,9 @@ type boot struct {
 	log   *logger
 	baked *bakedconf.Config
 	cfg   kargs.Config
+	// base is the configuration baked into the initramfs, before the
+	// command line: what the builder chose, not the boot's operator.
+	base  kargs.Config
 	rep   *report.Report
 	stack *mounts.Stack
 	dev   *devices.Watcher
@@ -82,7 +85,7 @@ func (b *boot) loadConfig() error {
 	}
 	cfg, problems := kargs.Parse(strings.TrimSpace(string(cmdline)), base, baked.Locked)
 	b.commandLineProblems(problems)
-	b.cfg = cfg
+	b.cfg, b.base = cfg, base
 	switch cfg.LogLevel {
 	case kargs.Quiet:
 		b.log.setLevel(prioWarn)
@@ -92,6 +95,9 @@ func (b *boot) loadConfig() error {
 	b.rep.Locked = baked.Locked
 	b.rep.Init = cfg.Init
 	b.log.Infof("keel starting: %s", strings.TrimSpace(string(cmdline)))
+	if baked.Locked {
+		return lockedKernelOptions(string(cmdline))
+	}
 	return nil
 }
 

@@ -34,18 +34,18 @@ type failureClass struct {
 var failureClasses = []failureClass{
 	{stepImageDevice, bootstate.Environment, "the slot's image partition did not appear within rd.timeout"},
 	{stepHashDevice, bootstate.Environment, "the slot's verity partition did not appear within rd.timeout"},
-	{stepHeaderRead, bootstate.Image, "the slot header cannot be read"},
+	{stepHeaderRead, bootstate.Environment, "the verity partition cannot be read (an I/O error: the device, not the image)"},
 	{stepHeader, bootstate.Image, "the slot header is corrupt, unsigned or signed by an untrusted key"},
 	{stepRollback, bootstate.Image, "the image's rollback index is below the machine's floor (locked)"},
 	{stepDM, bootstate.Environment, "a device-mapper ioctl or node failed"},
-	{stepRootHash, bootstate.Image, "the hash tree does not match the signed root hash"},
-	{stepRootHashArg, bootstate.Environment, "the hash tree does not match roothash= (a command-line mistake)"},
+	{stepRootHash, bootstate.Image, "the hash tree does not match the signed (or baked) root hash"},
+	{stepRootHashArg, bootstate.Environment, "the hash tree does not match a roothash= typed on the command line (a command-line mistake)"},
 	{stepFSModule, bootstate.Environment, "the kernel does not know the image's file system (module missing)"},
 	{stepMountImage, bootstate.Image, "the verified image does not mount"},
 	{stepData, bootstate.Environment, "the data partition cannot be prepared"},
 	{stepOverlay, bootstate.Environment, "the overlay cannot be mounted"},
-	{stepInit, bootstate.Image, "the image has no /sbin/init"},
-	{stepInitArg, bootstate.Environment, "init= names no program in the image (a command-line mistake)"},
+	{stepInit, bootstate.Image, "the image has no init (/sbin/init, or the one baked with mkinitrd --cmdline init=)"},
+	{stepInitArg, bootstate.Environment, "an init= typed on the command line names no program in the image (a command-line mistake)"},
 }
 
 // fault classifies err, a failure of step, by the table.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/keel-boot/keel/devices"
@@ -62,6 +63,9 @@ func (b *boot) systemDisk() (string, error) {
 			return "", err // not recorded: root= is waited for again, and fails by name
 		}
 	}
+	if !b.sys.done && b.cfg.Root == "" {
+		b.explicitSlotDisk()
+	}
 	if !b.sys.done {
 		b.chooseSlotDisk()
 	}
@@ -95,15 +99,34 @@ func (b *boot) chooseSlotDisk() {
 	b.log.Errorf("%v", err)
 }
 
+// explicitSlotDisk: when the builder or the command line names slot a's
+// image device explicitly (root-a=, else root-b=), the disk holding it is
+// the system disk, as root='s is in single mode; the slot partitions then
+// need not carry the default labels for bootstate and data to be found.
+func (b *boot) explicitSlotDisk() {
+	for _, x := range []string{"a", "b"} {
+		if spec := b.cfg.SlotRoot(x); spec != "" {
+			if path, err := b.waitFor("root-"+x, spec); err == nil {
+				b.noteDisk("root-"+x+"="+spec, path)
+			}
+			return
+		}
+	}
+}
+
 // noteRootDisk records, in single and plain modes, the disk holding the
 // root= device as the system disk.
-func (b *boot) noteRootDisk(path string) {
+func (b *boot) noteRootDisk(path string) { b.noteDisk("root="+b.cfg.Root, path) }
+
+// noteDisk records the disk holding path, which option named, as the
+// system disk.
+func (b *boot) noteDisk(option, path string) {
 	if b.sys.done {
 		return
 	}
 	disk := b.dev.DiskOf(path)
 	if disk == "" {
-		b.sys.done, b.sys.err = true, fmt.Errorf("no system disk: root=%s (%s) is on no disk this boot has seen", b.cfg.Root, path)
+		b.sys.done, b.sys.err = true, fmt.Errorf("no system disk: %s (%s) is on no disk this boot has seen", option, path)
 		return
 	}
 	sd, err := b.dev.WaitSystemDisk(context.Background(), disk, "")
@@ -140,12 +163,22 @@ func (b *boot) strays(ps []devices.DiskPart) {
 }
 
 // reportStrays names the strays on disks announced after the choice; it
-// runs when the report is written.
-func (b *boot) reportStrays() {
+// runs when the report is written. In slot mode a later disk that holds
+// every slot label is an error: the choice might have gone to the wrong
+// disk (a stick announced before a slow system disk), so neither is booted.
+func (b *boot) reportStrays() error {
 	if b.dev == nil || b.sys.disk == "" {
-		return
+		return nil
 	}
-	b.strays(b.dev.Strays(b.sys.disk))
+	strays := b.dev.Strays(b.sys.disk)
+	b.strays(strays)
+	if b.cfg.Root != "" {
+		return nil
+	}
+	if late := devices.LateCandidates(strays); len(late) > 0 {
+		return fmt.Errorf("more than one system disk: /dev/%s was chosen, then /dev/%s appeared holding every slot label too; remove the disk that is not this machine's", b.sys.disk, strings.Join(late, ", /dev/"))
+	}
+	return nil
 }
 
 // modulesLoaded waits, up to ctx, for the background module loads: the

@@ -11,7 +11,9 @@ import (
 
 func (b *boot) writeReport() error {
 	b.waitBackground(-1)
-	b.reportStrays()
+	if err := b.reportStrays(); err != nil {
+		return err
+	}
 	if err := b.rep.Write(report.Path); err != nil {
 		// The report is for monitoring; its loss must not stop the boot.
 		b.log.Warnf("%v", err)
@@ -30,6 +32,7 @@ func (b *boot) switchRoot() error {
 	if b.dev != nil {
 		b.dev.Close()
 	}
+	b.prepareShutdown()
 	if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/verity"
@@ -93,7 +92,7 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	}
 	id := img.imageID
 	if id == "" && len(img.target.RootHash) > 0 {
-		id = fmt.Sprintf("%x", img.target.RootHash[:6])
+		id = fmt.Sprintf("%x", img.target.RootHash[:min(6, len(img.target.RootHash))])
 	}
 	return b.assemble(layout, id)
 }
@@ -152,7 +151,7 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 func (b *boot) checkInit(newRoot string) error {
 	init, err := mounts.ResolveInit(newRoot, b.cfg.Init)
 	if err != nil {
-		if b.cfg.Init != kargs.Defaults().Init {
+		if b.cfg.Init != b.base.Init {
 			return fault(stepInitArg, err)
 		}
 		return fault(stepInit, err)
@@ -225,13 +224,14 @@ func (b *boot) mountAny(dev, target string, types []string, data string) error {
 
 // verityFault classifies a failure to open dm-verity: a first read that
 // fails (EIO) is a root hash that does not match the data, an image fault
-// unless the root hash came from roothash=; anything else is the
-// device-mapper's, an environment fault.
+// unless the root hash came from a roothash= typed on the command line (a
+// baked one is the builder's); anything else is the device-mapper's, an
+// environment fault.
 func verityFault(img *image, err error) error {
 	switch {
 	case !errors.Is(err, unix.EIO):
 		return fault(stepDM, err)
-	case img.hashFrom == "cmdline":
+	case img.hashFrom == "cmdline" && !img.bakedHash:
 		return fault(stepRootHashArg, err)
 	}
 	return fault(stepRootHash, err)

@@ -92,3 +92,22 @@ func consoleHides(printk string, prio int) bool {
 	level, err := strconv.Atoi(fields[0])
 	return err != nil || prio >= level
 }
+
+// deviceHidingOptions are kernel options that keep devices or drivers from
+// appearing: the kernel applied them before keel started, so keel cannot
+// ignore them. On a locked machine they could hide the real system disk so
+// that a stick with keel labels is chosen instead.
+var deviceHidingOptions = []string{"module_blacklist", "initcall_blacklist", "modprobe.blacklist"}
+
+// lockedKernelOptions refuses to boot a locked initramfs whose command line
+// holds a device-hiding kernel option, naming it.
+func lockedKernelOptions(cmdline string) error {
+	for _, p := range kargs.Split(cmdline) {
+		for _, name := range deviceHidingOptions {
+			if p.Name() == name {
+				return fmt.Errorf("command line: %s: refused: the initramfs is locked and this kernel option hides devices or drivers (the system disk could be replaced by another disk); remove it", p)
+			}
+		}
+	}
+	return nil
+}

@@ -110,3 +110,23 @@ func TestCheckAuthenticated(t *testing.T) {
 		}
 	}
 }
+
+// TestLockedKernelOptions: a locked init refuses kernel options that hide
+// devices, by name; others pass.
+func TestLockedKernelOptions(t *testing.T) {
+	for _, c := range []struct {
+		cmdline string
+		refused string
+	}{
+		{"console=ttyS0 quiet", ""},
+		{"module_blacklist=nvme,ahci root=x", "module_blacklist=nvme,ahci"},
+		{`initcall_blacklist="virtio_blk_init"`, "initcall_blacklist"},
+		{"modprobe.blacklist=ahci", "modprobe.blacklist=ahci"},
+		{"module_blacklisted=x", ""},
+	} {
+		err := lockedKernelOptions(c.cmdline)
+		if (err == nil) != (c.refused == "") || err != nil && !strings.Contains(err.Error(), c.refused) {
+			t.Errorf("lockedKernelOptions(%q) = %v, want refusal of %q", c.cmdline, err, c.refused)
+		}
+	}
+}

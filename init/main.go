@@ -14,6 +14,11 @@ import (
 )
 
 func main() {
+	// systemd-shutdown executes /run/initramfs/shutdown, a copy of this
+	// binary, as PID 1 at power-off (init/shutdown.go).
+	if filepath.Base(os.Args[0]) == "shutdown" {
+		os.Exit(shutdownMain(os.Args))
+	}
 	// mkinitrd links /bin/sh to /init: started as sh (the emergency shell
 	// runs as a child process, never as PID 1), this binary is the rescue
 	// shell.

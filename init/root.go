@@ -23,6 +23,8 @@ type image struct {
 	authed   bool
 	hashFrom string
 	rollback uint64 // the header's rollback index
+	// bakedHash: the roothash= in use is the one baked into the initramfs.
+	bakedHash bool
 }
 
 // mountRoot assembles the new root at /newroot in one of the three modes.
@@ -55,6 +57,7 @@ func (b *boot) slotImage(slot slots.Slot) (*image, error) {
 	}
 	raw, err := readHead(hashDev, slots.HeaderSize)
 	if err != nil {
+		// An I/O error says the device failed, not what the header holds.
 		return nil, fault(stepHeaderRead, fmt.Errorf("%s: %w", slot.VerityLabel(), err))
 	}
 	img, err := b.headerImage(slot.VerityLabel(), dataDev, hashDev, raw)
@@ -108,6 +111,7 @@ func (b *boot) overrideRootHash(img *image) error {
 	}
 	img.target.RootHash = root
 	img.authed, img.hashFrom = true, "cmdline"
+	img.bakedHash = b.cfg.RootHash == b.base.RootHash
 	return nil
 }
 

@@ -231,3 +231,58 @@ func TestRunningSystemFlags(t *testing.T) {
 		t.Errorf("bootstate file: %+v, %v; want %+v at sequence 2", s, err, want)
 	}
 }
+
+// TestRefuseLastGoodSlot: while the running slot b is not yet confirmed,
+// the only good slot a is neither overwritten nor retired without --force.
+func TestRefuseLastGoodSlot(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	img, ver := sealedImage(t, dir, "img", key)
+	mustRun(t, nil, "mark-good", "a", "--disk", disk)
+	tries := 2
+	rep := writeReport(t, dir, report.Report{Mode: "slot", Slot: "b", SlotReason: "highest priority (2), not yet good", TriesLeft: &tries, ImageID: "img"})
+	for _, args := range [][]string{{"mark-bad", "a"}, {"install", "--slot", "a", img, ver}} {
+		r := slotctl(t, nil, append(args, "--disk", disk, "--boot-report", rep)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "slot a is the only good slot and the running slot b is not confirmed yet") {
+			t.Errorf("slotctl %q while unconfirmed b runs: exit %d, %s", args, r.code, r.stderr)
+		}
+	}
+	if out := mustRun(t, nil, "mark-bad", "a", "--force", "--disk", disk, "--boot-report", rep); !strings.Contains(out, "slot a marked bad") {
+		t.Errorf("mark-bad --force: %s", out)
+	}
+}
+
+// TestInstallRefusesRollback: once an image with rollback index 5 was
+// marked good, install refuses an image with index 3 before writing
+// anything, and mark-good never lowers the floor.
+func TestInstallRefusesRollback(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	seal := func(name, index string) (string, string) {
+		sub := filepath.Join(dir, name)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		img, ver := makeImage(t, sub), filepath.Join(sub, "verity.img")
+		mustRun(t, nil, "seal", "--image", img, "--out", ver, "--key", key, "--image-id", name, "--rollback-index", index)
+		return img, ver
+	}
+	newImg, newVer := seal("new", "5")
+	oldImg, oldVer := seal("old", "3")
+	mustRun(t, nil, "install", "--slot", "b", newImg, newVer, "--disk", disk)
+	mustRun(t, nil, "mark-good", "b", "--disk", disk)
+	if v := statusJSON(t, "--disk", disk); v.RollbackFloor != 5 || v.LastGood != "b/new" {
+		t.Fatalf("after mark-good of index 5: floor %d, last good %q", v.RollbackFloor, v.LastGood)
+	}
+	r := slotctl(t, nil, "install", "--slot", "a", oldImg, oldVer, "--disk", disk)
+	if r.code != 1 || !strings.Contains(r.stderr, "rollback index 3, below this machine's floor 5") || !strings.Contains(r.stderr, "nothing was written") {
+		t.Errorf("install of index 3 over floor 5: exit %d, %s", r.code, r.stderr)
+	}
+	if r := slotctl(t, nil, "seal", "--image", oldImg, "--out", oldVer, "--rollback-index", "4294967296"); r.code == 0 {
+		t.Error("seal accepted a rollback index above 2^32-1")
+	}
+}

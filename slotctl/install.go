@@ -18,6 +18,7 @@ type installJob struct {
 	image, verity  string // input files
 	trusted        []ed25519.PublicKey
 	tries          int
+	force          bool // --force: even over the only good slot
 	rootP, verityP *partition
 }
 
@@ -28,6 +29,7 @@ func runInstall(e *env, args []string) error {
 	t := targetFlags(fs)
 	slotName := fs.String("slot", "", "slot to write: a or b (never the running one)")
 	tries := fs.Int("tries", bootstate.DefaultTries, "boots the new slot gets to be marked good (1 to 255)")
+	force := fs.Bool("force", false, "write the slot even if it is the only good one while the running slot is unconfirmed")
 	var trust listFlag
 	fs.Var(&trust, "trust", "trusted public key file (repeatable); without any, an unsigned header is accepted")
 	pos, err := parse(fs, args)
@@ -38,6 +40,7 @@ func runInstall(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	j.force = *force
 	h, authenticated, err := j.run()
 	if err != nil {
 		return err
@@ -73,6 +76,9 @@ func newInstallJob(t *target, slotName string, pos []string, tries int, trust []
 // once its partitions verified.
 func (j *installJob) run() (*slots.Header, bool, error) {
 	if err := j.t.refuseRunning(j.slot, "install over"); err != nil {
+		return nil, false, err
+	}
+	if err := j.t.refuseLastGood(j.slot, "install over", j.force); err != nil {
 		return nil, false, err
 	}
 	h, _, err := verifyFiles(j.image, j.verity, j.trusted)

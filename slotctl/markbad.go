@@ -12,6 +12,7 @@ func runMarkBad(e *env, args []string) error {
 	fs := newFlags(e, "mark-bad")
 	t := targetFlags(fs)
 	reason := fs.String("reason", "marked bad by slotctl mark-bad", "why, shown by slotctl status")
+	force := fs.Bool("force", false, "retire the slot even if it is the only good one while the running slot is unconfirmed")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -21,6 +22,9 @@ func runMarkBad(e *env, args []string) error {
 		return err
 	}
 	if err := t.refuseRunning(x, "mark bad"); err != nil {
+		return err
+	}
+	if err := t.refuseLastGood(x, "mark bad", *force); err != nil {
 		return err
 	}
 	s, err := t.withState(func(s *bootstate.State) error { return s.MarkBad(x, *reason) })

@@ -117,6 +117,28 @@ func (t *target) refuseRunning(x slots.Slot, what string) error {
 	return nil
 }
 
+// refuseLastGood refuses to overwrite or retire slot x while it is the
+// machine's only good slot and the running slot is not confirmed yet: if
+// the running image then fails, nothing that worked would be left to boot.
+// force overrides it.
+func (t *target) refuseLastGood(x slots.Slot, what string, force bool) error {
+	if force {
+		return nil
+	}
+	run, err := t.running()
+	if err != nil || run == "" {
+		return err // nothing runs (a disk image): nothing to protect
+	}
+	s, err := t.withState(func(*bootstate.State) error { return nil })
+	if err != nil {
+		return err
+	}
+	if st, o := s.Slot(x), s.Slot(x.Other()); st.Good && !o.Good {
+		return fmt.Errorf("slot %s is the only good slot and the running slot %s is not confirmed yet (slotctl mark-good): refusing to %s it, since nothing that worked would be left to boot (--force to do it anyway)", x, x.Other(), what)
+	}
+	return nil
+}
+
 // withState loads the boot state, lets change modify it, and saves it when
 // it changed. It returns the state as saved (or as found).
 func (t *target) withState(change func(s *bootstate.State) error) (bootstate.State, error) {

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anatol/devmapper.go"
+	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/datapart"
+	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/shutdown"
+)
+
+// The initrd shutdown interface (docs/boot-sequence.md, "Shutdown"): the
+// init leaves itself in /run/initramfs as shutdown, with a record of what
+// it set up; systemd-shutdown pivots there at power-off and executes it.
+const (
+	shutdownDir  = "/run/initramfs"
+	shutdownProg = shutdownDir + "/shutdown"
+)
+
+// prepareShutdown fills /run/initramfs before switch_root: the init binary
+// (the only program the shutdown needs), the directories systemd-shutdown's
+// pivot binds into, and the undo record; and it marks keel's mounts as the
+// initrd's in libmount's utab. A failure costs the clean shutdown, not the
+// boot.
+func (b *boot) prepareShutdown() {
+	ms := b.keelMounts()
+	size, err := writeShutdownRoot(shutdownDir, b.undoState(ms))
+	if err == nil {
+		err = b.markInitrdMounts(ms)
+	}
+	if err != nil {
+		b.log.Warnf("shutdown: %v: at power-off keel's file systems will only be remounted read-only", err)
+		// The report is written already: write it again with the warning.
+		b.rep.Warn("shutdown: %v", err)
+		if err := b.rep.Write(report.Path); err != nil {
+			b.log.Warnf("%v", err)
+		}
+		return
+	}
+	b.log.Infof("shutdown: %s ready (%d KiB kept in RAM until power-off)", shutdownProg, size>>10)
+}
+
+// markInitrdMounts writes /run/mount/utab so that systemd leaves keel's
+// mounts to the shutdown program (shutdown.InitrdOption).
+func (b *boot) markInitrdMounts(ms []mounts.Mount) error {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	table, err := shutdown.ParseMountinfo(info)
+	if err != nil {
+		return err
+	}
+	points := map[string]string{}
+	for _, m := range ms {
+		points[m.Target] = bootedPath(m.Target, b.newRoot)
+	}
+	if err := os.MkdirAll(filepath.Dir(shutdown.UtabPath), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(shutdown.UtabPath, shutdown.Utab(table, points), 0o644)
+}
+
+// writeShutdownRoot copies the running binary to dir/shutdown and writes
+// the undo record; it returns the bytes the copy takes in the tmpfs.
+func writeShutdownRoot(dir string, st shutdown.State) (int64, error) {
+	for _, d := range []string{"oldroot", "proc", "sys", "dev", "run"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return 0, err
+		}
+	}
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return 0, fmt.Errorf("open the init binary: %w", err)
+	}
+	defer src.Close()
+	prog := filepath.Join(dir, "shutdown")
+	tmp, err := os.OpenFile(prog+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(tmp, src)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, filepath.Base(shutdown.StatePath)), st.Marshal(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(prog+".tmp", prog)
+	}
+	if err != nil {
+		os.Remove(prog + ".tmp")
+		return 0, fmt.Errorf("write %s: %w", prog, err)
+	}
+	return n, nil
+}
+
+// keelMounts are the mounts this boot made that stay in the booted system:
+// the data partition, the image, the upper, the root and the binds (not
+// the API file systems, which are moved).
+func (b *boot) keelMounts() []mounts.Mount {
+	var ms []mounts.Mount
+	if b.data != nil {
+		ms = b.data.stack.Mounts()
+	}
+	var out []mounts.Mount
+	for _, m := range append(ms, b.stack.Mounts()...) {
+		if !slices.Contains(mounts.APIFilesystems, m.Target) && m.Flags&(unix.MS_MOVE|unix.MS_REMOUNT) == 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// undoState is what this boot set up, as the booted system will see it.
+func (b *boot) undoState(ms []mounts.Mount) shutdown.State {
+	var st shutdown.State
+	if v := b.rep.Devices["verity"]; v != "" {
+		st.DM = append(st.DM, filepath.Base(v))
+	}
+	if b.data != nil && b.rep.Data != nil && b.rep.Data.Encrypted {
+		st.DM = append(st.DM, filepath.Base(b.rep.Data.Device))
+	}
+	for _, m := range ms {
+		st.Mounts = append(st.Mounts, shutdown.Mounted{Role: mountRole(m, b.newRoot), Target: bootedPath(m.Target, b.newRoot), FSType: m.FSType, Source: m.Source})
+	}
+	return st
+}
+
+func mountRole(m mounts.Mount, newRoot string) string {
+	l := mounts.DefaultLayout
+	switch {
+	case m.Target == newRoot:
+		return "root"
+	case m.Target == l.Lower:
+		return "image"
+	case m.Target == l.Upper:
+		return "upper"
+	case m.Target == datapart.DefaultRoot:
+		return "data"
+	case m.Flags&unix.MS_BIND != 0:
+		return "bind"
+	}
+	return "mount"
+}
+
+// bootedPath turns a path under the new root into the booted system's.
+func bootedPath(p, newRoot string) string {
+	if newRoot != "" && shutdown.Under(p, newRoot) {
+		return "/" + strings.TrimPrefix(strings.TrimPrefix(p, newRoot), "/")
+	}
+	return p
+}
+
+// shutdownMain is the init started as /run/initramfs/shutdown VERB by
+// systemd-shutdown, as PID 1 after its pivot: undo, sync, perform the verb.
+// As PID 1 it never returns.
+func shutdownMain(args []string) int {
+	if os.Getpid() != 1 {
+		fmt.Fprintf(os.Stderr, "%s: keel's shutdown program runs as PID 1, executed by systemd-shutdown from /run/initramfs (it is PID %d)\n", args[0], os.Getpid())
+		return 2
+	}
+	log := newLogger(os.Stderr)
+	log.openKmsg()
+	verb, err := shutdown.ParseVerb(args[1:])
+	if err != nil {
+		log.Errorf("shutdown: %v", err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Errorf("shutdown: internal error (panic): %v\n%s", r, debug.Stack())
+			}
+		}()
+		undoBoot(log)
+	}()
+	performVerb(log, verb)
+	return 0
+}
+
+// undoBoot undoes what the init set up and logs what it did and could not.
+func undoBoot(log *logger) {
+	var st shutdown.State
+	raw, err := os.ReadFile("/" + filepath.Base(shutdown.StatePath))
+	if err == nil {
+		st, err = shutdown.ParseState(raw)
+	}
+	if err != nil {
+		log.Warnf("shutdown: %v: unmounting %s without knowing keel's devices", err, shutdown.OldRoot)
+	}
+	res := shutdown.Undo(kernelShutdownSys(), st, shutdown.DefaultOptions)
+	log.Infof("shutdown: unmounted %d below %s: %s", len(res.Unmounted), shutdown.OldRoot, strings.Join(res.Unmounted, " "))
+	if len(res.Removed) > 0 {
+		log.Infof("shutdown: removed device-mapper devices %s", strings.Join(res.Removed, " "))
+	}
+	for _, p := range res.Problems {
+		log.Errorf("shutdown: could not undo %s", p)
+	}
+	if len(res.Problems) == 0 {
+		log.Infof("shutdown: everything keel set up is undone (%s)", describeState(st))
+		return
+	}
+	log.Errorf("shutdown: %d thing(s) could not be undone (above); going on", len(res.Problems))
+}
+
+// describeState names keel's mounts and devices for the log.
+func describeState(st shutdown.State) string {
+	var parts []string
+	for _, m := range st.Mounts {
+		parts = append(parts, m.Role+" "+m.Target)
+	}
+	for _, d := range st.DM {
+		parts = append(parts, "dm "+d)
+	}
+	if len(parts) == 0 {
+		return "no undo record"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func kernelShutdownSys() shutdown.Sys {
+	return shutdown.Sys{
+		Mountinfo: func() ([]byte, error) { return os.ReadFile("/proc/self/mountinfo") },
+		Unmount:   unix.Unmount,
+		RemountRO: func(target string) error {
+			return unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		},
+		RemoveDM: func(name string) error {
+			err := devmapper.Remove(name)
+			if errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) {
+				return shutdown.ErrGone
+			}
+			if err == nil {
+				_ = os.Remove(filepath.Join("/dev/mapper", name))
+			}
+			// The library's errors name the ioctl's number; the errno is
+			// what the console needs.
+			if errno, ok := errors.AsType[unix.Errno](err); ok {
+				return errno
+			}
+			return err
+		},
+		Holders: holders,
+		Sync:    unix.Sync,
+	}
+}
+
+// holders names the processes with a working directory, root or open file
+// at or below point: "312 @keel-hold".
+func holders(point string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		pid := e.Name()
+		if pid == "1" || pid == "self" || strings.Trim(pid, "0123456789") != "" {
+			continue
+		}
+		if holds("/proc/"+pid, point) {
+			out = append(out, pid+" "+processName("/proc/"+pid))
+		}
+	}
+	return out
+}
+
+func holds(proc, point string) bool {
+	links := []string{proc + "/cwd", proc + "/root", proc + "/exe"}
+	fds, _ := os.ReadDir(proc + "/fd")
+	for _, fd := range fds {
+		links = append(links, proc+"/fd/"+fd.Name())
+	}
+	for _, l := range links {
+		if t, err := os.Readlink(l); err == nil && shutdown.Under(t, point) {
+			return true
+		}
+	}
+	return false
+}
+
+func processName(proc string) string {
+	if b, err := os.ReadFile(proc + "/cmdline"); err == nil && len(b) > 0 {
+		return strings.SplitN(string(b), "\x00", 2)[0]
+	}
+	b, _ := os.ReadFile(proc + "/comm")
+	return "[" + strings.TrimSpace(string(b)) + "]"
+}
+
+// performVerb reboots, powers off, halts or kexecs (a loaded kernel, else
+// a reboot). It never returns: if reboot(2) fails it waits forever rather
+// than let PID 1 exit.
+func performVerb(log *logger, verb shutdown.Verb) {
+	defer func() {
+		if r := recover(); r != nil {
+			_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+		}
+		for {
+			time.Sleep(time.Hour)
+		}
+	}()
+	if verb == shutdown.Kexec {
+		if b, _ := os.ReadFile("/sys/kernel/kexec_loaded"); strings.TrimSpace(string(b)) == "1" {
+			log.Infof("shutdown: kexec into the loaded kernel")
+			err := unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC)
+			log.Errorf("shutdown: kexec failed: %v; rebooting", err)
+		} else {
+			log.Warnf("shutdown: kexec asked but no kernel is loaded; rebooting")
+		}
+		verb = shutdown.Reboot
+	}
+	cmd := map[shutdown.Verb]int{
+		shutdown.Reboot:   unix.LINUX_REBOOT_CMD_RESTART,
+		shutdown.PowerOff: unix.LINUX_REBOOT_CMD_POWER_OFF,
+		shutdown.Halt:     unix.LINUX_REBOOT_CMD_HALT,
+	}[verb]
+	if cmd == 0 {
+		cmd = unix.LINUX_REBOOT_CMD_RESTART
+	}
+	log.Infof("shutdown: %s", verb)
+	if err := unix.Reboot(cmd); err != nil {
+		log.Errorf("shutdown: %s failed: %v; halting here", verb, err)
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/datapart"
+	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/shutdown"
+)
+
+func fakeStack(t *testing.T, ms ...mounts.Mount) *mounts.Stack {
+	t.Helper()
+	s := &mounts.Stack{Sys: mounts.Sys{
+		Mount:    func(string, string, string, uintptr, string) error { return nil },
+		Unmount:  func(string, int) error { return nil },
+		MkdirAll: func(string, os.FileMode) error { return nil },
+	}}
+	if err := s.DoAll(ms...); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestUndoState: the record names keel's mounts as the booted system sees
+// them (API file systems and moves left out) and its dm devices in the
+// order they were made.
+func TestUndoState(t *testing.T) {
+	l := mounts.DefaultLayout
+	root, _ := l.RootMounts(mounts.OverlayPersistent, "/run/keel/data/@overlay/a/os")
+	b := &boot{
+		newRoot: l.NewRoot,
+		rep: &report.Report{Devices: map[string]string{"verity": "/dev/mapper/keel-root-a"},
+			Data: &report.Data{Encrypted: true, Device: "/dev/mapper/keel-data"}},
+		data: &dataState{stack: fakeStack(t, datapart.Mount("/dev/mapper/keel-data", "btrfs", datapart.DefaultRoot))},
+	}
+	b.stack = fakeStack(t, append(append(append(mounts.Early(), l.Image("/dev/mapper/keel-root-a", "squashfs")), root...),
+		append(datapart.Binds(datapart.DefaultRoot, l.NewRoot), mounts.Mount{Source: "/proc", Target: "/newroot/proc", Flags: unix.MS_MOVE})...)...)
+	got := b.undoState(b.keelMounts())
+	want := shutdown.State{
+		Mounts: []shutdown.Mounted{
+			{Role: "data", Target: "/run/keel/data", FSType: "btrfs", Source: "/dev/mapper/keel-data"},
+			{Role: "image", Target: "/run/keel/lower", FSType: "squashfs", Source: "/dev/mapper/keel-root-a"},
+			{Role: "root", Target: "/", FSType: "overlay", Source: "overlay"},
+			{Role: "bind", Target: "/var", Source: "/run/keel/data/@var"},
+			{Role: "bind", Target: "/home", Source: "/run/keel/data/@home"},
+		},
+		DM: []string{"keel-root-a", "keel-data"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("state\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestWriteShutdownRoot: the directory holds an executable copy of the
+// running binary, the record and the pivot's directories.
+func TestWriteShutdownRoot(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "initramfs")
+	st := shutdown.State{DM: []string{"keel-root-a"}}
+	n, err := writeShutdownRoot(dir, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "shutdown"))
+	if err != nil || fi.Size() != self.Size() || n != self.Size() || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("shutdown: %v %v, copied %d: want an executable copy of %d bytes", fi, err, n, self.Size())
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "keel-undo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := shutdown.ParseState(raw); err != nil || !reflect.DeepEqual(back, st) {
+		t.Errorf("record %+v, %v: want %+v", back, err, st)
+	}
+	for _, d := range []string{"oldroot", "proc", "sys", "dev", "run"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "shutdown.tmp")); !os.IsNotExist(err) {
+		t.Errorf("shutdown.tmp left behind: %v", err)
+	}
+}
+
+func TestBootedPath(t *testing.T) {
+	for in, want := range map[string]string{"/newroot": "/", "/newroot/var": "/var", "/run/keel/lower": "/run/keel/lower", "/newrootx": "/newrootx"} {
+		if got := bootedPath(in, "/newroot"); got != want {
+			t.Errorf("bootedPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

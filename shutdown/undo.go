@@ -1,0 +1,226 @@
+package shutdown
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// OldRoot is where systemd-shutdown leaves the booted system's root.
+const OldRoot = "/oldroot"
+
+// ErrTimeout is a step that did not finish within its bound; it may still
+// be running in the kernel.
+var ErrTimeout = errors.New("timed out")
+
+// Sys is the syscall seam: the kernel in the shutdown program, fakes in
+// tests. Every call may block; Undo bounds each.
+type Sys struct {
+	Mountinfo func() ([]byte, error)
+	// Unmount is umount2(2).
+	Unmount func(target string, flags int) error
+	// RemountRO makes the file system mounted at target read-only (the
+	// superblock, not only the mount).
+	RemountRO func(target string) error
+	// RemoveDM removes a device-mapper device by name; a device that is
+	// gone already must be reported as ErrGone.
+	RemoveDM func(name string) error
+	// Holders names the processes with files open below a mount point.
+	Holders func(point string) []string
+	Sync    func()
+}
+
+// ErrGone is RemoveDM's answer for a device that does not exist.
+var ErrGone = errors.New("no such device")
+
+// Options bound the undo.
+type Options struct {
+	Top    string        // what to unmount: OldRoot
+	Step   time.Duration // the most one syscall may take
+	Budget time.Duration // the most the whole undo may take
+	// DMTries and DMWait: a device can stay busy for a moment after the
+	// last unmount of what it holds; removal is retried.
+	DMTries int
+	DMWait  time.Duration
+}
+
+// DefaultOptions are the shutdown program's bounds.
+var DefaultOptions = Options{Top: OldRoot, Step: 10 * time.Second, Budget: 45 * time.Second, DMTries: 5, DMWait: 200 * time.Millisecond}
+
+// Problem is something that could not be undone.
+type Problem struct {
+	What string // "/oldroot/var", "dm keel-data"
+	Err  error
+	// Fallback says what was done instead: "detached lazily, read-only".
+	Fallback string
+	Holders  []string
+}
+
+func (p Problem) String() string {
+	s := p.What + ": " + p.Err.Error()
+	if len(p.Holders) > 0 {
+		s += " (held by " + strings.Join(p.Holders, ", ") + ")"
+	}
+	if p.Fallback != "" {
+		s += "; " + p.Fallback
+	}
+	return s
+}
+
+// Result is what Undo did.
+type Result struct {
+	Unmounted []string // mount points, in the order unmounted
+	Removed   []string // device-mapper devices
+	Problems  []Problem
+}
+
+// Undo unmounts everything at or below opt.Top deepest first, then removes
+// st's device-mapper devices, the last made first, and syncs. A mount that
+// will not go (busy) is retried once its children are gone, then remounted
+// read-only and detached lazily; every syscall is bounded by opt.Step and
+// the whole by opt.Budget, after which the remaining steps are skipped and
+// named. Undo never fails: what it could not do is in the Result.
+func Undo(sys Sys, st State, opt Options) Result {
+	u := &undoer{sys: sys, opt: opt, deadline: time.Now().Add(opt.Budget)}
+	u.unmountAll()
+	for i := len(st.DM) - 1; i >= 0; i-- {
+		u.removeDM(st.DM[i])
+	}
+	// The sync has its own bound: it must run even when the budget is spent.
+	if err := within(opt.Step, func() error { sys.Sync(); return nil }); err != nil {
+		u.res.Problems = append(u.res.Problems, Problem{What: "sync", Err: err})
+	}
+	return u.res
+}
+
+type undoer struct {
+	sys      Sys
+	opt      Options
+	deadline time.Time
+	res      Result
+}
+
+// bounded runs f and gives up waiting after opt.Step or at the deadline,
+// whichever is first. A syscall stuck in the kernel keeps its
+// thread; the shutdown goes on without it.
+func (u *undoer) bounded(f func() error) error {
+	d := min(u.opt.Step, time.Until(u.deadline))
+	if d <= 0 {
+		return fmt.Errorf("skipped: the shutdown's %v are used up", u.opt.Budget)
+	}
+	return within(d, f)
+}
+
+// within runs f in a goroutine and waits for it at most d.
+func within(d time.Duration, f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %v", r)
+			}
+		}()
+		done <- f()
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("%w after %v", ErrTimeout, d)
+	}
+}
+
+func (u *undoer) unmountAll() {
+	var order []MountInfo
+	err := u.bounded(func() error {
+		b, err := u.sys.Mountinfo()
+		if err != nil {
+			return err
+		}
+		ms, err := ParseMountinfo(b)
+		order = UnmountOrder(ms, u.opt.Top)
+		return err
+	})
+	if err != nil {
+		u.res.Problems = append(u.res.Problems, Problem{What: "mount table", Err: err})
+		return
+	}
+	var busy []MountInfo
+	for _, m := range order {
+		if err := u.bounded(func() error { return u.sys.Unmount(m.Point, 0) }); err != nil {
+			busy = append(busy, m)
+			continue
+		}
+		u.res.Unmounted = append(u.res.Unmounted, m.Point)
+	}
+	for _, m := range busy {
+		u.fallback(m)
+	}
+}
+
+// fallback handles a mount that would not unmount in the first pass: its
+// children may be gone now; else it is made read-only and detached, so
+// that what is left is at least clean on disk.
+func (u *undoer) fallback(m MountInfo) {
+	err := u.bounded(func() error { return u.sys.Unmount(m.Point, 0) })
+	if err == nil {
+		u.res.Unmounted = append(u.res.Unmounted, m.Point)
+		return
+	}
+	p := Problem{What: m.Point, Err: err}
+	if errors.Is(err, unix.EBUSY) && u.sys.Holders != nil {
+		_ = u.bounded(func() error { p.Holders = u.sys.Holders(m.Point); return nil })
+	}
+	var done []string
+	switch {
+	case m.ReadOnly():
+		done = append(done, "read-only")
+	case !virtualFS[m.FSType]:
+		if rerr := u.bounded(func() error { return u.sys.RemountRO(m.Point) }); rerr != nil {
+			done = append(done, "still writable: remount read-only: "+rerr.Error())
+		} else {
+			done = append(done, "remounted read-only")
+		}
+	}
+	if derr := u.bounded(func() error { return u.sys.Unmount(m.Point, unix.MNT_DETACH) }); derr != nil {
+		done = append(done, "not detached: "+derr.Error())
+	} else {
+		done = append(done, "detached lazily")
+	}
+	p.Fallback = strings.Join(done, ", ")
+	u.res.Problems = append(u.res.Problems, p)
+}
+
+// virtualFS are file systems with nothing to keep clean on a disk.
+var virtualFS = map[string]bool{
+	"proc": true, "sysfs": true, "devtmpfs": true, "tmpfs": true, "devpts": true,
+	"cgroup": true, "cgroup2": true, "mqueue": true, "debugfs": true, "tracefs": true,
+	"securityfs": true, "pstore": true, "bpf": true, "configfs": true, "fusectl": true,
+	"hugetlbfs": true, "autofs": true, "efivarfs": true, "binfmt_misc": true, "ramfs": true,
+}
+
+func (u *undoer) removeDM(name string) {
+	var err error
+	for try := 0; try < max(u.opt.DMTries, 1); try++ {
+		if try > 0 && time.Until(u.deadline) > u.opt.DMWait {
+			time.Sleep(u.opt.DMWait)
+		}
+		err = u.bounded(func() error { return u.sys.RemoveDM(name) })
+		if err == nil {
+			u.res.Removed = append(u.res.Removed, name)
+			return
+		}
+		if errors.Is(err, ErrGone) {
+			return
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			break
+		}
+	}
+	u.res.Problems = append(u.res.Problems, Problem{What: "dm " + name, Err: err, Fallback: "left open"})
+}

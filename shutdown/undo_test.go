@@ -1,0 +1,203 @@
+package shutdown
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fakeKernel is a mount table and device-mapper devices over the Sys seam:
+// a mount with mounts on it, or pinned (a process holds it), is busy.
+type fakeKernel struct {
+	mu       sync.Mutex
+	mounts   []MountInfo
+	pinned   map[string]bool
+	writers  map[string]bool // remounting read-only fails
+	hang     map[string]chan struct{}
+	dm       map[string]int // open count
+	log      []string
+	synced   bool
+	dmPinned map[string]bool
+}
+
+func newFake(t *testing.T) *fakeKernel {
+	ms, err := ParseMountinfo([]byte(oldrootInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeKernel{mounts: ms, pinned: map[string]bool{}, writers: map[string]bool{}, hang: map[string]chan struct{}{},
+		dm: map[string]int{"keel-root-a": 0, "keel-data": 0}, dmPinned: map[string]bool{}}
+}
+
+func (k *fakeKernel) sys() Sys {
+	return Sys{
+		Mountinfo: func() ([]byte, error) {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			var b strings.Builder
+			for _, m := range k.mounts {
+				b.WriteString(strings.Join([]string{strconv.Itoa(m.ID), strconv.Itoa(m.Parent), m.Dev, Escape(m.Root), Escape(m.Point), m.Options, "-", m.FSType, Escape(m.Source), m.Super}, " ") + "\n")
+			}
+			return []byte(b.String()), nil
+		},
+		Unmount: func(target string, flags int) error {
+			if c, ok := k.hang[target]; ok {
+				<-c
+			}
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			i := -1 // the topmost mount on target
+			for j, m := range k.mounts {
+				if m.Point == target {
+					i = j
+				}
+			}
+			if i < 0 {
+				return unix.EINVAL
+			}
+			m := k.mounts[i]
+			if flags&unix.MNT_DETACH == 0 {
+				if k.pinned[target] || slices.ContainsFunc(k.mounts, func(c MountInfo) bool { return c.Parent == m.ID }) {
+					return unix.EBUSY
+				}
+			}
+			k.mounts = slices.DeleteFunc(k.mounts, func(c MountInfo) bool { return c.ID == m.ID || (flags&unix.MNT_DETACH != 0 && Under(c.Point, target)) })
+			k.log = append(k.log, "umount "+target)
+			return nil
+		},
+		RemountRO: func(target string) error {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if k.writers[target] {
+				return unix.EBUSY
+			}
+			k.log = append(k.log, "ro "+target)
+			return nil
+		},
+		RemoveDM: func(name string) error {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if _, ok := k.dm[name]; !ok {
+				return ErrGone
+			}
+			if k.dmPinned[name] {
+				return unix.EBUSY
+			}
+			delete(k.dm, name)
+			k.log = append(k.log, "dm remove "+name)
+			return nil
+		},
+		Holders: func(point string) []string { return []string{"312 @keel-hold"} },
+		Sync:    func() { k.mu.Lock(); k.synced = true; k.mu.Unlock() },
+	}
+}
+
+var testOptions = Options{Top: OldRoot, Step: 2 * time.Second, Budget: 10 * time.Second, DMTries: 3, DMWait: time.Millisecond}
+
+func TestUndoClean(t *testing.T) {
+	k := newFake(t)
+	res := Undo(k.sys(), State{DM: []string{"keel-root-a", "keel-data"}}, testOptions)
+	if len(res.Problems) != 0 {
+		t.Fatalf("problems: %v", res.Problems)
+	}
+	if len(res.Unmounted) != 12 || res.Unmounted[len(res.Unmounted)-1] != "/oldroot" {
+		t.Errorf("unmounted %q: want 12 mounts, /oldroot last", res.Unmounted)
+	}
+	if !slices.Equal(res.Removed, []string{"keel-data", "keel-root-a"}) || len(k.dm) != 0 {
+		t.Errorf("removed %q, left %v: want keel-data then keel-root-a", res.Removed, k.dm)
+	}
+	if !k.synced {
+		t.Error("no sync")
+	}
+	if !slices.ContainsFunc(k.mounts, func(m MountInfo) bool { return m.Point == "/run" }) {
+		t.Error("/run, outside /oldroot, was unmounted")
+	}
+}
+
+func TestUndoBusy(t *testing.T) {
+	k := newFake(t)
+	k.pinned["/oldroot/var"] = true
+	k.pinned["/oldroot"] = true
+	k.pinned["/oldroot/run/keel/lower"] = true
+	k.dmPinned["keel-data"] = true
+	res := Undo(k.sys(), State{DM: []string{"keel-root-a", "keel-data", "gone-already"}}, testOptions)
+	var got []string
+	for _, p := range res.Problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		"/oldroot/var: device or resource busy (held by 312 @keel-hold); remounted read-only, detached lazily",
+		"/oldroot/run/keel/lower: device or resource busy (held by 312 @keel-hold); read-only, detached lazily",
+		"/oldroot: device or resource busy (held by 312 @keel-hold); remounted read-only, detached lazily",
+		"dm keel-data: device or resource busy; left open",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems\n got %q\nwant %q", got, want)
+	}
+	if !slices.Contains(res.Unmounted, "/oldroot/home") || !slices.Equal(res.Removed, []string{"keel-root-a"}) {
+		t.Errorf("unmounted %q removed %q: the rest must still be undone", res.Unmounted, res.Removed)
+	}
+	if !slices.Contains(k.log, "ro /oldroot/var") {
+		t.Errorf("log %q: want /oldroot/var remounted read-only", k.log)
+	}
+}
+
+// TestUndoParentAfterChildDetached: a mount that was only busy because of
+// a child is unmounted properly in the second pass.
+func TestUndoParentAfterChildDetached(t *testing.T) {
+	k := newFake(t)
+	k.pinned["/oldroot/var"] = true
+	k.writers["/oldroot/var"] = true
+	res := Undo(k.sys(), State{}, testOptions)
+	if len(res.Problems) != 1 || res.Problems[0].Fallback != "still writable: remount read-only: device or resource busy, detached lazily" {
+		t.Fatalf("problems %v: want only /oldroot/var, still writable", res.Problems)
+	}
+	if res.Unmounted[len(res.Unmounted)-1] != "/oldroot" {
+		t.Errorf("unmounted %q: want /oldroot last, once /oldroot/var was detached", res.Unmounted)
+	}
+}
+
+// TestUndoHungUnmount: an unmount that never returns costs one step's
+// bound; the rest is undone and the program goes on to power off.
+func TestUndoHungUnmount(t *testing.T) {
+	k := newFake(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	k.hang["/oldroot/run/keel/data"] = release
+	opt := testOptions
+	opt.Step = 50 * time.Millisecond
+	res := Undo(k.sys(), State{DM: []string{"keel-root-a"}}, opt)
+	if len(res.Problems) == 0 || res.Problems[0].What != "/oldroot/run/keel/data" || !errors.Is(res.Problems[0].Err, ErrTimeout) {
+		t.Fatalf("problems %v: want /oldroot/run/keel/data timed out first", res.Problems)
+	}
+	if !slices.Contains(res.Unmounted, "/oldroot/var") || !slices.Equal(res.Removed, []string{"keel-root-a"}) || !k.synced {
+		t.Errorf("unmounted %q, removed %q, synced %v: the rest must go on", res.Unmounted, res.Removed, k.synced)
+	}
+}
+
+// TestUndoBudget: once the whole budget is spent, what is left is skipped
+// and named; the sync still runs.
+func TestUndoBudget(t *testing.T) {
+	k := newFake(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	k.hang["/oldroot/home"] = release
+	opt := testOptions
+	opt.Step, opt.Budget = time.Hour, 50*time.Millisecond
+	res := Undo(k.sys(), State{DM: []string{"keel-data"}}, opt)
+	var skipped int
+	for _, p := range res.Problems {
+		if strings.Contains(p.Err.Error(), "skipped") {
+			skipped++
+		}
+	}
+	if skipped == 0 || !slices.ContainsFunc(res.Problems, func(p Problem) bool { return p.What == "dm keel-data" }) || !k.synced {
+		t.Errorf("problems %v, synced %v: want skipped steps named, dm keel-data among them, and a sync", res.Problems, k.synced)
+	}
+}
