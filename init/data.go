@@ -245,6 +245,12 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 		slot = "" // a plain root has no image: no upper, nothing pruned
 	}
 	prune, why := mayPrune(b.cfg, b.rep.Mode, slot, b.devices())
+	if lgSlot, lgID, ok := b.lastGood(); prune && ok && lgSlot == slot && lgID != imageID {
+		// The last good image was in this slot and was replaced: its upper
+		// is the /etc merge's source, so it stays until another image is
+		// marked good.
+		prune, why = false, "the upper of "+lgID+", the last image marked good, is the /etc merge's source"
+	}
 	if slot != "" && !prune {
 		b.log.Infof("data: uppers of slot %s kept: %s", slot, why)
 	}
