@@ -42,7 +42,6 @@ var failureClasses = []failureClass{
 	{stepRootHashArg, bootstate.Environment, "the hash tree does not match a roothash= typed on the command line (a command-line mistake)"},
 	{stepFSModule, bootstate.Environment, "the kernel does not know the image's file system (module missing)"},
 	{stepMountImage, bootstate.Image, "the verified image does not mount"},
-	{stepData, bootstate.Environment, "the data partition cannot be prepared"},
 	{stepOverlay, bootstate.Environment, "the overlay cannot be mounted"},
 	{stepInit, bootstate.Image, "the image has no init (/sbin/init, or the one baked with mkinitrd --cmdline init=)"},
 	{stepInitArg, bootstate.Environment, "an init= typed on the command line names no program in the image (a command-line mistake)"},
