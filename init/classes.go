@@ -18,7 +18,6 @@ const (
 	stepRootHashArg = "roothash= from the command line"
 	stepFSModule    = "file system module"
 	stepMountImage  = "image mount"
-	stepData        = "data partition"
 	stepOverlay     = "overlay"
 	stepInit        = "init"
 	stepInitArg     = "init= from the command line"
