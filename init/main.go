@@ -43,7 +43,10 @@ func (b *boot) recovery() {
 	}
 }
 
-// run is the boot sequence of docs/boot-sequence.md, one call per phase.
+// run is the boot sequence of docs/boot-sequence.md, one call per phase;
+// each phase lives in the file named after it (early.go, config.go,
+// devices.go, data.go, root.go with root_slot.go, root_single.go and
+// root_plain.go, report.go, switchroot.go).
 // It only returns on failure: on success the last phase execs the real
 // init. The data partition is its own phase, before the root (the slot is
 // chosen there), because it does not depend on the slot. Once another

@@ -262,3 +262,30 @@ func (b *boot) readBootState() {
 	}
 	b.bs.state = state
 }
+
+// slotImage finds a slot's partitions and reads and authenticates its header.
+func (b *boot) slotImage(slot slots.Slot) (*image, error) {
+	dataDev, err := b.waitForOr(slot.RootLabel(), b.cfg.SlotRoot(string(slot)))
+	if err != nil {
+		return nil, fault(stepImageDevice, err)
+	}
+	hashDev, err := b.waitForOr(slot.VerityLabel(), b.cfg.SlotVerity(string(slot)))
+	if err != nil {
+		return nil, fault(stepHashDevice, err)
+	}
+	raw, err := readHead(hashDev, slots.HeaderSize)
+	if err != nil {
+		// An I/O error says the device failed, not what the header holds.
+		return nil, fault(stepHeaderRead, fmt.Errorf("%s: %w", slot.VerityLabel(), err))
+	}
+	img, err := b.headerImage(slot.VerityLabel(), dataDev, hashDev, raw)
+	if err != nil {
+		return nil, fault(stepHeader, err)
+	}
+	if err := b.checkRollback(slot.VerityLabel(), img.rollback); err != nil {
+		return nil, err
+	}
+	img.name = "keel-root-" + string(slot)
+	img.target.Name = img.name
+	return img, nil
+}

@@ -6,20 +6,7 @@ import (
 
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
-	"github.com/keel-boot/keel/report"
 )
-
-func (b *boot) writeReport() error {
-	b.waitBackground(-1)
-	if err := b.reportStrays(); err != nil {
-		return err
-	}
-	if err := b.rep.Write(report.Path); err != nil {
-		// The report is for monitoring; its loss must not stop the boot.
-		b.log.Warnf("%v", err)
-	}
-	return nil
-}
 
 // switchRoot hands over to the real init. rd.break opens the emergency shell
 // first; leaving the shell continues the boot.

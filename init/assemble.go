@@ -1,0 +1,71 @@
+package main
+
+import (
+	"time"
+
+	"github.com/keel-boot/keel/mounts"
+)
+
+// assemble stacks the upper layer over the image mounted at layout.Lower,
+// binds /var and /home from the data partition, and checks the init.
+// overlay= decides the upper; by default it is persistent when a data
+// partition is usable, else tmpfs.
+//
+// Everything of the data partition in the new root (a persistent upper,
+// the binds) is mounted after mark; when any of it fails, all of it is
+// undone before the boot goes volatile, so that a volatile boot never
+// writes to the data partition.
+func (b *boot) assemble(layout mounts.Layout, imageID string) error {
+	start := time.Now()
+	upper := b.prepareData(layout, imageID)
+	b.rep.AddPhase("data-image", start)
+	mark := b.stack.Len()
+	mode := b.cfg.Overlay
+	switch {
+	case mode == "" && upper != "":
+		mode = mounts.OverlayPersistent
+	case mode == "":
+		mode = mounts.OverlayTmpfs
+	case mode == mounts.OverlayPersistent && upper == "":
+		b.log.Warnf("overlay=persistent but no usable data partition: the upper layer is tmpfs")
+		b.rep.Warn("overlay=persistent but no usable data partition: the upper layer is tmpfs")
+		mode = mounts.OverlayTmpfs
+	}
+	b.mergeEtc(layout, mode, upper)
+	ms, err := layout.RootMounts(mode, upper)
+	if err != nil {
+		return err
+	}
+	if mode != mounts.OverlayOff {
+		b.need("overlay")
+	}
+	err = b.stack.DoAll(ms...)
+	if err != nil && mode != mounts.OverlayPersistent {
+		return fault(stepOverlay, err)
+	}
+	if err == nil {
+		err = b.bindData(layout)
+	}
+	if err != nil {
+		for _, e := range b.stack.UndoTo(mark) {
+			b.log.Warnf("undo the data partition's mounts in the new root: %v", e)
+		}
+		b.volatile(b.data.dev, err)
+		return b.assemble(layout, imageID)
+	}
+	b.rep.Overlay = mode
+	return b.checkInit(layout.NewRoot)
+}
+
+func (b *boot) checkInit(newRoot string) error {
+	init, err := mounts.ResolveInit(newRoot, b.cfg.Init)
+	if err != nil {
+		if b.cfg.Init != b.base.Init {
+			return fault(stepInitArg, err)
+		}
+		return fault(stepInit, err)
+	}
+	b.newRoot, b.init = newRoot, b.cfg.Init
+	b.log.Debugf("init %s resolves to %s", b.cfg.Init, init)
+	return nil
+}

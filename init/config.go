@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/keel-boot/keel/bakedconf"
+	kargs "github.com/keel-boot/keel/kernel-args"
+)
+
+// loadConfig reads the baked configuration and parses /proc/cmdline once over
+// its defaults.
+func (b *boot) loadConfig() error {
+	baked, err := bakedconf.Load(bakedconf.Path)
+	if err != nil {
+		// Without it we know no modules and no keys: say so, boot what we can
+		// with a locked posture (no keys would mean unsigned headers pass).
+		b.log.Errorf("%v: continuing with built-in defaults, locked", err)
+		baked = &bakedconf.Config{Version: bakedconf.Version, Locked: true}
+	}
+	b.baked = baked
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("read /proc/cmdline: %w", err)
+	}
+	base, problems := kargs.FromBaked(baked.Cmdline, baked.Locked)
+	for _, p := range problems {
+		b.log.Warnf("baked default %v", p)
+	}
+	cfg, problems := kargs.Parse(strings.TrimSpace(string(cmdline)), base, baked.Locked)
+	b.commandLineProblems(problems)
+	b.cfg, b.base = cfg, base
+	switch cfg.LogLevel {
+	case kargs.Quiet:
+		b.log.setLevel(prioWarn)
+	case kargs.Debug:
+		b.log.setLevel(prioDebug)
+	}
+	b.rep.Locked = baked.Locked
+	b.rep.Init = cfg.Init
+	b.log.Infof("keel starting: %s", strings.TrimSpace(string(cmdline)))
+	if baked.Locked {
+		return lockedKernelOptions(string(cmdline))
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+package main
+
+import "github.com/keel-boot/keel/report"
+
+// writeReport is the report phase: it waits for the background module
+// loads, names late strays (a late second system disk stops the boot), and
+// writes /run/keel/boot.json.
+func (b *boot) writeReport() error {
+	b.waitBackground(-1)
+	if err := b.reportStrays(); err != nil {
+		return err
+	}
+	if err := b.rep.Write(report.Path); err != nil {
+		// The report is for monitoring; its loss must not stop the boot.
+		b.log.Warnf("%v", err)
+	}
+	return nil
+}
