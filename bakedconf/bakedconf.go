@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package bakedconf is the configuration mkinitrd bakes into the initramfs and
 // the init reads at boot. It is defined once here so that the writer (mkinitrd)
 // and the reader (init) cannot drift apart.

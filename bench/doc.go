@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package bench measures keel against the initramfs generators Debian ships
 // (initramfs-tools, dracut, tiny-initramfs): how long each takes to build
 // its image, how big the image is, and how long the machine spends in the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package bootstate
 
 // Byte layout of the boot state record, version 2. All integers are

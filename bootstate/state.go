@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package bootstate is keel's A/B boot counting: the state of both slots
 // (priority, tries, good flag, unconfirmed boots of a good slot), the
 // machine's rollback floor and last good image, the power-cut-safe record

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package datapart prepares the persistent data partition: it recognises
 // its filesystem, creates the @var, @home and @overlay subvolumes (btrfs,
 // through the kernel ioctl: there is no btrfs-progs in the initramfs) or

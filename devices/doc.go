@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package devices finds the block devices the init needs, named by DEVSPEC
 // (package devspec: /dev/NAME, UUID=, PARTUUID=, LABEL=, PARTLABEL=), and
 // chooses the system disk.

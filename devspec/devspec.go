@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package devspec is the DEVSPEC: how keel names a block device on the
 // command line, in the baked configuration and in its tools — /dev/NAME,
 // UUID=, PARTUUID=, LABEL= or PARTLABEL= (docs/cmdline.md).

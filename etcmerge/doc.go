@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package etcmerge carries the machine's /etc changes into a new image: a
 // three-way merge of the old image's overlay upper (local changes: files,
 // symlinks, whiteouts, opaque directories, metadata-only copy-ups), that

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command init is keel's PID 1 inside the initramfs: it finds the root image,
 // verifies it with dm-verity, stacks the overlay and switch_roots into the
 // real init. It never exits: every failure ends in the emergency policy.

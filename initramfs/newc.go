@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package initramfs writes and reads Linux initramfs images: newc ("070701")
 // cpio archives, optionally compressed with zstd or gzip.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package kargs turns the kernel command line (the contents of /proc/cmdline)
 // into keel's typed boot configuration.
 //

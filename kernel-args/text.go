@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package kargs
 
 // hasControl reports C0 control bytes and DEL, which no option value needs

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package kmod resolves the kernel modules an initramfs needs and loads them
 // at boot.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command mkinitrd builds keel's initramfs: the init, the kernel modules it
 // needs with their dependencies and firmware, an optional emergency shell
 // and the baked configuration, packed into compressed newc archives that

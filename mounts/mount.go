@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package mounts knows mounting: mounts described as data, undone in reverse
 // on failure, the overlay stack over the read-only image, and switch_root.
 // It knows nothing about slots or verity.

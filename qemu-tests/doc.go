@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package qemutests holds keel's end-to-end scenarios: each boots the test
 // kernel in QEMU with an initramfs and disk images that the test builds, and
 // asserts on the serial console. They are skipped with -short; package vm is

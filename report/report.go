@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package report is the boot report the init writes to /run/keel/boot.json
 // and slotctl or any monitoring agent reads.
 package report

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package rescue is keel's built-in emergency shell: a small command
 // interpreter linked into the init binary, so that an initramfs needs no
 // busybox (1 MB) to give the operator a shell when the boot fails. The init

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package shutdown is keel's side of the initrd shutdown interface
 // (docs/boot-sequence.md, "Shutdown"): before its final reboot or power-off,
 // systemd-shutdown pivots into /run/initramfs, leaves the old root at

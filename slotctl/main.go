@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command slotctl manages keel's A/B slots: it makes signing keys, seals
 // SquashFS images (verity hash tree + signed slot header) and inspects and
 // verifies sealed slots.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package slots
 
 // Byte layout of the version 1 slot header. All integers are little-endian;

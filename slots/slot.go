@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package slots knows keel's A/B slot layout and the signed slot header that
 // sits at the start of each slot's verity partition.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package unlock opens LUKS2 volumes in the initramfs: it reads and checks
 // both copies of the LUKS2 header itself, recovers the volume key from a
 // key file or a passphrase (PBKDF2 or Argon2 key slots, the anti-forensic

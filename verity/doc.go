@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package verity knows dm-verity: the hash tree and superblock that
 // `veritysetup format` writes (format version 1), verification of a data
 // device against them, and the device-mapper table that opens a verity

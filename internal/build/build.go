@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package build builds keel's binaries as the Makefile does, for the QEMU
 // tests and the benchmark, so that they boot the init that ships (a test
 // checks the Makefile's flags against Args).

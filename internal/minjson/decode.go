@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package minjson is the small JSON reader and writer of keel's init. It
 // replaces encoding/json (and the reflection it brings) in the init's import
 // graph, without changing any format keel reads or writes.

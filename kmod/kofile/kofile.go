@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package kofile reads kernel module files on the build host: it
 // decompresses .ko.xz/.ko.zst/.ko.gz and reads the .modinfo section. It is
 // separate from package kmod so that the init, which imports kmod to load

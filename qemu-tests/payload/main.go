@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command payload is the init of keel's test root images: keel switch_roots
 // into it as PID 1. It prints what the tests assert about the booted root
 // (see package report for the line format), runs the test actions named on

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package report defines the console lines that the test payload (the tiny
 // init inside test root images) prints, and parses them back for assertions.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package vm is the harness of keel's end-to-end QEMU tests: it finds the
 // test kernel, builds the test payload, disk images and root trees without
 // root where possible, and runs QEMU with the serial console streamed into a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package jsontest helps tests compare readers built on minjson with
 // encoding/json. Only tests import it.
 package jsontest
