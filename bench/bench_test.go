@@ -49,6 +49,7 @@ func TestBench(t *testing.T) {
 	bootAll(t, kernel, specs, runs)
 	r.Breakdowns = []Breakdown{KeelBreakdown(r.KeelSmall.Name, specs[0].boots), KeelBreakdown(r.KeelFull.Name, specs[1].boots)}
 	r.Verity = verityThroughput(t)
+	r.EtcMerge = etcMergeTime(t)
 	writeReport(t, r)
 }
 

@@ -135,6 +135,26 @@ func verityThroughput(t *testing.T) Throughput {
 	return tp
 }
 
+// etcMergeTime runs etcmerge's BenchmarkMerge: one /etc merge of a
+// realistic update.
+func etcMergeTime(t *testing.T) time.Duration {
+	t.Helper()
+	cmd := exec.Command("go", "test", "-run=^$", "-bench=^BenchmarkMerge$", "-benchtime=5x", "-count=1", "./etcmerge")
+	cmd.Dir = moduleRoot(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("etcmerge benchmark: %v\n%s", err, out)
+	}
+	ns, err := ParseGoBenchTime(string(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns["Merge"] == 0 {
+		t.Fatalf("etcmerge benchmark: no BenchmarkMerge in %v", ns)
+	}
+	return ns["Merge"]
+}
+
 // writeReport prints the tables and writes BENCHMARKS.md.
 func writeReport(t *testing.T, r Results) {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // benchSuffix is the -GOMAXPROCS suffix go test appends to benchmark names.
@@ -35,6 +36,27 @@ func ParseGoBench(out string) (map[string]float64, error) {
 	}
 	if len(res) == 0 {
 		return nil, fmt.Errorf("go test -bench: no benchmark line with MB/s in:\n%s", out)
+	}
+	return res, nil
+}
+
+// ParseGoBenchTime reads the ns/op of each benchmark line of `go test
+// -bench` output, named without the Benchmark prefix and -N suffix.
+func ParseGoBenchTime(out string) (map[string]time.Duration, error) {
+	res := map[string]time.Duration{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") || f[3] != "ns/op" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[2], 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("go test -bench: %s: ns/op %q: expected a positive number", f[0], f[2])
+		}
+		res[benchSuffix.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")] = time.Duration(v)
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("go test -bench: no benchmark line with ns/op in:\n%s", out)
 	}
 	return res, nil
 }

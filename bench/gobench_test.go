@@ -30,3 +30,14 @@ PASS
 		}
 	}
 }
+
+func TestParseGoBenchTime(t *testing.T) {
+	out := "goos: linux\nBenchmarkMerge-2   \t       5\t 153012345 ns/op\t  12.50 MB/s\nPASS\n"
+	got, err := ParseGoBenchTime(out)
+	if err != nil || got["Merge"] != 153012345 {
+		t.Fatalf("ParseGoBenchTime = %v, %v", got, err)
+	}
+	if _, err := ParseGoBenchTime("PASS\n"); err == nil {
+		t.Error("no benchmark line: no error")
+	}
+}
