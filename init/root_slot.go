@@ -22,9 +22,6 @@ type bootState struct {
 	store bootstate.Store
 	state bootstate.State
 	close func()
-	// durable is false when the state lives in memory only (no bootstate
-	// partition, or one keel refused to write).
-	durable bool
 }
 
 // slotBoot selects the A/B slot with boot counting and assembles its root;
@@ -224,7 +221,7 @@ func (b *boot) loadBootState() *bootState {
 		b.rep.Devices = map[string]string{}
 	}
 	b.rep.Devices["bootstate"] = dev
-	b.bs = &bootState{store: f, durable: true, close: func() {
+	b.bs = &bootState{store: f, close: func() {
 		if err := f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			b.log.Warnf("close %s: %v", dev, err)
 		}
