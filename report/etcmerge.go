@@ -71,19 +71,9 @@ func (m *EtcMerge) write(w *minjson.Writer) {
 		w.Int(int64(n.v))
 	}
 	optStrings(w, "skipped", m.Skipped)
-	if len(m.Conflicts) > 0 {
-		w.Key("conflicts")
-		w.BeginArray()
-		for _, c := range m.Conflicts {
-			w.BeginObject()
-			w.Key("path")
-			w.String(c.Path)
-			w.Key("reason")
-			w.String(c.Reason)
-			w.EndObject()
-		}
-		w.EndArray()
-	}
+	optObjects(w, "conflicts", m.Conflicts, func(c EtcConflict) []string {
+		return []string{"path", c.Path, "reason", c.Reason}
+	})
 	w.Key("ms")
 	w.Float(m.Ms)
 	optString(w, "error", m.Error)

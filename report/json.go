@@ -102,40 +102,18 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.EndArray()
 	}
 	optStrings(&w, "warnings", r.Warnings)
-	if len(r.Refused) > 0 {
-		w.Key("refused")
-		w.BeginArray()
-		for _, f := range r.Refused {
-			w.BeginObject()
-			w.Key("option")
-			w.String(f.Option)
-			w.Key("reason")
-			w.String(f.Reason)
-			w.EndObject()
-		}
-		w.EndArray()
-	}
+	optObjects(&w, "refused", r.Refused, func(f Refused) []string {
+		return []string{"option", f.Option, "reason", f.Reason}
+	})
 	w.Key("init")
 	w.String(r.Init)
 	optString(&w, "failure", r.Failure)
 	w.Key("locked")
 	w.Bool(r.Locked)
 	optString(&w, "system_disk", r.SystemDisk)
-	if len(r.StrayPartitions) > 0 {
-		w.Key("stray_partitions")
-		w.BeginArray()
-		for _, st := range r.StrayPartitions {
-			w.BeginObject()
-			w.Key("device")
-			w.String(st.Device)
-			w.Key("label")
-			w.String(st.Label)
-			w.Key("disk")
-			w.String(st.Disk)
-			w.EndObject()
-		}
-		w.EndArray()
-	}
+	optObjects(&w, "stray_partitions", r.StrayPartitions, func(st Stray) []string {
+		return []string{"device", st.Device, "label", st.Label, "disk", st.Disk}
+	})
 	w.EndObject()
 	return w.Bytes()
 }
@@ -169,6 +147,27 @@ func optBool(w *minjson.Writer, key string, b bool) {
 		w.Key(key)
 		w.Bool(true)
 	}
+}
+
+// optObjects writes a member tagged omitempty that is an array of objects
+// whose members are all strings; members gives each one's keys and values
+// in turn, in the struct's order.
+func optObjects[T any](w *minjson.Writer, key string, list []T, members func(T) []string) {
+	if len(list) == 0 {
+		return
+	}
+	w.Key(key)
+	w.BeginArray()
+	for _, item := range list {
+		w.BeginObject()
+		kv := members(item)
+		for i := 0; i+1 < len(kv); i += 2 {
+			w.Key(kv[i])
+			w.String(kv[i+1])
+		}
+		w.EndObject()
+	}
+	w.EndArray()
 }
 
 func optStrings(w *minjson.Writer, key string, list []string) {
