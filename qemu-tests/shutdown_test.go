@@ -69,6 +69,9 @@ func shutdownRoot(t testing.TB) string {
 	return root
 }
 
+// haltMessage is the kernel's last word on reboot(LINUX_REBOOT_CMD_HALT).
+const haltMessage = "reboot: System halted"
+
 var initramfsLine = regexp.MustCompile(`KEEL-SYSTEMD: initramfs (\d+) KiB: (.*)$`)
 
 // shutdownBoot boots the disk, lets the root shut itself down with verb
@@ -83,9 +86,14 @@ func shutdownBoot(t *testing.T, rd, disk, verb, extra string) string {
 		t.Errorf("/run/initramfs holds %q: want shutdown and keel-undo", files)
 	}
 	m.Expect("KEEL-SYSTEMD: systemctl " + verb)
-	if verb == "reboot" {
+	switch verb {
+	case "reboot":
 		m.ExpectReboot()
-	} else {
+	case "halt":
+		// A halted machine stays on: QEMU runs until it is stopped.
+		m.Expect(haltMessage)
+		m.Kill()
+	default:
 		m.ExpectPowerOff()
 	}
 	return m.Output()
@@ -130,11 +138,31 @@ func cleanShutdown(t *testing.T, out string, dms ...string) {
 	}
 }
 
+// quietShutdown checks the console of a shutdown booted with quiet, as
+// Debian's boot loaders do by default: systemd-shutdown's info lines are
+// below the console level then, so the console must show no
+// "Could not detach DM" line at all (one at error level would still show),
+// no failed unit and no keel error; the machine ends as the verb says.
+func quietShutdown(t *testing.T, out, end string) {
+	t.Helper()
+	for _, bad := range []string{"Could not detach DM", "FAILED", "keel: shutdown: could not undo", "could not be undone", "Unable to finalize", "Failed to execute shutdown binary"} {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, bad) {
+				t.Errorf("console (quiet) has %q: %s", bad, strings.TrimSpace(l))
+			}
+		}
+	}
+	if !strings.Contains(out, end) {
+		t.Errorf("console (quiet) does not end with %q", end)
+	}
+}
+
 // TestShutdownSystemdBtrfs: the Debian systemd root with a btrfs data
-// partition reboots (systemctl reboot) and then powers off (systemctl
-// poweroff) through keel's shutdown program: no failed unit, no DM
-// warning, the overlay, binds, data partition and verity device all
-// undone; the second boot replays no btrfs log and the file system checks
+// partition reboots (systemctl reboot), powers off (systemctl poweroff)
+// and halts (systemctl halt, booted with quiet) through keel's shutdown
+// program: no failed unit, no DM warning after the hand-over (none at all
+// with quiet), the overlay, binds, data partition and verity device all
+// undone; the later boots replay no btrfs log and the file system checks
 // clean on the host afterwards.
 func TestShutdownSystemdBtrfs(t *testing.T) {
 	vm.Short(t)
@@ -150,6 +178,8 @@ func TestShutdownSystemdBtrfs(t *testing.T) {
 	if strings.Contains(out, "tree-log replay") {
 		t.Error("the second boot replayed the btrfs log: the first shutdown left it unclean")
 	}
+	out = shutdownBoot(t, rd, disk.Path, "halt", "quiet")
+	quietShutdown(t, out, haltMessage)
 	data := extractPart(t, disk, "data")
 	run(t, "btrfs", "check", "--readonly", data)
 	super := run(t, "btrfs", "inspect-internal", "dump-super", data)
