@@ -155,6 +155,25 @@ func runRaucBackend(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := t.raucRun(e, c); err != nil {
+		return fmt.Errorf("%s: %w", c, err) // RAUC logs only the exit code: the journal has this
+	}
+	return nil
+}
+
+// String is the call as RAUC makes it.
+func (c raucCall) String() string {
+	s := c.op
+	if c.slot != "" {
+		s += " " + string(c.slot)
+	}
+	if c.op == "set-state" {
+		s += map[bool]string{true: " good", false: " bad"}[c.good]
+	}
+	return s
+}
+
+func (t *target) raucRun(e *env, c raucCall) error {
 	switch c.op {
 	case "get-primary":
 		return t.raucGetPrimary(e)

@@ -191,7 +191,7 @@ func TestRaucBackendRefusals(t *testing.T) {
 		err     string
 	}{
 		// What RAUC calls first when it is about to write the running slot.
-		{nil, []string{"set-state", "a", "bad"}, "slot a is the running slot: refusing to mark bad it"},
+		{nil, []string{"set-state", "a", "bad"}, "slotctl rauc-backend: set-state a bad: slot a is the running slot: refusing to mark bad it"},
 		{nil, []string{"set-primary", "b"}, "no keel slot header"},
 		{map[string]string{"KEEL_RAUC_TRIES": "0"}, []string{"set-primary", "b"}, `KEEL_RAUC_TRIES="0": expected a number of boots from 1 to 255`},
 		{nil, []string{"get-state", "c"}, `bootname "c": expected a or b`},
@@ -269,13 +269,7 @@ func FuzzParseRaucCall(f *testing.F) {
 			}
 			return
 		}
-		again := []string{c.op}
-		if c.slot != "" {
-			again = append(again, string(c.slot))
-		}
-		if c.op == "set-state" {
-			again = append(again, map[bool]string{true: "good", false: "bad"}[c.good])
-		}
+		again := strings.Fields(c.String())
 		if len(again) != len(args) {
 			t.Fatalf("parseRaucCall(%q) = %+v: took %d arguments", args, c, len(args))
 		}
