@@ -208,7 +208,7 @@ func (t *target) raucGetPrimary(e *env) error {
 }
 
 // raucGetCurrent prints the booted slot from the boot report: RAUC since
-// 1.10 asks the backend instead of reading root= on /proc/cmdline, and
+// 1.11 asks the backend instead of reading root= on /proc/cmdline, and
 // keel's rauc.service drop-in passes it to older ones.
 func (t *target) raucGetCurrent(e *env) error {
 	x, err := t.running()
