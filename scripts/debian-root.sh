@@ -5,7 +5,8 @@
 # The root boots systemd to multi-user.target as fast as TCG allows: minbase plus
 # systemd-sysv and udev, no getty, no first-boot prompts, and a oneshot unit that
 # prints "KEEL-SYSTEMD: multi-user reached" on /dev/console once the target is
-# reached, so tests can wait for it.
+# reached, so tests can wait for it. RAUC (rauc, and rauc-service for its D-Bus
+# activated rauc.service) is there for the update-agent scenario (docs/rauc.md).
 #
 # Caching: the tarball is keyed by the sha256 of this script. When
 # $KEEL_CACHE_DIR/debian-root-<hash>.tar exists and $CI is empty it is reused;
@@ -73,7 +74,7 @@ start=$(date +%s)
 # installs usr-is-merged instead of usrmerge, which would pull in 45 MiB of perl.
 mmdebstrap --quiet --variant=minbase --mode=auto --format=tar \
 	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-	--include=systemd-sysv,udev \
+	--include=systemd-sysv,udev,rauc,rauc-service \
 	--dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/doc/*' \
 	--dpkgopt='path-exclude=/usr/share/info/*' \

@@ -13,6 +13,7 @@ need=(
   e2fsprogs:/usr/sbin/mkfs.ext4
   fdisk:/usr/sbin/sfdisk
   mmdebstrap:/usr/bin/mmdebstrap
+  rauc:/usr/bin/rauc
   busybox-static:/bin/busybox
   cpio:/usr/bin/cpio
   zstd:/usr/bin/zstd

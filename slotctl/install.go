@@ -113,9 +113,18 @@ func (j *installJob) checkRollback(h *slots.Header) error {
 	if err != nil {
 		return err
 	}
-	if h.RollbackIndex < s.RollbackFloor {
-		return fmt.Errorf("%s: image %s has rollback index %d, below this machine's floor %d (an image with index %d was marked good): nothing was written",
-			j.verity, h.ImageID, h.RollbackIndex, s.RollbackFloor, s.RollbackFloor)
+	if err := checkFloor(h, s.RollbackFloor, j.verity); err != nil {
+		return fmt.Errorf("%w: nothing was written", err)
+	}
+	return nil
+}
+
+// checkFloor refuses an image below the rollback floor: a locked init
+// would refuse to boot it. what names where the header came from.
+func checkFloor(h *slots.Header, floor uint64, what string) error {
+	if h.RollbackIndex < floor {
+		return fmt.Errorf("%s: image %s has rollback index %d, below this machine's floor %d (an image with index %d was marked good)",
+			what, h.ImageID, h.RollbackIndex, floor, floor)
 	}
 	return nil
 }

@@ -14,16 +14,30 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], &env{
+	os.Exit(run(argsOf(os.Args), &env{
 		stdout: os.Stdout,
 		stderr: os.Stderr,
 		getenv: os.Getenv,
 		now:    time.Now,
 	}))
+}
+
+// argsOf is the command line to run: slotctl's arguments, or with argv[0]
+// named keel-rauc-backend (a symlink to slotctl, which RAUC runs as its
+// custom bootloader backend) the rauc-backend command's.
+func argsOf(argv []string) []string {
+	if len(argv) == 0 {
+		return nil
+	}
+	if filepath.Base(argv[0]) == raucBackendName {
+		return append([]string{"rauc-backend"}, argv[1:]...)
+	}
+	return argv[1:]
 }
 
 // env is what a subcommand may touch of the outside world, so tests can run
@@ -55,6 +69,7 @@ func commands() []command {
 		{"set-next", "SLOT [--tries N] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "boot a slot next, on trial for N boots (default 3)", runSetNext},
 		{"etc-diff", "[--json] [--boot-report PATH] [--upper DIR] [--image DIR]", "list what is changed locally in /etc against the running image", runEtcDiff},
 		{"install", "--slot SLOT IMAGE VERITY [--trust KEY.pub]... [--tries N] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "write a sealed image into a slot that is not running, verify it, set it next", runInstall},
+		{"rauc-backend", "get-primary|set-primary SLOT|get-state SLOT|set-state SLOT good|bad|get-current [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "RAUC's custom bootloader backend over keel's boot state (docs/rauc.md)", runRaucBackend},
 	}
 }
 

@@ -27,6 +27,15 @@ func runMarkGood(e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "this boot did not come from an A/B slot (boot report mode is not \"slot\"): nothing to mark good")
 		return nil
 	}
+	return t.markGood(e, x)
+}
+
+// markGood confirms slot x, checked by markGoodSlot: on the running
+// system only the running slot is confirmed.
+func (t *target) markGood(e *env, x slots.Slot) error {
+	if _, err := t.markGoodSlot([]string{string(x)}); err != nil {
+		return err
+	}
 	id, rollback := t.goodImage(e, x)
 	var was bootstate.State
 	s, err := t.withState(func(s *bootstate.State) error {

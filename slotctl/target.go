@@ -144,15 +144,11 @@ func (t *target) refuseLastGood(x slots.Slot, what string, force bool) error {
 // withState loads the boot state, lets change modify it, and saves it when
 // it changed. It returns the state as saved (or as found).
 func (t *target) withState(change func(s *bootstate.State) error) (bootstate.State, error) {
-	p, err := t.open(bootstate.Label, true)
+	p, s, err := t.openState(true)
 	if err != nil {
-		return bootstate.State{}, err
+		return s, err
 	}
 	defer p.Close()
-	s, _, err := bootstate.Load(p)
-	if err != nil {
-		return s, fmt.Errorf("%s: %w", p, err)
-	}
 	before := s
 	if err := change(&s); err != nil {
 		return s, err
@@ -164,6 +160,30 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 		return s, fmt.Errorf("%s: %w", p, err)
 	}
 	return s, nil
+}
+
+// loadState reads the boot state without opening it for writing.
+func (t *target) loadState() (bootstate.State, error) {
+	p, s, err := t.openState(false)
+	if err != nil {
+		return s, err
+	}
+	p.Close()
+	return s, nil
+}
+
+// openState opens the boot state partition and reads the state.
+func (t *target) openState(write bool) (*partition, bootstate.State, error) {
+	p, err := t.open(bootstate.Label, write)
+	if err != nil {
+		return nil, bootstate.State{}, err
+	}
+	s, _, err := bootstate.Load(p)
+	if err != nil {
+		p.Close()
+		return nil, s, fmt.Errorf("%s: %w", p, err)
+	}
+	return p, s, nil
 }
 
 // slotArg parses the one positional SLOT argument.
