@@ -32,6 +32,9 @@ func (b *boot) emergency(err error) {
 	b.rep.Failure = err.Error()
 	_ = b.rep.Write(report.Path)
 	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
+	if policy == kargs.EmergencyShell {
+		b.watchdogHuman() // the shell, or the wait for Enter, is a human's
+	}
 	if policy == kargs.EmergencyShell && !b.waitForInput() {
 		policy = kargs.EmergencyReboot
 	}
@@ -98,6 +101,8 @@ func (b *boot) shell() {
 		return
 	}
 	b.log.Console("keel: starting emergency shell; the boot report is %s; exit to continue", report.Path)
+	b.watchdogHuman()
+	defer b.watchdogProgress()
 	// os.StartProcess rather than os/exec: the same call, 49 KB less init
 	// (internal/guard fails if the init links os/exec).
 	p, err := os.StartProcess(sh, []string{sh}, &os.ProcAttr{

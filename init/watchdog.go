@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/watchdog"
+)
+
+// The watchdog of rd.watchdog= (docs/boot-sequence.md, "Watchdog"): found
+// and opened in the background from the devices phase on, fed while the
+// boot makes progress or a human is at the console, handed over to systemd
+// still running.
+
+const (
+	// watchdogSysfs and watchdogDev are where the kernel lists and makes
+	// watchdog devices.
+	watchdogSysfs = "/sys/class/watchdog"
+	watchdogDev   = "/dev"
+	// watchdogPoll is how often the search looks for a watchdog device.
+	watchdogPoll = 50 * time.Millisecond
+	// watchdogWork bounds the init's own work in a phase beyond its device
+	// wait (rd.timeout): module loads, verity, mounts, seeding /var, the
+	// /etc merge. It is generous: a reset of a boot that was only slow
+	// costs a try.
+	watchdogWork = 5 * time.Minute
+	// softdog is the opt-in fallback module.
+	softdog = "softdog"
+)
+
+// watchdogState is the search for a watchdog and the feeder once found.
+type watchdogState struct {
+	want    time.Duration // rd.watchdog=
+	feeder  *watchdog.Feeder
+	stop    chan struct{} // closed to end the search
+	done    chan struct{} // closed when the search ended
+	once    sync.Once
+	settled bool // settleWatchdog ran (main goroutine only)
+	mu      sync.Mutex
+	rep     report.Watchdog // what the search found, or why nothing
+}
+
+// startWatchdog starts the search for a watchdog when rd.watchdog= asks for
+// one: load the hardware drivers, wait for a device (up to the device
+// wait), open it. The boot does not wait for it.
+func (b *boot) startWatchdog() {
+	if b.cfg.Watchdog <= 0 {
+		return
+	}
+	w := &watchdogState{want: b.cfg.Watchdog, stop: make(chan struct{}), done: make(chan struct{})}
+	w.feeder = watchdog.NewFeeder(b.workLease(time.Now()), b.log.Warnf)
+	b.wd = w
+	b.goSafe("the watchdog search", func() {
+		defer close(w.done)
+		b.searchWatchdog(w)
+	})
+}
+
+// workLease is the lease of a phase starting at now.
+func (b *boot) workLease(now time.Time) watchdog.Lease {
+	return watchdog.Lease{Until: now.Add(b.cfg.Timeout + watchdogWork)}
+}
+
+// watchdogProgress renews the lease: the boot reached a new phase.
+func (b *boot) watchdogProgress() {
+	if b.wd != nil {
+		b.wd.feeder.Set(b.workLease(time.Now()))
+	}
+}
+
+// watchdogHuman feeds the watchdog for as long as someone at the console
+// takes (a passphrase prompt, the emergency shell); watchdogProgress ends
+// it.
+func (b *boot) watchdogHuman() {
+	if b.wd != nil {
+		b.wd.feeder.Set(watchdog.Lease{Human: true})
+	}
+}
+
+func (b *boot) searchWatchdog(w *watchdogState) {
+	if mods := kmod.Closure(b.baked.Modules, kmod.WatchdogModules()...); len(mods) > 0 {
+		// A driver whose hardware is absent may refuse to load: expected.
+		for _, err := range b.mods.Load(mods) {
+			b.log.Debugf("watchdog drivers: %v", err)
+		}
+	}
+	deadline := time.NewTimer(time.Until(b.devDeadline))
+	defer deadline.Stop()
+	tick := time.NewTicker(watchdogPoll)
+	defer tick.Stop()
+	for {
+		if info, ok := watchdog.Choose(watchdog.List(watchdogSysfs), false); ok {
+			b.openWatchdog(w, info)
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			b.fallbackWatchdog(w)
+			return
+		case <-w.stop:
+			b.fallbackWatchdog(w)
+			return
+		}
+	}
+}
+
+// fallbackWatchdog runs when no hardware watchdog appeared: softdog if the
+// image carries it (mkinitrd --modules softdog), else none, loudly.
+func (b *boot) fallbackWatchdog(w *watchdogState) {
+	why := fmt.Sprintf("no hardware watchdog appeared within the device wait (rd.timeout=%d)", int(b.cfg.Timeout/time.Second))
+	if mods := kmod.Closure(b.baked.Modules, softdog); len(mods) > 0 {
+		for _, err := range b.mods.Load(mods) {
+			b.log.Warnf("watchdog: %v", err)
+		}
+		if info, ok := watchdog.Choose(watchdog.List(watchdogSysfs), true); ok {
+			b.log.Console("keel: rd.watchdog=%d: %s; using softdog, which the image carries (it catches a hung user space, not a hung kernel)",
+				int(w.want/time.Second), why)
+			b.openWatchdog(w, info)
+			return
+		}
+	}
+	b.log.Console("keel: rd.watchdog=%d: %s; booting without a watchdog", int(w.want/time.Second), why)
+	w.setReport(report.Watchdog{None: why})
+}
+
+// openWatchdog opens info's device, sets the timeout and starts feeding.
+func (b *boot) openWatchdog(w *watchdogState, info watchdog.Info) {
+	dev, err := watchdog.Open(info.DevPath(watchdogDev), info.Identity)
+	if err != nil {
+		b.log.Console("keel: rd.watchdog=%d: %v; booting without a watchdog", int(w.want/time.Second), err)
+		w.setReport(report.Watchdog{Device: info.DevPath(watchdogDev), Identity: info.Identity, None: err.Error()})
+		return
+	}
+	got, err := dev.SetTimeout(w.want)
+	if err != nil {
+		b.log.Warnf("%v", err)
+	}
+	if got <= 0 {
+		got = w.want // the driver said nothing useful: feed as asked
+	}
+	w.feeder.Attach(dev, got)
+	b.goSafe("the watchdog feeder", w.feeder.Run)
+	b.log.Infof("watchdog %s (%s) running with a %v timeout", dev.Path, dev.Identity, got)
+	w.setReport(report.Watchdog{Device: dev.Path, Identity: dev.Identity, Timeout: int(got / time.Second)})
+}
+
+func (w *watchdogState) setReport(r report.Watchdog) {
+	w.mu.Lock()
+	w.rep = r
+	w.mu.Unlock()
+}
+
+// settleWatchdog ends the search (a watchdog found later is not used) and
+// puts its outcome into the report.
+func (b *boot) settleWatchdog() {
+	if b.wd == nil || b.wd.settled {
+		return
+	}
+	b.wd.settled = true
+	b.wd.once.Do(func() { close(b.wd.stop) })
+	<-b.wd.done
+	b.wd.mu.Lock()
+	r := b.wd.rep
+	b.wd.mu.Unlock()
+	b.rep.Watchdog = &r
+	if r.None != "" {
+		b.rep.Warn("watchdog: %s", r.None)
+	}
+}
+
+// handOffWatchdog stops feeding and closes the watchdog without the magic
+// close, so that it keeps running until systemd takes it over.
+func (b *boot) handOffWatchdog() {
+	if b.wd == nil {
+		return
+	}
+	b.settleWatchdog()
+	dev, err := b.wd.feeder.HandOff()
+	if err != nil {
+		b.log.Warnf("%v", err)
+	}
+	if dev != nil {
+		b.log.Console("keel: watchdog %s (%s) left running with a %d s timeout: systemd must take it over (RuntimeWatchdogSec= in system.conf), or the machine resets",
+			dev.Path, dev.Identity, b.rep.Watchdog.Timeout)
+	}
+}
