@@ -83,9 +83,24 @@ func (b *boot) watchdogHuman() {
 }
 
 func (b *boot) searchWatchdog(w *watchdogState) {
-	if mods := kmod.Closure(b.baked.Modules, kmod.WatchdogModules()...); len(mods) > 0 {
+	const notYet = "no hardware watchdog appeared while the initramfs ran"
+	// One driver at a time, in WatchdogModules' order, until a watchdog
+	// appears: the order decides which one is used when a machine has two
+	// (QEMU's q35 has an ICH9 TCO besides an added i6300esb), and probing
+	// for absent chipsets costs seconds under emulation.
+	for _, name := range kmod.WatchdogModules() {
+		if info, ok := watchdog.Choose(watchdog.List(watchdogSysfs), false); ok {
+			b.openWatchdog(w, info)
+			return
+		}
+		select {
+		case <-w.stop:
+			b.fallbackWatchdog(w, notYet)
+			return
+		default:
+		}
 		// A driver whose hardware is absent may refuse to load: expected.
-		for _, err := range b.mods.Load(mods) {
+		for _, err := range b.mods.Load(kmod.Closure(b.baked.Modules, name)) {
 			b.log.Debugf("watchdog drivers: %v", err)
 		}
 	}
@@ -101,10 +116,10 @@ func (b *boot) searchWatchdog(w *watchdogState) {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			b.fallbackWatchdog(w)
+			b.fallbackWatchdog(w, fmt.Sprintf("no hardware watchdog appeared within the device wait (rd.timeout=%d)", int(b.cfg.Timeout/time.Second)))
 			return
 		case <-w.stop:
-			b.fallbackWatchdog(w)
+			b.fallbackWatchdog(w, notYet)
 			return
 		}
 	}
@@ -112,8 +127,7 @@ func (b *boot) searchWatchdog(w *watchdogState) {
 
 // fallbackWatchdog runs when no hardware watchdog appeared: softdog if the
 // image carries it (mkinitrd --modules softdog), else none, loudly.
-func (b *boot) fallbackWatchdog(w *watchdogState) {
-	why := fmt.Sprintf("no hardware watchdog appeared within the device wait (rd.timeout=%d)", int(b.cfg.Timeout/time.Second))
+func (b *boot) fallbackWatchdog(w *watchdogState, why string) {
 	if mods := kmod.Closure(b.baked.Modules, softdog); len(mods) > 0 {
 		for _, err := range b.mods.Load(mods) {
 			b.log.Warnf("watchdog: %v", err)

@@ -32,6 +32,7 @@ func DefaultModules() []string {
 // Intel chipset TCO (iTCO_wdt, instantiated by lpc_ich), the AMD chipset
 // TCO and ACPI's WDAT table. softdog is not one of them: an image opts into
 // it with mkinitrd --modules softdog (docs/boot-sequence.md, "Watchdog").
+// The init loads them in this order until a watchdog appears.
 func WatchdogModules() []string {
 	return []string{"i6300esb", "lpc_ich", "iTCO_wdt", "sp5100_tco", "wdat_wdt"}
 }
