@@ -30,6 +30,7 @@ func (b *boot) emergency(err error) {
 	b.log.Errorf("boot failed: %v", err)
 	b.log.Console("\nkeel: BOOT FAILED: %v", err)
 	b.rep.Failure = err.Error()
+	b.reportWatchdog()
 	_ = b.rep.Write(report.Path)
 	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
 	if policy == kargs.EmergencyShell {

@@ -35,6 +35,8 @@ const (
 
 // watchdogState is the search for a watchdog and the feeder once found.
 type watchdogState struct {
+	sysfs   string        // watchdogSysfs, elsewhere in tests
+	dev     string        // watchdogDev, elsewhere in tests
 	want    time.Duration // rd.watchdog=
 	feeder  *watchdog.Feeder
 	stop    chan struct{} // closed to end the search
@@ -48,12 +50,14 @@ type watchdogState struct {
 // startWatchdog starts the search for a watchdog when rd.watchdog= asks for
 // one: load the hardware drivers, wait for a device (up to the device
 // wait), open it. The boot does not wait for it.
-func (b *boot) startWatchdog() {
+func (b *boot) startWatchdog() { b.startWatchdogAt(watchdogSysfs, watchdogDev) }
+
+func (b *boot) startWatchdogAt(sysfs, dev string) {
 	if b.cfg.Watchdog <= 0 {
 		return
 	}
-	w := &watchdogState{want: b.cfg.Watchdog, stop: make(chan struct{}), done: make(chan struct{})}
-	w.feeder = watchdog.NewFeeder(b.workLease(time.Now()), b.log.Warnf)
+	w := &watchdogState{sysfs: sysfs, dev: dev, want: b.cfg.Watchdog, stop: make(chan struct{}), done: make(chan struct{})}
+	w.feeder = watchdog.NewFeeder(b.workLease(time.Now()), b.loud)
 	b.wd = w
 	b.goSafe("the watchdog search", func() {
 		defer close(w.done)
@@ -89,7 +93,7 @@ func (b *boot) searchWatchdog(w *watchdogState) {
 	// (QEMU's q35 has an ICH9 TCO besides an added i6300esb), and probing
 	// for absent chipsets costs seconds under emulation.
 	for _, name := range kmod.WatchdogModules() {
-		if info, ok := watchdog.Choose(watchdog.List(watchdogSysfs), false); ok {
+		if info, ok := watchdog.Choose(watchdog.List(w.sysfs), false); ok {
 			b.openWatchdog(w, info)
 			return
 		}
@@ -109,7 +113,7 @@ func (b *boot) searchWatchdog(w *watchdogState) {
 	tick := time.NewTicker(watchdogPoll)
 	defer tick.Stop()
 	for {
-		if info, ok := watchdog.Choose(watchdog.List(watchdogSysfs), false); ok {
+		if info, ok := watchdog.Choose(watchdog.List(w.sysfs), false); ok {
 			b.openWatchdog(w, info)
 			return
 		}
@@ -132,23 +136,23 @@ func (b *boot) fallbackWatchdog(w *watchdogState, why string) {
 		for _, err := range b.mods.Load(mods) {
 			b.log.Warnf("watchdog: %v", err)
 		}
-		if info, ok := watchdog.Choose(watchdog.List(watchdogSysfs), true); ok {
-			b.log.Console("keel: rd.watchdog=%d: %s; using softdog, which the image carries (it catches a hung user space, not a hung kernel)",
+		if info, ok := watchdog.Choose(watchdog.List(w.sysfs), true); ok {
+			b.loud("rd.watchdog=%d: %s; using softdog, which the image carries (it catches a hung user space, not a hung kernel)",
 				int(w.want/time.Second), why)
 			b.openWatchdog(w, info)
 			return
 		}
 	}
-	b.log.Console("keel: rd.watchdog=%d: %s; booting without a watchdog", int(w.want/time.Second), why)
+	b.loud("rd.watchdog=%d: %s; booting without a watchdog", int(w.want/time.Second), why)
 	w.setReport(report.Watchdog{None: why})
 }
 
 // openWatchdog opens info's device, sets the timeout and starts feeding.
 func (b *boot) openWatchdog(w *watchdogState, info watchdog.Info) {
-	dev, err := watchdog.Open(info.DevPath(watchdogDev), info.Identity)
+	dev, err := watchdog.Open(info.DevPath(w.dev), info.Identity)
 	if err != nil {
-		b.log.Console("keel: rd.watchdog=%d: %v; booting without a watchdog", int(w.want/time.Second), err)
-		w.setReport(report.Watchdog{Device: info.DevPath(watchdogDev), Identity: info.Identity, None: err.Error()})
+		b.loud("rd.watchdog=%d: %v; booting without a watchdog", int(w.want/time.Second), err)
+		w.setReport(report.Watchdog{Device: info.DevPath(w.dev), Identity: info.Identity, None: err.Error()})
 		return
 	}
 	got, err := dev.SetTimeout(w.want)
@@ -179,13 +183,25 @@ func (b *boot) settleWatchdog() {
 	b.wd.settled = true
 	b.wd.once.Do(func() { close(b.wd.stop) })
 	<-b.wd.done
+	b.reportWatchdog()
+	if r := b.rep.Watchdog; r.None != "" {
+		b.rep.Warn("watchdog: %s", r.None)
+	}
+}
+
+// reportWatchdog puts what the search found so far into the report without
+// waiting for it: the emergency path reports a search still running so.
+func (b *boot) reportWatchdog() {
+	if b.wd == nil {
+		return
+	}
 	b.wd.mu.Lock()
 	r := b.wd.rep
 	b.wd.mu.Unlock()
-	b.rep.Watchdog = &r
-	if r.None != "" {
-		b.rep.Warn("watchdog: %s", r.None)
+	if r == (report.Watchdog{}) {
+		r.None = "no watchdog found yet"
 	}
+	b.rep.Watchdog = &r
 }
 
 // handOffWatchdog stops feeding and closes the watchdog without the magic

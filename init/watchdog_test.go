@@ -3,12 +3,19 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
 	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/watchdog"
 )
 
 // TestEagerModulesLeaveWatchdogs: without rd.watchdog= no watchdog driver
@@ -49,5 +56,90 @@ func TestWatchdogLease(t *testing.T) {
 	}
 	if !l.Feeds(now.Add(5*time.Minute)) || l.Feeds(now.Add(6*time.Minute)) {
 		t.Errorf("work lease %+v: want fed 5 min in, not 6 min in", l)
+	}
+}
+
+// watchdogBoot is a boot with rd.watchdog=20 and a fake sysfs and /dev in
+// a temporary directory; sysfs lists the given watchdogs, each with a
+// regular file as its device node.
+func watchdogBoot(t *testing.T, console *bytes.Buffer, ids map[string]string) (b *boot, sysfs, dev string) {
+	t.Helper()
+	dir := t.TempDir()
+	sysfs, dev = filepath.Join(dir, "sys"), filepath.Join(dir, "dev")
+	for _, d := range []string{sysfs, dev} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, id := range ids {
+		if err := os.MkdirAll(filepath.Join(sysfs, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sysfs, name, "identity"), []byte(id+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dev, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := kargs.Defaults()
+	cfg.Watchdog = 20 * time.Second
+	b = &boot{cfg: cfg, log: newLogger(console), rep: &report.Report{}, baked: &bakedconf.Config{},
+		mods: &kmod.Session{}, devDeadline: time.Now().Add(time.Hour)}
+	return b, sysfs, dev
+}
+
+// TestWatchdogSearchAndHandOff runs the init's search, report and hand-off
+// over a fake sysfs: the hardware watchdog is chosen over softdog, named in
+// the report, and handed off without a byte written to it (no magic close).
+// The device node is a regular file, so its ioctls fail: the init says so
+// and goes on.
+func TestWatchdogSearchAndHandOff(t *testing.T) {
+	var console bytes.Buffer
+	b, sysfs, dev := watchdogBoot(t, &console, map[string]string{"watchdog0": watchdog.SoftIdentity, "watchdog1": "i6300ESB timer"})
+	b.startWatchdogAt(sysfs, dev)
+	b.settleWatchdog()
+	b.settleWatchdog() // once only: no second warning
+	want := report.Watchdog{Device: filepath.Join(dev, "watchdog1"), Identity: "i6300ESB timer", Timeout: 20}
+	if b.rep.Watchdog == nil || *b.rep.Watchdog != want || len(b.rep.Warnings) != 0 {
+		t.Fatalf("report watchdog %+v, warnings %q: want %+v", b.rep.Watchdog, b.rep.Warnings, want)
+	}
+	b.watchdogHuman()
+	if l := b.wd.feeder.Lease(); !l.Human {
+		t.Errorf("lease %+v after watchdogHuman", l)
+	}
+	b.watchdogProgress()
+	if l := b.wd.feeder.Lease(); l.Human || !l.Feeds(time.Now()) {
+		t.Errorf("lease %+v after watchdogProgress: want a work lease", l)
+	}
+	b.handOffWatchdog()
+	if !strings.Contains(console.String(), "left running with a 20 s timeout: systemd must take it over (RuntimeWatchdogSec= in system.conf)") {
+		t.Errorf("console %q: want the hand-off named", console.String())
+	}
+	for _, name := range []string{"watchdog0", "watchdog1"} {
+		if b, err := os.ReadFile(filepath.Join(dev, name)); err != nil || len(b) != 0 {
+			t.Errorf("%s holds %q (%v): want nothing written (no magic close)", name, b, err)
+		}
+	}
+}
+
+// TestWatchdogSearchNone: only softdog registered (not carried by the
+// image) is no watchdog: said loudly, in the report and as a warning.
+func TestWatchdogSearchNone(t *testing.T) {
+	var console bytes.Buffer
+	b, sysfs, dev := watchdogBoot(t, &console, map[string]string{"watchdog0": watchdog.SoftIdentity})
+	b.startWatchdogAt(sysfs, dev)
+	b.settleWatchdog()
+	w := b.rep.Watchdog
+	if w == nil || w.Device != "" || w.None != "no hardware watchdog appeared while the initramfs ran" ||
+		len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "no hardware watchdog") {
+		t.Fatalf("report watchdog %+v, warnings %q", w, b.rep.Warnings)
+	}
+	if !strings.Contains(console.String(), "rd.watchdog=20: no hardware watchdog appeared while the initramfs ran; booting without a watchdog") {
+		t.Errorf("console %q", console.String())
+	}
+	b.handOffWatchdog() // nothing to hand off
+	if strings.Contains(console.String(), "left running") {
+		t.Errorf("console %q: a hand-off without a watchdog", console.String())
 	}
 }
