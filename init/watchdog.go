@@ -86,21 +86,35 @@ func (b *boot) watchdogHuman() {
 	}
 }
 
+// watchdogNotYet is why there is no watchdog when the report is written
+// before one appeared.
+const watchdogNotYet = "no hardware watchdog appeared while the initramfs ran"
+
 func (b *boot) searchWatchdog(w *watchdogState) {
-	const notYet = "no hardware watchdog appeared while the initramfs ran"
-	// One driver at a time, in WatchdogModules' order, until a watchdog
-	// appears: the order decides which one is used when a machine has two
-	// (QEMU's q35 has an ICH9 TCO besides an added i6300esb), and probing
-	// for absent chipsets costs seconds under emulation.
+	info, ok, why := b.loadWatchdogDrivers(w)
+	if !ok && why == "" {
+		info, ok, why = b.pollWatchdog(w)
+	}
+	if ok {
+		b.openWatchdog(w, info)
+		return
+	}
+	b.fallbackWatchdog(w, why)
+}
+
+// loadWatchdogDrivers loads one driver at a time, in WatchdogModules'
+// order, until a watchdog appears: the order decides which one is used
+// when a machine has two (QEMU's q35 has an ICH9 TCO besides an added
+// i6300esb), and probing for absent chipsets costs seconds under
+// emulation. why is set when the search was stopped.
+func (b *boot) loadWatchdogDrivers(w *watchdogState) (info watchdog.Info, ok bool, why string) {
 	for _, name := range kmod.WatchdogModules() {
 		if info, ok := watchdog.Choose(watchdog.List(w.sysfs), false); ok {
-			b.openWatchdog(w, info)
-			return
+			return info, true, ""
 		}
 		select {
 		case <-w.stop:
-			b.fallbackWatchdog(w, notYet)
-			return
+			return info, false, watchdogNotYet
 		default:
 		}
 		// A driver whose hardware is absent may refuse to load: expected.
@@ -108,23 +122,27 @@ func (b *boot) searchWatchdog(w *watchdogState) {
 			b.log.Debugf("watchdog drivers: %v", err)
 		}
 	}
+	return info, false, ""
+}
+
+// pollWatchdog watches sysfs for a hardware watchdog (a driver added with
+// mkinitrd --modules, or a slow probe) until the device wait ends or the
+// search is stopped.
+func (b *boot) pollWatchdog(w *watchdogState) (watchdog.Info, bool, string) {
 	deadline := time.NewTimer(time.Until(b.devDeadline))
 	defer deadline.Stop()
 	tick := time.NewTicker(watchdogPoll)
 	defer tick.Stop()
 	for {
 		if info, ok := watchdog.Choose(watchdog.List(w.sysfs), false); ok {
-			b.openWatchdog(w, info)
-			return
+			return info, true, ""
 		}
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			b.fallbackWatchdog(w, fmt.Sprintf("no hardware watchdog appeared within the device wait (rd.timeout=%d)", int(b.cfg.Timeout/time.Second)))
-			return
+			return watchdog.Info{}, false, fmt.Sprintf("no hardware watchdog appeared within the device wait (rd.timeout=%d)", int(b.cfg.Timeout/time.Second))
 		case <-w.stop:
-			b.fallbackWatchdog(w, notYet)
-			return
+			return watchdog.Info{}, false, watchdogNotYet
 		}
 	}
 }

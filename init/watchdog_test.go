@@ -143,3 +143,17 @@ func TestWatchdogSearchNone(t *testing.T) {
 		t.Errorf("console %q: a hand-off without a watchdog", console.String())
 	}
 }
+
+// TestWatchdogSearchDeadline: the device wait over before any watchdog
+// appeared ends the search by itself, saying so.
+func TestWatchdogSearchDeadline(t *testing.T) {
+	var console bytes.Buffer
+	b, sysfs, dev := watchdogBoot(t, &console, nil)
+	b.devDeadline = time.Now().Add(-time.Second)
+	b.startWatchdogAt(sysfs, dev)
+	<-b.wd.done // ended without settleWatchdog stopping it
+	b.settleWatchdog()
+	if w := b.rep.Watchdog; w == nil || w.None != "no hardware watchdog appeared within the device wait (rd.timeout=30)" {
+		t.Fatalf("report watchdog %+v", w)
+	}
+}
