@@ -46,6 +46,8 @@ type boot struct {
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string
+	// wd is the watchdog of rd.watchdog=, nil without one (watchdog.go).
+	wd *watchdogState
 	// fail runs the emergency policy once, from whichever goroutine fails.
 	fail failGuard
 }

@@ -198,11 +198,15 @@ func (b *boot) unlockData(dev string) (string, error) {
 	}
 	var path string
 	p := unlock.Prompter{Console: os.Stdin, Fd: 0, Tries: unlock.DefaultTries, Timeout: timeout}
+	b.watchdogHuman() // nobody is reset while typing; a hung unlock still is
 	err := p.Ask(unlock.Describe("data", dev), func(pass []byte) error {
+		b.watchdogProgress()
+		defer b.watchdogHuman()
 		path2, err := o.Open(dev, name, unlock.Key{Secret: pass, Kind: unlock.Passphrase})
 		path = path2
 		return err
 	})
+	b.watchdogProgress()
 	if errors.Is(err, unlock.ErrTimeout) {
 		err = fmt.Errorf("%w (rd.luks.timeout=%d)", err, int(timeout/time.Second))
 	}

@@ -22,6 +22,7 @@ func (b *boot) startDevices() error {
 	b.dev = w
 	b.devDeadline = time.Now().Add(b.cfg.Timeout)
 	b.loadEager()
+	b.startWatchdog()
 	if err := w.Coldplug(); err != nil {
 		b.log.Warnf("coldplug: %v", err)
 	}

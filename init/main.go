@@ -70,6 +70,7 @@ func (b *boot) run() error {
 		if b.failed() {
 			b.guard().park()
 		}
+		b.watchdogProgress()
 		start := time.Now()
 		err := s.fn()
 		b.rep.AddPhase(s.name, start)
@@ -81,6 +82,7 @@ func (b *boot) run() error {
 	if b.failed() {
 		b.guard().park()
 	}
+	b.watchdogProgress()
 	return b.switchRoot()
 }
 

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -91,7 +92,14 @@ func (b *boot) waitBackground(limit time.Duration) bool {
 // loadEager starts loading every baked module except the on-demand ones.
 func (b *boot) loadEager() {
 	b.mods = &kmod.Session{Root: "/", Loader: kmod.LoadFile, OnPanic: func(r any) { b.panicked("a module load", r) }}
-	b.background(kmod.Eager(b.baked.Modules, onDemand...))
+	b.background(eagerModules(b.baked.Modules))
+}
+
+// eagerModules is the part of the plan loaded at once: all but the
+// on-demand modules, and the watchdog drivers (and softdog), which load
+// only for rd.watchdog= (watchdog.go).
+func eagerModules(mods []bakedconf.Module) []bakedconf.Module {
+	return kmod.Eager(mods, slices.Concat(onDemand, kmod.WatchdogModules(), []string{softdog})...)
 }
 
 // need loads the named modules (a filesystem type, dm-verity, dm-crypt)

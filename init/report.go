@@ -9,6 +9,7 @@ import "github.com/keel-boot/keel/report"
 // writes /run/keel/boot.json.
 func (b *boot) writeReport() error {
 	b.waitBackground(-1)
+	b.settleWatchdog()
 	if err := b.reportStrays(); err != nil {
 		return err
 	}

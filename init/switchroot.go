@@ -22,6 +22,7 @@ func (b *boot) switchRoot() error {
 		b.dev.Close()
 	}
 	b.prepareShutdown()
+	b.handOffWatchdog()
 	if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
 		return err
 	}

@@ -73,6 +73,7 @@ type Config struct {
 	EmergencyTimeout time.Duration // rd.emergency.timeout=: 0 waits forever
 	Timeout          time.Duration // rd.timeout=: how long to wait for devices
 	LUKSTimeout      time.Duration // rd.luks.timeout=: passphrase prompt; 0 is the init's default (docs/data.md)
+	Watchdog         time.Duration // rd.watchdog=: hardware watchdog timeout handed to systemd; 0 = none
 	LogLevel         LogLevel      // quiet, debug, rd.debug
 }
 

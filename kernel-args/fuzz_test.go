@@ -19,6 +19,7 @@ var fuzzSeeds = []string{
 	"root-a=/dev/vda1 verity_b=UUID=AB-CD bootstate=PARTUUID=0123 rootfstype=ext4 rootflags=ro,noatime",
 	"systemd.volatile=overlay systemd.verity=no rd.debug=0 debug quiet=1 init=/bin/sh",
 	"= == \"\" \"=\" \x00\xff=\xfe \"unbalanced",
+	"rd.watchdog=30 rd.watchdog=off rd.watchdog=3601 rd.watchdog rd.watchdog=0",
 	"roothash=zz systemd.verity_root_options=ignore-corruption,check-at-most-once,bogus",
 }
 
@@ -90,6 +91,9 @@ func checkInvariants(t *testing.T, line string, c Config, locked bool) {
 		c.EmergencyTimeout < 0 || c.EmergencyTimeout > maxSeconds*time.Second {
 		fail("timeouts")
 	}
+	if c.Watchdog < 0 || c.Watchdog > MaxWatchdog || c.Watchdog%time.Second != 0 {
+		fail("watchdog")
+	}
 	if c.RootHash != "" && (checkRootHash(c.RootHash) != "" || strings.ToLower(c.RootHash) != c.RootHash) {
 		fail("root hash")
 	}
@@ -113,7 +117,8 @@ func checkInvariants(t *testing.T, line string, c Config, locked bool) {
 		fail("locked")
 	}
 	if locked && (c.Root != "" || c.VerityHash != "" || c.BootState != "" || c.RootA != "" || c.RootB != "" ||
-		c.VerityA != "" || c.VerityB != "" || (c.Data != "" && c.Data != DataNone) || c.Timeout < Defaults().Timeout) {
+		c.VerityA != "" || c.VerityB != "" || (c.Data != "" && c.Data != DataNone) || c.Timeout < Defaults().Timeout ||
+		c.Watchdog != 0) {
 		fail("locked: a device or the device wait changed")
 	}
 }
@@ -126,6 +131,7 @@ func FuzzParseLockedOverBaked(f *testing.F) {
 		f.Add(fuzzSeeds[(i+3)%len(fuzzSeeds)], s)
 	}
 	f.Add("data=PARTLABEL=d root=/dev/vda2 roothash="+sha256Hex+" rd.timeout=9", "data=/dev/sdb1 root=/dev/sdb2 data=none rd.timeout=8 rd.timeout=90")
+	f.Add("rd.watchdog=60", "rd.watchdog=0 rd.watchdog=off rd.watchdog=59 rd.watchdog=60")
 	f.Fuzz(func(t *testing.T, baked, line string) {
 		base, _ := FromBaked(baked, true)
 		c, problems := Parse(line, base, true)
@@ -143,6 +149,7 @@ func FuzzParseLockedOverBaked(f *testing.F) {
 		kept("verity-b", c.VerityB, base.VerityB)
 		kept("init", c.Init, base.Init)
 		kept("roothash", c.RootHash, base.RootHash)
+		kept("watchdog", WatchdogString(c.Watchdog), WatchdogString(base.Watchdog))
 		if c.Data != base.Data && c.Data != DataNone {
 			t.Fatalf("baked %q, line %q: data = %q, want the baked %q or none", baked, line, c.Data, base.Data)
 		}

@@ -69,6 +69,8 @@ func (p *parser) setter(name string) setter {
 		return p.timeout
 	case "rd.luks.timeout":
 		return seconds(&c.LUKSTimeout, 0)
+	case "rd.watchdog":
+		return p.watchdog
 	case "quiet":
 		return logLevel(&c.LogLevel, Quiet)
 	case "debug", "rd.debug":

@@ -4,10 +4,11 @@ package kmod
 
 // DefaultModules is the set mkinitrd includes unless told otherwise: enough
 // to find a disk on virtio, NVMe, SATA/AHCI, SCSI and USB, and everything
-// keel mounts (squashfs, overlay, dm-verity, dm-crypt, btrfs, ext4). Names
+// keel mounts (squashfs, overlay, dm-verity, dm-crypt, btrfs, ext4), and the
+// hardware watchdog drivers of WatchdogModules. Names
 // this kernel does not have (built in, or not built at all) are skipped.
 func DefaultModules() []string {
-	return []string{
+	return append([]string{
 		// buses and disks
 		"virtio_pci", "virtio_blk", "virtio_scsi",
 		"nvme",
@@ -23,5 +24,15 @@ func DefaultModules() []string {
 		// (see runtimeNeeds): their aliases also match CPU-specific
 		// drivers that would fail to load on other CPUs.
 		"xts", "ecb", "cbc",
-	}
+	}, WatchdogModules()...)
+}
+
+// WatchdogModules are the hardware watchdog drivers of the default image,
+// loaded only when rd.watchdog= asks for a watchdog: QEMU's i6300esb, the
+// Intel chipset TCO (iTCO_wdt, instantiated by lpc_ich), the AMD chipset
+// TCO and ACPI's WDAT table. softdog is not one of them: an image opts into
+// it with mkinitrd --modules softdog (docs/boot-sequence.md, "Watchdog").
+// The init loads them in this order until a watchdog appears.
+func WatchdogModules() []string {
+	return []string{"i6300esb", "lpc_ich", "iTCO_wdt", "sp5100_tco", "wdat_wdt"}
 }

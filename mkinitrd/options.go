@@ -36,6 +36,7 @@ type options struct {
 	dataEncrypted bool
 	// maxUnconfirmed bakes max_unconfirmed (--max-unconfirmed).
 	maxUnconfirmed int
+	watchdog       int // --watchdog: seconds, baked as rd.watchdog=
 	verbose        bool
 	mtime          uint32
 }
@@ -89,12 +90,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&mustEncrypt, "data-must-be-encrypted", false, "use the data partition only if it is LUKS2; a plain one makes the boot volatile (the --locked default)")
 	fs.BoolVar(&mayBePlain, "data-may-be-plain", false, "with --locked: use a plain (unencrypted) data partition too")
 	fs.IntVar(&o.maxUnconfirmed, "max-unconfirmed", 0, "boots of a good slot that may go unconfirmed (no slotctl mark-good) before it is demoted below the other good slot, 1 to 255 (default 3)")
+	fs.IntVar(&o.watchdog, "watchdog", 0, "bake rd.watchdog=`SECONDS`: a hardware watchdog left running for systemd, 1 to 3600 (mandatory when --locked)")
 	fs.BoolVar(&o.verbose, "v", false, "report skipped modules, soft dependencies and firmware")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (subcommands: ls, cat, init-segment)", fs.Arg(0))
+	}
+	var err error
+	if o.cmdline, err = bakeWatchdog(o.cmdline, o.watchdog); err != nil {
+		return nil, err
 	}
 	shellSet := false
 	fs.Visit(func(f *flag.Flag) { shellSet = shellSet || f.Name == "shell" })

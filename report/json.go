@@ -114,6 +114,18 @@ func (r *Report) Marshal() ([]byte, error) {
 	optObjects(&w, "stray_partitions", r.StrayPartitions, func(st Stray) []string {
 		return []string{"device", st.Device, "label", st.Label, "disk", st.Disk}
 	})
+	if r.Watchdog != nil {
+		w.Key("watchdog")
+		w.BeginObject()
+		optString(&w, "device", r.Watchdog.Device)
+		optString(&w, "identity", r.Watchdog.Identity)
+		if r.Watchdog.Timeout != 0 {
+			w.Key("timeout")
+			w.Int(int64(r.Watchdog.Timeout))
+		}
+		optString(&w, "none", r.Watchdog.None)
+		w.EndObject()
+	}
 	w.EndObject()
 	return w.Bytes()
 }
@@ -255,6 +267,10 @@ func Parse(b []byte) (*Report, error) {
 			Pruned:     n.Opt("pruned").Strings(),
 			Binds:      n.Opt("binds").Strings(),
 		}
+	}
+	if n := root.Opt("watchdog"); n.Present() {
+		r.Watchdog = &Watchdog{Device: n.Opt("device").Str(), Identity: n.Opt("identity").Str(),
+			Timeout: n.Opt("timeout").Int(), None: n.Opt("none").Str()}
 	}
 	if n := root.Opt("etc_merge"); n.Present() {
 		r.EtcMerge = parseEtcMerge(n)

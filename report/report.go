@@ -62,6 +62,22 @@ type Report struct {
 	// labels found on other disks: named, never used.
 	SystemDisk      string  `json:"system_disk,omitempty"`
 	StrayPartitions []Stray `json:"stray_partitions,omitempty"`
+
+	// Watchdog is the hardware watchdog of rd.watchdog=, nil when none was
+	// asked for (docs/boot-sequence.md, "Watchdog").
+	Watchdog *Watchdog `json:"watchdog,omitempty"`
+}
+
+// Watchdog is the watchdog the init opened and leaves running for systemd,
+// or why there is none.
+type Watchdog struct {
+	Device   string `json:"device,omitempty"`   // /dev/watchdog0
+	Identity string `json:"identity,omitempty"` // the driver's name for it: "i6300ESB timer"
+	// Timeout is the timeout in seconds the device runs with; it may differ
+	// from the one asked for when the driver rounds it.
+	Timeout int `json:"timeout,omitempty"`
+	// None says why no watchdog runs although rd.watchdog= asked for one.
+	None string `json:"none,omitempty"`
 }
 
 // Fallback is a slot that failed in the initramfs during this boot.

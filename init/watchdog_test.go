@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/bakedconf"
+	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/watchdog"
+)
+
+// TestEagerModulesLeaveWatchdogs: without rd.watchdog= no watchdog driver
+// loads (a loaded driver may arm a watchdog the firmware left running), and
+// softdog never loads eagerly, even when the image carries it.
+func TestEagerModulesLeaveWatchdogs(t *testing.T) {
+	plan := []bakedconf.Module{
+		{Name: "virtio_blk"}, {Name: "watchdog"},
+		{Name: "i6300esb", Deps: []string{"watchdog"}}, {Name: "iTCO_vendor_support"},
+		{Name: "iTCO_wdt", Deps: []string{"watchdog", "iTCO_vendor_support"}}, {Name: "lpc_ich"},
+		{Name: "softdog", Deps: []string{"watchdog"}},
+	}
+	var got []string
+	for _, m := range eagerModules(plan) {
+		got = append(got, m.Name)
+	}
+	if !slices.Equal(got, []string{"virtio_blk"}) {
+		t.Errorf("eager modules %v, want only virtio_blk", got)
+	}
+}
+
+// TestWatchdogLease: each phase gets the device wait plus the work margin;
+// a prompt or a shell holds the watchdog for a human; nothing happens
+// without rd.watchdog=.
+func TestWatchdogLease(t *testing.T) {
+	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+	b.watchdogProgress() // no watchdog: no-op, no panic
+	b.watchdogHuman()
+	b.settleWatchdog()
+	b.handOffWatchdog()
+	if b.rep != nil && b.rep.Watchdog != nil {
+		t.Error("a report watchdog without rd.watchdog=")
+	}
+	now := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	l := b.workLease(now)
+	if l.Human || !l.Until.Equal(now.Add(30*time.Second+watchdogWork)) {
+		t.Errorf("work lease %+v: want until rd.timeout + %v", l, watchdogWork)
+	}
+	if !l.Feeds(now.Add(5*time.Minute)) || l.Feeds(now.Add(6*time.Minute)) {
+		t.Errorf("work lease %+v: want fed 5 min in, not 6 min in", l)
+	}
+}
+
+// watchdogBoot is a boot with rd.watchdog=20 and a fake sysfs and /dev in
+// a temporary directory; sysfs lists the given watchdogs, each with a
+// regular file as its device node.
+func watchdogBoot(t *testing.T, console *bytes.Buffer, ids map[string]string) (b *boot, sysfs, dev string) {
+	t.Helper()
+	dir := t.TempDir()
+	sysfs, dev = filepath.Join(dir, "sys"), filepath.Join(dir, "dev")
+	for _, d := range []string{sysfs, dev} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, id := range ids {
+		if err := os.MkdirAll(filepath.Join(sysfs, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sysfs, name, "identity"), []byte(id+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dev, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := kargs.Defaults()
+	cfg.Watchdog = 20 * time.Second
+	b = &boot{cfg: cfg, log: newLogger(console), rep: &report.Report{}, baked: &bakedconf.Config{},
+		mods: &kmod.Session{}, devDeadline: time.Now().Add(time.Hour)}
+	return b, sysfs, dev
+}
+
+// TestWatchdogSearchAndHandOff runs the init's search, report and hand-off
+// over a fake sysfs: the hardware watchdog is chosen over softdog, named in
+// the report, and handed off without a byte written to it (no magic close).
+// The device node is a regular file, so its ioctls fail: the init says so
+// and goes on.
+func TestWatchdogSearchAndHandOff(t *testing.T) {
+	var console bytes.Buffer
+	b, sysfs, dev := watchdogBoot(t, &console, map[string]string{"watchdog0": watchdog.SoftIdentity, "watchdog1": "i6300ESB timer"})
+	b.startWatchdogAt(sysfs, dev)
+	b.settleWatchdog()
+	b.settleWatchdog() // once only: no second warning
+	want := report.Watchdog{Device: filepath.Join(dev, "watchdog1"), Identity: "i6300ESB timer", Timeout: 20}
+	if b.rep.Watchdog == nil || *b.rep.Watchdog != want || len(b.rep.Warnings) != 0 {
+		t.Fatalf("report watchdog %+v, warnings %q: want %+v", b.rep.Watchdog, b.rep.Warnings, want)
+	}
+	b.watchdogHuman()
+	if l := b.wd.feeder.Lease(); !l.Human {
+		t.Errorf("lease %+v after watchdogHuman", l)
+	}
+	b.watchdogProgress()
+	if l := b.wd.feeder.Lease(); l.Human || !l.Feeds(time.Now()) {
+		t.Errorf("lease %+v after watchdogProgress: want a work lease", l)
+	}
+	b.handOffWatchdog()
+	if !strings.Contains(console.String(), "left running with a 20 s timeout: systemd must take it over (RuntimeWatchdogSec= in system.conf)") {
+		t.Errorf("console %q: want the hand-off named", console.String())
+	}
+	for _, name := range []string{"watchdog0", "watchdog1"} {
+		if b, err := os.ReadFile(filepath.Join(dev, name)); err != nil || len(b) != 0 {
+			t.Errorf("%s holds %q (%v): want nothing written (no magic close)", name, b, err)
+		}
+	}
+}
+
+// TestWatchdogSearchNone: only softdog registered (not carried by the
+// image) is no watchdog: said loudly, in the report and as a warning.
+func TestWatchdogSearchNone(t *testing.T) {
+	var console bytes.Buffer
+	b, sysfs, dev := watchdogBoot(t, &console, map[string]string{"watchdog0": watchdog.SoftIdentity})
+	b.startWatchdogAt(sysfs, dev)
+	b.settleWatchdog()
+	w := b.rep.Watchdog
+	if w == nil || w.Device != "" || w.None != "no hardware watchdog appeared while the initramfs ran" ||
+		len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "no hardware watchdog") {
+		t.Fatalf("report watchdog %+v, warnings %q", w, b.rep.Warnings)
+	}
+	if !strings.Contains(console.String(), "rd.watchdog=20: no hardware watchdog appeared while the initramfs ran; booting without a watchdog") {
+		t.Errorf("console %q", console.String())
+	}
+	b.handOffWatchdog() // nothing to hand off
+	if strings.Contains(console.String(), "left running") {
+		t.Errorf("console %q: a hand-off without a watchdog", console.String())
+	}
+}
+
+// TestWatchdogSearchDeadline: the device wait over before any watchdog
+// appeared ends the search by itself, saying so.
+func TestWatchdogSearchDeadline(t *testing.T) {
+	var console bytes.Buffer
+	b, sysfs, dev := watchdogBoot(t, &console, nil)
+	b.devDeadline = time.Now().Add(-time.Second)
+	b.startWatchdogAt(sysfs, dev)
+	<-b.wd.done // ended without settleWatchdog stopping it
+	b.settleWatchdog()
+	if w := b.rep.Watchdog; w == nil || w.None != "no hardware watchdog appeared within the device wait (rd.timeout=30)" {
+		t.Fatalf("report watchdog %+v", w)
+	}
+}

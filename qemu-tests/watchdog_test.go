@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package qemutests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/qemu-tests/vm"
+)
+
+// watchdogSeconds is the test's rd.watchdog=: long enough for the initramfs
+// to hand over and for slot b's payload to power off under TCG, short
+// enough to keep the scenario's three boots quick.
+const watchdogSeconds = "20"
+
+// hangMarker is what slot a's init prints before it hangs.
+const hangMarker = "KEEL-TEST: slot a hangs"
+
+// watchdogQEMU gives the guest QEMU's emulated Intel 6300ESB watchdog,
+// resetting the machine when it fires; under -no-reboot the reset ends QEMU.
+var watchdogQEMU = []string{"-device", "i6300esb", "-action", "watchdog=reset"}
+
+// hangTree is a root whose /sbin/init prints hangMarker and sleeps
+// forever: a system that hangs after switch_root, before anything could
+// mark it good.
+func hangTree(t testing.TB) string {
+	t.Helper()
+	dir := vm.RootTree(t, vm.BuildPayload(t))
+	vm.Install(t, "/bin/busybox", dir, "bin/busybox")
+	script := filepath.Join(t.TempDir(), "init")
+	body := "#!/bin/busybox sh\necho " + hangMarker + "\nexec /bin/busybox sleep 2147483647\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vm.Install(t, script, dir, "sbin/init")
+	return dir
+}
+
+// TestWatchdogHangRollsBack: an update in slot a whose init hangs after
+// switch_root, with rd.watchdog baked in (mkinitrd --watchdog) and an
+// i6300esb in the machine. keel hands the watchdog over still running; the
+// hung system never feeds it, so the machine resets by itself, each time
+// after keel counted a try; once a's tries are spent the good slot b boots,
+// and its boot.json names the watchdog.
+func TestWatchdogHangRollsBack(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	key := signingKey(t, "release")
+	a := seal(t, hangTree(t), key, "img-hang")
+	b := seal(t, payloadTree(t, "image-b"), key, "img-b")
+	disk := abDisk(t, &a, &b).Path
+	initrd := initrd(t, "--trust", key+".pub", "--watchdog", watchdogSeconds)
+	slotctlDisk(t, disk, "mark-good", "b")
+	slotctlDisk(t, disk, "set-next", "a", "--tries", "2")
+	handOff := "keel: watchdog /dev/watchdog0 (i6300ESB timer) left running with a " + watchdogSeconds + " s timeout"
+	for left := 1; left >= 0; left-- {
+		m := vm.Start(t, vm.Options{Initrd: initrd, Disks: []string{disk}, QEMUArgs: watchdogQEMU})
+		m.Expect(handOff)
+		m.Expect(hangMarker)
+		m.Wait() // nothing in the guest reboots: only the watchdog ends QEMU
+		for _, msg := range []string{vm.RebootMessage, vm.PowerOffMessage, vm.PanicMessage, "keel: BOOT FAILED"} {
+			if strings.Contains(m.Output(), msg) {
+				t.Fatalf("boot of the hanging slot ended with %q, not by the watchdog; see %s", msg, m.LogPath())
+			}
+		}
+		s := diskStatus(t, disk)
+		if a := s.slot(t, "a"); a.Tries != left || a.Good {
+			t.Fatalf("after the watchdog reset: a %+v: want %d tries left, not good", a, left)
+		}
+	}
+	m := vm.Start(t, vm.Options{Initrd: initrd, Disks: []string{disk}, QEMUArgs: watchdogQEMU})
+	m.Expect(handOff)
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Slot != "b" || r.Marker == nil || *r.Marker != "image-b" || !strings.Contains(br.SlotReason, bootstate.ReasonTriesExhausted) {
+		t.Fatalf("after a's tries: slot %q, marker %v, slot_reason %q: want b, image-b, a's tries exhausted", br.Slot, r.Marker, br.SlotReason)
+	}
+	if w := br.Watchdog; w == nil || w.Device != "/dev/watchdog0" || w.Identity != "i6300ESB timer" || w.Timeout != 20 || w.None != "" {
+		t.Errorf("boot.json watchdog %+v: want /dev/watchdog0, i6300ESB timer, 20 s", w)
+	}
+}
+
+// noWatchdogModules is an image's module list without watchdog drivers:
+// QEMU's q35 has an ICH9 TCO watchdog that the default image's lpc_ich and
+// iTCO_wdt would find.
+const noWatchdogModules = "virtio_pci,virtio_blk,squashfs,overlay,dm_mod,dm_verity"
+
+// TestWatchdogNone: rd.watchdog= on a machine (here: an image) without a
+// hardware watchdog says so on the console and in boot.json and boots;
+// softdog is used only by an image that carries it (--modules softdog),
+// and then loudly.
+func TestWatchdogNone(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	key := signingKey(t, "release")
+	a := seal(t, payloadTree(t, "image-a"), key, "img-a")
+	disk := abDisk(t, &a, nil).Path
+	for _, tc := range []struct {
+		name, modules, console, device, identity, none string
+	}{
+		{"none", noWatchdogModules,
+			`keel: rd\.watchdog=20: no hardware watchdog appeared [^;]*; booting without a watchdog`,
+			"", "", "no hardware watchdog appeared"},
+		{"softdog-opt-in", noWatchdogModules + ",softdog",
+			`keel: rd\.watchdog=20: no hardware watchdog appeared [^;]*; using softdog, which the image carries`,
+			"/dev/watchdog0", "Software Watchdog", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := initrd(t, "--trust", key+".pub", "--no-default-modules", "--modules", tc.modules)
+			m := vm.Start(t, vm.Options{Initrd: img, Disks: []string{disk}, Cmdline: "slot=a rd.watchdog=20"})
+			m.ExpectRegexp(tc.console)
+			r := m.ExpectReport()
+			m.ExpectPowerOff()
+			br := bootReport(t, r)
+			w := br.Watchdog
+			if br.Slot != "a" || w == nil || w.Device != tc.device || w.Identity != tc.identity || !strings.Contains(w.None, tc.none) || (tc.none == "") != (w.None == "") {
+				t.Errorf("slot %q, boot.json watchdog %+v: want slot a booted, device %q (%q), none %q", br.Slot, w, tc.device, tc.identity, tc.none)
+			}
+		})
+	}
+}
