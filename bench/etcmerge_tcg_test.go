@@ -29,17 +29,19 @@ func TestBenchEtcMergeTCG(t *testing.T) {
 		t.Skip("boots a VM that merges /etc for minutes: run it with KEEL_BENCH=1")
 	}
 	dir := t.TempDir()
-	s := etcMergeTCG(t, buildKeel(t, dir).Mkinitrd, dir, os.Getenv("KEEL_BENCH_ETC_PROFILE"))
-	t.Logf("/etc merge under TCG: %s over %d runs", s.Spread(), s.N)
+	s, floor := etcMergeTCG(t, buildKeel(t, dir).Mkinitrd, dir, os.Getenv("KEEL_BENCH_ETC_PROFILE"))
+	t.Logf("/etc merge in the guest: %s over %d runs; writing its files alone: %s", s.Spread(), s.N, floor.Spread())
 }
 
 // etcMergeTCG runs etcmerge's BenchmarkMerge inside the test kernel under
 // QEMU (TCG unless KEEL_KVM=1), as qemu-tests' TestPackageTestsInVM runs
 // package tests: the test binary and qemu-tests/pkgrun as /init in an
 // initramfs, the trees on an ext4 file system on a virtio disk (the data
-// partition's kind of file system), not on the initramfs' tmpfs. A
-// profile path, when not empty, receives the guest's CPU profile.
-func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) Summary {
+// partition's kind of file system), not on the initramfs' tmpfs. It
+// returns the merge's time and, run beside it, BenchmarkWriteFloor's: the
+// files any merge must write, written alone. A profile path, when not
+// empty, receives the guest's CPU profile.
+func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summary) {
 	t.Helper()
 	root := moduleRoot(t)
 	pd := filepath.Join(dir, "etcmerge-tcg", "pkgs", "etcmerge")
@@ -50,7 +52,7 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) Summary {
 	run(t, "go", "-C", root, "test", "-c", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(pd, "etcmerge.test"), "./etcmerge")
 	runner := filepath.Join(dir, "etcmerge-tcg", "pkgrun")
 	run(t, "go", "-C", root, "build", "-trimpath", "-ldflags=-s -w", "-o", runner, "./qemu-tests/pkgrun")
-	args := strings.Join([]string{"-test.run=^$", "-test.bench=^BenchmarkMerge$",
+	args := strings.Join([]string{"-test.run=^$", "-test.bench=^Benchmark(Merge|WriteFloor)$",
 		"-test.benchtime=" + strconv.Itoa(etcMergeTCGIters) + "x", "-test.count=" + strconv.Itoa(etcMergeTCGRuns)}, "\n")
 	if profile != "" {
 		args += "\n-test.cpuprofile=/scratch/etcmerge/cpu.prof"
@@ -72,19 +74,21 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) Summary {
 	m.ExpectPowerOff()
 	out := m.Output()
 	if !strings.Contains(out, "KEEL-PKGTEST: etcmerge exit 0") {
-		t.Fatalf("BenchmarkMerge failed in the VM (console: %s)", m.LogPath())
+		t.Fatalf("the etcmerge benchmarks failed in the VM (console: %s)", m.LogPath())
 	}
 	runs, err := ParseGoBenchTimes(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs["Merge"]) != etcMergeTCGRuns {
-		t.Fatalf("BenchmarkMerge in the VM: %d results, want %d (console: %s)", len(runs["Merge"]), etcMergeTCGRuns, m.LogPath())
+	for _, name := range []string{"Merge", "WriteFloor"} {
+		if len(runs[name]) != etcMergeTCGRuns {
+			t.Fatalf("Benchmark%s in the VM: %d results, want %d (console: %s)", name, len(runs[name]), etcMergeTCGRuns, m.LogPath())
+		}
 	}
 	if profile != "" {
 		run(t, "debugfs", "-R", "dump /cpu.prof "+profile, disk)
 	}
-	return Summarize(runs["Merge"])
+	return Summarize(runs["Merge"]), Summarize(runs["WriteFloor"])
 }
 
 // scratchExt4 makes an empty 512 MiB ext4 image with its inode tables and

@@ -38,6 +38,9 @@ type Results struct {
 	// EtcMergeTCG is the same merge in the test kernel under QEMU, on ext4
 	// on a virtio disk: the median of etcMergeTCGRuns runs.
 	EtcMergeTCG Summary
+	// EtcWriteFloorTCG is, in the same guest, writing the files that
+	// merge writes and nothing else (etcmerge's BenchmarkWriteFloor).
+	EtcWriteFloorTCG Summary
 	// Breakdowns are where keel's time in the initramfs goes, from its
 	// console lines and boot.json.
 	Breakdowns []Breakdown
@@ -102,7 +105,7 @@ func (r Results) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "keel init (stripped)\t%s\n", MB(r.InitSize))
 	fmt.Fprintf(tw, "hash tree, 256 MiB\tkeel %.0f MB/s\tveritysetup %.0f MB/s\n", r.Verity.Keel, r.Verity.Veritysetup)
-	fmt.Fprintf(tw, "/etc merge\thost %s\tguest %s\n", Seconds(r.EtcMerge), r.EtcMergeTCG.Spread())
+	fmt.Fprintf(tw, "/etc merge\thost %s\tguest %s\tits writes alone %s\n", Seconds(r.EtcMerge), r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "target\tgoal\tmeasured\t\n")
 	for _, t := range r.Targets() {
