@@ -50,6 +50,7 @@ func TestBench(t *testing.T) {
 	r.Breakdowns = []Breakdown{KeelBreakdown(r.KeelSmall.Name, specs[0].boots), KeelBreakdown(r.KeelFull.Name, specs[1].boots)}
 	r.Verity = verityThroughput(t)
 	r.EtcMerge = etcMergeTime(t)
+	r.EtcMergeTCG, r.EtcWriteFloorTCG = etcMergeTCG(t, tools.Mkinitrd, dir, "")
 	writeReport(t, r)
 }
 

@@ -5,7 +5,9 @@
 // its image, how big the image is, and how long the machine spends in the
 // initramfs — from the kernel's "Run /init" line to the first line of the
 // root file system's init, both stamped by the kernel's printk clock — when
-// each boots the same root disk in the same QEMU.
+// each boots the same root disk in the same QEMU. It also times keel's /etc
+// merge (etcmerge's BenchmarkMerge) on the host and inside the test kernel
+// (etcmerge_tcg_test.go).
 //
 // `make bench` runs TestBench in bench_test.go (KEEL_BENCH=1); this package
 // holds what that driver needs and can be tested without QEMU: the root's

@@ -41,9 +41,21 @@ func ParseGoBench(out string) (map[string]float64, error) {
 }
 
 // ParseGoBenchTime reads the ns/op of each benchmark line of `go test
-// -bench` output, named without the Benchmark prefix and -N suffix.
+// -bench` output, named without the Benchmark prefix and -N suffix; of
+// repeated lines (-count) the last.
 func ParseGoBenchTime(out string) (map[string]time.Duration, error) {
+	all, err := ParseGoBenchTimes(out)
 	res := map[string]time.Duration{}
+	for name, ds := range all {
+		res[name] = ds[len(ds)-1]
+	}
+	return res, err
+}
+
+// ParseGoBenchTimes is ParseGoBenchTime keeping every line of each
+// benchmark (one per -count), in order.
+func ParseGoBenchTimes(out string) (map[string][]time.Duration, error) {
+	res := map[string][]time.Duration{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") || f[3] != "ns/op" {
@@ -53,7 +65,8 @@ func ParseGoBenchTime(out string) (map[string]time.Duration, error) {
 		if err != nil || v <= 0 {
 			return nil, fmt.Errorf("go test -bench: %s: ns/op %q: expected a positive number", f[0], f[2])
 		}
-		res[benchSuffix.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")] = time.Duration(v)
+		name := benchSuffix.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")
+		res[name] = append(res[name], time.Duration(v))
 	}
 	if len(res) == 0 {
 		return nil, fmt.Errorf("go test -bench: no benchmark line with ns/op in:\n%s", out)

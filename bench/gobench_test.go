@@ -41,3 +41,18 @@ func TestParseGoBenchTime(t *testing.T) {
 		t.Error("no benchmark line: no error")
 	}
 }
+
+func TestParseGoBenchTimes(t *testing.T) {
+	out := "BenchmarkMerge-2 \t 3\t 200000000 ns/op\nBenchmarkMerge-2 \t 3\t 100000000 ns/op\t 1.00 MB/s\nBenchmarkOther 1 7 ns/op\n"
+	got, err := ParseGoBenchTimes(out)
+	if err != nil || len(got["Merge"]) != 2 || got["Merge"][0] != 200000000 || got["Merge"][1] != 100000000 || got["Other"][0] != 7 {
+		t.Fatalf("ParseGoBenchTimes = %v, %v", got, err)
+	}
+	last, err := ParseGoBenchTime(out)
+	if err != nil || last["Merge"] != 100000000 {
+		t.Errorf("ParseGoBenchTime = %v, %v: want the last line", last, err)
+	}
+	if _, err := ParseGoBenchTimes("BenchmarkX 1 -5 ns/op\n"); err == nil {
+		t.Error("a negative time: no error")
+	}
+}

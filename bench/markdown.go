@@ -42,7 +42,8 @@ func (r Results) Markdown() string {
 	}
 	fmt.Fprintf(&b, "\nkeel's init binary, stripped: %s. Hash-tree build over the same 256 MiB file: keel `verity.Format` %.0f MB/s, `veritysetup format` %.0f MB/s.\n",
 		MB(r.InitSize), r.Verity.Keel, r.Verity.Veritysetup)
-	fmt.Fprintf(&b, "\nOne `/etc` merge (etcmerge `BenchmarkMerge`: 360 local changes, 20 users added, 50 conflicts), on the host: %s. Under TCG the boot report's `etc_merge.ms` of `TestEtcMergeSystemd` measures it in a real boot.\n", Seconds(r.EtcMerge))
+	fmt.Fprintf(&b, "\nOne `/etc` merge (etcmerge `BenchmarkMerge`: 360 local changes, 20 users added, 50 conflicts), on the host: %s; in the guest (%s, ext4 on a virtio disk), median (min–max) of %d runs: %s; writing the same files and nothing else (`BenchmarkWriteFloor`, same guest): %s. The boot report's `etc_merge.ms` of `TestEtcMergeSystemd` measures a real boot's merge, base open and flush included.\n",
+		Seconds(r.EtcMerge), m.Accel, r.EtcMergeTCG.N, r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
 	for _, bd := range r.Breakdowns {
 		fmt.Fprintf(&b, "\n### Where the time goes: %s\n\n| step | median | min–max |\n| --- | --- | --- |\n", bd.Image)
 		for _, s := range bd.Steps {

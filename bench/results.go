@@ -35,6 +35,12 @@ type Results struct {
 	// EtcMerge is one /etc merge of etcmerge's BenchmarkMerge (360 local
 	// changes, 20 users added, 50 conflicts) on the host.
 	EtcMerge time.Duration
+	// EtcMergeTCG is the same merge in the test kernel under QEMU, on ext4
+	// on a virtio disk: the median of etcMergeTCGRuns runs.
+	EtcMergeTCG Summary
+	// EtcWriteFloorTCG is, in the same guest, writing the files that
+	// merge writes and nothing else (etcmerge's BenchmarkWriteFloor).
+	EtcWriteFloorTCG Summary
 	// Breakdowns are where keel's time in the initramfs goes, from its
 	// console lines and boot.json.
 	Breakdowns []Breakdown
@@ -99,7 +105,7 @@ func (r Results) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "keel init (stripped)\t%s\n", MB(r.InitSize))
 	fmt.Fprintf(tw, "hash tree, 256 MiB\tkeel %.0f MB/s\tveritysetup %.0f MB/s\n", r.Verity.Keel, r.Verity.Veritysetup)
-	fmt.Fprintf(tw, "/etc merge (host)\t%s\n", Seconds(r.EtcMerge))
+	fmt.Fprintf(tw, "/etc merge\thost %s\tguest %s\tits writes alone %s\n", Seconds(r.EtcMerge), r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "target\tgoal\tmeasured\t\n")
 	for _, t := range r.Targets() {

@@ -36,6 +36,36 @@ type entry struct {
 	path string
 	kind Kind
 	st   unix.Stat_t
+	// xa are all the extended attributes (overlay ones included) when
+	// xaRead: lookupLocal reads them once for what the merge asks of a
+	// local entry (opaque, metacopy) and what it copies.
+	xa     map[string][]byte
+	xaRead bool
+}
+
+// lookupLocal is lookup with the extended attributes read.
+func lookupLocal(path string) (entry, error) {
+	e, err := lookup(path)
+	if err != nil || e.kind == Absent {
+		return e, err
+	}
+	e.xa, err = allXattrs(path)
+	e.xaRead = err == nil
+	return e, err
+}
+
+// xattr reads one extended attribute (nil, false when it is not set).
+func (e entry) xattr(name string) ([]byte, bool) {
+	if e.xaRead {
+		v, ok := e.xa[name]
+		return v, ok
+	}
+	buf := make([]byte, 8)
+	n, err := unix.Lgetxattr(e.path, name, buf)
+	if errors.Is(err, unix.ERANGE) {
+		return []byte("long"), true // longer than any value asked about
+	}
+	return buf[:max(n, 0)], err == nil
 }
 
 // lookup reads path; a missing path (or one under a non-directory) is Absent.
@@ -88,11 +118,11 @@ func (e entry) sameData(o entry) (bool, error) {
 		if e.st.Size != o.st.Size {
 			return false, nil
 		}
-		a, err := os.ReadFile(e.path)
+		a, err := e.content()
 		if err != nil {
 			return false, err
 		}
-		b, err := os.ReadFile(o.path)
+		b, err := o.content()
 		if err != nil {
 			return false, err
 		}
@@ -106,6 +136,37 @@ func (e entry) sameData(o entry) (bool, error) {
 		return a == b, err
 	}
 	return true, nil
+}
+
+// content reads a file's bytes with a buffer the size lstat gave and one
+// more byte, through the system calls themselves (no poller, no fstat): a
+// read that does not fill the buffer is the end of a regular file, so a
+// file of the size lstat gave takes one read (a file that grew since is
+// read whole all the same).
+func (e entry) content() ([]byte, error) {
+	fd, err := unix.Open(e.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: e.path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, max(e.st.Size, 0)+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		want := cap(buf) - len(buf)
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: e.path, Err: err}
+		}
+		buf = buf[:len(buf)+n]
+		if n < want {
+			return buf, nil
+		}
+	}
 }
 
 // same is sameMeta and sameData.
@@ -123,9 +184,7 @@ func (e entry) opaque() bool {
 		return false
 	}
 	for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
-		buf := make([]byte, 8)
-		n, err := unix.Lgetxattr(e.path, name, buf)
-		if err == nil && n == 1 && buf[0] == 'y' {
+		if v, ok := e.xattr(name); ok && string(v) == "y" {
 			return true
 		}
 	}
@@ -139,7 +198,7 @@ func (e entry) metacopy() bool {
 		return false
 	}
 	for _, name := range []string{"trusted.overlay.metacopy", "user.overlay.metacopy"} {
-		if _, err := unix.Lgetxattr(e.path, name, nil); err == nil {
+		if _, ok := e.xattr(name); ok {
 			return true
 		}
 	}
@@ -158,8 +217,35 @@ func dropXattr(name string) bool {
 	return false
 }
 
-// xattrs reads the extended attributes of path without following a symlink.
+// xattrs are the attributes carried with e: all but those dropXattr names.
+func (e entry) xattrs() (map[string][]byte, error) {
+	if !e.xaRead {
+		return xattrs(e.path)
+	}
+	out := make(map[string][]byte, len(e.xa))
+	for name, v := range e.xa {
+		if !dropXattr(name) {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// xattrs reads the extended attributes of path without following a
+// symlink, without those dropXattr names.
 func xattrs(path string) (map[string][]byte, error) {
+	xs, err := allXattrs(path)
+	for name := range xs {
+		if dropXattr(name) {
+			delete(xs, name)
+		}
+	}
+	return xs, err
+}
+
+// allXattrs reads every extended attribute of path without following a
+// symlink (nil when there are none or the file system keeps none).
+func allXattrs(path string) (map[string][]byte, error) {
 	size, err := unix.Llistxattr(path, nil)
 	if errors.Is(err, unix.ENOTSUP) || size == 0 {
 		return nil, nil
@@ -173,7 +259,7 @@ func xattrs(path string) (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
-		if name == "" || dropXattr(name) {
+		if name == "" {
 			continue
 		}
 		n, err := unix.Lgetxattr(path, name, nil)

@@ -3,7 +3,6 @@
 package etcmerge
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -29,7 +28,7 @@ func (m *merger) leaf(rel string, l entry, opaque bool, ensure func() error) err
 			m.r.Skipped = append(m.r.Skipped, "/etc/"+rel+": a metadata-only copy-up whose data (the old image) is not available")
 			return nil
 		}
-		if data, err = os.ReadFile(b.path); err != nil {
+		if data, err = b.content(); err != nil {
 			return err
 		}
 	}
@@ -117,23 +116,23 @@ func (m *merger) fileData(rel string, l, b, n entry, data []byte, upstream bool)
 			return nil, err
 		}
 	}
-	return os.ReadFile(n.path)
+	return n.content()
 }
 
 func (m *merger) mergeAccounts(db DB, l, b, n entry, ld []byte) ([]byte, []string, error) {
 	var err error
 	if ld == nil {
-		if ld, err = os.ReadFile(l.path); err != nil {
+		if ld, err = l.content(); err != nil {
 			return nil, nil, err
 		}
 	}
 	var bd []byte
 	if b.kind == File {
-		if bd, err = os.ReadFile(b.path); err != nil {
+		if bd, err = b.content(); err != nil {
 			return nil, nil, err
 		}
 	}
-	nd, err := os.ReadFile(n.path)
+	nd, err := n.content()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Options names the trees of a merge. Local is the old upper's etc/ (a
@@ -46,29 +47,58 @@ const KeepSuffix = ".keel-new"
 // leaves o.Out incomplete: the caller builds it in a temporary directory
 // and discards it (datapart.NewUpper).
 func Merge(o Options) (Result, error) {
-	m := &merger{o: o, noBase: o.Base == ""}
-	l, err := lookup(o.Local)
+	m := &merger{o: o, noBase: o.Base == "", sh: &shared{sem: make(chan struct{}, workers)}}
+	l, err := lookupLocal(o.Local)
 	if err != nil || l.kind == Absent {
 		return m.r, err
 	}
 	if l.kind != Dir {
 		return m.r, fmt.Errorf("local changes %s: a %s, expected a directory", o.Local, l.kind)
 	}
-	prefetch(o)
 	_, err = m.dir("", l, false, func() error { return nil })
 	return m.r, err
 }
 
+// workers is how many entries are merged at once. Each entry's work is
+// mostly system calls (lookups, reads, creating a file), which under
+// emulation or on a cold disk wait for the device or the other CPU: in
+// flight together the waits overlap.
+const workers = 4
+
+// merger merges one subtree and counts into its own r; a directory's
+// children each get their own merger (sub), merged concurrently, and are
+// folded into the parent's r in directory order, so the Result is the same
+// whatever order they finish in.
 type merger struct {
 	o      Options
 	noBase bool
 	r      Result
+	sh     *shared
+}
+
+// shared is what the mergers of one Merge share.
+type shared struct {
+	stepMu sync.Mutex    // Options.Step is called once at a time
+	sem    chan struct{} // a token per entry being merged concurrently
+}
+
+func (m *merger) sub() *merger { return &merger{o: m.o, noBase: m.noBase, sh: m.sh} }
+
+// fold adds a child's counts, skips and conflicts to m's.
+func (m *merger) fold(c *merger) {
+	m.r.Carried += c.r.Carried
+	m.r.Deleted += c.r.Deleted
+	m.r.Same += c.r.Same
+	m.r.Skipped = append(m.r.Skipped, c.r.Skipped...)
+	m.r.Conflicts = append(m.r.Conflicts, c.r.Conflicts...)
 }
 
 func (m *merger) step(rel string) error {
 	if m.o.Step == nil {
 		return nil
 	}
+	m.sh.stepMu.Lock()
+	defer m.sh.stepMu.Unlock()
 	return m.o.Step(rel)
 }
 
@@ -97,7 +127,10 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	}
 	opaque = opaque || l.opaque()
 	made := false
+	var mu sync.Mutex // ensure is called by the children, concurrently
 	ensure := func() error {
+		mu.Lock()
+		defer mu.Unlock()
 		if made {
 			return nil
 		}
@@ -130,22 +163,51 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	return true, setTimes(filepath.Join(m.o.Out, rel), l)
 }
 
+// children merges the entries of the local directory rel: directories in
+// turn, the others concurrently (up to workers at once), each into its own
+// merger, folded in directory order once all are done.
 func (m *merger) children(rel string, opaque bool, ensure func() error) error {
 	ents, err := os.ReadDir(filepath.Join(m.o.Local, rel))
 	if err != nil {
 		return err
 	}
-	for _, d := range ents {
+	subs := make([]*merger, len(ents))
+	errs := make([]error, len(ents))
+	var wg sync.WaitGroup
+	for i, d := range ents {
 		crel := filepath.Join(rel, d.Name())
-		c, err := lookup(filepath.Join(m.o.Local, crel))
+		c, err := lookupLocal(filepath.Join(m.o.Local, crel))
 		if err != nil {
-			return err
+			errs[i] = err
+			break
 		}
+		subs[i] = m.sub()
 		if c.kind == Dir {
-			_, err = m.dir(crel, c, opaque, ensure)
-		} else {
-			err = m.leaf(crel, c, opaque, ensure)
+			if _, errs[i] = subs[i].dir(crel, c, opaque, ensure); errs[i] != nil {
+				break
+			}
+			continue
 		}
+		m.sh.sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-m.sh.sem }()
+			defer func() { // a panic here would end the process (PID 1)
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("merge %s: panic: %v", crel, r)
+				}
+			}()
+			errs[i] = subs[i].leaf(crel, c, opaque, ensure)
+		}()
+	}
+	wg.Wait()
+	for _, s := range subs {
+		if s != nil {
+			m.fold(s)
+		}
+	}
+	for _, err := range errs {
 		if err != nil {
 			return err
 		}

@@ -230,12 +230,32 @@ func TestMergeNoLocal(t *testing.T) {
 	}
 }
 
-// The prefetch reads only regular files: a fifo in the base or the new
+// Only regular files are read: a fifo in the base or the new
 // image at a path the machine changed does not block the merge.
 func TestMergeFifoUpstream(t *testing.T) {
 	o := trees(t, map[string]string{"x": "f local", "ln": "f l"}, map[string]string{"x": "p", "ln": "l /dev/zero"}, map[string]string{"x": "p", "ln": "l /dev/zero"})
 	r, err := Merge(o)
 	if err != nil || r.Carried != 2 {
 		t.Fatalf("Merge: %+v, %v", r, err)
+	}
+}
+
+// A carried file is created with its own permission bits and set again
+// only when the umask or a chown took some away: setuid survives the
+// chown, and bits the umask masks are restored.
+func TestMergeModes(t *testing.T) {
+	o := trees(t, map[string]string{"suid": "F 04755 x", "open": "F 0666 y", "plain": "F 0640 z"}, map[string]string{}, map[string]string{})
+	must(t, os.Lchown(filepath.Join(o.Local, "suid"), 1000, 1000))
+	must(t, unix.Chmod(filepath.Join(o.Local, "suid"), 0o4755)) // chown cleared it
+	old := unix.Umask(0o027)
+	defer unix.Umask(old)
+	if _, err := Merge(o); err != nil {
+		t.Fatal(err)
+	}
+	got := dump(t, o.Out)
+	for rel, want := range map[string]string{"suid": "file 4755 1000:1000 x", "open": "file 0666 0:0 y", "plain": "file 0640 0:0 z"} {
+		if got[rel] != want {
+			t.Errorf("%s = %q, want %q", rel, got[rel], want)
+		}
 	}
 }

@@ -18,7 +18,13 @@ func put(dst string, src entry, data []byte) error {
 	var err error
 	switch src.kind {
 	case File:
-		err = putFile(dst, src, data)
+		if err = putFile(dst, src, data); err == nil {
+			err = setTimes(dst, src)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", dst, err)
+		}
+		return nil
 	case Symlink:
 		var target string
 		if target, err = os.Readlink(src.path); err == nil {
@@ -35,22 +41,80 @@ func put(dst string, src entry, data []byte) error {
 	return setMeta(dst, src, true)
 }
 
+// putFile writes a file with src's owner, mode and extended attributes,
+// set through its descriptor (setMeta then finds them in place); its times
+// are set by put once it is closed.
 func putFile(dst string, src entry, data []byte) error {
 	if data == nil {
 		var err error
-		if data, err = os.ReadFile(src.path); err != nil {
+		if data, err = src.content(); err != nil {
 			return err
 		}
 	}
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	fd, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, src.mode()&0o777)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	for len(data) > 0 && err == nil {
+		var n int
+		if n, err = unix.Write(fd, data); err == nil {
+			data = data[n:]
+		}
+	}
+	if err == nil {
+		err = fileMeta(fd, src)
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// fileMeta gives the open file fd src's owner, mode and extended
+// attributes. The file was created with src's permission bits (less the
+// umask, so never more open than src): the owner and mode are set only
+// when they differ, as they mostly do not, each change being a metadata
+// write of the data file system. The mode is set after chown, which clears
+// setuid and setgid.
+func fileMeta(fd int, src entry) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	return f.Close()
+	if st.Uid != src.st.Uid || st.Gid != src.st.Gid {
+		if err := unix.Fchown(fd, int(src.st.Uid), int(src.st.Gid)); err != nil {
+			return err
+		}
+		st.Mode &^= unix.S_ISUID | unix.S_ISGID
+	}
+	if st.Mode&0o7777 != src.mode() {
+		if err := unix.Fchmod(fd, src.mode()); err != nil {
+			return err
+		}
+	}
+	xs, err := src.xattrs()
+	if err != nil {
+		return err
+	}
+	for name, v := range xs {
+		if err := setXattr(name, func() error { return unix.Fsetxattr(fd, name, v, 0) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setXattr runs set, which sets the attribute name; a kind of attribute
+// the data filesystem does not keep is left out (as when /var is seeded).
+func setXattr(name string, set func() error) error {
+	err := set()
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("set xattr %s: %w", name, err)
+	}
+	return nil
 }
 
 // mkdir makes the directory dst like src; its times are set by setTimes
@@ -75,17 +139,13 @@ func setMeta(dst string, src entry, times bool) error {
 			return &fs.PathError{Op: "chmod", Path: dst, Err: err}
 		}
 	}
-	xs, err := xattrs(src.path)
+	xs, err := src.xattrs()
 	if err != nil {
 		return err
 	}
 	for name, v := range xs {
-		err := unix.Lsetxattr(dst, name, v, 0)
-		if errors.Is(err, unix.ENOTSUP) {
-			continue // the data filesystem does not keep this kind (as when /var is seeded)
-		}
-		if err != nil {
-			return fmt.Errorf("set xattr %s on %s: %w", name, dst, err)
+		if err := setXattr(name, func() error { return unix.Lsetxattr(dst, name, v, 0) }); err != nil {
+			return fmt.Errorf("%s: %w", dst, err)
 		}
 	}
 	if !times {

@@ -33,7 +33,7 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		b.rep.Warn("overlay=persistent but no usable data partition: the upper layer is tmpfs")
 		mode = mounts.OverlayTmpfs
 	}
-	b.mergeEtc(layout, mode, upper)
+	defer b.mergeEtc(layout, mode, upper)() // the base is undone before switch_root
 	ms, err := layout.RootMounts(mode, upper)
 	if err != nil {
 		return err

@@ -27,14 +27,17 @@ const baseMount = "/run/keel/base"
 // runs once per image: only when the upper is fresh, and the upper is
 // created with the merge in one atomic step (datapart.NewUpper). A failed
 // merge never fails the boot: it says so loudly and the boot goes on with
-// the new image's own /etc.
-func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) {
+// the new image's own /etc. The old image's mount and mapping are undone
+// while the boot goes on; the returned wait, to be called before the new
+// root is switched into, waits for that.
+func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) {
+	wait = func() {}
 	if mode != mounts.OverlayPersistent || upper == "" || b.rep.Data == nil || !b.rep.Data.FreshUpper {
-		return
+		return wait
 	}
 	slot, id, ok := b.lastGood()
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
-		return
+		return wait
 	}
 	start := time.Now()
 	m := &report.EtcMerge{FromSlot: slot, FromImage: id}
@@ -55,13 +58,13 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) {
 			return writeMergeRecord(tmp, m)
 		}}.Create()
 		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
-		closeBase()
+		wait = b.undoLater(closeBase)
 	}
 	m.Ms = float64(time.Since(start).Microseconds()) / 1000
 	b.rep.EtcMerge = m
 	if err != nil {
 		b.etcMergeFailed(upper, m, err)
-		return
+		return wait
 	}
 	b.log.Console("keel: %s", m.Summary())
 	for _, c := range m.Conflicts {
@@ -71,6 +74,19 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) {
 	for _, s := range m.Skipped {
 		b.log.Infof("/etc merge skipped %s", s)
 	}
+	return wait
+}
+
+// undoLater runs undo in the background (unmounting the base and removing
+// its mapping take ~0.1 s under emulation, which the overlay and the binds
+// mounted meanwhile hide) and returns what waits for it.
+func (b *boot) undoLater(undo func()) func() {
+	done := make(chan struct{})
+	b.goSafe("undoing the /etc merge's base", func() {
+		defer close(done)
+		undo()
+	})
+	return func() { <-done }
 }
 
 func fillMerge(m *report.EtcMerge, r etcmerge.Result, start time.Time) {

@@ -46,6 +46,7 @@ say "shadow alice=$(grep '^alice:' /etc/shadow)"
 say "passwd _keeltest=$(grep '^_keeltest:' /etc/passwd)"
 say "shadow _keeltest=$(grep '^_keeltest:' /etc/shadow)"
 say "boot.json=$(tr -d '\n' </run/keel/boot.json)"
+say "base mounts=$(grep -c ' /run/keel/base ' /proc/mounts)"
 /usr/bin/slotctl etc-diff 2>&1 | sed "s/^/KEEL-ETC: etc-diff: /" >/dev/console
 say "check done"
 `
@@ -187,6 +188,7 @@ func TestEtcMergeSystemd(t *testing.T) {
 		"/etc/machine-id":              machineID,
 		"passwd _keeltest":             "_keeltest:x:990:990::/nonexistent:/usr/sbin/nologin",
 		"shadow _keeltest":             "_keeltest:!:20000::::::",
+		"base mounts":                  "0", // undone in the background, before switch_root
 	})
 	if !strings.HasPrefix(up.etc["passwd alice"], "alice:x:1500:") || !strings.HasPrefix(up.etc["shadow alice"], "alice:"+aliceHash+":") {
 		t.Errorf("update boot: alice is %q / %q: want uid 1500 and her password", up.etc["passwd alice"], up.etc["shadow alice"])

@@ -5,7 +5,10 @@
 // /proc, /sys, /dev and /tmp, loads the modules mkinitrd baked in, runs
 // every /pkgs/NAME/NAME.test with the arguments in /pkgs/NAME/args (one a
 // line) from /pkgs/NAME, prints "KEEL-PKGTEST: NAME exit N" for each and
-// "KEEL-PKGTEST: done", and powers off. It never exits: PID 1 must not.
+// "KEEL-PKGTEST: done", and powers off. A package whose tests need a real
+// file system (make bench's /etc merge under TCG) names one in
+// /pkgs/NAME/scratch, "DEVICE FSTYPE": it is mounted on /scratch/NAME and
+// is the tests' TMPDIR instead of /tmp. It never exits: PID 1 must not.
 package main
 
 import (
@@ -85,9 +88,14 @@ func runTests(dir string) int {
 		fmt.Printf("%s%s: %v\n", Prefix, name, err)
 		return -1
 	}
+	tmp, err := scratch(dir)
+	if err != nil {
+		fmt.Printf("%s%s: %v\n", Prefix, name, err)
+		return -1
+	}
 	cmd := exec.Command(filepath.Join(dir, name+".test"), strings.Fields(string(args))...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, os.Stdout, os.Stdout
-	cmd.Env = []string{"PATH=/bin", "TMPDIR=/tmp", "HOME=/tmp"}
+	cmd.Env = []string{"PATH=/bin", "TMPDIR=" + tmp, "HOME=/tmp"}
 	err = cmd.Run()
 	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 		return ee.ExitCode()
@@ -97,4 +105,32 @@ func runTests(dir string) int {
 		return -1
 	}
 	return 0
+}
+
+// scratch mounts the file system dir/scratch names ("DEVICE FSTYPE") on
+// /scratch/NAME and returns it; without the file the tests get /tmp. The
+// device may appear a moment after its driver was loaded.
+func scratch(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "scratch"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "/tmp", nil
+	}
+	f := strings.Fields(string(b))
+	if err != nil || len(f) != 2 {
+		return "", fmt.Errorf("%s/scratch: %q, %v: expected \"DEVICE FSTYPE\"", dir, b, err)
+	}
+	mnt := filepath.Join("/scratch", filepath.Base(dir))
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return "", err
+	}
+	for range 100 {
+		if _, err = os.Stat(f[0]); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := unix.Mount(f[0], mnt, f[1], 0, ""); err != nil {
+		return "", fmt.Errorf("mount %s (%s) on %s: %w", f[0], f[1], mnt, err)
+	}
+	return mnt, nil
 }

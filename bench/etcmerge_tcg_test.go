@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-boot/keel/qemu-tests/vm"
+)
+
+// etcMergeTCGRuns is how many times the guest runs BenchmarkMerge (each a
+// mean of etcMergeTCGIters merges); the table shows their median.
+const (
+	etcMergeTCGRuns  = 5
+	etcMergeTCGIters = 3
+)
+
+// TestBenchEtcMergeTCG is the /etc merge part of `make bench` alone
+// (KEEL_BENCH=1): the figure it logs is the one TestBench puts in
+// BENCHMARKS.md. With KEEL_BENCH_ETC_PROFILE=FILE the guest's CPU profile
+// of the runs is written to FILE (go tool pprof).
+func TestBenchEtcMergeTCG(t *testing.T) {
+	if os.Getenv("KEEL_BENCH") != "1" {
+		t.Skip("boots a VM that merges /etc for minutes: run it with KEEL_BENCH=1")
+	}
+	dir := t.TempDir()
+	s, floor := etcMergeTCG(t, buildKeel(t, dir).Mkinitrd, dir, os.Getenv("KEEL_BENCH_ETC_PROFILE"))
+	t.Logf("/etc merge in the guest: %s over %d runs; writing its files alone: %s", s.Spread(), s.N, floor.Spread())
+}
+
+// etcMergeTCG runs etcmerge's BenchmarkMerge inside the test kernel under
+// QEMU (TCG unless KEEL_KVM=1), as qemu-tests' TestPackageTestsInVM runs
+// package tests: the test binary and qemu-tests/pkgrun as /init in an
+// initramfs, the trees on an ext4 file system on a virtio disk (the data
+// partition's kind of file system), not on the initramfs' tmpfs. It
+// returns the merge's time and, run beside it, BenchmarkWriteFloor's: the
+// files any merge must write, written alone. A profile path, when not
+// empty, receives the guest's CPU profile.
+func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summary) {
+	t.Helper()
+	root := moduleRoot(t)
+	pd := filepath.Join(dir, "etcmerge-tcg", "pkgs", "etcmerge")
+	if err := os.MkdirAll(pd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CGO_ENABLED", "0") // static: the initramfs has no libc
+	run(t, "go", "-C", root, "test", "-c", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(pd, "etcmerge.test"), "./etcmerge")
+	runner := filepath.Join(dir, "etcmerge-tcg", "pkgrun")
+	run(t, "go", "-C", root, "build", "-trimpath", "-ldflags=-s -w", "-o", runner, "./qemu-tests/pkgrun")
+	args := strings.Join([]string{"-test.run=^$", "-test.bench=^Benchmark(Merge|WriteFloor)$",
+		"-test.benchtime=" + strconv.Itoa(etcMergeTCGIters) + "x", "-test.count=" + strconv.Itoa(etcMergeTCGRuns)}, "\n")
+	if profile != "" {
+		args += "\n-test.cpuprofile=/scratch/etcmerge/cpu.prof"
+	}
+	for name, content := range map[string]string{"args": args + "\n", "scratch": "/dev/vda ext4\n"} {
+		if err := os.WriteFile(filepath.Join(pd, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "etcmerge-tcg", "initrd.img")
+	run(t, mkinitrd, "--out", img, "--kver", vm.KVer(t), "--init", runner, "--shell", "none",
+		"--no-default-modules", "--modules", "virtio_pci,virtio_blk,ext4", "--add", filepath.Dir(pd)+":/pkgs")
+	disk := scratchExt4(t, filepath.Join(dir, "etcmerge-tcg", "scratch.ext4"))
+
+	// loglevel=1: a kernel warning (under a loaded host, "hrtimer:
+	// interrupt took …") must not split a benchmark line on the console.
+	m := vm.Start(t, vm.Options{Initrd: img, Disks: []string{disk}, Cmdline: "loglevel=1", Timeout: 10 * time.Minute})
+	m.Expect("KEEL-PKGTEST: done")
+	m.ExpectPowerOff()
+	out := m.Output()
+	if !strings.Contains(out, "KEEL-PKGTEST: etcmerge exit 0") {
+		t.Fatalf("the etcmerge benchmarks failed in the VM (console: %s)", m.LogPath())
+	}
+	runs, err := ParseGoBenchTimes(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Merge", "WriteFloor"} {
+		if len(runs[name]) != etcMergeTCGRuns {
+			t.Fatalf("Benchmark%s in the VM: %d results, want %d (console: %s)", name, len(runs[name]), etcMergeTCGRuns, m.LogPath())
+		}
+	}
+	if profile != "" {
+		run(t, "debugfs", "-R", "dump /cpu.prof "+profile, disk)
+	}
+	return Summarize(runs["Merge"]), Summarize(runs["WriteFloor"])
+}
+
+// scratchExt4 makes an empty 512 MiB ext4 image with its inode tables and
+// journal initialised, as on a data partition in use for a while: with
+// mkfs' lazy defaults the guest's ext4lazyinit thread would zero them
+// while the benchmark runs.
+func scratchExt4(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Create(path)
+	if err == nil {
+		err = f.Truncate(512 << 20)
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", path)
+	return path
+}
