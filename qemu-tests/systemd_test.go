@@ -29,7 +29,8 @@ var kernelTime = regexp.MustCompile(`\[\s*(\d+\.\d+)\]`)
 
 // TestDebianSystemdThroughKeel boots a real Debian bookworm root (mmdebstrap,
 // systemd-sysv, udev) sealed with slotctl into slot a, through keel's
-// verity + overlay path, to multi-user.target.
+// verity + overlay path, to multi-user.target, with rd.watchdog: systemd
+// (RuntimeWatchdogSec=) takes over the i6300esb keel left running.
 func TestDebianSystemdThroughKeel(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
@@ -37,14 +38,21 @@ func TestDebianSystemdThroughKeel(t *testing.T) {
 	vm.WriteFile(t, root, "etc/systemd/system/keel-test-mounts.service", mountsUnit)
 	vm.WriteFile(t, root, "etc/systemd/system/multi-user.target.wants/.keep", "")
 	run(t, "ln", "-sf", "../keel-test-mounts.service", root+"/etc/systemd/system/multi-user.target.wants/keel-test-mounts.service")
+	// The watchdog hand-off (docs/boot-sequence.md, "Watchdog"): systemd
+	// takes over the device keel left running.
+	vm.WriteFile(t, root, "etc/systemd/system.conf.d/watchdog.conf", "[Manager]\nRuntimeWatchdogSec="+watchdogSeconds+"s\n")
 	key := signingKey(t, "release")
 	img := seal(t, root, key, "debian-e2e")
 	disk := abDisk(t, &img, nil)
 	start := time.Now()
 	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--trust", key+".pub"), Disks: []string{disk.Path},
-		Cmdline: "slot=a", Timeout: 4 * time.Minute})
+		Cmdline: "slot=a rd.watchdog=" + watchdogSeconds, QEMUArgs: watchdogQEMU, Timeout: 4 * time.Minute})
 	runInit := m.Expect("Run /init as init process")
 	switched := m.Expect("keel: switching root to /newroot")
+	m.Expect("keel: watchdog /dev/watchdog0 (i6300ESB timer) left running with a " + watchdogSeconds + " s timeout")
+	// systemd opens the device keel handed over; had it not, the machine
+	// would reset before multi-user.target (tens of seconds under TCG).
+	m.ExpectRegexp(`systemd\[1\]: Using hardware watchdog 'i6300ESB timer'`)
 	m.Expect("KEEL-SYSTEMD: multi-user reached")
 	m.Expect("KEEL-SYSTEMD: env-slot=unset")
 	for _, re := range []string{
