@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package unlock
+
+import (
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// hugePage is the size of an x86-64 (and arm64 4K-granule) transparent huge
+// page; where it is larger, the advice covers less and costs nothing.
+const hugePage = 2 << 20
+
+// hugePagesMin is the smallest Argon2 memory worth the extra allocation.
+const hugePagesMin = 8 << 20
+
+// hugePagesSlack is advised past the end of the buffer, in case a small
+// allocation of another goroutine takes the first pages of the freed range
+// before Argon2 allocates (the Go heap hands out 512 KiB at a time).
+const hugePagesSlack = 16 << 20
+
+// argon2Block is x/crypto's argon2 block: 1 KiB, no pointers.
+type argon2Block [128]uint64
+
+// argon2Blocks is how many blocks x/crypto's argon2 allocates for memory
+// KiB over threads lanes: memory rounded down to whole segments (4 per
+// lane), at least two per segment.
+func argon2Blocks(memory uint32, threads uint8) uint64 {
+	seg := 4 * uint64(max(threads, 1))
+	return max(uint64(memory)/seg*seg, 2*seg)
+}
+
+// hugePagesFor readies the Go heap for the buffer of x/crypto's Argon2 of
+// memory KiB over threads lanes, which it allocates itself (it takes no
+// caller memory): it allocates a buffer of the same size, asks the kernel
+// to back its range (and hugePagesSlack more) with transparent huge pages
+// (madvise MADV_HUGEPAGE: the Go runtime no longer does, and most kernels
+// enable them only where asked) and frees it. The Go heap gives a large
+// allocation the lowest free range that fits (a collection first frees
+// every lower range that would fit), so Argon2's buffer takes the same
+// range, and the advice stays with the mapping.
+//
+// Argon2 reads the blocks it mixes at random over all its memory: with
+// 4 KiB pages nearly every read misses the TLB and the first pass takes a
+// page fault every 4 KiB. With 2 MiB pages keel's Argon2id of a key slot
+// at cryptsetup's default cost (836 MiB) needs about half the CPU time
+// (docs/data.md, BENCHMARKS.md). The advice is only advice: where
+// transparent huge pages are off nothing changes but the speed.
+func hugePagesFor(memory uint32, threads uint8) {
+	n := argon2Blocks(memory, threads)
+	if n*uint64(unsafe.Sizeof(argon2Block{})) < hugePagesMin {
+		return
+	}
+	runtime.GC() // frees what else is garbage, so the lowest range that fits is free now
+	adviseHugePages(make([]argon2Block, n))
+	runtime.GC() // frees it: nothing refers to it any more
+}
+
+// adviseHugePages advises the huge pages overlapping b, and hugePagesSlack
+// past its end, for transparent huge pages. The Go heap maps its memory in
+// 4 MiB-aligned chunks, so the huge pages at both ends are heap memory;
+// advice past the heap's mapped end fails with ENOMEM for that part only.
+// Advice never changes memory contents, whoever uses it.
+func adviseHugePages(b []argon2Block) {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	n := uint64(len(b)) * uint64(unsafe.Sizeof(argon2Block{}))
+	start, size := hugePagesOver(p, n+hugePagesSlack)
+	// An error (EINVAL: a kernel without THP) leaves 4 KiB pages.
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, uintptr(size), unix.MADV_HUGEPAGE)
+	runtime.KeepAlive(b)
+}
+
+// hugePagesOver returns the huge pages overlapping the n bytes at address
+// p: the address of the first and their bytes.
+func hugePagesOver(p uintptr, n uint64) (start uintptr, size uint64) {
+	start = p &^ (hugePage - 1)
+	if n == 0 {
+		return start, 0
+	}
+	end := (uint64(p) + n + hugePage - 1) &^ (hugePage - 1)
+	return start, end - uint64(start)
+}
