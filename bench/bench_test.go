@@ -50,6 +50,10 @@ func TestBench(t *testing.T) {
 	r.Breakdowns = []Breakdown{KeelBreakdown(r.KeelSmall.Name, specs[0].boots), KeelBreakdown(r.KeelFull.Name, specs[1].boots)}
 	r.Verity = verityThroughput(t)
 	r.EtcMerge = etcMergeTime(t)
+	var err error
+	if r.Unlock, err = RunUnlockBench(moduleRoot(t), dir, 3); err != nil {
+		t.Fatal(err)
+	}
 	writeReport(t, r)
 }
 
