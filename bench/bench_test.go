@@ -54,6 +54,9 @@ func TestBench(t *testing.T) {
 	if r.Unlock, err = RunUnlockBench(moduleRoot(t), dir, 3); err != nil {
 		t.Fatal(err)
 	}
+	if r.Install, err = RunInstallBench(tools.Slotctl, dir, 3); err != nil {
+		t.Fatal(err)
+	}
 	writeReport(t, r)
 }
 

@@ -44,6 +44,7 @@ func (r Results) Markdown() string {
 		MB(r.InitSize), r.Verity.Keel, r.Verity.Veritysetup)
 	fmt.Fprintf(&b, "\nOne `/etc` merge (etcmerge `BenchmarkMerge`: 360 local changes, 20 users added, 50 conflicts), on the host: %s. Under TCG the boot report's `etc_merge.ms` of `TestEtcMergeSystemd` measures it in a real boot.\n", Seconds(r.EtcMerge))
 	b.WriteString(r.Unlock.Markdown())
+	b.WriteString(r.Install.Markdown())
 	for _, bd := range r.Breakdowns {
 		fmt.Fprintf(&b, "\n### Where the time goes: %s\n\n| step | median | min–max |\n| --- | --- | --- |\n", bd.Image)
 		for _, s := range bd.Steps {

@@ -35,7 +35,8 @@ type Results struct {
 	// EtcMerge is one /etc merge of etcmerge's BenchmarkMerge (360 local
 	// changes, 20 users added, 50 conflicts) on the host.
 	EtcMerge time.Duration
-	Unlock   UnlockBench // keel's LUKS2 unlock vs cryptsetup, on the host
+	Unlock   UnlockBench  // keel's LUKS2 unlock vs cryptsetup, on the host
+	Install  InstallBench // slotctl install vs dd + veritysetup, on the host
 	// Breakdowns are where keel's time in the initramfs goes, from its
 	// console lines and boot.json.
 	Breakdowns []Breakdown

@@ -56,12 +56,9 @@ func RunUnlockBench(root, dir string, runs int) (UnlockBench, error) {
 		u.Note = "not measured: no cryptsetup (Debian package cryptsetup-bin)"
 		return u, nil
 	}
-	bin := filepath.Join(dir, "keel-unlock")
-	args := append(append([]string{"build"}, build.Args()...), "-o", bin, "./internal/cmd/keel-unlock")
-	cmd := exec.Command("go", args...)
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return u, fmt.Errorf("build keel-unlock: %v\n%s", err, b)
+	bin, err := buildCommand(root, dir, "internal/cmd/keel-unlock")
+	if err != nil {
+		return u, err
 	}
 	key := filepath.Join(dir, "unlock.key")
 	if err := os.WriteFile(key, []byte("keel bench passphrase"), 0o600); err != nil {
@@ -94,6 +91,19 @@ func RunUnlockBench(root, dir string, runs int) (UnlockBench, error) {
 		u.Rows = append(u.Rows, UnlockRow{KDF: h.kdf, Keel: Summarize(keel), Cryptsetup: Summarize(ref)})
 	}
 	return u, nil
+}
+
+// buildCommand builds the command in package directory pkg of the module
+// at root into dir, with the Makefile's flags, and returns its path.
+func buildCommand(root, dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	args := append(append([]string{"build"}, build.Args()...), "-o", bin, "./"+pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+	}
+	return bin, nil
 }
 
 // timeCommand runs a command that must succeed and returns its wall time.
