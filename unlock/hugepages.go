@@ -37,7 +37,8 @@ func argon2Blocks(memory uint32, threads uint8) uint64 {
 // caller memory): it allocates a buffer of the same size, asks the kernel
 // to back its range (and hugePagesSlack more) with transparent huge pages
 // (madvise MADV_HUGEPAGE: the Go runtime no longer does, and most kernels
-// enable them only where asked) and frees it. The Go heap gives a large
+// enable them only where asked), has the kernel fill them
+// (MADV_POPULATE_WRITE) and frees it. The Go heap gives a large
 // allocation the lowest free range that fits (a collection first frees
 // every lower range that would fit), so Argon2's buffer takes the same
 // range, and the advice stays with the mapping.
@@ -69,7 +70,25 @@ func adviseHugePages(b []argon2Block) {
 	start, size := hugePagesOver(p, n+hugePagesSlack)
 	// An error (EINVAL: a kernel without THP) leaves 4 KiB pages.
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, uintptr(size), unix.MADV_HUGEPAGE)
+	// Fill b's own huge pages now, while the advice surely holds: left to
+	// the first touch, some runs got 4 KiB pages all the same. The Go heap
+	// zeroes the range again when Argon2 allocates it (it was used), so
+	// this costs only the kernel's zeroing. Kernels before 5.14 refuse
+	// (EINVAL) and fault the pages in on first touch.
+	if off, size := hugePagesWithin(p, n); size > 0 {
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, p+uintptr(off), uintptr(size), unix.MADV_POPULATE_WRITE)
+	}
 	runtime.KeepAlive(b)
+}
+
+// hugePagesWithin returns the whole huge pages within the n bytes at
+// address p: the offset of the first from p and their bytes (0: none).
+func hugePagesWithin(p uintptr, n uint64) (off, size uint64) {
+	off = uint64((hugePage - p%hugePage) % hugePage)
+	if off >= n || n-off < hugePage {
+		return 0, 0
+	}
+	return off, (n - off) &^ (hugePage - 1)
 }
 
 // hugePagesOver returns the huge pages overlapping the n bytes at address

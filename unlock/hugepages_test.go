@@ -35,6 +35,25 @@ func TestHugePagesOver(t *testing.T) {
 	}
 }
 
+func TestHugePagesWithin(t *testing.T) {
+	const h = hugePage
+	for _, tc := range []struct {
+		p         uintptr
+		n         uint64
+		off, size uint64
+	}{
+		{p: 0, n: 3 * h, off: 0, size: 3 * h},
+		{p: h, n: 3*h + 5, off: 0, size: 3 * h},
+		{p: h + 4096, n: 3 * h, off: h - 4096, size: 2 * h},
+		{p: h + 4096, n: h, off: 0, size: 0},
+		{p: 7, n: 0, off: 0, size: 0},
+	} {
+		if off, size := hugePagesWithin(tc.p, tc.n); off != tc.off || size != tc.size {
+			t.Errorf("hugePagesWithin(%#x, %d) = %d, %d; want %d, %d", tc.p, tc.n, off, size, tc.off, tc.size)
+		}
+	}
+}
+
 // FuzzHugePagesOver: the range is whole huge pages, covers the n bytes,
 // and holds no huge page that does not overlap them.
 func FuzzHugePagesOver(f *testing.F) {
@@ -43,6 +62,7 @@ func FuzzHugePagesOver(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p, n uint64) {
 		p %= 1 << 47 // user-space addresses
 		n %= 1 << 40
+		checkWithin(t, p, n)
 		start, size := hugePagesOver(uintptr(p), n)
 		s := uint64(start)
 		if s%hugePage != 0 || size%hugePage != 0 {
@@ -61,6 +81,22 @@ func FuzzHugePagesOver(f *testing.F) {
 			t.Fatalf("(%#x, %d) = %#x, %d: a huge page more than the bytes overlap", p, n, start, size)
 		}
 	})
+}
+
+// checkWithin: hugePagesWithin's range is whole huge pages inside the n
+// bytes at p, and leaves out no whole huge page of them.
+func checkWithin(t *testing.T, p, n uint64) {
+	off, size := hugePagesWithin(uintptr(p), n)
+	first := (hugePage - p%hugePage) % hugePage
+	if size == 0 {
+		if off != 0 || first+hugePage <= n {
+			t.Fatalf("within(%#x, %d) = %d, 0: the huge page at +%d fits", p, n, off, first)
+		}
+		return
+	}
+	if off != first || off+size > n || size%hugePage != 0 || n-off-size >= hugePage {
+		t.Fatalf("within(%#x, %d) = %d, %d: not the whole huge pages inside", p, n, off, size)
+	}
 }
 
 func TestArgon2Blocks(t *testing.T) {
