@@ -49,22 +49,27 @@ func argon2Blocks(memory uint32, threads uint8) uint64 {
 // at cryptsetup's default cost (836 MiB) needs about half the CPU time
 // (docs/data.md, BENCHMARKS.md). The advice is only advice: where
 // transparent huge pages are off nothing changes but the speed.
-func hugePagesFor(memory uint32, threads uint8) {
+//
+// fill is false where free memory could not hold the filled range and
+// Argon2's buffer both, should Argon2's buffer land elsewhere after all:
+// the range is then only advised.
+func hugePagesFor(memory uint32, threads uint8, fill bool) {
 	n := argon2Blocks(memory, threads)
 	if n*uint64(unsafe.Sizeof(argon2Block{})) < hugePagesMin {
 		return
 	}
 	runtime.GC() // frees what else is garbage, so the lowest range that fits is free now
-	adviseHugePages(make([]argon2Block, n))
+	adviseHugePages(make([]argon2Block, n), fill)
 	runtime.GC() // frees it: nothing refers to it any more
 }
 
 // adviseHugePages advises the huge pages overlapping b, and hugePagesSlack
-// past its end, for transparent huge pages. The Go heap maps its memory in
+// past its end, for transparent huge pages, and fills those within b when
+// fill is set. The Go heap maps its memory in
 // 4 MiB-aligned chunks, so the huge pages at both ends are heap memory;
 // advice past the heap's mapped end fails with ENOMEM for that part only.
 // Advice never changes memory contents, whoever uses it.
-func adviseHugePages(b []argon2Block) {
+func adviseHugePages(b []argon2Block, fill bool) {
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	n := uint64(len(b)) * uint64(unsafe.Sizeof(argon2Block{}))
 	start, size := hugePagesOver(p, n+hugePagesSlack)
@@ -75,7 +80,7 @@ func adviseHugePages(b []argon2Block) {
 	// zeroes the range again when Argon2 allocates it (it was used), so
 	// this costs only the kernel's zeroing. Kernels before 5.14 refuse
 	// (EINVAL) and fault the pages in on first touch.
-	if off, size := hugePagesWithin(p, n); size > 0 {
+	if off, size := hugePagesWithin(p, n); fill && size > 0 {
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, p+uintptr(off), uintptr(size), unix.MADV_POPULATE_WRITE)
 	}
 	runtime.KeepAlive(b)

@@ -174,7 +174,7 @@ func TestHugePagesReachArgon2(t *testing.T) {
 		t.Skipf("transparent huge pages are %q here, the test needs \"madvise\"", m)
 	}
 	const memory, threads = 64 << 10, 2
-	hugePagesFor(memory, threads)
+	hugePagesFor(memory, threads, false)
 	blocks := make([]argon2Block, argon2Blocks(memory, threads)) // as x/crypto allocates it
 	if !thpEligible(t, uintptr(unsafe.Pointer(&blocks[len(blocks)/2]))) {
 		t.Errorf("the Argon2 buffer after hugePagesFor is not eligible for huge pages")
