@@ -51,6 +51,13 @@ func TestBench(t *testing.T) {
 	r.Verity = verityThroughput(t)
 	r.EtcMerge = etcMergeTime(t)
 	r.EtcMergeTCG, r.EtcWriteFloorTCG = etcMergeTCG(t, tools.Mkinitrd, dir, "")
+	var err error
+	if r.Unlock, err = RunUnlockBench(moduleRoot(t), dir, 3); err != nil {
+		t.Fatal(err)
+	}
+	if r.Install, err = RunInstallBench(tools.Slotctl, dir, 3); err != nil {
+		t.Fatal(err)
+	}
 	writeReport(t, r)
 }
 

@@ -44,6 +44,8 @@ func (r Results) Markdown() string {
 		MB(r.InitSize), r.Verity.Keel, r.Verity.Veritysetup)
 	fmt.Fprintf(&b, "\nOne `/etc` merge (etcmerge `BenchmarkMerge`: 360 local changes, 20 users added, 50 conflicts), on the host: %s; in the guest (%s, ext4 on a virtio disk), median (min–max) of %d runs: %s; writing the same files and nothing else (`BenchmarkWriteFloor`, same guest): %s. The boot report's `etc_merge.ms` of `TestEtcMergeSystemd` measures a real boot's merge, base open and flush included.\n",
 		Seconds(r.EtcMerge), m.Accel, r.EtcMergeTCG.N, r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
+	b.WriteString(r.Unlock.Markdown())
+	b.WriteString(r.Install.Markdown())
 	for _, bd := range r.Breakdowns {
 		fmt.Fprintf(&b, "\n### Where the time goes: %s\n\n| step | median | min–max |\n| --- | --- | --- |\n", bd.Image)
 		for _, s := range bd.Steps {

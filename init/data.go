@@ -178,6 +178,16 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 // All of it shares one key-derivation budget.
 func (b *boot) unlockData(dev string) (string, error) {
 	const name = "keel-data"
+	// Passphrase, volume key and Argon2 state stay in RAM (docs/security.md).
+	release, lerr := unlock.LockMemory()
+	if lerr != nil {
+		b.log.Warnf("%v", lerr)
+	}
+	defer func() {
+		if err := release(); err != nil {
+			b.log.Warnf("%v", err)
+		}
+	}()
 	o := unlock.Opener{Role: "data", Budget: unlock.NewKDFBudget(unlock.DefaultKDFBudget)}
 	if kf := b.baked.LUKSKeyfile; kf != "" {
 		secret, err := os.ReadFile(kf)

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/slots"
+	"github.com/keel-boot/keel/verity"
 )
 
 // installJob is one slotctl install: what goes where.
@@ -22,6 +24,7 @@ type installJob struct {
 	tries          int
 	force          bool // --force: even over the only good slot
 	rootP, verityP *partition
+	prog           *progress // nil: no progress shown
 }
 
 // runInstall writes a sealed image into a slot that is not running,
@@ -32,17 +35,23 @@ func runInstall(e *env, args []string) error {
 	slotName := fs.String("slot", "", "slot to write: a or b (never the running one)")
 	tries := fs.Int("tries", bootstate.DefaultTries, "boots the new slot gets to be marked good (1 to 255)")
 	force := fs.Bool("force", false, "write the slot even if it is the only good one while the running slot is unconfirmed")
+	quiet := fs.Bool("quiet", false, "show no progress (the default when stderr is not a terminal)")
+	showProg := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
 	var trust listFlag
 	fs.Var(&trust, "trust", "trusted public key file (repeatable); without any, an unsigned header is accepted")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
+	if *quiet && *showProg {
+		return usagef("--quiet and --progress contradict each other")
+	}
 	j, err := newInstallJob(t, *slotName, pos, *tries, trust)
 	if err != nil {
 		return err
 	}
 	j.force = *force
+	j.prog = newProgress(e.stderr, e.now, showProgress(*quiet, *showProg, isTerminal(e.stderr)))
 	h, authenticated, err := j.run()
 	if err != nil {
 		return err
@@ -83,7 +92,7 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	if err := j.t.refuseLastGood(j.slot, "install over", j.force); err != nil {
 		return nil, false, err
 	}
-	h, _, err := verifyFiles(j.image, j.verity, j.trusted)
+	h, _, err := verifyHeaderFile(j.verity, j.trusted)
 	if err != nil {
 		return nil, false, err
 	}
@@ -129,19 +138,20 @@ func checkFloor(h *slots.Header, floor uint64, what string) error {
 	return nil
 }
 
-// verifyFiles checks the input before anything is overwritten.
-func verifyFiles(image, verity string, trusted []ed25519.PublicKey) (*slots.Header, bool, error) {
-	img, err := os.Open(image)
-	if err != nil {
-		return nil, false, err
-	}
-	defer img.Close()
+// verifyHeaderFile checks the input's header and signature before
+// anything is overwritten. The image's hash tree is checked while it is
+// written (writeAndVerify).
+func verifyHeaderFile(verity string, trusted []ed25519.PublicKey) (*slots.Header, bool, error) {
 	v, err := os.Open(verity)
 	if err != nil {
 		return nil, false, err
 	}
 	defer v.Close()
-	h, authenticated, err := slots.VerifyPartition(img, v, trusted)
+	h, err := slots.ReadHeader(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w: nothing was written", verity, err)
+	}
+	authenticated, err := h.Authenticate(trusted)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w: nothing was written", verity, err)
 	}
@@ -176,29 +186,81 @@ func fits(file string, p *partition) error {
 	return nil
 }
 
-// writeAndVerify copies both files, syncs, and verifies the partitions as
-// the init will read them.
+// writeAndVerify writes both files and verifies the partitions as the
+// init will read them. The image is written while its hash tree is checked
+// against the verity file: verity.Verify reads the image in 1 MiB chunks
+// on every core, and each chunk read is written at once at the same offset
+// of root-X (teeReaderAt), so the input is read once and hashing overlaps
+// the I/O. Then the verity file is written, both partitions are synced,
+// their page cache dropped, and read back and checked again: header,
+// signature and the whole tree.
 func (j *installJob) writeAndVerify() (*slots.Header, bool, error) {
-	n, err := copyInto(j.image, j.rootP)
+	img, err := os.Open(j.image)
 	if err != nil {
 		return nil, false, err
+	}
+	defer img.Close()
+	fi, err := img.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	vf, err := os.Open(j.verity)
+	if err != nil {
+		return nil, false, err
+	}
+	defer vf.Close()
+	h, err := slots.ReadHeader(vf)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", j.verity, err)
+	}
+	j.prog.begin("writing "+j.rootP.label, fi.Size())
+	tee := &teeReaderAt{r: img, w: j.rootP, prog: j.prog}
+	err = verity.Verify(tee, h.HashDevice(vf), h.Verity, h.RootHash)
+	if err == nil {
+		err = copyTail(img, j.rootP, treeCovers(h.Verity, fi.Size()), fi.Size(), j.prog)
+	}
+	j.prog.end()
+	if werr := tee.writeErr(); werr != nil {
+		return nil, false, fmt.Errorf("write %s to %s: %w", j.image, j.rootP, werr)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: image %s: %w", j.image, h.ImageID, err)
+	}
+	if err := j.rootP.Sync(); err != nil {
+		return nil, false, fmt.Errorf("sync %s: %w", j.rootP, err)
 	}
 	m, err := copyInto(j.verity, j.verityP)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := j.rootP.dropCache(n); err != nil {
+	if err := j.rootP.dropCache(fi.Size()); err != nil {
 		return nil, false, err
 	}
 	if err := j.verityP.dropCache(m); err != nil {
 		return nil, false, err
 	}
-	h, authenticated, err := slots.VerifyPartition(j.rootP, j.verityP, j.trusted)
+	j.prog.begin("checking "+j.rootP.label, fi.Size())
+	h, authenticated, err := slots.VerifyPartition(countingReaderAt{j.rootP, j.prog}, j.verityP, j.trusted)
+	j.prog.end()
 	if err != nil {
 		return nil, false, fmt.Errorf("read back %s and %s: %w", j.rootP, j.verityP, err)
 	}
 	return h, authenticated, nil
 }
+
+// treeCovers is how many of the size bytes of an image the tree of p
+// covers: its data blocks, or all of them.
+func treeCovers(p verity.Params, size int64) int64 {
+	bs := int64(p.WithDefaults().DataBlockSize)
+	if bs > 0 && p.DataBlocks < uint64(size/bs) {
+		return int64(p.DataBlocks) * bs
+	}
+	return size
+}
+
+// copyBuffer is the size of install's reads and writes outside the tree
+// check: large, aligned I/O.
+const copyBuffer = 4 << 20
 
 // copyInto writes file at the start of p and syncs it.
 func copyInto(file string, p *partition) (int64, error) {
@@ -207,14 +269,87 @@ func copyInto(file string, p *partition) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	n, err := io.Copy(io.NewOffsetWriter(p, 0), f)
+	fi, err := f.Stat()
 	if err != nil {
-		return n, fmt.Errorf("write %s to %s: %w", file, p, err)
+		return 0, err
+	}
+	if err := copyTail(f, p, 0, fi.Size(), nil); err != nil {
+		return 0, fmt.Errorf("write %s to %s: %w", file, p, err)
 	}
 	if err := p.Sync(); err != nil {
-		return n, fmt.Errorf("sync %s: %w", p, err)
+		return 0, fmt.Errorf("sync %s: %w", p, err)
 	}
-	return n, nil
+	return fi.Size(), nil
+}
+
+// copyTail copies bytes from to end of r to the same offsets of w, in
+// copyBuffer pieces: the part of an image past its last data block, which
+// the tree check does not read, or a whole small file.
+func copyTail(r io.ReaderAt, w io.WriterAt, from, end int64, prog *progress) error {
+	buf := make([]byte, min(copyBuffer, max(end-from, 0)))
+	for off := from; off < end; {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		if n > 0 {
+			if _, werr := w.WriteAt(buf[:n], off); werr != nil {
+				return werr
+			}
+			prog.add(n)
+			off += int64(n)
+		}
+		if err == io.EOF && off < end {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+// teeReaderAt writes what it reads from r at the same offset of w, so that
+// a check reading r copies it on the way. The first write error is kept
+// for writeErr, and fails the read that met it. It is safe for concurrent
+// use, as verity.Verify's workers read in parallel.
+type teeReaderAt struct {
+	r    io.ReaderAt
+	w    io.WriterAt
+	prog *progress
+	mu   sync.Mutex
+	err  error
+}
+
+func (t *teeReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := t.r.ReadAt(b, off)
+	if n > 0 {
+		if _, werr := t.w.WriteAt(b[:n], off); werr != nil {
+			t.mu.Lock()
+			if t.err == nil {
+				t.err = werr
+			}
+			t.mu.Unlock()
+			return 0, werr
+		}
+		t.prog.add(n)
+	}
+	return n, err
+}
+
+func (t *teeReaderAt) writeErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// countingReaderAt counts what is read from r as progress.
+type countingReaderAt struct {
+	r    io.ReaderAt
+	prog *progress
+}
+
+func (c countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(b, off)
+	c.prog.add(n)
+	return n, err
 }
 
 func (j *installJob) markBad(reason string) error {

@@ -139,6 +139,7 @@ func deriveKey(k *keyslot, secret []byte) ([]byte, error) {
 		// Give the memory back at once: PID 1 must not hold a second
 		// copy while the next key slot or passphrase is tried.
 		defer debug.FreeOSMemory()
+		hugePagesFor(k.kdf.memory, uint8(k.kdf.cpus), 2*need+memoryHeadroom <= free)
 		if k.kdf.typ == "argon2i" {
 			return argon2.Key(secret, k.kdf.salt, k.kdf.time, k.kdf.memory, uint8(k.kdf.cpus), uint32(n)), nil
 		}

@@ -71,6 +71,18 @@ func (o Opener) Open(dev, name string, key Key) (string, error) {
 	return path, nil
 }
 
+// Check recovers the volume key of the LUKS volume on dev with key, checks
+// it against the header's digest and discards it, mapping nothing: what
+// `cryptsetup open --test-passphrase` does. Its errors read as Open's.
+func (o Opener) Check(dev string, key Key) error {
+	vol, version, err := unlockDevice(dev, key, o.Budget)
+	if err != nil {
+		return fmt.Errorf("%s: %w", describe(o.role("volume"), dev, version), err)
+	}
+	clear(vol.Key)
+	return nil
+}
+
 // unlockDevice reads the header of dev and recovers its volume with key.
 // It returns the LUKS version for messages: 2 once a LUKS2 header is read.
 func unlockDevice(dev string, key Key, budget *KDFBudget) (*Volume, int, error) {
