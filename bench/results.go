@@ -41,8 +41,8 @@ type Results struct {
 	// EtcWriteFloorTCG is, in the same guest, writing the files that
 	// merge writes and nothing else (etcmerge's BenchmarkWriteFloor).
 	EtcWriteFloorTCG Summary
-	Unlock   UnlockBench  // keel's LUKS2 unlock vs cryptsetup, on the host
-	Install  InstallBench // slotctl install vs dd + veritysetup, on the host
+	Unlock           UnlockBench  // keel's LUKS2 unlock vs cryptsetup, on the host
+	Install          InstallBench // slotctl install vs dd + veritysetup, on the host
 	// Breakdowns are where keel's time in the initramfs goes, from its
 	// console lines and boot.json.
 	Breakdowns []Breakdown
