@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,10 +18,33 @@ import (
 // types (device nodes, fifos, sockets, symlinks), hard links, ownership,
 // modes including setuid and sticky bits, timestamps and extended
 // attributes. It stays on the source's filesystem, like `cp -ax`.
+//
+// One walk makes the directories, symlinks and device nodes and hands the
+// regular files to copyWorkers goroutines: a /var is hundreds of small
+// files, each costing a dozen system calls, which under emulation cost more
+// than the bytes they move, so two CPUs copy it in about half the time.
+// Hard links are made once every file is copied, and the directories get
+// their metadata last, deepest first, once all their entries exist.
 type copier struct {
 	dev   uint64
 	links map[[2]uint64]string // (dev, ino) of multiply linked files → first copy
+	files chan fileJob
+	later []link    // hard links to make once the files are copied
+	dirs  []fileJob // directories, deepest first, for their metadata
+
+	mu  sync.Mutex
+	err error // the first failure of a worker
 }
+
+// copyWorkers is how many regular files are copied at once.
+const copyWorkers = 4
+
+type fileJob struct {
+	src, dst string
+	st       unix.Stat_t
+}
+
+type link struct{ first, dst string }
 
 // copyTree copies src to dst, which must not exist.
 func copyTree(src, dst string) error {
@@ -28,20 +52,105 @@ func copyTree(src, dst string) error {
 	if err := unix.Lstat(src, &st); err != nil {
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
-	c := &copier{dev: st.Dev, links: map[[2]uint64]string{}}
-	return c.copy(src, dst, &st)
+	c := &copier{dev: st.Dev, links: map[[2]uint64]string{}, files: make(chan fileJob, copyWorkers)}
+	var wg sync.WaitGroup
+	for range copyWorkers {
+		wg.Add(1)
+		go c.work(&wg)
+	}
+	err := c.copy(src, dst, &st)
+	close(c.files)
+	wg.Wait()
+	if err == nil {
+		err = c.failure()
+	}
+	if err == nil {
+		err = c.finish()
+	}
+	return err
 }
 
+// work copies the files it is handed; after a failure it only drains the
+// queue. A panic is a failure of the copy, not of the process (PID 1).
+func (c *copier) work(wg *sync.WaitGroup) {
+	defer wg.Done()
+	for j := range c.files {
+		if c.failure() != nil {
+			continue
+		}
+		c.fail(c.copyFileJob(j))
+	}
+}
+
+func (c *copier) copyFileJob(j fileJob) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("copying %s to %s: panic: %v", j.src, j.dst, r)
+		}
+	}()
+	if err := copyFile(j.src, j.dst); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", j.src, j.dst, err)
+	}
+	return metaErr(j)
+}
+
+func metaErr(j fileJob) error {
+	if err := copyMeta(j.src, j.dst, &j.st); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", j.src, j.dst, err)
+	}
+	return nil
+}
+
+func (c *copier) fail(err error) {
+	if err == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *copier) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// finish makes the hard links, then gives the directories their metadata.
+func (c *copier) finish() error {
+	for _, l := range c.later {
+		if err := os.Link(l.first, l.dst); err != nil {
+			return fmt.Errorf("copying to %s: %w", l.dst, err)
+		}
+	}
+	for _, d := range c.dirs {
+		if err := metaErr(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copy makes dst from src: a directory with its entries, a symlink or a
+// device node at once, a regular file through the workers.
 func (c *copier) copy(src, dst string, st *unix.Stat_t) error {
+	if err := c.failure(); err != nil {
+		return err
+	}
 	var err error
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		err = c.copyDir(src, dst)
-	case unix.S_IFREG:
-		if done, lerr := c.link(dst, st); done || lerr != nil {
-			return lerr
+		if err = c.copyDir(src, dst); err == nil {
+			c.dirs = append(c.dirs, fileJob{src, dst, *st})
 		}
-		err = copyFile(src, dst)
+		return err
+	case unix.S_IFREG:
+		if !c.link(dst, st) {
+			c.files <- fileJob{src, dst, *st}
+		}
+		return nil
 	case unix.S_IFLNK:
 		err = copySymlink(src, dst)
 	default: // char and block devices, fifos, sockets
@@ -50,41 +159,40 @@ func (c *copier) copy(src, dst string, st *unix.Stat_t) error {
 	if err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	if err := copyMeta(src, dst, st); err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
-	}
-	return nil
+	return metaErr(fileJob{src, dst, *st})
 }
 
-// link makes dst a hard link to an earlier copy of the same file; done is
-// false when this is the first time the file is seen.
-func (c *copier) link(dst string, st *unix.Stat_t) (done bool, err error) {
+// link records dst as a hard link to an earlier copy of the same file, to
+// be made by finish; it is false when this is the first time the file is
+// seen.
+func (c *copier) link(dst string, st *unix.Stat_t) bool {
 	if st.Nlink < 2 {
-		return false, nil
+		return false
 	}
 	key := [2]uint64{st.Dev, st.Ino}
 	if first, ok := c.links[key]; ok {
-		return true, os.Link(first, dst)
+		c.later = append(c.later, link{first, dst})
+		return true
 	}
 	c.links[key] = dst
-	return false, nil
+	return false
 }
 
 // copyDir copies a directory's entries; entries on another filesystem
 // (something mounted inside the source) are skipped.
 func (c *copier) copyDir(src, dst string) error {
 	if err := os.Mkdir(dst, 0o700); err != nil {
-		return err
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	entries, err := os.ReadDir(src)
 	if err != nil {
-		return err
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	for _, e := range entries {
 		s, d := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
 		var st unix.Stat_t
 		if err := unix.Lstat(s, &st); err != nil {
-			return err
+			return fmt.Errorf("copying %s: %w", s, err)
 		}
 		if st.Dev != c.dev {
 			continue
