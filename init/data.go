@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/unlock"
@@ -61,6 +63,9 @@ func (e *lockedError) Unwrap() error { return e.err }
 // boot: an encrypted partition that could not be unlocked (a wrong key, no
 // usable key slot, the prompt timed out, the key-derivation budget spent).
 func (b *boot) openData() error {
+	if b.stopDataPrefetch != nil {
+		defer b.stopDataPrefetch()
+	}
 	dev, err := b.findData()
 	if err != nil || dev == "" {
 		return err
@@ -76,6 +81,56 @@ func (b *boot) openData() error {
 	}
 	b.data = d
 	return nil
+}
+
+// prefetchData starts loading the data partition's file-system module in
+// the background as soon as the partition appears (docs/boot-sequence.md,
+// "Modules"): btrfs with raid6_pq and xor, whose boot-time benchmarks are
+// slow under emulation, takes about as long to load as the storage drivers
+// take to find every disk, which it then overlaps instead of following;
+// the data phase waits for it through need. The partition is data=, else
+// the default label on whichever disk shows it first: one that the data
+// phase then does not use (on another disk) costs a module load, nothing
+// more. The data phase ends the wait (stopDataPrefetch).
+func (b *boot) prefetchData() {
+	spec, _ := dataPlan(b.cfg.Data, false)
+	s, err := devspec.Parse(spec)
+	if spec == "" || err != nil {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
+	b.stopDataPrefetch = cancel
+	b.inBackground("the data partition's module prefetch", func() {
+		dev, err := b.dev.WaitFor(ctx, s)
+		if err != nil {
+			return
+		}
+		fs, err := datapart.Probe(dev)
+		if err != nil {
+			return // the data phase probes again and reports it
+		}
+		mods := dataModules(b.baked.Modules, fs.Type)
+		b.log.Debugf("data partition %s holds %s: loading %v in the background", dev, fs.Type, names(mods))
+		b.loadInBackground(mods)
+	})
+}
+
+// dataModules is what a data partition holding fstype needs from the plan:
+// the file system's module, or for a LUKS container dm-crypt and the first
+// data file system the plan has (btrfs, then ext4: what is inside is known
+// only once it is unlocked).
+func dataModules(plan []bakedconf.Module, fstype string) []bakedconf.Module {
+	if fstype != datapart.LUKS {
+		return kmod.Closure(plan, fstype)
+	}
+	roots := []string{"dm_crypt"}
+	for _, t := range []string{datapart.Btrfs, datapart.Ext4} {
+		if len(kmod.Closure(plan, t)) > 0 {
+			roots = append(roots, t)
+			break
+		}
+	}
+	return kmod.Closure(plan, roots...)
 }
 
 // dataPlan says which data partition to look for: spec ("" for none, with

@@ -237,3 +237,23 @@ func FuzzDataDecisions(f *testing.F) {
 		}
 	})
 }
+
+func TestDataModules(t *testing.T) {
+	plan := []bakedconf.Module{{Name: "xor"}, {Name: "raid6_pq"}, {Name: "btrfs", Deps: []string{"xor", "raid6_pq"}},
+		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}}
+	for _, tt := range []struct {
+		plan   []bakedconf.Module
+		fstype string
+		want   string
+	}{
+		{plan, "btrfs", "xor raid6_pq btrfs"},
+		{plan, "ext4", "ext4"},
+		{plan, datapart.LUKS, "xor raid6_pq btrfs dm_mod dm_crypt"},
+		{plan[3:], datapart.LUKS, "ext4 dm_mod dm_crypt"},
+		{plan, "xfs", ""},
+	} {
+		if got := strings.Join(names(dataModules(tt.plan, tt.fstype)), " "); got != tt.want {
+			t.Errorf("dataModules(%s) = %q, want %q", tt.fstype, got, tt.want)
+		}
+	}
+}
