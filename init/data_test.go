@@ -257,3 +257,30 @@ func TestDataModules(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDataModules: whatever type the probe of the data partition reports,
+// the prefetch loads a part of the plan closed under dependencies.
+func FuzzDataModules(f *testing.F) {
+	for _, s := range []string{"btrfs", "ext4", datapart.LUKS, "", "xfs", "dm_crypt"} {
+		f.Add(s)
+	}
+	plan := []bakedconf.Module{{Name: "xor"}, {Name: "raid6_pq"}, {Name: "btrfs", Deps: []string{"xor", "raid6_pq"}},
+		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}}
+	f.Fuzz(func(t *testing.T, fstype string) {
+		got := dataModules(plan, fstype)
+		in := map[string]bool{}
+		for _, m := range got {
+			in[m.Name] = true
+		}
+		for _, m := range got {
+			for _, d := range m.Deps {
+				if !in[d] {
+					t.Errorf("dataModules(%q) has %s without its dependency %s", fstype, m.Name, d)
+				}
+			}
+		}
+		if fstype == datapart.LUKS && !in["dm_crypt"] {
+			t.Errorf("dataModules(LUKS) = %v: want dm_crypt", names(got))
+		}
+	})
+}
