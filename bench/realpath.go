@@ -127,23 +127,29 @@ func (c RealCase) checkData(d *report.Data) error {
 type RealRow struct {
 	Name, Form string
 	Size       int64
-	// InInitramfs is Run /init to systemd's first line; MultiUser the
+	// ToExec is Run /init to keel's "switching root" line, when keel execs
+	// systemd (keel's rows only: the figure of issue 14's targets);
+	// InInitramfs is Run /init to systemd's first line, which includes
+	// systemd's own start and is there for every image; MultiUser the
 	// kernel clock at multi-user.target; FromInit that minus Run /init.
-	InInitramfs, MultiUser, FromInit Summary
-	Breakdown                        Breakdown // keel's rows only
+	ToExec, InInitramfs, MultiUser, FromInit Summary
+	Breakdown                                Breakdown // keel's rows only
 }
 
 // SummarizeReal turns boots into a row; the breakdown is kept for keel's.
 func SummarizeReal(name, form string, size int64, boots []RealBoot) RealRow {
-	var in, mu, from []time.Duration
+	var exec, in, mu, from []time.Duration
 	plain := make([]Boot, 0, len(boots))
 	keel := false
 	for _, b := range boots {
 		in, mu, from = append(in, b.InInitramfs()), append(mu, b.MultiUser), append(from, b.MultiUser-b.RunInit)
+		if b.KeelSwitch > 0 {
+			exec = append(exec, b.KeelSwitch-b.RunInit)
+		}
 		plain = append(plain, b.Boot)
 		keel = keel || b.Report != nil
 	}
-	row := RealRow{Name: name, Form: form, Size: size, InInitramfs: Summarize(in), MultiUser: Summarize(mu), FromInit: Summarize(from)}
+	row := RealRow{Name: name, Form: form, Size: size, ToExec: Summarize(exec), InInitramfs: Summarize(in), MultiUser: Summarize(mu), FromInit: Summarize(from)}
 	if keel {
 		row.Breakdown = KeelBreakdown(name, plain)
 	}
@@ -172,8 +178,8 @@ func (r Results) findReal(name string) RealRow {
 
 // RealTargets checks the run against issue 14's targets.
 func (r Results) RealTargets() []Target {
-	steady := r.findReal(realGenericPrefix + ", " + realSteadySuffix).InInitramfs
-	first := r.findReal(realGenericPrefix + ", " + realFirstSuffix).InInitramfs
+	steady := r.findReal(realGenericPrefix + ", " + realSteadySuffix).ToExec
+	first := r.findReal(realGenericPrefix + ", " + realFirstSuffix).ToExec
 	var tiny Summary
 	for _, p := range r.Peers {
 		if p.Name == "tiny-initramfs" {
@@ -182,9 +188,9 @@ func (r Results) RealTargets() []Target {
 	}
 	small := r.KeelSmall.Boot
 	return []Target{
-		{"real path, steady state (generic image, verity + persistent btrfs + A/B + systemd), time in the initramfs", "≤ 1.2 s", Seconds(steady.Median),
+		{"real path, steady state (generic image, verity + persistent btrfs + A/B + systemd), Run /init → exec of systemd", "≤ 1.2 s", Seconds(steady.Median),
 			steady.N > 0 && steady.Median <= realSteadyLimit},
-		{"real path, first boot incl. /var seeding, time in the initramfs", "≤ 2.5 s", Seconds(first.Median),
+		{"real path, first boot incl. /var seeding, Run /init → exec of systemd", "≤ 2.5 s", Seconds(first.Median),
 			first.N > 0 && first.Median <= realFirstLimit},
 		{"plain ext4 root vs tiny-initramfs, same run", "≤ ×1.00", Ratio(small.Median.Seconds(), tiny.Median.Seconds()),
 			small.N > 0 && tiny.N > 0 && small.Median <= tiny.Median},
@@ -199,10 +205,10 @@ func (r Results) realMarkdown(b *strings.Builder) {
 	if len(r.RealPath) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "\n### The real path: Debian with systemd (issue 14)\n\n%d boots of each; medians (min–max). \"In the initramfs\" is `Run /init` to systemd's first line; multi-user.target is the guest's kernel clock when the target is reached (from power-on, and from `Run /init`).\n\n", r.RealRuns)
-	b.WriteString("| image, disk, boot | form | image size | in the initramfs | multi-user.target | multi-user.target after `Run /init` |\n| --- | --- | --- | --- | --- | --- |\n")
+	fmt.Fprintf(b, "\n### The real path: Debian with systemd (issue 14)\n\n%d boots of each; medians (min–max), all on the guest's kernel clock. \"Exec of systemd\" is `Run /init` to keel's `switching root` line; \"systemd's first line\" is `Run /init` to systemd's banner, which adds systemd's own start (for every image); multi-user.target is when the target is reached (from power-on, and from `Run /init`).\n\n", r.RealRuns)
+	b.WriteString("| image, disk, boot | form | image size | `Run /init` → exec of systemd | `Run /init` → systemd's first line | multi-user.target | multi-user.target after `Run /init` |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range r.RealPath {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", row.Name, row.Form, MB(row.Size), row.InInitramfs.Spread(), row.MultiUser.Spread(), row.FromInit.Spread())
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", row.Name, row.Form, MB(row.Size), row.ToExec.Spread(), row.InInitramfs.Spread(), row.MultiUser.Spread(), row.FromInit.Spread())
 	}
 	b.WriteString("\n#### Targets (issue 14)\n\n| target | goal | measured | |\n| --- | --- | --- | --- |\n")
 	for _, t := range r.RealTargets() {

@@ -110,9 +110,9 @@ func (r Results) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.What, t.Goal, t.Measured, t.Verdict())
 	}
 	if len(r.RealPath) > 0 {
-		fmt.Fprintf(tw, "\nreal path (median of %d)\tin initramfs\tmulti-user.target\tafter Run /init\n", r.RealRuns)
+		fmt.Fprintf(tw, "\nreal path (median of %d)\tto exec of systemd\tto systemd's first line\tmulti-user.target\tafter Run /init\n", r.RealRuns)
 		for _, row := range r.RealPath {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.Name, row.InInitramfs.Spread(), row.MultiUser.Spread(), row.FromInit.Spread())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", row.Name, row.ToExec.Spread(), row.InInitramfs.Spread(), row.MultiUser.Spread(), row.FromInit.Spread())
 		}
 		for _, t := range r.RealTargets() {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.What, t.Goal, t.Measured, t.Verdict())
