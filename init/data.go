@@ -84,19 +84,31 @@ func (b *boot) openData() error {
 }
 
 // prefetchData starts loading the data partition's file-system module in
-// the background as soon as the partition appears (docs/boot-sequence.md,
-// "Modules"): btrfs with raid6_pq and xor, whose boot-time benchmarks are
-// slow under emulation, takes about as long to load as the storage drivers
-// take to find every disk, which it then overlaps instead of following;
-// the data phase waits for it through need. The partition is data=, else
-// the default label on whichever disk shows it first: one that the data
-// phase then does not use (on another disk) costs a module load, nothing
-// more. The data phase ends the wait (stopDataPrefetch).
+// the background (docs/boot-sequence.md, "Modules"): btrfs with raid6_pq
+// and xor, whose boot-time benchmarks are slow under emulation, takes
+// longer to load than the storage drivers take to find every disk, which
+// it then overlaps instead of following; the data phase waits for it
+// through need.
+//
+// In slot mode, where the data partition belongs to the layout, the first
+// data file system of the plan (btrfs, then ext4) starts loading at once,
+// before any disk is known. In every mode the partition is also probed as
+// soon as it appears — data=, else the default label on whichever disk
+// shows it first — and its own type loaded. A guess that was wrong, or a
+// partition that the data phase does not use (on another disk), costs a
+// module load in the background, nothing more. The data phase ends the
+// wait for the partition (stopDataPrefetch).
 func (b *boot) prefetchData() {
 	spec, _ := dataPlan(b.cfg.Data, false)
 	s, err := devspec.Parse(spec)
 	if spec == "" || err != nil {
 		return
+	}
+	if b.cfg.Root == "" {
+		if t := firstDataFS(b.baked.Modules); t != "" {
+			b.log.Debugf("loading %s in the background for the data partition", t)
+			b.background(kmod.Closure(b.baked.Modules, t))
+		}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
 	b.stopDataPrefetch = cancel
@@ -123,14 +135,18 @@ func dataModules(plan []bakedconf.Module, fstype string) []bakedconf.Module {
 	if fstype != datapart.LUKS {
 		return kmod.Closure(plan, fstype)
 	}
-	roots := []string{"dm_crypt"}
+	return kmod.Closure(plan, "dm_crypt", firstDataFS(plan))
+}
+
+// firstDataFS is the first data file system (btrfs, then ext4) the plan
+// has a module for; "" for none.
+func firstDataFS(plan []bakedconf.Module) string {
 	for _, t := range []string{datapart.Btrfs, datapart.Ext4} {
 		if len(kmod.Closure(plan, t)) > 0 {
-			roots = append(roots, t)
-			break
+			return t
 		}
 	}
-	return kmod.Closure(plan, roots...)
+	return ""
 }
 
 // dataPlan says which data partition to look for: spec ("" for none, with

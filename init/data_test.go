@@ -256,6 +256,9 @@ func TestDataModules(t *testing.T) {
 			t.Errorf("dataModules(%s) = %q, want %q", tt.fstype, got, tt.want)
 		}
 	}
+	if got := firstDataFS(plan[:2]); got != "" {
+		t.Errorf("firstDataFS without btrfs or ext4 = %q, want none", got)
+	}
 }
 
 // FuzzDataModules: whatever type the probe of the data partition reports,
