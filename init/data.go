@@ -135,8 +135,15 @@ func dataModules(plan []bakedconf.Module, fstype string) []bakedconf.Module {
 	if fstype != datapart.LUKS {
 		return kmod.Closure(plan, fstype)
 	}
-	return kmod.Closure(plan, "dm_crypt", firstDataFS(plan))
+	return kmod.Closure(plan, append(dmCrypt, firstDataFS(plan))...)
 }
+
+// dmCrypt is what opening a LUKS volume needs loaded: dm-crypt, and the
+// cipher modes it allocates by name when the table is loaded (without xts
+// and ecb: "Error allocating crypto tfm (-ENOENT)"), which are no
+// dependency of dm_crypt and load with the rest of the plan, possibly not
+// yet by then. Names the plan lacks (built in) are skipped.
+var dmCrypt = []string{"dm_crypt", "xts", "ecb", "cbc"}
 
 // firstDataFS is the first data file system (btrfs, then ext4) the plan
 // has a module for; "" for none.
@@ -223,7 +230,7 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	d := &dataState{dev: dev, root: datapart.DefaultRoot, stack: mounts.NewStack()}
 	b.rep.Data = &report.Data{Device: dev}
 	if fs.Type == datapart.LUKS {
-		b.need("dm_crypt")
+		b.need(dmCrypt...)
 		mapped, err := b.unlockData(dev)
 		if err != nil {
 			return nil, &lockedError{err}

@@ -240,7 +240,7 @@ func FuzzDataDecisions(f *testing.F) {
 
 func TestDataModules(t *testing.T) {
 	plan := []bakedconf.Module{{Name: "xor"}, {Name: "raid6_pq"}, {Name: "btrfs", Deps: []string{"xor", "raid6_pq"}},
-		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}}
+		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}, {Name: "xts"}, {Name: "ecb"}}
 	for _, tt := range []struct {
 		plan   []bakedconf.Module
 		fstype string
@@ -248,8 +248,8 @@ func TestDataModules(t *testing.T) {
 	}{
 		{plan, "btrfs", "xor raid6_pq btrfs"},
 		{plan, "ext4", "ext4"},
-		{plan, datapart.LUKS, "xor raid6_pq btrfs dm_mod dm_crypt"},
-		{plan[3:], datapart.LUKS, "ext4 dm_mod dm_crypt"},
+		{plan, datapart.LUKS, "xor raid6_pq btrfs dm_mod dm_crypt xts ecb"},
+		{plan[3:], datapart.LUKS, "ext4 dm_mod dm_crypt xts ecb"},
 		{plan, "xfs", ""},
 	} {
 		if got := strings.Join(names(dataModules(tt.plan, tt.fstype)), " "); got != tt.want {
@@ -268,7 +268,7 @@ func FuzzDataModules(f *testing.F) {
 		f.Add(s)
 	}
 	plan := []bakedconf.Module{{Name: "xor"}, {Name: "raid6_pq"}, {Name: "btrfs", Deps: []string{"xor", "raid6_pq"}},
-		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}}
+		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}, {Name: "xts"}, {Name: "ecb"}}
 	f.Fuzz(func(t *testing.T, fstype string) {
 		got := dataModules(plan, fstype)
 		in := map[string]bool{}
@@ -282,8 +282,8 @@ func FuzzDataModules(f *testing.F) {
 				}
 			}
 		}
-		if fstype == datapart.LUKS && !in["dm_crypt"] {
-			t.Errorf("dataModules(LUKS) = %v: want dm_crypt", names(got))
+		if fstype == datapart.LUKS && (!in["dm_crypt"] || !in["xts"] || !in["ecb"]) {
+			t.Errorf("dataModules(LUKS) = %v: want dm_crypt, xts and ecb", names(got))
 		}
 	})
 }
