@@ -90,9 +90,12 @@ func (b *boot) openData() error {
 // it then overlaps instead of following; the data phase waits for it
 // through need.
 //
-// In slot mode, where the data partition belongs to the layout, the first
-// data file system of the plan (btrfs, then ext4) starts loading at once,
-// before any disk is known. In every mode the partition is also probed as
+// In slot mode, when the configuration asks for a data partition (data=,
+// or overlay=persistent, on the command line or baked by mkinitrd
+// --cmdline), the first data file system of the plan (btrfs, then ext4)
+// starts loading at once, before any disk is known: without that, a slot
+// boot with no data partition would wait for a btrfs it never mounts
+// before it switches root. In every mode the partition is also probed as
 // soon as it appears — data=, else the default label on whichever disk
 // shows it first — and its own type loaded. A guess that was wrong, or a
 // partition that the data phase does not use (on another disk), costs a
@@ -104,7 +107,7 @@ func (b *boot) prefetchData() {
 	if spec == "" || err != nil {
 		return
 	}
-	if b.cfg.Root == "" {
+	if b.cfg.Root == "" && (b.cfg.Data != "" || b.cfg.Overlay == mounts.OverlayPersistent) {
 		if t := firstDataFS(b.baked.Modules); t != "" {
 			b.log.Debugf("loading %s in the background for the data partition", t)
 			b.background(kmod.Closure(b.baked.Modules, t))
