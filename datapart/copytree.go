@@ -88,14 +88,17 @@ func (c *copier) copyFileJob(j fileJob) (err error) {
 			err = fmt.Errorf("copying %s to %s: panic: %v", j.src, j.dst, r)
 		}
 	}()
-	if err := copyFile(j.src, j.dst); err != nil {
+	now, err := copyFile(j.src, j.dst, j.st.Mode)
+	if err != nil {
 		return fmt.Errorf("copying %s to %s: %w", j.src, j.dst, err)
 	}
-	return metaErr(j)
+	return metaErr(j, &now)
 }
 
-func metaErr(j fileJob) error {
-	if err := copyMeta(j.src, j.dst, &j.st); err != nil {
+// metaErr copies j's metadata onto j.dst, which is now as now says (nil:
+// not known, every change is made).
+func metaErr(j fileJob, now *unix.Stat_t) error {
+	if err := copyMeta(j.src, j.dst, &j.st, now); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", j.src, j.dst, err)
 	}
 	return nil
@@ -126,7 +129,7 @@ func (c *copier) finish() error {
 		}
 	}
 	for _, d := range c.dirs {
-		if err := metaErr(d); err != nil {
+		if err := metaErr(d, nil); err != nil {
 			return err
 		}
 	}
@@ -159,7 +162,7 @@ func (c *copier) copy(src, dst string, st *unix.Stat_t) error {
 	if err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	return metaErr(fileJob{src, dst, *st})
+	return metaErr(fileJob{src, dst, *st}, nil)
 }
 
 // link records dst as a hard link to an earlier copy of the same file, to
@@ -204,18 +207,26 @@ func (c *copier) copyDir(src, dst string) error {
 	return nil
 }
 
-func copyFile(src, dst string) error {
+// copyFile copies the regular file src to dst, created with src's
+// permission bits (the umask may clear some), and returns what dst is then:
+// copyMeta makes only the changes left, each one an inode update on the
+// data file system.
+func copyFile(src, dst string, perm uint32) (unix.Stat_t, error) {
+	var now unix.Stat_t
 	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return now, err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(perm&0o777))
 	if err != nil {
-		return err
+		return now, err
 	}
 	_, err = io.Copy(out, in)
-	return errors.Join(err, out.Close())
+	if err == nil {
+		err = unix.Fstat(int(out.Fd()), &now)
+	}
+	return now, errors.Join(err, out.Close())
 }
 
 func copySymlink(src, dst string) error {
@@ -230,14 +241,21 @@ func copySymlink(src, dst string) error {
 // order: chown clears setuid bits and security.capability, so both come
 // after it; times come last because the other calls change ctime only but
 // directory mtimes must not be touched after their entries are made.
-func copyMeta(src, dst string, st *unix.Stat_t) error {
-	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-		return fmt.Errorf("lchown: %w", err)
+//
+// now, when known, is what dst is already (a file copyFile made, as root,
+// with its permission bits): the owner and mode are then changed only if
+// they differ, which for a /var of root-owned files saves two inode
+// updates per file.
+func copyMeta(src, dst string, st *unix.Stat_t, now *unix.Stat_t) error {
+	if now == nil || now.Uid != st.Uid || now.Gid != st.Gid {
+		if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("lchown: %w", err)
+		}
 	}
 	if err := copyXattrs(src, dst); err != nil {
 		return err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK && (now == nil || now.Mode&0o7777 != st.Mode&0o7777) {
 		if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}
