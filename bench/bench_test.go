@@ -19,7 +19,8 @@ import (
 // each against the same root disk, prints the tables and updates
 // BENCHMARKS.md. It runs only with KEEL_BENCH=1, as root, with the peers
 // installed (bench/install-peers.sh). BENCH_RUNS boots per image (default
-// 5), BENCH_GEN_RUNS timed generations per image (default 5).
+// 5), BENCH_GEN_RUNS timed generations per image (default 5),
+// BENCH_REAL_RUNS repetitions of the real path (realpath_test.go, default 3).
 func TestBench(t *testing.T) {
 	if os.Getenv("KEEL_BENCH") != "1" {
 		t.Skip("the benchmark boots dozens of VMs for minutes: run it with make bench (KEEL_BENCH=1)")
@@ -48,6 +49,7 @@ func TestBench(t *testing.T) {
 	}
 	bootAll(t, kernel, specs, runs)
 	r.Breakdowns = []Breakdown{KeelBreakdown(r.KeelSmall.Name, specs[0].boots), KeelBreakdown(r.KeelFull.Name, specs[1].boots)}
+	realPath(t, &r, tools, kernel, kver, dir, key, envCount(t, "BENCH_REAL_RUNS", 3))
 	r.Verity = verityThroughput(t)
 	r.EtcMerge = etcMergeTime(t)
 	r.EtcMergeTCG, r.EtcWriteFloorTCG = etcMergeTCG(t, tools.Mkinitrd, dir, "")
@@ -146,7 +148,7 @@ func generate(t *testing.T, r *Results, k KeelTools, dir, kver, pub string) {
 			"mkinitrd --no-default-modules --modules " + strings.Join(VMModules(), ",") + "; shell; plain ext4 root"},
 		{&r.KeelFull, KeelDemo(k, kver, img("keel-demo"), pub), "keel full path",
 			"demo form (" + strings.Join(DemoModules(), ",") + ", shell, --trust); A/B slot chosen by boot counting, verity, tmpfs overlay, SquashFS"},
-		{&r.Generic, KeelGeneric(k, kver, img("keel-generic")), "keel generic", "mkinitrd defaults (kmod.DefaultModules), shell"},
+		{&r.Generic, KeelGeneric(k, kver, img("keel-generic"), pub), "keel generic", "mkinitrd defaults (kmod.DefaultModules), shell, --trust"},
 		{&r.Peers[0], Tiny(dir, kver, img("tiny-initramfs")), "tiny-initramfs",
 			"mktirfs --auto-modules=no --include-modules " + mods + " (tiny-initramfs-core " + pkgVersion("tiny-initramfs-core") + ")"},
 		{&r.Peers[1], it, "initramfs-tools", "MODULES=dep + " + mods + ", zstd (initramfs-tools " + pkgVersion("initramfs-tools-core") + ")"},

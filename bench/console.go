@@ -62,14 +62,26 @@ func ParseBoot(console string) (Boot, error) {
 	}
 	b.KeelStart, _ = KernelTime(console, keelStartLine)
 	b.KeelSwitch, _ = KernelTime(console, keelSwitchLine)
-	if m := bootJSONRE.FindStringSubmatch(console); m != nil {
-		var r report.Report
-		if err := json.Unmarshal([]byte(m[1]), &r); err != nil {
-			return Boot{}, fmt.Errorf("console: boot.json line: %w", err)
-		}
-		b.Report = &r
+	r, err := parseBootJSON(console)
+	if err != nil {
+		return Boot{}, err
 	}
+	b.Report = r
 	return b, nil
+}
+
+// parseBootJSON reads keel's boot.json from its console line; nil when
+// there is none (a peer's boot).
+func parseBootJSON(console string) (*report.Report, error) {
+	m := bootJSONRE.FindStringSubmatch(console)
+	if m == nil {
+		return nil, nil
+	}
+	var r report.Report
+	if err := json.Unmarshal([]byte(m[1]), &r); err != nil {
+		return nil, fmt.Errorf("console: boot.json line: %w", err)
+	}
+	return &r, nil
 }
 
 var stampRE = regexp.MustCompile(`\[\s*(\d{1,7})\.(\d{6})\] `)

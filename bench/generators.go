@@ -47,9 +47,12 @@ func KeelDemo(k KeelTools, kver, out, pub string) Generator {
 		"--no-default-modules", "--modules", strings.Join(DemoModules(), ","), "--trust", pub}}
 }
 
-// KeelGeneric is keel's generic default image (kmod.DefaultModules).
-func KeelGeneric(k KeelTools, kver, out string) Generator {
-	return Generator{Name: "keel generic", Out: out, Args: []string{k.Mkinitrd, "--out", out, "--kver", kver, "--init", k.Init}}
+// KeelGeneric is keel's generic default image (kmod.DefaultModules, no
+// module option), trusting the signing key pub, plus extra options (a LUKS
+// key file): the image `make install` users build.
+func KeelGeneric(k KeelTools, kver, out, pub string, extra ...string) Generator {
+	args := []string{k.Mkinitrd, "--out", out, "--kver", kver, "--init", k.Init, "--trust", pub}
+	return Generator{Name: "keel generic", Out: out, Args: append(args, extra...)}
 }
 
 // initramfsConf is initramfs-tools' bookworm initramfs.conf with

@@ -27,7 +27,8 @@ func TestGeneratorArgs(t *testing.T) {
 	}{
 		{KeelSmall(k, "K", "/o/k.img"), []string{"/x/mkinitrd", "--out", "/o/k.img", "--init", "/x/init", "--no-default-modules", "virtio_pci,virtio_blk,ext4"}},
 		{KeelDemo(k, "K", "/o/d.img", "/k.pub"), []string{"--no-default-modules", "virtio_pci,virtio_blk,squashfs,overlay,dm_verity,btrfs", "--trust", "/k.pub"}},
-		{KeelGeneric(k, "K", "/o/g.img"), []string{"/x/mkinitrd", "--out", "/o/g.img"}},
+		{KeelGeneric(k, "K", "/o/g.img", "/k.pub"), []string{"/x/mkinitrd", "--out", "/o/g.img", "--trust", "/k.pub"}},
+		{KeelGeneric(k, "K", "/o/l.img", "/k.pub", "--luks-keyfile", "/k"), []string{"/x/mkinitrd", "--trust", "/k.pub", "--luks-keyfile", "/k"}},
 		{it, []string{"mkinitramfs", "-d", filepath.Join(dir, "initramfs-tools"), "-o", "/o/it.img", "6.1.0-56-amd64"}},
 		{dr, []string{"dracut", "--conf", "/dev/null", "--hostonly", "--no-hostonly-cmdline", "virtio_pci virtio_blk ext4", "/o/dracut.img"}},
 		{Tiny(dir, "K", "/o/t.img"), []string{"mktirfs", "-o", "/o/t.img", "--auto-modules=no", "--include-modules=virtio_pci,virtio_blk,ext4", "K"}},
@@ -37,7 +38,7 @@ func TestGeneratorArgs(t *testing.T) {
 			t.Errorf("%s: args %q, want %q in order", tt.g.Name, tt.g.Args, tt.want)
 		}
 	}
-	if slices.Contains(KeelGeneric(k, "K", "x").Args, "--no-default-modules") {
+	if slices.Contains(KeelGeneric(k, "K", "x", "/k.pub").Args, "--no-default-modules") {
 		t.Error("the generic image must keep the default modules")
 	}
 	conf, _ := os.ReadFile(filepath.Join(dir, "initramfs-tools", "initramfs.conf"))

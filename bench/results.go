@@ -46,10 +46,14 @@ type Results struct {
 	// Breakdowns are where keel's time in the initramfs goes, from its
 	// console lines and boot.json.
 	Breakdowns []Breakdown
-	Machine    Machine
-	Runs       int // boots per image
-	GenRuns    int // generations per image
-	Date       time.Time
+	// RealPath is the real path of issue 14 (realpath.go), RealRuns boots
+	// of each row.
+	RealPath []RealRow
+	RealRuns int
+	Machine  Machine
+	Runs     int // boots per image
+	GenRuns  int // generations per image
+	Date     time.Time
 }
 
 // Rows returns keel's rows first, then the peers.
@@ -98,7 +102,7 @@ func (r Results) WriteText(w io.Writer) error {
 	for _, row := range r.Rows() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", row.Name, Seconds(row.Gen.Median), MB(row.Size), row.Boot.Spread(), Seconds(row.RunInit.Median))
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t(not booted)\t\n", r.Generic.Name, Seconds(r.Generic.Gen.Median), MB(r.Generic.Size))
+	fmt.Fprintf(tw, "%s\t%s\t%s\t(real path, below)\t\n", r.Generic.Name, Seconds(r.Generic.Gen.Median), MB(r.Generic.Size))
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "keel ÷ peer\tin initramfs\tfull path\timage size\tdemo image size\tgeneration\n")
 	for _, c := range r.Compare() {
@@ -112,6 +116,15 @@ func (r Results) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "target\tgoal\tmeasured\t\n")
 	for _, t := range r.Targets() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.What, t.Goal, t.Measured, t.Verdict())
+	}
+	if len(r.RealPath) > 0 {
+		fmt.Fprintf(tw, "\nreal path (median of %d)\tto exec of systemd\tto systemd's first line\tmulti-user.target\tafter Run /init\n", r.RealRuns)
+		for _, row := range r.RealPath {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", row.Name, row.ToExec.Spread(), row.InInitramfs.Spread(), row.MultiUser.Spread(), row.FromInit.Spread())
+		}
+		for _, t := range r.RealTargets() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.What, t.Goal, t.Measured, t.Verdict())
+		}
 	}
 	return tw.Flush()
 }

@@ -164,12 +164,11 @@ func writeMarker(dataVar, marker string) error {
 		return fmt.Errorf("seeding /var: %w", err)
 	}
 	_, err = f.WriteString(text)
-	if err == nil {
-		err = f.Sync()
-	}
 	if err = errors.Join(err, f.Close()); err != nil {
 		return fmt.Errorf("seeding /var: writing %s: %w", marker, err)
 	}
+	// syncfs flushes the marker with everything else: an fsync of it first
+	// would cost one more commit (a btrfs log tree write) for nothing.
 	return syncFS(dataVar)
 }
 

@@ -31,6 +31,9 @@ func imageVar(t *testing.T) string {
 	must(t, os.Chown(filepath.Join(v, "lib/app"), 1000, 1001))
 	must(t, os.Chown(filepath.Join(v, "lib/app/data"), 1000, 1001))
 	must(t, unix.Chmod(filepath.Join(v, "lib/app/suid"), 0o4755))
+	// group-writable: the umask clears that bit when the copy is created
+	must(t, os.WriteFile(filepath.Join(v, "lib/shared"), []byte("s"), 0o664))
+	must(t, unix.Chmod(filepath.Join(v, "lib/shared"), 0o664))
 	must(t, os.Symlink("/run", filepath.Join(v, "run")))
 	must(t, os.Symlink("../nowhere", filepath.Join(v, "lib/dangling")))
 	must(t, os.Link(filepath.Join(v, "lib/app/data"), filepath.Join(v, "lib/app/hardlink")))

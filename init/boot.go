@@ -39,10 +39,15 @@ type boot struct {
 	dataDone bool
 	// mods loads each module once, in the foreground (need) or in the
 	// background (bg); bgErrs are background failures not reported yet.
-	mods   *kmod.Session
-	bg     sync.WaitGroup
-	bgMu   sync.Mutex
-	bgErrs []error
+	mods *kmod.Session
+	// storageLoaded is closed once the storage drivers are loaded.
+	storageLoaded <-chan struct{}
+	// stopDataPrefetch ends the wait for the data partition's module
+	// (prefetchData) when the data phase is over.
+	stopDataPrefetch func()
+	bg               sync.WaitGroup
+	bgMu             sync.Mutex
+	bgErrs           []error
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string

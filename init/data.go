@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/unlock"
@@ -61,6 +63,9 @@ func (e *lockedError) Unwrap() error { return e.err }
 // boot: an encrypted partition that could not be unlocked (a wrong key, no
 // usable key slot, the prompt timed out, the key-derivation budget spent).
 func (b *boot) openData() error {
+	if b.stopDataPrefetch != nil {
+		defer b.stopDataPrefetch()
+	}
 	dev, err := b.findData()
 	if err != nil || dev == "" {
 		return err
@@ -76,6 +81,82 @@ func (b *boot) openData() error {
 	}
 	b.data = d
 	return nil
+}
+
+// prefetchData starts loading the data partition's file-system module in
+// the background (docs/boot-sequence.md, "Modules"): btrfs with raid6_pq
+// and xor, whose boot-time benchmarks are slow under emulation, takes
+// longer to load than the storage drivers take to find every disk, which
+// it then overlaps instead of following; the data phase waits for it
+// through need.
+//
+// In slot mode, when the configuration asks for a data partition (data=,
+// or overlay=persistent, on the command line or baked by mkinitrd
+// --cmdline), the first data file system of the plan (btrfs, then ext4)
+// starts loading at once, before any disk is known: without that, a slot
+// boot with no data partition would wait for a btrfs it never mounts
+// before it switches root. In every mode the partition is also probed as
+// soon as it appears — data=, else the default label on whichever disk
+// shows it first — and its own type loaded. A guess that was wrong, or a
+// partition that the data phase does not use (on another disk), costs a
+// module load in the background, nothing more. The data phase ends the
+// wait for the partition (stopDataPrefetch).
+func (b *boot) prefetchData() {
+	spec, _ := dataPlan(b.cfg.Data, false)
+	s, err := devspec.Parse(spec)
+	if spec == "" || err != nil {
+		return
+	}
+	if b.cfg.Root == "" && (b.cfg.Data != "" || b.cfg.Overlay == mounts.OverlayPersistent) {
+		if t := firstDataFS(b.baked.Modules); t != "" {
+			b.log.Debugf("loading %s in the background for the data partition", t)
+			b.background(kmod.Closure(b.baked.Modules, t))
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
+	b.stopDataPrefetch = cancel
+	b.inBackground("the data partition's module prefetch", func() {
+		dev, err := b.dev.WaitFor(ctx, s)
+		if err != nil {
+			return
+		}
+		fs, err := datapart.Probe(dev)
+		if err != nil {
+			return // the data phase probes again and reports it
+		}
+		mods := dataModules(b.baked.Modules, fs.Type)
+		b.log.Debugf("data partition %s holds %s: loading %v in the background", dev, fs.Type, names(mods))
+		b.loadInBackground(mods)
+	})
+}
+
+// dataModules is what a data partition holding fstype needs from the plan:
+// the file system's module, or for a LUKS container dm-crypt and the first
+// data file system the plan has (btrfs, then ext4: what is inside is known
+// only once it is unlocked).
+func dataModules(plan []bakedconf.Module, fstype string) []bakedconf.Module {
+	if fstype != datapart.LUKS {
+		return kmod.Closure(plan, fstype)
+	}
+	return kmod.Closure(plan, append(dmCrypt, firstDataFS(plan))...)
+}
+
+// dmCrypt is what opening a LUKS volume needs loaded: dm-crypt, and the
+// cipher modes it allocates by name when the table is loaded (without xts
+// and ecb: "Error allocating crypto tfm (-ENOENT)"), which are no
+// dependency of dm_crypt and load with the rest of the plan, possibly not
+// yet by then. Names the plan lacks (built in) are skipped.
+var dmCrypt = []string{"dm_crypt", "xts", "ecb", "cbc"}
+
+// firstDataFS is the first data file system (btrfs, then ext4) the plan
+// has a module for; "" for none.
+func firstDataFS(plan []bakedconf.Module) string {
+	for _, t := range []string{datapart.Btrfs, datapart.Ext4} {
+		if len(kmod.Closure(plan, t)) > 0 {
+			return t
+		}
+	}
+	return ""
 }
 
 // dataPlan says which data partition to look for: spec ("" for none, with
@@ -152,7 +233,7 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	d := &dataState{dev: dev, root: datapart.DefaultRoot, stack: mounts.NewStack()}
 	b.rep.Data = &report.Data{Device: dev}
 	if fs.Type == datapart.LUKS {
-		b.need("dm_crypt")
+		b.need(dmCrypt...)
 		mapped, err := b.unlockData(dev)
 		if err != nil {
 			return nil, &lockedError{err}

@@ -237,3 +237,53 @@ func FuzzDataDecisions(f *testing.F) {
 		}
 	})
 }
+
+func TestDataModules(t *testing.T) {
+	plan := []bakedconf.Module{{Name: "xor"}, {Name: "raid6_pq"}, {Name: "btrfs", Deps: []string{"xor", "raid6_pq"}},
+		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}, {Name: "xts"}, {Name: "ecb"}}
+	for _, tt := range []struct {
+		plan   []bakedconf.Module
+		fstype string
+		want   string
+	}{
+		{plan, "btrfs", "xor raid6_pq btrfs"},
+		{plan, "ext4", "ext4"},
+		{plan, datapart.LUKS, "xor raid6_pq btrfs dm_mod dm_crypt xts ecb"},
+		{plan[3:], datapart.LUKS, "ext4 dm_mod dm_crypt xts ecb"},
+		{plan, "xfs", ""},
+	} {
+		if got := strings.Join(names(dataModules(tt.plan, tt.fstype)), " "); got != tt.want {
+			t.Errorf("dataModules(%s) = %q, want %q", tt.fstype, got, tt.want)
+		}
+	}
+	if got := firstDataFS(plan[:2]); got != "" {
+		t.Errorf("firstDataFS without btrfs or ext4 = %q, want none", got)
+	}
+}
+
+// FuzzDataModules: whatever type the probe of the data partition reports,
+// the prefetch loads a part of the plan closed under dependencies.
+func FuzzDataModules(f *testing.F) {
+	for _, s := range []string{"btrfs", "ext4", datapart.LUKS, "", "xfs", "dm_crypt"} {
+		f.Add(s)
+	}
+	plan := []bakedconf.Module{{Name: "xor"}, {Name: "raid6_pq"}, {Name: "btrfs", Deps: []string{"xor", "raid6_pq"}},
+		{Name: "ext4"}, {Name: "dm_mod"}, {Name: "dm_crypt", Deps: []string{"dm_mod"}}, {Name: "xts"}, {Name: "ecb"}}
+	f.Fuzz(func(t *testing.T, fstype string) {
+		got := dataModules(plan, fstype)
+		in := map[string]bool{}
+		for _, m := range got {
+			in[m.Name] = true
+		}
+		for _, m := range got {
+			for _, d := range m.Deps {
+				if !in[d] {
+					t.Errorf("dataModules(%q) has %s without its dependency %s", fstype, m.Name, d)
+				}
+			}
+		}
+		if fstype == datapart.LUKS && (!in["dm_crypt"] || !in["xts"] || !in["ecb"]) {
+			t.Errorf("dataModules(LUKS) = %v: want dm_crypt, xts and ecb", names(got))
+		}
+	})
+}

@@ -27,6 +27,7 @@ func (b *boot) startDevices() error {
 		b.log.Warnf("coldplug: %v", err)
 	}
 	b.prefetchRootFS()
+	b.prefetchData()
 	return nil
 }
 

@@ -183,13 +183,16 @@ func (b *boot) reportStrays() error {
 	return nil
 }
 
-// modulesLoaded waits, up to ctx, for the background module loads: the
-// storage drivers announce the disks they find while they load.
+// modulesLoaded waits, up to ctx, for the storage drivers of the baked
+// plan (loadEager): they announce the disks they find while they load.
+// The rest of the plan (squashfs, the device mapper, crypto) and the data
+// partition's file system go on loading meanwhile.
 func (b *boot) modulesLoaded(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { b.bg.Wait(); close(done) }()
+	if b.storageLoaded == nil {
+		return
+	}
 	select {
-	case <-done:
+	case <-b.storageLoaded:
 	case <-ctx.Done():
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -36,16 +37,28 @@ func (b *boot) background(mods []bakedconf.Module) {
 	if len(mods) == 0 {
 		return
 	}
+	b.inBackground("the background module loader", func() { b.loadInBackground(mods) })
+}
+
+// inBackground runs fn in a goroutine that the boot waits for before it
+// writes the report (waitBackground). Add is called here, by the boot's
+// own goroutine, never by another background goroutine.
+func (b *boot) inBackground(where string, fn func()) {
 	b.bg.Add(1)
-	b.goSafe("the background module loader", func() {
+	b.goSafe(where, func() {
 		defer b.bg.Done()
-		start := time.Now()
-		errs := b.mods.Load(mods)
-		b.log.Debugf("%d modules loaded in the background in %v", len(mods), timeSince(start))
-		b.bgMu.Lock()
-		b.bgErrs = append(b.bgErrs, errs...)
-		b.bgMu.Unlock()
+		fn()
 	})
+}
+
+// loadInBackground loads mods and keeps the failures for waitBackground.
+func (b *boot) loadInBackground(mods []bakedconf.Module) {
+	start := time.Now()
+	errs := b.mods.Load(mods)
+	b.log.Debugf("%d modules loaded in the background in %v", len(mods), timeSince(start))
+	b.bgMu.Lock()
+	b.bgErrs = append(b.bgErrs, errs...)
+	b.bgMu.Unlock()
 }
 
 // waitBackground waits for the background loads, at most limit (forever
@@ -89,10 +102,54 @@ func (b *boot) waitBackground(limit time.Duration) bool {
 	return ended
 }
 
-// loadEager starts loading every baked module except the on-demand ones.
-func (b *boot) loadEager() {
-	b.mods = &kmod.Session{Root: "/", Loader: kmod.LoadFile, OnPanic: func(r any) { b.panicked("a module load", r) }}
-	b.background(eagerModules(b.baked.Modules))
+// loadEager starts loading every baked module except the on-demand ones
+// and the watchdog drivers (eagerModules):
+// the storage drivers first, then the rest (squashfs, overlay, the device
+// mapper, crypto). storageLoaded is closed once the storage drivers are
+// loaded: the system disk is chosen then (chooseSlotDisk), without waiting
+// for modules that announce no disk.
+func (b *boot) loadEager() { b.loadEagerWith(kmod.LoadFile) }
+
+func (b *boot) loadEagerWith(load kmod.Loader) {
+	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }}
+	plan := eagerModules(b.baked.Modules)
+	storage := storageDrivers(plan)
+	done := make(chan struct{})
+	b.storageLoaded = done
+	b.inBackground("the background module loader", func() {
+		func() {
+			defer close(done)
+			b.loadInBackground(storage)
+		}()
+		b.loadInBackground(plan)
+	})
+}
+
+// notStorage are the module directories (under kernel/) that hold no
+// driver of a bus or a disk: file systems, the device mapper, crypto and
+// libraries. Every other module of the plan counts as a storage driver,
+// so that a driver in an unexpected place is waited for rather than not.
+var notStorage = []string{"kernel/fs/", "kernel/drivers/md/", "kernel/crypto/", "kernel/lib/", "kernel/arch/x86/crypto/", "kernel/arch/arm64/crypto/", "kernel/block/"}
+
+// storageDrivers returns the modules of plan that drive buses and disks,
+// with their dependencies (kmod.Closure).
+func storageDrivers(plan []bakedconf.Module) []bakedconf.Module {
+	var roots []string
+	for _, m := range plan {
+		if isStorageDriver(m.Path) {
+			roots = append(roots, m.Name)
+		}
+	}
+	return kmod.Closure(plan, roots...)
+}
+
+func isStorageDriver(path string) bool {
+	for _, dir := range notStorage {
+		if strings.Contains(path, "/"+dir) || strings.HasPrefix(path, dir) {
+			return false
+		}
+	}
+	return true
 }
 
 // eagerModules is the part of the plan loaded at once: all but the

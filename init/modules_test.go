@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -112,5 +113,55 @@ func TestWaitBackgroundLimit(t *testing.T) {
 	close(release)
 	if !b.waitBackground(-1) || len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "probe failed") {
 		t.Errorf("after the load: warnings %q", b.rep.Warnings)
+	}
+}
+
+// TestStorageDrivers: the system disk is chosen once these are loaded, so
+// every driver that may announce a disk must be among them; file systems,
+// the device mapper and crypto must not hold the choice up.
+func TestStorageDrivers(t *testing.T) {
+	k := "lib/modules/6.1.0-57-amd64/kernel/"
+	plan := []bakedconf.Module{
+		{Name: "crc32c_intel", Path: k + "arch/x86/crypto/crc32c-intel.ko"},
+		{Name: "t10_pi", Path: k + "block/t10-pi.ko"},
+		{Name: "scsi_mod", Path: k + "drivers/scsi/scsi_mod.ko"},
+		{Name: "sd_mod", Path: k + "drivers/scsi/sd_mod.ko", Deps: []string{"scsi_mod", "t10_pi"}},
+		{Name: "virtio_blk", Path: "/" + k + "drivers/block/virtio_blk.ko"},
+		{Name: "vendor_disk", Path: "lib/modules/6.1.0-57-amd64/updates/vendor_disk.ko"},
+		{Name: "dm_mod", Path: k + "drivers/md/dm-mod.ko"},
+		{Name: "squashfs", Path: k + "fs/squashfs/squashfs.ko"},
+		{Name: "libcrc32c", Path: k + "lib/libcrc32c.ko"},
+		{Name: "xts", Path: k + "crypto/xts.ko"},
+	}
+	got := names(storageDrivers(plan))
+	want := []string{"t10_pi", "scsi_mod", "sd_mod", "virtio_blk", "vendor_disk"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("storageDrivers = %v, want %v (a dependency under block/ comes with its driver)", got, want)
+	}
+}
+
+// TestModulesLoadedWaitsForStorageOnly: the system disk's wait ends when
+// the storage drivers are in, while the rest of the plan still loads.
+func TestModulesLoadedWaitsForStorageOnly(t *testing.T) {
+	k := "/m/kernel/"
+	plan := []bakedconf.Module{{Name: "virtio_blk", Path: k + "drivers/block/virtio_blk.ko"}, {Name: "squashfs", Path: k + "fs/squashfs/squashfs.ko"}}
+	release := make(chan struct{})
+	loader := func(path, _ string) error {
+		if strings.Contains(path, "squashfs") {
+			<-release
+		}
+		return nil
+	}
+	b := newBoot(time.Now())
+	b.log = newLogger(&bytes.Buffer{})
+	b.baked = &bakedconf.Config{Modules: plan}
+	b.loadEagerWith(loader)
+	b.modulesLoaded(context.Background()) // returns although squashfs is held
+	if b.waitBackground(0) {
+		t.Error("the background loads ended while squashfs was held")
+	}
+	close(release)
+	if !b.waitBackground(-1) {
+		t.Error("the background loads did not end")
 	}
 }
