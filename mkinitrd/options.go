@@ -90,11 +90,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&mayBePlain, "data-may-be-plain", false, "with --locked: use a plain (unencrypted) data partition too")
 	fs.IntVar(&o.maxUnconfirmed, "max-unconfirmed", 0, "boots of a good slot that may go unconfirmed (no slotctl mark-good) before it is demoted below the other good slot, 1 to 255 (default 3)")
 	fs.BoolVar(&o.verbose, "v", false, "report skipped modules, soft dependencies and firmware")
+	fs.String("config", defaultConfig, "build options `file` of KEY=VALUE lines, one per long flag; flags given here override it (default read only with --sysroot /, if it exists; '' for none)")
+	fs.Bool("no-config", false, "read no config file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (subcommands: ls, cat, init-segment)", fs.Arg(0))
+	}
+	if err := readConfig(fs); err != nil {
+		return nil, err
 	}
 	shellSet := false
 	fs.Visit(func(f *flag.Flag) { shellSet = shellSet || f.Name == "shell" })
