@@ -44,7 +44,7 @@ func TestDebPackageKernelHooks(t *testing.T) {
 		Kernel: filepath.Join(img.Root, "boot", "vmlinuz-"+img.Kver), Initrd: initrd,
 		Disks: []string{root}, Cmdline: "root=/dev/vda rw", Timeout: 4 * time.Minute,
 	})
-	m.Expect("keel: WARNING: plain root /dev/vda: root NOT VERIFIED")
+	m.Expect("keel: plain root /dev/vda: root NOT VERIFIED")
 	m.Expect("keel: switching root to /newroot")
 	m.Expect("KEEL-SYSTEMD: multi-user reached")
 	m.Kill()
@@ -135,7 +135,7 @@ func checkKernelInstall(t *testing.T, img vm.DebImage, initrd string, built []by
 	if _, err := os.Stat(filepath.Join(img.Root, "usr", "bin", "kernel-install")); err != nil {
 		t.Skipf("no kernel-install in the image: %v", err)
 	}
-	const machineID = "4b65656c746573740000000000000002"
+	const machineID = "4b65656c746573740000000000000001" // scripts/test-root-hooks
 	entry := filepath.Join(img.Root, "efi", machineID, img.Kver)
 	add := "BOOT_ROOT=/efi MACHINE_ID=" + machineID + " kernel-install --verbose add " + img.Kver + " /boot/vmlinuz-" + img.Kver
 	remove := "BOOT_ROOT=/efi MACHINE_ID=" + machineID + " kernel-install remove " + img.Kver

@@ -13,9 +13,9 @@
 # apt installed, so a test can reinstall it) and OUTDIR/deb-image.log (what
 # the package scripts printed, keel's hook lines among them).
 #
-# The root boots systemd to multi-user.target; scripts/keel-test-marker.service
-# prints "KEEL-SYSTEMD: multi-user reached" on /dev/console then (as in
-# scripts/debian-root.sh). To keep the tree small, kernel modules a virtio VM
+# The root boots systemd to multi-user.target: test-root-hooks/ (shared with
+# scripts/debian-root.sh) install keel-test-marker.service, which prints
+# "KEEL-SYSTEMD: multi-user reached" on /dev/console then. To keep the tree small, kernel modules a virtio VM
 # never needs (sound, GPUs, network and media drivers, …) are path-excluded;
 # the kernel postinst's depmod sees the tree as it is.
 #
@@ -37,7 +37,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # the package's files, maintainer scripts and relations, not its version
 # (which names the commit) nor its docs (path-excluded below).
 key=$( {
-	cat "$0" "$here/keel-test-marker.service"
+	cat "$0" "$here/keel-test-marker.service" "$here/test-root.dpkg.cfg" "$here"/test-root-hooks/*
 	dpkg-deb -f "$deb" Provides Conflicts Depends
 	for f in postinst postrm md5sums; do dpkg-deb -I "$deb" "$f" 2>/dev/null | grep -v ' usr/share/doc/' || true; done
 } | sha256sum | cut -c1-16)
@@ -87,28 +87,17 @@ fi
 mmdebstrap --variant=minbase --mode=auto --format=tar \
 	--verbose \
 	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+	--hook-dir="$here/test-root-hooks" \
 	--include="$tmp/keel.deb" --include=linux-image-amd64,systemd-sysv,udev \
 	--aptopt='APT::Install-Recommends "false"' \
 	--aptopt='Acquire::Languages "none"' \
 	--dpkgopt=force-unsafe-io \
-	--dpkgopt='path-exclude=/usr/share/man/*' \
-	--dpkgopt='path-exclude=/usr/share/doc/*' \
-	--dpkgopt='path-exclude=/usr/share/info/*' \
-	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--dpkgopt='path-include=/usr/share/locale/locale.alias' \
-	--dpkgopt='path-exclude=/usr/share/lintian/*' \
-	--dpkgopt='path-exclude=/usr/share/bash-completion/*' \
+	--dpkgopt="$here/test-root.dpkg.cfg" \
 	--dpkgopt='path-exclude=/lib/firmware/*' \
 	"${excludes[@]}" \
 	--setup-hook="mkdir -p \"\$1$tmp\" && cp '$tmp/keel.deb' \"\$1$tmp/\"" \
-	--customize-hook="cp '$here/keel-test-marker.service' \"\$1/etc/systemd/system/\"" \
-	--customize-hook='chroot "$1" systemctl enable keel-test-marker.service' \
-	--customize-hook='chroot "$1" systemctl mask getty@tty1.service serial-getty@ttyS0.service systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer' \
-	--customize-hook='echo keel-test >"$1/etc/hostname"' \
-	--customize-hook='echo 4b65656c746573740000000000000002 >"$1/etc/machine-id"' \
 	--customize-hook="cp \"\$1\"/var/cache/apt/archives/linux-image-[0-9]*.deb '$tmp/linux-image.deb'" \
 	--customize-hook="rm -rf \"\$1$tmp\"" \
-	--customize-hook='rm -rf "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/*' \
 	bookworm "$tmp/deb-root.tar" "$mirror" 2>&1 | tee "$tmp/deb-image.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "mmdebstrap failed (log above)"
 for f in "${outputs[@]}"; do mv "$tmp/$f" "$outdir/$f"; done

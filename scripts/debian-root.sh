@@ -7,8 +7,9 @@
 # prints "KEEL-SYSTEMD: multi-user reached" on /dev/console once the target is
 # reached, so tests can wait for it.
 #
-# Caching: the tarball is keyed by the sha256 of this script and the marker
-# unit (keel-test-marker.service). When
+# Caching: the tarball is keyed by the sha256 of this script and the files it
+# shares with deb-image.sh (the marker unit, test-root.dpkg.cfg,
+# test-root-hooks/). When
 # $KEEL_CACHE_DIR/debian-root-<hash>.tar exists and $CI is empty it is reused;
 # CI always builds from scratch (a cache must never hide a broken build).
 #
@@ -23,7 +24,7 @@ outdir=$1
 command -v mmdebstrap >/dev/null || die "mmdebstrap not found (apt-get install mmdebstrap)"
 
 here=$(cd "$(dirname "$0")" && pwd)
-script_hash=$(cat "$0" "$here/keel-test-marker.service" | sha256sum | cut -c1-16)
+script_hash=$(cat "$0" "$here/keel-test-marker.service" "$here/test-root.dpkg.cfg" "$here"/test-root-hooks/* | sha256sum | cut -c1-16)
 out="$outdir/debian-root.tar"
 cached="${KEEL_CACHE_DIR:+$KEEL_CACHE_DIR/debian-root-$script_hash.tar}"
 mkdir -p "$outdir"
@@ -42,26 +43,15 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 start=$(date +%s)
-# Getties, first-boot prompts and apt timers only slow the boot down or wait for
-# input; a fixed machine-id keeps ConditionFirstBoot false. The merged-usr hook
-# installs usr-is-merged instead of usrmerge, which would pull in 45 MiB of perl.
+# test-root.dpkg.cfg and test-root-hooks/ are shared with deb-image.sh (the
+# marker unit, no getties, a fixed machine-id). The merged-usr hook installs
+# usr-is-merged instead of usrmerge, which would pull in 45 MiB of perl.
 mmdebstrap --quiet --variant=minbase --mode=auto --format=tar \
 	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+	--hook-dir="$here/test-root-hooks" \
 	--include=systemd-sysv,udev \
-	--dpkgopt='path-exclude=/usr/share/man/*' \
-	--dpkgopt='path-exclude=/usr/share/doc/*' \
-	--dpkgopt='path-exclude=/usr/share/info/*' \
-	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--dpkgopt='path-include=/usr/share/locale/locale.alias' \
-	--dpkgopt='path-exclude=/usr/share/lintian/*' \
-	--dpkgopt='path-exclude=/usr/share/bash-completion/*' \
+	--dpkgopt="$here/test-root.dpkg.cfg" \
 	--aptopt='Acquire::Languages "none"' \
-	--customize-hook="cp '$here/keel-test-marker.service' \"\$1/etc/systemd/system/\"" \
-	--customize-hook='chroot "$1" systemctl enable keel-test-marker.service' \
-	--customize-hook='chroot "$1" systemctl mask getty@tty1.service serial-getty@ttyS0.service systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer' \
-	--customize-hook='echo keel-test >"$1/etc/hostname"' \
-	--customize-hook='echo 4b65656c746573740000000000000001 >"$1/etc/machine-id"' \
-	--customize-hook='rm -rf "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/*' \
 	bookworm "$out.tmp" "$mirror"
 mv "$out.tmp" "$out"
 echo "debian-root.sh: built $out ($(($(stat -c %s "$out") >> 20)) MiB) in $(($(date +%s) - start)) s from $mirror" >&2

@@ -45,8 +45,8 @@ func BuildDebImage(t testing.TB) DebImage {
 		t.Fatalf("make deb OUT=%s made %q, want one keel_VERSION_amd64.deb", out, debs)
 	}
 	built := filepath.Join(out, "image")
-	if _, err := runErr(src, []string{"KEEL_CACHE_DIR=" + cache}, "bash", filepath.Join(src, "scripts", "deb-image.sh"), debs[0], built); err != nil {
-		t.Fatalf("build the Debian image: %v", err)
+	if out, err := runErr(src, []string{"KEEL_CACHE_DIR=" + cache}, "bash", filepath.Join(src, "scripts", "deb-image.sh"), debs[0], built); err != nil {
+		t.Fatalf("build the Debian image: %v\nlast lines of its output:\n%s", err, tail(string(out), 30))
 	}
 	img := DebImage{Root: filepath.Join(out, "root"), KernelDeb: filepath.Join(built, "linux-image.deb")}
 	if err := os.Mkdir(img.Root, 0o755); err != nil {
@@ -78,4 +78,13 @@ func (d DebImage) Chroot(t testing.TB, command string) string {
 		t.Fatalf("in the image: %s: %v\n%s", command, err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
