@@ -29,6 +29,7 @@ import (
 //   - reinstalling the kernel package rebuilds the initramfs through the hook;
 //   - kernel-install (systemd's) gets keel's initramfs, through
 //     50-keel.install when there is no /boot/initrd.img-KVER;
+//   - the hook's mkinitrd reads /etc/keel/mkinitrd.conf;
 //   - removing the kernel package removes the initramfs.
 func TestDebPackageKernelHooks(t *testing.T) {
 	vm.Short(t)
@@ -50,6 +51,8 @@ func TestDebPackageKernelHooks(t *testing.T) {
 	m.Kill()
 
 	t.Run("reinstall", func(t *testing.T) { checkReinstall(t, img, initrd, built) })
+	t.Run("config", func(t *testing.T) { checkConfig(t, img, initrd) })
+	// Last before remove: kernel-install remove deletes depmod's files.
 	t.Run("kernel-install", func(t *testing.T) { checkKernelInstall(t, img, initrd, built) })
 	t.Run("remove", func(t *testing.T) {
 		out := img.Chroot(t, "dpkg --purge linux-image-amd64 linux-image-"+img.Kver)
@@ -75,13 +78,23 @@ func checkHookBuilt(t *testing.T, img vm.DebImage, initrd string) []byte {
 	if hook := strings.Index(img.Log, hookLine); setup < 0 || hook < setup {
 		t.Errorf("mmdebstrap's log has no %q after the kernel package's setup (at %d, hook at %d)", hookLine, setup, hook)
 	}
-	checkKeelInitrd(t, img, initrd)
+	if baked := checkKeelInitrd(t, img, initrd); baked.Shell == "" || baked.Cmdline != "" {
+		t.Errorf("%s: baked shell %q, cmdline %q: want the defaults of an empty mkinitrd.conf (builtin shell, no cmdline)", initrd, baked.Shell, baked.Cmdline)
+	}
 	return b
 }
 
+// bakedConf is what the tests read of /etc/keel/initrd.json.
+type bakedConf struct {
+	Kver    string `json:"kver"`
+	Cmdline string `json:"cmdline"`
+	Shell   string `json:"shell"`
+}
+
 // checkKeelInitrd checks, with the package's own mkinitrd, that initrd's
-// /init is the package's init and its baked config is for the image's kernel.
-func checkKeelInitrd(t *testing.T, img vm.DebImage, initrd string) {
+// /init is the package's init and its baked config is for the image's
+// kernel, and returns that config.
+func checkKeelInitrd(t *testing.T, img vm.DebImage, initrd string) bakedConf {
 	t.Helper()
 	mkinitrd := filepath.Join(img.Root, "usr", "bin", "mkinitrd")
 	init, err := exec.Command(mkinitrd, "cat", initrd, "/init").Output()
@@ -99,11 +112,32 @@ func checkKeelInitrd(t *testing.T, img vm.DebImage, initrd string) {
 	if err != nil {
 		t.Fatalf("mkinitrd cat %s /etc/keel/initrd.json: %v", initrd, err)
 	}
-	var baked struct {
-		Kver string `json:"kver"`
-	}
+	var baked bakedConf
 	if err := json.Unmarshal(conf, &baked); err != nil || baked.Kver != img.Kver {
 		t.Errorf("%s: baked kver %q (%v), want %s", initrd, baked.Kver, err, img.Kver)
+	}
+	return baked
+}
+
+// checkConfig: the hook's mkinitrd reads /etc/keel/mkinitrd.conf, the
+// package's conffile, with no flag saying so.
+func checkConfig(t *testing.T, img vm.DebImage, initrd string) {
+	conf := filepath.Join(img.Root, "etc", "keel", "mkinitrd.conf")
+	shipped, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatalf("the package's conffile: %v", err)
+	}
+	defer func() {
+		if err := os.WriteFile(conf, shipped, 0o644); err != nil {
+			t.Error(err)
+		}
+		img.Chroot(t, "/etc/kernel/postinst.d/keel "+img.Kver)
+	}()
+	vm.WriteFile(t, img.Root, "etc/keel/mkinitrd.conf", string(shipped)+"cmdline=rd.timeout=17 quiet\nshell=none\n")
+	out := img.Chroot(t, "/etc/kernel/postinst.d/keel "+img.Kver)
+	baked := checkKeelInitrd(t, img, initrd)
+	if baked.Cmdline != "rd.timeout=17 quiet" || baked.Shell != "" {
+		t.Errorf("with cmdline= and shell=none in mkinitrd.conf: baked cmdline %q, shell %q\n%s", baked.Cmdline, baked.Shell, out)
 	}
 }
 
