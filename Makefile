@@ -13,7 +13,7 @@ QEMU_TIMEOUT ?= 80m
 CMDS := init mkinitrd slotctl
 BINS := $(addprefix $(OUT)/,$(CMDS))
 
-.PHONY: all build deps test vet unit fuzz qemu demo bench install clean
+.PHONY: all build deps test vet unit fuzz qemu demo bench install deb clean
 all: build
 
 build: $(BINS) $(OUT)/init.cpio.zst
@@ -71,6 +71,16 @@ install: build
 	install -D -m 0755 $(OUT)/init $(DESTDIR)$(PREFIX)/lib/keel/init
 	if [ -e $(OUT)/init.cpio.zst ]; then install -D -m 0644 $(OUT)/init.cpio.zst $(DESTDIR)$(PREFIX)/lib/keel/init.cpio.zst; fi
 	install -D -m 0644 systemd/keel-mark-good.service $(DESTDIR)$(PREFIX)/lib/systemd/system/keel-mark-good.service
+	install -D -m 0644 systemd/rauc.service.d/keel.conf $(DESTDIR)$(PREFIX)/lib/systemd/system/rauc.service.d/keel.conf
+	install -d $(DESTDIR)$(PREFIX)/libexec
+	ln -sf ../bin/slotctl $(DESTDIR)$(PREFIX)/libexec/keel-rauc-backend
+
+# out/keel_VERSION_amd64.deb: what `make install` installs, plus the kernel
+# hooks and /etc/keel/mkinitrd.conf (packaging/, docs/integration.md).
+deb: build
+	rm -rf $(OUT)/deb-root
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(OUT))/deb-root PREFIX=/usr
+	./packaging/build-deb.sh $(OUT)/deb-root $(OUT)
 
 clean:
 	rm -rf $(OUT)

@@ -92,11 +92,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxUnconfirmed, "max-unconfirmed", 0, "boots of a good slot that may go unconfirmed (no slotctl mark-good) before it is demoted below the other good slot, 1 to 255 (default 3)")
 	fs.IntVar(&o.watchdog, "watchdog", 0, "bake rd.watchdog=`SECONDS`: a hardware watchdog left running for systemd, 1 to 3600 (mandatory when --locked)")
 	fs.BoolVar(&o.verbose, "v", false, "report skipped modules, soft dependencies and firmware")
+	fs.String("config", defaultConfig, "build options `file` of KEY=VALUE lines, one per long flag; flags given here override it (default read only with --sysroot /, if it exists; '' for none)")
+	fs.Bool("no-config", false, "read no config file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (subcommands: ls, cat, init-segment)", fs.Arg(0))
+	}
+	if err := readConfig(fs); err != nil {
+		return nil, err
 	}
 	var err error
 	if o.cmdline, err = bakeWatchdog(o.cmdline, o.watchdog); err != nil {

@@ -8,7 +8,9 @@
 # reached, so tests can wait for it. RAUC (rauc, and rauc-service for its D-Bus
 # activated rauc.service) is there for the update-agent scenario (docs/rauc.md).
 #
-# Caching: the tarball is keyed by the sha256 of this script. When
+# Caching: the tarball is keyed by the sha256 of this script and the files it
+# shares with deb-image.sh (the marker unit, test-root.dpkg.cfg,
+# test-root-hooks/). When
 # $KEEL_CACHE_DIR/debian-root-<hash>.tar exists and $CI is empty it is reused;
 # CI always builds from scratch (a cache must never hide a broken build).
 #
@@ -22,7 +24,8 @@ die() { echo "debian-root.sh: $*" >&2; exit 1; }
 outdir=$1
 command -v mmdebstrap >/dev/null || die "mmdebstrap not found (apt-get install mmdebstrap)"
 
-script_hash=$(sha256sum "$0" | cut -c1-16)
+here=$(cd "$(dirname "$0")" && pwd)
+script_hash=$(cat "$0" "$here/keel-test-marker.service" "$here/test-root.dpkg.cfg" "$here"/test-root-hooks/* | sha256sum | cut -c1-16)
 out="$outdir/debian-root.tar"
 cached="${KEEL_CACHE_DIR:+$KEEL_CACHE_DIR/debian-root-$script_hash.tar}"
 mkdir -p "$outdir"
@@ -34,61 +37,22 @@ if [ -n "$cached" ] && [ -f "$cached" ] && [ -z "${CI:-}" ]; then
 	exit 0
 fi
 
-# host_mirror prints the first Debian archive URI of the host's apt sources, so
-# the build uses the same (reachable) mirror that apt-get uses here.
-host_mirror() {
-	local f uri
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		uri=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' "$f")
-		[ -n "$uri" ] && { echo "$uri"; return; }
-	done
-	if [ -f /etc/apt/sources.list ]; then
-		awk '$1 == "deb" && $2 !~ /^\[/ && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list
-	fi
-}
-mirror=${KEEL_DEBIAN_MIRROR:-$(host_mirror)}
+mirror=${KEEL_DEBIAN_MIRROR:-$("$here/host-mirror.sh")}
 mirror=${mirror:-http://deb.debian.org/debian}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The marker unit: ordered after multi-user.target and wanted by it, so it runs
-# exactly when the target has been reached.
-cat >"$tmp/keel-test-marker.service" <<'UNIT'
-[Unit]
-Description=keel test: report that multi-user.target was reached
-After=multi-user.target
-
-[Service]
-Type=oneshot
-ExecStart=/bin/sh -c 'echo "KEEL-SYSTEMD: multi-user reached" >/dev/console'
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-
 start=$(date +%s)
-# Getties, first-boot prompts and apt timers only slow the boot down or wait for
-# input; a fixed machine-id keeps ConditionFirstBoot false. The merged-usr hook
-# installs usr-is-merged instead of usrmerge, which would pull in 45 MiB of perl.
+# test-root.dpkg.cfg and test-root-hooks/ are shared with deb-image.sh (the
+# marker unit, no getties, a fixed machine-id). The merged-usr hook installs
+# usr-is-merged instead of usrmerge, which would pull in 45 MiB of perl.
 mmdebstrap --quiet --variant=minbase --mode=auto --format=tar \
 	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+	--hook-dir="$here/test-root-hooks" \
 	--include=systemd-sysv,udev,rauc,rauc-service \
-	--dpkgopt='path-exclude=/usr/share/man/*' \
-	--dpkgopt='path-exclude=/usr/share/doc/*' \
-	--dpkgopt='path-exclude=/usr/share/info/*' \
-	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--dpkgopt='path-include=/usr/share/locale/locale.alias' \
-	--dpkgopt='path-exclude=/usr/share/lintian/*' \
-	--dpkgopt='path-exclude=/usr/share/bash-completion/*' \
+	--dpkgopt="$here/test-root.dpkg.cfg" \
 	--aptopt='Acquire::Languages "none"' \
-	--customize-hook="cp '$tmp/keel-test-marker.service' \"\$1/etc/systemd/system/\"" \
-	--customize-hook='chroot "$1" systemctl enable keel-test-marker.service' \
-	--customize-hook='chroot "$1" systemctl mask getty@tty1.service serial-getty@ttyS0.service systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer' \
-	--customize-hook='echo keel-test >"$1/etc/hostname"' \
-	--customize-hook='echo 4b65656c746573740000000000000001 >"$1/etc/machine-id"' \
-	--customize-hook='rm -rf "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/*' \
 	bookworm "$out.tmp" "$mirror"
 mv "$out.tmp" "$out"
 echo "debian-root.sh: built $out ($(($(stat -c %s "$out") >> 20)) MiB) in $(($(date +%s) - start)) s from $mirror" >&2

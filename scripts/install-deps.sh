@@ -19,6 +19,7 @@ need=(
   zstd:/usr/bin/zstd
   xz-utils:/usr/bin/xz
   ca-certificates:/etc/ssl/certs/ca-certificates.crt
+  lintian:/usr/bin/lintian
 )
 missing=()
 for entry in "${need[@]}"; do
