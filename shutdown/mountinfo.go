@@ -139,7 +139,9 @@ func UnmountOrder(ms []MountInfo, top string) []MountInfo {
 	}
 	seen := map[int]bool{}
 	for i, m := range ms {
-		if !in[m.ID] || seen[m.ID] {
+		// A malformed table may repeat an ID: each entry must itself be
+		// below top.
+		if !in[m.ID] || seen[m.ID] || !Under(m.Point, top) {
 			continue
 		}
 		seen[m.ID] = true
