@@ -17,9 +17,9 @@ import (
 // with zstd at its highest level, made once per init build (`make`:
 // `mkinitrd init-segment | zstd -19`) and stored next to the init as
 // INIT.cpio.zst. mkinitrd puts it in front of the rest of the image, which
-// it compresses at zstd's default level; the kernel unpacks concatenated
+// it compresses at the encoder's "better" level; the kernel unpacks concatenated
 // archives one after the other. The init is half of a host-only image:
-// compressing it hard once instead of at the default level in every
+// compressing it hard once instead of at the image's level in every
 // mkinitrd run makes every image 0.22 MB smaller, and mkinitrd faster.
 const segmentSuffix = ".cpio.zst"
 
