@@ -51,9 +51,10 @@ func (b *boot) recovery() {
 // root_plain.go, report.go, switchroot.go).
 // It only returns on failure: on success the last phase execs the real
 // init. The data partition is its own phase, before the root (the slot is
-// chosen there), because it does not depend on the slot. Once the module
-// loads are started (devices), the copy of the init for the shutdown runs
-// in the background until switch_root (stageShutdown). Once another
+// chosen there), because it does not depend on the slot. Once the devices
+// phase is done (uevent socket open, module loads under way), the copy of
+// the init for the shutdown runs in the background until switch_root
+// (stageShutdown). Once another
 // goroutine has started the emergency policy (a panic), the sequence stops
 // at the next phase.
 func (b *boot) run() error {

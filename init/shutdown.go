@@ -61,7 +61,7 @@ type stagedCopy struct {
 // costs the clean shutdown, not the boot.
 func (b *boot) prepareShutdown() {
 	ms := b.keelMounts()
-	if b.shutdownCopy == nil { // not staged (rd.break, a path that skipped it)
+	if b.shutdownCopy == nil { // never staged (run stages it after devices)
 		b.stageShutdown()
 	}
 	<-b.shutdownCopy.done
