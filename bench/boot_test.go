@@ -21,14 +21,8 @@ import (
 // selects it the same way and writes nothing to the disk.
 func disks(t *testing.T, dir string, k KeelTools, key string) (ext4Disk, abDisk string) {
 	t.Helper()
-	tree := filepath.Join(dir, "root")
-	if err := WriteRootTree(tree, "/bin/busybox"); err != nil {
-		t.Fatal(err)
-	}
-	fs := vm.MkExt4(t, tree, 64, "benchroot")
-	ext4Disk = vm.NewDisk(t, filepath.Join(dir, "ext4-disk.img"), []vm.Part{{Name: "benchroot", SizeMiB: 64, Content: fs}}).Path
-
-	sq := vm.MkSquashfs(t, tree)
+	ext4Disk = plainDisk(t, dir)
+	sq := vm.MkSquashfs(t, filepath.Join(dir, "root"))
 	ver := filepath.Join(dir, "verity.img")
 	run(t, k.Slotctl, "seal", "--image", sq, "--key", key, "--image-id", "bench-root", "--out", ver)
 	fi, err := os.Stat(sq)
@@ -43,6 +37,18 @@ func disks(t *testing.T, dir string, k KeelTools, key string) (ext4Disk, abDisk 
 	abDisk = vm.NewDisk(t, filepath.Join(dir, "ab-disk.img"), append(parts, vm.Part{Name: "bootstate", SizeMiB: 1})).Path
 	run(t, k.Slotctl, "mark-good", "a", "--disk", abDisk)
 	return ext4Disk, abDisk
+}
+
+// plainDisk writes the benchmark's root tree to dir/root and makes the
+// plain boots' disk from it: a 64 MiB ext4 file system in a GPT partition.
+func plainDisk(t *testing.T, dir string) string {
+	t.Helper()
+	tree := filepath.Join(dir, "root")
+	if err := WriteRootTree(tree, "/bin/busybox"); err != nil {
+		t.Fatal(err)
+	}
+	fs := vm.MkExt4(t, tree, 64, "benchroot")
+	return vm.NewDisk(t, filepath.Join(dir, "ext4-disk.img"), []vm.Part{{Name: "benchroot", SizeMiB: 64, Content: fs}}).Path
 }
 
 // bootSpec is one image to boot and what its boots measured.

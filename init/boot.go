@@ -51,6 +51,9 @@ type boot struct {
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string
+	// shutdownCopy is the init binary's copy to /run/initramfs, started
+	// by stageShutdown (shutdown.go).
+	shutdownCopy *stagedCopy
 	// wd is the watchdog of rd.watchdog=, nil without one (watchdog.go).
 	wd *watchdogState
 	// fail runs the emergency policy once, from whichever goroutine fails.

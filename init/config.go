@@ -14,7 +14,10 @@ import (
 // loadConfig reads the baked configuration and parses /proc/cmdline once over
 // its defaults.
 func (b *boot) loadConfig() error {
-	baked, err := bakedconf.Load(bakedconf.Path)
+	baked, err := b.baked, error(nil)
+	if baked == nil { // not read by startModules (early.go)
+		baked, err = bakedconf.Load(bakedconf.Path)
+	}
 	if err != nil {
 		// Without it we know no modules and no keys: say so, boot what we can
 		// with a locked posture (no keys would mean unsigned headers pass).

@@ -21,7 +21,9 @@ func (b *boot) startDevices() error {
 	}
 	b.dev = w
 	b.devDeadline = time.Now().Add(b.cfg.Timeout)
-	b.loadEager()
+	if b.mods == nil { // not started by the early-mounts phase (startModules)
+		b.loadEager()
+	}
 	b.startWatchdog()
 	if err := w.Coldplug(); err != nil {
 		b.log.Warnf("coldplug: %v", err)

@@ -51,20 +51,24 @@ func (b *boot) recovery() {
 // root_plain.go, report.go, switchroot.go).
 // It only returns on failure: on success the last phase execs the real
 // init. The data partition is its own phase, before the root (the slot is
-// chosen there), because it does not depend on the slot. Once another
+// chosen there), because it does not depend on the slot. Once the devices
+// phase is done (uevent socket open, module loads under way), the copy of
+// the init for the shutdown runs in the background until switch_root
+// (stageShutdown). Once another
 // goroutine has started the emergency policy (a panic), the sequence stops
 // at the next phase.
 func (b *boot) run() error {
 	steps := []struct {
 		name string
 		fn   func() error
+		then func() // started once the phase succeeded
 	}{
-		{"early-mounts", b.earlyMounts},
-		{"config", b.loadConfig},
-		{"devices", b.startDevices},
-		{"data", b.openData},
-		{"root", b.mountRoot},
-		{"report", b.writeReport},
+		{"early-mounts", b.earlyMounts, nil},
+		{"config", b.loadConfig, nil},
+		{"devices", b.startDevices, b.stageShutdown},
+		{"data", b.openData, nil},
+		{"root", b.mountRoot, nil},
+		{"report", b.writeReport, nil},
 	}
 	for _, s := range steps {
 		if b.failed() {
@@ -78,6 +82,9 @@ func (b *boot) run() error {
 			return err
 		}
 		b.log.Debugf("phase %s done in %v", s.name, time.Since(start).Round(time.Millisecond))
+		if s.then != nil {
+			s.then()
+		}
 	}
 	if b.failed() {
 		b.guard().park()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -90,6 +91,47 @@ func TestWriteShutdownRoot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "shutdown.tmp")); !os.IsNotExist(err) {
 		t.Errorf("shutdown.tmp left behind: %v", err)
+	}
+}
+
+// TestStagedShutdownBinary: the copy staged early is not the shutdown
+// program until the record is written: systemd-shutdown must never find
+// /run/initramfs/shutdown without its undo record.
+func TestStagedShutdownBinary(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "initramfs")
+	n, err := stageShutdownBinary(dir)
+	if err != nil || n == 0 {
+		t.Fatalf("stage: %d bytes, %v", n, err)
+	}
+	for _, name := range []string{"shutdown", "keel-undo"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s exists before the record is written (%v)", name, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "shutdown.tmp")); err != nil || fi.Size() != n {
+		t.Fatalf("shutdown.tmp: %v %v, want %d bytes", fi, err, n)
+	}
+	if err := finishShutdownRoot(dir, shutdown.State{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "shutdown")); err != nil || fi.Size() != n {
+		t.Errorf("shutdown: %v %v, want %d bytes", fi, err, n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keel-undo")); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestFinishShutdownRootWithoutCopy: finishing when the copy failed (no
+// staged file) is an error naming the program, and leaves no program.
+func TestFinishShutdownRootWithoutCopy(t *testing.T) {
+	dir := t.TempDir()
+	err := finishShutdownRoot(dir, shutdown.State{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "shutdown")) {
+		t.Fatalf("err = %v, want one naming %s", err, filepath.Join(dir, "shutdown"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "shutdown")); !os.IsNotExist(err) {
+		t.Errorf("shutdown exists: %v", err)
 	}
 }
 
