@@ -15,13 +15,14 @@ import (
 // disk is missed, then loads the baked module plan and replays the devices
 // the kernel found before the socket was open.
 func (b *boot) startDevices() error {
-	w, err := devices.Start(devices.Options{OnPanic: func(r any) { b.panicked("device discovery", r) }})
+	live := newLiveSet(storageNames(b.baked.Modules))
+	w, err := devices.Start(devices.Options{OnPanic: func(r any) { b.panicked("device discovery", r) }, OnModule: live.mark})
 	if err != nil {
 		return fmt.Errorf("device discovery: %w", err)
 	}
 	b.dev = w
 	b.devDeadline = time.Now().Add(b.cfg.Timeout)
-	b.loadEager()
+	b.loadEager(live)
 	b.startWatchdog()
 	if err := w.Coldplug(); err != nil {
 		b.log.Warnf("coldplug: %v", err)
