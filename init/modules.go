@@ -127,6 +127,7 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 	b.inBackground("the background module loader", func() {
 		select {
 		case <-live.all:
+			b.log.Debugf("storage drivers live: loading the rest of the plan while they probe")
 		case <-done:
 		}
 		b.loadInBackground(plan)
