@@ -16,7 +16,9 @@ import (
 // TestBenchRealPath runs the real path alone (KEEL_BENCH=1), without the
 // peers' table or BENCHMARKS.md: for working on the boot's speed.
 // BENCH_REAL_RUNS sets the repetitions (default 3), BENCH_REAL_ONLY a
-// comma-separated list of disk names (btrfs, luks, host-only, ext4) to boot.
+// comma-separated list of disk names (btrfs, luks, host-only, ext4) to boot,
+// BENCH_REAL_CMDLINE options added to keel's command line (rd.debug, the
+// kernel's initcall_debug) to read a boot's console.
 func TestBenchRealPath(t *testing.T) {
 	if os.Getenv("KEEL_BENCH") != "1" {
 		t.Skip("the benchmark boots Debian in VMs for minutes: run it with KEEL_BENCH=1")
@@ -107,7 +109,7 @@ func realPath(t *testing.T, r *Results, k KeelTools, kernel, kver, dir, key stri
 	luks := abWithData(t, k, dir, "ab-luks", ab, luksBtrfsData(t, dir, luksKey))
 	ext4 := ext4Root(t, dir, tree)
 
-	const keelCmdline = "overlay=persistent"
+	keelCmdline := strings.TrimSpace("overlay=persistent " + os.Getenv("BENCH_REAL_CMDLINE"))
 	disks := []*realDisk{
 		{name: "btrfs", image: r.Generic.Image, size: r.Generic.Size, form: "generic (mkinitrd defaults, --trust)", template: plain, cmdline: keelCmdline, keel: true},
 		{name: "luks", image: luksImg.Out, size: fileSize(t, luksImg.Out), form: "generic, --luks-keyfile; LUKS2 PBKDF2 1000 iterations", template: luks, cmdline: keelCmdline, keel: true, encrypted: true},

@@ -76,7 +76,7 @@ func setupNetlink(fd, size int) error {
 	return nil
 }
 
-// Events delivers block uevents; it is closed when the socket is closed.
+// Events delivers block uevents and module announcements; it is closed when the socket is closed.
 func (n *Netlink) Events() <-chan Uevent { return n.events }
 
 // Close stops the reader and closes the socket and the Events channel.
@@ -145,7 +145,8 @@ func recvKernel(rc syscall.RawConn, buf []byte) (msg []byte, err error) {
 	return buf[:n], nil
 }
 
-// deliver parses msg and sends block uevents; false once Close was called.
+// deliver parses msg and sends block uevents and the module announcements
+// (ModuleAdded); false once Close was called.
 func (n *Netlink) deliver(msg []byte, lf func(string, ...any)) bool {
 	ev, err := ParseUevent(msg)
 	if err != nil {
@@ -154,7 +155,7 @@ func (n *Netlink) deliver(msg []byte, lf func(string, ...any)) bool {
 		}
 		return true
 	}
-	if ev.Subsystem != "block" {
+	if _, module := ModuleAdded(ev); ev.Subsystem != "block" && !module {
 		return true
 	}
 	select {

@@ -24,6 +24,10 @@ type Options struct {
 	// OnPanic receives a panic of the Watcher's goroutines (the uevent
 	// reader, the registry consumer, the rescan); nil lets it go on.
 	OnPanic func(any)
+	// OnModule, when set, is called with a module's name when the kernel
+	// announces it (ModuleAdded): its init has returned, while its
+	// asynchronous probing (a SATA port's link) may still run.
+	OnModule func(name string)
 }
 
 func (o Options) withDefaults() Options {
@@ -92,8 +96,12 @@ func (r *Registry) Consume(ch <-chan Uevent) {
 	r.mu.Unlock()
 }
 
-// Handle records one uevent. Non-block uevents are ignored.
+// Handle records one uevent. A module's is passed to OnModule; other
+// non-block uevents are ignored.
 func (r *Registry) Handle(ev Uevent) {
+	if name, ok := ModuleAdded(ev); ok && r.opts.OnModule != nil {
+		r.opts.OnModule(name)
+	}
 	if ev.Subsystem != "block" || ev.DevName == "" {
 		return
 	}

@@ -122,3 +122,19 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// ModuleAdded returns the name of the module an "add" uevent of the module
+// subsystem announces (DEVPATH=/module/NAME): the kernel sends it when the
+// module's init has returned, before finit_module(2) waits for the
+// asynchronous work the init started. Names are given with underscores, as
+// the kernel and the baked plan spell them.
+func ModuleAdded(ev Uevent) (string, bool) {
+	if ev.Subsystem != "module" || ev.Action != "add" || path.Dir(ev.DevPath) != "/module" {
+		return "", false
+	}
+	name := path.Base(ev.DevPath)
+	if name == "" || name == "." || name == "/" {
+		return "", false
+	}
+	return strings.ReplaceAll(name, "-", "_"), true
+}

@@ -115,6 +115,7 @@ func FuzzParseUevent(f *testing.F) {
 	f.Add(msg("remove@/devices/virtual/block/dm-0", "SUBSYSTEM=block"))
 	f.Add([]byte("libudev\x00\xfe\xed\xca\xfe"))
 	f.Add([]byte("add@/x\x00\x00\x00=\x00"))
+	f.Add(msg("add@/module/crc-t10dif", "SUBSYSTEM=module"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := ParseUevent(b)
 		if err != nil {
@@ -127,7 +128,35 @@ func FuzzParseUevent(f *testing.F) {
 			t.Fatalf("lost DEVNAME of %q", b)
 		}
 		_ = ev.Parent()
+		if name, ok := ModuleAdded(ev); ok && (name == "" || strings.ContainsAny(name, "/-") || ev.Subsystem != "module") {
+			t.Fatalf("ModuleAdded(%q) = %q", b, name)
+		}
 	})
+}
+
+// TestModuleAdded: the kernel's announcement that a module's init returned
+// names the module, spelt as the plan spells it; nothing else does.
+func TestModuleAdded(t *testing.T) {
+	for _, tt := range []struct {
+		msg  []byte
+		want string
+	}{
+		{msg("add@/module/ahci", "ACTION=add", "DEVPATH=/module/ahci", "SUBSYSTEM=module", "SEQNUM=812"), "ahci"},
+		{msg("add@/module/crc-t10dif", "SUBSYSTEM=module"), "crc_t10dif"},
+		{msg("remove@/module/ahci", "SUBSYSTEM=module"), ""},
+		{msg("add@/module/ahci/holders", "SUBSYSTEM=module"), ""},
+		{msg("add@/module", "SUBSYSTEM=module"), ""},
+		{msg("add@/devices/virtual/block/ahci", "SUBSYSTEM=block", "DEVNAME=ahci"), ""},
+		{msg("add@/module/ahci", "SUBSYSTEM=drivers"), ""},
+	} {
+		ev, err := ParseUevent(tt.msg)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.msg, err)
+		}
+		if got, ok := ModuleAdded(ev); got != tt.want || ok != (tt.want != "") {
+			t.Errorf("ModuleAdded(%q) = %q, %v; want %q", tt.msg, got, ok, tt.want)
+		}
+	}
 }
 
 func TestParseUeventDevNameStaysUnderDev(t *testing.T) {

@@ -40,8 +40,10 @@ type boot struct {
 	// mods loads each module once, in the foreground (need) or in the
 	// background (bg); bgErrs are background failures not reported yet.
 	mods *kmod.Session
-	// storageLoaded is closed once the storage drivers are loaded.
+	// storageLoaded is closed once the storage drivers are loaded;
+	// storageLive once their inits have returned (loadEager).
 	storageLoaded <-chan struct{}
+	storageLive   *liveSet
 	// stopDataPrefetch ends the wait for the data partition's module
 	// (prefetchData) when the data phase is over.
 	stopDataPrefetch func()

@@ -11,18 +11,23 @@ import (
 	"github.com/keel-boot/keel/devspec"
 )
 
-// startDevices opens the uevent socket before loading modules, so that no
-// disk is missed, then loads the baked module plan and replays the devices
-// the kernel found before the socket was open.
+// startDevices opens the uevent socket, loads the baked module plan unless
+// the early-mounts phase started it (startModules), and replays the
+// devices the kernel found before the socket was open, so that no disk is
+// missed.
 func (b *boot) startDevices() error {
-	w, err := devices.Start(devices.Options{OnPanic: func(r any) { b.panicked("device discovery", r) }})
+	live := b.storageLive // made by startModules when the loads started in early-mounts
+	if live == nil {
+		live = newLiveSet(storageNames(b.baked.Modules))
+	}
+	w, err := devices.Start(devices.Options{OnPanic: func(r any) { b.panicked("device discovery", r) }, OnModule: live.mark})
 	if err != nil {
 		return fmt.Errorf("device discovery: %w", err)
 	}
 	b.dev = w
 	b.devDeadline = time.Now().Add(b.cfg.Timeout)
 	if b.mods == nil { // not started by the early-mounts phase (startModules)
-		b.loadEager()
+		b.loadEager(live)
 	}
 	b.startWatchdog()
 	if err := w.Coldplug(); err != nil {

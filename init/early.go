@@ -34,12 +34,14 @@ func (b *boot) earlyMounts() error {
 // device the kernel found before. No module depends on the command line:
 // the watchdog drivers, which do, are not in the eager plan. Without a
 // readable baked configuration nothing starts here; the config phase then
-// reports it and boots with built-in defaults.
+// reports it and boots with built-in defaults. A storage driver whose
+// announcement (a module uevent) comes before the socket is open counts as
+// live when its load returns (liveSet, moduleLoaded).
 func (b *boot) startModules(path string, load kmod.Loader) {
 	baked, err := bakedconf.Load(path)
 	if err != nil {
 		return
 	}
 	b.baked = baked
-	b.loadEagerWith(load)
+	b.loadEagerWith(load, newLiveSet(storageNames(baked.Modules)))
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -103,26 +104,88 @@ func (b *boot) waitBackground(limit time.Duration) bool {
 }
 
 // loadEager starts loading every baked module except the on-demand ones
-// and the watchdog drivers (eagerModules):
-// the storage drivers first, then the rest (squashfs, overlay, the device
-// mapper, crypto). storageLoaded is closed once the storage drivers are
-// loaded: the system disk is chosen then (chooseSlotDisk), without waiting
-// for modules that announce no disk.
-func (b *boot) loadEager() { b.loadEagerWith(kmod.LoadFile) }
+// and the watchdog drivers (eagerModules): the storage drivers first, then
+// the rest (squashfs, overlay, the device mapper, crypto) once every
+// storage driver's init has returned (live: the kernel's announcement of
+// each, or its load ending). storageLoaded is closed once the storage
+// drivers' loads have returned, which includes the asynchronous probing
+// their inits started (a SATA port's link): the system disk is chosen then
+// (chooseSlotDisk), without waiting for modules that announce no disk. The
+// rest loads while the drivers probe their buses instead of after.
+func (b *boot) loadEager(live *liveSet) { b.loadEagerWith(kmod.LoadFile, live) }
 
-func (b *boot) loadEagerWith(load kmod.Loader) {
-	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }}
+func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
+	b.storageLive = live
+	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded}
 	plan := eagerModules(b.baked.Modules)
-	storage := storageDrivers(plan)
 	done := make(chan struct{})
 	b.storageLoaded = done
 	b.inBackground("the background module loader", func() {
-		func() {
-			defer close(done)
-			b.loadInBackground(storage)
-		}()
+		defer close(done)
+		b.loadInBackground(storageDrivers(plan))
+	})
+	b.inBackground("the background module loader", func() {
+		select {
+		case <-live.all:
+			b.log.Debugf("storage drivers live: loading the rest of the plan while they probe")
+		case <-done:
+		}
 		b.loadInBackground(plan)
 	})
+}
+
+// storageNames are the names of the storage drivers of the baked plan
+// (and their dependencies): the modules loadEager starts first.
+func storageNames(baked []bakedconf.Module) []string {
+	return names(storageDrivers(eagerModules(baked)))
+}
+
+// moduleLoaded is told of each module load that returned: logged with
+// rd.debug (its start and duration place it on the console's kernel
+// clock), and marked in storageLive, so that a driver the kernel never
+// announces (built in, already loaded, failed) does not hold the rest of
+// the plan up.
+func (b *boot) moduleLoaded(name string, start time.Time, err error) {
+	b.storageLive.mark(name)
+	if err == nil {
+		b.log.Debugf("module %s loaded in %v", name, timeSince(start))
+	}
+}
+
+// liveSet closes all once every module it was made for is marked live:
+// announced by the kernel (devices.ModuleAdded) or its load returned.
+// mark is safe from any goroutine and ignores other names.
+type liveSet struct {
+	mu      sync.Mutex
+	pending map[string]bool
+	all     chan struct{}
+}
+
+func newLiveSet(names []string) *liveSet {
+	s := &liveSet{pending: map[string]bool{}, all: make(chan struct{})}
+	for _, n := range names {
+		s.pending[strings.ReplaceAll(n, "-", "_")] = true
+	}
+	if len(s.pending) == 0 {
+		close(s.all)
+	}
+	return s
+}
+
+func (s *liveSet) mark(name string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name = strings.ReplaceAll(name, "-", "_")
+	if !s.pending[name] {
+		return
+	}
+	delete(s.pending, name)
+	if len(s.pending) == 0 {
+		close(s.all)
+	}
 }
 
 // notStorage are the module directories (under kernel/) that hold no

@@ -155,7 +155,7 @@ func TestModulesLoadedWaitsForStorageOnly(t *testing.T) {
 	b := newBoot(time.Now())
 	b.log = newLogger(&bytes.Buffer{})
 	b.baked = &bakedconf.Config{Modules: plan}
-	b.loadEagerWith(loader)
+	b.loadEagerWith(loader, newLiveSet(storageNames(plan)))
 	b.modulesLoaded(context.Background()) // returns although squashfs is held
 	if b.waitBackground(0) {
 		t.Error("the background loads ended while squashfs was held")
@@ -164,4 +164,62 @@ func TestModulesLoadedWaitsForStorageOnly(t *testing.T) {
 	if !b.waitBackground(-1) {
 		t.Error("the background loads did not end")
 	}
+}
+
+// TestRestStartsWhenStorageLive: the rest of the plan starts once every
+// storage driver is announced live, while the drivers' loads have not
+// returned (they wait for their asynchronous probing); without the
+// announcement it starts when the loads return.
+func TestRestStartsWhenStorageLive(t *testing.T) {
+	k := "/m/kernel/"
+	plan := []bakedconf.Module{{Name: "ahci", Path: k + "drivers/ata/ahci.ko"}, {Name: "squashfs", Path: k + "fs/squashfs/squashfs.ko"}}
+	for _, announced := range []bool{true, false} {
+		release, restStarted := make(chan struct{}), make(chan struct{})
+		var ahciReturned atomic.Bool
+		loader := func(path, _ string) error {
+			if strings.Contains(path, "squashfs") {
+				if !announced && !ahciReturned.Load() {
+					t.Error("the rest started before the storage drivers' loads returned, with no announcement")
+				}
+				close(restStarted)
+				return nil
+			}
+			<-release
+			ahciReturned.Store(true)
+			return nil
+		}
+		b := newBoot(time.Now())
+		b.log = newLogger(&bytes.Buffer{})
+		b.baked = &bakedconf.Config{Modules: plan}
+		live := newLiveSet(storageNames(plan))
+		b.loadEagerWith(loader, live)
+		if announced {
+			live.mark("ahci") // the kernel's uevent: ahci's init returned
+			<-restStarted     // blocks forever (the test times out) if the rest waits for ahci's load
+			close(release)
+		} else {
+			close(release)
+			<-restStarted
+		}
+		if !b.waitBackground(-1) {
+			t.Error("the background loads did not end")
+		}
+	}
+}
+
+func TestLiveSet(t *testing.T) {
+	s := newLiveSet([]string{"crc-t10dif", "ahci"})
+	s.mark("squashfs")
+	s.mark("crc_t10dif")
+	select {
+	case <-s.all:
+		t.Fatal("closed with ahci pending")
+	default:
+	}
+	s.mark("ahci")
+	s.mark("ahci") // twice: no double close
+	<-s.all
+	<-newLiveSet(nil).all // nothing to wait for
+	var none *liveSet
+	none.mark("ahci") // a boot without a module session
 }

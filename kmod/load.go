@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
 )
@@ -40,6 +41,11 @@ type Session struct {
 	// OnPanic receives a panic of a loading goroutine (the module's load
 	// fails with it); nil lets the panic go on.
 	OnPanic func(any)
+	// Loaded, when set, is told of each module this session tried to load
+	// once its finit_module returned: when it started, and the error (nil
+	// when it loaded). The init logs it with rd.debug, and starts the rest
+	// of its plan once the storage drivers are in.
+	Loaded func(name string, start time.Time, err error)
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -102,7 +108,11 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 					return
 				}
 			}
+			start := time.Now()
 			jobs[i].err = loadOne(m, s.Root, s.Loader)
+			if s.Loaded != nil {
+				s.Loaded(m.Name, start, jobs[i].err)
+			}
 		}()
 	}
 	for i, j := range jobs {

@@ -233,3 +233,29 @@ func TestSessionSecondCallIsFree(t *testing.T) {
 		t.Errorf("second load: errors %v, %d loads in all (want 2)", errs, len(r.order))
 	}
 }
+
+// TestSessionLoaded: the Loaded hook hears of every module the session
+// tried, once, with its error; not of one skipped for a failed dependency.
+func TestSessionLoaded(t *testing.T) {
+	mods := []bakedconf.Module{mod("a"), mod("b", "a"), mod("c"), mod("d", "c")}
+	var mu sync.Mutex
+	got := map[string]error{}
+	s := &Session{Root: "/root", Loader: func(path, _ string) error {
+		if strings.HasSuffix(path, "/c.ko") {
+			return errors.New("no such device")
+		}
+		return nil
+	}, Loaded: func(name string, _ time.Time, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, twice := got[name]; twice {
+			t.Errorf("%s reported twice", name)
+		}
+		got[name] = err
+	}}
+	s.Load(mods)
+	s.Load(mods) // loaded or failed already: nothing new to report
+	if len(got) != 3 || got["a"] != nil || got["b"] != nil || got["c"] == nil {
+		t.Errorf("Loaded heard %v, want a and b loaded, c failed, d not tried", got)
+	}
+}
