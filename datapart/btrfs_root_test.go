@@ -100,3 +100,27 @@ func TestEnsureLayoutRealExt4(t *testing.T) {
 		t.Errorf("lost+found: %v", err)
 	}
 }
+
+// A snapshot holds what its subvolume held, and a write to either never
+// shows in the other (what an in-place /etc merge relies on).
+func TestSnapshotRealBtrfs(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	must(t, CreateSubvolume(mnt, "old"))
+	write(t, mnt, map[string]string{"old/upper/etc/hostname": "box"})
+	must(t, Snapshot(filepath.Join(mnt, "old"), mnt, "new"))
+	must(t, os.WriteFile(filepath.Join(mnt, "new/upper/etc/hostname"), []byte("new"), 0o644))
+	must(t, os.WriteFile(filepath.Join(mnt, "old/upper/etc/motd"), []byte("old"), 0o644))
+	if b, err := os.ReadFile(filepath.Join(mnt, "old/upper/etc/hostname")); err != nil || string(b) != "box" {
+		t.Errorf("old hostname after a write to the snapshot: %q, %v; want box", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, "new/upper/etc/motd")); !os.IsNotExist(err) {
+		t.Errorf("a file made in the subvolume after the snapshot shows in it: %v", err)
+	}
+	must(t, os.Mkdir(filepath.Join(mnt, "plain"), 0o755))
+	if err := Snapshot(filepath.Join(mnt, "plain"), mnt, "x"); err == nil || !strings.Contains(err.Error(), "plain") {
+		t.Errorf("snapshot of a plain directory: %v, want an error naming it", err)
+	}
+	if err := Snapshot(filepath.Join(mnt, "old"), mnt, "a/b"); err == nil || !strings.Contains(err.Error(), "expected one path component") {
+		t.Errorf("snapshot named a/b: %v", err)
+	}
+}
