@@ -10,13 +10,15 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/datapart"
 )
 
 // benchTrees is a realistic update: an /etc of 1,500 files in 50
 // directories; the machine changed 300 of them, added 60, deleted 20 and
 // added 20 users; the new image changed 100 files (30 of them changed
 // locally, 20 deleted locally: 50 conflicts) and added a system user.
-func benchTrees(b *testing.B) (Options, int64) {
+func benchTrees(b testing.TB) (Options, int64) {
 	dir := b.TempDir()
 	o := Options{Local: filepath.Join(dir, "local"), Base: filepath.Join(dir, "base"), New: filepath.Join(dir, "new")}
 	base, local, up := map[string]string{}, map[string]string{}, map[string]string{}
@@ -97,7 +99,7 @@ func BenchmarkMerge(b *testing.B) {
 }
 
 // syncfs flushes the file system holding dir.
-func syncfs(b *testing.B, dir string) {
+func syncfs(b testing.TB, dir string) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err == nil {
 		err = unix.Syncfs(fd)
@@ -152,6 +154,44 @@ func BenchmarkWriteFloor(b *testing.B) {
 			must(b, err)
 			must(b, unix.Close(fd))
 			must(b, unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW))
+		}
+	}
+}
+
+// BenchmarkMergeInPlace times the merge of benchTrees as it runs when the
+// old upper is a btrfs subvolume: a snapshot of it, then the merge editing
+// the snapshot's etc/ in place (both timed; the snapshot commits a btrfs
+// transaction). It needs TMPDIR on btrfs (make bench's guest with
+// KEEL_BENCH_ETC_FS=btrfs).
+func BenchmarkMergeInPlace(b *testing.B) {
+	o, size := benchTrees(b)
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(o.Local), &st); err != nil || st.Type != unix.BTRFS_SUPER_MAGIC {
+		b.Skipf("%s is not on btrfs (%v): a snapshot needs it", o.Local, err)
+	}
+	dir := b.TempDir()
+	must(b, datapart.CreateSubvolume(dir, "old"))
+	old := filepath.Join(dir, "old")
+	must(b, os.Mkdir(filepath.Join(old, "upper"), 0o755))
+	if _, err := Merge(Options{Local: o.Local, New: o.New, Out: filepath.Join(old, "upper", "etc")}); err != nil {
+		b.Fatal(err) // without a base: a copy of the local tree
+	}
+	o.Local = filepath.Join(old, "upper", "etc")
+	o.InPlace = true
+	b.SetBytes(size)
+	for i := range b.N {
+		b.StopTimer()
+		syncfs(b, dir)
+		b.StartTimer()
+		name := fmt.Sprint(i)
+		must(b, datapart.Snapshot(old, dir, name))
+		o.Out = filepath.Join(dir, name, "upper", "etc")
+		r, err := Merge(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Carried < 360 || len(r.Conflicts) != 50 {
+			b.Fatalf("carried %d, %d conflicts: the change set is not what it should be", r.Carried, len(r.Conflicts))
 		}
 	}
 }
