@@ -70,3 +70,21 @@ func volIoctl(what, parent, name string, req uintptr, fd int64) error {
 	}
 	return nil
 }
+
+// btrfsFirstFreeObjectID is BTRFS_FIRST_FREE_OBJECTID, the inode number of
+// every subvolume's root directory.
+const btrfsFirstFreeObjectID = 256
+
+// IsSubvolume reports whether dir is the root of a btrfs subvolume (what
+// Snapshot takes), false for any other directory or file system.
+func IsSubvolume(dir string) (bool, error) {
+	var fsst unix.Statfs_t
+	if err := unix.Statfs(dir, &fsst); err != nil {
+		return false, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return false, fmt.Errorf("lstat %s: %w", dir, err)
+	}
+	return fsst.Type == unix.BTRFS_SUPER_MAGIC && st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Ino == btrfsFirstFreeObjectID, nil
+}
