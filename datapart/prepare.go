@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -133,6 +134,11 @@ type NewUpper struct {
 	// Fill, when set, writes into the temporary directory, which already
 	// holds upper/ and an empty work/ (and upper/etc from From).
 	Fill func(tmp string) error
+	// NoFlush leaves out the flushes, for an empty upper (no From, no
+	// Fill): lost to a power cut, it is made again at the next boot, as
+	// fresh as it was, and a flush would wait for everything else written
+	// to the data partition (a freshly seeded @var).
+	NoFlush bool
 	// Step, when set, is called after each step; an error stops there as
 	// a power cut would (tests).
 	Step func(what string) error
@@ -168,6 +174,9 @@ func (u NewUpper) Create() error {
 		{"flush " + filepath.Dir(u.Dir), func() error { return syncDir(filepath.Dir(u.Dir), unix.Fsync) }},
 	}
 	for _, s := range steps {
+		if u.NoFlush && strings.HasPrefix(s.what, "flush ") {
+			continue
+		}
 		if err := s.do(); err != nil {
 			return fmt.Errorf("new upper %s: %s: %w", u.Dir, s.what, err)
 		}
