@@ -143,6 +143,7 @@ func TestNewUpperFromRealBtrfs(t *testing.T) {
 		"work/work/#1": "", EtcMergeFile: "{}",
 	})
 	must(t, os.Chmod(filepath.Join(old, "work", "work"), 0))
+	must(t, syscall.Setxattr(filepath.Join(old, "upper"), "trusted.overlay.impure", []byte("y"), 0))
 	before := snapshot(t, old)
 	fill := func(tmp string) error {
 		return os.WriteFile(filepath.Join(tmp, "upper", "etc", "motd"), []byte("merged"), 0o644)
@@ -172,6 +173,9 @@ func TestNewUpperFromRealBtrfs(t *testing.T) {
 		}
 		if ok, err := IsSubvolume(dir); !ok || err != nil {
 			t.Errorf("the upper made from a snapshot is not a subvolume: %v, %v", ok, err)
+		}
+		if n, err := syscall.Getxattr(filepath.Join(dir, "upper"), "trusted.overlay.impure", make([]byte, 8)); err == nil {
+			t.Errorf("cut after step %d: upper/ kept the old overlay's trusted.overlay.impure (%d bytes)", k, n)
 		}
 		if err == nil {
 			break

@@ -266,6 +266,29 @@ func keepOnlyEtc(tmp string) error {
 			return err
 		}
 	}
+	return dropOverlayXattrs(filepath.Join(tmp, "upper"))
+}
+
+// dropOverlayXattrs removes the overlayfs attributes (impure, origin …)
+// the old overlay left on dir, the snapshot's upper/: they describe the
+// old image's layers, and a fresh upper has none.
+func dropOverlayXattrs(dir string) error {
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(dir, buf)
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list xattrs of %s: %w", dir, err)
+	}
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if !strings.HasPrefix(name, "trusted.overlay.") && !strings.HasPrefix(name, "user.overlay.") {
+			continue
+		}
+		if err := unix.Lremovexattr(dir, name); err != nil && !errors.Is(err, unix.ENODATA) {
+			return fmt.Errorf("remove xattr %s of %s: %w", name, dir, err)
+		}
+	}
 	return nil
 }
 
