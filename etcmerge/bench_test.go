@@ -117,45 +117,74 @@ func syncfs(b testing.TB, dir string) {
 // make bench sets it beside BenchmarkMerge, as the floor on that machine.
 func BenchmarkWriteFloor(b *testing.B) {
 	o, _ := benchTrees(b)
-	type file struct {
-		rel  string
-		data []byte
+	files, dirs := floorFiles(o)
+	out := b.TempDir()
+	for i := range b.N {
+		b.StopTimer()
+		syncfs(b, out)
+		b.StartTimer()
+		must(b, writeFloor(filepath.Join(out, fmt.Sprint(i)), files, dirs))
 	}
-	var files []file
+}
+
+// floorFile is a file any merge of benchTrees writes.
+type floorFile struct {
+	rel  string
+	data []byte
+}
+
+// floorFiles lists the regular files of o.Local with their content, and 50
+// of them again as .keel-new copies, and the directories they are in.
+func floorFiles(o Options) ([]floorFile, []string) {
+	var files []floorFile
 	dirs := map[string]bool{}
 	keep := 50
 	filepath.Walk(o.Local, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().IsRegular() {
 			rel, _ := filepath.Rel(o.Local, p)
 			data, _ := os.ReadFile(p)
-			files = append(files, file{rel, data})
+			files = append(files, floorFile{rel, data})
 			dirs[filepath.Dir(rel)] = true
 			if keep > 0 {
-				files, keep = append(files, file{rel + KeepSuffix, data}), keep-1
+				files, keep = append(files, floorFile{rel + KeepSuffix, data}), keep-1
 			}
 		}
 		return err
 	})
-	out := b.TempDir()
-	ts := []unix.Timespec{{Sec: 1}, {Sec: 2}}
-	for i := range b.N {
-		b.StopTimer()
-		syncfs(b, out)
-		b.StartTimer()
-		root := filepath.Join(out, fmt.Sprint(i))
-		for d := range dirs {
-			must(b, os.MkdirAll(filepath.Join(root, d), 0o755))
-		}
-		for _, f := range files {
-			p := filepath.Join(root, f.rel)
-			fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-			must(b, err)
-			_, err = unix.Write(fd, f.data)
-			must(b, err)
-			must(b, unix.Close(fd))
-			must(b, unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW))
+	var ds []string
+	for d := range dirs {
+		ds = append(ds, d)
+	}
+	return files, ds
+}
+
+// writeFloor writes files under root, in dirs: each created, written once
+// and given its times.
+func writeFloor(root string, files []floorFile, dirs []string) error {
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
 		}
 	}
+	ts := []unix.Timespec{{Sec: 1}, {Sec: 2}}
+	for _, f := range files {
+		p := filepath.Join(root, f.rel)
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = unix.Write(fd, f.data)
+		if cerr := unix.Close(fd); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // BenchmarkMergeInPlace times the merge of benchTrees as it runs when the
