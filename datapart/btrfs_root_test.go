@@ -199,3 +199,24 @@ func TestNewUpperFromRealBtrfs(t *testing.T) {
 		t.Errorf("the pruned subvolume upper is still there: %v", err)
 	}
 }
+
+// An old upper whose upper/ is a symlink gives a snapshot with a real,
+// empty upper/: the merge's edits never follow it out of the new upper.
+func TestNewUpperFromSymlinkedUpperRealBtrfs(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	old := filepath.Join(mnt, "@overlay", "a", "v1")
+	must(t, NewUpper{Dir: old}.Create())
+	outside := filepath.Join(mnt, "outside")
+	write(t, outside, map[string]string{"etc/keep": "x"})
+	must(t, os.RemoveAll(filepath.Join(old, "upper")))
+	must(t, os.Symlink(outside, filepath.Join(old, "upper")))
+	dir := filepath.Join(mnt, "@overlay", "b", "v2")
+	must(t, NewUpper{Dir: dir, From: old}.Create())
+	want := map[string]string{".": "drwxr-xr-x", "upper": "drwxr-xr-x", "work": "drwxr-xr-x"}
+	if got := snapshot(t, dir); !reflect.DeepEqual(got, want) {
+		t.Errorf("upper from a symlinked upper/:\n got %v\nwant %v", got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "etc", "keep")); err != nil || string(b) != "x" {
+		t.Errorf("the symlink's target changed: %q, %v", b, err)
+	}
+}

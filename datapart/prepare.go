@@ -237,13 +237,22 @@ func makeUpperDirs(tmp, from string) error {
 
 // keepOnlyEtc removes from tmp, a snapshot of an older upper, everything
 // but upper/ and, in upper/, everything but etc/; work/ is made again
-// empty (overlayfs' work/work, mode 000, included).
+// empty (overlayfs' work/work, mode 000, included). An upper/ or etc/
+// that is not a directory (a symlink would lead the merge's edits out of
+// the upper) is removed too.
 func keepOnlyEtc(tmp string) error {
 	root, err := os.OpenRoot(tmp)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
+	for _, p := range []string{"upper", "upper/etc"} {
+		if fi, err := root.Lstat(p); err == nil && !fi.IsDir() {
+			if err := root.Remove(p); err != nil {
+				return err
+			}
+		}
+	}
 	for _, dir := range []string{".", "upper"} {
 		ents, err := os.ReadDir(filepath.Join(tmp, dir))
 		if errors.Is(err, fs.ErrNotExist) && dir == "upper" {

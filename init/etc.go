@@ -57,7 +57,7 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 		// snapshot's etc/ edited: only what differs from the old upper is
 		// written (docs/data.md). Otherwise every carried file is copied.
 		from := ""
-		if sub, serr := datapart.IsSubvolume(old); sub {
+		if sub, serr := datapart.IsSubvolume(old); sub && plainDirs(old, "upper", "upper/etc") {
 			from = old
 		} else if serr != nil && !errors.Is(serr, fs.ErrNotExist) {
 			b.log.Warnf("/etc merge: %v: copying instead of a snapshot", serr)
@@ -98,6 +98,20 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 		b.log.Infof("/etc merge skipped %s", s)
 	}
 	return wait
+}
+
+// plainDirs reports whether each of rels under dir is a directory or
+// absent, not a symlink or anything else: the snapshot of dir would lose
+// such an entry (datapart.NewUpper), and the merge in place would then not
+// see what it reads.
+func plainDirs(dir string, rels ...string) bool {
+	for _, rel := range rels {
+		fi, err := os.Lstat(filepath.Join(dir, rel))
+		if err == nil && !fi.IsDir() || err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
 
 // undoLater runs undo in the background (unmounting the base and removing
