@@ -23,7 +23,11 @@ const (
 // TestBenchEtcMergeTCG is the /etc merge part of `make bench` alone
 // (KEEL_BENCH=1): the figure it logs is the one TestBench puts in
 // BENCHMARKS.md. With KEEL_BENCH_ETC_PROFILE=FILE the guest's CPU profile
-// of the runs is written to FILE (go tool pprof).
+// of the runs is written to FILE (go tool pprof; ext4 only). With
+// KEEL_BENCH_ETC_FS=btrfs the trees are on btrfs and BenchmarkMergeInPlace
+// (a snapshot of the old upper, edited) runs too. KEEL_BENCH_ETC_ARGS
+// replaces the test binary's arguments in the guest (one a line or space
+// separated, e.g. another -test.run), its console left for reading.
 func TestBenchEtcMergeTCG(t *testing.T) {
 	if os.Getenv("KEEL_BENCH") != "1" {
 		t.Skip("boots a VM that merges /etc for minutes: run it with KEEL_BENCH=1")
@@ -52,20 +56,24 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summ
 	run(t, "go", "-C", root, "test", "-c", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(pd, "etcmerge.test"), "./etcmerge")
 	runner := filepath.Join(dir, "etcmerge-tcg", "pkgrun")
 	run(t, "go", "-C", root, "build", "-trimpath", "-ldflags=-s -w", "-o", runner, "./qemu-tests/pkgrun")
-	args := strings.Join([]string{"-test.run=^$", "-test.bench=^Benchmark(Merge|WriteFloor)$",
+	fstype := etcMergeFS()
+	args := strings.Join([]string{"-test.run=^$", "-test.bench=^Benchmark(Merge|WriteFloor|MergeInPlace)$",
 		"-test.benchtime=" + strconv.Itoa(etcMergeTCGIters) + "x", "-test.count=" + strconv.Itoa(etcMergeTCGRuns)}, "\n")
 	if profile != "" {
 		args += "\n-test.cpuprofile=/scratch/etcmerge/cpu.prof"
 	}
-	for name, content := range map[string]string{"args": args + "\n", "scratch": "/dev/vda ext4\n"} {
+	if a := os.Getenv("KEEL_BENCH_ETC_ARGS"); a != "" {
+		args = a
+	}
+	for name, content := range map[string]string{"args": args + "\n", "scratch": "/dev/vda " + fstype + "\n"} {
 		if err := os.WriteFile(filepath.Join(pd, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	img := filepath.Join(dir, "etcmerge-tcg", "initrd.img")
 	run(t, mkinitrd, "--out", img, "--kver", vm.KVer(t), "--init", runner, "--shell", "none",
-		"--no-default-modules", "--modules", "virtio_pci,virtio_blk,ext4", "--add", filepath.Dir(pd)+":/pkgs")
-	disk := scratchExt4(t, filepath.Join(dir, "etcmerge-tcg", "scratch.ext4"))
+		"--no-default-modules", "--modules", "virtio_pci,virtio_blk,"+fstype, "--add", filepath.Dir(pd)+":/pkgs")
+	disk := scratchFS(t, filepath.Join(dir, "etcmerge-tcg", "scratch."+fstype), fstype)
 
 	// loglevel=1: a kernel warning (under a loaded host, "hrtimer:
 	// interrupt took …") must not split a benchmark line on the console.
@@ -73,6 +81,15 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summ
 	m.Expect("KEEL-PKGTEST: done")
 	m.ExpectPowerOff()
 	out := m.Output()
+	if profile != "" && fstype == "btrfs" {
+		t.Logf("the profile is on the guest's btrfs, not fetched (debugfs reads ext4 only)")
+	} else if profile != "" {
+		run(t, "debugfs", "-R", "dump /cpu.prof "+profile, disk)
+	}
+	if os.Getenv("KEEL_BENCH_ETC_ARGS") != "" {
+		t.Logf("console: %s", m.LogPath())
+		return Summary{}, Summary{}
+	}
 	if !strings.Contains(out, "KEEL-PKGTEST: etcmerge exit 0") {
 		t.Fatalf("the etcmerge benchmarks failed in the VM (console: %s)", m.LogPath())
 	}
@@ -85,17 +102,26 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summ
 			t.Fatalf("Benchmark%s in the VM: %d results, want %d (console: %s)", name, len(runs[name]), etcMergeTCGRuns, m.LogPath())
 		}
 	}
-	if profile != "" {
-		run(t, "debugfs", "-R", "dump /cpu.prof "+profile, disk)
+	if ip := runs["MergeInPlace"]; len(ip) > 0 { // btrfs only: it needs a snapshot
+		t.Logf("/etc merge in place in a btrfs snapshot of the old upper (snapshot included): %s over %d runs", Summarize(ip).Spread(), len(ip))
 	}
 	return Summarize(runs["Merge"]), Summarize(runs["WriteFloor"])
 }
 
-// scratchExt4 makes an empty 512 MiB ext4 image with its inode tables and
-// journal initialised, as on a data partition in use for a while: with
-// mkfs' lazy defaults the guest's ext4lazyinit thread would zero them
-// while the benchmark runs.
-func scratchExt4(t *testing.T, path string) string {
+// etcMergeFS is the file system the guest merges on: ext4, or btrfs (the
+// data partition's default, docs/data.md) with KEEL_BENCH_ETC_FS=btrfs.
+func etcMergeFS() string {
+	if os.Getenv("KEEL_BENCH_ETC_FS") == "btrfs" {
+		return "btrfs"
+	}
+	return "ext4"
+}
+
+// scratchFS makes an empty 512 MiB file system image of fstype (ext4 or
+// btrfs). ext4's inode tables and journal are initialised, as on a data
+// partition in use for a while: with mkfs' lazy defaults the guest's
+// ext4lazyinit thread would zero them while the benchmark runs.
+func scratchFS(t *testing.T, path, fstype string) string {
 	t.Helper()
 	f, err := os.Create(path)
 	if err == nil {
@@ -104,6 +130,10 @@ func scratchExt4(t *testing.T, path string) string {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fstype == "btrfs" {
+		run(t, "mkfs.btrfs", "-q", "-f", path)
+		return path
 	}
 	run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", path)
 	return path

@@ -3,6 +3,8 @@
 package datapart
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,5 +100,123 @@ func TestEnsureLayoutRealExt4(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(mnt, "lost+found")); err != nil {
 		t.Errorf("lost+found: %v", err)
+	}
+}
+
+// A snapshot holds what its subvolume held, and a write to either never
+// shows in the other (what an in-place /etc merge relies on).
+func TestSnapshotRealBtrfs(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	must(t, CreateSubvolume(mnt, "old"))
+	write(t, mnt, map[string]string{"old/upper/etc/hostname": "box"})
+	must(t, Snapshot(filepath.Join(mnt, "old"), mnt, "new"))
+	must(t, os.WriteFile(filepath.Join(mnt, "new/upper/etc/hostname"), []byte("new"), 0o644))
+	must(t, os.WriteFile(filepath.Join(mnt, "old/upper/etc/motd"), []byte("old"), 0o644))
+	if b, err := os.ReadFile(filepath.Join(mnt, "old/upper/etc/hostname")); err != nil || string(b) != "box" {
+		t.Errorf("old hostname after a write to the snapshot: %q, %v; want box", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, "new/upper/etc/motd")); !os.IsNotExist(err) {
+		t.Errorf("a file made in the subvolume after the snapshot shows in it: %v", err)
+	}
+	must(t, os.Mkdir(filepath.Join(mnt, "plain"), 0o755))
+	if err := Snapshot(filepath.Join(mnt, "plain"), mnt, "x"); err == nil || !strings.Contains(err.Error(), "plain") {
+		t.Errorf("snapshot of a plain directory: %v, want an error naming it", err)
+	}
+	if err := Snapshot(filepath.Join(mnt, "old"), mnt, "a/b"); err == nil || !strings.Contains(err.Error(), "expected one path component") {
+		t.Errorf("snapshot named a/b: %v", err)
+	}
+}
+
+// On btrfs a new upper is a subvolume; one made From it starts as its
+// snapshot cut down to upper/etc, with an empty work/, and the old upper
+// is left exactly as it was. A power cut after any step, then Create
+// again, gives the same upper.
+func TestNewUpperFromRealBtrfs(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	old := filepath.Join(mnt, "@overlay", "a", "v1")
+	must(t, NewUpper{Dir: old}.Create())
+	if ok, err := IsSubvolume(old); !ok || err != nil {
+		t.Fatalf("a new upper on btrfs is not a subvolume: %v, %v", ok, err)
+	}
+	write(t, old, map[string]string{
+		"upper/etc/hostname": "box", "upper/etc/ssh/": "", "upper/root/.bash_history": "ls",
+		"work/work/#1": "", EtcMergeFile: "{}",
+	})
+	must(t, os.Chmod(filepath.Join(old, "work", "work"), 0))
+	must(t, syscall.Setxattr(filepath.Join(old, "upper"), "trusted.overlay.impure", []byte("y"), 0))
+	before := snapshot(t, old)
+	fill := func(tmp string) error {
+		return os.WriteFile(filepath.Join(tmp, "upper", "etc", "motd"), []byte("merged"), 0o644)
+	}
+	want := map[string]string{
+		".": "drwxr-xr-x", "upper": "drwxr-xr-x", "upper/etc": "drwxr-xr-x", "upper/etc/hostname": "-rw-r--r-- box",
+		"upper/etc/ssh": "drwxr-xr-x", "upper/etc/motd": "-rw-r--r-- merged", "work": "drwxr-xr-x",
+	}
+	cut := errors.New("power cut")
+	for k := 1; ; k++ {
+		dir := filepath.Join(mnt, "@overlay", "b", fmt.Sprint("v", k))
+		n := 0
+		err := NewUpper{Dir: dir, From: old, Fill: fill, Step: func(string) error {
+			if n++; n == k {
+				return cut
+			}
+			return nil
+		}}.Create()
+		if err != nil && !errors.Is(err, cut) {
+			t.Fatalf("step %d: %v", k, err)
+		}
+		if _, serr := os.Lstat(dir); os.IsNotExist(serr) {
+			must(t, NewUpper{Dir: dir, From: old, Fill: fill}.Create())
+		}
+		if got := snapshot(t, dir); !reflect.DeepEqual(got, want) {
+			t.Errorf("cut after step %d:\n got %v\nwant %v", k, got, want)
+		}
+		if ok, err := IsSubvolume(dir); !ok || err != nil {
+			t.Errorf("the upper made from a snapshot is not a subvolume: %v, %v", ok, err)
+		}
+		if n, err := syscall.Getxattr(filepath.Join(dir, "upper"), "trusted.overlay.impure", make([]byte, 8)); err == nil {
+			t.Errorf("cut after step %d: upper/ kept the old overlay's trusted.overlay.impure (%d bytes)", k, n)
+		}
+		if err == nil {
+			break
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(mnt, "@overlay", "b", "v1", "upper", "etc", "hostname"), []byte("new"), 0o644))
+	if got := snapshot(t, old); !reflect.DeepEqual(got, before) {
+		t.Errorf("the old upper changed:\n got %v\nwant %v", got, before)
+	}
+	if ok, _ := IsSubvolume(filepath.Join(old, "upper")); ok {
+		t.Error("a plain directory is taken for a subvolume")
+	}
+	if ok, _ := IsSubvolume(t.TempDir()); ok {
+		t.Error("a directory off btrfs is taken for a subvolume")
+	}
+	// Pruning removes subvolume uppers like directories.
+	if _, err := PruneUppers(mnt, map[string]string{"a": "v2", "b": "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(old); !os.IsNotExist(err) {
+		t.Errorf("the pruned subvolume upper is still there: %v", err)
+	}
+}
+
+// An old upper whose upper/ is a symlink gives a snapshot with a real,
+// empty upper/: the merge's edits never follow it out of the new upper.
+func TestNewUpperFromSymlinkedUpperRealBtrfs(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	old := filepath.Join(mnt, "@overlay", "a", "v1")
+	must(t, NewUpper{Dir: old}.Create())
+	outside := filepath.Join(mnt, "outside")
+	write(t, outside, map[string]string{"etc/keep": "x"})
+	must(t, os.RemoveAll(filepath.Join(old, "upper")))
+	must(t, os.Symlink(outside, filepath.Join(old, "upper")))
+	dir := filepath.Join(mnt, "@overlay", "b", "v2")
+	must(t, NewUpper{Dir: dir, From: old}.Create())
+	want := map[string]string{".": "drwxr-xr-x", "upper": "drwxr-xr-x", "work": "drwxr-xr-x"}
+	if got := snapshot(t, dir); !reflect.DeepEqual(got, want) {
+		t.Errorf("upper from a symlinked upper/:\n got %v\nwant %v", got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "etc", "keep")); err != nil || string(b) != "x" {
+		t.Errorf("the symlink's target changed: %q, %v", b, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,11 +121,24 @@ func VolatileWarning(dev string, err error) string {
 // A power cut at any point leaves either no Dir, and the next boot (whose
 // upper is then fresh again) builds it anew from the same inputs after
 // removing the leftover, or the complete Dir; never a half-filled upper.
+//
+// On btrfs the upper is a subvolume of its own, so that the next image's
+// upper can start as a snapshot of it (From).
 type NewUpper struct {
 	Dir string
+	// From, when set, is an older upper that is a btrfs subvolume
+	// (IsSubvolume): the temporary directory starts as a snapshot of it,
+	// cut down to its upper/etc (the rest of an upper is per image,
+	// docs/data.md), with an empty work/. The old upper is only read.
+	From string
 	// Fill, when set, writes into the temporary directory, which already
-	// holds empty upper/ and work/ directories.
+	// holds upper/ and an empty work/ (and upper/etc from From).
 	Fill func(tmp string) error
+	// NoFlush leaves out the flushes, for an empty upper (no From, no
+	// Fill): lost to a power cut, it is made again at the next boot, as
+	// fresh as it was, and a flush would wait for everything else written
+	// to the data partition (a freshly seeded @var).
+	NoFlush bool
 	// Step, when set, is called after each step; an error stops there as
 	// a power cut would (tests).
 	Step func(what string) error
@@ -148,7 +162,7 @@ func (u NewUpper) Create() error {
 		do   func() error
 	}{
 		{"remove a leftover " + tmp, func() error { return removeLeftover(tmp) }},
-		{"make " + tmp, func() error { return makeUpperDirs(tmp) }},
+		{"make " + tmp, func() error { return makeUpperDirs(tmp, u.From) }},
 		{"fill " + tmp, func() error {
 			if u.Fill == nil {
 				return nil
@@ -160,6 +174,9 @@ func (u NewUpper) Create() error {
 		{"flush " + filepath.Dir(u.Dir), func() error { return syncDir(filepath.Dir(u.Dir), unix.Fsync) }},
 	}
 	for _, s := range steps {
+		if u.NoFlush && strings.HasPrefix(s.what, "flush ") {
+			continue
+		}
 		if err := s.do(); err != nil {
 			return fmt.Errorf("new upper %s: %s: %w", u.Dir, s.what, err)
 		}
@@ -186,13 +203,99 @@ func removeLeftover(tmp string) error {
 	return removeTree(root, filepath.Base(tmp))
 }
 
-func makeUpperDirs(tmp string) error {
-	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+// makeUpperDirs makes tmp with empty upper/ and work/: a btrfs subvolume
+// on btrfs, a snapshot of from (cut down to upper/etc) when from is set.
+func makeUpperDirs(tmp, from string) error {
+	parent := filepath.Dir(tmp)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
-	for _, d := range []string{tmp, filepath.Join(tmp, "upper"), filepath.Join(tmp, "work")} {
+	if from != "" {
+		if err := Snapshot(from, parent, filepath.Base(tmp)); err != nil {
+			return err
+		}
+		return keepOnlyEtc(tmp)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(parent, &st); err != nil {
+		return &fs.PathError{Op: "statfs", Path: parent, Err: err}
+	}
+	if st.Type == unix.BTRFS_SUPER_MAGIC {
+		if err := CreateSubvolume(parent, filepath.Base(tmp)); err != nil {
+			return err
+		}
+	} else if err := os.Mkdir(tmp, 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{filepath.Join(tmp, "upper"), filepath.Join(tmp, "work")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// keepOnlyEtc removes from tmp, a snapshot of an older upper, everything
+// but upper/ and, in upper/, everything but etc/; work/ is made again
+// empty (overlayfs' work/work, mode 000, included). An upper/ or etc/
+// that is not a directory (a symlink would lead the merge's edits out of
+// the upper) is removed too.
+func keepOnlyEtc(tmp string) error {
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, p := range []string{"upper", "upper/etc"} {
+		if fi, err := root.Lstat(p); err == nil && !fi.IsDir() {
+			if err := root.Remove(p); err != nil {
+				return err
+			}
+		}
+	}
+	for _, dir := range []string{".", "upper"} {
+		ents, err := os.ReadDir(filepath.Join(tmp, dir))
+		if errors.Is(err, fs.ErrNotExist) && dir == "upper" {
+			break // an upper without upper/: made below
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if dir == "." && e.Name() == "upper" || dir == "upper" && e.Name() == "etc" {
+				continue
+			}
+			if err := removeTree(root, filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := root.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return dropOverlayXattrs(filepath.Join(tmp, "upper"))
+}
+
+// dropOverlayXattrs removes the overlayfs attributes (impure, origin …)
+// the old overlay left on dir, the snapshot's upper/: they describe the
+// old image's layers, and a fresh upper has none.
+func dropOverlayXattrs(dir string) error {
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(dir, buf)
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list xattrs of %s: %w", dir, err)
+	}
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if !strings.HasPrefix(name, "trusted.overlay.") && !strings.HasPrefix(name, "user.overlay.") {
+			continue
+		}
+		if err := unix.Lremovexattr(dir, name); err != nil && !errors.Is(err, unix.ENODATA) {
+			return fmt.Errorf("remove xattr %s of %s: %w", name, dir, err)
 		}
 	}
 	return nil

@@ -243,3 +243,19 @@ func TestNewUpperRemovesLeftover(t *testing.T) {
 		t.Errorf("upper after a leftover: %v, want empty upper/ and work/", got)
 	}
 }
+
+// An empty upper made with NoFlush skips only the flushes.
+func TestNewUpperNoFlush(t *testing.T) {
+	var steps []string
+	dir := filepath.Join(t.TempDir(), "a", "img")
+	must(t, NewUpper{Dir: dir, NoFlush: true, Step: func(what string) error {
+		steps = append(steps, strings.Fields(what)[0])
+		return nil
+	}}.Create())
+	if want := []string{"remove", "make", "fill", "rename"}; !reflect.DeepEqual(steps, want) {
+		t.Errorf("steps %v, want %v", steps, want)
+	}
+	if got := snapshot(t, dir); len(got) != 3 {
+		t.Errorf("upper %v, want empty upper/ and work/", got)
+	}
+}

@@ -10,13 +10,15 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keel-boot/keel/datapart"
 )
 
 // benchTrees is a realistic update: an /etc of 1,500 files in 50
 // directories; the machine changed 300 of them, added 60, deleted 20 and
 // added 20 users; the new image changed 100 files (30 of them changed
 // locally, 20 deleted locally: 50 conflicts) and added a system user.
-func benchTrees(b *testing.B) (Options, int64) {
+func benchTrees(b testing.TB) (Options, int64) {
 	dir := b.TempDir()
 	o := Options{Local: filepath.Join(dir, "local"), Base: filepath.Join(dir, "base"), New: filepath.Join(dir, "new")}
 	base, local, up := map[string]string{}, map[string]string{}, map[string]string{}
@@ -81,6 +83,7 @@ func BenchmarkMerge(b *testing.B) {
 	o, size := benchTrees(b)
 	out := b.TempDir()
 	b.SetBytes(size)
+	b.ResetTimer() // the trees' making is not the merge
 	for i := range b.N {
 		b.StopTimer()
 		syncfs(b, out)
@@ -97,7 +100,7 @@ func BenchmarkMerge(b *testing.B) {
 }
 
 // syncfs flushes the file system holding dir.
-func syncfs(b *testing.B, dir string) {
+func syncfs(b testing.TB, dir string) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err == nil {
 		err = unix.Syncfs(fd)
@@ -115,43 +118,112 @@ func syncfs(b *testing.B, dir string) {
 // make bench sets it beside BenchmarkMerge, as the floor on that machine.
 func BenchmarkWriteFloor(b *testing.B) {
 	o, _ := benchTrees(b)
-	type file struct {
-		rel  string
-		data []byte
+	files, dirs := floorFiles(o)
+	out := b.TempDir()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		syncfs(b, out)
+		b.StartTimer()
+		must(b, writeFloor(filepath.Join(out, fmt.Sprint(i)), files, dirs))
 	}
-	var files []file
+}
+
+// floorFile is a file any merge of benchTrees writes.
+type floorFile struct {
+	rel  string
+	data []byte
+}
+
+// floorFiles lists the regular files of o.Local with their content, and 50
+// of them again as .keel-new copies, and the directories they are in.
+func floorFiles(o Options) ([]floorFile, []string) {
+	var files []floorFile
 	dirs := map[string]bool{}
 	keep := 50
 	filepath.Walk(o.Local, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().IsRegular() {
 			rel, _ := filepath.Rel(o.Local, p)
 			data, _ := os.ReadFile(p)
-			files = append(files, file{rel, data})
+			files = append(files, floorFile{rel, data})
 			dirs[filepath.Dir(rel)] = true
 			if keep > 0 {
-				files, keep = append(files, file{rel + KeepSuffix, data}), keep-1
+				files, keep = append(files, floorFile{rel + KeepSuffix, data}), keep-1
 			}
 		}
 		return err
 	})
-	out := b.TempDir()
+	var ds []string
+	for d := range dirs {
+		ds = append(ds, d)
+	}
+	return files, ds
+}
+
+// writeFloor writes files under root, in dirs: each created, written once
+// and given its times.
+func writeFloor(root string, files []floorFile, dirs []string) error {
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
 	ts := []unix.Timespec{{Sec: 1}, {Sec: 2}}
+	for _, f := range files {
+		p := filepath.Join(root, f.rel)
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = unix.Write(fd, f.data)
+		if cerr := unix.Close(fd); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkMergeInPlace times the merge of benchTrees as it runs when the
+// old upper is a btrfs subvolume: a snapshot of it, then the merge editing
+// the snapshot's etc/ in place (both timed; the snapshot commits a btrfs
+// transaction). It needs TMPDIR on btrfs (make bench's guest with
+// KEEL_BENCH_ETC_FS=btrfs).
+func BenchmarkMergeInPlace(b *testing.B) {
+	o, size := benchTrees(b)
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(o.Local), &st); err != nil || st.Type != unix.BTRFS_SUPER_MAGIC {
+		b.Skipf("%s is not on btrfs (%v): a snapshot needs it", o.Local, err)
+	}
+	dir := b.TempDir()
+	must(b, datapart.CreateSubvolume(dir, "old"))
+	old := filepath.Join(dir, "old")
+	must(b, os.Mkdir(filepath.Join(old, "upper"), 0o755))
+	if _, err := Merge(Options{Local: o.Local, New: o.New, Out: filepath.Join(old, "upper", "etc")}); err != nil {
+		b.Fatal(err) // without a base: a copy of the local tree
+	}
+	o.Local = filepath.Join(old, "upper", "etc")
+	o.InPlace = true
+	b.SetBytes(size)
+	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		syncfs(b, out)
+		syncfs(b, dir)
 		b.StartTimer()
-		root := filepath.Join(out, fmt.Sprint(i))
-		for d := range dirs {
-			must(b, os.MkdirAll(filepath.Join(root, d), 0o755))
+		name := fmt.Sprint(i)
+		must(b, datapart.Snapshot(old, dir, name))
+		o.Out = filepath.Join(dir, name, "upper", "etc")
+		r, err := Merge(o)
+		if err != nil {
+			b.Fatal(err)
 		}
-		for _, f := range files {
-			p := filepath.Join(root, f.rel)
-			fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-			must(b, err)
-			_, err = unix.Write(fd, f.data)
-			must(b, err)
-			must(b, unix.Close(fd))
-			must(b, unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW))
+		if r.Carried < 360 || len(r.Conflicts) != 50 {
+			b.Fatalf("carried %d, %d conflicts: the change set is not what it should be", r.Carried, len(r.Conflicts))
 		}
 	}
 }

@@ -3,8 +3,12 @@
 package etcmerge
 
 import (
+	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // leaf merges one local non-directory entry rel; ensure makes its parent
@@ -13,8 +17,8 @@ func (m *merger) leaf(rel string, l entry, opaque bool, ensure func() error) err
 	switch {
 	case l.kind == Other:
 		m.r.Skipped = append(m.r.Skipped, "/etc/"+rel+": a "+l.kind.String()+" is never carried")
-		return nil
-	case strings.HasSuffix(rel, KeepSuffix):
+		return m.drop(rel)
+	case strings.HasSuffix(rel, KeepSuffix): // an in-place copy is gone already (children)
 		m.r.Skipped = append(m.r.Skipped, "/etc/"+rel+": an earlier merge's copy, made again if still in conflict")
 		return nil
 	}
@@ -26,7 +30,7 @@ func (m *merger) leaf(rel string, l entry, opaque bool, ensure func() error) err
 	if l.metacopy() {
 		if b.kind != File {
 			m.r.Skipped = append(m.r.Skipped, "/etc/"+rel+": a metadata-only copy-up whose data (the old image) is not available")
-			return nil
+			return m.drop(rel)
 		}
 		if data, err = b.content(); err != nil {
 			return err
@@ -43,7 +47,7 @@ func (m *merger) leaf(rel string, l entry, opaque bool, ensure func() error) err
 	}
 	if same {
 		m.r.Same++
-		return nil
+		return m.drop(rel)
 	}
 	return m.carry(rel, l, b, n, data, ensure)
 }
@@ -62,7 +66,7 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 	if l.kind == Whiteout {
 		m.r.Deleted++
 		if n.kind == Absent {
-			return nil // nothing left to hide
+			return m.drop(rel) // nothing left to hide
 		}
 	} else {
 		m.r.Carried++
@@ -79,7 +83,7 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 	if err := ensure(); err != nil {
 		return err
 	}
-	if err := put(filepath.Join(m.o.Out, rel), l, data); err != nil {
+	if err := m.write(rel, l, data); err != nil {
 		return err
 	}
 	if err := m.step(rel); err != nil {
@@ -156,9 +160,34 @@ func (m *merger) keepNew(rel string, l, n entry) error {
 		m.conflict(rel, "%s locally, the new image has a %s: the local version wins", verb, n.kind)
 		return nil
 	}
-	if err := put(filepath.Join(m.o.Out, rel+KeepSuffix), n, nil); err != nil {
+	if err := m.write(rel+KeepSuffix, n, nil); err != nil {
 		return err
 	}
 	m.conflict(rel, "%s locally and in the new image: the local version wins, the new one is %s", verb, filepath.Base(rel)+KeepSuffix)
 	return m.step(rel + KeepSuffix)
+}
+
+// drop takes a local entry that is not carried out of an in-place Out.
+func (m *merger) drop(rel string) error {
+	if !m.o.InPlace {
+		return nil
+	}
+	return m.remove(rel, false)
+}
+
+// write puts src at rel in Out (data, when not nil, is its content). In
+// place, an entry carried as it is stays and loses only the attributes
+// that are not carried; anything else replaces what is there.
+func (m *merger) write(rel string, src entry, data []byte) error {
+	dst := filepath.Join(m.o.Out, rel)
+	if !m.o.InPlace {
+		return put(dst, src, data)
+	}
+	if data == nil && src.path == filepath.Join(m.o.Local, rel) {
+		return dropStale(dst, src)
+	}
+	if err := unix.Unlink(dst); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "remove", Path: dst, Err: err}
+	}
+	return put(dst, src, data)
 }

@@ -3,23 +3,36 @@
 package etcmerge
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options names the trees of a merge. Local is the old upper's etc/ (a
 // missing directory means no local changes), Base the old image's /etc
 // ("" when it is not available: every local change is then carried, with
 // no conflicts), New the new image's /etc and Out the new upper's etc/,
-// which must not exist yet.
+// which must not exist yet unless InPlace.
 type Options struct {
 	Local, Base, New, Out string
+	// InPlace says Out already holds a copy of Local (a btrfs snapshot of
+	// the old upper, which shares its data): the merge then edits it,
+	// removing what is not carried and rewriting only what changes, and
+	// leaves everything carried as it is. The result is the same as a
+	// merge into an empty Out.
+	InPlace bool
 	// Step, when set, is called after each entry is written to Out; an
 	// error stops the merge there, as a power cut would (tests use it).
 	Step func(rel string) error
+	// workers, when not 0, replaces the package's workers (tests; 1: one
+	// entry at a time, in directory order).
+	workers int
 }
 
 // Conflict is a path where the local version won over a change in the new
@@ -47,7 +60,27 @@ const KeepSuffix = ".keel-new"
 // leaves o.Out incomplete: the caller builds it in a temporary directory
 // and discards it (datapart.NewUpper).
 func Merge(o Options) (Result, error) {
-	m := &merger{o: o, noBase: o.Base == "", sh: &shared{sem: make(chan struct{}, workers)}}
+	n := o.workers
+	if n == 0 {
+		n = workers
+	}
+	sh := &shared{}
+	if n > 1 {
+		sh.jobs = make(chan func(), n)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer close(sh.jobs)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for job := range sh.jobs {
+					job()
+				}
+			}()
+		}
+	}
+	m := &merger{o: o, noBase: o.Base == "", sh: sh}
 	l, err := lookupLocal(o.Local)
 	if err != nil || l.kind == Absent {
 		return m.r, err
@@ -59,8 +92,11 @@ func Merge(o Options) (Result, error) {
 	return m.r, err
 }
 
-// workers is how many entries are merged at once. Each entry's work is
-// mostly system calls (lookups, reads, creating a file), which under
+// workers is how many entries other than directories are merged at once,
+// from all directories: long-lived goroutines fed by a queue (a goroutine
+// per entry cost its start and stack growth each time, and a pool per
+// directory waited for the directory's slowest entry). Each entry's work
+// is mostly system calls (lookups, reads, creating a file), which under
 // emulation or on a cold disk wait for the device or the other CPU: in
 // flight together the waits overlap.
 const workers = 4
@@ -78,8 +114,8 @@ type merger struct {
 
 // shared is what the mergers of one Merge share.
 type shared struct {
-	stepMu sync.Mutex    // Options.Step is called once at a time
-	sem    chan struct{} // a token per entry being merged concurrently
+	stepMu sync.Mutex  // Options.Step is called once at a time
+	jobs   chan func() // the workers' queue of entries (nil: one at a time)
 }
 
 func (m *merger) sub() *merger { return &merger{o: m.o, noBase: m.noBase, sh: m.sh} }
@@ -137,7 +173,11 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 		if err := parent(); err != nil {
 			return err
 		}
-		if err := mkdir(filepath.Join(m.o.Out, rel), l); err != nil {
+		if m.o.InPlace {
+			if err := dropStale(filepath.Join(m.o.Out, rel), l); err != nil {
+				return err
+			}
+		} else if err := mkdir(filepath.Join(m.o.Out, rel), l); err != nil {
 			return err
 		}
 		made = true
@@ -152,6 +192,9 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 		return made, err
 	}
 	if !made {
+		if m.o.InPlace { // nothing under it carried: its copy is empty now
+			return false, m.remove(rel, true)
+		}
 		return false, nil
 	}
 	if rel != "" {
@@ -163,13 +206,26 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	return true, setTimes(filepath.Join(m.o.Out, rel), l)
 }
 
-// children merges the entries of the local directory rel: directories in
-// turn, the others concurrently (up to workers at once), each into its own
-// merger, folded in directory order once all are done.
+// children merges the entries of the local directory rel, each into its
+// own merger, folded in directory order once all are done. Directories
+// are walked concurrently with their siblings and the other entries are
+// queued to the workers, so creates in several directories of the output
+// overlap (a file system serialises those in one directory).
 func (m *merger) children(rel string, opaque bool, ensure func() error) error {
 	ents, err := os.ReadDir(filepath.Join(m.o.Local, rel))
 	if err != nil {
 		return err
+	}
+	if m.o.InPlace {
+		// Copies of an earlier merge's NAME.keel-new go before any entry
+		// is merged: NAME's merge may make a new one.
+		for _, d := range ents {
+			if !d.IsDir() && strings.HasSuffix(d.Name(), KeepSuffix) {
+				if err := m.remove(filepath.Join(rel, d.Name()), false); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	subs := make([]*merger, len(ents))
 	errs := make([]error, len(ents))
@@ -182,24 +238,34 @@ func (m *merger) children(rel string, opaque bool, ensure func() error) error {
 			break
 		}
 		subs[i] = m.sub()
-		if c.kind == Dir {
-			if _, errs[i] = subs[i].dir(crel, c, opaque, ensure); errs[i] != nil {
-				break
-			}
-			continue
-		}
-		m.sh.sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-m.sh.sem }()
+		job := func() {
 			defer func() { // a panic here would end the process (PID 1)
 				if r := recover(); r != nil {
 					errs[i] = fmt.Errorf("merge %s: panic: %v", crel, r)
 				}
 			}()
+			if c.kind == Dir {
+				_, errs[i] = subs[i].dir(crel, c, opaque, ensure)
+				return
+			}
 			errs[i] = subs[i].leaf(crel, c, opaque, ensure)
-		}()
+		}
+		switch {
+		case m.sh.jobs == nil:
+			job()
+		case c.kind == Dir: // not a worker: it queues its own entries
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				job()
+			}()
+		default:
+			wg.Add(1)
+			m.sh.jobs <- func() {
+				defer wg.Done()
+				job()
+			}
+		}
 	}
 	wg.Wait()
 	for _, s := range subs {
@@ -213,6 +279,20 @@ func (m *merger) children(rel string, opaque bool, ensure func() error) error {
 		}
 	}
 	return nil
+}
+
+// remove takes rel, not carried, out of an in-place Out (a directory
+// only when empty).
+func (m *merger) remove(rel string, dir bool) error {
+	p := filepath.Join(m.o.Out, rel)
+	flags := 0
+	if dir {
+		flags = unix.AT_REMOVEDIR
+	}
+	if err := unix.Unlinkat(unix.AT_FDCWD, p, flags); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "remove", Path: p, Err: err}
+	}
+	return m.step(rel)
 }
 
 // alwaysCarried are the machine's identity: carried whatever the images say.

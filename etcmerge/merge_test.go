@@ -106,6 +106,13 @@ func TestMergeRules(t *testing.T) {
 		local: map[string]string{"initctl": "p", "motd.keel-new": "f stale"}, base: map[string]string{}, new: map[string]string{},
 		want: map[string]string{}, skipped: 2,
 	}, {
+		name:  "a stale .keel-new beside a file still in conflict: made again from the new image",
+		local: map[string]string{"motd": "f mine", "motd.keel-new": "f stale", "z/a": "f 1", "z/a.keel-new": "f stale"},
+		base:  map[string]string{"motd": "f v1", "z/a": "f 0"}, new: map[string]string{"motd": "f v2", "z/a": "f 2"},
+		want: map[string]string{"motd": "file 0644 0:0 mine", "motd.keel-new": "file 0644 0:0 v2",
+			"z": "directory 0755 0:0", "z/a": "file 0644 0:0 1", "z/a.keel-new": "file 0644 0:0 2"},
+		conflicts: []string{"/etc/motd", "/etc/z/a"}, carried: 3, skipped: 2,
+	}, {
 		name:  "no base: every local change carried, no conflicts",
 		local: map[string]string{"motd": "f mine", "issue": "f Debian", "gone": "w"}, noBase: true, new: map[string]string{"motd": "f v2", "issue": "f Debian 13", "gone": "f g"},
 		want:    map[string]string{"motd": "file 0644 0:0 mine", "issue": "file 0644 0:0 Debian", "gone": "whiteout 0000 0:0"},
@@ -117,7 +124,7 @@ func TestMergeRules(t *testing.T) {
 				o.Base = ""
 			}
 			mk(t, o.Local, nil)
-			r, err := Merge(o)
+			r, err := mergeBoth(t, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +159,7 @@ func TestMergeKeepsMetadata(t *testing.T) {
 	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, key, ts, unix.AT_SYMLINK_NOFOLLOW))
 	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(o.Local, "app"), ts, 0))
 	must(t, unix.Chmod(filepath.Join(o.Local, "app"), 0o750))
-	if _, err := Merge(o); err != nil {
+	if _, err := mergeBoth(t, o); err != nil {
 		t.Fatal(err)
 	}
 	got, err := lookup(filepath.Join(o.Out, "app/key"))
@@ -183,7 +190,7 @@ func TestMergeKeepsMetadata(t *testing.T) {
 func TestMergeMetacopy(t *testing.T) {
 	o := trees(t, map[string]string{"f": "F 0600 "}, map[string]string{"f": "f data"}, map[string]string{"f": "f data"})
 	must(t, unix.Lsetxattr(filepath.Join(o.Local, "f"), "trusted.overlay.metacopy", nil, 0))
-	if _, err := Merge(o); err != nil {
+	if _, err := mergeBoth(t, o); err != nil {
 		t.Fatal(err)
 	}
 	if got := dump(t, o.Out)["f"]; got != "file 0600 0:0 data" {
@@ -198,7 +205,7 @@ func TestMergeAccountFiles(t *testing.T) {
 		map[string]string{"passwd": "f " + base + "alice:x:1000:1000::/home/alice:/bin/bash\n", "shadow": "F 0640 root:*:1::::::\nalice:$6$h:2::::::\n"},
 		map[string]string{"passwd": "f " + base, "shadow": "F 0640 root:*:1::::::\n"},
 		map[string]string{"passwd": "f " + base + "_svc:x:999:999::/:/usr/sbin/nologin\n", "shadow": "F 0640 root:*:1::::::\n_svc:!:3::::::\n"})
-	r, err := Merge(o)
+	r, err := mergeBoth(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +223,7 @@ func TestMergeAccountFiles(t *testing.T) {
 func TestMergeNoLocal(t *testing.T) {
 	o := trees(t, nil, nil, nil)
 	o.Local = filepath.Join(o.Local, "missing")
-	r, err := Merge(o)
+	r, err := mergeBoth(t, o)
 	if err != nil || r.Carried != 0 {
 		t.Fatalf("Merge: %+v, %v", r, err)
 	}
@@ -225,7 +232,7 @@ func TestMergeNoLocal(t *testing.T) {
 	}
 	o.Local = filepath.Join(o.Base, "file")
 	must(t, os.WriteFile(o.Local, nil, 0o644))
-	if _, err := Merge(o); err == nil || !strings.Contains(err.Error(), "expected a directory") {
+	if _, err := mergeBoth(t, o); err == nil || !strings.Contains(err.Error(), "expected a directory") {
 		t.Errorf("local is a file: %v", err)
 	}
 }
@@ -234,7 +241,7 @@ func TestMergeNoLocal(t *testing.T) {
 // image at a path the machine changed does not block the merge.
 func TestMergeFifoUpstream(t *testing.T) {
 	o := trees(t, map[string]string{"x": "f local", "ln": "f l"}, map[string]string{"x": "p", "ln": "l /dev/zero"}, map[string]string{"x": "p", "ln": "l /dev/zero"})
-	r, err := Merge(o)
+	r, err := mergeBoth(t, o)
 	if err != nil || r.Carried != 2 {
 		t.Fatalf("Merge: %+v, %v", r, err)
 	}
@@ -249,7 +256,7 @@ func TestMergeModes(t *testing.T) {
 	must(t, unix.Chmod(filepath.Join(o.Local, "suid"), 0o4755)) // chown cleared it
 	old := unix.Umask(0o027)
 	defer unix.Umask(old)
-	if _, err := Merge(o); err != nil {
+	if _, err := mergeBoth(t, o); err != nil {
 		t.Fatal(err)
 	}
 	got := dump(t, o.Out)

@@ -5,7 +5,9 @@ package etcmerge
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -16,8 +18,15 @@ import (
 // A power cut after any step of building a new upper with its merged /etc
 // (the data partition's steps and every entry the merge writes) leaves no
 // upper; the next boot merges again from the same inputs and gets exactly
-// what an uninterrupted merge gives.
+// what an uninterrupted merge gives; in place too (the old upper's etc/
+// copied first, as a btrfs snapshot of it would be).
 func TestMergePowerCut(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in place %v", inPlace), func(t *testing.T) { testMergePowerCut(t, inPlace) })
+	}
+}
+
+func testMergePowerCut(t *testing.T, inPlace bool) {
 	o := trees(t,
 		map[string]string{
 			"hostname": "f box", "motd": "f mine", "gone": "w", "app/a.conf": "f 1", "app/b.conf": "f 2",
@@ -28,7 +37,12 @@ func TestMergePowerCut(t *testing.T) {
 	build := func(dir string, step func(string) error) error {
 		return datapart.NewUpper{Dir: dir, Step: step, Fill: func(tmp string) error {
 			mo := o
-			mo.Out, mo.Step = filepath.Join(tmp, "upper", "etc"), step
+			mo.Out, mo.Step, mo.InPlace = filepath.Join(tmp, "upper", "etc"), step, inPlace
+			if inPlace {
+				if out, err := exec.Command("cp", "-a", o.Local, mo.Out).CombinedOutput(); err != nil {
+					return fmt.Errorf("cp -a: %v: %s", err, out)
+				}
+			}
 			r, err := Merge(mo)
 			if err != nil {
 				return err

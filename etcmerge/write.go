@@ -18,10 +18,7 @@ func put(dst string, src entry, data []byte) error {
 	var err error
 	switch src.kind {
 	case File:
-		if err = putFile(dst, src, data); err == nil {
-			err = setTimes(dst, src)
-		}
-		if err != nil {
+		if err = putFile(dst, src, data); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 		return nil
@@ -41,9 +38,9 @@ func put(dst string, src entry, data []byte) error {
 	return setMeta(dst, src, true)
 }
 
-// putFile writes a file with src's owner, mode and extended attributes,
-// set through its descriptor (setMeta then finds them in place); its times
-// are set by put once it is closed.
+// putFile writes a file with src's owner, mode, extended attributes and
+// times, all set through its descriptor (no second lookup of dst); the
+// times last, after the write that changed them.
 func putFile(dst string, src entry, data []byte) error {
 	if data == nil {
 		var err error
@@ -63,6 +60,14 @@ func putFile(dst string, src entry, data []byte) error {
 	}
 	if err == nil {
 		err = fileMeta(fd, src)
+	}
+	if err == nil {
+		ts := []unix.Timespec{src.st.Atim, src.st.Mtim}
+		if err = unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); errors.Is(err, unix.EINVAL) {
+			err = setTimes(dst, src) // a kernel before 5.8: no AT_EMPTY_PATH here
+		} else if err != nil {
+			err = &fs.PathError{Op: "futimens", Path: dst, Err: err}
+		}
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
@@ -159,6 +164,20 @@ func setTimes(dst string, src entry) error {
 	ts := []unix.Timespec{src.st.Atim, src.st.Mtim}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return &fs.PathError{Op: "utimes", Path: dst, Err: err}
+	}
+	return nil
+}
+
+// dropStale removes from dst, an in-place copy of the local entry src, the
+// attributes dropXattr names (they point into the old lower layer).
+func dropStale(dst string, src entry) error {
+	for name := range src.xa {
+		if !dropXattr(name) {
+			continue
+		}
+		if err := unix.Lremovexattr(dst, name); err != nil && !errors.Is(err, unix.ENODATA) {
+			return fmt.Errorf("%s: remove xattr %s: %w", dst, name, err)
+		}
 	}
 	return nil
 }

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -37,6 +39,12 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 	}
 	slot, id, ok := b.lastGood()
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
+		// Nothing to merge from; on btrfs the upper is still made here, a
+		// subvolume, so that the next image's merge can start from a
+		// snapshot of it (the mount would make a plain directory).
+		if err := (datapart.NewUpper{Dir: upper, NoFlush: true}).Create(); err != nil {
+			b.log.Warnf("making the upper %s: %v (the mount makes it)", upper, err)
+		}
 		return wait
 	}
 	start := time.Now()
@@ -45,13 +53,28 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 	if err == nil {
 		base, closeBase := b.openBase(m)
 		opened := time.Now()
-		err = datapart.NewUpper{Dir: upper, Fill: func(tmp string) error {
+		// An old upper that is a btrfs subvolume is snapshotted and the
+		// snapshot's etc/ edited: only what differs from the old upper is
+		// written (docs/data.md). Otherwise every carried file is copied.
+		from := ""
+		if sub, serr := datapart.IsSubvolume(old); sub && plainDirs(old, "upper", "upper/etc") {
+			from = old
+		} else if serr != nil && !errors.Is(serr, fs.ErrNotExist) {
+			b.log.Warnf("/etc merge: %v: copying instead of a snapshot", serr)
+		}
+		m.InPlace = from != ""
+		step := func(what string) error { // where the time goes, in the log
+			b.log.Infof("/etc merge: %s done after %v", what, time.Since(opened))
+			return nil
+		}
+		err = datapart.NewUpper{Dir: upper, From: from, Step: step, Fill: func(tmp string) error {
 			r, err := etcmerge.Merge(etcmerge.Options{
 				Local: filepath.Join(old, "upper", "etc"), Base: base,
 				New: filepath.Join(layout.Lower, "etc"), Out: filepath.Join(tmp, "upper", "etc"),
+				InPlace: m.InPlace,
 			})
 			fillMerge(m, r, start)
-			b.log.Infof("/etc merge: base opened in %v, merged in %v", opened.Sub(start), time.Since(opened))
+			b.log.Infof("/etc merge: base opened in %v, merged in %v (in place in a snapshot: %v)", opened.Sub(start), time.Since(opened), m.InPlace)
 			if err != nil {
 				return err
 			}
@@ -75,6 +98,20 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 		b.log.Infof("/etc merge skipped %s", s)
 	}
 	return wait
+}
+
+// plainDirs reports whether each of rels under dir is a directory or
+// absent, not a symlink or anything else: the snapshot of dir would lose
+// such an entry (datapart.NewUpper), and the merge in place would then not
+// see what it reads.
+func plainDirs(dir string, rels ...string) bool {
+	for _, rel := range rels {
+		fi, err := os.Lstat(filepath.Join(dir, rel))
+		if err == nil && !fi.IsDir() || err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
 
 // undoLater runs undo in the background (unmounting the base and removing

@@ -128,7 +128,14 @@ func (b etcBoot) want(t *testing.T, when string, want map[string]string) {
 // through boot counting) merges: every rule holds, the conflict is
 // reported, alice can still log in, the machine keeps its identity. A
 // rollback to a finds a's /etc as it was.
-func TestEtcMergeSystemd(t *testing.T) {
+func TestEtcMergeSystemd(t *testing.T) { testEtcMergeSystemd(t, "ext4") }
+
+// TestEtcMergeSystemdBtrfs is TestEtcMergeSystemd on a btrfs data
+// partition, the default: the first boot makes its upper a subvolume, and
+// the update's merge starts from a snapshot of it, edited in place.
+func TestEtcMergeSystemdBtrfs(t *testing.T) { testEtcMergeSystemd(t, "btrfs") }
+
+func testEtcMergeSystemd(t *testing.T, fstype string) {
 	vm.Short(t)
 	t.Parallel()
 	key := signingKey(t, "release")
@@ -157,7 +164,11 @@ func TestEtcMergeSystemd(t *testing.T) {
 	}
 	b := seal(t, root, key, "debian-etc-b")
 
-	disk := abDisk(t, &a, &a, vm.Part{Name: "data", SizeMiB: 161, Content: mkfs(t, "mkfs.ext4", 160, "-q", "-F")}).Path
+	data := mkfs(t, "mkfs.ext4", 160, "-q", "-F")
+	if fstype == "btrfs" {
+		data = mkfs(t, "mkfs.btrfs", 160, "-q", "-f")
+	}
+	disk := abDisk(t, &a, &a, vm.Part{Name: "data", SizeMiB: 161, Content: data}).Path
 	rd := initrd(t, "--trust", key+".pub")
 
 	first := bootEtc(t, rd, disk)
@@ -201,6 +212,9 @@ func TestEtcMergeSystemd(t *testing.T) {
 	t.Logf("boot.json etc_merge: %s", js)
 	if m.FromSlot != "a" || m.FromImage != "debian-etc-a" || m.Base != "slot a" || m.Error != "" || m.Carried == 0 || m.Deleted != 1 {
 		t.Errorf("etc_merge %+v: want from a/debian-etc-a against slot a, things carried, one deletion", m)
+	}
+	if m.InPlace != (fstype == "btrfs") {
+		t.Errorf("etc_merge in_place %v on %s: want in place exactly on btrfs (a snapshot of the old upper)", m.InPlace, fstype)
 	}
 	if !hasConflict(m, "/etc/motd") || strings.Contains(string(js), `"path":"/etc/keel-test/upstream.conf"`) {
 		t.Errorf("etc_merge conflicts %+v: want /etc/motd, and not upstream.conf", m.Conflicts)

@@ -25,6 +25,9 @@ type EtcMerge struct {
 	Skipped   []string      `json:"skipped,omitempty"`
 	Conflicts []EtcConflict `json:"conflicts,omitempty"`
 	Ms        float64       `json:"ms"`
+	// InPlace: the new upper started as a btrfs snapshot of the old one,
+	// edited in place (docs/data.md); otherwise carried files were copied.
+	InPlace bool `json:"in_place,omitempty"`
 	// Error is set when the merge failed: the image's own /etc is used.
 	Error string `json:"error,omitempty"`
 }
@@ -76,6 +79,7 @@ func (m *EtcMerge) write(w *minjson.Writer) {
 	})
 	w.Key("ms")
 	w.Float(m.Ms)
+	optBool(w, "in_place", m.InPlace)
 	optString(w, "error", m.Error)
 	w.EndObject()
 }
@@ -99,7 +103,8 @@ func parseEtcMerge(n minjson.Node) *EtcMerge {
 		FromSlot: n.Opt("from_slot").Str(), FromImage: n.Opt("from_image").Str(),
 		Base: n.Opt("base").Str(), NoBase: n.Opt("no_base").Str(),
 		Carried: n.Opt("carried").Int(), Deleted: n.Opt("deleted").Int(), Same: n.Opt("same").Int(),
-		Skipped: n.Opt("skipped").Strings(), Ms: n.Opt("ms").Float(), Error: n.Opt("error").Str(),
+		Skipped: n.Opt("skipped").Strings(), Ms: n.Opt("ms").Float(), InPlace: n.Opt("in_place").Bool(),
+		Error: n.Opt("error").Str(),
 	}
 	if items := n.Opt("conflicts").Items(); items != nil {
 		m.Conflicts = make([]EtcConflict, 0, len(items))

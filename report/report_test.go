@@ -66,7 +66,7 @@ func reports() []*Report {
 			Data: &Data{Device: "/dev/vda4", FSType: "btrfs", Encrypted: true, Volatile: true, Created: []string{"@var", "@home"},
 				Seeded: true, Upper: "/data/upper/img-42", FreshUpper: true, Pruned: []string{"img-41"}, Binds: []string{"/var", "/home"}},
 			EtcMerge: &EtcMerge{FromSlot: "b", FromImage: "img-41", Base: "slot b", Carried: 3, Deleted: 1, Same: 2,
-				Skipped: []string{"/etc/initctl: a fifo"}, Conflicts: []EtcConflict{{Path: "/etc/motd", Reason: "both"}}, Ms: 12.5},
+				Skipped: []string{"/etc/initctl: a fifo"}, Conflicts: []EtcConflict{{Path: "/etc/motd", Reason: "both"}}, Ms: 12.5, InPlace: true},
 			Phases:   []Phase{{Name: "mounts", Ms: 0}, {Name: "modules", Ms: 12.345}, {Name: "verity", Ms: 1e-7}, {Name: "big", Ms: 1e21}, {Name: "neg", Ms: -0.5}},
 			Warnings: []string{"w1", "w2"}, Init: "/sbin/init", Failure: "mount: no such device", Locked: true,
 			Refused: []Refused{{Option: "data=/dev/sdb1", Reason: "refused: initramfs is locked"}, {Option: "rd.break"}}},
