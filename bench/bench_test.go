@@ -52,7 +52,10 @@ func TestBench(t *testing.T) {
 	realPath(t, &r, tools, kernel, kver, dir, key, envCount(t, "BENCH_REAL_RUNS", 3))
 	r.Verity = verityThroughput(t)
 	r.EtcMerge = etcMergeTime(t)
-	r.EtcMergeTCG, r.EtcWriteFloorTCG = etcMergeTCG(t, tools.Mkinitrd, dir, "")
+	ext4 := etcMergeTCG(t, tools.Mkinitrd, dir, "", "ext4")
+	r.EtcMergeTCG, r.EtcWriteFloorTCG = ext4["Merge"], ext4["WriteFloor"]
+	btrfs := etcMergeTCG(t, tools.Mkinitrd, dir, "", "btrfs")
+	r.EtcMergeInPlaceTCG, r.EtcMergeBtrfsTCG = btrfs["MergeInPlace"], btrfs["Merge"]
 	var err error
 	if r.Unlock, err = RunUnlockBench(moduleRoot(t), dir, 3); err != nil {
 		t.Fatal(err)

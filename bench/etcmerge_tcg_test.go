@@ -33,30 +33,35 @@ func TestBenchEtcMergeTCG(t *testing.T) {
 		t.Skip("boots a VM that merges /etc for minutes: run it with KEEL_BENCH=1")
 	}
 	dir := t.TempDir()
-	s, floor := etcMergeTCG(t, buildKeel(t, dir).Mkinitrd, dir, os.Getenv("KEEL_BENCH_ETC_PROFILE"))
-	t.Logf("/etc merge in the guest: %s over %d runs; writing its files alone: %s", s.Spread(), s.N, floor.Spread())
+	s := etcMergeTCG(t, buildKeel(t, dir).Mkinitrd, dir, os.Getenv("KEEL_BENCH_ETC_PROFILE"), etcMergeFS())
+	for _, name := range []string{"Merge", "WriteFloor", "MergeInPlace"} {
+		if r, ok := s[name]; ok {
+			t.Logf("Benchmark%s in the guest: %s over %d runs", name, r.Spread(), r.N)
+		}
+	}
 }
 
 // etcMergeTCG runs etcmerge's BenchmarkMerge inside the test kernel under
 // QEMU (TCG unless KEEL_KVM=1), as qemu-tests' TestPackageTestsInVM runs
 // package tests: the test binary and qemu-tests/pkgrun as /init in an
-// initramfs, the trees on an ext4 file system on a virtio disk (the data
-// partition's kind of file system), not on the initramfs' tmpfs. It
-// returns the merge's time and, run beside it, BenchmarkWriteFloor's: the
-// files any merge must write, written alone. A profile path, when not
-// empty, receives the guest's CPU profile.
-func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summary) {
+// initramfs, the trees on an fstype (ext4 or btrfs: the data partition's
+// kinds of file system) file system on a virtio disk, not on the
+// initramfs' tmpfs. It returns each benchmark's runs by name: Merge (the
+// copying merge), WriteFloor (the files any copying merge must write,
+// written alone) and, on btrfs, MergeInPlace (in a snapshot of the old
+// upper). A profile path, when not empty, receives the guest's CPU profile.
+func etcMergeTCG(t *testing.T, mkinitrd, dir, profile, fstype string) map[string]Summary {
 	t.Helper()
 	root := moduleRoot(t)
-	pd := filepath.Join(dir, "etcmerge-tcg", "pkgs", "etcmerge")
+	work := filepath.Join(dir, "etcmerge-tcg-"+fstype)
+	pd := filepath.Join(work, "pkgs", "etcmerge")
 	if err := os.MkdirAll(pd, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("CGO_ENABLED", "0") // static: the initramfs has no libc
 	run(t, "go", "-C", root, "test", "-c", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(pd, "etcmerge.test"), "./etcmerge")
-	runner := filepath.Join(dir, "etcmerge-tcg", "pkgrun")
+	runner := filepath.Join(work, "pkgrun")
 	run(t, "go", "-C", root, "build", "-trimpath", "-ldflags=-s -w", "-o", runner, "./qemu-tests/pkgrun")
-	fstype := etcMergeFS()
 	args := strings.Join([]string{"-test.run=^$", "-test.bench=^Benchmark(Merge|WriteFloor|MergeInPlace)$",
 		"-test.benchtime=" + strconv.Itoa(etcMergeTCGIters) + "x", "-test.count=" + strconv.Itoa(etcMergeTCGRuns)}, "\n")
 	if profile != "" {
@@ -70,10 +75,10 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summ
 			t.Fatal(err)
 		}
 	}
-	img := filepath.Join(dir, "etcmerge-tcg", "initrd.img")
+	img := filepath.Join(work, "initrd.img")
 	run(t, mkinitrd, "--out", img, "--kver", vm.KVer(t), "--init", runner, "--shell", "none",
 		"--no-default-modules", "--modules", "virtio_pci,virtio_blk,"+fstype, "--add", filepath.Dir(pd)+":/pkgs")
-	disk := scratchFS(t, filepath.Join(dir, "etcmerge-tcg", "scratch."+fstype), fstype)
+	disk := scratchFS(t, filepath.Join(work, "scratch."+fstype), fstype)
 
 	// loglevel=1: a kernel warning (under a loaded host, "hrtimer:
 	// interrupt took …") must not split a benchmark line on the console.
@@ -88,7 +93,7 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summ
 	}
 	if os.Getenv("KEEL_BENCH_ETC_ARGS") != "" {
 		t.Logf("console: %s", m.LogPath())
-		return Summary{}, Summary{}
+		return nil
 	}
 	if !strings.Contains(out, "KEEL-PKGTEST: etcmerge exit 0") {
 		t.Fatalf("the etcmerge benchmarks failed in the VM (console: %s)", m.LogPath())
@@ -97,15 +102,18 @@ func etcMergeTCG(t *testing.T, mkinitrd, dir, profile string) (merge, floor Summ
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"Merge", "WriteFloor"} {
+	want := []string{"Merge", "WriteFloor"}
+	if fstype == "btrfs" { // in place needs a snapshot
+		want = append(want, "MergeInPlace")
+	}
+	res := map[string]Summary{}
+	for _, name := range want {
 		if len(runs[name]) != etcMergeTCGRuns {
-			t.Fatalf("Benchmark%s in the VM: %d results, want %d (console: %s)", name, len(runs[name]), etcMergeTCGRuns, m.LogPath())
+			t.Fatalf("Benchmark%s in the VM on %s: %d results, want %d (console: %s)", name, fstype, len(runs[name]), etcMergeTCGRuns, m.LogPath())
 		}
+		res[name] = Summarize(runs[name])
 	}
-	if ip := runs["MergeInPlace"]; len(ip) > 0 { // btrfs only: it needs a snapshot
-		t.Logf("/etc merge in place in a btrfs snapshot of the old upper (snapshot included): %s over %d runs", Summarize(ip).Spread(), len(ip))
-	}
-	return Summarize(runs["Merge"]), Summarize(runs["WriteFloor"])
+	return res
 }
 
 // etcMergeFS is the file system the guest merges on: ext4, or btrfs (the

@@ -42,8 +42,8 @@ func (r Results) Markdown() string {
 	}
 	fmt.Fprintf(&b, "\nkeel's init binary, stripped: %s. Hash-tree build over the same 256 MiB file: keel `verity.Format` %.0f MB/s, `veritysetup format` %.0f MB/s.\n",
 		MB(r.InitSize), r.Verity.Keel, r.Verity.Veritysetup)
-	fmt.Fprintf(&b, "\nOne `/etc` merge (etcmerge `BenchmarkMerge`: 360 local changes, 20 users added, 50 conflicts), on the host: %s; in the guest (%s, ext4 on a virtio disk), median (min–max) of %d runs: %s; writing the same files and nothing else (`BenchmarkWriteFloor`, same guest): %s. The boot report's `etc_merge.ms` of `TestEtcMergeSystemd` measures a real boot's merge, base open and flush included.\n",
-		Seconds(r.EtcMerge), m.Accel, r.EtcMergeTCG.N, r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
+	fmt.Fprintf(&b, "\nOne `/etc` merge (etcmerge `BenchmarkMerge`: 360 local changes, 20 users added, 50 conflicts), on the host: %s; in the guest (%s), median (min–max) of %d runs: on btrfs on a virtio disk (the default data file system), in place in a snapshot of the old upper (`BenchmarkMergeInPlace`, the snapshot included) %s, copying (`BenchmarkMerge`) %s; on ext4, copying %s, writing the same files and nothing else (`BenchmarkWriteFloor`) %s. The boot report's `etc_merge.ms` of `TestEtcMergeSystemdBtrfs` and `TestEtcMergeSystemd` measures a real boot's merge, base open and flush included.\n",
+		Seconds(r.EtcMerge), m.Accel, r.EtcMergeTCG.N, r.EtcMergeInPlaceTCG.Spread(), r.EtcMergeBtrfsTCG.Spread(), r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
 	b.WriteString(r.Unlock.Markdown())
 	b.WriteString(r.Install.Markdown())
 	for _, bd := range r.Breakdowns {

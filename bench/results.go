@@ -36,13 +36,20 @@ type Results struct {
 	// changes, 20 users added, 50 conflicts) on the host.
 	EtcMerge time.Duration
 	// EtcMergeTCG is the same merge in the test kernel under QEMU, on ext4
-	// on a virtio disk: the median of etcMergeTCGRuns runs.
+	// on a virtio disk: the median of etcMergeTCGRuns runs. ext4 data
+	// partitions and uppers made before subvolume uppers get this copying
+	// merge (docs/data.md).
 	EtcMergeTCG Summary
 	// EtcWriteFloorTCG is, in the same guest, writing the files that
 	// merge writes and nothing else (etcmerge's BenchmarkWriteFloor).
 	EtcWriteFloorTCG Summary
-	Unlock           UnlockBench  // keel's LUKS2 unlock vs cryptsetup, on the host
-	Install          InstallBench // slotctl install vs dd + veritysetup, on the host
+	// EtcMergeInPlaceTCG is the merge a btrfs data partition (the
+	// default) gets: in place in a snapshot of the old upper, snapshot
+	// included (etcmerge's BenchmarkMergeInPlace), in a guest whose trees
+	// are on btrfs; EtcMergeBtrfsTCG is the copying merge in that guest.
+	EtcMergeInPlaceTCG, EtcMergeBtrfsTCG Summary
+	Unlock                               UnlockBench  // keel's LUKS2 unlock vs cryptsetup, on the host
+	Install                              InstallBench // slotctl install vs dd + veritysetup, on the host
 	// Breakdowns are where keel's time in the initramfs goes, from its
 	// console lines and boot.json.
 	Breakdowns []Breakdown
@@ -111,7 +118,8 @@ func (r Results) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "keel init (stripped)\t%s\n", MB(r.InitSize))
 	fmt.Fprintf(tw, "hash tree, 256 MiB\tkeel %.0f MB/s\tveritysetup %.0f MB/s\n", r.Verity.Keel, r.Verity.Veritysetup)
-	fmt.Fprintf(tw, "/etc merge\thost %s\tguest %s\tits writes alone %s\n", Seconds(r.EtcMerge), r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
+	fmt.Fprintf(tw, "/etc merge\thost %s\tguest, ext4 %s\tits writes alone %s\n", Seconds(r.EtcMerge), r.EtcMergeTCG.Spread(), r.EtcWriteFloorTCG.Spread())
+	fmt.Fprintf(tw, "/etc merge, btrfs\tin place %s\tcopying %s\t\n", r.EtcMergeInPlaceTCG.Spread(), r.EtcMergeBtrfsTCG.Spread())
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "target\tgoal\tmeasured\t\n")
 	for _, t := range r.Targets() {
