@@ -139,7 +139,11 @@ func TestWaitForMBRPartUUID(t *testing.T) {
 	if want := filepath.Join(fs.dev, "vda5"); err != nil || p != want {
 		t.Fatalf("WaitFor = %q, %v; want %q", p, err, want)
 	}
-	if d := fs.reg.Devices(); d[6].PartUUID != "0a1b2c3d-06" {
+	// vda6 may still be on its way when vda5 is found: wait for it too.
+	if _, err := fs.reg.WaitFor(ctx, spec(t, "PARTUUID=0A1B2C3D-06")); err != nil {
+		t.Fatalf("WaitFor vda6: %v", err)
+	}
+	if d := fs.reg.Devices(); len(d) < 7 || d[6].PartUUID != "0a1b2c3d-06" {
 		t.Errorf("Devices()[6] = %+v, want PARTUUID 0a1b2c3d-06", d[6])
 	}
 }
