@@ -116,7 +116,7 @@ func (b *boot) loadEager(live *liveSet) { b.loadEagerWith(kmod.LoadFile, live) }
 
 func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 	b.storageLive = live
-	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded}
+	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded, Params: asyncProbe(b.baked.Modules)}
 	plan := eagerModules(b.baked.Modules)
 	done := make(chan struct{})
 	b.storageLoaded = done
@@ -132,6 +132,36 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 		}
 		b.loadInBackground(plan)
 	})
+}
+
+// asyncProbe gives the parameters each module of plan is loaded with:
+// "async_probe" for every module that drives no device of its own — file
+// systems, the device mapper, crypto, libraries (a module another module
+// of the plan depends on) — and none for the drivers (storage, watchdog).
+//
+// The kernel ends every module load by waiting for all the asynchronous
+// work in flight (async_synchronize_full in do_init_module), unless the
+// module was loaded with async_probe: without it, btrfs, squashfs or
+// libata, loaded while AHCI probes its empty SATA ports, return only when
+// the last port's link is found down (~0.5 s under emulation), and whatever
+// waits for them (the data partition's mount, the next storage library)
+// waits for that too. The drivers keep the wait: a storage driver's load
+// returning still means that every disk it drives was announced, and the
+// async work a library started is waited for by the load of its dependent
+// driver, which comes after it (docs/boot-sequence.md, "Modules").
+func asyncProbe(plan []bakedconf.Module) func(bakedconf.Module) string {
+	lib := map[string]bool{}
+	for _, m := range plan {
+		for _, d := range m.Deps {
+			lib[d] = true
+		}
+	}
+	return func(m bakedconf.Module) string {
+		if isStorageDriver(m.Path) && !lib[m.Name] {
+			return ""
+		}
+		return "async_probe"
+	}
 }
 
 // storageNames are the names of the storage drivers of the baked plan

@@ -223,3 +223,35 @@ func TestLiveSet(t *testing.T) {
 	var none *liveSet
 	none.mark("ahci") // a boot without a module session
 }
+
+// TestAsyncProbe: the drivers (storage and watchdog drivers no other module
+// depends on) are loaded without async_probe, so that their load returning
+// still means their devices were probed; libraries, file systems, the
+// device mapper and crypto are loaded with it, so that they do not wait
+// for another driver's probing.
+func TestAsyncProbe(t *testing.T) {
+	k := "kernel/"
+	plan := []bakedconf.Module{
+		{Name: "scsi_mod", Path: k + "drivers/scsi/scsi_mod.ko"},
+		{Name: "libata", Path: k + "drivers/ata/libata.ko", Deps: []string{"scsi_mod"}},
+		{Name: "libahci", Path: k + "drivers/ata/libahci.ko", Deps: []string{"libata"}},
+		{Name: "ahci", Path: k + "drivers/ata/ahci.ko", Deps: []string{"libahci", "libata"}},
+		{Name: "virtio_blk", Path: k + "drivers/block/virtio_blk.ko"},
+		{Name: "i6300esb", Path: k + "drivers/watchdog/i6300esb.ko"},
+		{Name: "xor", Path: k + "crypto/xor.ko"},
+		{Name: "btrfs", Path: k + "fs/btrfs/btrfs.ko", Deps: []string{"xor"}},
+		{Name: "dm_mod", Path: k + "drivers/md/dm-mod.ko"},
+		{Name: "crc64", Path: k + "lib/crc64.ko"},
+	}
+	want := map[string]string{
+		"scsi_mod": "async_probe", "libata": "async_probe", "libahci": "async_probe",
+		"ahci": "", "virtio_blk": "", "i6300esb": "",
+		"xor": "async_probe", "btrfs": "async_probe", "dm_mod": "async_probe", "crc64": "async_probe",
+	}
+	params := asyncProbe(plan)
+	for _, m := range plan {
+		if got := params(m); got != want[m.Name] {
+			t.Errorf("%s (%s) is loaded with %q, want %q", m.Name, m.Path, got, want[m.Name])
+		}
+	}
+}

@@ -46,6 +46,8 @@ type Session struct {
 	// when it loaded). The init logs it with rd.debug, and starts the rest
 	// of its plan once the storage drivers are in.
 	Loaded func(name string, start time.Time, err error)
+	// Params, when set, gives the parameters a module is loaded with.
+	Params func(m bakedconf.Module) string
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -109,7 +111,7 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 				}
 			}
 			start := time.Now()
-			jobs[i].err = loadOne(m, s.Root, s.Loader)
+			jobs[i].err = loadOne(m, s.Root, s.Loader, s.params(m))
 			if s.Loaded != nil {
 				s.Loaded(m.Name, start, jobs[i].err)
 			}
@@ -124,8 +126,15 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 	return compact(errs)
 }
 
-func loadOne(m bakedconf.Module, root string, load Loader) error {
-	err := load(filepath.Join(root, m.Path), "")
+func (s *Session) params(m bakedconf.Module) string {
+	if s.Params == nil {
+		return ""
+	}
+	return s.Params(m)
+}
+
+func loadOne(m bakedconf.Module, root string, load Loader, params string) error {
+	err := load(filepath.Join(root, m.Path), params)
 	if err == nil || errors.Is(err, fs.ErrExist) {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -257,5 +258,37 @@ func TestSessionLoaded(t *testing.T) {
 	s.Load(mods) // loaded or failed already: nothing new to report
 	if len(got) != 3 || got["a"] != nil || got["b"] != nil || got["c"] == nil {
 		t.Errorf("Loaded heard %v, want a and b loaded, c failed, d not tried", got)
+	}
+}
+
+// TestSessionParams: each module is loaded with the parameters Params
+// gives it, and with none when Params is not set.
+func TestSessionParams(t *testing.T) {
+	mods := []bakedconf.Module{mod("a"), mod("b", "a")}
+	for _, withParams := range []bool{true, false} {
+		var mu sync.Mutex
+		got := map[string]string{}
+		s := &Session{Root: "/root", Loader: func(path, params string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got[path] = params
+			return nil
+		}}
+		want := map[string]string{"/root/m/a.ko": "", "/root/m/b.ko": ""}
+		if withParams {
+			s.Params = func(m bakedconf.Module) string {
+				if m.Name == "a" {
+					return "async_probe"
+				}
+				return ""
+			}
+			want["/root/m/a.ko"] = "async_probe"
+		}
+		if errs := s.Load(mods); len(errs) != 0 {
+			t.Fatal(errs)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("Params set: %v: loaded with %v, want %v", withParams, got, want)
+		}
 	}
 }
