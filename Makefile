@@ -46,7 +46,8 @@ vet:
 unit: build
 	$(GO) test -short -count=1 ./...
 
-# Each fuzz target runs for FUZZTIME as a smoke test (the corpus seeds run in `unit`).
+# Each fuzz target runs for FUZZTIME as a smoke test (the corpus seeds run in `unit`),
+# FUZZ_JOBS (default 2) at a time with one worker each.
 fuzz:
 	@./scripts/fuzz-smoke.sh $(FUZZTIME)
 
