@@ -148,7 +148,7 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 // waits for that too. The drivers keep the wait: a storage driver's load
 // returning still means that every disk it drives was announced, and the
 // async work a library started is waited for by the load of its dependent
-// driver, which comes after it (docs/boot-sequence.md, "Modules").
+// driver, which comes after it (docs/boot-sequence.md, the devices phase).
 func asyncProbe(plan []bakedconf.Module) func(bakedconf.Module) string {
 	lib := map[string]bool{}
 	for _, m := range plan {
