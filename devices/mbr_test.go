@@ -144,7 +144,7 @@ func TestWaitForMBRPartUUID(t *testing.T) {
 		t.Fatalf("WaitFor vda6: %v", err)
 	}
 	if d := fs.reg.Devices(); len(d) < 7 || d[6].PartUUID != "0a1b2c3d-06" {
-		t.Errorf("Devices()[6] = %+v, want PARTUUID 0a1b2c3d-06", d[6])
+		t.Errorf("Devices() = %+v, want the seventh with PARTUUID 0a1b2c3d-06", d)
 	}
 }
 
