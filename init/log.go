@@ -8,6 +8,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Log levels, as kmsg priorities.
@@ -82,8 +85,29 @@ func (l *logger) Debugf(format string, args ...any) { l.logf(prioDebug, format, 
 
 // Console writes straight to the console, whatever the log level: what an
 // operator must see (the emergency banner) does not depend on quiet.
+//
+// On a terminal it returns once the line is out (tcdrain): a serial
+// console's tty drains its buffer by interrupts, while the kernel prints a
+// kmsg line synchronously, so a log line written right after could
+// otherwise land in the middle of this one. The wait is bounded.
 func (l *logger) Console(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.console, format+"\n", args...)
+	if f, ok := l.console.(*os.File); ok {
+		drained := make(chan struct{})
+		go func() {
+			_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) // tcdrain; ENOTTY off a terminal
+			close(drained)
+		}()
+		// A line that cannot drain (a serial port held by flow control)
+		// must not stop the boot: the wait is bounded.
+		select {
+		case <-drained:
+		case <-time.After(consoleDrainLimit):
+		}
+	}
 }
+
+// consoleDrainLimit bounds Console's wait for its line to leave the tty.
+const consoleDrainLimit = 200 * time.Millisecond
