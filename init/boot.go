@@ -44,6 +44,8 @@ type boot struct {
 	// storageLive once their inits have returned (loadEager).
 	storageLoaded <-chan struct{}
 	storageLive   *liveSet
+	// fsPrefetch is what startFSPrefetch started, once.
+	fsPrefetch *prefetched
 	// stopDataPrefetch ends the wait for the data partition's module
 	// (prefetchData) when the data phase is over.
 	stopDataPrefetch func()

@@ -83,35 +83,23 @@ func (b *boot) openData() error {
 	return nil
 }
 
-// prefetchData starts loading the data partition's file-system module in
-// the background (docs/boot-sequence.md, "Modules"): btrfs with raid6_pq
-// and xor, whose boot-time benchmarks are slow under emulation, takes
-// longer to load than the storage drivers take to find every disk, which
-// it then overlaps instead of following; the data phase waits for it
-// through need.
-//
-// In slot mode, when the configuration asks for a data partition (data=,
-// or overlay=persistent, on the command line or baked by mkinitrd
-// --cmdline), the first data file system of the plan (btrfs, then ext4)
-// starts loading at once, before any disk is known: without that, a slot
-// boot with no data partition would wait for a btrfs it never mounts
-// before it switches root. In every mode the partition is also probed as
-// soon as it appears — data=, else the default label on whichever disk
-// shows it first — and its own type loaded. A guess that was wrong, or a
-// partition that the data phase does not use (on another disk), costs a
-// module load in the background, nothing more. The data phase ends the
-// wait for the partition (stopDataPrefetch).
+// prefetchData loads the data partition's own file-system module in the
+// background as soon as the partition appears — data=, else the default
+// label on whichever disk shows it first (docs/boot-sequence.md,
+// "Modules"): btrfs with raid6_pq and xor, whose boot-time benchmarks are
+// slow under emulation, takes longer to load than the storage drivers
+// take to find every disk, which it then overlaps instead of following;
+// the data phase waits for it through need. When the configuration asks
+// for a data partition, the first data file system of the plan started
+// loading already in early-mounts (startFSPrefetch). A guess that was
+// wrong, or a partition that the data phase does not use (on another
+// disk), costs a module load in the background, nothing more. The data
+// phase ends the wait for the partition (stopDataPrefetch).
 func (b *boot) prefetchData() {
 	spec, _ := dataPlan(b.cfg.Data, false)
 	s, err := devspec.Parse(spec)
 	if spec == "" || err != nil {
 		return
-	}
-	if b.cfg.Root == "" && (b.cfg.Data != "" || b.cfg.Overlay == mounts.OverlayPersistent) {
-		if t := firstDataFS(b.baked.Modules); t != "" {
-			b.log.Debugf("loading %s in the background for the data partition", t)
-			b.background(kmod.Closure(b.baked.Modules, t))
-		}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
 	b.stopDataPrefetch = cancel

@@ -33,7 +33,8 @@ func (b *boot) startDevices() error {
 	if err := w.Coldplug(); err != nil {
 		b.log.Warnf("coldplug: %v", err)
 	}
-	b.prefetchRootFS()
+	b.startFSPrefetch(b.cfg) // unless early-mounts started it
+	b.logFSPrefetch()
 	b.prefetchData()
 	return nil
 }

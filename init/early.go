@@ -4,15 +4,20 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/keel-boot/keel/bakedconf"
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
 )
 
 // earlyMounts is the early-mounts phase: the baked module plan starts
-// loading first (startModules), then /proc, /sys, /dev (devtmpfs) and
-// /run are mounted, then /dev/kmsg is opened for the log.
+// loading first (startModules), then /proc is mounted and the file system
+// the command line will need starts loading too (earlyFSPrefetch), then
+// /sys, /dev (devtmpfs) and /run are mounted, then /dev/kmsg is opened
+// for the log.
 func (b *boot) earlyMounts() error {
 	b.startModules(bakedconf.Path, kmod.LoadFile)
 	b.stack = mounts.NewStack()
@@ -20,9 +25,29 @@ func (b *boot) earlyMounts() error {
 		if err := b.stack.Do(m); err != nil {
 			return fmt.Errorf("early mounts: %w", err)
 		}
+		if m.Target == "/proc" {
+			b.earlyFSPrefetch("/proc/cmdline")
+		}
 	}
 	b.log.openKmsg()
 	return nil
+}
+
+// earlyFSPrefetch parses the command line at path over the baked defaults
+// ahead of the config phase, for startFSPrefetch alone: problems are
+// reported, and a locked image's refusals made, by the config phase, which
+// parses it again. An unreadable command line starts nothing here.
+func (b *boot) earlyFSPrefetch(path string) {
+	if b.baked == nil {
+		return
+	}
+	cmdline, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	base, _ := kargs.FromBaked(b.baked.Cmdline, b.baked.Locked)
+	cfg, _ := kargs.Parse(strings.TrimSpace(string(cmdline)), base, b.baked.Locked)
+	b.startFSPrefetch(cfg)
 }
 
 // startModules reads the baked configuration and starts loading its module

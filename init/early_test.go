@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
 )
 
@@ -44,6 +46,40 @@ func TestStartModules(t *testing.T) {
 	b.waitBackground(-1)
 	if len(loaded) != 1 || loaded[0] != "/kernel/drivers/block/virtio_blk.ko" {
 		t.Errorf("loaded %v: want the storage driver only (ext4 and crc16 load on demand)", loaded)
+	}
+
+	// With /proc mounted, the command line's file system starts too: a
+	// plain root= on ext4 loads crc16 and ext4 before the config phase;
+	// the devices phase then starts nothing more.
+	cmdline := filepath.Join(dir, "cmdline")
+	if err := os.WriteFile(cmdline, []byte("console=ttyS0 root=/dev/vda1 ro\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loaded = nil
+	b.earlyFSPrefetch(cmdline)
+	b.waitBackground(-1)
+	slices.Sort(loaded)
+	if want := []string{"/kernel/fs/ext4/ext4.ko", "/kernel/lib/crc16.ko"}; !slices.Equal(loaded, want) {
+		t.Errorf("root=/dev/vda1 in early-mounts: loaded %v, want %v", loaded, want)
+	}
+	loaded = nil
+	b.startFSPrefetch(kargs.Config{Root: "/dev/vda1"})
+	b.waitBackground(-1)
+	if len(loaded) != 0 {
+		t.Errorf("the devices phase after early-mounts started it: loaded %v again", loaded)
+	}
+	// A command line that needs no file system up front starts none.
+	quiet := &boot{log: newLogger(&console), rep: &report.Report{}}
+	quiet.startModules(path, load)
+	if err := os.WriteFile(cmdline, []byte("console=ttyS0 overlay=tmpfs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	<-quiet.storageLoaded
+	loaded = nil
+	quiet.earlyFSPrefetch(cmdline)
+	quiet.waitBackground(-1)
+	if len(loaded) != 0 {
+		t.Errorf("slot boot without a data partition: loaded %v before any disk", loaded)
 	}
 
 	missing := &boot{log: newLogger(&console), rep: &report.Report{}}

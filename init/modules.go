@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/mounts"
 )
 
 // onDemand are modules loaded only when the boot needs them: a filesystem
@@ -267,20 +269,70 @@ func names(mods []bakedconf.Module) []string {
 	return out
 }
 
-// prefetchRootFS starts loading, in the background, the file-system module
-// a plain root= will need, so that it loads while the kernel still probes
-// the disk (two vCPUs under emulation: ~0.1 s of the plain boot). The type
-// is rootfstype= or, for a host-only image, the first of the plain root's
-// candidate types the initramfs has a module for. Slot and single-image
-// boots need squashfs, which is loaded eagerly anyway.
-func (b *boot) prefetchRootFS() {
-	if b.cfg.Root == "" || b.cfg.RootHash != "" || b.cfg.VerityHash != "" {
+// startFSPrefetch starts loading, in the background, the file-system
+// modules the configuration will need before any disk is known
+// (fsPrefetch): the early-mounts phase calls it as soon as /proc is
+// mounted, with the command line parsed once ahead of the config phase
+// (which parses it again, reports its problems and may refuse it), so
+// that the file system's chain (ext4 with jbd2; btrfs with raid6_pq and
+// its benchmark) loads beside the storage drivers from the init's first
+// milliseconds instead of after the config phase. Without a baked plan
+// or a readable command line then, the devices phase calls it with the
+// parsed configuration. Only modules of the baked plan load, as the
+// eager plan does; a locked image that then refuses the command line has
+// loaded one of its own file systems, nothing else.
+func (b *boot) startFSPrefetch(cfg kargs.Config) {
+	if b.fsPrefetch != nil || b.baked == nil || b.mods == nil {
 		return
 	}
-	if t := prefetchType(b.baked.Modules, b.cfg.RootFSType); t != "" {
-		b.log.Debugf("loading %s in the background for root=%s", t, b.cfg.Root)
-		b.background(kmod.Closure(b.baked.Modules, t))
+	types, why := fsPrefetch(cfg, b.baked.Modules)
+	b.fsPrefetch = &prefetched{types: types, why: why}
+	if len(types) > 0 {
+		b.background(kmod.Closure(b.baked.Modules, types...))
 	}
+}
+
+// logFSPrefetch says, once the log level is known, what startFSPrefetch
+// started.
+func (b *boot) logFSPrefetch() {
+	if p := b.fsPrefetch; p != nil && len(p.types) > 0 && !p.logged {
+		p.logged = true
+		b.log.Debugf("loading %v in the background for %s", p.types, p.why)
+	}
+}
+
+type prefetched struct {
+	types  []string
+	why    string
+	logged bool
+}
+
+// fsPrefetch is the file system worth loading before any disk is known,
+// and why: for a plain root= (no root hash), rootfstype= or the first
+// plain root type of the plan (prefetchType); in slot mode when the
+// configuration asks for a data partition (data=, or overlay=persistent,
+// on the command line or baked by mkinitrd --cmdline), the first data
+// file system of the plan (btrfs, then ext4) — without asking, a slot
+// boot with no data partition would wait for a btrfs it never mounts
+// before it switches root. Slot and single-image roots need squashfs,
+// which is in the eager plan. The data partition's own type is loaded
+// when it appears (prefetchData).
+func fsPrefetch(cfg kargs.Config, plan []bakedconf.Module) ([]string, string) {
+	if cfg.Root != "" {
+		if cfg.RootHash != "" || cfg.VerityHash != "" {
+			return nil, ""
+		}
+		if t := prefetchType(plan, cfg.RootFSType); t != "" {
+			return []string{t}, "root=" + cfg.Root
+		}
+		return nil, ""
+	}
+	if cfg.Data != "" || cfg.Overlay == mounts.OverlayPersistent {
+		if t := firstDataFS(plan); t != "" {
+			return []string{t}, "the data partition"
+		}
+	}
+	return nil, ""
 }
 
 // prefetchType is the file-system module worth loading before the root

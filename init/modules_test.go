@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,40 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
+	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 )
+
+// TestFSPrefetch: which file system loads before any disk is known, for
+// which configuration.
+func TestFSPrefetch(t *testing.T) {
+	plan := []bakedconf.Module{{Name: "virtio_blk"}, {Name: "crc16"}, {Name: "ext4", Deps: []string{"crc16"}}, {Name: "btrfs"}, {Name: "xfs"}}
+	noData := []bakedconf.Module{{Name: "virtio_blk"}, {Name: "squashfs"}}
+	for _, tt := range []struct {
+		name string
+		cfg  kargs.Config
+		plan []bakedconf.Module
+		want []string
+		why  string
+	}{
+		{"plain root", kargs.Config{Root: "/dev/vda1"}, plan, []string{"ext4"}, "root=/dev/vda1"},
+		{"plain root, rootfstype", kargs.Config{Root: "/dev/vda1", RootFSType: "xfs"}, plan, []string{"xfs"}, "root=/dev/vda1"},
+		{"plain root, rootfstype not in the plan", kargs.Config{Root: "/dev/vda1", RootFSType: "f2fs"}, plan, nil, ""},
+		{"single image with roothash", kargs.Config{Root: "/dev/vda1", RootHash: "ab"}, plan, nil, ""},
+		{"single image with a verity hash device", kargs.Config{Root: "/dev/vda1", VerityHash: "/dev/vda2"}, plan, nil, ""},
+		{"slot, persistent overlay", kargs.Config{Overlay: mounts.OverlayPersistent}, plan, []string{"btrfs"}, "the data partition"},
+		{"slot, data=", kargs.Config{Data: "LABEL=mine", Overlay: mounts.OverlayTmpfs}, plan, []string{"btrfs"}, "the data partition"},
+		{"slot, no data asked for", kargs.Config{Overlay: mounts.OverlayTmpfs}, plan, nil, ""},
+		{"slot, no data file system in the plan", kargs.Config{Overlay: mounts.OverlayPersistent}, noData, nil, ""},
+	} {
+		got, why := fsPrefetch(tt.cfg, tt.plan)
+		if !slices.Equal(got, tt.want) || why != tt.why {
+			t.Errorf("%s: fsPrefetch = %v, %q; want %v, %q", tt.name, got, why, tt.want, tt.why)
+		}
+	}
+}
 
 func TestPrefetchType(t *testing.T) {
 	hostOnly := []bakedconf.Module{{Name: "virtio_blk"}, {Name: "crc16"}, {Name: "ext4", Deps: []string{"crc16"}}}
