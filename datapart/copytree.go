@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -92,17 +94,19 @@ func (c *copier) copyFileJob(j fileJob, buf []byte) (err error) {
 			err = fmt.Errorf("copying %s to %s: panic: %v", j.src, j.dst, r)
 		}
 	}()
-	now, err := copyFile(j.src, j.dst, j.st.Mode, buf)
+	err = copyFile(j.src, j.dst, j.st.Mode, buf, func(in, out int, now *unix.Stat_t) error {
+		return copyMeta(node{fd: in}, node{fd: out}, &j.st, now)
+	})
 	if err != nil {
 		return fmt.Errorf("copying %s to %s: %w", j.src, j.dst, err)
 	}
-	return metaErr(j, &now)
+	return nil
 }
 
-// metaErr copies j's metadata onto j.dst, which is now as now says (nil:
-// not known, every change is made).
-func metaErr(j fileJob, now *unix.Stat_t) error {
-	if err := copyMeta(j.src, j.dst, &j.st, now); err != nil {
+// metaErr copies j's metadata onto j.dst by path: directories, symlinks,
+// device nodes (a regular file's goes through its descriptors, copyFile).
+func metaErr(j fileJob) error {
+	if err := copyMeta(node{path: j.src, fd: -1}, node{path: j.dst, fd: -1}, &j.st, nil); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", j.src, j.dst, err)
 	}
 	return nil
@@ -133,7 +137,7 @@ func (c *copier) finish() error {
 		}
 	}
 	for _, d := range c.dirs {
-		if err := metaErr(d, nil); err != nil {
+		if err := metaErr(d); err != nil {
 			return err
 		}
 	}
@@ -166,7 +170,7 @@ func (c *copier) copy(src, dst string, st *unix.Stat_t) error {
 	if err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	return metaErr(fileJob{src, dst, *st}, nil)
+	return metaErr(fileJob{src, dst, *st})
 }
 
 // link records dst as a hard link to an earlier copy of the same file, to
@@ -185,20 +189,28 @@ func (c *copier) link(dst string, st *unix.Stat_t) bool {
 	return false
 }
 
-// copyDir copies a directory's entries; entries on another filesystem
-// (something mounted inside the source) are skipped.
+// copyDir copies a directory's entries, in name order; entries on another
+// filesystem (something mounted inside the source) are skipped. The
+// entries are read and stat'ed through one descriptor of the directory,
+// not by their full paths: a walk of every component of a path per entry
+// is a large part of a /var's copy under emulation.
 func (c *copier) copyDir(src, dst string) error {
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	entries, err := os.ReadDir(src)
+	dir, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		return fmt.Errorf("copying %s to %s: %w", src, dst, &os.PathError{Op: "open", Path: src, Err: err})
 	}
-	for _, e := range entries {
-		s, d := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+	defer unix.Close(dir)
+	names, err := readDirNames(dir)
+	if err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, &os.PathError{Op: "readdir", Path: src, Err: err})
+	}
+	for _, name := range names {
+		s, d := filepath.Join(src, name), filepath.Join(dst, name)
 		var st unix.Stat_t
-		if err := unix.Lstat(s, &st); err != nil {
+		if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("copying %s: %w", s, err)
 		}
 		if st.Dev != c.dev {
@@ -211,10 +223,33 @@ func (c *copier) copyDir(src, dst string) error {
 	return nil
 }
 
+// readDirNames reads the names in the directory open as fd, sorted, "."
+// and ".." left out.
+func readDirNames(fd int) ([]string, error) {
+	buf := make([]byte, 8<<10)
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			slices.Sort(names)
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}
+
 // copyFile copies the regular file src to dst, created with src's
-// permission bits (the umask may clear some), through buf, and returns
-// what dst is then: copyMeta makes only the changes left, each one an
-// inode update on the data file system.
+// permission bits (the umask may clear some), through buf, then calls
+// meta with both descriptors and what dst is then, before closing them:
+// the metadata is copied through the descriptors (copyMeta), so that only
+// the two opens walk the paths, and only the changes left are made, each
+// one an inode update on the data file system.
 //
 // It uses the descriptors directly rather than os.File: opening an
 // os.File tries to add it to the runtime's poller (an epoll_ctl that fails
@@ -222,25 +257,28 @@ func (c *copier) copyDir(src, dst string) error {
 // tries copy_file_range, which fails between two file systems; for the
 // hundreds of small files of a /var that was two thirds of the system
 // calls of the copy, each one slow under emulation.
-func copyFile(src, dst string, perm uint32, buf []byte) (unix.Stat_t, error) {
-	var now unix.Stat_t
+func copyFile(src, dst string, perm uint32, buf []byte, meta func(in, out int, now *unix.Stat_t) error) error {
 	in, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return now, &os.PathError{Op: "open", Path: src, Err: err}
+		return &os.PathError{Op: "open", Path: src, Err: err}
 	}
 	defer unix.Close(in)
 	out, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm&0o777)
 	if err != nil {
-		return now, &os.PathError{Op: "open", Path: dst, Err: err}
+		return &os.PathError{Op: "open", Path: dst, Err: err}
 	}
 	err = copyFD(out, in, buf)
+	var now unix.Stat_t
 	if err == nil {
 		err = unix.Fstat(out, &now)
+	}
+	if err == nil {
+		err = meta(in, out, &now)
 	}
 	if cerr := unix.Close(out); err == nil && cerr != nil {
 		err = &os.PathError{Op: "close", Path: dst, Err: cerr}
 	}
-	return now, err
+	return err
 }
 
 // copyFD copies in to out until the end of in.
@@ -277,6 +315,61 @@ func copySymlink(src, dst string) error {
 	return os.Symlink(target, dst)
 }
 
+// node is a file copyMeta reads or changes: through its descriptor when
+// fd >= 0 (a regular file copyFile has open), else by path, never
+// following a symlink.
+type node struct {
+	path string
+	fd   int
+}
+
+func (n node) chown(uid, gid int) error {
+	if n.fd >= 0 {
+		return unix.Fchown(n.fd, uid, gid)
+	}
+	return unix.Lchown(n.path, uid, gid)
+}
+
+func (n node) chmod(mode uint32) error {
+	if n.fd >= 0 {
+		return unix.Fchmod(n.fd, mode)
+	}
+	return unix.Chmod(n.path, mode)
+}
+
+func (n node) setTimes(ts *[2]unix.Timespec) error {
+	if n.fd >= 0 {
+		// utimensat(fd, NULL, ts, 0): futimens.
+		_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(n.fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+		if e != 0 {
+			return e
+		}
+		return nil
+	}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, n.path, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func (n node) listXattrs(b []byte) (int, error) {
+	if n.fd >= 0 {
+		return unix.Flistxattr(n.fd, b)
+	}
+	return unix.Llistxattr(n.path, b)
+}
+
+func (n node) getXattr(name string, b []byte) (int, error) {
+	if n.fd >= 0 {
+		return unix.Fgetxattr(n.fd, name, b)
+	}
+	return unix.Lgetxattr(n.path, name, b)
+}
+
+func (n node) setXattr(name string, val []byte) error {
+	if n.fd >= 0 {
+		return unix.Fsetxattr(n.fd, name, val, 0)
+	}
+	return unix.Lsetxattr(n.path, name, val, 0)
+}
+
 // copyMeta copies ownership, extended attributes, mode and times, in that
 // order: chown clears setuid bits and security.capability, so both come
 // after it; times come last because the other calls change ctime only but
@@ -286,22 +379,22 @@ func copySymlink(src, dst string) error {
 // with its permission bits): the owner and mode are then changed only if
 // they differ, which for a /var of root-owned files saves two inode
 // updates per file.
-func copyMeta(src, dst string, st *unix.Stat_t, now *unix.Stat_t) error {
+func copyMeta(src, dst node, st *unix.Stat_t, now *unix.Stat_t) error {
 	if now == nil || now.Uid != st.Uid || now.Gid != st.Gid {
-		if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-			return fmt.Errorf("lchown: %w", err)
+		if err := dst.chown(int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("chown: %w", err)
 		}
 	}
 	if err := copyXattrs(src, dst); err != nil {
 		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK && (now == nil || now.Mode&0o7777 != st.Mode&0o7777) {
-		if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
+		if err := dst.chmod(st.Mode & 0o7777); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
-	ts := []unix.Timespec{st.Atim, st.Mtim}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	ts := [2]unix.Timespec{st.Atim, st.Mtim}
+	if err := dst.setTimes(&ts); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil
@@ -309,17 +402,21 @@ func copyMeta(src, dst string, st *unix.Stat_t, now *unix.Stat_t) error {
 
 // copyXattrs copies extended attributes. A filesystem without xattr
 // support on either side is not an error: the attributes are optional.
-func copyXattrs(src, dst string) error {
-	names, err := listXattrs(src)
-	if err != nil || len(names) == 0 {
-		return err
+func copyXattrs(src, dst node) error {
+	buf, err := xattrBuf(src.listXattrs)
+	if errors.Is(err, unix.ENOTSUP) || err == nil && len(buf) == 0 {
+		return nil
 	}
-	for _, name := range names {
-		val, err := getXattr(src, name)
+	if err != nil {
+		return fmt.Errorf("listing xattrs: %w", err)
+	}
+	// The list is NUL-terminated names.
+	for _, name := range strings.FieldsFunc(string(buf), func(r rune) bool { return r == 0 }) {
+		val, err := xattrBuf(func(b []byte) (int, error) { return src.getXattr(name, b) })
 		if err != nil {
 			return fmt.Errorf("reading xattr %s: %w", name, err)
 		}
-		err = unix.Lsetxattr(dst, name, val, 0)
+		err = dst.setXattr(name, val)
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil
 		}
@@ -328,22 +425,6 @@ func copyXattrs(src, dst string) error {
 		}
 	}
 	return nil
-}
-
-func listXattrs(path string) ([]string, error) {
-	buf, err := xattrBuf(func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
-	if errors.Is(err, unix.ENOTSUP) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing xattrs: %w", err)
-	}
-	// The list is NUL-terminated names.
-	return strings.FieldsFunc(string(buf), func(r rune) bool { return r == 0 }), nil
-}
-
-func getXattr(path, name string) ([]byte, error) {
-	return xattrBuf(func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
 }
 
 // xattrBuf calls f with a buffer of the size f reports it needs, retrying

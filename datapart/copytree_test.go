@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCopyFile: a file larger than the buffer arrives whole, with the
@@ -22,7 +24,8 @@ func TestCopyFile(t *testing.T) {
 	if err := os.WriteFile(src, want, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	now, err := copyFile(src, dst, 0o640, make([]byte, 4096))
+	var now unix.Stat_t
+	err := copyFile(src, dst, 0o640, make([]byte, 4096), func(_, _ int, st *unix.Stat_t) error { now = *st; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,21 +36,23 @@ func TestCopyFile(t *testing.T) {
 	if now.Size != int64(len(want)) || now.Mode&0o777 != 0o640&^uint32(umask(t)) {
 		t.Errorf("copy stat: size %d mode %o", now.Size, now.Mode&0o777)
 	}
-	if _, err := copyFile(src, dst, 0o640, make([]byte, 4096)); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dst) {
+	if err := copyFile(src, dst, 0o640, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dst) {
 		t.Errorf("onto an existing file: %v, want EEXIST naming %s", err, dst)
 	}
 	missing := filepath.Join(dir, "missing")
-	if _, err := copyFile(missing, filepath.Join(dir, "x"), 0o644, make([]byte, 4096)); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+	if err := copyFile(missing, filepath.Join(dir, "x"), 0o644, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("from a missing file: %v, want ENOENT naming %s", err, missing)
 	}
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(src, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := copyFile(link, filepath.Join(dir, "y"), 0o644, make([]byte, 4096)); err == nil {
+	if err := copyFile(link, filepath.Join(dir, "y"), 0o644, make([]byte, 4096), noMeta); err == nil {
 		t.Error("copied through a symlink: the source must be the regular file the walk saw")
 	}
 }
+
+func noMeta(_, _ int, _ *unix.Stat_t) error { return nil }
 
 func umask(t *testing.T) int {
 	t.Helper()

@@ -43,7 +43,7 @@ func imageVar(t *testing.T) string {
 	if err := unix.Lsetxattr(filepath.Join(v, "lib/app/data"), "user.keel", []byte("x"), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 		t.Fatal(err)
 	}
-	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	old := time.Date(2020, 1, 2, 3, 4, 5, 123456789, time.UTC) // nanoseconds: kept too
 	ts := []unix.Timespec{unix.NsecToTimespec(old.UnixNano()), unix.NsecToTimespec(old.UnixNano())}
 	_ = filepath.WalkDir(v, func(p string, _ os.DirEntry, _ error) error {
 		return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
@@ -65,7 +65,7 @@ func meta(t *testing.T, root string) map[string]string {
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
 		}
-		d := fmt.Sprintf("mode=%o uid=%d gid=%d mtime=%d rdev=%d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Rdev)
+		d := fmt.Sprintf("mode=%o uid=%d gid=%d mtime=%d.%09d rdev=%d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec, st.Rdev)
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			b, _ := os.ReadFile(p)
