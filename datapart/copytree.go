@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +48,41 @@ const (
 type fileJob struct {
 	src, dst string
 	st       unix.Stat_t
+	// at is the open directories holding src and dst, nil for a file
+	// given by its full paths; a job holds a reference to it.
+	at *dirPair
+}
+
+// dirPair is a source directory and its copy, open for the regular files
+// in them: each file is then opened by its name alone (openat), not by a
+// walk of its full path. The walk holds one reference while it lists the
+// directory and each queued file one more; the last release closes both.
+type dirPair struct {
+	src, dst int
+	refs     atomic.Int32
+}
+
+func (d *dirPair) hold() *dirPair {
+	if d != nil {
+		d.refs.Add(1)
+	}
+	return d
+}
+
+func (d *dirPair) release() {
+	if d != nil && d.refs.Add(-1) == 0 {
+		unix.Close(d.src)
+		unix.Close(d.dst)
+	}
+}
+
+// names gives the directory descriptors and names to open src and dst
+// with: the pair's, or the current directory's and the full paths.
+func (j fileJob) names() (srcDir int, srcName string, dstDir int, dstName string) {
+	if j.at == nil {
+		return unix.AT_FDCWD, j.src, unix.AT_FDCWD, j.dst
+	}
+	return j.at.src, filepath.Base(j.src), j.at.dst, filepath.Base(j.dst)
 }
 
 type link struct{ first, dst string }
@@ -63,7 +99,7 @@ func copyTree(src, dst string) error {
 		wg.Add(1)
 		go c.work(&wg)
 	}
-	err := c.copy(src, dst, &st)
+	err := c.copy(src, dst, &st, nil)
 	close(c.files)
 	wg.Wait()
 	if err == nil {
@@ -81,10 +117,10 @@ func (c *copier) work(wg *sync.WaitGroup) {
 	defer wg.Done()
 	buf := make([]byte, copyBuffer)
 	for j := range c.files {
-		if c.failure() != nil {
-			continue
+		if c.failure() == nil {
+			c.fail(c.copyFileJob(j, buf))
 		}
-		c.fail(c.copyFileJob(j, buf))
+		j.at.release()
 	}
 }
 
@@ -94,7 +130,8 @@ func (c *copier) copyFileJob(j fileJob, buf []byte) (err error) {
 			err = fmt.Errorf("copying %s to %s: panic: %v", j.src, j.dst, r)
 		}
 	}()
-	err = copyFile(j.src, j.dst, j.st.Mode, buf, func(in, out int, now *unix.Stat_t) error {
+	sd, sn, dd, dn := j.names()
+	err = copyFile(sd, sn, dd, dn, j.st.Mode, buf, func(in, out int, now *unix.Stat_t) error {
 		return copyMeta(node{fd: in}, node{fd: out}, &j.st, now)
 	})
 	if err != nil {
@@ -146,7 +183,7 @@ func (c *copier) finish() error {
 
 // copy makes dst from src: a directory with its entries, a symlink or a
 // device node at once, a regular file through the workers.
-func (c *copier) copy(src, dst string, st *unix.Stat_t) error {
+func (c *copier) copy(src, dst string, st *unix.Stat_t, at *dirPair) error {
 	if err := c.failure(); err != nil {
 		return err
 	}
@@ -154,12 +191,12 @@ func (c *copier) copy(src, dst string, st *unix.Stat_t) error {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		if err = c.copyDir(src, dst); err == nil {
-			c.dirs = append(c.dirs, fileJob{src, dst, *st})
+			c.dirs = append(c.dirs, fileJob{src: src, dst: dst, st: *st})
 		}
 		return err
 	case unix.S_IFREG:
 		if !c.link(dst, st) {
-			c.files <- fileJob{src, dst, *st}
+			c.files <- fileJob{src, dst, *st, at.hold()}
 		}
 		return nil
 	case unix.S_IFLNK:
@@ -170,7 +207,7 @@ func (c *copier) copy(src, dst string, st *unix.Stat_t) error {
 	if err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	return metaErr(fileJob{src, dst, *st})
+	return metaErr(fileJob{src: src, dst: dst, st: *st})
 }
 
 // link records dst as a hard link to an earlier copy of the same file, to
@@ -191,36 +228,55 @@ func (c *copier) link(dst string, st *unix.Stat_t) bool {
 
 // copyDir copies a directory's entries, in name order; entries on another
 // filesystem (something mounted inside the source) are skipped. The
-// entries are read and stat'ed through one descriptor of the directory,
-// not by their full paths: a walk of every component of a path per entry
-// is a large part of a /var's copy under emulation.
+// directory and its copy stay open while their files are copied: entries
+// are stat'ed and files opened by name through those descriptors, not by
+// their full paths (a walk of every component of a path per call is a
+// large part of a /var's copy under emulation).
 func (c *copier) copyDir(src, dst string) error {
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	dir, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	at, err := openPair(src, dst)
 	if err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, &os.PathError{Op: "open", Path: src, Err: err})
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	defer unix.Close(dir)
-	names, err := readDirNames(dir)
+	defer at.release()
+	names, err := readDirNames(at.src)
 	if err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, &os.PathError{Op: "readdir", Path: src, Err: err})
 	}
 	for _, name := range names {
 		s, d := filepath.Join(src, name), filepath.Join(dst, name)
 		var st unix.Stat_t
-		if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fstatat(at.src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("copying %s: %w", s, err)
 		}
 		if st.Dev != c.dev {
 			continue
 		}
-		if err := c.copy(s, d, &st); err != nil {
+		if err := c.copy(s, d, &st, at); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// openPair opens the directories src and dst, never through a symlink,
+// holding one reference.
+func openPair(src, dst string) (*dirPair, error) {
+	const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	s, err := unix.Open(src, dirFlags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: src, Err: err}
+	}
+	d, err := unix.Open(dst, dirFlags, 0)
+	if err != nil {
+		unix.Close(s)
+		return nil, &os.PathError{Op: "open", Path: dst, Err: err}
+	}
+	p := &dirPair{src: s, dst: d}
+	p.refs.Store(1)
+	return p, nil
 }
 
 // readDirNames reads the names in the directory open as fd, sorted, "."
@@ -244,7 +300,8 @@ func readDirNames(fd int) ([]string, error) {
 	}
 }
 
-// copyFile copies the regular file src to dst, created with src's
+// copyFile copies the regular file src (a name in the directory open as
+// srcDir, or a path with unix.AT_FDCWD) to dst (the same, in dstDir), created with src's
 // permission bits (the umask may clear some), through buf, then calls
 // meta with both descriptors and what dst is then, before closing them:
 // the metadata is copied through the descriptors (copyMeta), so that only
@@ -257,13 +314,13 @@ func readDirNames(fd int) ([]string, error) {
 // tries copy_file_range, which fails between two file systems; for the
 // hundreds of small files of a /var that was two thirds of the system
 // calls of the copy, each one slow under emulation.
-func copyFile(src, dst string, perm uint32, buf []byte, meta func(in, out int, now *unix.Stat_t) error) error {
-	in, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf []byte, meta func(in, out int, now *unix.Stat_t) error) error {
+	in, err := unix.Openat(srcDir, src, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: src, Err: err}
 	}
 	defer unix.Close(in)
-	out, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm&0o777)
+	out, err := unix.Openat(dstDir, dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, perm&0o777)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: dst, Err: err}
 	}

@@ -5,6 +5,7 @@ package datapart
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ func TestCopyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var now unix.Stat_t
-	err := copyFile(src, dst, 0o640, make([]byte, 4096), func(_, _ int, st *unix.Stat_t) error { now = *st; return nil })
+	err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o640, make([]byte, 4096), func(_, _ int, st *unix.Stat_t) error { now = *st; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,18 +37,18 @@ func TestCopyFile(t *testing.T) {
 	if now.Size != int64(len(want)) || now.Mode&0o777 != 0o640&^uint32(umask(t)) {
 		t.Errorf("copy stat: size %d mode %o", now.Size, now.Mode&0o777)
 	}
-	if err := copyFile(src, dst, 0o640, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dst) {
+	if err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o640, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dst) {
 		t.Errorf("onto an existing file: %v, want EEXIST naming %s", err, dst)
 	}
 	missing := filepath.Join(dir, "missing")
-	if err := copyFile(missing, filepath.Join(dir, "x"), 0o644, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+	if err := copyFile(unix.AT_FDCWD, missing, unix.AT_FDCWD, filepath.Join(dir, "x"), 0o644, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("from a missing file: %v, want ENOENT naming %s", err, missing)
 	}
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(src, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyFile(link, filepath.Join(dir, "y"), 0o644, make([]byte, 4096), noMeta); err == nil {
+	if err := copyFile(unix.AT_FDCWD, link, unix.AT_FDCWD, filepath.Join(dir, "y"), 0o644, make([]byte, 4096), noMeta); err == nil {
 		t.Error("copied through a symlink: the source must be the regular file the walk saw")
 	}
 }
@@ -65,4 +66,47 @@ func umask(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return 0o777 &^ int(fi.Mode().Perm())
+}
+
+// TestCopyTreeClosesDescriptors: the directories the copy holds open for
+// their files' copies are all closed when it returns, after a success and
+// after a failure.
+func TestCopyTreeClosesDescriptors(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	for d := range 5 {
+		dir := filepath.Join(src, fmt.Sprintf("d%d/sub", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range 20 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	openFDs := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(ents)
+	}
+	before := openFDs()
+	dst := filepath.Join(t.TempDir(), "dst")
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dst, "d4/sub/f19")); err != nil || string(got) != "x" {
+		t.Fatalf("copied file: %q, %v", got, err)
+	}
+	if after := openFDs(); after != before {
+		t.Errorf("%d descriptors open after a copy, %d before", after, before)
+	}
+	// A destination that exists fails at once.
+	if err := copyTree(src, dst); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("onto an existing tree: %v, want EEXIST", err)
+	}
+	if after := openFDs(); after != before {
+		t.Errorf("%d descriptors open after a failed copy, %d before", after, before)
+	}
 }
