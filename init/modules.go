@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
@@ -314,7 +315,8 @@ type prefetched struct {
 // on the command line or baked by mkinitrd --cmdline), the first data
 // file system of the plan (btrfs, then ext4) — without asking, a slot
 // boot with no data partition would wait for a btrfs it never mounts
-// before it switches root. Slot and single-image roots need squashfs,
+// before it switches root; data=none (or a data= that does not parse)
+// asks for none. Slot and single-image roots need squashfs,
 // which is in the eager plan. The data partition's own type is loaded
 // when it appears (prefetchData).
 func fsPrefetch(cfg kargs.Config, plan []bakedconf.Module) ([]string, string) {
@@ -328,6 +330,11 @@ func fsPrefetch(cfg kargs.Config, plan []bakedconf.Module) ([]string, string) {
 		return nil, ""
 	}
 	if cfg.Data != "" || cfg.Overlay == mounts.OverlayPersistent {
+		// data=none, or a data= the data phase will refuse, mounts nothing.
+		spec, _ := dataPlan(cfg.Data, false)
+		if _, err := devspec.Parse(spec); spec == "" || err != nil {
+			return nil, ""
+		}
 		if t := firstDataFS(plan); t != "" {
 			return []string{t}, "the data partition"
 		}

@@ -40,6 +40,8 @@ func TestFSPrefetch(t *testing.T) {
 		{"slot, persistent overlay", kargs.Config{Overlay: mounts.OverlayPersistent}, plan, []string{"btrfs"}, "the data partition"},
 		{"slot, data=", kargs.Config{Data: "LABEL=mine", Overlay: mounts.OverlayTmpfs}, plan, []string{"btrfs"}, "the data partition"},
 		{"slot, no data asked for", kargs.Config{Overlay: mounts.OverlayTmpfs}, plan, nil, ""},
+		{"slot, persistent overlay but data=none", kargs.Config{Data: kargs.DataNone, Overlay: mounts.OverlayPersistent}, plan, nil, ""},
+		{"slot, data= that does not parse", kargs.Config{Data: "NOSUCHKEY=x", Overlay: mounts.OverlayPersistent}, plan, nil, ""},
 		{"slot, no data file system in the plan", kargs.Config{Overlay: mounts.OverlayPersistent}, noData, nil, ""},
 	} {
 		got, why := fsPrefetch(tt.cfg, tt.plan)
