@@ -54,6 +54,24 @@ func (c *console) close() {
 	c.notify()
 }
 
+// restart empties the console for a new run of the same boot, if nothing
+// of this one was relied on: no expectation matched and the guest's init
+// never started (initStarted). The log keeps what was printed, then note.
+func (c *console) restart(note string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pos != 0 || bytes.Contains(c.buf, []byte(initStarted)) {
+		return false
+	}
+	c.logLines(true)
+	c.buf = append(c.buf[:0], note+"\n"...)
+	c.logged = 0
+	c.logLines(true)
+	c.buf, c.logged = c.buf[:0], 0
+	c.notify()
+	return true
+}
+
 // notify wakes every waiter; the caller holds mu.
 func (c *console) notify() {
 	close(c.changed)

@@ -3,6 +3,7 @@
 package vm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -33,13 +35,19 @@ type VM struct {
 	t       testing.TB
 	timeout time.Duration
 	console *console
-	cmd     *exec.Cmd
+	qemu    string
 	args    []string
-	stdin   io.WriteCloser
 	logPath string
 	killed  atomic.Bool
 	done    chan struct{} // closed when QEMU has exited; exitErr is set then
 	exitErr error
+
+	mu    sync.Mutex // cmd and stdin: replaced when QEMU is started again
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	// restarted: QEMU crashed before the guest's init ran and was started
+	// again, once (relaunch).
+	restarted bool
 }
 
 // Start boots a guest and returns at once; the console is read in the
@@ -99,39 +107,111 @@ func safeName(name string) string {
 }
 
 func (v *VM) start(qemu string, logf *os.File, release func()) error {
-	v.cmd = exec.Command(qemu, v.args...)
-	// Should the test binary die (a go test -timeout), QEMU dies with it.
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := v.cmd.StdinPipe()
+	v.qemu = qemu
+	r, err := v.launch()
 	if err != nil {
-		return fmt.Errorf("qemu stdin: %w", err)
+		return err
 	}
-	v.stdin = stdin
-	r, w, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("qemu console pipe: %w", err)
-	}
-	v.cmd.Stdout, v.cmd.Stderr = w, w // QEMU's own errors land in the log too
-	start := time.Now()
-	if err := v.cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
-		return fmt.Errorf("start %s: %w", qemu, err)
-	}
-	w.Close()
-	v.console = newConsole(logf, start)
+	v.console = newConsole(logf, time.Now())
 	go v.pump(r, release)
 	return nil
 }
 
+// launch starts QEMU and returns the read end of its console.
+func (v *VM) launch() (*os.File, error) {
+	cmd := exec.Command(v.qemu, v.args...)
+	// Should the test binary die (a go test -timeout), QEMU dies with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("qemu stdin: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("qemu console pipe: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w // QEMU's own errors land in the log too
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start %s: %w", v.qemu, err)
+	}
+	w.Close()
+	v.mu.Lock()
+	v.cmd, v.stdin = cmd, stdin
+	v.mu.Unlock()
+	return r, nil
+}
+
 // pump copies the console until QEMU exits, then records how it exited.
+// QEMU crashing by itself before the guest ran its init is started again,
+// once (relaunch).
 func (v *VM) pump(r *os.File, release func()) {
-	_, _ = io.Copy(v.console, r) // ends with EOF when QEMU exits
-	r.Close()
-	v.exitErr = v.cmd.Wait()
+	for {
+		_, _ = io.Copy(v.console, r) // ends with EOF when QEMU exits
+		r.Close()
+		v.mu.Lock()
+		cmd := v.cmd
+		v.mu.Unlock()
+		err := cmd.Wait()
+		if next := v.relaunch(err); next != nil {
+			r = next
+			continue
+		}
+		v.exitErr = err
+		break
+	}
 	release()
 	close(v.done)
 	v.console.close()
+}
+
+// initStarted is the kernel's line when it runs the initramfs's /init:
+// before it, the guest has read its disks but written nothing to them.
+const initStarted = "Run /init as init process"
+
+// relaunch starts QEMU again after err if err is QEMU's own crash (killed
+// by a signal it raised, such as an assertion's SIGABRT: QEMU 7.2 under
+// TCG once aborted in msix_table_mmio_write while the guest kernel
+// enumerated PCI) before the guest ran its init and before any
+// expectation matched, and it was not started again already: the disks
+// are then as they were, and the run is the same run. It returns the new
+// console pipe, or nil to end the run with err.
+func (v *VM) relaunch(err error) *os.File {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || v.killed.Load() || v.restarted {
+		return nil
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() == syscall.SIGKILL {
+		return nil
+	}
+	if !v.console.restart(fmt.Sprintf("keel-tests: QEMU crashed (%v) before the guest ran %s: starting it again", err, "/init")) {
+		return nil
+	}
+	v.mu.Lock()
+	v.restarted = true
+	v.mu.Unlock()
+	if v.killed.Load() {
+		return nil
+	}
+	r, lerr := v.launch()
+	if lerr != nil {
+		v.t.Logf("QEMU crashed before the guest's init (%v) and could not be started again: %v", err, lerr)
+		return nil
+	}
+	v.t.Logf("QEMU crashed before the guest's init (%v): started again (%s)", err, v.logPath)
+	if v.killed.Load() { // Kill came in between: it may have missed the new process
+		v.killProcess()
+	}
+	return r
+}
+
+// killProcess kills the current QEMU process (it may have exited).
+func (v *VM) killProcess() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_ = v.cmd.Process.Kill()
 }
 
 func (v *VM) cleanup(logf *os.File) {
@@ -139,13 +219,15 @@ func (v *VM) cleanup(logf *os.File) {
 	case <-v.done:
 	default:
 		v.killed.Store(true)
-		_ = v.cmd.Process.Kill() // it may exit on its own meanwhile
+		v.killProcess() // it may exit on its own meanwhile
 		<-v.done
 	}
+	v.mu.Lock()
 	v.stdin.Close()
+	v.mu.Unlock()
 	logf.Close()
 	if v.t.Failed() {
-		v.t.Logf("console log: %s\nreproduce: %s", v.logPath, quoteArgs(v.cmd.Args))
+		v.t.Logf("console log: %s\nreproduce: %s", v.logPath, quoteArgs(append([]string{v.qemu}, v.args...)))
 	}
 }
 
@@ -205,7 +287,10 @@ func (v *VM) ExpectReboot() {
 // Send types text into the serial console (the emergency shell's input).
 func (v *VM) Send(text string) {
 	v.t.Helper()
-	if _, err := io.WriteString(v.stdin, text); err != nil {
+	v.mu.Lock()
+	stdin := v.stdin
+	v.mu.Unlock()
+	if _, err := io.WriteString(stdin, text); err != nil {
 		v.t.Fatalf("send %q to the console: %v", text, err)
 	}
 }
@@ -227,7 +312,7 @@ func (v *VM) Wait() {
 // Kill stops QEMU at once, like pulling the power cord, and waits for it.
 func (v *VM) Kill() {
 	v.killed.Store(true)
-	_ = v.cmd.Process.Kill() // fails only if QEMU already exited
+	v.killProcess() // fails only if QEMU already exited
 	<-v.done
 }
 
