@@ -230,8 +230,10 @@ func (c *copier) link(dst string, st *unix.Stat_t) bool {
 // filesystem (something mounted inside the source) are skipped. The
 // directory and its copy stay open while their files are copied: entries
 // are stat'ed and files opened by name through those descriptors, not by
-// their full paths (a walk of every component of a path per call is a
-// large part of a /var's copy under emulation).
+// their full paths (walking every component of two paths per file was
+// half the copy's own CPU time on the host, BenchmarkCopyTree; under
+// emulation the seed waits on the file systems more than on that,
+// BENCHMARKS.md "Fourth pass").
 func (c *copier) copyDir(src, dst string) error {
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
