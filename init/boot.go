@@ -44,6 +44,8 @@ type boot struct {
 	// storageLive once their inits have returned (loadEager).
 	storageLoaded <-chan struct{}
 	storageLive   *liveSet
+	// cmdline is /proc/cmdline as early-mounts read it (nil: not read).
+	cmdline []byte
 	// fsPrefetch is what startFSPrefetch started, once.
 	fsPrefetch *prefetched
 	// stopDataPrefetch ends the wait for the data partition's module

@@ -25,9 +25,11 @@ func (b *boot) loadConfig() error {
 		baked = &bakedconf.Config{Version: bakedconf.Version, Locked: true}
 	}
 	b.baked = baked
-	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return fmt.Errorf("read /proc/cmdline: %w", err)
+	cmdline := b.cmdline // read in early-mounts (earlyFSPrefetch)
+	if cmdline == nil {
+		if cmdline, err = os.ReadFile("/proc/cmdline"); err != nil {
+			return fmt.Errorf("read /proc/cmdline: %w", err)
+		}
 	}
 	base, problems := kargs.FromBaked(baked.Cmdline, baked.Locked)
 	for _, p := range problems {

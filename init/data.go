@@ -96,9 +96,8 @@ func (b *boot) openData() error {
 // disk), costs a module load in the background, nothing more. The data
 // phase ends the wait for the partition (stopDataPrefetch).
 func (b *boot) prefetchData() {
-	spec, _ := dataPlan(b.cfg.Data, false)
-	s, err := devspec.Parse(spec)
-	if spec == "" || err != nil {
+	s, ok := dataSpec(b.cfg.Data)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
@@ -159,6 +158,15 @@ func dataPlan(data string, seenBefore bool) (spec string, required bool) {
 		return "PARTLABEL=" + devices.LabelData, seenBefore
 	}
 	return data, true
+}
+
+// dataSpec is the data partition data= asks for (the default label when
+// it is empty); ok is false for data=none or a data= that does not parse,
+// which the data phase refuses.
+func dataSpec(data string) (devspec.Spec, bool) {
+	spec, _ := dataPlan(data, false)
+	s, err := devspec.Parse(spec)
+	return s, spec != "" && err == nil
 }
 
 // findData resolves the data partition (see dataPlan). "" means none. A

@@ -45,6 +45,7 @@ func (b *boot) earlyFSPrefetch(path string) {
 	if err != nil {
 		return
 	}
+	b.cmdline = cmdline // the config phase parses it again, not reads it
 	base, _ := kargs.FromBaked(b.baked.Cmdline, b.baked.Locked)
 	cfg, _ := kargs.Parse(strings.TrimSpace(string(cmdline)), base, b.baked.Locked)
 	b.startFSPrefetch(cfg)

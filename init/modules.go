@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
-	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
@@ -330,9 +329,7 @@ func fsPrefetch(cfg kargs.Config, plan []bakedconf.Module) ([]string, string) {
 		return nil, ""
 	}
 	if cfg.Data != "" || cfg.Overlay == mounts.OverlayPersistent {
-		// data=none, or a data= the data phase will refuse, mounts nothing.
-		spec, _ := dataPlan(cfg.Data, false)
-		if _, err := devspec.Parse(spec); spec == "" || err != nil {
+		if _, ok := dataSpec(cfg.Data); !ok { // data=none, or refused
 			return nil, ""
 		}
 		if t := firstDataFS(plan); t != "" {
