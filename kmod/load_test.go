@@ -292,3 +292,185 @@ func TestSessionParams(t *testing.T) {
 		}
 	}
 }
+
+// fakeKernel plays the kernel's part for Session.Coming: a module is held
+// from the moment its load starts; its load then resolves its symbols —
+// failing as "unknown symbol" when a hard dependency is not held, waiting
+// while one is held but its init has not returned, as resolve_symbol_wait
+// does — and runs its init, which waits for the module's gate if it has
+// one. Soft dependencies are not waited for by the kernel: a module whose
+// soft dependency is not live when it starts records a violation.
+type fakeKernel struct {
+	mu       sync.Mutex
+	changed  *sync.Cond
+	hard     map[string][]string
+	soft     map[string][]string
+	held     map[string]bool
+	live     map[string]bool
+	failed   map[string]bool
+	gate     map[string]chan struct{} // the init waits for it
+	initErr  map[string]error         // the init fails with it
+	firstErr map[string]error         // the first load fails with it
+	started  map[string]chan struct{} // closed when the first load starts
+	calls    map[string]int
+	bad      []string
+}
+
+func newFakeKernel(mods []bakedconf.Module) *fakeKernel {
+	k := &fakeKernel{hard: map[string][]string{}, soft: map[string][]string{}, held: map[string]bool{}, live: map[string]bool{}, failed: map[string]bool{},
+		gate: map[string]chan struct{}{}, initErr: map[string]error{}, firstErr: map[string]error{}, started: map[string]chan struct{}{}, calls: map[string]int{}}
+	k.changed = sync.NewCond(&k.mu)
+	for _, m := range mods {
+		k.started[m.Name] = make(chan struct{})
+		k.soft[m.Name] = m.Soft
+		for _, d := range m.Deps {
+			if !slices.Contains(m.Soft, d) {
+				k.hard[m.Name] = append(k.hard[m.Name], d)
+			}
+		}
+	}
+	return k
+}
+
+func (k *fakeKernel) coming(name string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.held[name]
+}
+
+func (k *fakeKernel) load(path, _ string) error {
+	name := strings.TrimSuffix(strings.TrimPrefix(path, "/root/m/"), ".ko")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.calls[name]++
+	if k.calls[name] == 1 {
+		close(k.started[name])
+		if err := k.firstErr[name]; err != nil {
+			return err
+		}
+	}
+	for _, d := range k.soft[name] {
+		if !k.live[d] {
+			k.bad = append(k.bad, name+" started before its soft dependency "+d+" was loaded")
+		}
+	}
+	k.held[name] = true
+	k.changed.Broadcast()
+	for _, d := range k.hard[name] {
+		for k.held[d] && !k.live[d] {
+			k.changed.Wait()
+		}
+		if !k.live[d] {
+			delete(k.held, name)
+			return fmt.Errorf("finit_module: unknown symbol from %s: %w", d, fs.ErrNotExist)
+		}
+	}
+	if g := k.gate[name]; g != nil {
+		k.mu.Unlock()
+		<-g
+		k.mu.Lock()
+	}
+	if err := k.initErr[name]; err != nil {
+		delete(k.held, name)
+		k.failed[name] = true
+		k.changed.Broadcast()
+		return err
+	}
+	k.live[name] = true
+	k.changed.Broadcast()
+	return nil
+}
+
+// TestSessionStartsOnComing: with Coming, btrfs starts while raid6_pq's
+// init still runs (the test holds that init until btrfs has started: a
+// Session that waits for raid6_pq's load to return deadlocks here, and go
+// test's -timeout fails it; no clock decides), and both load once.
+func TestSessionStartsOnComing(t *testing.T) {
+	mods := []bakedconf.Module{mod("raid6_pq"), mod("xor"), mod("btrfs", "raid6_pq", "xor")}
+	k := newFakeKernel(mods)
+	k.gate["raid6_pq"] = make(chan struct{})
+	s := &Session{Root: "/root", Loader: k.load, Coming: k.coming}
+	done := make(chan []error)
+	go func() { done <- s.Load(mods) }()
+	<-k.started["btrfs"]
+	close(k.gate["raid6_pq"])
+	if errs := <-done; len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if !k.live["btrfs"] || k.calls["btrfs"] != 1 || k.calls["raid6_pq"] != 1 {
+		t.Errorf("live %v, calls %v: want btrfs live, each module loaded once", k.live, k.calls)
+	}
+}
+
+// TestSessionSoftWaits: a pre-softdep is not a symbol the kernel waits
+// for, so the module waits for its load to return even when it is held
+// (libcrc32c's init asks the crypto API for the crc32c that
+// crc32c_generic's init registers).
+func TestSessionSoftWaits(t *testing.T) {
+	mods := []bakedconf.Module{mod("crc32c_generic"), {Name: "libcrc32c", Path: "/m/libcrc32c.ko", Deps: []string{"crc32c_generic"}, Soft: []string{"crc32c_generic"}}}
+	k := newFakeKernel(mods)
+	k.gate["crc32c_generic"] = make(chan struct{})
+	s := &Session{Root: "/root", Loader: k.load, Coming: k.coming}
+	done := make(chan []error)
+	go func() { done <- s.Load(mods) }()
+	<-k.started["crc32c_generic"]
+	// The order of two events decides, not a clock: the pause only gives a
+	// Session that does not wait the time to start libcrc32c and be caught.
+	time.Sleep(20 * time.Millisecond)
+	close(k.gate["crc32c_generic"])
+	if errs := <-done; len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if len(k.bad) != 0 || !k.live["libcrc32c"] {
+		t.Errorf("%v; live %v", k.bad, k.live)
+	}
+}
+
+// TestSessionRetriesEarlyStart: a module started early whose load fails
+// (the kernel saw its dependency unformed, or gave up waiting) is tried
+// once more after its dependencies loaded, and the first failure is not
+// reported.
+func TestSessionRetriesEarlyStart(t *testing.T) {
+	mods := []bakedconf.Module{mod("a"), mod("b", "a")}
+	k := newFakeKernel(mods)
+	k.gate["a"] = make(chan struct{})
+	k.firstErr["b"] = fmt.Errorf("finit_module: %w", fs.ErrNotExist)
+	var loaded []string
+	s := &Session{Root: "/root", Loader: k.load, Coming: k.coming, Loaded: func(name string, _ time.Time, err error) {
+		if err == nil {
+			loaded = append(loaded, name) // b's only report comes after a's: no lock needed
+		}
+	}}
+	done := make(chan []error)
+	go func() { done <- s.Load(mods) }()
+	<-k.started["b"]
+	close(k.gate["a"])
+	if errs := <-done; len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if k.calls["b"] != 2 || !k.live["b"] || !slices.Contains(loaded, "b") {
+		t.Errorf("b: %d loads, live %v, Loaded heard %v: want a second, successful load", k.calls["b"], k.live["b"], loaded)
+	}
+}
+
+// TestSessionEarlyDependencyFails: the dependency's init fails while its
+// dependent waits in the kernel: the dependent fails with ErrDependency
+// and is not tried again.
+func TestSessionEarlyDependencyFails(t *testing.T) {
+	mods := []bakedconf.Module{mod("a"), mod("b", "a")}
+	k := newFakeKernel(mods)
+	k.gate["a"] = make(chan struct{})
+	k.initErr["a"] = errors.New("no such device")
+	s := &Session{Root: "/root", Loader: k.load, Coming: k.coming}
+	done := make(chan []error)
+	go func() { done <- s.Load(mods) }()
+	<-k.started["b"]
+	close(k.gate["a"])
+	errs := <-done
+	if len(errs) != 2 || !strings.Contains(errs[0].Error(), "module a (/m/a.ko): no such device") || !errors.Is(errs[1], ErrDependency) {
+		t.Fatalf("errors %v: want a's failure and b's dependency failure", errs)
+	}
+	if k.calls["b"] != 1 {
+		t.Errorf("b loaded %d times, want once", k.calls["b"])
+	}
+}
