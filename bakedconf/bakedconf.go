@@ -58,9 +58,6 @@ type Module struct {
 	Name string   `json:"name"`
 	Path string   `json:"path"` // inside the initramfs, uncompressed .ko
 	Deps []string `json:"deps,omitempty"`
-	// Soft are the pre-softdeps among Deps: the kernel does not make the
-	// module's load wait for them, so the init does (kmod.Session.Coming).
-	Soft []string `json:"soft,omitempty"`
 }
 
 // Load reads and validates the baked configuration at path.

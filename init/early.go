@@ -19,7 +19,7 @@ import (
 // /sys, /dev (devtmpfs) and /run are mounted, then /dev/kmsg is opened
 // for the log.
 func (b *boot) earlyMounts() error {
-	b.startModules(bakedconf.Path, kmod.LoadFile, kmod.Coming)
+	b.startModules(bakedconf.Path, kmod.LoadFile)
 	b.stack = mounts.NewStack()
 	for _, m := range mounts.Early() {
 		if err := b.stack.Do(m); err != nil {
@@ -63,11 +63,11 @@ func (b *boot) earlyFSPrefetch(path string) {
 // reports it and boots with built-in defaults. A storage driver whose
 // announcement (a module uevent) comes before the socket is open counts as
 // live when its load returns (liveSet, moduleLoaded).
-func (b *boot) startModules(path string, load kmod.Loader, coming func(string) bool) {
+func (b *boot) startModules(path string, load kmod.Loader) {
 	baked, err := bakedconf.Load(path)
 	if err != nil {
 		return
 	}
 	b.baked = baked
-	b.loadEagerWith(load, coming, newLiveSet(storageNames(baked.Modules)))
+	b.loadEagerWith(load, newLiveSet(storageNames(baked.Modules)))
 }

@@ -38,7 +38,7 @@ func TestStartModules(t *testing.T) {
 	}
 	var console bytes.Buffer
 	b := &boot{log: newLogger(&console), rep: &report.Report{}}
-	b.startModules(path, load, nil)
+	b.startModules(path, load)
 	if b.baked == nil || len(b.baked.Modules) != 3 || b.mods == nil || b.storageLoaded == nil {
 		t.Fatalf("baked %+v, session %v, storage channel %v: want the plan read and its loads started", b.baked, b.mods, b.storageLoaded)
 	}
@@ -70,7 +70,7 @@ func TestStartModules(t *testing.T) {
 	}
 	// A command line that needs no file system up front starts none.
 	quiet := &boot{log: newLogger(&console), rep: &report.Report{}}
-	quiet.startModules(path, load, nil)
+	quiet.startModules(path, load)
 	if err := os.WriteFile(cmdline, []byte("console=ttyS0 overlay=tmpfs"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestStartModules(t *testing.T) {
 	}
 
 	missing := &boot{log: newLogger(&console), rep: &report.Report{}}
-	missing.startModules(filepath.Join(dir, "absent.json"), load, nil)
+	missing.startModules(filepath.Join(dir, "absent.json"), load)
 	if missing.baked != nil || missing.mods != nil {
 		t.Errorf("unreadable configuration: baked %+v, session %v: want nothing started", missing.baked, missing.mods)
 	}

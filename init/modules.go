@@ -114,14 +114,11 @@ func (b *boot) waitBackground(limit time.Duration) bool {
 // their inits started (a SATA port's link): the system disk is chosen then
 // (chooseSlotDisk), without waiting for modules that announce no disk. The
 // rest loads while the drivers probe their buses instead of after.
-func (b *boot) loadEager(live *liveSet) { b.loadEagerWith(kmod.LoadFile, kmod.Coming, live) }
+func (b *boot) loadEager(live *liveSet) { b.loadEagerWith(kmod.LoadFile, live) }
 
-// loadEagerWith is loadEager with the kernel's two calls given: load a
-// module file, and whether the kernel holds a module (tests pass fakes;
-// coming may be nil: each module then waits for its dependencies' loads).
-func (b *boot) loadEagerWith(load kmod.Loader, coming func(string) bool, live *liveSet) {
+func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 	b.storageLive = live
-	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded, Params: asyncProbe(b.baked.Modules), Coming: coming}
+	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded, Params: asyncProbe(b.baked.Modules)}
 	plan := eagerModules(b.baked.Modules)
 	done := make(chan struct{})
 	b.storageLoaded = done

@@ -189,7 +189,7 @@ func TestModulesLoadedWaitsForStorageOnly(t *testing.T) {
 	b := newBoot(time.Now())
 	b.log = newLogger(&bytes.Buffer{})
 	b.baked = &bakedconf.Config{Modules: plan}
-	b.loadEagerWith(loader, nil, newLiveSet(storageNames(plan)))
+	b.loadEagerWith(loader, newLiveSet(storageNames(plan)))
 	b.modulesLoaded(context.Background()) // returns although squashfs is held
 	if b.waitBackground(0) {
 		t.Error("the background loads ended while squashfs was held")
@@ -226,7 +226,7 @@ func TestRestStartsWhenStorageLive(t *testing.T) {
 		b.log = newLogger(&bytes.Buffer{})
 		b.baked = &bakedconf.Config{Modules: plan}
 		live := newLiveSet(storageNames(plan))
-		b.loadEagerWith(loader, nil, live)
+		b.loadEagerWith(loader, live)
 		if announced {
 			live.mark("ahci") // the kernel's uevent: ahci's init returned
 			<-restStarted     // blocks forever (the test times out) if the rest waits for ahci's load

@@ -23,13 +23,3 @@ func LoadFile(path, params string) error {
 	}
 	return nil
 }
-
-// Coming reports whether the kernel holds the named module (kernel
-// spelling), its init running or done: the module's sysfs directory has
-// initstate, which the kernel makes once the module is formed, before it
-// runs the init. A kernel without sysfs mounted yet holds nothing by this
-// test, which only makes a dependent wait longer (Session.Coming).
-func Coming(name string) bool {
-	_, err := os.Stat("/sys/module/" + name + "/initstate")
-	return err == nil
-}

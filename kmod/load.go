@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -49,17 +48,6 @@ type Session struct {
 	Loaded func(name string, start time.Time, err error)
 	// Params, when set, gives the parameters a module is loaded with.
 	Params func(m bakedconf.Module) string
-	// Coming, when set, reports whether the kernel holds the named module
-	// already, its init running or done (Coming, /sys/module/NAME/initstate).
-	// A module then starts as soon as each dependency is held, not once
-	// each dependency's init has returned: the kernel reads, checks the
-	// signature of and lays out the dependent's file meanwhile, and makes
-	// its symbol lookups wait for the dependency's init (resolve_symbol_wait,
-	// kernel/module/main.c). btrfs's 3.8 MB then load while raid6_pq's init
-	// benchmarks its algorithms for a fixed quarter second. A dependent that
-	// started early and failed, while its dependencies all loaded, is tried
-	// once more.
-	Coming func(name string) bool
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -114,28 +102,19 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 				}
 			}()
 			m := mods[i]
-			deps := make([]*job, len(m.Deps))
-			for k, d := range m.Deps {
-				deps[k] = jobs[byName[d]]
-			}
-			early, err := s.waitDeps(m, deps)
-			if err == nil {
-				start := time.Now()
-				err = loadOne(m, s.Root, s.Loader, s.params(m))
-				if err != nil && early {
-					// The kernel found a dependency not yet formed or
-					// gave up waiting for its init: try again once they
-					// have all returned, unless one failed.
-					if err = depsFailed(m, deps); err == nil {
-						start = time.Now()
-						err = loadOne(m, s.Root, s.Loader, s.params(m))
-					}
-				}
-				if s.Loaded != nil {
-					s.Loaded(m.Name, start, err)
+			for _, d := range m.Deps {
+				dep := jobs[byName[d]]
+				<-dep.done
+				if dep.err != nil {
+					jobs[i].err = fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, d)
+					return
 				}
 			}
-			jobs[i].err = err
+			start := time.Now()
+			jobs[i].err = loadOne(m, s.Root, s.Loader, s.params(m))
+			if s.Loaded != nil {
+				s.Loaded(m.Name, start, jobs[i].err)
+			}
 		}()
 	}
 	for i, j := range jobs {
@@ -145,62 +124,6 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 		}
 	}
 	return compact(errs)
-}
-
-// comingPoll is how often a dependent polls Coming for a dependency whose
-// load has not returned.
-const comingPoll = 4 * time.Millisecond
-
-// waitDeps waits until m may start: every dependency loaded, or (with
-// Coming) each either loaded or held by the kernel. early reports that
-// some dependency's load had not returned. A dependency that failed fails
-// m with ErrDependency before it is tried.
-func (s *Session) waitDeps(m bakedconf.Module, deps []*job) (early bool, err error) {
-	var tick *time.Ticker
-	for k, dep := range deps {
-		for waiting := true; waiting; {
-			if s.Coming == nil || slices.Contains(m.Soft, m.Deps[k]) {
-				<-dep.done
-				break
-			}
-			if tick == nil {
-				tick = time.NewTicker(comingPoll)
-				defer tick.Stop()
-			}
-			select {
-			case <-dep.done:
-				waiting = false
-			case <-tick.C:
-				if s.Coming(Normalize(m.Deps[k])) {
-					early, waiting = true, false
-				}
-			}
-		}
-		if isDone(dep) && dep.err != nil {
-			return early, fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, m.Deps[k])
-		}
-	}
-	return early, nil
-}
-
-// depsFailed waits for every dependency's load and returns m's dependency
-// error if one failed.
-func depsFailed(m bakedconf.Module, deps []*job) error {
-	for k, dep := range deps {
-		if <-dep.done; dep.err != nil {
-			return fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, m.Deps[k])
-		}
-	}
-	return nil
-}
-
-func isDone(j *job) bool {
-	select {
-	case <-j.done:
-		return true
-	default:
-		return false
-	}
 }
 
 func (s *Session) params(m bakedconf.Module) string {

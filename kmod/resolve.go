@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -18,7 +17,6 @@ type Module struct {
 	Source string   // file on the build host, possibly .ko.xz/.ko.zst/.ko.gz
 	Path   string   // inside the initramfs: the uncompressed .ko
 	Deps   []string // modules of the plan that must be loaded first
-	Soft   []string // those of Deps that are pre-softdeps, not symbol links
 }
 
 // Plan is the resolved set of modules, each after the modules it needs.
@@ -71,7 +69,7 @@ func ResolveRequest(modDir string, req Request) (*Plan, error) {
 func (p *Plan) Baked() []bakedconf.Module {
 	out := make([]bakedconf.Module, 0, len(p.Modules))
 	for _, m := range p.Modules {
-		out = append(out, bakedconf.Module{Name: m.Name, Path: m.Path, Deps: m.Deps, Soft: m.Soft})
+		out = append(out, bakedconf.Module{Name: m.Name, Path: m.Path, Deps: m.Deps})
 	}
 	return out
 }
@@ -135,14 +133,8 @@ func (r *resolver) visit(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var soft []string
-	for _, p := range pre {
-		if !slices.Contains(deps, p) {
-			soft = append(soft, p)
-		}
-	}
 	r.plan.Modules = append(r.plan.Modules, Module{
-		Name: name, Source: src, Deps: appendOnce(deps, pre...), Soft: soft,
+		Name: name, Source: src, Deps: appendOnce(deps, pre...),
 		Path: "/lib/modules/" + r.plan.Kver + "/" + StripCompression(dl.rel),
 	})
 	r.state[name] = done

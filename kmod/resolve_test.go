@@ -109,7 +109,6 @@ func TestResolve(t *testing.T) {
 		want     []string
 		modules  []string // exact plan order
 		deps     map[string][]string
-		soft     map[string][]string // the pre-softdeps among deps
 		builtin  []string
 		noteSubs string
 	}{
@@ -124,10 +123,6 @@ func TestResolve(t *testing.T) {
 			deps: map[string][]string{
 				"libcrc32c": {"crc32c_generic"},
 				"btrfs":     {"libcrc32c", "xor", "crc32c_generic"},
-			},
-			soft: map[string][]string{
-				"libcrc32c": {"crc32c_generic"},
-				"btrfs":     {"crc32c_generic"},
 			},
 			noteSubs: `soft dependency "no-such-thing" not found`,
 		},
@@ -150,7 +145,6 @@ func TestResolve(t *testing.T) {
 			name: "cycle", want: []string{"cyc_a"},
 			modules:  []string{"cyc_b", "cyc_a"},
 			deps:     map[string][]string{"cyc_a": {"cyc_b"}},
-			soft:     map[string][]string{"cyc_a": {"cyc_b"}},
 			noteSubs: "dependency cycle",
 		},
 		{
@@ -171,9 +165,6 @@ func TestResolve(t *testing.T) {
 			for _, m := range p.Modules {
 				if want := tt.deps[m.Name]; !slices.Equal(m.Deps, want) {
 					t.Errorf("%s deps %v, want %v", m.Name, m.Deps, want)
-				}
-				if want := tt.soft[m.Name]; !slices.Equal(m.Soft, want) {
-					t.Errorf("%s soft deps %v, want %v", m.Name, m.Soft, want)
 				}
 			}
 			if !slices.Equal(p.Builtin, tt.builtin) {
@@ -206,13 +197,6 @@ func TestBakedPaths(t *testing.T) {
 		if got[name] != path {
 			t.Errorf("%s: baked path %q, want %q", name, got[name], path)
 		}
-	}
-	q, err := Resolve(dir, []string{"libcrc32c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := q.Baked(); len(b) != 3 || !slices.Equal(b[2].Soft, []string{"crc32c_generic"}) {
-		t.Errorf("baked plan %+v: want libcrc32c with its soft dependency marked", b)
 	}
 	if src := p.Modules[1].Source; src != filepath.Join(dir, "kernel/drivers/block/virtio_blk.ko.gz") {
 		t.Errorf("virtio_blk source %q, want the compressed file", src)
