@@ -108,7 +108,7 @@ func Parse(b []byte) (*Config, error) {
 	if mods := root.Opt("modules").Items(); mods != nil {
 		c.Modules = make([]Module, 0, len(mods))
 		for _, m := range mods {
-			c.Modules = append(c.Modules, Module{Name: m.Opt("name").Str(), Path: m.Opt("path").Str(), Deps: m.Opt("deps").Strings(), Soft: m.Opt("soft").Strings()})
+			c.Modules = append(c.Modules, Module{Name: m.Opt("name").Str(), Path: m.Opt("path").Str(), Deps: m.Opt("deps").Strings()})
 		}
 	}
 	if err := root.Err(); err != nil {
@@ -123,19 +123,6 @@ func Parse(b []byte) (*Config, error) {
 		}
 	}
 	return &c, nil
-}
-
-// optStrings writes key and list unless the list is empty (omitempty).
-func optStrings(w *minjson.Writer, key string, list []string) {
-	if len(list) == 0 {
-		return
-	}
-	w.Key(key)
-	w.BeginArray()
-	for _, s := range list {
-		w.String(s)
-	}
-	w.EndArray()
 }
 
 // Marshal encodes c deterministically: the bytes encoding/json's
@@ -173,8 +160,14 @@ func (c *Config) Marshal() ([]byte, error) {
 			w.String(m.Name)
 			w.Key("path")
 			w.String(m.Path)
-			optStrings(&w, "deps", m.Deps)
-			optStrings(&w, "soft", m.Soft)
+			if len(m.Deps) > 0 {
+				w.Key("deps")
+				w.BeginArray()
+				for _, d := range m.Deps {
+					w.String(d)
+				}
+				w.EndArray()
+			}
 			w.EndObject()
 		}
 		w.EndArray()

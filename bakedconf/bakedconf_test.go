@@ -23,9 +23,9 @@ var configs = []Config{
 	{TrustedKeys: [][]byte{nil, {}, {1, 2, 3}}},
 	{Modules: []Module{
 		{Name: "dm_mod", Path: "/lib/modules/dm-mod.ko"},
-		{Name: "dm_verity", Path: "/lib/modules/dm-verity.ko", Deps: []string{"dm_mod", "dm_bufio"}, Soft: []string{"dm_bufio"}},
-		{Name: "", Path: "", Deps: []string{}, Soft: []string{}},
-		{Name: "odd\n\"\\\x00\x7f\xff\u2028é", Path: "\t", Deps: []string{""}, Soft: []string{""}},
+		{Name: "dm_verity", Path: "/lib/modules/dm-verity.ko", Deps: []string{"dm_mod", "dm_bufio"}},
+		{Name: "", Path: "", Deps: []string{}},
+		{Name: "odd\n\"\\\x00\x7f\xff\u2028é", Path: "\t", Deps: []string{""}},
 	}},
 	{Locked: true, Cmdline: "a", Shell: "b", TrustedKeys: [][]byte{key(7)}, Modules: []Module{{Name: "m", Path: "/m.ko"}}, LUKSKeyfile: "k", Kver: "v"},
 	{DataMustBeEncrypted: true},
