@@ -167,7 +167,7 @@ func FuzzParse(f *testing.F) {
 // existed when they were written).
 func TestMarshalEveryField(t *testing.T) {
 	var c Config
-	fill(t, reflect.ValueOf(&c).Elem())
+	jsontest.Fill(t, &c)
 	c.Version = Version
 	got, err := c.Marshal()
 	if err != nil {
@@ -186,33 +186,5 @@ func TestMarshalEveryField(t *testing.T) {
 	}
 	if !reflect.DeepEqual(*p, c) {
 		t.Errorf("Parse(Marshal(c))\n= %#v\nwant %#v", *p, c)
-	}
-}
-
-// fill gives v and everything in it a value that is not the zero value
-// (slices get one element; a []byte is an ed25519-sized key).
-func fill(t *testing.T, v reflect.Value) {
-	t.Helper()
-	switch v.Kind() {
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fill(t, v.Field(i))
-		}
-	case reflect.String:
-		v.SetString("x")
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int:
-		v.SetInt(3)
-	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			v.SetBytes(key(1))
-			return
-		}
-		e := reflect.New(v.Type().Elem()).Elem()
-		fill(t, e)
-		v.Set(reflect.Append(reflect.MakeSlice(v.Type(), 0, 1), e))
-	default:
-		t.Fatalf("fill: a field of kind %s: teach this test to set it", v.Kind())
 	}
 }

@@ -79,3 +79,21 @@ func FuzzParseEtcMerge(f *testing.F) {
 		jsontest.ReadsSame(t, doc, got)
 	})
 }
+
+// TestEtcMergeEveryField: as TestMarshalEveryField, for etc-merge.json.
+func TestEtcMergeEveryField(t *testing.T) {
+	var m EtcMerge
+	jsontest.Fill(t, &m)
+	got, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := json.Marshal(&m); !bytes.Equal(got, want) {
+		t.Errorf("Marshal:\n%s\nencoding/json:\n%s", got, want)
+	}
+	back, err := ParseEtcMerge(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsontest.ReadsSame(t, got, back)
+}
