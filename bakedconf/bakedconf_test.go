@@ -180,11 +180,15 @@ func TestMarshalEveryField(t *testing.T) {
 	if want = append(want, '\n'); !bytes.Equal(got, want) {
 		t.Errorf("Marshal:\n%s\nencoding/json:\n%s", got, want)
 	}
+	var back Config
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatal(err)
+	}
 	p, err := Parse(got)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(*p, c) {
-		t.Errorf("Parse(Marshal(c))\n= %#v\nwant %#v", *p, c)
+	if !reflect.DeepEqual(*p, back) {
+		t.Errorf("Parse(%s)\n= %#v\nencoding/json: %#v", got, *p, back)
 	}
 }

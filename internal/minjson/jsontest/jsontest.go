@@ -100,7 +100,9 @@ func fill(t testing.TB, v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := range v.NumField() {
-			fill(t, v.Field(i))
+			if v.Type().Field(i).IsExported() { // encoding/json sees no other
+				fill(t, v.Field(i))
+			}
 		}
 	case reflect.String:
 		v.SetString("x")
