@@ -35,19 +35,26 @@ var configs = []Config{
 
 func TestMarshalLikeEncodingJSON(t *testing.T) {
 	for _, c := range configs {
-		got, err := c.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := json.MarshalIndent(&c, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, '\n')
-		if !bytes.Equal(got, want) {
-			t.Errorf("Marshal:\n%s\nencoding/json:\n%s", got, want)
-		}
+		marshalLikeEncodingJSON(t, c)
 	}
+}
+
+// marshalLikeEncodingJSON checks that Marshal writes c as encoding/json's
+// MarshalIndent does, and returns the bytes.
+func marshalLikeEncodingJSON(t *testing.T, c Config) []byte {
+	t.Helper()
+	got, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want = append(want, '\n'); !bytes.Equal(got, want) {
+		t.Errorf("Marshal:\n%s\nencoding/json:\n%s", got, want)
+	}
+	return got
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -169,17 +176,7 @@ func TestMarshalEveryField(t *testing.T) {
 	var c Config
 	jsontest.Fill(t, &c)
 	c.Version = Version
-	got, err := c.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := json.MarshalIndent(&c, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want = append(want, '\n'); !bytes.Equal(got, want) {
-		t.Errorf("Marshal:\n%s\nencoding/json:\n%s", got, want)
-	}
+	got := marshalLikeEncodingJSON(t, c)
 	var back Config
 	if err := json.Unmarshal(got, &back); err != nil {
 		t.Fatal(err)
