@@ -30,8 +30,10 @@
 // Environment: KEEL_KERNEL (kernel image; default the newest /boot/vmlinuz-*),
 // KEEL_KVM=1 (use KVM instead of TCG), KEEL_QEMU_TIMEOUT_SCALE (multiplies
 // every timeout), KEEL_QEMU_JOBS (QEMU instances at once, default 2),
-// KEEL_CACHE_DIR (kept between runs, default qemu-tests/.cache). Console logs
-// are written to qemu-tests/.cache/logs/<TestName>.log.
+// KEEL_CACHE_DIR (kept between runs, default qemu-tests/.cache),
+// KEEL_QEMU_BZIMAGE=1 (boot the kernel's bzImage through the firmware
+// instead of its ELF through PVH, pvh.go). Console logs are written to
+// qemu-tests/.cache/logs/<TestName>.log.
 package vm
 
 import (

@@ -64,6 +64,11 @@ func Start(t testing.TB, o Options) *VM {
 	if err := o.validate(); err != nil {
 		t.Fatal(err)
 	}
+	k, note := bootKernel(o.Kernel)
+	if note != "" {
+		t.Log(note)
+	}
+	o.Kernel = k
 	timeout, err := scaled(o.Timeout)
 	if err != nil {
 		t.Fatal(err)
