@@ -19,13 +19,14 @@ import (
 // each against the same root disk, prints the tables and updates
 // BENCHMARKS.md. It runs only with KEEL_BENCH=1, as root, with the peers
 // installed (bench/install-peers.sh). BENCH_RUNS boots per image (default
-// 5), BENCH_GEN_RUNS timed generations per image (default 5),
+// 5), BENCH_GEN_RUNS timed generations per image (default 3: dracut takes
+// half a minute each),
 // BENCH_REAL_RUNS repetitions of the real path (realpath_test.go, default 3).
 func TestBench(t *testing.T) {
 	if os.Getenv("KEEL_BENCH") != "1" {
 		t.Skip("the benchmark boots dozens of VMs for minutes: run it with make bench (KEEL_BENCH=1)")
 	}
-	runs, genRuns := envCount(t, "BENCH_RUNS", 5), envCount(t, "BENCH_GEN_RUNS", 5)
+	runs, genRuns := envCount(t, "BENCH_RUNS", 5), envCount(t, "BENCH_GEN_RUNS", 3)
 	kernel, kver := vm.Kernel(t), vm.KVer(t)
 	dir := t.TempDir()
 	tools := buildKeel(t, dir)
