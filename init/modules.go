@@ -3,6 +3,7 @@
 package main
 
 import (
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -118,7 +119,9 @@ func (b *boot) loadEager(live *liveSet) { b.loadEagerWith(kmod.LoadFile, live) }
 
 func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 	b.storageLive = live
-	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded, Params: asyncProbe(b.baked.Modules)}
+	params := asyncProbe(b.baked.Modules)
+	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded, Params: params,
+		Limit: runtime.NumCPU() + 1, Limited: func(m bakedconf.Module) bool { return params(m) != "" }, Priority: loadPriority(b.baked.Modules)}
 	plan := eagerModules(b.baked.Modules)
 	done := make(chan struct{})
 	b.storageLoaded = done
@@ -164,6 +167,25 @@ func asyncProbe(plan []bakedconf.Module) func(bakedconf.Module) string {
 		}
 		return "async_probe"
 	}
+}
+
+// loadPriority orders the loads that wait for a place (kmod.Session's
+// Limit: one more than the CPUs, for the modules loaded with async_probe —
+// the libraries, file systems, crypto; a driver's load, which sleeps while
+// its devices are probed, takes no place): the storage drivers'
+// dependencies first, because the system disk is chosen only when every
+// storage driver's load has returned (AHCI's then probes its empty ports
+// for 0.4 s, asleep), then by Heights, the longest chain of modules
+// waiting above each. Without it the first twenty loads, the btrfs chain's
+// among them, shared two CPUs from the init's first milliseconds, and
+// libata's load waited behind raid6_pq's benchmarks (BENCHMARKS.md,
+// "Seventh pass").
+func loadPriority(mods []bakedconf.Module) map[string]int {
+	p := kmod.Heights(mods)
+	for _, m := range storageDrivers(eagerModules(mods)) {
+		p[m.Name] += len(mods) + 1 // above any height
+	}
+	return p
 }
 
 // storageNames are the names of the storage drivers of the baked plan

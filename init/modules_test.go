@@ -289,3 +289,41 @@ func TestAsyncProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadPriority: every module of the storage drivers' chains waits less
+// than any other (the system disk waits for those drivers), the bottom of a
+// longer chain before the bottom of a shorter one, and the watchdog
+// drivers and on-demand file systems, outside the eager storage set, come
+// after.
+func TestLoadPriority(t *testing.T) {
+	k := "kernel/"
+	plan := []bakedconf.Module{
+		{Name: "scsi_common", Path: k + "drivers/scsi/scsi_common.ko"},
+		{Name: "scsi_mod", Path: k + "drivers/scsi/scsi_mod.ko", Deps: []string{"scsi_common"}},
+		{Name: "libata", Path: k + "drivers/ata/libata.ko", Deps: []string{"scsi_mod"}},
+		{Name: "libahci", Path: k + "drivers/ata/libahci.ko", Deps: []string{"libata"}},
+		{Name: "ahci", Path: k + "drivers/ata/ahci.ko", Deps: []string{"libahci", "libata"}},
+		{Name: "virtio", Path: k + "drivers/virtio/virtio.ko"},
+		{Name: "virtio_blk", Path: k + "drivers/block/virtio_blk.ko", Deps: []string{"virtio"}},
+		{Name: "xor", Path: k + "crypto/xor.ko"},
+		{Name: "raid6_pq", Path: k + "lib/raid6/raid6_pq.ko"},
+		{Name: "crc32c_generic", Path: k + "crypto/crc32c_generic.ko"},
+		{Name: "libcrc32c", Path: k + "lib/libcrc32c.ko", Deps: []string{"crc32c_generic"}},
+		{Name: "btrfs", Path: k + "fs/btrfs/btrfs.ko", Deps: []string{"xor", "raid6_pq", "libcrc32c"}},
+		{Name: "i6300esb", Path: k + "drivers/watchdog/i6300esb.ko"},
+	}
+	p := loadPriority(plan)
+	storage := []string{"scsi_common", "scsi_mod", "libata", "libahci", "ahci", "virtio", "virtio_blk"}
+	for _, s := range storage {
+		for _, o := range []string{"xor", "raid6_pq", "crc32c_generic", "libcrc32c", "btrfs", "i6300esb"} {
+			if p[s] <= p[o] {
+				t.Errorf("priority of %s %d, not above %s's %d", s, p[s], o, p[o])
+			}
+		}
+	}
+	for _, pair := range [][2]string{{"scsi_common", "virtio"}, {"scsi_common", "scsi_mod"}, {"crc32c_generic", "raid6_pq"}} {
+		if p[pair[0]] <= p[pair[1]] {
+			t.Errorf("%s (%d) should come before %s (%d): a longer chain waits above it", pair[0], p[pair[0]], pair[1], p[pair[1]])
+		}
+	}
+}

@@ -48,7 +48,20 @@ type Session struct {
 	Loaded func(name string, start time.Time, err error)
 	// Params, when set, gives the parameters a module is loaded with.
 	Params func(m bakedconf.Module) string
+	// Limit, when above 0, is how many of the loads Limited selects run at
+	// once, across Load calls; the others wait (after their dependencies)
+	// and a freed place goes to the waiting one of the highest Priority.
+	// The kernel's module loading is CPU work: twenty loads started at once
+	// on two CPUs each take ten times as long, and the chain the boot waits
+	// for (scsi_common, scsi_mod, libata, libahci, ahci) goes no faster than
+	// the benchmarks of raid6_pq. A load that sleeps rather than computes —
+	// a driver waiting for the asynchronous probing of its devices — should
+	// not be Limited: it would hold a place while it sleeps.
+	Limit    int
+	Limited  func(m bakedconf.Module) bool
+	Priority map[string]int
 
+	lim  limiter
 	mu   sync.Mutex
 	jobs map[string]*job
 }
@@ -109,6 +122,10 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 					jobs[i].err = fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, d)
 					return
 				}
+			}
+			if s.Limit > 0 && s.Limited != nil && s.Limited(m) {
+				s.lim.acquire(s.Limit, s.Priority[m.Name])
+				defer s.lim.release() // before done is closed, even on a panic
 			}
 			start := time.Now()
 			jobs[i].err = loadOne(m, s.Root, s.Loader, s.params(m))
