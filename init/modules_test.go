@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -325,5 +327,34 @@ func TestLoadPriority(t *testing.T) {
 		if p[pair[0]] <= p[pair[1]] {
 			t.Errorf("%s (%d) should come before %s (%d): a longer chain waits above it", pair[0], p[pair[0]], pair[1], p[pair[1]])
 		}
+	}
+}
+
+// TestEagerSessionLimited: the init's module session limits the loads made
+// with async_probe (kmod's TestSessionLimit proves the limit itself), not
+// the drivers', and orders them by loadPriority.
+func TestEagerSessionLimited(t *testing.T) {
+	k := "/m/kernel/"
+	plan := []bakedconf.Module{
+		{Name: "libata", Path: k + "drivers/ata/libata.ko"},
+		{Name: "ahci", Path: k + "drivers/ata/ahci.ko", Deps: []string{"libata"}},
+		{Name: "squashfs", Path: k + "fs/squashfs/squashfs.ko"},
+	}
+	b := newBoot(time.Now())
+	b.log = newLogger(&bytes.Buffer{})
+	b.baked = &bakedconf.Config{Modules: plan}
+	b.loadEagerWith(func(string, string) error { return nil }, newLiveSet(storageNames(plan)))
+	b.waitBackground(-1)
+	s := b.mods
+	if s.Limit != runtime.NumCPU()+1 || s.Limited == nil {
+		t.Fatalf("Limit %d (Limited set: %v), want %d", s.Limit, s.Limited != nil, runtime.NumCPU()+1)
+	}
+	for _, m := range plan {
+		if want := m.Name != "ahci"; s.Limited(m) != want {
+			t.Errorf("%s limited: %v, want %v", m.Name, !want, want)
+		}
+	}
+	if !maps.Equal(s.Priority, loadPriority(plan)) {
+		t.Errorf("Priority = %v, want loadPriority's %v", s.Priority, loadPriority(plan))
 	}
 }
