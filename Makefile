@@ -51,8 +51,12 @@ unit: build
 fuzz:
 	@./scripts/fuzz-smoke.sh $(FUZZTIME)
 
+# The console's last lines of each failed boot (vm's fail message) are
+# repeated at the end, where a CI summary shows them.
 qemu: build
-	$(GO) test -count=1 -timeout $(QEMU_TIMEOUT) -v ./qemu-tests/... 2>&1 | tee $(OUT)/qemu-tests.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout $(QEMU_TIMEOUT) -v ./qemu-tests/... 2>&1 | tee $(OUT)/qemu-tests.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; rc=$${PIPESTATUS[0]}; \
+	if [ $$rc -ne 0 ]; then echo "== the consoles of the failed boots ($(OUT)/qemu-tests.log) =="; \
+	  awk '/_test\.go:[0-9]+: /{head=$$0} /console lines:$$/{print head; p=1} p{print} /full log: /{p=0}' $(OUT)/qemu-tests.log; fi; exit $$rc
 
 test: deps vet unit fuzz qemu
 
