@@ -72,6 +72,27 @@ func (c *console) restart(note string) bool {
 	return true
 }
 
+// lockupMarks are how the kernel reports a CPU that no longer makes
+// progress: the soft-lockup watchdog and RCU's stall detector.
+var lockupMarks = []string{"BUG: soft lockup", "detected stalls on CPUs", "self-detected stall on CPU"}
+
+// earlyLockup reports the console line of a kernel lockup when the guest
+// has not run its init ("" for none, or once it has), whether it has, and
+// the channel closed at the next output.
+func (c *console) earlyLockup() (changed <-chan struct{}, lockup string, initRan bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bytes.Contains(c.buf, []byte(initStarted)) {
+		return c.changed, "", true
+	}
+	for _, m := range lockupMarks {
+		if i := bytes.Index(c.buf, []byte(m)); i >= 0 {
+			return c.changed, lineAround(c.buf, i, i+len(m)), false
+		}
+	}
+	return c.changed, "", false
+}
+
 // notify wakes every waiter; the caller holds mu.
 func (c *console) notify() {
 	close(c.changed)

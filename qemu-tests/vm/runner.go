@@ -45,9 +45,12 @@ type VM struct {
 	mu    sync.Mutex // cmd and stdin: replaced when QEMU is started again
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	// restarted: QEMU crashed before the guest's init ran and was started
-	// again, once (relaunch).
+	// restarted: QEMU crashed, or its guest's kernel locked up, before
+	// the guest's init ran, and it was started again, once (relaunch).
 	restarted bool
+	// lockup is the kernel's lockup report that made watchLockup kill
+	// QEMU before the guest's init ran; "" otherwise.
+	lockup string
 }
 
 // Start boots a guest and returns at once; the console is read in the
@@ -119,7 +122,38 @@ func (v *VM) start(qemu string, logf *os.File, release func()) error {
 	}
 	v.console = newConsole(logf, time.Now())
 	go v.pump(r, release)
+	go v.watchLockup()
 	return nil
+}
+
+// watchLockup kills QEMU when the guest's kernel reports a lockup before it
+// ran the initramfs's /init, so that pump starts the run again (relaunch).
+// Under TCG the Debian kernel was once seen stuck for good in its boot-time
+// crypto self-tests (cryptomgr_test at a patched NOP in alg_test, "BUG: soft
+// lockup - CPU#1 stuck for 26s!"), 2 s into the boot: keel had not run, the
+// disks were untouched, and the test waited out its two minutes.
+func (v *VM) watchLockup() {
+	for {
+		changed, lockup, initRan := v.console.earlyLockup()
+		switch {
+		case initRan:
+			return
+		case lockup != "":
+			if v.killed.Load() {
+				return
+			}
+			v.mu.Lock()
+			v.lockup = lockup
+			v.mu.Unlock()
+			v.killProcess()
+			return
+		}
+		select {
+		case <-changed:
+		case <-v.done:
+			return
+		}
+	}
 }
 
 // launch starts QEMU and returns the read end of its console.
@@ -178,20 +212,26 @@ const initStarted = "Run /init as init process"
 // relaunch starts QEMU again after err if err is QEMU's own crash (killed
 // by a signal it raised, such as an assertion's SIGABRT: QEMU 7.2 under
 // TCG once aborted in msix_table_mmio_write while the guest kernel
-// enumerated PCI) before the guest ran its init and before any
-// expectation matched, and it was not started again already: the disks
-// are then as they were, and the run is the same run. It returns the new
-// console pipe, or nil to end the run with err.
+// enumerated PCI), or watchLockup's kill after a kernel lockup, before the
+// guest ran its init and before any expectation matched, and it was not
+// started again already: the disks are then as they were, and the run is
+// the same run. It returns the new console pipe, or nil to end the run
+// with err.
 func (v *VM) relaunch(err error) *os.File {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || v.killed.Load() || v.restarted {
 		return nil
 	}
-	ws, ok := exit.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() == syscall.SIGKILL {
+	v.mu.Lock()
+	lockup := v.lockup
+	v.mu.Unlock()
+	what := fmt.Sprintf("QEMU crashed (%v)", err)
+	if lockup != "" {
+		what = fmt.Sprintf("the guest's kernel locked up (%s)", lockup)
+	} else if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() == syscall.SIGKILL {
 		return nil
 	}
-	if !v.console.restart(fmt.Sprintf("keel-tests: QEMU crashed (%v) before the guest ran %s: starting it again", err, "/init")) {
+	if !v.console.restart(fmt.Sprintf("keel-tests: %s before the guest ran %s: starting it again", what, "/init")) {
 		return nil
 	}
 	v.mu.Lock()
@@ -202,10 +242,10 @@ func (v *VM) relaunch(err error) *os.File {
 	}
 	r, lerr := v.launch()
 	if lerr != nil {
-		v.t.Logf("QEMU crashed before the guest's init (%v) and could not be started again: %v", err, lerr)
+		v.t.Logf("%s before the guest's init and could not be started again: %v", what, lerr)
 		return nil
 	}
-	v.t.Logf("QEMU crashed before the guest's init (%v): started again (%s)", err, v.logPath)
+	v.t.Logf("%s before the guest's init: started again (%s)", what, v.logPath)
 	if v.killed.Load() { // Kill came in between: it may have missed the new process
 		v.killProcess()
 	}

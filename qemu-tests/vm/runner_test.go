@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeQEMU puts a qemu-system-x86_64 first in PATH that runs script (sh)
@@ -41,24 +42,34 @@ func countRuns(t *testing.T, runs string) int {
 	return strings.Count(string(b), "run\n")
 }
 
-// TestRelaunchEarlyCrash: QEMU aborting by itself before the guest's init
-// ran is started again, once, and the test sees only the second run.
-func TestRelaunchEarlyCrash(t *testing.T) {
-	runs := fakeQEMU(t, `if [ "$n" = 1 ]; then echo "pci 0000:00:01.0: BAR 1"; kill -ABRT $$; fi
+// TestRelaunchEarly: QEMU aborting by itself, or its guest's kernel
+// reporting a lockup (then QEMU is killed), before the guest's init ran is
+// started again, once, and the test sees only the second run; the log keeps
+// the first run and says why.
+func TestRelaunchEarly(t *testing.T) {
+	lockup := "[   28.529310] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [cryptomgr_test:52]"
+	for name, tc := range map[string]struct{ first, note, kept string }{
+		"crash":  {`echo "pci 0000:00:01.0: BAR 1"; kill -ABRT $$`, "QEMU crashed (signal: aborted) before the guest ran /init", "BAR 1"},
+		"lockup": {`echo "` + lockup + `"; exec sleep 600`, "the guest's kernel locked up (" + lockup + ") before the guest ran /init", lockup},
+	} {
+		t.Run(name, func(t *testing.T) {
+			runs := fakeQEMU(t, `if [ "$n" = 1 ]; then `+tc.first+`; fi
 echo "`+initStarted+`"
 echo "keel: up"
 `)
-	v := Start(t, Options{Kernel: fakeKernel(t)})
-	if line := v.Expect("keel: up"); line != "keel: up" {
-		t.Errorf("matched %q: want the second run's line only", line)
-	}
-	v.Wait()
-	if n := countRuns(t, runs); n != 2 {
-		t.Errorf("QEMU ran %d times, want 2", n)
-	}
-	log, err := os.ReadFile(v.LogPath())
-	if err != nil || !strings.Contains(string(log), "QEMU crashed") || !strings.Contains(string(log), "BAR 1") {
-		t.Errorf("log %s: want the first run's lines and the restart's note (%v):\n%s", v.LogPath(), err, log)
+			v := Start(t, Options{Kernel: fakeKernel(t)})
+			if line := v.Expect("keel: up"); line != "keel: up" {
+				t.Errorf("matched %q: want the second run's line only", line)
+			}
+			v.Wait()
+			if n := countRuns(t, runs); n != 2 {
+				t.Errorf("QEMU ran %d times, want 2", n)
+			}
+			log, err := os.ReadFile(v.LogPath())
+			if err != nil || !strings.Contains(string(log), tc.note+": starting it again") || !strings.Contains(string(log), tc.kept) {
+				t.Errorf("log %s: want the first run's lines and the restart's note (%v):\n%s", v.LogPath(), err, log)
+			}
+		})
 	}
 }
 
@@ -85,5 +96,40 @@ func TestNoRelaunchAfterInit(t *testing.T) {
 				t.Errorf("QEMU ran %d times, want %d", n, want)
 			}
 		})
+	}
+}
+
+// TestNoRelaunchLockupAfterInit: a lockup once the guest's init runs is
+// left to the test (the disks may have changed): QEMU is not killed.
+func TestNoRelaunchLockupAfterInit(t *testing.T) {
+	runs := fakeQEMU(t, `echo "`+initStarted+`"
+echo "[   40.1] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"
+sleep 1
+echo "still running"
+`)
+	v := Start(t, Options{Kernel: fakeKernel(t)})
+	v.Expect("still running")
+	v.Wait()
+	if n := countRuns(t, runs); n != 1 {
+		t.Errorf("QEMU ran %d times, want 1", n)
+	}
+}
+
+func TestEarlyLockup(t *testing.T) {
+	for _, tc := range []struct {
+		out, lockup string
+		initRan     bool
+	}{
+		{"[ 1.0] Freeing initrd memory\n", "", false},
+		{"[ 2.0] alg: ok\n[ 28.5] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [x:52]\n[ 28.5] Modules linked in:\n", "[ 28.5] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [x:52]", false},
+		{"[ 21.0] rcu: INFO: rcu_preempt self-detected stall on CPU", "[ 21.0] rcu: INFO: rcu_preempt self-detected stall on CPU", false},
+		{"[ 2.3] " + initStarted + "\n[ 30.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!\n", "", true},
+	} {
+		c := newConsole(nil, time.Now())
+		_, _ = c.Write([]byte(tc.out))
+		_, lockup, initRan := c.earlyLockup()
+		if lockup != tc.lockup || initRan != tc.initRan {
+			t.Errorf("%q: lockup %q, init ran %v; want %q, %v", tc.out, lockup, initRan, tc.lockup, tc.initRan)
+		}
 	}
 }
