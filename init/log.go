@@ -31,10 +31,21 @@ type logger struct {
 	kmsg    io.Writer
 	console io.Writer
 	level   int
+	// drain returns once what was written to the console has left it
+	// (tcdrain); nil when the console is no file. drainWait bounds
+	// Console's wait for it, stallWait the further wait after which the
+	// line is repeated in the kernel log (stalled). Tests replace them.
+	drain     func() error
+	drainWait time.Duration
+	stallWait time.Duration
 }
 
 func newLogger(console io.Writer) *logger {
-	return &logger{console: console, level: prioInfo}
+	l := &logger{console: console, level: prioInfo, drainWait: consoleDrainLimit, stallWait: consoleStallLimit}
+	if f, ok := console.(*os.File); ok {
+		l.drain = func() error { return unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) } // ENOTTY off a terminal
+	}
+	return l
 }
 
 // openKmsg switches logging to /dev/kmsg and lifts the kernel's rate limit on
@@ -89,25 +100,63 @@ func (l *logger) Debugf(format string, args ...any) { l.logf(prioDebug, format, 
 // On a terminal it returns once the line is out (tcdrain): a serial
 // console's tty drains its buffer by interrupts, while the kernel prints a
 // kmsg line synchronously, so a log line written right after could
-// otherwise land in the middle of this one. The wait is bounded.
+// otherwise land in the middle of this one. The wait is bounded: a line
+// that cannot drain (a serial port held by flow control) must not stop the
+// boot. One still not out after stallWait more is repeated in the kernel
+// log (stalled).
 func (l *logger) Console(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.console, format+"\n", args...)
-	if f, ok := l.console.(*os.File); ok {
-		drained := make(chan struct{})
-		go func() {
-			_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) // tcdrain; ENOTTY off a terminal
-			close(drained)
-		}()
-		// A line that cannot drain (a serial port held by flow control)
-		// must not stop the boot: the wait is bounded.
-		select {
-		case <-drained:
-		case <-time.After(consoleDrainLimit):
-		}
+	fmt.Fprintln(l.console, line)
+	if l.drain == nil {
+		return
+	}
+	drained := make(chan struct{})
+	go func() {
+		_ = l.drain()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(l.drainWait):
+		go l.stalled(line, drained)
 	}
 }
 
-// consoleDrainLimit bounds Console's wait for its line to leave the tty.
-const consoleDrainLimit = 200 * time.Millisecond
+// stalled repeats in the kernel log a console line that has still not left
+// the console stallWait after Console stopped waiting for it, so that what
+// an operator must see reaches the console by the kernel's own path, and
+// the journal says the console stalled. On a serial console the kernel's
+// write also restarts a transmitter waiting for an interrupt that never
+// came: it masks the port's interrupts while it prints and unmasks them
+// after, which raises the transmitter-empty interrupt again (QEMU's 16550
+// raises it whenever the interrupt is unmasked with the transmitter
+// empty). Nothing is written to the console itself, whose buffer may be
+// full, nor before /dev/kmsg is open.
+func (l *logger) stalled(line string, drained <-chan struct{}) {
+	t := time.NewTimer(l.stallWait)
+	defer t.Stop()
+	select {
+	case <-drained:
+		return
+	case <-t.C:
+	}
+	line = strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(line), "keel: "), "\n", " ") // one kmsg record
+	if len(line) > maxLine {
+		line = line[:maxLine] + "…"
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kmsg != nil {
+		fmt.Fprintf(l.kmsg, "<%d>keel: the console has not sent this line in %v: %s\n", prioErr, l.drainWait+l.stallWait, line)
+	}
+}
+
+// consoleDrainLimit bounds Console's wait for its line to leave the tty;
+// consoleStallLimit is how much longer it may take before it is repeated
+// in the kernel log: at 9600 baud a 900-byte line takes about a second.
+const (
+	consoleDrainLimit = 200 * time.Millisecond
+	consoleStallLimit = 3 * time.Second
+)

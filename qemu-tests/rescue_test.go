@@ -3,6 +3,7 @@
 package qemutests
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/keel-boot/keel/qemu-tests/vm"
@@ -42,6 +43,30 @@ func TestRescueShell(t *testing.T) {
 		m.ExpectRegexp(st.want)
 		m.Expect("keel# ") // typed ahead, the echo would mix with the output
 	}
+	m.Send("exit\n")
+	m.ExpectReboot()
+}
+
+// TestConsoleStallRepeatedInKernelLog stops the serial console's output
+// with XOFF (^S, a console frozen by a keystroke) before the boot fails:
+// the emergency banner cannot leave the tty, so keel repeats it in the
+// kernel log, whose console write ignores the tty's flow control. XON
+// releases the banner and the shell's prompt, which were kept.
+func TestConsoleStallRepeatedInKernelLog(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	disk := vm.NewDisk(t, "", []vm.Part{{Name: "scratch", SizeMiB: 8}})
+	// rd.timeout leaves the XOFF below ample time to arrive first.
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "root=PARTLABEL=nothing rd.timeout=5"})
+	m.Expect("keel: keel starting")
+	m.Send("\x13") // XOFF: the tty stops sending
+	m.ExpectRegexp(`keel: the console has not sent this line in [0-9.]+s: BOOT FAILED: root device: timed out after \S+ waiting for PARTLABEL=nothing`)
+	if strings.Contains(m.Output(), "keel: BOOT FAILED:") {
+		t.Fatal("the banner left the console while it was stopped")
+	}
+	m.Send("\x11") // XON
+	m.Expect("keel: BOOT FAILED: root device")
+	m.Expect("keel# ")
 	m.Send("exit\n")
 	m.ExpectReboot()
 }
