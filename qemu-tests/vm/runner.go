@@ -235,7 +235,7 @@ func (v *VM) relaunch(err error) *os.File {
 		return nil
 	}
 	v.mu.Lock()
-	v.restarted = true
+	v.restarted, v.lockup = true, "" // the lockup, if any, was the first run's
 	v.mu.Unlock()
 	if v.killed.Load() {
 		return nil
@@ -374,6 +374,11 @@ func (v *VM) fail(what string, err error) {
 	if err == errExited {
 		<-v.done
 		err = fmt.Errorf("QEMU exited (%s) first", exitStatus(v.exitErr))
+		v.mu.Lock()
+		if v.lockup != "" { // killed by watchLockup, not started again
+			err = fmt.Errorf("%w, killed after the guest's kernel locked up before its init: %s", err, v.lockup)
+		}
+		v.mu.Unlock()
 	}
 	v.t.Fatalf("%s: %v\nlast %d console lines:\n\t%s\nfull log: %s",
 		what, err, tailLines, strings.Join(v.console.tail(tailLines), "\n\t"), v.logPath)

@@ -99,6 +99,41 @@ func TestNoRelaunchAfterInit(t *testing.T) {
 	}
 }
 
+// TestLockupAfterRestart: a lockup in the run that was already started again
+// still ends it at once (QEMU killed), and the failure names the lockup.
+func TestLockupAfterRestart(t *testing.T) {
+	runs := fakeQEMU(t, `if [ "$n" = 1 ]; then kill -ABRT $$; fi
+echo "[   21.0] rcu: INFO: rcu_preempt self-detected stall on CPU"; exec sleep 600
+`)
+	v := Start(t, Options{Kernel: fakeKernel(t)})
+	<-v.done
+	if n := countRuns(t, runs); n != 2 {
+		t.Errorf("QEMU ran %d times, want 2", n)
+	}
+	v.mu.Lock()
+	lockup := v.lockup
+	v.mu.Unlock()
+	if v.exitErr == nil || !strings.Contains(v.exitErr.Error(), "killed") || lockup != "[   21.0] rcu: INFO: rcu_preempt self-detected stall on CPU" {
+		t.Errorf("exit %v, lockup %q: want QEMU killed for the second run's stall", v.exitErr, lockup)
+	}
+}
+
+// TestRestartForgetsLockup: once the run is started again after a lockup,
+// a later end of it is not blamed on that lockup.
+func TestRestartForgetsLockup(t *testing.T) {
+	fakeQEMU(t, `if [ "$n" = 1 ]; then echo "watchdog: BUG: soft lockup - CPU#0 stuck for 22s!"; exec sleep 600; fi
+echo "`+initStarted+`"; kill -ABRT $$
+`)
+	v := Start(t, Options{Kernel: fakeKernel(t)})
+	<-v.done
+	v.mu.Lock()
+	lockup := v.lockup
+	v.mu.Unlock()
+	if lockup != "" || v.exitErr == nil || !strings.Contains(v.exitErr.Error(), "abort") {
+		t.Errorf("exit %v, lockup %q: want the second run's abort alone", v.exitErr, lockup)
+	}
+}
+
 // TestNoRelaunchLockupAfterInit: a lockup once the guest's init runs is
 // left to the test (the disks may have changed): QEMU is not killed.
 func TestNoRelaunchLockupAfterInit(t *testing.T) {
