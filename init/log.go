@@ -77,16 +77,27 @@ func (l *logger) logf(prio int, format string, args ...any) {
 	}
 	msg := fmt.Sprintf(format, args...)
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
-		if len(line) > maxLine {
-			line = line[:maxLine] + "…"
+		if !l.kmsgLine(prio, line) {
+			fmt.Fprintf(l.console, "keel: %s\n", truncate(line))
 		}
-		if l.kmsg != nil {
-			if _, err := fmt.Fprintf(l.kmsg, "<%d>keel: %s\n", prio, line); err == nil {
-				continue
-			}
-		}
-		fmt.Fprintf(l.console, "keel: %s\n", line)
 	}
+}
+
+// kmsgLine writes line to /dev/kmsg as one record at prio, and reports
+// whether it could (false before openKmsg). The caller holds mu.
+func (l *logger) kmsgLine(prio int, line string) bool {
+	if l.kmsg == nil {
+		return false
+	}
+	_, err := fmt.Fprintf(l.kmsg, "<%d>keel: %s\n", prio, truncate(line))
+	return err == nil
+}
+
+func truncate(line string) string {
+	if len(line) > maxLine {
+		return line[:maxLine] + "…"
+	}
+	return line
 }
 
 func (l *logger) Errorf(format string, args ...any) { l.logf(prioErr, format, args...) }
@@ -143,14 +154,9 @@ func (l *logger) stalled(line string, drained <-chan struct{}) {
 	case <-t.C:
 	}
 	line = strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(line), "keel: "), "\n", " ") // one kmsg record
-	if len(line) > maxLine {
-		line = line[:maxLine] + "…"
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.kmsg != nil {
-		fmt.Fprintf(l.kmsg, "<%d>keel: the console has not sent this line in %v: %s\n", prioErr, l.drainWait+l.stallWait, line)
-	}
+	l.kmsgLine(prioErr, fmt.Sprintf("the console has not sent this line in %v: %s", l.drainWait+l.stallWait, line))
 }
 
 // consoleDrainLimit bounds Console's wait for its line to leave the tty;

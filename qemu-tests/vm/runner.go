@@ -156,6 +156,14 @@ func (v *VM) watchLockup() {
 	}
 }
 
+// lockupReport is the lockup watchLockup killed QEMU for, "" if none
+// (or once the run was started again).
+func (v *VM) lockupReport() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.lockup
+}
+
 // launch starts QEMU and returns the read end of its console.
 func (v *VM) launch() (*os.File, error) {
 	cmd := exec.Command(v.qemu, v.args...)
@@ -222,11 +230,8 @@ func (v *VM) relaunch(err error) *os.File {
 	if !errors.As(err, &exit) || v.killed.Load() || v.restarted {
 		return nil
 	}
-	v.mu.Lock()
-	lockup := v.lockup
-	v.mu.Unlock()
 	what := fmt.Sprintf("QEMU crashed (%v)", err)
-	if lockup != "" {
+	if lockup := v.lockupReport(); lockup != "" {
 		what = fmt.Sprintf("the guest's kernel locked up (%s)", lockup)
 	} else if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() == syscall.SIGKILL {
 		return nil
@@ -374,11 +379,9 @@ func (v *VM) fail(what string, err error) {
 	if err == errExited {
 		<-v.done
 		err = fmt.Errorf("QEMU exited (%s) first", exitStatus(v.exitErr))
-		v.mu.Lock()
-		if v.lockup != "" { // killed by watchLockup, not started again
-			err = fmt.Errorf("%w, killed after the guest's kernel locked up before its init: %s", err, v.lockup)
+		if lockup := v.lockupReport(); lockup != "" { // killed by watchLockup, not started again
+			err = fmt.Errorf("%w, killed after the guest's kernel locked up before its init: %s", err, lockup)
 		}
-		v.mu.Unlock()
 	}
 	v.t.Fatalf("%s: %v\nlast %d console lines:\n\t%s\nfull log: %s",
 		what, err, tailLines, strings.Join(v.console.tail(tailLines), "\n\t"), v.logPath)

@@ -110,9 +110,7 @@ echo "[   21.0] rcu: INFO: rcu_preempt self-detected stall on CPU"; exec sleep 6
 	if n := countRuns(t, runs); n != 2 {
 		t.Errorf("QEMU ran %d times, want 2", n)
 	}
-	v.mu.Lock()
-	lockup := v.lockup
-	v.mu.Unlock()
+	lockup := v.lockupReport()
 	if v.exitErr == nil || !strings.Contains(v.exitErr.Error(), "killed") || lockup != "[   21.0] rcu: INFO: rcu_preempt self-detected stall on CPU" {
 		t.Errorf("exit %v, lockup %q: want QEMU killed for the second run's stall", v.exitErr, lockup)
 	}
@@ -126,9 +124,7 @@ echo "`+initStarted+`"; kill -ABRT $$
 `)
 	v := Start(t, Options{Kernel: fakeKernel(t)})
 	<-v.done
-	v.mu.Lock()
-	lockup := v.lockup
-	v.mu.Unlock()
+	lockup := v.lockupReport()
 	if lockup != "" || v.exitErr == nil || !strings.Contains(v.exitErr.Error(), "abort") {
 		t.Errorf("exit %v, lockup %q: want the second run's abort alone", v.exitErr, lockup)
 	}
