@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/datapart"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
@@ -357,4 +358,29 @@ func TestEagerSessionLimited(t *testing.T) {
 	if !maps.Equal(s.Priority, loadPriority(plan)) {
 		t.Errorf("Priority = %v, want loadPriority's %v", s.Priority, loadPriority(plan))
 	}
+}
+
+// TestEagerModulesOnDemand: the file systems, dm-crypt and the cipher modes
+// dm-crypt asks for by name load only when a boot needs them (a mount, a
+// LUKS volume seen: dataModules), not with the eager plan; what they depend
+// on stays eager only if something eager needs it too.
+func TestEagerModulesOnDemand(t *testing.T) {
+	plan := []bakedconf.Module{
+		{Name: "virtio_blk"}, {Name: "squashfs"}, {Name: "dm_mod"},
+		{Name: "dm_verity", Deps: []string{"dm_mod"}},
+		{Name: "dm_crypt", Deps: []string{"dm_mod"}},
+		{Name: "xts"}, {Name: "ecb"}, {Name: "cbc"},
+		{Name: "raid6_pq"}, {Name: "btrfs", Deps: []string{"raid6_pq"}},
+		{Name: "i6300esb"},
+	}
+	got := strings.Join(names(eagerModules(plan)), " ")
+	if want := "virtio_blk squashfs dm_mod dm_verity"; got != want {
+		t.Errorf("eagerModules = %q, want %q", got, want)
+	}
+	for _, m := range dataModules(plan, datapart.LUKS) {
+		if m.Name == "raid6_pq" {
+			return
+		}
+	}
+	t.Errorf("dataModules(LUKS) = %v: want btrfs's chain with dm-crypt", names(dataModules(plan, datapart.LUKS)))
 }
