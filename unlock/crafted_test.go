@@ -230,10 +230,10 @@ func TestHostileMetadata(t *testing.T) {
 			set(m, "segments.0.offset", "134250496")
 			set(m, "segments.0.size", "4096")
 		}, err: "segments.0: 4096 bytes of data at byte 134250496 go past the end of the device (20971520 bytes)"},
-		{name: "area beyond the device, data within", edit: func(m map[string]any) {
+		{name: "keyslots area over the data", edit: func(m map[string]any) {
 			set(m, "config.keyslots_size", "134217728")
 			set(m, "keyslots.0.area.offset", "100663296")
-		}, noSlot: true, err: "key slot 0: the keyslot area (256000 bytes at byte 100663296) goes past the end of the device (20971520 bytes)"},
+		}, err: "segments.0.offset: 16777216, expected at least 134250496: the data begin after both copies of the header and the keyslots area"},
 		{name: "keyslots area too large", edit: func(m map[string]any) { set(m, "config.keyslots_size", "1099511627776") },
 			err: "config.keyslots_size: 1099511627776 bytes, expected at most 134217728"},
 		// Data segments.
@@ -247,7 +247,25 @@ func TestHostileMetadata(t *testing.T) {
 		{name: "segment size 0", edit: seg("size", "0"), err: "segments.0.size: 0 bytes, expected a non-zero multiple of the 4096-byte sector"},
 		{name: "segment sector size 1000", edit: seg("sector_size", 1000), err: "segments.0.sector_size: 1000, expected 512, 1024, 2048 or 4096"},
 		{name: "segment cipher with a space", edit: seg("encryption", "aes-xts-plain64 0"),
-			err: `segments.0.encryption: "aes-xts-plain64 0": character ' ' is not allowed in a cipher specification`},
+			err: `segments.0.encryption: cipher "aes-xts-plain64 0" is not supported for the data segment, expected aes-xts-plain64`},
+		// A header is not authenticated by the passphrase: a cipher that
+		// ignores the key, or a key count that leaves each key empty,
+		// would map chosen plaintext behind the owner's passphrase.
+		{name: "segment cipher null", edit: seg("encryption", "cipher_null-ecb"),
+			err: `segments.0.encryption: cipher "cipher_null-ecb" is not supported for the data segment, expected aes-xts-plain64`},
+		{name: "segment cipher null, key count", edit: seg("encryption", "cipher_null:128-ecb"),
+			err: `segments.0.encryption: cipher "cipher_null:128-ecb" is not supported for the data segment`},
+		{name: "segment cipher null, kernel API", edit: seg("encryption", "capi:ecb(cipher_null)-plain"),
+			err: `segments.0.encryption: cipher "capi:ecb(cipher_null)-plain" is not supported for the data segment`},
+		{name: "segment cipher aes, key count", edit: seg("encryption", "aes:64-xts-plain64"),
+			err: `segments.0.encryption: cipher "aes:64-xts-plain64" is not supported for the data segment`},
+		{name: "segment cipher serpent", edit: seg("encryption", "serpent-xts-plain64"),
+			err: `segments.0.encryption: cipher "serpent-xts-plain64" is not supported for the data segment`},
+		// The data must not overlap what anyone can write in the clear.
+		{name: "segment over the keyslots area", edit: seg("offset", "1048576"),
+			err: "segments.0.offset: 1048576, expected at least 16777216: the data begin after both copies of the header and the keyslots area"},
+		{name: "segment over the header", edit: seg("offset", "0"),
+			err: "segments.0.offset: 0, expected at least 16777216"},
 		{name: "segment integrity", edit: seg("integrity", map[string]any{"type": "hmac(sha256)"}),
 			err: "segments.0.integrity: authenticated encryption (dm-integrity) is not supported"},
 		{name: "segment linear", edit: seg("type", "linear"), err: `segments.0.type: "linear" segments are not supported, expected crypt`},

@@ -74,7 +74,7 @@ func TestNumbered(t *testing.T) {
 // TestMetadataOptional checks members that may be left out: when given,
 // null too, they must be valid.
 func TestMetadataOptional(t *testing.T) {
-	const seg = `"segments":{"0":{"type":"crypt","offset":"32768","size":"dynamic","iv_tweak":"0","encryption":"aes-xts-plain64","sector_size":512%s}}`
+	const seg = `"segments":{"0":{"type":"crypt","offset":"16777216","size":"dynamic","iv_tweak":"0","encryption":"aes-xts-plain64","sector_size":512%s}}`
 	const cfg = `"config":{"json_size":"12288","keyslots_size":"16744448"%s}`
 	const slot = `"keyslots":{"0":{"type":"luks2","key_size":64%s,"kdf":{"type":"pbkdf2","hash":"sha256","iterations":1000,"salt":""},
 		"af":{"type":"luks1","stripes":4000,"hash":"sha256"},"area":{"type":"raw","offset":"32768","size":"258048","encryption":"aes-xts-plain64","key_size":64}}}`
