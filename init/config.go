@@ -48,7 +48,7 @@ func (b *boot) loadConfig() error {
 	b.rep.Init = cfg.Init
 	b.log.Infof("keel starting: %s", strings.TrimSpace(string(cmdline)))
 	if baked.Locked {
-		return lockedKernelOptions(string(cmdline))
+		return lockedKernelOptions(string(cmdline), baked.Cmdline)
 	}
 	return nil
 }

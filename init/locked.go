@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -101,14 +102,57 @@ func consoleHides(printk string, prio int) bool {
 // that a stick with keel labels is chosen instead.
 var deviceHidingOptions = []string{"module_blacklist", "initcall_blacklist", "modprobe.blacklist"}
 
+// systemdAllowed are the systemd options a locked initramfs lets through:
+// what systemd logs and shows, and those keel reads itself (the parser
+// refuses their overrides). Every other systemd.* option can change what the
+// booted system runs — systemd.run= runs a command as root, systemd.unit=
+// and systemd.wants= start a rescue target or debug-shell.service,
+// systemd.mount-extra= mounts a second disk's file system, systemd.set_credential=
+// hands credentials to units — and keel cannot take an option off the
+// command line systemd reads.
+var systemdAllowed = []string{
+	"systemd.log_level", "systemd.log_target", "systemd.log_color", "systemd.log_location",
+	"systemd.log_time", "systemd.log_tid", "systemd.show_status", "systemd.status_unit_format",
+	"systemd.volatile", "systemd.verity", "systemd.verity_root_data", "systemd.verity_root_hash",
+	"systemd.verity_root_options",
+}
+
+// runlevelWords are the words the kernel hands to the init as arguments
+// that make systemd boot into rescue.target or emergency.target.
+var runlevelWords = []string{"emergency", "rescue", "single", "s", "S", "1", "-s", "-b"}
+
 // lockedKernelOptions refuses to boot a locked initramfs whose command line
-// holds a device-hiding kernel option, naming it.
-func lockedKernelOptions(cmdline string) error {
+// holds a device-hiding kernel option, a systemd option that changes what
+// the booted system runs (systemdAllowed), or a rescue runlevel word,
+// naming it. An option the baked line holds word for word (mkinitrd
+// --cmdline) is the builder's and allowed, though it is on the real line
+// that systemd reads it.
+func lockedKernelOptions(cmdline, baked string) error {
+	builder := map[string]bool{}
+	for _, p := range kargs.Split(baked) {
+		builder[p.String()] = true
+	}
 	for _, p := range kargs.Split(cmdline) {
-		for _, name := range deviceHidingOptions {
-			if p.Name() == name {
-				return fmt.Errorf("command line: %s: refused: the initramfs is locked and this kernel option hides devices or drivers (the system disk could be replaced by another disk); remove it", p)
+		if builder[p.String()] {
+			continue
+		}
+		name := p.Name()
+		if slices.Contains(deviceHidingOptions, name) {
+			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this kernel option hides devices or drivers (the system disk could be replaced by another disk); remove it", p)
+		}
+		// systemd splits and unquotes the line itself, with single quotes
+		// and backslashes too: 'systemd.run=…' is its systemd.run=.
+		name = strings.Map(func(r rune) rune {
+			if r == '\'' || r == '"' || r == '\\' {
+				return -1
 			}
+			return r
+		}, name)
+		if strings.HasPrefix(name, "systemd.") && !slices.Contains(systemdAllowed, name) && !strings.HasPrefix(name, "systemd.journald.") {
+			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this systemd option can change what the booted system runs (a command, a unit, a mount, a shell); remove it, or bake it with mkinitrd --cmdline to allow exactly this value", p)
+		}
+		if !p.HasValue && (slices.Contains(runlevelWords, p.Key) || slices.Contains(runlevelWords, strings.ReplaceAll(name, "_", "-"))) {
+			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this word boots systemd into a rescue or emergency shell; remove it", p)
 		}
 	}
 	return nil

@@ -116,19 +116,69 @@ func TestCheckAuthenticated(t *testing.T) {
 // TestLockedKernelOptions: a locked init refuses kernel options that hide
 // devices, by name; others pass.
 func TestLockedKernelOptions(t *testing.T) {
+	const baked = "systemd.unit=kiosk.target quiet"
 	for _, c := range []struct {
 		cmdline string
 		refused string
 	}{
 		{"console=ttyS0 quiet", ""},
-		{"module_blacklist=nvme,ahci root=x", "module_blacklist=nvme,ahci"},
+		{"module_blacklist=nvme,ahci root=x", "module_blacklist=nvme,ahci: refused: the initramfs is locked and this kernel option hides devices"},
 		{`initcall_blacklist="virtio_blk_init"`, "initcall_blacklist"},
 		{"modprobe.blacklist=ahci", "modprobe.blacklist=ahci"},
 		{"module_blacklisted=x", ""},
+		// systemd options that run something: refused by name.
+		{`"systemd.run=/bin/sh -c id" systemd.run_success_action=none`, `"systemd.run=/bin/sh -c id": refused: the initramfs is locked and this systemd option can change what the booted system runs`},
+		{"quiet systemd.debug_shell", "systemd.debug_shell: refused"},
+		{"systemd.debug-shell=1", "systemd.debug-shell=1: refused"},
+		{"systemd.unit=emergency.target", "systemd.unit=emergency.target: refused"},
+		{"systemd.wants=debug-shell.service", "systemd.wants=debug-shell.service: refused"},
+		{"systemd.mount-extra=/dev/sdb1:/etc", "systemd.mount-extra=/dev/sdb1:/etc: refused"},
+		{"systemd.set_credential=passwd.plaintext-password.root:x", "systemd.set_credential=passwd.plaintext-password.root:x: refused"},
+		{"systemd.unit=rescue.target systemd.unit=kiosk.target", "systemd.unit=rescue.target: refused"},
+		{"emergency", "emergency: refused: the initramfs is locked and this word boots systemd into a rescue or emergency shell"},
+		{"console=ttyS0 single", "single: refused"},
+		{"S", "S: refused"},
+		{"1", "1: refused"},
+		{"-b", "-b: refused"},
+		// systemd unquotes with single quotes and backslashes too.
+		{`'systemd.run=/bin/sh -c id'`, `'systemd.run=/bin/sh: refused`},
+		{`sys'temd.debug_shell'`, `sys'temd.debug_shell': refused`},
+		{`\systemd.debug_shell`, `refused`},
+		{`'emergency'`, `'emergency': refused`},
+		// What systemd logs and shows, keel's own options, the builder's
+		// baked words, a runlevel word as a value: let through.
+		{"systemd.log_level=debug systemd.show_status=0 systemd.journald.forward_to_console=1 systemd.log-target=console", ""},
+		{"systemd.volatile=overlay systemd.verity=1", ""},
+		{"systemd.unit=kiosk.target", ""},
+		{"rescue=1 emergency.x S=1", ""},
 	} {
-		err := lockedKernelOptions(c.cmdline)
+		err := lockedKernelOptions(c.cmdline, baked)
 		if (err == nil) != (c.refused == "") || err != nil && !strings.Contains(err.Error(), c.refused) {
 			t.Errorf("lockedKernelOptions(%q) = %v, want refusal of %q", c.cmdline, err, c.refused)
 		}
 	}
+}
+
+// FuzzLockedKernelOptions: whatever comes before it, a word that runs
+// something in the booted system is refused, unless the line before it
+// leaves a double quote open (then it is part of a quoted word, for the
+// kernel and for systemd alike); a refusal always names a word of the line.
+func FuzzLockedKernelOptions(f *testing.F) {
+	f.Add("console=ttyS0 quiet", "systemd.unit=kiosk.target")
+	f.Add(`"a b" 'c`, "")
+	f.Add(`systemd.log_level=debug emergency=1`, "x")
+	f.Fuzz(func(t *testing.T, prefix, baked string) {
+		if err := lockedKernelOptions(prefix, baked); err != nil && !strings.Contains(err.Error(), ": refused: the initramfs is locked") {
+			t.Fatalf("lockedKernelOptions(%q) = %v: not a refusal", prefix, err)
+		}
+		if strings.Count(prefix, `"`)%2 != 0 {
+			return
+		}
+		for _, w := range []string{"systemd.run=/bin/sh", "systemd.debug_shell", "systemd.unit=rescue.target", "module_blacklist=ahci", "single", "-b"} {
+			err := lockedKernelOptions(prefix+" "+w, "")
+			if err == nil {
+				t.Fatalf("lockedKernelOptions(%q) = nil: want %s refused", prefix+" "+w, w)
+			}
+		}
+	})
 }

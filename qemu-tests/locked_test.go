@@ -131,6 +131,27 @@ func TestLockedRefusesOverrides(t *testing.T) {
 	}
 }
 
+// TestLockedRefusesSystemdShell: a locked initramfs whose command line asks
+// systemd to run a command (systemd.run=, which systemd's run generator
+// starts as root from the verified image's own shell) does not hand over
+// to systemd: the boot fails naming the option and the machine reboots,
+// and the command never runs.
+func TestLockedRefusesSystemdShell(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	key := signingKey(t, "release")
+	a := seal(t, payloadTree(t, "image-a"), key, "img-a")
+	disk := abDisk(t, &a, nil)
+	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--locked", "--trust", key+".pub"), Disks: []string{disk.Path},
+		Cmdline: `"systemd.run=/bin/sh -c 'echo pwned'" systemd.run_success_action=none`})
+	m.Expect("keel: BOOT FAILED:")
+	m.Expect(`"systemd.run=/bin/sh -c 'echo pwned'": refused: the initramfs is locked`)
+	m.ExpectReboot()
+	if strings.Contains(m.Output(), "switching root") {
+		t.Error("the locked initramfs handed the command line's systemd.run= to the booted system")
+	}
+}
+
 // wantRefused checks that boot.json's refused list names each option, with
 // a reason that says the initramfs is locked.
 func wantRefused(t testing.TB, br keelreport.Report, options []string) {
