@@ -332,3 +332,34 @@ func FuzzSelect(f *testing.F) {
 		}
 	})
 }
+
+// TestGoodSlotNeverLostToSetNext: a slot retired, then booted with slot=
+// and marked good (MarkGood leaves its priority 0), is the fallback of the
+// next update: when the update's tries run out, it boots. SetNext used to
+// leave it at priority 0, and no slot booted.
+func TestGoodSlotNeverLostToSetNext(t *testing.T) {
+	s := DefaultState()
+	boot := func() Slot {
+		t.Helper()
+		c, err := s.Choose("", 0)
+		if err != nil {
+			t.Fatalf("no slot boots: %v (state %+v)", err, s.Slots)
+		}
+		return c.Slot
+	}
+	_ = s.MarkBad(SlotA, "health check failed")
+	if c, err := s.Choose(SlotA, 0); err != nil || c.Slot != SlotA {
+		t.Fatalf("slot=a: %+v, %v", c, err)
+	}
+	_ = s.MarkGood(SlotA, "img-2", 0)
+	_ = s.MarkBad(SlotB, "install in progress")
+	_ = s.SetNext(SlotB, 3)
+	for range 3 {
+		if got := boot(); got != SlotB {
+			t.Fatalf("b on trial: %s booted", got)
+		}
+	}
+	if got := boot(); got != SlotA {
+		t.Fatalf("b's tries ran out, then %s booted: want the good a", got)
+	}
+}

@@ -185,7 +185,9 @@ func (s *State) MarkGood(x Slot, imageID string, rollback uint64) error {
 
 // SetNext makes x the slot to boot next, on trial: the top priority, tries
 // boots to be marked good. The other slot keeps its good flag, its tries
-// and, if it was bootable at all, a lower priority: it is the fallback.
+// and, if it was bootable at all or is good (a retired slot booted with
+// slot= and marked good, which MarkGood leaves at priority 0), priority 1:
+// it is the fallback, so the trial's end always has a slot to boot.
 func (s *State) SetNext(x Slot, tries int) error {
 	p, err := s.slot(x)
 	if err != nil {
@@ -195,7 +197,7 @@ func (s *State) SetNext(x Slot, tries int) error {
 		return fmt.Errorf("slot %s: %d tries, expected 1 to 255", x, tries)
 	}
 	o, _ := s.slot(x.Other())
-	if o.Priority > 0 {
+	if o.Priority > 0 || o.Good {
 		o.Priority = 1
 	}
 	*p = SlotState{Priority: 2, Tries: uint8(tries)}

@@ -166,6 +166,14 @@ func TestMutators(t *testing.T) {
 	if a := s.Slot(SlotA); a.Priority != 0 {
 		t.Errorf("SetNext(b) revived the bad slot a: %+v", a)
 	}
+	// a retired, then booted with slot=a and marked good: the next SetNext
+	// of b keeps it as b's fallback.
+	_ = s.MarkGood(SlotA, "img-8", 0)
+	_ = s.MarkBad(SlotB, "install in progress")
+	_ = s.SetNext(SlotB, 3)
+	if a := s.Slot(SlotA); a.Priority != 1 || !a.Good {
+		t.Errorf("SetNext(b) after a retired a was marked good: a is %+v, want the fallback (priority 1, good)", a)
+	}
 	for _, tries := range []int{0, -1, 256} {
 		if err := s.SetNext(SlotA, tries); err == nil {
 			t.Errorf("SetNext(a, %d) accepted", tries)
