@@ -288,3 +288,46 @@ func TestInstallRefusesRollback(t *testing.T) {
 		t.Error("seal accepted a rollback index above 2^32-1")
 	}
 }
+
+// TestMarkGoodKeepsEtcLineage: a boot of b whose /etc was not on the data
+// partition (volatile, a tmpfs overlay, a failed merge) confirms b and
+// raises the floor but leaves the last good image at a's, whose upper holds
+// the machine's configuration; a persistent boot of b moves it.
+func TestMarkGoodKeepsEtcLineage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rep  report.Report
+		move bool
+	}{
+		{"volatile", report.Report{Overlay: "tmpfs", Data: &report.Data{Device: "/dev/vda6", Volatile: true}}, false},
+		{"tmpfs overlay", report.Report{Overlay: "tmpfs", Data: &report.Data{Device: "/dev/vda6", Binds: []string{"/var"}}}, false},
+		{"merge failed", report.Report{Overlay: "persistent", Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/b/img-b", FreshUpper: true},
+			EtcMerge: &report.EtcMerge{FromSlot: "a", FromImage: "img-a", Error: "no space left on device"}}, false},
+		{"persistent", report.Report{Overlay: "persistent", Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/b/img-b"}}, true},
+		{"no data partition", report.Report{Overlay: "tmpfs"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			state := filepath.Join(dir, "bootstate")
+			if err := os.WriteFile(state, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "img-a", Overlay: "persistent",
+				Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/a/img-a"}}))
+			r := tc.rep
+			r.Mode, r.Slot, r.ImageID, r.RollbackIndex = "slot", "b", "img-b", 7
+			out := mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", writeReport(t, dir, r))
+			v := statusJSON(t, "--bootstate", state, "--boot-report", writeReport(t, dir, r))
+			want := "a/img-a"
+			if tc.move {
+				want = "b/img-b"
+			}
+			if v.LastGood != want || v.RollbackFloor != 7 || !v.Slots[1].Good {
+				t.Errorf("after mark-good of b: last good %q, floor %d, b %+v (%s); want last good %s, floor 7, b good", v.LastGood, v.RollbackFloor, v.Slots[1], out, want)
+			}
+			if !tc.move && !strings.Contains(out, "the last good image is not moved to img-b") {
+				t.Errorf("mark-good did not say why the last good image stays: %s", out)
+			}
+		})
+	}
+}

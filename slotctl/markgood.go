@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 )
 
@@ -87,8 +88,21 @@ func orNone(x slots.Slot) string {
 // the boot report's when x is the running slot (what was verified and
 // booted), else its header's. Without either the slot is still marked
 // good, but the last good image and the rollback floor stay as they were.
+//
+// The last good image is also where the next update's /etc merge reads the
+// machine's configuration from, and its upper is kept from pruning. A boot
+// whose /etc was not on the data partition's upper — volatile (the
+// partition could not be used), overlay=tmpfs with a data partition, or a
+// first boot whose merge failed — confirms the slot and raises the floor,
+// but leaves the last good image where the configuration is: moved to this
+// image, its next persistent boot would start an empty upper with nothing
+// merged, and the next update would prune the upper that held it.
 func (t *target) goodImage(e *env, x slots.Slot) (string, uint64) {
 	if r, err := t.bootReport(); err == nil && r != nil && r.Mode == "slot" && r.Slot == string(x) && r.ImageID != "" {
+		if why := etcNotPersistent(r); why != "" {
+			fmt.Fprintf(e.stdout, "slot %s: the last good image is not moved to %s: %s\n", x, r.ImageID, why)
+			return "", r.RollbackIndex
+		}
 		return r.ImageID, r.RollbackIndex
 	}
 	h, err := t.slotHeader(x)
@@ -97,6 +111,22 @@ func (t *target) goodImage(e *env, x slots.Slot) (string, uint64) {
 		return "", 0
 	}
 	return h.ImageID, h.RollbackIndex
+}
+
+// etcNotPersistent says why the boot r reports kept /etc off the data
+// partition's upper, "" when it did not (or had no data partition at all).
+func etcNotPersistent(r *report.Report) string {
+	switch d := r.Data; {
+	case d == nil:
+		return ""
+	case d.Volatile:
+		return "this boot could not use the data partition (volatile), so its /etc changes are not kept"
+	case d.Upper == "":
+		return "this boot's overlay is not on the data partition (overlay=" + r.Overlay + "), so its /etc changes are not kept"
+	case r.EtcMerge != nil && r.EtcMerge.Error != "":
+		return "this boot's /etc merge failed (" + r.EtcMerge.Error + "): the machine's configuration stays in the last good image's upper"
+	}
+	return ""
 }
 
 // slotHeader reads slot x's header from its verity partition.
