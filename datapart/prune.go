@@ -20,7 +20,8 @@ import (
 // It removes nothing else, ever: slots not in keep (say, one whose header
 // could not be read) are left whole; entries that are not directories,
 // symlinks, and directories whose names are not encoded image ids are left
-// alone; and every removal goes through an os.Root at @overlay, so no
+// alone, and so are directories that hold anything but what keel puts in
+// an upper (upperLayout); and every removal goes through an os.Root at @overlay, so no
 // symlink can lead it outside. Errors do not stop it: it prunes what it can
 // and returns them joined.
 func PruneUppers(dataRoot string, keep map[string]string) (removed []string, err error) {
@@ -72,10 +73,10 @@ func pruneSlot(root *os.Root, slot, imageID string) (removed []string, err error
 	}
 	var errs []error
 	for _, e := range entries {
-		if !isStaleUpper(e, keepName) {
+		rel := filepath.Join(slot, e.Name())
+		if !isStaleUpper(e, keepName) || !upperLayout(root, rel) {
 			continue
 		}
-		rel := filepath.Join(slot, e.Name())
 		if err := removeTree(root, rel); err != nil {
 			errs = append(errs, fmt.Errorf("pruning upper %s: %w", filepath.Join(root.Name(), rel), err))
 			continue
@@ -93,6 +94,29 @@ func isStaleUpper(e fs.DirEntry, keepName string) bool {
 	}
 	_, err := DecodeImageID(e.Name())
 	return err == nil
+}
+
+// upperLayout reports whether the directory rel holds what keel makes of
+// an upper and nothing else: upper/ or work/ (both, after NewUpper), and
+// possibly its etc-merge record. A directory a user made under a name that
+// is also an image id (@overlay/a/backup) holds other things, and is left
+// alone; an unreadable one too.
+func upperLayout(root *os.Root, rel string) bool {
+	entries, err := fs.ReadDir(root.FS(), rel)
+	if err != nil {
+		return false
+	}
+	found := false
+	for _, e := range entries {
+		switch e.Name() {
+		case "upper", "work":
+			found = found || e.IsDir()
+		case EtcMergeFile:
+		default:
+			return false
+		}
+	}
+	return found
 }
 
 // removeTree removes rel under root. overlayfs leaves work/work with mode

@@ -34,6 +34,12 @@ func TestPruneUppersRemovesOnlyStaleUppers(t *testing.T) {
 		"@overlay/c/gone/upper/f":     "slot c not in keep: untouched",
 		"@overlay/notes.txt":          "not a slot",
 		"@overlay/a/old/upper/bin/sh": "x",
+		// Named like image ids, but not laid out as keel's uppers: a
+		// user's backup, a copy with notes beside it. Kept.
+		"@overlay/a/backup/photos/1.jpg":          "user",
+		"@overlay/a/A1.before-upgrade/upper/etc/f": "user copy",
+		"@overlay/a/A1.before-upgrade/NOTES":       "why",
+		"@overlay/a/merged/etc-merge.json":         "a record alone",
 	})
 	// A symlink named like an upper, pointing outside: never followed.
 	must(t, os.Symlink(outside, filepath.Join(root, "@overlay/a/linked")))
@@ -90,7 +96,7 @@ func TestPruneUppersEdgeCases(t *testing.T) {
 	})
 	t.Run("bad keep entries", func(t *testing.T) {
 		root := t.TempDir()
-		write(t, root, map[string]string{"@overlay/a/old/f": "", "@overlay/b/old/f": "", "@overlay/x/old/f": ""})
+		write(t, root, map[string]string{"@overlay/a/old/upper/f": "", "@overlay/b/old/upper/f": "", "@overlay/x/old/upper/f": ""})
 		removed, err := PruneUppers(root, map[string]string{"a": "", "../x": "y", "b": "new"})
 		if err == nil || !strings.Contains(err.Error(), "image id") || !strings.Contains(err.Error(), "overlay slot name") {
 			t.Errorf("err = %v", err)
@@ -98,7 +104,7 @@ func TestPruneUppersEdgeCases(t *testing.T) {
 		if want := []string{filepath.Join(root, "@overlay/b/old")}; !reflect.DeepEqual(removed, want) {
 			t.Errorf("removed %v, want %v (the valid slot is still pruned)", removed, want)
 		}
-		for _, p := range []string{"@overlay/a/old/f", "@overlay/x/old/f"} {
+		for _, p := range []string{"@overlay/a/old/upper/f", "@overlay/x/old/upper/f"} {
 			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 				t.Error(err)
 			}
