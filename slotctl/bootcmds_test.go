@@ -331,3 +331,28 @@ func TestMarkGoodKeepsEtcLineage(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkGoodAfterMemoryCounting: a boot the init counted in memory (its
+// report names no bootstate device) is not confirmed on the partition the
+// label finds, whose state may have retired the slot; a boot counted on a
+// device is confirmed there.
+func TestMarkGoodAfterMemoryCounting(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "bootstate")
+	if err := os.WriteFile(state, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, nil, "mark-bad", "a", "--bootstate", state, "--boot-report", writeReport(t, dir, report.Report{Mode: "slot", Slot: "b"}))
+	mem := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "img-a", RollbackIndex: 6})
+	out := mustRun(t, nil, "mark-good", "--boot-report", mem)
+	if !strings.Contains(out, "slot a is not marked good: this boot was counted in memory") {
+		t.Errorf("mark-good after a boot counted in memory: %s", out)
+	}
+	durable := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "img-a", RollbackIndex: 6, Devices: map[string]string{"bootstate": state}})
+	if out := mustRun(t, nil, "mark-good", "--boot-report", durable); !strings.Contains(out, "slot a marked good") {
+		t.Errorf("mark-good after a durable boot: %s", out)
+	}
+	if v := statusJSON(t, "--bootstate", state, "--boot-report", durable); !v.Slots[0].Good || v.RollbackFloor != 6 {
+		t.Errorf("after the durable boot's mark-good: %+v", v)
+	}
+}

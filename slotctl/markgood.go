@@ -37,6 +37,10 @@ func (t *target) markGood(e *env, x slots.Slot) error {
 	if _, err := t.markGoodSlot([]string{string(x)}); err != nil {
 		return err
 	}
+	if why := t.countedInMemory(); why != "" {
+		fmt.Fprintf(e.stdout, "slot %s is not marked good: %s\n", x, why)
+		return nil
+	}
 	id, rollback := t.goodImage(e, x)
 	var was bootstate.State
 	s, err := t.withState(func(s *bootstate.State) error {
@@ -111,6 +115,25 @@ func (t *target) goodImage(e *env, x slots.Slot) (string, uint64) {
 		return "", 0
 	}
 	return h.ImageID, h.RollbackIndex
+}
+
+// countedInMemory says why the running boot's confirmation must not be
+// written, "" when it may: the init counted this boot in memory (its boot
+// report names no bootstate device: the partition was missing, unreadable,
+// late, or skipped for a forced slot=), so the slot it chose may be one the
+// state on disk has retired, and marking it good there — priority 0, a
+// floor raised to its index — could leave no slot to boot. The state on
+// disk is left as the last durable boot left it; --bootstate names a
+// partition to confirm the slot on anyway.
+func (t *target) countedInMemory() string {
+	if t.disk != "" || t.bootstate != "" {
+		return ""
+	}
+	r, err := t.bootReport()
+	if err != nil || r == nil || r.Mode != "slot" || r.Devices["bootstate"] != "" {
+		return ""
+	}
+	return "this boot was counted in memory (no boot state partition was read: see the warnings of " + report.Path + "), so the boot state on disk is left as it is; `slotctl mark-good --bootstate DEVICE` confirms it there anyway"
 }
 
 // etcNotPersistent says why the boot r reports kept /etc off the data
