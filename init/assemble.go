@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/keel-boot/keel/mounts"
@@ -56,7 +57,21 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		return b.assemble(layout, imageID)
 	}
 	b.rep.Overlay = mode
-	return b.checkInit(layout.NewRoot)
+	err = b.checkInit(layout.NewRoot)
+	if err != nil && mode == mounts.OverlayPersistent && b.data != nil {
+		// The image has the init but the root its upper makes does not
+		// (a whiteout, a directory over it, an upper that cannot be read):
+		// the data partition's fault, not the image's, which would retire
+		// a slot that works. The boot goes volatile, over the image alone.
+		if _, lerr := mounts.ResolveInit(layout.Lower, b.cfg.Init); lerr == nil {
+			for _, e := range b.stack.UndoTo(mark) {
+				b.log.Warnf("undo the data partition's mounts in the new root: %v", e)
+			}
+			b.volatile(b.data.dev, fmt.Errorf("the image has the init %s, but its persistent upper layer hides it: %w", b.cfg.Init, err))
+			return b.assemble(layout, imageID)
+		}
+	}
+	return err
 }
 
 func (b *boot) checkInit(newRoot string) error {

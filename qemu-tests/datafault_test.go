@@ -258,3 +258,36 @@ func TestDataHalfBoundFallsBackCompletely(t *testing.T) {
 		t.Errorf("boot.json warnings %q: want the volatile warning", br.Warnings)
 	}
 }
+
+// TestDataUpperHidingInitGoesVolatile: the persistent upper of the booted
+// image holds a directory where the image has /sbin/init (as a whiteout or
+// a package removal in the running system would hide it). The image is not
+// at fault: the boot goes volatile over the image alone, loudly, and the
+// slot stays bootable; it used to fail as an image fault, which retires a
+// slot that works (or, for the only slot, ends every boot in emergency).
+func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
+	dir := t.TempDir()
+	for _, d := range []string{"@overlay/a/img-a/upper/sbin/init", "@overlay/a/img-a/work", "@var", "@home"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "quiet"})
+	m.Expect("keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if marker(r) != "image-a" || br.Slot != "a" || br.Data == nil || !br.Data.Volatile || br.Overlay != "tmpfs" {
+		t.Errorf("marker %q slot %q data %+v overlay %q: want image-a booted volatile from slot a", marker(r), br.Slot, br.Data, br.Overlay)
+	}
+	if !strings.Contains(strings.Join(br.Warnings, "\n"), "persistent upper layer hides it") {
+		t.Errorf("boot.json warnings %q: want why the data partition was not used", br.Warnings)
+	}
+	if s := diskStatus(t, disk.Path).slot(t, "a"); s.Priority == 0 || s.Reason != "" {
+		t.Errorf("slot a after the boot: %+v: want it still bootable, with no fault recorded", s)
+	}
+}
