@@ -140,6 +140,24 @@ func Save(st Store, s *State) error {
 	return nil
 }
 
+// SaveBoth is Save, then s written once more into the other copy (the next
+// sequence, the same state): both copies then hold s, so that one copy
+// going bad later (a corrupt block, not a power cut) cannot take s back to
+// the state before it. Each write keeps Save's guarantee: a cut in the
+// second leaves the first, which already holds s. slotctl saves this way
+// (a confirmation, a retirement, an update set next); the init's own
+// per-boot write does not, since losing it costs at most one boot's count,
+// and a second flush would cost every boot.
+func SaveBoth(st Store, s *State) error {
+	if err := Save(st, s); err != nil {
+		return err
+	}
+	if err := Save(st, s); err != nil {
+		return fmt.Errorf("the new state is written, but not its second copy: %w", err)
+	}
+	return nil
+}
+
 // ErrForeign is wrapped by CheckWritable and Save when the store holds
 // something other than keel records or blank bytes.
 var ErrForeign = errors.New("not a keel boot state")

@@ -219,3 +219,41 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestSaveBothSurvivesOneBadCopy: a state saved with SaveBoth is read back
+// whichever copy goes bad afterwards; with Save alone, a bad newest copy
+// gives the state before it (a confirmed slot back on its last try).
+func TestSaveBothSurvivesOneBadCopy(t *testing.T) {
+	before := DefaultState()
+	before.Slots[1] = SlotState{Priority: 2, Tries: 0}
+	for _, both := range []bool{true, false} {
+		for bad := range 2 {
+			m := NewMemStore(BootStateMinSize)
+			s := before
+			if err := Save(m, &s); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.MarkGood(SlotB, "img-b", 3); err != nil {
+				t.Fatal(err)
+			}
+			save := Save
+			if both {
+				save = SaveBoth
+			}
+			if err := save(m, &s); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.WriteAt([]byte("rot"), copyOffset(bad)+40); err != nil {
+				t.Fatal(err)
+			}
+			got := mustLoad(t, m)
+			kept := got.Slot(SlotB).Good && got.LastGood.ImageID == "img-b" && got.RollbackFloor == 3
+			// Save alone wrote the confirmation into copy 1 (copy 0 held
+			// the first record): it is lost when copy 1 rots.
+			want := both || bad != 1
+			if kept != want {
+				t.Errorf("SaveBoth=%v, copy %d bad: loaded %+v, confirmation kept %v, want %v", both, bad, got, kept, want)
+			}
+		}
+	}
+}

@@ -156,7 +156,7 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 	if s == before {
 		return s, nil
 	}
-	if err := bootstate.Save(p, &s); err != nil {
+	if err := bootstate.SaveBoth(p, &s); err != nil {
 		return s, fmt.Errorf("%s: %w", p, err)
 	}
 	return s, nil
