@@ -34,7 +34,14 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		b.rep.Warn("overlay=persistent but no usable data partition: the upper layer is tmpfs")
 		mode = mounts.OverlayTmpfs
 	}
-	defer b.mergeEtc(layout, mode, upper)() // the base is undone before switch_root
+	wait, failed := b.mergeEtc(layout, mode, upper)
+	defer wait() // the base is undone before switch_root
+	if failed {
+		// No upper was made, so the next boot merges again; this one runs
+		// over tmpfs, the data partition's /var and /home still bound.
+		mode, upper = mounts.OverlayTmpfs, ""
+		b.rep.Data.Upper, b.rep.Data.FreshUpper = "", false
+	}
 	ms, err := layout.RootMounts(mode, upper)
 	if err != nil {
 		return err

@@ -28,14 +28,18 @@ const baseMount = "/run/keel/base"
 // changes of the image last marked good carried over (docs/data.md). It
 // runs once per image: only when the upper is fresh, and the upper is
 // created with the merge in one atomic step (datapart.NewUpper). A failed
-// merge never fails the boot: it says so loudly and the boot goes on with
-// the new image's own /etc. The old image's mount and mapping are undone
-// while the boot goes on; the returned wait, to be called before the new
-// root is switched into, waits for that.
-func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) {
+// merge never fails the boot: it says so loudly, makes no upper and
+// reports failed, and the boot goes on over a tmpfs upper with the new
+// image's own /etc (the data partition's /var and /home still bound), so
+// that the next boot merges again while the last good image's upper, which
+// holds the machine's configuration, stays (slotctl mark-good does not
+// move the last good image off it). The old image's mount and mapping are
+// undone while the boot goes on; the returned wait, to be called before
+// the new root is switched into, waits for that.
+func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), failed bool) {
 	wait = func() {}
 	if mode != mounts.OverlayPersistent || upper == "" || b.rep.Data == nil || !b.rep.Data.FreshUpper {
-		return wait
+		return wait, false
 	}
 	slot, id, ok := b.lastGood()
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
@@ -45,7 +49,7 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 		if err := (datapart.NewUpper{Dir: upper, NoFlush: true}).Create(); err != nil {
 			b.log.Warnf("making the upper %s: %v (the mount makes it)", upper, err)
 		}
-		return wait
+		return wait, false
 	}
 	start := time.Now()
 	m := &report.EtcMerge{FromSlot: slot, FromImage: id}
@@ -86,8 +90,8 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 	m.Ms = float64(time.Since(start).Microseconds()) / 1000
 	b.rep.EtcMerge = m
 	if err != nil {
-		b.etcMergeFailed(upper, m, err)
-		return wait
+		b.etcMergeFailed(m, err)
+		return wait, true
 	}
 	b.log.Console("keel: %s", m.Summary())
 	for _, c := range m.Conflicts {
@@ -97,7 +101,7 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func()) 
 	for _, s := range m.Skipped {
 		b.log.Infof("/etc merge skipped %s", s)
 	}
-	return wait
+	return wait, false
 }
 
 // plainDirs reports whether each of rels under dir is a directory or
@@ -144,21 +148,14 @@ func writeMergeRecord(dir string, m *report.EtcMerge) error {
 	return os.WriteFile(filepath.Join(dir, datapart.EtcMergeFile), append(b, '\n'), 0o644)
 }
 
-// etcMergeFailed reports a failed merge loudly and makes the upper empty,
-// with the failure recorded next to it (the mount would make it anyway).
-func (b *boot) etcMergeFailed(upper string, m *report.EtcMerge, err error) {
+// etcMergeFailed reports a failed merge loudly. No upper is made: the
+// next boot finds it fresh and merges again.
+func (b *boot) etcMergeFailed(m *report.EtcMerge, err error) {
 	m.Error = err.Error()
-	msg := m.Summary()
+	msg := m.Summary() + "; this boot's upper layer is tmpfs, and the merge is tried again at the next boot"
 	b.log.Errorf("%s", msg)
 	b.log.Console("keel: WARNING: %s", msg)
 	b.rep.Warn("%s", msg)
-	if _, serr := os.Lstat(upper); serr == nil {
-		return
-	}
-	rec := datapart.NewUpper{Dir: upper, Fill: func(tmp string) error { return writeMergeRecord(tmp, m) }}
-	if err := rec.Create(); err != nil {
-		b.log.Warnf("/etc merge: recording the failure: %v", err)
-	}
 }
 
 // openBase mounts the last-good image read-only through dm-verity, its

@@ -291,3 +291,41 @@ func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 		t.Errorf("slot a after the boot: %+v: want it still bootable, with no fault recorded", s)
 	}
 }
+
+// TestEtcMergeFailureRetried: the first boot of a new image (slot a, fresh
+// upper) whose /etc merge fails — the last good image's upper holds a file
+// where its etc/ should be — says so, boots over a tmpfs upper with the
+// data partition's /var still bound, and makes no upper: the next boot
+// merges again (it used to commit an empty upper, so the merge never ran
+// again and the next update pruned the machine's configuration).
+func TestEtcMergeFailureRetried(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
+	b := seal(t, payloadTree(t, "image-old"), "", "img-old")
+	dir := t.TempDir()
+	vm.WriteFile(t, dir, "@overlay/b/img-old/upper/etc", "a file where the old upper's etc/ should be")
+	for _, d := range []string{"@overlay/b/img-old/work", "@var", "@home"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+	slotctlDisk(t, disk.Path, "mark-good", "b") // the last good image: b/img-old
+	slotctlDisk(t, disk.Path, "set-next", "a")
+	rd := initrd(t)
+	for boot := 1; boot <= 2; boot++ {
+		m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}, Cmdline: "quiet"})
+		m.Expect("keel: WARNING: /etc merge from slot b (image img-old) FAILED")
+		m.Expect("this boot's upper layer is tmpfs, and the merge is tried again at the next boot")
+		r := m.ExpectReport()
+		m.ExpectPowerOff()
+		br := bootReport(t, r)
+		if marker(r) != "image-a" || br.Slot != "a" || br.Overlay != "tmpfs" || br.Data == nil || br.Data.Volatile || br.Data.Upper != "" || len(br.Data.Binds) == 0 {
+			t.Errorf("boot %d: marker %q slot %q overlay %q data %+v: want image-a over tmpfs with the data partition's binds", boot, marker(r), br.Slot, br.Overlay, br.Data)
+		}
+		if br.EtcMerge == nil || !strings.Contains(br.EtcMerge.Error, "expected a directory") {
+			t.Errorf("boot %d: etc_merge %+v: want the failure", boot, br.EtcMerge)
+		}
+	}
+}
