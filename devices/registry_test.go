@@ -364,3 +364,29 @@ func TestConcurrentWaiters(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchesFindsEveryCopy: two disks carrying the same file-system UUID
+// (a stick cloned from the machine's data partition) both match, probed
+// on demand; a UUID nobody has matches nothing.
+func TestMatchesFindsEveryCopy(t *testing.T) {
+	needTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	ext4 := mkfsImage(8<<20, "mkfs.ext4", "-q", "-F", "-L", "data", "-U", fsUUID)(t, dir)
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", ext4)
+	fs.file(t, "vdb", "")
+	fs.file(t, "sda", ext4)
+	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vdb", "", 0, ""), ev(t, "add", "sda", "", 0, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := fs.reg.WaitFor(ctx, spec(t, "UUID="+fsUUID)); err != nil {
+		t.Fatal(err)
+	}
+	got := fs.reg.Matches(ctx, spec(t, "UUID="+fsUUID))
+	if want := []string{filepath.Join(fs.dev, "vda"), filepath.Join(fs.dev, "sda")}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Matches(UUID) = %q, want %q", got, want)
+	}
+	if got := fs.reg.Matches(ctx, spec(t, "LABEL=other")); len(got) != 0 {
+		t.Errorf("Matches(LABEL=other) = %q, want none", got)
+	}
+}

@@ -236,3 +236,49 @@ func (r *Registry) lockUntil(ctx context.Context) (unlock func()) {
 		stop()
 	}
 }
+
+// Matches lists the device nodes satisfying spec among the devices known
+// now, on any disk, in the order they were seen: how the init checks that
+// an explicit DEVSPEC of a locked initramfs names one device only (a second
+// disk may carry a copy of the same UUID, LABEL or PARTUUID). Devices not
+// read yet are probed first; a probe that does not finish by the end of ctx
+// leaves its device out.
+func (r *Registry) Matches(ctx context.Context, spec devspec.Spec) []string {
+	if spec.Kind == devspec.Path {
+		if p, ok := r.existingNode(spec.Value); ok {
+			return []string{p}
+		}
+		return nil
+	}
+	defer r.lockUntil(ctx)()
+	for {
+		if jobs := r.claimProbes(spec); len(jobs) > 0 {
+			r.probeUnlocked(jobs)
+			continue
+		}
+		if !r.probing(spec) || ctx.Err() != nil {
+			break
+		}
+		r.cond.Wait()
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range r.sorted() {
+		if m := r.matchDevice(spec, d); m != nil && !seen[m.DevName] {
+			seen[m.DevName] = true
+			out = append(out, r.nodePath(m.DevName))
+		}
+	}
+	return out
+}
+
+// probing reports whether a device spec needs read is being probed by
+// another waiter. Callers hold mu.
+func (r *Registry) probing(spec devspec.Spec) bool {
+	for _, d := range r.devs {
+		if d.probe == probeRunning && specNeedsProbe(spec, d) {
+			return true
+		}
+	}
+	return false
+}

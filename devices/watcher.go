@@ -111,3 +111,8 @@ func catchPanic(onPanic func(any)) {
 		onPanic(r)
 	}
 }
+
+// Matches: see Registry.Matches.
+func (w *Watcher) Matches(ctx context.Context, spec devspec.Spec) []string {
+	return w.reg.Matches(ctx, spec)
+}

@@ -43,7 +43,10 @@ type boot struct {
 	// storageLoaded is closed once the storage drivers are loaded;
 	// storageLive once their inits have returned (loadEager).
 	storageLoaded <-chan struct{}
-	storageLive   *liveSet
+	// explicitDevs are the explicit DEVSPECs a locked boot used
+	// (uniqueDevice), checked again when the report is written.
+	explicitDevs []explicitDev
+	storageLive  *liveSet
 	// cmdline is /proc/cmdline as early-mounts read it (nil: not read).
 	cmdline []byte
 	// fsPrefetch is what startFSPrefetch started, once.

@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/keel-boot/keel/devices"
@@ -53,9 +55,73 @@ func (b *boot) waitFor(role, spec string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s device: %w (rd.timeout=%v)", role, err, b.cfg.Timeout)
 	}
+	if b.baked.Locked && s.Kind != devspec.Path {
+		if err := b.uniqueDevice(ctx, role, s); err != nil {
+			return "", err
+		}
+	}
 	b.log.Infof("%s device %s is %s", role, spec, path)
 	if role == roleRoot {
 		b.noteRootDisk(path)
 	}
 	return path, nil
+}
+
+// uniqueDevice checks, on a locked initramfs, that an explicit DEVSPEC
+// (baked: a locked command line cannot name devices) matches one device
+// once every disk is known: a UUID, LABEL or PARTUUID is no secret, and a
+// second disk carrying a copy of it must not win by being announced first
+// (docs/security.md). The spec is checked again when the report is written
+// (reportAmbiguous), against a disk announced later.
+func (b *boot) uniqueDevice(ctx context.Context, role string, s devspec.Spec) error {
+	b.modulesLoaded(ctx)
+	settle, cancel := context.WithTimeout(ctx, settleLimit)
+	if err := b.dev.Settle(settle); err != nil {
+		b.log.Debugf("%s device: %v", role, err)
+	}
+	cancel()
+	if err := ambiguous(role, s, b.dev.Matches(ctx, s)); err != nil {
+		return err // not used: nothing to check again
+	}
+	b.explicitDevs = append(b.explicitDevs, explicitDev{role, s})
+	return nil
+}
+
+// explicitDev is an explicit DEVSPEC a locked boot used, for the check
+// when the report is written.
+type explicitDev struct {
+	role string
+	spec devspec.Spec
+}
+
+// ambiguous is the error for an explicit DEVSPEC that matches more than
+// one device.
+// The device-mapper devices keel made itself (a verity or LUKS mapping
+// shows the file system of the partition under it) do not count.
+func ambiguous(role string, s devspec.Spec, all []string) error {
+	var matches []string
+	for _, m := range all {
+		if !strings.HasPrefix(filepath.Base(m), "dm-") {
+			matches = append(matches, m)
+		}
+	}
+	if len(matches) <= 1 {
+		return nil
+	}
+	return fmt.Errorf("%s device %s: %d devices match (%s): the initramfs is locked and will not guess which one is this machine's; remove the disk that is not", role, s, len(matches), strings.Join(matches, ", "))
+}
+
+// reportAmbiguous checks again, before the switch, that each explicit
+// DEVSPEC a locked boot used still matches one device: a copy announced
+// after the check stops the boot (the emergency policy: a reboot).
+func (b *boot) reportAmbiguous() error {
+	for _, e := range b.explicitDevs {
+		ctx, cancel := context.WithTimeout(context.Background(), settleLimit)
+		err := ambiguous(e.role, e.spec, b.dev.Matches(ctx, e.spec))
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

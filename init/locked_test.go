@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/devspec"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
 )
@@ -181,4 +182,28 @@ func FuzzLockedKernelOptions(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAmbiguous: an explicit DEVSPEC of a locked boot must match one
+// device; keel's own device-mapper devices (a verity or LUKS mapping shows
+// the file system under it) do not count.
+func TestAmbiguous(t *testing.T) {
+	s, err := devspec.Parse("UUID=1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		matches []string
+		err     string
+	}{
+		{nil, ""},
+		{[]string{"/dev/vda6"}, ""},
+		{[]string{"/dev/vda6", "/dev/dm-0"}, ""},
+		{[]string{"/dev/vda6", "/dev/sda1"}, "data device UUID=1234: 2 devices match (/dev/vda6, /dev/sda1): the initramfs is locked and will not guess"},
+	} {
+		err := ambiguous("data", s, c.matches)
+		if (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("ambiguous(%q) = %v, want %q", c.matches, err, c.err)
+		}
+	}
 }

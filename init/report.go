@@ -13,6 +13,9 @@ func (b *boot) writeReport() error {
 	if err := b.reportStrays(); err != nil {
 		return err
 	}
+	if err := b.reportAmbiguous(); err != nil {
+		return err
+	}
 	if err := b.rep.Write(report.Path); err != nil {
 		// The report is for monitoring; its loss must not stop the boot.
 		b.log.Warnf("%v", err)

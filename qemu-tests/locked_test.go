@@ -152,6 +152,39 @@ func TestLockedRefusesSystemdShell(t *testing.T) {
 	}
 }
 
+// TestLockedAmbiguousDataUUID: a locked initramfs baked with data=UUID=X
+// (the builder names the data partition by its file system's UUID) and a
+// stick whose file system carries the same UUID, with an attacker's upper:
+// the data partition is refused as ambiguous, by name, the boot goes on
+// volatile from the system disk's slot, and the stick's upper is never
+// mounted (the first device announced used to win).
+func TestLockedAmbiguousDataUUID(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	const uuid = "5c3a9f1e-8d2b-4e6a-9c1f-0b7d2e4a6c88"
+	key := signingKey(t, "release")
+	a := seal(t, payloadTree(t, "image-a"), key, "img-a")
+	system := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 17, Content: mkfs(t, "mkfs.ext4", 16, "-q", "-F", "-U", uuid)})
+	clone := attackerUpper(t)
+	run(t, "tune2fs", "-U", uuid, clone)
+	stick := vm.NewDisk(t, "", []vm.Part{{Name: "usb-data", SizeMiB: 17, Content: clone}})
+	rd := initrd(t, "--locked", "--trust", key+".pub", "--data-may-be-plain", "--cmdline", "data=UUID="+uuid)
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{system.Path, stick.Path}, Cmdline: "quiet"})
+	m.Expect("2 devices match")
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if marker(r) != "image-a" || br.Slot != "a" || br.Data == nil || !br.Data.Volatile || br.Overlay != "tmpfs" {
+		t.Errorf("marker %q slot %q data %+v overlay %q: want image-a from slot a, volatile", marker(r), br.Slot, br.Data, br.Overlay)
+	}
+	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "data device UUID="+uuid+": 2 devices match") || !strings.Contains(w, "the initramfs is locked and will not guess") {
+		t.Errorf("boot.json warnings %q: want the ambiguous data partition named", br.Warnings)
+	}
+	if strings.Contains(m.Output(), "pwned") {
+		t.Error("the attacker's /sbin/init ran")
+	}
+}
+
 // wantRefused checks that boot.json's refused list names each option, with
 // a reason that says the initramfs is locked.
 func wantRefused(t testing.TB, br keelreport.Report, options []string) {
