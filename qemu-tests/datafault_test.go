@@ -276,14 +276,7 @@ func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 		}
 	}
 	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
-	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "quiet"})
-	m.Expect("keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
-	r := m.ExpectReport()
-	m.ExpectPowerOff()
-	br := bootReport(t, r)
-	if marker(r) != "image-a" || br.Slot != "a" || br.Data == nil || !br.Data.Volatile || br.Overlay != "tmpfs" {
-		t.Errorf("marker %q slot %q data %+v overlay %q: want image-a booted volatile from slot a", marker(r), br.Slot, br.Data, br.Overlay)
-	}
+	br, _ := volatileBoot(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "quiet"}, "keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
 	if !strings.Contains(strings.Join(br.Warnings, "\n"), "persistent upper layer hides it") {
 		t.Errorf("boot.json warnings %q: want why the data partition was not used", br.Warnings)
 	}
@@ -328,4 +321,20 @@ func TestEtcMergeFailureRetried(t *testing.T) {
 			t.Errorf("boot %d: etc_merge %+v: want the failure", boot, br.EtcMerge)
 		}
 	}
+}
+
+// volatileBoot boots opts, waits for want on the console and for the
+// payload's report, and checks that slot a's image-a booted volatile (over
+// tmpfs, the data partition not used). It returns boot.json and the console.
+func volatileBoot(t *testing.T, opts vm.Options, want string) (keelreport.Report, string) {
+	t.Helper()
+	m := vm.Start(t, opts)
+	m.Expect(want)
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if marker(r) != "image-a" || br.Slot != "a" || br.Data == nil || !br.Data.Volatile || br.Overlay != "tmpfs" {
+		t.Errorf("marker %q slot %q data %+v overlay %q: want image-a booted volatile from slot a", marker(r), br.Slot, br.Data, br.Overlay)
+	}
+	return br, m.Output()
 }
