@@ -16,6 +16,7 @@ const (
 	stepHeader      = "header"
 	stepRollback    = "rollback floor"
 	stepDM          = "dm-verity setup"
+	stepImageRead   = "image read"
 	stepRootHash    = "root hash"
 	stepRootHashArg = "roothash= from the command line"
 	stepFSModule    = "file system module"
@@ -39,6 +40,7 @@ var failureClasses = []failureClass{
 	{stepHeader, bootstate.Image, "the slot header is corrupt, unsigned or signed by an untrusted key"},
 	{stepRollback, bootstate.Image, "the image's rollback index is below the machine's floor (locked)"},
 	{stepDM, bootstate.Environment, "a device-mapper ioctl or node failed"},
+	{stepImageRead, bootstate.Environment, "dm-verity's first read failed and the slot's partitions cannot be read directly either (an I/O error: the device, not the image)"},
 	{stepRootHash, bootstate.Image, "the hash tree does not match the signed (or baked) root hash"},
 	{stepRootHashArg, bootstate.Environment, "the hash tree does not match a roothash= typed on the command line (a command-line mistake)"},
 	{stepFSModule, bootstate.Environment, "the kernel does not know the image's file system (module missing)"},

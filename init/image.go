@@ -59,13 +59,19 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 // verityFault classifies a failure to open dm-verity: a first read that
 // fails (EIO) is a root hash that does not match the data, an image fault
 // unless the root hash came from a roothash= typed on the command line (a
-// baked one is the builder's); anything else is the device-mapper's, an
-// environment fault.
+// baked one is the builder's) — or unless the blocks of that read cannot
+// be read from the partitions directly either: dm-verity says EIO for a
+// disk's I/O error too, and a disk's fault must not retire a slot that
+// works; anything else is the device-mapper's, an environment fault.
 func verityFault(img *image, err error) error {
 	switch {
 	case !errors.Is(err, unix.EIO):
 		return fault(stepDM, err)
-	case img.hashFrom == "cmdline" && !img.bakedHash:
+	}
+	if rerr := verity.ReadPath(img.target); rerr != nil {
+		return fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, rerr))
+	}
+	if img.hashFrom == "cmdline" && !img.bakedHash {
 		return fault(stepRootHashArg, err)
 	}
 	return fault(stepRootHash, err)

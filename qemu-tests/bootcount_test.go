@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -226,6 +227,32 @@ func TestBootCountFallback(t *testing.T) {
 		// check of that block fails on keel's first read.
 		corrupt(t, f.disk.Path, f.disk.Part(t, "root-b").Offset+2048)
 		sameBootFallback(t, f, "dm-verity keel-root-b: first read failed")
+	})
+	t.Run("disk-read-error-is-not-the-image", func(t *testing.T) {
+		t.Parallel()
+		f := newAB(t, "")
+		// QEMU's blkdebug fails every read of a sector inside slot b's
+		// first data block with EIO: dm-verity says EIO as it does for a
+		// mismatch, but the blocks cannot be read directly either, so the
+		// disk is at fault, and b keeps its state.
+		cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
+		sector := f.disk.Part(t, "root-b").Offset/512 + 4
+		if err := os.WriteFile(cfg, fmt.Appendf(nil, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", sector), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		slotctlDisk(t, f.disk.Path, "set-next", "b")
+		before := diskStatus(t, f.disk.Path).slot(t, "b")
+		m := vm.Start(t, vm.Options{Initrd: f.initrd, QEMUArgs: []string{"-drive", "file=blkdebug:" + cfg + ":" + f.disk.Path + ",if=virtio,format=raw"}})
+		r := m.ExpectReport()
+		m.ExpectPowerOff()
+		br := bootReport(t, r)
+		if br.Slot != "a" || len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || br.Fallbacks[0].Class != "environment fault" ||
+			!strings.Contains(br.Fallbacks[0].Reason, "read directly, the slot's partitions fail too") {
+			t.Errorf("slot %q fallbacks %+v: want b failing as an environment fault (image read), then a", br.Slot, br.Fallbacks)
+		}
+		if b := diskStatus(t, f.disk.Path).slot(t, "b"); b.Priority != before.Priority || b.Reason != "" || b.Tries != before.Tries {
+			t.Errorf("b after a disk read error: %+v, want it as before the boot (%+v): not retired, its try given back", b, before)
+		}
 	})
 	t.Run("corrupt-tree-restarts-then-rolls-back", func(t *testing.T) {
 		t.Parallel()
