@@ -99,8 +99,11 @@ func consoleHides(printk string, prio int) bool {
 // deviceHidingOptions are kernel options that keep devices or drivers from
 // appearing: the kernel applied them before keel started, so keel cannot
 // ignore them. On a locked machine they could hide the real system disk so
-// that a stick with keel labels is chosen instead.
-var deviceHidingOptions = []string{"module_blacklist", "initcall_blacklist", "modprobe.blacklist"}
+// that a stick with keel labels is chosen instead. Parameters of a storage
+// module keel loads itself never reach it (finit_module gets none of the
+// command line's), but a kernel with libata or the SCSI core built in
+// applies libata.force=N:disable and scsi_mod.scan=none.
+var deviceHidingOptions = []string{"module_blacklist", "initcall_blacklist", "modprobe.blacklist", "libata.force", "scsi_mod.scan"}
 
 // systemdAllowed are the systemd options a locked initramfs lets through:
 // what systemd logs and shows, and those keel reads itself (the parser

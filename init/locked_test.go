@@ -126,6 +126,8 @@ func TestLockedKernelOptions(t *testing.T) {
 		{"module_blacklist=nvme,ahci root=x", "module_blacklist=nvme,ahci: refused: the initramfs is locked and this kernel option hides devices"},
 		{`initcall_blacklist="virtio_blk_init"`, "initcall_blacklist"},
 		{"modprobe.blacklist=ahci", "modprobe.blacklist=ahci"},
+		{"libata.force=1:disable", "libata.force=1:disable: refused"},
+		{"scsi_mod.scan=none", "scsi_mod.scan=none: refused"},
 		{"module_blacklisted=x", ""},
 		// systemd options that run something: refused by name.
 		{`"systemd.run=/bin/sh -c id" systemd.run_success_action=none`, `"systemd.run=/bin/sh -c id": refused: the initramfs is locked and this systemd option can change what the booted system runs`},
