@@ -36,7 +36,7 @@ func TestPruneUppersRemovesOnlyStaleUppers(t *testing.T) {
 		"@overlay/a/old/upper/bin/sh": "x",
 		// Named like image ids, but not laid out as keel's uppers: a
 		// user's backup, a copy with notes beside it. Kept.
-		"@overlay/a/backup/photos/1.jpg":          "user",
+		"@overlay/a/backup/photos/1.jpg":           "user",
 		"@overlay/a/A1.before-upgrade/upper/etc/f": "user copy",
 		"@overlay/a/A1.before-upgrade/NOTES":       "why",
 		"@overlay/a/merged/etc-merge.json":         "a record alone",
