@@ -74,12 +74,7 @@ func (b *boot) waitFor(role, spec string) (string, error) {
 // (docs/security.md). The spec is checked again when the report is written
 // (reportAmbiguous), against a disk announced later.
 func (b *boot) uniqueDevice(ctx context.Context, role string, s devspec.Spec) error {
-	b.modulesLoaded(ctx)
-	settle, cancel := context.WithTimeout(ctx, settleLimit)
-	if err := b.dev.Settle(settle); err != nil {
-		b.log.Debugf("%s device: %v", role, err)
-	}
-	cancel()
+	b.settleDevices(ctx, role+" device")
 	if err := ambiguous(role, s, b.dev.Matches(ctx, s)); err != nil {
 		return err // not used: nothing to check again
 	}

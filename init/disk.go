@@ -84,12 +84,7 @@ func (b *boot) chooseSlotDisk() {
 	defer cancel()
 	_, err := b.dev.WaitSystemDisk(ctx, "", "")
 	if !errors.Is(err, devices.ErrNoSystemDisk) {
-		b.modulesLoaded(ctx)
-		settle, cancel := context.WithTimeout(ctx, settleLimit)
-		if err := b.dev.Settle(settle); err != nil {
-			b.log.Debugf("system disk: %v", err)
-		}
-		cancel()
+		b.settleDevices(ctx, "system disk")
 		var sd devices.SystemDisk
 		sd, err = b.dev.WaitSystemDisk(ctx, "", "")
 		if err == nil {
@@ -99,6 +94,18 @@ func (b *boot) chooseSlotDisk() {
 	}
 	b.sys.done, b.sys.err = true, err
 	b.log.Errorf("%v", err)
+}
+
+// settleDevices waits, up to ctx, for the storage drivers to finish loading,
+// then at most settleLimit for every block device sysfs lists to be
+// announced: after it, the disks known are all the disks there are.
+func (b *boot) settleDevices(ctx context.Context, what string) {
+	b.modulesLoaded(ctx)
+	settle, cancel := context.WithTimeout(ctx, settleLimit)
+	defer cancel()
+	if err := b.dev.Settle(settle); err != nil {
+		b.log.Debugf("%s: %v", what, err)
+	}
 }
 
 // explicitSlotDisk: when the builder or the command line names slot a's

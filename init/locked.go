@@ -154,7 +154,7 @@ func lockedKernelOptions(cmdline, baked string) error {
 		if strings.HasPrefix(name, "systemd.") && !slices.Contains(systemdAllowed, name) && !strings.HasPrefix(name, "systemd.journald.") {
 			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this systemd option can change what the booted system runs (a command, a unit, a mount, a shell); remove it, or bake it with mkinitrd --cmdline to allow exactly this value", p)
 		}
-		if !p.HasValue && (slices.Contains(runlevelWords, p.Key) || slices.Contains(runlevelWords, strings.ReplaceAll(name, "_", "-"))) {
+		if !p.HasValue && slices.Contains(runlevelWords, strings.ReplaceAll(name, "_", "-")) {
 			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this word boots systemd into a rescue or emergency shell; remove it", p)
 		}
 	}

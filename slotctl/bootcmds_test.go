@@ -202,10 +202,7 @@ func TestRefuseRunningSlot(t *testing.T) {
 // running system does, without a disk image.
 func TestRunningSystemFlags(t *testing.T) {
 	dir := t.TempDir()
-	state := filepath.Join(dir, "bootstate")
-	if err := os.WriteFile(state, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	state := emptyState(t, dir)
 	missing := filepath.Join(dir, "none.json")
 	r := slotctl(t, nil, "mark-bad", "a", "--bootstate", state, "--boot-report", missing)
 	if r.code != 1 || !strings.Contains(r.stderr, "cannot tell which slot is running") {
@@ -308,10 +305,7 @@ func TestMarkGoodKeepsEtcLineage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			state := filepath.Join(dir, "bootstate")
-			if err := os.WriteFile(state, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			state := emptyState(t, dir)
 			mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "img-a", Overlay: "persistent",
 				Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/a/img-a"}}))
 			r := tc.rep
@@ -338,10 +332,7 @@ func TestMarkGoodKeepsEtcLineage(t *testing.T) {
 // device is confirmed there.
 func TestMarkGoodAfterMemoryCounting(t *testing.T) {
 	dir := t.TempDir()
-	state := filepath.Join(dir, "bootstate")
-	if err := os.WriteFile(state, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	state := emptyState(t, dir)
 	mustRun(t, nil, "mark-bad", "a", "--bootstate", state, "--boot-report", writeReport(t, dir, report.Report{Mode: "slot", Slot: "b"}))
 	mem := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "img-a", RollbackIndex: 6})
 	out := mustRun(t, nil, "mark-good", "--boot-report", mem)
@@ -355,4 +346,14 @@ func TestMarkGoodAfterMemoryCounting(t *testing.T) {
 	if v := statusJSON(t, "--bootstate", state, "--boot-report", durable); !v.Slots[0].Good || v.RollbackFloor != 6 {
 		t.Errorf("after the durable boot's mark-good: %+v", v)
 	}
+}
+
+// emptyState is an empty boot state file in dir, as --bootstate takes it.
+func emptyState(t *testing.T, dir string) string {
+	t.Helper()
+	state := filepath.Join(dir, "bootstate")
+	if err := os.WriteFile(state, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return state
 }

@@ -19,27 +19,29 @@ func ReadPath(t Target) error {
 	if err != nil {
 		return fmt.Errorf("dm-verity %s: %w", t.Name, err)
 	}
-	if err := readAt(t.DataDev, 0, int(p.DataBlockSize)); err != nil {
+	if err := readBlocks(t.DataDev, int(p.DataBlockSize), []int64{0}); err != nil {
 		return err
 	}
 	start := hashStartBlock(t.HashOffset, p.HashBlockSize)
+	var offs []int64
 	for i := range g.levels {
-		if err := readAt(t.HashDev, int64(start+g.levelStart(i))*int64(g.hbs), g.hbs); err != nil {
-			return err
-		}
+		offs = append(offs, int64(start+g.levelStart(i))*int64(g.hbs))
 	}
-	return nil
+	return readBlocks(t.HashDev, g.hbs, offs)
 }
 
-// readAt reads n bytes of dev at off.
-func readAt(dev string, off int64, n int) error {
+// readBlocks reads n bytes of dev at each of offs.
+func readBlocks(dev string, n int, offs []int64) error {
 	f, err := os.Open(dev)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if _, err := f.ReadAt(make([]byte, n), off); err != nil {
-		return fmt.Errorf("reading %d bytes of %s at byte %d: %w", n, dev, off, unwrapPath(err))
+	b := make([]byte, n)
+	for _, off := range offs {
+		if _, err := f.ReadAt(b, off); err != nil {
+			return fmt.Errorf("reading %d bytes of %s at byte %d: %w", n, dev, off, unwrapPath(err))
+		}
 	}
 	return nil
 }
