@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"golang.org/x/sys/unix"
 )
 
 // PruneUppers removes the upper directories of images that are no longer
@@ -55,7 +57,8 @@ func PruneUppers(dataRoot string, keep map[string]string) (removed []string, err
 }
 
 // pruneSlot removes the uppers in root/slot other than the one of imageID,
-// and returns their paths relative to root.
+// and those set aside there (SetAsideUppers) for other images, and returns
+// their paths relative to root.
 func pruneSlot(root *os.Root, slot, imageID string) (removed []string, err error) {
 	if err := checkSlot(slot); err != nil {
 		return nil, fmt.Errorf("pruning uppers: %w", err)
@@ -64,16 +67,24 @@ func pruneSlot(root *os.Root, slot, imageID string) (removed []string, err error
 	if err != nil {
 		return nil, fmt.Errorf("pruning uppers of slot %s: %w", slot, err)
 	}
-	if fi, err := root.Lstat(slot); errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
+	removed, err = pruneDir(root, slot, keepName)
+	r, err2 := pruneDir(root, filepath.Join(slot, SetAside), keepName)
+	return append(removed, r...), errors.Join(err, err2)
+}
+
+// pruneDir removes the uppers in root/dir other than keepName. dir must be
+// a directory itself, not a symlink to one.
+func pruneDir(root *os.Root, dir, keepName string) (removed []string, err error) {
+	if fi, err := root.Lstat(dir); errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || (err == nil && !fi.IsDir()) {
 		return nil, nil
 	}
-	entries, err := fs.ReadDir(root.FS(), slot)
+	entries, err := fs.ReadDir(root.FS(), dir)
 	if err != nil {
-		return nil, fmt.Errorf("pruning uppers of slot %s: %w", slot, err)
+		return nil, fmt.Errorf("pruning uppers in %s: %w", filepath.Join(root.Name(), dir), err)
 	}
 	var errs []error
 	for _, e := range entries {
-		rel := filepath.Join(slot, e.Name())
+		rel := filepath.Join(dir, e.Name())
 		if !isStaleUpper(e, keepName) || !upperLayout(root, rel) {
 			continue
 		}

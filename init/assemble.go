@@ -34,6 +34,9 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		b.rep.Warn("overlay=persistent but no usable data partition: the upper layer is tmpfs")
 		mode = mounts.OverlayTmpfs
 	}
+	if mode == mounts.OverlayPersistent && upper != "" {
+		b.setAsideTrials(imageID)
+	}
 	wait, failed := b.mergeEtc(layout, mode, upper)
 	defer wait() // the base is undone before switch_root
 	if failed {

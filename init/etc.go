@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/etcmerge"
 	"github.com/keel-boot/keel/mounts"
@@ -102,6 +103,50 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		b.log.Infof("/etc merge skipped %s", s)
 	}
 	return wait, false
+}
+
+// setAsideTrials sets the other slot's uppers aside (datapart.SetAsideUppers)
+// when this boot is of the image last marked good, with its persistent
+// upper, and the other slot is not good (trialToSetAside). Done before this
+// boot can change /etc, so that a trial whose upper was merged from the
+// /etc of this image as it was then merges again at its next boot (a
+// retried update, same image id: it used to boot the stale /etc, and once
+// marked good the next update pruned the upper holding this boot's
+// changes). A failure is loud, and the boot goes on.
+func (b *boot) setAsideTrials(imageID string) {
+	if b.rep.Mode != "slot" || b.data == nil || b.rep.Data == nil {
+		return
+	}
+	other, ok := trialToSetAside(b.loadBootState().state, b.rep.Slot, imageID)
+	if !ok {
+		return
+	}
+	moved, err := datapart.SetAsideUppers(b.data.root, string(other))
+	for _, p := range moved {
+		b.log.Console("keel: set aside the upper %s: slot %s is not marked good, so its next boot merges /etc from this image again", p, other)
+	}
+	b.rep.Data.SetAside = moved
+	if err != nil {
+		msg := fmt.Sprintf("%v: slot %s's next boot may use an /etc merged from an older state of this image's", err, other)
+		b.log.Errorf("%s", msg)
+		b.log.Console("keel: WARNING: %s", msg)
+		b.rep.Warn("%s", msg)
+	}
+}
+
+// trialToSetAside decides, from the boot state, whether a boot of imageID
+// from slot, with its persistent upper, sets the other slot's uppers aside,
+// and names that slot: only when the booted image is the last good one
+// (the /etc merge's source) and the other slot is not good (a trial, or a
+// retired slot). A good other slot's upper is its own /etc lineage, a
+// rollback target, and is never touched.
+func trialToSetAside(st bootstate.State, slot, imageID string) (bootstate.Slot, bool) {
+	lg := st.LastGood
+	if !st.Initialised || imageID == "" || lg.ImageID != imageID || string(lg.Slot) != slot {
+		return "", false
+	}
+	other := lg.Slot.Other()
+	return other, !st.Slot(other).Good
 }
 
 // plainDirs reports whether each of rels under dir is a directory or

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/keel-boot/keel/bootstate"
 )
 
 // The merge starts from a snapshot only when the old upper's upper/ and
@@ -36,5 +38,47 @@ func TestPlainDirs(t *testing.T) {
 	}
 	if plainDirs(dir, "file") {
 		t.Error("a file: want not plain")
+	}
+}
+
+// TestTrialToSetAside: only a boot of the last good image sets the other
+// slot's uppers aside, and only when that slot is not good.
+func TestTrialToSetAside(t *testing.T) {
+	trial := func() bootstate.State { // a good, last good A1; b on trial
+		s := bootstate.DefaultState()
+		s.Initialised = true
+		s.Slots[0] = bootstate.SlotState{Priority: 1, Good: true}
+		s.LastGood = bootstate.LastGood{Slot: bootstate.SlotA, ImageID: "A1"}
+		return s
+	}
+	for _, c := range []struct {
+		name          string
+		edit          func(*bootstate.State)
+		slot, imageID string
+		want          bootstate.Slot
+	}{
+		{"last good boots, b on trial", nil, "a", "A1", bootstate.SlotB},
+		{"last good boots, b retired", func(s *bootstate.State) { s.Slots[1] = bootstate.SlotState{Reason: "verity"} }, "a", "A1", bootstate.SlotB},
+		{"last good in b boots, a on trial", func(s *bootstate.State) {
+			s.Slots[0], s.Slots[1] = s.Slots[1], s.Slots[0]
+			s.LastGood.Slot = bootstate.SlotB
+		}, "b", "A1", bootstate.SlotA},
+		{"b good: its upper is a rollback target", func(s *bootstate.State) { s.Slots[1].Good = true }, "a", "A1", ""},
+		{"b good and retired", func(s *bootstate.State) { s.Slots[1] = bootstate.SlotState{Good: true} }, "a", "A1", ""},
+		{"the trial boots", nil, "b", "B1", ""},
+		{"another image in the last good slot", nil, "a", "A2", ""},
+		{"the last good id, booted from the other slot", nil, "b", "A1", ""},
+		{"no image id", nil, "a", "", ""},
+		{"no last good image", func(s *bootstate.State) { s.LastGood = bootstate.LastGood{} }, "a", "A1", ""},
+		{"state not read (defaults)", func(s *bootstate.State) { s.Initialised = false }, "a", "A1", ""},
+	} {
+		s := trial()
+		if c.edit != nil {
+			c.edit(&s)
+		}
+		got, ok := trialToSetAside(s, c.slot, c.imageID)
+		if ok != (c.want != "") || got != c.want && ok {
+			t.Errorf("%s: got %q, %v; want %q", c.name, got, ok, c.want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/qemu-tests/report"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
 )
@@ -337,4 +338,52 @@ func volatileBoot(t *testing.T, opts vm.Options, want string) (keelreport.Report
 		t.Errorf("marker %q slot %q data %+v overlay %q: want image-a booted volatile from slot a", marker(r), br.Slot, br.Data, br.Overlay)
 	}
 	return br, m.Output()
+}
+
+// TestRetriedUpdateMergesAgain: an update whose trial failed and that is
+// tried again (the same image id, B1, still in slot b) merges /etc anew
+// from the last good image, with what the operator changed there after the
+// rollback. The last good image's boot sets the failed trial's upper
+// aside (kept, under @overlay/b/.set-aside). The retried trial used to
+// reuse its first upper, with the /etc of before the rollback, and once b
+// was marked good the next update pruned the upper that held the
+// operator's change.
+func TestRetriedUpdateMergesAgain(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	a := seal(t, payloadTree(t, "image-a"), "", "A1")
+	b := seal(t, payloadTree(t, "image-b"), "", "B1")
+	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 33, Content: mkfs(t, "mkfs.ext4", 32, "-q")})
+	rd := initrd(t)
+	slotctlDisk(t, disk.Path, "mark-good", "a") // the last good image: a/A1
+	const conf = "/etc/keel-local.conf"
+	bootSlot := func(n int, slot, cmdline string) (report.Report, keelreport.Report) {
+		t.Helper()
+		r, br := boot(t, rd, disk, cmdline)
+		if br.Slot != slot || br.Overlay != "persistent" || br.Data == nil || br.Data.Volatile {
+			t.Fatalf("boot %d: slot %q overlay %q data %+v: want slot %s over its persistent upper", n, br.Slot, br.Overlay, br.Data, slot)
+		}
+		return r, br
+	}
+
+	bootSlot(1, "a", actions(t, map[string]string{conf: "before the update"}))
+	slotctlDisk(t, disk.Path, "set-next", "b")
+	r, br := bootSlot(2, "b", actions(t, nil, conf))
+	wantCat(t, r, conf, "before the update")
+	if m := br.EtcMerge; m == nil || m.FromImage != "A1" || m.Error != "" {
+		t.Errorf("boot 2 (b's first trial): etc_merge %+v: want a merge from A1", m)
+	}
+
+	slotctlDisk(t, disk.Path, "mark-bad", "b") // the trial failed: back to a
+	_, br = bootSlot(3, "a", actions(t, map[string]string{conf: "after the rollback"}))
+	if want := "/run/keel/data/@overlay/b/.set-aside/B1"; len(br.Data.SetAside) != 1 || br.Data.SetAside[0] != want {
+		t.Errorf("boot 3 (the last good image): set_aside %q, want [%s]", br.Data.SetAside, want)
+	}
+
+	slotctlDisk(t, disk.Path, "set-next", "b") // the same update, tried again
+	r, br = bootSlot(4, "b", actions(t, nil, conf))
+	wantCat(t, r, conf, "after the rollback")
+	if m := br.EtcMerge; !br.Data.FreshUpper || m == nil || m.FromImage != "A1" {
+		t.Errorf("boot 4 (b's second trial): fresh upper %v, etc_merge %+v: want a fresh upper merged from A1", br.Data.FreshUpper, m)
+	}
 }

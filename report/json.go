@@ -142,6 +142,7 @@ func (d *Data) write(w *minjson.Writer) {
 	optString(w, "upper", d.Upper)
 	optBool(w, "fresh_upper", d.FreshUpper)
 	optStrings(w, "pruned", d.Pruned)
+	optStrings(w, "set_aside", d.SetAside)
 	optStrings(w, "binds", d.Binds)
 	w.EndObject()
 }
@@ -265,6 +266,7 @@ func Parse(b []byte) (*Report, error) {
 			Upper:      n.Opt("upper").Str(),
 			FreshUpper: n.Opt("fresh_upper").Bool(),
 			Pruned:     n.Opt("pruned").Strings(),
+			SetAside:   n.Opt("set_aside").Strings(),
 			Binds:      n.Opt("binds").Strings(),
 		}
 	}

@@ -166,5 +166,9 @@ type Data struct {
 	// upper is never reused.
 	FreshUpper bool     `json:"fresh_upper,omitempty"`
 	Pruned     []string `json:"pruned,omitempty"` // uppers of images gone from the slot
-	Binds      []string `json:"binds,omitempty"`
+	// SetAside: the other slot's uppers moved to its .set-aside directory
+	// because the last good image booted and that slot is not good: its
+	// next boot merges /etc again (docs/data.md).
+	SetAside []string `json:"set_aside,omitempty"`
+	Binds    []string `json:"binds,omitempty"`
 }

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package datapart
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// SetAside is the directory, in a slot's directory under @overlay, that
+// keeps the uppers SetAsideUppers moved there. Its name starts with '.', so
+// it is never taken for an image's upper.
+const SetAside = ".set-aside"
+
+// SetAsideUppers moves every upper in slot's directory under @overlay
+// (a directory named by an encoded image id and laid out as keel's upper,
+// as PruneUppers decides) into slot/SetAside under the same name, and
+// returns the new paths. An upper set aside earlier under that name is
+// removed first: one set-aside upper per image is kept, until the image
+// leaves the slot (PruneUppers) or the next one replaces it.
+//
+// The init calls it for the other slot when the last good image boots with
+// its persistent upper and that slot is not good (docs/data.md): an upper
+// of a trial was merged from the last good image's /etc as it was then,
+// which this boot may change, so the trial's next boot must merge again
+// rather than reuse it. Setting aside instead of removing keeps what was
+// changed during the trial for the operator to look at.
+//
+// Every step goes through an os.Root at @overlay (no symlink leads outside),
+// and the slot's directory is flushed after the renames, so that a power
+// cut after this boot changed /etc cannot bring a stale upper back.
+func SetAsideUppers(dataRoot, slot string) (moved []string, err error) {
+	if err := checkSlot(slot); err != nil {
+		return nil, fmt.Errorf("setting uppers aside: %w", err)
+	}
+	dir := filepath.Join(dataRoot, Overlay)
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("setting uppers aside: %w", err)
+	}
+	defer root.Close()
+	if fi, err := root.Lstat(slot); errors.Is(err, fs.ErrNotExist) || err == nil && !fi.IsDir() {
+		return nil, nil
+	}
+	entries, err := fs.ReadDir(root.FS(), slot)
+	if err != nil {
+		return nil, fmt.Errorf("setting uppers aside in slot %s: %w", slot, err)
+	}
+	aside := filepath.Join(slot, SetAside)
+	var errs []error
+	for _, e := range entries {
+		rel := filepath.Join(slot, e.Name())
+		if !isStaleUpper(e, "") || !upperLayout(root, rel) { // "": any image's upper
+			continue
+		}
+		if err := ensureDir(root, aside); err != nil {
+			return moved, err
+		}
+		to := filepath.Join(aside, e.Name())
+		if _, err := root.Lstat(to); err == nil {
+			if err := removeTree(root, to); err != nil {
+				errs = append(errs, fmt.Errorf("setting the upper %s aside: removing the one set aside before: %w", filepath.Join(dir, rel), err))
+				continue
+			}
+		}
+		if err := root.Rename(rel, to); err != nil {
+			errs = append(errs, fmt.Errorf("setting the upper %s aside: %w", filepath.Join(dir, rel), err))
+			continue
+		}
+		moved = append(moved, filepath.Join(dir, to))
+	}
+	if len(moved) > 0 {
+		for _, d := range []string{slot, aside} {
+			if err := flushRootDir(root, d); err != nil {
+				errs = append(errs, fmt.Errorf("setting uppers aside: flushing %s: %w", filepath.Join(dir, d), err))
+			}
+		}
+	}
+	return moved, errors.Join(errs...)
+}
+
+// ensureDir makes rel under root a directory (mode 0700, as @overlay),
+// refusing anything else found there.
+func ensureDir(root *os.Root, rel string) error {
+	fi, err := root.Lstat(rel)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return fmt.Errorf("setting uppers aside: %s is a %s, expected a directory (left untouched)", filepath.Join(root.Name(), rel), kind(fi.Mode()))
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("setting uppers aside: %w", err)
+	}
+	if err := root.Mkdir(rel, 0o700); err != nil {
+		return fmt.Errorf("setting uppers aside: %w", err)
+	}
+	return nil
+}
+
+// flushRootDir flushes the directory rel under root: its entries are on disk.
+func flushRootDir(root *os.Root, rel string) error {
+	f, err := root.Open(rel)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package datapart
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestSetAsideUppers: every upper of the slot moves, whole, into
+// slot/.set-aside; an older set-aside upper of the same image is replaced;
+// what is not an upper, the other slot and anything outside stay as they
+// were.
+func TestSetAsideUppers(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	write(t, outside, map[string]string{"precious": "outside"})
+	write(t, root, map[string]string{
+		"@overlay/b/B1/upper/etc/x":            "trial",
+		"@overlay/b/B1/work/work/":             "",
+		"@overlay/b/B1/etc-merge.json":         "{}",
+		"@overlay/b/os%2Fv0/upper/etc/y":       "an older image's",
+		"@overlay/b/.set-aside/B1/upper/etc/x": "an earlier trial",
+		"@overlay/b/.set-aside/B0/upper/etc/z": "another image's, kept",
+		"@overlay/b/.B1.tmp/upper/etc/x":       "a merge cut short",
+		"@overlay/b/backup/photos/1.jpg":       "a user's",
+		"@overlay/b/notes.txt":                 "a file",
+		"@overlay/a/A1/upper/etc/x":            "the last good image's",
+		"@overlay/c/C1/upper/etc/x":            "another slot",
+	})
+	must(t, os.Symlink(outside, filepath.Join(root, "@overlay/b/linked")))
+	must(t, os.Chmod(filepath.Join(root, "@overlay/b/B1/work/work"), 0))
+	before := snapshot(t, root)
+
+	moved, err := SetAsideUppers(root, "b")
+	must(t, err)
+	sort.Strings(moved)
+	want := []string{filepath.Join(root, "@overlay/b/.set-aside/B1"), filepath.Join(root, "@overlay/b/.set-aside/os%2Fv0")}
+	if !reflect.DeepEqual(moved, want) {
+		t.Errorf("moved %v, want %v", moved, want)
+	}
+	after := snapshot(t, root)
+	for p, d := range before {
+		var to string
+		switch {
+		case strings.HasPrefix(p, "@overlay/b/.set-aside/B1"):
+			to = "" // replaced
+		case strings.HasPrefix(p, "@overlay/b/B1"), strings.HasPrefix(p, "@overlay/b/os%2Fv0"):
+			to = "@overlay/b/.set-aside/" + strings.TrimPrefix(p, "@overlay/b/")
+		default:
+			to = p
+		}
+		if to == "" {
+			continue
+		}
+		if after[to] != d {
+			t.Errorf("%s: before %q, at %s after %q", p, d, to, after[to])
+		}
+		if to != p && after[p] != "" {
+			t.Errorf("%s still there after it was set aside", p)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "@overlay/b/.set-aside/B1/upper/etc/x")); string(got) != "trial" {
+		t.Errorf(".set-aside/B1 holds %q, want the upper just set aside", got)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "@overlay/b", SetAside)); err != nil || fi.Mode().Perm() != 0o755 {
+		// made by write() here; SetAsideUppers makes a missing one 0700
+		t.Errorf("%s: %v %v", SetAside, fi, err)
+	}
+
+	// Again: nothing left to set aside.
+	if moved, err := SetAsideUppers(root, "b"); err != nil || len(moved) != 0 {
+		t.Errorf("second call: moved %v, %v: want nothing", moved, err)
+	}
+}
+
+func TestSetAsideUppersEdgeCases(t *testing.T) {
+	t.Run("no @overlay, no slot", func(t *testing.T) {
+		root := t.TempDir()
+		if moved, err := SetAsideUppers(root, "b"); err != nil || moved != nil {
+			t.Errorf("got %v, %v", moved, err)
+		}
+		write(t, root, map[string]string{"@overlay/a/A1/upper/f": ""})
+		if moved, err := SetAsideUppers(root, "b"); err != nil || moved != nil {
+			t.Errorf("got %v, %v", moved, err)
+		}
+	})
+	t.Run("a new .set-aside is private", func(t *testing.T) {
+		root := t.TempDir()
+		write(t, root, map[string]string{"@overlay/b/B1/upper/f": ""})
+		if _, err := SetAsideUppers(root, "b"); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(filepath.Join(root, "@overlay/b", SetAside))
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v, %v: want a directory, mode 0700", SetAside, fi, err)
+		}
+	})
+	t.Run(".set-aside is a symlink", func(t *testing.T) {
+		root := t.TempDir()
+		write(t, root, map[string]string{"@overlay/b/B1/upper/f": "", "@overlay/a/": ""})
+		must(t, os.Symlink("../a", filepath.Join(root, "@overlay/b", SetAside)))
+		moved, err := SetAsideUppers(root, "b")
+		if err == nil || !strings.Contains(err.Error(), "is a symlink, expected a directory") || moved != nil {
+			t.Errorf("got %v, %v: want a refusal naming the symlink", moved, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "@overlay/b/B1/upper/f")); err != nil {
+			t.Errorf("the upper moved: %v", err)
+		}
+	})
+	t.Run("bad slot name", func(t *testing.T) {
+		if _, err := SetAsideUppers(t.TempDir(), "../a"); err == nil || !strings.Contains(err.Error(), "overlay slot name") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+// TestPruneUppersSetAside: the set-aside uppers of images no longer in the
+// slot go with the slot's other stale uppers; the one of the image in the
+// slot stays; a .set-aside that is a symlink is never followed.
+func TestPruneUppersSetAside(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"@overlay/b/B2/upper/f":            "current",
+		"@overlay/b/.set-aside/B2/upper/f": "current image, an earlier trial",
+		"@overlay/b/.set-aside/B1/upper/f": "an image gone from the slot",
+		"@overlay/b/.set-aside/keep/notes": "not an upper",
+		"@overlay/a/A1/upper/f":            "slot a",
+		"@overlay/a/A0/upper/f":            "slot a, reachable through the symlink",
+	})
+	must(t, os.Symlink("../b", filepath.Join(root, "@overlay/a", SetAside)))
+	removed, err := PruneUppers(root, map[string]string{"b": "B2", "a": "A1"})
+	must(t, err)
+	sort.Strings(removed)
+	want := []string{filepath.Join(root, "@overlay/a/A0"), filepath.Join(root, "@overlay/b/.set-aside/B1")}
+	if !reflect.DeepEqual(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	for _, p := range []string{"@overlay/b/B2/upper/f", "@overlay/b/.set-aside/B2/upper/f", "@overlay/b/.set-aside/keep/notes", "@overlay/a/A1/upper/f"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
