@@ -4,11 +4,16 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/verity"
 )
 
 // TestFailureClassesDocumented: docs/boot-sequence.md lists exactly the
@@ -61,5 +66,44 @@ func TestFault(t *testing.T) {
 	}
 	if fault(stepHeader, nil) != nil {
 		t.Error("fault(step, nil) is not nil")
+	}
+}
+
+// TestMountFault: a failed mount of the image retires the slot only when
+// it can be the image's: not for a missing module, not for an EIO that
+// cannot be a hash mismatch (restart_on_corruption, verity=off) or that
+// the partitions, read directly, confirm.
+func TestMountFault(t *testing.T) {
+	dir := t.TempDir()
+	data, hash := filepath.Join(dir, "data"), filepath.Join(dir, "hash")
+	for name, size := range map[string]int{data: 2 * 4096, hash: 3 * 4096} {
+		if err := os.WriteFile(name, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := verity.Target{Name: "keel-root-a", DataDev: data, HashDev: hash, HashOffset: 4096, Params: verity.Params{DataBlocks: 2}}
+	gone := good
+	gone.DataDev = filepath.Join(dir, "gone")
+	noMode := func(t verity.Target) verity.Target { t.Options = []string{}; return t }
+	eio := fmt.Errorf("mounting the image: %w", unix.EIO)
+	for _, c := range []struct {
+		name      string
+		target    verity.Target
+		verityOff bool
+		err       error
+		want      bootstate.Class
+		reason    string
+	}{
+		{"no module", good, false, unix.ENODEV, bootstate.Environment, ""},
+		{"not a squashfs", good, false, unix.EINVAL, bootstate.Image, "valid SquashFS"},
+		{"EIO under restart_on_corruption", good, false, eio, bootstate.Environment, "not an EIO"},
+		{"EIO without dm-verity", good, true, eio, bootstate.Environment, "verity=off"},
+		{"EIO, no corruption mode, partitions read fine", noMode(good), false, eio, bootstate.Image, "valid SquashFS"},
+		{"EIO, no corruption mode, partitions fail", noMode(gone), false, eio, bootstate.Environment, "read directly, the slot's partitions fail too"},
+	} {
+		err := mountFault(&image{target: c.target}, c.verityOff, c.err)
+		if got := bootstate.ClassOf(err); got != c.want || !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.reason) {
+			t.Errorf("%s: %v (%v), want class %v mentioning %q", c.name, err, got, c.want, c.reason)
+		}
 	}
 }

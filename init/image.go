@@ -44,16 +44,36 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.rollback
 	b.need("squashfs")
 	if err := b.stack.Do(layout.Image(dev, "squashfs")); err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return fault(stepFSModule, err)
-		}
-		return fault(stepMountImage, fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err))
+		return mountFault(img, b.cfg.VerityOff, err)
 	}
 	id := img.imageID
 	if id == "" && len(img.target.RootHash) > 0 {
 		id = fmt.Sprintf("%x", img.target.RootHash[:min(6, len(img.target.RootHash))])
 	}
 	return b.assemble(layout, id)
+}
+
+// mountFault classifies a failure to mount the image. An EIO is the
+// image's only when it can be a hash mismatch and the image's partitions
+// read fine directly: with restart_on_corruption (the default) a mismatch
+// restarts the machine rather than failing the read, and without dm-verity
+// there is nothing to mismatch, so the EIO is an I/O error of the disk,
+// which must not retire a slot that works.
+func mountFault(img *image, verityOff bool, err error) error {
+	switch {
+	case errors.Is(err, unix.ENODEV):
+		return fault(stepFSModule, err)
+	case !errors.Is(err, unix.EIO):
+	case verityOff:
+		return fault(stepImageRead, fmt.Errorf("%w: an I/O error reading the image (verity=off: no hash to mismatch)", err))
+	case !img.target.MismatchIsEIO():
+		return fault(stepImageRead, fmt.Errorf("%w: an I/O error under dm-verity (its corruption mode, restart_on_corruption by default, makes a hash mismatch restart the machine, not an EIO)", err))
+	default:
+		if rerr := verity.ReadAll(img.target); rerr != nil {
+			return fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, rerr))
+		}
+	}
+	return fault(stepMountImage, fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err))
 }
 
 // verityFault classifies a failure to open dm-verity: a first read that

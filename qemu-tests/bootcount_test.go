@@ -207,6 +207,31 @@ func TestBootCountTrial(t *testing.T) {
 	}
 }
 
+// readErrorFallback boots f with slot b set next and every read of sector
+// failing with EIO (QEMU's blkdebug), and checks that b failed as an
+// environment fault whose reason says why, a booted, and b kept its state
+// and its try.
+func readErrorFallback(t *testing.T, f abFixture, sector int64, why string) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", sector), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	slotctlDisk(t, f.disk.Path, "set-next", "b")
+	before := diskStatus(t, f.disk.Path).slot(t, "b")
+	m := vm.Start(t, vm.Options{Initrd: f.initrd, QEMUArgs: []string{"-drive", "file=blkdebug:" + cfg + ":" + f.disk.Path + ",if=virtio,format=raw"}})
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Slot != "a" || len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || br.Fallbacks[0].Class != "environment fault" ||
+		!strings.Contains(br.Fallbacks[0].Reason, why) {
+		t.Errorf("slot %q fallbacks %+v: want b failing as an environment fault (%s), then a", br.Slot, br.Fallbacks, why)
+	}
+	if b := diskStatus(t, f.disk.Path).slot(t, "b"); b.Priority != before.Priority || b.Reason != "" || b.Tries != before.Tries {
+		t.Errorf("b after a disk read error: %+v, want it as before the boot (%+v): not retired, its try given back", b, before)
+	}
+}
+
 // TestBootCountFallback: a slot that fails in the initramfs is marked bad
 // and the other slot boots in the same boot; corruption that only the mount
 // meets restarts the machine (restart_on_corruption) after the try was
@@ -235,24 +260,17 @@ func TestBootCountFallback(t *testing.T) {
 		// first data block with EIO: dm-verity says EIO as it does for a
 		// mismatch, but the blocks cannot be read directly either, so the
 		// disk is at fault, and b keeps its state.
-		cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
-		sector := f.disk.Part(t, "root-b").Offset/512 + 4
-		if err := os.WriteFile(cfg, fmt.Appendf(nil, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", sector), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		slotctlDisk(t, f.disk.Path, "set-next", "b")
-		before := diskStatus(t, f.disk.Path).slot(t, "b")
-		m := vm.Start(t, vm.Options{Initrd: f.initrd, QEMUArgs: []string{"-drive", "file=blkdebug:" + cfg + ":" + f.disk.Path + ",if=virtio,format=raw"}})
-		r := m.ExpectReport()
-		m.ExpectPowerOff()
-		br := bootReport(t, r)
-		if br.Slot != "a" || len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || br.Fallbacks[0].Class != "environment fault" ||
-			!strings.Contains(br.Fallbacks[0].Reason, "read directly, the slot's partitions fail too") {
-			t.Errorf("slot %q fallbacks %+v: want b failing as an environment fault (image read), then a", br.Slot, br.Fallbacks)
-		}
-		if b := diskStatus(t, f.disk.Path).slot(t, "b"); b.Priority != before.Priority || b.Reason != "" || b.Tries != before.Tries {
-			t.Errorf("b after a disk read error: %+v, want it as before the boot (%+v): not retired, its try given back", b, before)
-		}
+		readErrorFallback(t, f, f.disk.Part(t, "root-b").Offset/512+4, "read directly, the slot's partitions fail too")
+	})
+	t.Run("mount-read-error-is-not-the-image", func(t *testing.T) {
+		t.Parallel()
+		f := newAB(t, "")
+		// The same at the inode table: dm-verity's first read passes, the
+		// mount's read of the root inode fails with EIO. Under
+		// restart_on_corruption a mismatch would restart the machine, so
+		// the EIO is the disk's (it retired b before).
+		root := f.disk.Part(t, "root-b")
+		readErrorFallback(t, f, (root.Offset+inodeTableStart(t, f.disk.Path, root.Offset))/512, "an I/O error under dm-verity")
 	})
 	t.Run("corrupt-tree-restarts-then-rolls-back", func(t *testing.T) {
 		t.Parallel()

@@ -41,3 +41,55 @@ func TestReadPath(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAll: every data block and the whole tree read from intact
+// devices; a device that ends early (a block that cannot be read) fails,
+// naming the device and where, be it the last data block or the last hash
+// block.
+func TestReadAll(t *testing.T) {
+	dir := t.TempDir()
+	const blocks = 300 // 300 data blocks in 1 MiB chunks: two chunks
+	data := randomBytes(blocks*4096, 8)
+	p := Params{DataBlocks: blocks, Salt: []byte("salt")}
+	hash, _ := format(t, data, p)
+	dataDev := writeFile(t, dir, "data", data)
+	hashDev := writeFile(t, dir, "hash", append(make([]byte, 4096), hash...))
+	tg := Target{Name: "keel-root-a", DataDev: dataDev, HashDev: hashDev, HashOffset: 4096, Params: p}
+	if err := ReadAll(tg); err != nil {
+		t.Fatalf("ReadAll of intact devices: %v", err)
+	}
+	shortData := writeFile(t, dir, "short-data", data[:len(data)-1])
+	shortHash := writeFile(t, dir, "short-hash", append(make([]byte, 4096), hash[:len(hash)-1]...))
+	for name, tc := range map[string]struct {
+		t    Target
+		want string
+	}{
+		"last data byte":   {Target{Name: "x", DataDev: shortData, HashDev: hashDev, HashOffset: 4096, Params: p}, "of " + shortData + " at byte 1048576"},
+		"last hash byte":   {Target{Name: "x", DataDev: dataDev, HashDev: shortHash, HashOffset: 4096, Params: p}, "of " + shortHash + " at byte 8192"},
+		"hash device gone": {Target{Name: "x", DataDev: dataDev, HashDev: filepath.Join(dir, "none"), HashOffset: 4096, Params: p}, "none: no such file"},
+	} {
+		if err := ReadAll(tc.t); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: ReadAll = %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestMismatchIsEIO(t *testing.T) {
+	for _, c := range []struct {
+		opts []string
+		want bool
+	}{
+		{nil, false}, // DefaultOptions: restart_on_corruption
+		{[]string{}, true},
+		{[]string{"check_at_most_once"}, true},
+		{[]string{"restart_on_corruption"}, false},
+		{[]string{"panic_on_corruption"}, false},
+		{[]string{"ignore_corruption"}, false},
+		{[]string{"fec_roots 2", "restart_on_corruption"}, false},
+		{[]string{"ignore_zero_blocks"}, true},
+	} {
+		if got := (Target{Options: c.opts}).MismatchIsEIO(); got != c.want {
+			t.Errorf("options %q: MismatchIsEIO = %v, want %v", c.opts, got, c.want)
+		}
+	}
+}
