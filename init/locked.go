@@ -130,6 +130,13 @@ var runlevelWords = []string{"emergency", "rescue", "single", "s", "S", "1", "-s
 // naming it. An option the baked line holds word for word (mkinitrd
 // --cmdline) is the builder's and allowed, though it is on the real line
 // that systemd reads it.
+//
+// The line is split three ways and every word of each is checked: as the
+// kernel and keel split it (double quotes only), and as systemd splits
+// /proc/cmdline (systemdWords: single quotes too, a backslash literal since
+// systemd 245, an escape before). The splits differ: '"' systemd.debug_shell
+// is one harmless word to the kernel and the word systemd.debug_shell to
+// systemd, so checking one split alone lets the other through.
 func lockedKernelOptions(cmdline, baked string) error {
 	builder := map[string]bool{}
 	for _, p := range kargs.Split(baked) {
@@ -139,24 +146,92 @@ func lockedKernelOptions(cmdline, baked string) error {
 		if builder[p.String()] {
 			continue
 		}
-		name := p.Name()
-		if slices.Contains(deviceHidingOptions, name) {
+		if slices.Contains(deviceHidingOptions, p.Name()) {
 			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this kernel option hides devices or drivers (the system disk could be replaced by another disk); remove it", p)
 		}
-		// systemd splits and unquotes the line itself, with single quotes
-		// and backslashes too: 'systemd.run=…' is its systemd.run=.
-		name = strings.Map(func(r rune) rune {
+		// Quotes and backslashes left in a word as the kernel splits it
+		// are systemd's to remove: 'systemd.run=…' is its systemd.run=.
+		word := strings.Map(func(r rune) rune {
 			if r == '\'' || r == '"' || r == '\\' {
 				return -1
 			}
 			return r
-		}, name)
-		if strings.HasPrefix(name, "systemd.") && !slices.Contains(systemdAllowed, name) && !strings.HasPrefix(name, "systemd.journald.") {
-			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this systemd option can change what the booted system runs (a command, a unit, a mount, a shell); remove it, or bake it with mkinitrd --cmdline to allow exactly this value", p)
+		}, p.String())
+		if err := refuseSystemdWord(word, p.String()); err != nil {
+			return err
 		}
-		if !p.HasValue && slices.Contains(runlevelWords, strings.ReplaceAll(name, "_", "-")) {
-			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this word boots systemd into a rescue or emergency shell; remove it", p)
+	}
+	for _, escapes := range []bool{false, true} {
+		allowed := map[string]bool{}
+		for _, w := range systemdWords(baked, escapes) {
+			allowed[w] = true
+		}
+		for _, w := range systemdWords(cmdline, escapes) {
+			if err := refuseSystemdWord(w, w); !allowed[w] && err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// refuseSystemdWord refuses word, one word of the line as systemd reads it,
+// if it is a systemd option that is not allowed or a rescue runlevel word;
+// shown is how the message names it.
+func refuseSystemdWord(word, shown string) error {
+	key, _, hasValue := strings.Cut(word, "=")
+	name := strings.ReplaceAll(key, "-", "_") // systemd, like the kernel, takes - and _ as one
+	if strings.HasPrefix(name, "systemd.") && !slices.Contains(systemdAllowed, name) && !strings.HasPrefix(name, "systemd.journald.") {
+		return fmt.Errorf("command line: %s: refused: the initramfs is locked and this systemd option can change what the booted system runs (a command, a unit, a mount, a shell); remove it, or bake it with mkinitrd --cmdline to allow exactly this value", shown)
+	}
+	if !hasValue && slices.Contains(runlevelWords, strings.ReplaceAll(name, "_", "-")) {
+		return fmt.Errorf("command line: %s: refused: the initramfs is locked and this word boots systemd into a rescue or emergency shell; remove it", shown)
+	}
+	return nil
+}
+
+// systemdWords splits line as systemd splits /proc/cmdline
+// (extract_first_word with EXTRACT_UNQUOTE and EXTRACT_RELAX): space, tab,
+// newline and carriage return separate words; a single or a double quote
+// opens a group that runs to the same quote (the other one is literal
+// inside) or, unbalanced, to the end of the line, and the quotes are
+// removed. With escapes false a backslash is an ordinary character
+// (EXTRACT_RETAIN_ESCAPE, systemd 245 and later); with escapes true it
+// makes the next character literal, quotes and spaces too (earlier
+// systemd). A NUL ends the line.
+func systemdWords(line string, escapes bool) []string {
+	var words []string
+	var b strings.Builder
+	inWord := false
+	var quote byte
+	for i := 0; i < len(line) && line[i] != 0; i++ {
+		c := line[i]
+		switch {
+		case escapes && c == '\\':
+			inWord = true
+			if i+1 < len(line) && line[i+1] != 0 {
+				i++
+				b.WriteByte(line[i])
+			}
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			b.WriteByte(c)
+		case c == '\'' || c == '"':
+			quote, inWord = c, true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inWord {
+				words = append(words, b.String())
+				b.Reset()
+				inWord = false
+			}
+		default:
+			b.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, b.String())
+	}
+	return words
 }

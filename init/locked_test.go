@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,6 +149,15 @@ func TestLockedKernelOptions(t *testing.T) {
 		{`sys'temd.debug_shell'`, `sys'temd.debug_shell': refused`},
 		{`\systemd.debug_shell`, `refused`},
 		{`'emergency'`, `'emergency': refused`},
+		// Words the kernel's split hides inside double quotes but
+		// systemd's does not: a single-quoted double quote, and (systemd
+		// before 245) a backslash before one.
+		{`'"' systemd.debug_shell`, "command line: systemd.debug_shell: refused"},
+		{`console=ttyS0 quiet '"' systemd.run=/bin/sh '"'`, "command line: systemd.run=/bin/sh: refused"},
+		{`'"' S`, "command line: S: refused"},
+		{`'"' emergency '"'`, "command line: emergency: refused"},
+		{`\'\"\' systemd.run=/bin/sh \'\"\'`, "command line: systemd.run=/bin/sh: refused"},
+		{`\"x systemd.debug_shell "`, "command line: systemd.debug_shell: refused"},
 		// What systemd logs and shows, keel's own options, the builder's
 		// baked words, a runlevel word as a value: let through.
 		{"systemd.log_level=debug systemd.show_status=0 systemd.journald.forward_to_console=1 systemd.log-target=console", ""},
@@ -162,28 +172,138 @@ func TestLockedKernelOptions(t *testing.T) {
 	}
 }
 
-// FuzzLockedKernelOptions: whatever comes before it, a word that runs
-// something in the booted system is refused, unless the line before it
-// leaves a double quote open (then it is part of a quoted word, for the
-// kernel and for systemd alike); a refusal always names a word of the line.
+// FuzzLockedKernelOptions: systemdWords splits as systemd's own
+// extract_first_word does (refExtractWords, a transliteration of its C, in
+// both of its backslash modes), and whenever any word systemd or the kernel
+// would read is a forbidden option that the baked line does not hold,
+// lockedKernelOptions refuses; whatever it returns is a refusal.
 func FuzzLockedKernelOptions(f *testing.F) {
 	f.Add("console=ttyS0 quiet", "systemd.unit=kiosk.target")
 	f.Add(`"a b" 'c`, "")
 	f.Add(`systemd.log_level=debug emergency=1`, "x")
-	f.Fuzz(func(t *testing.T, prefix, baked string) {
-		if err := lockedKernelOptions(prefix, baked); err != nil && !strings.Contains(err.Error(), ": refused: the initramfs is locked") {
-			t.Fatalf("lockedKernelOptions(%q) = %v: not a refusal", prefix, err)
+	f.Add(`'"' systemd.debug_shell`, "")
+	f.Add(`\"x systemd.debug_shell "`, "")
+	f.Add("'\"'", "emergency")
+	f.Fuzz(func(t *testing.T, line, baked string) {
+		err := lockedKernelOptions(line, baked)
+		if err != nil && !strings.Contains(err.Error(), ": refused: the initramfs is locked") {
+			t.Fatalf("lockedKernelOptions(%q) = %v: not a refusal", line, err)
 		}
-		if strings.Count(prefix, `"`)%2 != 0 {
-			return
-		}
-		for _, w := range []string{"systemd.run=/bin/sh", "systemd.debug_shell", "systemd.unit=rescue.target", "module_blacklist=ahci", "single", "-b"} {
-			err := lockedKernelOptions(prefix+" "+w, "")
-			if err == nil {
-				t.Fatalf("lockedKernelOptions(%q) = nil: want %s refused", prefix+" "+w, w)
+		for _, escapes := range []bool{false, true} {
+			words := refExtractWords(line, escapes)
+			if got := systemdWords(line, escapes); !slices.Equal(got, words) {
+				t.Fatalf("systemdWords(%q, escapes %v) = %q, systemd's extract_first_word gives %q", line, escapes, got, words)
+			}
+			bakedWords := refExtractWords(baked, escapes)
+			for _, w := range words {
+				if !slices.Contains(bakedWords, w) && forbiddenWord(w) && err == nil {
+					t.Fatalf("lockedKernelOptions(%q, baked %q) = nil: systemd reads %q (escapes %v)", line, baked, w, escapes)
+				}
 			}
 		}
 	})
+}
+
+// forbiddenWord is the test's own statement of what a locked line may not
+// give systemd.
+func forbiddenWord(w string) bool {
+	k, _, v := strings.Cut(w, "=")
+	k = strings.ReplaceAll(k, "-", "_")
+	for _, f := range []string{"systemd.run", "systemd.debug_shell", "systemd.unit", "systemd.wants", "systemd.mount_extra", "systemd.set_credential"} {
+		if k == f {
+			return true
+		}
+	}
+	return !v && slices.Contains([]string{"emergency", "rescue", "single", "s", "S", "1", "_s", "_b"}, k)
+}
+
+// refExtractWords is systemd's extract_first_word (src/basic/extract-word.c)
+// with EXTRACT_UNQUOTE|EXTRACT_RELAX, and EXTRACT_RETAIN_ESCAPE unless
+// escapes, called until it returns no word, as proc_cmdline_parse does;
+// kept in the shape of the C (a cursor, a backslash flag, the quote being
+// inside) to be checked against it line by line.
+func refExtractWords(line string, escapes bool) []string {
+	var words []string
+	p := 0
+	for p >= 0 {
+		w, ok := refExtractFirstWord(line, &p, escapes)
+		if !ok {
+			break
+		}
+		words = append(words, w)
+	}
+	return words
+}
+
+func refExtractFirstWord(line string, p *int, escapes bool) (string, bool) {
+	at := func() byte {
+		if *p < len(line) {
+			return line[*p]
+		}
+		return 0
+	}
+	sep := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	var s []byte
+	var quote byte
+	backslash := false
+	c := at()
+	next := func() { *p++; c = at() } // C's (*p)++, c = **p
+	for ; ; next() {                  // skip the separators before the word
+		if c == 0 {
+			*p = -1
+			return "", false
+		}
+		if !sep(c) {
+			s = []byte{}
+			break
+		}
+	}
+	for ; ; next() {
+		switch {
+		case backslash:
+			if c == 0 {
+				*p = -1 // EXTRACT_RELAX: a trailing backslash is eaten
+				return string(s), true
+			}
+			s = append(s, c)
+			backslash = false
+		case quote != 0:
+			for ; ; next() {
+				if c == 0 {
+					*p = -1 // EXTRACT_RELAX: an open quote ends with the line
+					return string(s), true
+				} else if c == quote {
+					quote = 0
+					break
+				} else if c == '\\' && escapes {
+					backslash = true
+					break
+				}
+				s = append(s, c)
+			}
+		default:
+			for ; ; next() {
+				if c == 0 {
+					*p = -1
+					return string(s), true
+				} else if c == '\'' || c == '"' {
+					quote = c
+					break
+				} else if c == '\\' && escapes {
+					backslash = true
+					break
+				} else if sep(c) {
+					for ; sep(c); next() {
+					}
+					if c == 0 {
+						*p = -1
+					}
+					return string(s), true
+				}
+				s = append(s, c)
+			}
+		}
+	}
 }
 
 // TestAmbiguous: an explicit DEVSPEC of a locked boot must match one

@@ -141,14 +141,24 @@ func TestLockedRefusesSystemdShell(t *testing.T) {
 	t.Parallel()
 	key := signingKey(t, "release")
 	a := seal(t, payloadTree(t, "image-a"), key, "img-a")
-	disk := abDisk(t, &a, nil)
-	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--locked", "--trust", key+".pub"), Disks: []string{disk.Path},
-		Cmdline: `"systemd.run=/bin/sh -c 'echo pwned'" systemd.run_success_action=none`})
-	m.Expect("keel: BOOT FAILED:")
-	m.Expect(`"systemd.run=/bin/sh -c 'echo pwned'": refused: the initramfs is locked`)
-	m.ExpectReboot()
-	if strings.Contains(m.Output(), "switching root") {
-		t.Error("the locked initramfs handed the command line's systemd.run= to the booted system")
+	rd := initrd(t, "--locked", "--trust", key+".pub")
+	for _, c := range []struct{ name, cmdline, refused string }{
+		{"double-quoted", `"systemd.run=/bin/sh -c 'echo pwned'" systemd.run_success_action=none`, `"systemd.run=/bin/sh -c 'echo pwned'": refused`},
+		// One word to the kernel, whose split knows only double quotes;
+		// systemd's split reads systemd.run= (it used to get through).
+		{"single-quoted-double-quote", `'"' systemd.run=/bin/sh`, "command line: systemd.run=/bin/sh: refused"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			disk := abDisk(t, &a, nil)
+			m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}, Cmdline: c.cmdline})
+			m.Expect("keel: BOOT FAILED:")
+			m.Expect(c.refused + ": the initramfs is locked")
+			m.ExpectReboot()
+			if strings.Contains(m.Output(), "switching root") {
+				t.Error("the locked initramfs handed the command line's systemd.run= to the booted system")
+			}
+		})
 	}
 }
 
