@@ -242,6 +242,16 @@ func TestSelectFailureClasses(t *testing.T) {
 			[2]SlotState{{Reason: "verity-a: root hash mismatch"}, {Priority: 1, Good: true, Unconfirmed: 1}}, ""},
 		{"image fault on the last good slot: kept", goodTrial, img, "", true,
 			[2]SlotState{{Priority: 1, Good: true, Unconfirmed: 1}, {Reason: "verity-b: root hash mismatch"}}, "slot a is the last good slot"},
+		// a fails first (environment: its disk late), then good b has an
+		// image fault: a did not boot, so b is kept (it was retired,
+		// leaving a whose last attempt failed as the only slot).
+		{"env fault on good a, image fault on good b: b kept", goodGood, func(c Choice) error {
+			if c.Slot == SlotA {
+				return env(c)
+			}
+			return img(c)
+		}, "", true,
+			[2]SlotState{{Priority: 2, Good: true}, {Priority: 1, Good: true, Unconfirmed: 1}}, "slot b is the last good slot"},
 		{"unclassified error: an environment fault", goodGood, only(SlotA, func(Choice) error { return errors.New("EBUSY") }), SlotB, false,
 			[2]SlotState{{Priority: 2, Good: true}, {Priority: 1, Good: true, Unconfirmed: 1}}, ""},
 	}

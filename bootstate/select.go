@@ -5,6 +5,7 @@ package bootstate
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Failure is a slot that failed in the initramfs during this boot.
@@ -82,7 +83,7 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 		// A slot that could not be tried (its try not countable) is only
 		// skipped: an unwritable bootstate says nothing about the image.
 		if tried && !c.Forced {
-			sel.settle(st, &state, before.Slot(c.Slot), c.Slot, failed)
+			sel.settle(st, &state, before.Slot(c.Slot), c.Slot, failed, excluded)
 		}
 		excluded = append(excluded, c.Slot)
 	}
@@ -108,8 +109,11 @@ func (sel *Selection) attempt(c Choice, saveErr error, try func(Choice) error) (
 // or the unconfirmed boot it was charged: the attempt returned, so it was
 // neither a hang nor a crash, and it proves nothing about the image. An
 // image fault marks the slot bad, unless x is the last good slot: the init
-// never gives up the only image that worked.
-func (sel *Selection) settle(st Store, s *State, prev SlotState, x Slot, failed error) {
+// never gives up the only image that worked. A slot that already failed in
+// this boot (excluded) is no alternative: a good slot whose environment
+// fault may pass by the next boot does not make the other good slot
+// expendable.
+func (sel *Selection) settle(st Store, s *State, prev SlotState, x Slot, failed error, excluded []Slot) {
 	if ClassOf(failed) != Image {
 		p, _ := s.slot(x)
 		if p.Tries != prev.Tries || p.Unconfirmed != prev.Unconfirmed {
@@ -119,7 +123,7 @@ func (sel *Selection) settle(st Store, s *State, prev SlotState, x Slot, failed 
 		}
 		return
 	}
-	if s.lastGoodStanding(x) {
+	if s.lastGoodStanding(x, excluded) {
 		sel.Warnings = append(sel.Warnings, fmt.Sprintf("slot %s is the last good slot: kept despite an image fault (%v)", x, failed))
 		return
 	}
@@ -129,10 +133,10 @@ func (sel *Selection) settle(st Store, s *State, prev SlotState, x Slot, failed 
 }
 
 // lastGoodStanding reports whether x is good and the other slot is not a
-// good, bootable alternative.
-func (s State) lastGoodStanding(x Slot) bool {
+// good, bootable alternative that has not failed in this boot.
+func (s State) lastGoodStanding(x Slot, excluded []Slot) bool {
 	p, o := s.Slot(x), s.Slot(x.Other())
-	return p.Good && !(o.Good && o.Bootable())
+	return p.Good && !(o.Good && o.Bootable() && !slices.Contains(excluded, x.Other()))
 }
 
 func (sel *Selection) warn(err error) {
