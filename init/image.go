@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/verity"
@@ -50,7 +51,15 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	if id == "" && len(img.target.RootHash) > 0 {
 		id = fmt.Sprintf("%x", img.target.RootHash[:min(6, len(img.target.RootHash))])
 	}
-	return b.assemble(layout, id)
+	err := b.assemble(layout, id)
+	if bootstate.ClassOf(err) == bootstate.Image {
+		// The init's lookup reads the image's directories: an EIO there
+		// is the disk's as it is for the mount.
+		if derr := diskFault(img, b.cfg.VerityOff, err); derr != nil {
+			return derr
+		}
+	}
+	return err
 }
 
 // mountFault classifies a failure to mount the image. An EIO is the
@@ -60,9 +69,21 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 // there is nothing to mismatch, so the EIO is an I/O error of the disk,
 // which must not retire a slot that works.
 func mountFault(img *image, verityOff bool, err error) error {
-	switch {
-	case errors.Is(err, unix.ENODEV):
+	if errors.Is(err, unix.ENODEV) {
 		return fault(stepFSModule, err)
+	}
+	if derr := diskFault(img, verityOff, err); derr != nil {
+		return derr
+	}
+	return fault(stepMountImage, fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err))
+}
+
+// diskFault returns err as an environment fault ("image read") when it is
+// an EIO from reading the verified image that cannot be the image's: not a
+// hash mismatch (see mountFault), or one the partitions confirm by failing
+// when read directly. It returns nil otherwise: err is left to the caller.
+func diskFault(img *image, verityOff bool, err error) error {
+	switch {
 	case !errors.Is(err, unix.EIO):
 	case verityOff:
 		return fault(stepImageRead, fmt.Errorf("%w: an I/O error reading the image (verity=off: no hash to mismatch)", err))
@@ -73,7 +94,7 @@ func mountFault(img *image, verityOff bool, err error) error {
 			return fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, rerr))
 		}
 	}
-	return fault(stepMountImage, fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err))
+	return nil
 }
 
 // verityFault classifies a failure to open dm-verity: a first read that

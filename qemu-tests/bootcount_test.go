@@ -207,14 +207,18 @@ func TestBootCountTrial(t *testing.T) {
 	}
 }
 
-// readErrorFallback boots f with slot b set next and every read of sector
-// failing with EIO (QEMU's blkdebug), and checks that b failed as an
-// environment fault whose reason says why, a booted, and b kept its state
+// readErrorFallback boots f with slot b set next and every read of the
+// sectors failing with EIO (QEMU's blkdebug), and checks that b failed as an
+// environment fault whose reason holds each of why, a booted, and b kept its state
 // and its try.
-func readErrorFallback(t *testing.T, f abFixture, sector int64, why string) {
+func readErrorFallback(t *testing.T, f abFixture, sectors []int64, why ...string) {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", sector), 0o644); err != nil {
+	var rules []byte
+	for _, s := range sectors {
+		rules = fmt.Appendf(rules, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", s)
+	}
+	if err := os.WriteFile(cfg, rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	slotctlDisk(t, f.disk.Path, "set-next", "b")
@@ -223,9 +227,13 @@ func readErrorFallback(t *testing.T, f abFixture, sector int64, why string) {
 	r := m.ExpectReport()
 	m.ExpectPowerOff()
 	br := bootReport(t, r)
-	if br.Slot != "a" || len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || br.Fallbacks[0].Class != "environment fault" ||
-		!strings.Contains(br.Fallbacks[0].Reason, why) {
-		t.Errorf("slot %q fallbacks %+v: want b failing as an environment fault (%s), then a", br.Slot, br.Fallbacks, why)
+	if br.Slot != "a" || len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || br.Fallbacks[0].Class != "environment fault" {
+		t.Errorf("slot %q fallbacks %+v: want b failing as an environment fault, then a", br.Slot, br.Fallbacks)
+	}
+	for _, w := range why {
+		if len(br.Fallbacks) > 0 && !strings.Contains(br.Fallbacks[0].Reason, w) {
+			t.Errorf("b's fallback reason %q: want %q in it", br.Fallbacks[0].Reason, w)
+		}
 	}
 	if b := diskStatus(t, f.disk.Path).slot(t, "b"); b.Priority != before.Priority || b.Reason != "" || b.Tries != before.Tries {
 		t.Errorf("b after a disk read error: %+v, want it as before the boot (%+v): not retired, its try given back", b, before)
@@ -260,7 +268,7 @@ func TestBootCountFallback(t *testing.T) {
 		// first data block with EIO: dm-verity says EIO as it does for a
 		// mismatch, but the blocks cannot be read directly either, so the
 		// disk is at fault, and b keeps its state.
-		readErrorFallback(t, f, f.disk.Part(t, "root-b").Offset/512+4, "read directly, the slot's partitions fail too")
+		readErrorFallback(t, f, []int64{f.disk.Part(t, "root-b").Offset/512 + 4}, "read directly, the slot's partitions fail too")
 	})
 	t.Run("mount-read-error-is-not-the-image", func(t *testing.T) {
 		t.Parallel()
@@ -270,7 +278,37 @@ func TestBootCountFallback(t *testing.T) {
 		// restart_on_corruption a mismatch would restart the machine, so
 		// the EIO is the disk's (it retired b before).
 		root := f.disk.Part(t, "root-b")
-		readErrorFallback(t, f, (root.Offset+inodeTableStart(t, f.disk.Path, root.Offset))/512, "an I/O error under dm-verity")
+		readErrorFallback(t, f, []int64{(root.Offset + inodeTableStart(t, f.disk.Path, root.Offset)) / 512}, "an I/O error under dm-verity")
+	})
+	t.Run("init-lookup-read-error-is-not-the-image", func(t *testing.T) {
+		t.Parallel()
+		// Slot b's /sbin holds 4,000 empty files around init, so that
+		// init's inode lies in the middle of the inode table, pages away
+		// from the root inode's block at its end (the only block of the
+		// table the mount reads). Every sector of those middle pages fails:
+		// the mount passes, the lookup of /sbin/init fails with EIO (it was
+		// "the image has no init", an image fault, before).
+		key := signingKey(t, "release")
+		tree := payloadTree(t, "image-b")
+		for i := range 2000 {
+			for _, c := range "az" {
+				vm.WriteFile(t, tree, fmt.Sprintf("sbin/%c%04d", c, i), "")
+			}
+		}
+		a, b := seal(t, payloadTree(t, "image-a"), key, "img-a"), seal(t, tree, key, "img-b")
+		f := abFixture{disk: abDisk(t, &a, &b), initrd: initrd(t, "--trust", key+".pub")}
+		root := f.disk.Part(t, "root-b")
+		inodes := inodeTableStart(t, f.disk.Path, root.Offset)
+		rootBlock := inodes + squashfsField(t, f.disk.Path, root.Offset, 32)>>16
+		first, last := (inodes/4096+1)*4096, (rootBlock/4096-1)*4096
+		if last-first < 2*4096 {
+			t.Fatalf("inode table %d, root inode's block %d: too few pages between them", inodes, rootBlock)
+		}
+		var sectors []int64
+		for off := first; off < last; off += 512 {
+			sectors = append(sectors, (root.Offset+off)/512)
+		}
+		readErrorFallback(t, f, sectors, "init /sbin/init not found in the new root", "an I/O error under dm-verity")
 	})
 	t.Run("corrupt-tree-restarts-then-rolls-back", func(t *testing.T) {
 		t.Parallel()
@@ -314,13 +352,20 @@ func TestBootCountFallback(t *testing.T) {
 // its inode table (superblock field inode_table_start, little-endian).
 func inodeTableStart(t testing.TB, disk string, off int64) int64 {
 	t.Helper()
+	return squashfsField(t, disk, off, 64)
+}
+
+// squashfsField reads the little-endian 64-bit field at byte field of the
+// superblock of the SquashFS at off in the disk image.
+func squashfsField(t testing.TB, disk string, off, field int64) int64 {
+	t.Helper()
 	f, err := os.Open(disk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	b := make([]byte, 8)
-	if _, err := f.ReadAt(b, off+64); err != nil {
+	if _, err := f.ReadAt(b, off+field); err != nil {
 		t.Fatalf("squashfs superblock in %s: %v", disk, err)
 	}
 	return int64(binary.LittleEndian.Uint64(b))
