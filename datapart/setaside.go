@@ -112,3 +112,36 @@ func flushRootDir(root *os.Root, rel string) error {
 	defer f.Close()
 	return f.Sync()
 }
+
+// OtherUppers reports whether @overlay holds an upper (PruneUppers' test:
+// a directory named by an encoded image id, laid out as keel's upper) other
+// than dir, set-aside ones included: on a data partition that has served
+// other images, an upper made without the /etc merge would miss the
+// machine's configuration.
+func OtherUppers(dataRoot, dir string) bool {
+	overlay := filepath.Join(dataRoot, Overlay)
+	root, err := os.OpenRoot(overlay)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	slotDirs, _ := fs.ReadDir(root.FS(), ".")
+	for _, s := range slotDirs {
+		if !s.IsDir() {
+			continue
+		}
+		for _, d := range []string{s.Name(), filepath.Join(s.Name(), SetAside)} {
+			if fi, err := root.Lstat(d); err != nil || !fi.IsDir() {
+				continue
+			}
+			entries, _ := fs.ReadDir(root.FS(), d)
+			for _, e := range entries {
+				rel := filepath.Join(d, e.Name())
+				if filepath.Join(overlay, rel) != dir && isStaleUpper(e, "") && upperLayout(root, rel) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

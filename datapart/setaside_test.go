@@ -145,3 +145,32 @@ func TestPruneUppersSetAside(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherUppers: an upper of another image, in any slot or set aside,
+// counts; the upper itself, user directories, temporary directories and
+// files do not.
+func TestOtherUppers(t *testing.T) {
+	root := t.TempDir()
+	self := filepath.Join(root, "@overlay/a/A2")
+	if OtherUppers(root, self) {
+		t.Error("no @overlay: found an upper")
+	}
+	write(t, root, map[string]string{
+		"@overlay/a/A2/upper/etc/x":        "itself",
+		"@overlay/a/backup/photos/1":       "a user's",
+		"@overlay/a/.A3.tmp/upper/x":       "a merge cut short",
+		"@overlay/b/notes.txt":             "a file",
+		"@overlay/b/merged/etc-merge.json": "a record alone",
+	})
+	if OtherUppers(root, self) {
+		t.Error("found an upper among what is not one")
+	}
+	for _, other := range []string{"@overlay/b/B1/upper/etc/x", "@overlay/b/.set-aside/B0/work/", "@overlay/a/A1/upper/"} {
+		r := t.TempDir()
+		must(t, os.CopyFS(r, os.DirFS(root)))
+		write(t, r, map[string]string{other: ""})
+		if !OtherUppers(r, filepath.Join(r, "@overlay/a/A2")) {
+			t.Errorf("%s: not found", other)
+		}
+	}
+}

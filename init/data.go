@@ -338,6 +338,9 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 		slot = "" // a plain root has no image: no upper, nothing pruned
 	}
 	prune, why := mayPrune(b.cfg, b.rep.Mode, slot, b.devices())
+	if prune && b.countedInMemory() {
+		prune, why = false, "the boot state is not durable in this boot: the image last marked good, whose upper is the /etc merge's source, is unknown"
+	}
 	if lgSlot, lgID, ok := b.lastGood(); prune && ok && lgSlot == slot && lgID != imageID {
 		// The last good image was in this slot and was replaced: its upper
 		// is the /etc merge's source, so it stays until another image is
@@ -349,7 +352,7 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 	}
 	res, err := datapart.Prepare(datapart.Plan{
 		Root: d.root, FSType: d.fstype, ImageVar: filepath.Join(layout.Lower, "var"),
-		Slot: slot, ImageID: imageID, NoPrune: !prune,
+		Slot: slot, ImageID: imageID, NoPrune: !prune, Progress: b.watchdogProgress,
 	})
 	if err != nil {
 		b.volatile(d.dev, err)

@@ -43,6 +43,16 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		return wait, false
 	}
 	slot, id, ok := b.lastGood()
+	if !ok && b.rep.Mode == "slot" && b.countedInMemory() && datapart.OtherUppers(datapart.DefaultRoot, upper) {
+		// The boot state could not be read: the last good image, whose
+		// upper holds the machine's configuration, is unknown, not
+		// absent. An empty upper made now would never be merged.
+		msg := "the boot state is not durable in this boot, so the image last marked good, whose upper the /etc merge reads, is unknown: this boot's upper layer is tmpfs (/var and /home bound), and the first boot with the boot state merges /etc"
+		b.log.Errorf("%s", msg)
+		b.log.Console("keel: WARNING: %s", msg)
+		b.rep.Warn("%s", msg)
+		return wait, true
+	}
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
 		// Nothing to merge from; on btrfs the upper is still made here, a
 		// subvolume, so that the next image's merge can start from a
@@ -103,6 +113,13 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		b.log.Infof("/etc merge skipped %s", s)
 	}
 	return wait, false
+}
+
+// countedInMemory reports whether this boot's boot state lives in memory
+// only (no usable bootstate partition): its last good image is unknown.
+func (b *boot) countedInMemory() bool {
+	_, mem := b.loadBootState().store.(*bootstate.MemStore)
+	return mem
 }
 
 // setAsideTrials sets the other slot's uppers aside (datapart.SetAsideUppers)

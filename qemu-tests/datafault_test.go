@@ -387,3 +387,44 @@ func TestRetriedUpdateMergesAgain(t *testing.T) {
 		t.Errorf("boot 4 (b's second trial): fresh upper %v, etc_merge %+v: want a fresh upper merged from A1", br.Data.FreshUpper, m)
 	}
 }
+
+// TestMemoryCountedBootMakesNoEmptyUpper: the first boot of a new image
+// (a/A2, set next after b/B1 was marked good) finds no usable boot state
+// (bootstate= names a file system: counting in memory), so the last good
+// image is unknown. It says so and runs over tmpfs with /var and /home
+// bound, making no upper; the next boot, with the boot state, merges
+// B1's /etc. It used to make A2 an empty upper, never merged again.
+func TestMemoryCountedBootMakesNoEmptyUpper(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	a := seal(t, payloadTree(t, "image-a"), "", "A2")
+	b := seal(t, payloadTree(t, "image-b"), "", "B1")
+	const conf = "/etc/keel-local.conf"
+	dir := t.TempDir()
+	vm.WriteFile(t, dir, "@overlay/b/B1/upper"+conf, "the machine's configuration")
+	for _, d := range []string{"@overlay/b/B1/work", "@var", "@home"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")},
+		vm.Part{Name: "spare", SizeMiB: 8, Content: vm.MkExt4(t, t.TempDir(), 8, "spare")})
+	slotctlDisk(t, disk.Path, "mark-good", "b") // the last good image: b/B1
+	slotctlDisk(t, disk.Path, "set-next", "a")
+	rd := initrd(t)
+
+	r, br := boot(t, rd, disk, "bootstate=PARTLABEL=spare "+actions(t, nil, conf))
+	if br.Slot != "a" || br.Overlay != "tmpfs" || br.Data == nil || br.Data.Volatile || br.Data.Upper != "" || len(br.Data.Binds) == 0 {
+		t.Errorf("boot 1 (boot state in memory): slot %q overlay %q data %+v: want a over tmpfs with the data partition's binds", br.Slot, br.Overlay, br.Data)
+	}
+	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "the boot state is not durable in this boot, so the image last marked good") {
+		t.Errorf("boot 1 warnings %q: want why there is no upper", br.Warnings)
+	}
+	wantCat(t, r, conf, "")
+
+	r, br = boot(t, rd, disk, actions(t, nil, conf))
+	if br.Slot != "a" || br.Overlay != "persistent" || br.EtcMerge == nil || br.EtcMerge.FromImage != "B1" {
+		t.Errorf("boot 2: slot %q overlay %q etc_merge %+v: want a persistent upper merged from B1", br.Slot, br.Overlay, br.EtcMerge)
+	}
+	wantCat(t, r, conf, "the machine's configuration")
+}
