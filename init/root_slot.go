@@ -155,6 +155,9 @@ func (b *boot) resetRootReport() {
 	}
 	b.rep.ImageID, b.rep.RootHash, b.rep.KeyID, b.rep.HashSource = "", "", "", ""
 	b.rep.RollbackIndex, b.rep.Authenticated = 0, false
+	// A failed attempt's /etc merge is not this root's (its record stays
+	// next to the upper it made); slotctl mark-good reads etc_merge.
+	b.rep.EtcMerge = nil
 }
 
 // checkRollback enforces the anti-rollback floor on an image: a locked
