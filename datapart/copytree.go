@@ -36,6 +36,11 @@ type copier struct {
 
 	mu  sync.Mutex
 	err error // the first failure of a worker
+
+	// progress, when set, is called after each file and directory is
+	// copied, from any of the workers: the init renews its watchdog
+	// lease, so that a long copy is not taken for a hang.
+	progress func()
 }
 
 // copyWorkers is how many regular files are copied at once; each has a
@@ -87,13 +92,17 @@ func (j fileJob) names() (srcDir int, srcName string, dstDir int, dstName string
 
 type link struct{ first, dst string }
 
-// copyTree copies src to dst, which must not exist.
-func copyTree(src, dst string) error {
+// copyTree copies src to dst, which must not exist, calling progress (if
+// not nil) as it goes.
+func copyTree(src, dst string, progress func()) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
-	c := &copier{dev: st.Dev, links: map[[2]uint64]string{}, files: make(chan fileJob, copyWorkers)}
+	if progress == nil {
+		progress = func() {}
+	}
+	c := &copier{dev: st.Dev, links: map[[2]uint64]string{}, files: make(chan fileJob, copyWorkers), progress: progress}
 	var wg sync.WaitGroup
 	for range copyWorkers {
 		wg.Add(1)
@@ -119,6 +128,7 @@ func (c *copier) work(wg *sync.WaitGroup) {
 	for j := range c.files {
 		if c.failure() == nil {
 			c.fail(c.copyFileJob(j, buf))
+			c.progress()
 		}
 		j.at.release()
 	}
@@ -260,6 +270,7 @@ func (c *copier) copyDir(src, dst string) error {
 			return err
 		}
 	}
+	c.progress()
 	return nil
 }
 

@@ -46,7 +46,7 @@ func BenchmarkCopyTree(b *testing.B) {
 	dst := filepath.Join(base, "copy")
 	b.ResetTimer()
 	for range b.N {
-		if err := copyTree(src, dst); err != nil {
+		if err := copyTree(src, dst, nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

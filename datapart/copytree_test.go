@@ -93,7 +93,7 @@ func TestCopyTreeClosesDescriptors(t *testing.T) {
 	}
 	before := openFDs()
 	dst := filepath.Join(t.TempDir(), "dst")
-	if err := copyTree(src, dst); err != nil {
+	if err := copyTree(src, dst, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := os.ReadFile(filepath.Join(dst, "d4/sub/f19")); err != nil || string(got) != "x" {
@@ -103,7 +103,7 @@ func TestCopyTreeClosesDescriptors(t *testing.T) {
 		t.Errorf("%d descriptors open after a copy, %d before", after, before)
 	}
 	// A destination that exists fails at once.
-	if err := copyTree(src, dst); !errors.Is(err, fs.ErrExist) {
+	if err := copyTree(src, dst, nil); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("onto an existing tree: %v, want EEXIST", err)
 	}
 	if after := openFDs(); after != before {

@@ -29,6 +29,11 @@ type Plan struct {
 	// which image is in Slot (its devices were overridden or ambiguous).
 	NoPrune bool
 	Sys     Sys // nil fields are the kernel
+	// Progress, when set, is called as seeding /var copies each file and
+	// directory (from several goroutines): the init renews its watchdog
+	// lease, so that the first boot of an image with a large /var on slow
+	// storage is not reset as a hang, over and over.
+	Progress func()
 }
 
 // Result is what Prepare did, for the log and the boot report.
@@ -60,7 +65,7 @@ func Prepare(p Plan) (Result, error) {
 	if r.Created, err = EnsureLayout(p.Root, p.FSType, p.Sys); err != nil {
 		return r, err
 	}
-	if r.Seeded, err = SeedVar(p.ImageVar, filepath.Join(p.Root, Var)); err != nil {
+	if r.Seeded, err = SeedVar(p.ImageVar, filepath.Join(p.Root, Var), p.Progress); err != nil {
 		return r, err
 	}
 	if withUpper {

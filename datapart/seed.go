@@ -34,7 +34,7 @@ const (
 // No symlink is ever followed on the data partition: dataVar must be a
 // directory, a symlink at the temporary path is removed as a symlink, and
 // every file is created with O_EXCL.
-func SeedVar(imageVar, dataVar string) (seeded bool, err error) {
+func SeedVar(imageVar, dataVar string, progress func()) (seeded bool, err error) {
 	if fi, err := os.Lstat(dataVar); err != nil {
 		return false, fmt.Errorf("seeding /var: %w", err)
 	} else if !fi.IsDir() {
@@ -49,7 +49,7 @@ func SeedVar(imageVar, dataVar string) (seeded bool, err error) {
 	if err := dropSeedTemp(dataVar); err != nil {
 		return false, err
 	}
-	if err := seedEntries(imageVar, dataVar); err != nil {
+	if err := seedEntries(imageVar, dataVar, progress); err != nil {
 		return false, err
 	}
 	if err := writeMarker(dataVar, marker); err != nil {
@@ -76,7 +76,7 @@ func dropSeedTemp(dataVar string) error {
 
 // seedEntries copies imageVar into the temporary directory and moves its
 // entries into dataVar. An image without /var seeds nothing.
-func seedEntries(imageVar, dataVar string) error {
+func seedEntries(imageVar, dataVar string, progress func()) error {
 	var st unix.Stat_t
 	err := unix.Lstat(imageVar, &st)
 	if errors.Is(err, unix.ENOENT) {
@@ -89,7 +89,7 @@ func seedEntries(imageVar, dataVar string) error {
 		return fmt.Errorf("seeding /var: image %s is not a directory", imageVar)
 	}
 	tmp := filepath.Join(dataVar, seedTemp)
-	if err := copyTree(imageVar, tmp); err != nil {
+	if err := copyTree(imageVar, tmp, progress); err != nil {
 		return fmt.Errorf("seeding /var: %w", err)
 	}
 	if err := syncFS(dataVar); err != nil {

@@ -5,9 +5,11 @@ package datapart
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,7 +97,7 @@ func TestSeedVarCopiesEverythingOnce(t *testing.T) {
 	requireRoot(t)
 	src := imageVar(t)
 	dst := t.TempDir()
-	seeded, err := SeedVar(src, dst)
+	seeded, err := SeedVar(src, dst, nil)
 	if err != nil || !seeded {
 		t.Fatalf("SeedVar = %v, %v; want true", seeded, err)
 	}
@@ -114,7 +116,7 @@ func TestSeedVarCopiesEverythingOnce(t *testing.T) {
 	// Later boots leave @var alone, even when the image's /var changed.
 	must(t, os.WriteFile(filepath.Join(src, "lib/new-in-image"), nil, 0o644))
 	must(t, os.WriteFile(filepath.Join(dst, "log/syslog"), []byte("mine"), 0o644))
-	seeded, err = SeedVar(src, dst)
+	seeded, err = SeedVar(src, dst, nil)
 	if err != nil || seeded {
 		t.Fatalf("second SeedVar = %v, %v; want false", seeded, err)
 	}
@@ -135,7 +137,7 @@ func TestSeedVarRetriesAfterCrash(t *testing.T) {
 		"lib/a":                  "moved, then changed by the user",
 		"mine/file":              "a user's own entry",
 	})
-	seeded, err := SeedVar(src, dst)
+	seeded, err := SeedVar(src, dst, nil)
 	if err != nil || !seeded {
 		t.Fatalf("SeedVar = %v, %v", seeded, err)
 	}
@@ -165,7 +167,7 @@ func TestSeedVarRetriesAfterCrash(t *testing.T) {
 func TestSeedVarEdgeCases(t *testing.T) {
 	t.Run("image without /var", func(t *testing.T) {
 		dst := t.TempDir()
-		seeded, err := SeedVar(filepath.Join(t.TempDir(), "var"), dst)
+		seeded, err := SeedVar(filepath.Join(t.TempDir(), "var"), dst, nil)
 		if err != nil || !seeded {
 			t.Fatalf("SeedVar = %v, %v", seeded, err)
 		}
@@ -178,7 +180,7 @@ func TestSeedVarEdgeCases(t *testing.T) {
 		src := filepath.Join(t.TempDir(), "var")
 		must(t, os.WriteFile(src, nil, 0o644))
 		dst := t.TempDir()
-		if _, err := SeedVar(src, dst); err == nil || !strings.Contains(err.Error(), "is not a directory") {
+		if _, err := SeedVar(src, dst, nil); err == nil || !strings.Contains(err.Error(), "is not a directory") {
 			t.Errorf("err = %v", err)
 		}
 		if _, err := os.Lstat(filepath.Join(dst, SeedMarker)); !os.IsNotExist(err) {
@@ -186,7 +188,7 @@ func TestSeedVarEdgeCases(t *testing.T) {
 		}
 	})
 	t.Run("@var missing", func(t *testing.T) {
-		if _, err := SeedVar(t.TempDir(), filepath.Join(t.TempDir(), "nope")); err == nil {
+		if _, err := SeedVar(t.TempDir(), filepath.Join(t.TempDir(), "nope"), nil); err == nil {
 			t.Error("no error")
 		}
 	})
@@ -210,7 +212,7 @@ func TestSeedVarNeverFollowsSymlinks(t *testing.T) {
 			write(t, dst, map[string]string{"keep/sub/file": "the user's", "keep/other/": ""})
 			must(t, os.Symlink(target, filepath.Join(dst, seedTemp)))
 			beforeIn, beforeOut := snapshot(t, filepath.Join(dst, "keep")), snapshot(t, outside)
-			seeded, err := SeedVar(src, dst)
+			seeded, err := SeedVar(src, dst, nil)
 			if err != nil || !seeded {
 				t.Fatalf("SeedVar = %v, %v; want seeded", seeded, err)
 			}
@@ -237,11 +239,35 @@ func TestSeedVarNeverFollowsSymlinks(t *testing.T) {
 		real := t.TempDir()
 		link := filepath.Join(t.TempDir(), "@var")
 		must(t, os.Symlink(real, link))
-		if _, err := SeedVar(src, link); err == nil || !strings.Contains(err.Error(), "expected a directory") {
+		if _, err := SeedVar(src, link, nil); err == nil || !strings.Contains(err.Error(), "expected a directory") {
 			t.Errorf("err = %v, want a refusal", err)
 		}
 		if entries, _ := os.ReadDir(real); len(entries) != 0 {
 			t.Errorf("seeded through the symlink: %v", entries)
 		}
 	})
+}
+
+// TestSeedVarReportsProgress: seeding calls progress for every regular
+// file and directory it copies (the init renews its watchdog lease there),
+// from the copying goroutines.
+func TestSeedVarReportsProgress(t *testing.T) {
+	requireRoot(t)
+	src := imageVar(t)
+	inodes := map[uint64]bool{} // a hard link is made, not copied
+	must(t, filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		var st unix.Stat_t
+		if err == nil && (d.Type().IsRegular() || d.IsDir()) && unix.Lstat(p, &st) == nil {
+			inodes[st.Ino] = true
+		}
+		return err
+	}))
+	want := len(inodes)
+	var calls atomic.Int64
+	if _, err := SeedVar(src, t.TempDir(), func() { calls.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Load(); got < int64(want) {
+		t.Errorf("progress called %d times for %d files and directories", got, want)
+	}
 }
