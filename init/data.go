@@ -265,7 +265,7 @@ func (b *boot) unlockData(dev string) (string, error) {
 			b.log.Warnf("%v", err)
 		}
 	}()
-	o := unlock.Opener{Role: "data", Budget: unlock.NewKDFBudget(unlock.DefaultKDFBudget)}
+	o := unlock.Opener{Role: "data", Budget: unlock.NewKDFBudget(unlock.DefaultKDFBudget), NoDiscards: b.baked.Locked}
 	if kf := b.baked.LUKSKeyfile; kf != "" {
 		secret, err := os.ReadFile(kf)
 		if err == nil {

@@ -348,6 +348,15 @@ func TestMetadataOptions(t *testing.T) {
 	if got := strings.Join(v.Flags, " "); got != "allow_discards no_write_workqueue submit_from_crypt_cpus" {
 		t.Errorf("flags %q", got)
 	}
+	// Locked: the header's allow-discards is not taken (nothing
+	// authenticates it); the other flags are.
+	locked := &fakeMapper{}
+	o = Opener{DevDir: t.TempDir(), Mapper: locked, NoDiscards: true}
+	_, err = o.Open(img, "y", Key{Secret: []byte(secret), Kind: KeyFile})
+	must(t, err)
+	if got := strings.Join(locked.created[0].Flags, " "); got != "no_write_workqueue submit_from_crypt_cpus" {
+		t.Errorf("NoDiscards: flags %q, want allow_discards left out", got)
+	}
 	if v.IVTweak != 8 || v.Size != 1<<20 {
 		t.Errorf("iv tweak %d, size %d", v.IVTweak, v.Size)
 	}

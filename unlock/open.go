@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/keel-boot/keel/dm"
@@ -39,6 +40,11 @@ type Opener struct {
 	// Budget bounds the key derivation of every Open through this Opener
 	// (share one per boot); nil is unbounded.
 	Budget *KDFBudget
+	// NoDiscards leaves out the header's allow-discards flag (a locked
+	// machine): the passphrase does not authenticate the header, and
+	// whoever holds the disk could turn TRIM on, which shows which blocks
+	// the file system uses. The other flags only tune performance.
+	NoDiscards bool
 }
 
 // Open unlocks the LUKS volume on dev with key through the default Opener
@@ -58,6 +64,9 @@ func (o Opener) Open(dev, name string, key Key) (string, error) {
 	what := describe(o.role(name), dev, version)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if o.NoDiscards {
+		vol.Flags = slices.DeleteFunc(slices.Clone(vol.Flags), func(f string) bool { return f == "allow_discards" })
 	}
 	devno, err := o.mapper().CreateCrypt(name, vol)
 	clear(vol.Key)
