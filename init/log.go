@@ -94,10 +94,31 @@ func (l *logger) kmsgLine(prio int, line string) bool {
 }
 
 func truncate(line string) string {
+	line = visible(line)
 	if len(line) > maxLine {
 		return line[:maxLine] + "…"
 	}
 	return line
+}
+
+// visible writes the control characters of s but tab and newline as \xNN:
+// messages quote what disks hold (a LUKS2 header's names, partition
+// labels), and an escape sequence from a stick must not clear the console,
+// move its cursor or make the terminal answer as if typed.
+func visible(s string) string {
+	ctl := func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r <= 0x9f }
+	if !strings.ContainsFunc(s, ctl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if ctl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func (l *logger) Errorf(format string, args ...any) { l.logf(prioErr, format, args...) }
@@ -116,7 +137,7 @@ func (l *logger) Debugf(format string, args ...any) { l.logf(prioDebug, format, 
 // boot. One still not out after stallWait more is repeated in the kernel
 // log (stalled).
 func (l *logger) Console(format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
+	line := visible(fmt.Sprintf(format, args...))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintln(l.console, line)

@@ -93,3 +93,21 @@ func TestConsoleNoDrainOffAFile(t *testing.T) {
 		t.Error("a buffer console got a drain")
 	}
 }
+
+// TestConsoleShowsControlCharacters: what a disk holds (a LUKS2 header's
+// requirement names, a stick's partition labels) reaches the console and
+// the kernel log with its control characters written out, so an escape
+// sequence cannot clear the screen, move the cursor or make the terminal
+// answer as typed input; tabs, newlines and other text stay.
+func TestConsoleShowsControlCharacters(t *testing.T) {
+	var console bytes.Buffer
+	l := newLogger(&console)
+	l.Console("keel: BOOT FAILED: config.requirements.mandatory: %s", "\x1b[2J\x1b[Hkeel: OK\r\u009b6n\x7f\ttab é\nnext")
+	l.Errorf("seen: %s", "label\x1b]0;x\x07")
+	got := console.String()
+	want := "keel: BOOT FAILED: config.requirements.mandatory: \\x1b[2J\\x1b[Hkeel: OK\\x0d\\x9b6n\\x7f\ttab é\nnext\n" +
+		"keel: seen: label\\x1b]0;x\\x07\n"
+	if got != want {
+		t.Errorf("console:\n%q\nwant\n%q", got, want)
+	}
+}
