@@ -46,6 +46,7 @@ type Choice struct {
 //     demoted below the other slot when that one is good too (Demote);
 //   - the bootable slot with the highest priority that is not in exclude
 //     (the slots that already failed in this boot) is chosen, a on a tie;
+//     with none, a good slot at priority 0 that is not excluded;
 //   - a slot not yet good has its tries decremented, a good slot its
 //     unconfirmed boots incremented: the caller must persist the state
 //     (Choice.Changed) before mounting anything, so that a boot that never
@@ -59,11 +60,21 @@ func (s *State) Choose(forced Slot, maxUnconfirmed int, exclude ...Slot) (Choice
 	changed := s.retireExhausted()
 	demoted := s.demote(maxUnconfirmed, exclude)
 	x, ok := s.best(exclude)
+	reason := ""
 	if !ok {
-		return Choice{Changed: changed || demoted != ""}, s.noBootable(exclude)
+		// A good slot left at priority 0 (a retired slot booted with
+		// slot= and marked good, which MarkGood leaves retired) is the
+		// last resort: a slot that worked is never given up for none.
+		if x, ok = s.goodRetired(exclude); !ok {
+			return Choice{Changed: changed || demoted != ""}, s.noBootable(exclude)
+		}
+		reason = fmt.Sprintf("last resort: no slot can boot by its priority; %s is good (%s)", x, s.Slot(x))
 	}
 	p, _ := s.slot(x)
-	c := Choice{Slot: x, Good: p.Good, Changed: true, Demoted: demoted, Reason: s.why(x, exclude)}
+	if reason == "" {
+		reason = s.why(x, exclude)
+	}
+	c := Choice{Slot: x, Good: p.Good, Changed: true, Demoted: demoted, Reason: reason}
 	if demoted != "" {
 		c.Reason = fmt.Sprintf("%s demoted: %s; %s", demoted, s.Slot(demoted).Reason, c.Reason)
 	}
@@ -153,6 +164,16 @@ func (s *State) best(exclude []Slot) (Slot, bool) {
 		}
 	}
 	return found, found != ""
+}
+
+// goodRetired returns a good slot at priority 0 that is not excluded.
+func (s *State) goodRetired(exclude []Slot) (Slot, bool) {
+	for _, x := range Slots() {
+		if p := s.Slot(x); p.Good && p.Priority == 0 && !slices.Contains(exclude, x) {
+			return x, true
+		}
+	}
+	return "", false
 }
 
 // why explains why x was chosen over the other slot.

@@ -373,3 +373,34 @@ func TestGoodSlotNeverLostToSetNext(t *testing.T) {
 		t.Fatalf("b's tries ran out, then %s booted: want the good a", got)
 	}
 }
+
+// TestGoodRetiredSlotIsLastResort: a slot retired, booted with slot= and
+// marked good stays at priority 0 (the operator retired it), but when the
+// other slot cannot boot — its tries run out before any set-next, or it
+// fails in this boot — it boots rather than nothing; a slot that is not
+// good never does.
+func TestGoodRetiredSlotIsLastResort(t *testing.T) {
+	s := DefaultState()
+	_ = s.MarkBad(SlotA, "health check failed")
+	_ = s.MarkGood(SlotA, "img-2", 0) // after a boot with slot=a
+	s.Slots[1] = SlotState{Priority: 2, Tries: 1}
+	if c, err := s.Choose("", 0); err != nil || c.Slot != SlotB {
+		t.Fatalf("b has a try: %+v, %v; want b", c, err)
+	}
+	c, err := s.Choose("", 0)
+	if err != nil || c.Slot != SlotA || !strings.Contains(c.Reason, "last resort") || s.Slot(SlotA).Unconfirmed != 1 {
+		t.Fatalf("b's tries are out: %+v, %v (a %+v); want a as the last resort, its boot counted", c, err, s.Slot(SlotA))
+	}
+	s.Slots[1] = SlotState{Priority: 2, Tries: 3}
+	if c, err := s.Choose("", 0, SlotB); err != nil || c.Slot != SlotA {
+		t.Fatalf("b failed in this boot: %+v, %v; want a", c, err)
+	}
+	if _, err := s.Choose("", 0, SlotA, SlotB); !errors.Is(err, ErrNoBootableSlot) {
+		t.Fatalf("both failed in this boot: %v, want ErrNoBootableSlot", err)
+	}
+	s.Slots[0].Good = false
+	s.Slots[1] = SlotState{Reason: "verity"}
+	if _, err := s.Choose("", 0); !errors.Is(err, ErrNoBootableSlot) {
+		t.Fatalf("a retired and not good: %v, want ErrNoBootableSlot", err)
+	}
+}
