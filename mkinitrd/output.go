@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,12 +57,18 @@ func writeImage(out string, prefix []byte, a initramfs.Archive, c initramfs.Comp
 }
 
 func writeArchive(f *os.File, a initramfs.Archive, c initramfs.Compression, mtime uint32) error {
+	// The archive is made in memory first (the generic image's is 11 MB):
+	// its size chooses the compression level.
+	var raw bytes.Buffer
+	if err := a.Write(&raw, initramfs.WriteOptions{Mtime: mtime}); err != nil {
+		return err
+	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	cw, err := initramfs.NewWriter(bw, c)
+	cw, err := initramfs.NewWriterFor(bw, c, raw.Len())
 	if err != nil {
 		return err
 	}
-	if err := a.Write(cw, initramfs.WriteOptions{Mtime: mtime}); err != nil {
+	if _, err := raw.WriteTo(cw); err != nil {
 		return err
 	}
 	if err := cw.Close(); err != nil {
