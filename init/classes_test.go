@@ -69,10 +69,11 @@ func TestFault(t *testing.T) {
 	}
 }
 
-// TestMountFault: a failed mount of the image retires the slot only when
-// it can be the image's: not for a missing module, not for an EIO that
-// cannot be a hash mismatch (restart_on_corruption, verity=off) or that
-// the partitions, read directly, confirm.
+// TestMountFault: a failed mount of the image (or lookup of its init)
+// retires the slot only when it can be the image's: not for a missing
+// module, not for an EIO that the partitions, read directly, confirm (the
+// disk's); an EIO they do not confirm is the image's (SquashFS says EIO for
+// content it cannot decompress), with dm-verity or without.
 func TestMountFault(t *testing.T) {
 	dir := t.TempDir()
 	data, hash := filepath.Join(dir, "data"), filepath.Join(dir, "hash")
@@ -84,7 +85,6 @@ func TestMountFault(t *testing.T) {
 	good := verity.Target{Name: "keel-root-a", DataDev: data, HashDev: hash, HashOffset: 4096, Params: verity.Params{DataBlocks: 2}}
 	gone := good
 	gone.DataDev = filepath.Join(dir, "gone")
-	noMode := func(t verity.Target) verity.Target { t.Options = []string{}; return t }
 	eio := fmt.Errorf("mounting the image: %w", unix.EIO)
 	for _, c := range []struct {
 		name      string
@@ -96,12 +96,14 @@ func TestMountFault(t *testing.T) {
 	}{
 		{"no module", good, false, unix.ENODEV, bootstate.Environment, ""},
 		{"not a squashfs", good, false, unix.EINVAL, bootstate.Image, "valid SquashFS"},
-		{"EIO under restart_on_corruption", good, false, eio, bootstate.Environment, "not an EIO"},
-		{"EIO without dm-verity", good, true, eio, bootstate.Environment, "verity=off"},
-		{"EIO, no corruption mode, partitions read fine", noMode(good), false, eio, bootstate.Image, "valid SquashFS"},
-		{"EIO, no corruption mode, partitions fail", noMode(gone), false, eio, bootstate.Environment, "read directly, the slot's partitions fail too"},
+		{"EIO, partitions read fine", good, false, eio, bootstate.Image, "valid SquashFS"},
+		{"EIO, partitions fail", gone, false, eio, bootstate.Environment, "read directly, the slot's partitions fail too"},
+		{"EIO without dm-verity, device reads fine", good, true, eio, bootstate.Image, "valid SquashFS"},
+		{"EIO without dm-verity, device fails", gone, true, eio, bootstate.Environment, "read directly, the slot's partitions fail too"},
 	} {
-		err := mountFault(&image{target: c.target}, c.verityOff, c.err)
+		b := &boot{}
+		b.cfg.VerityOff = c.verityOff
+		err := b.mountFault(&image{target: c.target, dataDev: c.target.DataDev}, c.err)
 		if got := bootstate.ClassOf(err); got != c.want || !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.reason) {
 			t.Errorf("%s: %v (%v), want class %v mentioning %q", c.name, err, got, c.want, c.reason)
 		}

@@ -45,7 +45,7 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.rollback
 	b.need("squashfs")
 	if err := b.stack.Do(layout.Image(dev, "squashfs")); err != nil {
-		return mountFault(img, b.cfg.VerityOff, err)
+		return b.mountFault(img, err)
 	}
 	id := img.imageID
 	if id == "" && len(img.target.RootHash) > 0 {
@@ -55,44 +55,48 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	if bootstate.ClassOf(err) == bootstate.Image {
 		// The init's lookup reads the image's directories: an EIO there
 		// is the disk's as it is for the mount.
-		if derr := diskFault(img, b.cfg.VerityOff, err); derr != nil {
+		if derr := b.diskFault(img, err); derr != nil {
 			return derr
 		}
 	}
 	return err
 }
 
-// mountFault classifies a failure to mount the image. An EIO is the
-// image's only when it can be a hash mismatch and the image's partitions
-// read fine directly: with restart_on_corruption (the default) a mismatch
-// restarts the machine rather than failing the read, and without dm-verity
-// there is nothing to mismatch, so the EIO is an I/O error of the disk,
-// which must not retire a slot that works.
-func mountFault(img *image, verityOff bool, err error) error {
+// mountFault classifies a failure to mount the image: a missing module is
+// the kernel's, an EIO the disk's when the partitions fail when read
+// directly (diskFault), anything else the image's.
+func (b *boot) mountFault(img *image, err error) error {
 	if errors.Is(err, unix.ENODEV) {
 		return fault(stepFSModule, err)
 	}
-	if derr := diskFault(img, verityOff, err); derr != nil {
+	if derr := b.diskFault(img, err); derr != nil {
 		return derr
 	}
 	return fault(stepMountImage, fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err))
 }
 
 // diskFault returns err as an environment fault ("image read") when it is
-// an EIO from reading the verified image that cannot be the image's: not a
-// hash mismatch (see mountFault), or one the partitions confirm by failing
-// when read directly. It returns nil otherwise: err is left to the caller.
-func diskFault(img *image, verityOff bool, err error) error {
-	switch {
-	case !errors.Is(err, unix.EIO):
-	case verityOff:
-		return fault(stepImageRead, fmt.Errorf("%w: an I/O error reading the image (verity=off: no hash to mismatch)", err))
-	case !img.target.MismatchIsEIO():
-		return fault(stepImageRead, fmt.Errorf("%w: an I/O error under dm-verity (its corruption mode, restart_on_corruption by default, makes a hash mismatch restart the machine, not an EIO)", err))
-	default:
-		if rerr := verity.ReadAll(img.target); rerr != nil {
-			return fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, rerr))
-		}
+// an EIO and the slot's partitions fail when read directly: every data block
+// and the hash tree (the data device alone with verity=off). An EIO alone
+// proves nothing: dm-verity says EIO for a device's error as for a mismatch
+// (without a corruption mode), SquashFS for content it cannot decompress as
+// for a read that failed; a disk's fault must not retire a slot that works,
+// and a signed but broken image must not stay on trial for ever. It returns
+// nil otherwise (err is the image's). The read renews the watchdog lease as
+// it goes: it reads the whole image, on this failure path only.
+func (b *boot) diskFault(img *image, err error) error {
+	if !errors.Is(err, unix.EIO) {
+		return nil
+	}
+	var rerr error
+	if b.cfg.VerityOff {
+		rerr = verity.ReadDevice(img.dataDev, b.watchdogProgress)
+	} else {
+		rerr = verity.ReadAll(img.target, b.watchdogProgress)
+	}
+	b.watchdogProgress()
+	if rerr != nil {
+		return fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, rerr))
 	}
 	return nil
 }

@@ -274,11 +274,10 @@ func TestBootCountFallback(t *testing.T) {
 		t.Parallel()
 		f := newAB(t, "")
 		// The same at the inode table: dm-verity's first read passes, the
-		// mount's read of the root inode fails with EIO. Under
-		// restart_on_corruption a mismatch would restart the machine, so
-		// the EIO is the disk's (it retired b before).
+		// mount's read of the root inode fails with EIO, and so does the
+		// partition read directly: the disk's (it retired b before).
 		root := f.disk.Part(t, "root-b")
-		readErrorFallback(t, f, []int64{(root.Offset + inodeTableStart(t, f.disk.Path, root.Offset)) / 512}, "an I/O error under dm-verity")
+		readErrorFallback(t, f, []int64{(root.Offset + inodeTableStart(t, f.disk.Path, root.Offset)) / 512}, "read directly, the slot's partitions fail too")
 	})
 	t.Run("init-lookup-read-error-is-not-the-image", func(t *testing.T) {
 		t.Parallel()
@@ -308,7 +307,55 @@ func TestBootCountFallback(t *testing.T) {
 		for off := first; off < last; off += 512 {
 			sectors = append(sectors, (root.Offset+off)/512)
 		}
-		readErrorFallback(t, f, sectors, "init /sbin/init not found in the new root", "an I/O error under dm-verity")
+		readErrorFallback(t, f, sectors, "init /sbin/init not found in the new root", "read directly, the slot's partitions fail too")
+	})
+	t.Run("signed-broken-squashfs-is-the-image", func(t *testing.T) {
+		t.Parallel()
+		// b's SquashFS is damaged in its inode table before it is sealed:
+		// its hashes match, dm-verity passes, the mount fails with EIO
+		// (SquashFS cannot decompress the root inode's block) while the
+		// partitions read fine: the image's fault, b is retired — a
+		// signed but broken update must not stay on trial for ever.
+		key := signingKey(t, "release")
+		tree := payloadTree(t, "image-b")
+		for i := range 300 { // inodes alike enough for the block to compress
+			vm.WriteFile(t, tree, fmt.Sprintf("etc/many/f%03d", i), "")
+		}
+		sq := vm.MkSquashfs(t, tree)
+		st, err := os.Stat(sq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The root inode's metadata block (the table's last, which the
+		// mount reads): its 2-byte header gives the stored length, bit 15
+		// set when stored uncompressed.
+		block := inodeTableStart(t, sq, 0) + squashfsField(t, sq, 0, 32)>>16
+		head := make([]byte, 2)
+		if f, err := os.Open(sq); err != nil {
+			t.Fatal(err)
+		} else {
+			_, err = f.ReadAt(head, block)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := int64(binary.LittleEndian.Uint16(head))
+		if n&0x8000 != 0 || n < 64 {
+			t.Fatalf("the root inode's block is stored uncompressed or tiny (header %#04x): no decompression to fail", n)
+		}
+		corrupt(t, sq, block+2+n/2)
+		a, b := seal(t, payloadTree(t, "image-a"), key, "img-a"), sealSquashfs(t, sq, key, "img-b")
+		if fi, err := os.Stat(sq); err != nil || fi.Size() != st.Size() {
+			t.Fatalf("the damaged SquashFS changed size: %v", err)
+		}
+		f := abFixture{disk: abDisk(t, &a, &b), initrd: initrd(t, "--trust", key+".pub")}
+		slotctlDisk(t, f.disk.Path, "set-next", "b")
+		br := f.boot(t, "", "a")
+		if len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || br.Fallbacks[0].Class != "image fault" || !br.Fallbacks[0].Retired ||
+			!strings.Contains(br.Fallbacks[0].Reason, "input/output error") {
+			t.Errorf("fallbacks %+v: want b's mount failing with EIO as an image fault, b retired", br.Fallbacks)
+		}
 	})
 	t.Run("corrupt-tree-restarts-then-rolls-back", func(t *testing.T) {
 		t.Parallel()

@@ -115,7 +115,12 @@ var rootHashRE = regexp.MustCompile(`root hash:\s+([0-9a-f]+)`)
 // unsigned header).
 func seal(t testing.TB, tree, key, imageID string) sealed {
 	t.Helper()
-	sq := vm.MkSquashfs(t, tree)
+	return sealSquashfs(t, vm.MkSquashfs(t, tree), key, imageID)
+}
+
+// sealSquashfs seals the SquashFS file sq.
+func sealSquashfs(t testing.TB, sq, key, imageID string) sealed {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "verity.img")
 	args := []string{"seal", "--image", sq, "--out", out, "--image-id", imageID}
 	if key != "" {

@@ -4,8 +4,8 @@ package verity
 
 import (
 	"fmt"
+	"io"
 	"os"
-	"strings"
 )
 
 // ReadPath reads, from the devices under t and not through dm-verity, what
@@ -49,30 +49,45 @@ func readBlocks(dev string, n int, offs []int64) error {
 
 // ReadAll reads, from the devices under t and not through dm-verity, every
 // block dm-verity may read: all data blocks and the whole hash tree. When a
-// read through the mapped device fails with EIO later than the first read
-// and a hash mismatch could be the cause (MismatchIsEIO), this tells a disk
-// that cannot be read (an error) from one that reads fine (nil). It reads
-// the whole image, in large chunks, and is meant for that failure path only.
-func ReadAll(t Target) error {
+// read of the image fails with EIO after the first read (dm-verity says EIO
+// for a device's error, SquashFS for content it cannot decompress too),
+// this tells a disk that cannot be read (an error) from one that reads fine
+// (nil: the image). It reads the whole image in 1 MiB chunks, calling
+// progress (if not nil) after each, and is meant for that failure path only.
+func ReadAll(t Target, progress func()) error {
 	p := t.Params.WithDefaults()
 	g, err := p.geometry()
 	if err != nil {
 		return fmt.Errorf("dm-verity %s: %w", t.Name, err)
 	}
 	start := int64(hashStartBlock(t.HashOffset, p.HashBlockSize)) * int64(g.hbs)
-	if err := readRange(t.DataDev, 0, int64(p.DataBlocks)*int64(g.dbs)); err != nil {
+	if err := readRange(t.DataDev, 0, int64(p.DataBlocks)*int64(g.dbs), progress); err != nil {
 		return err
 	}
-	return readRange(t.HashDev, start, int64(g.treeBlocks())*int64(g.hbs))
+	return readRange(t.HashDev, start, int64(g.treeBlocks())*int64(g.hbs), progress)
 }
 
-// readRange reads n bytes of dev from off on, 1 MiB at a time.
-func readRange(dev string, off, n int64) error {
+// ReadDevice reads all of dev, as ReadAll does, for an image mounted
+// without dm-verity.
+func ReadDevice(dev string, progress func()) error {
+	return readRange(dev, 0, -1, progress)
+}
+
+// readRange reads n bytes of dev from off on (to its end when n < 0), 1 MiB
+// at a time, calling progress after each.
+func readRange(dev string, off, n int64, progress func()) error {
 	f, err := os.Open(dev)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if n < 0 {
+		size, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return fmt.Errorf("finding the size of %s: %w", dev, err)
+		}
+		n = size - off
+	}
 	b := make([]byte, 1<<20)
 	for end := off + n; off < end; {
 		c := b[:min(int64(len(b)), end-off)]
@@ -80,28 +95,9 @@ func readRange(dev string, off, n int64) error {
 			return fmt.Errorf("reading %d bytes of %s at byte %d: %w", len(c), dev, off, unwrapPath(err))
 		}
 		off += int64(len(c))
-	}
-	return nil
-}
-
-// MismatchIsEIO reports whether, under t's options, a block that does not
-// match its hash reads as EIO from the mapped device. With
-// restart_on_corruption (the default) or panic_on_corruption a mismatch
-// restarts or stops the machine instead, and with ignore_corruption it reads
-// as data: an EIO then comes from a device under dm-verity (dm-verity passes
-// the I/O errors of its data and hash devices through).
-func (t Target) MismatchIsEIO() bool {
-	opts := t.Options
-	if opts == nil {
-		opts = DefaultOptions()
-	}
-	for _, o := range opts {
-		for _, w := range strings.Fields(o) {
-			switch w {
-			case "restart_on_corruption", "panic_on_corruption", "ignore_corruption":
-				return false
-			}
+		if progress != nil {
+			progress()
 		}
 	}
-	return true
+	return nil
 }

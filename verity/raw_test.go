@@ -55,8 +55,16 @@ func TestReadAll(t *testing.T) {
 	dataDev := writeFile(t, dir, "data", data)
 	hashDev := writeFile(t, dir, "hash", append(make([]byte, 4096), hash...))
 	tg := Target{Name: "keel-root-a", DataDev: dataDev, HashDev: hashDev, HashOffset: 4096, Params: p}
-	if err := ReadAll(tg); err != nil {
-		t.Fatalf("ReadAll of intact devices: %v", err)
+	calls := 0
+	if err := ReadAll(tg, func() { calls++ }); err != nil || calls != 3 {
+		t.Fatalf("ReadAll of intact devices: %v, progress called %d times; want 3 (two chunks of data, one of tree)", err, calls)
+	}
+	calls = 0
+	if err := ReadDevice(dataDev, func() { calls++ }); err != nil || calls != 2 {
+		t.Fatalf("ReadDevice: %v, progress called %d times; want 2", err, calls)
+	}
+	if err := ReadDevice(filepath.Join(dir, "none"), nil); err == nil {
+		t.Fatal("ReadDevice of a missing device: no error")
 	}
 	shortData := writeFile(t, dir, "short-data", data[:len(data)-1])
 	shortHash := writeFile(t, dir, "short-hash", append(make([]byte, 4096), hash[:len(hash)-1]...))
@@ -68,28 +76,8 @@ func TestReadAll(t *testing.T) {
 		"last hash byte":   {Target{Name: "x", DataDev: dataDev, HashDev: shortHash, HashOffset: 4096, Params: p}, "of " + shortHash + " at byte 8192"},
 		"hash device gone": {Target{Name: "x", DataDev: dataDev, HashDev: filepath.Join(dir, "none"), HashOffset: 4096, Params: p}, "none: no such file"},
 	} {
-		if err := ReadAll(tc.t); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := ReadAll(tc.t, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: ReadAll = %v, want %q", name, err, tc.want)
-		}
-	}
-}
-
-func TestMismatchIsEIO(t *testing.T) {
-	for _, c := range []struct {
-		opts []string
-		want bool
-	}{
-		{nil, false}, // DefaultOptions: restart_on_corruption
-		{[]string{}, true},
-		{[]string{"check_at_most_once"}, true},
-		{[]string{"restart_on_corruption"}, false},
-		{[]string{"panic_on_corruption"}, false},
-		{[]string{"ignore_corruption"}, false},
-		{[]string{"fec_roots 2", "restart_on_corruption"}, false},
-		{[]string{"ignore_zero_blocks"}, true},
-	} {
-		if got := (Target{Options: c.opts}).MismatchIsEIO(); got != c.want {
-			t.Errorf("options %q: MismatchIsEIO = %v, want %v", c.opts, got, c.want)
 		}
 	}
 }
