@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -108,4 +109,29 @@ func FuzzCheckWritable(f *testing.F) {
 			t.Fatalf("CheckWritable refused (%v) but Save wrote (%v)", err, saveErr)
 		}
 	})
+}
+
+// eioStore fails every read at or past bad with EIO.
+type eioStore struct {
+	*MemStore
+	bad int64
+}
+
+func (s eioStore) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > s.bad {
+		return 0, syscall.EIO
+	}
+	return s.MemStore.ReadAt(p, off)
+}
+
+// TestCheckWritableUnreadable: a bootstate device that cannot be read is
+// refused for writing, but not as foreign: its state is unknown for this
+// boot, not absent (the init then makes no upper it could not merge).
+func TestCheckWritableUnreadable(t *testing.T) {
+	for _, bad := range []int64{0, copyOffset(1)} {
+		err := CheckWritable(eioStore{NewMemStore(BootStateMinSize), bad})
+		if err == nil || errors.Is(err, ErrForeign) || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "cannot be read") {
+			t.Errorf("reads failing from byte %d: %v; want an I/O error that is not ErrForeign", bad, err)
+		}
+	}
 }

@@ -228,6 +228,14 @@ func checkForeign(st Store, c [2]copyRead) error {
 	if what := foreignSignature(st); what != "" {
 		return fmt.Errorf("%w: the device holds %s: refusing to write boot state records over it", ErrForeign, what)
 	}
+	for _, r := range c {
+		if r.io {
+			// Not foreign: unreadable. Nothing is written in this boot,
+			// and the next may read it (errors.Is(err, ErrForeign) is
+			// false: the machine's state is unknown, not absent).
+			return fmt.Errorf("%w: refusing to write boot state records to a device that cannot be read", r.err)
+		}
+	}
 	for i, r := range c {
 		if !r.blank && !r.ours && !r.short {
 			return fmt.Errorf("%w: copy %d at byte %d is neither blank (zeros) nor a keel record (%v): refusing to write over it", ErrForeign, i, copyOffset(i), r.err)

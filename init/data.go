@@ -338,8 +338,8 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 		slot = "" // a plain root has no image: no upper, nothing pruned
 	}
 	prune, why := mayPrune(b.cfg, b.rep.Mode, slot, b.devices())
-	if prune && b.countedInMemory() {
-		prune, why = false, "the boot state is not durable in this boot: the image last marked good, whose upper is the /etc merge's source, is unknown"
+	if prune && b.bootStateUnavailable() {
+		prune, why = false, "the bootstate partition cannot be used in this boot: the image last marked good, whose upper is the /etc merge's source, is unknown"
 	}
 	if lgSlot, lgID, ok := b.lastGood(); prune && ok && lgSlot == slot && lgID != imageID {
 		// The last good image was in this slot and was replaced: its upper

@@ -37,6 +37,10 @@ type systemDisk struct {
 // (root-X, verity-X, bootstate, data) on the system disk only, choosing the
 // system disk first if need be. A label the system disk's partition table
 // does not list fails at once; one it lists is waited for up to rd.timeout.
+// errNoSuchPartition is why a default label is not waited for: the system
+// disk's partition table, read whole, has no such partition.
+var errNoSuchPartition = errors.New("no partition")
+
 func (b *boot) waitForDefault(role, label string) (string, error) {
 	spec := devspec.OfPartLabel(label)
 	disk, err := b.systemDisk()
@@ -44,7 +48,7 @@ func (b *boot) waitForDefault(role, label string) (string, error) {
 		return "", fmt.Errorf("%s device %s: %w", role, spec, err)
 	}
 	if !b.dev.HasPartLabel(disk, label) {
-		return "", fmt.Errorf("%s device %s: the system disk /dev/%s has no partition labelled %s", role, spec, disk, label)
+		return "", fmt.Errorf("%s device %s: the system disk /dev/%s has %w labelled %s", role, spec, disk, errNoSuchPartition, label)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
 	defer cancel()

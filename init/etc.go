@@ -43,11 +43,11 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		return wait, false
 	}
 	slot, id, ok := b.lastGood()
-	if !ok && b.rep.Mode == "slot" && b.countedInMemory() && datapart.OtherUppers(datapart.DefaultRoot, upper) {
+	if !ok && b.rep.Mode == "slot" && b.bootStateUnavailable() && datapart.OtherUppers(datapart.DefaultRoot, upper) {
 		// The boot state could not be read: the last good image, whose
 		// upper holds the machine's configuration, is unknown, not
 		// absent. An empty upper made now would never be merged.
-		msg := "the boot state is not durable in this boot, so the image last marked good, whose upper the /etc merge reads, is unknown: this boot's upper layer is tmpfs (/var and /home bound), and the first boot with the boot state merges /etc"
+		msg := "the bootstate partition cannot be used in this boot, so the image last marked good, whose upper the /etc merge reads, is unknown: this boot's upper layer is tmpfs (/var and /home bound), and the first boot with the boot state merges /etc"
 		b.log.Errorf("%s", msg)
 		b.log.Console("keel: WARNING: %s", msg)
 		b.rep.Warn("%s", msg)
@@ -115,11 +115,13 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 	return wait, false
 }
 
-// countedInMemory reports whether this boot's boot state lives in memory
-// only (no usable bootstate partition): its last good image is unknown.
-func (b *boot) countedInMemory() bool {
-	_, mem := b.loadBootState().store.(*bootstate.MemStore)
-	return mem
+// bootStateUnavailable reports whether this boot counts in memory because
+// the machine's bootstate partition could not be used in this boot (late,
+// unreadable): the last good image is unknown, not absent. A partition
+// that is not there at all, or holds something else, is no such case: that
+// machine has no last good image to wait for.
+func (b *boot) bootStateUnavailable() bool {
+	return b.loadBootState().unavailable
 }
 
 // setAsideTrials sets the other slot's uppers aside (datapart.SetAsideUppers)

@@ -3,9 +3,13 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/keel-boot/keel/bootstate"
 )
@@ -79,6 +83,26 @@ func TestTrialToSetAside(t *testing.T) {
 		got, ok := trialToSetAside(s, c.slot, c.imageID)
 		if ok != (c.want != "") || got != c.want && ok {
 			t.Errorf("%s: got %q, %v; want %q", c.name, got, ok, c.want)
+		}
+	}
+}
+
+// TestBootStateUnavailable: a bootstate partition that is late or cannot
+// be read leaves the last good image unknown (no empty upper is made); one
+// the system disk does not have, or that holds a file system, leaves none
+// to wait for.
+func TestBootStateUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		why  error
+		want bool
+	}{
+		{fmt.Errorf("bootstate device PARTLABEL=bootstate: the system disk /dev/vda has %w labelled bootstate", errNoSuchPartition), false},
+		{fmt.Errorf("bootstate device /dev/vda7: %w: the device holds ext4", bootstate.ErrForeign), false},
+		{fmt.Errorf("bootstate device on the system disk /dev/vda: %w (rd.timeout=30s)", context.DeadlineExceeded), true},
+		{fmt.Errorf("bootstate device /dev/vda5: reading: %w", unix.EIO), true},
+	} {
+		if got := unavailable(c.why); got != c.want {
+			t.Errorf("unavailable(%v) = %v, want %v", c.why, got, c.want)
 		}
 	}
 }

@@ -22,6 +22,11 @@ type bootState struct {
 	store bootstate.Store
 	state bootstate.State
 	close func()
+	// unavailable is set when the state is counted in memory because the
+	// bootstate partition, which this machine has, could not be used in
+	// this boot (late, unreadable): its state, the last good image
+	// included, is unknown rather than absent.
+	unavailable bool
 }
 
 // slotBoot selects the A/B slot with boot counting and assembles its root;
@@ -251,10 +256,19 @@ func (b *boot) memBootState(why error) *bootState {
 		b.log.Warnf("boot counting is not durable: %v", why)
 		b.rep.Warn("boot counting is not durable: %v", why)
 	}
-	bs := &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), close: func() {}}
+	bs := &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), close: func() {},
+		unavailable: unavailable(why)}
 	b.bs = bs
 	b.readBootState()
 	return bs
+}
+
+// unavailable says whether why, the reason boot counting runs in memory,
+// leaves the machine's boot state unknown for this boot (a partition that
+// is late or cannot be read) rather than absent (the system disk has none,
+// or it holds something else than keel records, which keel never writes).
+func unavailable(why error) bool {
+	return !errors.Is(why, errNoSuchPartition) && !errors.Is(why, bootstate.ErrForeign)
 }
 
 // readBootState loads the state from the store and reports its warnings.
