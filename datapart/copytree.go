@@ -128,7 +128,7 @@ func (c *copier) work(wg *sync.WaitGroup) {
 	for j := range c.files {
 		if c.failure() == nil {
 			c.fail(c.copyFileJob(j, buf))
-			c.progress()
+			c.tick()
 		}
 		j.at.release()
 	}
@@ -270,8 +270,19 @@ func (c *copier) copyDir(src, dst string) error {
 			return err
 		}
 	}
-	c.progress()
+	c.tick()
 	return nil
+}
+
+// tick calls progress; a panic there fails the copy, as one in a copy does,
+// and never reaches PID 1.
+func (c *copier) tick() {
+	defer func() {
+		if r := recover(); r != nil {
+			c.fail(fmt.Errorf("copy progress: panic: %v", r))
+		}
+	}()
+	c.progress()
 }
 
 // openPair opens the directories src and dst, never through a symlink,

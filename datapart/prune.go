@@ -67,6 +67,9 @@ func pruneSlot(root *os.Root, slot, imageID string) (removed []string, err error
 	if err != nil {
 		return nil, fmt.Errorf("pruning uppers of slot %s: %w", slot, err)
 	}
+	if fi, err := root.Lstat(slot); err != nil || !fi.IsDir() {
+		return nil, nil // absent, or not a directory itself (a symlink is never followed)
+	}
 	removed, err = pruneDir(root, slot, keepName)
 	r, err2 := pruneDir(root, filepath.Join(slot, SetAside), keepName)
 	return append(removed, r...), errors.Join(err, err2)

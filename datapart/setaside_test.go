@@ -174,3 +174,20 @@ func TestOtherUppers(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneUppersSymlinkedSlot: a slot directory that is a symlink is not
+// followed, for its .set-aside either.
+func TestPruneUppersSymlinkedSlot(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"@overlay/b/.set-aside/B1/upper/f": "", "@overlay/b/B1/upper/f": ""})
+	must(t, os.Symlink("b", filepath.Join(root, "@overlay/a")))
+	removed, err := PruneUppers(root, map[string]string{"a": "A1"})
+	if err != nil || len(removed) != 0 {
+		t.Errorf("removed %v, %v: want nothing (a is a symlink to b)", removed, err)
+	}
+	for _, p := range []string{"@overlay/b/.set-aside/B1/upper/f", "@overlay/b/B1/upper/f"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}

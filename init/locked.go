@@ -134,7 +134,8 @@ var runlevelWords = []string{"emergency", "rescue", "single", "s", "S", "1", "-s
 // The line is split three ways and every word of each is checked: as the
 // kernel and keel split it (double quotes only), and as systemd splits
 // /proc/cmdline (systemdWords: single quotes too, a backslash literal since
-// systemd 245, an escape before). The splits differ: '"' systemd.debug_shell
+// systemd 245, an escape from 228 to 244; earlier systemd split otherwise and
+// is not supported). The splits differ: '"' systemd.debug_shell
 // is one harmless word to the kernel and the word systemd.debug_shell to
 // systemd, so checking one split alone lets the other through.
 func lockedKernelOptions(cmdline, baked string) error {

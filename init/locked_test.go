@@ -184,10 +184,20 @@ func FuzzLockedKernelOptions(f *testing.F) {
 	f.Add(`'"' systemd.debug_shell`, "")
 	f.Add(`\"x systemd.debug_shell "`, "")
 	f.Add("'\"'", "emergency")
+	f.Add(`"module_blacklist=ahci"`, "x module_blacklist=ahci")
 	f.Fuzz(func(t *testing.T, line, baked string) {
 		err := lockedKernelOptions(line, baked)
 		if err != nil && !strings.Contains(err.Error(), ": refused: the initramfs is locked") {
 			t.Fatalf("lockedKernelOptions(%q) = %v: not a refusal", line, err)
+		}
+		bakedParams := map[string]bool{}
+		for _, p := range kargs.Split(baked) {
+			bakedParams[p.String()] = true
+		}
+		for _, p := range kargs.Split(line) { // the kernel's split
+			if !bakedParams[p.String()] && slices.Contains(deviceHidingOptions, p.Name()) && err == nil {
+				t.Fatalf("lockedKernelOptions(%q, baked %q) = nil: the kernel applies %s", line, baked, p)
+			}
 		}
 		for _, escapes := range []bool{false, true} {
 			words := refExtractWords(line, escapes)

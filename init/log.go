@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -105,18 +106,34 @@ func truncate(line string) string {
 // messages quote what disks hold (a LUKS2 header's names, partition
 // labels), and an escape sequence from a stick must not clear the console,
 // move its cursor or make the terminal answer as if typed.
+//
+// A byte that is not UTF-8 is written out too: a raw 0x9b is an 8-bit CSI
+// to a terminal in that mode.
 func visible(s string) string {
-	ctl := func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r <= 0x9f }
-	if !strings.ContainsFunc(s, ctl) {
+	ctl := func(r rune, size int) bool {
+		return r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r <= 0x9f || r == utf8.RuneError && size == 1
+	}
+	clean := true
+	for i := 0; i < len(s) && clean; {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		clean = !ctl(r, size)
+		i += size
+	}
+	if clean {
 		return s
 	}
 	var b strings.Builder
-	for _, r := range s {
-		if ctl(r) {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case ctl(r, size):
 			fmt.Fprintf(&b, "\\x%02x", r)
-		} else {
-			b.WriteRune(r)
+		default:
+			b.WriteString(s[i : i+size])
 		}
+		i += size
 	}
 	return b.String()
 }

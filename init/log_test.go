@@ -104,9 +104,11 @@ func TestConsoleShowsControlCharacters(t *testing.T) {
 	l := newLogger(&console)
 	l.Console("keel: BOOT FAILED: config.requirements.mandatory: %s", "\x1b[2J\x1b[Hkeel: OK\r\u009b6n\x7f\ttab é\nnext")
 	l.Errorf("seen: %s", "label\x1b]0;x\x07")
+	l.Console("raw: %s", "label\x9b6n \xff é")
 	got := console.String()
 	want := "keel: BOOT FAILED: config.requirements.mandatory: \\x1b[2J\\x1b[Hkeel: OK\\x0d\\x9b6n\\x7f\ttab é\nnext\n" +
-		"keel: seen: label\\x1b]0;x\\x07\n"
+		"keel: seen: label\\x1b]0;x\\x07\n" +
+		"raw: label\\x9b6n \\xff é\n"
 	if got != want {
 		t.Errorf("console:\n%q\nwant\n%q", got, want)
 	}

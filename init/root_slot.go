@@ -204,8 +204,7 @@ func (b *boot) lastGood() (slot, imageID string, ok bool) {
 // loadBootState opens and reads the bootstate partition, once. Without one,
 // or with one that holds something else than keel records (a file system:
 // keel never writes over it), boot counting runs in memory: the boot goes
-// on, loudly, slots chosen by their default priority. A forced slot= on an
-// unlocked initramfs does not wait for the device.
+// on, loudly, slots chosen by their default priority.
 func (b *boot) loadBootState() *bootState {
 	if b.bs != nil {
 		return b.bs
@@ -244,8 +243,8 @@ func (b *boot) loadBootState() *bootState {
 }
 
 // bootStateDevice resolves bootstate= or the default label on the system
-// disk. With slot= on an unlocked initramfs a missing bootstate partition
-// is no wait: the system disk's table shows at once that it has none.
+// disk. A bootstate partition the system disk's table does not list is no
+// wait: the table shows at once that it has none.
 func (b *boot) bootStateDevice() (string, error) {
 	return b.waitForOr(bootstate.Label, b.cfg.BootState)
 }

@@ -120,7 +120,8 @@ func (t *target) goodImage(e *env, x slots.Slot) (string, uint64) {
 // countedInMemory says why the running boot's confirmation must not be
 // written, "" when it may: the init counted this boot in memory (its boot
 // report names no bootstate device: the partition was missing, unreadable,
-// or late; with a forced slot= it is not waited for), so the slot it chose may be one the
+// or late; one the partition table does not list is not waited for), so
+// the slot it chose may be one the
 // state on disk has retired, and marking it good there — priority 0, a
 // floor raised to its index — could leave no slot to boot. The state on
 // disk is left as the last durable boot left it; --bootstate names a
