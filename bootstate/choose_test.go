@@ -252,6 +252,16 @@ func TestSelectFailureClasses(t *testing.T) {
 			return img(c)
 		}, "", true,
 			[2]SlotState{{Priority: 2, Good: true}, {Priority: 1, Good: true, Unconfirmed: 1}}, "slot b is the last good slot"},
+		// The other order: a's image fault comes first, then b's disk is
+		// late. a is not retired before b boots, and b never does: a is
+		// kept (it was retired, leaving b alone).
+		{"image fault on good a, env fault on good b: a kept", goodGood, func(c Choice) error {
+			if c.Slot == SlotA {
+				return img(c)
+			}
+			return env(c)
+		}, "", true,
+			[2]SlotState{{Priority: 2, Good: true, Unconfirmed: 1}, {Priority: 1, Good: true}}, "slot a is good: kept despite an image fault"},
 		{"unclassified error: an environment fault", goodGood, only(SlotA, func(Choice) error { return errors.New("EBUSY") }), SlotB, false,
 			[2]SlotState{{Priority: 2, Good: true}, {Priority: 1, Good: true, Unconfirmed: 1}}, ""},
 	}
@@ -272,7 +282,8 @@ func TestSelectFailureClasses(t *testing.T) {
 			t.Errorf("%s: warnings %q, want %q", tt.name, sel.Warnings, tt.wantWarn)
 		}
 		for _, f := range sel.Fallbacks {
-			lastGood := strings.Contains(tt.wantWarn, "slot "+string(f.Slot)+" is the last good slot")
+			lastGood := strings.Contains(tt.wantWarn, "slot "+string(f.Slot)+" is the last good slot") ||
+				strings.Contains(tt.wantWarn, "slot "+string(f.Slot)+" is good: kept")
 			if f.Retired != (f.Class == Image && !lastGood) {
 				t.Errorf("%s: fallback %+v: retired does not follow its class", tt.name, f)
 			}

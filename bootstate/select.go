@@ -40,6 +40,18 @@ type Selection struct {
 	Warnings []string
 	// State is the boot state as last saved (or as it would have been).
 	State State
+
+	// pending are good slots with an image fault in this boot, retired
+	// only once another slot has booted.
+	pending []pendingRetire
+}
+
+// pendingRetire is a good slot to retire once another slot boots: the index
+// of its failure in Fallbacks, and the failure.
+type pendingRetire struct {
+	slot   Slot
+	i      int
+	failed error
 }
 
 // Select runs boot counting in the initramfs over state, as Load read it
@@ -73,11 +85,19 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 		sel.State = state
 		if err != nil {
 			sel.warn(saveErr)
+			for _, p := range sel.pending {
+				sel.Warnings = append(sel.Warnings, fmt.Sprintf("slot %s is good: kept despite an image fault (%v), since no other slot booted in this boot", p.slot, p.failed))
+			}
 			return sel, err
 		}
 		tried, failed := sel.attempt(c, saveErr, try)
 		if failed == nil {
 			sel.Choice = c
+			for _, p := range sel.pending {
+				sel.Fallbacks[p.i].Retired = true
+				sel.warn(markBad(st, &state, p.slot, p.failed))
+			}
+			sel.State = state
 			return sel, nil
 		}
 		// A slot that could not be tried (its try not countable) is only
@@ -112,7 +132,8 @@ func (sel *Selection) attempt(c Choice, saveErr error, try func(Choice) error) (
 // never gives up the only image that worked. A slot that already failed in
 // this boot (excluded) is no alternative: a good slot whose environment
 // fault may pass by the next boot does not make the other good slot
-// expendable.
+// expendable; and a good slot is retired only once the other has booted
+// (Select), so that the order of the two failures does not matter.
 func (sel *Selection) settle(st Store, s *State, prev SlotState, x Slot, failed error, excluded []Slot) {
 	if ClassOf(failed) != Image {
 		p, _ := s.slot(x)
@@ -125,6 +146,12 @@ func (sel *Selection) settle(st Store, s *State, prev SlotState, x Slot, failed 
 	}
 	if s.lastGoodStanding(x, excluded) {
 		sel.Warnings = append(sel.Warnings, fmt.Sprintf("slot %s is the last good slot: kept despite an image fault (%v)", x, failed))
+		return
+	}
+	if s.Slot(x).Good {
+		// The other good slot has not booted yet: should it fail too (a
+		// late disk), x must still be there at the next boot.
+		sel.pending = append(sel.pending, pendingRetire{slot: x, i: len(sel.Fallbacks) - 1, failed: failed})
 		return
 	}
 	sel.Fallbacks[len(sel.Fallbacks)-1].Retired = true
