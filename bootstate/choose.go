@@ -166,6 +166,20 @@ func (s *State) best(exclude []Slot) (Slot, bool) {
 	return found, found != ""
 }
 
+// Boots reports whether boot counting may choose x at all: x is bootable,
+// or good at priority 0 when no slot is bootable (the last resort of
+// Choose).
+func (s State) Boots(x Slot) bool {
+	if s.Bootable(x) {
+		return true
+	}
+	if _, ok := s.best(nil); ok {
+		return false
+	}
+	y, ok := s.goodRetired(nil)
+	return ok && y == x
+}
+
 // goodRetired returns a good slot at priority 0 that is not excluded.
 func (s *State) goodRetired(exclude []Slot) (Slot, bool) {
 	for _, x := range Slots() {

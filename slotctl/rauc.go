@@ -104,13 +104,14 @@ func raucPrimary(s bootstate.State) (slots.Slot, error) {
 	return c.Slot, nil
 }
 
-// raucGood is RAUC's boot state of a slot: good when boot counting may
-// boot it (priority, and good or tries left) and its verity partition holds
-// a valid header; bad otherwise (retired, tries exhausted, marked bad, on
-// its last try, or holding no image). It is the barebox backend's meaning:
+// raucGood is RAUC's boot state of slot x: good when boot counting may
+// boot it (priority, and good or tries left; or good at priority 0 as the
+// last resort when no slot has a priority, State.Boots) and its verity
+// partition holds a valid header; bad otherwise (retired, tries exhausted,
+// marked bad, or holding no image). It is the barebox backend's meaning:
 // the bootloader will still boot it.
-func raucGood(st bootstate.SlotState, headerErr error) bool {
-	return st.Bootable() && headerErr == nil
+func raucGood(s bootstate.State, x slots.Slot, headerErr error) bool {
+	return s.Boots(x) && headerErr == nil
 }
 
 // raucSetPrimary makes x boot next. The running slot, once good, only gets
@@ -238,7 +239,7 @@ func (t *target) raucGetState(e *env, x slots.Slot) error {
 	}
 	defer p.Close()
 	_, herr := slots.ReadHeader(p)
-	if raucGood(s.Slot(x), herr) {
+	if raucGood(s, x, herr) {
 		fmt.Fprintln(e.stdout, "good")
 	} else {
 		fmt.Fprintln(e.stdout, "bad")

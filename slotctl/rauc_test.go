@@ -317,7 +317,7 @@ func FuzzRaucSetPrimary(f *testing.F) {
 		if ri < 2 {
 			running = all[ri]
 		}
-		if p, err := raucPrimary(s); err == nil && !raucGood(s.Slot(p), nil) {
+		if p, err := raucPrimary(s); err == nil && !raucGood(s, p, nil) {
 			t.Fatalf("state %+v: get-primary %s, which get-state calls bad", s.Slots, p)
 		}
 		before := s
@@ -331,7 +331,7 @@ func FuzzRaucSetPrimary(f *testing.F) {
 		if p, err := raucPrimary(s); err != nil || p != x {
 			t.Fatalf("state %+v: set-primary %s succeeded but get-primary is %q, %v", before.Slots, x, p, err)
 		}
-		if !raucGood(s.Slot(x), nil) {
+		if !raucGood(s, x, nil) {
 			t.Fatalf("state %+v: set-primary %s succeeded but get-state calls it bad", before.Slots, x)
 		}
 		if x == running && before.Slot(x).Good && (!s.Slot(x).Good || s.Slot(x).Tries != before.Slot(x).Tries) {
