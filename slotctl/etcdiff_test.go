@@ -80,4 +80,15 @@ func TestStatusShowsEtcMerge(t *testing.T) {
 	if v := statusJSON(t, "--bootstate", state, "--boot-report", rep); v.EtcMerge == nil || v.EtcMerge.Conflicts[0].Path != "/etc/motd" {
 		t.Errorf("status --json etc_merge: %+v", v.EtcMerge)
 	}
+	// A trial's upper set aside by a boot of the last good image is shown.
+	aside := filepath.Join(dir, "@overlay", "a", datapart.SetAside, "v3")
+	if err := os.MkdirAll(filepath.Join(aside, "upper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun(t, nil, "status", "--bootstate", state, "--boot-report", rep); !strings.Contains(out, "set aside: "+aside+" (a trial's upper") {
+		t.Errorf("status lacks the set-aside upper %s:\n%s", aside, out)
+	}
+	if v := statusJSON(t, "--bootstate", state, "--boot-report", rep); len(v.SetAside) != 1 || v.SetAside[0] != aside {
+		t.Errorf("status --json set_aside: %q, want [%s]", v.SetAside, aside)
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 )
@@ -30,6 +32,10 @@ type statusView struct {
 	// EtcMerge is the /etc merge that made the running upper (kept next
 	// to it), whichever boot it happened in.
 	EtcMerge *report.EtcMerge `json:"etc_merge,omitempty"`
+	// SetAside lists the uppers on the data partition that a boot of the
+	// last good image set aside: what a trial changed in /, kept until its
+	// image leaves the slot (docs/data.md).
+	SetAside []string `json:"set_aside,omitempty"`
 }
 
 type slotView struct {
@@ -38,7 +44,7 @@ type slotView struct {
 	Tries       uint8       `json:"tries"`
 	Good        bool        `json:"good"`
 	Unconfirmed uint8       `json:"unconfirmed"`
-	Bootable    bool        `json:"bootable"`
+	Bootable    bool        `json:"bootable"` // boot counting may choose it (State.Boots)
 	Running     bool        `json:"running"`
 	Reason      string      `json:"reason,omitempty"`
 	Header      *headerView `json:"header,omitempty"`
@@ -90,6 +96,7 @@ func (t *target) status() (*statusView, error) {
 		if v.EtcMerge, err = lastEtcMerge(r); err != nil {
 			v.Warnings = append(v.Warnings, err.Error())
 		}
+		v.SetAside = setAsideUppers(r)
 	}
 	for _, x := range slots.Slots() {
 		v.Slots = append(v.Slots, t.slotView(s, x, v.Boot))
@@ -101,7 +108,7 @@ func (t *target) slotView(s bootstate.State, x slots.Slot, r *report.Report) slo
 	st := s.Slot(x)
 	sv := slotView{
 		Slot: string(x), Priority: st.Priority, Tries: st.Tries, Good: st.Good, Unconfirmed: st.Unconfirmed,
-		Bootable: st.Bootable(), Reason: st.Reason,
+		Bootable: s.Boots(x), Reason: st.Reason,
 		Running: r != nil && r.Mode == "slot" && r.Slot == string(x),
 	}
 	p, err := t.open(x.VerityLabel(), false)
@@ -145,9 +152,24 @@ func (v *statusView) print(w io.Writer) {
 			fmt.Fprintf(w, "  conflict: %s: %s\n", c.Path, c.Reason)
 		}
 	}
+	for _, p := range v.SetAside {
+		fmt.Fprintf(w, "set aside: %s (a trial's upper: what it changed in /, kept until its image leaves the slot)\n", p)
+	}
 	for _, s := range v.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", s)
 	}
+}
+
+// setAsideUppers lists the set-aside uppers of every slot on the running
+// system's data partition, found from the running upper
+// (DATA/@overlay/SLOT/ID): DATA/@overlay/*/.set-aside/*.
+func setAsideUppers(r *report.Report) []string {
+	if r == nil || r.Data == nil || r.Data.Upper == "" {
+		return nil
+	}
+	overlay := filepath.Dir(filepath.Dir(r.Data.Upper))
+	found, _ := filepath.Glob(filepath.Join(overlay, "*", datapart.SetAside, "*"))
+	return found
 }
 
 func (v *statusView) printBoot(w io.Writer) {
