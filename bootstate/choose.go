@@ -59,9 +59,11 @@ func (s *State) Choose(forced Slot, maxUnconfirmed int, exclude ...Slot) (Choice
 	}
 	changed := s.retireExhausted()
 	demoted := s.demote(maxUnconfirmed, exclude)
+	var reason string
 	x, ok := s.best(exclude)
-	reason := ""
-	if !ok {
+	if ok {
+		reason = s.why(x, exclude)
+	} else {
 		// A good slot left at priority 0 (a retired slot booted with
 		// slot= and marked good, which MarkGood leaves retired) is the
 		// last resort: a slot that worked is never given up for none.
@@ -71,9 +73,6 @@ func (s *State) Choose(forced Slot, maxUnconfirmed int, exclude ...Slot) (Choice
 		reason = fmt.Sprintf("last resort: no slot can boot by its priority; %s is good (%s)", x, s.Slot(x))
 	}
 	p, _ := s.slot(x)
-	if reason == "" {
-		reason = s.why(x, exclude)
-	}
 	c := Choice{Slot: x, Good: p.Good, Changed: true, Demoted: demoted, Reason: reason}
 	if demoted != "" {
 		c.Reason = fmt.Sprintf("%s demoted: %s; %s", demoted, s.Slot(demoted).Reason, c.Reason)

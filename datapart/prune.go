@@ -67,30 +67,22 @@ func pruneSlot(root *os.Root, slot, imageID string) (removed []string, err error
 	if err != nil {
 		return nil, fmt.Errorf("pruning uppers of slot %s: %w", slot, err)
 	}
-	if fi, err := root.Lstat(slot); err != nil || !fi.IsDir() {
-		return nil, nil // absent, or not a directory itself (a symlink is never followed)
+	if fi, err := root.Lstat(slot); err == nil && !fi.IsDir() {
+		return nil, nil // not a directory itself: a symlink is never followed
 	}
 	removed, err = pruneDir(root, slot, keepName)
 	r, err2 := pruneDir(root, filepath.Join(slot, SetAside), keepName)
 	return append(removed, r...), errors.Join(err, err2)
 }
 
-// pruneDir removes the uppers in root/dir other than keepName. dir must be
-// a directory itself, not a symlink to one.
+// pruneDir removes the uppers in root/dir other than keepName.
 func pruneDir(root *os.Root, dir, keepName string) (removed []string, err error) {
-	if fi, err := root.Lstat(dir); errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || (err == nil && !fi.IsDir()) {
-		return nil, nil
-	}
-	entries, err := fs.ReadDir(root.FS(), dir)
+	rels, err := uppersIn(root, dir, keepName)
 	if err != nil {
 		return nil, fmt.Errorf("pruning uppers in %s: %w", filepath.Join(root.Name(), dir), err)
 	}
 	var errs []error
-	for _, e := range entries {
-		rel := filepath.Join(dir, e.Name())
-		if !isStaleUpper(e, keepName) || !upperLayout(root, rel) {
-			continue
-		}
+	for _, rel := range rels {
 		if err := removeTree(root, rel); err != nil {
 			errs = append(errs, fmt.Errorf("pruning upper %s: %w", filepath.Join(root.Name(), rel), err))
 			continue
@@ -98,6 +90,28 @@ func pruneDir(root *os.Root, dir, keepName string) (removed []string, err error)
 		removed = append(removed, rel)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// uppersIn lists, relative to root, the uppers in root/dir other than the
+// one named keepName ("" for none): directories named by an encoded image
+// id (isStaleUpper) laid out as keel's uppers (upperLayout). dir must be a
+// directory itself, not a symlink to one; absent, it holds none.
+func uppersIn(root *os.Root, dir, keepName string) ([]string, error) {
+	if fi, err := root.Lstat(dir); errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || (err == nil && !fi.IsDir()) {
+		return nil, nil
+	}
+	entries, err := fs.ReadDir(root.FS(), dir)
+	if err != nil {
+		return nil, err
+	}
+	var rels []string
+	for _, e := range entries {
+		rel := filepath.Join(dir, e.Name())
+		if isStaleUpper(e, keepName) && upperLayout(root, rel) {
+			rels = append(rels, rel)
+		}
+	}
+	return rels, nil
 }
 
 // isStaleUpper reports whether e is an upper directory of an image other

@@ -45,24 +45,17 @@ func SetAsideUppers(dataRoot, slot string) (moved []string, err error) {
 		return nil, fmt.Errorf("setting uppers aside: %w", err)
 	}
 	defer root.Close()
-	if fi, err := root.Lstat(slot); errors.Is(err, fs.ErrNotExist) || err == nil && !fi.IsDir() {
-		return nil, nil
-	}
-	entries, err := fs.ReadDir(root.FS(), slot)
+	rels, err := uppersIn(root, slot, "")
 	if err != nil {
 		return nil, fmt.Errorf("setting uppers aside in slot %s: %w", slot, err)
 	}
 	aside := filepath.Join(slot, SetAside)
 	var errs []error
-	for _, e := range entries {
-		rel := filepath.Join(slot, e.Name())
-		if !isStaleUpper(e, "") || !upperLayout(root, rel) { // "": any image's upper
-			continue
-		}
+	for _, rel := range rels {
 		if err := ensureDir(root, aside); err != nil {
 			return moved, err
 		}
-		to := filepath.Join(aside, e.Name())
+		to := filepath.Join(aside, filepath.Base(rel))
 		if _, err := root.Lstat(to); err == nil {
 			if err := removeTree(root, to); err != nil {
 				errs = append(errs, fmt.Errorf("setting the upper %s aside: removing the one set aside before: %w", filepath.Join(dir, rel), err))
@@ -127,17 +120,13 @@ func OtherUppers(dataRoot, dir string) bool {
 	defer root.Close()
 	slotDirs, _ := fs.ReadDir(root.FS(), ".")
 	for _, s := range slotDirs {
-		if !s.IsDir() {
+		if !s.IsDir() { // a symlink too: never followed
 			continue
 		}
 		for _, d := range []string{s.Name(), filepath.Join(s.Name(), SetAside)} {
-			if fi, err := root.Lstat(d); err != nil || !fi.IsDir() {
-				continue
-			}
-			entries, _ := fs.ReadDir(root.FS(), d)
-			for _, e := range entries {
-				rel := filepath.Join(d, e.Name())
-				if filepath.Join(overlay, rel) != dir && isStaleUpper(e, "") && upperLayout(root, rel) {
+			rels, _ := uppersIn(root, d, "")
+			for _, rel := range rels {
+				if filepath.Join(overlay, rel) != dir {
 					return true
 				}
 			}

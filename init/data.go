@@ -304,10 +304,7 @@ func (b *boot) unlockData(dev string) (string, error) {
 // undoes every mount of it: the data filesystem and, through the caller,
 // anything of it in the new root (see assemble).
 func (b *boot) volatile(dev string, err error) {
-	msg := datapart.VolatileWarning(dev, err)
-	b.log.Errorf("%s", msg)
-	b.log.Console("keel: WARNING: %s", msg)
-	b.rep.Warn("%s", msg)
+	b.alarm(datapart.VolatileWarning(dev, err))
 	if b.rep.Data == nil {
 		b.rep.Data = &report.Data{Device: dev}
 	}

@@ -33,14 +33,15 @@ type systemDisk struct {
 	reported map[string]bool // strays already named, by partition
 }
 
-// waitForDefault resolves the default partition label of a keel partition
-// (root-X, verity-X, bootstate, data) on the system disk only, choosing the
-// system disk first if need be. A label the system disk's partition table
-// does not list fails at once; one it lists is waited for up to rd.timeout.
 // errNoSuchPartition is why a default label is not waited for: the system
 // disk's partition table, read whole, has no such partition.
 var errNoSuchPartition = errors.New("no partition")
 
+// waitForDefault resolves the default partition label of a keel partition
+// (root-X, verity-X, bootstate, data) on the system disk only, choosing the
+// system disk first if need be. A label the system disk's partition table
+// does not list fails at once (errNoSuchPartition); one it lists is waited
+// for up to rd.timeout.
 func (b *boot) waitForDefault(role, label string) (string, error) {
 	spec := devspec.OfPartLabel(label)
 	disk, err := b.systemDisk()

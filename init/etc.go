@@ -47,10 +47,7 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		// The boot state could not be read: the last good image, whose
 		// upper holds the machine's configuration, is unknown, not
 		// absent. An empty upper made now would never be merged.
-		msg := "the bootstate partition cannot be used in this boot, so the image last marked good, whose upper the /etc merge reads, is unknown: this boot's upper layer is tmpfs (/var and /home bound), and the first boot with the boot state merges /etc"
-		b.log.Errorf("%s", msg)
-		b.log.Console("keel: WARNING: %s", msg)
-		b.rep.Warn("%s", msg)
+		b.alarm("the bootstate partition cannot be used in this boot, so the image last marked good, whose upper the /etc merge reads, is unknown: this boot's upper layer is tmpfs (/var and /home bound), and the first boot with the boot state merges /etc")
 		return wait, true
 	}
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
@@ -146,10 +143,7 @@ func (b *boot) setAsideTrials(imageID string) {
 	}
 	b.rep.Data.SetAside = moved
 	if err != nil {
-		msg := fmt.Sprintf("%v: slot %s's next boot may use an /etc merged from an older state of this image's", err, other)
-		b.log.Errorf("%s", msg)
-		b.log.Console("keel: WARNING: %s", msg)
-		b.rep.Warn("%s", msg)
+		b.alarm(fmt.Sprintf("%v: slot %s's next boot may use an /etc merged from an older state of this image's", err, other))
 	}
 }
 
@@ -216,10 +210,7 @@ func writeMergeRecord(dir string, m *report.EtcMerge) error {
 // next boot finds it fresh and merges again.
 func (b *boot) etcMergeFailed(m *report.EtcMerge, err error) {
 	m.Error = err.Error()
-	msg := m.Summary() + "; this boot's upper layer is tmpfs, and the merge is tried again at the next boot"
-	b.log.Errorf("%s", msg)
-	b.log.Console("keel: WARNING: %s", msg)
-	b.rep.Warn("%s", msg)
+	b.alarm(m.Summary() + "; this boot's upper layer is tmpfs, and the merge is tried again at the next boot")
 }
 
 // openBase mounts the last-good image read-only through dm-verity, its

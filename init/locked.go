@@ -64,6 +64,15 @@ func dataEncryption(mustEncrypt bool, fsType string, encrypted bool) error {
 		"controls the upper layer over the verified root", fsType)
 }
 
+// alarm reports msg, which the operator must see, everywhere at once: the
+// kernel log at error level, the console whatever the log level, and the
+// boot report's warnings.
+func (b *boot) alarm(msg string) {
+	b.log.Errorf("%s", msg)
+	b.log.Console("keel: WARNING: %s", msg)
+	b.rep.Warn("%s", msg)
+}
+
 // warnLoud is loud and a warning of the boot report.
 func (b *boot) warnLoud(format string, args ...any) {
 	b.loud(format, args...)

@@ -121,9 +121,9 @@ func (t *target) goodImage(e *env, x slots.Slot) (string, uint64) {
 // written, "" when it may: the init counted this boot in memory (its boot
 // report names no bootstate device: the partition was missing, unreadable,
 // or late; one the partition table does not list is not waited for), so
-// the slot it chose may be one the
-// state on disk has retired, and marking it good there — priority 0, a
-// floor raised to its index — could leave no slot to boot. The state on
+// the slot it chose may be one the state on disk has retired, and marking
+// it good there — priority 0, a floor raised to its index — could leave no
+// slot to boot. The state on
 // disk is left as the last durable boot left it; --bootstate names a
 // partition to confirm the slot on anyway.
 func (t *target) countedInMemory() string {
