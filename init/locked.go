@@ -148,6 +148,7 @@ var runlevelWords = []string{"emergency", "rescue", "single", "s", "S", "1", "-s
 // is one harmless word to the kernel and the word systemd.debug_shell to
 // systemd, so checking one split alone lets the other through.
 func lockedKernelOptions(cmdline, baked string) error {
+	cmdline, baked = cString(cmdline), cString(baked)
 	builder := map[string]bool{}
 	for _, p := range kargs.Split(baked) {
 		builder[p.String()] = true
@@ -183,6 +184,15 @@ func lockedKernelOptions(cmdline, baked string) error {
 		}
 	}
 	return nil
+}
+
+// cString is s up to its first NUL: the command line is a C string to the
+// kernel and to systemd, which never read past one.
+func cString(s string) string {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // refuseSystemdWord refuses word, one word of the line as systemd reads it,

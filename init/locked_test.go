@@ -130,6 +130,12 @@ func TestLockedKernelOptions(t *testing.T) {
 		{"libata.force=1:disable", "libata.force=1:disable: refused"},
 		{"scsi_mod.scan=none", "scsi_mod.scan=none: refused"},
 		{"module_blacklisted=x", ""},
+		// The kernel's isspace is Latin-1's: it splits at 0xA0, alone or
+		// as the second byte of UTF-8's no-break space, and applies
+		// what follows.
+		{"quiet x\xa0module_blacklist=virtio_blk,nvme,ahci", "module_blacklist=virtio_blk,nvme,ahci: refused"},
+		{"quiet \u00a0initcall_blacklist=virtio_blk_init", "initcall_blacklist=virtio_blk_init: refused"},
+		{"quiet x\xa0libata.force=1:disable", "libata.force=1:disable: refused"},
 		// systemd options that run something: refused by name.
 		{`"systemd.run=/bin/sh -c id" systemd.run_success_action=none`, `"systemd.run=/bin/sh -c id": refused: the initramfs is locked and this systemd option can change what the booted system runs`},
 		{"quiet systemd.debug_shell", "systemd.debug_shell: refused"},
@@ -185,18 +191,33 @@ func FuzzLockedKernelOptions(f *testing.F) {
 	f.Add(`\"x systemd.debug_shell "`, "")
 	f.Add("'\"'", "emergency")
 	f.Add(`"module_blacklist=ahci"`, "x module_blacklist=ahci")
+	f.Add("x\xa0module_blacklist=ahci \u00a0libata.force=1:disable", "")
 	f.Fuzz(func(t *testing.T, line, baked string) {
 		err := lockedKernelOptions(line, baked)
 		if err != nil && !strings.Contains(err.Error(), ": refused: the initramfs is locked") {
 			t.Fatalf("lockedKernelOptions(%q) = %v: not a refusal", line, err)
 		}
+		// The kernel and systemd read the line as a C string: keel's split
+		// below sees what they see.
+		line, baked = cString(line), cString(baked)
 		bakedParams := map[string]bool{}
 		for _, p := range kargs.Split(baked) {
 			bakedParams[p.String()] = true
 		}
-		for _, p := range kargs.Split(line) { // the kernel's split
+		bakedHides := false
+		for _, p := range kargs.Split(line) { // keel's split
 			if !bakedParams[p.String()] && slices.Contains(deviceHidingOptions, p.Name()) && err == nil {
 				t.Fatalf("lockedKernelOptions(%q, baked %q) = nil: the kernel applies %s", line, baked, p)
+			}
+		}
+		for _, p := range kargs.Split(baked) {
+			bakedHides = bakedHides || slices.Contains(deviceHidingOptions, p.Name())
+		}
+		// The kernel's own split, transliterated: when the baked line
+		// allows no device-hiding option, none the kernel applies may pass.
+		for _, param := range refKernelParams(line) {
+			if !bakedHides && slices.Contains(deviceHidingOptions, strings.ReplaceAll(param, "-", "_")) && err == nil {
+				t.Fatalf("lockedKernelOptions(%q, baked %q) = nil: the kernel applies %s=", line, baked, param)
 			}
 		}
 		for _, escapes := range []bool{false, true} {
@@ -225,6 +246,59 @@ func forbiddenWord(w string) bool {
 		}
 	}
 	return !v && slices.Contains([]string{"emergency", "rescue", "single", "s", "S", "1", "_s", "_b"}, k)
+}
+
+// refKernelParams gives the parameter names the kernel finds in line:
+// parse_args's loop over next_arg (lib/cmdline.c, lib/params.c) with the
+// kernel's isspace (lib/ctype.c: the ASCII white space and 0xA0), kept in
+// the shape of the C to be checked against it line by line.
+func refKernelParams(line string) []string {
+	isspace := func(c byte) bool {
+		return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == 0xa0
+	}
+	args := []byte(line)
+	if i := bytes.IndexByte(args, 0); i >= 0 {
+		args = args[:i] // a C string
+	}
+	skip := func() {
+		for len(args) > 0 && isspace(args[0]) {
+			args = args[1:]
+		}
+	}
+	var params []string
+	skip()
+	for len(args) > 0 {
+		inQuote, quoted := false, false
+		if args[0] == '"' {
+			args = args[1:]
+			inQuote, quoted = true, true
+		}
+		i, equals := 0, 0
+		for ; i < len(args); i++ {
+			if isspace(args[i]) && !inQuote {
+				break
+			}
+			if equals == 0 && args[i] == '=' {
+				equals = i
+			}
+			if args[i] == '"' {
+				inQuote = !inQuote
+			}
+		}
+		param := args[:i]
+		if equals != 0 {
+			param = args[:equals]
+		} else if quoted && i > 0 && param[i-1] == '"' {
+			param = param[:i-1] // a quoted word's closing quote
+		}
+		params = append(params, string(param))
+		if i < len(args) {
+			i++
+		}
+		args = args[i:]
+		skip()
+	}
+	return params
 }
 
 // refExtractWords is systemd's extract_first_word (src/basic/extract-word.c)

@@ -104,11 +104,16 @@ func hasSpace(s string) bool {
 	return false
 }
 
-// isSpace is the kernel's isspace for ASCII, plus NUL. Bytes >= 0x80 are never
-// space: they are parts of UTF-8 sequences.
+// isSpace is the kernel's isspace (lib/ctype.c, a Latin-1 table), plus NUL:
+// the ASCII white space and 0xA0, Latin-1's no-break space. 0xA0 is also
+// the second byte of a UTF-8 no-break space (C2 A0) and of other UTF-8
+// characters; the kernel splits the command line there all the same, and
+// applies the option after it, so keel splits there too: a word that hid
+// module_blacklist= behind a 0xA0 would otherwise be one harmless word to
+// keel and two to the kernel (docs/cmdline.md, "Syntax").
 func isSpace(c byte) bool {
 	switch c {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0:
+	case ' ', '\t', '\n', '\v', '\f', '\r', 0, 0xa0:
 		return true
 	}
 	return false

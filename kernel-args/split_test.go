@@ -32,7 +32,12 @@ func TestSplit(t *testing.T) {
 		{"tabs and CR", "a\tb\r\nc", []Param{flag("a"), flag("b"), flag("c")}},
 		{"NUL separates", "a=1\x00b=2\x00", []Param{kv("a", "1"), kv("b", "2")}},
 		{"non-UTF-8 kept", "a=\xff\xfe", []Param{kv("a", "\xff\xfe")}},
-		{"NBSP is not space", "a=x\u00a0y", []Param{kv("a", "x\u00a0y")}},
+		// The kernel's isspace (lib/ctype.c) is Latin-1's: 0xA0 is space,
+		// also as the second byte of UTF-8's no-break space (C2 A0).
+		{"0xA0 separates", "a\xa0module_blacklist=ahci", []Param{flag("a"), kv("module_blacklist", "ahci")}},
+		{"UTF-8 NBSP separates after its first byte", "a=x\u00a0y", []Param{kv("a", "x\xc2"), flag("y")}},
+		{"other non-ASCII is not space", "a=\u00e9\u0085\xa1", []Param{kv("a", "\u00e9\u0085\xa1")}},
+		{"0xA0 inside quotes", "\"a\xa0b\"", []Param{flag("a\xa0b")}},
 		{"double dash is a word", "a -- b", []Param{flag("a"), flag("--"), flag("b")}},
 		{"repeats kept in order", "a=1 a=2", []Param{kv("a", "1"), kv("a", "2")}},
 	}

@@ -147,6 +147,10 @@ func TestLockedRefusesSystemdShell(t *testing.T) {
 		// One word to the kernel, whose split knows only double quotes;
 		// systemd's split reads systemd.run= (it used to get through).
 		{"single-quoted-double-quote", `'"' systemd.run=/bin/sh`, "command line: systemd.run=/bin/sh: refused"},
+		// One word to systemd; two to the kernel, whose isspace is
+		// Latin-1's: it blacklists the system disk's driver (it used to
+		// get through, and a stick could have been chosen instead).
+		{"no-break-space", "quiet x\xa0module_blacklist=virtio_blk", "command line: module_blacklist=virtio_blk: refused"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -157,6 +161,9 @@ func TestLockedRefusesSystemdShell(t *testing.T) {
 			m.ExpectReboot()
 			if strings.Contains(m.Output(), "switching root") {
 				t.Error("the locked initramfs handed the command line's systemd.run= to the booted system")
+			}
+			if strings.Contains(c.cmdline, "module_blacklist") && !strings.Contains(m.Output(), "Module virtio_blk is blacklisted") {
+				t.Error("the kernel did not apply module_blacklist= behind 0xA0: the test no longer shows the attack")
 			}
 		})
 	}
