@@ -86,14 +86,18 @@ func FormatAccounts(es []Entry) []byte {
 	return []byte(b.String())
 }
 
-// MergeAccounts merges one account database: every local entry is kept as
-// it is (local wins: passwords, shells, group members; a local UID or GID
-// is never renumbered), entries the new image added are appended, entries
-// deleted locally stay deleted, and an entry upstream removed that the
-// machine never changed goes. Without a base (haveBase false) nothing is
-// known to be deleted. The issues are what it could not reconcile: the
-// same name with another id, the same id with another name, an entry
-// changed on both sides.
+// MergeAccounts merges one account database with the rule of whole files,
+// entry by entry: a local entry the machine changed is kept as it is (local
+// wins: passwords, shells, group members), one it never changed (equal to
+// the base's) takes the new image's version (a password locked upstream,
+// a user taken out of a group), entries the new image added are appended,
+// entries deleted locally stay deleted, and an entry upstream removed that
+// the machine never changed goes. A UID or GID is never renumbered: an
+// unchanged entry whose id the new image changed keeps the local one
+// (files on /var and /home belong to it), reported. Without a base
+// (haveBase false) nothing is known to be unchanged or deleted. The issues
+// are what it could not reconcile: the same name with another id, the
+// same id with another name, an entry changed on both sides.
 func MergeAccounts(db DB, local, base, new []byte, haveBase bool) ([]byte, []string) {
 	l, b, n := ParseAccounts(db, local), index(ParseAccounts(db, base)), ParseAccounts(db, new)
 	ni := index(n)
@@ -106,6 +110,9 @@ func MergeAccounts(db DB, local, base, new []byte, haveBase bool) ([]byte, []str
 		ne, inNew := ni[e.Key]
 		if haveBase && inBase && !inNew && be.Line == e.Line {
 			continue // removed upstream, never changed here
+		}
+		if haveBase && inBase && inNew && be.Line == e.Line && ne.ID == e.ID {
+			e = ne // changed upstream, never changed here
 		}
 		if e.ID != "" {
 			ids[e.ID] = e.Key

@@ -54,6 +54,24 @@ func TestMergeAccounts(t *testing.T) {
 		db:   Passwd, base: root + "old:x:7:7::/:/bin/false\n", local: root + "old:x:7:7::/:/bin/false\nalice:x:1000:1000::/:/bin/sh\n", new: root,
 		want: root + "alice:x:1000:1000::/:/bin/sh\n",
 	}, {
+		name: "changed upstream, unchanged locally: the new image's (a password locked upstream)",
+		db:   Shadow, base: "root:!:19000::::::\nsetup:$6$known$hash:19000::::::\n",
+		local: "root:!:19000::::::\nsetup:$6$known$hash:19000::::::\nalice:$6$alice:19500::::::\n",
+		new:   "root:!:19000::::::\nsetup:!*:19600::::::\n",
+		want:  "root:!:19000::::::\nsetup:!*:19600::::::\nalice:$6$alice:19500::::::\n",
+	}, {
+		name: "group members changed upstream, unchanged locally: the new image's",
+		db:   Group, base: "sudo:x:27:setup\n", local: "sudo:x:27:setup\nalice:x:1000:\n", new: "sudo:x:27:\n",
+		want: "sudo:x:27:\nalice:x:1000:\n",
+	}, {
+		name: "id changed upstream, entry unchanged locally: the local id stays, reported",
+		db:   Passwd, base: root + "svc:x:1001:1001::/:/bin/false\n", local: root + "svc:x:1001:1001::/:/bin/false\n", new: root + "svc:x:997:997::/:/usr/sbin/nologin\n",
+		want: root + "svc:x:1001:1001::/:/bin/false\n", issues: []string{"passwd svc has id 1001 locally, 997 in the new image"},
+	}, {
+		name: "no base: nothing known unchanged, the local entry stays",
+		db:   Shadow, noBase: true, local: "setup:$6$known:1::::::\n", new: "setup:!*:2::::::\n",
+		want: "setup:$6$known:1::::::\n",
+	}, {
 		name: "no base: nothing known deleted, upstream entries added",
 		db:   GShadow, noBase: true, local: "root:*::\n", new: "root:*::\nsvc:!::\n",
 		want: "root:*::\nsvc:!::\n",
@@ -139,13 +157,18 @@ func FuzzMergeAccounts(f *testing.F) {
 		for _, e := range ParseAccounts(db, new) {
 			fromNew[e.Line] = true
 		}
-		removed := map[string]bool{} // local lines upstream removed and never changed here
+		removed := map[string]bool{}   // local lines upstream removed and never changed here
+		updated := map[string]string{} // local lines never changed here that upstream changed, same id
 		if haveBase {
 			b, n := index(ParseAccounts(db, base)), index(ParseAccounts(db, new))
 			for _, e := range ParseAccounts(db, local) {
 				if be, ok := b[e.Key]; ok && be.Line == e.Line {
-					if _, inNew := n[e.Key]; !inNew {
+					ne, inNew := n[e.Key]
+					switch {
+					case !inNew:
 						removed[e.Line] = true
+					case ne.ID == e.ID:
+						updated[e.Line] = ne.Line
 					}
 				}
 			}
@@ -155,11 +178,15 @@ func FuzzMergeAccounts(f *testing.F) {
 			if removed[e.Line] {
 				continue
 			}
-			for i < len(got) && got[i].Line != e.Line {
+			want := e.Line
+			if u, ok := updated[e.Line]; ok {
+				want = u
+			}
+			for i < len(got) && got[i].Line != want {
 				i++
 			}
 			if i == len(got) {
-				t.Fatalf("local line %q lost: merged %q", e.Line, out)
+				t.Fatalf("local line %q lost (want %q in its place): merged %q", e.Line, want, out)
 			}
 			i++
 		}

@@ -202,9 +202,10 @@ func TestMergeMetacopy(t *testing.T) {
 func TestMergeAccountFiles(t *testing.T) {
 	base := "root:x:0:0:root:/root:/bin/bash\n"
 	o := trees(t,
-		map[string]string{"passwd": "f " + base + "alice:x:1000:1000::/home/alice:/bin/bash\n", "shadow": "F 0640 root:*:1::::::\nalice:$6$h:2::::::\n"},
-		map[string]string{"passwd": "f " + base, "shadow": "F 0640 root:*:1::::::\n"},
-		map[string]string{"passwd": "f " + base + "_svc:x:999:999::/:/usr/sbin/nologin\n", "shadow": "F 0640 root:*:1::::::\n_svc:!:3::::::\n"})
+		map[string]string{"passwd": "f " + base + "alice:x:1000:1000::/home/alice:/bin/bash\n", "shadow": "F 0640 root:*:1::::::\nsetup:$6$k:1::::::\nalice:$6$h:2::::::\n"},
+		map[string]string{"passwd": "f " + base, "shadow": "F 0640 root:*:1::::::\nsetup:$6$k:1::::::\n"},
+		// The new image locks setup, whose entry the machine never changed.
+		map[string]string{"passwd": "f " + base + "_svc:x:999:999::/:/usr/sbin/nologin\n", "shadow": "F 0640 root:*:1::::::\nsetup:!*:4::::::\n_svc:!:3::::::\n"})
 	r, err := mergeBoth(t, o)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +213,7 @@ func TestMergeAccountFiles(t *testing.T) {
 	got := dump(t, o.Out)
 	want := map[string]string{
 		"passwd": "file 0644 0:0 " + base + "alice:x:1000:1000::/home/alice:/bin/bash\n_svc:x:999:999::/:/usr/sbin/nologin\n",
-		"shadow": "file 0640 0:0 root:*:1::::::\nalice:$6$h:2::::::\n_svc:!:3::::::\n",
+		"shadow": "file 0640 0:0 root:*:1::::::\nsetup:!*:4::::::\nalice:$6$h:2::::::\n_svc:!:3::::::\n",
 	}
 	if !reflect.DeepEqual(got, want) || len(r.Conflicts) != 0 {
 		t.Errorf("got %v, conflicts %v\nwant %v", got, r.Conflicts, want)
