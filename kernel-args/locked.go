@@ -20,9 +20,28 @@ import (
 // is not in the signed image. Any other value, valid or not, is refused: a
 // device that is not the machine's own could hold an upper layer, a boot
 // state or an older signed image of the attacker's choosing.
+//
+// A locked initramfs's own line (mkinitrd --cmdline) may not name a device
+// by its kernel name (/dev/sda2, /dev/mmcblk0p6): kernel names follow the
+// order in which disks are found, so a stick or a card found first takes
+// the name, and with it the boot state, the data partition or the system
+// disk (the uniqueness check of baked UUIDs and labels cannot apply: a
+// name always matches one device). mkinitrd --locked refuses such a line;
+// an init given one ignores the option, naming it, and uses the default.
 func (p *parser) device(dst *string, baked string, allowNone bool) setter {
 	set := devspec(dst, allowNone)
 	return func(par Param) string {
+		if p.pol.locked && p.pol.trusted {
+			v := *dst
+			if reason := devspec(&v, allowNone)(par); reason != "" {
+				return reason
+			}
+			if strings.HasPrefix(v, "/dev/") {
+				return refusedKernelName
+			}
+			*dst = v
+			return ""
+		}
 		if !p.pol.refuseUntrusted() {
 			return set(par)
 		}
@@ -34,6 +53,11 @@ func (p *parser) device(dst *string, baked string, allowNone bool) setter {
 		return fmt.Sprintf("%s, and the baked default is %s", refusedLocked, bakedDevice(par.Name(), baked))
 	}
 }
+
+// refusedKernelName is why a locked initramfs's own line may not name a
+// device by its kernel name.
+const refusedKernelName = refusedLocked + ": a kernel device name follows the order disks are found in, and a second disk (a stick, a card) can take it; " +
+	"name the partition by PARTUUID=, UUID=, LABEL= or PARTLABEL=, or leave the default label"
 
 // bakedDevice names what a device option means when the command line does
 // not set it: the baked DEVSPEC, or the default label (docs/cmdline.md).

@@ -4,6 +4,7 @@ package kargs
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,11 +76,12 @@ func TestParseLockedDevices(t *testing.T) {
 // TestParseLockedOverBaked: devices baked with mkinitrd --cmdline may be
 // named again, nothing else; unlocked, the command line wins.
 func TestParseLockedOverBaked(t *testing.T) {
-	base, problems := FromBaked("data=PARTLABEL=mydata root-a=/dev/nvme0n1p2 rd.timeout=10 root=PARTLABEL=img systemd.verity_root_hash=PARTLABEL=img-hash", true)
-	if problems != nil || base.Data != "PARTLABEL=mydata" || base.RootA != "/dev/nvme0n1p2" || base.Timeout != 10*time.Second {
+	const rootA = "PARTUUID=0fc63daf-8483-4772-8e79-3d69d8477de4"
+	base, problems := FromBaked("data=PARTLABEL=mydata root-a="+rootA+" rd.timeout=10 root=PARTLABEL=img systemd.verity_root_hash=PARTLABEL=img-hash", true)
+	if problems != nil || base.Data != "PARTLABEL=mydata" || base.RootA != rootA || base.Timeout != 10*time.Second {
 		t.Fatalf("FromBaked locked = %+v, %v: the baked line may set devices", base, problems)
 	}
-	line := "data=PARTLABEL=mydata data=/dev/sdb1 root-a=/dev/nvme0n1p2 root-a=/dev/sdb2 rd.timeout=9 rd.timeout=12 " +
+	line := "data=PARTLABEL=mydata data=/dev/sdb1 root-a=" + rootA + " root-a=/dev/sdb2 rd.timeout=9 rd.timeout=12 " +
 		"systemd.verity_root_data=PARTLABEL=img root=/dev/sdb3 systemd.verity_root_hash=PARTLABEL=img-hash data= data=none"
 	got, problems := Parse(line, base, true)
 	want := base
@@ -89,7 +91,7 @@ func TestParseLockedOverBaked(t *testing.T) {
 	}
 	checkProblems(t, problems, []Problem{
 		{"data", "/dev/sdb1", "the baked default is PARTLABEL=mydata"},
-		{"root-a", "/dev/sdb2", "the baked default is /dev/nvme0n1p2"},
+		{"root-a", "/dev/sdb2", "the baked default is " + rootA},
 		{"rd.timeout", "9", "the baked device wait is 10 s"},
 		{"root", "/dev/sdb3", "the baked default is PARTLABEL=img"},
 		{"data", "", "the baked default is PARTLABEL=mydata"},
@@ -102,6 +104,34 @@ func TestParseLockedOverBaked(t *testing.T) {
 	got, problems = Parse(line, base, false)
 	if problems != nil || got.Data != DataNone || got.RootA != "/dev/sdb2" || got.Root != "/dev/sdb3" || got.Timeout != 12*time.Second {
 		t.Errorf("unlocked: %+v, %v; the command line should win", got, problems)
+	}
+}
+
+// TestBakedKernelNamesLocked: a locked initramfs's own line may not name a
+// device by its kernel name, which a stick or a card found first takes;
+// the option is ignored, naming why, and the default stays. Unlocked it is
+// the builder's choice.
+func TestBakedKernelNamesLocked(t *testing.T) {
+	const line = "root-a=/dev/mmcblk0p1 verity-a=PARTLABEL=va bootstate=/dev/sda5 data=/dev/nvme0n1p6 " +
+		"root=/dev/vda2 systemd.verity_root_hash=/dev/vda3 roothash=" + sha256Hex
+	base, problems := FromBaked(line, true)
+	want := Defaults()
+	want.VerityA, want.RootHash, want.Emergency = "PARTLABEL=va", sha256Hex, EmergencyReboot
+	if !reflect.DeepEqual(base, want) {
+		t.Errorf("FromBaked(locked) = %+v\nwant %+v", base, want)
+	}
+	var opts []string
+	for _, p := range problems {
+		if !p.Refused() || !strings.Contains(p.Error(), "kernel device name follows the order disks are found in") {
+			t.Errorf("%v: want a refusal that says why", p)
+		}
+		opts = append(opts, p.Written())
+	}
+	if w := []string{"root-a=/dev/mmcblk0p1", "bootstate=/dev/sda5", "data=/dev/nvme0n1p6", "root=/dev/vda2", "systemd.verity_root_hash=/dev/vda3"}; !reflect.DeepEqual(opts, w) {
+		t.Errorf("refused %q, want %q", opts, w)
+	}
+	if unlocked, problems := FromBaked(line, false); problems != nil || unlocked.RootA != "/dev/mmcblk0p1" || unlocked.Data != "/dev/nvme0n1p6" {
+		t.Errorf("FromBaked(unlocked) = %+v, %v: the builder's names stand", unlocked, problems)
 	}
 }
 

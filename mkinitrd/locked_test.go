@@ -41,7 +41,12 @@ func TestCheckLocked(t *testing.T) {
 		{"baked verity=off", []string{"k.pub"}, "verity=off rd.emergency=shell",
 			`verity="off": refused: initramfs is locked; rd.emergency="shell": refused`},
 		{"baked bad value", []string{"k.pub"}, "rd.timeout=soon", `rd.timeout="soon": expected whole seconds`},
-		{"baked plain root", []string{"k.pub"}, "root=/dev/sda2", "--cmdline root=/dev/sda2 with --locked: a plain root"},
+		{"baked plain root", []string{"k.pub"}, "root=PARTLABEL=sys", "--cmdline root=PARTLABEL=sys with --locked: a plain root"},
+		// A kernel name follows probe order: a card or a stick found
+		// first takes it (the data partition, the boot state, the disk).
+		{"baked kernel name", []string{"k.pub"}, "data=/dev/mmcblk0p6 bootstate=PARTLABEL=bs",
+			`data="/dev/mmcblk0p6": refused: initramfs is locked: a kernel device name follows the order disks are found in`},
+		{"baked kernel name for a slot", []string{"k.pub"}, "root-a=/dev/sda1", `root-a="/dev/sda1": refused`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
