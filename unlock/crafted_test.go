@@ -251,6 +251,14 @@ func TestHostileMetadata(t *testing.T) {
 		// A header is not authenticated by the passphrase: a cipher that
 		// ignores the key, or a key count that leaves each key empty,
 		// would map chosen plaintext behind the owner's passphrase.
+		// The offset moved D sectors on and the IV tweak set to D: each
+		// mapped sector would be the owner's sector D on, decrypted right,
+		// so a file a user wrote there would be the volume.
+		{name: "segment shifted with an IV tweak", edit: func(m map[string]any) {
+			set(m, "segments.0.offset", "16809984")
+			set(m, "segments.0.iv_tweak", "64")
+		}, err: "segments.0.iv_tweak: 64, expected 0"},
+		{name: "segment IV tweak alone", edit: seg("iv_tweak", "1"), err: "segments.0.iv_tweak: 1, expected 0"},
 		{name: "segment cipher null", edit: seg("encryption", "cipher_null-ecb"),
 			err: `segments.0.encryption: cipher "cipher_null-ecb" is not supported for the data segment, expected aes-xts-plain64`},
 		{name: "segment cipher null, key count", edit: seg("encryption", "cipher_null:128-ecb"),
@@ -337,7 +345,6 @@ func TestMetadataOptions(t *testing.T) {
 	}
 	rewriteJSON(t, img, func(m map[string]any) {
 		set(m, "config.flags", []any{"allow-discards", "no-write-workqueue", "no-journal", "allow-discards", "submit-from-crypt-cpus"})
-		set(m, "segments.0.iv_tweak", "8")
 		set(m, "segments.0.size", "1048576")
 	})
 	fm := &fakeMapper{}
@@ -357,7 +364,7 @@ func TestMetadataOptions(t *testing.T) {
 	if got := strings.Join(locked.created[0].Flags, " "); got != "no_write_workqueue submit_from_crypt_cpus" {
 		t.Errorf("NoDiscards: flags %q, want allow_discards left out", got)
 	}
-	if v.IVTweak != 8 || v.Size != 1<<20 {
+	if v.IVTweak != 0 || v.Size != 1<<20 {
 		t.Errorf("iv tweak %d, size %d", v.IVTweak, v.Size)
 	}
 	// Both slots unusable: the error lists slot 1 first once it has

@@ -198,7 +198,16 @@ func (m *metadata) parseSegments(root minjson.Node, hdrSize uint64) error {
 	} else if s.size = sz.DecUint64(); root.Err() != nil {
 		return fmt.Errorf("%w or \"dynamic\"", root.Err())
 	}
-	s.ivTweak = n.Key("iv_tweak").DecUint64()
+	// The IV tweak must be 0, as luksFormat writes it: with the offset
+	// moved D sectors on and the tweak set to D, each mapped sector is
+	// another sector of the owner's own volume, decrypted with its own IV,
+	// so the volume mounted would be whatever file a user wrote D sectors
+	// in (docs/security.md). Other values only occur while a reencryption
+	// moves the data, which keel refuses anyway.
+	tw := n.Key("iv_tweak")
+	if s.ivTweak = tw.DecUint64(); root.Err() == nil && s.ivTweak != 0 {
+		tw.Failf("%d, expected 0 (a volume's IVs start at its first sector; a tweak would map other sectors of the volume, decrypted, in their place)", s.ivTweak)
+	}
 	en := n.Key("encryption")
 	// Only the cipher keel knows the key size of and whose key the
 	// passphrase stands for: the header is not authenticated by the
