@@ -3,6 +3,8 @@
 package etcmerge
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -265,5 +267,24 @@ func TestMergeModes(t *testing.T) {
 		if got[rel] != want {
 			t.Errorf("%s = %q, want %q", rel, got[rel], want)
 		}
+	}
+}
+
+// TestMergeBaseReadError: a base file that cannot be read fails the merge
+// with a *fs.PathError naming it (the init then merges without a base,
+// mergeFrom): /proc/self/mem reads EIO at offset 0, standing in for a
+// block of the old image that fails verification.
+func TestMergeBaseReadError(t *testing.T) {
+	local, newDir, out := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "etc")
+	if err := os.WriteFile(filepath.Join(local, "mem"), nil, 0o600); err != nil { // what the base's looks like
+		t.Fatal(err)
+	}
+	_, err := Merge(Options{Local: local, Base: "/proc/self", New: newDir, Out: out})
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Path != "/proc/self/mem" {
+		t.Fatalf("Merge over an unreadable base = %v, want a *fs.PathError for /proc/self/mem", err)
+	}
+	if _, err := Merge(Options{Local: local, New: newDir, Out: filepath.Join(t.TempDir(), "etc")}); err != nil {
+		t.Errorf("the same merge without a base: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,6 +16,7 @@ import (
 	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/etcmerge"
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
@@ -79,19 +81,26 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 			b.log.Infof("/etc merge: %s done after %v", what, time.Since(opened))
 			return nil
 		}
-		err = datapart.NewUpper{Dir: upper, From: from, Step: step, Fill: func(tmp string) error {
-			r, err := etcmerge.Merge(etcmerge.Options{
-				Local: filepath.Join(old, "upper", "etc"), Base: base,
-				New: filepath.Join(layout.Lower, "etc"), Out: filepath.Join(tmp, "upper", "etc"),
-				InPlace: m.InPlace,
-			})
-			fillMerge(m, r, start)
-			b.log.Infof("/etc merge: base opened in %v, merged in %v (in place in a snapshot: %v)", opened.Sub(start), time.Since(opened), m.InPlace)
-			if err != nil {
-				return err
-			}
-			return writeMergeRecord(tmp, m)
-		}}.Create()
+		merge := func(base string) error {
+			return datapart.NewUpper{Dir: upper, From: from, Step: step, Fill: func(tmp string) error {
+				r, err := etcmerge.Merge(etcmerge.Options{
+					Local: filepath.Join(old, "upper", "etc"), Base: base,
+					New: filepath.Join(layout.Lower, "etc"), Out: filepath.Join(tmp, "upper", "etc"),
+					InPlace: m.InPlace,
+				})
+				fillMerge(m, r, start)
+				b.log.Infof("/etc merge: base opened in %v, merged in %v (in place in a snapshot: %v)", opened.Sub(start), time.Since(opened), m.InPlace)
+				if err != nil {
+					return err
+				}
+				return writeMergeRecord(tmp, m)
+			}}.Create()
+		}
+		var noBase string
+		if err, noBase = mergeFrom(merge, base, baseMount); noBase != "" {
+			b.log.Warnf("/etc merge: %s: merged without it", noBase)
+			m.Base, m.NoBase = "", noBase
+		}
 		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
 		wait = b.undoLater(closeBase)
 	}
@@ -110,6 +119,24 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		b.log.Infof("/etc merge skipped %s", s)
 	}
 	return wait, false
+}
+
+// mergeFrom runs merge over base, the old image's /etc mounted under
+// mnt; when the old image cannot be read where the merge needs it (an I/O
+// error, a block that fails verification), it merges again without a
+// base, every local change carried (docs/data.md), and says why in noBase.
+func mergeFrom(merge func(base string) error, base, mnt string) (err error, noBase string) {
+	err = merge(base)
+	if base == "" || !readsUnder(err, mnt) {
+		return err, ""
+	}
+	return merge(""), fmt.Sprintf("the old image could not be read (%v)", err)
+}
+
+// readsUnder reports whether err is a failed read of a file under dir.
+func readsUnder(err error, dir string) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && (pe.Path == dir || strings.HasPrefix(pe.Path, dir+"/"))
 }
 
 // bootStateUnavailable reports whether this boot counts in memory because
@@ -238,6 +265,11 @@ func (b *boot) openBase(m *report.EtcMerge) (string, func()) {
 	}
 	img.name = "keel-base-" + m.FromSlot
 	img.target.Name = img.name
+	// A corrupt block of the old image is an I/O error that the merge
+	// answers by merging without a base (mergeFrom), not a restart: the
+	// booted image is not the one at fault, and a restart would spend its
+	// tries at every boot for a block it never reads.
+	img.target.Options = kargs.WithoutMode(img.target.Options)
 	b.need("dm_verity")
 	dev, err := verity.Open(img.target)
 	if err != nil {

@@ -5,8 +5,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -104,5 +106,45 @@ func TestBootStateUnavailable(t *testing.T) {
 		if got := unavailable(c.why); got != c.want {
 			t.Errorf("unavailable(%v) = %v, want %v", c.why, got, c.want)
 		}
+	}
+}
+
+// TestMergeFrom: an old image that cannot be read where the merge needs it
+// (a corrupt block is an I/O error on the base's mapping) makes the merge
+// run again without a base, saying why; any other failure is the merge's.
+func TestMergeFrom(t *testing.T) {
+	const mnt = "/run/keel/base"
+	eio := &fs.PathError{Op: "read", Path: mnt + "/etc/ssh/sshd_config", Err: unix.EIO}
+	full := &fs.PathError{Op: "write", Path: "/run/keel/data/@overlay/b/B1.tmp/upper/etc/x", Err: unix.ENOSPC}
+	for _, c := range []struct {
+		name      string
+		base      string
+		first     error
+		calls     []string
+		noBase    string
+		wantFirst bool
+	}{
+		{"base read error: merged without it", mnt + "/etc", fmt.Errorf("merge: %w", eio), []string{mnt + "/etc", ""}, "the old image could not be read (merge: read /run/keel/base/etc/ssh/sshd_config: input/output error)", false},
+		{"a failure of the output stays", mnt + "/etc", full, []string{mnt + "/etc"}, "", true},
+		{"no base: nothing to retry", "", eio, []string{""}, "", true},
+		{"a path beside the mount is not under it", mnt + "/etc", &fs.PathError{Op: "read", Path: mnt + "x/etc/a", Err: unix.EIO}, []string{mnt + "/etc"}, "", true},
+		{"success", mnt + "/etc", nil, []string{mnt + "/etc"}, "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var calls []string
+			err, noBase := mergeFrom(func(base string) error {
+				calls = append(calls, base)
+				if len(calls) == 1 {
+					return c.first
+				}
+				return nil
+			}, c.base, mnt)
+			if !slices.Equal(calls, c.calls) || noBase != c.noBase {
+				t.Errorf("merges over %q, noBase %q; want %q, %q", calls, noBase, c.calls, c.noBase)
+			}
+			if c.wantFirst && err != c.first || !c.wantFirst && err != nil {
+				t.Errorf("err = %v", err)
+			}
+		})
 	}
 }

@@ -293,3 +293,20 @@ func TestParseHuge(t *testing.T) {
 		t.Errorf("huge line: slot %q, %d problems; want b, 100002", c.Slot, len(problems))
 	}
 }
+
+// TestWithoutMode: the options of a mapping on which a corrupt block is an
+// I/O error (the /etc merge's old image): every corruption mode gone, the
+// rest kept, never nil (nil means the default, restart_on_corruption).
+func TestWithoutMode(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{nil, []string{}},
+		{[]string{RestartOnCorruption}, []string{}},
+		{[]string{PanicOnCorruption, IgnoreZeroBlocks, "fec_roots 2"}, []string{IgnoreZeroBlocks, "fec_roots 2"}},
+		{[]string{IgnoreCorruption, CheckAtMostOnce}, []string{CheckAtMostOnce}},
+	} {
+		got := WithoutMode(c.in)
+		if got == nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("WithoutMode(%q) = %#v, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -20,6 +20,19 @@ const (
 
 // isMode reports whether o chooses what happens on corruption; the kernel
 // takes at most one of these.
+// WithoutMode is opts without its corruption mode: what is left maps a
+// device on which a block that fails verification is an I/O error (the
+// kernel's default), neither a restart nor a panic nor ignored. Never nil.
+func WithoutMode(opts []string) []string {
+	out := []string{}
+	for _, o := range opts {
+		if !isMode(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 func isMode(o string) bool {
 	return o == RestartOnCorruption || o == PanicOnCorruption || o == IgnoreCorruption
 }
