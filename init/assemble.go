@@ -37,6 +37,7 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	if mode == mounts.OverlayPersistent && upper != "" {
 		b.setAsideTrials(imageID)
 	}
+	var err error
 	wait, failed := b.mergeEtc(layout, mode, upper)
 	defer wait() // the base is undone before switch_root
 	if failed {
@@ -45,14 +46,21 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		mode, upper = mounts.OverlayTmpfs, ""
 		b.rep.Data.Upper, b.rep.Data.FreshUpper = "", false
 	}
-	ms, err := layout.RootMounts(mode, upper)
-	if err != nil {
+	var ms []mounts.Mount
+	frozen := mode == mounts.OverlayPersistent && upper != "" && b.freezeUpper()
+	if frozen {
+		ms = layout.FrozenUpperMounts(upper)
+	} else if ms, err = layout.RootMounts(mode, upper); err != nil {
 		return err
 	}
 	if mode != mounts.OverlayOff {
 		b.need("overlay")
 	}
 	err = b.stack.DoAll(ms...)
+	if err == nil && frozen {
+		b.rep.Data.UpperReadOnly = true
+		b.alarm(fmt.Sprintf("the bootstate partition cannot be used in this boot, so keel cannot tell whether another slot's upper layer was merged from this one: the upper layer %s is mounted read-only under a tmpfs upper, and what this boot changes in / (/etc) is not kept (/var and /home are)", upper))
+	}
 	if err != nil && mode != mounts.OverlayPersistent {
 		return fault(stepOverlay, err)
 	}
@@ -82,6 +90,17 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		}
 	}
 	return err
+}
+
+// freezeUpper says whether this boot's existing persistent upper must not
+// be written: the boot state is unavailable in this boot (late,
+// unreadable; bootStateUnavailable), so the trial of another slot whose
+// /etc was merged from this upper cannot be set aside (setAsideTrials
+// needs to know that slot is not good), and a change made here would be
+// missing from that trial's /etc, then lost once it is marked good and
+// this upper pruned. A fresh upper is mergeEtc's to decide.
+func (b *boot) freezeUpper() bool {
+	return b.rep.Mode == "slot" && b.rep.Data != nil && !b.rep.Data.FreshUpper && b.bootStateUnavailable()
 }
 
 func (b *boot) checkInit(newRoot string) error {

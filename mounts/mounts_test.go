@@ -120,6 +120,27 @@ func TestRootMounts(t *testing.T) {
 	}
 }
 
+// TestFrozenUpperMounts: the persistent upper's upper/ is the top lower
+// layer over the image, the upper and work directories are made inside a
+// fresh tmpfs, and a separator in the upper's path is escaped.
+func TestFrozenUpperMounts(t *testing.T) {
+	ms := DefaultLayout.FrozenUpperMounts("/run/keel/data/@overlay/a/img:1")
+	if len(ms) != 2 || ms[0].FSType != "tmpfs" || ms[0].Target != DefaultLayout.Upper || ms[1].Target != DefaultLayout.NewRoot {
+		t.Fatalf("mounts %+v: want a tmpfs at %s, then the overlay at %s", ms, DefaultLayout.Upper, DefaultLayout.NewRoot)
+	}
+	want := `lowerdir=/run/keel/data/@overlay/a/img\:1/upper:` + DefaultLayout.Lower + `,upperdir=/run/keel/overlay/upper,workdir=/run/keel/overlay/work`
+	if ms[1].Data != want {
+		t.Errorf("overlay data %q, want %q", ms[1].Data, want)
+	}
+	r := &recorder{}
+	if err := (&Stack{Sys: r.sys()}).DoAll(ms...); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/run/keel/overlay", "/run/keel/overlay/upper", "/run/keel/overlay/work", "/newroot"}; !reflect.DeepEqual(r.dirs, want) {
+		t.Errorf("dirs %v, want %v: nothing made in the persistent upper", r.dirs, want)
+	}
+}
+
 func TestOverlayDataEscapes(t *testing.T) {
 	got := OverlayData("/l,1", "/u:2", `/w\3`)
 	if want := `lowerdir=/l\,1,upperdir=/u\:2,workdir=/w\\3`; got != want {

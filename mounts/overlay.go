@@ -61,6 +61,23 @@ func (l Layout) RootMounts(mode, upperDir string) ([]Mount, error) {
 	return nil, fmt.Errorf("overlay mode %q: expected %s, %s or %s", mode, OverlayTmpfs, OverlayPersistent, OverlayOff)
 }
 
+// FrozenUpperMounts stack a tmpfs upper over the persistent upper
+// directory upperDir (its upper/ then the image, both read-only lowers):
+// the root shows what the persistent upper holds, and nothing written to
+// it in this boot reaches the data partition. Whiteouts and opaque
+// directories of upperDir work in a lower layer as in an upper.
+func (l Layout) FrozenUpperMounts(upperDir string) []Mount {
+	upper, work := filepath.Join(l.Upper, "upper"), filepath.Join(l.Upper, "work")
+	return []Mount{
+		{Source: "tmpfs", Target: l.Upper, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"},
+		{
+			Source: "overlay", Target: l.NewRoot, FSType: "overlay",
+			Data:    "lowerdir=" + overlayEscaper.Replace(filepath.Join(upperDir, "upper")) + ":" + overlayEscaper.Replace(l.Lower) + ",upperdir=" + overlayEscaper.Replace(upper) + ",workdir=" + overlayEscaper.Replace(work),
+			Prepare: []string{upper, work},
+		},
+	}
+}
+
 func (l Layout) overlay(base string) Mount {
 	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	return Mount{
@@ -73,6 +90,9 @@ func (l Layout) overlay(base string) Mount {
 // OverlayData is the option string for an overlay mount. Paths containing the
 // characters overlayfs uses as separators are escaped.
 func OverlayData(lower, upper, work string) string {
-	esc := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)
-	return "lowerdir=" + esc.Replace(lower) + ",upperdir=" + esc.Replace(upper) + ",workdir=" + esc.Replace(work)
+	return "lowerdir=" + overlayEscaper.Replace(lower) + ",upperdir=" + overlayEscaper.Replace(upper) + ",workdir=" + overlayEscaper.Replace(work)
 }
+
+// overlayEscaper escapes the characters overlayfs separates options and
+// layers with.
+var overlayEscaper = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)

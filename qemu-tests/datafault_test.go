@@ -412,18 +412,7 @@ func TestMemoryCountedBootMakesNoEmptyUpper(t *testing.T) {
 	slotctlDisk(t, disk.Path, "mark-good", "b") // the last good image: b/B1
 	slotctlDisk(t, disk.Path, "set-next", "a")
 	rd := initrd(t)
-
-	cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
-	var rules []byte
-	bs := disk.Part(t, "bootstate").Offset / 512
-	for _, s := range []int64{bs, bs + 64<<10/512} { // both record copies
-		rules = fmt.Appendf(rules, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", s)
-	}
-	if err := os.WriteFile(cfg, rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m := vm.Start(t, vm.Options{Initrd: rd, Cmdline: actions(t, nil, conf),
-		QEMUArgs: []string{"-drive", "file=blkdebug:" + cfg + ":" + disk.Path + ",if=virtio,format=raw"}})
+	m := vm.Start(t, vm.Options{Initrd: rd, Cmdline: actions(t, nil, conf), QEMUArgs: unreadableBootState(t, disk)})
 	r := m.ExpectReport()
 	m.ExpectPowerOff()
 	br := bootReport(t, r)
@@ -440,4 +429,66 @@ func TestMemoryCountedBootMakesNoEmptyUpper(t *testing.T) {
 		t.Errorf("boot 2: slot %q overlay %q etc_merge %+v: want a persistent upper merged from B1", br.Slot, br.Overlay, br.EtcMerge)
 	}
 	wantCat(t, r, conf, "the machine's configuration")
+}
+
+// unreadableBootState gives the QEMU arguments that attach disk with both
+// of its boot-state record copies failing every read with EIO (blkdebug):
+// the init counts in memory, the state unknown rather than absent.
+func unreadableBootState(t *testing.T, disk vm.Disk) []string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
+	var rules []byte
+	bs := disk.Part(t, "bootstate").Offset / 512
+	for _, s := range []int64{bs, bs + 64<<10/512} { // both record copies
+		rules = fmt.Appendf(rules, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", s)
+	}
+	if err := os.WriteFile(cfg, rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"-drive", "file=blkdebug:" + cfg + ":" + disk.Path + ",if=virtio,format=raw"}
+}
+
+// TestMemoryCountedBootFreezesUpper: A1 is the last good image with its
+// upper, B1's trial upper was merged from it. A boot whose boot state
+// cannot be read boots a (memory counting) but cannot tell that B1 is on
+// trial, so it cannot set B1's upper aside: it mounts A1's upper read-only
+// under a tmpfs upper, says so, and keeps /var. A change to /etc made then
+// used to land in A1's upper and be missing from B1's, then lost once B1
+// was marked good and a later update pruned A1's.
+func TestMemoryCountedBootFreezesUpper(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	a := seal(t, payloadTree(t, "image-a"), "", "A1")
+	b := seal(t, payloadTree(t, "image-b"), "", "B1")
+	const conf, varFile = "/etc/keel-local.conf", "/var/keel-degraded-boot"
+	dir := t.TempDir()
+	vm.WriteFile(t, dir, "@overlay/a/A1/upper"+conf, "v1")
+	vm.WriteFile(t, dir, "@overlay/b/B1/upper"+conf, "v1")
+	for _, d := range []string{"@overlay/a/A1/work", "@overlay/b/B1/work", "@var", "@home"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+	slotctlDisk(t, disk.Path, "mark-good", "a")
+	rd := initrd(t)
+
+	m := vm.Start(t, vm.Options{Initrd: rd, Cmdline: actions(t, map[string]string{conf: "changed in a degraded boot", varFile: "kept"}),
+		QEMUArgs: unreadableBootState(t, disk)})
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Slot != "a" || br.Data == nil || !br.Data.UpperReadOnly || br.Data.Upper != "/run/keel/data/@overlay/a/A1" || len(br.Data.Binds) == 0 {
+		t.Errorf("boot 1 (bootstate unreadable): slot %q data %+v: want a over A1's upper, read-only, with the binds", br.Slot, br.Data)
+	}
+	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "is mounted read-only under a tmpfs upper") {
+		t.Errorf("boot 1 warnings %q: want the frozen upper named", br.Warnings)
+	}
+
+	r, br = boot(t, rd, disk, actions(t, nil, conf, varFile))
+	if br.Slot != "a" || br.Data == nil || br.Data.UpperReadOnly {
+		t.Errorf("boot 2: slot %q data %+v: want a over its upper, writable", br.Slot, br.Data)
+	}
+	wantCat(t, r, conf, "v1")
+	wantCat(t, r, varFile, "kept")
 }

@@ -141,6 +141,7 @@ func (d *Data) write(w *minjson.Writer) {
 	optBool(w, "seeded", d.Seeded)
 	optString(w, "upper", d.Upper)
 	optBool(w, "fresh_upper", d.FreshUpper)
+	optBool(w, "upper_read_only", d.UpperReadOnly)
 	optStrings(w, "pruned", d.Pruned)
 	optStrings(w, "set_aside", d.SetAside)
 	optStrings(w, "binds", d.Binds)
@@ -257,17 +258,18 @@ func Parse(b []byte) (*Report, error) {
 	}
 	if n := root.Opt("data"); n.Present() {
 		r.Data = &Data{
-			Device:     n.Opt("device").Str(),
-			FSType:     n.Opt("fstype").Str(),
-			Encrypted:  n.Opt("encrypted").Bool(),
-			Volatile:   n.Opt("volatile").Bool(),
-			Created:    n.Opt("created").Strings(),
-			Seeded:     n.Opt("seeded").Bool(),
-			Upper:      n.Opt("upper").Str(),
-			FreshUpper: n.Opt("fresh_upper").Bool(),
-			Pruned:     n.Opt("pruned").Strings(),
-			SetAside:   n.Opt("set_aside").Strings(),
-			Binds:      n.Opt("binds").Strings(),
+			Device:        n.Opt("device").Str(),
+			FSType:        n.Opt("fstype").Str(),
+			Encrypted:     n.Opt("encrypted").Bool(),
+			Volatile:      n.Opt("volatile").Bool(),
+			Created:       n.Opt("created").Strings(),
+			Seeded:        n.Opt("seeded").Bool(),
+			Upper:         n.Opt("upper").Str(),
+			FreshUpper:    n.Opt("fresh_upper").Bool(),
+			UpperReadOnly: n.Opt("upper_read_only").Bool(),
+			Pruned:        n.Opt("pruned").Strings(),
+			SetAside:      n.Opt("set_aside").Strings(),
+			Binds:         n.Opt("binds").Strings(),
 		}
 	}
 	if n := root.Opt("watchdog"); n.Present() {

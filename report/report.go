@@ -164,8 +164,12 @@ type Data struct {
 	Upper    string   `json:"upper,omitempty"`   // persistent upper of this image
 	// FreshUpper: first boot of this image in this slot; an older image's
 	// upper is never reused.
-	FreshUpper bool     `json:"fresh_upper,omitempty"`
-	Pruned     []string `json:"pruned,omitempty"` // uppers of images gone from the slot
+	FreshUpper bool `json:"fresh_upper,omitempty"`
+	// UpperReadOnly: Upper is a read-only lower under a tmpfs upper, because
+	// the boot state could not be used in this boot (docs/data.md): what
+	// this boot writes to / is not kept.
+	UpperReadOnly bool     `json:"upper_read_only,omitempty"`
+	Pruned        []string `json:"pruned,omitempty"` // uppers of images gone from the slot
 	// SetAside: the other slot's uppers moved to its .set-aside directory
 	// because the last good image booted and that slot is not good: its
 	// next boot merges /etc again (docs/data.md).

@@ -64,7 +64,7 @@ func reports() []*Report {
 			Authenticated: true, HashSource: "header", KeyID: "k1", Overlay: "tmpfs",
 			Devices: map[string]string{"root": "/dev/vda3", "bootstate": "/dev/vda1", "data": "/dev/mapper/data"},
 			Data: &Data{Device: "/dev/vda4", FSType: "btrfs", Encrypted: true, Volatile: true, Created: []string{"@var", "@home"},
-				Seeded: true, Upper: "/data/upper/img-42", FreshUpper: true, Pruned: []string{"img-41"}, SetAside: []string{"/run/keel/data/@overlay/b/.set-aside/img-40"}, Binds: []string{"/var", "/home"}},
+				Seeded: true, Upper: "/data/upper/img-42", FreshUpper: true, UpperReadOnly: true, Pruned: []string{"img-41"}, SetAside: []string{"/run/keel/data/@overlay/b/.set-aside/img-40"}, Binds: []string{"/var", "/home"}},
 			EtcMerge: &EtcMerge{FromSlot: "b", FromImage: "img-41", Base: "slot b", Carried: 3, Deleted: 1, Same: 2,
 				Skipped: []string{"/etc/initctl: a fifo"}, Conflicts: []EtcConflict{{Path: "/etc/motd", Reason: "both"}}, Ms: 12.5, InPlace: true},
 			Phases:   []Phase{{Name: "mounts", Ms: 0}, {Name: "modules", Ms: 12.345}, {Name: "verity", Ms: 1e-7}, {Name: "big", Ms: 1e21}, {Name: "neg", Ms: -0.5}},
