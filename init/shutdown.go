@@ -93,7 +93,7 @@ func (b *boot) markInitrdMounts(ms []mounts.Mount) error {
 	}
 	table, err := shutdown.ParseMountinfo(info)
 	if err != nil {
-		return err
+		b.log.Warnf("shutdown: %v (keel's own mounts are marked all the same)", err)
 	}
 	points := map[string]string{}
 	for _, m := range ms {

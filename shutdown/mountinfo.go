@@ -3,6 +3,7 @@
 package shutdown
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -28,23 +29,31 @@ func (m MountInfo) ReadOnly() bool {
 
 // ParseMountinfo parses the text of /proc/self/mountinfo. Paths are
 // unescaped (the kernel writes space, tab, newline and backslash as \ooo).
+// A line it cannot parse is left out and named in the error; the mounts
+// of every other line are returned all the same, so that one odd line does
+// not leave every file system mounted.
 func ParseMountinfo(b []byte) ([]MountInfo, error) {
 	var ms []MountInfo
+	var errs []error
 	for i, line := range strings.Split(string(b), "\n") {
-		if strings.TrimSpace(line) == "" {
+		if strings.Trim(line, " ") == "" {
 			continue
 		}
 		m, err := parseMountLine(line)
 		if err != nil {
-			return nil, fmt.Errorf("mountinfo line %d %q: %w", i+1, line, err)
+			errs = append(errs, fmt.Errorf("mountinfo line %d %q: %w", i+1, line, err))
+			continue
 		}
 		ms = append(ms, m)
 	}
-	return ms, nil
+	return ms, errors.Join(errs...)
 }
 
+// parseMountLine splits at spaces alone: the kernel escapes only space,
+// tab, newline and backslash in a path, so any other byte — a vertical
+// tab, a no-break space around a "-" in a mount point — is part of it.
 func parseMountLine(line string) (MountInfo, error) {
-	f := strings.Fields(line)
+	f := spaceFields(line)
 	sep := slices.Index(f, "-")
 	if sep < 6 || len(f) < sep+3 {
 		return MountInfo{}, fmt.Errorf("expected 6 fields or more, \"-\", then type, source and options")
@@ -66,6 +75,12 @@ func parseMountLine(line string) (MountInfo, error) {
 		return MountInfo{}, fmt.Errorf("mount point %q: expected an absolute path", m.Point)
 	}
 	return m, nil
+}
+
+// spaceFields splits line at runs of spaces, and at nothing else: what
+// Escape leaves (a vertical tab, a no-break space) belongs to the field.
+func spaceFields(line string) []string {
+	return slices.DeleteFunc(strings.Split(line, " "), func(s string) bool { return s == "" })
 }
 
 // Unescape undoes the kernel's octal escapes (\040 for a space).

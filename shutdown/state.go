@@ -68,7 +68,7 @@ func ParseState(b []byte) (State, error) {
 	}
 	var s State
 	for i, line := range lines[1:] {
-		f := strings.Fields(line)
+		f := spaceFields(line)
 		switch {
 		case len(f) == 5 && f[0] == "mount":
 			m := Mounted{Role: unfield(f[1]), Target: unfield(f[2]), FSType: unfield(f[3]), Source: unfield(f[4])}

@@ -15,6 +15,9 @@ var sampleState = State{
 		{Role: "root", Target: "/", FSType: "overlay", Source: "overlay"},
 		{Role: "bind", Target: "/var", Source: "/run/keel/data/@var"},
 		{Role: "bind", Target: "/my home", Source: "-"},
+		// Only space, tab, newline and backslash are escaped: the rest
+		// must stay in its field.
+		{Role: "bind", Target: "/srv/a\u00a0-\u00a0b\vc", Source: "/run/keel/data/x\u0085y"},
 	},
 	DM: []string{"keel-root-a", "keel-data"},
 }

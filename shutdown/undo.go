@@ -139,18 +139,23 @@ func within(d time.Duration, f func() error) error {
 
 func (u *undoer) unmountAll() {
 	var order []MountInfo
+	var odd error // lines left out; the others are unmounted all the same
 	err := u.bounded(func() error {
 		b, err := u.sys.Mountinfo()
 		if err != nil {
 			return err
 		}
-		ms, err := ParseMountinfo(b)
+		var ms []MountInfo
+		ms, odd = ParseMountinfo(b)
 		order = UnmountOrder(ms, u.opt.Top)
-		return err
+		return nil
 	})
 	if err != nil {
 		u.res.Problems = append(u.res.Problems, Problem{What: "mount table", Err: err})
 		return
+	}
+	if odd != nil {
+		u.res.Problems = append(u.res.Problems, Problem{What: "mount table", Err: odd})
 	}
 	var busy []MountInfo
 	for _, m := range order {

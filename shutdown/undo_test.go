@@ -122,6 +122,38 @@ func TestUndoClean(t *testing.T) {
 	}
 }
 
+// TestUndoOddMountPoints: the kernel escapes only space, tab, newline and
+// backslash in a mount point; a share mounted at "Team<NBSP>-<NBSP>Share"
+// (a no-break space around a hyphen) or with a vertical tab used to make
+// the whole table unparsable, and nothing was unmounted. Now it is one
+// mount like the others; a line that cannot be parsed at all is left out,
+// named, and everything else is still unmounted.
+func TestUndoOddMountPoints(t *testing.T) {
+	k := newFake(t)
+	k.mounts = append(k.mounts,
+		MountInfo{ID: 90, Parent: 21, Dev: "0:90", Root: "/", Point: "/oldroot/home/u/Team\u00a0-\u00a0Share", Options: "rw", FSType: "cifs", Source: "//nas/team", Super: "rw"},
+		MountInfo{ID: 91, Parent: 21, Dev: "0:91", Root: "/", Point: "/oldroot/home/u/a\vb", Options: "rw", FSType: "tmpfs", Source: "tmpfs", Super: "rw"})
+	res := Undo(k.sys(), State{DM: []string{"keel-root-a", "keel-data"}}, testOptions)
+	if len(res.Problems) != 0 || len(res.Unmounted) != 14 || res.Unmounted[len(res.Unmounted)-1] != "/oldroot" {
+		t.Fatalf("unmounted %q, problems %v: want all 14, /oldroot last", res.Unmounted, res.Problems)
+	}
+	if !slices.Contains(res.Unmounted, "/oldroot/home/u/Team\u00a0-\u00a0Share") {
+		t.Errorf("unmounted %q: want the share", res.Unmounted)
+	}
+
+	k = newFake(t)
+	sys := k.sys()
+	table := sys.Mountinfo
+	sys.Mountinfo = func() ([]byte, error) {
+		b, err := table()
+		return append([]byte("garbage line\n"), b...), err
+	}
+	res = Undo(sys, State{DM: []string{"keel-root-a", "keel-data"}}, testOptions)
+	if len(res.Unmounted) != 12 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].String(), `mountinfo line 1 "garbage line"`) {
+		t.Errorf("unmounted %q, problems %v: want the 12 others unmounted and the odd line named", res.Unmounted, res.Problems)
+	}
+}
+
 func TestUndoBusy(t *testing.T) {
 	k := newFake(t)
 	k.pinned["/oldroot/var"] = true
