@@ -307,7 +307,18 @@ func kernelShutdownSys() shutdown.Sys {
 		},
 		Holders: holders,
 		Sync:    unix.Sync,
+		Dirty:   dirtyKiB,
 	}
+}
+
+// dirtyKiB is what /proc/meminfo says waits to be written back: Dirty and
+// Writeback, in KiB.
+func dirtyKiB() (uint64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	return shutdown.DirtyKiB(b)
 }
 
 // holders names the processes with a working directory, root or open file

@@ -33,6 +33,10 @@ type Sys struct {
 	// Holders names the processes with files open below a mount point.
 	Holders func(point string) []string
 	Sync    func()
+	// Dirty is how much data waits to be written back (/proc/meminfo's
+	// Dirty and Writeback), to tell a sync that is slow from one that is
+	// stuck; nil when unknown.
+	Dirty func() (uint64, error)
 }
 
 // ErrGone is RemoveDM's answer for a device that does not exist.
@@ -92,10 +96,46 @@ func Undo(sys Sys, st State, opt Options) Result {
 		u.removeDM(st.DM[i])
 	}
 	// The sync has its own bound: it must run even when the budget is spent.
-	if err := within(opt.Step, func() error { sys.Sync(); return nil }); err != nil {
+	if err := syncWithProgress(sys, opt.Step); err != nil {
 		u.res.Problems = append(u.res.Problems, Problem{What: "sync", Err: err})
 	}
 	return u.res
+}
+
+// syncWithProgress syncs, waiting as long as the data left to write back
+// keeps shrinking from one step to the next, as systemd-shutdown does: it
+// skips its own last sync when it hands over to this program, so this sync
+// is the last before the reboot, and slow media (an SD card, a USB disk)
+// may take more than a step to write back what the system left. A sync that
+// makes no progress for a step is given up, named.
+func syncWithProgress(sys Sys, step time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = recover() }() // a panic is a sync that ended
+		sys.Sync()
+	}()
+	last := uint64(0)
+	if sys.Dirty != nil {
+		last, _ = sys.Dirty()
+	}
+	t := time.NewTicker(step)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+		}
+		if sys.Dirty == nil {
+			return fmt.Errorf("%w after %v", ErrTimeout, step)
+		}
+		now, err := sys.Dirty()
+		if err != nil || now >= last {
+			return fmt.Errorf("%w: no data written back for %v (%d KiB left)", ErrTimeout, step, now)
+		}
+		last = now
+	}
 }
 
 type undoer struct {

@@ -235,3 +235,75 @@ func TestUndoBudget(t *testing.T) {
 		t.Errorf("problems %v, synced %v: want skipped steps named, dm keel-data among them, and a sync", res.Problems, k.synced)
 	}
 }
+
+// TestSyncWaitsWhileWritingBack: the last sync before the reboot is waited
+// for as long as the data left to write back shrinks from step to step (a
+// slow card), and given up, named, once it stops shrinking. It used to be
+// given up after one step whatever it was doing.
+func TestSyncWaitsWhileWritingBack(t *testing.T) {
+	opt := testOptions
+	opt.Step = 5 * time.Millisecond
+	for _, c := range []struct {
+		name    string
+		dirty   func(calls int) uint64
+		syncs   int // Dirty calls after which the sync returns; 0: never
+		problem string
+	}{
+		{"slow but writing back", func(n int) uint64 { return uint64(1000 - n) }, 6, ""},
+		{"stuck", func(int) uint64 { return 500 }, 0, "sync: timed out: no data written back for 5ms (500 KiB left)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := newFake(t)
+			sys := k.sys()
+			var mu sync.Mutex
+			calls, release := 0, make(chan struct{})
+			t.Cleanup(func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if c.syncs == 0 || calls < c.syncs {
+					close(release)
+				}
+			})
+			sys.Dirty = func() (uint64, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls++
+				if calls == c.syncs {
+					close(release)
+				}
+				return c.dirty(calls), nil
+			}
+			synced := make(chan struct{})
+			sys.Sync = func() { <-release; close(synced) }
+			res := Undo(sys, State{DM: []string{"keel-root-a", "keel-data"}}, opt)
+			var got []string
+			for _, p := range res.Problems {
+				got = append(got, p.String())
+			}
+			if c.problem == "" {
+				select {
+				case <-synced:
+				default:
+					t.Errorf("Undo returned before the sync, which was writing back, ended")
+				}
+				if len(got) != 0 {
+					t.Errorf("problems %q", got)
+				}
+			} else if !slices.Equal(got, []string{c.problem}) {
+				t.Errorf("problems %q, want %q", got, c.problem)
+			}
+		})
+	}
+}
+
+func TestDirtyKiB(t *testing.T) {
+	n, err := DirtyKiB([]byte("MemTotal:        1004892 kB\nDirty:              1236 kB\nWriteback:            64 kB\nAnonPages:  1 kB\n"))
+	if err != nil || n != 1300 {
+		t.Errorf("DirtyKiB = %d, %v; want 1300", n, err)
+	}
+	for _, bad := range []string{"Dirty: 12 kB\n", "Dirty: x kB\nWriteback: 1 kB\n", "Dirty: 12\nWriteback: 1 kB\n"} {
+		if _, err := DirtyKiB([]byte(bad)); err == nil {
+			t.Errorf("DirtyKiB(%q): no error", bad)
+		}
+	}
+}
