@@ -22,6 +22,12 @@ const (
 	maxStripes      = 1 << 16
 	maxKeyslotsSize = 128 << 20
 
+	// The JSON area may be 4 MiB; parsed, a million empty objects in it
+	// would take some 150 MiB of PID 1's memory. cryptsetup's own
+	// metadata, with 32 key slots and tokens of systemd-cryptenroll, is
+	// a few thousand values.
+	maxJSONValues = 1 << 15
+
 	// Argon2: cryptsetup's limits are 4 GiB of memory and 4 threads;
 	// time × memory is capped so that a hostile header cannot keep PID 1
 	// busy for more than about an hour.
@@ -105,7 +111,7 @@ var dmFlags = map[string]string{
 // encoding/json keeps the init 0.25 MB smaller; it is differentially fuzzed
 // against it.
 func parseMetadata(js []byte, hdrSize uint64) (*metadata, error) {
-	v, err := minjson.Decode(js)
+	v, err := minjson.DecodeMax(js, maxJSONValues)
 	if err != nil {
 		return nil, err
 	}

@@ -172,3 +172,15 @@ func FuzzMetadata(f *testing.F) {
 		}
 	})
 }
+
+// TestMetadataValueLimit: a JSON area packed with values (a million empty
+// objects fit in 4 MiB, some 150 MiB parsed) is refused while it is read,
+// before the tree is built: PID 1 on a small machine must not run out of
+// memory over a header anyone can write.
+func TestMetadataValueLimit(t *testing.T) {
+	js := `{"tokens":{"0":{"type":"junk","keyslots":[],"junk":[` + strings.Repeat("{},", 1<<20) + `{}]}}}`
+	_, err := parseMetadata([]byte(js), 4<<20+16<<10)
+	if err == nil || !strings.Contains(err.Error(), "more than 32768 values") {
+		t.Errorf("parseMetadata of a million objects = %v, want the value limit", err)
+	}
+}

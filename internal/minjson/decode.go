@@ -38,8 +38,15 @@ func (e *SyntaxError) Error() string {
 // in strings with U+FFFD, keeps the last of duplicate object keys, and
 // rejects numbers beyond the range of a float64 and nesting deeper than
 // MaxDepth. Errors are *SyntaxError.
-func Decode(b []byte) (any, error) {
-	d := decoder{b: b}
+func Decode(b []byte) (any, error) { return DecodeMax(b, 0) }
+
+// DecodeMax is Decode of a document holding at most maxValues values
+// (objects, arrays, strings, numbers, literals; 0: no limit): memory is
+// then bounded by the count, not only by the input's size. Four MiB of
+// "{}," are a million empty objects, about 150 MiB in maps; a LUKS2 header
+// read by PID 1 on a small machine must not cost that.
+func DecodeMax(b []byte, maxValues int) (any, error) {
+	d := decoder{b: b, left: maxValues, limit: maxValues}
 	d.space()
 	v, err := d.value()
 	if err != nil {
@@ -56,6 +63,8 @@ type decoder struct {
 	b     []byte
 	i     int // next byte to read
 	depth int // objects and arrays open around i
+	limit int // most values allowed, 0 for no limit
+	left  int // values still allowed when limit > 0
 }
 
 func (d *decoder) errAt(off int, format string, args ...any) error {
@@ -95,6 +104,12 @@ func (d *decoder) space() {
 func (d *decoder) value() (any, error) {
 	if d.i >= len(d.b) {
 		return nil, d.unexpected("a value")
+	}
+	if d.limit > 0 {
+		if d.left == 0 {
+			return nil, d.errAt(d.i, "more than %d values", d.limit)
+		}
+		d.left--
 	}
 	switch c := d.b[d.i]; {
 	case c == '{':

@@ -112,3 +112,24 @@ func FuzzDecode(f *testing.F) {
 		sameAsEncodingJSON(t, doc)
 	})
 }
+
+// TestDecodeMax: the value count is bounded, each value counted once
+// (containers and what they hold), the limit exact; 0 is no limit.
+func TestDecodeMax(t *testing.T) {
+	doc := []byte(`{"a":[1,2,{}],"b":"x"}`) // object, array, 1, 2, {}, "x": 6 values
+	if _, err := DecodeMax(doc, 6); err != nil {
+		t.Errorf("DecodeMax(6) = %v", err)
+	}
+	_, err := DecodeMax(doc, 5)
+	var se *SyntaxError
+	if !errors.As(err, &se) || !strings.Contains(se.Msg, "more than 5 values") {
+		t.Errorf("DecodeMax(5) = %v, want more than 5 values", err)
+	}
+	huge := []byte("[" + strings.Repeat("{},", 1<<18) + "{}]")
+	if _, err := DecodeMax(huge, 1<<15); err == nil {
+		t.Error("DecodeMax of 2^18 empty objects under a 2^15 limit: no error")
+	}
+	if _, err := DecodeMax(huge, 0); err != nil {
+		t.Errorf("DecodeMax(0) = %v: no limit", err)
+	}
+}
