@@ -96,11 +96,10 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 				return writeMergeRecord(tmp, m)
 			}}.Create()
 		}
-		var noBase string
-		if err, noBase = mergeFrom(merge, base, baseMount); noBase != "" {
-			b.log.Warnf("/etc merge: %s: merged without it", noBase)
-			m.Base, m.NoBase = "", noBase
-		}
+		err = mergeFrom(merge, base, baseMount, func(why string) {
+			b.log.Warnf("/etc merge: %s: merging without it", why)
+			m.Base, m.NoBase = "", why // before the merge record is written
+		})
 		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
 		wait = b.undoLater(closeBase)
 	}
@@ -123,14 +122,15 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 
 // mergeFrom runs merge over base, the old image's /etc mounted under
 // mnt; when the old image cannot be read where the merge needs it (an I/O
-// error, a block that fails verification), it merges again without a
-// base, every local change carried (docs/data.md), and says why in noBase.
-func mergeFrom(merge func(base string) error, base, mnt string) (err error, noBase string) {
-	err = merge(base)
+// error, a block that fails verification), it tells without why, then
+// merges again without a base, every local change carried (docs/data.md).
+func mergeFrom(merge func(base string) error, base, mnt string, without func(why string)) error {
+	err := merge(base)
 	if base == "" || !readsUnder(err, mnt) {
-		return err, ""
+		return err
 	}
-	return merge(""), fmt.Sprintf("the old image could not be read (%v)", err)
+	without(fmt.Sprintf("the old image could not be read (%v)", err))
+	return merge("")
 }
 
 // readsUnder reports whether err is a failed read of a file under dir.

@@ -132,13 +132,17 @@ func TestMergeFrom(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var calls []string
-			err, noBase := mergeFrom(func(base string) error {
+			noBase := ""
+			err := mergeFrom(func(base string) error {
+				if len(calls) == 1 && noBase == "" {
+					t.Error("merged again without a base before saying why (the merge record would name the base)")
+				}
 				calls = append(calls, base)
 				if len(calls) == 1 {
 					return c.first
 				}
 				return nil
-			}, c.base, mnt)
+			}, c.base, mnt, func(why string) { noBase = why })
 			if !slices.Equal(calls, c.calls) || noBase != c.noBase {
 				t.Errorf("merges over %q, noBase %q; want %q, %q", calls, noBase, c.calls, c.noBase)
 			}
