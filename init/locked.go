@@ -140,8 +140,9 @@ var runlevelWords = []string{"emergency", "rescue", "single", "s", "S", "1", "-s
 // --cmdline) is the builder's and allowed, though it is on the real line
 // that systemd reads it.
 //
-// The line is split three ways and every word of each is checked: as the
-// kernel and keel split it (double quotes only), and as systemd splits
+// The line is split four ways and every word of each is checked: as keel
+// splits it and as the kernel does (double quotes only; the kernel also at
+// the byte 0xA0, kargs.SplitKernel), and as systemd splits
 // /proc/cmdline (systemdWords: single quotes too, a backslash literal since
 // systemd 245, an escape from 228 to 244; earlier systemd split otherwise and
 // is not supported). The splits differ: '"' systemd.debug_shell
@@ -150,10 +151,12 @@ var runlevelWords = []string{"emergency", "rescue", "single", "s", "S", "1", "-s
 func lockedKernelOptions(cmdline, baked string) error {
 	cmdline, baked = cString(cmdline), cString(baked)
 	builder := map[string]bool{}
-	for _, p := range kargs.Split(baked) {
+	for _, p := range append(kargs.Split(baked), kargs.SplitKernel(baked)...) {
 		builder[p.String()] = true
 	}
-	for _, p := range kargs.Split(cmdline) {
+	// keel's split and the kernel's, which also separates at 0xA0: the
+	// kernel applies what its own split gives.
+	for _, p := range append(kargs.Split(cmdline), kargs.SplitKernel(cmdline)...) {
 		if builder[p.String()] {
 			continue
 		}

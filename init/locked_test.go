@@ -136,6 +136,8 @@ func TestLockedKernelOptions(t *testing.T) {
 		{"quiet x\xa0module_blacklist=virtio_blk,nvme,ahci", "module_blacklist=virtio_blk,nvme,ahci: refused"},
 		{"quiet \u00a0initcall_blacklist=virtio_blk_init", "initcall_blacklist=virtio_blk_init: refused"},
 		{"quiet x\xa0libata.force=1:disable", "libata.force=1:disable: refused"},
+		// A UTF-8 "à" (C3 A0) splits for the kernel too, harmlessly.
+		{"quiet keel.note=voil\u00e0 systemd.log_level=info", ""},
 		// systemd options that run something: refused by name.
 		{`"systemd.run=/bin/sh -c id" systemd.run_success_action=none`, `"systemd.run=/bin/sh -c id": refused: the initramfs is locked and this systemd option can change what the booted system runs`},
 		{"quiet systemd.debug_shell", "systemd.debug_shell: refused"},
@@ -210,7 +212,7 @@ func FuzzLockedKernelOptions(f *testing.F) {
 				t.Fatalf("lockedKernelOptions(%q, baked %q) = nil: the kernel applies %s", line, baked, p)
 			}
 		}
-		for _, p := range kargs.Split(baked) {
+		for _, p := range append(kargs.Split(baked), kargs.SplitKernel(baked)...) {
 			bakedHides = bakedHides || slices.Contains(deviceHidingOptions, p.Name())
 		}
 		// The kernel's own split, transliterated: when the baked line

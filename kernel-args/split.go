@@ -49,12 +49,26 @@ func Join(params []Param) string {
 // to the end of the line. NUL counts as whitespace, so a NUL-separated
 // /proc/PID/cmdline read by mistake still splits into words. Empty words
 // (a bare "") are dropped. Split never fails.
-func Split(cmdline string) []Param {
+func Split(cmdline string) []Param { return split(cmdline, isSpace) }
+
+// SplitKernel is Split with the kernel's own idea of white space, its
+// isspace (lib/ctype.c, a Latin-1 table): the byte 0xA0, Latin-1's no-break
+// space, separates words too, also where it is the second byte of a UTF-8
+// character (C2 A0, the no-break space; C3 A0, "à"). The kernel applies
+// the options of that split before keel runs, so a locked init checks it
+// (x<0xA0>module_blacklist=ahci is one harmless word to Split and systemd,
+// and the option to the kernel). keel's own options are read with Split,
+// so that a label such as "voilà" is one value.
+func SplitKernel(cmdline string) []Param {
+	return split(cmdline, func(c byte) bool { return isSpace(c) || c == 0xa0 })
+}
+
+func split(cmdline string, space func(byte) bool) []Param {
 	var params []Param
 	for rest := cmdline; ; {
 		var word string
 		var ok bool
-		word, rest, ok = nextWord(rest)
+		word, rest, ok = nextWord(rest, space)
 		if !ok {
 			return params
 		}
@@ -66,7 +80,7 @@ func Split(cmdline string) []Param {
 
 // nextWord returns the first word of s with its quotes removed, and what
 // follows it; ok is false when s holds only whitespace.
-func nextWord(s string) (word, rest string, ok bool) {
+func nextWord(s string, isSpace func(byte) bool) (word, rest string, ok bool) {
 	i := 0
 	for i < len(s) && isSpace(s[i]) {
 		i++
@@ -104,16 +118,12 @@ func hasSpace(s string) bool {
 	return false
 }
 
-// isSpace is the kernel's isspace (lib/ctype.c, a Latin-1 table), plus NUL:
-// the ASCII white space and 0xA0, Latin-1's no-break space. 0xA0 is also
-// the second byte of a UTF-8 no-break space (C2 A0) and of other UTF-8
-// characters; the kernel splits the command line there all the same, and
-// applies the option after it, so keel splits there too: a word that hid
-// module_blacklist= behind a 0xA0 would otherwise be one harmless word to
-// keel and two to the kernel (docs/cmdline.md, "Syntax").
+// isSpace is the kernel's isspace for ASCII, plus NUL. Bytes >= 0x80 are never
+// space: they are parts of UTF-8 sequences (SplitKernel for the kernel's own
+// split).
 func isSpace(c byte) bool {
 	switch c {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0, 0xa0:
+	case ' ', '\t', '\n', '\v', '\f', '\r', 0:
 		return true
 	}
 	return false

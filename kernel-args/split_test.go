@@ -32,12 +32,8 @@ func TestSplit(t *testing.T) {
 		{"tabs and CR", "a\tb\r\nc", []Param{flag("a"), flag("b"), flag("c")}},
 		{"NUL separates", "a=1\x00b=2\x00", []Param{kv("a", "1"), kv("b", "2")}},
 		{"non-UTF-8 kept", "a=\xff\xfe", []Param{kv("a", "\xff\xfe")}},
-		// The kernel's isspace (lib/ctype.c) is Latin-1's: 0xA0 is space,
-		// also as the second byte of UTF-8's no-break space (C2 A0).
-		{"0xA0 separates", "a\xa0module_blacklist=ahci", []Param{flag("a"), kv("module_blacklist", "ahci")}},
-		{"UTF-8 NBSP separates after its first byte", "a=x\u00a0y", []Param{kv("a", "x\xc2"), flag("y")}},
-		{"other non-ASCII is not space", "a=\u00e9\u0085\xa1", []Param{kv("a", "\u00e9\u0085\xa1")}},
-		{"0xA0 inside quotes", "\"a\xa0b\"", []Param{flag("a\xa0b")}},
+		{"NBSP is not space", "a=x\u00a0y", []Param{kv("a", "x\u00a0y")}},
+		{"a UTF-8 label with a byte 0xA0 is one value", "root=PARTLABEL=voil\u00e0 x", []Param{kv("root", "PARTLABEL=voil\u00e0"), flag("x")}},
 		{"double dash is a word", "a -- b", []Param{flag("a"), flag("--"), flag("b")}},
 		{"repeats kept in order", "a=1 a=2", []Param{kv("a", "1"), kv("a", "2")}},
 	}
@@ -80,5 +76,28 @@ func TestJoinRoundTrip(t *testing.T) {
 	}
 	if got := Split(line); !reflect.DeepEqual(got, params) {
 		t.Errorf("Split(Join(p)) = %#v, want %#v", got, params)
+	}
+}
+
+// TestSplitKernel: the kernel's isspace (lib/ctype.c) is Latin-1's: 0xA0 is
+// space, also as the second byte of a UTF-8 character; nothing else
+// changes.
+func TestSplitKernel(t *testing.T) {
+	kv := func(k, v string) Param { return Param{Key: k, Value: v, HasValue: true} }
+	flag := func(k string) Param { return Param{Key: k} }
+	for _, c := range []struct {
+		in   string
+		want []Param
+	}{
+		{"a\xa0module_blacklist=ahci", []Param{flag("a"), kv("module_blacklist", "ahci")}},
+		{"a=x\u00a0y", []Param{kv("a", "x\xc2"), flag("y")}},
+		{"root=PARTLABEL=voil\u00e0 x", []Param{kv("root", "PARTLABEL=voil\xc3"), flag("x")}},
+		{"a=\u00e9\u0085\xa1", []Param{kv("a", "\u00e9\u0085\xa1")}},
+		{"\"a\xa0b\" c", []Param{flag("a\xa0b"), flag("c")}},
+		{"quiet slot=b", []Param{flag("quiet"), kv("slot", "b")}},
+	} {
+		if got := SplitKernel(c.in); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("SplitKernel(%q) = %#v, want %#v", c.in, got, c.want)
+		}
 	}
 }
