@@ -111,7 +111,7 @@ func MergeAccounts(db DB, local, base, new []byte, haveBase bool) ([]byte, []str
 		if haveBase && inBase && !inNew && be.Line == e.Line {
 			continue // removed upstream, never changed here
 		}
-		if haveBase && inBase && inNew && be.Line == e.Line && ne.ID == e.ID {
+		if haveBase && inBase && inNew && be.Line == e.Line && sameIDs(db, e, ne) {
 			e = ne // changed upstream, never changed here
 		}
 		if e.ID != "" {
@@ -140,6 +140,20 @@ func MergeAccounts(db DB, local, base, new []byte, haveBase bool) ([]byte, []str
 	return FormatAccounts(out), issues
 }
 
+// sameIDs reports whether two versions of an entry have the same ids: the
+// UID and the primary GID of a passwd entry, the GID of a group.
+func sameIDs(db DB, a, b Entry) bool {
+	return a.ID == b.ID && (db != Passwd || primaryGID(a) == primaryGID(b))
+}
+
+// primaryGID is a passwd entry's fourth field.
+func primaryGID(e Entry) string {
+	if f := strings.SplitN(e.Line, ":", 5); len(f) > 3 {
+		return f[3]
+	}
+	return ""
+}
+
 // bothChanged reports a local entry that differs from the new image's.
 func bothChanged(db DB, l, b, n Entry, inBase bool) []string {
 	switch {
@@ -147,6 +161,8 @@ func bothChanged(db DB, l, b, n Entry, inBase bool) []string {
 		return nil
 	case l.ID != n.ID:
 		return []string{fmt.Sprintf("%s %s has id %s locally, %s in the new image: the local one is kept, files of the new image owned by %s are not renumbered", db, l.Key, l.ID, n.ID, n.ID)}
+	case db == Passwd && primaryGID(l) != primaryGID(n):
+		return []string{fmt.Sprintf("%s %s has primary group %s locally, %s in the new image: the local entry is kept, not renumbered", db, l.Key, primaryGID(l), primaryGID(n))}
 	case inBase && b.Line != l.Line && b.Line != n.Line:
 		return []string{fmt.Sprintf("%s entry %s changed locally and in the new image: the local one wins", db, l.Key)}
 	}

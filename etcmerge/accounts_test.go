@@ -68,6 +68,10 @@ func TestMergeAccounts(t *testing.T) {
 		db:   Passwd, base: root + "svc:x:1001:1001::/:/bin/false\n", local: root + "svc:x:1001:1001::/:/bin/false\n", new: root + "svc:x:997:997::/:/usr/sbin/nologin\n",
 		want: root + "svc:x:1001:1001::/:/bin/false\n", issues: []string{"passwd svc has id 1001 locally, 997 in the new image"},
 	}, {
+		name: "primary group changed upstream, entry unchanged locally: the local GID stays, reported",
+		db:   Passwd, base: root + "svc:x:1001:1001::/:/bin/false\n", local: root + "svc:x:1001:1001::/:/bin/false\n", new: root + "svc:x:1001:997::/:/bin/false\n",
+		want: root + "svc:x:1001:1001::/:/bin/false\n", issues: []string{"passwd svc has primary group 1001 locally, 997 in the new image"},
+	}, {
 		name: "no base: nothing known unchanged, the local entry stays",
 		db:   Shadow, noBase: true, local: "setup:$6$known:1::::::\n", new: "setup:!*:2::::::\n",
 		want: "setup:$6$known:1::::::\n",
@@ -167,7 +171,7 @@ func FuzzMergeAccounts(f *testing.F) {
 					switch {
 					case !inNew:
 						removed[e.Line] = true
-					case ne.ID == e.ID:
+					case ne.ID == e.ID && (db != Passwd || gidField(ne.Line) == gidField(e.Line)):
 						updated[e.Line] = ne.Line
 					}
 				}
@@ -200,4 +204,13 @@ func FuzzMergeAccounts(f *testing.F) {
 			}
 		}
 	})
+}
+
+// gidField is the fuzz test's own reading of a passwd line's primary GID.
+func gidField(line string) string {
+	f := strings.Split(line, ":")
+	if len(f) > 3 {
+		return f[3]
+	}
+	return ""
 }
