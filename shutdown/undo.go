@@ -5,6 +5,7 @@ package shutdown
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -103,40 +104,57 @@ func Undo(sys Sys, st State, opt Options) Result {
 }
 
 // syncWithProgress syncs, waiting as long as the data left to write back
-// keeps shrinking from one step to the next, as systemd-shutdown does: it
-// skips its own last sync when it hands over to this program, so this sync
-// is the last before the reboot, and slow media (an SD card, a USB disk)
-// may take more than a step to write back what the system left. A sync that
-// makes no progress for a step is given up, named.
+// keeps shrinking, as systemd-shutdown waits for its own sync: it skips its
+// last sync when it hands over to this program, so this one is the last
+// before the reboot, and slow media (an SD card, a USB disk) may take more
+// than a step to write back what the system left. Like systemd's, it gives
+// up after maxStalls steps in a row without progress (the first reading
+// counts as progress), naming why.
 func syncWithProgress(sys Sys, step time.Duration) error {
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
-		defer func() { _ = recover() }() // a panic is a sync that ended
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %v", r)
+			}
+		}()
 		sys.Sync()
+		done <- nil
 	}()
-	last := uint64(0)
-	if sys.Dirty != nil {
-		last, _ = sys.Dirty()
-	}
 	t := time.NewTicker(step)
 	defer t.Stop()
+	last, stalls := uint64(math.MaxUint64), 0
 	for {
 		select {
-		case <-done:
-			return nil
+		case err := <-done:
+			return err
 		case <-t.C:
 		}
 		if sys.Dirty == nil {
 			return fmt.Errorf("%w after %v", ErrTimeout, step)
 		}
 		now, err := sys.Dirty()
-		if err != nil || now >= last {
-			return fmt.Errorf("%w: no data written back for %v (%d KiB left)", ErrTimeout, step, now)
+		select {
+		case err := <-done: // ended meanwhile: not a stall
+			return err
+		default:
 		}
-		last = now
+		if err != nil {
+			return fmt.Errorf("%w after %v, and what is left to write back is unknown: %v", ErrTimeout, step, err)
+		}
+		if now < last {
+			last, stalls = now, 0
+			continue
+		}
+		if stalls++; stalls == maxStalls {
+			return fmt.Errorf("%w: nothing written back in %v (%d KiB left)", ErrTimeout, time.Duration(maxStalls)*step, now)
+		}
 	}
 }
+
+// maxStalls is how many steps in a row the last sync may make no progress,
+// systemd-shutdown's figure.
+const maxStalls = 3
 
 type undoer struct {
 	sys      Sys

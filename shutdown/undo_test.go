@@ -242,7 +242,7 @@ func TestUndoBudget(t *testing.T) {
 // given up after one step whatever it was doing.
 func TestSyncWaitsWhileWritingBack(t *testing.T) {
 	opt := testOptions
-	opt.Step = 5 * time.Millisecond
+	opt.Step = 20 * time.Millisecond
 	for _, c := range []struct {
 		name    string
 		dirty   func(calls int) uint64
@@ -250,7 +250,11 @@ func TestSyncWaitsWhileWritingBack(t *testing.T) {
 		problem string
 	}{
 		{"slow but writing back", func(n int) uint64 { return uint64(1000 - n) }, 6, ""},
-		{"stuck", func(int) uint64 { return 500 }, 0, "sync: timed out: no data written back for 5ms (500 KiB left)"},
+		// Nothing dirty left while the sync waits for a flush: the first
+		// reading counts, then two stalls are allowed.
+		{"a flush after the write-back", func(int) uint64 { return 0 }, 2, ""},
+		{"stalls among progress", func(n int) uint64 { return []uint64{1000, 1000, 1000, 900, 900, 800}[min(n-1, 5)] }, 6, ""},
+		{"stuck", func(int) uint64 { return 500 }, 0, "sync: timed out: nothing written back in 60ms (500 KiB left)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k := newFake(t)
@@ -305,5 +309,25 @@ func TestDirtyKiB(t *testing.T) {
 		if _, err := DirtyKiB([]byte(bad)); err == nil {
 			t.Errorf("DirtyKiB(%q): no error", bad)
 		}
+	}
+}
+
+// TestSyncProblemsNamed: a sync that panics, or whose progress cannot be
+// read, is named as such.
+func TestSyncProblemsNamed(t *testing.T) {
+	opt := testOptions
+	opt.Step = 20 * time.Millisecond
+	k := newFake(t)
+	sys := k.sys()
+	sys.Sync = func() { panic("boom") }
+	if res := Undo(sys, State{}, opt); len(res.Problems) != 1 || res.Problems[0].String() != "sync: panic: boom" {
+		t.Errorf("problems %v, want the panic named", res.Problems)
+	}
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	sys.Sync = func() { <-release }
+	sys.Dirty = func() (uint64, error) { return 0, errors.New("no /proc/meminfo") }
+	if res := Undo(sys, State{}, opt); len(res.Problems) != 1 || !strings.Contains(res.Problems[0].String(), "what is left to write back is unknown: no /proc/meminfo") {
+		t.Errorf("problems %v, want the unreadable progress named", res.Problems)
 	}
 }
