@@ -71,10 +71,6 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		return b.assemble(layout, imageID)
 	}
 	b.rep.Overlay = mode
-	if frozen {
-		b.rep.Data.UpperReadOnly = true
-		b.alarm(fmt.Sprintf("the bootstate partition cannot be used in this boot, so keel cannot tell whether another slot's upper layer was merged from this one: the upper layer %s is mounted read-only under a tmpfs upper, and what this boot changes in / (/etc) is not kept (/var and /home are)", upper))
-	}
 	err = b.checkInit(layout.NewRoot)
 	if err != nil && mode == mounts.OverlayPersistent && b.data != nil {
 		// The image has the init but the root its upper makes does not
@@ -88,6 +84,10 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 			b.volatile(b.data.dev, fmt.Errorf("the image has the init %s, but its persistent upper layer hides it: %w", b.cfg.Init, err))
 			return b.assemble(layout, imageID)
 		}
+	}
+	if err == nil && frozen {
+		b.rep.Data.UpperReadOnly = true
+		b.alarm(fmt.Sprintf("the bootstate partition cannot be used in this boot, so keel cannot tell whether another slot's upper layer was merged from this one: the upper layer %s is mounted read-only under a tmpfs upper, and what this boot changes in / (/etc) is not kept (/var and /home are)", upper))
 	}
 	return err
 }

@@ -206,19 +206,20 @@ func FuzzLockedKernelOptions(f *testing.F) {
 		for _, p := range kargs.Split(baked) {
 			bakedParams[p.String()] = true
 		}
-		bakedHides := false
 		for _, p := range kargs.Split(line) { // keel's split
 			if !bakedParams[p.String()] && slices.Contains(deviceHidingOptions, p.Name()) && err == nil {
 				t.Fatalf("lockedKernelOptions(%q, baked %q) = nil: the kernel applies %s", line, baked, p)
 			}
 		}
+		bakedNames := map[string]bool{} // device-hiding options the baked line holds, by name
 		for _, p := range append(kargs.Split(baked), kargs.SplitKernel(baked)...) {
-			bakedHides = bakedHides || slices.Contains(deviceHidingOptions, p.Name())
+			bakedNames[p.Name()] = true
 		}
-		// The kernel's own split, transliterated: when the baked line
-		// allows no device-hiding option, none the kernel applies may pass.
+		// The kernel's own split, transliterated: no device-hiding option
+		// the kernel applies may pass, unless the baked line holds it.
 		for _, param := range refKernelParams(line) {
-			if !bakedHides && slices.Contains(deviceHidingOptions, strings.ReplaceAll(param, "-", "_")) && err == nil {
+			name := strings.ReplaceAll(param, "-", "_")
+			if !bakedNames[name] && slices.Contains(deviceHidingOptions, name) && err == nil {
 				t.Fatalf("lockedKernelOptions(%q, baked %q) = nil: the kernel applies %s=", line, baked, param)
 			}
 		}
@@ -292,6 +293,9 @@ func refKernelParams(line string) []string {
 			param = args[:equals]
 		} else if quoted && i > 0 && param[i-1] == '"' {
 			param = param[:i-1] // a quoted word's closing quote
+		}
+		if string(param) == "--" && equals == 0 {
+			break // parse_args stops: the rest is the init's
 		}
 		params = append(params, string(param))
 		if i < len(args) {

@@ -18,8 +18,6 @@ const (
 	IgnoreZeroBlocks    = "ignore_zero_blocks"
 )
 
-// isMode reports whether o chooses what happens on corruption; the kernel
-// takes at most one of these.
 // WithoutMode is opts without its corruption mode: what is left maps a
 // device on which a block that fails verification is an I/O error (the
 // kernel's default), neither a restart nor a panic nor ignored. Never nil.
@@ -33,6 +31,8 @@ func WithoutMode(opts []string) []string {
 	return out
 }
 
+// isMode reports whether o chooses what happens on corruption; the kernel
+// takes at most one of these.
 func isMode(o string) bool {
 	return o == RestartOnCorruption || o == PanicOnCorruption || o == IgnoreCorruption
 }

@@ -48,10 +48,7 @@ func (l Layout) RootMounts(mode, upperDir string) ([]Mount, error) {
 		// The image is mounted read-only already; a bind keeps it so.
 		return []Mount{{Source: l.Lower, Target: l.NewRoot, Flags: unix.MS_BIND | unix.MS_REC}}, nil
 	case OverlayTmpfs:
-		return []Mount{
-			{Source: "tmpfs", Target: l.Upper, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"},
-			l.overlay(l.Upper),
-		}, nil
+		return []Mount{l.upperTmpfs(), l.overlay(l.Upper)}, nil
 	case OverlayPersistent:
 		if upperDir == "" {
 			return nil, fmt.Errorf("overlay=persistent needs a data partition directory for the upper layer")
@@ -67,22 +64,21 @@ func (l Layout) RootMounts(mode, upperDir string) ([]Mount, error) {
 // it in this boot reaches the data partition. Whiteouts and opaque
 // directories of upperDir work in a lower layer as in an upper.
 func (l Layout) FrozenUpperMounts(upperDir string) []Mount {
-	upper, work := filepath.Join(l.Upper, "upper"), filepath.Join(l.Upper, "work")
-	return []Mount{
-		{Source: "tmpfs", Target: l.Upper, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"},
-		{
-			Source: "overlay", Target: l.NewRoot, FSType: "overlay",
-			Data:    "lowerdir=" + overlayEscaper.Replace(filepath.Join(upperDir, "upper")) + ":" + overlayEscaper.Replace(l.Lower) + ",upperdir=" + overlayEscaper.Replace(upper) + ",workdir=" + overlayEscaper.Replace(work),
-			Prepare: []string{upper, work},
-		},
-	}
+	return []Mount{l.upperTmpfs(), l.overlay(l.Upper, filepath.Join(upperDir, "upper"))}
 }
 
-func (l Layout) overlay(base string) Mount {
+// upperTmpfs is the tmpfs of a volatile upper layer.
+func (l Layout) upperTmpfs() Mount {
+	return Mount{Source: "tmpfs", Target: l.Upper, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"}
+}
+
+// overlay mounts the new root with base's upper and work directories over
+// the lowers given, topmost first, then the image.
+func (l Layout) overlay(base string, lowers ...string) Mount {
 	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	return Mount{
 		Source: "overlay", Target: l.NewRoot, FSType: "overlay",
-		Data:    OverlayData(l.Lower, upper, work),
+		Data:    overlayData(append(lowers, l.Lower), upper, work),
 		Prepare: []string{upper, work},
 	}
 }
@@ -90,7 +86,16 @@ func (l Layout) overlay(base string) Mount {
 // OverlayData is the option string for an overlay mount. Paths containing the
 // characters overlayfs uses as separators are escaped.
 func OverlayData(lower, upper, work string) string {
-	return "lowerdir=" + overlayEscaper.Replace(lower) + ",upperdir=" + overlayEscaper.Replace(upper) + ",workdir=" + overlayEscaper.Replace(work)
+	return overlayData([]string{lower}, upper, work)
+}
+
+// overlayData is OverlayData with lower layers stacked, topmost first.
+func overlayData(lowers []string, upper, work string) string {
+	esc := make([]string, len(lowers))
+	for i, l := range lowers {
+		esc[i] = overlayEscaper.Replace(l)
+	}
+	return "lowerdir=" + strings.Join(esc, ":") + ",upperdir=" + overlayEscaper.Replace(upper) + ",workdir=" + overlayEscaper.Replace(work)
 }
 
 // overlayEscaper escapes the characters overlayfs separates options and

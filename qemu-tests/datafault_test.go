@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/keel-boot/keel/qemu-tests/report"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
@@ -469,11 +471,17 @@ func TestMemoryCountedBootFreezesUpper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A whiteout in A1's upper (the machine deleted the image's marker):
+	// honoured with the upper as a lower layer too.
+	const marker = "/etc/keel-test-marker"
+	if err := unix.Mknod(filepath.Join(dir, "@overlay/a/A1/upper"+marker), unix.S_IFCHR|0o600, 0); err != nil {
+		t.Fatal(err)
+	}
 	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
 	slotctlDisk(t, disk.Path, "mark-good", "a")
 	rd := initrd(t)
 
-	m := vm.Start(t, vm.Options{Initrd: rd, Cmdline: actions(t, map[string]string{conf: "changed in a degraded boot", varFile: "kept"}),
+	m := vm.Start(t, vm.Options{Initrd: rd, Cmdline: actions(t, map[string]string{conf: "changed in a degraded boot", varFile: "kept"}, marker),
 		QEMUArgs: unreadableBootState(t, disk)})
 	r := m.ExpectReport()
 	m.ExpectPowerOff()
@@ -484,6 +492,7 @@ func TestMemoryCountedBootFreezesUpper(t *testing.T) {
 	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "is mounted read-only under a tmpfs upper") {
 		t.Errorf("boot 1 warnings %q: want the frozen upper named", br.Warnings)
 	}
+	wantCat(t, r, marker, "")
 
 	r, br = boot(t, rd, disk, actions(t, nil, conf, varFile))
 	if br.Slot != "a" || br.Data == nil || br.Data.UpperReadOnly {
