@@ -268,16 +268,17 @@ func TestSyncWaitsWhileWritingBack(t *testing.T) {
 					close(release)
 				}
 			})
+			synced := make(chan struct{})
 			sys.Dirty = func() (uint64, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				calls++
 				if calls == c.syncs {
 					close(release)
+					<-synced // the sync has ended before this reading is used
 				}
 				return c.dirty(calls), nil
 			}
-			synced := make(chan struct{})
 			sys.Sync = func() { <-release; close(synced) }
 			res := Undo(sys, State{DM: []string{"keel-root-a", "keel-data"}}, opt)
 			var got []string
