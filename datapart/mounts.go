@@ -51,11 +51,18 @@ func Identify(dev string, r io.ReaderAt) (devices.FS, error) {
 
 // Mount is the mount of the data filesystem on dev at root. btrfs is
 // mounted at its top level (subvolid=5), whatever its default subvolume,
-// so that @var, @home and @overlay are visible side by side.
+// so that @var, @home and @overlay are visible side by side. ext4 is
+// mounted with errors=remount-ro, whatever its superblock says: with
+// errors=panic there (tune2fs -e panic), a corrupt inode read by the init
+// would panic the kernel in every boot; instead the read fails, the
+// filesystem turns read-only and the boot goes volatile, loudly.
 func Mount(dev, fstype, root string) mounts.Mount {
 	m := mounts.Mount{Source: dev, Target: root, FSType: fstype}
-	if fstype == Btrfs {
+	switch fstype {
+	case Btrfs:
 		m.Data = "subvolid=5"
+	case Ext4:
+		m.Data = "errors=remount-ro"
 	}
 	return m
 }

@@ -116,8 +116,14 @@ func spaceWarning(root string, sys Sys) string {
 // VolatileWarning is the line the init prints on the console and records
 // in boot.json when the data partition dev cannot be used because of err
 // and it boots with a tmpfs upper and the image's /var and /home instead.
+// A filesystem that found its own metadata corrupt (a bad checksum,
+// EBADMSG; an inconsistency, EUCLEAN) is said to be so, with what checks it.
 func VolatileWarning(dev string, err error) string {
-	return fmt.Sprintf("DATA PARTITION %s NOT USED, BOOTING VOLATILE: changes to /, /var and /home will be lost at shutdown; the partition is left as it is: %v", dev, err)
+	msg := fmt.Sprintf("DATA PARTITION %s NOT USED, BOOTING VOLATILE: changes to /, /var and /home will be lost at shutdown; the partition is left as it is: %v", dev, err)
+	if errors.Is(err, unix.EBADMSG) || errors.Is(err, unix.EUCLEAN) {
+		msg += " (the filesystem found its metadata corrupt: check it with e2fsck or btrfs check)"
+	}
+	return msg
 }
 
 // NewUpper creates a fresh upper directory (UpperDir: upper/ and work/)

@@ -5,6 +5,8 @@ package datapart
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,8 +95,14 @@ func TestPrepareFailures(t *testing.T) {
 		t.Error("bad slot accepted")
 	}
 	msg := VolatileWarning("/dev/vda6", err)
-	if !strings.HasPrefix(msg, "DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE") || !strings.Contains(msg, err.Error()) {
+	if !strings.HasPrefix(msg, "DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE") || !strings.Contains(msg, err.Error()) || strings.Contains(msg, "corrupt") {
 		t.Errorf("warning %q", msg)
+	}
+	for _, errno := range []error{unix.EBADMSG, unix.EUCLEAN} {
+		err := fmt.Errorf("data partition: %w", &fs.PathError{Op: "lstat", Path: "/run/keel/data/@home", Err: errno})
+		if msg := VolatileWarning("/dev/vda6", err); !strings.Contains(msg, err.Error()+" (the filesystem found its metadata corrupt: check it with e2fsck or btrfs check)") {
+			t.Errorf("%v: warning %q: want the corruption named", errno, msg)
+		}
 	}
 }
 
@@ -128,7 +136,7 @@ func TestBindsAndMount(t *testing.T) {
 	if m := Mount("/dev/vda6", Btrfs, DefaultRoot); m.Data != "subvolid=5" || m.Target != DefaultRoot {
 		t.Errorf("btrfs mount %v", m)
 	}
-	if m := Mount("/dev/mapper/data", Ext4, DefaultRoot); m.Data != "" || m.FSType != Ext4 {
+	if m := Mount("/dev/mapper/data", Ext4, DefaultRoot); m.Data != "errors=remount-ro" || m.FSType != Ext4 {
 		t.Errorf("ext4 mount %v", m)
 	}
 }

@@ -288,6 +288,77 @@ func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 	}
 }
 
+// TestDataExt4ErrorsPanicGoesVolatile: an ext4 data partition whose
+// superblock says errors=panic (tune2fs -e panic: an image builder's
+// choice, or whoever held the disk) and whose @home directory's inode is
+// corrupt (a bad checksum: an aging flash's bit flip). keel mounts it with
+// errors=remount-ro, so the corruption found while the boot prepares the
+// layout is an error, not a kernel panic that would end every boot the same
+// way: the boot goes volatile, loudly, and the data partition is left as it
+// was (@var's file still there, read on the host).
+func TestDataExt4ErrorsPanicGoesVolatile(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
+	dir := t.TempDir()
+	for _, d := range []string{"@var", "@home", "@overlay"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm.WriteFile(t, dir, "@var/kept", "mine")
+	data := vm.MkExt4(t, dir, 16, "")
+	run(t, "tune2fs", "-e", "panic", data)
+	corruptInode(t, data, "/@home")
+	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 17, Content: data})
+	br, _ := volatileBoot(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "quiet"}, "keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
+	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "@home") || !strings.Contains(w, "metadata corrupt") {
+		t.Errorf("boot.json warnings %q: want @home named, and the corruption", w)
+	}
+	part := extractPart(t, disk, "data")
+	if got := run(t, "debugfs", "-R", "cat /@var/kept", part); !strings.Contains(got, "mine") {
+		t.Errorf("@var/kept on the data partition after the boot: %q: want it kept", got)
+	}
+}
+
+// corruptInode changes one byte (the access time) of the inode of path in
+// the ext4 image img, leaving its checksum stale: the kernel's read of the
+// inode fails the check (metadata_csum, mkfs.ext4's default).
+func corruptInode(t testing.TB, img, path string) {
+	t.Helper()
+	out := run(t, "debugfs", "-R", "imap "+path, img)
+	var block, offset int64
+	i := strings.Index(out, "located at block")
+	if i < 0 {
+		t.Fatalf("debugfs imap %s: %q: no location", path, out)
+	}
+	if _, err := fmt.Sscanf(out[i:], "located at block %d, offset %v", &block, &offset); err != nil {
+		t.Fatalf("debugfs imap %s: %q: %v", path, out, err)
+	}
+	bs := strings.TrimSpace(run(t, "sh", "-c", `dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Block size: *//p'`, "sh", img))
+	var size int64
+	if _, err := fmt.Sscan(bs, &size); err != nil {
+		t.Fatalf("block size of %s: %q: %v", img, bs, err)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	at := block*size + offset + 8
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x5a
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := runErr("debugfs", "-R", "stat "+path, img); !strings.Contains(out, "checksum does not match") {
+		t.Fatalf("debugfs stat %s after the change: %q: want a checksum error", path, out)
+	}
+}
+
 // TestEtcMergeFailureRetried: the first boot of a new image (slot a, fresh
 // upper) whose /etc merge fails — the last good image's upper holds a file
 // where its etc/ should be — says so, boots over a tmpfs upper with the
