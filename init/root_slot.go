@@ -5,7 +5,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/keel-boot/keel/bootstate"
@@ -13,6 +15,7 @@ import (
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/verity"
+	"golang.org/x/sys/unix"
 )
 
 // bootState is the boot-counting state of this boot: where it is stored and
@@ -27,6 +30,9 @@ type bootState struct {
 	// this boot (late, unreadable): its state, the last good image
 	// included, is unknown rather than absent.
 	unavailable bool
+	// fromCopy is set once the data partition's copy was looked for
+	// (stateFromCopy).
+	fromCopy bool
 }
 
 // slotBoot selects the A/B slot with boot counting and assembles its root;
@@ -40,6 +46,7 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 	}
 	bs := b.loadBootState()
 	defer bs.close()
+	b.stateFromCopy(bs)
 	if forced != "" && b.baked.Locked {
 		if err := bs.state.CheckForced(forced); err != nil {
 			b.refuseForced(forced, err)
@@ -268,6 +275,64 @@ func (b *boot) memBootState(why error) *bootState {
 // or it holds something else than keel records, which keel never writes).
 func unavailable(why error) bool {
 	return !errors.Is(why, errNoSuchPartition) && !errors.Is(why, bootstate.ErrForeign)
+}
+
+// stateFromCopy starts boot counting in memory from the data partition's
+// copy of the boot state (bootstate.FromCopy) when the machine's bootstate
+// partition cannot be used in this boot (unavailable) and the data
+// partition is mounted: a slot retired there stays retired, the rollback
+// floor holds, and a trial is not booted while its tries cannot be
+// counted. The defaults would boot slot a, which may be the image that
+// crashed. No copy (slotctl has not written one yet) leaves the defaults;
+// a copy that cannot be read or parsed is named and not used.
+func (b *boot) stateFromCopy(bs *bootState) {
+	if !bs.unavailable || b.data == nil || bs.fromCopy {
+		return
+	}
+	bs.fromCopy = true
+	p := filepath.Join(b.data.root, bootstate.CopyName)
+	c, err := readCopy(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		b.log.Infof("no copy of the boot state at %s: counting from the defaults", p)
+		return
+	}
+	if err != nil {
+		b.warnLoud("%s: %v: not used, counting from the defaults", p, err)
+		return
+	}
+	bs.state = bootstate.FromCopy(c)
+	b.warnLoud("boot counting starts from the copy of the boot state on the data partition (%s, sequence %d): %s", p, c.Seq, describeCopy(bs.state))
+}
+
+// readCopy reads the boot state copy at p, never through a symlink.
+func readCopy(p string) (bootstate.State, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return bootstate.State{}, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return bootstate.State{}, fmt.Errorf("boot state copy: not a regular file")
+	}
+	return bootstate.ReadCopy(f)
+}
+
+// describeCopy says what boot counting starts from.
+func describeCopy(s bootstate.State) string {
+	var parts []string
+	for _, x := range bootstate.Slots() {
+		parts = append(parts, fmt.Sprintf("slot %s %s", x, s.Slot(x)))
+	}
+	if lg := s.LastGood; lg.Slot != "" {
+		parts = append(parts, fmt.Sprintf("last good %s (%s)", lg.Slot, lg.ImageID))
+	}
+	msg := strings.Join(parts, "; ")
+	for _, x := range bootstate.Slots() {
+		if st := s.Slot(x); !st.Good && st.Priority > 0 && st.Tries == 0 {
+			msg += fmt.Sprintf("; slot %s is not tried until the bootstate partition can be read again (its tries could not be counted)", x)
+		}
+	}
+	return msg
 }
 
 // readBootState loads the state from the store and reports its warnings.

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/qemu-tests/report"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
@@ -519,6 +520,63 @@ func unreadableBootState(t *testing.T, disk vm.Disk) []string {
 		t.Fatal(err)
 	}
 	return []string{"-drive", "file=blkdebug:" + cfg + ":" + disk.Path + ",if=virtio,format=raw"}
+}
+
+// TestMemoryCountedBootFromDataCopy: the bootstate partition cannot be
+// read (blkdebug EIO on both record copies), and the data partition holds
+// the copy of the boot state that slotctl keeps there. Boot counting in
+// memory starts from it, not from the defaults, which boot slot a:
+//   - a was retired (its image crashed after switch_root), b is the last
+//     good image: b boots. It used to boot a, which crashed again, at
+//     every boot, for ever;
+//   - a is an update on trial above the good b: b boots, since a try of a
+//     could not be counted and a crashing trial would boot for ever; the
+//     update is tried once the bootstate partition is read again.
+func TestMemoryCountedBootFromDataCopy(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	good := bootstate.SlotState{Priority: 1, Good: true}
+	for name, slotA := range map[string]bootstate.SlotState{
+		"a-retired":  {Reason: bootstate.ReasonTriesExhausted},
+		"a-on-trial": {Priority: 2, Tries: 3},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			a := seal(t, payloadTree(t, "image-a"), "", "A2")
+			b := seal(t, payloadTree(t, "image-b"), "", "B1")
+			dir := t.TempDir()
+			for _, d := range []string{"@overlay/b/B1/upper", "@overlay/b/B1/work", "@var", "@home"} {
+				if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			copyState := bootstate.State{Seq: 12, LastGood: bootstate.LastGood{Slot: bootstate.SlotB, ImageID: "B1"}, DataSeen: true,
+				Slots: [2]bootstate.SlotState{slotA, good}}
+			vm.WriteFile(t, dir, bootstate.CopyName, string(bootstate.MarshalRecord(copyState)))
+			disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+			slotctlDisk(t, disk.Path, "mark-good", "b")
+			if slotA.Priority == 0 {
+				slotctlDisk(t, disk.Path, "mark-bad", "a")
+			} else {
+				slotctlDisk(t, disk.Path, "set-next", "a")
+			}
+			m := vm.Start(t, vm.Options{Initrd: initrd(t), QEMUArgs: unreadableBootState(t, disk)})
+			m.Expect("keel: boot counting starts from the copy of the boot state on the data partition")
+			r := m.ExpectReport()
+			m.ExpectPowerOff()
+			br := bootReport(t, r)
+			if marker(r) != "image-b" || br.Slot != "b" {
+				t.Errorf("marker %q slot %q: want image-b from slot b, the last good image", marker(r), br.Slot)
+			}
+			w := strings.Join(br.Warnings, "\n")
+			if !strings.Contains(w, "/run/keel/data/"+bootstate.CopyName+", sequence 12") {
+				t.Errorf("warnings %q: want the copy named", w)
+			}
+			if trial := "slot a is not tried until the bootstate partition can be read again"; slotA.Priority > 0 != strings.Contains(w, trial) {
+				t.Errorf("warnings %q: want %q only for the trial", w, trial)
+			}
+		})
+	}
 }
 
 // TestMemoryCountedBootFreezesUpper: A1 is the last good image with its

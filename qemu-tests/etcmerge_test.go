@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
 )
@@ -168,7 +169,8 @@ func testEtcMergeSystemd(t *testing.T, fstype string) {
 	if fstype == "btrfs" {
 		data = mkfs(t, "mkfs.btrfs", 160, "-q", "-f")
 	}
-	disk := abDisk(t, &a, &a, vm.Part{Name: "data", SizeMiB: 161, Content: data}).Path
+	abd := abDisk(t, &a, &a, vm.Part{Name: "data", SizeMiB: 161, Content: data})
+	disk := abd.Path
 	rd := initrd(t, "--trust", key+".pub")
 
 	first := bootEtc(t, rd, disk)
@@ -182,6 +184,9 @@ func testEtcMergeSystemd(t *testing.T, fstype string) {
 	first.want(t, "first boot", map[string]string{"/etc/motd": "local motd|", "/etc/keel-test/deleted.conf": "<missing>"})
 	if !diskStatus(t, disk).slot(t, "a").Good {
 		t.Fatal("after the first boot a is not good: keel-mark-good.service did not run")
+	}
+	if fstype == "ext4" {
+		wantDataCopy(t, abd)
 	}
 
 	slotctlDisk(t, disk, "install", "--slot", "b", b.squashfs, b.verity, "--trust", key+".pub")
@@ -264,5 +269,38 @@ func appendLine(t testing.TB, path, line string) {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// wantDataCopy checks that the data partition (ext4) of disk holds the copy of the boot state that slotctl keeps, equal to the
+// bootstate partition's newest record: keel-mark-good.service, the real
+// slotctl in the guest, wrote both.
+func wantDataCopy(t *testing.T, disk vm.Disk) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "copy")
+	data := extractPart(t, disk, "data")
+	// debugfs reads no journal: replay it first (the copy was written in
+	// the last minute of a running system, maybe not yet checkpointed).
+	if msg, err := runErr("e2fsck", "-E", "journal_only", "-y", data); err != nil && !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("e2fsck -E journal_only: %v\n%s", err, msg)
+	}
+	run(t, "debugfs", "-R", "dump /"+bootstate.CopyName+" "+out, data)
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatalf("no boot state copy on the data partition: %v", err)
+	}
+	defer f.Close()
+	got, err := bootstate.ReadCopy(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Open(extractPart(t, disk, "bootstate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	want, _, err := bootstate.Load(st)
+	if err != nil || got != want {
+		t.Errorf("the data partition's copy of the boot state: %+v\nthe bootstate partition: %+v (%v)", got, want, err)
 	}
 }

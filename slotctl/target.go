@@ -3,12 +3,17 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 )
@@ -153,13 +158,52 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 	if err := change(&s); err != nil {
 		return s, err
 	}
-	if s == before {
-		return s, nil
+	if s != before {
+		if err := bootstate.SaveBoth(p, &s); err != nil {
+			return s, fmt.Errorf("%s: %w", p, err)
+		}
 	}
-	if err := bootstate.SaveBoth(p, &s); err != nil {
-		return s, fmt.Errorf("%s: %w", p, err)
+	return s, t.keepCopy(s)
+}
+
+// keepCopy writes s, as saved, to the data partition's copy of the boot
+// state (bootstate.CopyName) when the copy differs: the init counts from
+// it in a boot that cannot read the bootstate partition (docs/formats.md,
+// "The data partition's copy"). A copy left stale by an earlier failure
+// is written by the next command that reads the state.
+func (t *target) keepCopy(s bootstate.State) error {
+	p := t.dataCopyPath()
+	if p == "" {
+		return nil
 	}
-	return s, nil
+	rec := bootstate.MarshalRecord(s)
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, rec) {
+		return nil
+	}
+	err := writeFile(p, 0o644, true, func(w io.Writer) error {
+		_, err := w.Write(rec)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the boot state is saved, but not its copy on the data partition: %w", err)
+	}
+	return nil
+}
+
+// dataCopyPath is where the copy of the boot state goes: the top of the
+// data partition, as the init mounted it (datapart.DefaultRoot). It is ""
+// when there is no copy to keep: the state is not the running system's own
+// (--disk, --bootstate), or this boot did not mount a data partition
+// (none, volatile, not a slot boot).
+func (t *target) dataCopyPath() string {
+	if t.disk != "" || t.bootstate != "" {
+		return ""
+	}
+	r, err := t.bootReport()
+	if err != nil || r == nil || r.Mode != "slot" || r.Data == nil || r.Data.Volatile {
+		return ""
+	}
+	return filepath.Join(t.root, datapart.DefaultRoot, bootstate.CopyName)
 }
 
 // loadState reads the boot state without opening it for writing.

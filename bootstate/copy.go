@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package bootstate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// CopyName is the file, at the top of the data partition, that holds a
+// copy of the boot state as slotctl last saved it: one record, exactly as
+// on the bootstate partition (docs/formats.md, "The data partition's
+// copy"). The init reads it only when the bootstate partition cannot be
+// read in a boot (FromCopy), and never writes it.
+const CopyName = ".keel-bootstate"
+
+// ReadCopy reads the copy's record from r: exactly RecordSize bytes that
+// ParseRecord accepts. Anything else is an error naming what was wrong.
+func ReadCopy(r io.Reader) (State, error) {
+	b := make([]byte, RecordSize+1)
+	n, err := io.ReadFull(r, b)
+	switch {
+	case n > RecordSize:
+		return State{}, fmt.Errorf("boot state copy: more than %d bytes, expected one record", RecordSize)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		if n != RecordSize {
+			return State{}, fmt.Errorf("boot state copy: %d bytes, expected one record of %d", n, RecordSize)
+		}
+	case err != nil:
+		return State{}, fmt.Errorf("boot state copy: %w", err)
+	}
+	return ParseRecord(b[:RecordSize])
+}
+
+// FromCopy is the state a boot counts in memory from when the machine's
+// bootstate partition cannot be read but the data partition's copy can
+// (docs/formats.md, "The data partition's copy"): the copy's slots, rollback
+// floor and last good image, so that a slot retired or demoted there stays
+// so, and the floor still holds. When the copy has a good slot that can
+// boot, every slot that is not good gets no tries: a try counted in memory
+// is forgotten at the next boot, so a trial that crashes the machine would
+// be booted for ever, while the good slot worked. The update is tried once
+// the bootstate partition can be read again. Seq is 0 and Initialised
+// false: this is the state of a memory store, never written back, and
+// nothing that needs the state as stored (the /etc merge's last good
+// image, setting a trial's upper aside) takes it for that.
+func FromCopy(c State) State {
+	s := c
+	s.Seq, s.Initialised = 0, false
+	if !s.goodBootable() {
+		return s
+	}
+	for i := range s.Slots {
+		if !s.Slots[i].Good {
+			s.Slots[i].Tries = 0
+		}
+	}
+	return s
+}
+
+// goodBootable reports whether a good slot can be chosen by its priority.
+func (s State) goodBootable() bool {
+	for _, x := range s.Slots {
+		if x.Good && x.Bootable() {
+			return true
+		}
+	}
+	return false
+}

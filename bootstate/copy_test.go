@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package bootstate
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestReadCopy(t *testing.T) {
+	want := st(SlotState{Reason: "verity-a: bad signature"}, SlotState{Priority: 1, Good: true})
+	want.Seq, want.RollbackFloor = 7, 3
+	want.LastGood = LastGood{Slot: SlotB, ImageID: "os-2"}
+	rec := MarshalRecord(want)
+	got, err := ReadCopy(bytes.NewReader(rec))
+	if err != nil || got != want {
+		t.Fatalf("ReadCopy = %+v, %v; want %+v", got, err, want)
+	}
+	torn := bytes.Clone(rec)
+	torn[recOffSlots] ^= 1
+	for name, tc := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"empty":     {nil, "boot state copy: 0 bytes, expected one record of 512"},
+		"short":     {rec[:300], "boot state copy: 300 bytes, expected one record of 512"},
+		"long":      {append(bytes.Clone(rec), 0), "boot state copy: more than 512 bytes, expected one record"},
+		"corrupted": {torn, "checksum"},
+		"foreign":   {bytes.Repeat([]byte("x"), RecordSize), "magic"},
+	} {
+		if _, err := ReadCopy(bytes.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+	eio := errors.New("input/output error")
+	if _, err := ReadCopy(iotest.ErrReader(eio)); !errors.Is(err, eio) {
+		t.Errorf("read error: %v, want it wrapped", err)
+	}
+}
+
+func TestFromCopy(t *testing.T) {
+	good := SlotState{Priority: 1, Good: true}
+	trial := SlotState{Priority: 2, Tries: 3}
+	for _, tc := range []struct {
+		name     string
+		copy     State
+		want     State
+		wantSlot Slot
+	}{
+		{"a retired after crashes, b good: b, where the defaults boot a",
+			st(SlotState{Reason: ReasonTriesExhausted}, good), State{Slots: [2]SlotState{{Reason: ReasonTriesExhausted}, good}}, SlotB},
+		{"a on trial above the good b: the trial is not tried, its tries cannot be counted",
+			st(trial, good), State{Slots: [2]SlotState{{Priority: 2}, good}}, SlotB},
+		{"both good: the copy's order", st(SlotState{Priority: 2, Good: true}, good), State{Slots: [2]SlotState{{Priority: 2, Good: true}, good}}, SlotA},
+		{"no good slot yet (a new machine): the copy as it is", st(trial, SlotState{Priority: 1, Tries: 1}),
+			State{Slots: [2]SlotState{trial, {Priority: 1, Tries: 1}}}, SlotA},
+		{"the good slot retired: the copy as it is, the trial first",
+			st(trial, SlotState{Good: true, Reason: "verity-b: bad"}), State{Slots: [2]SlotState{trial, {Good: true, Reason: "verity-b: bad"}}}, SlotA},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.copy
+			c.Seq, c.RollbackFloor, c.DataSeen, c.LastGood = 41, 5, true, LastGood{Slot: SlotB, ImageID: "os-1"}
+			tc.want.RollbackFloor, tc.want.DataSeen, tc.want.LastGood = 5, true, c.LastGood
+			got := FromCopy(c)
+			if got != tc.want {
+				t.Fatalf("FromCopy = %+v\nwant %+v", got, tc.want)
+			}
+			m := NewMemStore(BootStateMinSize)
+			sel, err := Select(m, got, Request{}, func(Choice) error { return nil })
+			if err != nil || sel.Choice.Slot != tc.wantSlot {
+				t.Errorf("Select from the copy: %+v, %v; want slot %s", sel.Choice, err, tc.wantSlot)
+			}
+		})
+	}
+}
+
+// FuzzFromCopy: whatever record the copy holds, the state from it keeps the
+// copy's floor, last good image and good flags, and boot counting from it
+// (in memory, as the init counts) never chooses a slot that is not good
+// while a good slot can boot, whatever the attempts' outcomes.
+func FuzzFromCopy(f *testing.F) {
+	f.Add(MarshalRecord(st(SlotState{Priority: 2, Tries: 3}, SlotState{Priority: 1, Good: true})), uint8(0))
+	f.Add(MarshalRecord(DefaultState()), uint8(1))
+	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8) {
+		c, err := ReadCopy(bytes.NewReader(rec))
+		if err != nil {
+			return
+		}
+		s := FromCopy(c)
+		if s.RollbackFloor != c.RollbackFloor || s.LastGood != c.LastGood || s.Seq != 0 || s.Initialised {
+			t.Fatalf("FromCopy(%+v) = %+v", c, s)
+		}
+		for i := range s.Slots {
+			if s.Slots[i].Good != c.Slots[i].Good || s.Slots[i].Priority != c.Slots[i].Priority {
+				t.Fatalf("FromCopy changed slot %d: %+v → %+v", i, c.Slots[i], s.Slots[i])
+			}
+		}
+		n := 0
+		_, _ = Select(NewMemStore(BootStateMinSize), s, Request{}, func(ch Choice) error {
+			if c.goodBootable() && !ch.Good {
+				t.Fatalf("slot %s, not good, chosen from %+v while a good slot can boot", ch.Slot, c)
+			}
+			o := outcomes >> (2 * n) & 3
+			n++
+			if o == 1 {
+				return Classify(Image, "x", errors.New("img"))
+			}
+			if o == 2 {
+				return Classify(Environment, "x", errors.New("env"))
+			}
+			return nil
+		})
+	})
+}
