@@ -35,28 +35,40 @@ func ReadCopy(r io.Reader) (State, error) {
 
 // FromCopy is the state a boot counts in memory from when the machine's
 // bootstate partition cannot be read but the data partition's copy can
-// (docs/formats.md, "The data partition's copy"): the copy's slots, rollback
-// floor and last good image, so that a slot retired or demoted there stays
-// so, and the floor still holds. When the copy has a good slot that can
-// boot, every slot that is not good gets no tries: a try counted in memory
-// is forgotten at the next boot, so a trial that crashes the machine would
-// be booted for ever, while the good slot worked. The update is tried once
-// the bootstate partition can be read again. Seq is 0 and Initialised
-// false: this is the state of a memory store, never written back, and
-// nothing that needs the state as stored (the /etc merge's last good
-// image, setting a trial's upper aside) takes it for that.
-func FromCopy(c State) State {
+// (docs/formats.md, "The data partition's copy"): the copy's slots,
+// rollback floor and last good image, so that a slot retired or demoted
+// there stays so, and the floor still holds. When the copy has a good slot
+// that can boot, every bootable slot that is not good is held back: ranked
+// below every good one, tried only if they all fail in this boot. A try
+// counted in memory is forgotten at the next boot, so a trial chosen first
+// that crashes the machine would be booted for ever, while the good slot
+// worked; the update is tried first again once the bootstate partition can
+// be read. FromCopy returns the held-back slots. A copy with no bootable
+// good slot is used as it is.
+//
+// Seq is 0 and Initialised false: this is the state of a memory store,
+// never written back, and nothing that needs the state as stored (the /etc
+// merge's last good image, setting a trial's upper aside) takes it for
+// that.
+func FromCopy(c State) (State, []Slot) {
 	s := c
 	s.Seq, s.Initialised = 0, false
 	if !s.goodBootable() {
-		return s
+		return s, nil
 	}
-	for i := range s.Slots {
-		if !s.Slots[i].Good {
-			s.Slots[i].Tries = 0
+	var held []Slot
+	for i, x := range Slots() {
+		p := &s.Slots[i]
+		switch {
+		case !p.Bootable():
+		case p.Good:
+			p.Priority = max(p.Priority, p.Priority+1) // above 1, in their order
+		default:
+			p.Priority = 1
+			held = append(held, x)
 		}
 	}
-	return s
+	return s, held
 }
 
 // goodBootable reports whether a good slot can be chosen by its priority.

@@ -5,6 +5,7 @@ package bootstate
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -48,63 +49,89 @@ func TestFromCopy(t *testing.T) {
 		name     string
 		copy     State
 		want     State
+		wantHeld []Slot
 		wantSlot Slot
+		// wantFallback is the slot booted once wantSlot failed in this boot.
+		wantFallback Slot
 	}{
 		{"a retired after crashes, b good: b, where the defaults boot a",
-			st(SlotState{Reason: ReasonTriesExhausted}, good), State{Slots: [2]SlotState{{Reason: ReasonTriesExhausted}, good}}, SlotB},
-		{"a on trial above the good b: the trial is not tried, its tries cannot be counted",
-			st(trial, good), State{Slots: [2]SlotState{{Priority: 2}, good}}, SlotB},
-		{"both good: the copy's order", st(SlotState{Priority: 2, Good: true}, good), State{Slots: [2]SlotState{{Priority: 2, Good: true}, good}}, SlotA},
+			st(SlotState{Reason: ReasonTriesExhausted}, good), State{Slots: [2]SlotState{{Reason: ReasonTriesExhausted}, {Priority: 2, Good: true}}}, nil, SlotB, ""},
+		{"a on trial above the good b: b first, a held back (its tries cannot be counted), tried only when b fails",
+			st(trial, good), State{Slots: [2]SlotState{{Priority: 1, Tries: 3}, {Priority: 2, Good: true}}}, []Slot{SlotA}, SlotB, SlotA},
+		{"both good: the copy's order", st(SlotState{Priority: 2, Good: true}, good),
+			State{Slots: [2]SlotState{{Priority: 3, Good: true}, {Priority: 2, Good: true}}}, nil, SlotA, SlotB},
 		{"no good slot yet (a new machine): the copy as it is", st(trial, SlotState{Priority: 1, Tries: 1}),
-			State{Slots: [2]SlotState{trial, {Priority: 1, Tries: 1}}}, SlotA},
+			State{Slots: [2]SlotState{trial, {Priority: 1, Tries: 1}}}, nil, SlotA, SlotB},
 		{"the good slot retired: the copy as it is, the trial first",
-			st(trial, SlotState{Good: true, Reason: "verity-b: bad"}), State{Slots: [2]SlotState{trial, {Good: true, Reason: "verity-b: bad"}}}, SlotA},
+			st(trial, SlotState{Good: true, Reason: "verity-b: bad"}), State{Slots: [2]SlotState{trial, {Good: true, Reason: "verity-b: bad"}}}, nil, SlotA, SlotB},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.copy
 			c.Seq, c.RollbackFloor, c.DataSeen, c.LastGood = 41, 5, true, LastGood{Slot: SlotB, ImageID: "os-1"}
 			tc.want.RollbackFloor, tc.want.DataSeen, tc.want.LastGood = 5, true, c.LastGood
-			got := FromCopy(c)
-			if got != tc.want {
-				t.Fatalf("FromCopy = %+v\nwant %+v", got, tc.want)
+			got, held := FromCopy(c)
+			if got != tc.want || !slices.Equal(held, tc.wantHeld) {
+				t.Fatalf("FromCopy = %+v, held %v\nwant %+v, held %v", got, held, tc.want, tc.wantHeld)
 			}
-			m := NewMemStore(BootStateMinSize)
-			sel, err := Select(m, got, Request{}, func(Choice) error { return nil })
+			sel, err := Select(NewMemStore(BootStateMinSize), got, Request{}, func(Choice) error { return nil })
 			if err != nil || sel.Choice.Slot != tc.wantSlot {
 				t.Errorf("Select from the copy: %+v, %v; want slot %s", sel.Choice, err, tc.wantSlot)
+			}
+			sel, err = Select(NewMemStore(BootStateMinSize), got, Request{}, func(ch Choice) error {
+				if ch.Slot == tc.wantSlot {
+					return Classify(Image, "verity", errors.New("bad block"))
+				}
+				return nil
+			})
+			if tc.wantFallback == "" && err == nil || tc.wantFallback != "" && (err != nil || sel.Choice.Slot != tc.wantFallback) {
+				t.Errorf("Select from the copy, %s failing: %+v, %v; want %q", tc.wantSlot, sel.Choice, err, tc.wantFallback)
 			}
 		})
 	}
 }
 
 // FuzzFromCopy: whatever record the copy holds, the state from it keeps the
-// copy's floor, last good image and good flags, and boot counting from it
-// (in memory, as the init counts) never chooses a slot that is not good
-// while a good slot can boot, whatever the attempts' outcomes.
+// copy's floor, last good image, good flags and tries, and boot counting
+// from it (in memory, as the init counts) chooses a slot that is not good
+// only once every good slot that could boot failed in this boot, whatever
+// the attempts' outcomes; the held-back slots are exactly those.
 func FuzzFromCopy(f *testing.F) {
 	f.Add(MarshalRecord(st(SlotState{Priority: 2, Tries: 3}, SlotState{Priority: 1, Good: true})), uint8(0))
+	f.Add(MarshalRecord(st(SlotState{Priority: 2, Tries: 3}, SlotState{Priority: 1, Good: true})), uint8(1))
 	f.Add(MarshalRecord(DefaultState()), uint8(1))
 	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8) {
 		c, err := ReadCopy(bytes.NewReader(rec))
 		if err != nil {
 			return
 		}
-		s := FromCopy(c)
+		s, held := FromCopy(c)
 		if s.RollbackFloor != c.RollbackFloor || s.LastGood != c.LastGood || s.Seq != 0 || s.Initialised {
 			t.Fatalf("FromCopy(%+v) = %+v", c, s)
 		}
-		for i := range s.Slots {
-			if s.Slots[i].Good != c.Slots[i].Good || s.Slots[i].Priority != c.Slots[i].Priority {
-				t.Fatalf("FromCopy changed slot %d: %+v → %+v", i, c.Slots[i], s.Slots[i])
+		for i, x := range s.Slots {
+			was := c.Slots[i]
+			if x.Good != was.Good || x.Tries != was.Tries || x.Reason != was.Reason || x.Bootable() != was.Bootable() {
+				t.Fatalf("FromCopy changed slot %d beyond its priority: %+v → %+v", i, was, x)
+			}
+			if slices.Contains(held, Slots()[i]) != (c.goodBootable() && !was.Good && was.Bootable()) {
+				t.Fatalf("slot %d held back %v: %+v from %+v", i, held, x, c)
 			}
 		}
+		var failed []Slot
 		n := 0
 		_, _ = Select(NewMemStore(BootStateMinSize), s, Request{}, func(ch Choice) error {
-			if c.goodBootable() && !ch.Good {
-				t.Fatalf("slot %s, not good, chosen from %+v while a good slot can boot", ch.Slot, c)
+			if !ch.Good {
+				for i, x := range c.Slots {
+					if y := Slots()[i]; x.Good && x.Bootable() && !slices.Contains(failed, y) {
+						t.Fatalf("slot %s, not good, chosen from %+v before the good slot %s failed", ch.Slot, c, y)
+					}
+				}
 			}
 			o := outcomes >> (2 * n) & 3
 			n++
+			if o == 1 || o == 2 {
+				failed = append(failed, ch.Slot)
+			}
 			if o == 1 {
 				return Classify(Image, "x", errors.New("img"))
 			}

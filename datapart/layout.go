@@ -75,7 +75,7 @@ func EnsureLayout(root, fstype string, sys Sys) (created []string, err error) {
 	if fi, err := sys.Lstat(root); err != nil {
 		return nil, fmt.Errorf("data partition at %s: %w", root, err)
 	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("data partition at %s: is a %s, expected a directory", root, kind(fi.Mode()))
+		return nil, fmt.Errorf("data partition at %s: is a %s, expected a directory", root, Kind(fi.Mode()))
 	}
 	for _, e := range layout {
 		made, err := ensure(sys, root, fstype, e.name, e.perm)
@@ -97,7 +97,7 @@ func ensure(sys Sys, root, fstype, name string, perm os.FileMode) (string, error
 	case err == nil && fi.IsDir():
 		return "", nil
 	case err == nil:
-		return "", fmt.Errorf("data partition: %s is a %s, expected a directory or subvolume (left untouched)", path, kind(fi.Mode()))
+		return "", fmt.Errorf("data partition: %s is a %s, expected a directory or subvolume (left untouched)", path, Kind(fi.Mode()))
 	case !errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("data partition: %w", err)
 	}
@@ -117,8 +117,8 @@ func ensure(sys Sys, root, fstype, name string, perm os.FileMode) (string, error
 	return path, nil
 }
 
-// kind names a file type for messages.
-func kind(m fs.FileMode) string {
+// Kind names a file type for messages.
+func Kind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "directory"

@@ -36,7 +36,7 @@ func PruneUppers(dataRoot string, keep map[string]string) (removed []string, err
 		return nil, fmt.Errorf("pruning uppers: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("pruning uppers: %s is a %s, expected a directory; nothing pruned", dir, kind(fi.Mode()))
+		return nil, fmt.Errorf("pruning uppers: %s is a %s, expected a directory; nothing pruned", dir, Kind(fi.Mode()))
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {

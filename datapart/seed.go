@@ -38,7 +38,7 @@ func SeedVar(imageVar, dataVar string, progress func()) (seeded bool, err error)
 	if fi, err := os.Lstat(dataVar); err != nil {
 		return false, fmt.Errorf("seeding /var: %w", err)
 	} else if !fi.IsDir() {
-		return false, fmt.Errorf("seeding /var: %s is a %s, expected a directory (left untouched)", dataVar, kind(fi.Mode()))
+		return false, fmt.Errorf("seeding /var: %s is a %s, expected a directory (left untouched)", dataVar, Kind(fi.Mode()))
 	}
 	marker := filepath.Join(dataVar, SeedMarker)
 	if _, err := os.Lstat(marker); err == nil {

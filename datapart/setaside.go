@@ -86,7 +86,7 @@ func ensureDir(root *os.Root, rel string) error {
 	case err == nil && fi.IsDir():
 		return nil
 	case err == nil:
-		return fmt.Errorf("setting uppers aside: %s is a %s, expected a directory (left untouched)", filepath.Join(root.Name(), rel), kind(fi.Mode()))
+		return fmt.Errorf("setting uppers aside: %s is a %s, expected a directory (left untouched)", filepath.Join(root.Name(), rel), Kind(fi.Mode()))
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("setting uppers aside: %w", err)
 	}

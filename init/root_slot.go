@@ -204,7 +204,13 @@ func (b *boot) lastGood() (slot, imageID string, ok bool) {
 	if b.cfg.Root != "" {
 		return "", "", false
 	}
-	lg := b.loadBootState().state.LastGood
+	bs := b.loadBootState()
+	if bs.unavailable {
+		// Not the copy's (stateFromCopy): it lacks what the init counted
+		// and may be stale; the merge waits for the boot state itself.
+		return "", "", false
+	}
+	lg := bs.state.LastGood
 	return string(lg.Slot), lg.ImageID, lg.Slot != ""
 }
 
@@ -300,8 +306,9 @@ func (b *boot) stateFromCopy(bs *bootState) {
 		b.warnLoud("%s: %v: not used, counting from the defaults", p, err)
 		return
 	}
-	bs.state = bootstate.FromCopy(c)
-	b.warnLoud("boot counting starts from the copy of the boot state on the data partition (%s, sequence %d): %s", p, c.Seq, describeCopy(bs.state))
+	st, held := bootstate.FromCopy(c)
+	bs.state = st
+	b.warnLoud("boot counting starts from the copy of the boot state on the data partition (%s, sequence %d): %s", p, c.Seq, describeCopy(st, held))
 }
 
 // readCopy reads the boot state copy at p, never through a symlink.
@@ -317,8 +324,9 @@ func readCopy(p string) (bootstate.State, error) {
 	return bootstate.ReadCopy(f)
 }
 
-// describeCopy says what boot counting starts from.
-func describeCopy(s bootstate.State) string {
+// describeCopy says what boot counting starts from, and which slots it
+// holds back.
+func describeCopy(s bootstate.State, held []bootstate.Slot) string {
 	var parts []string
 	for _, x := range bootstate.Slots() {
 		parts = append(parts, fmt.Sprintf("slot %s %s", x, s.Slot(x)))
@@ -326,13 +334,10 @@ func describeCopy(s bootstate.State) string {
 	if lg := s.LastGood; lg.Slot != "" {
 		parts = append(parts, fmt.Sprintf("last good %s (%s)", lg.Slot, lg.ImageID))
 	}
-	msg := strings.Join(parts, "; ")
-	for _, x := range bootstate.Slots() {
-		if st := s.Slot(x); !st.Good && st.Priority > 0 && st.Tries == 0 {
-			msg += fmt.Sprintf("; slot %s is not tried until the bootstate partition can be read again (its tries could not be counted)", x)
-		}
+	for _, x := range held {
+		parts = append(parts, fmt.Sprintf("slot %s, not yet good, is tried only if the good slot fails in this boot: its tries cannot be counted while the bootstate partition cannot be read", x))
 	}
-	return msg
+	return strings.Join(parts, "; ")
 }
 
 // readBootState loads the state from the store and reports its warnings.

@@ -29,7 +29,7 @@ func TestStateFromCopy(t *testing.T) {
 		want        bootstate.State
 		wantWarn    string
 	}{
-		{name: "copy used", unavailable: true, file: writeBytes(rec), want: bootstate.FromCopy(copyState),
+		{name: "copy used", unavailable: true, file: writeBytes(rec), want: fromCopy(copyState),
 			wantWarn: "boot counting starts from the copy of the boot state on the data partition"},
 		{name: "no copy", unavailable: true, want: bootstate.DefaultState()},
 		{name: "torn copy", unavailable: true, file: writeBytes(rec[:100]), want: bootstate.DefaultState(),
@@ -74,17 +74,26 @@ func TestStateFromCopy(t *testing.T) {
 			if tc.wantWarn != "" && !strings.Contains(console.String(), tc.wantWarn) {
 				t.Errorf("console %q: want the warning", console.String())
 			}
+			b.bs = bs
+			if slot, id, ok := b.lastGood(); tc.unavailable && ok {
+				t.Errorf("lastGood = %q %q %v: the merge's source must not come from the copy", slot, id, ok)
+			}
 		})
 	}
 }
 
 func TestDescribeCopy(t *testing.T) {
-	s := bootstate.FromCopy(bootstate.State{LastGood: bootstate.LastGood{Slot: bootstate.SlotB, ImageID: "B1"},
+	s, held := bootstate.FromCopy(bootstate.State{LastGood: bootstate.LastGood{Slot: bootstate.SlotB, ImageID: "B1"},
 		Slots: [2]bootstate.SlotState{{Priority: 2, Tries: 3}, {Priority: 1, Good: true}}})
-	want := "slot a priority 2, not yet good, 0 tries left; slot b priority 1, good; last good b (B1); slot a is not tried until the bootstate partition can be read again (its tries could not be counted)"
-	if got := describeCopy(s); got != want {
+	want := "slot a priority 1, not yet good, 3 tries left; slot b priority 2, good; last good b (B1); slot a, not yet good, is tried only if the good slot fails in this boot: its tries cannot be counted while the bootstate partition cannot be read"
+	if got := describeCopy(s, held); got != want {
 		t.Errorf("describeCopy = %q\nwant %q", got, want)
 	}
+}
+
+func fromCopy(c bootstate.State) bootstate.State {
+	s, _ := bootstate.FromCopy(c)
+	return s
 }
 
 func writeBytes(b []byte) func(t *testing.T, p string) {

@@ -530,15 +530,26 @@ func unreadableBootState(t *testing.T, disk vm.Disk) []string {
 //     good image: b boots. It used to boot a, which crashed again, at
 //     every boot, for ever;
 //   - a is an update on trial above the good b: b boots, since a try of a
-//     could not be counted and a crashing trial would boot for ever; the
-//     update is tried once the bootstate partition is read again.
+//     could not be counted and a crashing trial would boot for ever; a is
+//     held back, and the update is tried first again once the bootstate
+//     partition is read;
+//   - the same, with b's header destroyed: b fails in the initramfs and the
+//     held-back a boots, as it would from the defaults (never an emergency
+//     where the defaults boot).
 func TestMemoryCountedBootFromDataCopy(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	good := bootstate.SlotState{Priority: 1, Good: true}
-	for name, slotA := range map[string]bootstate.SlotState{
-		"a-retired":  {Reason: bootstate.ReasonTriesExhausted},
-		"a-on-trial": {Priority: 2, Tries: 3},
+	trial := bootstate.SlotState{Priority: 2, Tries: 3}
+	for name, tc := range map[string]struct {
+		slotA   bootstate.SlotState
+		breakB  bool
+		want    string // the slot that boots
+		warning string
+	}{
+		"a-retired":           {slotA: bootstate.SlotState{Reason: bootstate.ReasonTriesExhausted}, want: "b"},
+		"a-on-trial":          {slotA: trial, want: "b", warning: "slot a, not yet good, is tried only if the good slot fails in this boot"},
+		"a-on-trial-b-broken": {slotA: trial, breakB: true, want: "a", warning: "slot a, not yet good, is tried only if the good slot fails in this boot"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -551,31 +562,50 @@ func TestMemoryCountedBootFromDataCopy(t *testing.T) {
 				}
 			}
 			copyState := bootstate.State{Seq: 12, LastGood: bootstate.LastGood{Slot: bootstate.SlotB, ImageID: "B1"}, DataSeen: true,
-				Slots: [2]bootstate.SlotState{slotA, good}}
+				Slots: [2]bootstate.SlotState{tc.slotA, good}}
 			vm.WriteFile(t, dir, bootstate.CopyName, string(bootstate.MarshalRecord(copyState)))
 			disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
 			slotctlDisk(t, disk.Path, "mark-good", "b")
-			if slotA.Priority == 0 {
+			if tc.slotA.Priority == 0 {
 				slotctlDisk(t, disk.Path, "mark-bad", "a")
 			} else {
 				slotctlDisk(t, disk.Path, "set-next", "a")
+			}
+			if tc.breakB {
+				zeroPart(t, disk, "verity-b", 4096)
 			}
 			m := vm.Start(t, vm.Options{Initrd: initrd(t), QEMUArgs: unreadableBootState(t, disk)})
 			m.Expect("keel: boot counting starts from the copy of the boot state on the data partition")
 			r := m.ExpectReport()
 			m.ExpectPowerOff()
 			br := bootReport(t, r)
-			if marker(r) != "image-b" || br.Slot != "b" {
-				t.Errorf("marker %q slot %q: want image-b from slot b, the last good image", marker(r), br.Slot)
+			if marker(r) != "image-"+tc.want || br.Slot != tc.want {
+				t.Errorf("marker %q slot %q: want image-%s from slot %s", marker(r), br.Slot, tc.want, tc.want)
 			}
 			w := strings.Join(br.Warnings, "\n")
-			if !strings.Contains(w, "/run/keel/data/"+bootstate.CopyName+", sequence 12") {
-				t.Errorf("warnings %q: want the copy named", w)
+			if !strings.Contains(w, "/run/keel/data/"+bootstate.CopyName+", sequence 12") || !strings.Contains(w, tc.warning) {
+				t.Errorf("warnings %q: want the copy named, and %q", w, tc.warning)
 			}
-			if trial := "slot a is not tried until the bootstate partition can be read again"; slotA.Priority > 0 != strings.Contains(w, trial) {
-				t.Errorf("warnings %q: want %q only for the trial", w, trial)
+			if tc.breakB && (len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "b" || br.Fallbacks[0].Class != bootstate.Image.String()) {
+				t.Errorf("fallbacks %+v: want b's image fault", br.Fallbacks)
+			}
+			if held := "is tried only if the good slot fails"; tc.slotA.Priority == 0 && strings.Contains(w, held) {
+				t.Errorf("warnings %q: a retired slot is not held back, it cannot boot", w)
 			}
 		})
+	}
+}
+
+// zeroPart overwrites the first n bytes of partition name in disk.
+func zeroPart(t testing.TB, disk vm.Disk, name string, n int) {
+	t.Helper()
+	f, err := os.OpenFile(disk.Path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, n), disk.Part(t, name).Offset); err != nil {
+		t.Fatal(err)
 	}
 }
 

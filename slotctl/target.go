@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
+	"golang.org/x/sys/unix"
 )
 
 // target is the system a boot-state command works on: the running system
@@ -27,11 +27,16 @@ type target struct {
 	reportPath string // --boot-report
 	root       string // where /dev and /sys are: "/" except in tests
 	sys        *system
+	// warn gets the warnings of a command that still succeeds (stderr).
+	warn io.Writer
+	// mounted reports whether a directory is a mount point (isMountPoint;
+	// tests replace it).
+	mounted func(dir string) bool
 }
 
 // targetFlags registers --disk, --bootstate and --boot-report.
 func targetFlags(fs *flag.FlagSet) *target {
-	t := &target{root: "/"}
+	t := &target{root: "/", warn: fs.Output()}
 	fs.StringVar(&t.disk, "disk", "", "work on this GPT disk image file instead of the running system")
 	fs.StringVar(&t.bootstate, "bootstate", "", "boot state partition or file (default: the partition labelled "+bootstate.Label+")")
 	fs.StringVar(&t.reportPath, "boot-report", "", "boot report telling which slot is running (default "+report.Path+"; not read with --disk unless given)")
@@ -158,52 +163,78 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 	if err := change(&s); err != nil {
 		return s, err
 	}
-	if s != before {
-		if err := bootstate.SaveBoth(p, &s); err != nil {
-			return s, fmt.Errorf("%s: %w", p, err)
-		}
+	if s == before {
+		return s, nil
 	}
-	return s, t.keepCopy(s)
+	if err := bootstate.SaveBoth(p, &s); err != nil {
+		return s, fmt.Errorf("%s: %w", p, err)
+	}
+	if err := t.keepCopy(s); err != nil && t.warn != nil {
+		fmt.Fprintf(t.warn, "slotctl: warning: the boot state is saved, but not its copy on the data partition (a boot that cannot read %s counts from the copy): %v\n", p, err)
+	}
+	return s, nil
 }
 
 // keepCopy writes s, as saved, to the data partition's copy of the boot
-// state (bootstate.CopyName) when the copy differs: the init counts from
-// it in a boot that cannot read the bootstate partition (docs/formats.md,
-// "The data partition's copy"). A copy left stale by an earlier failure
-// is written by the next command that reads the state.
+// state (bootstate.CopyName): the init counts from it in a boot that cannot
+// read the bootstate partition (docs/formats.md, "The data partition's
+// copy"). A failure is a warning, not the command's: the state itself is
+// saved, and the next change (the next boot's mark-good) writes the copy
+// again. Temporary files a power cut left are removed first.
 func (t *target) keepCopy(s bootstate.State) error {
-	p := t.dataCopyPath()
-	if p == "" {
-		return nil
+	p, err := t.dataCopyPath()
+	if p == "" || err != nil {
+		return err
+	}
+	olds, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "."+bootstate.CopyName+".tmp-*"))
+	for _, o := range olds {
+		os.Remove(o)
+	}
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is a %s, expected a regular file: remove it", p, datapart.Kind(fi.Mode()))
 	}
 	rec := bootstate.MarshalRecord(s)
-	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, rec) {
-		return nil
-	}
-	err := writeFile(p, 0o644, true, func(w io.Writer) error {
+	return writeFile(p, 0o644, true, func(w io.Writer) error {
 		_, err := w.Write(rec)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("the boot state is saved, but not its copy on the data partition: %w", err)
-	}
-	return nil
 }
 
 // dataCopyPath is where the copy of the boot state goes: the top of the
-// data partition, as the init mounted it (datapart.DefaultRoot). It is ""
-// when there is no copy to keep: the state is not the running system's own
-// (--disk, --bootstate), or this boot did not mount a data partition
-// (none, volatile, not a slot boot).
-func (t *target) dataCopyPath() string {
+// data partition, where the init mounted it (datapart.DefaultRoot). It is
+// "" when there is no copy to keep: the state is not the running system's
+// own (--disk, --bootstate), or this boot did not mount a data partition
+// (none, volatile, not a slot boot). A data partition the report names but
+// that is no longer mounted there is an error: the copy would land on
+// tmpfs.
+func (t *target) dataCopyPath() (string, error) {
 	if t.disk != "" || t.bootstate != "" {
-		return ""
+		return "", nil
 	}
 	r, err := t.bootReport()
 	if err != nil || r == nil || r.Mode != "slot" || r.Data == nil || r.Data.Volatile {
-		return ""
+		return "", nil
 	}
-	return filepath.Join(t.root, datapart.DefaultRoot, bootstate.CopyName)
+	dir := filepath.Join(t.root, datapart.DefaultRoot)
+	mounted := t.mounted
+	if mounted == nil {
+		mounted = isMountPoint
+	}
+	if !mounted(dir) {
+		return "", fmt.Errorf("%s is not mounted (the boot report says the data partition %s was)", dir, r.Data.Device)
+	}
+	return filepath.Join(dir, bootstate.CopyName), nil
+}
+
+// isMountPoint reports whether dir is on another file system than its
+// parent (a bind mount of the same one would not show; the init makes
+// none there).
+func isMountPoint(dir string) bool {
+	var st, parent unix.Stat_t
+	if unix.Stat(dir, &st) != nil || unix.Stat(filepath.Dir(dir), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }
 
 // loadState reads the boot state without opening it for writing.
