@@ -287,9 +287,9 @@ func unavailable(why error) bool {
 // copy of the boot state (bootstate.FromCopy) when the machine's bootstate
 // partition cannot be used in this boot (unavailable) and the data
 // partition is mounted: a slot retired there stays retired, the rollback
-// floor holds, and a trial is not booted while its tries cannot be
-// counted. The defaults would boot slot a, which may be the image that
-// crashed. No copy (slotctl has not written one yet) leaves the defaults;
+// floor holds, and a trial, whose tries cannot be counted, is held back
+// behind a good slot. The defaults would boot slot a, which may be the
+// image that crashed. No copy (slotctl has not written one yet) leaves the defaults;
 // a copy that cannot be read or parsed is named and not used.
 func (b *boot) stateFromCopy(bs *bootState) {
 	if !bs.unavailable || b.data == nil || bs.fromCopy {
