@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -118,6 +119,9 @@ func (e entry) sameData(o entry) (bool, error) {
 		if e.st.Size != o.st.Size {
 			return false, nil
 		}
+		if e.st.Size > maxContent {
+			return sameStream(e.path, o.path)
+		}
 		a, err := e.content()
 		if err != nil {
 			return false, err
@@ -138,12 +142,26 @@ func (e entry) sameData(o entry) (bool, error) {
 	return true, nil
 }
 
+// maxContent is the largest file the merge reads whole (an account
+// database merged, a metadata-only copy-up's data): a larger one is an
+// error naming it, never an allocation of its size. PID 1 cannot survive
+// running out of memory (Go's is a fatal error, not a panic), and a sparse
+// or corrupt 64 GiB /etc/shadow would otherwise kill it at every update.
+// Larger files are compared and carried in fixed-size reads.
+const maxContent = 64 << 20
+
+// errTooLarge is content's error for a file over maxContent.
+var errTooLarge = fmt.Errorf("larger than the %d MiB a file of /etc is read whole for the merge", maxContent>>20)
+
 // content reads a file's bytes with a buffer the size lstat gave and one
 // more byte, through the system calls themselves (no poller, no fstat): a
 // read that does not fill the buffer is the end of a regular file, so a
 // file of the size lstat gave takes one read (a file that grew since is
-// read whole all the same).
+// read whole all the same, up to maxContent).
 func (e entry) content() ([]byte, error) {
+	if e.st.Size > maxContent {
+		return nil, &fs.PathError{Op: "read", Path: e.path, Err: errTooLarge}
+	}
 	fd, err := unix.Open(e.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: e.path, Err: err}
@@ -151,6 +169,9 @@ func (e entry) content() ([]byte, error) {
 	defer unix.Close(fd)
 	buf := make([]byte, 0, max(e.st.Size, 0)+1)
 	for {
+		if len(buf) > maxContent {
+			return nil, &fs.PathError{Op: "read", Path: e.path, Err: errTooLarge}
+		}
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
@@ -273,4 +294,43 @@ func allXattrs(path string) (map[string][]byte, error) {
 		out[name] = v[:n]
 	}
 	return out, nil
+}
+
+// streamBlock is the read size of sameStream and copyStream.
+const streamBlock = 1 << 20
+
+// sameStream compares the bytes of the regular files a and b in
+// streamBlock reads.
+func sameStream(a, b string) (bool, error) {
+	fa, err := openRegular(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := openRegular(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, streamBlock), make([]byte, streamBlock)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		switch {
+		case ea == io.EOF || ea == io.ErrUnexpectedEOF:
+			return eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
+		case ea != nil:
+			return false, ea
+		case eb != nil && eb != io.EOF && eb != io.ErrUnexpectedEOF:
+			return false, eb
+		}
+	}
+}
+
+// openRegular opens path for reading, never through a symlink.
+func openRegular(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 }

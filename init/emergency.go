@@ -127,13 +127,34 @@ func (b *boot) halt(policy string) {
 		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "powering off"
 	}
 	b.log.Console("keel: %s", what)
-	unix.Sync()
-	if err := unix.Reboot(cmd); err != nil {
+	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, unix.Sync, haltSyncLimit); err != nil {
 		b.log.Console("keel: %s failed: %v; halting here", policy, err)
 	}
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// haltSyncLimit bounds the sync before an emergency reboot: a disk that
+// stopped answering would otherwise hold it for ever, and a locked machine
+// would never restart. What keel writes is safe from a power cut at any
+// point, which is what a reboot past a stalled sync amounts to.
+const haltSyncLimit = 30 * time.Second
+
+// syncThen runs sync, waiting at most limit for it, then act; a sync
+// still running by then is named on the console.
+func (b *boot) syncThen(act func() error, sync func(), limit time.Duration) error {
+	done := make(chan struct{})
+	b.goSafe("the sync before the emergency reboot", func() {
+		sync()
+		close(done)
+	})
+	select {
+	case <-done:
+	case <-time.After(limit):
+		b.log.Console("keel: the sync of the disks did not end in %v (a disk that does not answer?): going on without it", limit)
+	}
+	return act()
 }
 
 func timeSince(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

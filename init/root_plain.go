@@ -59,7 +59,7 @@ func (b *boot) mountAny(dev, target string, types []string, data string) error {
 	var errs []string
 	for _, t := range types {
 		b.need(t)
-		err := b.stack.Do(mounts.Mount{Source: dev, Target: target, FSType: t, Flags: unix.MS_RDONLY, Data: data})
+		err := b.stack.Do(mounts.Mount{Source: dev, Target: target, FSType: t, Flags: unix.MS_RDONLY, Data: withErrorsOption(t, data)})
 		if err == nil {
 			b.log.Infof("mounted %s on %s as %s", dev, target, t)
 			return nil
@@ -70,4 +70,25 @@ func (b *boot) mountAny(dev, target string, types []string, data string) error {
 		errs = append(errs, t)
 	}
 	return fmt.Errorf("mount %s: not a filesystem this initramfs can mount (tried %s)", dev, strings.Join(errs, ", "))
+}
+
+// withErrorsOption adds errors=remount-ro to an ext4 mount's options unless
+// they say errors= (rootflags=, the operator's choice): a superblock set to
+// errors=panic (tune2fs -e panic) and a corrupt inode that the init reads
+// (its check of /sbin/init) would otherwise panic the kernel in every boot
+// (docs/cmdline.md, rootflags=). The option stays after switch_root unless
+// the system's fstab sets another.
+func withErrorsOption(fstype, data string) string {
+	if fstype != "ext4" {
+		return data
+	}
+	for _, o := range strings.Split(data, ",") {
+		if strings.HasPrefix(o, "errors=") {
+			return data
+		}
+	}
+	if data == "" {
+		return "errors=remount-ro"
+	}
+	return data + ",errors=remount-ro"
 }

@@ -29,15 +29,53 @@ var watchdogQEMU = []string{"-device", "i6300esb", "-action", "watchdog=reset"}
 // mark it good.
 func hangTree(t testing.TB) string {
 	t.Helper()
+	return scriptInitTree(t, "echo "+hangMarker+"\nexec /bin/busybox sleep 2147483647\n")
+}
+
+// scriptInitTree is a root whose /sbin/init is a busybox shell script.
+func scriptInitTree(t testing.TB, body string) string {
+	t.Helper()
 	dir := vm.RootTree(t, vm.BuildPayload(t))
 	vm.Install(t, "/bin/busybox", dir, "bin/busybox")
 	script := filepath.Join(t.TempDir(), "init")
-	body := "#!/bin/busybox sh\necho " + hangMarker + "\nexec /bin/busybox sleep 2147483647\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte("#!/bin/busybox sh\n"+body), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	vm.Install(t, script, dir, "sbin/init")
 	return dir
+}
+
+// TestPanicRebootsAndRollsBack: an update in slot a whose init exits right
+// after switch_root (PID 1 gone: the kernel panics, "Attempted to kill
+// init"), on a machine with no watchdog and no panic= on the command line.
+// Debian's kernel stops on a panic for ever (CONFIG_PANIC_TIMEOUT=0), and
+// the machine sat there until someone power-cycled it; keel sets
+// kernel.panic to 10 s, so it restarts by itself, the try already counted,
+// and once a's tries are spent the good slot b boots.
+func TestPanicRebootsAndRollsBack(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	const exitMarker = "KEEL-TEST: init exits"
+	a := seal(t, scriptInitTree(t, "echo "+exitMarker+"\nexit 1\n"), "", "img-exit")
+	b := seal(t, payloadTree(t, "image-b"), "", "img-b")
+	disk := abDisk(t, &a, &b).Path
+	rd := initrd(t)
+	slotctlDisk(t, disk, "mark-good", "b")
+	slotctlDisk(t, disk, "set-next", "a", "--tries", "1")
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk}, NoPanicOption: true})
+	m.Expect(exitMarker)
+	m.Expect(vm.PanicMessage + ": Attempted to kill init")
+	m.Expect("Rebooting in 10 seconds")
+	m.Wait() // the kernel's restart ends QEMU (-no-reboot)
+	if a := diskStatus(t, disk).slot(t, "a"); a.Tries != 0 || a.Good {
+		t.Fatalf("after the panic: a %+v: want its one try counted", a)
+	}
+	m = vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk}, NoPanicOption: true})
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	if br := bootReport(t, r); br.Slot != "b" || marker(r) != "image-b" || !strings.Contains(br.SlotReason, bootstate.ReasonTriesExhausted) {
+		t.Fatalf("after a's try: slot %q, marker %q, slot_reason %q: want b, image-b, a's tries exhausted", br.Slot, marker(r), br.SlotReason)
+	}
 }
 
 // TestWatchdogHangRollsBack: an update in slot a whose init hangs after

@@ -161,7 +161,8 @@ func readLine(in *bufio.Reader) ([]byte, error) {
 }
 
 // echoOff turns off echo on the terminal fd, keeping canonical mode so the
-// kernel does the line editing (backspace, ^U), and returns the function
+// kernel does the line editing (backspace, ^U) with Enter alone ending a
+// line, and returns the function
 // that restores the settings. A console that is not a terminal (fd < 0,
 // or a pipe in tests) echoes nothing anyway.
 func echoOff(fd int) (restore func(), err error) {
@@ -178,6 +179,13 @@ func echoOff(fd int) (restore func(), err error) {
 	t := *old
 	t.Lflag &^= unix.ECHO | unix.ECHOE | unix.ECHOK | unix.ECHONL
 	t.Lflag |= unix.ICANON
+	// Only Enter ends a line. ^D (VEOF) would hand the partial line to
+	// the reader, which then waits for its newline past the timeout: a
+	// locked machine's prompt stopped for good by a key press, or by a
+	// 0x04 in a serial line's noise. VEOL and VEOL2 likewise.
+	for _, c := range []int{unix.VEOF, unix.VEOL, unix.VEOL2} {
+		t.Cc[c] = 0 // _POSIX_VDISABLE
+	}
 	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &t); err != nil {
 		return nil, err
 	}

@@ -179,6 +179,53 @@ func TestPromptOnTerminal(t *testing.T) {
 	}
 }
 
+// TestPromptEOFCharKeepsTheTimeout: on a terminal, ^D after a partial
+// passphrase (typed, or a 0x04 in a serial line's noise) ends no line: the
+// timeout still ends the prompt. ^D used to hand "abc" to the reader,
+// which then waited for its newline for ever, the timeout past. A ^D
+// inside a passphrase ended by Enter is part of it.
+func TestPromptEOFCharKeepsTheTimeout(t *testing.T) {
+	m, s := openPTY(t)
+	fd := int(s.Fd())
+	done := make(chan error, 1)
+	var tried []string
+	p := Prompter{Console: s, Fd: fd, Tries: 3, Timeout: 500 * time.Millisecond}
+	go func() { done <- p.Ask(what, tryer(&tried)) }()
+	readUntil(t, m, "Passphrase for "+what+": ")
+	during, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	must(t, err)
+	if during.Cc[unix.VEOF] != 0 {
+		t.Errorf("VEOF %#x while prompting: want it disabled", during.Cc[unix.VEOF])
+	}
+	_, err = m.Write([]byte("abc\x04"))
+	must(t, err)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) || len(tried) != 0 {
+			t.Errorf("err = %v, tried %q: want the timeout, nothing tried", err, tried)
+		}
+	case <-time.After(time.Minute): // a hang detector, not a timing check
+		t.Fatal("the prompt still waits a minute after its 0.5 s timeout: ^D handed it a line without its end")
+	}
+	after, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	must(t, err)
+	if after.Cc[unix.VEOF] != during.Cc[unix.VEOF] && after.Cc[unix.VEOF] == 0 {
+		t.Errorf("VEOF not restored: %#x", after.Cc[unix.VEOF])
+	}
+
+	must(t, unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)) // "abc^D", never a line
+
+	tried = nil
+	p.Timeout, p.Tries = 0, 1
+	go func() { done <- p.Ask(what, tryer(&tried)) }()
+	readUntil(t, m, "Passphrase for "+what+": ")
+	_, err = m.Write([]byte("ri\x04ght\n"))
+	must(t, err)
+	if err := <-done; !errors.Is(err, ErrNoKeySlot) || len(tried) != 1 || tried[0] != "ri\x04ght" {
+		t.Errorf("err = %v, tried %q: want the whole line, ^D in it, tried once", err, tried)
+	}
+}
+
 // TestPromptTimeout: with a timeout, the prompt waits for input through
 // Wait and gives up with ErrTimeout when nothing comes, without trying a
 // key; the timeout covers every try (the clock is injected: no waiting).

@@ -16,8 +16,11 @@ type Options struct {
 	Initrd  string   // initramfs passed with -initrd; none when empty
 	Disks   []string // raw images, attached as virtio disks vda, vdb, … in order
 	Cmdline string   // appended to "console=ttyS0 panic=-1"
-	MemMiB  int      // default 1024
-	SMP     int      // virtual CPUs, default 2
+	// NoPanicOption leaves panic=-1 off the command line: a kernel panic
+	// then takes the kernel's own timeout, or the one keel sets.
+	NoPanicOption bool
+	MemMiB        int // default 1024
+	SMP           int // virtual CPUs, default 2
 	// Timeout bounds each expectation and Wait; default DefaultTimeout. Both
 	// are multiplied by KEEL_QEMU_TIMEOUT_SCALE.
 	Timeout  time.Duration
@@ -58,6 +61,9 @@ func qemuArgs(o Options, kvm bool) []string {
 		args = append(args, "-drive", "file="+strings.ReplaceAll(d, ",", ",,")+",if=virtio,format=raw")
 	}
 	cmdline := baseCmdline
+	if o.NoPanicOption {
+		cmdline = strings.TrimSuffix(baseCmdline, " panic=-1")
+	}
 	if o.Cmdline != "" {
 		cmdline += " " + o.Cmdline
 	}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/keel-boot/keel/report"
+)
+
+func TestPanicGiven(t *testing.T) {
+	for line, want := range map[string]bool{
+		"console=ttyS0 panic=-1":      true,
+		"panic=0 quiet":               true,
+		"quiet":                       false,
+		"panic_on_warn=1 oops=panic":  false,
+		"init=/sbin/init -- panic=5":  false, // the init's argument, not the kernel's
+		"x\xa0panic=5":                true,  // 0xA0 is a space to the kernel
+		"slot=b\x00panic=5":           false, // after the C string's end
+		"rd.debug panic=10 -- single": true,
+		"":                            false,
+	} {
+		if got := panicGiven(line); got != want {
+			t.Errorf("panicGiven(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
+
+// TestSetPanicTimeout: without panic= on the command line, a kernel that
+// would stop for ever on a panic (0) gets PanicTimeout; panic= (even 0)
+// and a kernel built with a timeout are left alone.
+func TestSetPanicTimeout(t *testing.T) {
+	for _, tc := range []struct{ cmdline, was, want string }{
+		{"quiet", "0\n", "10\n"},
+		{"quiet panic=0", "0\n", "0\n"},
+		{"quiet", "30\n", "30\n"},
+		{"quiet", "-1\n", "-1\n"},
+	} {
+		p := filepath.Join(t.TempDir(), "panic")
+		if err := os.WriteFile(p, []byte(tc.was), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		old := panicSysctl
+		panicSysctl = p
+		var console bytes.Buffer
+		b := &boot{log: newLogger(&console), rep: &report.Report{}}
+		b.setPanicTimeout(tc.cmdline)
+		panicSysctl = old
+		if got, _ := os.ReadFile(p); string(got) != tc.want {
+			t.Errorf("%q with %q: kernel.panic %q, want %q", tc.cmdline, tc.was, got, tc.want)
+		}
+	}
+	old := panicSysctl
+	defer func() { panicSysctl = old }()
+	panicSysctl = filepath.Join(t.TempDir(), "missing")
+	var console bytes.Buffer
+	b := &boot{log: newLogger(&console), rep: &report.Report{}}
+	b.setPanicTimeout("quiet")
+	if !bytes.Contains(console.Bytes(), []byte("kernel panic timeout: ")) {
+		t.Errorf("console %q: want the failure named", console.String())
+	}
+}
