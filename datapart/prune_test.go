@@ -178,3 +178,30 @@ func TestPrepareNoPrune(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneWithoutWalk: as the init (root), a stale upper, overlayfs'
+// mode-000 work/work and a deeply nested tree in it included, is removed
+// in one pass by descriptor, without the walk that resolves every path
+// from the top (quadratic in depth: 8,000 levels a user made in /tmp held
+// a boot for minutes).
+func TestPruneWithoutWalk(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	deep := filepath.Join(root, "@overlay/a/old/upper/tmp")
+	for range 200 {
+		deep = filepath.Join(deep, "d")
+	}
+	must(t, os.MkdirAll(deep, 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "@overlay/a/old/work/work"), 0o755))
+	must(t, os.Chmod(filepath.Join(root, "@overlay/a/old/work/work"), 0))
+	walks := 0
+	defer func(f func(*os.Root, string) error) { chmodTree = f }(chmodTree)
+	chmodTree = func(*os.Root, string) error { walks++; return nil }
+	removed, err := PruneUppers(root, map[string]string{"a": "new"})
+	if err != nil || len(removed) != 1 || walks != 0 {
+		t.Fatalf("removed %v, %v, %d walks: want the old upper removed without a walk", removed, err, walks)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "@overlay/a/old")); !os.IsNotExist(err) {
+		t.Errorf("old upper: %v, want it gone", err)
+	}
+}
