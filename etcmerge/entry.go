@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -119,9 +118,6 @@ func (e entry) sameData(o entry) (bool, error) {
 		if e.st.Size != o.st.Size {
 			return false, nil
 		}
-		if e.st.Size > maxContent {
-			return sameStream(e.path, o.path)
-		}
 		a, err := e.content()
 		if err != nil {
 			return false, err
@@ -142,12 +138,13 @@ func (e entry) sameData(o entry) (bool, error) {
 	return true, nil
 }
 
-// maxContent is the largest file the merge reads whole (an account
-// database merged, a metadata-only copy-up's data): a larger one is an
-// error naming it, never an allocation of its size. PID 1 cannot survive
-// running out of memory (Go's is a fatal error, not a panic), and a sparse
-// or corrupt 64 GiB /etc/shadow would otherwise kill it at every update.
-// Larger files are compared and carried in fixed-size reads.
+// maxContent is the largest file of /etc the merge reads (every file it
+// compares, carries or merges is read whole): a larger one fails the merge
+// naming it, never an allocation of its size. PID 1 cannot survive running
+// out of memory (Go's is a fatal error, not a panic), and a sparse or
+// corrupt 64 GiB /etc/shadow would otherwise kill it at every update; nor
+// is a sparse file copied out to its full size. A failed merge is retried
+// at the next boot, the machine's /etc kept where it is (docs/data.md).
 const maxContent = 64 << 20
 
 // errTooLarge is content's error for a file over maxContent.
@@ -294,43 +291,4 @@ func allXattrs(path string) (map[string][]byte, error) {
 		out[name] = v[:n]
 	}
 	return out, nil
-}
-
-// streamBlock is the read size of sameStream and copyStream.
-const streamBlock = 1 << 20
-
-// sameStream compares the bytes of the regular files a and b in
-// streamBlock reads.
-func sameStream(a, b string) (bool, error) {
-	fa, err := openRegular(a)
-	if err != nil {
-		return false, err
-	}
-	defer fa.Close()
-	fb, err := openRegular(b)
-	if err != nil {
-		return false, err
-	}
-	defer fb.Close()
-	ba, bb := make([]byte, streamBlock), make([]byte, streamBlock)
-	for {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		if !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, nil
-		}
-		switch {
-		case ea == io.EOF || ea == io.ErrUnexpectedEOF:
-			return eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
-		case ea != nil:
-			return false, ea
-		case eb != nil && eb != io.EOF && eb != io.ErrUnexpectedEOF:
-			return false, eb
-		}
-	}
-}
-
-// openRegular opens path for reading, never through a symlink.
-func openRegular(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 }

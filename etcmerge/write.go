@@ -5,7 +5,6 @@ package etcmerge
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 
@@ -43,8 +42,7 @@ func put(dst string, src entry, data []byte) error {
 // times, all set through its descriptor (no second lookup of dst); the
 // times last, after the write that changed them.
 func putFile(dst string, src entry, data []byte) error {
-	stream := data == nil && src.st.Size > maxContent
-	if data == nil && !stream {
+	if data == nil {
 		var err error
 		if data, err = src.content(); err != nil {
 			return err
@@ -53,9 +51,6 @@ func putFile(dst string, src entry, data []byte) error {
 	fd, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, src.mode()&0o777)
 	if err != nil {
 		return err
-	}
-	if stream {
-		err = copyStream(fd, src.path)
 	}
 	for len(data) > 0 && err == nil {
 		var n int
@@ -185,35 +180,4 @@ func dropStale(dst string, src entry) error {
 		}
 	}
 	return nil
-}
-
-// copyStream writes the bytes of the regular file src to fd in
-// streamBlock reads: a file too large to read whole (maxContent). fd stays
-// the caller's to close.
-func copyStream(fd int, src string) error {
-	f, err := openRegular(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	buf := make([]byte, streamBlock)
-	for {
-		n, rerr := f.Read(buf)
-		for data := buf[:n]; len(data) > 0; {
-			w, err := unix.Write(fd, data)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			data = data[w:]
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
 }
