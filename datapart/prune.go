@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,21 +76,50 @@ func pruneSlot(root *os.Root, slot, imageID string) (removed []string, err error
 	return append(removed, r...), errors.Join(err, err2)
 }
 
-// pruneDir removes the uppers in root/dir other than keepName.
+// trashPrefix starts the name an upper is renamed to before it is removed
+// (pruneDir): a leading dot is never an encoded image id, so a removal
+// that stops part-way (an error, a power cut) leaves no half upper that a
+// later boot of that image id would take for its own, unmerged. The next
+// prune removes what is left.
+const trashPrefix = ".keel-trash-"
+
+// pruneDir removes the uppers in root/dir other than keepName, and what an
+// earlier prune left in its trash there.
 func pruneDir(root *os.Root, dir, keepName string) (removed []string, err error) {
+	errs := []error{emptyTrash(root, dir)}
 	rels, err := uppersIn(root, dir, keepName)
 	if err != nil {
-		return nil, fmt.Errorf("pruning uppers in %s: %w", filepath.Join(root.Name(), dir), err)
+		return nil, errors.Join(append(errs, fmt.Errorf("pruning uppers in %s: %w", filepath.Join(root.Name(), dir), err))...)
 	}
-	var errs []error
 	for _, rel := range rels {
-		if err := removeTree(root, rel); err != nil {
+		trash := filepath.Join(dir, trashPrefix+filepath.Base(rel))
+		if err := root.Rename(rel, trash); err != nil {
 			errs = append(errs, fmt.Errorf("pruning upper %s: %w", filepath.Join(root.Name(), rel), err))
 			continue
 		}
 		removed = append(removed, rel)
+		if err := removeTree(root, trash); err != nil {
+			errs = append(errs, fmt.Errorf("pruning upper %s (renamed %s, removed at the next prune): %w", filepath.Join(root.Name(), rel), trashPrefix+filepath.Base(rel), err))
+		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// emptyTrash removes what an earlier prune left in root/dir's trash.
+func emptyTrash(root *os.Root, dir string) error {
+	entries, err := fs.ReadDir(root.FS(), dir)
+	if err != nil {
+		return nil // no such directory: no trash; uppersIn says the rest
+	}
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), trashPrefix) {
+			if err := removeTree(root, filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, fmt.Errorf("emptying the prune's trash %s: %w", filepath.Join(root.Name(), dir, e.Name()), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // uppersIn lists, relative to root, the uppers in root/dir other than the
@@ -150,9 +180,9 @@ func upperLayout(root *os.Root, rel string) bool {
 // removeTree removes rel under root: one pass by descriptor (os.Root's
 // RemoveAll), linear in the tree. overlayfs leaves work/work with mode 000,
 // which is no obstacle to the init (root, with CAP_DAC_OVERRIDE); without
-// that capability (tests run as a user) the removal fails with a
-// permission error, and then every directory is made accessible first
-// (chmodTree) and the removal runs again. rel itself is looked at with
+// that capability (tests run as a user) the removal fails with EACCES,
+// and then every directory is made accessible first (chmodTree) and the
+// removal runs again (an immutable file's EPERM is no such case). rel itself is looked at with
 // Lstat: a symlink (or any other non-directory) is removed as it is, never
 // followed.
 //
@@ -160,8 +190,8 @@ func upperLayout(root *os.Root, rel string) bool {
 // tree's depth: the init used to run it first on every upper it pruned, so
 // 8,000 nested directories a user made in /tmp (on the persistent root)
 // held a later update's boot for minutes. A tree deeper than the open-file
-// limit now fails fast (too many open files), the upper kept and the
-// failure named, like any failed prune.
+// limit now fails fast (too many open files), named, like any failed
+// prune; pruneDir has renamed it into the trash first.
 func removeTree(root *os.Root, rel string) error {
 	fi, err := root.Lstat(rel)
 	if err != nil {
@@ -170,7 +200,7 @@ func removeTree(root *os.Root, rel string) error {
 	if !fi.IsDir() {
 		return root.Remove(rel)
 	}
-	if err := root.RemoveAll(rel); !errors.Is(err, fs.ErrPermission) {
+	if err := root.RemoveAll(rel); !errors.Is(err, unix.EACCES) {
 		return err
 	}
 	if err := chmodTree(root, rel); err != nil {

@@ -4,6 +4,7 @@ package datapart
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -203,5 +204,39 @@ func TestPruneWithoutWalk(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "@overlay/a/old")); !os.IsNotExist(err) {
 		t.Errorf("old upper: %v, want it gone", err)
+	}
+}
+
+// TestPruneTrash: a stale upper is renamed out of the uppers' names before
+// it is removed, so one whose removal stops part-way (here a file that
+// cannot be removed) is no upper any image finds again, unmerged; the next
+// prune removes what is left.
+func TestPruneTrash(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	stuck := filepath.Join(root, "@overlay/a/old/upper/etc/stuck")
+	must(t, os.MkdirAll(filepath.Dir(stuck), 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "@overlay/a/old/work"), 0o755))
+	must(t, os.WriteFile(stuck, []byte("x"), 0o644))
+	if out, err := exec.Command("chattr", "+i", stuck).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i here: %v: %s", err, out)
+	}
+	defer exec.Command("chattr", "-i", filepath.Join(root, "@overlay/a/.keel-trash-old/upper/etc/stuck")).Run()
+	_, err := PruneUppers(root, map[string]string{"a": "new"})
+	if err == nil || !strings.Contains(err.Error(), "removed at the next prune") {
+		t.Fatalf("prune with an immutable file: %v, want the failure named", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "@overlay/a/old")); !os.IsNotExist(err) {
+		t.Errorf("the half-removed upper is still under its image's name: %v", err)
+	}
+	if OtherUppers(root, filepath.Join(root, "@overlay/a/new")) {
+		t.Error("the trash counts as another image's upper")
+	}
+	must(t, exec.Command("chattr", "-i", filepath.Join(root, "@overlay/a/.keel-trash-old/upper/etc/stuck")).Run())
+	if _, err := PruneUppers(root, map[string]string{"a": "new"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "@overlay/a/.keel-trash-old")); !os.IsNotExist(err) {
+		t.Errorf("trash after the next prune: %v, want it gone", err)
 	}
 }

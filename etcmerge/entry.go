@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -118,6 +119,9 @@ func (e entry) sameData(o entry) (bool, error) {
 		if e.st.Size != o.st.Size {
 			return false, nil
 		}
+		if e.st.Size > maxContent {
+			return sameStream(e.path, o.path)
+		}
 		a, err := e.content()
 		if err != nil {
 			return false, err
@@ -138,13 +142,16 @@ func (e entry) sameData(o entry) (bool, error) {
 	return true, nil
 }
 
-// maxContent is the largest file of /etc the merge reads (every file it
-// compares, carries or merges is read whole): a larger one fails the merge
-// naming it, never an allocation of its size. PID 1 cannot survive running
-// out of memory (Go's is a fatal error, not a panic), and a sparse or
-// corrupt 64 GiB /etc/shadow would otherwise kill it at every update; nor
-// is a sparse file copied out to its full size. A failed merge is retried
-// at the next boot, the machine's /etc kept where it is (docs/data.md).
+// maxContent is the largest file the merge reads whole: an account
+// database it merges, or content it must take from an image (a
+// metadata-only copy-up's data, a metadata-only local change). A larger
+// one fails the merge naming it, never an allocation of its size: PID 1
+// cannot survive running out of memory (Go's is a fatal error, not a
+// panic), and a sparse or corrupt 64 GiB /etc/shadow would otherwise kill
+// it at every update. A failed merge is retried at the next boot, the
+// machine's /etc kept where it is (docs/data.md). Larger files are
+// compared in streamBlock reads and carried by copyData, sparse files
+// kept sparse (a database under /etc is no rarity: Pi-hole's).
 const maxContent = 64 << 20
 
 // errTooLarge is content's error for a file over maxContent.
@@ -291,4 +298,49 @@ func allXattrs(path string) (map[string][]byte, error) {
 		out[name] = v[:n]
 	}
 	return out, nil
+}
+
+// streamBlock is the read size of sameStream and copyData.
+const streamBlock = 1 << 20
+
+// sameStream compares the bytes of the regular files a and b, of the same
+// size, in streamBlock reads.
+func sameStream(a, b string) (bool, error) {
+	fa, err := openRegular(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := openRegular(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, streamBlock), make([]byte, streamBlock)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea != nil || eb != nil {
+			return endOfBoth(ea, eb)
+		}
+	}
+}
+
+// endOfBoth is sameStream's verdict once a read of either file stopped
+// short: equal when both ended, a read error otherwise.
+func endOfBoth(ea, eb error) (bool, error) {
+	for _, err := range []error{ea, eb} {
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return false, err
+		}
+	}
+	return (ea != nil) == (eb != nil), nil
+}
+
+// openRegular opens path for reading, never through a symlink.
+func openRegular(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 }

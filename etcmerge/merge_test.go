@@ -3,6 +3,7 @@
 package etcmerge
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -289,18 +290,47 @@ func TestMergeBaseReadError(t *testing.T) {
 	}
 }
 
-// TestMergeLargeFiles: the merge never reads a file of /etc past
-// maxContent: a sparse 64 GiB /etc/shadow (root's truncate, or a corrupt
-// size), or any other file that large the machine changed, fails the merge
-// naming it. Its allocation used to kill PID 1 (out of memory is fatal in
-// Go) at every update.
+// TestMergeLargeFiles: a file the merge must read whole (an account
+// database) is never read past maxContent: a sparse 64 GiB /etc/shadow
+// (root's truncate, or a corrupt size) fails the merge naming it, in place
+// and copying alike; its allocation used to kill PID 1 (out of memory is
+// fatal in Go) at every update. Other large files (a database under /etc)
+// are compared and carried in fixed-size reads, a sparse one kept sparse.
 func TestMergeLargeFiles(t *testing.T) {
 	shadow := "F 0640 root:*:1::::::\n"
-	for name, big := range map[string]string{"shadow": "shadow", "other": "big.img"} {
-		o := trees(t, map[string]string{"shadow": shadow, "big.img": "f x"}, map[string]string{"shadow": shadow, "big.img": "f x"}, map[string]string{"shadow": shadow, "big.img": "f x"})
-		must(t, os.Truncate(filepath.Join(o.Local, big), 64<<30))
-		if _, err := Merge(o); err == nil || !strings.Contains(err.Error(), big) || !errors.Is(err, errTooLarge) {
-			t.Errorf("%s: a 64 GiB %s: %v, want it named as too large", name, big, err)
-		}
+	o := trees(t, map[string]string{"shadow": shadow}, map[string]string{"shadow": shadow}, map[string]string{"shadow": shadow})
+	must(t, os.Truncate(filepath.Join(o.Local, "shadow"), 64<<30))
+	if _, err := mergeBoth(t, o); err == nil || !strings.Contains(err.Error(), "shadow") || !errors.Is(err, errTooLarge) {
+		t.Errorf("a 64 GiB shadow: %v, want it named as too large", err)
+	}
+
+	o = trees(t, map[string]string{"big.db": "f x"}, map[string]string{"big.db": "f x", "same.db": "f x"}, map[string]string{"big.db": "f x", "same.db": "f x"})
+	size := int64(maxContent + 3*streamBlock/2)
+	must(t, os.Truncate(filepath.Join(o.Local, "big.db"), size)) // changed locally: carried
+	f, err := os.OpenFile(filepath.Join(o.Local, "big.db"), os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte("end"), size-3)
+	must(t, err)
+	must(t, f.Close())
+	for _, d := range []string{o.Local, o.Base} { // the same in both: compared, not carried
+		must(t, os.WriteFile(filepath.Join(d, "same.db"), nil, 0o644))
+		must(t, os.Truncate(filepath.Join(d, "same.db"), size))
+	}
+	r, err := mergeBoth(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(o.Out, "big.db"))
+	want, _ := os.ReadFile(filepath.Join(o.Local, "big.db"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("big.db carried: %d bytes, %v; want the local %d bytes", len(got), err, len(want))
+	}
+	var st unix.Stat_t
+	must(t, unix.Stat(filepath.Join(o.Out, "big.db"), &st))
+	if st.Blocks*512 > 4*streamBlock {
+		t.Errorf("big.db carried with %d bytes allocated of %d: want its holes kept", st.Blocks*512, size)
+	}
+	if _, err := os.Lstat(filepath.Join(o.Out, "same.db")); !os.IsNotExist(err) || r.Carried != 1 {
+		t.Errorf("same.db: %v, carried %d: want only big.db carried", err, r.Carried)
 	}
 }

@@ -5,6 +5,7 @@ package etcmerge
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -42,7 +43,8 @@ func put(dst string, src entry, data []byte) error {
 // times, all set through its descriptor (no second lookup of dst); the
 // times last, after the write that changed them.
 func putFile(dst string, src entry, data []byte) error {
-	if data == nil {
+	large := data == nil && src.st.Size > maxContent
+	if data == nil && !large {
 		var err error
 		if data, err = src.content(); err != nil {
 			return err
@@ -51,6 +53,9 @@ func putFile(dst string, src entry, data []byte) error {
 	fd, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, src.mode()&0o777)
 	if err != nil {
 		return err
+	}
+	if large {
+		err = copyData(fd, src.path)
 	}
 	for len(data) > 0 && err == nil {
 		var n int
@@ -177,6 +182,67 @@ func dropStale(dst string, src entry) error {
 		}
 		if err := unix.Lremovexattr(dst, name); err != nil && !errors.Is(err, unix.ENODATA) {
 			return fmt.Errorf("%s: remove xattr %s: %w", dst, name, err)
+		}
+	}
+	return nil
+}
+
+// copyData writes the bytes of the regular file src to the empty file fd
+// at the same offsets, in streamBlock reads, one data extent at a time
+// (SEEK_DATA, SEEK_HOLE): a hole stays a hole, so a sparse 64 GiB file is
+// not written out to its size. A file system that cannot tell its holes
+// has one extent, the whole file. fd stays the caller's to close.
+func copyData(fd int, src string) error {
+	f, err := openRegular(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size, sfd := fi.Size(), int(f.Fd())
+	buf := make([]byte, streamBlock)
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(sfd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // a hole to the end
+		}
+		end := size
+		if err != nil {
+			start = off // no SEEK_DATA here: all data
+		} else if end, err = unix.Seek(sfd, start, unix.SEEK_HOLE); err != nil {
+			end = size
+		}
+		if err := copyRange(fd, f, buf, start, min(end, size)); err != nil {
+			return err
+		}
+		off = end
+	}
+	return unix.Ftruncate(fd, size)
+}
+
+// copyRange copies the bytes [start, end) of src to fd at the same offsets.
+func copyRange(fd int, src *os.File, buf []byte, start, end int64) error {
+	for off := start; off < end; {
+		n, err := src.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		for done := 0; done < n; {
+			w, werr := unix.Pwrite(fd, buf[done:n], off+int64(done))
+			if errors.Is(werr, unix.EINTR) {
+				continue
+			}
+			if werr != nil {
+				return werr
+			}
+			done += w
+		}
+		off += int64(n)
+		if err == io.EOF {
+			return nil // the file shrank since: what is left is written
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -47,7 +47,7 @@ func (b *boot) loadConfig() error {
 	b.rep.Locked = baked.Locked
 	b.rep.Init = cfg.Init
 	b.log.Infof("keel starting: %s", strings.TrimSpace(string(cmdline)))
-	b.setPanicTimeout(string(cmdline))
+	b.setPanicTimeout(string(cmdline), emergencyPolicy(cfg.Emergency, baked.Locked))
 	if baked.Locked {
 		return lockedKernelOptions(string(cmdline), baked.Cmdline)
 	}

@@ -127,7 +127,7 @@ func (b *boot) halt(policy string) {
 		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "powering off"
 	}
 	b.log.Console("keel: %s", what)
-	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, unix.Sync, haltSyncLimit); err != nil {
+	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, unix.Sync, haltSyncStep, dirtyKiB); err != nil {
 		b.log.Console("keel: %s failed: %v; halting here", policy, err)
 	}
 	for {
@@ -135,26 +135,39 @@ func (b *boot) halt(policy string) {
 	}
 }
 
-// haltSyncLimit bounds the sync before an emergency reboot: a disk that
-// stopped answering would otherwise hold it for ever, and a locked machine
-// would never restart. What keel writes is safe from a power cut at any
-// point, which is what a reboot past a stalled sync amounts to.
-const haltSyncLimit = 30 * time.Second
+// haltSyncStep is how long the sync before an emergency reboot is waited
+// for, and waited for again each time the data left to write back shrank
+// meanwhile: a disk that stopped answering would otherwise hold it for
+// ever, and a locked machine would never restart, while a slow one
+// (an SD card after writes in the emergency shell) still finishes. What
+// keel writes is safe from a power cut at any point, which is what a reboot
+// past a stalled sync amounts to.
+const haltSyncStep = 10 * time.Second
 
-// syncThen runs sync, waiting at most limit for it, then act; a sync
-// still running by then is named on the console.
-func (b *boot) syncThen(act func() error, sync func(), limit time.Duration) error {
+// syncThen runs sync, waits for it while it makes progress (step at
+// first, and another step whenever dirty, the data left to write back,
+// shrank in the last one), then runs act; a sync given up is named on the
+// console.
+func (b *boot) syncThen(act func() error, sync func(), step time.Duration, dirty func() (uint64, error)) error {
 	done := make(chan struct{})
 	b.goSafe("the sync before the emergency reboot", func() {
 		sync()
 		close(done)
 	})
-	select {
-	case <-done:
-	case <-time.After(limit):
-		b.log.Console("keel: the sync of the disks did not end in %v (a disk that does not answer?): going on without it", limit)
+	last, lerr := dirty()
+	for waited := step; ; waited += step {
+		select {
+		case <-done:
+			return act()
+		case <-time.After(step):
+		}
+		now, err := dirty()
+		if err != nil || lerr != nil || now >= last {
+			b.log.Console("keel: the sync of the disks made no progress in %v (a disk that does not answer?), %v in all: going on without it", step, waited)
+			return act()
+		}
+		last = now
 	}
-	return act()
 }
 
 func timeSince(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

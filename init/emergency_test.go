@@ -35,24 +35,47 @@ func TestEmergencyPolicy(t *testing.T) {
 	}
 }
 
-// TestSyncThen: the emergency reboot follows the sync, and still comes when
-// the sync never ends (a disk that stopped answering), saying so; it used
-// to wait on the sync for ever, and a locked machine never restarted.
+// TestSyncThen: the emergency reboot follows the sync; a sync that never
+// ends (a disk that stopped answering) is waited for while the data left
+// to write back shrinks, then given up, said on the console, and the
+// reboot comes. It used to wait on the sync for ever, and a locked machine
+// never restarted.
 func TestSyncThen(t *testing.T) {
 	var console bytes.Buffer
 	b := &boot{log: newLogger(&console), rep: &report.Report{}}
 	synced, acted := false, 0
 	act := func() error { acted++; return nil }
-	if err := b.syncThen(act, func() { synced = true }, time.Hour); err != nil || !synced || acted != 1 || console.Len() != 0 {
+	flat := func() (uint64, error) { return 100, nil }
+	if err := b.syncThen(act, func() { synced = true }, time.Hour, flat); err != nil || !synced || acted != 1 || console.Len() != 0 {
 		t.Errorf("err %v, synced %v, acted %d, console %q: want sync, then the reboot, silently", err, synced, acted, console.String())
 	}
 	stuck := make(chan struct{})
 	defer close(stuck)
-	want := errors.New("reboot: operation not permitted")
-	if err := b.syncThen(func() error { acted++; return want }, func() { <-stuck }, time.Millisecond); err != want || acted != 2 {
-		t.Errorf("err %v, acted %d: want the reboot tried and its error", err, acted)
-	}
-	if !strings.Contains(console.String(), "keel: the sync of the disks did not end in 1ms (a disk that does not answer?): going on without it") {
-		t.Errorf("console %q: want the stalled sync named", console.String())
+	for name, tc := range map[string]struct {
+		left  []uint64 // Dirty+Writeback at each look
+		ok    bool
+		looks int
+	}{
+		"no progress":            {left: []uint64{500, 500}, ok: true, looks: 2},
+		"progress, then a stall": {left: []uint64{900, 600, 300, 300}, ok: true, looks: 4},
+		"meminfo cannot be read": {left: []uint64{0, 0}, looks: 2},
+	} {
+		console.Reset()
+		looks := 0
+		dirty := func() (uint64, error) {
+			n := tc.left[min(looks, len(tc.left)-1)]
+			looks++
+			if !tc.ok {
+				return 0, errors.New("meminfo: no Dirty line")
+			}
+			return n, nil
+		}
+		want := errors.New("reboot: operation not permitted")
+		if err := b.syncThen(func() error { return want }, func() { <-stuck }, time.Millisecond, dirty); err != want || looks != tc.looks {
+			t.Errorf("%s: err %v, %d looks at the data left: want the reboot tried after %d", name, err, looks, tc.looks)
+		}
+		if !strings.Contains(console.String(), "keel: the sync of the disks made no progress in 1ms (a disk that does not answer?)") {
+			t.Errorf("%s: console %q: want the stalled sync named", name, console.String())
+		}
 	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	kargs "github.com/keel-boot/keel/kernel-args"
@@ -15,20 +16,23 @@ import (
 // sets it so that a panic is a reboot, which boot counting counts, not a
 // machine stopped until someone power-cycles it. Debian's kernels are built
 // with CONFIG_PANIC_TIMEOUT=0 (stop for ever), and a panic can come from
-// any image: the new slot's init exiting after switch_root, a crash of
-// PID 1, a driver. With a hardware watchdog (rd.watchdog=) the watchdog
-// would reset such a machine too; without one, this is the only way back.
+// any image: the new slot's init exiting or missing after switch_root, a
+// driver, an oops the kernel turns into one. (systemd catches its own
+// crashes and freezes unless told systemd.crash_reboot=1.) With a hardware
+// watchdog (rd.watchdog=) the watchdog would reset such a machine too;
+// without one, this is the only way back.
 const PanicTimeout = 10
 
 // panicSysctl is the kernel's panic timeout; a variable for tests.
 var panicSysctl = "/proc/sys/kernel/panic"
 
 // setPanicTimeout sets kernel.panic to PanicTimeout seconds unless the
-// kernel command line sets panic= (the operator's choice, 0 included) or
-// the kernel was built with a timeout. A failure is a warning: the boot
-// goes on. The booted system's sysctl.d may set it again.
-func (b *boot) setPanicTimeout(cmdline string) {
-	if panicGiven(cmdline) {
+// kernel command line sets it (the operator's choice, 0 included), the
+// kernel was built with a timeout, or the emergency policy is poweroff (a
+// machine meant to stay down on a failure). A failure is a warning: the
+// boot goes on. The booted system's sysctl.d may set it again.
+func (b *boot) setPanicTimeout(cmdline string, policy string) {
+	if panicGiven(cmdline) || policy == kargs.EmergencyPoweroff {
 		return
 	}
 	cur, err := os.ReadFile(panicSysctl)
@@ -46,15 +50,23 @@ func (b *boot) setPanicTimeout(cmdline string) {
 	b.log.Debugf("kernel panic timeout set to %d s (no panic= on the command line)", PanicTimeout)
 }
 
-// panicGiven reports whether the kernel applied a panic= of the command
-// line: a parameter before "--", as the kernel splits the line (after it,
-// the words are the init's).
+// panicGiven reports whether the kernel applied a panic timeout of the
+// command line: panic=N with an integer N (kstrtoint's: a sign, 0x or 0
+// prefixes), or sysctl.kernel.panic= (sysctl.kernel/panic=), which
+// Linux 5.8 and later apply before the init runs; a parameter before "--"
+// as the kernel splits the line (after it, the words are the init's). A
+// panic= that is not a number is not applied: the kernel's 0 stays.
 func panicGiven(cmdline string) bool {
 	for _, p := range kargs.SplitKernel(cString(cmdline)) {
 		if p.Key == "--" && !p.HasValue {
 			return false
 		}
-		if p.Name() == "panic" {
+		switch p.Name() {
+		case "panic":
+			if _, err := strconv.ParseInt(p.Value, 0, 32); p.HasValue && err == nil {
+				return true
+			}
+		case "sysctl.kernel.panic", "sysctl.kernel/panic":
 			return true
 		}
 	}

@@ -8,20 +8,29 @@ import (
 	"path/filepath"
 	"testing"
 
+	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
 )
 
 func TestPanicGiven(t *testing.T) {
 	for line, want := range map[string]bool{
-		"console=ttyS0 panic=-1":      true,
-		"panic=0 quiet":               true,
-		"quiet":                       false,
-		"panic_on_warn=1 oops=panic":  false,
-		"init=/sbin/init -- panic=5":  false, // the init's argument, not the kernel's
-		"x\xa0panic=5":                true,  // 0xA0 is a space to the kernel
-		"slot=b\x00panic=5":           false, // after the C string's end
-		"rd.debug panic=10 -- single": true,
-		"":                            false,
+		"console=ttyS0 panic=-1":        true,
+		"panic=0 quiet":                 true,
+		"quiet":                         false,
+		"panic_on_warn=1 oops=panic":    false,
+		"init=/sbin/init -- panic=5":    false, // the init's argument, not the kernel's
+		"x\xa0panic=5":                  true,  // 0xA0 is a space to the kernel
+		"slot=b\x00panic=5":             false, // after the C string's end
+		"rd.debug panic=10 -- single":   true,
+		"panic":                         false, // not applied: the kernel's 0 stays
+		"panic=":                        false,
+		"panic=abc":                     false,
+		"panic=0x10":                    true,
+		"panic=-1":                      true,
+		"sysctl.kernel.panic=0":         true,
+		"sysctl.kernel/panic=30":        true,
+		"sysctl.kernel.panic_on_oops=1": false,
+		"":                              false,
 	} {
 		if got := panicGiven(line); got != want {
 			t.Errorf("panicGiven(%q) = %v, want %v", line, got, want)
@@ -33,11 +42,13 @@ func TestPanicGiven(t *testing.T) {
 // would stop for ever on a panic (0) gets PanicTimeout; panic= (even 0)
 // and a kernel built with a timeout are left alone.
 func TestSetPanicTimeout(t *testing.T) {
-	for _, tc := range []struct{ cmdline, was, want string }{
-		{"quiet", "0\n", "10\n"},
-		{"quiet panic=0", "0\n", "0\n"},
-		{"quiet", "30\n", "30\n"},
-		{"quiet", "-1\n", "-1\n"},
+	for _, tc := range []struct{ cmdline, policy, was, want string }{
+		{"quiet", kargs.EmergencyShell, "0\n", "10\n"},
+		{"quiet", kargs.EmergencyReboot, "0\n", "10\n"},
+		{"quiet panic=0", kargs.EmergencyShell, "0\n", "0\n"},
+		{"quiet", kargs.EmergencyShell, "30\n", "30\n"},
+		{"quiet", kargs.EmergencyShell, "-1\n", "-1\n"},
+		{"quiet", kargs.EmergencyPoweroff, "0\n", "0\n"}, // meant to stay down
 	} {
 		p := filepath.Join(t.TempDir(), "panic")
 		if err := os.WriteFile(p, []byte(tc.was), 0o644); err != nil {
@@ -47,10 +58,10 @@ func TestSetPanicTimeout(t *testing.T) {
 		panicSysctl = p
 		var console bytes.Buffer
 		b := &boot{log: newLogger(&console), rep: &report.Report{}}
-		b.setPanicTimeout(tc.cmdline)
+		b.setPanicTimeout(tc.cmdline, tc.policy)
 		panicSysctl = old
 		if got, _ := os.ReadFile(p); string(got) != tc.want {
-			t.Errorf("%q with %q: kernel.panic %q, want %q", tc.cmdline, tc.was, got, tc.want)
+			t.Errorf("%q (%s) with %q: kernel.panic %q, want %q", tc.cmdline, tc.policy, tc.was, got, tc.want)
 		}
 	}
 	old := panicSysctl
@@ -58,7 +69,7 @@ func TestSetPanicTimeout(t *testing.T) {
 	panicSysctl = filepath.Join(t.TempDir(), "missing")
 	var console bytes.Buffer
 	b := &boot{log: newLogger(&console), rep: &report.Report{}}
-	b.setPanicTimeout("quiet")
+	b.setPanicTimeout("quiet", kargs.EmergencyShell)
 	if !bytes.Contains(console.Bytes(), []byte("kernel panic timeout: ")) {
 		t.Errorf("console %q: want the failure named", console.String())
 	}

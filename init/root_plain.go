@@ -72,15 +72,15 @@ func (b *boot) mountAny(dev, target string, types []string, data string) error {
 	return fmt.Errorf("mount %s: not a filesystem this initramfs can mount (tried %s)", dev, strings.Join(errs, ", "))
 }
 
-// withErrorsOption adds errors=remount-ro to an ext4 mount's options unless
+// withErrorsOption adds errors=remount-ro to an ext2/3/4 mount's options unless
 // they say errors= (rootflags=, the operator's choice): a superblock set to
 // errors=panic (tune2fs -e panic) and a corrupt inode that the init reads
 // (its check of /sbin/init) would otherwise panic the kernel in every boot
 // (docs/cmdline.md, rootflags=). The option stays after switch_root unless
 // the system's fstab sets another.
 func withErrorsOption(fstype, data string) string {
-	if fstype != "ext4" {
-		return data
+	if fstype != "ext4" && fstype != "ext3" && fstype != "ext2" {
+		return data // the ext4 driver mounts all three; errors= is theirs
 	}
 	for _, o := range strings.Split(data, ",") {
 		if strings.HasPrefix(o, "errors=") {

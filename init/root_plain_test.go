@@ -11,6 +11,8 @@ func TestWithErrorsOption(t *testing.T) {
 		{"ext4", "errors=panic", "errors=panic"}, // the operator's rootflags=
 		{"ext4", "noatime,errors=continue", "noatime,errors=continue"},
 		{"ext4", "noerrors=x", "noerrors=x,errors=remount-ro"},
+		{"ext3", "", "errors=remount-ro"},
+		{"ext2", "ro", "ro,errors=remount-ro"},
 		{"btrfs", "subvol=@", "subvol=@"},
 		{"squashfs", "", ""},
 	} {

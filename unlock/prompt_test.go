@@ -187,15 +187,17 @@ func TestPromptOnTerminal(t *testing.T) {
 func TestPromptEOFCharKeepsTheTimeout(t *testing.T) {
 	m, s := openPTY(t)
 	fd := int(s.Fd())
+	before, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	must(t, err)
 	done := make(chan error, 1)
 	var tried []string
-	p := Prompter{Console: s, Fd: fd, Tries: 3, Timeout: 500 * time.Millisecond}
+	p := Prompter{Console: s, Fd: fd, Tries: 3, Timeout: 2 * time.Second}
 	go func() { done <- p.Ask(what, tryer(&tried)) }()
 	readUntil(t, m, "Passphrase for "+what+": ")
 	during, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	must(t, err)
-	if during.Cc[unix.VEOF] != 0 {
-		t.Errorf("VEOF %#x while prompting: want it disabled", during.Cc[unix.VEOF])
+	if during.Cc[unix.VEOF] != 0 || before.Cc[unix.VEOF] == 0 {
+		t.Errorf("VEOF %#x while prompting, %#x before: want it disabled while prompting only", during.Cc[unix.VEOF], before.Cc[unix.VEOF])
 	}
 	_, err = m.Write([]byte("abc\x04"))
 	must(t, err)
@@ -205,12 +207,12 @@ func TestPromptEOFCharKeepsTheTimeout(t *testing.T) {
 			t.Errorf("err = %v, tried %q: want the timeout, nothing tried", err, tried)
 		}
 	case <-time.After(time.Minute): // a hang detector, not a timing check
-		t.Fatal("the prompt still waits a minute after its 0.5 s timeout: ^D handed it a line without its end")
+		t.Fatal("the prompt still waits a minute after its 2 s timeout: ^D handed it a line without its end")
 	}
 	after, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	must(t, err)
-	if after.Cc[unix.VEOF] != during.Cc[unix.VEOF] && after.Cc[unix.VEOF] == 0 {
-		t.Errorf("VEOF not restored: %#x", after.Cc[unix.VEOF])
+	if *after != *before {
+		t.Errorf("terminal not restored after the timeout: VEOF %#x, was %#x", after.Cc[unix.VEOF], before.Cc[unix.VEOF])
 	}
 
 	must(t, unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)) // "abc^D", never a line
