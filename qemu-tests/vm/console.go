@@ -73,8 +73,11 @@ func (c *console) restart(note string) bool {
 }
 
 // lockupMarks are how the kernel reports a CPU that no longer makes
-// progress: the soft-lockup watchdog and RCU's stall detector.
-var lockupMarks = []string{"BUG: soft lockup", "detected stalls on CPUs", "self-detected stall on CPU"}
+// progress (the soft-lockup watchdog, RCU's stall detector), and the early
+// check of the timer through the IO-APIC, which under TCG on a loaded host
+// sometimes fails at 0.01 s with a panic ("IO-APIC + timer doesn't work!"),
+// before the kernel has read a disk.
+var lockupMarks = []string{"BUG: soft lockup", "detected stalls on CPUs", "self-detected stall on CPU", "IO-APIC + timer doesn't work"}
 
 // earlyLockup reports the console line of a kernel lockup when the guest
 // has not run its init ("" for none, or once it has), whether it has, and

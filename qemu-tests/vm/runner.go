@@ -220,21 +220,36 @@ const initStarted = "Run /init as init process"
 // relaunch starts QEMU again after err if err is QEMU's own crash (killed
 // by a signal it raised, such as an assertion's SIGABRT: QEMU 7.2 under
 // TCG once aborted in msix_table_mmio_write while the guest kernel
-// enumerated PCI), or watchLockup's kill after a kernel lockup, before the
+// enumerated PCI), or watchLockup's kill after a kernel lockup, or the
+// kernel's early panic (lockupMarks: QEMU exits by itself), before the
 // guest ran its init and before any expectation matched, and it was not
 // started again already: the disks are then as they were, and the run is
 // the same run. It returns the new console pipe, or nil to end the run
 // with err.
 func (v *VM) relaunch(err error) *os.File {
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || v.killed.Load() || v.restarted {
+	if v.killed.Load() || v.restarted {
 		return nil
 	}
-	what := fmt.Sprintf("QEMU crashed (%v)", err)
-	if lockup := v.lockupReport(); lockup != "" {
-		what = fmt.Sprintf("the guest's kernel locked up (%s)", lockup)
-	} else if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() == syscall.SIGKILL {
+	lockup := v.lockupReport()
+	if lockup == "" {
+		// A panic (-no-reboot: QEMU exits at once) may end the run
+		// before watchLockup saw its line.
+		if _, l, ran := v.console.earlyLockup(); !ran {
+			lockup = l
+		}
+	}
+	var exit *exec.ExitError
+	var what string
+	switch {
+	case lockup != "":
+		what = fmt.Sprintf("the guest's kernel failed (%s)", lockup)
+	case !errors.As(err, &exit):
 		return nil
+	default:
+		if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() == syscall.SIGKILL {
+			return nil
+		}
+		what = fmt.Sprintf("QEMU crashed (%v)", err)
 	}
 	if !v.console.restart(fmt.Sprintf("keel-tests: %s before the guest ran %s: starting it again", what, "/init")) {
 		return nil

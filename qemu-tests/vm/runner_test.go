@@ -42,15 +42,19 @@ func countRuns(t *testing.T, runs string) int {
 	return strings.Count(string(b), "run\n")
 }
 
-// TestRelaunchEarly: QEMU aborting by itself, or its guest's kernel
-// reporting a lockup (then QEMU is killed), before the guest's init ran is
+// TestRelaunchEarly: QEMU aborting by itself, its guest's kernel reporting
+// a lockup (then QEMU is killed), or panicking on its early timer check
+// (QEMU exits by itself), before the guest's init ran is
 // started again, once, and the test sees only the second run; the log keeps
 // the first run and says why.
 func TestRelaunchEarly(t *testing.T) {
 	lockup := "[   28.529310] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [cryptomgr_test:52]"
+	const timerPanic = "[    0.012000] Kernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug and send a report.  Then try booting with the 'noapic' option."
 	for name, tc := range map[string]struct{ first, note, kept string }{
 		"crash":  {`echo "pci 0000:00:01.0: BAR 1"; kill -ABRT $$`, "QEMU crashed (signal: aborted) before the guest ran /init", "BAR 1"},
-		"lockup": {`echo "` + lockup + `"; exec sleep 600`, "the guest's kernel locked up (" + lockup + ") before the guest ran /init", lockup},
+		"lockup": {`echo "` + lockup + `"; exec sleep 600`, "the guest's kernel failed (" + lockup + ") before the guest ran /init", lockup},
+		// The kernel panics at 0.01 s and reboots: -no-reboot ends QEMU, status 0.
+		"early panic": {`echo "` + timerPanic + `"; exit 0`, "the guest's kernel failed (" + timerPanic + ") before the guest ran /init", timerPanic},
 	} {
 		t.Run(name, func(t *testing.T) {
 			runs := fakeQEMU(t, `if [ "$n" = 1 ]; then `+tc.first+`; fi
