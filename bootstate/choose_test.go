@@ -310,6 +310,45 @@ func TestSelectRecordsData(t *testing.T) {
 	}
 }
 
+// TestSelectEndsDataMount: the choice of a slot ends the boot's mount of
+// the data partition (BeginDataMount) in the same write; a forced slot
+// leaves the state alone.
+func TestSelectEndsDataMount(t *testing.T) {
+	m := NewMemStore(BootStateMinSize)
+	ok := func(Choice) error { return nil }
+	s := mustLoad(t, m)
+	for range DataMountLimit {
+		if s.DataMountUnfinished() {
+			t.Fatalf("after %d unfinished mounts: already at the limit", s.UnfinishedDataMounts)
+		}
+		s.BeginDataMount()
+		if err := Save(m, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s = mustLoad(t, m); !s.DataMountUnfinished() || s.UnfinishedDataMounts != DataMountLimit {
+		t.Fatalf("after %d unfinished mounts: %+v, want DataMountUnfinished", DataMountLimit, s)
+	}
+	if _, err := Select(m, s, Request{Forced: SlotB, DataUsed: true}, ok); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustLoad(t, m); got.UnfinishedDataMounts != DataMountLimit || got.Seq != s.Seq {
+		t.Errorf("slot= changed the state: %+v", got)
+	}
+	if _, err := Select(m, s, Request{}, ok); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustLoad(t, m); got.UnfinishedDataMounts != 0 || got.Seq != s.Seq+1 {
+		t.Errorf("after a counted boot: %+v, want no unfinished mount, in one write", got)
+	}
+	s = State{UnfinishedDataMounts: 254}
+	s.BeginDataMount()
+	s.BeginDataMount()
+	if s.UnfinishedDataMounts != 255 {
+		t.Errorf("BeginDataMount past 255: %d, want it to stay at 255", s.UnfinishedDataMounts)
+	}
+}
+
 // FuzzSelect feeds any stored state and any sequence of attempt outcomes to
 // Select: it never panics, never boots a slot Choose would not offer, never
 // retires the last good slot, and an environment fault never changes a
@@ -317,6 +356,7 @@ func TestSelectRecordsData(t *testing.T) {
 func FuzzSelect(f *testing.F) {
 	f.Add(MarshalRecord(DefaultState()), uint8(0), uint8(3))
 	f.Add(MarshalRecord(st(SlotState{Priority: 2, Good: true, Unconfirmed: 3}, SlotState{Priority: 1, Good: true})), uint8(5), uint8(0))
+	f.Add(MarshalRecord(State{Slots: [2]SlotState{}, UnfinishedDataMounts: 2}), uint8(0), uint8(0))
 	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8, maxUnconfirmed uint8) {
 		m := NewMemStore(BootStateMinSize)
 		copy(m.Bytes(), rec)
@@ -340,6 +380,9 @@ func FuzzSelect(f *testing.F) {
 			t.Fatalf("%d attempts in one boot", n)
 		}
 		after := sel.State
+		if after.UnfinishedDataMounts != 0 {
+			t.Fatalf("the choice of a slot left %d unfinished data mounts: %+v → %+v", after.UnfinishedDataMounts, before, after)
+		}
 		for _, x := range Slots() {
 			if before.Slot(x).Good && !after.Slot(x).Good && !before.Slot(x.Other()).Good {
 				t.Fatalf("slot %s, the only good slot, lost its good flag: %+v → %+v", x, before, after)

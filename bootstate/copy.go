@@ -52,7 +52,7 @@ func ReadCopy(r io.Reader) (State, error) {
 // that.
 func FromCopy(c State) (State, []Slot) {
 	s := c
-	s.Seq, s.Initialised = 0, false
+	s.Seq, s.Initialised, s.UnfinishedDataMounts = 0, false, 0
 	if !s.goodBootable() {
 		return s, nil
 	}

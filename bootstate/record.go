@@ -26,6 +26,7 @@ func MarshalRecord(s State) []byte {
 	if s.DataSeen {
 		b[recOffFlags] = flagDataSeen
 	}
+	b[recOffDataRuns] = s.UnfinishedDataMounts
 	if i, err := index(s.LastGood.Slot); err == nil && validLastID(s.LastGood.ImageID) {
 		b[recOffLastSlot] = "ab"[i]
 		b[recOffLastLen] = uint8(len(s.LastGood.ImageID))
@@ -83,6 +84,7 @@ func (s *State) parseMachine(b []byte) error {
 		return fmt.Errorf("boot state record: flags %#02x, expected only bit 0 (data seen)", f)
 	}
 	s.DataSeen = b[recOffFlags]&flagDataSeen != 0
+	s.UnfinishedDataMounts = b[recOffDataRuns]
 	if err := recordZero("reserved bytes", b, recOffRsvd, recOffLastID); err != nil {
 		return err
 	}

@@ -81,6 +81,10 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 		if req.DataUsed && !state.DataSeen && !c.Forced {
 			state.DataSeen, changed = true, true
 		}
+		if state.UnfinishedDataMounts != 0 && !c.Forced {
+			// The data phase is over: its mount, if any, returned.
+			state.UnfinishedDataMounts, changed = 0, true
+		}
 		saveErr := saveIf(st, &state, changed)
 		sel.State = state
 		if err != nil {

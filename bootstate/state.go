@@ -96,11 +96,35 @@ type State struct {
 	// DataSeen is set once a boot used a data partition: later boots wait
 	// for it like any required device.
 	DataSeen bool
+	// UnfinishedDataMounts counts the boots in a row that began mounting
+	// the data partition and never reached the choice of a slot, whose
+	// write sets it back to 0: a mount that hangs or panics the kernel,
+	// or a power cut during one (see DataMountLimit).
+	UnfinishedDataMounts uint8
 	// LastGood is the image last marked good (zero before the first).
 	LastGood LastGood
 	// Initialised is false when no valid record was found and the state is
 	// DefaultState.
 	Initialised bool
+}
+
+// DataMountLimit is how many unfinished mounts of the data partition in a
+// row make the next boot leave it alone (volatile, loudly), so that a data
+// file system whose mount hangs or panics the kernel in every boot lets
+// one boot in DataMountLimit+1 come up, where it can be repaired, instead
+// of none. One unfinished mount is tolerated: a power cut during it.
+const DataMountLimit = 2
+
+// DataMountUnfinished reports whether the last DataMountLimit boots began
+// mounting the data partition and never reached the choice of a slot.
+func (s State) DataMountUnfinished() bool { return s.UnfinishedDataMounts >= DataMountLimit }
+
+// BeginDataMount counts a mount of the data partition that this boot is
+// about to begin; the choice of a slot (Select) ends it.
+func (s *State) BeginDataMount() {
+	if s.UnfinishedDataMounts < 255 {
+		s.UnfinishedDataMounts++
+	}
 }
 
 // DefaultTries is the tries counter of a fresh slot and of set-next.

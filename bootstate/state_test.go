@@ -12,7 +12,7 @@ import (
 )
 
 func sampleState() State {
-	return State{Seq: 7, Initialised: true, RollbackFloor: 5, DataSeen: true,
+	return State{Seq: 7, Initialised: true, RollbackFloor: 5, DataSeen: true, UnfinishedDataMounts: 1,
 		LastGood: LastGood{Slot: SlotA, ImageID: "img-2026.11"},
 		Slots: [2]SlotState{
 			{Priority: 1, Tries: 2, Good: true, Unconfirmed: 2},
@@ -49,6 +49,7 @@ func TestRecordLayout(t *testing.T) {
 		{"flags at 32", uint64(b[32]), 1},
 		{"last good slot at 33", uint64(b[33]), 'a'},
 		{"last good id length at 34", uint64(b[34]), uint64(len("img-2026.11"))},
+		{"unfinished data mounts at 35", uint64(b[35]), 1},
 		{"a priority at 104", uint64(b[104]), 1},
 		{"a tries at 105", uint64(b[105]), 2},
 		{"a flags at 106", uint64(b[106]), 1},

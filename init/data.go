@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/devspec"
@@ -219,6 +220,9 @@ func (b *boot) lookup(spec string) (string, bool) {
 // mountData unlocks dev when it is LUKS and mounts the filesystem inside.
 // Every error of the unlocking is a *lockedError.
 func (b *boot) mountData(dev string) (*dataState, error) {
+	if err := b.unfinishedMounts(); err != nil {
+		return nil, err
+	}
 	fs, err := datapart.Probe(dev)
 	if err != nil {
 		return nil, err
@@ -226,7 +230,7 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	if err := b.checkDataEncryption(fs.Type, fs.Type == datapart.LUKS); err != nil {
 		return nil, err
 	}
-	d := &dataState{dev: dev, root: datapart.DefaultRoot, stack: mounts.NewStack()}
+	d := &dataState{dev: dev, root: datapart.DefaultRoot, stack: &mounts.Stack{Sys: b.stack.Sys}}
 	b.rep.Data = &report.Data{Device: dev}
 	if fs.Type == datapart.LUKS {
 		b.need(dmCrypt...)
@@ -243,11 +247,56 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	d.fstype = fs.Type
 	b.rep.Data.FSType = fs.Type
 	b.need(fs.Type)
+	b.beginDataMount()
 	if err := d.stack.Do(datapart.Mount(dev, fs.Type, d.root)); err != nil {
 		return nil, err
 	}
 	b.log.Infof("data partition %s (%s) mounted at %s", dev, fs.Type, d.root)
 	return d, nil
+}
+
+// countedDataMount is the boot state that counts this boot's mount of the
+// data partition (docs/boot-sequence.md, "A mount that never returns"):
+// nil when the mount cannot be counted — single and plain roots keep no
+// boot state, slot= leaves it alone, and a count in memory is forgotten.
+func (b *boot) countedDataMount() *bootState {
+	if b.cfg.Root != "" || b.cfg.Slot != "" || b.bs == nil || b.bs.inMemory {
+		return nil
+	}
+	return b.bs
+}
+
+// unfinishedMounts fails when the last boots began mounting the data
+// partition and never reached the choice of a slot
+// (bootstate.DataMountLimit): a mount that hangs or panics the kernel, the
+// same in every boot, would otherwise take every boot with it. This boot
+// leaves the partition alone (volatile, loudly), before any passphrase is
+// asked for, and its choice of a slot sets the count back to 0, so that
+// the next boot mounts it again.
+func (b *boot) unfinishedMounts() error {
+	bs := b.countedDataMount()
+	if bs == nil || !bs.state.DataMountUnfinished() {
+		return nil
+	}
+	return fmt.Errorf("the last %d boots began mounting it and never got further (a mount that hung or panicked the kernel, or power cuts): it is left alone in this boot so that the system comes up, and mounted again at the next boot", bs.state.UnfinishedDataMounts)
+}
+
+// beginDataMount makes this boot's mount of the data partition durable in
+// the boot state before it begins; the choice of a slot ends it in the
+// write that counts the slot's try (bootstate.Select). A state that
+// cannot be saved is a warning: the mount goes on, uncounted.
+func (b *boot) beginDataMount() {
+	bs := b.countedDataMount()
+	if bs == nil {
+		return
+	}
+	st := bs.state
+	st.BeginDataMount()
+	if err := bootstate.Save(bs.store, &st); err != nil {
+		b.log.Warnf("boot state: the mount of the data partition is not counted (%v): a mount that never returns would be tried again at every boot", err)
+		return
+	}
+	bs.state = st
 }
 
 // unlockData opens the LUKS volume with the baked key file, else with a

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/devices"
 	kargs "github.com/keel-boot/keel/kernel-args"
@@ -286,4 +288,74 @@ func FuzzDataModules(f *testing.F) {
 			t.Errorf("dataModules(LUKS) = %v: want dm_crypt, xts and ecb", names(got))
 		}
 	})
+}
+
+// TestDataMountCounted: the mount of the data partition is made durable in
+// the boot state before it begins, so that a mount that never returns (a
+// hang, a kernel panic) is seen by the next boots; after
+// bootstate.DataMountLimit of them in a row the partition is left alone,
+// volatile and loudly, before it is even probed. slot= and a count in
+// memory leave the boot state alone.
+func TestDataMountCounted(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "data.img")
+	sb := make([]byte, 4096)
+	le := binary.LittleEndian
+	le.PutUint16(sb[1024+56:], 0xEF53)
+	le.PutUint32(sb[1024+92:], 0x4)      // has_journal
+	le.PutUint32(sb[1024+96:], 0x40|0x2) // extents, filetype: ext4
+	must(t, os.WriteFile(img, sb, 0o600))
+
+	for _, tc := range []struct {
+		name     string
+		before   uint8
+		slot     string
+		inMemory bool
+		mounted  bool  // the data file system was mounted
+		atMount  uint8 // unfinished mounts stored when the mount began
+		stored   uint8 // stored after mountData
+	}{
+		{name: "first", before: 0, mounted: true, atMount: 1, stored: 1},
+		{name: "after a power cut in one", before: 1, mounted: true, atMount: 2, stored: 2},
+		{name: "at the limit", before: bootstate.DataMountLimit, stored: bootstate.DataMountLimit},
+		{name: "slot= at the limit", before: bootstate.DataMountLimit, slot: "b", mounted: true, atMount: bootstate.DataMountLimit, stored: bootstate.DataMountLimit},
+		{name: "in memory", before: 0, inMemory: true, mounted: true, atMount: 0, stored: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := bootstate.NewMemStore(bootstate.BootStateMinSize)
+			st := bootstate.DefaultState()
+			st.UnfinishedDataMounts = tc.before
+			must(t, bootstate.Save(store, &st))
+			stored := func() uint8 {
+				s, _, err := bootstate.Load(store)
+				must(t, err)
+				return s.UnfinishedDataMounts
+			}
+			atMount := uint8(255)
+			fm := &fakeMounts{fail: func(source, target, data string) bool {
+				atMount = stored()
+				return false
+			}}
+			sys := fm.sys()
+			sys.MkdirAll = func(string, os.FileMode) error { return nil } // not the host's /run/keel/data
+			var console bytes.Buffer
+			b := &boot{log: newLogger(&console), baked: &bakedconf.Config{}, mods: &kmod.Session{},
+				cfg: kargs.Config{Slot: tc.slot}, rep: &report.Report{}, stack: &mounts.Stack{Sys: sys},
+				bs: &bootState{store: store, state: st, inMemory: tc.inMemory}}
+			d, err := b.mountData(img)
+			switch {
+			case tc.mounted && (err != nil || d == nil || len(fm.active) != 1):
+				t.Fatalf("mountData: %v, mounts %+v: want the data partition mounted", err, fm.active)
+			case !tc.mounted && (err == nil || len(fm.active) != 0):
+				t.Fatalf("mountData: %v, mounts %+v: want it left alone", err, fm.active)
+			case !tc.mounted && !strings.Contains(err.Error(), "the last 2 boots began mounting it and never got further"):
+				t.Errorf("error %q: want it to say why", err)
+			}
+			if tc.mounted && atMount != tc.atMount {
+				t.Errorf("unfinished mounts stored when the mount began: %d, want %d", atMount, tc.atMount)
+			}
+			if got := stored(); got != tc.stored {
+				t.Errorf("unfinished mounts stored after: %d, want %d", got, tc.stored)
+			}
+		})
+	}
 }

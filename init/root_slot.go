@@ -33,6 +33,8 @@ type bootState struct {
 	// fromCopy is set once the data partition's copy was looked for
 	// (stateFromCopy).
 	fromCopy bool
+	// inMemory: counted in memory (memBootState), nothing is durable.
+	inMemory bool
 }
 
 // slotBoot selects the A/B slot with boot counting and assembles its root;
@@ -269,7 +271,7 @@ func (b *boot) memBootState(why error) *bootState {
 		b.rep.Warn("boot counting is not durable: %v", why)
 	}
 	bs := &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), close: func() {},
-		unavailable: unavailable(why)}
+		unavailable: unavailable(why), inMemory: true}
 	b.bs = bs
 	b.readBootState()
 	return bs

@@ -33,10 +33,11 @@ type slotState struct {
 
 // bootState is the part of `slotctl status --json` the scenarios check.
 type bootState struct {
-	Sequence    uint64      `json:"sequence"`
-	Initialised bool        `json:"initialised"`
-	Warnings    []string    `json:"warnings"`
-	Slots       []slotState `json:"slots"`
+	Sequence             uint64      `json:"sequence"`
+	Initialised          bool        `json:"initialised"`
+	UnfinishedDataMounts int         `json:"unfinished_data_mounts"`
+	Warnings             []string    `json:"warnings"`
+	Slots                []slotState `json:"slots"`
 }
 
 // slot returns slot x's state, failing t when status did not list it.

@@ -22,13 +22,17 @@ type statusView struct {
 	Initialised bool   `json:"initialised"`
 	// RollbackFloor, LastGood and DataSeen are the machine's fields of the
 	// boot state (docs/formats.md).
-	RollbackFloor uint64         `json:"rollback_floor"`
-	LastGood      string         `json:"last_good,omitempty"` // SLOT/IMAGE-ID
-	DataSeen      bool           `json:"data_seen"`
-	Warnings      []string       `json:"warnings,omitempty"`
-	Slots         []slotView     `json:"slots"`
-	Boot          *report.Report `json:"boot,omitempty"`
-	BootError     string         `json:"boot_error,omitempty"`
+	RollbackFloor uint64 `json:"rollback_floor"`
+	LastGood      string `json:"last_good,omitempty"` // SLOT/IMAGE-ID
+	DataSeen      bool   `json:"data_seen"`
+	// UnfinishedDataMounts is nonzero when the last boots began mounting
+	// the data partition and never chose a slot (a hang, a kernel panic):
+	// at bootstate.DataMountLimit the next boot leaves it alone.
+	UnfinishedDataMounts uint8          `json:"unfinished_data_mounts"`
+	Warnings             []string       `json:"warnings,omitempty"`
+	Slots                []slotView     `json:"slots"`
+	Boot                 *report.Report `json:"boot,omitempty"`
+	BootError            string         `json:"boot_error,omitempty"`
 	// EtcMerge is the /etc merge that made the running upper (kept next
 	// to it), whichever boot it happened in.
 	EtcMerge *report.EtcMerge `json:"etc_merge,omitempty"`
@@ -85,7 +89,7 @@ func (t *target) status() (*statusView, error) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	v := &statusView{BootState: p.String(), Sequence: s.Seq, Initialised: s.Initialised, Warnings: warnings,
-		RollbackFloor: s.RollbackFloor, DataSeen: s.DataSeen}
+		RollbackFloor: s.RollbackFloor, DataSeen: s.DataSeen, UnfinishedDataMounts: s.UnfinishedDataMounts}
 	if s.LastGood.Slot != "" {
 		v.LastGood = string(s.LastGood.Slot) + "/" + s.LastGood.ImageID
 	}
@@ -145,6 +149,9 @@ func (v *statusView) print(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "rollback floor: %d; last good: %s; data partition seen: %s\n", v.RollbackFloor, orDash(v.LastGood), yesNo(v.DataSeen))
+	if n := v.UnfinishedDataMounts; n > 0 {
+		fmt.Fprintf(w, "unfinished mounts of the data partition: %d (boots that began mounting it and never chose a slot; at %d the next boot leaves it alone)\n", n, bootstate.DataMountLimit)
+	}
 	v.printBoot(w)
 	if m := v.EtcMerge; m != nil {
 		fmt.Fprintf(w, "last %s\n", m.Summary())
