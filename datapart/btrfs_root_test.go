@@ -220,3 +220,64 @@ func TestNewUpperFromSymlinkedUpperRealBtrfs(t *testing.T) {
 		t.Errorf("the symlink's target changed: %q, %v", b, err)
 	}
 }
+
+// TestNewUpperFromImmutable: the /etc merge's snapshot of an old upper
+// holding an immutable file outside etc (chattr +i
+// /root/.ssh/authorized_keys, copied up with its flag), over a leftover of
+// an earlier attempt holding one too, is cut down to etc: the flags of the
+// snapshot's own inodes are cleared, the old upper's stay. The EPERM used
+// to fail the merge, and then the leftover's removal, at every boot.
+func TestNewUpperFromImmutable(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	old := filepath.Join(mnt, "@overlay", "a", "v1")
+	must(t, NewUpper{Dir: old}.Create())
+	write(t, old, map[string]string{"upper/etc/hostname": "box", "upper/root/.ssh/authorized_keys": "ssh-ed25519 AAA"})
+	keys := filepath.Join(old, "upper/root/.ssh/authorized_keys")
+	dir := filepath.Join(mnt, "@overlay", "b", "v2")
+	tmp := TempUpperDir(dir)
+	write(t, tmp, map[string]string{"upper/etc/leftover": "x"})
+	for _, f := range []string{keys, filepath.Join(tmp, "upper/etc/leftover")} {
+		if out, err := exec.Command("chattr", "+i", f).CombinedOutput(); err != nil {
+			t.Skipf("chattr +i: %v: %s", err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-R", "-i", filepath.Join(mnt, "@overlay")).Run() })
+	if err := (NewUpper{Dir: dir, From: old}).Create(); err != nil {
+		t.Fatalf("new upper from an old one with an immutable file: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "upper/etc/hostname")); err != nil || string(b) != "box" {
+		t.Errorf("new upper's etc/hostname: %q, %v: want the old upper's", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "upper/root")); !os.IsNotExist(err) {
+		t.Errorf("new upper's root/: %v: want it cut away", err)
+	}
+	if out, err := exec.Command("lsattr", "-d", keys).CombinedOutput(); err != nil || !strings.Contains(strings.Fields(string(out))[0], "i") {
+		t.Errorf("the old upper's authorized_keys: lsattr %q, %v: want it still immutable", out, err)
+	}
+}
+
+// TestNewUpperCopyAfterInPlace: the /etc merge's retry by copying
+// (init's inPlaceOrCopy) after an in-place merge that an immutable file in
+// etc stopped: the snapshot left behind, holding that file with its flag,
+// is removed, and the copying attempt makes the upper.
+func TestNewUpperCopyAfterInPlace(t *testing.T) {
+	mnt := loopMount(t, Btrfs)
+	old := filepath.Join(mnt, "@overlay", "a", "v1")
+	must(t, NewUpper{Dir: old}.Create())
+	write(t, old, map[string]string{"upper/etc/resolv.conf": "nameserver 10.0.0.1\n"})
+	if out, err := exec.Command("chattr", "+i", filepath.Join(old, "upper/etc/resolv.conf")).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-R", "-i", filepath.Join(mnt, "@overlay")).Run() })
+	dir := filepath.Join(mnt, "@overlay", "b", "v2")
+	dropResolv := func(tmp string) error { return os.Remove(filepath.Join(tmp, "upper/etc/resolv.conf")) }
+	if err := (NewUpper{Dir: dir, From: old, Fill: dropResolv}).Create(); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("in place: %v, want the immutable file's EPERM (the case the copy retries)", err)
+	}
+	if err := (NewUpper{Dir: dir}).Create(); err != nil {
+		t.Fatalf("by copying after the failed attempt: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "upper")); err != nil {
+		t.Errorf("new upper: %v", err)
+	}
+}

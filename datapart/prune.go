@@ -182,7 +182,9 @@ func upperLayout(root *os.Root, rel string) bool {
 // which is no obstacle to the init (root, with CAP_DAC_OVERRIDE); without
 // that capability (tests run as a user) the removal fails with EACCES,
 // and then every directory is made accessible first (chmodTree) and the
-// removal runs again (an immutable file's EPERM is no such case). rel itself is looked at with
+// removal runs again. An EPERM is an immutable or append-only file or
+// directory: their flags are cleared (clearFlagsTree) and the removal runs
+// again. rel itself is looked at with
 // Lstat: a symlink (or any other non-directory) is removed as it is, never
 // followed.
 //
@@ -200,13 +202,73 @@ func removeTree(root *os.Root, rel string) error {
 	if !fi.IsDir() {
 		return root.Remove(rel)
 	}
-	if err := root.RemoveAll(rel); !errors.Is(err, unix.EACCES) {
+	err = root.RemoveAll(rel)
+	if errors.Is(err, unix.EACCES) {
+		if err := chmodTree(root, rel); err != nil {
+			return err
+		}
+		err = root.RemoveAll(rel)
+	}
+	if errors.Is(err, unix.EPERM) {
+		if cerr := clearFlagsTree(root, rel); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+		err = root.RemoveAll(rel)
+	}
+	return err
+}
+
+// The inode flags that forbid an unlink (chattr +i, +a): FS_IMMUTABLE_FL and
+// FS_APPEND_FL of linux/fs.h.
+const (
+	fsImmutableFL = 0x10
+	fsAppendFL    = 0x20
+)
+
+// clearFlagsTree clears the immutable and append-only flags of every
+// directory and regular file of rel, a tree keel is removing: an upper
+// pruned, a leftover of an interrupted new upper, the parts of a snapshot
+// the /etc merge cuts away. A user's `chattr +i /root/.ssh/authorized_keys`
+// in the running system is copied up with its flag, and its EPERM would
+// otherwise stop every later removal: a trash never emptied, a merge that
+// fails at every boot. PID 1 holds CAP_LINUX_IMMUTABLE. Only the tree's own
+// inodes change: a snapshot's are its own. Other files are not opened (a
+// device node's open can act on the device). A variable for tests.
+var clearFlagsTree = func(root *os.Root, rel string) error {
+	return fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		return clearFlags(root, p)
+	})
+}
+
+// clearFlags clears the immutable and append-only flags of the directory
+// or regular file p; a file system without inode flags has none to clear.
+func clearFlags(root *os.Root, p string) error {
+	f, err := root.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
 		return err
 	}
-	if err := chmodTree(root, rel); err != nil {
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+		return err // replaced since the walk read it: not ours to open
+	}
+	fd := int(f.Fd())
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	if err != nil || flags&(fsImmutableFL|fsAppendFL) == 0 {
 		return err
 	}
-	return root.RemoveAll(rel)
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags&^(fsImmutableFL|fsAppendFL))); err != nil {
+		return &fs.PathError{Op: "clear the immutable and append-only flags of", Path: p, Err: err}
+	}
+	return nil
 }
 
 // chmodTree makes every directory of rel accessible to its owner

@@ -208,8 +208,8 @@ func TestPruneWithoutWalk(t *testing.T) {
 }
 
 // TestPruneTrash: a stale upper is renamed out of the uppers' names before
-// it is removed, so one whose removal stops part-way (here a file that
-// cannot be removed) is no upper any image finds again, unmerged; the next
+// it is removed, so one whose removal stops part-way (here an immutable
+// file whose flag is not cleared) is no upper any image finds again, unmerged; the next
 // prune removes what is left.
 func TestPruneTrash(t *testing.T) {
 	requireRoot(t)
@@ -222,6 +222,8 @@ func TestPruneTrash(t *testing.T) {
 		t.Skipf("chattr +i here: %v: %s", err, out)
 	}
 	defer exec.Command("chattr", "-i", filepath.Join(root, "@overlay/a/.keel-trash-old/upper/etc/stuck")).Run()
+	defer func(f func(*os.Root, string) error) { clearFlagsTree = f }(clearFlagsTree)
+	clearFlagsTree = func(*os.Root, string) error { return nil } // a flag that stays
 	_, err := PruneUppers(root, map[string]string{"a": "new"})
 	if err == nil || !strings.Contains(err.Error(), "removed at the next prune") {
 		t.Fatalf("prune with an immutable file: %v, want the failure named", err)
@@ -238,5 +240,35 @@ func TestPruneTrash(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "@overlay/a/.keel-trash-old")); !os.IsNotExist(err) {
 		t.Errorf("trash after the next prune: %v, want it gone", err)
+	}
+}
+
+// TestPruneImmutable: a stale upper holding an immutable file and an
+// append-only directory (chattr +i, +a in the running system: overlayfs
+// copies the flags up) is removed whole in one prune; the flags' EPERM
+// used to stop it at every prune.
+func TestPruneImmutable(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	old := filepath.Join(root, "@overlay/a/old")
+	keys := filepath.Join(old, "upper/root/.ssh/authorized_keys")
+	logs := filepath.Join(old, "upper/var-log")
+	must(t, os.MkdirAll(filepath.Dir(keys), 0o700))
+	must(t, os.MkdirAll(logs, 0o755))
+	must(t, os.MkdirAll(filepath.Join(old, "work"), 0o755))
+	must(t, os.WriteFile(keys, []byte("ssh-ed25519 AAA"), 0o600))
+	must(t, os.WriteFile(filepath.Join(logs, "audit"), []byte("x"), 0o600))
+	if out, err := exec.Command("chattr", "+i", keys).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i here: %v: %s", err, out)
+	}
+	must(t, exec.Command("chattr", "+a", logs).Run())
+	defer exec.Command("chattr", "-R", "-i", "-a", filepath.Join(root, "@overlay")).Run()
+	removed, err := PruneUppers(root, map[string]string{"a": "new"})
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("prune: removed %v, %v: want the old upper removed", removed, err)
+	}
+	ents, err := os.ReadDir(filepath.Join(root, "@overlay/a"))
+	if err != nil || len(ents) != 0 {
+		t.Errorf("@overlay/a after the prune: %v, %v: want it empty (no trash left)", ents, err)
 	}
 }

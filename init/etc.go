@@ -70,18 +70,20 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		// An old upper that is a btrfs subvolume is snapshotted and the
 		// snapshot's etc/ edited: only what differs from the old upper is
 		// written (docs/data.md). Otherwise every carried file is copied.
-		from := ""
-		if sub, serr := datapart.IsSubvolume(old); sub && plainDirs(old, "upper", "upper/etc") {
-			from = old
-		} else if serr != nil && !errors.Is(serr, fs.ErrNotExist) {
+		sub, serr := datapart.IsSubvolume(old)
+		if serr != nil && !errors.Is(serr, fs.ErrNotExist) {
 			b.log.Warnf("/etc merge: %v: copying instead of a snapshot", serr)
 		}
-		m.InPlace = from != ""
+		m.InPlace = sub && plainDirs(old, "upper", "upper/etc")
 		step := func(what string) error { // where the time goes, in the log
 			b.log.Infof("/etc merge: %s done after %v", what, time.Since(opened))
 			return nil
 		}
 		merge := func(base string) error {
+			from := ""
+			if m.InPlace {
+				from = old
+			}
 			return datapart.NewUpper{Dir: upper, From: from, Step: step, Fill: func(tmp string) error {
 				r, err := etcmerge.Merge(etcmerge.Options{
 					Local: filepath.Join(old, "upper", "etc"), Base: base,
@@ -96,9 +98,13 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 				return writeMergeRecord(tmp, m)
 			}}.Create()
 		}
-		err = mergeFrom(merge, base, baseMount, func(why string) {
-			b.log.Warnf("/etc merge: %s: merging without it", why)
-			m.Base, m.NoBase = "", why // before the merge record is written
+		err = inPlaceOrCopy(&m.InPlace, func() error {
+			return mergeFrom(merge, base, baseMount, func(why string) {
+				b.log.Warnf("/etc merge: %s: merging without it", why)
+				m.Base, m.NoBase = "", why // before the merge record is written
+			})
+		}, func(why string) {
+			b.warnLoud("/etc merge in place in a snapshot of %s failed (%s): merging again by copying", old, why)
 		})
 		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
 		wait = b.undoLater(closeBase)
@@ -131,6 +137,23 @@ func mergeFrom(merge func(base string) error, base, mnt string, without func(why
 	}
 	without(fmt.Sprintf("the old image could not be read (%v)", err))
 	return merge("")
+}
+
+// inPlaceOrCopy runs merge in place when *inPlace, and when that fails
+// says why (copying), then merges again by copying (*inPlace false): an
+// edit the snapshot refuses — an immutable file the merge must drop or
+// change (chattr +i /etc/resolv.conf, copied up with its flag), a snapshot
+// the file system cannot finish — must not fail every update's merge when
+// a copy of what is carried would succeed (docs/data.md). The copy does not
+// carry inode flags.
+func inPlaceOrCopy(inPlace *bool, merge func() error, copying func(why string)) error {
+	err := merge()
+	if err == nil || !*inPlace {
+		return err
+	}
+	copying(err.Error())
+	*inPlace = false
+	return merge()
 }
 
 // readsUnder reports whether err is a failed read of a file under dir.

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -148,6 +149,38 @@ func TestMergeFrom(t *testing.T) {
 			}
 			if c.wantFirst && err != c.first || !c.wantFirst && err != nil {
 				t.Errorf("err = %v", err)
+			}
+		})
+	}
+}
+
+// TestInPlaceOrCopy: a merge in place in a snapshot that fails (an
+// immutable file it must change) is run again by copying, saying why; a
+// copying merge that fails, or a success, is not run again.
+func TestInPlaceOrCopy(t *testing.T) {
+	eperm := &fs.PathError{Op: "remove", Path: "/run/keel/data/@overlay/b/.B1.tmp/upper/etc/resolv.conf", Err: unix.EPERM}
+	for _, c := range []struct {
+		name    string
+		inPlace bool
+		fail    []error // what each merge returns, in turn
+		modes   []bool  // in place, per merge run
+		why     string
+		err     error
+	}{
+		{"in place fails: copied", true, []error{eperm, nil}, []bool{true, false}, eperm.Error(), nil},
+		{"both fail", true, []error{eperm, unix.ENOSPC}, []bool{true, false}, eperm.Error(), unix.ENOSPC},
+		{"in place succeeds", true, []error{nil}, []bool{true}, "", nil},
+		{"copying fails: not run again", false, []error{unix.ENOSPC}, []bool{false}, "", unix.ENOSPC},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inPlace, why := c.inPlace, ""
+			var modes []bool
+			err := inPlaceOrCopy(&inPlace, func() error {
+				modes = append(modes, inPlace)
+				return c.fail[len(modes)-1]
+			}, func(w string) { why = w })
+			if !slices.Equal(modes, c.modes) || why != c.why || !errors.Is(err, c.err) && err != c.err {
+				t.Errorf("merges in place %v, why %q, err %v; want %v, %q, %v", modes, why, err, c.modes, c.why, c.err)
 			}
 		})
 	}

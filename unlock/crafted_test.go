@@ -148,7 +148,8 @@ func TestHostileMetadata(t *testing.T) {
 	argon2Base, err := os.ReadFile(luksVolume(t, keyFile, "--pbkdf", "argon2id", "--pbkdf-memory", "64", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"))
 	must(t, err)
 	freeMemory = func() (uint64, error) { return 256 << 20, nil }
-	t.Cleanup(func() { freeMemory = sysinfoFreeMemory })
+	kernelReserve = func() uint64 { return 2 * 66 << 20 } // min_free_kbytes of an x86-64 machine with THP
+	t.Cleanup(func() { freeMemory, kernelReserve = sysinfoFreeMemory, minFreeReserve })
 	slot := func(field string, v any) func(m map[string]any) {
 		return func(m map[string]any) { set(m, "keyslots.0."+field, v) }
 	}
@@ -166,7 +167,11 @@ func TestHostileMetadata(t *testing.T) {
 		{name: "argon2 memory 1 TiB", argon2: true, edit: slot("kdf.memory", float64(1<<30)), noSlot: true,
 			err: "key slot 0: keyslots.0.kdf.memory: expected an integer from 8 to 4194304, found 1.073741824e+09"},
 		{name: "argon2 memory more than free", argon2: true, edit: slot("kdf.memory", 4<<20), noSlot: true,
-			err: "key slot 0: argon2 needs 4096 MiB of memory, only 256 MiB are free"},
+			err: "key slot 0: argon2 needs 4096 MiB of memory, only 256 MiB are free, 132 MiB of them kept by the kernel"},
+		// A slot sized to leave 16 MiB free: past the kernel's watermarks,
+		// where the allocation ends in a kernel panic, not an error.
+		{name: "argon2 memory into the kernel's reserve", argon2: true, edit: slot("kdf.memory", 200<<10), noSlot: true,
+			err: "key slot 0: argon2 needs 200 MiB of memory, only 256 MiB are free, 132 MiB of them kept by the kernel"},
 		{name: "argon2 memory below 8 KiB per thread", argon2: true, edit: slot("kdf.cpus", 16), noSlot: true,
 			err: "keyslots.0.kdf.memory: expected an integer from 128 to 4194304, found 64"},
 		{name: "argon2 no cpus", argon2: true, edit: slot("kdf.cpus", 0), noSlot: true,

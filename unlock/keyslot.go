@@ -13,8 +13,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/pbkdf2"
@@ -52,8 +55,31 @@ func sysinfoFreeMemory() (uint64, error) {
 	return (uint64(si.Freeram) + uint64(si.Bufferram)) * unit, nil
 }
 
-// memoryHeadroom is memory left to the rest of the system while Argon2 runs.
+// memoryHeadroom is memory left to the rest of the system while Argon2
+// runs, beyond what the kernel keeps for itself (kernelReserve).
 const memoryHeadroom = 16 << 20
+
+// kernelReserve is the free memory that user allocations cannot take: the
+// zones' watermarks, which vm.min_free_kbytes sets (the high one is 1.5
+// times the min), and the reserves of the lower zones; taken as twice
+// min_free_kbytes. Argon2 allocating past it, with nothing in the
+// initramfs to reclaim and no swap, would not fail: the OOM killer never
+// picks PID 1, so the kernel panics ("System is deadlocked on memory"),
+// the same at every boot and on every passphrase, the right one included
+// — a key slot a hostile header sized to leave 16 MiB free did exactly
+// that. Tests replace it.
+var kernelReserve = minFreeReserve
+
+// minFreeReserve is twice vm.min_free_kbytes; 128 MiB when it cannot be
+// read (twice what x86-64 machines with transparent huge pages have).
+func minFreeReserve() uint64 {
+	if b, err := os.ReadFile("/proc/sys/vm/min_free_kbytes"); err == nil {
+		if kb, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
+			return 2 * kb << 10
+		}
+	}
+	return 128 << 20
+}
 
 // openKeyslot recovers the volume key from key slot k of the device r of
 // size bytes with secret, and checks it against the digests of m. It
@@ -133,13 +159,14 @@ func deriveKey(k *keyslot, secret []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("argon2 needs %d MiB: finding free memory: %w", need>>20, err)
 		}
-		if need+memoryHeadroom > free {
-			return nil, fmt.Errorf("argon2 needs %d MiB of memory, only %d MiB are free", need>>20, free>>20)
+		reserve := kernelReserve()
+		if need+memoryHeadroom+reserve > free {
+			return nil, fmt.Errorf("argon2 needs %d MiB of memory, only %d MiB are free, %d MiB of them kept by the kernel", need>>20, free>>20, reserve>>20)
 		}
 		// Give the memory back at once: PID 1 must not hold a second
 		// copy while the next key slot or passphrase is tried.
 		defer debug.FreeOSMemory()
-		hugePagesFor(k.kdf.memory, uint8(k.kdf.cpus), 2*need+memoryHeadroom <= free)
+		hugePagesFor(k.kdf.memory, uint8(k.kdf.cpus), 2*need+memoryHeadroom+reserve <= free)
 		if k.kdf.typ == "argon2i" {
 			return argon2.Key(secret, k.kdf.salt, k.kdf.time, k.kdf.memory, uint8(k.kdf.cpus), uint32(n)), nil
 		}
