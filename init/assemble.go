@@ -87,7 +87,11 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	}
 	if err == nil && frozen {
 		b.rep.Data.UpperReadOnly = true
-		b.alarm(fmt.Sprintf("the bootstate partition cannot be used in this boot, so keel cannot tell whether another slot's upper layer was merged from this one: the upper layer %s is mounted read-only under a tmpfs upper, and what this boot changes in / (/etc) is not kept (/var and /home are)", upper))
+		why := "the bootstate partition cannot be used in this boot, so keel cannot tell whether another slot's upper layer was merged from this one"
+		if b.freezeWhy != "" {
+			why = b.freezeWhy
+		}
+		b.alarm(fmt.Sprintf("%s: the upper layer %s is mounted read-only under a tmpfs upper, and what this boot changes in / (/etc) is not kept (/var and /home are)", why, upper))
 	}
 	return err
 }
@@ -99,8 +103,11 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 // needs to know that slot is not good), and a change made here would be
 // missing from that trial's /etc, then lost once it is marked good and
 // this upper pruned. A fresh upper is mergeEtc's to decide.
+//
+// The same holds when the boot state says the other slot is on trial but
+// its uppers could not be set aside (setAsideTrials: b.freezeWhy).
 func (b *boot) freezeUpper() bool {
-	return b.rep.Mode == "slot" && b.rep.Data != nil && !b.rep.Data.FreshUpper && b.bootStateUnavailable()
+	return b.rep.Mode == "slot" && b.rep.Data != nil && !b.rep.Data.FreshUpper && (b.bootStateUnavailable() || b.freezeWhy != "")
 }
 
 func (b *boot) checkInit(newRoot string) error {

@@ -67,4 +67,8 @@ type boot struct {
 	wd *watchdogState
 	// fail runs the emergency policy once, from whichever goroutine fails.
 	fail failGuard
+	// freezeWhy, when set, is why this boot's persistent upper is mounted
+	// read-only (freezeUpper): another slot's trial upper could not be set
+	// aside (setAsideTrials).
+	freezeWhy string
 }

@@ -359,3 +359,35 @@ func TestDataMountCounted(t *testing.T) {
 		})
 	}
 }
+
+// TestSetAsideFailureFreezesUpper: a boot of the last good image whose
+// trial's upper (slot b) cannot be set aside (here @overlay/b/.set-aside is
+// a file) mounts its own upper read-only under tmpfs, as when the boot
+// state is unavailable: a change to /etc made now would be missing from
+// the trial's /etc, then lost once it is marked good and this upper pruned.
+// It used to be only a warning, the upper written.
+func TestSetAsideFailureFreezesUpper(t *testing.T) {
+	tmp := t.TempDir()
+	layout := mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
+	dataRoot := filepath.Join(tmp, "data")
+	must(t, os.MkdirAll(filepath.Join(layout.NewRoot, "sbin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(layout.NewRoot, "sbin/init"), nil, 0o755))
+	for _, d := range []string{"@overlay/a/img1/upper", "@overlay/a/img1/work", "@overlay/b/B1/upper/etc", "@overlay/b/B1/work"} {
+		must(t, os.MkdirAll(filepath.Join(dataRoot, d), 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(dataRoot, "@overlay/b", datapart.SetAside), []byte("in the way"), 0o644))
+	s := bootstate.DefaultState()
+	s.Initialised = true
+	s.Slots[0] = bootstate.SlotState{Priority: 1, Good: true}
+	s.LastGood = bootstate.LastGood{Slot: bootstate.SlotA, ImageID: "img1"}
+	fm := &fakeMounts{}
+	var console bytes.Buffer
+	b := &boot{log: newLogger(&console), baked: &bakedconf.Config{}, mods: &kmod.Session{},
+		cfg: kargs.Config{Init: "/sbin/init"}, rep: &report.Report{Mode: "slot", Slot: "a", Data: &report.Data{}},
+		stack: &mounts.Stack{Sys: fm.sys()}, bs: &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), state: s}}
+	b.data = &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
+	must(t, b.assemble(layout, "img1"))
+	if !b.rep.Data.UpperReadOnly || !strings.Contains(console.String(), "could not be set aside") {
+		t.Errorf("upper read-only %v, console %q: want the upper frozen, and why", b.rep.Data.UpperReadOnly, console.String())
+	}
+}
