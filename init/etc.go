@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -249,13 +250,27 @@ func orNone(s string) string {
 	return s
 }
 
+// maxMergeRecord bounds the read of an upper's merge record (a few KB
+// with every conflict listed).
+const maxMergeRecord = 1 << 20
+
 // readMergeRecord reads the /etc merge record kept in an upper (nil, nil
-// when it has none: an upper made with nothing to merge from).
+// when it has none: an upper made with nothing to merge from). It is on
+// the data partition, which the running system writes: never followed
+// through a symlink, never a FIFO's endless wait, at most maxMergeRecord.
 func readMergeRecord(dir string) (*report.EtcMerge, error) {
-	b, err := os.ReadFile(filepath.Join(dir, datapart.EtcMergeFile))
+	f, err := os.OpenFile(filepath.Join(dir, datapart.EtcMergeFile), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxMergeRecord {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", f.Name(), maxMergeRecord)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxMergeRecord))
 	if err != nil {
 		return nil, err
 	}

@@ -286,3 +286,28 @@ func TestReinstalledImageMergesAgain(t *testing.T) {
 		t.Errorf("the trial's own merged upper, at its second boot: %v, want it kept", err)
 	}
 }
+
+// TestReadMergeRecord: the record is read from a regular file only — a
+// FIFO would hold PID 1 for ever, a symlink lead anywhere — and one that
+// is not there is no record.
+func TestReadMergeRecord(t *testing.T) {
+	dir := t.TempDir()
+	if m, err := readMergeRecord(dir); m != nil || err != nil {
+		t.Errorf("none: %v, %v", m, err)
+	}
+	p := filepath.Join(dir, datapart.EtcMergeFile)
+	must(t, os.WriteFile(p, []byte(`{"from_slot":"a","from_image":"v3","carried":1,"deleted":0,"same":0,"ms":1}`), 0o644))
+	if m, err := readMergeRecord(dir); err != nil || m == nil || m.FromImage != "v3" {
+		t.Errorf("a record: %+v, %v", m, err)
+	}
+	must(t, os.Remove(p))
+	must(t, unix.Mkfifo(p, 0o644))
+	if _, err := readMergeRecord(dir); err == nil {
+		t.Error("a FIFO: no error")
+	}
+	must(t, os.Remove(p))
+	must(t, os.Symlink("/etc/hostname", p))
+	if _, err := readMergeRecord(dir); err == nil {
+		t.Error("a symlink: no error")
+	}
+}

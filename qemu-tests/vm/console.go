@@ -96,6 +96,24 @@ func (c *console) earlyLockup() (changed <-chan struct{}, lockup string, initRan
 	return c.changed, "", false
 }
 
+// kernelBanner is the kernel's first console line, shown unless the
+// command line says quiet: only then is a silent console before /init a
+// stall rather than the quiet kernel at work.
+const kernelBanner = "Linux version "
+
+// silentKernel reports, when the guest has not run its init, the kernel
+// printed its banner (not quiet) and nothing came since the last change,
+// the last line it printed ("" otherwise).
+func (c *console) silentKernel() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bytes.Contains(c.buf, []byte(initStarted)) || !bytes.Contains(c.buf, []byte(kernelBanner)) {
+		return ""
+	}
+	b := bytes.TrimRight(c.buf, "\n")
+	return string(b[bytes.LastIndexByte(b, '\n')+1:])
+}
+
 // notify wakes every waiter; the caller holds mu.
 func (c *console) notify() {
 	close(c.changed)

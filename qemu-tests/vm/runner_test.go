@@ -77,6 +77,40 @@ echo "keel: up"
 	}
 }
 
+// TestRelaunchSilentKernel: a kernel that printed its boot and then nothing
+// for earlySilence before /init is killed and started again, once; a quiet
+// kernel's silence, or one that goes on printing, is not.
+func TestRelaunchSilentKernel(t *testing.T) {
+	defer func(d time.Duration) { earlySilence = d }(earlySilence)
+	earlySilence = 300 * time.Millisecond
+	const stall = "[    1.731819] VFS: Dquot-cache hash table entries: 512 (order 0, 4096 bytes)"
+	for name, tc := range map[string]struct {
+		first string
+		runs  int
+	}{
+		"stalled": {`echo "[    0.000000] Linux version 6.1.0-57-amd64"; echo "` + stall + `"; exec sleep 600`, 2},
+		"quiet":   {`sleep 1`, 1},
+		"slow":    {`echo "[    0.000000] Linux version 6.1.0-57-amd64"; for i in 1 2 3 4 5; do sleep 0.2; echo "[    $i.0] still booting"; done`, 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			runs := fakeQEMU(t, `if [ "$n" = 1 ]; then `+tc.first+`; fi
+echo "`+initStarted+`"
+echo "keel: up"
+`)
+			v := Start(t, Options{Kernel: fakeKernel(t)})
+			v.Expect("keel: up")
+			v.Wait()
+			if n := countRuns(t, runs); n != tc.runs {
+				t.Errorf("QEMU ran %d times, want %d", n, tc.runs)
+			}
+			log, _ := os.ReadFile(v.LogPath())
+			if note := "no console output for 300ms after \"" + stall + "\""; tc.runs == 2 && !strings.Contains(string(log), note) {
+				t.Errorf("log: want %q:\n%s", note, log)
+			}
+		})
+	}
+}
+
 // TestNoRelaunchAfterInit: a crash once the guest's init runs (the disks
 // may have changed) or a second early crash ends the run with QEMU's
 // error.
