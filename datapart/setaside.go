@@ -33,25 +33,6 @@ const SetAside = ".set-aside"
 // and the slot's directory is flushed after the renames, so that a power
 // cut after this boot changed /etc cannot bring a stale upper back.
 func SetAsideUppers(dataRoot, slot string) (moved []string, err error) {
-	return setAside(dataRoot, slot, "")
-}
-
-// SetAsideUpper is SetAsideUppers for the upper of imageID in slot only.
-// The init calls it before a boot of a trial whose upper was not merged
-// from the image last marked good (docs/data.md): left from an earlier
-// life of the same image id in that slot, it holds the machine's /etc as
-// it was then.
-func SetAsideUpper(dataRoot, slot, imageID string) (moved []string, err error) {
-	name, err := EncodeImageID(imageID)
-	if err != nil {
-		return nil, fmt.Errorf("setting an upper aside: %w", err)
-	}
-	return setAside(dataRoot, slot, name)
-}
-
-// setAside moves the uppers of slot (only the one named only, when set)
-// into slot/SetAside.
-func setAside(dataRoot, slot, only string) (moved []string, err error) {
 	if err := checkSlot(slot); err != nil {
 		return nil, fmt.Errorf("setting uppers aside: %w", err)
 	}
@@ -71,9 +52,6 @@ func setAside(dataRoot, slot, only string) (moved []string, err error) {
 	aside := filepath.Join(slot, SetAside)
 	var errs []error
 	for _, rel := range rels {
-		if only != "" && filepath.Base(rel) != only {
-			continue
-		}
 		if err := ensureDir(root, aside); err != nil {
 			return moved, err
 		}

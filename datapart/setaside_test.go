@@ -191,29 +191,3 @@ func TestPruneUppersSymlinkedSlot(t *testing.T) {
 		}
 	}
 }
-
-// TestSetAsideUpper: only the named image's upper moves; the slot's other
-// uppers (the last good image's, installed over in the same slot) stay.
-func TestSetAsideUpper(t *testing.T) {
-	root := t.TempDir()
-	write(t, root, map[string]string{
-		"@overlay/b/v2/upper/etc/x":  "a stale upper of v2",
-		"@overlay/b/v2/work/":        "",
-		"@overlay/b/os%2Fv1/upper/x": "the last good image's",
-		"@overlay/b/os%2Fv1/work/":   "",
-		"@overlay/a/v2/upper/etc/x":  "v2 in the other slot",
-		"@overlay/a/v2/work/":        "",
-	})
-	moved, err := SetAsideUpper(root, "b", "v2")
-	if err != nil || !reflect.DeepEqual(moved, []string{filepath.Join(root, "@overlay/b/.set-aside/v2")}) {
-		t.Fatalf("moved %v, %v: want b's v2 only", moved, err)
-	}
-	for _, p := range []string{"@overlay/b/os%2Fv1/upper/x", "@overlay/a/v2/upper/etc/x", "@overlay/b/.set-aside/v2/upper/etc/x"} {
-		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
-			t.Errorf("%s: %v", p, err)
-		}
-	}
-	if _, err := SetAsideUpper(root, "b", "bad id"); err == nil {
-		t.Error("an image id that is not one: no error")
-	}
-}

@@ -396,7 +396,6 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 	if slot != "" && !prune {
 		b.log.Infof("data: uppers of slot %s kept: %s", slot, why)
 	}
-	usable := b.setAsideStale(slot, imageID)
 	res, err := datapart.Prepare(datapart.Plan{
 		Root: d.root, FSType: d.fstype, ImageVar: filepath.Join(layout.Lower, "var"),
 		Slot: slot, ImageID: imageID, NoPrune: !prune, Progress: b.watchdogProgress,
@@ -404,9 +403,6 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 	if err != nil {
 		b.volatile(d.dev, err)
 		return ""
-	}
-	if !usable && !res.FreshUpper {
-		res.UpperDir = "" // the stale upper is not used: tmpfs, /var and /home bound
 	}
 	for _, w := range res.Warnings {
 		b.log.Warnf("data: %s", w)

@@ -5,7 +5,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -199,108 +198,6 @@ func (b *boot) setAsideTrials(imageID string) {
 		// pruned: this boot's upper is not written (freezeUpper).
 		b.freezeWhy = fmt.Sprintf("%v: slot %s's upper, merged from an older state of this image's /etc, could not be set aside", err, other)
 	}
-}
-
-// setAsideStale sets this image's existing upper aside before the boot
-// uses it, when this boot is of a trial whose upper was not merged from
-// the image last marked good (staleTrial): an upper left from an earlier
-// life of the same image id in this slot — the previous release pushed
-// again into the inactive slot, where it still was — holds the machine's
-// /etc as it was then. Booted as it is, no merge ran, and once the trial
-// was marked good the next update pruned the upper holding every change
-// made since. Set aside, the upper is fresh and merged from the last good
-// image. It returns false when the stale upper could not be set aside:
-// this boot must not run over it.
-func (b *boot) setAsideStale(slot, imageID string) bool {
-	if b.rep.Mode != "slot" || b.data == nil || b.bootStateUnavailable() || b.cfg.Overlay != "" && b.cfg.Overlay != mounts.OverlayPersistent {
-		return true
-	}
-	dir, err := datapart.UpperDir(b.data.root, slot, imageID)
-	if err != nil {
-		return true
-	}
-	if _, err := os.Lstat(dir); err != nil {
-		return true // none (fresh), or the preparation names what is wrong
-	}
-	rec, err := readMergeRecord(dir)
-	if err != nil {
-		b.log.Warnf("/etc merge record of %s: %v: taken as not merged from the image last marked good", dir, err)
-	}
-	st := b.loadBootState().state
-	if !staleTrial(st, slot, imageID, rec, err == nil) {
-		return true
-	}
-	moved, err := datapart.SetAsideUpper(b.data.root, slot, imageID)
-	lg := st.LastGood
-	for _, p := range moved {
-		b.log.Console("keel: set aside the upper %s: slot %s is on trial and its upper was not merged from the image last marked good (%s %s): /etc is merged from it again", p, slot, lg.Slot, orNone(lg.ImageID))
-	}
-	b.rep.Data.SetAside = append(b.rep.Data.SetAside, moved...)
-	if err != nil {
-		b.alarm(fmt.Sprintf("%v: the upper %s of slot %s's trial was not merged from the image last marked good, and is not used: this boot's upper layer is tmpfs (/var and /home bound)", err, dir, slot))
-		return false
-	}
-	return true
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-// maxMergeRecord bounds the read of an upper's merge record (a few KB
-// with every conflict listed).
-const maxMergeRecord = 1 << 20
-
-// readMergeRecord reads the /etc merge record kept in an upper (nil, nil
-// when it has none: an upper made with nothing to merge from). It is on
-// the data partition, which the running system writes: never followed
-// through a symlink, never a FIFO's endless wait, at most maxMergeRecord.
-func readMergeRecord(dir string) (*report.EtcMerge, error) {
-	f, err := os.OpenFile(filepath.Join(dir, datapart.EtcMergeFile), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxMergeRecord {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", f.Name(), maxMergeRecord)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxMergeRecord))
-	if err != nil {
-		return nil, err
-	}
-	return report.ParseEtcMerge(b)
-}
-
-// staleTrial decides whether the existing upper of imageID in slot, whose
-// merge record is rec (nil: none; known false: unreadable), is stale: the
-// slot is not good (a trial, or retired and forced), the image is not the
-// last good one itself, and the upper was not merged from the image last
-// marked good. A trial's upper made in an earlier boot of the same trial
-// was merged from that image, which has not changed since (a boot of it in
-// between sets the trial's uppers aside: setAsideTrials).
-func staleTrial(st bootstate.State, slot, imageID string, rec *report.EtcMerge, known bool) bool {
-	x, err := slots.ParseSlot(slot)
-	if err != nil || !st.Initialised || imageID == "" || st.Slot(x).Good {
-		return false
-	}
-	lg := st.LastGood
-	if string(lg.Slot) == slot && lg.ImageID == imageID {
-		return false
-	}
-	if !known {
-		return true
-	}
-	var from bootstate.LastGood
-	if rec != nil {
-		from = bootstate.LastGood{Slot: bootstate.Slot(rec.FromSlot), ImageID: rec.FromImage}
-	}
-	return from != lg
 }
 
 // trialToSetAside decides, from the boot state, whether a boot of imageID

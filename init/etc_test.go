@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,15 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/bootstate"
-	"github.com/keel-boot/keel/datapart"
-	"github.com/keel-boot/keel/report"
 )
 
 // The merge starts from a snapshot only when the old upper's upper/ and
@@ -188,126 +183,5 @@ func TestInPlaceOrCopy(t *testing.T) {
 				t.Errorf("merges in place %v, why %q, err %v; want %v, %q, %v", modes, why, err, c.modes, c.why, c.err)
 			}
 		})
-	}
-}
-
-// TestStaleTrial: a trial's existing upper is stale unless it was merged
-// from the image last marked good (or made with none, when there is none),
-// or is that image's own.
-func TestStaleTrial(t *testing.T) {
-	st := func() bootstate.State { // a/v3 good and last good; b on trial
-		s := bootstate.DefaultState()
-		s.Initialised = true
-		s.Slots[0] = bootstate.SlotState{Priority: 1, Good: true}
-		s.LastGood = bootstate.LastGood{Slot: bootstate.SlotA, ImageID: "v3"}
-		return s
-	}
-	from := func(slot, id string) *report.EtcMerge { return &report.EtcMerge{FromSlot: slot, FromImage: id} }
-	for _, c := range []struct {
-		name          string
-		edit          func(*bootstate.State)
-		slot, imageID string
-		rec           *report.EtcMerge
-		known         bool
-		want          bool
-	}{
-		{"reinstalled: merged from an older last good", nil, "b", "v2", from("a", "v1"), true, true},
-		{"an earlier boot of this trial", nil, "b", "v2", from("a", "v3"), true, false},
-		{"made with nothing to merge, a last good now", nil, "b", "v2", nil, true, true},
-		{"made with nothing to merge, still none", func(s *bootstate.State) { s.LastGood = bootstate.LastGood{} }, "b", "v2", nil, true, false},
-		{"record unreadable", nil, "b", "v2", nil, false, true},
-		{"the slot is good", func(s *bootstate.State) { s.Slots[1].Good = true }, "b", "v2", from("a", "v1"), true, false},
-		{"the last good image itself, not good now", func(s *bootstate.State) {
-			s.Slots[0].Good = false
-		}, "a", "v3", nil, true, false},
-		{"merged from the same id in the other slot", nil, "b", "v2", from("b", "v3"), true, true},
-		{"state not read", func(s *bootstate.State) { s.Initialised = false }, "b", "v2", from("a", "v1"), true, false},
-		{"not a slot", nil, "single", "v2", from("a", "v1"), true, false},
-	} {
-		s := st()
-		if c.edit != nil {
-			c.edit(&s)
-		}
-		if got := staleTrial(s, c.slot, c.imageID, c.rec, c.known); got != c.want {
-			t.Errorf("%s: stale %v, want %v", c.name, got, c.want)
-		}
-	}
-}
-
-// TestReinstalledImageMergesAgain: slot b held v2 (good; its upper merged
-// from a/v1), a/v3 became the last good image and /etc changed on it;
-// then v2 was installed into b again (a re-push of the previous release).
-// b's boot sets v2's old upper aside, so its upper is fresh and merged
-// from a/v3; the later prune of a/v3 (the next update into a) no longer
-// loses the changes. It used to boot the old upper unmerged.
-func TestReinstalledImageMergesAgain(t *testing.T) {
-	root := t.TempDir()
-	for p, c := range map[string]string{
-		"@overlay/b/v2/upper/etc/wireguard/wg0.conf": "old key",
-		"@overlay/b/v2/etc-merge.json":               `{"from_slot":"a","from_image":"v1","carried":1,"deleted":0,"same":0,"ms":1}`,
-		"@overlay/a/v3/upper/etc/wireguard/wg0.conf": "rotated key",
-		"@var/" + datapart.SeedMarker:                "",
-	} {
-		must(t, os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755))
-		must(t, os.WriteFile(filepath.Join(root, p), []byte(c), 0o644))
-	}
-	for _, d := range []string{"@home", "@overlay/b/v2/work", "@overlay/a/v3/work"} {
-		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
-	}
-	s := bootstate.DefaultState()
-	s.Initialised = true
-	s.Slots[0] = bootstate.SlotState{Priority: 1, Good: true}
-	s.LastGood = bootstate.LastGood{Slot: bootstate.SlotA, ImageID: "v3"}
-	must(t, s.SetNext(bootstate.SlotB, bootstate.DefaultTries)) // slotctl install --slot b
-	var console bytes.Buffer
-	b := &boot{log: newLogger(&console), baked: &bakedconf.Config{}, rep: &report.Report{Mode: "slot", Slot: "b", Data: &report.Data{}},
-		bs: &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), state: s}, data: &dataState{root: root, fstype: datapart.Ext4}}
-	if !b.setAsideStale("b", "v2") {
-		t.Fatalf("set aside: %s", console.String())
-	}
-	res, err := datapart.Prepare(datapart.Plan{Root: root, FSType: datapart.Ext4, ImageVar: filepath.Join(root, "novar"), Slot: "b", ImageID: "v2", NoPrune: true})
-	must(t, err)
-	if !res.FreshUpper {
-		t.Errorf("b/v2's upper is not fresh after the reinstall: no /etc merge from a/v3 would run")
-	}
-	if got, err := os.ReadFile(filepath.Join(root, "@overlay/b/.set-aside/v2/upper/etc/wireguard/wg0.conf")); err != nil || string(got) != "old key" {
-		t.Errorf("the old upper set aside: %q, %v: want it kept there", got, err)
-	}
-	if !strings.Contains(console.String(), "set aside the upper") || fmt.Sprint(b.rep.Data.SetAside) != "["+filepath.Join(root, "@overlay/b/.set-aside/v2")+"]" {
-		t.Errorf("console %q, report %v: want the set-aside said", console.String(), b.rep.Data.SetAside)
-	}
-	// The boot after the merge: the upper merged from a/v3 is kept.
-	must(t, datapart.NewUpper{Dir: res.UpperDir, NoFlush: true}.Create())
-	must(t, os.WriteFile(filepath.Join(res.UpperDir, datapart.EtcMergeFile), []byte(`{"from_slot":"a","from_image":"v3","carried":1,"deleted":0,"same":0,"ms":1}`), 0o644))
-	if !b.setAsideStale("b", "v2") {
-		t.Fatal("second boot")
-	}
-	if _, err := os.Stat(res.UpperDir); err != nil {
-		t.Errorf("the trial's own merged upper, at its second boot: %v, want it kept", err)
-	}
-}
-
-// TestReadMergeRecord: the record is read from a regular file only — a
-// FIFO would hold PID 1 for ever, a symlink lead anywhere — and one that
-// is not there is no record.
-func TestReadMergeRecord(t *testing.T) {
-	dir := t.TempDir()
-	if m, err := readMergeRecord(dir); m != nil || err != nil {
-		t.Errorf("none: %v, %v", m, err)
-	}
-	p := filepath.Join(dir, datapart.EtcMergeFile)
-	must(t, os.WriteFile(p, []byte(`{"from_slot":"a","from_image":"v3","carried":1,"deleted":0,"same":0,"ms":1}`), 0o644))
-	if m, err := readMergeRecord(dir); err != nil || m == nil || m.FromImage != "v3" {
-		t.Errorf("a record: %+v, %v", m, err)
-	}
-	must(t, os.Remove(p))
-	must(t, unix.Mkfifo(p, 0o644))
-	if _, err := readMergeRecord(dir); err == nil {
-		t.Error("a FIFO: no error")
-	}
-	must(t, os.Remove(p))
-	must(t, os.Symlink("/etc/hostname", p))
-	if _, err := readMergeRecord(dir); err == nil {
-		t.Error("a symlink: no error")
 	}
 }

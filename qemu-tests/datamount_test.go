@@ -7,9 +7,7 @@ import (
 	"testing"
 
 	"github.com/keel-boot/keel/bootstate"
-	"github.com/keel-boot/keel/qemu-tests/report"
 	"github.com/keel-boot/keel/qemu-tests/vm"
-	keelreport "github.com/keel-boot/keel/report"
 )
 
 // TestDataMountNeverReturns: the data partition is on a disk that stops
@@ -77,50 +75,5 @@ func TestDataMountNeverReturns(t *testing.T) {
 	wantCat(t, r, "/var/keel-hang", "written")
 	if got := diskStatus(t, system.Path).UnfinishedDataMounts; got != 0 {
 		t.Errorf("after a boot that mounted the data partition: unfinished data mounts %d, want 0", got)
-	}
-}
-
-// TestReinstalledImageMergesAgain: A1, the first image, ran in slot a
-// with /etc changed; B1 in b merged from it and was marked good, and /etc
-// changed again on B1. Then A1 was installed into a again (slotctl
-// install: retired, then set next), where its old upper still was. a's
-// boot sets that upper aside, since it was not merged from B1, the image
-// last marked good, and merges from B1: the change made on B1 is there. It
-// used to boot A1's old upper unmerged, the machine's /etc of before B1
-// back, and once marked good the next update into b pruned B1's upper with
-// the change.
-func TestReinstalledImageMergesAgain(t *testing.T) {
-	vm.Short(t)
-	t.Parallel()
-	a := seal(t, payloadTree(t, "image-a"), "", "A1")
-	b := seal(t, payloadTree(t, "image-b"), "", "B1")
-	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 33, Content: mkfs(t, "mkfs.ext4", 32, "-q")})
-	rd := initrd(t)
-	const conf = "/etc/keel-local.conf"
-	bootSlot := func(n int, slot, cmdline string) (report.Report, keelreport.Report) {
-		t.Helper()
-		r, br := boot(t, rd, disk, cmdline)
-		if br.Slot != slot || br.Overlay != "persistent" || br.Data == nil || br.Data.Volatile {
-			t.Fatalf("boot %d: slot %q overlay %q data %+v: want slot %s over its persistent upper", n, br.Slot, br.Overlay, br.Data, slot)
-		}
-		return r, br
-	}
-	slotctlDisk(t, disk.Path, "mark-good", "a")
-	bootSlot(1, "a", actions(t, map[string]string{conf: "on A1"}))
-	slotctlDisk(t, disk.Path, "set-next", "b")
-	r, _ := bootSlot(2, "b", actions(t, nil, conf))
-	wantCat(t, r, conf, "on A1")
-	slotctlDisk(t, disk.Path, "mark-good", "b")
-	bootSlot(3, "b", actions(t, map[string]string{conf: "on B1"}))
-
-	slotctlDisk(t, disk.Path, "mark-bad", "a", "--reason", "install in progress") // what slotctl install does
-	slotctlDisk(t, disk.Path, "set-next", "a")
-	r, br := bootSlot(4, "a", actions(t, nil, conf))
-	wantCat(t, r, conf, "on B1")
-	if want := "/run/keel/data/@overlay/a/.set-aside/A1"; len(br.Data.SetAside) != 1 || br.Data.SetAside[0] != want {
-		t.Errorf("boot 4 (A1 installed again): set_aside %q, want [%s]", br.Data.SetAside, want)
-	}
-	if m := br.EtcMerge; !br.Data.FreshUpper || m == nil || m.FromImage != "B1" {
-		t.Errorf("boot 4: fresh upper %v, etc_merge %+v: want a fresh upper merged from B1", br.Data.FreshUpper, m)
 	}
 }
