@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -232,8 +233,10 @@ const (
 // in the running system is copied up with its flag, and its EPERM would
 // otherwise stop every later removal: a trash never emptied, a merge that
 // fails at every boot. PID 1 holds CAP_LINUX_IMMUTABLE. Only the tree's own
-// inodes change: a snapshot's are its own. Other files are not opened (a
-// device node's open can act on the device). A variable for tests.
+// inodes change: a snapshot's are its own, and a file with more than one
+// link (a hard link from @var, possible on ext4) keeps its flags, so its
+// removal still fails, named. Other files are not opened (a device node's
+// open can act on the device). A variable for tests.
 var clearFlagsTree = func(root *os.Root, rel string) error {
 	return fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -254,8 +257,12 @@ func clearFlags(root *os.Root, p string) error {
 		return err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+	fi, err := f.Stat()
+	if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
 		return err // replaced since the walk read it: not ours to open
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !fi.IsDir() && st.Nlink > 1 {
+		return nil // linked from outside the tree too (@var on ext4): its flags are not ours to clear
 	}
 	fd := int(f.Fd())
 	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)

@@ -272,3 +272,28 @@ func TestPruneImmutable(t *testing.T) {
 		t.Errorf("@overlay/a after the prune: %v, %v: want it empty (no trash left)", ents, err)
 	}
 }
+
+// TestPruneImmutableHardLink: a file of a stale upper hard-linked from
+// outside it (@var, on ext4) keeps its immutable flag: the prune fails,
+// named, and the trash waits, rather than clear a flag of a file that
+// stays. (A review found the first form cleared it.)
+func TestPruneImmutableHardLink(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "@var/lib"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "@overlay/a/old/upper/etc"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "@overlay/a/old/work"), 0o755))
+	outside := filepath.Join(root, "@var/lib/keep")
+	must(t, os.WriteFile(outside, []byte("x"), 0o644))
+	must(t, os.Link(outside, filepath.Join(root, "@overlay/a/old/upper/etc/keep")))
+	if out, err := exec.Command("chattr", "+i", outside).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i here: %v: %s", err, out)
+	}
+	defer exec.Command("chattr", "-R", "-i", root).Run()
+	if _, err := PruneUppers(root, map[string]string{"a": "new"}); err == nil || !strings.Contains(err.Error(), "removed at the next prune") {
+		t.Errorf("prune: %v, want the failure named", err)
+	}
+	if out, err := exec.Command("lsattr", outside).CombinedOutput(); err != nil || !strings.Contains(strings.Fields(string(out))[0], "i") {
+		t.Errorf("@var/lib/keep after the prune: lsattr %q, %v: want it still immutable", out, err)
+	}
+}

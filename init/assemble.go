@@ -20,6 +20,7 @@ import (
 // writes to the data partition.
 func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	start := time.Now()
+	b.freezeWhy = "" // a slot tried before in this boot froze its own upper only
 	upper := b.prepareData(layout, imageID)
 	b.rep.AddPhase("data-image", start)
 	mark := b.stack.Len()

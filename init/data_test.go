@@ -365,7 +365,9 @@ func TestDataMountCounted(t *testing.T) {
 // a file) mounts its own upper read-only under tmpfs, as when the boot
 // state is unavailable: a change to /etc made now would be missing from
 // the trial's /etc, then lost once it is marked good and this upper pruned.
-// It used to be only a warning, the upper written.
+// It used to be only a warning, the upper written. The freeze is that
+// attempt's: should a fail later in the boot, b's attempt that follows is
+// not frozen (a review found the first form carried it over).
 func TestSetAsideFailureFreezesUpper(t *testing.T) {
 	tmp := t.TempDir()
 	layout := mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
@@ -378,7 +380,8 @@ func TestSetAsideFailureFreezesUpper(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dataRoot, "@overlay/b", datapart.SetAside), []byte("in the way"), 0o644))
 	s := bootstate.DefaultState()
 	s.Initialised = true
-	s.Slots[0] = bootstate.SlotState{Priority: 1, Good: true}
+	s.Slots[0] = bootstate.SlotState{Priority: 2, Good: true}
+	s.Slots[1] = bootstate.SlotState{Priority: 1, Tries: 2}
 	s.LastGood = bootstate.LastGood{Slot: bootstate.SlotA, ImageID: "img1"}
 	fm := &fakeMounts{}
 	var console bytes.Buffer
@@ -388,6 +391,12 @@ func TestSetAsideFailureFreezesUpper(t *testing.T) {
 	b.data = &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
 	must(t, b.assemble(layout, "img1"))
 	if !b.rep.Data.UpperReadOnly || !strings.Contains(console.String(), "could not be set aside") {
-		t.Errorf("upper read-only %v, console %q: want the upper frozen, and why", b.rep.Data.UpperReadOnly, console.String())
+		t.Fatalf("upper read-only %v, console %q: want slot a's upper frozen, and why", b.rep.Data.UpperReadOnly, console.String())
+	}
+	b.rep.Slot, b.rep.Data = "b", &report.Data{}
+	b.stack = &mounts.Stack{Sys: fm.sys()}
+	must(t, b.assemble(layout, "B1"))
+	if b.rep.Data.UpperReadOnly {
+		t.Errorf("slot b's upper frozen by slot a's set-aside failure: %q", console.String())
 	}
 }

@@ -99,12 +99,20 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 			}}.Create()
 		}
 		err = inPlaceOrCopy(&m.InPlace, func() error {
-			return mergeFrom(merge, base, baseMount, func(why string) {
+			over := base
+			if m.NoBase != "" {
+				over = "" // found unreadable by the first attempt
+			}
+			return mergeFrom(merge, over, baseMount, func(why string) {
 				b.log.Warnf("/etc merge: %s: merging without it", why)
 				m.Base, m.NoBase = "", why // before the merge record is written
 			})
-		}, func(why string) {
+		}, func(why string) bool {
+			if _, err := os.Lstat(upper); err == nil {
+				return false // made, and only its last flush failed: that error stands
+			}
 			b.warnLoud("/etc merge in place in a snapshot of %s failed (%s): merging again by copying", old, why)
+			return true
 		})
 		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
 		wait = b.undoLater(closeBase)
@@ -145,13 +153,13 @@ func mergeFrom(merge func(base string) error, base, mnt string, without func(why
 // change (chattr +i /etc/resolv.conf, copied up with its flag), a snapshot
 // the file system cannot finish — must not fail every update's merge when
 // a copy of what is carried would succeed (docs/data.md). The copy does not
-// carry inode flags.
-func inPlaceOrCopy(inPlace *bool, merge func() error, copying func(why string)) error {
+// carry inode flags. copying may refuse the retry (false): the failed
+// attempt's error then stands.
+func inPlaceOrCopy(inPlace *bool, merge func() error, copying func(why string) bool) error {
 	err := merge()
-	if err == nil || !*inPlace {
+	if err == nil || !*inPlace || !copying(err.Error()) {
 		return err
 	}
-	copying(err.Error())
 	*inPlace = false
 	return merge()
 }

@@ -171,6 +171,7 @@ func TestInPlaceOrCopy(t *testing.T) {
 		{"both fail", true, []error{eperm, unix.ENOSPC}, []bool{true, false}, eperm.Error(), unix.ENOSPC},
 		{"in place succeeds", true, []error{nil}, []bool{true}, "", nil},
 		{"copying fails: not run again", false, []error{unix.ENOSPC}, []bool{false}, "", unix.ENOSPC},
+		{"the retry refused: the first error stands", true, []error{eperm}, []bool{true}, "refused", eperm},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			inPlace, why := c.inPlace, ""
@@ -178,7 +179,14 @@ func TestInPlaceOrCopy(t *testing.T) {
 			err := inPlaceOrCopy(&inPlace, func() error {
 				modes = append(modes, inPlace)
 				return c.fail[len(modes)-1]
-			}, func(w string) { why = w })
+			}, func(w string) bool {
+				if c.why == "refused" {
+					why = "refused"
+					return false
+				}
+				why = w
+				return true
+			})
 			if !slices.Equal(modes, c.modes) || why != c.why || !errors.Is(err, c.err) && err != c.err {
 				t.Errorf("merges in place %v, why %q, err %v; want %v, %q, %v", modes, why, err, c.modes, c.why, c.err)
 			}

@@ -357,3 +357,36 @@ func emptyState(t *testing.T, dir string) string {
 	}
 	return state
 }
+
+// TestSaveEndsDataMountCount: a slotctl change (here mark-good after a
+// slot= boot, which leaves the count alone) saves the state with no
+// unfinished data mount, in both copies.
+func TestSaveEndsDataMountCount(t *testing.T) {
+	dir := t.TempDir()
+	state := emptyState(t, dir)
+	f, err := os.OpenFile(state, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := bootstate.DefaultState()
+	s.BeginDataMount()
+	if err := bootstate.Save(f, &s); err != nil {
+		t.Fatal(err)
+	}
+	rep := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a"})
+	mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", rep)
+	got, _, err := bootstate.Load(f)
+	if err != nil || got.UnfinishedDataMounts != 0 || !got.Slots[0].Good {
+		t.Errorf("after mark-good: %+v, %v: want a good, no unfinished data mount", got, err)
+	}
+	b := make([]byte, 2*bootstate.RecordSize)
+	for _, off := range []int64{0, 64 << 10} {
+		if _, err := f.ReadAt(b[:bootstate.RecordSize], off); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := bootstate.ParseRecord(b[:bootstate.RecordSize]); err != nil || c.UnfinishedDataMounts != 0 {
+			t.Errorf("record copy at %d: %+v, %v: want no unfinished data mount", off, c, err)
+		}
+	}
+	f.Close()
+}

@@ -166,6 +166,11 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 	if s == before {
 		return s, nil
 	}
+	// The system slotctl runs in got past its data mount, or the disk is
+	// an operator's: a mount the init counted (UnfinishedDataMounts) has
+	// ended. Written into both copies, the count would also make both
+	// unreadable to a keel older than it.
+	s.UnfinishedDataMounts = 0
 	if err := bootstate.SaveBoth(p, &s); err != nil {
 		return s, fmt.Errorf("%s: %w", p, err)
 	}

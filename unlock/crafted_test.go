@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -148,7 +149,7 @@ func TestHostileMetadata(t *testing.T) {
 	argon2Base, err := os.ReadFile(luksVolume(t, keyFile, "--pbkdf", "argon2id", "--pbkdf-memory", "64", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"))
 	must(t, err)
 	freeMemory = func() (uint64, error) { return 256 << 20, nil }
-	kernelReserve = func() uint64 { return 2 * 66 << 20 } // min_free_kbytes of an x86-64 machine with THP
+	kernelReserve = func() uint64 { return 3 * 66 << 20 / 2 } // 1.5 × the min_free_kbytes of an x86-64 machine with THP
 	t.Cleanup(func() { freeMemory, kernelReserve = sysinfoFreeMemory, minFreeReserve })
 	slot := func(field string, v any) func(m map[string]any) {
 		return func(m map[string]any) { set(m, "keyslots.0."+field, v) }
@@ -167,11 +168,11 @@ func TestHostileMetadata(t *testing.T) {
 		{name: "argon2 memory 1 TiB", argon2: true, edit: slot("kdf.memory", float64(1<<30)), noSlot: true,
 			err: "key slot 0: keyslots.0.kdf.memory: expected an integer from 8 to 4194304, found 1.073741824e+09"},
 		{name: "argon2 memory more than free", argon2: true, edit: slot("kdf.memory", 4<<20), noSlot: true,
-			err: "key slot 0: argon2 needs 4096 MiB of memory, only 256 MiB are free, 132 MiB of them kept by the kernel"},
+			err: "key slot 0: argon2 needs 4096 MiB of memory, only 256 MiB are free, 99 MiB of them kept by the kernel"},
 		// A slot sized to leave 16 MiB free: past the kernel's watermarks,
 		// where the allocation ends in a kernel panic, not an error.
 		{name: "argon2 memory into the kernel's reserve", argon2: true, edit: slot("kdf.memory", 200<<10), noSlot: true,
-			err: "key slot 0: argon2 needs 200 MiB of memory, only 256 MiB are free, 132 MiB of them kept by the kernel"},
+			err: "key slot 0: argon2 needs 200 MiB of memory, only 256 MiB are free, 99 MiB of them kept by the kernel"},
 		{name: "argon2 memory below 8 KiB per thread", argon2: true, edit: slot("kdf.cpus", 16), noSlot: true,
 			err: "keyslots.0.kdf.memory: expected an integer from 128 to 4194304, found 64"},
 		{name: "argon2 no cpus", argon2: true, edit: slot("kdf.cpus", 0), noSlot: true,
@@ -392,5 +393,21 @@ func TestMetadataOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrNoKeySlot) {
 			t.Errorf("priorities %v, %v: err = %v\nwant %q", tc.prio0, tc.prio1, err, tc.want)
 		}
+	}
+}
+
+// TestMinFreeReserve: the reserve is the kernel's high watermark, 1.5 times
+// vm.min_free_kbytes as this machine's kernel has it.
+func TestMinFreeReserve(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/vm/min_free_kbytes")
+	if err != nil {
+		t.Skip(err)
+	}
+	kb, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := minFreeReserve(), kb*1024*3/2; got != want {
+		t.Errorf("minFreeReserve() = %d, want %d (1.5 × %d KiB)", got, want, kb)
 	}
 }

@@ -59,26 +59,27 @@ func sysinfoFreeMemory() (uint64, error) {
 // runs, beyond what the kernel keeps for itself (kernelReserve).
 const memoryHeadroom = 16 << 20
 
-// kernelReserve is the free memory that user allocations cannot take: the
-// zones' watermarks, which vm.min_free_kbytes sets (the high one is 1.5
-// times the min), and the reserves of the lower zones; taken as twice
-// min_free_kbytes. Argon2 allocating past it, with nothing in the
-// initramfs to reclaim and no swap, would not fail: the OOM killer never
-// picks PID 1, so the kernel panics ("System is deadlocked on memory"),
-// the same at every boot and on every passphrase, the right one included
-// — a key slot a hostile header sized to leave 16 MiB free did exactly
-// that. Tests replace it.
+// kernelReserve is the free memory Argon2 must leave to the kernel: the
+// zones' high watermark, one and a half times vm.min_free_kbytes (the min
+// watermark is the line below which a user allocation that finds nothing
+// to reclaim ends in the OOM killer; low and high are 1.25 and 1.5 times
+// it). Argon2 allocating past it, with nothing in the initramfs to reclaim
+// and no swap, would not fail: the OOM killer never picks PID 1, so the
+// kernel panics ("System is deadlocked on memory"), the same at every boot
+// and on every passphrase, the right one included — a key slot a hostile
+// header sized to leave 16 MiB free did exactly that. Above the high
+// watermark kswapd does not even wake. Tests replace it.
 var kernelReserve = minFreeReserve
 
-// minFreeReserve is twice vm.min_free_kbytes; 128 MiB when it cannot be
-// read (twice what x86-64 machines with transparent huge pages have).
+// minFreeReserve is 1.5 times vm.min_free_kbytes; 96 MiB when it cannot be
+// read (x86-64 machines with transparent huge pages have 66 MiB).
 func minFreeReserve() uint64 {
 	if b, err := os.ReadFile("/proc/sys/vm/min_free_kbytes"); err == nil {
 		if kb, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
-			return 2 * kb << 10
+			return 3 * kb << 10 / 2
 		}
 	}
-	return 128 << 20
+	return 96 << 20
 }
 
 // openKeyslot recovers the volume key from key slot k of the device r of

@@ -3,6 +3,7 @@
 package vm
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,7 +105,8 @@ echo "keel: up"
 				t.Errorf("QEMU ran %d times, want %d", n, tc.runs)
 			}
 			log, _ := os.ReadFile(v.LogPath())
-			if note := "no console output for 300ms after \"" + stall + "\""; tc.runs == 2 && !strings.Contains(string(log), note) {
+			silence, _ := scaled(earlySilence) // KEEL_QEMU_TIMEOUT_SCALE applies
+			if note := fmt.Sprintf("no console output for %v after %q", silence, stall); tc.runs == 2 && !strings.Contains(string(log), note) {
 				t.Errorf("log: want %q:\n%s", note, log)
 			}
 		})
