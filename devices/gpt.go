@@ -48,43 +48,136 @@ type gptHeader struct {
 	entriesCRC uint32
 }
 
-// ReadGPT reads the primary GPT of a disk: the header at LBA 1, validated by
-// signature and CRC32, and the entry array, validated by its CRC32. It returns
-// the used entries in array order, or ErrNoGPT when there is no signature.
-func ReadGPT(r io.ReaderAt) ([]Partition, error) {
-	for _, sector := range gptSectorSizes {
-		h, err := readGPTHeader(r, sector)
-		if errors.Is(err, ErrNoGPT) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return readGPTEntries(r, h)
-	}
-	return nil, ErrNoGPT
+// GPT is a disk's GUID partition table as ReadDiskGPT read it.
+type GPT struct {
+	Parts  []Partition
+	Sector int64 // the logical sector size the header was found at: the unit of the LBAs
+	// Damage says why the primary table (the header at LBA 1 and its entry
+	// array) was not used when the table was read from the backup header at
+	// the disk's last LBA, BackupLBA: a checksum mismatch, a read error, or
+	// no header at all behind a protective MBR. It is nil for a sound primary.
+	Damage    error
+	BackupLBA uint64
 }
 
-func readGPTHeader(r io.ReaderAt, sector int64) (gptHeader, error) {
+// ReadGPT reads a disk's partitions from its GPT (ReadDiskGPT).
+func ReadGPT(r io.ReaderAt) ([]Partition, error) {
+	g, err := ReadDiskGPT(r)
+	return g.Parts, err
+}
+
+// ReadDiskGPT reads the GPT of a disk: the header at LBA 1, validated by
+// signature, CRC32 and its own LBA, and the entry array, validated by its
+// CRC32. When the primary is damaged, or missing while sector 0 holds a
+// protective MBR (the disk says it is GPT), the backup header at the last
+// LBA is read the same way, as the kernel does only when booted with "gpt";
+// GPT.Damage then says what was wrong. A disk whose LBA 1 has no header and
+// no protective MBR is not read at its end: a GPT's backup left there by an
+// earlier layout (an MBR or a file system written over a GPT disk) is stale.
+// r's size comes from a Size method or io.Seeker; without either only the
+// primary is read. It returns ErrNoGPT when there is no header.
+func ReadDiskGPT(r io.ReaderAt) (GPT, error) {
+	for _, sector := range gptSectorSizes {
+		parts, err := readGPTAt(r, sector, 1)
+		if err == nil {
+			return GPT{Parts: parts, Sector: sector}, nil
+		}
+		missing := errors.Is(err, ErrNoGPT)
+		if missing && !hasProtectiveMBR(r) {
+			continue
+		}
+		g, berr := readBackupGPT(r, sector)
+		if berr == nil {
+			if missing {
+				err = fmt.Errorf("no GPT header at byte %d behind a protective MBR", sector)
+			}
+			g.Damage = err
+			return g, nil
+		}
+		if missing {
+			continue // nothing at either end for this sector size
+		}
+		// %v: a backup that is not there must not make the primary's
+		// damage read as "no GPT" (and the disk as MBR).
+		return GPT{}, fmt.Errorf("%w; the backup GPT: %v", err, berr)
+	}
+	return GPT{}, ErrNoGPT
+}
+
+// readBackupGPT reads the backup header at r's last LBA and its entries.
+func readBackupGPT(r io.ReaderAt, sector int64) (GPT, error) {
+	size, ok := readerSize(r)
+	if !ok || size/sector < 3 {
+		return GPT{}, ErrNoGPT
+	}
+	lba := uint64(size/sector - 1)
+	parts, err := readGPTAt(r, sector, lba)
+	if err != nil {
+		return GPT{}, err
+	}
+	return GPT{Parts: parts, Sector: sector, BackupLBA: lba}, nil
+}
+
+// readerSize is r's size in bytes, when r can tell it.
+func readerSize(r io.ReaderAt) (int64, bool) {
+	switch s := r.(type) {
+	case interface{ Size() int64 }:
+		return s.Size(), true
+	case io.Seeker:
+		n, err := s.Seek(0, io.SeekEnd) // a block device's size; ReadAt ignores the offset
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// hasProtectiveMBR reports whether sector 0 holds an MBR with a GPT
+// protective entry (type 0xee), as a GPT disk's does.
+func hasProtectiveMBR(r io.ReaderAt) bool {
+	_, entries, err := readMBRSector(r, 0)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.typ == mbrProtective {
+			return true
+		}
+	}
+	return false
+}
+
+// readGPTAt reads the header at lba and its entry array.
+func readGPTAt(r io.ReaderAt, sector int64, lba uint64) ([]Partition, error) {
+	h, err := readGPTHeader(r, sector, lba)
+	if err != nil {
+		return nil, err
+	}
+	return readGPTEntries(r, h)
+}
+
+func readGPTHeader(r io.ReaderAt, sector int64, lba uint64) (gptHeader, error) {
 	buf := make([]byte, sector)
-	if err := readFull(r, buf, sector); err != nil {
+	at := int64(lba) * sector
+	if err := readFull(r, buf, at); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return gptHeader{}, ErrNoGPT
 		}
-		return gptHeader{}, fmt.Errorf("GPT header at byte %d: %w", sector, err)
+		return gptHeader{}, fmt.Errorf("GPT header at byte %d: %w", at, err)
 	}
 	if string(buf[:8]) != "EFI PART" {
 		return gptHeader{}, ErrNoGPT
 	}
 	size := binary.LittleEndian.Uint32(buf[12:])
 	if size < gptHeaderMinSize || int64(size) > sector {
-		return gptHeader{}, fmt.Errorf("GPT header at byte %d: header size %d, want %d..%d", sector, size, gptHeaderMinSize, sector)
+		return gptHeader{}, fmt.Errorf("GPT header at byte %d: header size %d, want %d..%d", at, size, gptHeaderMinSize, sector)
 	}
 	stored := binary.LittleEndian.Uint32(buf[16:])
 	hdr := bytes.Clone(buf[:size])
 	clear(hdr[16:20]) // the CRC is computed with its own field zeroed
 	if got := crc32.ChecksumIEEE(hdr); got != stored {
-		return gptHeader{}, fmt.Errorf("GPT header at byte %d: checksum mismatch: stored %08x, computed %08x", sector, stored, got)
+		return gptHeader{}, fmt.Errorf("GPT header at byte %d: checksum mismatch: stored %08x, computed %08x", at, stored, got)
+	}
+	if my := binary.LittleEndian.Uint64(buf[24:]); my != lba {
+		return gptHeader{}, fmt.Errorf("GPT header at byte %d: says it is at LBA %d, want %d", at, my, lba)
 	}
 	h := gptHeader{
 		sector:     sector,

@@ -7,10 +7,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/keel-boot/keel/devspec"
@@ -157,12 +159,18 @@ func FuzzGPT(f *testing.F) {
 	f.Add(buildGPT(512, 4, 128, []gptEntry{{index: 2, typ: linuxFS, uuid: uuidA, name: "root-a", first: 34, last: 99}}))
 	f.Add(buildGPT(4096, 1, 128, nil))
 	f.Add(buildGPT(512, 2, 1024, []gptEntry{{index: 1, typ: linuxFS, uuid: uuidB, name: "😀", first: 1, last: 0}}))
+	damaged := withBackup(buildGPT(512, 4, 128, []gptEntry{{index: 1, typ: linuxFS, uuid: uuidA, name: "data", first: 34, last: 40}}), 512)
+	damaged[512+40] ^= 1
+	f.Add(damaged) // read from its backup
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parts, err := ReadGPT(bytes.NewReader(b))
+		g, err := ReadDiskGPT(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
-		for _, p := range parts {
+		if (g.Sector != 512 && g.Sector != 4096) || (g.Damage == nil) != (g.BackupLBA == 0) || g.BackupLBA > uint64(len(b))/uint64(g.Sector) {
+			t.Fatalf("table %+v from %d bytes", g, len(b))
+		}
+		for _, p := range g.Parts {
 			// Every GUID read must be one a PARTUUID= can name (the all-zero
 			// one names nothing and is refused by devspec).
 			_, err := devspec.Parse("PARTUUID=" + p.UUID)
@@ -171,4 +179,140 @@ func FuzzGPT(f *testing.F) {
 			}
 		}
 	})
+}
+
+// eioAt fails reads that touch [from, to) with EIO, as a bad sector does.
+type eioAt struct {
+	*bytes.Reader
+	from, to int64
+}
+
+func (r eioAt) ReadAt(b []byte, off int64) (int, error) {
+	if off < r.to && off+int64(len(b)) > r.from {
+		return 0, syscall.EIO
+	}
+	return r.Reader.ReadAt(b, off)
+}
+
+// noSize hides a reader's size: only the primary can be read.
+type noSize struct{ r io.ReaderAt }
+
+func (n noSize) ReadAt(b []byte, off int64) (int, error) { return n.r.ReadAt(b, off) }
+
+// TestReadDiskGPTBackup: a primary GPT that one bad sector damaged (its
+// header, its entry array, LBA 1 unreadable or blank) is read from the
+// backup at the disk's last LBA, as the same table, saying why; a blank
+// LBA 1 with no protective MBR is no GPT (a backup left behind by an
+// earlier layout is not trusted), and damage at both ends is an error.
+func TestReadDiskGPTBackup(t *testing.T) {
+	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=8M, name=root-a\n size=8M, name=verity-a\n5: size=4M, name=data\n")
+	pristine, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sound, err := ReadDiskGPT(bytes.NewReader(pristine))
+	if err != nil || sound.Damage != nil || sound.Sector != 512 || len(sound.Parts) != 3 {
+		t.Fatalf("sound disk: %+v, %v", sound, err)
+	}
+	last := uint64(len(pristine)/512 - 1)
+	lastByte := int64(last) * 512
+	zero := func(d []byte, off, n int) { clear(d[off : off+n]) }
+	for _, tc := range []struct {
+		name   string
+		edit   func(d []byte)
+		reader func(d []byte) io.ReaderAt
+		damage string // "" for no backup read
+		err    string // "" for a table read
+		noGPT  bool
+	}{
+		{name: "header checksum", edit: func(d []byte) { d[512+40] ^= 0x10 }, damage: "GPT header at byte 512: checksum mismatch"},
+		{name: "entry array", edit: func(d []byte) { d[1024+60] ^= 0x10 }, damage: "GPT entry array: checksum mismatch"},
+		{name: "LBA 1 blank behind a protective MBR", edit: func(d []byte) { zero(d, 512, 512) }, damage: "no GPT header at byte 512 behind a protective MBR"},
+		{name: "LBA 1 unreadable", reader: func(d []byte) io.ReaderAt { return eioAt{bytes.NewReader(d), 512, 1024} }, damage: "input/output error"},
+		{name: "header placed at another LBA", edit: func(d []byte) {
+			binary.LittleEndian.PutUint64(d[512+24:], 7)
+			resign(d, 512)
+		}, damage: "says it is at LBA 7, want 1"},
+		{name: "protective MBR damaged, primary sound", edit: func(d []byte) { zero(d, 446, 66) }},
+		{name: "blank LBA 1 without a protective MBR", edit: func(d []byte) { zero(d, 0, 1024) }, noGPT: true},
+		{name: "both headers damaged", edit: func(d []byte) { d[512+40] ^= 0x10; d[lastByte+40] ^= 0x10 },
+			err: "GPT header at byte 512: checksum mismatch: stored"},
+		{name: "backup's entries damaged too", edit: func(d []byte) { d[1024+60] ^= 0x10; d[lastByte-32*512+60] ^= 0x10 },
+			err: "; the backup GPT: GPT entry array: checksum mismatch"},
+		{name: "size unknown", edit: func(d []byte) { d[512+40] ^= 0x10 }, reader: func(d []byte) io.ReaderAt { return noSize{bytes.NewReader(d)} },
+			err: "checksum mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := bytes.Clone(pristine)
+			if tc.edit != nil {
+				tc.edit(d)
+			}
+			var r io.ReaderAt = bytes.NewReader(d)
+			if tc.reader != nil {
+				r = tc.reader(d)
+			}
+			g, err := ReadDiskGPT(r)
+			switch {
+			case tc.noGPT:
+				if !errors.Is(err, ErrNoGPT) {
+					t.Fatalf("got %+v, %v; want ErrNoGPT", g, err)
+				}
+				return
+			case tc.err != "":
+				if err == nil || !strings.Contains(err.Error(), tc.err) || errors.Is(err, ErrNoGPT) {
+					t.Fatalf("got %+v, %v; want an error containing %q that is not ErrNoGPT", g, err, tc.err)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(g.Parts, sound.Parts) || g.Sector != 512 {
+				t.Errorf("partitions %+v (sector %d), want the sound table's %+v", g.Parts, g.Sector, sound.Parts)
+			}
+			if tc.damage == "" {
+				if g.Damage != nil || g.BackupLBA != 0 {
+					t.Errorf("damage %v at %d, want the primary read", g.Damage, g.BackupLBA)
+				}
+				return
+			}
+			if g.Damage == nil || !strings.Contains(g.Damage.Error(), tc.damage) || g.BackupLBA != last {
+				t.Errorf("damage %v, backup LBA %d; want %q, LBA %d", g.Damage, g.BackupLBA, tc.damage, last)
+			}
+		})
+	}
+}
+
+// withBackup gives a buildGPT disk a protective MBR and a backup GPT (its
+// entry array, then its header at the new last LBA).
+func withBackup(d []byte, sector int) []byte {
+	h := d[sector:]
+	entries := int(binary.LittleEndian.Uint64(h[72:])) * sector
+	arr := d[entries : entries+int(binary.LittleEndian.Uint32(h[80:])*binary.LittleEndian.Uint32(h[84:]))]
+	base := (len(d) + sector - 1) / sector * sector
+	arrBytes := (len(arr) + sector - 1) / sector * sector
+	out := make([]byte, base+arrBytes+sector)
+	copy(out, d)
+	copy(out[base:], arr)
+	bh := out[base+arrBytes:]
+	copy(bh, h[:92])
+	binary.LittleEndian.PutUint64(bh[24:], uint64((base+arrBytes)/sector))
+	binary.LittleEndian.PutUint64(bh[32:], 1)
+	binary.LittleEndian.PutUint64(bh[72:], uint64(base/sector))
+	resign(out, base+arrBytes)
+	out[446+4], out[510], out[511] = mbrProtective, 0x55, 0xaa
+	return out
+}
+
+func TestReadDiskGPTBackup4Kn(t *testing.T) {
+	e := []gptEntry{{index: 2, typ: linuxFS, uuid: uuidA, name: "root-a", first: 6, last: 9}}
+	d := withBackup(buildGPT(4096, 4, 128, e), 4096)
+	want := []Partition{{Index: 2, Type: linuxFS, UUID: uuidA, Name: "root-a", FirstLBA: 6, LastLBA: 9}}
+	if g, err := ReadDiskGPT(bytes.NewReader(d)); err != nil || g.Damage != nil || g.Sector != 4096 || !reflect.DeepEqual(g.Parts, want) {
+		t.Fatalf("sound: %+v, %v", g, err)
+	}
+	d[4096+40] ^= 1
+	g, err := ReadDiskGPT(bytes.NewReader(d))
+	if err != nil || g.Damage == nil || g.Sector != 4096 || g.BackupLBA != uint64(len(d)/4096-1) || !reflect.DeepEqual(g.Parts, want) {
+		t.Fatalf("damaged primary: %+v, %v; want the backup's %+v", g, err, want)
+	}
 }

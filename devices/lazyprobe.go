@@ -23,6 +23,8 @@ type probeJob struct {
 	fsErr      error
 	parts      []Partition
 	ptErr      error
+	sysDir     string // set when missing partitions are to be added (Options.AddPartitions)
+	notes      []string
 }
 
 // claimProbes marks the devices spec needs probed and not yet probed as
@@ -36,7 +38,11 @@ func (r *Registry) claimProbes(spec devspec.Spec) []*probeJob {
 			continue
 		}
 		d.probe = probeRunning
-		jobs = append(jobs, &probeJob{name: d.DevName, path: r.nodePath(d.DevName), gen: d.gen, disk: d.isDisk()})
+		j := &probeJob{name: d.DevName, path: r.nodePath(d.DevName), gen: d.gen, disk: d.isDisk()}
+		if r.opts.AddPartitions {
+			j.sysDir = r.opts.SysDir
+		}
+		jobs = append(jobs, j)
 	}
 	return jobs
 }
@@ -54,6 +60,7 @@ func specNeedsProbe(spec devspec.Spec, d *device) bool {
 // storeProbes records finished jobs whose device is unchanged. Callers hold mu.
 func (r *Registry) storeProbes(jobs []*probeJob) {
 	for _, j := range jobs {
+		r.notes = append(r.notes, j.notes...) // said even when the device changed meanwhile: it happened
 		d := r.devs[j.name]
 		if d == nil || d.gen != j.gen {
 			continue // removed or changed meanwhile: it will be probed again
@@ -83,10 +90,13 @@ func (j *probeJob) run() {
 	}
 	defer f.Close()
 	if j.disk {
-		j.parts, j.ptErr = ReadPartitionTable(f)
+		var t GPT
+		t, j.ptErr = readTable(f)
+		j.parts = t.Parts
 		if j.ptErr != nil {
 			j.ptErr = fmt.Errorf("%s: %w", j.path, j.ptErr)
 		}
+		j.notes = append(j.notes, j.repair(f, t)...)
 		if len(j.parts) > 0 {
 			return // a damaged EBR chain keeps the partitions read before it
 		}
@@ -99,9 +109,17 @@ func (j *probeJob) run() {
 // ReadPartitionTable reads a disk's GPT or, when it has none, its MBR. The
 // error wraps ErrNoMBR when the disk has neither (it may hold a file system).
 func ReadPartitionTable(r io.ReaderAt) ([]Partition, error) {
-	parts, err := ReadGPT(r)
+	t, err := readTable(r)
+	return t.Parts, err
+}
+
+// readTable is ReadPartitionTable keeping what ReadDiskGPT says; an MBR's
+// partitions come with Sector 0 (not a GPT).
+func readTable(r io.ReaderAt) (GPT, error) {
+	t, err := ReadDiskGPT(r)
 	if !errors.Is(err, ErrNoGPT) {
-		return parts, err
+		return t, err
 	}
-	return ReadMBR(r)
+	parts, err := ReadMBR(r)
+	return GPT{Parts: parts}, err
 }

@@ -28,6 +28,12 @@ type Options struct {
 	// announces it (ModuleAdded): its init has returned, while its
 	// asynchronous probing (a SATA port's link) may still run.
 	OnModule func(name string)
+	// AddPartitions has the partitions of a GPT the kernel did not read
+	// (a damaged primary, read from its backup; a missing protective MBR)
+	// added with BLKPG when the disk's table is read (the init sets it):
+	// the kernel reads only the primary GPT unless booted with "gpt".
+	// What was found and done is kept for Notes.
+	AddPartitions bool
 }
 
 func (o Options) withDefaults() Options {
@@ -75,6 +81,7 @@ type Registry struct {
 	devs   map[string]*device
 	seq    uint64
 	closed bool
+	notes  []string // Notes: damaged tables, partitions added
 }
 
 // NewRegistry returns an empty registry.
@@ -82,6 +89,17 @@ func NewRegistry(o Options) *Registry {
 	r := &Registry{opts: o.withDefaults(), devs: map[string]*device{}}
 	r.cond = sync.NewCond(&r.mu)
 	return r
+}
+
+// Notes returns, once each, what the operator must be told about the disks
+// read so far: a primary GPT found damaged, partitions the kernel did not
+// find that were added (Options.AddPartitions) or could not be.
+func (r *Registry) Notes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.notes
+	r.notes = nil
+	return n
 }
 
 // Consume feeds every uevent of ch to Handle until ch is closed; waiters

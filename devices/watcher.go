@@ -98,6 +98,9 @@ func (w *Watcher) DiskOf(node string) string { return w.reg.DiskOf(node) }
 // Strays: see Registry.Strays.
 func (w *Watcher) Strays(disk string) []DiskPart { return w.reg.Strays(disk) }
 
+// Notes: see Registry.Notes.
+func (w *Watcher) Notes() []string { return w.reg.Notes() }
+
 // Settle: see Registry.Settle.
 func (w *Watcher) Settle(ctx context.Context) error { return w.reg.Settle(ctx) }
 

@@ -22,7 +22,11 @@ func (b *boot) startDevices() error {
 	if live == nil {
 		live = newLiveSet(storageNames(b.baked.Modules))
 	}
-	w, err := devices.Start(devices.Options{OnPanic: func(r any) { b.panicked("device discovery", r) }, OnModule: live.mark})
+	w, err := devices.Start(devices.Options{
+		OnPanic:       func(r any) { b.panicked("device discovery", r) },
+		OnModule:      live.mark,
+		AddPartitions: true, // a disk whose primary GPT is damaged still boots (diskNotes)
+	})
 	if err != nil {
 		return fmt.Errorf("device discovery: %w", err)
 	}

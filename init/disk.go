@@ -76,7 +76,21 @@ func (b *boot) systemDisk() (string, error) {
 	if !b.sys.done {
 		b.chooseSlotDisk()
 	}
+	b.diskNotes()
 	return b.sys.disk, b.sys.err
+}
+
+// diskNotes tells the operator, loudly and in the report, what device
+// discovery found wrong with the partition tables it read and what it did
+// about it: a primary GPT damaged, partitions the kernel had not found and
+// that were added from the table (docs/boot-sequence.md, "The system disk").
+func (b *boot) diskNotes() {
+	if b.dev == nil {
+		return
+	}
+	for _, n := range b.dev.Notes() {
+		b.warnLoud("%s", n)
+	}
 }
 
 // chooseSlotDisk waits (up to rd.timeout) for a disk holding every slot

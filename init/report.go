@@ -10,10 +10,12 @@ import "github.com/keel-boot/keel/report"
 func (b *boot) writeReport() error {
 	b.waitBackground(-1)
 	b.settleWatchdog()
-	if err := b.reportStrays(); err != nil {
-		return err
+	err := b.reportStrays()
+	if err == nil {
+		err = b.reportAmbiguous()
 	}
-	if err := b.reportAmbiguous(); err != nil {
+	b.diskNotes() // of the disks those read
+	if err != nil {
 		return err
 	}
 	if err := b.rep.Write(report.Path); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 )
 
@@ -60,13 +61,19 @@ func strayDisk(t *testing.T) vm.Disk {
 func partBytes(t *testing.T, d vm.Disk, label string) []byte {
 	t.Helper()
 	p := d.Part(t, label)
-	f, err := os.Open(d.Path)
+	return fileBytes(t, d.Path, p.Offset, p.Size)
+}
+
+// fileBytes reads n bytes of a file at off.
+func fileBytes(t *testing.T, path string, off, n int64) []byte {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	b := make([]byte, p.Size)
-	if _, err := f.ReadAt(b, p.Offset); err != nil {
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -154,4 +161,77 @@ func TestTwoSystemDisksSATA(t *testing.T) {
 	m.Expect("more than one system disk: sda and vda all hold root-a, verity-a, root-b, verity-b")
 	shellWorks(t, m)
 	m.Kill()
+}
+
+// gptAreas reads the bytes of a disk image's two partition tables: the
+// protective MBR, the primary header and entries (34 sectors), and the
+// backup's entries and header (the last 33).
+func gptAreas(t *testing.T, path string) []byte {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(fileBytes(t, path, 0, 34*512), fileBytes(t, path, fi.Size()-33*512, 33*512)...)
+}
+
+// TestDamagedPrimaryGPT: one bad sector in the system disk's primary GPT
+// (its header, its entry array) or in its protective MBR leaves the kernel,
+// which reads the primary only and only behind a valid protective MBR,
+// without any of the disk's partitions: the machine had no system disk.
+// keel reads the backup GPT, gives the kernel the partitions, boots the
+// slot with its try counted in the bootstate partition, says what it found
+// on the console and in boot.json, and writes nothing to either table.
+func TestDamagedPrimaryGPT(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	f := newAB(t, "")
+	pristine, err := os.ReadFile(f.disk.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(off int64) func([]byte) {
+		return func(d []byte) {
+			for i := range 8 {
+				d[off+int64(i)] ^= 0xff
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(disk []byte)
+		want string // on the console and in the report
+	}{
+		{"header", flip(512 + 56), "the primary GPT is damaged (GPT header at byte 512: checksum mismatch"},
+		{"entry array", flip(1024 + 60), "the primary GPT is damaged (GPT entry array: checksum mismatch"},
+		// A wiped MBR: with no 0x55aa the kernel's DOS parser finds nothing either.
+		{"protective MBR", func(d []byte) { clear(d[446:512]) }, "the kernel found no partition on it (sector 0 holds no protective MBR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := bytes.Clone(pristine)
+			tc.edit(d)
+			if err := os.WriteFile(f.disk.Path, d, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tables := gptAreas(t, f.disk.Path)
+			m := vm.Start(t, vm.Options{Initrd: f.initrd, Disks: []string{f.disk.Path}})
+			m.Expect("keel: /dev/vda: " + tc.want)
+			r := m.ExpectReport()
+			m.ExpectPowerOff()
+			br := bootReport(t, r)
+			if br.Slot != "a" || r.Marker == nil || *r.Marker != "image-a" || br.Devices["bootstate"] != "/dev/vda5" {
+				t.Errorf("slot %q, marker %v, devices %v: want image-a from slot a, bootstate /dev/vda5", br.Slot, r.Marker, br.Devices)
+			}
+			w := strings.Join(br.Warnings, "\n")
+			if !strings.Contains(w, tc.want) || !strings.Contains(w, "added the 5 of its GPT: vda1, vda2, vda3, vda4, vda5") {
+				t.Errorf("boot.json warnings %q: want %q and the 5 partitions added", br.Warnings, tc.want)
+			}
+			if !bytes.Equal(gptAreas(t, f.disk.Path), tables) {
+				t.Error("the partition tables were written: keel must leave their repair to the operator")
+			}
+			if s := diskStatus(t, f.disk.Path); !s.Initialised || s.slot(t, "a").Tries != bootstate.DefaultTries-1 {
+				t.Errorf("boot state %+v: want slot a's first try counted", s)
+			}
+		})
+	}
 }

@@ -77,12 +77,12 @@ func openFlag(write bool) int {
 
 // findInGPT returns the byte range of the partition labelled label.
 func findInGPT(r io.ReaderAt, label string) (off, size int64, err error) {
-	parts, err := devices.ReadGPT(r)
+	g, err := devices.ReadDiskGPT(r)
 	if err != nil {
 		return 0, 0, err
 	}
-	sector := gptSector(r)
-	for _, p := range parts {
+	sector := g.Sector
+	for _, p := range g.Parts {
 		if p.Name != label {
 			continue
 		}
@@ -92,16 +92,6 @@ func findInGPT(r io.ReaderAt, label string) (off, size int64, err error) {
 		return int64(p.FirstLBA) * sector, int64(p.LastLBA-p.FirstLBA+1) * sector, nil
 	}
 	return 0, 0, fmt.Errorf("no partition labelled %s in the GPT", label)
-}
-
-// gptSector tells 512-byte from 4096-byte sector disks the way ReadGPT
-// does: by where the header signature is.
-func gptSector(r io.ReaderAt) int64 {
-	b := make([]byte, 8)
-	if _, err := r.ReadAt(b, 512); err == nil && string(b) == "EFI PART" {
-		return 512
-	}
-	return 4096
 }
 
 // String names the partition and where it is.

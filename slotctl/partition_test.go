@@ -240,3 +240,25 @@ func TestOpenInDisk(t *testing.T) {
 		t.Errorf("missing disk: %v", err)
 	}
 }
+
+// TestOpenInDiskDamagedPrimary: an image whose primary GPT header is
+// damaged is read from its backup, as the init reads it.
+func TestOpenInDiskDamagedPrimary(t *testing.T) {
+	disk := makeDisk(t, t.TempDir(), "1MiB")
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff, 0xff}, 512+56); err != nil { // the disk GUID: the CRC no longer matches
+		t.Fatal(err)
+	}
+	f.Close()
+	p, err := openInDisk(disk, "bootstate", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.off != 5<<20 || p.size != 1<<20 {
+		t.Errorf("bootstate at %d, %d bytes; want %d, %d", p.off, p.size, 5<<20, 1<<20)
+	}
+}

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package devices
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// repair says what the operator must know about a disk's table t (read
+// from the backup GPT) and, when the job may (Options.AddPartitions), gives
+// the kernel the partitions of a GPT it did not read: without "gpt" on its
+// command line Linux reads the primary GPT only, and only behind a valid
+// protective MBR (block/partitions/efi.c), so one bad sector at LBA 0, 1 or
+// in the entry array leaves a disk without partitions, and the machine
+// without its system disk. Nothing is written to the disk.
+func (j *probeJob) repair(f *os.File, t GPT) []string {
+	var notes []string
+	if t.Damage != nil {
+		notes = append(notes, fmt.Sprintf("%s: the primary GPT is damaged (%v); its partitions were read from the backup GPT at LBA %d: rewrite the primary from it (fdisk %s, then w)",
+			j.path, t.Damage, t.BackupLBA, j.path))
+	}
+	if j.sysDir == "" || t.Sector == 0 || len(t.Parts) == 0 {
+		return notes
+	}
+	has, allowed, err := kernelPartitions(j.sysDir, j.name)
+	switch {
+	case err != nil:
+		return append(notes, fmt.Sprintf("%s: %v", j.path, err))
+	case has || !allowed:
+		return notes
+	}
+	why := "it refused the GPT"
+	switch {
+	case t.Damage != nil:
+		why = "it reads only the primary GPT"
+	case !hasProtectiveMBR(f):
+		why = "sector 0 holds no protective MBR, without which it does not read the GPT"
+	}
+	size, _ := readerSize(f)
+	var added, failed []string
+	for _, p := range t.Parts {
+		name := PartitionName(j.name, p.Index)
+		if err := addPartition(f, t.Sector, size, p); err != nil {
+			failed = append(failed, fmt.Sprintf("%s (PARTLABEL=%s): %v", name, p.Name, err))
+			continue
+		}
+		added = append(added, name)
+	}
+	if len(added) > 0 {
+		notes = append(notes, fmt.Sprintf("%s: the kernel found no partition on it (%s); added the %d of its GPT: %s",
+			j.path, why, len(added), firstOf(added, 16, ", ")))
+	}
+	if len(failed) > 0 {
+		// One line, however many entries a hostile table holds.
+		notes = append(notes, fmt.Sprintf("%s: %d of its GPT's partitions, which the kernel did not find, could not be added: %s",
+			j.path, len(failed), firstOf(failed, 3, "; ")))
+	}
+	return notes
+}
+
+// kernelPartitions reports whether sysfs lists a partition of disk (a
+// directory under SYS/class/block/DISK holding a "partition" file: the
+// kernel made them before it announced the disk), and whether the disk
+// takes partitions at all (ext_range above 1: not a CD drive, not a loop
+// device without partscan).
+func kernelPartitions(sysDir, disk string) (has, allowed bool, err error) {
+	dir := filepath.Join(sysDir, "class", "block", disk)
+	allowed = true
+	if b, err := os.ReadFile(filepath.Join(dir, "ext_range")); err == nil {
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		allowed = err != nil || n > 1
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, allowed, fmt.Errorf("listing the kernel's partitions: %w", err)
+	}
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), "partition")); err == nil {
+			return true, allowed, nil
+		}
+	}
+	return false, allowed, nil
+}
+
+// errOutside is an entry the kernel would not take either (is_pte_valid).
+var errOutside = errors.New("outside the disk")
+
+// addPartition checks that p lies on the disk (size bytes, sectors of
+// sector bytes) and adds it with BLKPG_ADD_PARTITION.
+func addPartition(f *os.File, sector, size int64, p Partition) error {
+	if p.FirstLBA == 0 || p.LastLBA < p.FirstLBA || size > 0 && p.LastLBA >= uint64(size/sector) || p.LastLBA > gptMaxLBA {
+		return fmt.Errorf("LBAs %d to %d: %w (%d sectors of %d bytes)", p.FirstLBA, p.LastLBA, errOutside, size/sector, sector)
+	}
+	bp := unix.BlkpgPartition{
+		Start:  int64(p.FirstLBA) * sector,
+		Length: int64(p.LastLBA-p.FirstLBA+1) * sector,
+		Pno:    int32(p.Index),
+	}
+	return blkpgAdd(f, &bp)
+}
+
+// blkpgAdd is the ioctl; tests replace it.
+var blkpgAdd = func(f *os.File, p *unix.BlkpgPartition) error {
+	arg := unix.BlkpgIoctlArg{Op: unix.BLKPG_ADD_PARTITION, Datalen: int32(unsafe.Sizeof(*p)), Data: (*byte)(unsafe.Pointer(p))}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errno unix.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, unix.BLKPG, uintptr(unsafe.Pointer(&arg)))
+	}); err != nil {
+		return err
+	}
+	if errno != 0 {
+		return fmt.Errorf("BLKPG_ADD_PARTITION: %w", errno)
+	}
+	return nil
+}
+
+// firstOf joins the first n of items with sep, counting the rest.
+func firstOf(items []string, n int, sep string) string {
+	if len(items) <= n {
+		return strings.Join(items, sep)
+	}
+	return strings.Join(items[:n], sep) + fmt.Sprintf("%s… %d more", sep, len(items)-n)
+}
