@@ -42,6 +42,8 @@ type Partition struct {
 // gptHeader holds the fields of the header we use.
 type gptHeader struct {
 	sector     int64
+	altLBA     uint64 // the other header's LBA: the backup's, or the primary's (1)
+	diskGUID   [16]byte
 	entriesLBA uint64
 	numEntries uint32
 	entrySize  uint32
@@ -68,54 +70,113 @@ func ReadGPT(r io.ReaderAt) ([]Partition, error) {
 
 // ReadDiskGPT reads the GPT of a disk: the header at LBA 1, validated by
 // signature, CRC32 and its own LBA, and the entry array, validated by its
-// CRC32. When the primary is damaged, or missing while sector 0 holds a
-// protective MBR (the disk says it is GPT), the backup header at the last
-// LBA is read the same way, as the kernel does only when booted with "gpt";
-// GPT.Damage then says what was wrong. A disk whose LBA 1 has no header and
-// no protective MBR is not read at its end: a GPT's backup left there by an
-// earlier layout (an MBR or a file system written over a GPT disk) is stale.
-// r's size comes from a Size method or io.Seeker; without either only the
-// primary is read. It returns ErrNoGPT when there is no header.
+// CRC32. When that primary is damaged or missing, the backup is read the
+// same way, as the kernel does only when booted with "gpt" — but only when
+// sector 0 says the disk is GPT (a protective MBR) or cannot be read (a bad
+// 4 KiB physical sector takes LBAs 0 to 7 of a 512e disk together): a GPT
+// backup left at the end of a disk by an earlier layout (an MBR or a file
+// system written over a GPT disk) is stale. The backup header is looked for
+// where a primary whose own header is sound says it is (a disk grown since),
+// then at the last LBA; it must point back at LBA 1, and carry the primary's
+// disk GUID whenever LBA 1 still holds a header to compare with, so that a
+// table left at the end of a disk imaged anew is not taken for this one's.
+// GPT.Damage then says what was wrong with the primary. r's size comes from a
+// Size method or io.Seeker; without either only the primary is read. It
+// returns ErrNoGPT when there is no header.
 func ReadDiskGPT(r io.ReaderAt) (GPT, error) {
+	var errs []error
 	for _, sector := range gptSectorSizes {
-		parts, err := readGPTAt(r, sector, 1)
+		h, parts, err := readGPTAt(r, sector, 1)
 		if err == nil {
 			return GPT{Parts: parts, Sector: sector}, nil
 		}
 		missing := errors.Is(err, ErrNoGPT)
-		if missing && !hasProtectiveMBR(r) {
+		if !missing {
+			errs = append(errs, err)
+		}
+		if !sector0AllowsBackup(r) {
 			continue
 		}
-		g, berr := readBackupGPT(r, sector)
+		g, berr := readBackupGPT(r, sector, h)
 		if berr == nil {
 			if missing {
-				err = fmt.Errorf("no GPT header at byte %d behind a protective MBR", sector)
+				err = fmt.Errorf("no GPT header at byte %d", sector)
 			}
 			g.Damage = err
 			return g, nil
 		}
-		if missing {
-			continue // nothing at either end for this sector size
+		if !errors.Is(berr, ErrNoGPT) {
+			// %v: the backup's error must not make the primary's read as
+			// "no GPT" (and the disk as MBR).
+			errs = append(errs, fmt.Errorf("the backup GPT: %v", berr))
 		}
-		// %v: a backup that is not there must not make the primary's
-		// damage read as "no GPT" (and the disk as MBR).
-		return GPT{}, fmt.Errorf("%w; the backup GPT: %v", err, berr)
+	}
+	if len(errs) > 0 {
+		return GPT{}, joinErrs(errs)
 	}
 	return GPT{}, ErrNoGPT
 }
 
-// readBackupGPT reads the backup header at r's last LBA and its entries.
-func readBackupGPT(r io.ReaderAt, sector int64) (GPT, error) {
+// readBackupGPT reads the backup header and its entries: where primary (a
+// sound header whose entries were not) says it is, else at the last LBA.
+func readBackupGPT(r io.ReaderAt, sector int64, primary gptHeader) (GPT, error) {
 	size, ok := readerSize(r)
 	if !ok || size/sector < 3 {
 		return GPT{}, ErrNoGPT
 	}
-	lba := uint64(size/sector - 1)
-	parts, err := readGPTAt(r, sector, lba)
-	if err != nil {
-		return GPT{}, err
+	last := uint64(size/sector - 1)
+	lbas := []uint64{last}
+	if alt := primary.altLBA; primary.sector != 0 && alt > 1 && alt < last {
+		lbas = []uint64{alt, last}
 	}
-	return GPT{Parts: parts, Sector: sector, BackupLBA: lba}, nil
+	guid, compare := primaryGUID(r, sector, primary)
+	var errs []error
+	for _, lba := range lbas {
+		h, parts, err := readGPTAt(r, sector, lba)
+		at := int64(lba) * sector
+		switch {
+		case errors.Is(err, ErrNoGPT):
+			continue
+		case err != nil:
+		case h.altLBA != 1:
+			err = fmt.Errorf("GPT header at byte %d: says its primary is at LBA %d, want 1", at, h.altLBA)
+		case compare && h.diskGUID != guid:
+			err = fmt.Errorf("GPT header at byte %d: disk GUID %s, but LBA 1's is %s: it belongs to another table (a layout of before)",
+				at, formatGUID(h.diskGUID[:]), formatGUID(guid[:]))
+		default:
+			return GPT{Parts: parts, Sector: sector, BackupLBA: lba}, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return GPT{}, ErrNoGPT
+	}
+	return GPT{}, joinErrs(errs)
+}
+
+// primaryGUID is the disk GUID of the header at LBA 1: primary's when its
+// header is sound, else read from a damaged one that still has its
+// signature. ok is false when LBA 1 holds no header to compare with.
+func primaryGUID(r io.ReaderAt, sector int64, primary gptHeader) (guid [16]byte, ok bool) {
+	if primary.sector != 0 {
+		return primary.diskGUID, true
+	}
+	buf := make([]byte, gptHeaderMinSize)
+	if readFull(r, buf, sector) != nil || string(buf[:8]) != "EFI PART" {
+		return guid, false
+	}
+	copy(guid[:], buf[56:72])
+	return guid, true
+}
+
+// joinErrs is errs on one line, each still matched by errors.Is and As
+// (errors.Join puts them on lines of their own).
+func joinErrs(errs []error) error {
+	err := errs[0]
+	for _, e := range errs[1:] {
+		err = fmt.Errorf("%w; %w", err, e)
+	}
+	return err
 }
 
 // readerSize is r's size in bytes, when r can tell it.
@@ -130,28 +191,41 @@ func readerSize(r io.ReaderAt) (int64, bool) {
 	return 0, false
 }
 
+// sector0AllowsBackup reports whether sector 0 lets the backup GPT be read:
+// it holds an MBR with a protective entry (type 0xee), as a GPT disk's
+// does, or it cannot be read at all.
+func sector0AllowsBackup(r io.ReaderAt) bool {
+	pmbr, err := hasProtectiveMBR(r)
+	return pmbr || err != nil
+}
+
 // hasProtectiveMBR reports whether sector 0 holds an MBR with a GPT
-// protective entry (type 0xee), as a GPT disk's does.
-func hasProtectiveMBR(r io.ReaderAt) bool {
+// protective entry; err is a read error.
+func hasProtectiveMBR(r io.ReaderAt) (bool, error) {
 	_, entries, err := readMBRSector(r, 0)
+	if errors.Is(err, ErrNoMBR) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, e := range entries {
 		if e.typ == mbrProtective {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
-// readGPTAt reads the header at lba and its entry array.
-func readGPTAt(r io.ReaderAt, sector int64, lba uint64) ([]Partition, error) {
-	h, err := readGPTHeader(r, sector, lba)
+// readGPTAt reads the header at lba and its entry array. h is the header
+// whenever it is sound, even when the entries are not.
+func readGPTAt(r io.ReaderAt, sector int64, lba uint64) (h gptHeader, parts []Partition, err error) {
+	h, err = readGPTHeader(r, sector, lba)
 	if err != nil {
-		return nil, err
+		return gptHeader{}, nil, err
 	}
-	return readGPTEntries(r, h)
+	parts, err = readGPTEntries(r, h)
+	return h, parts, err
 }
 
 func readGPTHeader(r io.ReaderAt, sector int64, lba uint64) (gptHeader, error) {
@@ -181,12 +255,17 @@ func readGPTHeader(r io.ReaderAt, sector int64, lba uint64) (gptHeader, error) {
 	}
 	h := gptHeader{
 		sector:     sector,
+		altLBA:     binary.LittleEndian.Uint64(buf[32:]),
 		entriesLBA: binary.LittleEndian.Uint64(buf[72:]),
 		numEntries: binary.LittleEndian.Uint32(buf[80:]),
 		entrySize:  binary.LittleEndian.Uint32(buf[84:]),
 		entriesCRC: binary.LittleEndian.Uint32(buf[88:]),
 	}
-	return h, h.check()
+	copy(h.diskGUID[:], buf[56:72])
+	if err := h.check(); err != nil {
+		return gptHeader{}, err
+	}
+	return h, nil
 }
 
 // check validates the entry array geometry before anything is allocated.

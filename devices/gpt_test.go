@@ -218,16 +218,17 @@ func TestReadDiskGPTBackup(t *testing.T) {
 	lastByte := int64(last) * 512
 	zero := func(d []byte, off, n int) { clear(d[off : off+n]) }
 	for _, tc := range []struct {
-		name   string
-		edit   func(d []byte)
-		reader func(d []byte) io.ReaderAt
-		damage string // "" for no backup read
-		err    string // "" for a table read
-		noGPT  bool
+		name      string
+		edit      func(d []byte)
+		reader    func(d []byte) io.ReaderAt
+		damage    string // "" for no backup read
+		err       string // "" for a table read
+		noGPT     bool
+		backupLBA uint64 // 0: the last LBA
 	}{
 		{name: "header checksum", edit: func(d []byte) { d[512+40] ^= 0x10 }, damage: "GPT header at byte 512: checksum mismatch"},
 		{name: "entry array", edit: func(d []byte) { d[1024+60] ^= 0x10 }, damage: "GPT entry array: checksum mismatch"},
-		{name: "LBA 1 blank behind a protective MBR", edit: func(d []byte) { zero(d, 512, 512) }, damage: "no GPT header at byte 512 behind a protective MBR"},
+		{name: "LBA 1 blank behind a protective MBR", edit: func(d []byte) { zero(d, 512, 512) }, damage: "no GPT header at byte 512"},
 		{name: "LBA 1 unreadable", reader: func(d []byte) io.ReaderAt { return eioAt{bytes.NewReader(d), 512, 1024} }, damage: "input/output error"},
 		{name: "header placed at another LBA", edit: func(d []byte) {
 			binary.LittleEndian.PutUint64(d[512+24:], 7)
@@ -241,6 +242,23 @@ func TestReadDiskGPTBackup(t *testing.T) {
 			err: "; the backup GPT: GPT entry array: checksum mismatch"},
 		{name: "size unknown", edit: func(d []byte) { d[512+40] ^= 0x10 }, reader: func(d []byte) io.ReaderAt { return noSize{bytes.NewReader(d)} },
 			err: "checksum mismatch"},
+		// A bad 4 KiB physical sector of a 512e disk: LBAs 0 to 7 at once.
+		{name: "sectors 0 to 7 unreadable", reader: func(d []byte) io.ReaderAt { return eioAt{bytes.NewReader(d), 0, 4096} }, damage: "input/output error"},
+		// A DOS MBR (no 0xee) over a GPT disk: what LBA 1 and the end hold is a leftover.
+		{name: "DOS MBR over a damaged leftover GPT", edit: func(d []byte) { d[446+4] = 0x83; d[512+40] ^= 0x10 },
+			err: "GPT header at byte 512: checksum mismatch"},
+		{name: "backup of another table", edit: func(d []byte) {
+			d[512+40] ^= 0x10 // the primary's CRC, not its GUID
+			d[lastByte+56] ^= 1
+			resign(d, int(lastByte))
+		}, err: "it belongs to another table (a layout of before)"},
+		{name: "backup not pointing at LBA 1", edit: func(d []byte) {
+			d[512+40] ^= 0x10
+			binary.LittleEndian.PutUint64(d[lastByte+32:], 2)
+			resign(d, int(lastByte))
+		}, err: "says its primary is at LBA 2, want 1"},
+		{name: "disk grown since: the backup where the sound header says", edit: func(d []byte) { d[1024+60] ^= 0x10 },
+			reader: func(d []byte) io.ReaderAt { return bytes.NewReader(append(d, make([]byte, 1<<20)...)) }, damage: "GPT entry array: checksum mismatch", backupLBA: last},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := bytes.Clone(pristine)
@@ -275,8 +293,12 @@ func TestReadDiskGPTBackup(t *testing.T) {
 				}
 				return
 			}
-			if g.Damage == nil || !strings.Contains(g.Damage.Error(), tc.damage) || g.BackupLBA != last {
-				t.Errorf("damage %v, backup LBA %d; want %q, LBA %d", g.Damage, g.BackupLBA, tc.damage, last)
+			wantLBA := uint64(len(d)/512 - 1)
+			if tc.backupLBA != 0 {
+				wantLBA = tc.backupLBA
+			}
+			if g.Damage == nil || !strings.Contains(g.Damage.Error(), tc.damage) || g.BackupLBA != wantLBA {
+				t.Errorf("damage %v, backup LBA %d; want %q, LBA %d", g.Damage, g.BackupLBA, tc.damage, wantLBA)
 			}
 		})
 	}
@@ -309,6 +331,11 @@ func TestReadDiskGPTBackup4Kn(t *testing.T) {
 	want := []Partition{{Index: 2, Type: linuxFS, UUID: uuidA, Name: "root-a", FirstLBA: 6, LastLBA: 9}}
 	if g, err := ReadDiskGPT(bytes.NewReader(d)); err != nil || g.Damage != nil || g.Sector != 4096 || !reflect.DeepEqual(g.Parts, want) {
 		t.Fatalf("sound: %+v, %v", g, err)
+	}
+	// A bad sector 0 (the kernel finds no partition): the 512-byte pass's
+	// read error does not end the search.
+	if g, err := ReadDiskGPT(eioAt{bytes.NewReader(d), 0, 4096}); err != nil || g.Damage != nil || g.Sector != 4096 || !reflect.DeepEqual(g.Parts, want) {
+		t.Fatalf("sector 0 unreadable: %+v, %v", g, err)
 	}
 	d[4096+40] ^= 1
 	g, err := ReadDiskGPT(bytes.NewReader(d))

@@ -60,7 +60,7 @@ func specNeedsProbe(spec devspec.Spec, d *device) bool {
 // storeProbes records finished jobs whose device is unchanged. Callers hold mu.
 func (r *Registry) storeProbes(jobs []*probeJob) {
 	for _, j := range jobs {
-		r.notes = append(r.notes, j.notes...) // said even when the device changed meanwhile: it happened
+		r.note(j.notes) // said even when the device changed meanwhile: it happened
 		d := r.devs[j.name]
 		if d == nil || d.gen != j.gen {
 			continue // removed or changed meanwhile: it will be probed again
@@ -74,6 +74,24 @@ func (r *Registry) storeProbes(jobs []*probeJob) {
 		}
 	}
 	r.cond.Broadcast()
+}
+
+// maxNotes bounds what Notes keeps: a device that keeps changing (a
+// gadget toggling its medium) is read again each time.
+const maxNotes = 32
+
+// note keeps each of notes once, up to maxNotes in all. Callers hold mu.
+func (r *Registry) note(notes []string) {
+	for _, n := range notes {
+		if r.noted[n] || len(r.noted) >= maxNotes {
+			continue
+		}
+		if r.noted == nil {
+			r.noted = map[string]bool{}
+		}
+		r.noted[n] = true
+		r.notes = append(r.notes, n)
+	}
 }
 
 // run reads the device: the partition table of a whole disk (GPT, else

@@ -81,7 +81,8 @@ type Registry struct {
 	devs   map[string]*device
 	seq    uint64
 	closed bool
-	notes  []string // Notes: damaged tables, partitions added
+	notes  []string        // Notes not yet taken: damaged tables, partitions added
+	noted  map[string]bool // every note ever kept, so each is said once
 }
 
 // NewRegistry returns an empty registry.
@@ -91,7 +92,7 @@ func NewRegistry(o Options) *Registry {
 	return r
 }
 
-// Notes returns, once each, what the operator must be told about the disks
+// Notes returns, once each (and at most maxNotes in all), what the operator must be told about the disks
 // read so far: a primary GPT found damaged, partitions the kernel did not
 // find that were added (Options.AddPartitions) or could not be.
 func (r *Registry) Notes() []string {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,15 +18,19 @@ import (
 
 // repair says what the operator must know about a disk's table t (read
 // from the backup GPT) and, when the job may (Options.AddPartitions), gives
-// the kernel the partitions of a GPT it did not read: without "gpt" on its
-// command line Linux reads the primary GPT only, and only behind a valid
-// protective MBR (block/partitions/efi.c), so one bad sector at LBA 0, 1 or
-// in the entry array leaves a disk without partitions, and the machine
-// without its system disk. Nothing is written to the disk.
+// the kernel the partitions of a GPT it did not read for one of the two
+// reasons a fault gives it: without "gpt" on its command line Linux reads
+// the primary GPT only, and only behind a valid protective MBR
+// (block/partitions/efi.c), so one bad sector at LBA 0, 1 or in the entry
+// array leaves a disk without partitions, and the machine without its
+// system disk. A GPT the kernel refuses for another reason (entries other
+// than 128 bytes, a usable range past the disk's end, a sector size not the
+// disk's: a layout no fault makes) is named, not added. Nothing is written
+// to the disk.
 func (j *probeJob) repair(f *os.File, t GPT) []string {
 	var notes []string
 	if t.Damage != nil {
-		notes = append(notes, fmt.Sprintf("%s: the primary GPT is damaged (%v); its partitions were read from the backup GPT at LBA %d: rewrite the primary from it (fdisk %s, then w)",
+		notes = append(notes, fmt.Sprintf("%s: the primary GPT is damaged (%v); its partitions were read from the backup GPT at LBA %d: rewrite the primary from it (gdisk %s, then w)",
 			j.path, t.Damage, t.BackupLBA, j.path))
 	}
 	if j.sysDir == "" || t.Sector == 0 || len(t.Parts) == 0 {
@@ -37,19 +43,27 @@ func (j *probeJob) repair(f *os.File, t GPT) []string {
 	case has || !allowed:
 		return notes
 	}
-	why := "it refused the GPT"
+	var why string
+	pmbr, pmbrErr := hasProtectiveMBR(f)
 	switch {
 	case t.Damage != nil:
 		why = "it reads only the primary GPT"
-	case !hasProtectiveMBR(f):
-		why = "sector 0 holds no protective MBR, without which it does not read the GPT"
+	case pmbrErr != nil:
+		why = "sector 0 cannot be read"
+	case !pmbr:
+		why = fmt.Sprintf("sector 0 holds no protective MBR, without which it does not read the GPT: write one (gdisk %s, then w)", j.path)
+	default:
+		return append(notes, fmt.Sprintf("%s: the kernel found no partition on it, though its GPT reads: not added (Linux refuses entries other than 128 bytes, a usable range past the disk's end)", j.path))
+	}
+	if bs, err := logicalBlockSize(f); err == nil && bs != t.Sector {
+		return append(notes, fmt.Sprintf("%s: the kernel found no partition on it (%s); its GPT, found at %d-byte sectors, is not the disk's (%d bytes): not added", j.path, why, t.Sector, bs))
 	}
 	size, _ := readerSize(f)
 	var added, failed []string
 	for _, p := range t.Parts {
 		name := PartitionName(j.name, p.Index)
 		if err := addPartition(f, t.Sector, size, p); err != nil {
-			failed = append(failed, fmt.Sprintf("%s (PARTLABEL=%s): %v", name, p.Name, err))
+			failed = append(failed, fmt.Sprintf("%s (PARTLABEL=%s): %v", name, Shown(p.Name), err))
 			continue
 		}
 		added = append(added, name)
@@ -64,6 +78,33 @@ func (j *probeJob) repair(f *os.File, t GPT) []string {
 			j.path, len(failed), firstOf(failed, 3, "; ")))
 	}
 	return notes
+}
+
+// Shown is how a name read from a disk (a partition label) goes into a
+// message: as it is when every character is printable and no space, else
+// quoted in Go syntax, so that a stick's label cannot break a console line,
+// pose as a line of keel's, or hide where it ends.
+func Shown(s string) string {
+	for _, r := range s {
+		if !unicode.IsGraphic(r) || unicode.IsSpace(r) || r == '"' || r == utf8.RuneError {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// logicalBlockSize is the disk's logical sector size (BLKSSZGET); tests,
+// whose disks are files, replace it.
+var logicalBlockSize = func(f *os.File) (int64, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var bs int
+	if cerr := rc.Control(func(fd uintptr) { bs, err = unix.IoctlGetInt(int(fd), unix.BLKSSZGET) }); cerr != nil {
+		return 0, cerr
+	}
+	return int64(bs), err
 }
 
 // kernelPartitions reports whether sysfs lists a partition of disk (a
@@ -94,7 +135,8 @@ func kernelPartitions(sysDir, disk string) (has, allowed bool, err error) {
 var errOutside = errors.New("outside the disk")
 
 // addPartition checks that p lies on the disk (size bytes, sectors of
-// sector bytes) and adds it with BLKPG_ADD_PARTITION.
+// sector bytes: Linux would cut it back to the disk's end) and adds it with
+// BLKPG_ADD_PARTITION.
 func addPartition(f *os.File, sector, size int64, p Partition) error {
 	if p.FirstLBA == 0 || p.LastLBA < p.FirstLBA || size > 0 && p.LastLBA >= uint64(size/sector) || p.LastLBA > gptMaxLBA {
 		return fmt.Errorf("LBAs %d to %d: %w (%d sectors of %d bytes)", p.FirstLBA, p.LastLBA, errOutside, size/sector, sector)

@@ -95,6 +95,7 @@ func TestRepairAddsPartitions(t *testing.T) {
 		extRange   string
 		kernel     []string // partitions sysfs lists
 		fail       map[int32]error
+		blockSize  int64 // what BLKSSZGET says; 0: unknown (a file)
 		wantAdded  []int32
 		wantNotes  []string
 		wantAbsent string
@@ -106,8 +107,12 @@ func TestRepairAddsPartitions(t *testing.T) {
 			wantNotes: []string{"the primary GPT is damaged"}, wantAbsent: "added"},
 		{name: "damaged primary, not allowed to add", img: damaged, wantNotes: []string{"the primary GPT is damaged"}, wantAbsent: "added"},
 		{name: "no protective MBR", img: noPMBR, sysDir: true, wantAdded: []int32{1, 2, 5},
-			wantNotes: []string{"(sector 0 holds no protective MBR, without which it does not read the GPT); added the 3 of its GPT"}, wantAbsent: "damaged"},
+			wantNotes: []string{"(sector 0 holds no protective MBR, without which it does not read the GPT: write one (gdisk /dev/vda, then w)); added the 3 of its GPT"}, wantAbsent: "damaged"},
 		{name: "sound disk the kernel read", img: sound, sysDir: true, extRange: "256", kernel: []string{"vda1", "vda2", "vda5"}},
+		{name: "sound disk the kernel refused for its own reasons", img: sound, sysDir: true,
+			wantNotes: []string{"/dev/vda: the kernel found no partition on it, though its GPT reads: not added"}, wantAbsent: "added the"},
+		{name: "a GPT of another sector size", img: damaged, sysDir: true, blockSize: 4096,
+			wantNotes: []string{"its GPT, found at 512-byte sectors, is not the disk's (4096 bytes): not added"}, wantAbsent: "added the"},
 		{name: "disk without partitions (a CD drive)", img: damaged, sysDir: true, extRange: "1",
 			wantNotes: []string{"the primary GPT is damaged"}, wantAbsent: "added"},
 		{name: "an add refused", img: damaged, sysDir: true, fail: map[int32]error{2: fmt.Errorf("BLKPG_ADD_PARTITION: %w", syscall.EBUSY)}, wantAdded: []int32{1, 5},
@@ -117,6 +122,11 @@ func TestRepairAddsPartitions(t *testing.T) {
 			sys := filepath.Join(t.TempDir(), "sys")
 			sysDisk(t, sys, "vda", tc.extRange, tc.kernel...)
 			added := stubBlkpg(t, tc.fail)
+			if tc.blockSize != 0 {
+				old := logicalBlockSize
+				logicalBlockSize = func(*os.File) (int64, error) { return tc.blockSize, nil }
+				t.Cleanup(func() { logicalBlockSize = old })
+			}
 			f, err := os.Open(tc.img)
 			if err != nil {
 				t.Fatal(err)
@@ -252,5 +262,38 @@ func TestRepairHostileTable(t *testing.T) {
 	notes := j.repair(f, tab)
 	if len(notes) != 1 || len(notes[0]) > 1000 || !strings.Contains(notes[0], "8192 of its GPT's partitions") || len(*added) != 0 {
 		t.Errorf("notes %q (%d added): want one short line naming 8192 partitions", notes, len(*added))
+	}
+}
+
+func TestShown(t *testing.T) {
+	for in, want := range map[string]string{
+		"root-a": "root-a", "données-😀": "données-😀", "": "",
+		"a b": `"a b"`, "x\nkeel: all is well": `"x\nkeel: all is well"`, "\x1b[2J": `"\x1b[2J"`, `say"`: `"say\""`, "\xff": `"\xff"`,
+	} {
+		if got := Shown(in); got != want {
+			t.Errorf("Shown(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestNotesOnceEach: a note found again (the disk read again after a
+// change) is said once, and a disk that keeps changing cannot grow them
+// without bound.
+func TestNotesOnceEach(t *testing.T) {
+	r := NewRegistry(Options{})
+	r.note([]string{"a", "b"})
+	r.note([]string{"a"})
+	if got := r.Notes(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("notes %q, want a, b", got)
+	}
+	r.note([]string{"b", "c"})
+	if got := r.Notes(); !slices.Equal(got, []string{"c"}) {
+		t.Errorf("notes %q, want c alone", got)
+	}
+	for i := range 100 {
+		r.note([]string{fmt.Sprint(i)})
+	}
+	if got := r.Notes(); len(got) != maxNotes-3 {
+		t.Errorf("%d notes kept, want at most %d in all", len(got), maxNotes)
 	}
 }

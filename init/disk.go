@@ -183,7 +183,7 @@ func (b *boot) strays(ps []devices.DiskPart) {
 			continue
 		}
 		b.sys.reported[p.Part] = true
-		b.log.Warnf("ignoring /dev/%s (PARTLABEL=%s): it is on /dev/%s, not on the system disk /dev/%s", p.Part, p.Label, p.Disk, b.sys.disk)
+		b.log.Warnf("ignoring /dev/%s (PARTLABEL=%s): it is on /dev/%s, not on the system disk /dev/%s", p.Part, devices.Shown(p.Label), p.Disk, b.sys.disk)
 		b.rep.StrayPartitions = append(b.rep.StrayPartitions, report.Stray{
 			Device: filepath.Join("/dev", p.Part), Label: p.Label, Disk: filepath.Join("/dev", p.Disk),
 		})

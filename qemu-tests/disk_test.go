@@ -202,7 +202,7 @@ func TestDamagedPrimaryGPT(t *testing.T) {
 		edit func(disk []byte)
 		want string // on the console and in the report
 	}{
-		{"header", flip(512 + 56), "the primary GPT is damaged (GPT header at byte 512: checksum mismatch"},
+		{"header", flip(512 + 40), "the primary GPT is damaged (GPT header at byte 512: checksum mismatch"},
 		{"entry array", flip(1024 + 60), "the primary GPT is damaged (GPT entry array: checksum mismatch"},
 		// A wiped MBR: with no 0x55aa the kernel's DOS parser finds nothing either.
 		{"protective MBR", func(d []byte) { clear(d[446:512]) }, "the kernel found no partition on it (sector 0 holds no protective MBR"},

@@ -23,6 +23,9 @@ type partition struct {
 	f     *os.File
 	off   int64
 	size  int64
+	// damage is why a disk image's primary GPT was not used (its backup
+	// was): devices.GPT.Damage.
+	damage error
 }
 
 // openPath opens a device or file as a whole partition. A regular file
@@ -60,12 +63,12 @@ func openInDisk(disk, label string, write bool) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	off, size, err := findInGPT(f, label)
+	off, size, damage, err := findInGPT(f, label)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", disk, err)
 	}
-	return &partition{label: label, path: disk, f: f, off: off, size: size}, nil
+	return &partition{label: label, path: disk, f: f, off: off, size: size, damage: damage}, nil
 }
 
 func openFlag(write bool) int {
@@ -75,11 +78,12 @@ func openFlag(write bool) int {
 	return os.O_RDONLY
 }
 
-// findInGPT returns the byte range of the partition labelled label.
-func findInGPT(r io.ReaderAt, label string) (off, size int64, err error) {
+// findInGPT returns the byte range of the partition labelled label, and
+// why the primary GPT was not used when the backup was.
+func findInGPT(r io.ReaderAt, label string) (off, size int64, damage, err error) {
 	g, err := devices.ReadDiskGPT(r)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	sector := g.Sector
 	for _, p := range g.Parts {
@@ -87,11 +91,11 @@ func findInGPT(r io.ReaderAt, label string) (off, size int64, err error) {
 			continue
 		}
 		if p.LastLBA < p.FirstLBA || p.LastLBA >= math.MaxInt64/uint64(sector) {
-			return 0, 0, fmt.Errorf("partition %s: LBAs %d to %d, expected first <= last", label, p.FirstLBA, p.LastLBA)
+			return 0, 0, nil, fmt.Errorf("partition %s: LBAs %d to %d, expected first <= last", label, p.FirstLBA, p.LastLBA)
 		}
-		return int64(p.FirstLBA) * sector, int64(p.LastLBA-p.FirstLBA+1) * sector, nil
+		return int64(p.FirstLBA) * sector, int64(p.LastLBA-p.FirstLBA+1) * sector, g.Damage, nil
 	}
-	return 0, 0, fmt.Errorf("no partition labelled %s in the GPT", label)
+	return 0, 0, nil, fmt.Errorf("no partition labelled %s in the GPT", label)
 }
 
 // String names the partition and where it is.

@@ -249,16 +249,23 @@ func TestOpenInDiskDamagedPrimary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte{0xff, 0xff}, 512+56); err != nil { // the disk GUID: the CRC no longer matches
+	if _, err := f.WriteAt([]byte{0xff, 0xff}, 512+40); err != nil { // the first usable LBA: the CRC no longer matches
 		t.Fatal(err)
 	}
 	f.Close()
-	p, err := openInDisk(disk, "bootstate", false)
-	if err != nil {
-		t.Fatal(err)
+	var warn strings.Builder
+	tg := &target{disk: disk, warn: &warn}
+	for range 2 {
+		p, err := tg.open("bootstate", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		if p.off != 5<<20 || p.size != 1<<20 || p.damage == nil {
+			t.Errorf("bootstate at %d, %d bytes, damage %v; want %d, %d, a damaged primary", p.off, p.size, p.damage, 5<<20, 1<<20)
+		}
 	}
-	defer p.Close()
-	if p.off != 5<<20 || p.size != 1<<20 {
-		t.Errorf("bootstate at %d, %d bytes; want %d, %d", p.off, p.size, 5<<20, 1<<20)
+	if w := warn.String(); strings.Count(w, "the primary GPT is damaged (GPT header at byte 512: checksum mismatch") != 1 {
+		t.Errorf("warnings %q: want the damage said once", w)
 	}
 }

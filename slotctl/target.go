@@ -32,6 +32,8 @@ type target struct {
 	// mounted reports whether a directory is a mount point (isMountPoint;
 	// tests replace it).
 	mounted func(dir string) bool
+	// warnedGPT: the damage of --disk's primary GPT was said.
+	warnedGPT bool
 }
 
 // targetFlags registers --disk, --bootstate and --boot-report.
@@ -49,7 +51,12 @@ func (t *target) open(label string, write bool) (*partition, error) {
 		return openPath(label, t.bootstate, write)
 	}
 	if t.disk != "" {
-		return openInDisk(t.disk, label, write)
+		p, err := openInDisk(t.disk, label, write)
+		if err == nil && p.damage != nil && !t.warnedGPT && t.warn != nil {
+			t.warnedGPT = true
+			fmt.Fprintf(t.warn, "slotctl: warning: %s: the primary GPT is damaged (%v): its backup was used; rewrite the primary from it (gdisk %s, then w)\n", t.disk, p.damage, t.disk)
+		}
+		return p, err
 	}
 	if label == bootstate.Label {
 		if r, err := t.bootReport(); err == nil && r != nil && r.Devices["bootstate"] != "" {
