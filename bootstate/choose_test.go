@@ -464,3 +464,43 @@ func TestGoodRetiredSlotIsLastResort(t *testing.T) {
 		t.Fatalf("a retired and not good: %v, want ErrNoBootableSlot", err)
 	}
 }
+
+// TestSetNextKeepsTheOnlyGoodSlot: a is on trial with an update, b is the
+// only good slot, and the operator rolls back (set-next b, or RAUC's
+// mark-active other). b boots next and stays good: boots it never confirms
+// (a health check failing, the network down during the rollout) cannot
+// retire it. SetNext used to put it on trial, the machine had no good slot,
+// and after its three tries and a's last one no slot booted.
+func TestSetNextKeepsTheOnlyGoodSlot(t *testing.T) {
+	s := DefaultState()
+	_ = s.MarkGood(SlotB, "img-1", 0)
+	_ = s.MarkBad(SlotA, "install in progress")
+	_ = s.SetNext(SlotA, 3)
+	if c, err := s.Choose("", 0); err != nil || c.Slot != SlotA {
+		t.Fatalf("the update's trial: %+v, %v", c, err)
+	}
+	if err := s.SetNext(SlotB, 3); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Slot(SlotB); !b.Good || b.Priority != 2 || b.Unconfirmed != 0 {
+		t.Fatalf("b after set-next: %+v, want good at the top priority", b)
+	}
+	for i := range 20 {
+		c, err := s.Choose("", 0)
+		if err != nil {
+			t.Fatalf("boot %d without a confirmation: %v (state %+v)", i+1, err, s.Slots)
+		}
+		if !s.Slot(SlotB).Good {
+			t.Fatalf("boot %d (%s): b is no longer good: %+v", i+1, c.Slot, s.Slots)
+		}
+	}
+	// With both slots good, set-next still puts a slot on trial: the other
+	// good slot is its fallback.
+	s = DefaultState()
+	_ = s.MarkGood(SlotA, "img-1", 0)
+	_ = s.MarkGood(SlotB, "img-2", 0)
+	_ = s.SetNext(SlotA, 2)
+	if a := s.Slot(SlotA); a.Good || a.Tries != 2 || !s.Slot(SlotB).Good {
+		t.Errorf("set-next a with b good: %+v, want a on trial and b good", s.Slots)
+	}
+}

@@ -212,6 +212,15 @@ func (s *State) MarkGood(x Slot, imageID string, rollback uint64) error {
 // and, if it was bootable at all or is good (a retired slot booted with
 // slot= and marked good, which MarkGood leaves at priority 0), priority 1:
 // it is the fallback, so the trial's end always has a slot to boot.
+//
+// x keeps its good flag when it is the only good slot (set-next, or RAUC's
+// mark-active, of the good slot while the other one's update is not yet
+// confirmed, to roll back): a trial would leave no slot good, and unconfirmed
+// boots of it (a failing health check, the rollout's network down) would
+// retire the image that worked. It then boots next as a good slot, its
+// unconfirmed boots and reason cleared, tries given. keel's installs mark a
+// slot bad before they write it, so a slot still good holds the image that
+// was confirmed.
 func (s *State) SetNext(x Slot, tries int) error {
 	p, err := s.slot(x)
 	if err != nil {
@@ -224,7 +233,7 @@ func (s *State) SetNext(x Slot, tries int) error {
 	if o.Priority > 0 || o.Good {
 		o.Priority = 1
 	}
-	*p = SlotState{Priority: 2, Tries: uint8(tries)}
+	*p = SlotState{Priority: 2, Tries: uint8(tries), Good: p.Good && !o.Good}
 	return nil
 }
 

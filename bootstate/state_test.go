@@ -158,9 +158,9 @@ func TestMutators(t *testing.T) {
 	if err := s.SetNext(SlotB, 1); err != nil {
 		t.Fatal(err)
 	}
-	want = [2]SlotState{{Priority: 1, Tries: 5}, {Priority: 2, Tries: 1}}
+	want = [2]SlotState{{Priority: 1, Tries: 5}, {Priority: 2, Tries: 1, Good: true}}
 	if s.Slots != want {
-		t.Errorf("SetNext(b, 1) after MarkGood(b): %+v, want %+v (b on trial again)", s.Slots, want)
+		t.Errorf("SetNext(b, 1) after MarkGood(b): %+v, want %+v (b, the only good slot, stays good)", s.Slots, want)
 	}
 	_ = s.MarkBad(SlotA, "x")
 	_ = s.SetNext(SlotB, 3)
