@@ -103,6 +103,9 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 		return nil, false, err
 	}
 	defer closeAll(j.rootP, j.verityP)
+	if err := j.checkInputs(h); err != nil {
+		return nil, false, err
+	}
 	if err := j.markBad("install in progress (slotctl install)"); err != nil {
 		return nil, false, err
 	}
@@ -112,6 +115,32 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	}
 	_, err = j.t.withState(func(s *bootstate.State) error { return s.SetNext(j.slot, j.tries) })
 	return h, authenticated, err
+}
+
+// checkInputs refuses, before the slot is marked bad or written, input
+// files shorter than their signed header says they are (a download cut
+// short, a disk full while it was stored): the tree check would find that
+// only once the slot's old image had been overwritten up to the cut, and a
+// slot that was good would be lost to it. So is an image larger than the
+// slot's partition.
+func (j *installJob) checkInputs(h *slots.Header) error {
+	for _, in := range []struct {
+		file, what string
+		need       uint64
+	}{{j.image, "image", h.ImageSize}, {j.verity, "header and hash tree", h.HashOffset + h.HashSize}} {
+		fi, err := os.Stat(in.file)
+		if err != nil {
+			return err
+		}
+		if uint64(fi.Size()) < in.need {
+			return fmt.Errorf("%s: %d bytes, but the signed header of image %s says its %s take %d: the file is cut short (an interrupted download, a full disk?): nothing was written",
+				in.file, fi.Size(), h.ImageID, in.what, in.need)
+		}
+	}
+	if h.ImageSize > uint64(j.rootP.size) {
+		return fmt.Errorf("%s: partition is %d bytes, image %s is %d bytes: it does not fit: nothing was written", j.rootP, j.rootP.size, h.ImageID, h.ImageSize)
+	}
+	return nil
 }
 
 // checkRollback refuses, before anything is written, an image that a

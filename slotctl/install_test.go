@@ -52,6 +52,47 @@ func TestInstallRejects(t *testing.T) {
 	}
 }
 
+// TestInstallRefusesCutInputs: an image or verity file shorter than its
+// signed header says (a download cut short) is refused before the slot is
+// marked bad or written: the good slot b keeps its image and its flag.
+func TestInstallRefusesCutInputs(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "1MiB")
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	img, ver := sealedImage(t, dir, "img", key)
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "b", img, ver)
+	mustRun(t, nil, "mark-good", "--disk", disk, "b")
+	before, err := os.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := func(file string, drop int64) string {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), filepath.Base(file))
+		if err := os.WriteFile(out, b[:int64(len(b))-drop], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, tc := range []struct{ name, img, ver, want string }{
+		{"image", cut(img, 4096), ver, "the file is cut short"},
+		{"image by one byte", cut(img, 1), ver, "the file is cut short"},
+		{"verity file", img, cut(ver, 4096), "header and hash tree take"},
+	} {
+		r := slotctl(t, nil, "install", "--disk", disk, "--slot", "b", "--force", tc.img, tc.ver)
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "nothing was written") {
+			t.Errorf("%s cut short: exit %d, %s", tc.name, r.code, r.stderr)
+		}
+		if after, _ := os.ReadFile(disk); !bytes.Equal(before, after) {
+			t.Fatalf("%s cut short: the disk changed (slot b: %+v)", tc.name, statusJSON(t, "--disk", disk).Slots[1])
+		}
+	}
+}
+
 // padImage writes a copy of img padded with zeros to size bytes: still a
 // valid SquashFS image, only larger.
 func padImage(t *testing.T, img string, size int64) string {
