@@ -31,7 +31,11 @@ say "step $step image $(cat /etc/keel-test-image) mark-good $(systemctl is-activ
 say "report $(cat /run/keel/boot.json)"
 status status
 mkdir -p /run/bundles
-try mount mount -t squashfs -o ro /dev/vdb /run/bundles
+# The bundles' disk is the one keel did not choose: the kernel names the
+# two virtio disks in the order their probes end, which is not fixed.
+sys=$(sed -n 's/.*"system_disk":"\([^"]*\)".*/\1/p' /run/keel/boot.json)
+bundles=/dev/vdb; [ "$sys" = /dev/vdb ] && bundles=/dev/vda
+try mount mount -t squashfs -o ro $bundles /run/bundles
 case $step in
 1)
 	try mark-bad-booted rauc status mark-bad booted
