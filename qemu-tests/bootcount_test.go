@@ -56,7 +56,7 @@ func (s bootState) slot(t testing.TB, x string) slotState {
 // agent or an image build would.
 func diskStatus(t testing.TB, disk string) bootState {
 	t.Helper()
-	out := run(t, keelTools(t).slotctl, "status", "--json", "--disk", disk)
+	out, _ := runSplit(t, keelTools(t).slotctl, "status", "--json", "--disk", disk)
 	var s bootState
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("slotctl status --json: %v\n%s", err, out)

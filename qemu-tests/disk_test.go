@@ -232,6 +232,10 @@ func TestDamagedPrimaryGPT(t *testing.T) {
 			if s := diskStatus(t, f.disk.Path); !s.Initialised || s.slot(t, "a").Tries != bootstate.DefaultTries-1 {
 				t.Errorf("boot state %+v: want slot a's first try counted", s)
 			}
+			_, warn := runSplit(t, keelTools(t).slotctl, "status", "--disk", f.disk.Path)
+			if damaged := strings.Contains(tc.want, "damaged"); damaged != strings.Contains(warn, "the primary GPT is damaged") {
+				t.Errorf("slotctl status --disk warned %q: want the damage said when the primary is damaged", warn)
+			}
 		})
 	}
 }

@@ -67,6 +67,19 @@ func run(t testing.TB, name string, args ...string) string {
 	return string(b)
 }
 
+// runSplit runs a command and returns its stdout and stderr apart (a JSON
+// answer and the warnings beside it), failing t on error.
+func runSplit(t testing.TB, name string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	var o, e strings.Builder
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, o.String(), e.String())
+	}
+	return o.String(), e.String()
+}
+
 // signingKey returns the private key file of a named test key (made once).
 func signingKey(t testing.TB, name string) string {
 	t.Helper()
