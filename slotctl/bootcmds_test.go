@@ -120,6 +120,11 @@ func TestBootCommandsOnDisk(t *testing.T) {
 	if !strings.Contains(out, "slot b boots next: 3 tries") || !strings.Contains(out, "fallback: slot a (priority 1, good)") {
 		t.Errorf("set-next b:\n%s", out)
 	}
+	// b on trial, a the only good slot: rolling back to a keeps it good.
+	out = mustRun(t, nil, "set-next", "--disk", disk, "a")
+	if !strings.Contains(out, "slot a boots next: it stays good, as the only good slot") || !statusJSON(t, "--disk", disk).Slots[0].Good {
+		t.Errorf("set-next a, the only good slot:\n%s", out)
+	}
 	text := mustRun(t, nil, "status", "--disk", disk)
 	for _, s := range []string{"SLOT  PRIORITY  TRIES  GOOD", "image-b", "running: nothing (disk image)"} {
 		if !strings.Contains(text, s) {

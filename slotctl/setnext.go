@@ -55,7 +55,11 @@ func (t *target) checkHeader(x slots.Slot) error {
 }
 
 func printNext(e *env, s bootstate.State, x slots.Slot) {
-	fmt.Fprintf(e.stdout, "slot %s boots next: %d tries to be marked good\n", x, s.Slot(x).Tries)
+	if s.Slot(x).Good { // the only good slot stays good (bootstate.SetNext)
+		fmt.Fprintf(e.stdout, "slot %s boots next: it stays good, as the only good slot\n", x)
+	} else {
+		fmt.Fprintf(e.stdout, "slot %s boots next: %d tries to be marked good\n", x, s.Slot(x).Tries)
+	}
 	if o := x.Other(); s.Bootable(o) {
 		fmt.Fprintf(e.stdout, "fallback: slot %s (%s)\n", o, s.Slot(o))
 	} else {
