@@ -36,7 +36,7 @@ func (j *probeJob) repair(f *os.File, t GPT) []string {
 	if j.sysDir == "" || t.Sector == 0 || len(t.Parts) == 0 {
 		return notes
 	}
-	has, allowed, err := kernelPartitions(j.sysDir, j.name)
+	has, allowed, err := kernelPartitions(j.sysDir, j.name, t.Parts)
 	switch {
 	case err != nil:
 		return append(notes, fmt.Sprintf("%s: %v", j.path, err))
@@ -111,9 +111,17 @@ var logicalBlockSize = func(f *os.File) (int64, error) {
 // directory under SYS/class/block/DISK holding a "partition" file: the
 // kernel made them before it announced the disk), and whether the disk
 // takes partitions at all (ext_range above 1: not a CD drive, not a loop
-// device without partscan).
-func kernelPartitions(sysDir, disk string) (has, allowed bool, err error) {
+// device without partscan). The table's first partition is looked for by
+// name first: on a sound disk that is one stat in every boot.
+func kernelPartitions(sysDir, disk string, parts []Partition) (has, allowed bool, err error) {
 	dir := filepath.Join(sysDir, "class", "block", disk)
+	isPart := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name, "partition"))
+		return err == nil
+	}
+	if len(parts) > 0 && isPart(PartitionName(disk, parts[0].Index)) {
+		return true, true, nil
+	}
 	allowed = true
 	if b, err := os.ReadFile(filepath.Join(dir, "ext_range")); err == nil {
 		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -124,7 +132,7 @@ func kernelPartitions(sysDir, disk string) (has, allowed bool, err error) {
 		return false, allowed, fmt.Errorf("listing the kernel's partitions: %w", err)
 	}
 	for _, e := range ents {
-		if _, err := os.Stat(filepath.Join(dir, e.Name(), "partition")); err == nil {
+		if isPart(e.Name()) {
 			return true, allowed, nil
 		}
 	}

@@ -105,6 +105,8 @@ func TestRepairAddsPartitions(t *testing.T) {
 				"the kernel found no partition on it (it reads only the primary GPT); added the 3 of its GPT: vda1, vda2, vda5"}},
 		{name: "damaged primary, kernel read it (booted with gpt)", img: damaged, sysDir: true, kernel: []string{"vda1", "vda2", "vda5"},
 			wantNotes: []string{"the primary GPT is damaged"}, wantAbsent: "added"},
+		{name: "damaged primary, kernel found others (an MBR's)", img: damaged, sysDir: true, kernel: []string{"vda7"},
+			wantNotes: []string{"the primary GPT is damaged"}, wantAbsent: "added"},
 		{name: "damaged primary, not allowed to add", img: damaged, wantNotes: []string{"the primary GPT is damaged"}, wantAbsent: "added"},
 		{name: "no protective MBR", img: noPMBR, sysDir: true, wantAdded: []int32{1, 2, 5},
 			wantNotes: []string{"(sector 0 holds no protective MBR, without which it does not read the GPT: write one (gdisk /dev/vda, then w)); added the 3 of its GPT"}, wantAbsent: "damaged"},
