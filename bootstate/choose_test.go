@@ -92,7 +92,7 @@ func TestRollbackScenario(t *testing.T) {
 		t.Fatal("fresh disk does not boot a")
 	}
 	_ = s.MarkGood(SlotA, "img-1", 0)
-	_ = s.SetNext(SlotB, 3)
+	_ = s.SetNext(SlotB, 3, "")
 	for i := 0; i < 3; i++ {
 		if got := boot(); got != SlotB {
 			t.Fatalf("try %d of b booted %s", i+1, got)
@@ -104,7 +104,7 @@ func TestRollbackScenario(t *testing.T) {
 	if b := s.Slot(SlotB); b.Priority != 0 || b.Reason != ReasonTriesExhausted {
 		t.Errorf("b after rollback: %+v", b)
 	}
-	_ = s.SetNext(SlotB, 3)
+	_ = s.SetNext(SlotB, 3, "")
 	boot()
 	_ = s.MarkGood(SlotB, "img-2", 0)
 	for i := 0; i < 5; i++ {
@@ -417,7 +417,7 @@ func TestGoodSlotNeverLostToSetNext(t *testing.T) {
 	}
 	_ = s.MarkGood(SlotA, "img-2", 0)
 	_ = s.MarkBad(SlotB, "install in progress")
-	_ = s.SetNext(SlotB, 3)
+	_ = s.SetNext(SlotB, 3, "")
 	for range 3 {
 		if got := boot(); got != SlotB {
 			t.Fatalf("b on trial: %s booted", got)
@@ -470,16 +470,18 @@ func TestGoodRetiredSlotIsLastResort(t *testing.T) {
 // mark-active other). b boots next and stays good: boots it never confirms
 // (a health check failing, the network down during the rollout) cannot
 // retire it. SetNext used to put it on trial, the machine had no good slot,
-// and after its three tries and a's last one no slot booted.
+// and once its three tries and a's remaining ones ran out no slot booted.
+// A slot written since it was confirmed (its header's image id no longer
+// the last good one) goes on trial as any new image.
 func TestSetNextKeepsTheOnlyGoodSlot(t *testing.T) {
 	s := DefaultState()
 	_ = s.MarkGood(SlotB, "img-1", 0)
 	_ = s.MarkBad(SlotA, "install in progress")
-	_ = s.SetNext(SlotA, 3)
+	_ = s.SetNext(SlotA, 3, "")
 	if c, err := s.Choose("", 0); err != nil || c.Slot != SlotA {
 		t.Fatalf("the update's trial: %+v, %v", c, err)
 	}
-	if err := s.SetNext(SlotB, 3); err != nil {
+	if err := s.SetNext(SlotB, 3, ""); err != nil {
 		t.Fatal(err)
 	}
 	if b := s.Slot(SlotB); !b.Good || b.Priority != 2 || b.Unconfirmed != 0 {
@@ -494,12 +496,27 @@ func TestSetNextKeepsTheOnlyGoodSlot(t *testing.T) {
 			t.Fatalf("boot %d (%s): b is no longer good: %+v", i+1, c.Slot, s.Slots)
 		}
 	}
+	// Written since it was confirmed (rauc write-slot, dd): a trial.
+	s = DefaultState()
+	_ = s.MarkGood(SlotB, "img-1", 0)
+	_ = s.SetNext(SlotA, 3, "")
+	if _ = s.SetNext(SlotB, 3, "img-9"); s.Slot(SlotB).Good {
+		t.Errorf("b holding img-9, the last good image img-1 of b: %+v, want b on trial", s.Slot(SlotB))
+	}
+	for _, id := range []string{"img-1", ""} {
+		s = DefaultState()
+		_ = s.MarkGood(SlotB, "img-1", 0)
+		_ = s.SetNext(SlotA, 3, "")
+		if _ = s.SetNext(SlotB, 3, id); !s.Slot(SlotB).Good {
+			t.Errorf("b holding %q, the last good image img-1 of b: %+v, want b good", id, s.Slot(SlotB))
+		}
+	}
 	// With both slots good, set-next still puts a slot on trial: the other
 	// good slot is its fallback.
 	s = DefaultState()
 	_ = s.MarkGood(SlotA, "img-1", 0)
 	_ = s.MarkGood(SlotB, "img-2", 0)
-	_ = s.SetNext(SlotA, 2)
+	_ = s.SetNext(SlotA, 2, "")
 	if a := s.Slot(SlotA); a.Good || a.Tries != 2 || !s.Slot(SlotB).Good {
 		t.Errorf("set-next a with b good: %+v, want a on trial and b good", s.Slots)
 	}

@@ -218,10 +218,12 @@ func (s *State) MarkGood(x Slot, imageID string, rollback uint64) error {
 // confirmed, to roll back): a trial would leave no slot good, and unconfirmed
 // boots of it (a failing health check, the rollout's network down) would
 // retire the image that worked. It then boots next as a good slot, its
-// unconfirmed boots and reason cleared, tries given. keel's installs mark a
-// slot bad before they write it, so a slot still good holds the image that
-// was confirmed.
-func (s *State) SetNext(x Slot, tries int) error {
+// unconfirmed boots and reason cleared, tries given. imageID is the image id
+// x's header holds now ("" when unknown): when the last good image is x's and
+// its id differs, x was written since it was confirmed (rauc write-slot, a
+// custom RAUC handler, dd: keel's own installs mark a slot bad first) and it
+// goes on trial as any new image.
+func (s *State) SetNext(x Slot, tries int, imageID string) error {
 	p, err := s.slot(x)
 	if err != nil {
 		return err
@@ -233,7 +235,8 @@ func (s *State) SetNext(x Slot, tries int) error {
 	if o.Priority > 0 || o.Good {
 		o.Priority = 1
 	}
-	*p = SlotState{Priority: 2, Tries: uint8(tries), Good: p.Good && !o.Good}
+	rewritten := s.LastGood.Slot == x && imageID != "" && imageID != s.LastGood.ImageID
+	*p = SlotState{Priority: 2, Tries: uint8(tries), Good: p.Good && !o.Good && !rewritten}
 	return nil
 }
 

@@ -136,7 +136,7 @@ func TestMutators(t *testing.T) {
 	if got := s.Slot(SlotA); got != (SlotState{Reason: "boom bang"}) {
 		t.Errorf("MarkBad: %+v", got)
 	}
-	if err := s.SetNext(SlotA, 5); err != nil {
+	if err := s.SetNext(SlotA, 5, ""); err != nil {
 		t.Fatal(err)
 	}
 	want := [2]SlotState{{Priority: 2, Tries: 5}, {Priority: 1, Tries: 3}}
@@ -155,7 +155,7 @@ func TestMutators(t *testing.T) {
 	if err := s.MarkGood(SlotB, "bad\nid", 0); err == nil {
 		t.Error("MarkGood accepted an image id with a newline")
 	}
-	if err := s.SetNext(SlotB, 1); err != nil {
+	if err := s.SetNext(SlotB, 1, ""); err != nil {
 		t.Fatal(err)
 	}
 	want = [2]SlotState{{Priority: 1, Tries: 5}, {Priority: 2, Tries: 1, Good: true}}
@@ -163,7 +163,7 @@ func TestMutators(t *testing.T) {
 		t.Errorf("SetNext(b, 1) after MarkGood(b): %+v, want %+v (b, the only good slot, stays good)", s.Slots, want)
 	}
 	_ = s.MarkBad(SlotA, "x")
-	_ = s.SetNext(SlotB, 3)
+	_ = s.SetNext(SlotB, 3, "")
 	if a := s.Slot(SlotA); a.Priority != 0 {
 		t.Errorf("SetNext(b) revived the bad slot a: %+v", a)
 	}
@@ -171,16 +171,16 @@ func TestMutators(t *testing.T) {
 	// of b keeps it as b's fallback.
 	_ = s.MarkGood(SlotA, "img-8", 0)
 	_ = s.MarkBad(SlotB, "install in progress")
-	_ = s.SetNext(SlotB, 3)
+	_ = s.SetNext(SlotB, 3, "")
 	if a := s.Slot(SlotA); a.Priority != 1 || !a.Good {
 		t.Errorf("SetNext(b) after a retired a was marked good: a is %+v, want the fallback (priority 1, good)", a)
 	}
 	for _, tries := range []int{0, -1, 256} {
-		if err := s.SetNext(SlotA, tries); err == nil {
+		if err := s.SetNext(SlotA, tries, ""); err == nil {
 			t.Errorf("SetNext(a, %d) accepted", tries)
 		}
 	}
-	for _, err := range []error{s.MarkBad("c", ""), s.MarkGood("", "i", 0), s.SetNext("x", 3)} {
+	for _, err := range []error{s.MarkBad("c", ""), s.MarkGood("", "i", 0), s.SetNext("x", 3, "")} {
 		if err == nil || !strings.Contains(err.Error(), "expected a or b") {
 			t.Errorf("mutator on an unknown slot: %v", err)
 		}

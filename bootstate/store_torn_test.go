@@ -35,18 +35,18 @@ func tornSteps() []step {
 		{"the data mount counted", func(s *State) error { s.BeginDataMount(); return nil }},
 		{"a second unfinished data mount", func(s *State) error { s.BeginDataMount(); return nil }},
 		{"the slot's count ends them", func(s *State) error { s.UnfinishedDataMounts = 0; return choose(s) }},
-		{"set-next b", func(s *State) error { return s.SetNext(SlotB, 3) }},
+		{"set-next b", func(s *State) error { return s.SetNext(SlotB, 3, "") }},
 		{"boot b decrements", choose},
 		{"init marks b bad", func(s *State) error { return s.MarkBad(SlotB, long) }},
-		{"set-next b again", func(s *State) error { return s.SetNext(SlotB, 2) }},
+		{"set-next b again", func(s *State) error { return s.SetNext(SlotB, 2, "") }},
 		{"boot b: 1 try left", choose},
 		{"boot b: last try", choose},
 		{"b exhausted, rollback to a", choose},
-		{"set-next a with one try", func(s *State) error { return s.SetNext(SlotA, 1) }},
+		{"set-next a with one try", func(s *State) error { return s.SetNext(SlotA, 1, "") }},
 		{"boot a: last try", choose},
 		{"nothing bootable: a retired", choose},
 		{"mark-good b", func(s *State) error { return s.MarkGood(SlotB, "img-3", 3) }},
-		{"set-next a again", func(s *State) error { return s.SetNext(SlotA, 1) }},
+		{"set-next a again", func(s *State) error { return s.SetNext(SlotA, 1, "") }},
 		{"boot a, then mark-good", func(s *State) error {
 			if err := choose(s); err != nil {
 				return err

@@ -39,7 +39,7 @@ func TestDataPartitionCopy(t *testing.T) {
 		return tg, &warn, filepath.Join(dataRoot, bootstate.CopyName)
 	}
 	setNext := func(x bootstate.Slot) func(s *bootstate.State) error {
-		return func(s *bootstate.State) error { return s.SetNext(x, 3) }
+		return func(s *bootstate.State) error { return s.SetNext(x, 3, "") }
 	}
 	wantCopy := func(t *testing.T, p string, s bootstate.State) {
 		t.Helper()

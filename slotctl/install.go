@@ -113,7 +113,7 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	if err != nil {
 		return nil, false, j.failed(err)
 	}
-	_, err = j.t.withState(func(s *bootstate.State) error { return s.SetNext(j.slot, j.tries) })
+	_, err = j.t.withState(func(s *bootstate.State) error { return s.SetNext(j.slot, j.tries, "") })
 	return h, authenticated, err
 }
 

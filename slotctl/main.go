@@ -66,7 +66,7 @@ func commands() []command {
 		{"status", "[--json] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "show both slots' boot state and headers and the running boot", runStatus},
 		{"mark-good", "[SLOT] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "mark the running slot good (on a disk image: SLOT)", runMarkGood},
 		{"mark-bad", "SLOT [--reason TEXT] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "retire a slot that is not running", runMarkBad},
-		{"set-next", "SLOT [--tries N] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "boot a slot next, on trial for N boots (default 3)", runSetNext},
+		{"set-next", "SLOT [--tries N] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "boot a slot next, on trial for N boots (default 3); the only good slot stays good", runSetNext},
 		{"etc-diff", "[--json] [--boot-report PATH] [--upper DIR] [--image DIR]", "list what is changed locally in /etc against the running image", runEtcDiff},
 		{"install", "--slot SLOT IMAGE VERITY [--trust KEY.pub]... [--tries N] [--quiet|--progress] [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "write a sealed image into a slot that is not running, verify it, set it next", runInstall},
 		{"rauc-backend", "get-primary|set-primary SLOT|get-state SLOT|set-state SLOT good|bad|get-current [--disk IMAGE] [--bootstate PATH] [--boot-report PATH]", "RAUC's custom bootloader backend over keel's boot state (docs/rauc.md)", runRaucBackend},

@@ -117,9 +117,11 @@ func raucGood(s bootstate.State, x slots.Slot, headerErr error) bool {
 // raucSetPrimary makes x boot next. The running slot, once good, only gets
 // the top priority back (it stays good: `rauc status mark-active booted`
 // cancels an activated update); any other slot is put on trial with tries
-// boots to be marked good, the other slot staying its fallback. It fails
-// unless boot counting then chooses x: set-primary means exactly that.
-func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int) error {
+// boots to be marked good, the other slot staying its fallback, unless it
+// is the only good slot and still holds its confirmed image (imageID, its
+// header's; bootstate.SetNext). It fails unless boot counting then chooses
+// x: set-primary means exactly that.
+func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageID string) error {
 	if x == running && s.Slot(x).Good {
 		for i, y := range slots.Slots() {
 			switch {
@@ -129,7 +131,7 @@ func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int) error 
 				s.Slots[i].Priority = 1
 			}
 		}
-	} else if err := s.SetNext(x, tries); err != nil {
+	} else if err := s.SetNext(x, tries, imageID); err != nil {
 		return err
 	}
 	next, err := raucPrimary(*s)
@@ -272,11 +274,13 @@ func (t *target) raucSetPrimary(e *env, x slots.Slot, tries int) error {
 	if err != nil {
 		return err
 	}
+	var imageID string
 	if x != run {
 		h, err := t.slotHeader(x)
 		if err != nil {
 			return fmt.Errorf("%w: refusing to boot slot %s", err, x)
 		}
+		imageID = h.ImageID
 		s, err := t.loadState()
 		if err != nil {
 			return err
@@ -285,7 +289,7 @@ func (t *target) raucSetPrimary(e *env, x slots.Slot, tries int) error {
 			return err
 		}
 	}
-	s, err := t.withState(func(s *bootstate.State) error { return raucSetPrimary(s, x, run, tries) })
+	s, err := t.withState(func(s *bootstate.State) error { return raucSetPrimary(s, x, run, tries, imageID) })
 	if err != nil {
 		return err
 	}

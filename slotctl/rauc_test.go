@@ -321,7 +321,7 @@ func FuzzRaucSetPrimary(f *testing.F) {
 			t.Fatalf("state %+v: get-primary %s, which get-state calls bad", s.Slots, p)
 		}
 		before := s
-		err := raucSetPrimary(&s, x, running, int(tries))
+		err := raucSetPrimary(&s, x, running, int(tries), "")
 		if err != nil {
 			if tries >= 1 && (x != running || !before.Slot(x).Good) {
 				t.Fatalf("state %+v: set-primary %s (running %q, %d tries): %v", before.Slots, x, running, tries, err)

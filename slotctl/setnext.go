@@ -10,7 +10,8 @@ import (
 )
 
 // runSetNext puts a slot on trial: it boots next and must be marked good
-// within --tries boots, else the other slot boots again.
+// within --tries boots, else the other slot boots again. The only good slot
+// stays good (bootstate.SetNext).
 func runSetNext(e *env, args []string) error {
 	fs := newFlags(e, "set-next")
 	t := targetFlags(fs)
@@ -29,10 +30,11 @@ func runSetNext(e *env, args []string) error {
 	if err := t.refuseRunning(x, "set-next"); err != nil {
 		return err
 	}
-	if err := t.checkHeader(x); err != nil {
+	h, err := t.checkHeader(x)
+	if err != nil {
 		return err
 	}
-	s, err := t.withState(func(s *bootstate.State) error { return s.SetNext(x, *tries) })
+	s, err := t.withState(func(s *bootstate.State) error { return s.SetNext(x, *tries, h.ImageID) })
 	if err != nil {
 		return err
 	}
@@ -42,22 +44,26 @@ func runSetNext(e *env, args []string) error {
 
 // checkHeader refuses to put a slot on trial whose verity partition holds
 // no valid header: the boot would only fail and mark it bad again.
-func (t *target) checkHeader(x slots.Slot) error {
+func (t *target) checkHeader(x slots.Slot) (*slots.Header, error) {
 	p, err := t.open(x.VerityLabel(), false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer p.Close()
-	if _, err := slots.ReadHeader(p); err != nil {
-		return fmt.Errorf("%s: %w: refusing to boot slot %s (slotctl install writes a slot)", p, err, x)
+	h, err := slots.ReadHeader(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: refusing to boot slot %s (slotctl install writes a slot)", p, err, x)
 	}
-	return nil
+	return h, nil
 }
 
 func printNext(e *env, s bootstate.State, x slots.Slot) {
-	if s.Slot(x).Good { // the only good slot stays good (bootstate.SetNext)
+	switch {
+	case s.Slot(x).Good && !s.Slot(x.Other()).Good: // bootstate.SetNext
 		fmt.Fprintf(e.stdout, "slot %s boots next: it stays good, as the only good slot\n", x)
-	} else {
+	case s.Slot(x).Good: // RAUC's set-primary of the running good slot
+		fmt.Fprintf(e.stdout, "slot %s boots next: it stays good\n", x)
+	default:
 		fmt.Fprintf(e.stdout, "slot %s boots next: %d tries to be marked good\n", x, s.Slot(x).Tries)
 	}
 	if o := x.Other(); s.Bootable(o) {
