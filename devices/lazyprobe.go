@@ -94,6 +94,18 @@ func (r *Registry) note(notes []string) {
 	}
 }
 
+// safeRun is run, a panic in it recorded as the device's read error.
+func (j *probeJob) safeRun() {
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("%s: reading it panicked: %v (a keel bug: please report it)", j.path, v)
+			j.parts, j.fs, j.ptErr, j.fsErr = nil, FS{}, err, err
+			j.notes = append(j.notes, err.Error())
+		}
+	}()
+	j.run()
+}
+
 // run reads the device: the partition table of a whole disk (GPT, else
 // MBR), else its superblock. A disk with a partition table is not probed
 // for a filesystem: the first sectors are the table, and a match there

@@ -299,3 +299,49 @@ func TestNotesOnceEach(t *testing.T) {
 		t.Errorf("%d notes kept, want at most %d in all", len(got), maxNotes)
 	}
 }
+
+// TestProbePanicFailsTheDevice: a panic while a disk is read (here in the
+// BLKPG call; any reader of disk bytes could have the bug) fails that
+// disk's read by name and leaves the registry usable: it used to unwind
+// through the waiter's deferred unlock, a fatal runtime error that killed
+// PID 1 before its emergency policy.
+func TestProbePanicFailsTheDevice(t *testing.T) {
+	img := damagedDisk(t, 512+40)
+	dir := t.TempDir()
+	events := make(chan Uevent)
+	r := NewRegistry(Options{DevDir: filepath.Join(dir, "dev"), SysDir: filepath.Join(dir, "sys"), AddPartitions: true})
+	go r.Consume(events)
+	defer close(events)
+	sysDisk(t, filepath.Join(dir, "sys"), "vda", "256")
+	if err := os.MkdirAll(filepath.Join(dir, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(img, filepath.Join(dir, "dev", "vda")); err != nil {
+		t.Fatal(err)
+	}
+	old := blkpgAdd
+	blkpgAdd = func(*os.File, *unix.BlkpgPartition) error { panic("boom") }
+	defer func() { blkpgAdd = old }()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := waitAsync(ctx, r, spec(t, "PARTLABEL=data"))
+	events <- ev(t, "add", "vda", "", 0, "")
+	var notes []string
+	for giveUp := time.After(time.Minute); len(notes) == 0; {
+		select {
+		case <-giveUp:
+			t.Fatal("no note after the disk's read panicked")
+		case <-time.After(5 * time.Millisecond):
+			notes = r.Notes()
+		}
+	}
+	cancel()
+	if got := <-res; got.err == nil {
+		t.Fatalf("WaitFor found %s on a disk whose read panicked", got.path)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "/dev/vda: reading it panicked: boom") {
+		t.Errorf("notes %q: want the panic named", notes)
+	}
+	if devs := r.Devices(); len(devs) != 1 || devs[0].Name != "vda" {
+		t.Errorf("devices after the panic: %+v", devs)
+	}
+}

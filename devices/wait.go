@@ -122,11 +122,15 @@ func waited(ctx context.Context, start time.Time) time.Duration {
 }
 
 // probeUnlocked runs jobs without holding mu, so uevents keep flowing and
-// other waiters keep matching while a device is read. Callers hold mu.
+// other waiters keep matching while a device is read. Callers hold mu. A
+// job that panics (a bug in a reader of disk bytes, which any stick feeds)
+// fails that device's read by name (probeJob.safeRun) instead of unwinding
+// through the callers' deferred unlock, which the runtime makes fatal
+// ("unlock of unlocked mutex"): PID 1 would die before its emergency policy.
 func (r *Registry) probeUnlocked(jobs []*probeJob) {
 	r.mu.Unlock()
 	for _, j := range jobs {
-		j.run()
+		j.safeRun()
 	}
 	r.mu.Lock()
 	r.storeProbes(jobs)

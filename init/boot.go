@@ -37,6 +37,13 @@ type boot struct {
 	// data is the data partition, set up once (dataDone) per boot.
 	data     *dataState
 	dataDone bool
+	// dataAside is the data partition a slot attempt went volatile
+	// without (inAttempt): still mounted, given back to the next slot's
+	// attempt (reclaimData) and unmounted once the root is chosen
+	// (settleData). A fault in one slot's image must not keep the
+	// partition out of the other slot's boot.
+	dataAside *dataState
+	inAttempt bool
 	// mods loads each module once, in the foreground (need) or in the
 	// background (bg); bgErrs are background failures not reported yet.
 	mods *kmod.Session

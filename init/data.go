@@ -360,11 +360,40 @@ func (b *boot) volatile(dev string, err error) {
 	r := b.rep.Data
 	r.Volatile = true
 	r.Upper, r.FreshUpper, r.Binds, r.Pruned, r.Created, r.Seeded = "", false, nil, nil, nil, false
-	if b.data != nil {
-		for _, e := range b.data.stack.Undo() {
-			b.log.Warnf("undo data mounts: %v", e)
-		}
-		b.data = nil
+	switch {
+	case b.data != nil && b.inAttempt:
+		b.dataAside = b.data // for the other slot's attempt, if this one fails
+	case b.data != nil:
+		b.undoData(b.data)
+	}
+	b.data = nil
+}
+
+func (b *boot) undoData(d *dataState) {
+	for _, e := range d.stack.Undo() {
+		b.log.Warnf("undo data mounts: %v", e)
+	}
+}
+
+// reclaimData gives the data partition a failed slot attempt went volatile
+// without back to slot's attempt: what made that attempt give it up (a /var
+// bind over an image it could not read, an init its upper hid) may be that
+// slot's alone.
+func (b *boot) reclaimData(slot bootstate.Slot) {
+	if b.dataAside == nil {
+		return
+	}
+	b.data, b.dataAside = b.dataAside, nil
+	b.rep.Data.Volatile = false
+	b.warnLoud("data partition %s: used again for slot %s (the failed attempt before went volatile without it)", b.data.dev, slot)
+}
+
+// settleData ends the slot attempts: the data partition the chosen
+// attempt went volatile without (or the last failed one) is unmounted.
+func (b *boot) settleData() {
+	if b.dataAside != nil {
+		b.undoData(b.dataAside)
+		b.dataAside = nil
 	}
 }
 

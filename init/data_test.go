@@ -201,6 +201,73 @@ func TestAssembleWithData(t *testing.T) {
 	}
 }
 
+// TestVolatileAttemptGivesDataBack: slot a's attempt goes volatile (its
+// /var bind fails: an unreadable sector in a's image looks the same) and
+// then fails (no init); slot b's attempt gets the data partition back, with
+// its persistent upper and binds. The partition used to stay unmounted for
+// every later attempt, so one slot's fault kept the machine's data out of
+// the good slot's boot, at every boot. An attempt that succeeds volatile
+// has the partition unmounted once the root is chosen.
+func TestVolatileAttemptGivesDataBack(t *testing.T) {
+	tmp := t.TempDir()
+	layout := mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
+	dataRoot := filepath.Join(tmp, "data")
+	must(t, os.MkdirAll(dataRoot, 0o755))
+	must(t, os.MkdirAll(layout.NewRoot, 0o755))
+	fm := &fakeMounts{fail: func(_, target, _ string) bool { return target == filepath.Join(layout.NewRoot, "var") }}
+	var console bytes.Buffer
+	b := &boot{log: newLogger(&console), baked: &bakedconf.Config{}, mods: &kmod.Session{},
+		cfg: kargs.Config{Init: "/sbin/init"}, rep: &report.Report{Mode: "slot", Slot: "a"},
+		stack: &mounts.Stack{Sys: fm.sys()}, bs: &bootState{}}
+	d := &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
+	must(t, d.stack.Do(datapart.Mount(d.dev, d.fstype, d.root)))
+	b.data, b.rep.Data = d, &report.Data{Device: d.dev}
+	dataMounted := func() bool {
+		return slices.ContainsFunc(fm.active, func(m mounts.Mount) bool { return m.Source == d.dev })
+	}
+
+	b.inAttempt = true // slot a: volatile, then no init
+	if err := b.assemble(layout, "img-a"); err == nil {
+		t.Fatal("slot a assembled without an init")
+	}
+	b.inAttempt = false
+	if b.data != nil || !dataMounted() {
+		t.Fatalf("after slot a's attempt: data %+v, data partition mounted %v: want it set aside, still mounted", b.data, dataMounted())
+	}
+	for _, e := range b.stack.Undo() { // as trySlot undoes a failed attempt
+		t.Fatal(e)
+	}
+
+	fm.fail = nil // slot b: its image reads
+	must(t, os.MkdirAll(filepath.Join(layout.NewRoot, "sbin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(layout.NewRoot, "sbin/init"), nil, 0o755))
+	b.rep.Slot = "b"
+	b.reclaimData("b")
+	b.inAttempt = true
+	must(t, b.assemble(layout, "img-b"))
+	b.inAttempt = false
+	b.settleData()
+	if b.data != d || !dataMounted() || b.rep.Overlay != mounts.OverlayPersistent || b.rep.Data.Volatile || fmt.Sprint(b.rep.Data.Binds) != "[/var /home]" {
+		t.Errorf("slot b: data %+v (mounted %v), overlay %s, report %+v: want the data partition back, persistent, both binds", b.data, dataMounted(), b.rep.Overlay, b.rep.Data)
+	}
+	if !strings.Contains(console.String(), "data partition /dev/vdb: used again for slot b") {
+		t.Errorf("console %q: want the partition's return said", console.String())
+	}
+
+	// An attempt that succeeds volatile: unmounted once the root is chosen.
+	for _, e := range b.stack.Undo() {
+		t.Fatal(e)
+	}
+	fm.fail = func(_, target, _ string) bool { return target == filepath.Join(layout.NewRoot, "var") }
+	b.inAttempt = true
+	must(t, b.assemble(layout, "img-b"))
+	b.inAttempt = false
+	b.settleData()
+	if b.data != nil || dataMounted() || !b.rep.Data.Volatile {
+		t.Errorf("a volatile attempt chosen: data %+v, mounted %v, report %+v: want the partition unmounted, volatile", b.data, dataMounted(), b.rep.Data)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

@@ -60,6 +60,7 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 		b.log.Infof("slot %s: %s", c.Slot, c.Reason)
 		return b.trySlot(layout, c.Slot)
 	})
+	b.settleData()
 	bs.state = sel.State
 	b.reportSelection(sel, err)
 	if err != nil {
@@ -141,6 +142,9 @@ func noBootableSlot(err error, sel bootstate.Selection) error {
 func (b *boot) trySlot(layout mounts.Layout, slot bootstate.Slot) error {
 	b.stack = mounts.NewStack()
 	b.resetRootReport()
+	b.reclaimData(slot)
+	b.inAttempt = true
+	defer func() { b.inAttempt = false }()
 	b.rep.Slot = string(slot) // names the persistent upper of this attempt
 	img, err := b.slotImage(slot)
 	if err == nil {
