@@ -304,3 +304,38 @@ func TestDataCorrupt(t *testing.T) {
 		t.Errorf("data %+v overlay %s: want a volatile boot on tmpfs", br.Data, br.Overlay)
 	}
 }
+
+// TestVolatileSlotGivesDataBack: slot a's image cannot be used (its /var
+// is a file, so seeding the data partition from it fails and a's attempt
+// goes volatile; and it has no init, an image fault), slot b's is sound.
+// b boots with the data partition, persistent, and the console says the
+// partition was used again. It used to stay unmounted after a's attempt:
+// b, the slot that works, booted volatile, without the machine's /etc,
+// /var and /home, at every boot that tried a first.
+func TestVolatileSlotGivesDataBack(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	broken := payloadTree(t, "image-a")
+	for _, p := range []string{"sbin/init", "var"} {
+		if err := os.RemoveAll(filepath.Join(broken, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm.WriteFile(t, broken, "var", "not a directory")
+	a := seal(t, broken, "", "img-a")
+	b := seal(t, payloadTree(t, "image-b"), "", "img-b")
+	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 33, Content: mkfs(t, "mkfs.ext4", 32, "-q", "-F")})
+	m := vm.Start(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: actions(t, map[string]string{"/var/kept": "b"})})
+	m.Expect("keel: data partition /dev/vda6: used again for slot b")
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Slot != "b" || br.Data == nil || br.Data.Volatile || br.Overlay != "persistent" {
+		t.Errorf("slot %q, data %+v, overlay %s: want slot b with the data partition, persistent", br.Slot, br.Data, br.Overlay)
+	}
+	if len(br.Fallbacks) != 1 || br.Fallbacks[0].Slot != "a" {
+		t.Errorf("fallbacks %+v: want slot a's failure", br.Fallbacks)
+	}
+	r, _ = boot(t, initrd(t), disk, "slot=b "+actions(t, nil, "/var/kept"))
+	wantCat(t, r, "/var/kept", "b")
+}
