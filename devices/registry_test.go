@@ -41,18 +41,22 @@ func ev(t testing.TB, action, name, parent string, partn int, partname string) U
 // fakeSystem is a registry fed from a channel, over a temp dir whose
 // regular files stand in for device nodes.
 type fakeSystem struct {
-	reg    *Registry
-	events chan Uevent
-	dev    string
+	reg      *Registry
+	events   chan Uevent
+	dev, sys string
 }
 
-func newFakeSystem(t *testing.T) *fakeSystem {
+func newFakeSystem(t *testing.T) *fakeSystem { return newFakeSystemWith(t, Options{}) }
+
+// newFakeSystemWith is newFakeSystem with o's other options.
+func newFakeSystemWith(t *testing.T, o Options) *fakeSystem {
 	dir := t.TempDir()
-	fs := &fakeSystem{events: make(chan Uevent), dev: filepath.Join(dir, "dev")}
+	fs := &fakeSystem{events: make(chan Uevent), dev: filepath.Join(dir, "dev"), sys: filepath.Join(dir, "sys")}
 	if err := os.MkdirAll(fs.dev, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	fs.reg = NewRegistry(Options{DevDir: fs.dev, SysDir: filepath.Join(dir, "sys")})
+	o.DevDir, o.SysDir = fs.dev, fs.sys
+	fs.reg = NewRegistry(o)
 	done := make(chan struct{})
 	go func() { fs.reg.Consume(fs.events); close(done) }()
 	t.Cleanup(func() { close(fs.events); <-done })

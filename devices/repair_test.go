@@ -188,27 +188,10 @@ func TestAddPartitionOutsideDisk(t *testing.T) {
 // damaged reads the backup, adds what the kernel lacks, finds the
 // partition once the kernel announces it, and Notes says it once.
 func TestRegistryAddsMissingPartitions(t *testing.T) {
-	img := damagedDisk(t, 512+40)
-	dir := t.TempDir()
-	events := make(chan Uevent)
-	r := NewRegistry(Options{DevDir: filepath.Join(dir, "dev"), SysDir: filepath.Join(dir, "sys"), AddPartitions: true})
-	go r.Consume(events)
-	defer close(events)
-	sysDisk(t, filepath.Join(dir, "sys"), "vda", "256")
-	if err := os.MkdirAll(filepath.Join(dir, "dev"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for n, src := range map[string]string{"vda": img, "vda5": ""} {
-		var err error
-		if src != "" {
-			err = os.Symlink(src, filepath.Join(dir, "dev", n))
-		} else {
-			err = os.WriteFile(filepath.Join(dir, "dev", n), nil, 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	fs := newFakeSystemWith(t, Options{AddPartitions: true})
+	sysDisk(t, fs.sys, "vda", "256")
+	fs.file(t, "vda", damagedDisk(t, 512+40))
+	fs.file(t, "vda5", "")
 	announce := make(chan Uevent, 8)
 	old := blkpgAdd
 	blkpgAdd = func(_ *os.File, p *unix.BlkpgPartition) error {
@@ -216,27 +199,27 @@ func TestRegistryAddsMissingPartitions(t *testing.T) {
 		return nil
 	}
 	defer func() { blkpgAdd = old }()
-	events <- ev(t, "add", "vda", "", 0, "")
+	fs.send(ev(t, "add", "vda", "", 0, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res := waitAsync(ctx, r, spec(t, "PARTLABEL=data"))
+	res := waitAsync(ctx, fs.reg, spec(t, "PARTLABEL=data"))
 	// The kernel announces what BLKPG added, as it would.
 	for range 3 {
 		select {
 		case e := <-announce:
-			events <- e
+			fs.send(e)
 		case <-ctx.Done():
 			t.Fatal("fewer than 3 partitions added")
 		}
 	}
-	if got := <-res; got.err != nil || got.path != filepath.Join(dir, "dev", "vda5") {
+	if got := <-res; got.err != nil || got.path != filepath.Join(fs.dev, "vda5") {
 		t.Fatalf("WaitFor = %+v, want dev/vda5", got)
 	}
-	notes := r.Notes()
+	notes := fs.reg.Notes()
 	if len(notes) != 2 || !strings.Contains(notes[0], "the primary GPT is damaged") || !strings.Contains(notes[1], "added the 3 of its GPT") {
 		t.Errorf("notes %q", notes)
 	}
-	if again := r.Notes(); len(again) != 0 {
+	if again := fs.reg.Notes(); len(again) != 0 {
 		t.Errorf("notes again %q, want none", again)
 	}
 }
@@ -306,25 +289,16 @@ func TestNotesOnceEach(t *testing.T) {
 // through the waiter's deferred unlock, a fatal runtime error that killed
 // PID 1 before its emergency policy.
 func TestProbePanicFailsTheDevice(t *testing.T) {
-	img := damagedDisk(t, 512+40)
-	dir := t.TempDir()
-	events := make(chan Uevent)
-	r := NewRegistry(Options{DevDir: filepath.Join(dir, "dev"), SysDir: filepath.Join(dir, "sys"), AddPartitions: true})
-	go r.Consume(events)
-	defer close(events)
-	sysDisk(t, filepath.Join(dir, "sys"), "vda", "256")
-	if err := os.MkdirAll(filepath.Join(dir, "dev"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(img, filepath.Join(dir, "dev", "vda")); err != nil {
-		t.Fatal(err)
-	}
+	fs := newFakeSystemWith(t, Options{AddPartitions: true})
+	r := fs.reg
+	sysDisk(t, fs.sys, "vda", "256")
+	fs.file(t, "vda", damagedDisk(t, 512+40))
 	old := blkpgAdd
 	blkpgAdd = func(*os.File, *unix.BlkpgPartition) error { panic("boom") }
 	defer func() { blkpgAdd = old }()
 	ctx, cancel := context.WithCancel(context.Background())
 	res := waitAsync(ctx, r, spec(t, "PARTLABEL=data"))
-	events <- ev(t, "add", "vda", "", 0, "")
+	fs.send(ev(t, "add", "vda", "", 0, ""))
 	var notes []string
 	for giveUp := time.After(time.Minute); len(notes) == 0; {
 		select {

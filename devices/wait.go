@@ -56,10 +56,7 @@ func seenList(seen []string) string {
 	if len(seen) == 0 {
 		return "no block devices"
 	}
-	if len(seen) > maxSeenListed {
-		return strings.Join(seen[:maxSeenListed], ", ") + fmt.Sprintf(", … %d more", len(seen)-maxSeenListed)
-	}
-	return strings.Join(seen, ", ")
+	return firstOf(seen, maxSeenListed, ", ")
 }
 
 // WaitFor returns the device node of the first device matching spec, as soon
