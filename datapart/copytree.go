@@ -141,7 +141,7 @@ func (c *copier) copyFileJob(j fileJob, buf []byte) (err error) {
 		}
 	}()
 	sd, sn, dd, dn := j.names()
-	err = copyFile(sd, sn, dd, dn, j.st.Mode, buf, func(in, out int, now *unix.Stat_t) error {
+	err = copyFile(sd, sn, dd, dn, j.st.Mode, buf, c.progress, func(in, out int, now *unix.Stat_t) error {
 		return copyMeta(node{fd: in}, node{fd: out}, &j.st, now)
 	})
 	if err != nil {
@@ -326,7 +326,9 @@ func readDirNames(fd int) ([]string, error) {
 
 // copyFile copies the regular file src (a name in the directory open as
 // srcDir, or a path with unix.AT_FDCWD) to dst (the same, in dstDir), created with src's
-// permission bits (the umask may clear some), through buf, then calls
+// permission bits (the umask may clear some), through buf (calling tick,
+// if not nil, after each full buffer: a file of gigabytes on slow storage
+// is one job that takes minutes, not a hang), then calls
 // meta with both descriptors and what dst is then, before closing them:
 // the metadata is copied through the descriptors (copyMeta), so that only
 // the two opens walk the paths, and only the changes left are made, each
@@ -338,7 +340,7 @@ func readDirNames(fd int) ([]string, error) {
 // tries copy_file_range, which fails between two file systems; for the
 // hundreds of small files of a /var that was two thirds of the system
 // calls of the copy, each one slow under emulation.
-func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf []byte, meta func(in, out int, now *unix.Stat_t) error) error {
+func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf []byte, tick func(), meta func(in, out int, now *unix.Stat_t) error) error {
 	in, err := unix.Openat(srcDir, src, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: src, Err: err}
@@ -348,7 +350,7 @@ func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf [
 	if err != nil {
 		return &os.PathError{Op: "open", Path: dst, Err: err}
 	}
-	err = copyFD(out, in, buf)
+	err = copyFD(out, in, buf, tick)
 	var now unix.Stat_t
 	if err == nil {
 		err = unix.Fstat(out, &now)
@@ -362,8 +364,9 @@ func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf [
 	return err
 }
 
-// copyFD copies in to out until the end of in.
-func copyFD(out, in int, buf []byte) error {
+// copyFD copies in to out until the end of in, calling tick (if not nil)
+// after each full buffer written.
+func copyFD(out, in int, buf []byte, tick func()) error {
 	for {
 		n, err := unix.Read(in, buf)
 		if err == unix.EINTR {
@@ -384,6 +387,9 @@ func copyFD(out, in int, buf []byte) error {
 				return fmt.Errorf("write: %w", err)
 			}
 			b = b[w:]
+		}
+		if n == len(buf) && tick != nil {
+			tick()
 		}
 	}
 }

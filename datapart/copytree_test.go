@@ -16,8 +16,9 @@ import (
 )
 
 // TestCopyFile: a file larger than the buffer arrives whole, with the
-// permission bits asked for; an existing destination or a missing source
-// fails naming the path.
+// permission bits asked for, ticking once per full buffer (the watchdog
+// lease of a copy of one huge file); an existing destination or a missing
+// source fails naming the path.
 func TestCopyFile(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
@@ -26,7 +27,8 @@ func TestCopyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var now unix.Stat_t
-	err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o640, make([]byte, 4096), func(_, _ int, st *unix.Stat_t) error { now = *st; return nil })
+	ticks := 0
+	err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o640, make([]byte, 4096), func() { ticks++ }, func(_, _ int, st *unix.Stat_t) error { now = *st; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,18 +39,21 @@ func TestCopyFile(t *testing.T) {
 	if now.Size != int64(len(want)) || now.Mode&0o777 != 0o640&^uint32(umask(t)) {
 		t.Errorf("copy stat: size %d mode %o", now.Size, now.Mode&0o777)
 	}
-	if err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o640, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dst) {
+	if want := len(want) / 4096; ticks != want {
+		t.Errorf("%d ticks, want %d (one per full 4096-byte buffer)", ticks, want)
+	}
+	if err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o640, make([]byte, 4096), nil, noMeta); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dst) {
 		t.Errorf("onto an existing file: %v, want EEXIST naming %s", err, dst)
 	}
 	missing := filepath.Join(dir, "missing")
-	if err := copyFile(unix.AT_FDCWD, missing, unix.AT_FDCWD, filepath.Join(dir, "x"), 0o644, make([]byte, 4096), noMeta); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+	if err := copyFile(unix.AT_FDCWD, missing, unix.AT_FDCWD, filepath.Join(dir, "x"), 0o644, make([]byte, 4096), nil, noMeta); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("from a missing file: %v, want ENOENT naming %s", err, missing)
 	}
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(src, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyFile(unix.AT_FDCWD, link, unix.AT_FDCWD, filepath.Join(dir, "y"), 0o644, make([]byte, 4096), noMeta); err == nil {
+	if err := copyFile(unix.AT_FDCWD, link, unix.AT_FDCWD, filepath.Join(dir, "y"), 0o644, make([]byte, 4096), nil, noMeta); err == nil {
 		t.Error("copied through a symlink: the source must be the regular file the walk saw")
 	}
 }

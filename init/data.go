@@ -425,9 +425,13 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 	if slot != "" && !prune {
 		b.log.Infof("data: uppers of slot %s kept: %s", slot, why)
 	}
-	res, err := datapart.Prepare(datapart.Plan{
-		Root: d.root, FSType: d.fstype, ImageVar: filepath.Join(layout.Lower, "var"),
-		Slot: slot, ImageID: imageID, NoPrune: !prune, Progress: b.watchdogProgress,
+	var res datapart.Result
+	var err error
+	b.whileWritingBack(func() {
+		res, err = datapart.Prepare(datapart.Plan{
+			Root: d.root, FSType: d.fstype, ImageVar: filepath.Join(layout.Lower, "var"),
+			Slot: slot, ImageID: imageID, NoPrune: !prune, Progress: b.watchdogProgress,
+		})
 	})
 	if err != nil {
 		b.volatile(d.dev, err)

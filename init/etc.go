@@ -98,21 +98,23 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 				return writeMergeRecord(tmp, m)
 			}}.Create()
 		}
-		err = inPlaceOrCopy(&m.InPlace, func() error {
-			over := base
-			if m.NoBase != "" {
-				over = "" // found unreadable by the first attempt
-			}
-			return mergeFrom(merge, over, baseMount, func(why string) {
-				b.log.Warnf("/etc merge: %s: merging without it", why)
-				m.Base, m.NoBase = "", why // before the merge record is written
+		b.whileWritingBack(func() {
+			err = inPlaceOrCopy(&m.InPlace, func() error {
+				over := base
+				if m.NoBase != "" {
+					over = "" // found unreadable by the first attempt
+				}
+				return mergeFrom(merge, over, baseMount, func(why string) {
+					b.log.Warnf("/etc merge: %s: merging without it", why)
+					m.Base, m.NoBase = "", why // before the merge record is written
+				})
+			}, func(why string) bool {
+				if _, err := os.Lstat(upper); err == nil {
+					return false // made, and only its last flush failed: that error stands
+				}
+				b.warnLoud("/etc merge in place in a snapshot of %s failed (%s): merging again by copying", old, why)
+				return true
 			})
-		}, func(why string) bool {
-			if _, err := os.Lstat(upper); err == nil {
-				return false // made, and only its last flush failed: that error stands
-			}
-			b.warnLoud("/etc merge in place in a snapshot of %s failed (%s): merging again by copying", old, why)
-			return true
 		})
 		b.log.Infof("/etc merge: new upper %s flushed and in place after %v", upper, time.Since(opened))
 		wait = b.undoLater(closeBase)

@@ -29,6 +29,9 @@ const (
 	// /etc merge. It is generous: a reset of a boot that was only slow
 	// costs a try.
 	watchdogWork = 5 * time.Minute
+	// writebackStep is how often whileWritingBack looks at the data that
+	// waits for the disks.
+	writebackStep = 2 * time.Second
 	// softdog is the opt-in fallback module.
 	softdog = "softdog"
 )
@@ -74,6 +77,50 @@ func (b *boot) workLease(now time.Time) watchdog.Lease {
 func (b *boot) watchdogProgress() {
 	if b.wd != nil {
 		b.wd.feeder.Set(b.workLease(time.Now()))
+	}
+}
+
+// whileWritingBack runs fn, renewing the watchdog lease for as long as the
+// data waiting for the disks (Dirty and Writeback) shrinks between two
+// looks: a flush of gigabytes to slow storage (the syncfs that ends the
+// seeding of /var, the /etc merge's) is one system call no per-file
+// progress can renew the lease during. A disk that stops taking writes
+// stops the renewals, and the lease then runs out as for any hang.
+func (b *boot) whileWritingBack(fn func()) {
+	if b.wd == nil {
+		fn()
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	b.goSafe("the watchdog lease during a flush", func() {
+		defer close(done)
+		renewWhileShrinking(stop, writebackStep, dirtyKiB, b.watchdogProgress)
+	})
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	fn()
+}
+
+// renewWhileShrinking calls renew each step in which dirty fell, until
+// stop is closed. A failed read renews nothing, and neither does the look
+// after it (there is nothing to compare with).
+func renewWhileShrinking(stop <-chan struct{}, step time.Duration, dirty func() (uint64, error), renew func()) {
+	tick := time.NewTicker(step)
+	defer tick.Stop()
+	last, lerr := dirty()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		now, err := dirty()
+		if err == nil && lerr == nil && now < last {
+			renew()
+		}
+		last, lerr = now, err
 	}
 }
 

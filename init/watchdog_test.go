@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,6 +57,53 @@ func TestWatchdogLease(t *testing.T) {
 	}
 	if !l.Feeds(now.Add(5*time.Minute)) || l.Feeds(now.Add(6*time.Minute)) {
 		t.Errorf("work lease %+v: want fed 5 min in, not 6 min in", l)
+	}
+}
+
+// TestRenewWhileShrinking: during a flush the lease is renewed at each look
+// that finds less data waiting for the disks than the look before, never
+// when it stayed, grew, or could not be read (nor at the look after a
+// failed read).
+func TestRenewWhileShrinking(t *testing.T) {
+	type look struct {
+		kib uint64
+		err error
+	}
+	bad := errors.New("meminfo: expected Dirty and Writeback lines")
+	looks := []look{{100, nil}, {90, nil}, {90, nil}, {95, nil}, {80, nil}, {0, bad}, {70, nil}, {60, nil}, {60, nil}}
+	stop := make(chan struct{})
+	i := 0
+	dirty := func() (uint64, error) {
+		l := looks[min(i, len(looks)-1)]
+		if i++; i == len(looks) {
+			close(stop) // the flush ends after the last look
+		}
+		return l.kib, l.err
+	}
+	renewed := 0
+	renewWhileShrinking(stop, time.Millisecond, dirty, func() { renewed++ })
+	// 100→90, 95→80 and 70→60 shrank; 90→90, 90→95, the failed read and
+	// the look after it, 60→60 did not.
+	if renewed != 3 {
+		t.Errorf("renewed %d times over %d looks, want 3", renewed, len(looks))
+	}
+}
+
+// TestWhileWritingBackRunsOnce: with a watchdog, a flush the whole of which
+// falls within one step still runs fn exactly once and stops its watcher
+// (no goroutine left behind that renews the lease later); without one, fn
+// runs alone.
+func TestWhileWritingBackRunsOnce(t *testing.T) {
+	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+	ran := 0
+	b.whileWritingBack(func() { ran++ })
+	b.wd = &watchdogState{feeder: watchdog.NewFeeder(watchdog.Lease{}, nil)}
+	b.whileWritingBack(func() { ran++ })
+	if ran != 2 {
+		t.Fatalf("fn ran %d times, want 2", ran)
+	}
+	if l := b.wd.feeder.Lease(); !l.Until.IsZero() {
+		t.Errorf("lease %+v after a flush that made no progress look: want it left alone", l)
 	}
 }
 
