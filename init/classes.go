@@ -40,7 +40,7 @@ var failureClasses = []failureClass{
 	{stepHeader, bootstate.Image, "the slot header is corrupt, unsigned or signed by an untrusted key"},
 	{stepRollback, bootstate.Image, "the image's rollback index is below the machine's floor (locked)"},
 	{stepDM, bootstate.Environment, "a device-mapper ioctl or node failed"},
-	{stepImageRead, bootstate.Environment, "an EIO reading the image (dm-verity's first read, the mount, the lookup of the init) and the slot's partitions fail when read directly too (an I/O error: the device, not the image)"},
+	{stepImageRead, bootstate.Environment, "an EIO reading the image (dm-verity's first read, the mount, the lookup of the init) and the slot's partitions fail when read directly too (an I/O error: the device, not the image); or dm-verity's first read fails twice while the same blocks, read directly, match the root hash"},
 	{stepRootHash, bootstate.Image, "the hash tree does not match the signed (or baked) root hash"},
 	{stepRootHashArg, bootstate.Environment, "the hash tree does not match a roothash= typed on the command line (a command-line mistake)"},
 	{stepFSModule, bootstate.Environment, "the kernel does not know the image's file system (module missing)"},

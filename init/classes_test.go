@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/verity"
 )
 
@@ -72,8 +74,10 @@ func TestFault(t *testing.T) {
 // TestMountFault: a failed mount of the image (or lookup of its init)
 // retires the slot only when it can be the image's: not for a missing
 // module, not for an EIO that the partitions, read directly, confirm (the
-// disk's); an EIO they do not confirm is the image's (SquashFS says EIO for
-// content it cannot decompress), with dm-verity or without.
+// disk's); an EIO they do not confirm is mounted again, and is the image's
+// when it comes back (SquashFS says EIO for content it cannot decompress),
+// with dm-verity or without. When the second mount succeeds the boot goes
+// on (nil), the retry named in the report's warnings.
 func TestMountFault(t *testing.T) {
 	dir := t.TempDir()
 	data, hash := filepath.Join(dir, "data"), filepath.Join(dir, "hash")
@@ -86,26 +90,101 @@ func TestMountFault(t *testing.T) {
 	gone := good
 	gone.DataDev = filepath.Join(dir, "gone")
 	eio := fmt.Errorf("mounting the image: %w", unix.EIO)
+	const mounted = "(mounted)"
 	for _, c := range []struct {
 		name      string
 		target    verity.Target
 		verityOff bool
 		err       error
+		again     error // the second mount's result
 		want      bootstate.Class
-		reason    string
+		reason    string // mounted: the second mount worked (nil)
+		mounts    int    // how many times the image is mounted again
 	}{
-		{"no module", good, false, unix.ENODEV, bootstate.Environment, ""},
-		{"not a squashfs", good, false, unix.EINVAL, bootstate.Image, "valid SquashFS"},
-		{"EIO, partitions read fine", good, false, eio, bootstate.Image, "valid SquashFS"},
-		{"EIO, partitions fail", gone, false, eio, bootstate.Environment, "read directly, the slot's partitions fail too"},
-		{"EIO without dm-verity, device reads fine", good, true, eio, bootstate.Image, "valid SquashFS"},
-		{"EIO without dm-verity, device fails", gone, true, eio, bootstate.Environment, "read directly, the slot's partitions fail too"},
+		{"no module", good, false, unix.ENODEV, nil, bootstate.Environment, "", 0},
+		{"not a squashfs", good, false, unix.EINVAL, nil, bootstate.Image, "valid SquashFS", 0},
+		{"EIO twice, partitions read fine", good, false, eio, eio, bootstate.Image, "valid SquashFS", 1},
+		{"EIO once, partitions read fine", good, false, eio, nil, 0, mounted, 1},
+		{"EIO, partitions fail", gone, false, eio, nil, bootstate.Environment, "read directly, the slot's partitions fail too", 0},
+		{"EIO without dm-verity twice, device reads fine", good, true, eio, eio, bootstate.Image, "valid SquashFS", 1},
+		{"EIO without dm-verity once, device reads fine", good, true, eio, nil, 0, mounted, 1},
+		{"EIO without dm-verity, device fails", gone, true, eio, nil, bootstate.Environment, "read directly, the slot's partitions fail too", 0},
 	} {
-		b := &boot{}
+		b := &boot{log: newLogger(io.Discard), rep: &report.Report{}}
 		b.cfg.VerityOff = c.verityOff
-		err := b.mountFault(&image{target: c.target, dataDev: c.target.DataDev}, c.err)
+		mounts := 0
+		err := b.mountFault(&image{target: c.target, dataDev: c.target.DataDev}, c.err, func() error { mounts++; return c.again })
+		if mounts != c.mounts {
+			t.Errorf("%s: mounted again %d times, want %d", c.name, mounts, c.mounts)
+		}
+		if c.reason == mounted {
+			if err != nil || !strings.Contains(strings.Join(b.rep.Warnings, "\n"), "mounting it again") {
+				t.Errorf("%s: %v, warnings %q: want nil, the second mount said", c.name, err, b.rep.Warnings)
+			}
+			continue
+		}
 		if got := bootstate.ClassOf(err); got != c.want || !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.reason) {
 			t.Errorf("%s: %v (%v), want class %v mentioning %q", c.name, err, got, c.want, c.reason)
+		}
+	}
+}
+
+// TestOpenVerityFault: dm-verity's first read failing with EIO is the
+// image's (retired) only when the same blocks, read directly, do not match
+// the root hash; when they cannot be read it is the disk's; when they
+// match, the device is opened again, and a second such failure is the
+// disk's or the device-mapper's. A roothash= typed on the command line
+// that does not match is the command line's. Anything but an EIO is the
+// device-mapper's.
+func TestOpenVerityFault(t *testing.T) {
+	eio := fmt.Errorf("dm-verity keel-root-a: first read failed: %w", unix.EIO)
+	mismatch := fmt.Errorf("verity: read directly, data block 0 does not match level 0: %w", verity.ErrMismatch)
+	unreadable := errors.New("reading 4096 bytes of /dev/vda1 at byte 0: input/output error")
+	for _, c := range []struct {
+		name    string
+		opens   []error // the results of each open, in turn
+		check   error
+		cmdline bool
+		opened  bool // the device is returned, reason in the warnings
+		want    bootstate.Class
+		reason  string
+	}{
+		{"opens", []error{nil}, nil, false, true, 0, ""},
+		{"EIO once, blocks match", []error{eio, nil}, nil, false, true, 0, "opening it again"},
+		{"EIO twice, blocks match", []error{eio, eio}, nil, false, false, bootstate.Environment, "twice, while the same blocks read directly match the root hash"},
+		{"EIO, blocks do not match", []error{eio}, mismatch, false, false, bootstate.Image, "does not match level 0"},
+		{"EIO, blocks do not match a typed roothash=", []error{eio}, mismatch, true, false, bootstate.Environment, "does not match level 0"},
+		{"EIO, blocks cannot be read", []error{eio}, unreadable, false, false, bootstate.Environment, "read directly, the slot's partitions fail too"},
+		{"not an EIO", []error{unix.ENXIO}, nil, false, false, bootstate.Environment, ""},
+	} {
+		b := &boot{log: newLogger(io.Discard), rep: &report.Report{}}
+		img := &image{dataDev: "/dev/vda1", target: verity.Target{Name: "keel-root-a"}}
+		if c.cmdline {
+			img.hashFrom = "cmdline"
+		}
+		opens := 0
+		open := func(verity.Target) (string, error) {
+			opens++
+			if opens > len(c.opens) {
+				t.Fatalf("%s: opened %d times, want %d", c.name, opens, len(c.opens))
+			}
+			if err := c.opens[opens-1]; err != nil {
+				return "", err
+			}
+			return "/dev/mapper/keel-root-a", nil
+		}
+		mapped, err := b.openVerity(img, open, func(verity.Target) error { return c.check })
+		if opens != len(c.opens) {
+			t.Errorf("%s: opened %d times, want %d", c.name, opens, len(c.opens))
+		}
+		if c.opened {
+			if err != nil || mapped != "/dev/mapper/keel-root-a" || !strings.Contains(strings.Join(b.rep.Warnings, "\n"), c.reason) {
+				t.Errorf("%s: %q, %v, warnings %q: want the device, %q said", c.name, mapped, err, b.rep.Warnings, c.reason)
+			}
+			continue
+		}
+		if got := bootstate.ClassOf(err); got != c.want || mapped != "" || !strings.Contains(err.Error(), c.reason) {
+			t.Errorf("%s: %q, %v (%v), want class %v mentioning %q", c.name, mapped, err, got, c.want, c.reason)
 		}
 	}
 }

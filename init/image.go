@@ -33,9 +33,9 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 			return err
 		}
 		b.need("dm_verity")
-		mapped, err := verity.Open(img.target)
+		mapped, err := b.openVerity(img, verity.Open, verity.CheckPath)
 		if err != nil {
-			return verityFault(img, err)
+			return err
 		}
 		dev = mapped
 		b.rep.Devices["verity"] = mapped
@@ -44,8 +44,11 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	}
 	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.rollback
 	b.need("squashfs")
-	if err := b.stack.Do(layout.Image(dev, "squashfs")); err != nil {
-		return b.mountFault(img, err)
+	mnt := layout.Image(dev, "squashfs")
+	if err := b.stack.Do(mnt); err != nil {
+		if err := b.mountFault(img, err, func() error { return b.stack.Do(mnt) }); err != nil {
+			return err
+		}
 	}
 	id := img.imageID
 	if id == "" && len(img.target.RootHash) > 0 {
@@ -64,13 +67,23 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 
 // mountFault classifies a failure to mount the image: a missing module is
 // the kernel's, an EIO the disk's when the partitions fail when read
-// directly (diskFault), anything else the image's.
-func (b *boot) mountFault(img *image, err error) error {
+// directly (diskFault), anything else the image's. An EIO while the
+// partitions read fine is mounted again (again) first: a read error of the
+// disk that does not come back must not retire a slot that works, and
+// SquashFS's EIO for content it cannot decompress comes back. It returns
+// nil when that mount succeeds.
+func (b *boot) mountFault(img *image, err error, again func() error) error {
 	if errors.Is(err, unix.ENODEV) {
 		return fault(stepFSModule, err)
 	}
 	if derr := b.diskFault(img, err); derr != nil {
 		return derr
+	}
+	if errors.Is(err, unix.EIO) {
+		b.warnLoud("mounting the image of %s: %v; read directly, the slot's partitions read fine: mounting it again", img.dataDev, err)
+		if err = again(); err == nil {
+			return nil
+		}
 	}
 	return fault(stepMountImage, fmt.Errorf("%w (is the image a valid SquashFS? a corrupt superblock fails here)", err))
 }
@@ -101,25 +114,40 @@ func (b *boot) diskFault(img *image, err error) error {
 	return nil
 }
 
-// verityFault classifies a failure to open dm-verity: a first read that
-// fails (EIO) is a root hash that does not match the data, an image fault
-// unless the root hash came from a roothash= typed on the command line (a
-// baked one is the builder's) — or unless the blocks of that read cannot
-// be read from the partitions directly either: dm-verity says EIO for a
-// disk's I/O error too, and a disk's fault must not retire a slot that
-// works; anything else is the device-mapper's, an environment fault.
-func verityFault(img *image, err error) error {
-	switch {
-	case !errors.Is(err, unix.EIO):
-		return fault(stepDM, err)
+// openVerity opens dm-verity over the image (open) and classifies a
+// failure: a first read that fails (EIO) is a root hash that does not
+// match the data, an image fault unless the root hash came from a
+// roothash= typed on the command line (a baked one is the builder's). But
+// dm-verity says EIO for a disk's I/O error too, so the blocks of that read
+// are read from the partitions directly and checked (check): when they
+// cannot be read the fault is the disk's, and when they read and match the
+// root hash the EIO was not the image's (a read error that did not come
+// back): the device is opened once more, and a second such failure is the
+// disk's or the device-mapper's. A disk's fault must not retire a slot that
+// works. Anything but an EIO is the device-mapper's, an environment fault.
+func (b *boot) openVerity(img *image, open func(verity.Target) (string, error), check func(verity.Target) error) (string, error) {
+	for try := 1; ; try++ {
+		mapped, err := open(img.target)
+		if err == nil {
+			return mapped, nil
+		}
+		if !errors.Is(err, unix.EIO) {
+			return "", fault(stepDM, err)
+		}
+		cerr := check(img.target)
+		switch {
+		case cerr == nil && try == 1:
+			b.warnLoud("%v; but the same blocks, read directly, match the root hash: a read error that did not come back, not the image; opening it again", err)
+			continue
+		case cerr == nil:
+			return "", fault(stepImageRead, fmt.Errorf("%w; twice, while the same blocks read directly match the root hash: the disk's or the device-mapper's fault, not the image's", err))
+		case !errors.Is(cerr, verity.ErrMismatch):
+			return "", fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, cerr))
+		case img.hashFrom == "cmdline" && !img.bakedHash:
+			return "", fault(stepRootHashArg, fmt.Errorf("%w (%v)", err, cerr))
+		}
+		return "", fault(stepRootHash, fmt.Errorf("%w (%v)", err, cerr))
 	}
-	if rerr := verity.ReadPath(img.target); rerr != nil {
-		return fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, rerr))
-	}
-	if img.hashFrom == "cmdline" && !img.bakedHash {
-		return fault(stepRootHashArg, err)
-	}
-	return fault(stepRootHash, err)
 }
 
 // headerImage reads the keel slot header at the start of hashDev and builds

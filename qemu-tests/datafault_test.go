@@ -510,16 +510,8 @@ func TestMemoryCountedBootMakesNoEmptyUpper(t *testing.T) {
 // the init counts in memory, the state unknown rather than absent.
 func unreadableBootState(t *testing.T, disk vm.Disk) []string {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
-	var rules []byte
 	bs := disk.Part(t, "bootstate").Offset / 512
-	for _, s := range []int64{bs, bs + 64<<10/512} { // both record copies
-		rules = fmt.Appendf(rules, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", s)
-	}
-	if err := os.WriteFile(cfg, rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"-drive", "file=blkdebug:" + cfg + ":" + disk.Path + ",if=virtio,format=raw"}
+	return failingReads(t, disk.Path, []int64{bs, bs + 64<<10/512}, 0) // both record copies
 }
 
 // TestMemoryCountedBootFromDataCopy: the bootstate partition cannot be

@@ -3,48 +3,67 @@
 package verity
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 )
 
-// ReadPath reads, from the devices under t and not through dm-verity, what
-// verifying data block 0 reads: that block, and the hash block of each
-// level on its path to the root. When dm-verity's first read fails with
-// EIO, this tells a device that cannot be read (an error here: the disk,
-// not the image) from blocks that read fine and do not match the root hash
-// (nil: the image). It reads a few blocks only.
-func ReadPath(t Target) error {
+// CheckPath reads, from the devices under t and not through dm-verity, what
+// verifying data block 0 reads (that block, and the hash block of each
+// level on its path to the root) and checks each against the level above
+// and the top against t.RootHash, as dm-verity's first read does. When
+// that read fails with EIO, this tells apart a device that cannot be read
+// (an error that does not wrap ErrMismatch: the disk), blocks that read
+// and do not match (an error wrapping ErrMismatch: the image), and blocks
+// that read and match (nil: the EIO was not the image's, but a disk error
+// that did not come back, or the device-mapper's). It reads a few blocks.
+func CheckPath(t Target) error {
 	p := t.Params.WithDefaults()
 	g, err := p.geometry()
 	if err != nil {
 		return fmt.Errorf("dm-verity %s: %w", t.Name, err)
 	}
-	if err := readBlocks(t.DataDev, int(p.DataBlockSize), []int64{0}); err != nil {
-		return err
-	}
-	start := hashStartBlock(t.HashOffset, p.HashBlockSize)
-	var offs []int64
-	for i := range g.levels {
-		offs = append(offs, int64(start+g.levelStart(i))*int64(g.hbs))
-	}
-	return readBlocks(t.HashDev, g.hbs, offs)
-}
-
-// readBlocks reads n bytes of dev at each of offs.
-func readBlocks(dev string, n int, offs []int64) error {
-	f, err := os.Open(dev)
+	child, err := readBlock(t.DataDev, g.dbs, 0)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	b := make([]byte, n)
-	for _, off := range offs {
-		if _, err := f.ReadAt(b, off); err != nil {
-			return fmt.Errorf("reading %d bytes of %s at byte %d: %w", n, dev, off, unwrapPath(err))
+	h, sum := g.alg.new(), make([]byte, 0, g.alg.size)
+	start := hashStartBlock(t.HashOffset, p.HashBlockSize)
+	what := "data block 0 (" + t.DataDev + " byte 0)"
+	for i := range g.levels {
+		off := int64(start+g.levelStart(i)) * int64(g.hbs)
+		blk, err := readBlock(t.HashDev, g.hbs, off)
+		if err != nil {
+			return err
 		}
+		g.digest(h, child, sum)
+		if want := blk[:g.alg.size]; !bytes.Equal(sum[:g.alg.size], want) {
+			return fmt.Errorf("verity: read directly, %s does not match level %d: %w (stored %s, computed %s)",
+				what, i, ErrMismatch, short(want), short(sum[:g.alg.size]))
+		}
+		child, what = blk, fmt.Sprintf("level %d hash block 0 (%s byte %d)", i, t.HashDev, off)
+	}
+	g.digest(h, child, sum)
+	if got := sum[:g.alg.size]; !bytes.Equal(got, t.RootHash) {
+		return fmt.Errorf("verity: read directly, %s hashes to %s, not the root hash %s: %w",
+			what, short(got), short(t.RootHash), ErrMismatch)
 	}
 	return nil
+}
+
+// readBlock reads n bytes of dev at off.
+func readBlock(dev string, n int, off int64) ([]byte, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("reading %d bytes of %s at byte %d: %w", n, dev, off, unwrapPath(err))
+	}
+	return b, nil
 }
 
 // ReadAll reads, from the devices under t and not through dm-verity, every
