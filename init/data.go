@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -333,7 +334,11 @@ func (b *boot) unlockData(dev string) (string, error) {
 		b.log.Console("keel: the data partition is encrypted: type its passphrase within %v (rd.luks.timeout=%d)", timeout, int(timeout/time.Second))
 	}
 	var path string
-	p := unlock.Prompter{Console: os.Stdin, Fd: 0, Tries: unlock.DefaultTries, Timeout: timeout}
+	console := struct {
+		io.Reader
+		io.Writer
+	}{os.Stdin, consoleWriter{b.log}}
+	p := unlock.Prompter{Console: console, Fd: 0, Tries: unlock.DefaultTries, Timeout: timeout}
 	b.watchdogHuman() // nobody is reset while typing; a hung unlock still is
 	err := p.Ask(unlock.Describe("data", dev), func(pass []byte) error {
 		b.watchdogProgress()

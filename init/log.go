@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,10 +40,13 @@ type logger struct {
 	drain     func() error
 	drainWait time.Duration
 	stallWait time.Duration
+	// consoleFD is the console opened once more, non-blocking (openKmsg),
+	// that lines are written through; -1 before, or off a file.
+	consoleFD int
 }
 
 func newLogger(console io.Writer) *logger {
-	l := &logger{console: console, level: prioInfo, drainWait: consoleDrainLimit, stallWait: consoleStallLimit}
+	l := &logger{console: console, level: prioInfo, drainWait: consoleDrainLimit, stallWait: consoleStallLimit, consoleFD: -1}
 	if f, ok := console.(*os.File); ok {
 		l.drain = func() error { return unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) } // ENOTTY off a terminal
 	}
@@ -51,9 +55,14 @@ func newLogger(console io.Writer) *logger {
 
 // openKmsg switches logging to /dev/kmsg and lifts the kernel's rate limit on
 // userspace kmsg writes (10 lines per 5 s by default, printk_devkmsg=ratelimit),
-// which would otherwise drop most of the boot log.
+// which would otherwise drop most of the boot log. It also opens the
+// console once more, non-blocking, for the lines written to it (put); /proc
+// is mounted by then.
 func (l *logger) openKmsg() {
 	_ = os.WriteFile("/proc/sys/kernel/printk_devkmsg", []byte("on\n"), 0)
+	if c, ok := l.console.(*os.File); ok {
+		l.openConsole(fmt.Sprintf("/proc/self/fd/%d", c.Fd()))
+	}
 	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
 	if err != nil {
 		l.Warnf("cannot open /dev/kmsg, logging to the console: %v", err)
@@ -62,6 +71,73 @@ func (l *logger) openKmsg() {
 	l.mu.Lock()
 	l.kmsg = f
 	l.mu.Unlock()
+}
+
+// openConsole opens path, the console, once more as a new open file with
+// O_NONBLOCK, for put: the console's own descriptors (0, 1, 2, which the
+// passphrase prompt reads and the emergency shell inherits) stay
+// blocking. When it cannot, lines go through the console writer as before.
+func (l *logger) openConsole(path string) {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.consoleFD = fd
+	l.mu.Unlock()
+}
+
+// put writes s to the console and reports whether all of it was taken.
+// Through consoleFD it never waits: a console that takes no more (a serial
+// port held by flow control, XOFF or CTS, its tty buffer full) costs the
+// line, not a boot stuck in a write with the logger's lock held. The
+// caller holds mu.
+func (l *logger) put(s string) bool {
+	if l.consoleFD < 0 {
+		_, err := io.WriteString(l.console, s)
+		return err == nil
+	}
+	for b := []byte(s); len(b) > 0; {
+		n, err := unix.Write(l.consoleFD, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// consoleWriter writes to the console as put does, for the passphrase
+// prompt: a prompt the console does not take is repeated in the kernel
+// log, and the prompt still waits for a passphrase (within
+// rd.luks.timeout) instead of waiting on the console for ever, the
+// watchdog fed as for someone typing.
+type consoleWriter struct{ l *logger }
+
+func (w consoleWriter) Write(p []byte) (int, error) {
+	w.l.mu.Lock()
+	defer w.l.mu.Unlock()
+	if !w.l.put(string(p)) {
+		if line := strings.TrimSpace(string(p)); line != "" {
+			w.l.refused(line)
+		}
+		return 0, errConsoleFull
+	}
+	return len(p), nil
+}
+
+var errConsoleFull = errors.New("the console takes no more output")
+
+// refused repeats in the kernel log a console line the console did not
+// take (put), so that it reaches the console by the kernel's own path,
+// which no tty flow control holds. Nothing is written before /dev/kmsg is
+// open. The caller holds mu.
+func (l *logger) refused(line string) {
+	line = strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(line), "keel: "), "\n", " ") // one kmsg record
+	l.kmsgLine(prioErr, "the console takes no more output (flow control?), so this line is here: "+line)
 }
 
 func (l *logger) setLevel(prio int) {
@@ -79,7 +155,7 @@ func (l *logger) logf(prio int, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
 		if !l.kmsgLine(prio, line) {
-			fmt.Fprintf(l.console, "keel: %s\n", truncate(line))
+			l.put("keel: " + truncate(line) + "\n")
 		}
 	}
 }
@@ -157,7 +233,10 @@ func (l *logger) Console(format string, args ...any) {
 	line := visible(fmt.Sprintf(format, args...))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintln(l.console, line)
+	if !l.put(line + "\n") {
+		l.refused(line)
+		return
+	}
 	if l.drain == nil {
 		return
 	}

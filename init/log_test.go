@@ -4,10 +4,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.
@@ -48,6 +53,71 @@ func TestConsoleStalledLineRepeatedInKmsg(t *testing.T) {
 	}
 	if got := kmsg.String(); got != want {
 		t.Errorf("kmsg got %q, want %q", got, want)
+	}
+}
+
+// TestConsoleFullNeverBlocks: a console that takes no more output (a
+// serial port held by flow control, its tty buffer full; here a pipe
+// nobody reads, filled to the brim) never stops the logger: Console, a
+// log line before /dev/kmsg is open and the passphrase prompt's writes all
+// return, each line refused is repeated in the kernel log, and once the
+// console takes output again the next line reaches it. It used to block in
+// the write, the logger's lock held: every later log line, the emergency
+// policy and the reboot waited for an XON that might never come.
+func TestConsoleFullNeverBlocks(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var kmsg syncBuffer
+	l := newLogger(w)
+	l.drain = nil
+	l.openConsole(fmt.Sprintf("/proc/self/fd/%d", w.Fd()))
+	if l.consoleFD < 0 {
+		t.Fatal("the console was not opened again")
+	}
+	defer unix.Close(l.consoleFD)
+	for l.put(strings.Repeat("x", 4096)) { // fill the pipe
+	}
+	l.Infof("before the kernel log") // dropped: nowhere to repeat it
+	l.kmsg = &kmsg
+	l.Console("keel: BOOT FAILED: %s", "root device: timed out")
+	if n, err := fmt.Fprint(consoleWriter{l}, "Passphrase for data (/dev/vda3): "); n != 0 || !errors.Is(err, errConsoleFull) {
+		t.Errorf("prompt written to a full console: %d, %v; want 0, %v", n, err, errConsoleFull)
+	}
+	want := "<3>keel: the console takes no more output (flow control?), so this line is here: BOOT FAILED: root device: timed out\n" +
+		"<3>keel: the console takes no more output (flow control?), so this line is here: Passphrase for data (/dev/vda3):\n"
+	if got := kmsg.String(); got != want {
+		t.Errorf("kmsg got %q, want %q", got, want)
+	}
+	// XON: the pipe is emptied, without waiting (os.Pipe's ends are
+	// non-blocking).
+	rc, err := r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drained := 0
+	buf := make([]byte, 64<<10)
+	if err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err := unix.Read(int(fd), buf)
+			if n <= 0 || err != nil {
+				return true
+			}
+			drained += n
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if drained == 0 {
+		t.Fatal("nothing was in the pipe")
+	}
+	l.Console("keel: after XON")
+	n, err := r.Read(buf)
+	if got := string(buf[:n]); err != nil || got != "keel: after XON\n" {
+		t.Errorf("console after draining got %q, %v", got, err)
 	}
 }
 
