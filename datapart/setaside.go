@@ -112,10 +112,40 @@ func flushRootDir(root *os.Root, rel string) error {
 // other images, an upper made without the /etc merge would miss the
 // machine's configuration.
 func OtherUppers(dataRoot, dir string) bool {
+	found := false
+	eachUpper(dataRoot, true, func(_, path string) {
+		found = found || path != dir
+	})
+	return found
+}
+
+// ImageUpper is an image's upper found under @overlay: its slot, its image
+// id, and its directory.
+type ImageUpper struct {
+	Slot, ImageID, Dir string
+}
+
+// ImageUppers lists the uppers under @overlay (as OtherUppers finds them),
+// but not those set aside (a trial's) and not dir, sorted by slot and
+// image id: where the machine's /etc may be when the boot state cannot say.
+func ImageUppers(dataRoot, dir string) []ImageUpper {
+	var out []ImageUpper
+	eachUpper(dataRoot, false, func(slot, path string) {
+		if id, err := DecodeImageID(filepath.Base(path)); err == nil && path != dir && checkSlot(slot) == nil {
+			out = append(out, ImageUpper{Slot: slot, ImageID: id, Dir: path})
+		}
+	})
+	return out
+}
+
+// eachUpper calls f with the slot and path of every upper under @overlay,
+// in order, set-aside ones too when setAside is set. Every step goes
+// through an os.Root at @overlay: no symlink is followed.
+func eachUpper(dataRoot string, setAside bool, f func(slot, path string)) {
 	overlay := filepath.Join(dataRoot, Overlay)
 	root, err := os.OpenRoot(overlay)
 	if err != nil {
-		return false
+		return
 	}
 	defer root.Close()
 	slotDirs, _ := fs.ReadDir(root.FS(), ".")
@@ -123,14 +153,15 @@ func OtherUppers(dataRoot, dir string) bool {
 		if !s.IsDir() { // a symlink too: never followed
 			continue
 		}
-		for _, d := range []string{s.Name(), filepath.Join(s.Name(), SetAside)} {
+		dirs := []string{s.Name()}
+		if setAside {
+			dirs = append(dirs, filepath.Join(s.Name(), SetAside))
+		}
+		for _, d := range dirs {
 			rels, _ := uppersIn(root, d, "")
 			for _, rel := range rels {
-				if filepath.Join(overlay, rel) != dir {
-					return true
-				}
+				f(s.Name(), filepath.Join(overlay, rel))
 			}
 		}
 	}
-	return false
 }

@@ -3,6 +3,7 @@
 package datapart
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -172,6 +173,37 @@ func TestOtherUppers(t *testing.T) {
 		if !OtherUppers(r, filepath.Join(r, "@overlay/a/A2")) {
 			t.Errorf("%s: not found", other)
 		}
+	}
+}
+
+// TestImageUppers: the uppers of other images with their slot and image
+// id, in order; not the upper itself, not a set-aside one (a trial's), not
+// what is not an upper, not one under a slot directory keel would not make,
+// not through a symlinked slot.
+func TestImageUppers(t *testing.T) {
+	root := t.TempDir()
+	self := filepath.Join(root, "@overlay/b/B2")
+	write(t, root, map[string]string{
+		"@overlay/b/B2/upper/etc/x":        "itself",
+		"@overlay/b/B1/upper/etc/x":        "",
+		"@overlay/a/A1/work/":              "",
+		"@overlay/a/.set-aside/A0/upper/":  "",
+		"@overlay/a/backup/photos/1":       "a user's",
+		"@overlay/Weird/W1/upper/":         "not a slot keel names",
+		"@overlay/b/merged/etc-merge.json": "a record alone",
+		"@overlay/a/.A3.tmp/upper/x":       "a merge cut short",
+	})
+	must(t, os.Symlink("a", filepath.Join(root, "@overlay/c")))
+	got := fmt.Sprint(ImageUppers(root, self))
+	want := fmt.Sprint([]ImageUpper{
+		{Slot: "a", ImageID: "A1", Dir: filepath.Join(root, "@overlay/a/A1")},
+		{Slot: "b", ImageID: "B1", Dir: filepath.Join(root, "@overlay/b/B1")},
+	})
+	if got != want {
+		t.Errorf("ImageUppers = %s, want %s", got, want)
+	}
+	if ups := ImageUppers(t.TempDir(), self); ups != nil {
+		t.Errorf("no @overlay: %v", ups)
 	}
 }
 

@@ -72,6 +72,12 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		return b.assemble(layout, imageID)
 	}
 	b.rep.Overlay = mode
+	if mode != mounts.OverlayPersistent && b.rep.Data != nil {
+		// / is not on the data partition (overlay=tmpfs or off): boot.json
+		// names no upper, so slotctl mark-good does not move the last good
+		// image, whose upper holds the machine's /etc, to this one.
+		b.rep.Data.Upper, b.rep.Data.FreshUpper = "", false
+	}
 	err = b.checkInit(layout.NewRoot)
 	if err != nil && mode == mounts.OverlayPersistent && b.data != nil {
 		// The image has the init but the root its upper makes does not

@@ -184,21 +184,32 @@ func TestVolatileFallbackIsComplete(t *testing.T) {
 // TestVolatileBootWithData: the same assembly with nothing failing keeps
 // the persistent upper and both binds (the test above is not vacuous).
 func TestAssembleWithData(t *testing.T) {
-	tmp := t.TempDir()
-	layout := mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
-	dataRoot := filepath.Join(tmp, "data")
-	must(t, os.MkdirAll(filepath.Join(layout.NewRoot, "sbin"), 0o755))
-	must(t, os.WriteFile(filepath.Join(layout.NewRoot, "sbin/init"), nil, 0o755))
-	must(t, os.MkdirAll(dataRoot, 0o755))
-	fm := &fakeMounts{}
-	b := &boot{log: newLogger(&bytes.Buffer{}), baked: &bakedconf.Config{}, mods: &kmod.Session{},
-		cfg: kargs.Config{Init: "/sbin/init"}, rep: &report.Report{Mode: "slot", Slot: "a", Data: &report.Data{}},
-		stack: &mounts.Stack{Sys: fm.sys()}, bs: &bootState{}}
-	b.data = &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
+	b, layout, _ := dataBoot(t, "a", kargs.Config{Init: "/sbin/init"}, &bootState{}, &bytes.Buffer{})
 	must(t, b.assemble(layout, "img1"))
 	if b.rep.Overlay != mounts.OverlayPersistent || fmt.Sprint(b.rep.Data.Binds) != "[/var /home]" || b.rep.Data.Volatile {
 		t.Errorf("overlay %s, data %+v: want persistent with both binds", b.rep.Overlay, b.rep.Data)
 	}
+}
+
+// dataBoot is a boot of slot with the given configuration and boot state,
+// logging to console, over fake mounts in a temporary directory: a new
+// root holding /sbin/init, an image with an empty /etc, and an ext4 data
+// partition mounted at dataRoot.
+func dataBoot(t *testing.T, slot string, cfg kargs.Config, bs *bootState, console *bytes.Buffer) (b *boot, layout mounts.Layout, dataRoot string) {
+	t.Helper()
+	tmp := t.TempDir()
+	layout = mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
+	dataRoot = filepath.Join(tmp, "data")
+	must(t, os.MkdirAll(filepath.Join(layout.NewRoot, "sbin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(layout.NewRoot, "sbin/init"), nil, 0o755))
+	must(t, os.MkdirAll(filepath.Join(layout.Lower, "etc"), 0o755))
+	must(t, os.MkdirAll(dataRoot, 0o755))
+	fm := &fakeMounts{}
+	b = &boot{log: newLogger(console), baked: &bakedconf.Config{}, mods: &kmod.Session{},
+		cfg: cfg, rep: &report.Report{Mode: "slot", Slot: slot, Data: &report.Data{}},
+		stack: &mounts.Stack{Sys: fm.sys()}, bs: bs}
+	b.data = &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
+	return b, layout, dataRoot
 }
 
 // TestVolatileAttemptGivesDataBack: slot a's attempt goes volatile (its
@@ -216,8 +227,10 @@ func TestVolatileAttemptGivesDataBack(t *testing.T) {
 	must(t, os.MkdirAll(layout.NewRoot, 0o755))
 	fm := &fakeMounts{fail: func(_, target, _ string) bool { return target == filepath.Join(layout.NewRoot, "var") }}
 	var console bytes.Buffer
+	// verity=off: b's /etc merge from the upper a's attempt made (the only
+	// other upper, recoverLastGood) opens no old image as its base.
 	b := &boot{log: newLogger(&console), baked: &bakedconf.Config{}, mods: &kmod.Session{},
-		cfg: kargs.Config{Init: "/sbin/init"}, rep: &report.Report{Mode: "slot", Slot: "a"},
+		cfg: kargs.Config{Init: "/sbin/init", VerityOff: true}, rep: &report.Report{Mode: "slot", Slot: "a"},
 		stack: &mounts.Stack{Sys: fm.sys()}, bs: &bootState{}}
 	d := &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
 	must(t, d.stack.Do(datapart.Mount(d.dev, d.fstype, d.root)))
@@ -466,4 +479,101 @@ func TestSetAsideFailureFreezesUpper(t *testing.T) {
 	if b.rep.Data.UpperReadOnly {
 		t.Errorf("slot b's upper frozen by slot a's set-aside failure: %q", console.String())
 	}
+}
+
+// TestNonPersistentOverlayReportsNoUpper: with a data partition but
+// overlay=tmpfs or overlay=off, / is not on the data partition, and
+// boot.json names no upper: slotctl mark-good reads data.upper to decide
+// whether this boot's /etc was kept, and moved the last good image (whose
+// upper holds the machine's /etc) to an image whose upper was never
+// written, so that the next boot started it empty and the next update
+// pruned the configuration.
+func TestNonPersistentOverlayReportsNoUpper(t *testing.T) {
+	for _, mode := range []string{mounts.OverlayTmpfs, mounts.OverlayOff} {
+		b, layout, _ := dataBoot(t, "b", kargs.Config{Init: "/sbin/init", Overlay: mode}, &bootState{}, &bytes.Buffer{})
+		must(t, b.assemble(layout, "img-b"))
+		if b.rep.Overlay != mode || b.rep.Data.Upper != "" || b.rep.Data.FreshUpper {
+			t.Errorf("overlay=%s: report overlay %q, data.upper %q, fresh %v: want no upper named", mode, b.rep.Overlay, b.rep.Data.Upper, b.rep.Data.FreshUpper)
+		}
+	}
+}
+
+// TestNoLastGoodFindsTheConfiguration: the boot state is sound but names no
+// image last marked good (a version 1 record, a bootstate partition
+// flashed blank while the data partition was kept), and the data partition
+// holds other images' uppers, one of which holds the machine's /etc. A new
+// image's upper used to be made empty, nothing merged, and the booted
+// slot's other uppers pruned in the same boot. Now the /etc merge reads the
+// only other upper, or the one the data partition's copy of the boot state
+// names; when neither tells, the boot runs over tmpfs, loudly, and nothing
+// is made or pruned.
+func TestNoLastGoodFindsTheConfiguration(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		uppers []string // slot/image id, each holding etc/hostname = its name
+		copyLG string   // the copy's last good image, "" for no copy
+		from   string   // the upper merged from, "" for none (tmpfs)
+		// noBootState: the system disk has no bootstate partition, so no
+		// image is ever marked good: an upper is made, unmerged, as always.
+		noBootState bool
+	}{
+		{"the only other upper", []string{"a/img-a"}, "", "a/img-a", false},
+		{"the copy's last good", []string{"a/img-a", "b/img-b0"}, "a/img-a", "a/img-a", false},
+		{"the copy's last good gone", []string{"a/img-a", "b/img-b0"}, "a/img-x", "", false},
+		{"two uppers, no copy", []string{"a/img-a", "b/img-b0"}, "", "", false},
+		{"no bootstate partition", []string{"a/img-a", "b/img-b0"}, "", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := bootstate.DefaultState()
+			st.Initialised = true // read from the partition: no last good image
+			var console bytes.Buffer
+			// verity=off: the merge opens no old image as its base.
+			b, layout, dataRoot := dataBoot(t, "b", kargs.Config{Init: "/sbin/init", VerityOff: true}, &bootState{state: st, inMemory: tc.noBootState}, &console)
+			b.rep.ImageID = "img-b"
+			for _, u := range tc.uppers {
+				slot, id, _ := strings.Cut(u, "/")
+				dir, err := datapart.UpperDir(dataRoot, slot, id)
+				must(t, err)
+				must(t, os.MkdirAll(filepath.Join(dir, "upper/etc"), 0o755))
+				must(t, os.MkdirAll(filepath.Join(dir, "work"), 0o755))
+				must(t, os.WriteFile(filepath.Join(dir, "upper/etc/hostname"), []byte(u+"\n"), 0o644))
+			}
+			if tc.copyLG != "" {
+				c := bootstate.DefaultState()
+				slot, id, _ := strings.Cut(tc.copyLG, "/")
+				c.LastGood = bootstate.LastGood{Slot: bootstate.Slot(slot), ImageID: id}
+				must(t, os.WriteFile(filepath.Join(dataRoot, bootstate.CopyName), bootstate.MarshalRecord(c), 0o644))
+			}
+			must(t, b.assemble(layout, "img-b"))
+			newUpper, err := datapart.UpperDir(dataRoot, "b", "img-b")
+			must(t, err)
+			for _, u := range tc.uppers {
+				slot, id, _ := strings.Cut(u, "/")
+				if dir, _ := datapart.UpperDir(dataRoot, slot, id); !exists(dir) {
+					t.Errorf("the upper %s was removed", u)
+				}
+			}
+			if tc.noBootState {
+				if !exists(newUpper) || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge != nil {
+					t.Errorf("upper made %v, overlay %s, merge %+v: want an upper made, unmerged", exists(newUpper), b.rep.Overlay, b.rep.EtcMerge)
+				}
+				return
+			}
+			if tc.from == "" {
+				if exists(newUpper) || b.rep.Overlay != mounts.OverlayTmpfs || !strings.Contains(console.String(), "which one holds the machine's /etc is unknown") {
+					t.Errorf("upper made %v, overlay %s, console %q: want no upper, tmpfs, the alarm", exists(newUpper), b.rep.Overlay, console.String())
+				}
+				return
+			}
+			got, err := os.ReadFile(filepath.Join(newUpper, "upper/etc/hostname"))
+			if err != nil || string(got) != tc.from+"\n" || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge == nil || b.rep.EtcMerge.FromImage != strings.SplitN(tc.from, "/", 2)[1] {
+				t.Errorf("new upper's etc/hostname %q (%v), overlay %s, merge %+v: want %s's, merged", got, err, b.rep.Overlay, b.rep.EtcMerge, tc.from)
+			}
+		})
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }

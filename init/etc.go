@@ -44,13 +44,26 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 	if mode != mounts.OverlayPersistent || upper == "" || b.rep.Data == nil || !b.rep.Data.FreshUpper {
 		return wait, false
 	}
+	root := datapart.DefaultRoot
+	if b.data != nil {
+		root = b.data.root
+	}
 	slot, id, ok := b.lastGood()
-	if !ok && b.rep.Mode == "slot" && b.bootStateUnavailable() && datapart.OtherUppers(datapart.DefaultRoot, upper) {
+	if !ok && b.rep.Mode == "slot" && b.bootStateUnavailable() && datapart.OtherUppers(root, upper) {
 		// The boot state could not be read: the last good image, whose
 		// upper holds the machine's configuration, is unknown, not
 		// absent. An empty upper made now would never be merged.
 		b.alarm("the bootstate partition cannot be used in this boot, so the image last marked good, whose upper the /etc merge reads, is unknown: this boot's upper layer is tmpfs (/var and /home bound), and the first boot with the boot state merges /etc")
 		return wait, true
+	}
+	if !ok && b.rep.Mode == "slot" && !b.loadBootState().inMemory && datapart.OtherUppers(root, upper) {
+		// The boot state, durable, names no last good image, yet other
+		// images ran here: their upper holds the machine's configuration.
+		// (Without a bootstate partition there is no last good image to
+		// find: uppers are made and pruned as they always were.)
+		if slot, id, ok = b.recoverLastGood(root, upper); !ok {
+			return wait, true
+		}
 	}
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
 		// Nothing to merge from; on btrfs the upper is still made here, a
@@ -63,7 +76,7 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 	}
 	start := time.Now()
 	m := &report.EtcMerge{FromSlot: slot, FromImage: id}
-	old, err := datapart.UpperDir(datapart.DefaultRoot, slot, id)
+	old, err := datapart.UpperDir(root, slot, id)
 	if err == nil {
 		base, closeBase := b.openBase(m)
 		opened := time.Now()
@@ -249,6 +262,41 @@ func (b *boot) undoLater(undo func()) func() {
 		undo()
 	})
 	return func() { <-done }
+}
+
+// recoverLastGood finds the upper holding the machine's /etc when the boot
+// state, read and sound, names no last good image but the data partition
+// (root) holds uppers of other images than upper: a version 1 record
+// (keel before the last good image was kept), a bootstate partition
+// flashed or found blank while the data partition was kept. It is the last
+// good image of the copy of the boot state slotctl keeps on the data
+// partition when its upper is there, else the only upper of another image
+// not set aside (a trial's is). When neither tells, the boot runs over
+// tmpfs, loudly, and nothing is made (ok false): an upper made empty would
+// never be merged, and the next update would prune the configuration.
+func (b *boot) recoverLastGood(root, upper string) (slot, id string, ok bool) {
+	ups := datapart.ImageUppers(root, upper)
+	from := ""
+	if c, err := readCopy(filepath.Join(root, bootstate.CopyName)); err == nil && c.LastGood.Slot != "" {
+		for _, u := range ups {
+			if u.Slot == string(c.LastGood.Slot) && u.ImageID == c.LastGood.ImageID {
+				slot, id, from = u.Slot, u.ImageID, "the copy of the boot state on the data partition"
+			}
+		}
+	}
+	if from == "" && len(ups) == 1 {
+		slot, id, from = ups[0].Slot, ups[0].ImageID, "the only other image's upper on the data partition"
+	}
+	if from == "" {
+		var names []string
+		for _, u := range ups {
+			names = append(names, u.Dir)
+		}
+		b.alarm(fmt.Sprintf("the boot state names no image last marked good, and the data partition holds the uppers of other images (%s), so which one holds the machine's /etc is unknown: this boot's upper layer is tmpfs (/var and /home bound), nothing is merged or pruned; remove the uppers that do not hold the configuration (or boot the image that does and run slotctl mark-good)", strings.Join(names, ", ")))
+		return "", "", false
+	}
+	b.warnLoud("the boot state names no image last marked good: the /etc merge reads the upper of %s in slot %s, found from %s", id, slot, from)
+	return slot, id, true
 }
 
 func fillMerge(m *report.EtcMerge, r etcmerge.Result, start time.Time) {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -306,11 +307,26 @@ func TestMarkGoodKeepsEtcLineage(t *testing.T) {
 		{"merge failed", report.Report{Overlay: "persistent", Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/b/img-b", FreshUpper: true},
 			EtcMerge: &report.EtcMerge{FromSlot: "a", FromImage: "img-a", Error: "no space left on device"}}, false},
 		{"persistent", report.Report{Overlay: "persistent", Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/b/img-b"}}, true},
+		// What the init reported for overlay=tmpfs before it stopped naming
+		// an upper / is not on.
+		{"tmpfs overlay naming an upper", report.Report{Overlay: "tmpfs", Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/b/img-b", FreshUpper: true}}, false},
 		{"no data partition", report.Report{Overlay: "tmpfs"}, true},
+		{"data=none, a data partition seen before", report.Report{Overlay: "tmpfs"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			state := emptyState(t, dir)
+			if strings.Contains(tc.name, "seen before") {
+				f, err := os.OpenFile(state, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := bootstate.DefaultState()
+				s.DataSeen = true
+				if err := errors.Join(bootstate.Save(f, &s), f.Close()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "img-a", Overlay: "persistent",
 				Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/a/img-a"}}))
 			r := tc.rep

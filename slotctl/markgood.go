@@ -41,14 +41,22 @@ func (t *target) markGood(e *env, x slots.Slot) error {
 		fmt.Fprintf(e.stdout, "slot %s is not marked good: %s\n", x, why)
 		return nil
 	}
-	id, rollback := t.goodImage(e, x)
+	id, rollback, noData := t.goodImage(e, x)
 	var was bootstate.State
+	kept := false
 	s, err := t.withState(func(s *bootstate.State) error {
 		was = *s
+		kept = noData && s.DataSeen && id != ""
+		if kept {
+			return s.MarkGood(x, "", rollback)
+		}
 		return s.MarkGood(x, id, rollback)
 	})
 	if err != nil {
 		return err
+	}
+	if kept {
+		fmt.Fprintf(e.stdout, "slot %s: the last good image is not moved to %s: this boot used no data partition (data=none?) though earlier boots did, so its /etc changes are not kept\n", x, id)
 	}
 	if was == s {
 		fmt.Fprintf(e.stdout, "slot %s is already good (%s)\n", x, s.Slot(x))
@@ -101,20 +109,24 @@ func orNone(x slots.Slot) string {
 // but leaves the last good image where the configuration is: moved to this
 // image, its next persistent boot would start an empty upper with nothing
 // merged, and the next update would prune the upper that held it.
-func (t *target) goodImage(e *env, x slots.Slot) (string, uint64) {
+//
+// noData reports a running boot with no data partition at all (data=none):
+// its /etc was not kept either when an earlier boot used one (the boot
+// state's DataSeen, which markGood checks).
+func (t *target) goodImage(e *env, x slots.Slot) (id string, rollback uint64, noData bool) {
 	if r, err := t.bootReport(); err == nil && r != nil && r.Mode == "slot" && r.Slot == string(x) && r.ImageID != "" {
 		if why := etcNotPersistent(r); why != "" {
 			fmt.Fprintf(e.stdout, "slot %s: the last good image is not moved to %s: %s\n", x, r.ImageID, why)
-			return "", r.RollbackIndex
+			return "", r.RollbackIndex, false
 		}
-		return r.ImageID, r.RollbackIndex
+		return r.ImageID, r.RollbackIndex, r.Data == nil
 	}
 	h, err := t.slotHeader(x)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "slotctl mark-good: warning: slot %s: %v: the last good image and the rollback floor are not updated\n", x, err)
-		return "", 0
+		return "", 0, false
 	}
-	return h.ImageID, h.RollbackIndex
+	return h.ImageID, h.RollbackIndex, false
 }
 
 // countedInMemory says why the running boot's confirmation must not be
@@ -145,7 +157,7 @@ func etcNotPersistent(r *report.Report) string {
 		return ""
 	case d.Volatile:
 		return "this boot could not use the data partition (volatile), so its /etc changes are not kept"
-	case d.Upper == "":
+	case d.Upper == "" || r.Overlay != "persistent":
 		return "this boot's overlay is not on the data partition (overlay=" + r.Overlay + "), so its /etc changes are not kept"
 	case r.EtcMerge != nil && r.EtcMerge.Error != "":
 		return "this boot's /etc merge failed (" + r.EtcMerge.Error + "): the machine's configuration stays in the last good image's upper"
