@@ -128,7 +128,7 @@ func TestFrozenUpperMounts(t *testing.T) {
 	if len(ms) != 2 || ms[0].FSType != "tmpfs" || ms[0].Target != DefaultLayout.Upper || ms[1].Target != DefaultLayout.NewRoot {
 		t.Fatalf("mounts %+v: want a tmpfs at %s, then the overlay at %s", ms, DefaultLayout.Upper, DefaultLayout.NewRoot)
 	}
-	want := `lowerdir=/run/keel/data/@overlay/a/img\:1/upper:` + DefaultLayout.Lower + `,upperdir=/run/keel/overlay/upper,workdir=/run/keel/overlay/work`
+	want := `lowerdir=/run/keel/data/@overlay/a/img\:1/upper:` + DefaultLayout.Lower + `,upperdir=/run/keel/overlay/upper,workdir=/run/keel/overlay/work,redirect_dir=follow`
 	if ms[1].Data != want {
 		t.Errorf("overlay data %q, want %q", ms[1].Data, want)
 	}
@@ -143,7 +143,7 @@ func TestFrozenUpperMounts(t *testing.T) {
 
 func TestOverlayDataEscapes(t *testing.T) {
 	got := OverlayData("/l,1", "/u:2", `/w\3`)
-	if want := `lowerdir=/l\,1,upperdir=/u\:2,workdir=/w\\3`; got != want {
+	if want := `lowerdir=/l\,1,upperdir=/u\:2,workdir=/w\\3,redirect_dir=follow`; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -90,12 +90,23 @@ func OverlayData(lower, upper, work string) string {
 }
 
 // overlayData is OverlayData with lower layers stacked, topmost first.
+//
+// redirect_dir=follow whatever the kernel's default: a directory of the
+// image renamed in the root (mv /etc/foo.d /etc/bar.d) is copied up whole
+// (rename says EXDEV, and mv copies), never recorded as a redirect
+// (trusted.overlay.redirect) in an upper that holds only what changed: the
+// /etc merge carries an upper's entries into the next image's upper, where
+// a redirect would name a directory of the old image, and the files of the
+// renamed directory would be lost at the next update. Redirects an upper
+// already holds are still followed. Debian's kernel behaves so by default
+// (CONFIG_OVERLAY_FS_REDIRECT_DIR off, REDIRECT_ALWAYS_FOLLOW on); others
+// may not.
 func overlayData(lowers []string, upper, work string) string {
 	esc := make([]string, len(lowers))
 	for i, l := range lowers {
 		esc[i] = overlayEscaper.Replace(l)
 	}
-	return "lowerdir=" + strings.Join(esc, ":") + ",upperdir=" + overlayEscaper.Replace(upper) + ",workdir=" + overlayEscaper.Replace(work)
+	return "lowerdir=" + strings.Join(esc, ":") + ",upperdir=" + overlayEscaper.Replace(upper) + ",workdir=" + overlayEscaper.Replace(work) + ",redirect_dir=follow"
 }
 
 // overlayEscaper escapes the characters overlayfs separates options and
