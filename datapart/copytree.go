@@ -340,7 +340,7 @@ func readDirNames(fd int) ([]string, error) {
 // tries copy_file_range, which fails between two file systems; for the
 // hundreds of small files of a /var that was two thirds of the system
 // calls of the copy, each one slow under emulation.
-func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf []byte, tick func(), meta func(in, out int, now *unix.Stat_t) error) error {
+func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf []byte, tick func(), meta func(in, out int, now *unix.Stat_t) error) (err error) {
 	in, err := unix.Openat(srcDir, src, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: src, Err: err}
@@ -350,18 +350,19 @@ func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf [
 	if err != nil {
 		return &os.PathError{Op: "open", Path: dst, Err: err}
 	}
-	err = copyFD(out, in, buf, tick)
+	defer func() { // also when tick or meta panics: the copy fails, the descriptor is not kept
+		if cerr := unix.Close(out); err == nil && cerr != nil {
+			err = &os.PathError{Op: "close", Path: dst, Err: cerr}
+		}
+	}()
+	if err = copyFD(out, in, buf, tick); err != nil {
+		return err
+	}
 	var now unix.Stat_t
-	if err == nil {
-		err = unix.Fstat(out, &now)
+	if err = unix.Fstat(out, &now); err != nil {
+		return err
 	}
-	if err == nil {
-		err = meta(in, out, &now)
-	}
-	if cerr := unix.Close(out); err == nil && cerr != nil {
-		err = &os.PathError{Op: "close", Path: dst, Err: cerr}
-	}
-	return err
+	return meta(in, out, &now)
 }
 
 // copyFD copies in to out until the end of in, calling tick (if not nil)

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -504,24 +505,29 @@ func TestNonPersistentOverlayReportsNoUpper(t *testing.T) {
 // holds other images' uppers, one of which holds the machine's /etc. A new
 // image's upper used to be made empty, nothing merged, and the booted
 // slot's other uppers pruned in the same boot. Now the /etc merge reads the
-// only other upper, or the one the data partition's copy of the boot state
-// names; when neither tells, the boot runs over tmpfs, loudly, and nothing
-// is made or pruned.
+// upper the data partition's copy of the boot state names, else the only
+// upper there is, else the only upper of the other slot (the booted
+// slot's are of the images it replaced); when none tells, the boot runs over tmpfs, loudly, and
+// nothing is made or pruned. A trial's set-aside upper alone, or a disk
+// with no bootstate partition, gets an upper made unmerged, as before.
 func TestNoLastGoodFindsTheConfiguration(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		uppers []string // slot/image id, each holding etc/hostname = its name
+		uppers []string // under @overlay, each holding etc/hostname = its name
 		copyLG string   // the copy's last good image, "" for no copy
-		from   string   // the upper merged from, "" for none (tmpfs)
+		from   string   // the upper merged from; "" for none (tmpfs); "-" for none, made unmerged
 		// noBootState: the system disk has no bootstate partition, so no
-		// image is ever marked good: an upper is made, unmerged, as always.
+		// image is ever marked good.
 		noBootState bool
 	}{
 		{"the only other upper", []string{"a/img-a"}, "", "a/img-a", false},
-		{"the copy's last good", []string{"a/img-a", "b/img-b0"}, "a/img-a", "a/img-a", false},
-		{"the copy's last good gone", []string{"a/img-a", "b/img-b0"}, "a/img-x", "", false},
-		{"two uppers, no copy", []string{"a/img-a", "b/img-b0"}, "", "", false},
-		{"no bootstate partition", []string{"a/img-a", "b/img-b0"}, "", "", true},
+		{"the other slot's upper", []string{"a/img-a", "b/img-b0"}, "", "a/img-a", false},
+		{"the copy's last good", []string{"a/img-a", "b/img-b0"}, "b/img-b0", "b/img-b0", false},
+		{"the copy's last good gone", []string{"a/img-a", "a/img-a0"}, "a/img-x", "", false},
+		{"two uppers in the other slot, no copy", []string{"a/img-a", "a/img-a0"}, "", "", false},
+		{"the booted slot's old upper only", []string{"b/img-b0"}, "", "b/img-b0", false},
+		{"a trial's upper set aside only", []string{"a/.set-aside/img-a"}, "", "-", false},
+		{"no bootstate partition", []string{"a/img-a", "b/img-b0"}, "", "-", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := bootstate.DefaultState()
@@ -531,9 +537,7 @@ func TestNoLastGoodFindsTheConfiguration(t *testing.T) {
 			b, layout, dataRoot := dataBoot(t, "b", kargs.Config{Init: "/sbin/init", VerityOff: true}, &bootState{state: st, inMemory: tc.noBootState}, &console)
 			b.rep.ImageID = "img-b"
 			for _, u := range tc.uppers {
-				slot, id, _ := strings.Cut(u, "/")
-				dir, err := datapart.UpperDir(dataRoot, slot, id)
-				must(t, err)
+				dir := filepath.Join(dataRoot, datapart.Overlay, u)
 				must(t, os.MkdirAll(filepath.Join(dir, "upper/etc"), 0o755))
 				must(t, os.MkdirAll(filepath.Join(dir, "work"), 0o755))
 				must(t, os.WriteFile(filepath.Join(dir, "upper/etc/hostname"), []byte(u+"\n"), 0o644))
@@ -548,26 +552,24 @@ func TestNoLastGoodFindsTheConfiguration(t *testing.T) {
 			newUpper, err := datapart.UpperDir(dataRoot, "b", "img-b")
 			must(t, err)
 			for _, u := range tc.uppers {
-				slot, id, _ := strings.Cut(u, "/")
-				if dir, _ := datapart.UpperDir(dataRoot, slot, id); !exists(dir) {
+				if !exists(filepath.Join(dataRoot, datapart.Overlay, u)) {
 					t.Errorf("the upper %s was removed", u)
 				}
 			}
-			if tc.noBootState {
+			switch tc.from {
+			case "-":
 				if !exists(newUpper) || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge != nil {
 					t.Errorf("upper made %v, overlay %s, merge %+v: want an upper made, unmerged", exists(newUpper), b.rep.Overlay, b.rep.EtcMerge)
 				}
-				return
-			}
-			if tc.from == "" {
+			case "":
 				if exists(newUpper) || b.rep.Overlay != mounts.OverlayTmpfs || !strings.Contains(console.String(), "which one holds the machine's /etc is unknown") {
 					t.Errorf("upper made %v, overlay %s, console %q: want no upper, tmpfs, the alarm", exists(newUpper), b.rep.Overlay, console.String())
 				}
-				return
-			}
-			got, err := os.ReadFile(filepath.Join(newUpper, "upper/etc/hostname"))
-			if err != nil || string(got) != tc.from+"\n" || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge == nil || b.rep.EtcMerge.FromImage != strings.SplitN(tc.from, "/", 2)[1] {
-				t.Errorf("new upper's etc/hostname %q (%v), overlay %s, merge %+v: want %s's, merged", got, err, b.rep.Overlay, b.rep.EtcMerge, tc.from)
+			default:
+				got, err := os.ReadFile(filepath.Join(newUpper, "upper/etc/hostname"))
+				if err != nil || string(got) != tc.from+"\n" || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge == nil || b.rep.EtcMerge.FromImage != path.Base(tc.from) {
+					t.Errorf("new upper's etc/hostname %q (%v), overlay %s, merge %+v: want %s's, merged", got, err, b.rep.Overlay, b.rep.EtcMerge, tc.from)
+				}
 			}
 		})
 	}

@@ -56,13 +56,16 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		b.alarm("the bootstate partition cannot be used in this boot, so the image last marked good, whose upper the /etc merge reads, is unknown: this boot's upper layer is tmpfs (/var and /home bound), and the first boot with the boot state merges /etc")
 		return wait, true
 	}
-	if !ok && b.rep.Mode == "slot" && !b.loadBootState().inMemory && datapart.OtherUppers(root, upper) {
+	if !ok && b.rep.Mode == "slot" && !b.loadBootState().inMemory {
 		// The boot state, durable, names no last good image, yet other
 		// images ran here: their upper holds the machine's configuration.
 		// (Without a bootstate partition there is no last good image to
-		// find: uppers are made and pruned as they always were.)
-		if slot, id, ok = b.recoverLastGood(root, upper); !ok {
-			return wait, true
+		// find: uppers are made and pruned as they always were. A trial's
+		// upper set aside was never a good image's.)
+		if ups := datapart.ImageUppers(root, upper); len(ups) > 0 {
+			if slot, id, ok = b.recoverLastGood(root, ups); !ok {
+				return wait, true
+			}
 		}
 	}
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
@@ -264,18 +267,19 @@ func (b *boot) undoLater(undo func()) func() {
 	return func() { <-done }
 }
 
-// recoverLastGood finds the upper holding the machine's /etc when the boot
-// state, read and sound, names no last good image but the data partition
-// (root) holds uppers of other images than upper: a version 1 record
+// recoverLastGood finds, among ups, the upper holding the machine's /etc
+// when the boot state, read and sound, names no last good image but the
+// data partition (root) holds uppers of other images: a version 1 record
 // (keel before the last good image was kept), a bootstate partition
 // flashed or found blank while the data partition was kept. It is the last
 // good image of the copy of the boot state slotctl keeps on the data
-// partition when its upper is there, else the only upper of another image
-// not set aside (a trial's is). When neither tells, the boot runs over
-// tmpfs, loudly, and nothing is made (ok false): an upper made empty would
-// never be merged, and the next update would prune the configuration.
-func (b *boot) recoverLastGood(root, upper string) (slot, id string, ok bool) {
-	ups := datapart.ImageUppers(root, upper)
+// partition when its upper is among ups; else the only upper there is;
+// else the only upper of the other slots (the booted slot's other uppers
+// are of the images this one replaced: an update is written to the slot
+// not running, so the configuration was in the other slot). When neither tells, the boot runs
+// over tmpfs, loudly, and nothing is made (ok false): an upper made empty
+// would never be merged, and the next update would prune the configuration.
+func (b *boot) recoverLastGood(root string, ups []datapart.ImageUpper) (slot, id string, ok bool) {
 	from := ""
 	if c, err := readCopy(filepath.Join(root, bootstate.CopyName)); err == nil && c.LastGood.Slot != "" {
 		for _, u := range ups {
@@ -286,6 +290,17 @@ func (b *boot) recoverLastGood(root, upper string) (slot, id string, ok bool) {
 	}
 	if from == "" && len(ups) == 1 {
 		slot, id, from = ups[0].Slot, ups[0].ImageID, "the only other image's upper on the data partition"
+	}
+	if from == "" {
+		var others []datapart.ImageUpper
+		for _, u := range ups {
+			if u.Slot != b.rep.Slot {
+				others = append(others, u)
+			}
+		}
+		if len(others) == 1 {
+			slot, id, from = others[0].Slot, others[0].ImageID, "the only upper of another slot on the data partition"
+		}
 	}
 	if from == "" {
 		var names []string

@@ -119,7 +119,8 @@ func (b *boot) diskFault(img *image, err error) error {
 // match the data, an image fault unless the root hash came from a
 // roothash= typed on the command line (a baked one is the builder's). But
 // dm-verity says EIO for a disk's I/O error too, so the blocks of that read
-// are read from the partitions directly and checked (check): when they
+// (the first page's) are read from the partitions directly and checked
+// (check, verity.CheckPath): when they
 // cannot be read the fault is the disk's, and when they read and match the
 // root hash the EIO was not the image's (a read error that did not come
 // back): the device is opened once more, and a second such failure is the

@@ -92,3 +92,24 @@ func TestStatusShowsEtcMerge(t *testing.T) {
 		t.Errorf("status --json set_aside: %q, want [%s]", v.SetAside, aside)
 	}
 }
+
+// TestSetAsideUppersWithoutUpper: a boot whose / is not on the data
+// partition (overlay=tmpfs: boot.json names no upper) still lists the
+// set-aside uppers, at the data partition's mount point; a volatile boot,
+// or one without a data partition, lists none.
+func TestSetAsideUppersWithoutUpper(t *testing.T) {
+	dir := t.TempDir()
+	aside := filepath.Join(dir, datapart.Overlay, "a", datapart.SetAside, "v3")
+	if err := os.MkdirAll(filepath.Join(aside, "upper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmpfs := &report.Report{Overlay: "tmpfs", Data: &report.Data{Device: "/dev/vda6", Binds: []string{"/var", "/home"}}}
+	if got := setAsideUppers(tmpfs, dir); len(got) != 1 || got[0] != aside {
+		t.Errorf("overlay=tmpfs: %q, want [%s]", got, aside)
+	}
+	for _, r := range []*report.Report{{Overlay: "tmpfs", Data: &report.Data{Device: "/dev/vda6", Volatile: true}}, {Overlay: "tmpfs"}} {
+		if got := setAsideUppers(r, dir); got != nil {
+			t.Errorf("%+v: %q, want none", r.Data, got)
+		}
+	}
+}

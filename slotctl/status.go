@@ -100,7 +100,7 @@ func (t *target) status() (*statusView, error) {
 		if v.EtcMerge, err = lastEtcMerge(r); err != nil {
 			v.Warnings = append(v.Warnings, err.Error())
 		}
-		v.SetAside = setAsideUppers(r)
+		v.SetAside = setAsideUppers(r, datapart.DefaultRoot)
 	}
 	for _, x := range slots.Slots() {
 		v.Slots = append(v.Slots, t.slotView(s, x, v.Boot))
@@ -169,12 +169,17 @@ func (v *statusView) print(w io.Writer) {
 
 // setAsideUppers lists the set-aside uppers of every slot on the running
 // system's data partition, found from the running upper
-// (DATA/@overlay/SLOT/ID): DATA/@overlay/*/.set-aside/*.
-func setAsideUppers(r *report.Report) []string {
-	if r == nil || r.Data == nil || r.Data.Upper == "" {
+// (DATA/@overlay/SLOT/ID): DATA/@overlay/*/.set-aside/*; under dataRoot,
+// where the data partition is mounted, in a boot whose / is not on it
+// (overlay=tmpfs or off: boot.json names no upper, but /var is bound).
+func setAsideUppers(r *report.Report, dataRoot string) []string {
+	if r == nil || r.Data == nil || r.Data.Volatile {
 		return nil
 	}
-	overlay := filepath.Dir(filepath.Dir(r.Data.Upper))
+	overlay := filepath.Join(dataRoot, datapart.Overlay)
+	if r.Data.Upper != "" {
+		overlay = filepath.Dir(filepath.Dir(r.Data.Upper))
+	}
 	found, _ := filepath.Glob(filepath.Join(overlay, "*", datapart.SetAside, "*"))
 	return found
 }

@@ -10,39 +10,58 @@ import (
 )
 
 // CheckPath reads, from the devices under t and not through dm-verity, what
-// verifying data block 0 reads (that block, and the hash block of each
-// level on its path to the root) and checks each against the level above
-// and the top against t.RootHash, as dm-verity's first read does. When
-// that read fails with EIO, this tells apart a device that cannot be read
-// (an error that does not wrap ErrMismatch: the disk), blocks that read
-// and do not match (an error wrapping ErrMismatch: the image), and blocks
-// that read and match (nil: the EIO was not the image's, but a disk error
-// that did not come back, or the device-mapper's). It reads a few blocks.
-func CheckPath(t Target) error {
+// verifying the first page of data reads (its data blocks, and the hash
+// blocks on their paths to the root) and checks each against the level
+// above and the top against t.RootHash, as dm-verity's first read does: it
+// reads a page through the page cache, every data block in it checked.
+// When that read fails with EIO, this tells apart a device that cannot be
+// read (an error that does not wrap ErrMismatch: the disk), blocks that
+// read and do not match (an error wrapping ErrMismatch: the image), and
+// blocks that read and match (nil: the EIO was not the image's, but a disk
+// error that did not come back, or the device-mapper's). It reads a few
+// blocks.
+func CheckPath(t Target) error { return checkFirst(t, os.Getpagesize()) }
+
+// checkFirst is CheckPath for the data blocks in the first span bytes (one
+// at least).
+func checkFirst(t Target, span int) error {
 	p := t.Params.WithDefaults()
 	g, err := p.geometry()
 	if err != nil {
 		return fmt.Errorf("dm-verity %s: %w", t.Name, err)
 	}
-	child, err := readBlock(t.DataDev, g.dbs, 0)
+	n := min(uint64(max(span/g.dbs, 1)), p.DataBlocks)
+	for i := range n {
+		if err := g.checkBlock(t, hashStartBlock(t.HashOffset, p.HashBlockSize), i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkBlock checks data block i up its path in the tree, which starts at
+// hash block start of t.HashDev, to the root hash.
+func (g geometry) checkBlock(t Target, start, i uint64) error {
+	child, err := readBlock(t.DataDev, g.dbs, int64(i)*int64(g.dbs))
 	if err != nil {
 		return err
 	}
 	h, sum := g.alg.new(), make([]byte, 0, g.alg.size)
-	start := hashStartBlock(t.HashOffset, p.HashBlockSize)
-	what := "data block 0 (" + t.DataDev + " byte 0)"
-	for i := range g.levels {
-		off := int64(start+g.levelStart(i)) * int64(g.hbs)
+	what := fmt.Sprintf("data block %d (%s byte %d)", i, t.DataDev, int64(i)*int64(g.dbs))
+	for lvl := range g.levels {
+		parent := i / uint64(g.perBlock)
+		off := int64(start+g.levelStart(lvl)+parent) * int64(g.hbs)
 		blk, err := readBlock(t.HashDev, g.hbs, off)
 		if err != nil {
 			return err
 		}
 		g.digest(h, child, sum)
-		if want := blk[:g.alg.size]; !bytes.Equal(sum[:g.alg.size], want) {
+		at := int(i%uint64(g.perBlock)) * g.stride
+		if want := blk[at : at+g.alg.size]; !bytes.Equal(sum[:g.alg.size], want) {
 			return fmt.Errorf("verity: read directly, %s does not match level %d: %w (stored %s, computed %s)",
-				what, i, ErrMismatch, short(want), short(sum[:g.alg.size]))
+				what, lvl, ErrMismatch, short(want), short(sum[:g.alg.size]))
 		}
-		child, what = blk, fmt.Sprintf("level %d hash block 0 (%s byte %d)", i, t.HashDev, off)
+		child, i, what = blk, parent, fmt.Sprintf("level %d hash block %d (%s byte %d)", lvl, parent, t.HashDev, off)
 	}
 	g.digest(h, child, sum)
 	if got := sum[:g.alg.size]; !bytes.Equal(got, t.RootHash) {

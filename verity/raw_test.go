@@ -5,6 +5,7 @@ package verity
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,6 +68,18 @@ func TestCheckPath(t *testing.T) {
 			t.Errorf("%s: CheckPath = %v, want %q, a mismatch: %v", name, err, tc.want, tc.mismatch)
 		}
 	}
+	// With pages of 16 KiB (arm64), dm-verity's first read checks data
+	// blocks 0-3: a change in block 3 is the image's, one in block 4 is
+	// not seen.
+	tg3 := tg
+	tg3.DataDev = changed("data3", data, 3*4096+9)
+	if err := checkFirst(tg3, 16<<10); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "data block 3 (") {
+		t.Errorf("16 KiB pages, data block 3 changed: %v, want a mismatch naming data block 3", err)
+	}
+	tg3.DataDev = changed("data4", data, 4*4096+9)
+	if err := checkFirst(tg3, 16<<10); err != nil {
+		t.Errorf("16 KiB pages, data block 4 changed: %v, want nil", err)
+	}
 }
 
 // TestReadAll: every data block and the whole tree read from intact
@@ -111,8 +124,9 @@ func TestReadAll(t *testing.T) {
 
 // FuzzCheckPath: over any data and salt, CheckPath passes intact devices,
 // and after one byte is changed anywhere on them it reports a mismatch
-// exactly when that byte is on the path of data block 0 (the block, or
-// block 0 of a tree level), and nil otherwise; never another error.
+// exactly when that byte is on the path of a data block of the first page
+// (the block, or a hash block above it), and nil otherwise; never another
+// error.
 func FuzzCheckPath(f *testing.F) {
 	f.Add([]byte("keel"), uint16(3), uint32(0), []byte("salt"))
 	f.Add([]byte{1, 2, 3}, uint16(150), uint32(100000), []byte{})
@@ -136,7 +150,8 @@ func FuzzCheckPath(f *testing.F) {
 			t.Fatalf("intact devices: %v", err)
 		}
 		at := int(flip % uint32(len(data)+len(hash)))
-		onPath := at < bs
+		first := min(max(os.Getpagesize()/bs, 1), int(p.DataBlocks)) // data blocks checked
+		onPath := at < first*bs
 		if at < len(data) {
 			data[at] ^= 0x80
 			tg.DataDev = writeFile(t, dir, "data2", data)
@@ -145,9 +160,11 @@ func FuzzCheckPath(f *testing.F) {
 			hash[h] ^= 0x80
 			tg.HashDev = writeFile(t, dir, "hash2", hash)
 			start := hashStartBlock(0, bs)
+			last := first - 1 // the last block of the level below on a path
 			for i := range g.levels {
+				last /= g.perBlock
 				b := int(start+g.levelStart(i)) * bs
-				onPath = onPath || h >= b && h < b+bs
+				onPath = onPath || h >= b && h < b+(last+1)*bs
 			}
 		}
 		err = CheckPath(tg)
