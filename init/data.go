@@ -421,14 +421,6 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 	if prune && b.bootStateUnavailable() {
 		prune, why = false, "the bootstate partition cannot be used in this boot: the image last marked good, whose upper is the /etc merge's source, is unknown"
 	}
-	if _, _, ok := b.lastGood(); prune && !ok && b.rep.Mode == "slot" && !b.loadBootState().inMemory {
-		// No last good image is known, yet other images' uppers may be
-		// here: one holds the machine's configuration (recoverLastGood),
-		// and none is removed until mark-good says which.
-		if dir, err := datapart.UpperDir(d.root, slot, imageID); err == nil && datapart.OtherUppers(d.root, dir) {
-			prune, why = false, "the boot state names no image last marked good, so the upper holding the /etc merge's source is not known for sure"
-		}
-	}
 	if lgSlot, lgID, ok := b.lastGood(); prune && ok && lgSlot == slot && lgID != imageID {
 		// The last good image was in this slot and was replaced: its upper
 		// is the /etc merge's source, so it stays until another image is

@@ -228,10 +228,8 @@ func TestVolatileAttemptGivesDataBack(t *testing.T) {
 	must(t, os.MkdirAll(layout.NewRoot, 0o755))
 	fm := &fakeMounts{fail: func(_, target, _ string) bool { return target == filepath.Join(layout.NewRoot, "var") }}
 	var console bytes.Buffer
-	// verity=off: b's /etc merge from the upper a's attempt made (the only
-	// other upper, recoverLastGood) opens no old image as its base.
 	b := &boot{log: newLogger(&console), baked: &bakedconf.Config{}, mods: &kmod.Session{},
-		cfg: kargs.Config{Init: "/sbin/init", VerityOff: true}, rep: &report.Report{Mode: "slot", Slot: "a"},
+		cfg: kargs.Config{Init: "/sbin/init"}, rep: &report.Report{Mode: "slot", Slot: "a"},
 		stack: &mounts.Stack{Sys: fm.sys()}, bs: &bootState{}}
 	d := &dataState{dev: "/dev/vdb", fstype: datapart.Ext4, root: dataRoot, stack: &mounts.Stack{Sys: fm.sys()}}
 	must(t, d.stack.Do(datapart.Mount(d.dev, d.fstype, d.root)))
@@ -503,31 +501,26 @@ func TestNonPersistentOverlayReportsNoUpper(t *testing.T) {
 // image last marked good (a version 1 record, a bootstate partition
 // flashed blank while the data partition was kept), and the data partition
 // holds other images' uppers, one of which holds the machine's /etc. A new
-// image's upper used to be made empty, nothing merged, and the booted
-// slot's other uppers pruned in the same boot. Now the /etc merge reads the
-// upper the data partition's copy of the boot state names, else the only
-// upper there is, else the only upper of the other slot (the booted
-// slot's are of the images it replaced); when none tells, the boot runs over tmpfs, loudly, and
-// nothing is made or pruned. A trial's set-aside upper alone, or a disk
-// with no bootstate partition, gets an upper made unmerged, as before.
+// image's upper used to be made empty, nothing merged. Through assemble
+// (no devices here, so no slot's header reads: TestRecoverLastGood has the
+// other slot's image), the /etc merge reads the upper the data partition's
+// copy of the boot state names; with none, a trial's upper set aside only,
+// or no bootstate partition, the upper is made unmerged, as before.
 func TestNoLastGoodFindsTheConfiguration(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		uppers []string // under @overlay, each holding etc/hostname = its name
 		copyLG string   // the copy's last good image, "" for no copy
-		from   string   // the upper merged from; "" for none (tmpfs); "-" for none, made unmerged
+		from   string   // the upper merged from; "" for none (made unmerged)
 		// noBootState: the system disk has no bootstate partition, so no
 		// image is ever marked good.
 		noBootState bool
 	}{
-		{"the only other upper", []string{"a/img-a"}, "", "a/img-a", false},
-		{"the other slot's upper", []string{"a/img-a", "b/img-b0"}, "", "a/img-a", false},
-		{"the copy's last good", []string{"a/img-a", "b/img-b0"}, "b/img-b0", "b/img-b0", false},
-		{"the copy's last good gone", []string{"a/img-a", "a/img-a0"}, "a/img-x", "", false},
-		{"two uppers in the other slot, no copy", []string{"a/img-a", "a/img-a0"}, "", "", false},
-		{"the booted slot's old upper only", []string{"b/img-b0"}, "", "b/img-b0", false},
-		{"a trial's upper set aside only", []string{"a/.set-aside/img-a"}, "", "-", false},
-		{"no bootstate partition", []string{"a/img-a", "b/img-b0"}, "", "-", true},
+		{"the copy's last good", []string{"a/img-a", "b/img-b0"}, "a/img-a", "a/img-a", false},
+		{"the copy's last good gone", []string{"a/img-a"}, "a/img-x", "", false},
+		{"no copy", []string{"a/img-a"}, "", "", false},
+		{"a trial's upper set aside only", []string{"a/.set-aside/img-a"}, "a/img-a", "", false},
+		{"no bootstate partition", []string{"a/img-a"}, "a/img-a", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := bootstate.DefaultState()
@@ -551,25 +544,61 @@ func TestNoLastGoodFindsTheConfiguration(t *testing.T) {
 			must(t, b.assemble(layout, "img-b"))
 			newUpper, err := datapart.UpperDir(dataRoot, "b", "img-b")
 			must(t, err)
-			for _, u := range tc.uppers {
-				if !exists(filepath.Join(dataRoot, datapart.Overlay, u)) {
-					t.Errorf("the upper %s was removed", u)
-				}
-			}
-			switch tc.from {
-			case "-":
+			if tc.from == "" {
 				if !exists(newUpper) || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge != nil {
 					t.Errorf("upper made %v, overlay %s, merge %+v: want an upper made, unmerged", exists(newUpper), b.rep.Overlay, b.rep.EtcMerge)
 				}
-			case "":
-				if exists(newUpper) || b.rep.Overlay != mounts.OverlayTmpfs || !strings.Contains(console.String(), "which one holds the machine's /etc is unknown") {
-					t.Errorf("upper made %v, overlay %s, console %q: want no upper, tmpfs, the alarm", exists(newUpper), b.rep.Overlay, console.String())
-				}
-			default:
-				got, err := os.ReadFile(filepath.Join(newUpper, "upper/etc/hostname"))
-				if err != nil || string(got) != tc.from+"\n" || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge == nil || b.rep.EtcMerge.FromImage != path.Base(tc.from) {
-					t.Errorf("new upper's etc/hostname %q (%v), overlay %s, merge %+v: want %s's, merged", got, err, b.rep.Overlay, b.rep.EtcMerge, tc.from)
-				}
+				return
+			}
+			got, err := os.ReadFile(filepath.Join(newUpper, "upper/etc/hostname"))
+			if err != nil || string(got) != tc.from+"\n" || b.rep.Overlay != mounts.OverlayPersistent || b.rep.EtcMerge == nil || b.rep.EtcMerge.FromImage != path.Base(tc.from) {
+				t.Errorf("new upper's etc/hostname %q (%v), overlay %s, merge %+v: want %s's, merged", got, err, b.rep.Overlay, b.rep.EtcMerge, tc.from)
+			}
+			if !strings.Contains(console.String(), "the boot state names no image last marked good: the /etc merge reads the upper of "+path.Base(tc.from)) {
+				t.Errorf("console %q: want the merge's source named", console.String())
+			}
+		})
+	}
+}
+
+// TestRecoverLastGood: with no last good image recorded, the merge's
+// source is the upper the data partition's copy of the boot state names,
+// else the upper of the image the other slot holds now; never an upper of
+// the booted slot's earlier images (they are pruned, as always), nor one of
+// an image no slot holds.
+func TestRecoverLastGood(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		uppers  []string          // slot/image id
+		copyLG  string            // the copy's last good image, "" for no copy
+		current map[string]string // slot → the image id in its header
+		want    string            // slot/image id, "" for none
+	}{
+		{"the other slot's image", []string{"a/A1", "b/B0"}, "", map[string]string{"a": "A1", "b": "B1"}, "a/A1"},
+		{"the other slot's image, older uppers", []string{"a/A0", "a/A1", "b/B0"}, "", map[string]string{"a": "A1"}, "a/A1"},
+		{"the other slot holds an image without its upper", []string{"a/A0", "b/B0"}, "", map[string]string{"a": "A1"}, ""},
+		{"the other slot unreadable", []string{"a/A1"}, "", map[string]string{}, ""},
+		{"the booted slot's earlier image only", []string{"b/B0"}, "", map[string]string{"a": "A1", "b": "B0"}, ""},
+		{"the copy's last good first", []string{"a/A1", "b/B0"}, "b/B0", map[string]string{"a": "A1"}, "b/B0"},
+		{"the copy's last good gone", []string{"a/A1"}, "b/B0", map[string]string{"a": "A1"}, "a/A1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			var ups []datapart.ImageUpper
+			for _, u := range tc.uppers {
+				slot, id, _ := strings.Cut(u, "/")
+				ups = append(ups, datapart.ImageUpper{Slot: slot, ImageID: id, Dir: filepath.Join(root, datapart.Overlay, u)})
+			}
+			if tc.copyLG != "" {
+				c := bootstate.DefaultState()
+				slot, id, _ := strings.Cut(tc.copyLG, "/")
+				c.LastGood = bootstate.LastGood{Slot: bootstate.Slot(slot), ImageID: id}
+				must(t, os.WriteFile(filepath.Join(root, bootstate.CopyName), bootstate.MarshalRecord(c), 0o644))
+			}
+			b := &boot{log: newLogger(&bytes.Buffer{}), rep: &report.Report{Mode: "slot", Slot: "b", ImageID: "B1"}}
+			slot, id, ok := b.recoverLastGood(root, ups, func(s string) string { return tc.current[s] })
+			if got := slot + "/" + id; ok != (tc.want != "") || ok && got != tc.want {
+				t.Errorf("recoverLastGood = %s, %v; want %q", got, ok, tc.want)
 			}
 		})
 	}

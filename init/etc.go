@@ -63,9 +63,7 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		// find: uppers are made and pruned as they always were. A trial's
 		// upper set aside was never a good image's.)
 		if ups := datapart.ImageUppers(root, upper); len(ups) > 0 {
-			if slot, id, ok = b.recoverLastGood(root, ups); !ok {
-				return wait, true
-			}
+			slot, id, ok = b.recoverLastGood(root, ups, b.slotImageID)
 		}
 	}
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
@@ -273,13 +271,13 @@ func (b *boot) undoLater(undo func()) func() {
 // (keel before the last good image was kept), a bootstate partition
 // flashed or found blank while the data partition was kept. It is the last
 // good image of the copy of the boot state slotctl keeps on the data
-// partition when its upper is among ups; else the only upper there is;
-// else the only upper of the other slots (the booted slot's other uppers
-// are of the images this one replaced: an update is written to the slot
-// not running, so the configuration was in the other slot). When neither tells, the boot runs
-// over tmpfs, loudly, and nothing is made (ok false): an upper made empty
-// would never be merged, and the next update would prune the configuration.
-func (b *boot) recoverLastGood(root string, ups []datapart.ImageUpper) (slot, id string, ok bool) {
+// partition when its upper is among ups; else the upper of the image the
+// other slot holds now (current: the image id in a slot's header), where
+// an update, written to the slot not running, leaves the configuration.
+// The booted slot's other uppers are of the images this one replaced, and
+// pruned as they always were. ok is false when neither is there: the
+// upper is made unmerged, as it always was.
+func (b *boot) recoverLastGood(root string, ups []datapart.ImageUpper, current func(slot string) string) (slot, id string, ok bool) {
 	from := ""
 	if c, err := readCopy(filepath.Join(root, bootstate.CopyName)); err == nil && c.LastGood.Slot != "" {
 		for _, u := range ups {
@@ -288,30 +286,31 @@ func (b *boot) recoverLastGood(root string, ups []datapart.ImageUpper) (slot, id
 			}
 		}
 	}
-	if from == "" && len(ups) == 1 {
-		slot, id, from = ups[0].Slot, ups[0].ImageID, "the only other image's upper on the data partition"
-	}
-	if from == "" {
-		var others []datapart.ImageUpper
-		for _, u := range ups {
-			if u.Slot != b.rep.Slot {
-				others = append(others, u)
-			}
-		}
-		if len(others) == 1 {
-			slot, id, from = others[0].Slot, others[0].ImageID, "the only upper of another slot on the data partition"
+	for _, u := range ups {
+		if from == "" && u.Slot != b.rep.Slot && current(u.Slot) == u.ImageID {
+			slot, id, from = u.Slot, u.ImageID, "the image slot "+u.Slot+" holds"
 		}
 	}
 	if from == "" {
-		var names []string
-		for _, u := range ups {
-			names = append(names, u.Dir)
-		}
-		b.alarm(fmt.Sprintf("the boot state names no image last marked good, and the data partition holds the uppers of other images (%s), so which one holds the machine's /etc is unknown: this boot's upper layer is tmpfs (/var and /home bound), nothing is merged or pruned; remove the uppers that do not hold the configuration (or boot the image that does and run slotctl mark-good)", strings.Join(names, ", ")))
+		b.log.Infof("the boot state names no image last marked good, and no upper on the data partition is of the image another slot holds: this image's upper starts unmerged")
 		return "", "", false
 	}
-	b.warnLoud("the boot state names no image last marked good: the /etc merge reads the upper of %s in slot %s, found from %s", id, slot, from)
+	b.warnLoud("the boot state names no image last marked good: the /etc merge reads the upper of %s in slot %s (%s)", id, slot, from)
 	return slot, id, true
+}
+
+// slotImageID is the image id in the header of slot's verity partition,
+// "" when it cannot be read (or there are no devices to read it from).
+func (b *boot) slotImageID(slot string) string {
+	x, err := slots.ParseSlot(slot)
+	if err != nil || b.dev == nil {
+		return ""
+	}
+	img, err := b.slotImage(x)
+	if err != nil {
+		return ""
+	}
+	return img.imageID
 }
 
 func fillMerge(m *report.EtcMerge, r etcmerge.Result, start time.Time) {

@@ -36,6 +36,7 @@ type bootState struct {
 	Sequence             uint64      `json:"sequence"`
 	Initialised          bool        `json:"initialised"`
 	UnfinishedDataMounts int         `json:"unfinished_data_mounts"`
+	LastGood             string      `json:"last_good"` // SLOT/IMAGE-ID
 	Warnings             []string    `json:"warnings"`
 	Slots                []slotState `json:"slots"`
 }

@@ -462,6 +462,27 @@ func TestRetriedUpdateMergesAgain(t *testing.T) {
 	}
 }
 
+// updateDisk is an A/B disk with image A2 in slot a and B1 in slot b, and
+// an ext4 data partition holding an upper for each SLOT/ID of uppers whose
+// conf (a path in /etc) holds the text given.
+func updateDisk(t *testing.T, conf string, uppers map[string]string) vm.Disk {
+	t.Helper()
+	a := seal(t, payloadTree(t, "image-a"), "", "A2")
+	b := seal(t, payloadTree(t, "image-b"), "", "B1")
+	dir := t.TempDir()
+	dirs := []string{"@var", "@home"}
+	for u, text := range uppers {
+		vm.WriteFile(t, dir, "@overlay/"+u+"/upper"+conf, text)
+		dirs = append(dirs, "@overlay/"+u+"/work")
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+}
+
 // TestMemoryCountedBootMakesNoEmptyUpper: the first boot of a new image
 // (a/A2, set next after b/B1 was marked good) cannot read the bootstate
 // partition (QEMU's blkdebug fails both record copies with EIO: counting in
@@ -472,17 +493,8 @@ func TestRetriedUpdateMergesAgain(t *testing.T) {
 func TestMemoryCountedBootMakesNoEmptyUpper(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	a := seal(t, payloadTree(t, "image-a"), "", "A2")
-	b := seal(t, payloadTree(t, "image-b"), "", "B1")
 	const conf = "/etc/keel-local.conf"
-	dir := t.TempDir()
-	vm.WriteFile(t, dir, "@overlay/b/B1/upper"+conf, "the machine's configuration")
-	for _, d := range []string{"@overlay/b/B1/work", "@var", "@home"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	disk := abDisk(t, &a, &b, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+	disk := updateDisk(t, conf, map[string]string{"b/B1": "the machine's configuration"})
 	slotctlDisk(t, disk.Path, "mark-good", "b") // the last good image: b/B1
 	slotctlDisk(t, disk.Path, "set-next", "a")
 	rd := initrd(t)
@@ -501,6 +513,34 @@ func TestMemoryCountedBootMakesNoEmptyUpper(t *testing.T) {
 	r, br = boot(t, rd, disk, actions(t, nil, conf))
 	if br.Slot != "a" || br.Overlay != "persistent" || br.EtcMerge == nil || br.EtcMerge.FromImage != "B1" {
 		t.Errorf("boot 2: slot %q overlay %q etc_merge %+v: want a persistent upper merged from B1", br.Slot, br.Overlay, br.EtcMerge)
+	}
+	wantCat(t, r, conf, "the machine's configuration")
+}
+
+// TestNoLastGoodMergesFromTheOtherSlot: a boot state that reads but names
+// no image last marked good (here: slotctl set-next on a blank bootstate
+// partition; in the field a version 1 record, or a bootstate partition
+// flashed blank while the data partition was kept), and a data partition
+// holding the upper of the image slot a held before (A1) and the upper of
+// b's image (B1) with the machine's configuration. The first boot of a's
+// new image A2 merges /etc from B1, the image slot b's header names, says
+// so, and prunes A1's upper as always. It used to make A2's upper empty:
+// the configuration gone from /.
+func TestNoLastGoodMergesFromTheOtherSlot(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	const conf = "/etc/keel-local.conf"
+	disk := updateDisk(t, conf, map[string]string{"a/A1": "slot a's old image", "b/B1": "the machine's configuration"})
+	slotctlDisk(t, disk.Path, "set-next", "a") // no image was ever marked good
+	if lg := diskStatus(t, disk.Path).LastGood; lg != "" {
+		t.Fatalf("last good %q before the boot: want none", lg)
+	}
+	r, br := boot(t, initrd(t), disk, actions(t, nil, conf))
+	if br.Slot != "a" || br.Overlay != "persistent" || br.EtcMerge == nil || br.EtcMerge.FromImage != "B1" || len(br.Data.Pruned) != 1 || !strings.HasSuffix(br.Data.Pruned[0], "/a/A1") {
+		t.Errorf("slot %q overlay %q etc_merge %+v pruned %q: want a persistent upper merged from B1, A1's upper pruned", br.Slot, br.Overlay, br.EtcMerge, br.Data.Pruned)
+	}
+	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "the boot state names no image last marked good: the /etc merge reads the upper of B1 in slot b") {
+		t.Errorf("warnings %q: want the merge's source named", br.Warnings)
 	}
 	wantCat(t, r, conf, "the machine's configuration")
 }
