@@ -427,6 +427,14 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 		// marked good.
 		prune, why = false, "the upper of "+lgID+", the last image marked good, is the /etc merge's source"
 	}
+	if _, _, known := b.lastGood(); prune && !known && b.rep.Mode == "slot" && !b.loadBootState().inMemory {
+		// No last good image recorded: the data partition's copy of the
+		// boot state may name one in this slot, which recoverLastGood
+		// then merges from (the slot rewritten, the state blanked).
+		if cs, ci, ok := copyLastGood(d.root); ok && cs == slot && ci != imageID {
+			prune, why = false, "the upper of "+ci+", the last good image the data partition's copy of the boot state names, is the /etc merge's source"
+		}
+	}
 	if slot != "" && !prune {
 		b.log.Infof("data: uppers of slot %s kept: %s", slot, why)
 	}

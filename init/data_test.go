@@ -573,14 +573,17 @@ func TestRecoverLastGood(t *testing.T) {
 		copyLG  string            // the copy's last good image, "" for no copy
 		current map[string]string // slot → the image id in its header
 		want    string            // slot/image id, "" for none
+		retired bool              // the boot state retired slot a
 	}{
-		{"the other slot's image", []string{"a/A1", "b/B0"}, "", map[string]string{"a": "A1", "b": "B1"}, "a/A1"},
-		{"the other slot's image, older uppers", []string{"a/A0", "a/A1", "b/B0"}, "", map[string]string{"a": "A1"}, "a/A1"},
-		{"the other slot holds an image without its upper", []string{"a/A0", "b/B0"}, "", map[string]string{"a": "A1"}, ""},
-		{"the other slot unreadable", []string{"a/A1"}, "", map[string]string{}, ""},
-		{"the booted slot's earlier image only", []string{"b/B0"}, "", map[string]string{"a": "A1", "b": "B0"}, ""},
-		{"the copy's last good first", []string{"a/A1", "b/B0"}, "b/B0", map[string]string{"a": "A1"}, "b/B0"},
-		{"the copy's last good gone", []string{"a/A1"}, "b/B0", map[string]string{"a": "A1"}, "a/A1"},
+		{"the other slot's image", []string{"a/A1", "b/B0"}, "", map[string]string{"a": "A1", "b": "B1"}, "a/A1", false},
+		{"the other slot's image, older uppers", []string{"a/A0", "a/A1", "b/B0"}, "", map[string]string{"a": "A1"}, "a/A1", false},
+		{"the other slot holds an image without its upper", []string{"a/A0", "b/B0"}, "", map[string]string{"a": "A1"}, "", false},
+		{"the other slot unreadable", []string{"a/A1"}, "", map[string]string{}, "", false},
+		{"the booted slot's earlier image only", []string{"b/B0"}, "", map[string]string{"a": "A1", "b": "B0"}, "", false},
+		{"the copy's last good first", []string{"a/A1", "b/B0"}, "b/B0", map[string]string{"a": "A1"}, "b/B0", false},
+		{"the copy's last good gone", []string{"a/A1"}, "b/B0", map[string]string{"a": "A1"}, "a/A1", false},
+		{"the other slot retired", []string{"a/A1"}, "", map[string]string{"a": "A1"}, "", true},
+		{"the copy's last good in a retired slot", []string{"a/A1"}, "a/A1", map[string]string{}, "a/A1", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -596,7 +599,11 @@ func TestRecoverLastGood(t *testing.T) {
 				must(t, os.WriteFile(filepath.Join(root, bootstate.CopyName), bootstate.MarshalRecord(c), 0o644))
 			}
 			b := &boot{log: newLogger(&bytes.Buffer{}), rep: &report.Report{Mode: "slot", Slot: "b", ImageID: "B1"}}
-			slot, id, ok := b.recoverLastGood(root, ups, func(s string) string { return tc.current[s] })
+			state := bootstate.DefaultState()
+			if tc.retired {
+				state.Slots[0] = bootstate.SlotState{Reason: bootstate.ReasonTriesExhausted}
+			}
+			slot, id, ok := b.recoverLastGood(root, ups, state, func(s string) string { return tc.current[s] })
 			if got := slot + "/" + id; ok != (tc.want != "") || ok && got != tc.want {
 				t.Errorf("recoverLastGood = %s, %v; want %q", got, ok, tc.want)
 			}

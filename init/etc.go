@@ -63,7 +63,7 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		// find: uppers are made and pruned as they always were. A trial's
 		// upper set aside was never a good image's.)
 		if ups := datapart.ImageUppers(root, upper); len(ups) > 0 {
-			slot, id, ok = b.recoverLastGood(root, ups, b.slotImageID)
+			slot, id, ok = b.recoverLastGood(root, ups, b.loadBootState().state, b.slotImageID)
 		}
 	}
 	if !ok || slot == b.rep.Slot && id == b.rep.ImageID {
@@ -271,23 +271,37 @@ func (b *boot) undoLater(undo func()) func() {
 // (keel before the last good image was kept), a bootstate partition
 // flashed or found blank while the data partition was kept. It is the last
 // good image of the copy of the boot state slotctl keeps on the data
-// partition when its upper is among ups; else the upper of the image the
-// other slot holds now (current: the image id in a slot's header), where
-// an update, written to the slot not running, leaves the configuration.
-// The booted slot's other uppers are of the images this one replaced, and
-// pruned as they always were. ok is false when neither is there: the
-// upper is made unmerged, as it always was.
-func (b *boot) recoverLastGood(root string, ups []datapart.ImageUpper, current func(slot string) string) (slot, id string, ok bool) {
+// partition when its upper is among ups (prepareData keeps it from
+// pruning); else the upper of the image the other slot holds now (current:
+// the image id in a slot's header), where an update, written to the slot
+// not running, leaves the configuration, unless state retired that slot (a
+// failed trial's upper holds no good image's /etc). The booted slot's
+// other uppers are of the images this one replaced, and pruned as they
+// always were. ok is false when neither is there: the upper is made
+// unmerged, as it always was.
+func (b *boot) recoverLastGood(root string, ups []datapart.ImageUpper, state bootstate.State, current func(slot string) string) (slot, id string, ok bool) {
 	from := ""
-	if c, err := readCopy(filepath.Join(root, bootstate.CopyName)); err == nil && c.LastGood.Slot != "" {
+	if cs, ci, cok := copyLastGood(root); cok {
 		for _, u := range ups {
-			if u.Slot == string(c.LastGood.Slot) && u.ImageID == c.LastGood.ImageID {
+			if u.Slot == cs && u.ImageID == ci {
 				slot, id, from = u.Slot, u.ImageID, "the copy of the boot state on the data partition"
 			}
 		}
 	}
+	held := map[string]string{} // slot → the image id in its header, read once
 	for _, u := range ups {
-		if from == "" && u.Slot != b.rep.Slot && current(u.Slot) == u.ImageID {
+		if from != "" || u.Slot == b.rep.Slot {
+			continue
+		}
+		if st := state.Slot(bootstate.Slot(u.Slot)); st.Priority == 0 && !st.Good {
+			continue // retired: a failed trial, or marked bad
+		}
+		h, seen := held[u.Slot]
+		if !seen {
+			h = current(u.Slot)
+			held[u.Slot] = h
+		}
+		if h == u.ImageID {
 			slot, id, from = u.Slot, u.ImageID, "the image slot "+u.Slot+" holds"
 		}
 	}
@@ -297,6 +311,16 @@ func (b *boot) recoverLastGood(root string, ups []datapart.ImageUpper, current f
 	}
 	b.warnLoud("the boot state names no image last marked good: the /etc merge reads the upper of %s in slot %s (%s)", id, slot, from)
 	return slot, id, true
+}
+
+// copyLastGood is the last good image the copy of the boot state on the
+// data partition at root names, if there is one.
+func copyLastGood(root string) (slot, id string, ok bool) {
+	c, err := readCopy(filepath.Join(root, bootstate.CopyName))
+	if err != nil || c.LastGood.Slot == "" {
+		return "", "", false
+	}
+	return string(c.LastGood.Slot), c.LastGood.ImageID, true
 }
 
 // slotImageID is the image id in the header of slot's verity partition,

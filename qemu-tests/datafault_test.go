@@ -464,12 +464,16 @@ func TestRetriedUpdateMergesAgain(t *testing.T) {
 
 // updateDisk is an A/B disk with image A2 in slot a and B1 in slot b, and
 // an ext4 data partition holding an upper for each SLOT/ID of uppers whose
-// conf (a path in /etc) holds the text given.
-func updateDisk(t *testing.T, conf string, uppers map[string]string) vm.Disk {
+// conf (a path in /etc) holds the text given, and the files given (a path
+// on the partition → its bytes).
+func updateDisk(t *testing.T, conf string, uppers map[string]string, files map[string]string) vm.Disk {
 	t.Helper()
 	a := seal(t, payloadTree(t, "image-a"), "", "A2")
 	b := seal(t, payloadTree(t, "image-b"), "", "B1")
 	dir := t.TempDir()
+	for p, b := range files {
+		vm.WriteFile(t, dir, p, b)
+	}
 	dirs := []string{"@var", "@home"}
 	for u, text := range uppers {
 		vm.WriteFile(t, dir, "@overlay/"+u+"/upper"+conf, text)
@@ -494,7 +498,7 @@ func TestMemoryCountedBootMakesNoEmptyUpper(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	const conf = "/etc/keel-local.conf"
-	disk := updateDisk(t, conf, map[string]string{"b/B1": "the machine's configuration"})
+	disk := updateDisk(t, conf, map[string]string{"b/B1": "the machine's configuration"}, nil)
 	slotctlDisk(t, disk.Path, "mark-good", "b") // the last good image: b/B1
 	slotctlDisk(t, disk.Path, "set-next", "a")
 	rd := initrd(t)
@@ -530,7 +534,7 @@ func TestNoLastGoodMergesFromTheOtherSlot(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	const conf = "/etc/keel-local.conf"
-	disk := updateDisk(t, conf, map[string]string{"a/A1": "slot a's old image", "b/B1": "the machine's configuration"})
+	disk := updateDisk(t, conf, map[string]string{"a/A1": "slot a's old image", "b/B1": "the machine's configuration"}, nil)
 	slotctlDisk(t, disk.Path, "set-next", "a") // no image was ever marked good
 	if lg := diskStatus(t, disk.Path).LastGood; lg != "" {
 		t.Fatalf("last good %q before the boot: want none", lg)
@@ -541,6 +545,28 @@ func TestNoLastGoodMergesFromTheOtherSlot(t *testing.T) {
 	}
 	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "the boot state names no image last marked good: the /etc merge reads the upper of B1 in slot b") {
 		t.Errorf("warnings %q: want the merge's source named", br.Warnings)
+	}
+	wantCat(t, r, conf, "the machine's configuration")
+}
+
+// TestBlankBootStateMergesFromTheCopy: the bootstate partition is blank
+// (flashed anew) and slot a rewritten with A2, the data partition kept:
+// its copy of the boot state names a/A1, the image slot a held, as last
+// good, and A1's upper holds the machine's configuration; b/B1's is older.
+// A2's first boot keeps A1's upper from pruning and merges /etc from it.
+// Without the copy's guard, A1's upper was pruned first and the older
+// configuration of B1 merged instead.
+func TestBlankBootStateMergesFromTheCopy(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	c := bootstate.DefaultState()
+	c.LastGood = bootstate.LastGood{Slot: "a", ImageID: "A1"}
+	const conf = "/etc/keel-local.conf"
+	disk := updateDisk(t, conf, map[string]string{"a/A1": "the machine's configuration", "b/B1": "an older configuration"},
+		map[string]string{bootstate.CopyName: string(bootstate.MarshalRecord(c))})
+	r, br := boot(t, initrd(t), disk, actions(t, nil, conf))
+	if br.Slot != "a" || br.Overlay != "persistent" || br.EtcMerge == nil || br.EtcMerge.FromSlot != "a" || br.EtcMerge.FromImage != "A1" || len(br.Data.Pruned) != 0 {
+		t.Errorf("slot %q overlay %q etc_merge %+v pruned %q: want a persistent upper merged from a/A1, nothing pruned", br.Slot, br.Overlay, br.EtcMerge, br.Data.Pruned)
 	}
 	wantCat(t, r, conf, "the machine's configuration")
 }
