@@ -154,20 +154,11 @@ func (b *boot) syncThen(act func() error, sync func(), step time.Duration, dirty
 		sync()
 		close(done)
 	})
-	last, lerr := dirty()
-	for waited := step; ; waited += step {
-		select {
-		case <-done:
-			return act()
-		case <-time.After(step):
-		}
-		now, err := dirty()
-		if err != nil || lerr != nil || now >= last {
-			b.log.Console("keel: the sync of the disks made no progress in %v (a disk that does not answer?), %v in all: going on without it", step, waited)
-			return act()
-		}
-		last = now
+	var waited time.Duration
+	if !watchWriteback(done, step, dirty, func(shrank bool) bool { waited += step; return shrank }) {
+		b.log.Console("keel: the sync of the disks made no progress in %v (a disk that does not answer?), %v in all: going on without it", step, waited)
 	}
+	return act()
 }
 
 func timeSince(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
