@@ -32,7 +32,7 @@ func Changes(local, base string) ([]Change, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(local, p)
-		l, err := lookup(p)
+		l, err := lookupLocal(p)
 		if err != nil {
 			return err
 		}
@@ -73,12 +73,15 @@ func change(rel string, l, b entry) (string, error) {
 		return "added", nil
 	case l.kind != b.kind:
 		return "replaced", nil
-	case l.kind == Dir && l.sameMeta(b):
-		return "", nil
-	case l.kind == Dir:
-		return "metadata", nil
 	}
-	if l.metacopy() {
+	sameMeta, err := l.sameMeta(b)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case l.kind == Dir && sameMeta:
+		return "", nil
+	case l.kind == Dir, l.metacopy():
 		return "metadata", nil
 	}
 	same, err := l.sameData(b)
@@ -87,7 +90,7 @@ func change(rel string, l, b entry) (string, error) {
 		return "", err
 	case !same:
 		return "modified", nil
-	case !l.sameMeta(b):
+	case !sameMeta:
 		return "metadata", nil
 	case alwaysCarried(rel):
 		return "identity", nil

@@ -103,10 +103,60 @@ func lookup(path string) (entry, error) {
 func (e entry) mode() uint32 { return e.st.Mode & 0o7777 }
 
 // sameMeta compares what the merge treats as an entry's metadata: type,
-// permission bits and ownership (not times: a copy-up keeps them, an edit
-// changes them, and the content comparison says which).
-func (e entry) sameMeta(o entry) bool {
-	return e.kind == o.kind && e.mode() == o.mode() && e.st.Uid == o.st.Uid && e.st.Gid == o.st.Gid
+// permission bits, ownership and the extended attributes it carries (not
+// times: a copy-up keeps them, an edit changes them, and the content
+// comparison says which). The attributes are listed only when the rest
+// is the same, and only for an entry that lookupLocal did not read.
+func (e entry) sameMeta(o entry) (bool, error) {
+	if e.kind != o.kind || e.mode() != o.mode() || e.st.Uid != o.st.Uid || e.st.Gid != o.st.Gid {
+		return false, nil
+	}
+	a, err := e.attrs()
+	if err != nil {
+		return false, err
+	}
+	b, err := o.attrs()
+	return sameAttrs(a, b), err
+}
+
+// attrs are all of e's extended attributes.
+func (e entry) attrs() (map[string][]byte, error) {
+	if e.xaRead || e.kind == Absent {
+		return e.xa, nil
+	}
+	return allXattrs(e.path)
+}
+
+// sameAttrs compares the attributes of two entries that say something of
+// the machine's configuration: an ACL (system.posix_acl_*), a security
+// label or capability, a user's own. Not compared: overlayfs' attributes
+// (they describe the layering, and opaque is the merge's own rule) and the
+// integrity attributes the kernel derives from the content and the other
+// attributes (security.ima, security.evm), which a copy-up may drop or
+// rewrite with nothing changed.
+func sameAttrs(a, b map[string][]byte) bool {
+	n := 0
+	for name, v := range a {
+		if !comparedAttr(name) {
+			continue
+		}
+		w, ok := b[name]
+		if !ok || !bytes.Equal(v, w) {
+			return false
+		}
+		n++
+	}
+	for name := range b {
+		if comparedAttr(name) {
+			n--
+		}
+	}
+	return n == 0
+}
+
+func comparedAttr(name string) bool {
+	return !strings.HasPrefix(name, "trusted.overlay.") && !strings.HasPrefix(name, "user.overlay.") &&
+		name != "security.ima" && name != "security.evm"
 }
 
 // sameData compares content: a file's bytes, a symlink's target.
@@ -196,8 +246,8 @@ func (e entry) content() ([]byte, error) {
 
 // same is sameMeta and sameData.
 func (e entry) same(o entry) (bool, error) {
-	if !e.sameMeta(o) {
-		return false, nil
+	if same, err := e.sameMeta(o); err != nil || !same {
+		return false, err
 	}
 	return e.sameData(o)
 }

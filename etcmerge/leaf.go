@@ -39,11 +39,12 @@ func (m *merger) leaf(rel string, l entry, opaque bool, ensure func() error) err
 	if alwaysCarried(rel) || m.noBase || opaque {
 		return m.carry(rel, l, b, n, data, ensure)
 	}
-	same := l.sameMeta(b) // a metacopy's data is the base's
-	if data == nil {
-		if same, err = l.same(b); err != nil {
-			return err
-		}
+	same, err := l.sameMeta(b) // a metacopy's data is the base's
+	if err == nil && same && data == nil {
+		same, err = l.sameData(b)
+	}
+	if err != nil {
+		return err
 	}
 	if same {
 		m.r.Same++

@@ -183,7 +183,15 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 		made = true
 		return m.step(rel)
 	}
-	if opaque || m.noBase || b.kind != Dir || !l.sameMeta(b) {
+	carried := opaque || m.noBase || b.kind != Dir
+	if !carried {
+		same, err := l.sameMeta(b)
+		if err != nil {
+			return false, err
+		}
+		carried = !same
+	}
+	if carried {
 		if err := ensure(); err != nil {
 			return false, err
 		}

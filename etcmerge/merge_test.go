@@ -334,3 +334,73 @@ func TestMergeLargeFiles(t *testing.T) {
 		t.Errorf("same.db: %v, carried %d: want only big.db carried", err, r.Carried)
 	}
 }
+
+// TestMergeAttributeOnlyChange: a change that is only an extended
+// attribute is a local change (docs/data.md). An ACL that setfacl added
+// without changing the mode, or a relabelled file, used to be taken for an
+// unchanged copy-up and lost at the update. Attributes the copy-up itself
+// adds or rewrites (overlayfs' own, security.ima) are not a change.
+func TestMergeAttributeOnlyChange(t *testing.T) {
+	// alice (1000) may read: user::rw- user:1000:r-- group::r-- mask::r-- other::r--,
+	// which leaves the mode 0644 (the group bits are the mask).
+	acl := []byte{2, 0, 0, 0}
+	for _, e := range [][3]uint32{{0x01, 6, 0xffffffff}, {0x02, 4, 1000}, {0x04, 4, 0xffffffff}, {0x10, 4, 0xffffffff}, {0x20, 4, 0xffffffff}} {
+		acl = append(acl, byte(e[0]), byte(e[0]>>8), byte(e[1]), byte(e[1]>>8), byte(e[2]), byte(e[2]>>8), byte(e[2]>>16), byte(e[2]>>24))
+	}
+	o := trees(t,
+		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v1", "label.conf": "f y", "copy.conf": "f z", "d": "d", "d/f": "f same"},
+		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v1", "label.conf": "f y", "copy.conf": "f z", "d/f": "f same"},
+		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v2", "label.conf": "f y", "copy.conf": "f z2", "d/f": "f same"})
+	local := func(rel string) string { return filepath.Join(o.Local, rel) }
+	for _, rel := range []string{"acl.conf", "acl-up.conf"} {
+		if err := unix.Lsetxattr(local(rel), "system.posix_acl_access", acl, 0); err != nil {
+			t.Skipf("no POSIX ACLs on %s: %v", o.Local, err)
+		}
+	}
+	must(t, unix.Lsetxattr(filepath.Join(o.Base, "label.conf"), "user.label", []byte("etc_t"), 0))
+	must(t, unix.Lsetxattr(local("label.conf"), "user.label", []byte("shadow_t"), 0))
+	for _, d := range []string{o.Base, o.Local} {
+		must(t, unix.Lsetxattr(filepath.Join(d, "copy.conf"), "user.label", []byte("etc_t"), 0))
+	}
+	must(t, unix.Lsetxattr(local("copy.conf"), "trusted.overlay.origin", []byte("handle"), 0))
+	must(t, unix.Lsetxattr(local("copy.conf"), "security.ima", []byte("rehashed"), 0))
+	must(t, unix.Lsetxattr(local("d"), "user.policy", []byte("strict"), 0))
+
+	r, err := mergeBoth(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := dump(t, o.Out)
+	want := map[string]string{
+		"acl.conf":    "file 0644 0:0 x",
+		"acl-up.conf": "file 0644 0:0 v2", // the new content with the local ACL: no conflict
+		"label.conf":  "file 0644 0:0 y",
+		"d":           "directory 0755 0:0",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("out:\n got %v\nwant %v", got, want)
+	}
+	if r.Carried != 4 || r.Same != 2 || len(r.Conflicts) != 0 {
+		t.Errorf("carried %d same %d conflicts %v, want 4, 2 (copy.conf, d/f), none", r.Carried, r.Same, r.Conflicts)
+	}
+	for rel, attr := range map[string]string{"acl.conf": "system.posix_acl_access", "acl-up.conf": "system.posix_acl_access", "label.conf": "user.label", "d": "user.policy"} {
+		xs, err := allXattrs(filepath.Join(o.Out, rel))
+		must(t, err)
+		lx, _ := allXattrs(local(rel))
+		if !bytes.Equal(xs[attr], lx[attr]) {
+			t.Errorf("%s: %s = %q, want the local %q", rel, attr, xs[attr], lx[attr])
+		}
+	}
+
+	changes, err := Changes(o.Local, o.Base)
+	must(t, err)
+	kinds := map[string]string{}
+	for _, c := range changes {
+		kinds[c.Path] = c.Change
+	}
+	for path, want := range map[string]string{"/etc/acl.conf": "metadata", "/etc/label.conf": "metadata", "/etc/copy.conf": "unchanged copy", "/etc/d": "metadata"} {
+		if kinds[path] != want {
+			t.Errorf("Changes: %s is %q, want %q", path, kinds[path], want)
+		}
+	}
+}
