@@ -30,6 +30,12 @@ echo "added" >/etc/keel-test/added.conf
 rm /etc/keel-test/deleted.conf
 useradd -m -u 1500 -s /bin/sh -p '` + aliceHash + `' alice
 tr -d - </proc/sys/kernel/random/uuid >/etc/machine-id
+# Changes that are only an extended attribute (as setfacl or chcon make):
+# setxattr(2) is system call 188 on x86_64; perl-base is in every root.
+# (perl's syscall wants its string arguments in variables).
+perl -e 'for (["attr.conf", "mine"], ["label.conf", "label"]) {
+	my ($p, $k, $v) = ("/etc/keel-test/$_->[0]", "user.keel", $_->[1]);
+	syscall(188, $p, $k, $v, length($v), 0) == 0 or die "setxattr $p: $!\n" }'
 touch /var/lib/keel-test-etc-changed
 sync
 echo "KEEL-ETC: changed" >/dev/console
@@ -39,9 +45,13 @@ echo "KEEL-ETC: changed" >/dev/console
 const etcCheckScript = `#!/bin/sh
 say() { echo "KEEL-ETC: $*" >/dev/console; }
 for f in /etc/motd /etc/motd.keel-new /etc/keel-test/local.conf /etc/keel-test/added.conf \
-	/etc/keel-test/deleted.conf /etc/keel-test/upstream.conf /etc/machine-id; do
+	/etc/keel-test/deleted.conf /etc/keel-test/upstream.conf /etc/keel-test/attr.conf /etc/machine-id; do
 	if [ -e "$f" ]; then say "$f=$(tr '\n' '|' <"$f")"; else say "$f=<missing>"; fi
 done
+# getxattr(2) is system call 191 on x86_64.
+perl -e 'for my $f (@ARGV) { my ($p, $k, $v) = ($f, "user.keel", "\0" x 64); my $n = syscall(191, $p, $k, $v, 64);
+	print "KEEL-ETC: xattr $f=", ($n < 0 ? "<none>" : substr($v, 0, $n)), "\n" }' \
+	/etc/keel-test/attr.conf /etc/keel-test/label.conf >/dev/console
 say "passwd alice=$(grep '^alice:' /etc/passwd)"
 say "shadow alice=$(grep '^alice:' /etc/shadow)"
 say "passwd _keeltest=$(grep '^_keeltest:' /etc/passwd)"
@@ -153,10 +163,13 @@ func testEtcMergeSystemd(t *testing.T, fstype string) {
 	vm.WriteFile(t, root, "etc/keel-test/local.conf", "local v1\n")
 	vm.WriteFile(t, root, "etc/keel-test/deleted.conf", "delete me\n")
 	vm.WriteFile(t, root, "etc/keel-test/upstream.conf", "upstream v1\n")
+	vm.WriteFile(t, root, "etc/keel-test/attr.conf", "attr v1\n")
+	vm.WriteFile(t, root, "etc/keel-test/label.conf", "label\n")
 	a := seal(t, root, key, "debian-etc-a")
 
 	vm.WriteFile(t, root, "etc/motd", "image motd v2\n")
 	vm.WriteFile(t, root, "etc/keel-test/upstream.conf", "upstream v2\n")
+	vm.WriteFile(t, root, "etc/keel-test/attr.conf", "attr v2\n")
 	for f, line := range map[string]string{
 		"passwd": "_keeltest:x:990:990::/nonexistent:/usr/sbin/nologin", "group": "_keeltest:x:990:",
 		"shadow": "_keeltest:!:20000::::::", "gshadow": "_keeltest:!::",
@@ -181,7 +194,8 @@ func testEtcMergeSystemd(t *testing.T, fstype string) {
 		t.Fatal("first boot: the /etc changes were not made")
 	}
 	machineID := first.etc["/etc/machine-id"]
-	first.want(t, "first boot", map[string]string{"/etc/motd": "local motd|", "/etc/keel-test/deleted.conf": "<missing>"})
+	first.want(t, "first boot", map[string]string{"/etc/motd": "local motd|", "/etc/keel-test/deleted.conf": "<missing>",
+		"xattr /etc/keel-test/attr.conf": "mine", "xattr /etc/keel-test/label.conf": "label"})
 	if !diskStatus(t, disk).slot(t, "a").Good {
 		t.Fatal("after the first boot a is not good: keel-mark-good.service did not run")
 	}
@@ -201,10 +215,14 @@ func testEtcMergeSystemd(t *testing.T, fstype string) {
 		"/etc/keel-test/added.conf":    "added|",
 		"/etc/keel-test/deleted.conf":  "<missing>",
 		"/etc/keel-test/upstream.conf": "upstream v2|",
-		"/etc/machine-id":              machineID,
-		"passwd _keeltest":             "_keeltest:x:990:990::/nonexistent:/usr/sbin/nologin",
-		"shadow _keeltest":             "_keeltest:!:20000::::::",
-		"base mounts":                  "0", // undone in the background, before switch_root
+		// Changed only by an attribute: carried, over the update's content.
+		"/etc/keel-test/attr.conf":        "attr v2|",
+		"xattr /etc/keel-test/attr.conf":  "mine",
+		"xattr /etc/keel-test/label.conf": "label",
+		"/etc/machine-id":                 machineID,
+		"passwd _keeltest":                "_keeltest:x:990:990::/nonexistent:/usr/sbin/nologin",
+		"shadow _keeltest":                "_keeltest:!:20000::::::",
+		"base mounts":                     "0", // undone in the background, before switch_root
 	})
 	if !strings.HasPrefix(up.etc["passwd alice"], "alice:x:1500:") || !strings.HasPrefix(up.etc["shadow alice"], "alice:"+aliceHash+":") {
 		t.Errorf("update boot: alice is %q / %q: want uid 1500 and her password", up.etc["passwd alice"], up.etc["shadow alice"])
@@ -235,14 +253,16 @@ func testEtcMergeSystemd(t *testing.T, fstype string) {
 		t.Fatalf("rollback boot: slot %s, etc_merge %+v: want a, no merge (its upper is found again)", back.report.Slot, back.report.EtcMerge)
 	}
 	back.want(t, "rollback boot", map[string]string{
-		"/etc/motd":                    "local motd|",
-		"/etc/motd.keel-new":           "<missing>",
-		"/etc/keel-test/local.conf":    "local v2|",
-		"/etc/keel-test/added.conf":    "added|",
-		"/etc/keel-test/deleted.conf":  "<missing>",
-		"/etc/keel-test/upstream.conf": "upstream v1|",
-		"/etc/machine-id":              machineID,
-		"passwd _keeltest":             "",
+		"/etc/motd":                      "local motd|",
+		"/etc/motd.keel-new":             "<missing>",
+		"/etc/keel-test/local.conf":      "local v2|",
+		"/etc/keel-test/added.conf":      "added|",
+		"/etc/keel-test/deleted.conf":    "<missing>",
+		"/etc/keel-test/upstream.conf":   "upstream v1|",
+		"/etc/keel-test/attr.conf":       "attr v1|",
+		"xattr /etc/keel-test/attr.conf": "mine",
+		"/etc/machine-id":                machineID,
+		"passwd _keeltest":               "",
 	})
 	if !strings.HasPrefix(back.etc["shadow alice"], "alice:"+aliceHash+":") {
 		t.Errorf("rollback boot: shadow alice = %q", back.etc["shadow alice"])
