@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 // Log levels, as kmsg priorities.
 const (
+	prioAlert = 1
 	prioErr   = 3
 	prioWarn  = 4
 	prioInfo  = 6
@@ -43,10 +45,14 @@ type logger struct {
 	// consoleFD is the console opened once more, non-blocking (openKmsg),
 	// that lines are written through; -1 before, or off a file.
 	consoleFD int
+	// printk is the file whose first field is the console log level
+	// (/proc/sys/kernel/printk; repeatPrio). Tests replace it.
+	printk string
 }
 
 func newLogger(console io.Writer) *logger {
-	l := &logger{console: console, level: prioInfo, drainWait: consoleDrainLimit, stallWait: consoleStallLimit, consoleFD: -1}
+	l := &logger{console: console, level: prioInfo, drainWait: consoleDrainLimit, stallWait: consoleStallLimit, consoleFD: -1,
+		printk: "/proc/sys/kernel/printk"}
 	if f, ok := console.(*os.File); ok {
 		l.drain = func() error { return unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) } // ENOTTY off a terminal
 	}
@@ -137,7 +143,31 @@ var errConsoleFull = errors.New("the console takes no more output")
 // open. The caller holds mu.
 func (l *logger) refused(line string) {
 	line = strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(line), "keel: "), "\n", " ") // one kmsg record
-	l.kmsgLine(prioErr, "the console takes no more output (flow control?), so this line is here: "+line)
+	l.kmsgLine(l.repeatPrio(), "the console takes no more output (flow control?), so this line is here: "+line)
+}
+
+// repeatPrio is the priority of a console line repeated in the kernel log
+// (refused, stalled): one the kernel prints on the console, below its
+// console log level, which `quiet` sets to 4 and `loglevel=N` to N (at
+// KERN_ERR, a `loglevel=3` boot kept the line from every console). It is
+// KERN_ERR when the console shows that, never above it, and never below
+// KERN_ALERT: KERN_EMERG is for a machine that is unusable, and a console
+// set to show only that (`loglevel=1`) was asked for nothing else. The
+// level is read when a line is repeated, on that fault's path only.
+func (l *logger) repeatPrio() int {
+	b, err := os.ReadFile(l.printk)
+	if err != nil {
+		return prioErr
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return prioErr
+	}
+	level, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return prioErr
+	}
+	return min(max(level-1, prioAlert), prioErr)
 }
 
 func (l *logger) setLevel(prio int) {
@@ -273,7 +303,7 @@ func (l *logger) stalled(line string, drained <-chan struct{}) {
 	line = strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(line), "keel: "), "\n", " ") // one kmsg record
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.kmsgLine(prioErr, fmt.Sprintf("the console has not sent this line in %v: %s", l.drainWait+l.stallWait, line))
+	l.kmsgLine(l.repeatPrio(), fmt.Sprintf("the console has not sent this line in %v: %s", l.drainWait+l.stallWait, line))
 }
 
 // consoleDrainLimit bounds Console's wait for its line to leave the tty;

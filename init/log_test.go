@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ func TestConsoleStalledLineRepeatedInKmsg(t *testing.T) {
 	var console, kmsg syncBuffer
 	l := newLogger(&console)
 	l.kmsg = &kmsg
+	l.printk = writeTemp(t, "7\t4\t1\t7\n")
 	never := make(chan struct{})
 	defer close(never)
 	l.drain = func() error { <-never; return nil }
@@ -74,6 +76,7 @@ func TestConsoleFullNeverBlocks(t *testing.T) {
 	var kmsg syncBuffer
 	l := newLogger(w)
 	l.drain = nil
+	l.printk = writeTemp(t, "4\t4\t1\t7\n") // quiet
 	l.openConsole(fmt.Sprintf("/proc/self/fd/%d", w.Fd()))
 	if l.consoleFD < 0 {
 		t.Fatal("the console was not opened again")
@@ -182,4 +185,50 @@ func TestConsoleShowsControlCharacters(t *testing.T) {
 	if got != want {
 		t.Errorf("console:\n%q\nwant\n%q", got, want)
 	}
+}
+
+// TestRepeatPrio: a console line repeated in the kernel log gets a
+// priority the console prints (below the console log level: `quiet` is 4,
+// `loglevel=3` is 3), KERN_ERR at most, KERN_ALERT at least. At KERN_ERR
+// always, a `loglevel=3` boot printed the repeat of a line the console
+// refused (a BOOT FAILED, the passphrase prompt) on no console at all.
+func TestRepeatPrio(t *testing.T) {
+	for _, tc := range []struct {
+		printk string
+		want   int
+	}{
+		{"7\t4\t1\t7\n", 3}, {"4\t4\t1\t7\n", 3}, {"3\t4\t1\t7\n", 2}, {"2 4 1 7", 1},
+		{"1\t4\t1\t7\n", 1}, {"15\n", 3}, {"", 3}, {"x 4 1 7", 3}, {"-1", 1},
+	} {
+		l := newLogger(&bytes.Buffer{})
+		l.printk = writeTemp(t, tc.printk)
+		if got := l.repeatPrio(); got != tc.want {
+			t.Errorf("console log level %q: priority %d, want %d", tc.printk, got, tc.want)
+		}
+	}
+	l := newLogger(&bytes.Buffer{})
+	l.printk = "/nonexistent/printk"
+	if got := l.repeatPrio(); got != prioErr {
+		t.Errorf("no printk file: priority %d, want %d", got, prioErr)
+	}
+
+	var kmsg syncBuffer
+	l = newLogger(&bytes.Buffer{})
+	l.kmsg, l.printk = &kmsg, writeTemp(t, "3 4 1 7")
+	l.mu.Lock()
+	l.refused("keel: BOOT FAILED: x")
+	l.mu.Unlock()
+	if got, want := kmsg.String(), "<2>keel: the console takes no more output (flow control?), so this line is here: BOOT FAILED: x\n"; got != want {
+		t.Errorf("kmsg at loglevel=3: %q, want %q", got, want)
+	}
+}
+
+// writeTemp writes content to a new file and returns its path.
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
