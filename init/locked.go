@@ -97,12 +97,19 @@ func (b *boot) loud(format string, args ...any) {
 // console_loglevel: only records of a lower priority number are printed.
 // Unreadable contents count as hidden.
 func consoleHides(printk string, prio int) bool {
+	level, ok := consoleLevel(printk)
+	return !ok || prio >= level
+}
+
+// consoleLevel is console_loglevel, the first field of
+// /proc/sys/kernel/printk's contents; false when they hold none.
+func consoleLevel(printk string) (int, bool) {
 	fields := strings.Fields(printk)
 	if len(fields) == 0 {
-		return true
+		return 0, false
 	}
 	level, err := strconv.Atoi(fields[0])
-	return err != nil || prio >= level
+	return level, err == nil
 }
 
 // deviceHidingOptions are kernel options that keep devices or drivers from

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,15 +155,8 @@ func (l *logger) refused(line string) {
 // level is read when a line is repeated, on that fault's path only.
 func (l *logger) repeatPrio() int {
 	b, err := os.ReadFile(l.printk)
-	if err != nil {
-		return prioErr
-	}
-	fields := strings.Fields(string(b))
-	if len(fields) == 0 {
-		return prioErr
-	}
-	level, err := strconv.Atoi(fields[0])
-	if err != nil {
+	level, ok := consoleLevel(string(b))
+	if err != nil || !ok {
 		return prioErr
 	}
 	return min(max(level-1, prioAlert), prioErr)
