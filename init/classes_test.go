@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,16 +80,7 @@ func TestFault(t *testing.T) {
 // with dm-verity or without. When the second mount succeeds the boot goes
 // on (nil), the retry named in the report's warnings.
 func TestMountFault(t *testing.T) {
-	dir := t.TempDir()
-	data, hash := filepath.Join(dir, "data"), filepath.Join(dir, "hash")
-	for name, size := range map[string]int{data: 2 * 4096, hash: 3 * 4096} {
-		if err := os.WriteFile(name, make([]byte, size), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	good := verity.Target{Name: "keel-root-a", DataDev: data, HashDev: hash, HashOffset: 4096, Params: verity.Params{DataBlocks: 2}}
-	gone := good
-	gone.DataDev = filepath.Join(dir, "gone")
+	good, gone := faultTargets(t)
 	eio := fmt.Errorf("mounting the image: %w", unix.EIO)
 	const mounted = "(mounted)"
 	for _, c := range []struct {
@@ -125,6 +117,63 @@ func TestMountFault(t *testing.T) {
 		}
 		if got := bootstate.ClassOf(err); got != c.want || !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.reason) {
 			t.Errorf("%s: %v (%v), want class %v mentioning %q", c.name, err, got, c.want, c.reason)
+		}
+	}
+}
+
+// faultTargets gives a verity target whose partitions (files) read, and
+// one whose data partition is gone.
+func faultTargets(t *testing.T) (good, gone verity.Target) {
+	dir := t.TempDir()
+	data, hash := filepath.Join(dir, "data"), filepath.Join(dir, "hash")
+	for name, size := range map[string]int{data: 2 * 4096, hash: 3 * 4096} {
+		if err := os.WriteFile(name, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good = verity.Target{Name: "keel-root-a", DataDev: data, HashDev: hash, HashOffset: 4096, Params: verity.Params{DataBlocks: 2}}
+	gone = good
+	gone.DataDev = filepath.Join(dir, "gone")
+	return good, gone
+}
+
+// TestInitReadFault: an EIO looking the init up in the image just mounted
+// is the disk's when the slot's partitions fail when read directly; when
+// they read fine the image is mounted again (SquashFS keeps the failed
+// block's error for that mount), said in the warnings. Anything else the
+// lookup meets is left to checkInit. It used to be "the image has no init":
+// a one-off read error retired the slot.
+func TestInitReadFault(t *testing.T) {
+	good, gone := faultTargets(t)
+	eio := fmt.Errorf("init /sbin/init not found in the new root: %w", unix.EIO)
+	busy := errors.New("unmount: busy")
+	for _, c := range []struct {
+		name     string
+		target   verity.Target
+		lookup   error
+		remount  error
+		want     error // nil, or what the error wraps
+		class    bootstate.Class
+		remounts int
+	}{
+		{"found", good, nil, nil, nil, 0, 0},
+		{"no init: checkInit's", good, fs.ErrNotExist, nil, nil, 0, 0},
+		{"EIO, partitions read fine: mounted again", good, eio, nil, nil, 0, 1},
+		{"EIO, mounted again, that fails", good, eio, busy, busy, 0, 1},
+		{"EIO, partitions fail: the disk's", gone, eio, nil, unix.EIO, bootstate.Environment, 0},
+	} {
+		b := &boot{log: newLogger(io.Discard), rep: &report.Report{}}
+		remounts := 0
+		err := b.initReadFault(&image{target: c.target, dataDev: c.target.DataDev},
+			func() error { return c.lookup }, func() error { remounts++; return c.remount })
+		if remounts != c.remounts || (c.want == nil) != (err == nil) || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, mounted again %d times; want %v, %d", c.name, err, remounts, c.want, c.remounts)
+		}
+		if c.class != 0 && bootstate.ClassOf(err) != c.class {
+			t.Errorf("%s: class %v, want %v", c.name, bootstate.ClassOf(err), c.class)
+		}
+		if said := strings.Contains(strings.Join(b.rep.Warnings, "\n"), "mounting the image again"); said != (c.remounts > 0) {
+			t.Errorf("%s: warnings %q: the second mount said %v, want %v", c.name, b.rep.Warnings, said, c.remounts > 0)
 		}
 	}
 }

@@ -44,11 +44,29 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 	}
 	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.rollback
 	b.need("squashfs")
+	mark := b.stack.Len()
 	mnt := layout.Image(dev, "squashfs")
-	if err := b.stack.Do(mnt); err != nil {
-		if err := b.mountFault(img, err, func() error { return b.stack.Do(mnt) }); err != nil {
-			return err
+	mount := func() error {
+		if err := b.stack.Do(mnt); err != nil {
+			return b.mountFault(img, err, func() error { return b.stack.Do(mnt) })
 		}
+		return nil
+	}
+	if err := mount(); err != nil {
+		return err
+	}
+	lookup := func() error {
+		_, err := mounts.ResolveInit(layout.Lower, b.cfg.Init)
+		return err
+	}
+	remount := func() error {
+		if errs := b.stack.UndoTo(mark); len(errs) > 0 {
+			return fault(stepMountImage, fmt.Errorf("unmounting the image to mount it again: %w", errors.Join(errs...)))
+		}
+		return mount()
+	}
+	if err := b.initReadFault(img, lookup, remount); err != nil {
+		return err
 	}
 	id := img.imageID
 	if id == "" && len(img.target.RootHash) > 0 {
@@ -63,6 +81,31 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 		}
 	}
 	return err
+}
+
+// initReadFault looks the init up in the image alone (lookup), right after
+// its mount, where a read error of the disk that does not come back can
+// still be met by mounting the image again (remount): SquashFS keeps a
+// metadata block that failed to read in its cache, with its error, so
+// every later lookup on that mount fails the same way, and the init's
+// lookup through the assembled root (checkInit), after the data
+// partition's preparation, could only count it as the image's. Only an EIO
+// is acted on, and only when the slot's partitions read fine when read
+// directly (else it is the disk's: diskFault). Whatever the lookup finds
+// after the image is mounted again is checkInit's to classify: an EIO that
+// comes back is the image's, as for the mount. Anything else (no init, an
+// init= the image lacks) is left to checkInit too, which sees the root
+// the upper makes.
+func (b *boot) initReadFault(img *image, lookup, remount func() error) error {
+	err := lookup()
+	if !errors.Is(err, unix.EIO) {
+		return nil
+	}
+	if derr := b.diskFault(img, err); derr != nil {
+		return derr
+	}
+	b.warnLoud("looking up the init in the image of %s: %v; read directly, the slot's partitions read fine: mounting the image again", img.dataDev, err)
+	return remount()
 }
 
 // mountFault classifies a failure to mount the image: a missing module is

@@ -234,6 +234,32 @@ func readErrorFallback(t *testing.T, f abFixture, sectors []int64, why ...string
 	}
 }
 
+// oneOffReadKeepsTrial boots f with slot b set next and the first times
+// reads of sector failing with EIO, and checks that b booted on its trial
+// (its try counted, not retired) with warnings that hold each of said.
+func oneOffReadKeepsTrial(t *testing.T, f abFixture, sector int64, times int, said ...string) {
+	t.Helper()
+	slotctlDisk(t, f.disk.Path, "set-next", "b")
+	before := diskStatus(t, f.disk.Path).slot(t, "b")
+	m := vm.Start(t, vm.Options{Initrd: f.initrd, QEMUArgs: failingReads(t, f.disk.Path, []int64{sector}, times)})
+	r := m.ExpectReport()
+	m.ExpectPowerOff()
+	br := bootReport(t, r)
+	if br.Slot != "b" || marker(r) != "image-b" || len(br.Fallbacks) != 0 {
+		t.Errorf("slot %q marker %q fallbacks %+v: want b booted, no fallback", br.Slot, marker(r), br.Fallbacks)
+	}
+	for _, w := range said {
+		if !strings.Contains(strings.Join(br.Warnings, "\n"), w) {
+			t.Errorf("warnings %q: want %q in them", br.Warnings, w)
+		}
+	}
+	want := before
+	want.Tries--
+	if b := diskStatus(t, f.disk.Path).slot(t, "b"); b != want {
+		t.Errorf("b after a one-off read error: %+v, want %+v (its try counted, not retired)", b, want)
+	}
+}
+
 // failingReads gives the QEMU arguments that attach disk with every read
 // of the sectors failing with EIO (QEMU's blkdebug), or only the first
 // times reads of each when times is not 0 (one rule per failure, each
@@ -296,24 +322,8 @@ func TestBootCountFallback(t *testing.T) {
 		// reads. b boots on its trial, its try counted as for any boot;
 		// it was retired as a root hash mismatch. (One failure alone is
 		// never seen: the kernel's read of the page passes.)
-		slotctlDisk(t, f.disk.Path, "set-next", "b")
-		before := diskStatus(t, f.disk.Path).slot(t, "b")
 		sector := f.disk.Part(t, "root-b").Offset/512 + 4
-		m := vm.Start(t, vm.Options{Initrd: f.initrd, QEMUArgs: failingReads(t, f.disk.Path, []int64{sector}, 2)})
-		r := m.ExpectReport()
-		m.ExpectPowerOff()
-		br := bootReport(t, r)
-		if br.Slot != "b" || marker(r) != "image-b" || len(br.Fallbacks) != 0 {
-			t.Errorf("slot %q marker %q fallbacks %+v: want b booted, no fallback", br.Slot, marker(r), br.Fallbacks)
-		}
-		if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "but the same blocks, read directly, match the root hash") || !strings.Contains(w, "opening it again") {
-			t.Errorf("warnings %q: want the first read's EIO and the retry named", br.Warnings)
-		}
-		want := before
-		want.Tries--
-		if b := diskStatus(t, f.disk.Path).slot(t, "b"); b != want {
-			t.Errorf("b after a one-off read error: %+v, want %+v (its try counted, not retired)", b, want)
-		}
+		oneOffReadKeepsTrial(t, f, sector, 2, "but the same blocks, read directly, match the root hash", "opening it again")
 	})
 	t.Run("mount-read-error-is-not-the-image", func(t *testing.T) {
 		t.Parallel()
@@ -353,6 +363,35 @@ func TestBootCountFallback(t *testing.T) {
 			sectors = append(sectors, (root.Offset+off)/512)
 		}
 		readErrorFallback(t, f, sectors, "init /sbin/init not found in the new root", "read directly, the slot's partitions fail too")
+	})
+	t.Run("init-lookup-one-off-read-error-keeps-the-trial", func(t *testing.T) {
+		t.Parallel()
+		// The lookup of /sbin/init meets one read error that does not
+		// come back: the sector holding init's inode fails once. SquashFS
+		// keeps the failed block's error for that mount, so keel mounts
+		// the image again (the partitions read fine) and b boots on its
+		// trial; it was "the image has no init" before, b retired.
+		key := signingKey(t, "release")
+		tree := payloadTree(t, "image-b")
+		for i := range 2000 { // init's inode pages away from the root inode's block
+			for _, c := range "az" {
+				vm.WriteFile(t, tree, fmt.Sprintf("sbin/%c%04d", c, i), "")
+			}
+		}
+		stamp := time.Unix(0x4b45454c, 0) // "KEEL": init's inode is found by its mtime
+		if err := os.Chtimes(filepath.Join(tree, "sbin/init"), stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+		sq := filepath.Join(t.TempDir(), "b.squashfs")
+		run(t, "mksquashfs", tree, sq, "-noappend", "-comp", "lz4", "-noI", "-quiet", "-no-progress") // inodes stored as they are
+		initAt, rootBlock := inodeByMtime(t, sq, uint32(stamp.Unix()))
+		if initAt/4096 >= rootBlock/4096 {
+			t.Fatalf("init's inode at %d shares a page with the root inode's block at %d, which the mount reads", initAt, rootBlock)
+		}
+		a, b := seal(t, payloadTree(t, "image-a"), key, "img-a"), sealSquashfs(t, sq, key, "img-b")
+		f := abFixture{disk: abDisk(t, &a, &b), initrd: initrd(t, "--trust", key+".pub")}
+		sector := (f.disk.Part(t, "root-b").Offset + initAt) / 512
+		oneOffReadKeepsTrial(t, f, sector, 1, "looking up the init in the image", "mounting the image again")
 	})
 	t.Run("signed-broken-squashfs-is-the-image", func(t *testing.T) {
 		t.Parallel()
@@ -445,6 +484,44 @@ func TestBootCountFallback(t *testing.T) {
 func inodeTableStart(t testing.TB, disk string, off int64) int64 {
 	t.Helper()
 	return squashfsField(t, disk, off, 64)
+}
+
+// inodeByMtime finds, in the SquashFS file sq built with uncompressed
+// inodes (mksquashfs -noI), the one inode whose modification time is
+// mtime: it returns the offset of that time's bytes in sq (inside the
+// inode) and the offset of the root inode's metadata block.
+func inodeByMtime(t testing.TB, sq string, mtime uint32) (at, rootBlock int64) {
+	t.Helper()
+	raw, err := os.ReadFile(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := inodeTableStart(t, sq, 0), squashfsField(t, sq, 0, 72) // the directory table follows
+	rootBlock = start + squashfsField(t, sq, 0, 32)>>16
+	want := binary.LittleEndian.AppendUint32(nil, mtime)
+	at = -1
+	for pos := start; pos+2 <= end; {
+		head := int64(binary.LittleEndian.Uint16(raw[pos:]))
+		n := head & 0x7fff
+		if head&0x8000 == 0 || pos+2+n > end {
+			t.Fatalf("%s: the inode table's block at %d is compressed or too long (header %#04x): build it with -noI", sq, pos, head)
+		}
+		// An inode's mtime is at byte 8 of its header (type, mode, uid,
+		// gid: 2 bytes each); inodes start at even offsets.
+		for i := int64(8); i+4 <= n; i += 2 {
+			if string(raw[pos+2+i:pos+2+i+4]) == string(want) {
+				if at >= 0 {
+					t.Fatalf("%s: two inodes with mtime %#x", sq, mtime)
+				}
+				at = pos + 2 + i
+			}
+		}
+		pos += 2 + n
+	}
+	if at < 0 {
+		t.Fatalf("%s: no inode with mtime %#x", sq, mtime)
+	}
+	return at, rootBlock
 }
 
 // squashfsField reads the little-endian 64-bit field at byte field of the
