@@ -52,15 +52,7 @@ func TestStateFromCopy(t *testing.T) {
 		{name: "no data partition", unavailable: true, noData: true, file: writeBytes(rec), want: bootstate.DefaultState()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var console bytes.Buffer
-			b := &boot{log: newLogger(&console), rep: &report.Report{}}
-			root := t.TempDir()
-			if !tc.noData {
-				b.data = &dataState{root: root}
-			}
-			if tc.file != nil {
-				tc.file(t, filepath.Join(root, bootstate.CopyName))
-			}
+			b, console := copyBoot(t, tc.noData, tc.file)
 			bs := &bootState{state: bootstate.DefaultState(), unavailable: tc.unavailable}
 			b.stateFromCopy(bs)
 			b.stateFromCopy(bs) // once per boot
@@ -91,6 +83,22 @@ func TestDescribeCopy(t *testing.T) {
 	}
 }
 
+// copyBoot is a boot whose data partition (none with noData) is a
+// directory where file, when not nil, makes the copy of the boot state;
+// console is what it writes to the console.
+func copyBoot(t *testing.T, noData bool, file func(*testing.T, string)) (b *boot, console *bytes.Buffer) {
+	console = &bytes.Buffer{}
+	b = &boot{log: newLogger(console), rep: &report.Report{}}
+	root := t.TempDir()
+	if !noData {
+		b.data = &dataState{root: root}
+	}
+	if file != nil {
+		file(t, filepath.Join(root, bootstate.CopyName))
+	}
+	return b, console
+}
+
 func fromCopy(c bootstate.State) bootstate.State {
 	s, _ := bootstate.FromCopy(c)
 	return s
@@ -101,5 +109,83 @@ func writeBytes(b []byte) func(t *testing.T, p string) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestRestoreFromCopy: a bootstate partition that reads but holds no
+// valid record (both records damaged, flashed blank) starts durable
+// counting from the data partition's copy when the copy's last good image
+// is still in its slot: that slot, the rollback floor and the last good
+// image come back, and this boot's data mount count and the store's
+// sequence stay. The defaults booted slot a, possibly the older image,
+// whose mark-good stranded the configuration in the other slot's upper. A
+// slot provisioned anew, a copy naming no last good image, no copy, or a
+// partition that held records, keep what they had.
+func TestRestoreFromCopy(t *testing.T) {
+	copyState := bootstate.State{Seq: 41, RollbackFloor: 7, DataSeen: true, UnfinishedDataMounts: 1,
+		LastGood: bootstate.LastGood{Slot: bootstate.SlotB, ImageID: "B1"},
+		Slots:    [2]bootstate.SlotState{{Priority: 1, Good: true}, {Priority: 2, Good: true, Unconfirmed: 1}}, Initialised: true}
+	rec := bootstate.MarshalRecord(copyState)
+	blank := bootstate.DefaultState()
+	blank.Seq, blank.UnfinishedDataMounts, blank.Initialised = 1, 1, true // after beginDataMount's write
+	restored := copyState
+	restored.Seq, restored.UnfinishedDataMounts = 1, 1
+	noLastGood := copyState
+	noLastGood.LastGood = bootstate.LastGood{}
+	valid := blank
+	valid.Seq = 30
+	for _, tc := range []struct {
+		name     string
+		file     []byte // the copy (nil: none)
+		bs       bootState
+		noData   bool
+		inSlot   string // the image in slot b's header
+		want     bootstate.State
+		wantWarn string
+	}{
+		{name: "restored", file: rec, bs: bootState{state: blank, blank: true}, inSlot: "B1", want: restored,
+			wantWarn: "boot counting starts again from the copy of the boot state on the data partition"},
+		{name: "slot provisioned anew", file: rec, bs: bootState{state: blank, blank: true}, inSlot: "B7", want: blank,
+			wantWarn: `but slot b now holds "B7": the copy does not describe this disk's slots, counting from the defaults`},
+		{name: "header unreadable", file: rec, bs: bootState{state: blank, blank: true}, want: blank, wantWarn: `slot b now holds ""`},
+		{name: "no last good in the copy", file: bootstate.MarshalRecord(noLastGood), bs: bootState{state: blank, blank: true}, inSlot: "B1", want: blank},
+		{name: "no copy", bs: bootState{state: blank, blank: true}, inSlot: "B1", want: blank},
+		{name: "torn copy", file: rec[:100], bs: bootState{state: blank, blank: true}, inSlot: "B1", want: blank, wantWarn: "not used, counting from the defaults"},
+		{name: "records were valid", file: rec, bs: bootState{state: valid}, inSlot: "B1", want: valid},
+		{name: "counted in memory", file: rec, bs: bootState{state: blank, blank: true, inMemory: true}, inSlot: "B1", want: blank},
+		{name: "no data partition", file: rec, bs: bootState{state: blank, blank: true}, noData: true, inSlot: "B1", want: blank},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var file func(*testing.T, string)
+			if tc.file != nil {
+				file = writeBytes(tc.file)
+			}
+			b, _ := copyBoot(t, tc.noData, file)
+			bs := tc.bs
+			asked := 0
+			imageIn := func(slot string) string {
+				asked++
+				if slot != "b" {
+					t.Errorf("asked for slot %s's image, want b's", slot)
+				}
+				return tc.inSlot
+			}
+			b.restoreFromCopy(&bs, imageIn)
+			b.restoreFromCopy(&bs, imageIn) // once per boot
+			if bs.state != tc.want {
+				t.Errorf("state %+v\nwant %+v", bs.state, tc.want)
+			}
+			if asked > 1 {
+				t.Errorf("slot b's header read %d times, want at most once", asked)
+			}
+			w := strings.Join(b.rep.Warnings, "\n")
+			if (tc.wantWarn == "") != (w == "") || !strings.Contains(w, tc.wantWarn) || strings.Count(w, "bootstate partition") > 1 {
+				t.Errorf("warnings %q, want one with %q", w, tc.wantWarn)
+			}
+			b.bs = &bs
+			if _, id, ok := b.lastGood(); ok != (tc.want.LastGood.Slot != "") || id != tc.want.LastGood.ImageID {
+				t.Errorf("lastGood = %q %v, want %q", id, ok, tc.want.LastGood.ImageID)
+			}
+		})
 	}
 }

@@ -571,6 +571,36 @@ func TestBlankBootStateMergesFromTheCopy(t *testing.T) {
 	wantCat(t, r, conf, "the machine's configuration")
 }
 
+// TestBlankBootStateBootsTheCopysLastGood: the bootstate partition holds
+// no valid record (both records damaged, or flashed blank) while the data
+// partition's copy of the boot state names b/B1, still in slot b, as last
+// good, with a/A2's older upper on the partition too. The boot starts
+// durable counting from the copy: b boots over its own upper, the
+// machine's configuration, and the bootstate partition holds the copy's
+// state again. The defaults booted a over the older configuration; its
+// mark-good made A2 the last good image and the next update lost B1's.
+func TestBlankBootStateBootsTheCopysLastGood(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	c := bootstate.State{Seq: 30, RollbackFloor: 0, DataSeen: true, Initialised: true,
+		LastGood: bootstate.LastGood{Slot: bootstate.SlotB, ImageID: "B1"},
+		Slots:    [2]bootstate.SlotState{{Priority: 1, Good: true}, {Priority: 2, Good: true}}}
+	const conf = "/etc/keel-local.conf"
+	disk := updateDisk(t, conf, map[string]string{"a/A2": "an older configuration", "b/B1": "the machine's configuration"},
+		map[string]string{bootstate.CopyName: string(bootstate.MarshalRecord(c))})
+	r, br := boot(t, initrd(t), disk, actions(t, nil, conf))
+	if br.Slot != "b" || br.Overlay != "persistent" || br.Data == nil || !strings.HasSuffix(br.Data.Upper, "/b/B1") || br.EtcMerge != nil {
+		t.Errorf("slot %q overlay %q data %+v etc_merge %+v: want b over its own upper b/B1, no merge", br.Slot, br.Overlay, br.Data, br.EtcMerge)
+	}
+	if w := strings.Join(br.Warnings, "\n"); !strings.Contains(w, "boot counting starts again from the copy of the boot state on the data partition") {
+		t.Errorf("warnings %q: want the restored state said", br.Warnings)
+	}
+	wantCat(t, r, conf, "the machine's configuration")
+	if s := diskStatus(t, disk.Path); s.LastGood != "b/B1" || !s.Initialised || s.slot(t, "b").Unconfirmed != 1 || !s.slot(t, "a").Good {
+		t.Errorf("the bootstate partition after the boot: %+v: want the copy's state, b's boot counted", s)
+	}
+}
+
 // unreadableBootState gives the QEMU arguments that attach disk with both
 // of its boot-state record copies failing every read with EIO (blkdebug):
 // the init counts in memory, the state unknown rather than absent.
