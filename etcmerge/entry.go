@@ -108,7 +108,7 @@ func (e entry) mode() uint32 { return e.st.Mode & 0o7777 }
 // comparison says which). The attributes are listed only when the rest
 // is the same, and only for an entry that lookupLocal did not read.
 func (e entry) sameMeta(o entry) (bool, error) {
-	if e.kind != o.kind || e.mode() != o.mode() || e.st.Uid != o.st.Uid || e.st.Gid != o.st.Gid {
+	if !e.sameModeOwner(o) {
 		return false, nil
 	}
 	a, err := e.attrs()
@@ -117,6 +117,27 @@ func (e entry) sameMeta(o entry) (bool, error) {
 	}
 	b, err := o.attrs()
 	return sameAttrs(a, b), err
+}
+
+// sameModeOwner compares type, permission bits and ownership.
+func (e entry) sameModeOwner(o entry) bool {
+	return e.kind == o.kind && e.mode() == o.mode() && e.st.Uid == o.st.Uid && e.st.Gid == o.st.Gid
+}
+
+// withoutDerived is e with its attributes read and derivedAttr's left
+// out: what is carried over content that is not the file's own.
+func (e entry) withoutDerived() (entry, error) {
+	xa, err := e.attrs()
+	if err != nil {
+		return e, err
+	}
+	e.xa, e.xaRead = make(map[string][]byte, len(xa)), true
+	for name, v := range xa {
+		if !derivedAttr(name) {
+			e.xa[name] = v
+		}
+	}
+	return e, nil
 }
 
 // attrs are all of e's extended attributes.
@@ -128,12 +149,9 @@ func (e entry) attrs() (map[string][]byte, error) {
 }
 
 // sameAttrs compares the attributes of two entries that say something of
-// the machine's configuration: an ACL (system.posix_acl_*), a security
-// label or capability, a user's own. Not compared: overlayfs' attributes
-// (they describe the layering, and opaque is the merge's own rule) and the
-// integrity attributes the kernel derives from the content and the other
-// attributes (security.ima, security.evm), which a copy-up may drop or
-// rewrite with nothing changed.
+// the machine's configuration (comparedAttr): a change to one of them is
+// a local change, a difference in any other is not, since a copy-up may
+// add, drop or rewrite those with nothing changed.
 func sameAttrs(a, b map[string][]byte) bool {
 	n := 0
 	for name, v := range a {
@@ -141,7 +159,7 @@ func sameAttrs(a, b map[string][]byte) bool {
 			continue
 		}
 		w, ok := b[name]
-		if !ok || !bytes.Equal(v, w) {
+		if !ok || !sameAttrValue(name, v, w) {
 			return false
 		}
 		n++
@@ -154,10 +172,44 @@ func sameAttrs(a, b map[string][]byte) bool {
 	return n == 0
 }
 
+// comparedAttr names the attributes an administrator sets: POSIX ACLs
+// (setfacl), file capabilities (setcap), security labels (chcon, SMACK,
+// AppArmor), and the user and trusted namespaces but for overlayfs' own
+// (they describe the layering; an opaque directory is a rule of its own).
+// Not compared: what a file system or the kernel adds by itself, such as
+// btrfs' inherited properties (btrfs.compression, set on an upper's
+// directory, is on every copy-up under it) and the integrity attributes
+// derived from the content (security.ima, security.evm): a copy-up with
+// nothing changed would otherwise be carried, its mode and owner winning
+// over an update that changes them.
 func comparedAttr(name string) bool {
-	return !strings.HasPrefix(name, "trusted.overlay.") && !strings.HasPrefix(name, "user.overlay.") &&
-		name != "security.ima" && name != "security.evm"
+	switch {
+	case strings.HasPrefix(name, "trusted.overlay."), strings.HasPrefix(name, "user.overlay."):
+		return false
+	case strings.HasPrefix(name, "system.posix_acl_"), strings.HasPrefix(name, "user."), strings.HasPrefix(name, "trusted."):
+		return true
+	}
+	switch name {
+	case "security.capability", "security.selinux", "security.apparmor", "security.SMACK64", "security.SMACK64EXEC",
+		"security.SMACK64MMAP", "security.SMACK64TRANSMUTE":
+		return true
+	}
+	return false
 }
+
+// sameAttrValue compares two values of the attribute name; a security
+// label is the same with or without its terminating NUL (SELinux writes
+// it, tools may not).
+func sameAttrValue(name string, v, w []byte) bool {
+	if strings.HasPrefix(name, "security.") {
+		v, w = bytes.TrimSuffix(v, []byte{0}), bytes.TrimSuffix(w, []byte{0})
+	}
+	return bytes.Equal(v, w)
+}
+
+// derivedAttr names the integrity attributes the kernel derives from a
+// file's content: not written with content other than the file's own.
+func derivedAttr(name string) bool { return name == "security.ima" || name == "security.evm" }
 
 // sameData compares content: a file's bytes, a symlink's target.
 func (e entry) sameData(o entry) (bool, error) {
@@ -242,14 +294,6 @@ func (e entry) content() ([]byte, error) {
 			return buf, nil
 		}
 	}
-}
-
-// same is sameMeta and sameData.
-func (e entry) same(o entry) (bool, error) {
-	if same, err := e.sameMeta(o); err != nil || !same {
-		return false, err
-	}
-	return e.sameData(o)
 }
 
 // opaque reports whether a directory of an overlay upper hides the lower

@@ -58,9 +58,15 @@ func (m *merger) leaf(rel string, l entry, opaque bool, ensure func() error) err
 func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() error) error {
 	upstream := false
 	if !m.noBase && !alwaysCarried(rel) {
-		same, err := b.same(n)
-		if err != nil {
-			return err
+		// What the update changed: type, mode, owner, content. An
+		// attribute it changed alone (a relabel) is no conflict with a
+		// local edit, as before attributes were compared.
+		same := b.sameModeOwner(n)
+		if same {
+			var err error
+			if same, err = b.sameData(n); err != nil {
+				return err
+			}
 		}
 		upstream = !same
 	}
@@ -79,6 +85,11 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 		}
 		if merged != nil {
 			data, upstream = merged, false // no conflict left
+			// The local metadata over other content: without the
+			// integrity attributes of the local content.
+			if l, err = l.withoutDerived(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := ensure(); err != nil {

@@ -339,7 +339,10 @@ func TestMergeLargeFiles(t *testing.T) {
 // attribute is a local change (docs/data.md). An ACL that setfacl added
 // without changing the mode, or a relabelled file, used to be taken for an
 // unchanged copy-up and lost at the update. Attributes the copy-up itself
-// adds or rewrites (overlayfs' own, security.ima) are not a change.
+// adds or rewrites (overlayfs' own, security.ima, one a file system adds)
+// are not a change, nor is a label's terminating NUL; an update that only
+// relabels a file the machine edited is no conflict; the integrity
+// attribute of the local content is not written over the update's.
 func TestMergeAttributeOnlyChange(t *testing.T) {
 	// alice (1000) may read: user::rw- user:1000:r-- group::r-- mask::r-- other::r--,
 	// which leaves the mode 0644 (the group bits are the mask).
@@ -348,9 +351,12 @@ func TestMergeAttributeOnlyChange(t *testing.T) {
 		acl = append(acl, byte(e[0]), byte(e[0]>>8), byte(e[1]), byte(e[1]>>8), byte(e[2]), byte(e[2]>>8), byte(e[2]>>16), byte(e[2]>>24))
 	}
 	o := trees(t,
-		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v1", "label.conf": "f y", "copy.conf": "f z", "d": "d", "d/f": "f same"},
-		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v1", "label.conf": "f y", "copy.conf": "f z", "d/f": "f same"},
-		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v2", "label.conf": "f y", "copy.conf": "f z2", "d/f": "f same"})
+		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v1", "label.conf": "f y", "copy.conf": "f z", "d": "d", "d/f": "f same",
+			"prop.conf": "f p", "nul.conf": "f n", "relabel.conf": "f mine"},
+		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v1", "label.conf": "f y", "copy.conf": "f z", "d/f": "f same",
+			"prop.conf": "f p", "nul.conf": "f n", "relabel.conf": "f r"},
+		map[string]string{"acl.conf": "f x", "acl-up.conf": "f v2", "label.conf": "f y", "copy.conf": "f z2", "d/f": "f same",
+			"prop.conf": "F 0600 p2", "nul.conf": "f n", "relabel.conf": "f r"})
 	local := func(rel string) string { return filepath.Join(o.Local, rel) }
 	for _, rel := range []string{"acl.conf", "acl-up.conf"} {
 		if err := unix.Lsetxattr(local(rel), "system.posix_acl_access", acl, 0); err != nil {
@@ -365,6 +371,20 @@ func TestMergeAttributeOnlyChange(t *testing.T) {
 	must(t, unix.Lsetxattr(local("copy.conf"), "trusted.overlay.origin", []byte("handle"), 0))
 	must(t, unix.Lsetxattr(local("copy.conf"), "security.ima", []byte("rehashed"), 0))
 	must(t, unix.Lsetxattr(local("d"), "user.policy", []byte("strict"), 0))
+	// An attribute no administrator sets, added at the copy-up (as btrfs
+	// gives every new inode under a directory with btrfs.compression): not
+	// a change, so the update's mode and content stand.
+	must(t, unix.Lsetxattr(local("prop.conf"), "security.fs-added", []byte("zstd"), 0))
+	// A label with and without its terminating NUL is the same label.
+	must(t, unix.Lsetxattr(filepath.Join(o.Base, "nul.conf"), "security.selinux", []byte("system_u:object_r:etc_t:s0\x00"), 0))
+	must(t, unix.Lsetxattr(local("nul.conf"), "security.selinux", []byte("system_u:object_r:etc_t:s0"), 0))
+	// The update relabels a file the machine edited: no conflict.
+	must(t, unix.Lsetxattr(filepath.Join(o.Base, "relabel.conf"), "user.label", []byte("etc_t"), 0))
+	must(t, unix.Lsetxattr(filepath.Join(o.New, "relabel.conf"), "user.label", []byte("conf_t"), 0))
+	must(t, unix.Lsetxattr(local("relabel.conf"), "user.label", []byte("etc_t"), 0))
+	// The integrity attribute of the local content is not carried over
+	// the update's content.
+	must(t, unix.Lsetxattr(local("acl-up.conf"), "security.ima", []byte("hash of v1"), 0))
 
 	r, err := mergeBoth(t, o)
 	if err != nil {
@@ -372,16 +392,20 @@ func TestMergeAttributeOnlyChange(t *testing.T) {
 	}
 	got := dump(t, o.Out)
 	want := map[string]string{
-		"acl.conf":    "file 0644 0:0 x",
-		"acl-up.conf": "file 0644 0:0 v2", // the new content with the local ACL: no conflict
-		"label.conf":  "file 0644 0:0 y",
-		"d":           "directory 0755 0:0",
+		"acl.conf":     "file 0644 0:0 x",
+		"acl-up.conf":  "file 0644 0:0 v2", // the new content with the local ACL: no conflict
+		"label.conf":   "file 0644 0:0 y",
+		"d":            "directory 0755 0:0",
+		"relabel.conf": "file 0644 0:0 mine",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("out:\n got %v\nwant %v", got, want)
 	}
-	if r.Carried != 4 || r.Same != 2 || len(r.Conflicts) != 0 {
-		t.Errorf("carried %d same %d conflicts %v, want 4, 2 (copy.conf, d/f), none", r.Carried, r.Same, r.Conflicts)
+	if r.Carried != 5 || r.Same != 4 || len(r.Conflicts) != 0 {
+		t.Errorf("carried %d same %d conflicts %v, want 5, 4 (copy, prop, nul, d/f), none", r.Carried, r.Same, r.Conflicts)
+	}
+	if xs, err := allXattrs(filepath.Join(o.Out, "acl-up.conf")); err != nil || xs["security.ima"] != nil {
+		t.Errorf("acl-up.conf over the update's content: security.ima %q, %v: want none", xs["security.ima"], err)
 	}
 	for rel, attr := range map[string]string{"acl.conf": "system.posix_acl_access", "acl-up.conf": "system.posix_acl_access", "label.conf": "user.label", "d": "user.policy"} {
 		xs, err := allXattrs(filepath.Join(o.Out, rel))
@@ -398,7 +422,8 @@ func TestMergeAttributeOnlyChange(t *testing.T) {
 	for _, c := range changes {
 		kinds[c.Path] = c.Change
 	}
-	for path, want := range map[string]string{"/etc/acl.conf": "metadata", "/etc/label.conf": "metadata", "/etc/copy.conf": "unchanged copy", "/etc/d": "metadata"} {
+	for path, want := range map[string]string{"/etc/acl.conf": "metadata", "/etc/label.conf": "metadata", "/etc/copy.conf": "unchanged copy", "/etc/d": "metadata",
+		"/etc/prop.conf": "unchanged copy", "/etc/nul.conf": "unchanged copy"} {
 		if kinds[path] != want {
 			t.Errorf("Changes: %s is %q, want %q", path, kinds[path], want)
 		}
