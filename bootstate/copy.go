@@ -12,7 +12,8 @@ import (
 // copy of the boot state as slotctl last saved it: one record, exactly as
 // on the bootstate partition (docs/formats.md, "The data partition's
 // copy"). The init reads it only when the bootstate partition cannot be
-// read in a boot (FromCopy), and never writes it.
+// read in a boot (FromCopy) or holds no boot's knowledge (Pristine,
+// Restore), and never writes it.
 const CopyName = ".keel-bootstate"
 
 // ReadCopy reads the copy's record from r: exactly RecordSize bytes that
@@ -79,4 +80,37 @@ func (s State) goodBootable() bool {
 		}
 	}
 	return false
+}
+
+// Pristine reports whether the state holds nothing a boot learned: the
+// defaults but for the sequence and the count of unfinished data mounts.
+// That is a blank partition read (or one with both records damaged), and
+// the same after a boot that wrote only the count of its data mount and
+// went no further (power cut, hang): no slot was chosen since.
+func (s State) Pristine() bool {
+	return s.Slots == DefaultState().Slots && s.RollbackFloor == 0 && !s.DataSeen && s.LastGood == (LastGood{})
+}
+
+// Restore is the state a pristine bootstate partition (cur) starts again
+// from with the data partition's copy c, once the caller has checked that
+// the image c names as last good is still in its slot (docs/formats.md,
+// "The data partition's copy"): c's last good image, rollback floor and
+// that slot's entry, the slot ranked first when it can boot; the other
+// slot, for which the copy names no image (it may have been rewritten
+// since, or the copy be older than a later change), a trial below it,
+// with DefaultTries. cur's sequence and count of unfinished data mounts
+// stay, and the state is durable again (Initialised). It reports false,
+// and returns cur, when c names no last good slot.
+func Restore(c, cur State) (State, bool) {
+	lg, err := index(c.LastGood.Slot)
+	if err != nil {
+		return cur, false
+	}
+	s := cur
+	s.RollbackFloor, s.LastGood, s.DataSeen, s.Initialised = c.RollbackFloor, c.LastGood, true, true
+	s.Slots[lg], s.Slots[1-lg] = c.Slots[lg], SlotState{Priority: 1, Tries: DefaultTries}
+	if p := &s.Slots[lg]; p.Bootable() && p.Priority < 2 {
+		p.Priority = 2
+	}
+	return s, true
 }

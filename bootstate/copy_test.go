@@ -142,3 +142,89 @@ func FuzzFromCopy(f *testing.F) {
 		})
 	})
 }
+
+func TestPristine(t *testing.T) {
+	counted := DefaultState()
+	counted.Seq, counted.UnfinishedDataMounts, counted.Initialised = 4, 2, true
+	tried := counted
+	tried.Slots[0].Tries--
+	seen, floor, lg := counted, counted, counted
+	seen.DataSeen, floor.RollbackFloor, lg.LastGood = true, 1, LastGood{Slot: SlotA, ImageID: "A1"}
+	for _, tc := range []struct {
+		name string
+		s    State
+		want bool
+	}{
+		{"defaults", DefaultState(), true},
+		{"a data mount counted", counted, true},
+		{"a try counted", tried, false},
+		{"data seen", seen, false},
+		{"a floor", floor, false},
+		{"a last good image", lg, false},
+	} {
+		if got := tc.s.Pristine(); got != tc.want {
+			t.Errorf("%s: Pristine() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestRestore: the copy's last good slot first, its floor and last good
+// image; the other slot a trial below it, whatever the copy said of it (a
+// stale copy's retired slot, a good flag for an image it names not).
+func TestRestore(t *testing.T) {
+	cur := DefaultState()
+	cur.Seq, cur.UnfinishedDataMounts, cur.Initialised = 3, 1, true
+	c := st(SlotState{Priority: 0, Reason: ReasonTriesExhausted}, SlotState{Priority: 1, Good: true, Unconfirmed: 2})
+	c.Seq, c.RollbackFloor, c.LastGood = 40, 6, LastGood{Slot: SlotB, ImageID: "B1"}
+	got, ok := Restore(c, cur)
+	want := State{Seq: 3, UnfinishedDataMounts: 1, Initialised: true, DataSeen: true, RollbackFloor: 6, LastGood: c.LastGood,
+		Slots: [2]SlotState{{Priority: 1, Tries: DefaultTries}, {Priority: 2, Good: true, Unconfirmed: 2}}}
+	if !ok || got != want {
+		t.Errorf("Restore = %+v, %v\nwant %+v", got, ok, want)
+	}
+	c.LastGood = LastGood{}
+	if got, ok := Restore(c, cur); ok || got != cur {
+		t.Errorf("Restore of a copy with no last good image = %+v, %v: want cur, false", got, ok)
+	}
+}
+
+// FuzzRestore: whatever a copy holds, the restored state is durable, keeps
+// cur's sequence and data mount count, has the copy's floor and last good
+// image, the other slot a fresh trial, and boots the last good slot first
+// when that slot can boot.
+func FuzzRestore(f *testing.F) {
+	c := st(SlotState{Priority: 2, Good: true}, SlotState{Priority: 1, Tries: 3})
+	c.LastGood = LastGood{Slot: SlotA, ImageID: "A1"}
+	f.Add(MarshalRecord(c), uint64(2), uint8(1))
+	f.Add(MarshalRecord(DefaultState()), uint64(0), uint8(0))
+	f.Fuzz(func(t *testing.T, rec []byte, seq uint64, unfinished uint8) {
+		c, err := ReadCopy(bytes.NewReader(rec))
+		if err != nil {
+			return
+		}
+		cur := DefaultState()
+		cur.Seq, cur.UnfinishedDataMounts = seq, unfinished
+		s, ok := Restore(c, cur)
+		if !ok {
+			if c.LastGood.Slot != "" || s != cur {
+				t.Fatalf("Restore(%+v) refused: %+v", c, s)
+			}
+			return
+		}
+		if s.Seq != seq || s.UnfinishedDataMounts != unfinished || !s.Initialised || !s.DataSeen || s.RollbackFloor != c.RollbackFloor || s.LastGood != c.LastGood {
+			t.Fatalf("Restore(%+v) = %+v", c, s)
+		}
+		lg := c.LastGood.Slot
+		for _, x := range Slots() {
+			if x != lg && s.Slot(x) != (SlotState{Priority: 1, Tries: DefaultTries}) {
+				t.Fatalf("the other slot %s: %+v, want a fresh trial", x, s.Slot(x))
+			}
+		}
+		if s.Slot(lg).Bootable() {
+			sel, err := Select(NewMemStore(BootStateMinSize), s, Request{}, func(Choice) error { return nil })
+			if err != nil || sel.Choice.Slot != lg {
+				t.Fatalf("Restore(%+v) = %+v boots %s (%v), want the last good slot %s", c, s, sel.Choice.Slot, err, lg)
+			}
+		}
+	})
+}

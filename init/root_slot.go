@@ -35,9 +35,10 @@ type bootState struct {
 	fromCopy bool
 	// inMemory: counted in memory (memBootState), nothing is durable.
 	inMemory bool
-	// blank: the bootstate partition held no valid record when it was
-	// read (both records damaged, or flashed blank): the state began as
-	// the defaults (restoreFromCopy).
+	// blank: the bootstate partition held nothing a boot learned when it
+	// was read (bootstate.State.Pristine: no valid record, both records
+	// damaged or flashed blank, or only the data mount count of a boot
+	// that went no further): restoreFromCopy.
 	blank bool
 }
 
@@ -322,18 +323,21 @@ func (b *boot) stateFromCopy(bs *bootState) {
 	b.warnLoud("boot counting starts from the copy of the boot state on the data partition (%s, sequence %d): %s", p, c.Seq, describeCopy(st, held))
 }
 
-// restoreFromCopy starts durable boot counting from the data partition's
-// copy of the boot state when the bootstate partition reads but held no
-// valid record (bs.blank: both records damaged, or the partition flashed
-// blank) and the copy still describes this disk's slots: the image it
-// names as last marked good is the one in that slot's header now
-// (imageIn, read from the authenticated header). The defaults would boot
-// slot a, which may hold the older image: that boot, marked good, made it
-// the last good image, the configuration in the other slot's upper was
-// set aside and lost at the next update, and the rollback floor was 0. A
-// disk whose slots were provisioned anew (another image in that slot), or
-// a copy that names no last good image, keeps the defaults. The count of
-// this boot's data mount and the store's sequence stay the partition's.
+// restoreFromCopy starts durable boot counting again from the data
+// partition's copy of the boot state when the bootstate partition holds
+// nothing a boot learned (bs.blank: both records damaged, the partition
+// flashed blank, or only the data mount count of such a boot that went no
+// further) and the copy still describes this disk: the image it names as
+// last marked good is the one in that slot's header now (imageIn, read
+// from the authenticated header). The copy's last good image, rollback
+// floor and that slot come back, the slot first; the other slot, which
+// the copy names no image for, is a trial below it (bootstate.Restore).
+// The defaults booted slot a, which may hold the older image: that boot,
+// marked good, made it the last good image, the configuration in the
+// other slot's upper was set aside and lost at the next update, and the
+// rollback floor was 0. A slot that holds another image (the disk
+// provisioned anew, the slot rewritten) or a copy that names no last good
+// image keeps the defaults.
 func (b *boot) restoreFromCopy(bs *bootState, imageIn func(slot string) string) {
 	if !bs.blank || bs.inMemory || b.data == nil {
 		return
@@ -345,22 +349,24 @@ func (b *boot) restoreFromCopy(bs *bootState, imageIn func(slot string) string) 
 		return
 	}
 	if err != nil {
-		b.warnLoud("the bootstate partition holds no valid record, and the copy of the boot state %s: %v: not used, counting from the defaults", p, err)
+		b.warnLoud("the bootstate partition holds no boot state, and the copy of the boot state %s: %v: not used, counting from the defaults", p, err)
 		return
 	}
 	lg := c.LastGood
 	if lg.Slot == "" {
-		b.log.Infof("the bootstate partition holds no valid record; the copy of the boot state at %s names no image last marked good: counting from the defaults", p)
+		b.log.Infof("the bootstate partition holds no boot state; the copy of the boot state at %s names no image last marked good: counting from the defaults", p)
 		return
 	}
 	if id := imageIn(string(lg.Slot)); id != lg.ImageID {
-		b.warnLoud("the bootstate partition holds no valid record; the copy of the boot state at %s names image %s in slot %s as last marked good, but slot %s now holds %q: the copy does not describe this disk's slots, counting from the defaults", p, lg.ImageID, lg.Slot, lg.Slot, id)
+		b.warnLoud("the bootstate partition holds no boot state; the copy of the boot state at %s names image %s in slot %s as last marked good, but slot %s now holds %q: the copy does not describe this disk's slots, counting from the defaults", p, lg.ImageID, lg.Slot, lg.Slot, id)
 		return
 	}
-	st := c
-	st.Seq, st.UnfinishedDataMounts, st.Initialised, st.DataSeen = bs.state.Seq, bs.state.UnfinishedDataMounts, true, true
+	st, ok := bootstate.Restore(c, bs.state)
+	if !ok {
+		return
+	}
 	bs.state = st
-	b.warnLoud("the bootstate partition holds no valid record: boot counting starts again from the copy of the boot state on the data partition (%s, sequence %d), whose last good image, %s in slot %s, is still in its slot: %s", p, c.Seq, lg.ImageID, lg.Slot, describeCopy(st, nil))
+	b.warnLoud("the bootstate partition holds no boot state: boot counting starts again from the copy of the boot state on the data partition (%s, sequence %d), whose last good image, %s in slot %s, is still in its slot: %s", p, c.Seq, lg.ImageID, lg.Slot, describeCopy(st, nil))
 }
 
 // readCopy reads the boot state copy at p, never through a symlink.
@@ -403,7 +409,7 @@ func (b *boot) readBootState() {
 		b.rep.Warn("boot state: %s", w)
 	}
 	b.bs.state = state
-	b.bs.blank = err == nil && !state.Initialised && !b.bs.inMemory
+	b.bs.blank = err == nil && state.Pristine() && !b.bs.inMemory
 }
 
 // slotImage finds a slot's partitions and reads and authenticates its header.

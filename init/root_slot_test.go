@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,8 +129,7 @@ func TestRestoreFromCopy(t *testing.T) {
 	rec := bootstate.MarshalRecord(copyState)
 	blank := bootstate.DefaultState()
 	blank.Seq, blank.UnfinishedDataMounts, blank.Initialised = 1, 1, true // after beginDataMount's write
-	restored := copyState
-	restored.Seq, restored.UnfinishedDataMounts = 1, 1
+	restored, _ := bootstate.Restore(copyState, blank)
 	noLastGood := copyState
 	noLastGood.LastGood = bootstate.LastGood{}
 	valid := blank
@@ -187,5 +187,63 @@ func TestRestoreFromCopy(t *testing.T) {
 				t.Errorf("lastGood = %q %v, want %q", id, ok, tc.want.LastGood.ImageID)
 			}
 		})
+	}
+}
+
+// FuzzRestoreFromCopy: whatever bytes the data partition's copy holds and
+// whatever image the slot's header names, a blank boot state is replaced
+// only by a copy that parses and whose last good image is the one in its
+// slot, keeping this boot's sequence and data mount count; else it stays.
+func FuzzRestoreFromCopy(f *testing.F) {
+	good := bootstate.State{Seq: 5, RollbackFloor: 3, LastGood: bootstate.LastGood{Slot: bootstate.SlotA, ImageID: "A1"},
+		Slots: [2]bootstate.SlotState{{Priority: 2, Good: true}, {Priority: 1, Tries: 3}}, Initialised: true}
+	f.Add(bootstate.MarshalRecord(good), "A1")
+	f.Add(bootstate.MarshalRecord(good), "A2")
+	f.Add([]byte("garbage"), "")
+	root := f.TempDir() // one per process: t.TempDir per input slows fuzzing a thousandfold
+	f.Fuzz(func(t *testing.T, data []byte, inSlot string) {
+		writeBytes(data)(t, filepath.Join(root, bootstate.CopyName))
+		b := &boot{log: newLogger(io.Discard), rep: &report.Report{}, data: &dataState{root: root}}
+		blank := bootstate.DefaultState()
+		blank.Seq, blank.UnfinishedDataMounts, blank.Initialised = 2, 1, true
+		bs := &bootState{state: blank, blank: true}
+		b.restoreFromCopy(bs, func(string) string { return inSlot })
+		c, err := bootstate.ReadCopy(bytes.NewReader(data))
+		want := blank
+		if err == nil && c.LastGood.Slot != "" && c.LastGood.ImageID == inSlot {
+			want, _ = bootstate.Restore(c, blank)
+		}
+		if bs.state != want {
+			t.Fatalf("state %+v\nwant %+v", bs.state, want)
+		}
+	})
+}
+
+// TestBlankAfterACountedDataMount: a boot on a blank bootstate partition
+// writes the count of its data mount first; if it goes no further (a power
+// cut, a hang), the next boot still finds nothing a boot learned, and may
+// restore from the copy. Once a boot counted a slot, it may not.
+func TestBlankAfterACountedDataMount(t *testing.T) {
+	store := bootstate.NewMemStore(bootstate.BootStateMinSize)
+	st := bootstate.DefaultState()
+	st.BeginDataMount()
+	if err := bootstate.Save(store, &st); err != nil {
+		t.Fatal(err)
+	}
+	read := func() *bootState {
+		b := &boot{log: newLogger(io.Discard), rep: &report.Report{}}
+		b.bs = &bootState{store: store, close: func() {}}
+		b.readBootState()
+		return b.bs
+	}
+	if bs := read(); !bs.blank || bs.state.UnfinishedDataMounts != 1 {
+		t.Errorf("after a counted data mount only: blank %v, state %+v: want blank, the count kept", bs.blank, bs.state)
+	}
+	st.Slots[0].Tries--
+	if err := bootstate.Save(store, &st); err != nil {
+		t.Fatal(err)
+	}
+	if bs := read(); bs.blank {
+		t.Errorf("after a slot's try was counted: blank, want not")
 	}
 }

@@ -577,7 +577,8 @@ func TestBlankBootStateMergesFromTheCopy(t *testing.T) {
 // good, with a/A2's older upper on the partition too. The boot starts
 // durable counting from the copy: b boots over its own upper, the
 // machine's configuration, and the bootstate partition holds the copy's
-// state again. The defaults booted a over the older configuration; its
+// last good image and b's state again, a (for which the copy names no
+// image) a trial below b. The defaults booted a over the older configuration; its
 // mark-good made A2 the last good image and the next update lost B1's.
 func TestBlankBootStateBootsTheCopysLastGood(t *testing.T) {
 	vm.Short(t)
@@ -596,8 +597,9 @@ func TestBlankBootStateBootsTheCopysLastGood(t *testing.T) {
 		t.Errorf("warnings %q: want the restored state said", br.Warnings)
 	}
 	wantCat(t, r, conf, "the machine's configuration")
-	if s := diskStatus(t, disk.Path); s.LastGood != "b/B1" || !s.Initialised || s.slot(t, "b").Unconfirmed != 1 || !s.slot(t, "a").Good {
-		t.Errorf("the bootstate partition after the boot: %+v: want the copy's state, b's boot counted", s)
+	if s := diskStatus(t, disk.Path); s.LastGood != "b/B1" || !s.Initialised || s.slot(t, "b").Unconfirmed != 1 || !s.slot(t, "b").Good ||
+		s.slot(t, "a").Good || s.slot(t, "a").Tries != bootstate.DefaultTries || s.slot(t, "a").Priority >= s.slot(t, "b").Priority {
+		t.Errorf("the bootstate partition after the boot: %+v: want the copy's last good b first, its boot counted, a a trial below it", s)
 	}
 }
 
