@@ -4,6 +4,7 @@ package bootstate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -310,9 +311,13 @@ func TestSelectRecordsData(t *testing.T) {
 	}
 }
 
-// TestSelectEndsDataMount: the choice of a slot ends the boot's mount of
-// the data partition (BeginDataMount) in the same write; a forced slot
-// leaves the state alone.
+// TestSelectEndsDataMount: the boot's mount of the data partition
+// (BeginDataMount) stays counted while the slot's attempt prepares the data
+// partition for the new root, and ends once it returned, whatever the
+// outcome; a boot without a data partition ends it in the write of the
+// choice; a forced slot leaves the state alone. Before, the choice's write
+// ended it, so a boot that hung in the /var seed or the /etc merge was
+// not counted.
 func TestSelectEndsDataMount(t *testing.T) {
 	m := NewMemStore(BootStateMinSize)
 	ok := func(Choice) error { return nil }
@@ -339,7 +344,50 @@ func TestSelectEndsDataMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := mustLoad(t, m); got.UnfinishedDataMounts != 0 || got.Seq != s.Seq+1 {
-		t.Errorf("after a counted boot: %+v, want no unfinished mount, in one write", got)
+		t.Errorf("after a counted boot without a data partition: %+v, want no unfinished mount, in one write", got)
+	}
+
+	envFault := func(Choice) error { return Classify(Environment, "x", errors.New("late disk")) }
+	imgFault := func(Choice) error { return Classify(Image, "x", errors.New("bad hash")) }
+	twoGood := st(SlotState{Priority: 2, Good: true}, SlotState{Priority: 1, Good: true})
+	for _, tc := range []struct {
+		name    string
+		state   State
+		try     func(Choice) error
+		retired []Slot
+	}{
+		{"booted", DefaultState(), ok, nil},
+		{"no slot booted", DefaultState(), envFault, nil},
+		{"a good slot retired after the other booted", twoGood, func(c Choice) error {
+			if c.Slot == SlotA {
+				return imgFault(c)
+			}
+			return nil
+		}, []Slot{SlotA}},
+	} {
+		m := NewMemStore(BootStateMinSize)
+		s := tc.state
+		s.BeginDataMount()
+		if err := Save(m, &s); err != nil {
+			t.Fatal(err)
+		}
+		var during []uint8
+		sel, _ := Select(m, s, Request{DataUsed: true}, func(c Choice) error {
+			during = append(during, mustLoad(t, m).UnfinishedDataMounts)
+			return tc.try(c)
+		})
+		if len(during) == 0 || slices.ContainsFunc(during, func(n uint8) bool { return n != 1 }) {
+			t.Errorf("%s: unfinished data mounts stored during the attempts: %v, want 1 in each", tc.name, during)
+		}
+		got := mustLoad(t, m)
+		if got.UnfinishedDataMounts != 0 || got != sel.State {
+			t.Errorf("%s: after the attempts: stored %+v, selection %+v: want no unfinished mount, stored", tc.name, got, sel.State)
+		}
+		for _, x := range tc.retired {
+			if got.Slot(x).Priority != 0 {
+				t.Errorf("%s: slot %s: %+v, want it retired in the same write", tc.name, x, got.Slot(x))
+			}
+		}
 	}
 	s = State{UnfinishedDataMounts: 254}
 	s.BeginDataMount()
@@ -352,19 +400,28 @@ func TestSelectEndsDataMount(t *testing.T) {
 // FuzzSelect feeds any stored state and any sequence of attempt outcomes to
 // Select: it never panics, never boots a slot Choose would not offer, never
 // retires the last good slot, and an environment fault never changes a
-// slot's good flag or priority.
+// slot's good flag or priority. A boot with a data partition keeps its
+// mount counted while the attempts run; every boot ends it.
 func FuzzSelect(f *testing.F) {
-	f.Add(MarshalRecord(DefaultState()), uint8(0), uint8(3))
-	f.Add(MarshalRecord(st(SlotState{Priority: 2, Good: true, Unconfirmed: 3}, SlotState{Priority: 1, Good: true})), uint8(5), uint8(0))
-	f.Add(MarshalRecord(State{Slots: [2]SlotState{}, UnfinishedDataMounts: 2}), uint8(0), uint8(0))
-	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8, maxUnconfirmed uint8) {
+	f.Add(MarshalRecord(DefaultState()), uint8(0), uint8(3), false)
+	f.Add(MarshalRecord(st(SlotState{Priority: 2, Good: true, Unconfirmed: 3}, SlotState{Priority: 1, Good: true})), uint8(5), uint8(0), true)
+	f.Add(MarshalRecord(State{Slots: [2]SlotState{}, UnfinishedDataMounts: 2}), uint8(0), uint8(0), true)
+	f.Add(MarshalRecord(State{Initialised: true, Slots: [2]SlotState{{Priority: 1, Good: true}, {Priority: 2, Tries: 1}}, UnfinishedDataMounts: 1}), uint8(6), uint8(0), true)
+	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8, maxUnconfirmed uint8, dataUsed bool) {
 		m := NewMemStore(BootStateMinSize)
 		copy(m.Bytes(), rec)
 		state, _, _ := Load(m)
 		before := state
 		n := 0
 		var envSlots []Slot
-		sel, _ := Select(m, state, Request{MaxUnconfirmed: int(maxUnconfirmed)}, func(c Choice) error {
+		sel, _ := Select(m, state, Request{MaxUnconfirmed: int(maxUnconfirmed), DataUsed: dataUsed}, func(c Choice) error {
+			stored, _, err := Load(m)
+			if err != nil {
+				t.Fatalf("attempt of slot %s: the stored state does not load: %v", c.Slot, err)
+			}
+			if want := map[bool]uint8{true: before.UnfinishedDataMounts}[dataUsed]; stored.UnfinishedDataMounts != want {
+				t.Fatalf("attempt of slot %s (data partition used: %v): %d unfinished data mounts stored, want %d: %+v", c.Slot, dataUsed, stored.UnfinishedDataMounts, want, before)
+			}
 			o := outcomes >> (2 * n) & 3
 			n++
 			switch o {

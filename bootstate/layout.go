@@ -22,7 +22,7 @@ const (
 	recOffFlags    = 32  // uint8    bit 0: a data partition was used on an earlier boot
 	recOffLastSlot = 33  // uint8    last slot marked good: 0 none, 'a' or 'b'
 	recOffLastLen  = 34  // uint8    length of the last good image id
-	recOffDataRuns = 35  // uint8    unfinished data mounts: boots in a row that began mounting the data partition and never chose a slot
+	recOffDataRuns = 35  // uint8    unfinished data mounts: boots in a row that began mounting the data partition and never finished with it
 	recOffRsvd     = 36  // [4]byte  zero
 	recOffLastID   = 40  // [64]byte image id of the last slot marked good, zero-padded
 	recOffSlots    = 104 // two slot entries of slotEntrySize bytes: a, then b

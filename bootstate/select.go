@@ -25,7 +25,9 @@ type Request struct {
 	// before it is demoted; 0 means DefaultMaxUnconfirmed.
 	MaxUnconfirmed int
 	// DataUsed records that this boot uses a data partition (State.DataSeen),
-	// in the same write as the choice.
+	// in the same write as the choice. Its mount, counted in
+	// State.UnfinishedDataMounts, stays counted until the attempts returned:
+	// try prepares the data partition for the new root too.
 	DataUsed bool
 }
 
@@ -61,7 +63,9 @@ type pendingRetire struct {
 // marks the slot bad (unless it is the last good slot); an environment
 // fault leaves it as it was. Either way the other slot is tried in the
 // same boot. A forced slot that fails is not marked and nothing else is
-// tried.
+// tried. Once the attempts returned, one more write ends the data mount
+// the boot counted (State.UnfinishedDataMounts) and retires the good slots
+// an image fault retires.
 //
 // A slot that is not yet good is only booted once its decrement is durable:
 // if the state cannot be saved, that try could not be counted and a slot
@@ -81,8 +85,9 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 		if req.DataUsed && !state.DataSeen && !c.Forced {
 			state.DataSeen, changed = true, true
 		}
-		if state.UnfinishedDataMounts != 0 && !c.Forced {
-			// The data phase is over: its mount, if any, returned.
+		if req.Forced == "" && state.UnfinishedDataMounts != 0 && (!req.DataUsed || err != nil) {
+			// The data partition's part in this boot is over: it was
+			// left alone, or every attempt returned.
 			state.UnfinishedDataMounts, changed = 0, true
 		}
 		saveErr := saveIf(st, &state, changed)
@@ -97,11 +102,7 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 		tried, failed := sel.attempt(c, saveErr, try)
 		if failed == nil {
 			sel.Choice = c
-			for _, p := range sel.pending {
-				sel.Fallbacks[p.i].Retired = true
-				sel.warn(markBad(st, &state, p.slot, p.failed))
-			}
-			sel.State = state
+			sel.end(st, &state, req)
 			return sel, nil
 		}
 		// A slot that could not be tried (its try not countable) is only
@@ -111,6 +112,30 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 		}
 		excluded = append(excluded, c.Slot)
 	}
+}
+
+// end records, once a slot booted, what the boot learned after the
+// choice, in one write: the good slots that failed with an image fault
+// before it are retired, and the data partition's work in the new root
+// (the /var seed, the /etc merge, the upper, the binds) returned, which
+// ends the mount BeginDataMount counted. Until then the count stands, so a
+// boot that hangs in that work is counted like one that hangs in the mount
+// (docs/boot-sequence.md, "A mount that never returns").
+func (sel *Selection) end(st Store, s *State, req Request) {
+	changed := false
+	for _, p := range sel.pending {
+		sel.Fallbacks[p.i].Retired = true
+		if err := s.MarkBad(p.slot, p.failed.Error()); err != nil {
+			sel.warn(errors.Join(p.failed, err))
+			continue
+		}
+		changed = true
+	}
+	if req.Forced == "" && s.UnfinishedDataMounts != 0 {
+		s.UnfinishedDataMounts, changed = 0, true
+	}
+	sel.warn(saveIf(st, s, changed))
+	sel.State = *s
 }
 
 // attempt tries one choice, records its failure and reports whether try

@@ -97,9 +97,11 @@ type State struct {
 	// for it like any required device.
 	DataSeen bool
 	// UnfinishedDataMounts counts the boots in a row that began mounting
-	// the data partition and never reached the choice of a slot, whose
-	// write sets it back to 0: a mount that hangs or panics the kernel,
-	// or a power cut during one (see DataMountLimit).
+	// the data partition and never finished with it: the mount, or the
+	// work in the new root after the choice of a slot (the /var seed, the
+	// /etc merge, the upper, the binds), hung or panicked the kernel, or
+	// the power was cut during it (see DataMountLimit). Select sets it
+	// back to 0 once that work returned.
 	UnfinishedDataMounts uint8
 	// LastGood is the image last marked good (zero before the first).
 	LastGood LastGood
@@ -110,17 +112,18 @@ type State struct {
 
 // DataMountLimit is how many unfinished mounts of the data partition in a
 // row make the next boot leave it alone (volatile, loudly), so that a data
-// file system whose mount hangs or panics the kernel in every boot lets
-// one boot in DataMountLimit+1 come up, where it can be repaired, instead
-// of none. One unfinished mount is tolerated: a power cut during it.
+// file system whose mount, or whose preparation for the new root, hangs or
+// panics the kernel in every boot lets one boot in DataMountLimit+1 come
+// up, where it can be repaired, instead of none. One unfinished mount is
+// tolerated: a power cut during it.
 const DataMountLimit = 2
 
 // DataMountUnfinished reports whether the last DataMountLimit boots began
-// mounting the data partition and never reached the choice of a slot.
+// mounting the data partition and never finished with it.
 func (s State) DataMountUnfinished() bool { return s.UnfinishedDataMounts >= DataMountLimit }
 
 // BeginDataMount counts a mount of the data partition that this boot is
-// about to begin; the choice of a slot (Select) ends it.
+// about to begin; Select ends it once the slot's attempts returned.
 func (s *State) BeginDataMount() {
 	if s.UnfinishedDataMounts < 255 {
 		s.UnfinishedDataMounts++

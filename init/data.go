@@ -268,24 +268,26 @@ func (b *boot) countedDataMount() *bootState {
 }
 
 // unfinishedMounts fails when the last boots began mounting the data
-// partition and never reached the choice of a slot
-// (bootstate.DataMountLimit): a mount that hangs or panics the kernel, the
-// same in every boot, would otherwise take every boot with it. This boot
-// leaves the partition alone (volatile, loudly), before any passphrase is
-// asked for, and its choice of a slot sets the count back to 0, so that
-// the next boot mounts it again.
+// partition and never finished with it (bootstate.DataMountLimit): a mount,
+// or a step of its preparation for the new root (the /var seed, the /etc
+// merge, the upper, the binds), that hangs or panics the kernel, the same
+// in every boot, would otherwise take every boot with it. This boot leaves
+// the partition alone (volatile, loudly), before any passphrase is asked
+// for, and its choice of a slot sets the count back to 0, so that the next
+// boot mounts it again.
 func (b *boot) unfinishedMounts() error {
 	bs := b.countedDataMount()
 	if bs == nil || !bs.state.DataMountUnfinished() {
 		return nil
 	}
-	return fmt.Errorf("the last %d boots began mounting it and never got further (a mount that hung or panicked the kernel, or power cuts): it is left alone in this boot so that the system comes up, and mounted again at the next boot", bs.state.UnfinishedDataMounts)
+	return fmt.Errorf("the last %d boots began mounting it and never finished with it (its mount or its preparation for the new root hung or panicked the kernel, or power cuts): it is left alone in this boot so that the system comes up, and mounted again at the next boot", bs.state.UnfinishedDataMounts)
 }
 
 // beginDataMount makes this boot's mount of the data partition durable in
-// the boot state before it begins; the choice of a slot ends it in the
-// write that counts the slot's try (bootstate.Select). A state that
-// cannot be saved is a warning: the mount goes on, uncounted.
+// the boot state before it begins; bootstate.Select ends it once the
+// slot's attempts, which prepare the data partition for the new root,
+// returned. A state that cannot be saved is a warning: the mount goes on,
+// uncounted.
 func (b *boot) beginDataMount() {
 	bs := b.countedDataMount()
 	if bs == nil {

@@ -426,7 +426,7 @@ func TestDataMountCounted(t *testing.T) {
 				t.Fatalf("mountData: %v, mounts %+v: want the data partition mounted", err, fm.active)
 			case !tc.mounted && (err == nil || len(fm.active) != 0):
 				t.Fatalf("mountData: %v, mounts %+v: want it left alone", err, fm.active)
-			case !tc.mounted && !strings.Contains(err.Error(), "the last 2 boots began mounting it and never got further"):
+			case !tc.mounted && !strings.Contains(err.Error(), "the last 2 boots began mounting it and never finished with it"):
 				t.Errorf("error %q: want it to say why", err)
 			}
 			if tc.mounted && atMount != tc.atMount {

@@ -322,6 +322,38 @@ func TestDataExt4ErrorsPanicGoesVolatile(t *testing.T) {
 	}
 }
 
+// ext4BlockSize is the block size of the ext4 image img, in bytes.
+func ext4BlockSize(t testing.TB, img string) int64 {
+	t.Helper()
+	bs := strings.TrimSpace(run(t, "sh", "-c", `dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Block size: *//p'`, "sh", img))
+	var size int64
+	if _, err := fmt.Sscan(bs, &size); err != nil || size <= 0 {
+		t.Fatalf("block size of %s: %q: %v", img, bs, err)
+	}
+	return size
+}
+
+// ext4Blocks is where the data blocks of path are in the ext4 image img:
+// their byte offsets in img, and the block size.
+func ext4Blocks(t testing.TB, img, path string) ([]int64, int64) {
+	t.Helper()
+	size := ext4BlockSize(t, img)
+	out := strings.TrimSpace(run(t, "debugfs", "-R", "blocks "+path, img))
+	var offs []int64
+	// The last line: debugfs names itself on stderr first.
+	for _, f := range strings.Fields(out[strings.LastIndex(out, "\n")+1:]) {
+		var n int64
+		if _, err := fmt.Sscan(f, &n); err != nil {
+			t.Fatalf("debugfs blocks %s: %q: %v", path, out, err)
+		}
+		offs = append(offs, n*size)
+	}
+	if len(offs) == 0 {
+		t.Fatalf("debugfs blocks %s: %q: no blocks", path, out)
+	}
+	return offs, size
+}
+
 // corruptInode changes one byte (the access time) of the inode of path in
 // the ext4 image img, leaving its checksum stale: the kernel's read of the
 // inode fails the check (metadata_csum, mkfs.ext4's default).
@@ -336,11 +368,7 @@ func corruptInode(t testing.TB, img, path string) {
 	if _, err := fmt.Sscanf(out[i:], "located at block %d, offset %v", &block, &offset); err != nil {
 		t.Fatalf("debugfs imap %s: %q: %v", path, out, err)
 	}
-	bs := strings.TrimSpace(run(t, "sh", "-c", `dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Block size: *//p'`, "sh", img))
-	var size int64
-	if _, err := fmt.Sscan(bs, &size); err != nil {
-		t.Fatalf("block size of %s: %q: %v", img, bs, err)
-	}
+	size := ext4BlockSize(t, img)
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

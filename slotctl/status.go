@@ -26,8 +26,9 @@ type statusView struct {
 	LastGood      string `json:"last_good,omitempty"` // SLOT/IMAGE-ID
 	DataSeen      bool   `json:"data_seen"`
 	// UnfinishedDataMounts is nonzero when the last boots began mounting
-	// the data partition and never chose a slot (a hang, a kernel panic):
-	// at bootstate.DataMountLimit the next boot leaves it alone.
+	// the data partition and never finished with it (a hang, a kernel
+	// panic, in its mount or its preparation for the new root): at
+	// bootstate.DataMountLimit the next boot leaves it alone.
 	UnfinishedDataMounts uint8          `json:"unfinished_data_mounts"`
 	Warnings             []string       `json:"warnings,omitempty"`
 	Slots                []slotView     `json:"slots"`
@@ -150,7 +151,7 @@ func (v *statusView) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "rollback floor: %d; last good: %s; data partition seen: %s\n", v.RollbackFloor, orDash(v.LastGood), yesNo(v.DataSeen))
 	if n := v.UnfinishedDataMounts; n > 0 {
-		fmt.Fprintf(w, "unfinished mounts of the data partition: %d (boots that began mounting it and never chose a slot; at %d the next boot leaves it alone)\n", n, bootstate.DataMountLimit)
+		fmt.Fprintf(w, "unfinished mounts of the data partition: %d (boots that began mounting it and never finished with it; at %d the next boot leaves it alone)\n", n, bootstate.DataMountLimit)
 	}
 	v.printBoot(w)
 	if m := v.EtcMerge; m != nil {
