@@ -54,6 +54,12 @@ type Choice struct {
 //
 // maxUnconfirmed 0 means DefaultMaxUnconfirmed.
 func (s *State) Choose(forced Slot, maxUnconfirmed int, exclude ...Slot) (Choice, error) {
+	return s.choose(forced, maxUnconfirmed, false, exclude)
+}
+
+// choose is Choose; with preferGood a good slot is chosen over a slot on
+// trial of higher priority (Request.PreferGood).
+func (s *State) choose(forced Slot, maxUnconfirmed int, preferGood bool, exclude []Slot) (Choice, error) {
 	if forced != "" {
 		return s.chooseForced(forced, exclude)
 	}
@@ -61,9 +67,15 @@ func (s *State) Choose(forced Slot, maxUnconfirmed int, exclude ...Slot) (Choice
 	demoted := s.demote(maxUnconfirmed, exclude)
 	var reason string
 	x, ok := s.best(exclude)
-	if ok {
+	if ok && preferGood && !s.Slot(x).Good {
+		if g, gok := s.best(append(slices.Clone(exclude), x)); gok && s.Slot(g).Good {
+			reason = fmt.Sprintf("%s is good: it boots before %s, on trial, while the data partition is left alone", g, x)
+			x = g
+		}
+	}
+	if ok && reason == "" {
 		reason = s.why(x, exclude)
-	} else {
+	} else if !ok {
 		// A good slot left at priority 0 (a retired slot booted with
 		// slot= and marked good, which MarkGood leaves retired) is the
 		// last resort: a slot that worked is never given up for none.

@@ -4,6 +4,7 @@ package bootstate
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -372,16 +373,31 @@ func TestSelectEndsDataMount(t *testing.T) {
 			t.Fatal(err)
 		}
 		var during []uint8
-		sel, _ := Select(m, s, Request{DataUsed: true}, func(c Choice) error {
-			during = append(during, mustLoad(t, m).UnfinishedDataMounts)
+		var lastSeq uint64
+		settled := false
+		req := Request{DataUsed: true, AfterAttempts: func() {
+			if settled || mustLoad(t, m).UnfinishedDataMounts != 1 {
+				t.Errorf("%s: AfterAttempts ran twice, or after the count was ended", tc.name)
+			}
+			settled = true
+		}}
+		sel, err := Select(m, s, req, func(c Choice) error {
+			stored := mustLoad(t, m)
+			during, lastSeq = append(during, stored.UnfinishedDataMounts), stored.Seq
 			return tc.try(c)
 		})
 		if len(during) == 0 || slices.ContainsFunc(during, func(n uint8) bool { return n != 1 }) {
 			t.Errorf("%s: unfinished data mounts stored during the attempts: %v, want 1 in each", tc.name, during)
 		}
+		if !settled {
+			t.Errorf("%s: AfterAttempts did not run", tc.name)
+		}
 		got := mustLoad(t, m)
 		if got.UnfinishedDataMounts != 0 || got != sel.State {
 			t.Errorf("%s: after the attempts: stored %+v, selection %+v: want no unfinished mount, stored", tc.name, got, sel.State)
+		}
+		if err == nil && got.Seq != lastSeq+1 {
+			t.Errorf("%s: %d writes after the last attempt began, want 1: the end of the count and the retirements in one", tc.name, got.Seq-lastSeq)
 		}
 		for _, x := range tc.retired {
 			if got.Slot(x).Priority != 0 {
@@ -576,5 +592,136 @@ func TestSetNextKeepsTheOnlyGoodSlot(t *testing.T) {
 	_ = s.SetNext(SlotA, 2, "")
 	if a := s.Slot(SlotA); a.Good || a.Tries != 2 || !s.Slot(SlotB).Good {
 		t.Errorf("set-next a with b good: %+v, want a on trial and b good", s.Slots)
+	}
+}
+
+// restart is a boot the kernel restarted (dm-verity's restart_on_corruption,
+// a watchdog): what Select wrote before it stays, nothing after.
+type restart struct{}
+
+// simulateBoot is one boot as the init runs it (init/data.go, root_slot.go)
+// against the state in m: the data partition's mount counted before it
+// begins, or left alone after DataMountLimit unfinished ones (the boot then
+// prefers a good slot); attempt says whether the slot's attempt, with or
+// without the data partition, comes up (true), fails (false) or restarts
+// the machine (panic(restart{})). A boot that came up is confirmed, as
+// keel-mark-good does. It returns the slot that came up, "" if none, and
+// whether the data partition was used.
+func simulateBoot(t *testing.T, m *MemStore, attempt func(x Slot, data bool) bool) (booted Slot, data bool) {
+	t.Helper()
+	s := mustLoad(t, m)
+	data = !s.DataMountUnfinished()
+	if data {
+		s.BeginDataMount()
+		if err := Save(m, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(restart); !ok {
+				panic(r)
+			}
+			booted = ""
+		}
+	}()
+	sel, err := Select(m, s, Request{DataUsed: data, PreferGood: !data}, func(c Choice) error {
+		if !attempt(c.Slot, data) {
+			return Classify(Environment, "x", errors.New("failed"))
+		}
+		return nil
+	})
+	if err != nil {
+		return "", data
+	}
+	s = sel.State
+	if err := s.MarkGood(sel.Choice.Slot, "img-"+string(sel.Choice.Slot), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(m, &s); err != nil {
+		t.Fatal(err)
+	}
+	return sel.Choice.Slot, data
+}
+
+// TestTrialRestartingInTheDataWorkRollsBack: slot a is good, slot b an
+// update on trial whose image restarts the machine in the data work (a
+// corrupt block of its /etc, read only by the /etc merge, with dm-verity's
+// restart_on_corruption). Those boots are counted as unfinished data
+// mounts; the boot that then leaves the data partition alone must not boot
+// b, whose merge it skips and which would come up and be confirmed: it
+// boots a, good. b spends its tries in the boots with the data partition
+// and is retired; a is never lost and b never confirmed. A review found
+// the first form of the count booting b volatile and confirming it every
+// third boot.
+func TestTrialRestartingInTheDataWorkRollsBack(t *testing.T) {
+	m := NewMemStore(BootStateMinSize)
+	s := DefaultState()
+	if err := s.MarkGood(SlotA, "img-a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNext(SlotB, DefaultTries, "img-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(m, &s); err != nil {
+		t.Fatal(err)
+	}
+	var trace []string
+	for n := 1; n <= 12; n++ {
+		booted, data := simulateBoot(t, m, func(x Slot, data bool) bool {
+			if x == SlotB && data {
+				panic(restart{}) // the merge reads the corrupt block
+			}
+			return true
+		})
+		trace = append(trace, fmt.Sprintf("%d: %q data %v", n, booted, data))
+		got := mustLoad(t, m)
+		if got.Slot(SlotB).Good {
+			t.Fatalf("b, whose image restarts the machine, was confirmed: %v; %+v", trace, got)
+		}
+		if !got.Slot(SlotA).Good || !got.Slot(SlotA).Bootable() {
+			t.Fatalf("a, good, was lost: %v; %+v", trace, got)
+		}
+		if booted == SlotB {
+			t.Fatalf("b came up without its data partition: %v", trace)
+		}
+	}
+	got := mustLoad(t, m)
+	if got.Slot(SlotB).Bootable() || got.UnfinishedDataMounts != 0 {
+		t.Errorf("after 12 boots: %+v: want b retired (its tries spent), a booting with the data partition", got)
+	}
+	if last := trace[len(trace)-1]; last != `12: "a" data true` {
+		t.Errorf("last boot %s: want a, with the data partition (%v)", last, trace)
+	}
+}
+
+// TestPreferGood: with PreferGood a good slot boots before a slot on
+// trial of higher priority, and says why; without a good slot, or when the
+// good slot failed in this boot, the trial boots.
+func TestPreferGood(t *testing.T) {
+	ok := func(Choice) error { return nil }
+	for _, tc := range []struct {
+		name  string
+		state State
+		try   func(Choice) error
+		want  Slot
+	}{
+		{"good before trial", st(SlotState{Priority: 1, Good: true}, SlotState{Priority: 2, Tries: 2}), ok, SlotA},
+		{"no good slot", st(SlotState{Priority: 1, Tries: 3}, SlotState{Priority: 2, Tries: 2}), ok, SlotB},
+		{"the good slot fails", st(SlotState{Priority: 1, Good: true}, SlotState{Priority: 2, Tries: 2}), func(c Choice) error {
+			if c.Slot == SlotA {
+				return Classify(Environment, "x", errors.New("late disk"))
+			}
+			return nil
+		}, SlotB},
+	} {
+		m := NewMemStore(BootStateMinSize)
+		sel, err := Select(m, tc.state, Request{PreferGood: true}, tc.try)
+		if err != nil || sel.Choice.Slot != tc.want {
+			t.Errorf("%s: %+v, %v: want %s", tc.name, sel.Choice, err, tc.want)
+		}
+		if tc.name == "good before trial" && !strings.Contains(sel.Choice.Reason, "a is good: it boots before b, on trial, while the data partition is left alone") {
+			t.Errorf("%s: reason %q: want why", tc.name, sel.Choice.Reason)
+		}
 	}
 }

@@ -29,6 +29,20 @@ type Request struct {
 	// State.UnfinishedDataMounts, stays counted until the attempts returned:
 	// try prepares the data partition for the new root too.
 	DataUsed bool
+	// PreferGood chooses a good slot over a slot on trial of higher
+	// priority. The init sets it when it leaves the data partition alone
+	// because the last boots never finished with it
+	// (State.DataMountUnfinished): those boots may have been restarted by
+	// the trial's own image (dm-verity's restart_on_corruption on a block
+	// the /var seed or the /etc merge read), and a boot of the trial
+	// without the data partition, which skips those reads, could confirm
+	// it. The good slot boots instead; the trial's next boot, with the
+	// data partition, spends its next try.
+	PreferGood bool
+	// AfterAttempts, when set, runs once the attempts returned, before the
+	// write that ends the data mount: the init unmounts there what an
+	// attempt left of the data partition, so that a hang in it is counted.
+	AfterAttempts func()
 }
 
 // Selection is the outcome of Select, for the boot report.
@@ -80,10 +94,13 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 	var excluded []Slot
 	for {
 		before := state
-		c, err := state.Choose(req.Forced, req.MaxUnconfirmed, excluded...)
+		c, err := state.choose(req.Forced, req.MaxUnconfirmed, req.PreferGood, excluded)
 		changed := c.Changed
 		if req.DataUsed && !state.DataSeen && !c.Forced {
 			state.DataSeen, changed = true, true
+		}
+		if err != nil {
+			req.afterAttempts()
 		}
 		if req.Forced == "" && state.UnfinishedDataMounts != 0 && (!req.DataUsed || err != nil) {
 			// The data partition's part in this boot is over: it was
@@ -122,6 +139,7 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 // boot that hangs in that work is counted like one that hangs in the mount
 // (docs/boot-sequence.md, "A mount that never returns").
 func (sel *Selection) end(st Store, s *State, req Request) {
+	req.afterAttempts()
 	changed := false
 	for _, p := range sel.pending {
 		sel.Fallbacks[p.i].Retired = true
@@ -136,6 +154,12 @@ func (sel *Selection) end(st Store, s *State, req Request) {
 	}
 	sel.warn(saveIf(st, s, changed))
 	sel.State = *s
+}
+
+func (req Request) afterAttempts() {
+	if req.AfterAttempts != nil {
+		req.AfterAttempts()
+	}
 }
 
 // attempt tries one choice, records its failure and reports whether try

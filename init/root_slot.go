@@ -61,12 +61,15 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 			forced = ""
 		}
 	}
-	req := bootstate.Request{Forced: forced, MaxUnconfirmed: b.maxUnconfirmed(), DataUsed: b.data != nil}
+	req := bootstate.Request{Forced: forced, MaxUnconfirmed: b.maxUnconfirmed(), DataUsed: b.data != nil,
+		// Left alone (unfinishedMounts): a good slot, not a trial, comes up.
+		PreferGood: b.data == nil && bs.state.DataMountUnfinished(),
+		// Unmounted before the write that ends the data mount's count.
+		AfterAttempts: b.settleData}
 	sel, err := bootstate.Select(bs.store, bs.state, req, func(c bootstate.Choice) error {
 		b.log.Infof("slot %s: %s", c.Slot, c.Reason)
 		return b.trySlot(layout, c.Slot)
 	})
-	b.settleData()
 	bs.state = sel.State
 	b.reportSelection(sel, err)
 	if err != nil {
