@@ -40,14 +40,16 @@ func (r *Registry) WaitSystemDisk(ctx context.Context, rootDisk, loaderPartUUID 
 	}
 }
 
-// Strays lists the keel-labelled partitions of every known disk but disk,
-// reading the partition tables of disks announced since the choice.
-func (r *Registry) Strays(disk string) []DiskPart {
-	sd, err := r.WaitSystemDisk(context.Background(), disk, "")
+// Recheck looks at the choice of disk again with every disk known now,
+// reading the partition tables of disks announced since: the
+// keel-labelled partitions of the other disks (Strays), and those holding
+// the firmware's boot partition too (LoaderCopies).
+func (r *Registry) Recheck(disk, loaderPartUUID string) SystemDisk {
+	sd, err := r.WaitSystemDisk(context.Background(), disk, loaderPartUUID)
 	if err != nil {
-		return nil // only a label twice on disk; the choice reported it
+		return SystemDisk{Disk: disk} // only a label twice on disk; the choice reported it
 	}
-	return sd.Strays
+	return sd
 }
 
 // tablesPending reports a disk whose partition table is being read.

@@ -5,6 +5,7 @@ package devices
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -34,10 +35,12 @@ func isSlotLabel(label string) bool {
 	return false
 }
 
-// Errors of ChooseSystemDisk.
+// Errors of ChooseSystemDisk. ErrLoaderDiskNotSeen comes wrapped with
+// ErrNoSystemDisk: the disk to choose may still be announced.
 var (
-	ErrNoSystemDisk   = errors.New("no system disk")
-	ErrTwoSystemDisks = errors.New("more than one system disk")
+	ErrNoSystemDisk      = errors.New("no system disk")
+	ErrTwoSystemDisks    = errors.New("more than one system disk")
+	ErrLoaderDiskNotSeen = errors.New("the firmware's boot partition is on no disk seen yet")
 )
 
 // DiskPart is a partition as the system disk choice sees it: where it is
@@ -58,6 +61,13 @@ func (p DiskPart) String() string {
 type SystemDisk struct {
 	Disk   string
 	Strays []DiskPart // keel labels on other disks, sorted: named, never used
+	// ByLoader is set when the disk was chosen for holding the firmware's
+	// boot partition (loaderPartUUID): another disk holding the slot
+	// labels, then or later, is no rival.
+	ByLoader bool
+	// LoaderCopies are the other disks holding a partition with the
+	// loader's PARTUUID, sorted: a disk cloned from this one.
+	LoaderCopies []string
 }
 
 // ChooseSystemDisk decides which disk is the system disk, from the
@@ -65,11 +75,19 @@ type SystemDisk struct {
 //
 //   - rootDisk != "" (single and plain modes, root= given): the disk that
 //     holds root= is the system disk, whatever else is found.
+//   - Otherwise, when loaderPartUUID is set (the EFI LoaderDevicePartUUID
+//     systemd-boot or systemd-stub left: the partition the firmware loaded
+//     it from), the disk holding that partition is the system disk if it
+//     holds all the slot labels (root-a, verity-a, root-b, verity-b),
+//     whatever other disk holds them too. While no disk holds it, the
+//     error wraps ErrNoSystemDisk and ErrLoaderDiskNotSeen (the caller
+//     waits, then decides without it); two disks holding it are an error
+//     (a copy of the disk: which one the firmware read is a guess). A
+//     loader partition on a disk without the slot labels (an ESP on
+//     another disk) leaves the choice to the labels.
 //   - Otherwise the system disk is the one disk that holds all the slot
-//     labels (root-a, verity-a, root-b, verity-b). A disk holding only some
-//     keel labels is no candidate. Two candidates are an error naming both,
-//     unless loaderPartUUID (the EFI LoaderDevicePartUUID the boot loader
-//     left, "" when none) is a partition of exactly one of them.
+//     labels. A disk holding only some keel labels is no candidate. Two
+//     candidates are an error naming both.
 //
 // A keel label twice on the system disk is an error (which one would be
 // used is a guess). Every keel-labelled partition on another disk is a
@@ -79,17 +97,22 @@ func ChooseSystemDisk(parts []DiskPart, rootDisk, loaderPartUUID string) (System
 	for _, p := range parts {
 		byDisk[p.Disk] = append(byDisk[p.Disk], p)
 	}
-	disk := rootDisk
+	disk, byLoader := rootDisk, false
 	if disk == "" {
 		var err error
-		if disk, err = chooseCandidate(byDisk, loaderPartUUID); err != nil {
+		if disk, byLoader, err = chooseCandidate(byDisk, loaderPartUUID); err != nil {
 			return SystemDisk{}, err
 		}
 	}
 	if err := checkUnique(disk, byDisk[disk]); err != nil {
 		return SystemDisk{}, err
 	}
-	sd := SystemDisk{Disk: disk}
+	sd := SystemDisk{Disk: disk, ByLoader: byLoader}
+	for _, d := range disksHolding(byDisk, loaderPartUUID) {
+		if d != disk {
+			sd.LoaderCopies = append(sd.LoaderCopies, d)
+		}
+	}
 	for _, p := range parts {
 		if p.Disk != disk && IsKeelLabel(p.Label) {
 			sd.Strays = append(sd.Strays, p)
@@ -99,7 +122,7 @@ func ChooseSystemDisk(parts []DiskPart, rootDisk, loaderPartUUID string) (System
 	return sd, nil
 }
 
-func chooseCandidate(byDisk map[string][]DiskPart, loaderPartUUID string) (string, error) {
+func chooseCandidate(byDisk map[string][]DiskPart, loaderPartUUID string) (disk string, byLoader bool, err error) {
 	var cands, partial []string
 	for disk, ps := range byDisk {
 		labels := keelLabels(ps)
@@ -112,42 +135,46 @@ func chooseCandidate(byDisk map[string][]DiskPart, loaderPartUUID string) (strin
 	}
 	sort.Strings(cands)
 	sort.Strings(partial)
+	if loaderPartUUID != "" {
+		switch ld := disksHolding(byDisk, loaderPartUUID); {
+		case len(ld) == 0:
+			return "", false, fmt.Errorf("%w: %w: PARTUUID=%s (LoaderDevicePartUUID, the partition the firmware loaded the kernel from)", ErrNoSystemDisk, ErrLoaderDiskNotSeen, loaderPartUUID)
+		case len(ld) > 1:
+			return "", false, fmt.Errorf("%w: %s all hold PARTUUID=%s, the partition the firmware loaded the kernel from (LoaderDevicePartUUID): one is a copy of the other, and which one the firmware read cannot be told; remove the disk that is not this machine's",
+				ErrTwoSystemDisks, joinAnd(ld), loaderPartUUID)
+		case slices.Contains(cands, ld[0]):
+			return ld[0], true, nil
+		}
+		// An ESP on a disk without the slots: the labels decide.
+	}
 	switch len(cands) {
 	case 0:
 		why := "no disk holds keel partitions"
 		if len(partial) > 0 {
 			why = strings.Join(partial, "; ")
 		}
-		return "", fmt.Errorf("%w: no disk holds all of %s (%s)", ErrNoSystemDisk, strings.Join(SlotLabels(), ", "), why)
+		return "", false, fmt.Errorf("%w: no disk holds all of %s (%s)", ErrNoSystemDisk, strings.Join(SlotLabels(), ", "), why)
 	case 1:
-		return cands[0], nil
+		return cands[0], false, nil
 	}
-	if d := loaderDisk(byDisk, cands, loaderPartUUID); d != "" {
-		return d, nil
-	}
-	return "", fmt.Errorf("%w: %s all hold %s: keel takes its partitions from one disk only; remove or relabel the others",
+	return "", false, fmt.Errorf("%w: %s all hold %s: keel takes its partitions from one disk only; remove or relabel the others",
 		ErrTwoSystemDisks, joinAnd(cands), strings.Join(SlotLabels(), ", "))
 }
 
-// loaderDisk is the one candidate holding the partition the boot loader
-// was started from, or "".
-func loaderDisk(byDisk map[string][]DiskPart, cands []string, partUUID string) string {
+// disksHolding lists, sorted, the disks holding a partition whose PARTUUID
+// is partUUID (any case); none for "".
+func disksHolding(byDisk map[string][]DiskPart, partUUID string) []string {
 	if partUUID == "" {
-		return ""
+		return nil
 	}
 	var found []string
-	for _, d := range cands {
-		for _, p := range byDisk[d] {
-			if strings.EqualFold(p.PartUUID, partUUID) {
-				found = append(found, d)
-				break
-			}
+	for d, ps := range byDisk {
+		if slices.ContainsFunc(ps, func(p DiskPart) bool { return strings.EqualFold(p.PartUUID, partUUID) }) {
+			found = append(found, d)
 		}
 	}
-	if len(found) == 1 {
-		return found[0]
-	}
-	return ""
+	sort.Strings(found)
+	return found
 }
 
 // checkUnique refuses a keel label held by two partitions of the system disk.

@@ -25,6 +25,16 @@ func disk(name string, labels ...string) []DiskPart {
 
 func cat(parts ...[]DiskPart) []DiskPart { return slices.Concat(parts...) }
 
+// clone is ps copied onto disk name, PARTUUIDs and all (dd of a disk).
+func clone(ps []DiskPart, name string) []DiskPart {
+	var out []DiskPart
+	for i, p := range ps {
+		p.Disk, p.Part = name, PartitionName(name, i+1)
+		out = append(out, p)
+	}
+	return out
+}
+
 var ab = []string{"root-a", "verity-a", "root-b", "verity-b", "bootstate"}
 
 func TestChooseSystemDisk(t *testing.T) {
@@ -49,6 +59,13 @@ func TestChooseSystemDisk(t *testing.T) {
 			strays: "vda1 (PARTLABEL=root-a on vda), vda2 (PARTLABEL=verity-a on vda), vda3 (PARTLABEL=root-b on vda), vda4 (PARTLABEL=verity-b on vda), vda5 (PARTLABEL=bootstate on vda)"},
 		{name: "loader partition elsewhere", parts: cat(disk("vdb", ab...), disk("vda", ab...), disk("sda", "EFI System")), loader: "sda-1",
 			wantErr: "more than one system disk"},
+		{name: "loader partition on a disk without the slots", parts: cat(disk("vda", ab...), disk("sda", "EFI System")), loader: "SDA-1", want: "vda"},
+		{name: "loader partition decides against the first disk", parts: cat(disk("vda", ab...), disk("vdb", append([]string{"EFI System"}, ab...)...)), loader: "vdb-1", want: "vdb",
+			strays: "vda1 (PARTLABEL=root-a on vda), vda2 (PARTLABEL=verity-a on vda), vda3 (PARTLABEL=root-b on vda), vda4 (PARTLABEL=verity-b on vda), vda5 (PARTLABEL=bootstate on vda)"},
+		{name: "loader partition not seen yet", parts: disk("vda", ab...), loader: "nvme0n1-1",
+			wantErr: "no system disk: the firmware's boot partition is on no disk seen yet: PARTUUID=nvme0n1-1 (LoaderDevicePartUUID"},
+		{name: "loader partition on two disks", parts: cat(disk("vda", ab...), clone(disk("vda", ab...), "vdb")), loader: "vda-3",
+			wantErr: "more than one system disk: vda and vdb all hold PARTUUID=vda-3, the partition the firmware loaded the kernel from"},
 		{name: "label twice", parts: disk("vda", "root-a", "verity-a", "root-b", "verity-b", "data", "data"),
 			wantErr: "system disk vda has 2 partitions labelled data (vda5, vda6): expected one each"},
 		{name: "root= names the disk", parts: cat(disk("sda", "rootfs"), disk("vda", ab...)), root: "sda", want: "sda",
@@ -78,6 +95,23 @@ func TestChooseSystemDisk(t *testing.T) {
 	if _, err := ChooseSystemDisk(nil, "", ""); !errors.Is(err, ErrNoSystemDisk) {
 		t.Errorf("no disks: %v, want ErrNoSystemDisk", err)
 	}
+	_, err = ChooseSystemDisk(disk("vda", ab...), "", "sda-1")
+	if !errors.Is(err, ErrNoSystemDisk) || !errors.Is(err, ErrLoaderDiskNotSeen) {
+		t.Errorf("the loader's disk not seen: %v, want ErrNoSystemDisk and ErrLoaderDiskNotSeen", err)
+	}
+	sd, err := ChooseSystemDisk(cat(disk("vda", ab...), disk("vdb", ab...)), "", "vdb-2")
+	if err != nil || sd.Disk != "vdb" || !sd.ByLoader || sd.LoaderCopies != nil {
+		t.Errorf("the loader's disk among two: %+v, %v: want vdb, by the loader, no copies", sd, err)
+	}
+	if sd, err := ChooseSystemDisk(disk("vda", ab...), "", ""); err != nil || sd.ByLoader {
+		t.Errorf("no loader: %+v, %v: want vda, by its labels", sd, err)
+	}
+	// The recheck after the choice, the disk pinned: a copy of the loader's
+	// partition announced since is named.
+	sd, err = ChooseSystemDisk(cat(disk("vda", ab...), clone(disk("vda", ab...), "sda")), "vda", "vda-1")
+	if err != nil || sd.Disk != "vda" || !slices.Equal(sd.LoaderCopies, []string{"sda"}) {
+		t.Errorf("a copy announced late: %+v, %v: want sda named as a copy", sd, err)
+	}
 }
 
 // FuzzChooseSystemDisk: whatever the partitions, the answer does not
@@ -100,10 +134,14 @@ func FuzzChooseSystemDisk(f *testing.F) {
 		if useRoot {
 			root = fmt.Sprintf("vd%c", 'a'+loader%4)
 		}
-		sd, err := ChooseSystemDisk(parts, root, fmt.Sprint(loader))
+		loaderUUID := fmt.Sprint(loader % 16)
+		if loader >= 128 {
+			loaderUUID = ""
+		}
+		sd, err := ChooseSystemDisk(parts, root, loaderUUID)
 		rev := slices.Clone(parts)
 		slices.Reverse(rev)
-		sd2, err2 := ChooseSystemDisk(rev, root, fmt.Sprint(loader))
+		sd2, err2 := ChooseSystemDisk(rev, root, loaderUUID)
 		if fmt.Sprint(sd, err) != fmt.Sprint(sd2, err2) {
 			t.Fatalf("order matters: %v, %v vs %v, %v", sd, err, sd2, err2)
 		}
@@ -129,6 +167,21 @@ func FuzzChooseSystemDisk(f *testing.F) {
 		}
 		if strays != len(sd.Strays) {
 			t.Fatalf("%d strays reported, %d keel labels elsewhere", len(sd.Strays), strays)
+		}
+		holders := map[string]bool{}
+		for _, p := range parts {
+			if loaderUUID != "" && p.PartUUID == loaderUUID {
+				holders[p.Disk] = true
+			}
+		}
+		if root == "" && holders[sd.Disk] != sd.ByLoader {
+			t.Fatalf("chose %s (by the loader: %v), holders of PARTUUID=%s %v: the loader's disk must decide when it is a candidate", sd.Disk, sd.ByLoader, loaderUUID, holders)
+		}
+		if root == "" && loaderUUID != "" && len(holders) == 0 {
+			t.Fatalf("chose %s while the loader's partition %s is on no disk: want a wait", sd.Disk, loaderUUID)
+		}
+		if len(sd.LoaderCopies)+map[bool]int{true: 1}[holders[sd.Disk]] != len(holders) || slices.Contains(sd.LoaderCopies, sd.Disk) {
+			t.Fatalf("loader copies %v of %s, holders %v", sd.LoaderCopies, sd.Disk, holders)
 		}
 	})
 }
@@ -179,7 +232,7 @@ func TestWaitSystemDiskRegistry(t *testing.T) {
 	if d := fs.reg.DiskOf(filepath.Join(fs.dev, "vda3")); d != "vda" {
 		t.Errorf("DiskOf(vda3) = %q", d)
 	}
-	if got := fs.reg.Strays("vda"); len(got) != 2 {
+	if got := fs.reg.Recheck("vda", "").Strays; len(got) != 2 {
 		t.Errorf("Strays(vda) = %+v", got)
 	}
 }
@@ -259,5 +312,50 @@ func TestLateCandidates(t *testing.T) {
 	}
 	if got := LateCandidates(strays[4:]); len(got) != 0 {
 		t.Errorf("a partial keel disk is a candidate: %v", got)
+	}
+}
+
+// TestWaitSystemDiskForLoader: a stick holding every slot label is
+// announced first; the firmware loaded the kernel from the ESP of the
+// system disk (LoaderDevicePartUUID). The choice waits for the disk holding
+// that partition and takes it, the stick's partitions strays; without
+// the loader's partition two candidates were an error, and one announced
+// later was chosen only if it came before the choice.
+func TestWaitSystemDiskForLoader(t *testing.T) {
+	const esp = "8f3a1c2e-5b6d-4e7f-9a0b-1c2d3e4f5a6b"
+	slotsOnly := " size=1M, name=root-a\n size=1M, name=verity-a\n size=1M, name=root-b\n size=1M, name=verity-b\n"
+	stick := sfdiskImage(t, t.TempDir(), "label: gpt\n"+slotsOnly)
+	sys := sfdiskImage(t, t.TempDir(), "label: gpt\n size=1M, name=\"EFI System\", uuid="+strings.ToUpper(esp)+"\n"+slotsOnly)
+	fs := newFakeSystem(t)
+	fs.file(t, "sda", stick)
+	fs.file(t, "vda", sys)
+	fs.send(ev(t, "add", "sda", "", 0, ""))
+	// Consume takes the next event only after handling the last one.
+	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	if sd, err := fs.reg.WaitSystemDisk(expired, "", esp); !errors.Is(err, ErrLoaderDiskNotSeen) {
+		t.Fatalf("only the stick announced: %+v, %v: want the loader's disk waited for", sd, err)
+	}
+	if sd, err := fs.reg.WaitSystemDisk(expired, "", ""); err != nil || sd.Disk != "sda" {
+		t.Fatalf("only the stick announced, no loader: %+v, %v: want the stick (the one-disk rule)", sd, err)
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	ch := make(chan SystemDisk, 1)
+	go func() {
+		sd, err := fs.reg.WaitSystemDisk(ctx, "", esp)
+		if err != nil {
+			t.Errorf("WaitSystemDisk: %v", err)
+		}
+		ch <- sd
+	}()
+	fs.send(ev(t, "add", "vda", "", 0, ""))
+	sd := <-ch
+	if sd.Disk != "vda" || !sd.ByLoader || len(sd.Strays) != 4 || sd.Strays[0].Disk != "sda" {
+		t.Fatalf("WaitSystemDisk = %+v: want vda, chosen by the loader's partition, the stick's four partitions strays", sd)
+	}
+	if _, err := fs.reg.WaitSystemDisk(ctx, "", ""); !errors.Is(err, ErrTwoSystemDisks) {
+		t.Errorf("both announced, no loader: %v: want two candidates refused", err)
 	}
 }

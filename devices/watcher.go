@@ -95,8 +95,10 @@ func (w *Watcher) HasPartLabel(disk, label string) bool { return w.reg.HasPartLa
 // DiskOf: see Registry.DiskOf.
 func (w *Watcher) DiskOf(node string) string { return w.reg.DiskOf(node) }
 
-// Strays: see Registry.Strays.
-func (w *Watcher) Strays(disk string) []DiskPart { return w.reg.Strays(disk) }
+// Recheck: see Registry.Recheck.
+func (w *Watcher) Recheck(disk, loaderPartUUID string) SystemDisk {
+	return w.reg.Recheck(disk, loaderPartUUID)
+}
 
 // Notes: see Registry.Notes.
 func (w *Watcher) Notes() []string { return w.reg.Notes() }

@@ -31,6 +31,10 @@ type systemDisk struct {
 	disk     string // kernel name: vda
 	err      error
 	reported map[string]bool // strays already named, by partition
+	loader   loaderPart      // LoaderDevicePartUUID (loader.go)
+	// byLoader: the disk was chosen for holding the firmware's boot
+	// partition, so a later disk with the slot labels is no rival.
+	byLoader bool
 }
 
 // errNoSuchPartition is why a default label is not waited for: the system
@@ -94,19 +98,28 @@ func (b *boot) diskNotes() {
 }
 
 // chooseSlotDisk waits (up to rd.timeout) for a disk holding every slot
-// label, then for the storage drivers to finish loading and for every
-// block device sysfs lists to be announced, and decides with all the disks
-// known then. A disk that appears later cannot be chosen; its keel labels
-// are named as strays when the report is written.
+// label — on a UEFI boot, for the disk holding the firmware's boot
+// partition (loaderPartUUID) —, then for the storage drivers to finish
+// loading and for every block device sysfs lists to be announced, and
+// decides with all the disks known then. A disk that appears later cannot
+// be chosen; its keel labels are named as strays when the report is
+// written.
 func (b *boot) chooseSlotDisk() {
 	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
 	defer cancel()
-	_, err := b.dev.WaitSystemDisk(ctx, "", "")
+	loader := b.loaderPartUUID()
+	_, err := b.dev.WaitSystemDisk(ctx, "", loader)
+	if errors.Is(err, devices.ErrLoaderDiskNotSeen) {
+		b.warnLoud("the firmware loaded the kernel from the partition PARTUUID=%s (LoaderDevicePartUUID), which is on no disk this boot saw within rd.timeout=%v: the system disk is chosen by its partition labels alone", loader, b.cfg.Timeout)
+		loader = ""
+		_, err = b.dev.WaitSystemDisk(ctx, "", "")
+	}
 	if !errors.Is(err, devices.ErrNoSystemDisk) {
 		b.settleDevices(ctx, "system disk")
 		var sd devices.SystemDisk
-		sd, err = b.dev.WaitSystemDisk(ctx, "", "")
+		sd, err = b.dev.WaitSystemDisk(ctx, "", loader)
 		if err == nil {
+			b.sys.byLoader = sd.ByLoader
 			b.setSystemDisk(sd)
 			return
 		}
@@ -168,7 +181,11 @@ func (b *boot) noteDisk(option, path string) {
 func (b *boot) setSystemDisk(sd devices.SystemDisk) {
 	b.sys.done, b.sys.disk = true, sd.Disk
 	b.rep.SystemDisk = "/dev/" + sd.Disk
-	b.log.Infof("system disk: /dev/%s", sd.Disk)
+	if sd.ByLoader {
+		b.log.Infof("system disk: /dev/%s (it holds PARTUUID=%s, the partition the firmware loaded the kernel from)", sd.Disk, b.sys.loader.uuid)
+	} else {
+		b.log.Infof("system disk: /dev/%s", sd.Disk)
+	}
 	b.strays(sd.Strays)
 }
 
@@ -198,12 +215,19 @@ func (b *boot) reportStrays() error {
 	if b.dev == nil || b.sys.disk == "" {
 		return nil
 	}
-	strays := b.dev.Strays(b.sys.disk)
-	b.strays(strays)
+	loader := ""
+	if b.sys.byLoader {
+		loader = b.sys.loader.uuid
+	}
+	sd := b.dev.Recheck(b.sys.disk, loader)
+	b.strays(sd.Strays)
 	if b.cfg.Root != "" {
 		return nil
 	}
-	if late := devices.LateCandidates(strays); len(late) > 0 {
+	if len(sd.LoaderCopies) > 0 {
+		return fmt.Errorf("more than one system disk: /dev/%s was chosen for holding PARTUUID=%s, the partition the firmware loaded the kernel from (LoaderDevicePartUUID), then /dev/%s appeared holding it too: one is a copy of the other; remove the disk that is not this machine's", b.sys.disk, loader, strings.Join(sd.LoaderCopies, ", /dev/"))
+	}
+	if late := devices.LateCandidates(sd.Strays); len(late) > 0 && !b.sys.byLoader {
 		return fmt.Errorf("more than one system disk: /dev/%s was chosen, then /dev/%s appeared holding every slot label too; remove the disk that is not this machine's", b.sys.disk, strings.Join(late, ", /dev/"))
 	}
 	return nil

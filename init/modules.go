@@ -21,7 +21,8 @@ import (
 // alone pulls raid6_pq and xor, whose init benchmarks cost seconds under
 // emulation on a boot that never touches btrfs; xts, ecb and cbc cost a
 // boot without LUKS CPU time while its storage drivers and file system load.
-var onDemand = append([]string{"btrfs", "ext4", "xfs", "vfat", "f2fs", "erofs"}, dmCrypt...)
+// efivarfs is loaded on a UEFI boot only (loaderPartUUID).
+var onDemand = append([]string{"btrfs", "ext4", "xfs", "vfat", "f2fs", "erofs", efivarfsModule}, dmCrypt...)
 
 // loadModules loads mods (already dependency-closed) that are not loaded
 // yet, waiting for those a background load has in flight; failures are

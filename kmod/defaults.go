@@ -4,8 +4,9 @@ package kmod
 
 // DefaultModules is the set mkinitrd includes unless told otherwise: enough
 // to find a disk on virtio, NVMe, SATA/AHCI and SCSI, everything keel
-// mounts (squashfs, overlay, dm-verity, dm-crypt, btrfs, ext4), and the
-// hardware watchdog drivers of WatchdogModules. Names this kernel does not
+// mounts (squashfs, overlay, dm-verity, dm-crypt, btrfs, ext4), efivarfs
+// (LoaderDevicePartUUID), and the hardware watchdog drivers of
+// WatchdogModules. Names this kernel does not
 // have (built in, or not built at all) are skipped.
 //
 // USB storage is not in it: an A/B system disk is an internal one, and the
@@ -23,6 +24,9 @@ func DefaultModules() []string {
 		"squashfs", "overlay",
 		"dm_mod", "dm_verity", "dm_crypt",
 		"btrfs", "ext4",
+		// UEFI: the firmware's boot partition (LoaderDevicePartUUID)
+		// chooses the system disk.
+		"efivarfs",
 		// LUKS: dm-crypt asks for these by name when a volume is opened.
 		// aes and sha256 come with dm_crypt when they are not built in
 		// (see runtimeNeeds): their aliases also match CPU-specific

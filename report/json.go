@@ -114,6 +114,7 @@ func (r *Report) Marshal() ([]byte, error) {
 	optObjects(&w, "stray_partitions", r.StrayPartitions, func(st Stray) []string {
 		return []string{"device", st.Device, "label", st.Label, "disk", st.Disk}
 	})
+	optString(&w, "loader_partuuid", r.LoaderPartUUID)
 	if r.Watchdog != nil {
 		w.Key("watchdog")
 		w.BeginObject()
@@ -230,6 +231,7 @@ func Parse(b []byte) (*Report, error) {
 		r.TriesLeft = &tries
 	}
 	r.SystemDisk = root.Opt("system_disk").Str()
+	r.LoaderPartUUID = root.Opt("loader_partuuid").Str()
 	if items := root.Opt("stray_partitions").Items(); items != nil {
 		r.StrayPartitions = make([]Stray, 0, len(items))
 		for _, st := range items {

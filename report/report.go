@@ -62,6 +62,10 @@ type Report struct {
 	// labels found on other disks: named, never used.
 	SystemDisk      string  `json:"system_disk,omitempty"`
 	StrayPartitions []Stray `json:"stray_partitions,omitempty"`
+	// LoaderPartUUID is the EFI LoaderDevicePartUUID of a UEFI boot: the
+	// partition the firmware loaded systemd-boot or the unified kernel image
+	// from. When set, the system disk is the disk holding it.
+	LoaderPartUUID string `json:"loader_partuuid,omitempty"`
 
 	// Watchdog is the hardware watchdog of rd.watchdog=, nil when none was
 	// asked for (docs/boot-sequence.md, "Watchdog").

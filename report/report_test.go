@@ -58,7 +58,7 @@ func reports() []*Report {
 		{Watchdog: &Watchdog{}},
 		{Watchdog: &Watchdog{Device: "/dev/watchdog0", Identity: "i6300ESB timer", Timeout: 30}},
 		{Watchdog: &Watchdog{None: "no hardware watchdog appeared", Timeout: -1}},
-		{SystemDisk: "/dev/vda", StrayPartitions: []Stray{{Device: "/dev/sda1", Label: "root-a", Disk: "/dev/sda"}, {}}},
+		{SystemDisk: "/dev/vda", StrayPartitions: []Stray{{Device: "/dev/sda1", Label: "root-a", Disk: "/dev/sda"}, {}}, LoaderPartUUID: "8f3a1c2e-5b6d-4e7f-9a0b-1c2d3e4f5a6b"},
 		{Version: 1, Mode: "slot", Slot: "a", SlotReason: "highest priority", TriesLeft: &zero,
 			Fallbacks: []Fallback{{Slot: "b", Reason: "verity: bad root hash"}}, ImageID: "img-42", RootHash: "ab12",
 			Authenticated: true, HashSource: "header", KeyID: "k1", Overlay: "tmpfs",
@@ -78,7 +78,7 @@ func reports() []*Report {
 			Data:     &Data{Device: s, FSType: s, Created: []string{s}, Upper: s, Pruned: []string{s, s}, SetAside: []string{s}, Binds: []string{s}},
 			EtcMerge: &EtcMerge{FromSlot: s, FromImage: s, NoBase: s, Skipped: []string{s}, Conflicts: []EtcConflict{{Path: s, Reason: s}}, Error: s, Carried: i},
 			Phases:   []Phase{{Name: s, Ms: float64(i) / 7}}, Warnings: []string{s}, Init: s, Failure: s,
-			SystemDisk: s, StrayPartitions: []Stray{{Device: s, Label: s, Disk: s}}, Refused: []Refused{{Option: s, Reason: s}},
+			SystemDisk: s, StrayPartitions: []Stray{{Device: s, Label: s, Disk: s}}, LoaderPartUUID: s, Refused: []Refused{{Option: s, Reason: s}},
 			Watchdog: &Watchdog{Device: s, Identity: s, None: s, Timeout: i}})
 	}
 	return out

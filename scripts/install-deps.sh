@@ -20,6 +20,11 @@ need=(
   xz-utils:/usr/bin/xz
   ca-certificates:/etc/ssl/certs/ca-certificates.crt
   lintian:/usr/bin/lintian
+  ovmf:/usr/share/OVMF/OVMF_CODE*.fd
+  systemd-boot-efi:/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+  dosfstools:/sbin/mkfs.vfat
+  mtools:/usr/bin/mcopy
+  binutils:/usr/bin/objcopy
 )
 missing=()
 for entry in "${need[@]}"; do

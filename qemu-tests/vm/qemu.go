@@ -25,6 +25,11 @@ type Options struct {
 	// are multiplied by KEEL_QEMU_TIMEOUT_SCALE.
 	Timeout  time.Duration
 	QEMUArgs []string // appended to the QEMU command line as they are
+	// UEFI boots OVMF from pflash (NeedOVMF) instead of Kernel: no
+	// -kernel, -initrd nor -append, so Initrd, Cmdline and NoPanicOption
+	// are not used; a disk must hold an ESP (ESP, ESPType) with the
+	// kernel, such as a UKI at EFI/BOOT/BOOTX64.EFI.
+	UEFI bool
 }
 
 // baseCmdline starts every kernel command line: the serial console the
@@ -51,9 +56,13 @@ func qemuArgs(o Options, kvm bool) []string {
 		"-machine", machine, "-cpu", cpu,
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(smp),
 		"-no-reboot", "-serial", "stdio",
-		"-kernel", o.Kernel,
 	}
-	if o.Initrd != "" {
+	if o.UEFI {
+		args = append(args, uefiArgs()...)
+	} else {
+		args = append(args, "-kernel", o.Kernel)
+	}
+	if o.Initrd != "" && !o.UEFI {
 		args = append(args, "-initrd", o.Initrd)
 	}
 	for _, d := range o.Disks {
@@ -67,7 +76,9 @@ func qemuArgs(o Options, kvm bool) []string {
 	if o.Cmdline != "" {
 		cmdline += " " + o.Cmdline
 	}
-	args = append(args, "-append", cmdline)
+	if !o.UEFI {
+		args = append(args, "-append", cmdline)
+	}
 	return append(args, o.QEMUArgs...)
 }
 
