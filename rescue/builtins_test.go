@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -38,6 +39,35 @@ func TestFileBuiltins(t *testing.T) {
 		errb.Reset()
 		if rc := s.Run(st.line); out.String() != st.want {
 			t.Fatalf("%q: status %d output %q, want %q (stderr %q)", st.line, rc, out.String(), st.want, errb.String())
+		}
+	}
+}
+
+// TestSkipUnseekable: hexdump -s and dd skip= read past the bytes of a file
+// that cannot seek (a FIFO here; an efivarfs variable, whose 4 bytes of
+// attributes come first, in the rescue shell), where they failed with
+// "illegal seek".
+func TestSkipUnseekable(t *testing.T) {
+	s, out, errb := testShell(t)
+	for _, tc := range []struct{ line, want string }{
+		{"hexdump -s 16 -n 3 fifo", "00000010  58 59 5a                                          |XYZ|\n00000013\n"},
+		{"dd if=fifo bs=4 skip=4 count=1 2>/dev/null", "XYZ"},
+	} {
+		if err := syscall.Mkfifo("fifo", 0o600); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			if err := os.WriteFile("fifo", []byte("0123456789abcdefXYZ"), 0o600); err != nil {
+				t.Error(err)
+			}
+		}()
+		out.Reset()
+		errb.Reset()
+		if rc := s.Run(tc.line); rc != 0 || out.String() != tc.want {
+			t.Errorf("%q: status %d output %q, want %q (stderr %q)", tc.line, rc, out.String(), tc.want, errb.String())
+		}
+		if err := os.Remove("fifo"); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 func dd(s *Shell, args []string, sio stdio) int {
 	in, out := "-", "-"
-	var bs, count, skip, seek int64 = 512, -1, 0, 0
+	var bs, count, skipBlocks, seek int64 = 512, -1, 0, 0
 	for _, a := range args[1:] {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
@@ -32,7 +32,7 @@ func dd(s *Shell, args []string, sio stdio) int {
 		case "count":
 			count, err = parseSize(v)
 		case "skip":
-			skip, err = parseSize(v)
+			skipBlocks, err = parseSize(v)
 		case "seek":
 			seek, err = parseSize(v)
 		default:
@@ -47,15 +47,8 @@ func dd(s *Shell, args []string, sio stdio) int {
 		return fail(sio, "dd", "%v", err)
 	}
 	defer done()
-	if skip > 0 {
-		if sk, ok := r.(io.Seeker); ok {
-			_, err = sk.Seek(skip*bs, io.SeekStart)
-		} else {
-			_, err = io.CopyN(io.Discard, r, skip*bs)
-		}
-		if err != nil {
-			return fail(sio, "dd", "skip: %v", err)
-		}
+	if err := skip(r, skipBlocks*bs); err != nil {
+		return fail(sio, "dd", "skip: %v", err)
 	}
 	var w io.Writer = sio.out
 	if out != "-" {

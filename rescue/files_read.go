@@ -5,6 +5,7 @@ package rescue
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -142,14 +143,8 @@ func hexdump(s *Shell, args []string, sio stdio) int {
 		return fail(sio, "hexdump", "%v", err)
 	}
 	defer done()
-	if off > 0 {
-		if sk, ok := r.(io.Seeker); ok {
-			if _, err := sk.Seek(off, io.SeekStart); err != nil {
-				return fail(sio, "hexdump", "seeking to %d: %v", off, err)
-			}
-		} else if _, err := io.CopyN(io.Discard, r, off); err != nil {
-			return fail(sio, "hexdump", "skipping %d bytes: %v", off, err)
-		}
+	if err := skip(r, off); err != nil {
+		return fail(sio, "hexdump", "%v", err)
 	}
 	if length >= 0 {
 		r = io.LimitReader(r, length)
@@ -158,6 +153,28 @@ func hexdump(s *Shell, args []string, sio stdio) int {
 		return fail(sio, "hexdump", "%s: %v", file, err)
 	}
 	return 0
+}
+
+// skip moves r past its first n bytes: by seeking, or, where the file
+// cannot seek (a pipe, a FIFO, an efivarfs variable: ESPIPE), by reading
+// them.
+func skip(r io.Reader, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if sk, ok := r.(io.Seeker); ok {
+		_, err := sk.Seek(n, io.SeekStart)
+		if err == nil || !errors.Is(err, syscall.ESPIPE) {
+			if err != nil {
+				return fmt.Errorf("seeking to %d: %w", n, err)
+			}
+			return nil
+		}
+	}
+	if _, err := io.CopyN(io.Discard, r, n); err != nil {
+		return fmt.Errorf("skipping %d bytes: %w", n, err)
+	}
+	return nil
 }
 
 // dumpHex writes r in hexdump -C's canonical format, lines that repeat the
