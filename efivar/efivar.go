@@ -7,6 +7,7 @@
 package efivar
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -55,16 +56,29 @@ func ReadLoaderDevicePartUUID(dir string) (string, error) {
 	return v, nil
 }
 
+// NonVolatile is EFI_VARIABLE_NON_VOLATILE, the attribute of a variable
+// kept in the firmware's flash across boots.
+const NonVolatile = 0x1
+
 // ParseLoaderDevicePartUUID decodes an efivarfs file of
 // LoaderDevicePartUUID: 4 bytes of attributes, then the GUID as UTF-16LE
 // text (36 characters, any case), optionally NUL-terminated. It returns
 // the GUID in lower case.
+//
+// A variable kept across boots (NonVolatile) is refused: systemd-boot and
+// systemd-stub set it anew at every boot, volatile, and only when it is
+// not set already, so one in the firmware's flash was written by something
+// else (root in a running system, once) and would choose the system disk
+// at every boot after, whatever the firmware loaded the kernel from.
 func ParseLoaderDevicePartUUID(b []byte) (string, error) {
 	if len(b) > maxSize {
 		return "", fmt.Errorf("LoaderDevicePartUUID of more than %d bytes: expected 4 bytes of attributes and a GUID in UTF-16", maxSize)
 	}
 	if len(b) < 4 || (len(b)-4)%2 != 0 {
 		return "", fmt.Errorf("LoaderDevicePartUUID of %d bytes: expected 4 bytes of attributes and a GUID in UTF-16 (an even number of bytes)", len(b))
+	}
+	if attrs := binary.LittleEndian.Uint32(b); attrs&NonVolatile != 0 {
+		return "", fmt.Errorf("LoaderDevicePartUUID is kept in the firmware's flash across boots (attributes %#x): systemd-boot and systemd-stub set it for one boot, so this one was written by something else and is not followed (remove it: chattr -i and rm its file under %s)", attrs, Dir)
 	}
 	u := make([]uint16, 0, (len(b)-4)/2)
 	for i := 4; i+1 < len(b); i += 2 {

@@ -10,10 +10,10 @@ import (
 	"unicode/utf16"
 )
 
-// encode is an efivarfs file: attributes (non-volatile, boot and runtime
-// access), then s in UTF-16LE.
+// encode is an efivarfs file as systemd-stub leaves it: attributes (boot
+// and runtime access, volatile), then s in UTF-16LE.
 func encode(s string) []byte {
-	b := []byte{0x07, 0, 0, 0}
+	b := []byte{0x06, 0, 0, 0}
 	for _, u := range utf16.Encode([]rune(s)) {
 		b = append(b, byte(u), byte(u>>8))
 	}
@@ -31,12 +31,13 @@ func TestParseLoaderDevicePartUUID(t *testing.T) {
 		{"upper case, NUL-terminated (systemd-boot)", encode(g + "\x00"), strings.ToLower(g), ""},
 		{"lower case, no NUL", encode(strings.ToLower(g)), strings.ToLower(g), ""},
 		{"empty", nil, "", "of 0 bytes"},
-		{"attributes only", []byte{7, 0, 0, 0}, "", "expected a GUID"},
+		{"attributes only", []byte{6, 0, 0, 0}, "", "expected a GUID"},
 		{"odd length", append(encode(g), 0), "", "even number of bytes"},
 		{"not a GUID", encode("PARTUUID=" + g), "", "expected a GUID"},
 		{"a GUID without dashes", encode(strings.ReplaceAll(g, "-", "") + "0000"), "", "expected a GUID"},
 		{"non-hex", encode("8F3A1C2E-5B6D-4E7F-9A0B-1C2D3E4F5A6G"), "", "expected a GUID"},
 		{"too large", encode(strings.Repeat(g, 8)), "", "more than 256 bytes"},
+		{"kept across boots", append([]byte{0x07, 0, 0, 0}, encode(g)[4:]...), "", "kept in the firmware's flash across boots (attributes 0x7)"},
 	} {
 		got, err := ParseLoaderDevicePartUUID(tc.in)
 		switch {
@@ -72,7 +73,7 @@ func TestReadLoaderDevicePartUUID(t *testing.T) {
 // error, never a panic; a GUID given is one IsGUID accepts.
 func FuzzParseLoaderDevicePartUUID(f *testing.F) {
 	f.Add(encode("8F3A1C2E-5B6D-4E7F-9A0B-1C2D3E4F5A6B\x00"))
-	f.Add([]byte{7, 0, 0, 0, 0xd8, 0x00})
+	f.Add([]byte{6, 0, 0, 0, 0xd8, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := ParseLoaderDevicePartUUID(b)
 		if err != nil {
@@ -80,6 +81,9 @@ func FuzzParseLoaderDevicePartUUID(f *testing.F) {
 		}
 		if !IsGUID(got) || got != strings.ToLower(got) {
 			t.Fatalf("%q from %x: not a lower-case GUID", got, b)
+		}
+		if b[0]&NonVolatile != 0 {
+			t.Fatalf("%q from %x: a variable kept across boots was followed", got, b)
 		}
 	})
 }

@@ -119,6 +119,9 @@ func (b *boot) chooseSlotDisk() {
 		var sd devices.SystemDisk
 		sd, err = b.dev.WaitSystemDisk(ctx, "", loader)
 		if err == nil {
+			err = b.lockedRivals(sd, "")
+		}
+		if err == nil {
 			b.sys.byLoader = sd.ByLoader
 			b.setSystemDisk(sd)
 			return
@@ -227,10 +230,33 @@ func (b *boot) reportStrays() error {
 	if len(sd.LoaderCopies) > 0 {
 		return fmt.Errorf("more than one system disk: /dev/%s was chosen for holding PARTUUID=%s, the partition the firmware loaded the kernel from (LoaderDevicePartUUID), then /dev/%s appeared holding it too: one is a copy of the other; remove the disk that is not this machine's", b.sys.disk, loader, strings.Join(sd.LoaderCopies, ", /dev/"))
 	}
-	if late := devices.LateCandidates(sd.Strays); len(late) > 0 && !b.sys.byLoader {
-		return fmt.Errorf("more than one system disk: /dev/%s was chosen, then /dev/%s appeared holding every slot label too; remove the disk that is not this machine's", b.sys.disk, strings.Join(late, ", /dev/"))
+	if !b.sys.byLoader {
+		if late := devices.LateCandidates(sd.Strays); len(late) > 0 {
+			return fmt.Errorf("more than one system disk: /dev/%s was chosen, then /dev/%s appeared holding every slot label too; remove the disk that is not this machine's", b.sys.disk, strings.Join(late, ", /dev/"))
+		}
 	}
-	return nil
+	sd.ByLoader = b.sys.byLoader
+	return b.lockedRivals(sd, " (it appeared after the choice)")
+}
+
+// lockedRivals refuses, on a locked initramfs, a system disk that the
+// firmware's boot partition chose while another disk holds every slot label
+// too: the firmware can be made to boot a copy of the operator's own signed
+// kernel from that other disk's ESP (a boot menu, a boot order that tries
+// removable media first), and that disk's image, older, with its own
+// rollback floor, would boot. Unlocked, the firmware's choice stands and
+// the other disk's partitions are strays. when says when the rival was
+// seen ("" at the choice).
+func (b *boot) lockedRivals(sd devices.SystemDisk, when string) error {
+	if !sd.ByLoader || b.baked == nil || !b.baked.Locked {
+		return nil
+	}
+	rivals := devices.LateCandidates(sd.Strays)
+	if len(rivals) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: /dev/%s holds PARTUUID=%s, the partition the firmware loaded the kernel from, and /dev/%s holds every slot label too%s: the initramfs is locked, and a firmware made to boot another disk's copy of the kernel would choose that disk; remove the disk that is not this machine's",
+		devices.ErrTwoSystemDisks, sd.Disk, b.sys.loader.uuid, strings.Join(rivals, ", /dev/"), when)
 }
 
 // modulesLoaded waits, up to ctx, for the storage drivers of the baked

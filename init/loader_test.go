@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/efivar"
 	"github.com/keel-boot/keel/report"
 )
@@ -21,7 +23,7 @@ import (
 func TestLoaderPartUUID(t *testing.T) {
 	const guid = "8F3A1C2E-5B6D-4E7F-9A0B-1C2D3E4F5A6B"
 	utf16le := func(s string) []byte {
-		b := []byte{7, 0, 0, 0}
+		b := []byte{6, 0, 0, 0}
 		for _, c := range s {
 			b = append(b, byte(c), 0)
 		}
@@ -39,6 +41,7 @@ func TestLoaderPartUUID(t *testing.T) {
 		{name: "UEFI without the variable", uefi: true, want: ""},
 		{name: "UEFI", uefi: true, value: utf16le(guid + "\x00"), want: strings.ToLower(guid)},
 		{name: "damaged", uefi: true, value: utf16le("not a guid"), warn: "expected a GUID"},
+		{name: "kept across boots", uefi: true, value: append([]byte{7, 0, 0, 0}, utf16le(guid)[4:]...), warn: "kept in the firmware's flash across boots"},
 		{name: "efivarfs not mountable", uefi: true, value: utf16le(guid), mountErr: errors.New("no such device"), warn: "no such device"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,5 +78,41 @@ func TestLoaderPartUUID(t *testing.T) {
 				t.Errorf("a BIOS boot mounted efivarfs")
 			}
 		})
+	}
+}
+
+// TestLockedRivals: on a locked initramfs, a disk the firmware's boot
+// partition chose is refused while another disk holds every slot label,
+// at the choice and when the report is written; unlocked, or chosen by its
+// labels, it stands.
+func TestLockedRivals(t *testing.T) {
+	slotsOn := func(disk string) []devices.DiskPart {
+		var ps []devices.DiskPart
+		for i, l := range devices.SlotLabels() {
+			ps = append(ps, devices.DiskPart{Disk: disk, Part: devices.PartitionName(disk, i+1), Label: l})
+		}
+		return ps
+	}
+	for _, tc := range []struct {
+		name     string
+		locked   bool
+		byLoader bool
+		strays   []devices.DiskPart
+		want     string
+	}{
+		{"locked, a rival", true, true, slotsOn("sda"), "more than one system disk: /dev/vdb holds PARTUUID=esp-uuid, the partition the firmware loaded the kernel from, and /dev/sda holds every slot label too: the initramfs is locked"},
+		{"locked, strays that are no rival", true, true, slotsOn("sda")[:2], ""},
+		{"unlocked, a rival", false, true, slotsOn("sda"), ""},
+		{"locked, chosen by the labels", true, false, slotsOn("sda"), ""},
+	} {
+		b := &boot{baked: &bakedconf.Config{Locked: tc.locked}}
+		b.sys.loader.uuid = "esp-uuid"
+		err := b.lockedRivals(devices.SystemDisk{Disk: "vdb", ByLoader: tc.byLoader, Strays: tc.strays}, "")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want none", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, devices.ErrTwoSystemDisks)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -119,7 +119,22 @@ func consoleLevel(printk string) (int, bool) {
 // module keel loads itself never reach it (finit_module gets none of the
 // command line's), but a kernel with libata or the SCSI core built in
 // applies libata.force=N:disable and scsi_mod.scan=none.
-var deviceHidingOptions = []string{"module_blacklist", "initcall_blacklist", "modprobe.blacklist", "libata.force", "scsi_mod.scan"}
+var deviceHidingOptions = []string{"module_blacklist", "initcall_blacklist", "modprobe.blacklist", "libata.force", "scsi_mod.scan",
+	// The EFI variables, LoaderDevicePartUUID among them (loader.go):
+	// without it the firmware's boot partition no longer chooses the
+	// system disk. efi= is refused only with noruntime (hidesDevices).
+	"noefi"}
+
+// hidesDevices reports whether the kernel option p is one of
+// deviceHidingOptions, or efi= with noruntime among its comma-separated
+// options (the kernel's parse_efi_cmdline), which hides the EFI variables
+// as noefi does.
+func hidesDevices(p kargs.Param) bool {
+	if p.Name() == "efi" {
+		return slices.Contains(strings.Split(p.Value, ","), "noruntime")
+	}
+	return slices.Contains(deviceHidingOptions, p.Name())
+}
 
 // systemdAllowed are the systemd options a locked initramfs lets through:
 // what systemd logs and shows, and those keel reads itself (the parser
@@ -167,7 +182,7 @@ func lockedKernelOptions(cmdline, baked string) error {
 		if builder[p.String()] {
 			continue
 		}
-		if slices.Contains(deviceHidingOptions, p.Name()) {
+		if hidesDevices(p) {
 			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this kernel option hides devices or drivers (the system disk could be replaced by another disk); remove it", p)
 		}
 		// Quotes and backslashes left in a word as the kernel splits it

@@ -130,6 +130,9 @@ func TestLockedKernelOptions(t *testing.T) {
 		{"libata.force=1:disable", "libata.force=1:disable: refused"},
 		{"scsi_mod.scan=none", "scsi_mod.scan=none: refused"},
 		{"module_blacklisted=x", ""},
+		{"noefi", "noefi: refused: the initramfs is locked and this kernel option hides devices"},
+		{"efi=debug,noruntime", "efi=debug,noruntime: refused: the initramfs is locked and this kernel option hides devices"},
+		{"efi=debug", ""},
 		// The kernel's isspace is Latin-1's: it splits at 0xA0, alone or
 		// as the second byte of UTF-8's no-break space, and applies
 		// what follows.

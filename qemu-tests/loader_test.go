@@ -33,9 +33,9 @@ func espPart(t testing.TB, uki string) vm.Part {
 // candidates were an error and the boot stopped; with the stick slower
 // than a USB system disk, the stick's image was booted.
 //
-// With a stick that also holds a copy of the ESP's PARTUUID (a disk
-// copied with dd), which one the firmware read cannot be told: the boot
-// stops, naming both.
+// Locked, the second disk is refused instead. With a stick that also holds
+// a copy of the ESP's PARTUUID (a disk copied with dd), which one the
+// firmware read cannot be told: the boot stops, naming both.
 func TestLoaderPartitionChoosesTheDisk(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
@@ -68,6 +68,26 @@ func TestLoaderPartitionChoosesTheDisk(t *testing.T) {
 			if s.Disk == br.SystemDisk {
 				t.Errorf("stray %+v on the system disk %s", s, br.SystemDisk)
 			}
+		}
+	})
+
+	// Locked, the firmware's choice does not make the other disk a stray:
+	// a firmware made to boot a copy of the operator's own signed kernel
+	// from the stick's ESP would choose the stick, older image and all.
+	t.Run("locked", func(t *testing.T) {
+		t.Parallel()
+		key := signingKey(t, "release")
+		stickSigned := seal(t, payloadTree(t, "stick"), key, "img-stick")
+		sysSigned := seal(t, payloadTree(t, "system"), key, "img-system")
+		lockedUKI := vm.UKI(t, kernel, initrd(t, "--locked", "--trust", key+".pub"), "")
+		stick := abDisk(t, &stickSigned, nil)
+		system := abDisk(t, &sysSigned, nil, espPart(t, lockedUKI))
+		m := vm.Start(t, vm.Options{UEFI: true, Disks: []string{stick.Path, system.Path}})
+		m.ExpectRegexp(`more than one system disk: /dev/vd[ab] holds PARTUUID=` + espPartUUID + `, the partition the firmware loaded the kernel from, and /dev/vd[ab] holds every slot label too: the initramfs is locked`)
+		m.Expect("keel: BOOT FAILED:")
+		m.ExpectReboot()
+		if strings.Contains(m.Output(), "switching root") {
+			t.Error("a locked initramfs booted with two disks holding every slot label")
 		}
 	})
 

@@ -269,3 +269,36 @@ func TestOpenInDiskDamagedPrimary(t *testing.T) {
 		t.Errorf("warnings %q: want the damage said once", w)
 	}
 }
+
+// TestSystemDiskByLoader: on a boot whose system disk the firmware's boot
+// partition chose (boot.json loader_partuuid), slotctl chooses it the same
+// way among two disks holding every slot label, as the init did; before, it
+// refused the two as the init used to. A loader partition on no disk leaves
+// the labels to decide, as in the init.
+func TestSystemDiskByLoader(t *testing.T) {
+	const esp = "5f1c8a2e-93d4-4b7a-8e61-0c2d7b9e4a13"
+	withESP := gptDisk(t, append([]string{"esp"}, abLabels...)...) // sized for them; relabelled below with the ESP's PARTUUID
+	script := "label: gpt\nsize=1MiB, name=esp, uuid=" + strings.ToUpper(esp) + "\n"
+	for _, l := range abLabels {
+		script += "size=1MiB, name=" + l + "\n"
+	}
+	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", withESP)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	devs := slices.Concat(disk("vda", 254, 0, gptDisk(t, abLabels...), abLabels...), disk("vdb", 254, 16, withESP, append([]string{"esp"}, abLabels...)...))
+	tg := &target{root: fakeRoot(t, devs...), reportPath: writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", SystemDisk: "/dev/vdb", LoaderPartUUID: esp})}
+	p, err := tg.open("root-a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if want := filepath.Join(tg.root, "dev/vdb2"); p.path != want {
+		t.Errorf("root-a opened %s, want %s (the loader's disk)", p.path, want)
+	}
+	tg = &target{root: fakeRoot(t, devs...), reportPath: writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", SystemDisk: "/dev/vdb", LoaderPartUUID: "0e3c7a55-0000-4000-8000-000000000001"})}
+	if _, err := tg.open("root-a", true); err == nil || !strings.Contains(err.Error(), "more than one system disk: vda and vdb") {
+		t.Errorf("the loader's partition on no disk: %v, want the labels' answer (two disks)", err)
+	}
+}

@@ -45,7 +45,17 @@ func loadSystem(root string, rep *report.Report) (*system, error) {
 	}
 	now, cancel := context.WithCancel(context.Background())
 	cancel() // everything is known already: decide, do not wait
-	sd, err := s.reg.WaitSystemDisk(now, s.rootDisk(rep), "")
+	// The firmware's boot partition chose the disk at boot when the report
+	// names it (slot mode); the init fell back to the labels when its disk
+	// was never seen, and so does this.
+	loader := ""
+	if rep != nil && rep.Mode == "slot" {
+		loader = rep.LoaderPartUUID
+	}
+	sd, err := s.reg.WaitSystemDisk(now, s.rootDisk(rep), loader)
+	if errors.Is(err, devices.ErrLoaderDiskNotSeen) {
+		sd, err = s.reg.WaitSystemDisk(now, s.rootDisk(rep), "")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("finding the system disk as the init does: %w", err)
 	}
