@@ -63,7 +63,8 @@ type SystemDisk struct {
 	Strays []DiskPart // keel labels on other disks, sorted: named, never used
 	// ByLoader is set when the disk was chosen for holding the firmware's
 	// boot partition (loaderPartUUID): another disk holding the slot
-	// labels, then or later, is no rival.
+	// labels, then or later, is a stray here; the caller decides whether
+	// to trust that choice (the init refuses it when locked).
 	ByLoader bool
 	// LoaderCopies are the other disks holding a partition with the
 	// loader's PARTUUID, sorted: a disk cloned from this one.
@@ -79,7 +80,7 @@ type SystemDisk struct {
 //     systemd-boot or systemd-stub left: the partition the firmware loaded
 //     it from), the disk holding that partition is the system disk if it
 //     holds all the slot labels (root-a, verity-a, root-b, verity-b),
-//     whatever other disk holds them too. While no disk holds it, the
+//     whatever other disk holds them too (ByLoader). While no disk holds it, the
 //     error wraps ErrNoSystemDisk and ErrLoaderDiskNotSeen (the caller
 //     waits, then decides without it); two disks holding it are an error
 //     (a copy of the disk: which one the firmware read is a guess). A

@@ -33,7 +33,8 @@ type systemDisk struct {
 	reported map[string]bool // strays already named, by partition
 	loader   loaderPart      // LoaderDevicePartUUID (loader.go)
 	// byLoader: the disk was chosen for holding the firmware's boot
-	// partition, so a later disk with the slot labels is no rival.
+	// partition, so a later disk with the slot labels is a stray, no
+	// rival, unless the initramfs is locked (lockedRivals).
 	byLoader bool
 }
 
