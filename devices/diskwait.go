@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -25,8 +26,14 @@ func (r *Registry) WaitSystemDisk(ctx context.Context, rootDisk, loaderPartUUID 
 			r.probeUnlocked(jobs)
 			continue
 		}
-		if r.tablesPending() {
-			r.cond.Wait() // another waiter is reading a disk: decide with it
+		if pending := r.tablesPending(); len(pending) > 0 {
+			// Another waiter is reading a disk: decide with it, but not
+			// past ctx (a disk whose reads never complete holds it for
+			// ever).
+			if werr := r.waitErr(ctx); werr != nil {
+				return SystemDisk{}, fmt.Errorf("%w: the partition table of /dev/%s is still being read (a disk that does not answer?): %w", ErrNoSystemDisk, strings.Join(pending, ", /dev/"), werr)
+			}
+			r.cond.Wait()
 			continue
 		}
 		sd, err := ChooseSystemDisk(r.diskParts(), rootDisk, loaderPartUUID)
@@ -52,15 +59,17 @@ func (r *Registry) Recheck(disk, loaderPartUUID string) SystemDisk {
 	return sd
 }
 
-// tablesPending reports a disk whose partition table is being read.
-// Callers hold mu.
-func (r *Registry) tablesPending() bool {
+// tablesPending lists, sorted, the disks whose partition table is being
+// read. Callers hold mu.
+func (r *Registry) tablesPending() []string {
+	var out []string
 	for _, d := range r.devs {
 		if d.isDisk() && d.probe == probeRunning {
-			return true
+			out = append(out, d.DevName)
 		}
 	}
-	return false
+	sort.Strings(out)
+	return out
 }
 
 // diskParts lists the partitions of every disk whose table was read, by

@@ -359,3 +359,37 @@ func TestWaitSystemDiskForLoader(t *testing.T) {
 		t.Errorf("both announced, no loader: %v: want two candidates refused", err)
 	}
 }
+
+// TestWaitSystemDiskPendingTableObeysCtx: another waiter is reading a
+// disk's partition table and the read does not complete (a disk that does
+// not answer; here the read is marked running and never ends). A waiter
+// whose context ends gives up, naming the disk; it used to wait for the
+// other read for ever, past rd.timeout.
+func TestWaitSystemDiskPendingTableObeysCtx(t *testing.T) {
+	fs := newFakeSystem(t)
+	fs.file(t, "vdb", "")
+	fs.send(ev(t, "add", "vdb", "", 0, ""))
+	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	fs.reg.mu.Lock()
+	fs.reg.devs["vdb"].probe = probeRunning // another waiter's read, stuck
+	fs.reg.mu.Unlock()
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := fs.reg.WaitSystemDisk(expired, "", "")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNoSystemDisk) || !strings.Contains(err.Error(), "the partition table of /dev/vdb is still being read") {
+			t.Errorf("err = %v: want no system disk, naming vdb", err)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a measure
+		t.Fatal("WaitSystemDisk with an expired context waited for the other read of vdb's table")
+	}
+	fs.reg.mu.Lock()
+	fs.reg.devs["vdb"].probe = probeNone
+	fs.reg.cond.Broadcast()
+	fs.reg.mu.Unlock()
+}
