@@ -27,7 +27,7 @@ type Options struct {
 	QEMUArgs []string // appended to the QEMU command line as they are
 	// UEFI boots OVMF from pflash (NeedOVMF) instead of Kernel: no
 	// -kernel, -initrd nor -append, so Initrd, Cmdline and NoPanicOption
-	// are not used; a disk must hold an ESP (ESP, ESPType) with the
+	// are refused with it (validate); a disk must hold an ESP (ESP, ESPType) with the
 	// kernel, such as a UKI at EFI/BOOT/BOOTX64.EFI.
 	UEFI bool
 }
@@ -101,6 +101,9 @@ func quoteArgs(args []string) string {
 func (o Options) validate() error {
 	if o.MemMiB < 0 || o.SMP < 0 || o.Timeout < 0 {
 		return fmt.Errorf("vm options: MemMiB %d, SMP %d, Timeout %v: want zero (default) or positive", o.MemMiB, o.SMP, o.Timeout)
+	}
+	if o.UEFI && (o.Initrd != "" || o.Cmdline != "" || o.NoPanicOption) {
+		return fmt.Errorf("vm options: UEFI boots the kernel on the disks' ESP (UKI carries its initramfs and command line): Initrd %q, Cmdline %q, NoPanicOption %v are not used", o.Initrd, o.Cmdline, o.NoPanicOption)
 	}
 	for _, f := range append([]string{o.Kernel, o.Initrd}, o.Disks...) {
 		if f == "" {

@@ -32,7 +32,7 @@ func TestQEMUArgs(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	for _, o := range []Options{{MemMiB: -1}, {Timeout: -time.Second}, {Disks: []string{"/nonexistent.img"}}} {
+	for _, o := range []Options{{MemMiB: -1}, {Timeout: -time.Second}, {Disks: []string{"/nonexistent.img"}}, {UEFI: true, Cmdline: "quiet"}, {UEFI: true, NoPanicOption: true}} {
 		if err := o.validate(); err == nil {
 			t.Errorf("validate(%+v) succeeded", o)
 		}
