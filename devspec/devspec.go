@@ -113,7 +113,7 @@ func parseUUID(v string) (Spec, error) {
 // GUID, or "%08x-%02x" of an MBR's disk signature and partition number.
 func parsePartUUID(v string) (Spec, error) {
 	lower := strings.ToLower(v)
-	if !hexGroups(lower, 8, 4, 4, 4, 12) && !hexGroups(lower, 8, 2) {
+	if !IsGUID(lower) && !hexGroups(lower, 8, 2) {
 		return Spec{}, fmt.Errorf("PARTUUID=%q: expected a GPT partition GUID (01234567-89ab-cdef-0123-456789abcdef) "+
 			"or an MBR disk signature and partition number (0a1b2c3d-01): %w", clip(v), ErrNotDevSpec)
 	}
@@ -125,6 +125,10 @@ func parsePartUUID(v string) (Spec, error) {
 
 // hexGroups reports whether s is lowercase hex digit groups of the given
 // lengths, separated by single dashes.
+// IsGUID reports whether s is a GUID in its text form, 8-4-4-4-12
+// hexadecimal digits, any case: a GPT partition's PARTUUID.
+func IsGUID(s string) bool { return hexGroups(strings.ToLower(s), 8, 4, 4, 4, 12) }
+
 func hexGroups(s string, lens ...int) bool {
 	groups := strings.Split(s, "-")
 	if len(groups) != len(lens) {

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // Dir is where efivarfs is mounted.
@@ -88,29 +90,8 @@ func ParseLoaderDevicePartUUID(b []byte) (string, error) {
 		u = u[:len(u)-1]
 	}
 	s := string(utf16.Decode(u))
-	if !IsGUID(s) {
+	if !devspec.IsGUID(s) {
 		return "", fmt.Errorf("LoaderDevicePartUUID %q: expected a GUID (8-4-4-4-12 hexadecimal digits)", s)
 	}
 	return strings.ToLower(s), nil
-}
-
-// IsGUID reports whether s is a GUID in its text form: 8-4-4-4-12
-// hexadecimal digits, any case.
-func IsGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/keel-boot/keel/devspec"
 )
 
 // encode is an efivarfs file as systemd-stub leaves it: attributes (boot
@@ -70,7 +72,7 @@ func TestReadLoaderDevicePartUUID(t *testing.T) {
 }
 
 // FuzzParseLoaderDevicePartUUID: any bytes give a lower-case GUID or an
-// error, never a panic; a GUID given is one IsGUID accepts.
+// error, never a panic; a GUID given is one devspec.IsGUID accepts.
 func FuzzParseLoaderDevicePartUUID(f *testing.F) {
 	f.Add(encode("8F3A1C2E-5B6D-4E7F-9A0B-1C2D3E4F5A6B\x00"))
 	f.Add([]byte{6, 0, 0, 0, 0xd8, 0x00})
@@ -79,7 +81,7 @@ func FuzzParseLoaderDevicePartUUID(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !IsGUID(got) || got != strings.ToLower(got) {
+		if !devspec.IsGUID(got) || got != strings.ToLower(got) {
 			t.Fatalf("%q from %x: not a lower-case GUID", got, b)
 		}
 		if b[0]&NonVolatile != 0 {

@@ -76,17 +76,24 @@ func fakeRoot(t *testing.T, devs ...fakeDev) string {
 // gptDisk partitions an image with the labels given, 1 MiB each.
 func gptDisk(t *testing.T, labels ...string) string {
 	t.Helper()
+	script := "label: gpt\n"
+	for _, l := range labels {
+		script += "size=1MiB, name=" + l + "\n"
+	}
+	return sfdiskDisk(t, len(labels), script)
+}
+
+// sfdiskDisk is a disk image with room for n partitions of 1 MiB,
+// partitioned by the sfdisk script.
+func sfdiskDisk(t *testing.T, n int, script string) string {
+	t.Helper()
 	needTool(t, "sfdisk")
 	disk := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(disk, int64(len(labels)+2)<<20); err != nil {
+	if err := os.Truncate(disk, int64(n+2)<<20); err != nil {
 		t.Fatal(err)
-	}
-	script := "label: gpt\n"
-	for _, l := range labels {
-		script += "size=1MiB, name=" + l + "\n"
 	}
 	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", disk)
 	cmd.Stdin = strings.NewReader(script)
@@ -277,16 +284,11 @@ func TestOpenInDiskDamagedPrimary(t *testing.T) {
 // the labels to decide, as in the init.
 func TestSystemDiskByLoader(t *testing.T) {
 	const esp = "5f1c8a2e-93d4-4b7a-8e61-0c2d7b9e4a13"
-	withESP := gptDisk(t, append([]string{"esp"}, abLabels...)...) // sized for them; relabelled below with the ESP's PARTUUID
 	script := "label: gpt\nsize=1MiB, name=esp, uuid=" + strings.ToUpper(esp) + "\n"
 	for _, l := range abLabels {
 		script += "size=1MiB, name=" + l + "\n"
 	}
-	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", withESP)
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, out)
-	}
+	withESP := sfdiskDisk(t, len(abLabels)+1, script)
 	devs := slices.Concat(disk("vda", 254, 0, gptDisk(t, abLabels...), abLabels...), disk("vdb", 254, 16, withESP, append([]string{"esp"}, abLabels...)...))
 	tg := &target{root: fakeRoot(t, devs...), reportPath: writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", SystemDisk: "/dev/vdb", LoaderPartUUID: esp})}
 	p, err := tg.open("root-a", true)
