@@ -28,9 +28,10 @@ func DefaultModules() []string {
 		// chooses the system disk.
 		"efivarfs",
 		// LUKS: dm-crypt asks for these by name when a volume is opened.
-		// aes and sha256 come with dm_crypt when they are not built in
-		// (see runtimeNeeds): their aliases also match CPU-specific
-		// drivers that would fail to load on other CPUs.
+		// aes and sha256 come with dm_crypt (see runtimeNeeds): as
+		// modules when the kernel does not build them in, and as the
+		// CPU's own implementations (aesni_intel, sha256_ssse3) when it
+		// does (accelerations).
 		"xts", "ecb", "cbc",
 	}, WatchdogModules()...)
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -153,6 +154,11 @@ func (s *Session) params(m bakedconf.Module) string {
 func loadOne(m bakedconf.Module, root string, load Loader, params string) error {
 	err := load(filepath.Join(root, m.Path), params)
 	if err == nil || errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	// A CPU-specific crypto module on a CPU without its instructions: the
+	// kernel's generic implementation serves (accelerations).
+	if errors.Is(err, syscall.ENODEV) && IsCPUCrypto(m.Path) {
 		return nil
 	}
 	return fmt.Errorf("module %s (%s): %w", m.Name, m.Path, err)

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -290,5 +292,48 @@ func TestSessionParams(t *testing.T) {
 		if !maps.Equal(got, want) {
 			t.Errorf("Params set: %v: loaded with %v, want %v", withParams, got, want)
 		}
+	}
+}
+
+// TestLoadCPUCryptoNoDevice: a CPU-specific crypto module refused with
+// ENODEV (a CPU without the instructions) is not a failure, and what waits
+// for it loads (the kernel's generic implementation serves); any other
+// module refused with ENODEV, or the crypto module refused otherwise, is.
+func TestLoadCPUCryptoNoDevice(t *testing.T) {
+	accel := bakedconf.Module{Name: "aesni_intel", Path: "/lib/modules/v/kernel/arch/x86/crypto/aesni-intel.ko"}
+	other := bakedconf.Module{Name: "padlock_aes", Path: "/lib/modules/v/kernel/drivers/crypto/padlock-aes.ko"}
+	user := bakedconf.Module{Name: "dm_crypt", Path: "/lib/modules/v/kernel/drivers/md/dm-crypt.ko", Deps: []string{"aesni_intel"}}
+	for _, tt := range []struct {
+		name    string
+		fail    map[string]error
+		wantErr []string
+	}{
+		{"no AES-NI", map[string]error{"aesni-intel.ko": syscall.ENODEV, "padlock-aes.ko": syscall.ENODEV}, []string{"padlock_aes"}},
+		{"bad module", map[string]error{"aesni-intel.ko": syscall.ENOEXEC}, []string{"aesni_intel", "dm_crypt"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var loaded []string
+			load := func(path, _ string) error {
+				if err := tt.fail[filepath.Base(path)]; err != nil {
+					return err
+				}
+				mu.Lock()
+				loaded = append(loaded, filepath.Base(path))
+				mu.Unlock()
+				return nil
+			}
+			errs := Load([]bakedconf.Module{accel, other, user}, "/", load)
+			var got []string
+			for _, err := range errs {
+				got = append(got, strings.TrimSuffix(strings.Fields(err.Error())[1], ":"))
+			}
+			if !slices.Equal(got, tt.wantErr) {
+				t.Errorf("failed %v (%v), want %v", got, errs, tt.wantErr)
+			}
+			if wantLoaded := len(tt.wantErr) == 1; slices.Contains(loaded, "dm-crypt.ko") != wantLoaded {
+				t.Errorf("dm-crypt loaded: %v, want %v", loaded, wantLoaded)
+			}
+		})
 	}
 }

@@ -133,8 +133,12 @@ func (r *resolver) visit(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	accel, err := r.accelerations(name)
+	if err != nil {
+		return false, err
+	}
 	r.plan.Modules = append(r.plan.Modules, Module{
-		Name: name, Source: src, Deps: appendOnce(deps, pre...),
+		Name: name, Source: src, Deps: appendOnce(appendOnce(deps, pre...), accel...),
 		Path: "/lib/modules/" + r.plan.Kver + "/" + StripCompression(dl.rel),
 	})
 	r.state[name] = done
@@ -218,6 +222,52 @@ func (r *resolver) after(name string) error {
 		}
 	}
 	return nil
+}
+
+// accelerations returns the CPU-specific implementations (IsCPUCrypto) of
+// the crypto name asks for at run time (runtimeNeeds) when the kernel has a
+// generic one built in: aesni_intel for dm-crypt's "aes", sha256_ssse3 for
+// dm-verity's "sha256". They are visited first and name waits for them,
+// because the device mapper picks its implementation once, when a table is
+// loaded, and keeps it for the life of the device: without them a LUKS data
+// partition ran AES in C and dm-verity hashed in C on every read, for the
+// whole boot, where the CPU has instructions several times as fast
+// (docs/initramfs.md, "The module load plan"). Hardware crypto drivers the
+// same aliases match (padlock_aes, for VIA CPUs) are left out: they drive a
+// device, not an instruction set. A CPU without the instructions fails their load with
+// ENODEV, which Load does not count as a failure. Without a built-in
+// implementation, after adds every match, as before.
+func (r *resolver) accelerations(name string) ([]string, error) {
+	var out []string
+	for _, s := range runtimeNeeds(name) {
+		mods, builtin := r.ix.resolveName(s)
+		if !builtin {
+			continue
+		}
+		for _, m := range mods {
+			if !IsCPUCrypto(r.ix.deps[m].rel) {
+				continue
+			}
+			ok, err := r.visit(m)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = appendOnce(out, m)
+			}
+		}
+	}
+	return out, nil
+}
+
+// IsCPUCrypto reports whether a module path (relative to the module
+// directory, or a path inside the initramfs) is a CPU-specific crypto
+// implementation: kernel/arch/<arch>/crypto/, such as aesni-intel,
+// sha256-ssse3, crc32c-intel. It is an optional acceleration: the kernel
+// has another implementation of the same algorithm.
+func IsCPUCrypto(path string) bool {
+	i := strings.Index(path, "kernel/arch/")
+	return i >= 0 && (i == 0 || path[i-1] == '/') && strings.Contains(path[i:], "/crypto/")
 }
 
 // runtimeNeeds lists the crypto a module asks the kernel for by algorithm

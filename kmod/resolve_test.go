@@ -31,6 +31,10 @@ kernel/test/cyc-a.ko:
 kernel/test/cyc-b.ko:
 kernel/test/post-user.ko:
 kernel/test/post-helper.ko:
+kernel/arch/x86/crypto/sha256-ssse3.ko:
+kernel/arch/x86/crypto/aesni-intel.ko: kernel/crypto/cryptd.ko
+kernel/crypto/cryptd.ko:
+kernel/drivers/crypto/padlock-aes.ko:
 `,
 		"modules.softdep": `# Soft dependencies extracted from modules themselves.
 softdep btrfs pre: crypto-crc32c
@@ -51,6 +55,9 @@ alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk
 alias crypto-xts xts
 alias crypto-ecb ecb
 alias crypto-aes aes_generic
+alias crypto-aes aesni_intel
+alias crypto-aes padlock_aes
+alias crypto-sha256 sha256_ssse3
 `,
 		"modules.builtin":         "kernel/crypto/aes_generic.ko\nkernel/crypto/sha256_generic.ko\n",
 		"modules.builtin.modinfo": "sha256_generic.alias=crypto-sha256\x00sha256_generic.license=GPL\x00aes_generic.alias=crypto-aes\x00",
@@ -113,9 +120,11 @@ func TestResolve(t *testing.T) {
 		noteSubs string
 	}{
 		{
-			name: "hard deps", want: []string{"dm-verity"},
-			modules: []string{"dm_mod", "dm_verity"},
-			deps:    map[string][]string{"dm_verity": {"dm_mod"}},
+			// sha256 is built in; dm-verity waits for the CPU's
+			// faster one, which it picks when its table is loaded.
+			name: "hard deps, CPU crypto", want: []string{"dm-verity"},
+			modules: []string{"dm_mod", "sha256_ssse3", "dm_verity"},
+			deps:    map[string][]string{"dm_verity": {"dm_mod", "sha256_ssse3"}},
 		},
 		{
 			name: "alias, softdeps through aliases", want: []string{"fs-btrfs"},
@@ -132,14 +141,17 @@ func TestResolve(t *testing.T) {
 			deps:    map[string][]string{"virtio_blk": {"virtio"}},
 		},
 		{
+			// aes is built in: aesni_intel (not the VIA driver
+			// padlock_aes) is waited for; xts and ecb, modules
+			// only, load after it.
 			name: "dash and underscore, runtime crypto", want: []string{"dm-crypt", "dm_crypt"},
-			modules:  []string{"dm_mod", "dm_crypt", "xts", "ecb"},
-			deps:     map[string][]string{"dm_crypt": {"dm_mod"}},
+			modules:  []string{"dm_mod", "cryptd", "aesni_intel", "sha256_ssse3", "dm_crypt", "xts", "ecb"},
+			deps:     map[string][]string{"dm_crypt": {"dm_mod", "aesni_intel", "sha256_ssse3"}, "aesni_intel": {"cryptd"}},
 			noteSubs: `wants "crypto-cbc", not found`,
 		},
 		{
-			name: "builtin", want: []string{"aes_generic", "crypto-sha256", "sha256-generic"},
-			builtin: []string{"aes_generic", "crypto-sha256", "sha256-generic"},
+			name: "builtin", want: []string{"aes_generic", "sha256-generic"},
+			builtin: []string{"aes_generic", "sha256-generic"},
 		},
 		{
 			name: "cycle", want: []string{"cyc_a"},
@@ -310,4 +322,21 @@ func TestResolveHost(t *testing.T) {
 		}
 	}
 	t.Logf("%s: %d modules, builtin %v, skipped %v", dir, len(got), p.Builtin, p.Skipped)
+}
+
+func TestIsCPUCrypto(t *testing.T) {
+	for path, want := range map[string]bool{
+		"kernel/arch/x86/crypto/aesni-intel.ko":                              true,
+		"/lib/modules/6.1.0-57-amd64/kernel/arch/x86/crypto/sha256-ssse3.ko": true,
+		"kernel/arch/arm64/crypto/sha2-ce.ko":                                true,
+		"kernel/crypto/xts.ko":                                               false,
+		"kernel/drivers/crypto/padlock-aes.ko":                               false,
+		"kernel/arch/x86/kvm/kvm.ko":                                         false,
+		"/lib/modules/v/extra/kernel/arch/x86/crypto/x.ko":                   true,
+		"notkernel/arch/x86/crypto/x.ko":                                     false,
+	} {
+		if got := IsCPUCrypto(path); got != want {
+			t.Errorf("IsCPUCrypto(%q) = %v, want %v", path, got, want)
+		}
+	}
 }
