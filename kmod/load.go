@@ -24,7 +24,8 @@ type Loader func(path, params string) error
 
 // Load loads mods in parallel: each module starts as soon as its Deps are
 // loaded. A module whose dependency failed is not tried and fails with
-// ErrDependency. A module that is already loaded (EEXIST) counts as loaded.
+// ErrDependency, unless that dependency is CPU-specific crypto (IsCPUCrypto),
+// which only speeds up what the kernel can do without it. A module that is already loaded (EEXIST) counts as loaded.
 // Paths are taken relative to root ("/" at boot). The errors come back in
 // plan order, one per module that did not load.
 func Load(mods []bakedconf.Module, root string, load Loader) []error {
@@ -119,7 +120,11 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 			for _, d := range m.Deps {
 				dep := jobs[byName[d]]
 				<-dep.done
-				if dep.err != nil {
+				// A CPU-specific crypto module is an acceleration
+				// (accelerations): without it the kernel's generic
+				// implementation serves, so its failure, reported as
+				// its own, does not take its user down.
+				if dep.err != nil && !IsCPUCrypto(mods[byName[d]].Path) {
 					jobs[i].err = fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, d)
 					return
 				}
