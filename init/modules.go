@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"runtime"
 	"slices"
 	"strings"
@@ -204,8 +205,11 @@ func storageNames(baked []bakedconf.Module) []string {
 // the plan up.
 func (b *boot) moduleLoaded(name string, start time.Time, err error) {
 	b.storageLive.mark(name)
-	if err == nil {
+	switch {
+	case err == nil:
 		b.log.Debugf("module %s loaded in %v", name, timeSince(start))
+	case errors.Is(err, kmod.ErrNotForThisCPU):
+		b.log.Debugf("%v", err)
 	}
 }
 
@@ -264,6 +268,9 @@ func storageDrivers(plan []bakedconf.Module) []bakedconf.Module {
 }
 
 func isStorageDriver(path string) bool {
+	if kmod.IsCPUCrypto(path) { // any architecture's
+		return false
+	}
 	for _, dir := range notStorage {
 		if strings.Contains(path, "/"+dir) || strings.HasPrefix(path, dir) {
 			return false

@@ -384,3 +384,23 @@ func TestEagerModulesOnDemand(t *testing.T) {
 	}
 	t.Errorf("dataModules(LUKS) = %v: want btrfs's chain with dm-crypt", names(dataModules(plan, datapart.LUKS)))
 }
+
+// TestIsStorageDriver: the drivers of buses and disks are storage drivers;
+// file systems, the device mapper, libraries and every architecture's
+// CPU-specific crypto are not (they would otherwise take a storage
+// driver's priority and hold the choice of the system disk up).
+func TestIsStorageDriver(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/lib/modules/v/kernel/drivers/ata/ahci.ko":               true,
+		"/lib/modules/v/kernel/drivers/nvme/host/nvme.ko":         true,
+		"/lib/modules/v/kernel/drivers/md/dm-verity.ko":           false,
+		"/lib/modules/v/kernel/fs/btrfs/btrfs.ko":                 false,
+		"/lib/modules/v/kernel/arch/x86/crypto/aesni-intel.ko":    false,
+		"/lib/modules/v/kernel/arch/s390/crypto/sha256_s390.ko":   false,
+		"/lib/modules/v/kernel/arch/powerpc/crypto/sha256-spe.ko": false,
+	} {
+		if got := isStorageDriver(path); got != want {
+			t.Errorf("isStorageDriver(%q) = %v, want %v", path, got, want)
+		}
+	}
+}

@@ -18,15 +18,33 @@ import (
 // depends on was not.
 var ErrDependency = errors.New("dependency not loaded")
 
+// ErrNotForThisCPU is what Session.Loaded is told of a CPU-specific crypto
+// module the kernel refused with ENODEV (a CPU without its instructions):
+// not a failure, the kernel's generic implementation serves, and Load does
+// not return it; what it accelerates loads, what uses its symbols fails with
+// ErrDependency.
+var ErrNotForThisCPU = errors.New("not for this CPU (ENODEV): the kernel's generic implementation serves")
+
+// Accelerates reports whether dep is an acceleration of user: CPU-specific
+// crypto (IsCPUCrypto) that a module allocating crypto at run time
+// (dm-crypt, dm-verity: runtimeNeeds) waits for. No symbol of the one is
+// used by the other, so the user loads without it. A dependency of
+// modules.dep on CPU-specific crypto (serpent_avx2 on serpent_avx_x86_64)
+// is no acceleration: its failure fails its user.
+func Accelerates(dep, user bakedconf.Module) bool {
+	return IsCPUCrypto(dep.Path) && len(runtimeNeeds(user.Name)) > 0
+}
+
 // Loader loads one module file with the given parameters. LoadFile is the
 // real one; tests pass fakes.
 type Loader func(path, params string) error
 
 // Load loads mods in parallel: each module starts as soon as its Deps are
 // loaded. A module whose dependency failed is not tried and fails with
-// ErrDependency, unless that dependency is CPU-specific crypto (IsCPUCrypto),
-// which only speeds up what the kernel can do without it. A module that is already loaded (EEXIST) counts as loaded.
-// Paths are taken relative to root ("/" at boot). The errors come back in
+// ErrDependency, unless it is an acceleration: CPU-specific crypto that
+// dm-crypt or dm-verity waits for (Accelerates), which only speeds up what
+// the kernel can do without it. A module that is already loaded (EEXIST)
+// counts as loaded. Paths are taken relative to root ("/" at boot). The errors come back in
 // plan order, one per module that did not load.
 func Load(mods []bakedconf.Module, root string, load Loader) []error {
 	return (&Session{Root: root, Loader: load}).Load(mods)
@@ -78,7 +96,7 @@ type job struct {
 // as the package-level Load does, and returns the errors of the modules
 // this call loaded; a module another call loaded or is loading is waited
 // for, and its failure is that call's to report (a module of this call
-// that depends on it still fails with ErrDependency).
+// that depends on it still fails with ErrDependency, as in Load).
 func (s *Session) Load(mods []bakedconf.Module) []error {
 	errs := make([]error, len(mods))
 	if bad := checkGraph(mods, errs); bad {
@@ -120,11 +138,10 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 			for _, d := range m.Deps {
 				dep := jobs[byName[d]]
 				<-dep.done
-				// A CPU-specific crypto module is an acceleration
-				// (accelerations): without it the kernel's generic
-				// implementation serves, so its failure, reported as
-				// its own, does not take its user down.
-				if dep.err != nil && !IsCPUCrypto(mods[byName[d]].Path) {
+				// An acceleration's failure, reported as its own,
+				// does not take its user down: the kernel's generic
+				// implementation serves.
+				if dep.err != nil && !Accelerates(mods[byName[d]], m) {
 					jobs[i].err = fmt.Errorf("module %s: %w: %s failed", m.Name, ErrDependency, d)
 					return
 				}
@@ -134,15 +151,16 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 				defer s.lim.release() // before done is closed, even on a panic
 			}
 			start := time.Now()
-			jobs[i].err = loadOne(m, s.Root, s.Loader, s.params(m))
+			err := loadOne(m, s.Root, s.Loader, s.params(m))
 			if s.Loaded != nil {
-				s.Loaded(m.Name, start, jobs[i].err)
+				s.Loaded(m.Name, start, err)
 			}
+			jobs[i].err = err
 		}()
 	}
 	for i, j := range jobs {
 		<-j.done
-		if mine[i] {
+		if mine[i] && !errors.Is(j.err, ErrNotForThisCPU) {
 			errs[i] = j.err
 		}
 	}
@@ -164,7 +182,7 @@ func loadOne(m bakedconf.Module, root string, load Loader, params string) error 
 	// A CPU-specific crypto module on a CPU without its instructions: the
 	// kernel's generic implementation serves (accelerations).
 	if errors.Is(err, syscall.ENODEV) && IsCPUCrypto(m.Path) {
-		return nil
+		return fmt.Errorf("module %s: %w", m.Name, ErrNotForThisCPU)
 	}
 	return fmt.Errorf("module %s (%s): %w", m.Name, m.Path, err)
 }

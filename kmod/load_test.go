@@ -305,14 +305,20 @@ func TestLoadCPUCryptoNoDevice(t *testing.T) {
 	accel := bakedconf.Module{Name: "aesni_intel", Path: "/lib/modules/v/kernel/arch/x86/crypto/aesni-intel.ko", Deps: []string{"cryptd"}}
 	other := bakedconf.Module{Name: "padlock_aes", Path: "/lib/modules/v/kernel/drivers/crypto/padlock-aes.ko"}
 	user := bakedconf.Module{Name: "dm_crypt", Path: "/lib/modules/v/kernel/drivers/md/dm-crypt.ko", Deps: []string{"aesni_intel"}}
+	serpent := bakedconf.Module{Name: "serpent_avx_x86_64", Path: "/lib/modules/v/kernel/arch/x86/crypto/serpent-avx-x86_64.ko"}
+	serpent2 := bakedconf.Module{Name: "serpent_avx2", Path: "/lib/modules/v/kernel/arch/x86/crypto/serpent-avx2.ko", Deps: []string{"serpent_avx_x86_64"}}
 	for _, tt := range []struct {
-		name    string
-		fail    map[string]error
-		wantErr []string
+		name        string
+		fail        map[string]error
+		wantErr     []string
+		wantSkipped []string
 	}{
-		{"no AES-NI", map[string]error{"aesni-intel.ko": syscall.ENODEV, "padlock-aes.ko": syscall.ENODEV}, []string{"padlock_aes"}},
-		{"bad module", map[string]error{"aesni-intel.ko": syscall.ENOEXEC}, []string{"aesni_intel"}},
-		{"its dependency failed", map[string]error{"cryptd.ko": syscall.ENOEXEC}, []string{"cryptd", "aesni_intel"}},
+		{"no AES-NI", map[string]error{"aesni-intel.ko": syscall.ENODEV, "padlock-aes.ko": syscall.ENODEV}, []string{"padlock_aes"}, []string{"aesni_intel"}},
+		{"bad module", map[string]error{"aesni-intel.ko": syscall.ENOEXEC}, []string{"aesni_intel"}, nil},
+		{"its dependency failed", map[string]error{"cryptd.ko": syscall.ENOEXEC}, []string{"cryptd", "aesni_intel"}, nil},
+		// serpent_avx2 uses serpent_avx_x86_64's symbols: a dependency
+		// of modules.dep, not an acceleration.
+		{"a real dependency", map[string]error{"serpent-avx-x86_64.ko": syscall.ENODEV}, []string{"serpent_avx2"}, []string{"serpent_avx_x86_64"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -326,7 +332,15 @@ func TestLoadCPUCryptoNoDevice(t *testing.T) {
 				mu.Unlock()
 				return nil
 			}
-			errs := Load([]bakedconf.Module{cryptd, accel, other, user}, "/", load)
+			var skipped []string
+			s := Session{Root: "/", Loader: load, Loaded: func(name string, _ time.Time, err error) {
+				if errors.Is(err, ErrNotForThisCPU) {
+					mu.Lock()
+					skipped = append(skipped, name)
+					mu.Unlock()
+				}
+			}}
+			errs := s.Load([]bakedconf.Module{cryptd, accel, other, user, serpent, serpent2})
 			var got []string
 			for _, err := range errs {
 				got = append(got, strings.TrimSuffix(strings.Fields(err.Error())[1], ":"))
@@ -336,6 +350,13 @@ func TestLoadCPUCryptoNoDevice(t *testing.T) {
 			}
 			if !slices.Contains(loaded, "dm-crypt.ko") {
 				t.Errorf("loaded %v: dm-crypt not loaded", loaded)
+			}
+			if slices.Contains(loaded, "serpent-avx2.ko") == slices.Contains(tt.wantErr, "serpent_avx2") {
+				t.Errorf("loaded %v: serpent_avx2 tried after its dependency failed, or not tried after it loaded", loaded)
+			}
+			slices.Sort(skipped)
+			if want := tt.wantSkipped; !slices.Equal(skipped, want) {
+				t.Errorf("told Loaded %v was not for this CPU, want %v", skipped, want)
 			}
 		})
 	}

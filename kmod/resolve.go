@@ -234,9 +234,10 @@ func (r *resolver) after(name string) error {
 // whole boot, where the CPU has instructions several times as fast
 // (docs/initramfs.md, "The module load plan"). Hardware crypto drivers the
 // same aliases match (padlock_aes, for VIA CPUs) are left out: they drive a
-// device, not an instruction set. A CPU without the instructions fails their load with
-// ENODEV, which Load does not count as a failure. Without a built-in
-// implementation, after adds every match, as before.
+// device, not an instruction set. A CPU without the instructions fails
+// their load with ENODEV, which Load does not count as a failure, nor any
+// failure of theirs as one of name's (Accelerates). Without a built-in
+// implementation, after adds every match, not waited for, as before.
 func (r *resolver) accelerations(name string) ([]string, error) {
 	var out []string
 	for _, s := range runtimeNeeds(name) {
@@ -263,8 +264,8 @@ func (r *resolver) accelerations(name string) ([]string, error) {
 // IsCPUCrypto reports whether a module path (relative to the module
 // directory, or a path inside the initramfs) is a CPU-specific crypto
 // implementation: kernel/arch/<arch>/crypto/, such as aesni-intel,
-// sha256-ssse3, crc32c-intel. It is an optional acceleration: the kernel
-// has another implementation of the same algorithm.
+// sha256-ssse3, crc32c-intel: code for one CPU's instructions, which the
+// kernel refuses with ENODEV on a CPU without them.
 func IsCPUCrypto(path string) bool {
 	i := strings.Index(path, "kernel/arch/")
 	return i >= 0 && (i == 0 || path[i-1] == '/') && strings.Contains(path[i:], "/crypto/")
