@@ -253,7 +253,7 @@ func (s *liveSet) mark(name string) {
 // driver of a bus or a disk: file systems, the device mapper, crypto and
 // libraries. Every other module of the plan counts as a storage driver,
 // so that a driver in an unexpected place is waited for rather than not.
-var notStorage = []string{"kernel/fs/", "kernel/drivers/md/", "kernel/crypto/", "kernel/lib/", "kernel/arch/x86/crypto/", "kernel/arch/arm64/crypto/", "kernel/block/"}
+var notStorage = []string{"kernel/fs/", "kernel/drivers/md/", "kernel/crypto/", "kernel/lib/", "kernel/block/"}
 
 // storageDrivers returns the modules of plan that drive buses and disks,
 // with their dependencies (kmod.Closure).
