@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,9 +19,17 @@ var errExited = errors.New("QEMU exited")
 
 // console keeps everything the guest printed (carriage returns removed), a
 // cursor past the last match, and wakes up waiters on every new byte.
+//
+// The kernel prints its messages to the serial port between any two chunks
+// of a program's output, so a line a program wrote with one write can reach
+// the console cut in two by a kernel line ("...}[   28.855742] hrtimer:
+// interrupt took 9363800 ns\n\n"). The console moves such a kernel line to
+// its own line, before the program's line it cut (see add): both stay whole,
+// and an expectation of either matches as the guest meant it.
 type console struct {
 	mu      sync.Mutex
 	buf     []byte
+	held    []byte        // the start of what may be a kernel line inside a program's line
 	pos     int           // expectations search buf[pos:]
 	changed chan struct{} // closed and replaced on every change
 	closed  bool          // no more output will come
@@ -39,16 +48,115 @@ func (c *console) Write(p []byte) (int, error) {
 	clean := bytes.ReplaceAll(p, []byte("\r"), nil)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.buf = append(c.buf, clean...)
+	c.add(clean)
 	c.logLines(false)
 	c.notify()
 	return len(p), nil
+}
+
+// add appends output to buf, moving a kernel line that arrives inside a
+// program's line (the buffer does not end in a newline) to the start of
+// that line, or just past the cursor if an expectation already matched in
+// it. Bytes that may start such a kernel line are held until they are known
+// to be one (held until its newline) or not (appended at once); the caller
+// holds mu.
+func (c *console) add(p []byte) {
+	data := append(c.held, p...)
+	c.held = nil
+	for len(data) > 0 {
+		n := bytes.IndexAny(data, "[\n")
+		switch {
+		case n < 0:
+			c.buf, data = append(c.buf, data...), nil
+			continue
+		case data[n] == '\n':
+			c.buf, data = append(c.buf, data[:n+1]...), data[n+1:]
+			continue
+		}
+		c.buf, data = append(c.buf, data[:n]...), data[n:]
+		if len(c.buf) == 0 || c.buf[len(c.buf)-1] == '\n' {
+			// At a line's start a kernel line is where it belongs.
+			c.buf, data = append(c.buf, '['), data[1:]
+			continue
+		}
+		switch m := kernelPrefix(data); {
+		case m < 0:
+			c.buf, data = append(c.buf, '['), data[1:]
+		case m == 0:
+			c.held = bytes.Clone(data)
+			return
+		default:
+			end := bytes.IndexByte(data, '\n') + 1
+			if end > maxKernelLine || end == 0 && len(data) > maxKernelLine {
+				// Longer than the kernel prints: not one of its lines.
+				c.buf, data = append(c.buf, '['), data[1:]
+				continue
+			}
+			if end == 0 {
+				c.held = bytes.Clone(data)
+				return
+			}
+			c.insertLine(data[:end])
+			data = data[end:]
+		}
+	}
+}
+
+// maxKernelLine bounds a kernel console line (LOG_LINE_MAX, 1024 bytes less
+// the record header, and the prefix): bytes held longer are not one.
+const maxKernelLine = 1100
+
+// insertLine puts a whole line before the unfinished last line of buf, or
+// at the cursor if that is further on (what expectations already passed
+// stays passed). buf is copied, not shifted in place: expect's callers may
+// still hold slices of it.
+func (c *console) insertLine(line []byte) {
+	at := max(bytes.LastIndexByte(c.buf, '\n')+1, c.pos)
+	c.buf = slices.Concat(c.buf[:at], line, c.buf[at:])
+}
+
+// kernelPrefix reports whether b starts with the prefix the kernel gives
+// each console line, "[" spaces, seconds "." six digits "] " (printk.time):
+// its length if it does, 0 if b may still become one, -1 if it cannot.
+func kernelPrefix(b []byte) int {
+	i := 1 // b[0] is '['
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	digits := func(min, max int) (ok, more bool) {
+		n := 0
+		for i < len(b) && n < max && b[i] >= '0' && b[i] <= '9' {
+			i, n = i+1, n+1
+		}
+		return n >= min, i == len(b)
+	}
+	ok, more := digits(1, 12)
+	switch {
+	case more:
+		return 0
+	case !ok || b[i] != '.':
+		return -1
+	}
+	i++
+	ok, more = digits(6, 6)
+	switch {
+	case more:
+		return 0
+	case !ok || b[i] != ']':
+		return -1
+	case i+1 == len(b):
+		return 0
+	case b[i+1] != ' ':
+		return -1
+	}
+	return i + 2
 }
 
 // close marks the end of output: waiters give up.
 func (c *console) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.buf, c.held = append(c.buf, c.held...), nil
 	c.logLines(true)
 	c.closed = true
 	c.notify()
@@ -67,7 +175,7 @@ func (c *console) restart(note string) bool {
 	c.buf = append(c.buf[:0], note+"\n"...)
 	c.logged = 0
 	c.logLines(true)
-	c.buf, c.logged = c.buf[:0], 0
+	c.buf, c.logged, c.held = c.buf[:0], 0, nil
 	c.notify()
 	return true
 }

@@ -55,6 +55,59 @@ func TestConsoleExpect(t *testing.T) {
 	}
 }
 
+// TestConsoleKernelLineInside feeds a program's line cut by kernel lines,
+// as the serial port delivers it (the report line of a CI failure: "...}"
+// then "[   28.855742] hrtimer: interrupt took 9363800 ns\n" then the
+// program's "\n"), in every split into two writes.
+func TestConsoleKernelLineInside(t *testing.T) {
+	const k1, k2 = "[   28.855742] hrtimer: interrupt took 9363800 ns\n", "[12345.000001] second\n"
+	tests := []struct {
+		name, in, want string
+	}{
+		{"at the end", `boot.json {"a":1}` + k1 + "\nnext\n", k1 + `boot.json {"a":1}` + "\nnext\n"},
+		{"in the middle", `boot.json {"a"` + k1 + `:1}` + "\n", k1 + `boot.json {"a":1}` + "\n"},
+		{"two in a row", "ab" + k1 + k2 + "cd\n", k1 + k2 + "abcd\n"},
+		{"at a line's start", "ab\n" + k1 + "cd\n", "ab\n" + k1 + "cd\n"},
+		{"brackets of a program", "[ OK ] x [1.5] y [  1.123456]z [ 1.1234567] w\n", "[ OK ] x [1.5] y [  1.123456]z [ 1.1234567] w\n"},
+		{"a prompt", "Continue? [y/N] ", "Continue? [y/N] "},
+		{"cut at the end of output", "ab[   1.000000] never end", "ab[   1.000000] never end"},
+		{"too long for the kernel", "ab[   1.000000] " + strings.Repeat("x", 1200) + "\n", "ab[   1.000000] " + strings.Repeat("x", 1200) + "\n"},
+	}
+	for _, tt := range tests {
+		for cut := 0; cut <= len(tt.in); cut++ {
+			var log bytes.Buffer
+			c := newConsole(&log, time.Now())
+			c.Write([]byte(tt.in[:cut]))
+			c.Write([]byte(tt.in[cut:]))
+			c.close()
+			if got := c.String(); got != tt.want {
+				t.Errorf("%s, cut at %d: console %q, want %q", tt.name, cut, got, tt.want)
+			}
+			// The log has each line once, with its timestamp.
+			if got, want := strings.Count(log.String(), "\n"), len(strings.Split(strings.TrimSuffix(tt.want, "\n"), "\n")); got != want {
+				t.Errorf("%s, cut at %d: log %q has %d lines, want %d", tt.name, cut, log.String(), got, want)
+			}
+		}
+	}
+	// The report line of the CI failure matches the expectation it failed.
+	c := newConsole(nil, time.Now())
+	c.Write([]byte("KEEL-SYSTEMD: boot.json {\"version\":1}" + k1 + "\n"))
+	re := regexp.MustCompile(`(?m)KEEL-SYSTEMD: boot.json (\{.*\})$`)
+	if b, s, e, err := c.expect(completeLines(re), time.Minute); err != nil || re.FindStringSubmatch(string(b[s:e]))[1] != `{"version":1}` {
+		t.Errorf("report line: %v", err)
+	}
+	// A prompt already matched stays passed; the kernel line comes after it.
+	c = newConsole(nil, time.Now())
+	c.Write([]byte("Password: "))
+	if _, _, _, err := c.expect(substring("Password: "), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte(k1 + "ok\n"))
+	if got, want := c.String(), "Password: "+k1+"ok\n"; got != want {
+		t.Errorf("after a matched prompt: %q, want %q", got, want)
+	}
+}
+
 func TestConsoleTail(t *testing.T) {
 	c := newConsole(nil, time.Now())
 	for i := 0; i < 50; i++ {
