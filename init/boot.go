@@ -62,8 +62,10 @@ type boot struct {
 	// (prefetchData) when the data phase is over.
 	stopDataPrefetch func()
 	bg               sync.WaitGroup
-	bgMu             sync.Mutex
-	bgErrs           []error
+	// prog is the boot's last progress (progress.go).
+	prog   progressState
+	bgMu   sync.Mutex
+	bgErrs []error
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string

@@ -341,15 +341,15 @@ func (b *boot) unlockData(dev string) (string, error) {
 		io.Writer
 	}{os.Stdin, consoleWriter{b.log}}
 	p := unlock.Prompter{Console: console, Fd: 0, Tries: unlock.DefaultTries, Timeout: timeout}
-	b.watchdogHuman() // nobody is reset while typing; a hung unlock still is
+	b.humanAtConsole() // nobody is reset while typing; a hung unlock still is
 	err := p.Ask(unlock.Describe("data", dev), func(pass []byte) error {
-		b.watchdogProgress()
-		defer b.watchdogHuman()
+		b.progress()
+		defer b.humanAtConsole()
 		path2, err := o.Open(dev, name, unlock.Key{Secret: pass, Kind: unlock.Passphrase})
 		path = path2
 		return err
 	})
-	b.watchdogProgress()
+	b.progress()
 	if errors.Is(err, unlock.ErrTimeout) {
 		err = fmt.Errorf("%w (rd.luks.timeout=%d)", err, int(timeout/time.Second))
 	}
@@ -445,7 +445,7 @@ func (b *boot) prepareData(layout mounts.Layout, imageID string) string {
 	b.whileWritingBack(func() {
 		res, err = datapart.Prepare(datapart.Plan{
 			Root: d.root, FSType: d.fstype, ImageVar: filepath.Join(layout.Lower, "var"),
-			Slot: slot, ImageID: imageID, NoPrune: !prune, Progress: b.watchdogProgress,
+			Slot: slot, ImageID: imageID, NoPrune: !prune, Progress: b.progress,
 		})
 	})
 	if err != nil {

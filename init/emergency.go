@@ -34,7 +34,7 @@ func (b *boot) emergency(err error) {
 	_ = b.rep.Write(report.Path)
 	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
 	if policy == kargs.EmergencyShell {
-		b.watchdogHuman() // the shell, or the wait for Enter, is a human's
+		b.humanAtConsole() // the shell, or the wait for Enter, is a human's
 	}
 	if policy == kargs.EmergencyShell && !b.waitForInput() {
 		policy = kargs.EmergencyReboot
@@ -102,8 +102,8 @@ func (b *boot) shell() {
 		return
 	}
 	b.log.Console("keel: starting emergency shell; the boot report is %s; exit to continue", report.Path)
-	b.watchdogHuman()
-	defer b.watchdogProgress()
+	b.humanAtConsole()
+	defer b.progress()
 	// os.StartProcess rather than os/exec: the same call, 49 KB less init
 	// (internal/guard fails if the init links os/exec).
 	p, err := os.StartProcess(sh, []string{sh}, &os.ProcAttr{

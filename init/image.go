@@ -146,11 +146,11 @@ func (b *boot) diskFault(img *image, err error) error {
 	}
 	var rerr error
 	if b.cfg.VerityOff {
-		rerr = verity.ReadDevice(img.dataDev, b.watchdogProgress)
+		rerr = verity.ReadDevice(img.dataDev, b.progress)
 	} else {
-		rerr = verity.ReadAll(img.target, b.watchdogProgress)
+		rerr = verity.ReadAll(img.target, b.progress)
 	}
-	b.watchdogProgress()
+	b.progress()
 	if rerr != nil {
 		return fault(stepImageRead, fmt.Errorf("%w; read directly, the slot's partitions fail too: %v", err, rerr))
 	}

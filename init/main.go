@@ -64,7 +64,7 @@ func (b *boot) run() error {
 		then func() // started once the phase succeeded
 	}{
 		{"early-mounts", b.earlyMounts, nil},
-		{"config", b.loadConfig, nil},
+		{"config", b.loadConfig, b.startStallNotices},
 		{"devices", b.startDevices, b.stageShutdown},
 		{"data", b.openData, nil},
 		{"root", b.mountRoot, nil},
@@ -74,7 +74,7 @@ func (b *boot) run() error {
 		if b.failed() {
 			b.guard().park()
 		}
-		b.watchdogProgress()
+		b.enterPhase(s.name)
 		start := time.Now()
 		err := s.fn()
 		b.rep.AddPhase(s.name, start)
@@ -89,7 +89,7 @@ func (b *boot) run() error {
 	if b.failed() {
 		b.guard().park()
 	}
-	b.watchdogProgress()
+	b.enterPhase("switch_root")
 	return b.switchRoot()
 }
 

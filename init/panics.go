@@ -74,6 +74,7 @@ func (b *boot) enterEmergency(err error) {
 	}
 	g.active = true
 	g.mu.Unlock()
+	b.prog.end() // the emergency policy says what it waits for
 	defer func() {
 		if r := recover(); r != nil {
 			b.log.Errorf("panic during the emergency: %v\n%s", r, debug.Stack())

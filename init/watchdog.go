@@ -73,13 +73,6 @@ func (b *boot) workLease(now time.Time) watchdog.Lease {
 	return watchdog.Lease{Until: now.Add(b.cfg.Timeout + watchdogWork)}
 }
 
-// watchdogProgress renews the lease: the boot reached a new phase.
-func (b *boot) watchdogProgress() {
-	if b.wd != nil {
-		b.wd.feeder.Set(b.workLease(time.Now()))
-	}
-}
-
 // whileWritingBack runs fn, renewing the watchdog lease for as long as the
 // data waiting for the disks (Dirty and Writeback) shrinks between two
 // looks: a flush of gigabytes to slow storage (the syncfs that ends the
@@ -94,7 +87,7 @@ func (b *boot) whileWritingBack(fn func()) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	b.goSafe("the watchdog lease during a flush", func() {
 		defer close(done)
-		renewWhileShrinking(stop, writebackStep, dirtyKiB, b.watchdogProgress)
+		renewWhileShrinking(stop, writebackStep, dirtyKiB, b.progress)
 	})
 	defer func() {
 		close(stop)
@@ -134,15 +127,6 @@ func watchWriteback(done <-chan struct{}, step time.Duration, dirty func() (uint
 			return false
 		}
 		last, lerr = now, err
-	}
-}
-
-// watchdogHuman feeds the watchdog for as long as someone at the console
-// takes (a passphrase prompt, the emergency shell); watchdogProgress ends
-// it.
-func (b *boot) watchdogHuman() {
-	if b.wd != nil {
-		b.wd.feeder.Set(watchdog.Lease{Human: true})
 	}
 }
 

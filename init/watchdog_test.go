@@ -43,8 +43,8 @@ func TestEagerModulesLeaveWatchdogs(t *testing.T) {
 // without rd.watchdog=.
 func TestWatchdogLease(t *testing.T) {
 	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
-	b.watchdogProgress() // no watchdog: no-op, no panic
-	b.watchdogHuman()
+	b.progress() // no watchdog: no-op, no panic
+	b.humanAtConsole()
 	b.settleWatchdog()
 	b.handOffWatchdog()
 	if b.rep != nil && b.rep.Watchdog != nil {
@@ -152,13 +152,13 @@ func TestWatchdogSearchAndHandOff(t *testing.T) {
 	if b.rep.Watchdog == nil || *b.rep.Watchdog != want || len(b.rep.Warnings) != 0 {
 		t.Fatalf("report watchdog %+v, warnings %q: want %+v", b.rep.Watchdog, b.rep.Warnings, want)
 	}
-	b.watchdogHuman()
+	b.humanAtConsole()
 	if l := b.wd.feeder.Lease(); !l.Human {
-		t.Errorf("lease %+v after watchdogHuman", l)
+		t.Errorf("lease %+v after humanAtConsole", l)
 	}
-	b.watchdogProgress()
+	b.progress()
 	if l := b.wd.feeder.Lease(); l.Human || !l.Feeds(time.Now()) {
-		t.Errorf("lease %+v after watchdogProgress: want a work lease", l)
+		t.Errorf("lease %+v after progress: want a work lease", l)
 	}
 	b.handOffWatchdog()
 	if !strings.Contains(console.String(), "left running with a 20 s timeout: systemd must take it over (RuntimeWatchdogSec= in system.conf)") {

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package qemutests
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/qemu-tests/vm"
+)
+
+// TestHangIsNamed: the system disk stops answering the reads of slot a's
+// image once a is chosen and its try counted (an NBD server that never
+// answers a read of root-a), so the root phase's mount of the image never
+// returns. Without rd.watchdog= nothing ends such a boot; the console says
+// so, naming the phase, after twice the device wait (rd.timeout=3, baked),
+// and again after as long once more. Before, nothing followed "slot a:".
+func TestHangIsNamed(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
+	system := abDisk(t, &a, nil)
+	p := system.Part(t, "root-a")
+	srv := vm.ServeNBD(t, system.Path)
+	srv.Stall(func(off, n int64) bool { return off < p.Offset+p.Size && off+n > p.Offset })
+	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--cmdline", "rd.timeout=3"), QEMUArgs: srv.Drive()})
+	srv.ExpectStall(m)
+	m.Expect("slot a:") // printed before the attempt: the hang came after the choice
+	const notice = `keel: (?:WARNING: )?the boot has made no progress for (\d+)s, in its root phase .*booted without rd\.watchdog=, so nothing will restart this machine$`
+	first, _ := strconv.Atoi(m.ExpectRegexp(notice)[1])
+	second, _ := strconv.Atoi(m.ExpectRegexp(notice)[1])
+	m.Kill()
+	if first < 6 || second < 2*first {
+		t.Errorf("notices after %d s and %d s without progress: want the first after twice rd.timeout=3, the next after twice as long", first, second)
+	}
+	if a := diskStatus(t, system.Path).slot(t, "a"); a.Tries != bootstate.DefaultTries-1 {
+		t.Errorf("slot a %+v: want its try counted before the hang", a)
+	}
+}
