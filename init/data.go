@@ -317,7 +317,9 @@ func (b *boot) unlockData(dev string) (string, error) {
 			b.log.Warnf("%v", err)
 		}
 	}()
-	o := unlock.Opener{Role: "data", Budget: unlock.NewKDFBudget(unlock.DefaultKDFBudget), NoDiscards: b.baked.Locked}
+	budget := unlock.NewKDFBudget(unlock.DefaultKDFBudget)
+	budget.SetProgress(b.progress) // each key slot's derivation takes seconds
+	o := unlock.Opener{Role: "data", Budget: budget, NoDiscards: b.baked.Locked}
 	if kf := b.baked.LUKSKeyfile; kf != "" {
 		secret, err := os.ReadFile(kf)
 		if err == nil {

@@ -7,41 +7,51 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/watchdog"
 )
 
 // The boot's progress (docs/boot-sequence.md, "A boot that stops"): each
-// phase, each file the /var seed copies and each stretch of an image read
-// through dm-verity marks it. The marks renew the watchdog's lease
-// (watchdog.go) and hold off the stall notice: a boot that made no progress
-// for twice the device wait (rd.timeout) says so on the console, in which
-// phase and since when, whether or not a watchdog will end it, and says it
-// again after twice as long each time (at most every stallRepeatMax). A
-// hang — a disk that stops answering the reads of a slot's image, a mount
-// that never returns — was silent without rd.watchdog=. Nothing is said
-// while someone at the console is asked for something, nor once the
-// emergency policy runs (it says what it waits for).
+// phase, each file the /var seed copies, each stretch of an image read
+// through dm-verity, each key derivation of an unlock and each look at a
+// flush in which the data waiting for the disks shrank marks it. The marks
+// renew the watchdog's lease (watchdog.go) and hold off the stall notice:
+// a boot that made no progress for twice the device wait (rd.timeout) says
+// so on the console, in which phase and since when, whether or not a
+// watchdog will end it, and says it again after twice as long each time
+// (at most every stallRepeatMax). A hang — a disk that stops answering the
+// reads of a slot's image, a mount that never returns — was silent without
+// rd.watchdog=. Nothing is said while someone at the console is asked for
+// something, nor once the emergency policy runs (it says what it waits
+// for).
 
-// stallRepeatMax bounds the time between two stall notices, so that the
-// last one on a console is never older than this.
-const stallRepeatMax = 10 * time.Minute
+const (
+	// stallRepeatMax bounds the time between two stall notices, so that
+	// the last one on a console is never older than this.
+	stallRepeatMax = 10 * time.Minute
+	// stallLooks is how many looks at the progress the notice takes per
+	// limit: a stall that begins while it sleeps is told at most
+	// limit/stallLooks late.
+	stallLooks = 4
+)
 
 // progressState is the last mark: when and in which phase, or a human at
-// the console; or the boot's end in the emergency policy.
+// the console; or the boot's end in the emergency policy. It also holds
+// the watchdog search for the notice's goroutine, which starts before it.
 type progressState struct {
 	mu    sync.Mutex
 	phase string
 	since time.Time
 	human bool
 	ended bool
+	wd    *watchdogState
 }
 
-// end stops the stall notices for good.
-func (p *progressState) end() {
-	p.mu.Lock()
-	p.ended = true
-	p.mu.Unlock()
+// progressMark is what the stall notice looks at.
+type progressMark struct {
+	phase string
+	since time.Time
+	quiet bool // a human is asked, or the boot ended
+	wd    *watchdogState
 }
 
 func (p *progressState) mark(now time.Time, phase string, human bool) {
@@ -53,11 +63,23 @@ func (p *progressState) mark(now time.Time, phase string, human bool) {
 	}
 }
 
-// get returns the last mark; human is also set once the boot ended.
-func (p *progressState) get() (phase string, since time.Time, human bool) {
+// end stops the stall notices for good.
+func (p *progressState) end() {
+	p.mu.Lock()
+	p.ended = true
+	p.mu.Unlock()
+}
+
+func (p *progressState) setWatchdog(w *watchdogState) {
+	p.mu.Lock()
+	p.wd = w
+	p.mu.Unlock()
+}
+
+func (p *progressState) get() progressMark {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.phase, p.since, p.human || p.ended
+	return progressMark{phase: p.phase, since: p.since, quiet: p.human || p.ended, wd: p.wd}
 }
 
 // enterPhase marks the start of a phase.
@@ -103,11 +125,11 @@ func nextStallNotice(since, told time.Time, limit time.Duration) time.Time {
 // startStallNotices watches the progress from its own goroutine until the
 // process ends (switch_root execs the real init).
 func (b *boot) startStallNotices() {
-	limit := 2 * b.cfg.Timeout
+	limit, timeout := 2*b.cfg.Timeout, b.cfg.Timeout
 	b.goSafe("the stall notice", func() {
 		var told time.Time
 		for {
-			notice, wait := b.stallLook(time.Now(), &told, limit)
+			notice, wait := stallLook(b.prog.get(), time.Now(), &told, limit, timeout)
 			if notice != "" {
 				b.loud("%s", notice)
 			}
@@ -116,35 +138,49 @@ func (b *boot) startStallNotices() {
 	})
 }
 
-// stallLook is one look at the progress at now, the last notice at told:
+// stallLook is one look at the progress m at now, the last notice at told:
 // the notice due ("" for none; told is then now) and how long until the
-// next look.
-func (b *boot) stallLook(now time.Time, told *time.Time, limit time.Duration) (notice string, wait time.Duration) {
-	phase, since, human := b.prog.get()
-	if human {
-		return "", max(limit, time.Second)
+// next look, never more than limit/stallLooks, so that progress in a long
+// wait for the next notice starts the count over in time.
+func stallLook(m progressMark, now time.Time, told *time.Time, limit, timeout time.Duration) (notice string, wait time.Duration) {
+	look := max(limit/stallLooks, 100*time.Millisecond)
+	if m.quiet {
+		return "", look
 	}
-	if due := nextStallNotice(since, *told, limit); now.Before(due) {
-		return "", due.Sub(now)
+	if due := nextStallNotice(m.since, *told, limit); now.Before(due) {
+		return "", min(due.Sub(now), look)
 	}
 	*told = now
-	return b.stallNotice(phase, now.Sub(since)), nextStallNotice(since, now, limit).Sub(now)
+	return stallNotice(m, now.Sub(m.since), timeout), min(nextStallNotice(m.since, now, limit).Sub(now), look)
 }
 
-// stallNotice is what a boot stalled in phase for d says.
-func (b *boot) stallNotice(phase string, d time.Duration) string {
-	msg := fmt.Sprintf("the boot has made no progress for %v, in its %s phase (a disk that stopped answering? a file system whose mount hangs?); ", d.Round(time.Second), phase)
-	var wd report.Watchdog
-	if b.wd != nil {
-		b.wd.mu.Lock()
-		wd = b.wd.rep
-		b.wd.mu.Unlock()
+// stallHints say what a phase may be waiting for.
+var stallHints = map[string]string{
+	"devices":     "a disk or a module load that does not finish?",
+	"data":        "the data partition's disk that stopped answering, or its file system's mount or flush that hangs?",
+	"root":        "the system disk that stopped answering the slot's image, or a mount that hangs?",
+	"report":      "a disk that stopped answering?",
+	"switch_root": "a disk that stopped answering?",
+}
+
+// stallNotice is what a boot stalled in m.phase for d says.
+func stallNotice(m progressMark, d, timeout time.Duration) string {
+	msg := fmt.Sprintf("the boot has made no progress for %v, in its %s phase", d.Round(time.Second), m.phase)
+	if h := stallHints[m.phase]; h != "" {
+		msg += " (" + h + ")"
 	}
+	if m.wd == nil {
+		return msg + "; booted without rd.watchdog=, so nothing will restart this machine"
+	}
+	m.wd.mu.Lock()
+	r := m.wd.rep
+	m.wd.mu.Unlock()
+	want := int(m.wd.want / time.Second)
 	switch {
-	case b.cfg.Watchdog <= 0:
-		return msg + "booted without rd.watchdog=, so nothing will restart this machine"
-	case wd.Device == "" || wd.None != "":
-		return msg + fmt.Sprintf("rd.watchdog=%d has no watchdog running, so nothing will restart this machine", int(b.cfg.Watchdog/time.Second))
+	case r.None != "":
+		return msg + fmt.Sprintf("; rd.watchdog=%d found no watchdog to use (%s), so nothing will restart this machine", want, r.None)
+	case r.Device == "":
+		return msg + fmt.Sprintf("; rd.watchdog=%d has found no watchdog yet, so nothing will restart this machine unless one appears", want)
 	}
-	return msg + fmt.Sprintf("watchdog %s restarts the machine %v after the last progress", wd.Device, b.cfg.Timeout+watchdogWork+time.Duration(wd.Timeout)*time.Second)
+	return msg + fmt.Sprintf("; watchdog %s restarts the machine %v after the last progress", r.Device, timeout+watchdogWork+time.Duration(r.Timeout)*time.Second)
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,65 +42,114 @@ func TestNextStallNotice(t *testing.T) {
 
 // TestStallLook walks a boot through its looks at the progress: quiet
 // while it progresses or a human is asked, a notice naming the phase once
-// it stalled for the limit, the next one later, none after progress.
+// it stalled for the limit, the next one later, none after progress; no
+// look further off than a quarter of the limit.
 func TestStallLook(t *testing.T) {
-	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
-	limit := 2 * b.cfg.Timeout
+	var p progressState
+	timeout := 30 * time.Second
+	limit := 2 * timeout
+	look := limit / stallLooks
 	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	var told time.Time
-	b.prog.mark(t0, "root", false)
-
-	if n, wait := b.stallLook(t0.Add(time.Second), &told, limit); n != "" || wait != limit-time.Second {
-		t.Errorf("1 s after progress: notice %q, wait %v: want none, %v", n, wait, limit-time.Second)
+	p.mark(t0, "root", false)
+	at := func(d time.Duration) (string, time.Duration) {
+		return stallLook(p.get(), t0.Add(d), &told, limit, timeout)
 	}
-	n, wait := b.stallLook(t0.Add(limit), &told, limit)
-	if !strings.Contains(n, "no progress for 1m0s, in its root phase") || !strings.Contains(n, "booted without rd.watchdog=, so nothing will restart this machine") {
+
+	if n, wait := at(time.Second); n != "" || wait != look {
+		t.Errorf("1 s after progress: notice %q, wait %v: want none, %v", n, wait, look)
+	}
+	if n, wait := at(limit - time.Second); n != "" || wait != time.Second {
+		t.Errorf("1 s before the limit: notice %q, wait %v: want none, 1s", n, wait)
+	}
+	n, wait := at(limit)
+	if !strings.Contains(n, "no progress for 1m0s, in its root phase (the system disk that stopped answering") || !strings.Contains(n, "booted without rd.watchdog=, so nothing will restart this machine") {
 		t.Errorf("at the limit: notice %q", n)
 	}
-	if wait != limit || !told.Equal(t0.Add(limit)) {
-		t.Errorf("at the limit: wait %v, told +%v: want %v, +%v", wait, told.Sub(t0), limit, limit)
+	if wait != look || !told.Equal(t0.Add(limit)) {
+		t.Errorf("at the limit: wait %v, told +%v: want %v, +%v", wait, told.Sub(t0), look, limit)
 	}
-	if n, _ := b.stallLook(t0.Add(limit+time.Second), &told, limit); n != "" {
+	if n, _ := at(limit + time.Second); n != "" {
 		t.Errorf("just after a notice: %q", n)
 	}
-	if n, _ := b.stallLook(t0.Add(2*limit), &told, limit); !strings.Contains(n, "no progress for 2m0s, in its root phase") {
+	if n, _ := at(2 * limit); !strings.Contains(n, "no progress for 2m0s, in its root phase") {
 		t.Errorf("at twice the limit: notice %q", n)
 	}
 
-	b.prog.mark(t0.Add(3*limit), "", true) // a passphrase prompt
-	if n, wait := b.stallLook(t0.Add(30*limit), &told, limit); n != "" || wait != limit {
+	p.mark(t0.Add(3*limit), "", true) // a passphrase prompt
+	if n, wait := at(30 * limit); n != "" || wait != look {
 		t.Errorf("while a human is asked: notice %q, wait %v", n, wait)
 	}
-	b.prog.mark(t0.Add(31*limit), "", false) // typed; the phase is still root
-	if n, _ := b.stallLook(t0.Add(31*limit+time.Second), &told, limit); n != "" {
+	p.mark(t0.Add(31*limit), "", false) // typed; the phase is still root
+	if n, _ := at(31*limit + time.Second); n != "" {
 		t.Errorf("just after progress: %q", n)
 	}
-	if n, _ := b.stallLook(t0.Add(32*limit), &told, limit); !strings.Contains(n, "no progress for 1m0s, in its root phase") {
+	if n, _ := at(32 * limit); !strings.Contains(n, "no progress for 1m0s, in its root phase") {
 		t.Errorf("stalled again after progress: notice %q", n)
 	}
-	b.prog.end() // the emergency policy
-	b.prog.mark(t0.Add(33*limit), "", false)
-	if n, _ := b.stallLook(t0.Add(40*limit), &told, limit); n != "" {
+	p.end() // the emergency policy
+	p.mark(t0.Add(33*limit), "", false)
+	if n, _ := at(40 * limit); n != "" {
 		t.Errorf("after the boot ended in the emergency policy: %q", n)
 	}
 }
 
 // TestStallNoticeWatchdog: the notice says what ends the hang, if
-// anything: the watchdog running, and when; or none.
+// anything: the watchdog running, and when; none found; none yet.
 func TestStallNoticeWatchdog(t *testing.T) {
-	cfg := kargs.Defaults()
-	cfg.Watchdog = 20 * time.Second
-	b := &boot{cfg: cfg, log: newLogger(nil)}
-	b.wd = &watchdogState{}
-	if n := b.stallNotice("data", time.Minute); !strings.Contains(n, "rd.watchdog=20 has no watchdog running, so nothing will restart this machine") {
+	w := &watchdogState{want: 20 * time.Second}
+	m := progressMark{phase: "data", wd: w}
+	if n := stallNotice(m, time.Minute, 30*time.Second); !strings.Contains(n, "rd.watchdog=20 has found no watchdog yet, so nothing will restart this machine unless one appears") {
 		t.Errorf("search not done: %q", n)
 	}
-	b.wd.setReport(report.Watchdog{None: "no hardware watchdog appeared"})
-	if n := b.stallNotice("data", time.Minute); !strings.Contains(n, "has no watchdog running") {
+	w.setReport(report.Watchdog{None: "no hardware watchdog appeared"})
+	if n := stallNotice(m, time.Minute, 30*time.Second); !strings.Contains(n, "rd.watchdog=20 found no watchdog to use (no hardware watchdog appeared), so nothing will restart") {
 		t.Errorf("no watchdog found: %q", n)
 	}
-	b.wd.setReport(report.Watchdog{Device: "/dev/watchdog0", Timeout: 20})
-	if n := b.stallNotice("data", time.Minute); !strings.Contains(n, "in its data phase") || !strings.Contains(n, "watchdog /dev/watchdog0 restarts the machine 5m50s after the last progress") {
+	w.setReport(report.Watchdog{Device: "/dev/watchdog0", Timeout: 20})
+	if n := stallNotice(m, time.Minute, 30*time.Second); !strings.Contains(n, "in its data phase (the data partition's disk") || !strings.Contains(n, "watchdog /dev/watchdog0 restarts the machine 5m50s after the last progress") {
 		t.Errorf("watchdog running: %q", n)
 	}
+}
+
+// TestStallNoticeSeesWatchdog: the watchdog search, started after the
+// notice's goroutine, reaches it through the progress state (go test
+// -race: no unsynchronised read of boot.wd).
+func TestStallNoticeSeesWatchdog(t *testing.T) {
+	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+	done := make(chan progressMark)
+	go func() {
+		for {
+			if m := b.prog.get(); m.wd != nil {
+				done <- m
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	b.prog.setWatchdog(&watchdogState{want: time.Second})
+	if m := <-done; m.wd.want != time.Second {
+		t.Errorf("watchdog %+v", m.wd)
+	}
+}
+
+// TestFlushIsProgress: without a watchdog, a flush whose data waiting for
+// the disks shrinks is progress (it used to be marked only with one: a
+// first boot flushing gigabytes was told it had stalled).
+func TestFlushIsProgress(t *testing.T) {
+	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+	t0 := time.Now()
+	b.prog.mark(t0, "data", false)
+	var mu sync.Mutex
+	dirty := uint64(1 << 20)
+	b.whileShrinking(func() {
+		for !b.prog.get().since.After(t0) {
+			time.Sleep(time.Millisecond) // the flush, until progress is marked
+		}
+	}, time.Millisecond, func() (uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		dirty--
+		return dirty, nil
+	})
 }

@@ -62,6 +62,7 @@ func (b *boot) startWatchdogAt(sysfs, dev string) {
 	w := &watchdogState{sysfs: sysfs, dev: dev, want: b.cfg.Watchdog, stop: make(chan struct{}), done: make(chan struct{})}
 	w.feeder = watchdog.NewFeeder(b.workLease(time.Now()), b.loud)
 	b.wd = w
+	b.prog.setWatchdog(w) // for the stall notice's goroutine
 	b.goSafe("the watchdog search", func() {
 		defer close(w.done)
 		b.searchWatchdog(w)
@@ -79,15 +80,15 @@ func (b *boot) workLease(now time.Time) watchdog.Lease {
 // seeding of /var, the /etc merge's) is one system call no per-file
 // progress can renew the lease during. A disk that stops taking writes
 // stops the renewals, and the lease then runs out as for any hang.
-func (b *boot) whileWritingBack(fn func()) {
-	if b.wd == nil {
-		fn()
-		return
-	}
+// Without a watchdog the same renewals are the boot's progress, which the
+// stall notice watches (progress.go).
+func (b *boot) whileWritingBack(fn func()) { b.whileShrinking(fn, writebackStep, dirtyKiB) }
+
+func (b *boot) whileShrinking(fn func(), step time.Duration, dirty func() (uint64, error)) {
 	stop, done := make(chan struct{}), make(chan struct{})
-	b.goSafe("the watchdog lease during a flush", func() {
+	b.goSafe("the progress during a flush", func() {
 		defer close(done)
-		renewWhileShrinking(stop, writebackStep, dirtyKiB, b.progress)
+		renewWhileShrinking(stop, step, dirty, b.progress)
 	})
 	defer func() {
 		close(stop)

@@ -32,6 +32,15 @@ const argon2Unit = 4
 type KDFBudget struct {
 	mu          sync.Mutex
 	total, left uint64
+	progress    func()
+}
+
+// SetProgress has f called before each derivation the budget allows: a
+// boot's progress, which a derivation of seconds is (init's stall notice).
+func (b *KDFBudget) SetProgress(f func()) {
+	b.mu.Lock()
+	b.progress = f
+	b.mu.Unlock()
 }
 
 // NewKDFBudget returns a budget of units KDF units.
@@ -56,11 +65,16 @@ func (b *KDFBudget) charge(what string, cost uint64) error {
 		return nil
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if cost > b.left {
+		defer b.mu.Unlock()
 		return fmt.Errorf("%w: %s needs %d KDF units, %d of the %d are left (a damaged or hostile header, or too many tries)", ErrKDFBudget, what, cost, b.left, b.total)
 	}
 	b.left -= cost
+	progress := b.progress
+	b.mu.Unlock()
+	if progress != nil {
+		progress()
+	}
 	return nil
 }
 

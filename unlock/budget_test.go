@@ -30,8 +30,13 @@ func TestKDFBudget(t *testing.T) {
 			}
 			const plenty = 1 << 40
 			b := NewKDFBudget(plenty)
+			derivations := 0
+			b.SetProgress(func() { derivations++ })
 			if _, err := open(b, key); err != nil {
 				t.Fatal(err)
+			}
+			if derivations == 0 {
+				t.Error("an unlock told no progress")
 			}
 			cost := plenty - b.Left()
 			if cost == 0 {
