@@ -25,7 +25,10 @@ var errExited = errors.New("QEMU exited")
 // the console cut in two by a kernel line ("...}[   28.855742] hrtimer:
 // interrupt took 9363800 ns\n\n"). The console moves such a kernel line to
 // its own line, before the program's line it cut (see add): both stay whole,
-// and an expectation of either matches as the guest meant it.
+// and an expectation of either matches as the guest meant it. What is taken
+// for a kernel line is the kernel's prefix ("[" seconds "." six digits "] ")
+// inside a line: a program must not print one there itself (an echo of
+// dmesg), or its line is split at it.
 type console struct {
 	mu      sync.Mutex
 	buf     []byte
@@ -119,8 +122,8 @@ func (c *console) insertLine(line []byte) {
 // each console line, "[" spaces, seconds "." six digits "] " (printk.time):
 // its length if it does, 0 if b may still become one, -1 if it cannot.
 func kernelPrefix(b []byte) int {
-	i := 1 // b[0] is '['
-	for i < len(b) && b[i] == ' ' {
+	i := 1                                    // b[0] is '['
+	for i < len(b) && i <= 4 && b[i] == ' ' { // "%5lu": 4 spaces at most
 		i++
 	}
 	digits := func(min, max int) (ok, more bool) {

@@ -71,6 +71,7 @@ func TestConsoleKernelLineInside(t *testing.T) {
 		{"brackets of a program", "[ OK ] x [1.5] y [  1.123456]z [ 1.1234567] w\n", "[ OK ] x [1.5] y [  1.123456]z [ 1.1234567] w\n"},
 		{"a prompt", "Continue? [y/N] ", "Continue? [y/N] "},
 		{"cut at the end of output", "ab[   1.000000] never end", "ab[   1.000000] never end"},
+		{"too many spaces for the kernel", "ab[" + strings.Repeat(" ", 5) + "1.000000] x\n", "ab[" + strings.Repeat(" ", 5) + "1.000000] x\n"},
 		{"too long for the kernel", "ab[   1.000000] " + strings.Repeat("x", 1200) + "\n", "ab[   1.000000] " + strings.Repeat("x", 1200) + "\n"},
 	}
 	for _, tt := range tests {

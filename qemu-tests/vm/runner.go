@@ -234,8 +234,8 @@ func (v *VM) pump(r *os.File, release func()) {
 		break
 	}
 	release()
+	v.console.close() // first: the held bytes are in Output() once done is closed
 	close(v.done)
-	v.console.close()
 }
 
 // initStarted is the kernel's line when it runs the initramfs's /init:
@@ -324,6 +324,11 @@ func (v *VM) cleanup(logf *os.File) {
 // Expect waits for s to appear on the console after the previous match and
 // returns its line (as far as printed). Unlike ExpectRegexp it also matches
 // in a line not yet ended, such as a shell prompt.
+//
+// A kernel line printed inside a program's unfinished line is moved to
+// its own line before it (see console), or after the cursor when an
+// expectation already matched in that line: expect a kernel line and a
+// prompt it may cut in either order, not one after the other.
 func (v *VM) Expect(s string) string {
 	v.t.Helper()
 	b, start, end, err := v.console.expect(substring(s), v.timeout)
