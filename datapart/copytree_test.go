@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,5 +114,53 @@ func TestCopyTreeClosesDescriptors(t *testing.T) {
 	}
 	if after := openFDs(); after != before {
 		t.Errorf("%d descriptors open after a failed copy, %d before", after, before)
+	}
+}
+
+// fakeXattrs is an xattrNode in memory; refuse lists the names it answers
+// setXattr with ENOTSUP (a namespace the file system lacks).
+type fakeXattrs struct {
+	names  []string
+	vals   map[string]string
+	refuse map[string]bool
+}
+
+func (f *fakeXattrs) listXattrs(b []byte) (int, error) {
+	list := strings.Join(f.names, "\x00") + "\x00"
+	if b == nil {
+		return len(list), nil
+	}
+	return copy(b, list), nil
+}
+
+func (f *fakeXattrs) getXattr(name string, b []byte) (int, error) {
+	v := f.vals[name]
+	if b == nil {
+		return len(v), nil
+	}
+	return copy(b, v), nil
+}
+
+func (f *fakeXattrs) setXattr(name string, val []byte) error {
+	if f.refuse[name] {
+		return unix.ENOTSUP
+	}
+	f.vals[name] = string(val)
+	return nil
+}
+
+// TestCopyXattrsSkipsUnsupported: a name the destination does not support
+// is left out and the names after it are still copied (the first such name
+// used to end the copy, and the seed's marker made the loss permanent).
+func TestCopyXattrsSkipsUnsupported(t *testing.T) {
+	src := &fakeXattrs{names: []string{"system.posix_acl_access", "user.a", "security.selinux"},
+		vals: map[string]string{"system.posix_acl_access": "acl", "user.a": "1", "security.selinux": "label"}}
+	dst := &fakeXattrs{vals: map[string]string{}, refuse: map[string]bool{"system.posix_acl_access": true}}
+	if err := copyXattrs(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"user.a": "1", "security.selinux": "label"}
+	if !maps.Equal(dst.vals, want) {
+		t.Errorf("copied %v, want %v", dst.vals, want)
 	}
 }
