@@ -258,10 +258,7 @@ func plainDirs(dir string, rels ...string) bool {
 // mounted meanwhile hide) and returns what waits for it.
 func (b *boot) undoLater(undo func()) func() {
 	done := make(chan struct{})
-	b.goSafe("undoing the /etc merge's base", func() {
-		defer close(done)
-		undo()
-	})
+	b.goSafeThen("undoing the /etc merge's base", undo, func() { close(done) })
 	return func() { <-done }
 }
 

@@ -53,10 +53,7 @@ func (b *boot) background(mods []bakedconf.Module) {
 // own goroutine, never by another background goroutine.
 func (b *boot) inBackground(where string, fn func()) {
 	b.bg.Add(1)
-	b.goSafe(where, func() {
-		defer b.bg.Done()
-		fn()
-	})
+	b.goSafeThen(where, fn, b.bg.Done)
 }
 
 // loadInBackground loads mods and keeps the failures for waitBackground.

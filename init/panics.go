@@ -16,6 +16,10 @@ import (
 type failGuard struct {
 	mu     sync.Mutex
 	active bool // the emergency policy has started
+	// switching: the boot sequence is past its last check and switches
+	// root (beginSwitch); a goroutine's panic then waits, parked, for the
+	// exec, whose failure the sequence itself takes to the emergency.
+	switching bool
 	// emergency runs the policy and does not return in PID 1 (b.emergency);
 	// halt stops the machine after a second panic (b.halt); park blocks a
 	// goroutine forever (the boot sequence, once another goroutine runs the
@@ -72,6 +76,12 @@ func (b *boot) enterEmergency(err error) {
 		g.park()
 		return
 	}
+	if g.switching {
+		g.mu.Unlock()
+		b.log.Errorf("%v: the root is being switched; the emergency policy is left to the switch's failure", err)
+		g.park()
+		return
+	}
 	g.active = true
 	g.mu.Unlock()
 	b.prog.end() // the emergency policy says what it waits for
@@ -82,6 +92,29 @@ func (b *boot) enterEmergency(err error) {
 		}
 	}()
 	g.emergency(err)
+}
+
+// beginSwitch ends the boot sequence's checks before switch_root: false
+// when the emergency policy has started (the sequence must park), else
+// from now on a goroutine's panic no longer starts it (endSwitch, when the
+// exec failed, gives it back).
+func (b *boot) beginSwitch() bool {
+	g := b.guard()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.active {
+		return false
+	}
+	g.switching = true
+	return true
+}
+
+// endSwitch says the switch failed: the sequence goes to the emergency.
+func (b *boot) endSwitch() {
+	g := b.guard()
+	g.mu.Lock()
+	g.switching = false
+	g.mu.Unlock()
 }
 
 // panicked is where every goroutine of PID 1 reports a panic it recovered
@@ -97,7 +130,14 @@ func (b *boot) panicked(where string, r any) {
 }
 
 // goSafe runs f in a goroutine whose panic is reported with panicked.
-func (b *boot) goSafe(where string, f func()) {
+func (b *boot) goSafe(where string, f func()) { b.goSafeThen(where, f, nil) }
+
+// goSafeThen is goSafe, then then (what releases those who wait for f)
+// once f returned. A panic in f never runs then: a deferred release inside
+// f would run before the recovery, and let the boot sequence go on before
+// the emergency policy had started; whatever waits for f waits for ever
+// instead, while the policy runs.
+func (b *boot) goSafeThen(where string, f, then func()) {
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -105,5 +145,8 @@ func (b *boot) goSafe(where string, f func()) {
 			}
 		}()
 		f()
+		if then != nil {
+			then()
+		}
 	}()
 }

@@ -95,3 +95,50 @@ func TestBackgroundGoroutinePanic(t *testing.T) {
 		t.Fatalf("emergency err = %v", err)
 	}
 }
+
+// TestGoSafeThenHoldsWaiters: a goroutine whose work panics never releases
+// those who wait for it, so the boot sequence cannot go on past the wait
+// while the emergency policy starts (a deferred release ran before the
+// recovery: waitBackground returned with failed() still false).
+func TestGoSafeThenHoldsWaiters(t *testing.T) {
+	b, emergencies, _, _ := guardedBoot()
+	done := make(chan struct{})
+	b.goSafeThen("the copy of the shutdown program", func() { panic("copy bug") }, func() { close(done) })
+	if err := <-emergencies; err == nil || !strings.Contains(err.Error(), "copy bug") {
+		t.Fatalf("emergency err = %v", err)
+	}
+	select {
+	case <-done:
+		t.Error("the waiters were released by a goroutine that panicked")
+	default:
+	}
+	ok := make(chan struct{})
+	b.goSafeThen("a copy that works", func() {}, func() { close(ok) })
+	<-ok
+}
+
+// TestPanicWhileSwitching: once the sequence began switching root, a
+// goroutine's panic is parked instead of starting the emergency policy
+// beside the exec; a failed switch gives the policy back to the sequence;
+// a sequence arriving after the policy started does not switch.
+func TestPanicWhileSwitching(t *testing.T) {
+	b, emergencies, _, parks := guardedBoot()
+	if !b.beginSwitch() {
+		t.Fatal("beginSwitch refused on a healthy boot")
+	}
+	b.goSafe("the watchdog feeder", func() { panic("late") })
+	<-parks
+	select {
+	case err := <-emergencies:
+		t.Fatalf("the emergency policy ran while switching root: %v", err)
+	default:
+	}
+	b.endSwitch() // exec failed
+	b.enterEmergency(errors.New("exec /sbin/init: no such file"))
+	if err := <-emergencies; err == nil || !strings.Contains(err.Error(), "exec /sbin/init") {
+		t.Errorf("emergency err = %v", err)
+	}
+	if b.beginSwitch() {
+		t.Error("beginSwitch allowed a switch after the emergency policy started")
+	}
+}

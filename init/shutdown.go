@@ -40,10 +40,9 @@ func (b *boot) stageShutdown() {
 	done := make(chan struct{})
 	c := &stagedCopy{done: done}
 	b.shutdownCopy = c
-	b.goSafe("the copy of the shutdown program", func() {
-		defer close(done)
+	b.goSafeThen("the copy of the shutdown program", func() {
 		c.size, c.err = stageShutdownBinary(shutdownDir)
-	})
+	}, func() { close(done) })
 }
 
 // stagedCopy is the background copy of the init binary: size and err are

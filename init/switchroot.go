@@ -21,14 +21,19 @@ func (b *boot) switchRoot() error {
 	if b.dev != nil {
 		b.dev.Close()
 	}
-	b.prepareShutdown()
+	b.prepareShutdown() // waits for the shutdown's copy: the last goroutine waited for
+	if !b.beginSwitch() {
+		b.guard().park() // a goroutine's panic started the emergency policy
+	}
 	b.handOffWatchdog()
 	if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
+		b.endSwitch()
 		return err
 	}
 	err := mounts.SwitchRoot(b.newRoot, b.init, []string{b.init})
 	// Only reached when exec failed, after the initramfs was freed: no shell
 	// is left, only the reboot policy.
+	b.endSwitch()
 	b.log.Errorf("%v", err)
 	fmt.Fprintf(os.Stderr, "keel: %v\n", err)
 	b.cfg.Emergency = kargs.EmergencyReboot

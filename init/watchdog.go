@@ -63,10 +63,7 @@ func (b *boot) startWatchdogAt(sysfs, dev string) {
 	w.feeder = watchdog.NewFeeder(b.workLease(time.Now()), b.loud)
 	b.wd = w
 	b.prog.setWatchdog(w) // for the stall notice's goroutine
-	b.goSafe("the watchdog search", func() {
-		defer close(w.done)
-		b.searchWatchdog(w)
-	})
+	b.goSafeThen("the watchdog search", func() { b.searchWatchdog(w) }, func() { close(w.done) })
 }
 
 // workLease is the lease of a phase starting at now.
@@ -86,10 +83,9 @@ func (b *boot) whileWritingBack(fn func()) { b.whileShrinking(fn, writebackStep,
 
 func (b *boot) whileShrinking(fn func(), step time.Duration, dirty func() (uint64, error)) {
 	stop, done := make(chan struct{}), make(chan struct{})
-	b.goSafe("the progress during a flush", func() {
-		defer close(done)
+	b.goSafeThen("the progress during a flush", func() {
 		renewWhileShrinking(stop, step, dirty, b.progress)
-	})
+	}, func() { close(done) })
 	defer func() {
 		close(stop)
 		<-done
