@@ -128,10 +128,84 @@ func (s eioStore) ReadAt(p []byte, off int64) (int, error) {
 // refused for writing, but not as foreign: its state is unknown for this
 // boot, not absent (the init then makes no upper it could not merge).
 func TestCheckWritableUnreadable(t *testing.T) {
-	for _, bad := range []int64{0, copyOffset(1)} {
-		err := CheckWritable(eioStore{NewMemStore(BootStateMinSize), bad})
-		if err == nil || errors.Is(err, ErrForeign) || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "cannot be read") {
-			t.Errorf("reads failing from byte %d: %v; want an I/O error that is not ErrForeign", bad, err)
+	err := CheckWritable(eioStore{NewMemStore(BootStateMinSize), 0})
+	if err == nil || errors.Is(err, ErrForeign) || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("both copies unreadable: %v; want an I/O error that is not ErrForeign", err)
+	}
+	garbage := newSectorStore(0)
+	copy(garbage.Bytes()[copyOffset(1):], "not a keel record, nor blank")
+	if err := CheckWritable(garbage); err == nil || errors.Is(err, ErrForeign) || !errors.Is(err, syscall.EIO) {
+		t.Errorf("copy 0 unreadable, copy 1 garbage: %v; want an I/O error that is not ErrForeign", err)
+	}
+}
+
+// sectorStore is a MemStore whose record copies in bad read EIO until a
+// write covers them, as a sector a power loss left unreadable.
+type sectorStore struct {
+	*MemStore
+	bad map[int64]bool // copy offsets
+}
+
+func newSectorStore(bad ...int) *sectorStore {
+	s := &sectorStore{MemStore: NewMemStore(BootStateMinSize), bad: map[int64]bool{}}
+	for _, i := range bad {
+		s.bad[copyOffset(i)] = true
+	}
+	return s
+}
+
+func (s *sectorStore) ReadAt(p []byte, off int64) (int, error) {
+	for o := range s.bad {
+		if off < o+RecordSize && off+int64(len(p)) > o {
+			return 0, syscall.EIO
+		}
+	}
+	return s.MemStore.ReadAt(p, off)
+}
+
+func (s *sectorStore) WriteAt(p []byte, off int64) (int, error) {
+	for o := range s.bad {
+		if off <= o && off+int64(len(p)) >= o+RecordSize {
+			delete(s.bad, o)
+		}
+	}
+	return s.MemStore.WriteAt(p, off)
+}
+
+// TestFirstWriteLeftUnreadable: the first record ever written, cut by a
+// power loss that left its sector unreadable, beside a copy never written:
+// the store stays writable, the next record goes into the blank copy, and
+// the one after rewrites the unreadable sector. Such a store used to be
+// refused at every boot (nothing else rewrites the sector): no durable
+// boot counting, no mark-good, no update, for good.
+func TestFirstWriteLeftUnreadable(t *testing.T) {
+	for _, bad := range []int{0, 1} {
+		st := newSectorStore(bad)
+		if err := CheckWritable(st); err != nil {
+			t.Fatalf("copy %d unreadable, the other blank: CheckWritable %v", bad, err)
+		}
+		s, warnings, err := Load(st)
+		if err != nil || s.Initialised || len(warnings) == 0 {
+			t.Fatalf("copy %d unreadable: Load %+v, %q, %v: want the defaults, with a warning", bad, s, warnings, err)
+		}
+		s.Slots[0].Tries--
+		if err := Save(st, &s); err != nil {
+			t.Fatalf("copy %d unreadable: first Save: %v", bad, err)
+		}
+		if !st.bad[copyOffset(bad)] {
+			t.Errorf("copy %d unreadable: the first Save wrote into it, not into the blank copy", bad)
+		}
+		if got := mustLoad(t, st); got != s {
+			t.Fatalf("copy %d unreadable: read back %+v, want %+v", bad, got, s)
+		}
+		if err := Save(st, &s); err != nil {
+			t.Fatalf("copy %d unreadable: second Save: %v", bad, err)
+		}
+		if len(st.bad) != 0 {
+			t.Errorf("copy %d unreadable: the second Save did not rewrite it", bad)
+		}
+		if _, warnings, err := Load(st); err != nil || len(warnings) != 0 {
+			t.Errorf("copy %d rewritten: Load warnings %q, %v; want both copies valid", bad, warnings, err)
 		}
 	}
 }

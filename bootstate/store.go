@@ -126,7 +126,12 @@ func Save(st Store, s *State) error {
 		return fmt.Errorf("boot state sequence %d cannot grow: reinitialise the bootstate partition", s.Seq)
 	}
 	target := 0
-	if cur == 0 {
+	switch {
+	case cur == 0:
+		target = 1
+	case cur < 0 && !c[0].blank && c[1].blank:
+		// The first write goes where nothing was: copy 0 may be a
+		// first write cut by a power loss, or unreadable since.
 		target = 1
 	}
 	next := *s
@@ -165,8 +170,9 @@ var ErrForeign = errors.New("not a keel boot state")
 // CheckWritable reports whether keel may write boot state records to st:
 // only where a valid record already is, or where both record copies are
 // blank (never written: zeros, or erased flash's ones) or hold the start
-// of a keel record (a first write cut by a power loss), and no file system
-// or LUKS signature is found. Anything else is refused, naming what was
+// of a keel record (a first write cut by a power loss), one of them
+// possibly unreadable if the other is blank (that first write left its
+// sector unreadable), and no file system or LUKS signature is found. Anything else is refused, naming what was
 // found: a mistyped bootstate= must never destroy a file system.
 func CheckWritable(st Store) error {
 	c := readCopies(st)
@@ -228,16 +234,21 @@ func checkForeign(st Store, c [2]copyRead) error {
 	if what := foreignSignature(st); what != "" {
 		return fmt.Errorf("%w: the device holds %s: refusing to write boot state records over it", ErrForeign, what)
 	}
-	for _, r := range c {
-		if r.io {
+	for i, r := range c {
+		if r.io && !c[1-i].blank {
 			// Not foreign: unreadable. Nothing is written in this boot,
 			// and the next may read it (errors.Is(err, ErrForeign) is
 			// false: the machine's state is unknown, not absent).
 			return fmt.Errorf("%w: refusing to write boot state records to a device that cannot be read", r.err)
 		}
+		// An unreadable copy beside a blank one is writable: records
+		// alternate between the copies, so at most one was ever written
+		// (the first, cut by a power loss that left its sector
+		// unreadable), and refusing would keep counting off for good, as
+		// nothing else rewrites the sector.
 	}
 	for i, r := range c {
-		if !r.blank && !r.ours && !r.short {
+		if !r.io && !r.blank && !r.ours && !r.short {
 			return fmt.Errorf("%w: copy %d at byte %d is neither blank (zeros) nor a keel record (%v): refusing to write over it", ErrForeign, i, copyOffset(i), r.err)
 		}
 	}
