@@ -267,6 +267,30 @@ func (t *target) raucSetBad(e *env, x slots.Slot) error {
 	return nil
 }
 
+// syncPartition makes a partition's writes durable (tests watch it).
+var syncPartition = (*partition).Sync
+
+// flushSlot makes what was written to slot x durable before the boot state
+// names it: RAUC's raw handler writes a slot and closes it without a
+// flush, and a power cut after the boot state's flushed write would then
+// boot a slot whose blocks never reached the disk (dm-verity refuses it:
+// the update spends its tries and is retired). fsync of a block device
+// flushes the disk's write cache too.
+func (t *target) flushSlot(x slots.Slot) error {
+	for _, label := range []string{x.RootLabel(), x.VerityLabel()} {
+		p, err := t.open(label, false)
+		if err != nil {
+			return err
+		}
+		err = syncPartition(p)
+		p.Close()
+		if err != nil {
+			return fmt.Errorf("%s: flushing what was written to it: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // raucSetPrimary makes x boot next: a slot RAUC just wrote must hold a
 // valid header at or above the rollback floor, as slotctl install checks.
 func (t *target) raucSetPrimary(e *env, x slots.Slot, tries int) error {
@@ -287,6 +311,9 @@ func (t *target) raucSetPrimary(e *env, x slots.Slot, tries int) error {
 		}
 		if err := checkFloor(h, s.RollbackFloor, fmt.Sprintf("slot %s", x)); err != nil {
 			return err
+		}
+		if err := t.flushSlot(x); err != nil {
+			return fmt.Errorf("%w: refusing to boot slot %s", err, x)
 		}
 	}
 	s, err := t.withState(func(s *bootstate.State) error { return raucSetPrimary(s, x, run, tries, imageID) })

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,11 +140,18 @@ func TestRaucBackendInstallFlow(t *testing.T) {
 		t.Errorf("get-current: %q, want a", got)
 	}
 
-	// The install: RAUC marks the target bad, writes it, activates it.
+	// The install: RAUC marks the target bad, writes it, activates it,
+	// which flushes what RAUC wrote first (its raw handler does not).
 	rauc(t, nil, disk, onA, "set-state", "b", "bad")
 	writeSlot(t, disk, "b", imgB, verB)
+	var synced []string
+	syncPartition = func(p *partition) error { synced = append(synced, p.label); return p.Sync() }
+	defer func() { syncPartition = (*partition).Sync }()
 	if out := rauc(t, nil, disk, onA, "set-primary", "b"); !strings.Contains(out, "slot b boots next: 3 tries") {
 		t.Errorf("set-primary b without KEEL_RAUC_TRIES: %s", out)
+	}
+	if want := []string{"root-b", "verity-b"}; !slices.Equal(synced, want) {
+		t.Errorf("set-primary b flushed %q, want %q", synced, want)
 	}
 	rauc(t, map[string]string{"KEEL_RAUC_TRIES": "2"}, disk, onA, "set-primary", "b")
 	want := [2]bootstate.SlotState{{Priority: 1, Tries: 3, Good: true}, {Priority: 2, Tries: 2}}
