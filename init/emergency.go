@@ -12,6 +12,7 @@ import (
 
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/unlock"
 )
 
 // emergencyModuleWait bounds how long a failed boot waits for modules
@@ -83,9 +84,8 @@ func (b *boot) waitForInput() bool {
 		return true
 	}
 	b.log.Console("keel: press Enter within %v for an emergency shell; rebooting otherwise", t)
-	fds := []unix.PollFd{{Fd: 0, Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, int(t/time.Millisecond))
-	if err != nil || n == 0 {
+	// Polled again after a signal (EINTR), which used to count as no input.
+	if ok, err := unlock.PollInput(0, t); err != nil || !ok {
 		b.log.Console("keel: no input in %v", t)
 		return false
 	}

@@ -109,7 +109,7 @@ func (p Prompter) waitInput(left time.Duration, buffered bool) error {
 		if p.Fd < 0 {
 			return fmt.Errorf("a passphrase timeout needs the console's file descriptor")
 		}
-		wait = pollInput
+		wait = PollInput
 	}
 	ok, err := wait(p.Fd, left)
 	if err != nil {
@@ -121,10 +121,10 @@ func (p Prompter) waitInput(left time.Duration, buffered bool) error {
 	return nil
 }
 
-// pollInput waits with poll(2) until fd is readable (a terminal in
+// PollInput waits with poll(2) until fd is readable (a terminal in
 // canonical mode is once a whole line is typed) or d has passed; a signal
 // only shortens the wait by what has passed.
-func pollInput(fd int, d time.Duration) (bool, error) {
+func PollInput(fd int, d time.Duration) (bool, error) {
 	end := time.Now().Add(d)
 	for {
 		left := time.Until(end)

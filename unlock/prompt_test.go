@@ -305,7 +305,7 @@ func TestPollInput(t *testing.T) {
 	must(t, err)
 	defer r.Close()
 	defer w.Close()
-	if ok, err := pollInput(int(r.Fd()), time.Millisecond); ok || err != nil {
+	if ok, err := PollInput(int(r.Fd()), time.Millisecond); ok || err != nil {
 		t.Errorf("empty pipe: %v, %v; want no input", ok, err)
 	}
 	p := Prompter{Console: &rw{r, io.Discard}, Fd: int(r.Fd()), Timeout: time.Millisecond}
