@@ -22,7 +22,7 @@ import (
 func (r *Registry) WaitSystemDisk(ctx context.Context, rootDisk, loaderPartUUID string) (SystemDisk, error) {
 	defer r.lockUntil(ctx)()
 	for {
-		if jobs := r.claimProbes(devspec.OfPartLabel(LabelBootState)); len(jobs) > 0 {
+		if jobs := r.claimProbes(devspec.OfPartLabel(LabelBootState), ""); len(jobs) > 0 {
 			r.probeUnlocked(jobs)
 			continue
 		}

@@ -28,13 +28,15 @@ type probeJob struct {
 }
 
 // claimProbes marks the devices spec needs probed and not yet probed as
-// running and returns them. Callers hold mu. Partition tables live on whole disks only,
-// so PARTUUID/PARTLABEL specs read disks (GPT or MBR); UUID/LABEL specs read
-// everything.
-func (r *Registry) claimProbes(spec devspec.Spec) []*probeJob {
+// running and returns them: on disk and its partitions only, unless disk
+// is "" (a wait restricted to the system disk must not read a stick
+// plugged in later, whose reads may never end). Callers hold mu. Partition
+// tables live on whole disks only, so PARTUUID/PARTLABEL specs read disks
+// (GPT or MBR); UUID/LABEL specs read everything.
+func (r *Registry) claimProbes(spec devspec.Spec, disk string) []*probeJob {
 	var jobs []*probeJob
 	for _, d := range r.sorted() {
-		if d.probe != probeNone || !specNeedsProbe(spec, d) {
+		if d.probe != probeNone || !specNeedsProbe(spec, d) || !onDisk(d, disk) {
 			continue
 		}
 		d.probe = probeRunning

@@ -61,7 +61,7 @@ type device struct {
 	Uevent
 	parent string
 	seq    uint64 // order of first appearance, for stable reports
-	gen    uint64 // bumped on change; a probe of an older gen is discarded
+	gen    uint64 // new on change (Registry.gens); a probe of another gen is discarded
 	probe  probeState
 	fs     FS
 	fsErr  error
@@ -80,6 +80,7 @@ type Registry struct {
 	cond   *sync.Cond
 	devs   map[string]*device
 	seq    uint64
+	gens   uint64 // the last device.gen given: unique across names and removals
 	closed bool
 	notes  []string        // Notes not yet taken: damaged tables, partitions added
 	noted  map[string]bool // every note ever kept, so each is said once
@@ -146,13 +147,17 @@ func (r *Registry) upsert(ev Uevent) {
 	d, ok := r.devs[ev.DevName]
 	if !ok {
 		r.seq++
-		d = &device{seq: r.seq}
+		r.gens++
+		// A gen of its own: a probe of a removed device of the same name
+		// still running must not be stored for this one.
+		d = &device{seq: r.seq, gen: r.gens}
 		r.devs[ev.DevName] = d
 	}
 	// Anything but a repeated add (coldplug re-announcing a device we know)
 	// may mean new contents: a rewritten partition table, a fresh mkfs.
 	if ok && (ev.Action != "add" || ev.Major != d.Major || ev.Minor != d.Minor) {
-		d.gen++
+		r.gens++
+		d.gen = r.gens
 		d.probe, d.fs, d.fsErr, d.parts, d.ptErr = probeNone, FS{}, nil, nil, nil
 	}
 	d.Uevent = ev

@@ -399,3 +399,51 @@ func TestMatchesFindsEveryCopy(t *testing.T) {
 		t.Errorf("Matches(LABEL=other) = %q, want none", got)
 	}
 }
+
+// TestOnDiskWaitReadsOnlyThatDisk: a wait restricted to the system disk
+// reads that disk and its partitions only: a stick plugged in later, whose
+// reads may never end, is not read for it.
+func TestOnDiskWaitReadsOnlyThatDisk(t *testing.T) {
+	r := NewRegistry(Options{DevDir: t.TempDir(), SysDir: t.TempDir()})
+	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "vda", DevType: "disk", Major: 253, Minor: 0})
+	r.mu.Lock()
+	r.devs["vda"].probe = probeDone
+	r.devs["vda"].parts = []Partition{{Index: 2, Name: "data"}} // vda2 not announced yet
+	r.mu.Unlock()
+	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "sdb", DevType: "disk", Major: 8, Minor: 16})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no wait: one round of matching and probing
+	if _, err := r.WaitForOnDisk(ctx, devspec.OfPartLabel("data"), "vda"); err == nil {
+		t.Fatal("found a partition that is not announced")
+	}
+	r.mu.Lock()
+	st := r.devs["sdb"].probe
+	r.mu.Unlock()
+	if st != probeNone {
+		t.Errorf("a wait restricted to vda read sdb (probe state %d)", st)
+	}
+}
+
+// TestProbeOfRemovedDeviceDropped: a disk removed while it is read, and
+// another announced under the same name, does not get the removed one's
+// partition table.
+func TestProbeOfRemovedDeviceDropped(t *testing.T) {
+	r := NewRegistry(Options{DevDir: t.TempDir(), SysDir: t.TempDir()})
+	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "sdb", DevType: "disk", Major: 8, Minor: 16})
+	r.mu.Lock()
+	jobs := r.claimProbes(devspec.OfPartLabel("root-a"), "")
+	r.mu.Unlock()
+	if len(jobs) != 1 {
+		t.Fatalf("%d probe jobs, want 1", len(jobs))
+	}
+	jobs[0].parts = []Partition{{Index: 1, Name: "root-a", UUID: "old-stick"}}
+	r.Handle(Uevent{Action: "remove", Subsystem: "block", DevName: "sdb", DevType: "disk", Major: 8, Minor: 16})
+	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "sdb", DevType: "disk", Major: 8, Minor: 32})
+	r.mu.Lock()
+	r.storeProbes(jobs)
+	d := r.devs["sdb"]
+	r.mu.Unlock()
+	if d.probe != probeNone || len(d.parts) != 0 {
+		t.Errorf("the new sdb (8:32) has probe state %d, partitions %+v: want it unread", d.probe, d.parts)
+	}
+}

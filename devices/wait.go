@@ -86,7 +86,7 @@ func (r *Registry) waitMatch(ctx context.Context, spec devspec.Spec, disk string
 		if p, ok := r.match(spec, disk); ok {
 			return p, nil
 		}
-		if jobs := r.claimProbes(spec); len(jobs) > 0 {
+		if jobs := r.claimProbes(spec, disk); len(jobs) > 0 {
 			r.probeUnlocked(jobs)
 			continue
 		}
@@ -253,7 +253,7 @@ func (r *Registry) Matches(ctx context.Context, spec devspec.Spec) []string {
 	}
 	defer r.lockUntil(ctx)()
 	for {
-		if jobs := r.claimProbes(spec); len(jobs) > 0 {
+		if jobs := r.claimProbes(spec, ""); len(jobs) > 0 {
 			r.probeUnlocked(jobs)
 			continue
 		}
