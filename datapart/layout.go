@@ -65,7 +65,8 @@ var layout = [...]struct {
 // EnsureLayout makes sure the data filesystem mounted at root has @var,
 // @home and @overlay: subvolumes on btrfs, directories on ext4. It returns
 // the paths it created. An existing directory or subvolume is used as it
-// is; an existing entry of another kind (a file, a symlink) is an error and
+// is (an @overlay open to group or others is made private again); an
+// existing entry of another kind (a file, a symlink) is an error and
 // is left alone.
 func EnsureLayout(root, fstype string, sys Sys) (created []string, err error) {
 	sys = sys.withDefaults()
@@ -94,6 +95,14 @@ func ensure(sys Sys, root, fstype, name string, perm os.FileMode) (string, error
 	path := filepath.Join(root, name)
 	fi, err := sys.Lstat(path)
 	switch {
+	case err == nil && fi.IsDir() && perm&0o077 == 0 && fi.Mode().Perm()&0o077 != 0:
+		// A private entry (@overlay) left open: a power cut between its
+		// creation (subvolumes are born 0755) and the chmod below. Closed
+		// again, never opened: the operator's modes of @var and @home stay.
+		if err := sys.Chmod(path, perm); err != nil {
+			return "", fmt.Errorf("data partition: %w", err)
+		}
+		return "", nil
 	case err == nil && fi.IsDir():
 		return "", nil
 	case err == nil:

@@ -63,6 +63,9 @@ func TestEnsureLayout(t *testing.T) {
 			}
 			after := snapshot(t, root)
 			for p, d := range before {
+				if p == Overlay && after[p] == "drwx------" {
+					continue // an @overlay left open is closed (TestEnsureLayoutClosesOverlay)
+				}
 				if after[p] != d {
 					t.Errorf("%s changed: %q → %q", p, d, after[p])
 				}
@@ -79,6 +82,27 @@ func TestEnsureLayout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnsureLayoutClosesOverlay: an @overlay left 0755 (a power cut
+// between the subvolume's creation and its chmod) is made private again;
+// @var and @home keep the modes they have.
+func TestEnsureLayoutClosesOverlay(t *testing.T) {
+	root := t.TempDir()
+	for name, mode := range map[string]os.FileMode{Overlay: 0o755, Var: 0o750, Home: 0o751} {
+		must(t, os.Mkdir(filepath.Join(root, name), mode))
+		must(t, os.Chmod(filepath.Join(root, name), mode))
+	}
+	var subvols []string
+	if _, err := EnsureLayout(root, Btrfs, fakeSys(&subvols)); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{Overlay: 0o700, Var: 0o750, Home: 0o751} {
+		fi, err := os.Stat(filepath.Join(root, name))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, %v; want %v", name, fi.Mode().Perm(), err, want)
+		}
 	}
 }
 
