@@ -137,6 +137,22 @@ func TestCheckWritableUnreadable(t *testing.T) {
 	if err := CheckWritable(garbage); err == nil || errors.Is(err, ErrForeign) || !errors.Is(err, syscall.EIO) {
 		t.Errorf("copy 0 unreadable, copy 1 garbage: %v; want an I/O error that is not ErrForeign", err)
 	}
+	// A header whose first sector cannot be read shows its magic to no
+	// probe; what follows it is no blank keel partition.
+	luks := newSectorStore(0)
+	copy(luks.Bytes()[4096:], `{"keyslots":{"0":{"type":"luks2"}}}`) // LUKS2's JSON area
+	btrfs := newSectorStore(1)
+	copy(btrfs.Bytes()[copyOffset(1)+0x32b:], "sys_chunk_array") // the rest of a btrfs superblock
+	for name, st := range map[string]*sectorStore{"LUKS2, sector 0 unreadable": luks, "btrfs, its superblock's first sector unreadable": btrfs} {
+		before := string(st.Bytes())
+		s, _, _ := Load(st)
+		if err := CheckWritable(st); err == nil || errors.Is(err, ErrForeign) || !errors.Is(err, syscall.EIO) {
+			t.Errorf("%s: CheckWritable %v; want an I/O error that is not ErrForeign", name, err)
+		}
+		if err := Save(st, &s); err == nil || string(st.Bytes()) != before {
+			t.Errorf("%s: Save %v, and the device changed: %v", name, err, string(st.Bytes()) != before)
+		}
+	}
 }
 
 // sectorStore is a MemStore whose record copies in bad read EIO until a

@@ -235,17 +235,17 @@ func checkForeign(st Store, c [2]copyRead) error {
 		return fmt.Errorf("%w: the device holds %s: refusing to write boot state records over it", ErrForeign, what)
 	}
 	for i, r := range c {
-		if r.io && !c[1-i].blank {
+		if r.io && !(c[1-i].blank && blankAround(st, i)) {
 			// Not foreign: unreadable. Nothing is written in this boot,
 			// and the next may read it (errors.Is(err, ErrForeign) is
 			// false: the machine's state is unknown, not absent).
 			return fmt.Errorf("%w: refusing to write boot state records to a device that cannot be read", r.err)
 		}
-		// An unreadable copy beside a blank one is writable: records
-		// alternate between the copies, so at most one was ever written
-		// (the first, cut by a power loss that left its sector
-		// unreadable), and refusing would keep counting off for good, as
-		// nothing else rewrites the sector.
+		// An unreadable copy beside a blank one, on a device blank all
+		// around it, is writable: records alternate between the copies,
+		// so at most one was ever written (the first, cut by a power loss
+		// that left its sector unreadable), and refusing would keep
+		// counting off for good, as nothing else rewrites the sector.
 	}
 	for i, r := range c {
 		if !r.io && !r.blank && !r.ours && !r.short {
@@ -253,6 +253,29 @@ func checkForeign(st Store, c [2]copyRead) error {
 		}
 	}
 	return nil
+}
+
+// blankAroundEnd is how far blankAround looks: both copies and the 4 KiB
+// from the second one's start, where a btrfs superblock would be.
+var blankAroundEnd = copyOffset(1) + 4096
+
+// blankAround reports whether every sector of st before blankAroundEnd but
+// copy bad's reads back blank. A file system or LUKS header whose first
+// sector cannot be read shows its magic to no probe, but its next sectors
+// are not blank (XFS's allocation headers, LUKS2's JSON and key slots,
+// FAT's tables, btrfs's superblock): such a device stays refused. A keel
+// bootstate partition holds nothing there but the two records.
+func blankAround(st Store, bad int) bool {
+	b := make([]byte, 512)
+	for off := int64(0); off < blankAroundEnd; off += int64(len(b)) {
+		if off >= copyOffset(bad) && off < copyOffset(bad)+RecordSize {
+			continue
+		}
+		if n, err := st.ReadAt(b, off); n != len(b) || (err != nil && !errors.Is(err, io.EOF)) || !isBlank(b) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeRecord writes one copy and makes it durable.

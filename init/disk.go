@@ -272,6 +272,7 @@ func (b *boot) modulesLoaded(ctx context.Context) {
 	case <-b.storageLoaded:
 	case <-ctx.Done():
 	}
+	b.parkIfFailed() // a module load's panic (kmod.Session.OnPanic) returns from Load
 }
 
 // waitForOr resolves the keel partition labelled label: the DEVSPEC given

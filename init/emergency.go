@@ -26,7 +26,7 @@ func (b *boot) emergency(err error) {
 		err = fmt.Errorf("boot sequence ended without switching root")
 	}
 	if !b.waitBackground(emergencyModuleWait) {
-		b.log.Warnf("modules still loading after %v; going on without them", emergencyModuleWait)
+		b.log.Warnf("modules still loading after %v (or a loader that panicked); going on without them", emergencyModuleWait)
 	}
 	b.log.Errorf("boot failed: %v", err)
 	b.log.Console("\nkeel: BOOT FAILED: %v", err)

@@ -127,8 +127,8 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 	done := make(chan struct{})
 	b.storageLoaded = done
 	b.inBackground("the background module loader", func() {
-		defer close(done)
 		b.loadInBackground(storageDrivers(plan))
+		close(done) // not deferred: a panic must not release the wait (goSafeThen)
 	})
 	b.inBackground("the background module loader", func() {
 		select {

@@ -94,6 +94,26 @@ func (b *boot) enterEmergency(err error) {
 	g.emergency(err)
 }
 
+// parkIfFailed parks the boot sequence once the emergency policy has
+// started: after a wait for goroutines, one of which may have panicked.
+func (b *boot) parkIfFailed() {
+	if b.failed() {
+		b.guard().park()
+	}
+}
+
+// switching runs fn, the switch of root, unless the emergency policy has
+// started (the sequence parks then): a goroutine's panic meanwhile no
+// longer starts the policy beside the exec, while a failure or a panic of
+// fn itself (its endSwitch deferred, it runs before the recovery) does.
+func (b *boot) switching(fn func() error) error {
+	if !b.beginSwitch() {
+		b.guard().park() // a goroutine's panic started the emergency policy
+	}
+	defer b.endSwitch()
+	return fn()
+}
+
 // beginSwitch ends the boot sequence's checks before switch_root: false
 // when the emergency policy has started (the sequence must park), else
 // from now on a goroutine's panic no longer starts it (endSwitch, when the

@@ -141,4 +141,36 @@ func TestPanicWhileSwitching(t *testing.T) {
 	if b.beginSwitch() {
 		t.Error("beginSwitch allowed a switch after the emergency policy started")
 	}
+	b.parkIfFailed()
+	select {
+	case <-parks:
+	default:
+		t.Error("parkIfFailed did not park after the emergency policy started")
+	}
+}
+
+// TestSwitchFailsToEmergency: the switch's own failure, or its own panic,
+// takes the sequence to the emergency policy; it used to be parked as a
+// goroutine's panic during the switch, and nobody ran the policy.
+func TestSwitchFailsToEmergency(t *testing.T) {
+	b, emergencies, _, parks := guardedBoot()
+	err := b.switching(func() error { return errors.New("move /dev: busy") })
+	b.enterEmergency(err)
+	if got := <-emergencies; got == nil || !strings.Contains(got.Error(), "move /dev: busy") {
+		t.Errorf("after a failed switch: emergency err = %v", got)
+	}
+
+	b, emergencies, _, parks = guardedBoot()
+	go func() {
+		defer b.recovery()
+		_ = b.switching(func() error { panic("exec bug") })
+	}()
+	if got := <-emergencies; got == nil || !strings.Contains(got.Error(), "exec bug") {
+		t.Errorf("after a panic in the switch: emergency err = %v", got)
+	}
+	select {
+	case <-parks:
+		t.Error("the sequence's own panic in the switch was parked")
+	default:
+	}
 }

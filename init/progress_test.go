@@ -113,8 +113,8 @@ func TestStallNoticeWatchdog(t *testing.T) {
 }
 
 // TestStallNoticeSeesWatchdog: the watchdog search, started after the
-// notice's goroutine, reaches it through the progress state (go test
-// -race: no unsynchronised read of boot.wd).
+// notice's goroutine, reaches it through the progress state, under its
+// lock (the goroutine read boot.wd, written after it started).
 func TestStallNoticeSeesWatchdog(t *testing.T) {
 	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
 	done := make(chan progressMark)
@@ -143,8 +143,14 @@ func TestFlushIsProgress(t *testing.T) {
 	var mu sync.Mutex
 	dirty := uint64(1 << 20)
 	b.whileShrinking(func() {
-		for !b.prog.get().since.After(t0) {
-			time.Sleep(time.Millisecond) // the flush, until progress is marked
+		// The flush, until progress is marked; the limit only bounds a
+		// failure, no verdict depends on it.
+		for limit := time.Now().Add(time.Minute); !b.prog.get().since.After(t0); {
+			if time.Now().After(limit) {
+				t.Error("a flush whose dirty data shrinks marked no progress")
+				return
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}, time.Millisecond, func() (uint64, error) {
 		mu.Lock()

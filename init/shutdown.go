@@ -73,6 +73,7 @@ func (b *boot) prepareShutdown() {
 	}
 	if err != nil {
 		b.log.Warnf("shutdown: %v: at power-off keel's file systems will only be remounted read-only", err)
+		b.parkIfFailed() // the emergency policy writes the report now
 		// The report is written already: write it again with the warning.
 		b.rep.Warn("shutdown: %v", err)
 		if err := b.rep.Write(report.Path); err != nil {

@@ -22,18 +22,20 @@ func (b *boot) switchRoot() error {
 		b.dev.Close()
 	}
 	b.prepareShutdown() // waits for the shutdown's copy: the last goroutine waited for
-	if !b.beginSwitch() {
-		b.guard().park() // a goroutine's panic started the emergency policy
-	}
-	b.handOffWatchdog()
-	if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
-		b.endSwitch()
+	exec := false
+	err := b.switching(func() error {
+		b.handOffWatchdog()
+		if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
+			return err
+		}
+		exec = true
+		return mounts.SwitchRoot(b.newRoot, b.init, []string{b.init})
+	})
+	if !exec {
 		return err
 	}
-	err := mounts.SwitchRoot(b.newRoot, b.init, []string{b.init})
 	// Only reached when exec failed, after the initramfs was freed: no shell
 	// is left, only the reboot policy.
-	b.endSwitch()
 	b.log.Errorf("%v", err)
 	fmt.Fprintf(os.Stderr, "keel: %v\n", err)
 	b.cfg.Emergency = kargs.EmergencyReboot

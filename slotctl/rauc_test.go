@@ -145,11 +145,24 @@ func TestRaucBackendInstallFlow(t *testing.T) {
 	rauc(t, nil, disk, onA, "set-state", "b", "bad")
 	writeSlot(t, disk, "b", imgB, verB)
 	var synced []string
-	syncPartition = func(p *partition) error { synced = append(synced, p.label); return p.Sync() }
+	syncPartition = func(p *partition) error {
+		// Before the boot state names b: it is still the bad slot RAUC made it.
+		bs, err := openInDisk(disk, bootstate.Label, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bs.Close()
+		if s, _, err := bootstate.Load(bs); err != nil || s.Slot("b").Priority != 0 {
+			t.Errorf("flush of %s after the boot state named slot b (%+v, %v)", p.label, s.Slot("b"), err)
+		}
+		synced = append(synced, p.label)
+		return p.Sync()
+	}
 	defer func() { syncPartition = (*partition).Sync }()
 	if out := rauc(t, nil, disk, onA, "set-primary", "b"); !strings.Contains(out, "slot b boots next: 3 tries") {
 		t.Errorf("set-primary b without KEEL_RAUC_TRIES: %s", out)
 	}
+	syncPartition = (*partition).Sync
 	if want := []string{"root-b", "verity-b"}; !slices.Equal(synced, want) {
 		t.Errorf("set-primary b flushed %q, want %q", synced, want)
 	}

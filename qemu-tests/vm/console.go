@@ -28,7 +28,9 @@ var errExited = errors.New("QEMU exited")
 // and an expectation of either matches as the guest meant it. What is taken
 // for a kernel line is the kernel's prefix ("[" seconds "." six digits "] ")
 // inside a line: a program must not print one there itself (an echo of
-// dmesg), or its line is split at it.
+// dmesg), or its line is split at it. A kernel built with
+// CONFIG_PRINTK_CALLER ("[    1.000000][    T1] ") is not recognised, and
+// its lines stay where they cut (Debian's kernel prints no caller).
 type console struct {
 	mu      sync.Mutex
 	buf     []byte
