@@ -156,23 +156,28 @@ func TestCheckWritableUnreadable(t *testing.T) {
 }
 
 // sectorStore is a MemStore whose record copies in bad read EIO until a
-// write covers them, as a sector a power loss left unreadable.
+// write covers the whole unit (the disk's physical sector: 512 bytes, or
+// 4096 on a 4Kn or 512e drive) around them, as a sector a power loss left
+// unreadable.
 type sectorStore struct {
 	*MemStore
-	bad map[int64]bool // copy offsets
+	unit int64
+	bad  map[int64]bool // unit starts
 }
 
-func newSectorStore(bad ...int) *sectorStore {
-	s := &sectorStore{MemStore: NewMemStore(BootStateMinSize), bad: map[int64]bool{}}
+func newSectorStore(bad ...int) *sectorStore { return newSectorStoreUnit(RecordSize, bad...) }
+
+func newSectorStoreUnit(unit int64, bad ...int) *sectorStore {
+	s := &sectorStore{MemStore: NewMemStore(BootStateMinSize), unit: unit, bad: map[int64]bool{}}
 	for _, i := range bad {
-		s.bad[copyOffset(i)] = true
+		s.bad[copyOffset(i)/unit*unit] = true
 	}
 	return s
 }
 
 func (s *sectorStore) ReadAt(p []byte, off int64) (int, error) {
 	for o := range s.bad {
-		if off < o+RecordSize && off+int64(len(p)) > o {
+		if off < o+s.unit && off+int64(len(p)) > o {
 			return 0, syscall.EIO
 		}
 	}
@@ -181,7 +186,10 @@ func (s *sectorStore) ReadAt(p []byte, off int64) (int, error) {
 
 func (s *sectorStore) WriteAt(p []byte, off int64) (int, error) {
 	for o := range s.bad {
-		if off <= o && off+int64(len(p)) >= o+RecordSize {
+		if off < o+s.unit && off+int64(len(p)) > o && (off > o || off+int64(len(p)) < o+s.unit) {
+			return 0, syscall.EIO // part of a unit the drive cannot read back to merge
+		}
+		if off <= o && off+int64(len(p)) >= o+s.unit {
 			delete(s.bad, o)
 		}
 	}
@@ -195,8 +203,12 @@ func (s *sectorStore) WriteAt(p []byte, off int64) (int, error) {
 // refused at every boot (nothing else rewrites the sector): no durable
 // boot counting, no mark-good, no update, for good.
 func TestFirstWriteLeftUnreadable(t *testing.T) {
-	for _, bad := range []int{0, 1} {
-		st := newSectorStore(bad)
+	for _, tc := range []struct {
+		bad  int
+		unit int64
+	}{{0, 512}, {1, 512}, {0, 4096}, {1, 4096}} {
+		bad := tc.bad
+		st := newSectorStoreUnit(tc.unit, bad)
 		if err := CheckWritable(st); err != nil {
 			t.Fatalf("copy %d unreadable, the other blank: CheckWritable %v", bad, err)
 		}
@@ -208,8 +220,8 @@ func TestFirstWriteLeftUnreadable(t *testing.T) {
 		if err := Save(st, &s); err != nil {
 			t.Fatalf("copy %d unreadable: first Save: %v", bad, err)
 		}
-		if !st.bad[copyOffset(bad)] {
-			t.Errorf("copy %d unreadable: the first Save wrote into it, not into the blank copy", bad)
+		if len(st.bad) == 0 {
+			t.Errorf("copy %d unreadable (%d-byte sectors): the first Save wrote into it, not into the blank copy", bad, tc.unit)
 		}
 		if got := mustLoad(t, st); got != s {
 			t.Fatalf("copy %d unreadable: read back %+v, want %+v", bad, got, s)
@@ -218,7 +230,7 @@ func TestFirstWriteLeftUnreadable(t *testing.T) {
 			t.Fatalf("copy %d unreadable: second Save: %v", bad, err)
 		}
 		if len(st.bad) != 0 {
-			t.Errorf("copy %d unreadable: the second Save did not rewrite it", bad)
+			t.Errorf("copy %d unreadable (%d-byte sectors): the second Save did not rewrite it", bad, tc.unit)
 		}
 		if _, warnings, err := Load(st); err != nil || len(warnings) != 0 {
 			t.Errorf("copy %d rewritten: Load warnings %q, %v; want both copies valid", bad, warnings, err)

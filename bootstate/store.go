@@ -137,7 +137,14 @@ func Save(st Store, s *State) error {
 	next := *s
 	next.Seq++
 	next.normalise()
-	if err := writeRecord(st, target, MarshalRecord(next)); err != nil {
+	rec := MarshalRecord(next)
+	if c[target].io {
+		// An unreadable copy is rewritten with its whole physical block
+		// (the rest is unused): a drive with 4 KiB physical sectors cannot
+		// rewrite 512 bytes of a sector it cannot read.
+		rec = append(rec, make([]byte, physBlock-len(rec))...)
+	}
+	if err := writeRecord(st, target, rec); err != nil {
 		return err
 	}
 	next.Initialised = true
@@ -255,23 +262,36 @@ func checkForeign(st Store, c [2]copyRead) error {
 	return nil
 }
 
-// blankAroundEnd is how far blankAround looks: both copies and the 4 KiB
-// from the second one's start, where a btrfs superblock would be.
-var blankAroundEnd = copyOffset(1) + 4096
+// blankAroundLimit is how far blankAround looks (or to the device's end).
+const blankAroundLimit = 1 << 20
 
-// blankAround reports whether every sector of st before blankAroundEnd but
-// copy bad's reads back blank. A file system or LUKS header whose first
-// sector cannot be read shows its magic to no probe, but its next sectors
-// are not blank (XFS's allocation headers, LUKS2's JSON and key slots,
-// FAT's tables, btrfs's superblock): such a device stays refused. A keel
-// bootstate partition holds nothing there but the two records.
+// physBlock is the largest sector size a disk fails in (a 4Kn or 512e
+// drive loses a whole 4 KiB physical sector).
+const physBlock = 4096
+
+// blankAround reports whether every sector of st up to blankAroundLimit
+// reads back blank but those of copy bad's physical block, which may read
+// blank or fail. A file system or LUKS header whose first sector cannot be
+// read shows its magic to no probe, but what follows it is not blank
+// (XFS's allocation headers, LUKS2's JSON and key slots, FAT's tables, a
+// btrfs superblock's mirror data): such a device stays refused. A keel
+// bootstate partition holds nothing but the two records.
 func blankAround(st Store, bad int) bool {
 	b := make([]byte, 512)
-	for off := int64(0); off < blankAroundEnd; off += int64(len(b)) {
-		if off >= copyOffset(bad) && off < copyOffset(bad)+RecordSize {
-			continue
-		}
-		if n, err := st.ReadAt(b, off); n != len(b) || (err != nil && !errors.Is(err, io.EOF)) || !isBlank(b) {
+	from := copyOffset(bad) &^ (physBlock - 1)
+	for off := int64(0); off < blankAroundLimit; off += int64(len(b)) {
+		n, err := st.ReadAt(b, off)
+		inBad := off >= from && off < from+physBlock
+		switch {
+		case n == len(b) && isBlank(b):
+		case n == len(b):
+			return false // something is written here
+		case n == 0 && errors.Is(err, io.EOF):
+			return true // the device ends
+		case inBad && err != nil && !errors.Is(err, io.EOF):
+			// the sector a power loss left unreadable, or its neighbours
+			// in one physical sector
+		default:
 			return false
 		}
 	}

@@ -272,7 +272,10 @@ func (b *boot) modulesLoaded(ctx context.Context) {
 	case <-b.storageLoaded:
 	case <-ctx.Done():
 	}
-	b.parkIfFailed() // a module load's panic (kmod.Session.OnPanic) returns from Load
+	// A module load's panic runs the emergency policy on its own goroutine
+	// (kmod.Session.OnPanic) and its load never ends: this wait then ends
+	// at rd.timeout, and the sequence must not go on.
+	b.parkIfFailed()
 }
 
 // waitForOr resolves the keel partition labelled label: the DEVSPEC given

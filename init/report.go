@@ -9,7 +9,7 @@ import "github.com/keel-boot/keel/report"
 // writes /run/keel/boot.json.
 func (b *boot) writeReport() error {
 	b.waitBackground(-1)
-	b.parkIfFailed() // a module load's panic returns from Load, its policy running
+	b.parkIfFailed() // a panic elsewhere may have started the emergency policy meanwhile
 	b.settleWatchdog()
 	err := b.reportStrays()
 	if err == nil {

@@ -14,6 +14,7 @@ import (
 // first; leaving the shell continues the boot.
 func (b *boot) switchRoot() error {
 	if b.cfg.Break {
+		b.parkIfFailed() // not a second shell beside the emergency policy's
 		b.log.Console("keel: rd.break: the new root is assembled at %s; exit the shell to continue booting", b.newRoot)
 		b.shell()
 	}
@@ -29,15 +30,15 @@ func (b *boot) switchRoot() error {
 			return err
 		}
 		exec = true
-		return mounts.SwitchRoot(b.newRoot, b.init, []string{b.init})
-	})
-	if !exec {
+		err := mounts.SwitchRoot(b.newRoot, b.init, []string{b.init})
+		// Only reached when exec failed, after the initramfs was freed: no
+		// shell is left, only the reboot policy (set before endSwitch).
+		b.cfg.Emergency = kargs.EmergencyReboot
 		return err
+	})
+	if exec {
+		b.log.Errorf("%v", err)
+		fmt.Fprintf(os.Stderr, "keel: %v\n", err)
 	}
-	// Only reached when exec failed, after the initramfs was freed: no shell
-	// is left, only the reboot policy.
-	b.log.Errorf("%v", err)
-	fmt.Fprintf(os.Stderr, "keel: %v\n", err)
-	b.cfg.Emergency = kargs.EmergencyReboot
 	return err
 }
