@@ -4,6 +4,7 @@ package main
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -76,6 +77,12 @@ type boot struct {
 	wd *watchdogState
 	// fail runs the emergency policy once, from whichever goroutine fails.
 	fail failGuard
+	// repSnap is the report as the boot sequence left it at the end of its
+	// last phase; repMu orders the writes of boot.json, and repFailed says
+	// a failure's report was written (report.go).
+	repSnap   atomic.Pointer[[]byte]
+	repMu     sync.Mutex
+	repFailed bool
 	// freezeWhy, when set, is why this boot's persistent upper is mounted
 	// read-only (freezeUpper): another slot's trial upper could not be set
 	// aside (setAsideTrials).

@@ -25,14 +25,7 @@ func (b *boot) emergency(err error) {
 	if err == nil {
 		err = fmt.Errorf("boot sequence ended without switching root")
 	}
-	if !b.waitBackground(emergencyModuleWait) {
-		b.log.Warnf("modules still loading after %v (or a loader that panicked); going on without them", emergencyModuleWait)
-	}
-	b.log.Errorf("boot failed: %v", err)
-	b.log.Console("\nkeel: BOOT FAILED: %v", err)
-	b.rep.Failure = err.Error()
-	b.reportWatchdog()
-	_ = b.rep.Write(report.Path)
+	b.reportFailure(err)
 	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
 	if policy == kargs.EmergencyShell {
 		b.humanAtConsole() // the shell, or the wait for Enter, is a human's
@@ -45,6 +38,18 @@ func (b *boot) emergency(err error) {
 		policy = kargs.EmergencyReboot
 	}
 	b.halt(policy)
+}
+
+// reportFailure waits a little for the background loads, says that the
+// boot failed and writes the failure's report (report.go).
+func (b *boot) reportFailure(err error) {
+	rep := b.failureReport()
+	if !b.waitBackgroundInto(emergencyModuleWait, rep) {
+		b.log.Warnf("modules still loading after %v (or a loader that panicked); going on without them", emergencyModuleWait)
+	}
+	b.log.Errorf("boot failed: %v", err)
+	b.log.Console("\nkeel: BOOT FAILED: %v", err)
+	b.writeFailure(rep, err)
 }
 
 // emergencyPolicy is what a failed boot does first: rd.emergency (a shell

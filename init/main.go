@@ -41,7 +41,7 @@ func main() {
 // otherwise be a kernel panic.
 func (b *boot) recovery() {
 	if r := recover(); r != nil {
-		b.panicked("the boot sequence", r)
+		b.sequencePanicked("the boot sequence", r)
 	}
 }
 
@@ -78,6 +78,7 @@ func (b *boot) run() error {
 		start := time.Now()
 		err := s.fn()
 		b.rep.AddPhase(s.name, start)
+		b.snapshotReport()
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/mounts"
+	"github.com/keel-boot/keel/report"
 )
 
 // onDemand are modules loaded only when the boot needs them: a filesystem
@@ -74,6 +75,12 @@ func (b *boot) loadInBackground(mods []bakedconf.Module) {
 // report is complete and the failure message is not broken up by the
 // kernel's messages from drivers still loading.
 func (b *boot) waitBackground(limit time.Duration) bool {
+	return b.waitBackgroundInto(limit, b.rep)
+}
+
+// waitBackgroundInto is waitBackground reporting into rep (the emergency
+// policy's report, which may not be b.rep: failureReport).
+func (b *boot) waitBackgroundInto(limit time.Duration, rep *report.Report) bool {
 	if b.mods == nil {
 		return true
 	}
@@ -102,7 +109,7 @@ func (b *boot) waitBackground(limit time.Duration) bool {
 	b.bgMu.Unlock()
 	for _, err := range errs {
 		b.log.Warnf("modules: %v", err)
-		b.rep.Warn("modules: %v", err)
+		rep.Warn("modules: %v", err)
 	}
 	return ended
 }

@@ -20,6 +20,9 @@ type failGuard struct {
 	// root (beginSwitch); a goroutine's panic then waits, parked, for the
 	// exec, whose failure the sequence itself takes to the emergency.
 	switching bool
+	// aside: the policy was started by another goroutine than the boot
+	// sequence, which may still be writing its report (failureReport).
+	aside bool
 	// emergency runs the policy and does not return in PID 1 (b.emergency);
 	// halt stops the machine after a second panic (b.halt); park blocks a
 	// goroutine forever (the boot sequence, once another goroutine runs the
@@ -68,7 +71,15 @@ func (b *boot) failed() bool {
 
 // enterEmergency runs the emergency policy for err, once: a second caller
 // (another goroutine) is parked forever. A panic inside the policy halts.
-func (b *boot) enterEmergency(err error) {
+// The boot sequence calls it; other goroutines call enterEmergencyAside.
+func (b *boot) enterEmergency(err error) { b.startEmergency(err, false) }
+
+// enterEmergencyAside is enterEmergency for a goroutine beside the boot
+// sequence (or one that may be): the sequence goes on until its next
+// check, so the policy must not read what the sequence writes.
+func (b *boot) enterEmergencyAside(err error) { b.startEmergency(err, true) }
+
+func (b *boot) startEmergency(err error, aside bool) {
 	g := b.guard()
 	g.mu.Lock()
 	if g.active {
@@ -83,6 +94,7 @@ func (b *boot) enterEmergency(err error) {
 		return
 	}
 	g.active = true
+	g.aside = aside
 	g.mu.Unlock()
 	b.prog.end() // the emergency policy says what it waits for
 	defer func() {
@@ -139,14 +151,20 @@ func (b *boot) endSwitch() {
 
 // panicked is where every goroutine of PID 1 reports a panic it recovered
 // (where names it): the boot ends in the emergency policy, or halts when
-// the emergency was already running.
-func (b *boot) panicked(where string, r any) {
+// the emergency was already running. The boot sequence's own panic is
+// sequencePanicked.
+func (b *boot) panicked(where string, r any) { b.panickedIn(where, r, true) }
+
+// sequencePanicked is panicked for the boot sequence's goroutine.
+func (b *boot) sequencePanicked(where string, r any) { b.panickedIn(where, r, false) }
+
+func (b *boot) panickedIn(where string, r any, aside bool) {
 	b.log.Errorf("panic in %s: %v\n%s", where, r, debug.Stack())
 	if b.failed() {
 		b.guard().halt(fmt.Sprintf("panic in %s during the emergency: %v; halting", where, r))
 		return
 	}
-	b.enterEmergency(fmt.Errorf("internal error (panic in %s): %v", where, r))
+	b.startEmergency(fmt.Errorf("internal error (panic in %s): %v", where, r), aside)
 }
 
 // goSafe runs f in a goroutine whose panic is reported with panicked.

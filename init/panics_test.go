@@ -5,8 +5,11 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/kmod"
@@ -172,5 +175,94 @@ func TestSwitchFailsToEmergency(t *testing.T) {
 	case <-parks:
 		t.Error("the sequence's own panic in the switch was parked")
 	default:
+	}
+}
+
+// TestEmergencyBesideTheSequence: a goroutine's panic starts the emergency
+// policy while the boot sequence goes on until its next check, writing its
+// report: the policy reports the copy the sequence left at the end of its
+// last phase, never b.rep (a map read beside the sequence's map write is a
+// fatal error of the Go runtime, which no recover catches), and the
+// sequence's own write after that keeps the failure. The sequence's own
+// failure reports b.rep, all of it.
+func TestEmergencyBesideTheSequence(t *testing.T) {
+	reportPath = filepath.Join(t.TempDir(), "boot.json")
+	t.Cleanup(func() { reportPath = report.Path })
+	b, emergencies, _, _ := guardedBoot()
+	b.rep = &report.Report{Init: "/sbin/init", Mode: "slot"}
+	b.fail.emergency = func(err error) { b.reportFailure(err); emergencies <- err }
+	b.rep.AddPhase("devices", time.Now())
+	b.snapshotReport()
+
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() { // the sequence, in its next phase
+		defer close(stopped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b.rep.Devices = map[string]string{"root": "/dev/dm-0"}
+			b.rep.Devices[fmt.Sprint(i)] = "/dev/vda"
+			if i == 0 {
+				b.rep.AddPhase("data", time.Now())
+				b.goSafe("the uevent reader", func() { panic("bad uevent") })
+			}
+		}
+	}()
+	<-emergencies
+	close(stop)
+	<-stopped
+	got, err := report.Read(reportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got.Failure, "panic in the uevent reader") || got.Mode != "slot" ||
+		len(got.Phases) != 1 || got.Phases[0].Name != "devices" || got.Devices != nil {
+		t.Errorf("report %+v: want the copy of the end of the devices phase, with the failure", got)
+	}
+	if n := len(got.Warnings); n == 0 || !strings.Contains(got.Warnings[n-1], "beside the boot sequence") {
+		t.Errorf("warnings %q: want the report to say whose it is", got.Warnings)
+	}
+	// The sequence, past its check, writes its report: the failure stays.
+	if err := b.saveReport(); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := report.Read(reportPath); err != nil || again.Failure != got.Failure {
+		t.Errorf("after the sequence's write: %+v, %v: want the failure kept", again, err)
+	}
+
+	// The sequence's own failure: b.rep as it stands.
+	reportPath = filepath.Join(t.TempDir(), "boot.json")
+	b, emergencies, _, _ = guardedBoot()
+	b.rep = &report.Report{Init: "/sbin/init", Devices: map[string]string{"root": "/dev/dm-0"}}
+	b.fail.emergency = func(err error) { b.reportFailure(err); emergencies <- err }
+	b.rep.AddPhase("devices", time.Now())
+	b.snapshotReport()
+	b.rep.AddPhase("data", time.Now())
+	b.enterEmergency(errors.New("no bootable slot"))
+	<-emergencies
+	if got, err := report.Read(reportPath); err != nil || got.Failure != "no bootable slot" || len(got.Phases) != 2 || got.Devices["root"] != "/dev/dm-0" {
+		t.Errorf("report %+v, %v: want b.rep with the failure", got, err)
+	}
+}
+
+// TestEmergencyBesideTheSequenceBeforeAPhase: with no phase ended yet, the
+// report of such an emergency holds the failure and says why no more.
+func TestEmergencyBesideTheSequenceBeforeAPhase(t *testing.T) {
+	reportPath = filepath.Join(t.TempDir(), "boot.json")
+	t.Cleanup(func() { reportPath = report.Path })
+	b, emergencies, _, _ := guardedBoot()
+	b.fail.emergency = func(err error) { b.reportFailure(err); emergencies <- err }
+	b.goSafe("the stall notice", func() { panic("nil map") })
+	<-emergencies
+	got, err := report.Read(reportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Failure != "internal error (panic in the stall notice): nil map" || len(got.Warnings) != 1 ||
+		!strings.Contains(got.Warnings[0], "with only the failure: the boot sequence had not ended a phase") {
+		t.Errorf("report %+v: want the failure, and why there is nothing else", got)
 	}
 }

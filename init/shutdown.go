@@ -18,7 +18,6 @@ import (
 
 	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/mounts"
-	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/shutdown"
 )
 
@@ -76,7 +75,7 @@ func (b *boot) prepareShutdown() {
 		b.parkIfFailed() // the emergency policy writes the report now
 		// The report is written already: write it again with the warning.
 		b.rep.Warn("shutdown: %v", err)
-		if err := b.rep.Write(report.Path); err != nil {
+		if err := b.saveReport(); err != nil {
 			b.log.Warnf("%v", err)
 		}
 		return

@@ -242,15 +242,15 @@ func (b *boot) settleWatchdog() {
 	b.wd.settled = true
 	b.wd.once.Do(func() { close(b.wd.stop) })
 	<-b.wd.done
-	b.reportWatchdog()
+	b.reportWatchdog(b.rep)
 	if r := b.rep.Watchdog; r.None != "" {
 		b.rep.Warn("watchdog: %s", r.None)
 	}
 }
 
-// reportWatchdog puts what the search found so far into the report without
+// reportWatchdog puts what the search found so far into rep without
 // waiting for it: the emergency path reports a search still running so.
-func (b *boot) reportWatchdog() {
+func (b *boot) reportWatchdog(rep *report.Report) {
 	if b.wd == nil {
 		return
 	}
@@ -260,7 +260,7 @@ func (b *boot) reportWatchdog() {
 	if r == (report.Watchdog{}) {
 		r.None = "no watchdog found yet"
 	}
-	b.rep.Watchdog = &r
+	rep.Watchdog = &r
 }
 
 // handOffWatchdog stops feeding and closes the watchdog without the magic
