@@ -33,6 +33,7 @@ func main() {
 	}
 	b := newBoot(time.Now())
 	defer b.recovery()
+	b.catchSignals()
 	err := b.run()
 	b.enterEmergency(err)
 }

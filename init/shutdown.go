@@ -224,6 +224,7 @@ func shutdownMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: keel's shutdown program runs as PID 1, executed by systemd-shutdown from /run/initramfs (it is PID %d)\n", args[0], os.Getpid())
 		return 2
 	}
+	ignoreSignals() // a signal must not end PID 1 (signals.go)
 	log := newLogger(os.Stderr)
 	log.openKmsg()
 	verb, err := shutdown.ParseVerb(args[1:])

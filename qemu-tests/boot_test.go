@@ -188,11 +188,7 @@ func TestPlainExt4Root(t *testing.T) {
 func TestRdBreak(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
-	disk := abDisk(t, &a, nil)
-	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--shell", "/bin/busybox"), Disks: []string{disk.Path}, Cmdline: "slot=a rd.break"})
-	m.Expect("rd.break: the new root is assembled at /newroot")
-	m.Expect("keel# ")
+	m := rdBreakShell(t)
 	m.Send("cat /newroot/etc/keel-test-marker; echo\n")
 	m.Expect("image-a")
 	m.Send("exit\n")
@@ -201,6 +197,35 @@ func TestRdBreak(t *testing.T) {
 	if r.Marker == nil || *r.Marker != "image-a" {
 		t.Errorf("marker %v after rd.break: want the boot to go on into image-a", r.Marker)
 	}
+}
+
+// rdBreakShell boots image-a with rd.break into a busybox shell, at its
+// prompt.
+func rdBreakShell(t *testing.T) *vm.VM {
+	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
+	disk := abDisk(t, &a, nil)
+	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--shell", "/bin/busybox"), Disks: []string{disk.Path}, Cmdline: "slot=a rd.break"})
+	m.Expect("rd.break: the new root is assembled at /newroot")
+	m.Expect("keel# ")
+	return m
+}
+
+// TestSignalToInit: signals to PID 1 from a shell of the initramfs (busybox:
+// its reboot sends SIGTERM to init, as the kernel sends SIGINT on
+// Ctrl-Alt-Del) are the init's: a SIGHUP is logged and ignored, a SIGTERM
+// reboots. The Go runtime used to exit on both ("Attempted to kill init",
+// a kernel panic).
+func TestSignalToInit(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	m := rdBreakShell(t)
+	m.Send("kill -HUP 1\n")
+	m.Expect("signal hangup (1) to PID 1 ignored")
+	m.Send("echo alive-$((6*7))\n")
+	m.Expect("alive-42")
+	m.Send("kill -TERM 1\n")
+	m.Expect("keel: terminated received")
+	m.ExpectReboot()
 }
 
 // failure is a boot that must fail, with the console text that says why.
