@@ -50,13 +50,20 @@ func (r *Registry) WaitSystemDisk(ctx context.Context, rootDisk, loaderPartUUID 
 // Recheck looks at the choice of disk again with every disk known now,
 // reading the partition tables of disks announced since: the
 // keel-labelled partitions of the other disks (Strays), and those holding
-// the firmware's boot partition too (LoaderCopies).
-func (r *Registry) Recheck(disk, loaderPartUUID string) SystemDisk {
-	sd, err := r.WaitSystemDisk(context.Background(), disk, loaderPartUUID)
-	if err != nil {
-		return SystemDisk{Disk: disk} // only a label twice on disk; the choice reported it
+// the firmware's boot partition too (LoaderCopies). The error is the
+// wait's when ctx ended it: a partition table another waiter was still
+// reading (a disk that does not answer), named, its disk left out. The
+// choice's own errors (a label twice on disk) were reported by the
+// choice: nil.
+func (r *Registry) Recheck(ctx context.Context, disk, loaderPartUUID string) (SystemDisk, error) {
+	sd, err := r.WaitSystemDisk(ctx, disk, loaderPartUUID)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return SystemDisk{Disk: disk}, err
+	case err != nil:
+		return SystemDisk{Disk: disk}, nil
 	}
-	return sd
+	return sd, nil
 }
 
 // tablesPending lists, sorted, the disks whose partition table is being

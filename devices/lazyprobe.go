@@ -105,8 +105,11 @@ func (j *probeJob) safeRun() {
 			j.notes = append(j.notes, err.Error())
 		}
 	}()
-	j.run()
+	runProbe(j)
 }
+
+// runProbe reads a device for a probe job; a variable for tests.
+var runProbe = (*probeJob).run
 
 // run reads the device: the partition table of a whole disk (GPT, else
 // MBR), else its superblock. A disk with a partition table is not probed

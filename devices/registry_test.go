@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,6 +422,42 @@ func TestOnDiskWaitReadsOnlyThatDisk(t *testing.T) {
 	r.mu.Unlock()
 	if st != probeNone {
 		t.Errorf("a wait restricted to vda read sdb (probe state %d)", st)
+	}
+}
+
+// TestProbeStoredAsRead: a disk whose read does not end, claimed with
+// another, holds only itself: the other's table is known as soon as it is
+// read (the choice of the system disk used to see both "being read" and
+// name both when it gave up).
+func TestProbeStoredAsRead(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer func(f func(*probeJob)) { runProbe = f }(runProbe)
+	runProbe = func(j *probeJob) {
+		if j.name == "vdb" {
+			close(entered)
+			<-release
+			return
+		}
+		j.parts = []Partition{{Index: 1, Name: "bootstate"}}
+	}
+	r := NewRegistry(Options{DevDir: t.TempDir(), SysDir: t.TempDir()})
+	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "vda", DevType: "disk", Major: 253, Minor: 0})
+	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "vdb", DevType: "disk", Major: 253, Minor: 16})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = r.WaitFor(ctx, devspec.OfPartLabel("data"))
+	}()
+	<-entered
+	r.mu.Lock()
+	pending := r.tablesPending()
+	r.mu.Unlock()
+	close(release)
+	<-done
+	if !slices.Equal(pending, []string{"vdb"}) {
+		t.Errorf("tables being read while vdb's read hung: %v, want vdb alone", pending)
 	}
 }
 

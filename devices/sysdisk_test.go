@@ -232,8 +232,8 @@ func TestWaitSystemDiskRegistry(t *testing.T) {
 	if d := fs.reg.DiskOf(filepath.Join(fs.dev, "vda3")); d != "vda" {
 		t.Errorf("DiskOf(vda3) = %q", d)
 	}
-	if got := fs.reg.Recheck("vda", "").Strays; len(got) != 2 {
-		t.Errorf("Strays(vda) = %+v", got)
+	if sd, err := fs.reg.Recheck(context.Background(), "vda", ""); err != nil || len(sd.Strays) != 2 {
+		t.Errorf("Recheck(vda): strays %+v, %v", sd.Strays, err)
 	}
 }
 
@@ -358,6 +358,45 @@ func TestWaitSystemDiskForLoader(t *testing.T) {
 	if _, err := fs.reg.WaitSystemDisk(ctx, "", ""); !errors.Is(err, ErrTwoSystemDisks) {
 		t.Errorf("both announced, no loader: %v: want two candidates refused", err)
 	}
+}
+
+// TestRecheckPendingTableObeysCtx: the report's look at the disks again
+// waits for another waiter's read of a late disk's table only until its
+// context ends, and names the disk; it used to wait for ever (a stray disk
+// whose reads never end hung the boot before its report).
+func TestRecheckPendingTableObeysCtx(t *testing.T) {
+	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=1M, name=root-a\n size=1M, name=verity-a\n size=1M, name=bootstate\n")
+	fs := newFakeSystem(t)
+	fs.file(t, "vda", img)
+	fs.file(t, "vdb", "")
+	fs.send(ev(t, "add", "vda", "", 0, ""))
+	fs.send(ev(t, "add", "vdb", "", 0, ""))
+	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	fs.reg.mu.Lock()
+	fs.reg.devs["vdb"].probe = probeRunning // another waiter's read, stuck
+	fs.reg.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		sd, err := fs.reg.Recheck(ctx, "vda", "")
+		if sd.Disk != "vda" {
+			err = fmt.Errorf("disk %q, want vda kept (and %v)", sd.Disk, err)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "the partition table of /dev/vdb is still being read") {
+			t.Errorf("err = %v: want vdb named", err)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a measure
+		t.Fatal("Recheck waited for the other read of vdb's table past its context")
+	}
+	fs.reg.mu.Lock()
+	fs.reg.devs["vdb"].probe = probeNone
+	fs.reg.cond.Broadcast()
+	fs.reg.mu.Unlock()
 }
 
 // TestWaitSystemDiskPendingTableObeysCtx: another waiter is reading a

@@ -124,13 +124,20 @@ func waited(ctx context.Context, start time.Time) time.Duration {
 // fails that device's read by name (probeJob.safeRun) instead of unwinding
 // through the callers' deferred unlock, which the runtime makes fatal
 // ("unlock of unlocked mutex"): PID 1 would die before its emergency policy.
+//
+// Each job's result is stored as soon as it is read: a disk whose reads
+// never end, claimed with others, holds only itself (its table stays
+// "being read", named by the waits that give up on it), not the disks read
+// before it.
 func (r *Registry) probeUnlocked(jobs []*probeJob) {
 	r.mu.Unlock()
 	for _, j := range jobs {
 		j.safeRun()
+		r.mu.Lock()
+		r.storeProbes([]*probeJob{j})
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
-	r.storeProbes(jobs)
 }
 
 // existingNode reports whether /dev/NAME already is a block device node, or

@@ -96,8 +96,8 @@ func (w *Watcher) HasPartLabel(disk, label string) bool { return w.reg.HasPartLa
 func (w *Watcher) DiskOf(node string) string { return w.reg.DiskOf(node) }
 
 // Recheck: see Registry.Recheck.
-func (w *Watcher) Recheck(disk, loaderPartUUID string) SystemDisk {
-	return w.reg.Recheck(disk, loaderPartUUID)
+func (w *Watcher) Recheck(ctx context.Context, disk, loaderPartUUID string) (SystemDisk, error) {
+	return w.reg.Recheck(ctx, disk, loaderPartUUID)
 }
 
 // Notes: see Registry.Notes.

@@ -104,7 +104,13 @@ func (b *boot) prefetchData() {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
 	b.stopDataPrefetch = cancel
-	b.inBackground("the data partition's module prefetch", func() {
+	// The reads (partition tables of every disk until the label is found,
+	// then the partition's superblock) run in a goroutine the boot does not
+	// wait for: a disk whose reads never end must not hold the report's
+	// wait for the background loads (waitBackground), only this prefetch,
+	// which ends with the data phase (stopDataPrefetch) or rd.timeout.
+	found := make(chan []bakedconf.Module, 1)
+	b.goSafe("the data partition's probe", func() {
 		dev, err := b.dev.WaitFor(ctx, s)
 		if err != nil {
 			return
@@ -115,7 +121,14 @@ func (b *boot) prefetchData() {
 		}
 		mods := dataModules(b.baked.Modules, fs.Type)
 		b.log.Debugf("data partition %s holds %s: loading %v in the background", dev, fs.Type, names(mods))
-		b.loadInBackground(mods)
+		found <- mods
+	})
+	b.inBackground("the data partition's module prefetch", func() {
+		select {
+		case mods := <-found:
+			b.loadInBackground(mods)
+		case <-ctx.Done():
+		}
 	})
 }
 

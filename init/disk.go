@@ -174,7 +174,11 @@ func (b *boot) noteDisk(option, path string) {
 		b.sys.done, b.sys.err = true, fmt.Errorf("no system disk: %s (%s) is on no disk this boot has seen", option, path)
 		return
 	}
-	sd, err := b.dev.WaitSystemDisk(context.Background(), disk, "")
+	// Bounded like every device wait: another goroutine's read of a disk
+	// that does not answer holds the choice (WaitSystemDisk names it).
+	ctx, cancel := context.WithDeadline(context.Background(), b.devDeadline)
+	defer cancel()
+	sd, err := b.dev.WaitSystemDisk(ctx, disk, "")
 	if err != nil {
 		b.sys.done, b.sys.err = true, err
 		return
@@ -223,7 +227,15 @@ func (b *boot) reportStrays() error {
 	if b.sys.byLoader {
 		loader = b.sys.loader.uuid
 	}
-	sd := b.dev.Recheck(b.sys.disk, loader)
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	defer cancel()
+	sd, err := b.dev.Recheck(ctx, b.sys.disk, loader)
+	if err != nil {
+		// Not a refusal: the disks read before the choice are all this
+		// boot's; a later one that does not answer is named and left out.
+		b.log.Warnf("%v: not checked for keel's labels", err)
+		b.rep.Warn("%v: not checked for keel's labels", err)
+	}
 	b.strays(sd.Strays)
 	if b.cfg.Root != "" {
 		return nil
