@@ -89,6 +89,14 @@ func (fs *fakeSystem) send(evs ...Uevent) {
 	}
 }
 
+// sendHandled is send, returning once the registry has handled evs:
+// Consume takes the next event only after handling the last, so once an
+// ignored one (not a block device) is taken, evs are registered.
+func (fs *fakeSystem) sendHandled(evs ...Uevent) {
+	fs.send(evs...)
+	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+}
+
 // gptDisk is the test disk: root-a, verity-a, and the PARTUUIDs sfdisk chose.
 func gptDisk(t *testing.T) (img string, partuuids []string) {
 	img = sfdiskImage(t, t.TempDir(), "label: gpt\n size=8M, name=root-a\n size=8M, name=verity-a\n")
@@ -258,7 +266,7 @@ func TestWaitForLabelAndUUIDThroughProbe(t *testing.T) {
 func TestWaitAllNamesEveryMissingDevice(t *testing.T) {
 	fs := newFakeSystem(t)
 	fs.file(t, "vda", "")
-	fs.send(ev(t, "add", "vda", "", 0, ""))
+	fs.sendHandled(ev(t, "add", "vda", "", 0, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := fs.reg.WaitAll(ctx, []devspec.Spec{spec(t, "/dev/vda"), spec(t, "LABEL=data"), spec(t, "PARTLABEL=bootstate")})
@@ -272,14 +280,14 @@ func TestChangeEventReprobes(t *testing.T) {
 	ext4 := mkfsImage(8<<20, "mkfs.ext4", "-q", "-F", "-L", "late", "-U", fsUUID)(t, t.TempDir())
 	fs := newFakeSystem(t)
 	fs.file(t, "vdc", "")
-	fs.send(ev(t, "add", "vdc", "", 0, ""))
+	fs.sendHandled(ev(t, "add", "vdc", "", 0, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	if _, err := fs.reg.WaitFor(ctx, spec(t, "LABEL=late")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("empty vdc: err = %v, want a timeout", err)
 	}
 	fs.file(t, "vdc", ext4)
-	fs.send(ev(t, "add", "vdc", "", 0, "")) // coldplug again: same device, same contents assumed
+	fs.sendHandled(ev(t, "add", "vdc", "", 0, "")) // coldplug again: same device, same contents assumed
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel2()
 	if _, err := fs.reg.WaitFor(ctx2, spec(t, "LABEL=late")); err == nil {
@@ -329,9 +337,7 @@ func TestSeenListIsBounded(t *testing.T) {
 	for i := range 30 {
 		fs.send(ev(t, "add", fmt.Sprintf("loop%d", i), "", 0, ""))
 	}
-	// Consume takes the next event only after handling the last: once this
-	// one (ignored, not a block device) is taken, all 30 are registered.
-	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	fs.sendHandled()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	_, err := fs.reg.WaitFor(ctx, spec(t, "/dev/vda"))

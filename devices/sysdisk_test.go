@@ -243,7 +243,7 @@ func TestWaitSystemDiskTimesOut(t *testing.T) {
 	fs.file(t, "vda", img)
 	fs.send(ev(t, "add", "vda", "", 0, ""))
 	// Consume takes the next event only after handling the last one.
-	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	fs.sendHandled()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := fs.reg.WaitSystemDisk(ctx, "", "")
@@ -331,7 +331,7 @@ func TestWaitSystemDiskForLoader(t *testing.T) {
 	fs.file(t, "vda", sys)
 	fs.send(ev(t, "add", "sda", "", 0, ""))
 	// Consume takes the next event only after handling the last one.
-	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	fs.sendHandled()
 	expired, cancel := context.WithCancel(context.Background())
 	cancel()
 	if sd, err := fs.reg.WaitSystemDisk(expired, "", esp); !errors.Is(err, ErrLoaderDiskNotSeen) {
@@ -371,7 +371,7 @@ func TestRecheckPendingTableObeysCtx(t *testing.T) {
 	fs.file(t, "vdb", "")
 	fs.send(ev(t, "add", "vda", "", 0, ""))
 	fs.send(ev(t, "add", "vdb", "", 0, ""))
-	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	fs.sendHandled()
 	fs.reg.mu.Lock()
 	fs.reg.devs["vdb"].probe = probeRunning // another waiter's read, stuck
 	fs.reg.mu.Unlock()
@@ -408,7 +408,7 @@ func TestWaitSystemDiskPendingTableObeysCtx(t *testing.T) {
 	fs := newFakeSystem(t)
 	fs.file(t, "vdb", "")
 	fs.send(ev(t, "add", "vdb", "", 0, ""))
-	fs.send(Uevent{Action: "add", DevPath: "/devices/virtual/tty/tty1", Subsystem: "tty", DevName: "tty1"})
+	fs.sendHandled()
 	fs.reg.mu.Lock()
 	fs.reg.devs["vdb"].probe = probeRunning // another waiter's read, stuck
 	fs.reg.mu.Unlock()

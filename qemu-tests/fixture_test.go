@@ -189,7 +189,7 @@ func sizeMiB(t testing.TB, path string) int {
 func shellWorks(t testing.TB, m *vm.VM) {
 	t.Helper()
 	m.Expect("keel# ")
-	m.Send("echo shell-$((6*7)); cat /run/keel/boot.json | grep -c failure\n")
+	m.Send("echo shell-$((6*7))\n")
 	m.Expect("shell-42")
 }
 

@@ -27,6 +27,11 @@ WantedBy=multi-user.target
 
 var kernelTime = regexp.MustCompile(`\[\s*(\d+\.\d+)\]`)
 
+// systemdWatchdogSeconds is TestDebianSystemdThroughKeel's rd.watchdog=:
+// from keel's hand-off systemd must open the device before it expires,
+// which took 10.4 s of a 20 s timeout in one CI run on a busy host.
+const systemdWatchdogSeconds = "60"
+
 // TestDebianSystemdThroughKeel boots a real Debian bookworm root (mmdebstrap,
 // systemd-sysv, udev) sealed with slotctl into slot a, through keel's
 // verity + overlay path, to multi-user.target, with rd.watchdog: systemd
@@ -40,16 +45,16 @@ func TestDebianSystemdThroughKeel(t *testing.T) {
 	run(t, "ln", "-sf", "../keel-test-mounts.service", root+"/etc/systemd/system/multi-user.target.wants/keel-test-mounts.service")
 	// The watchdog hand-off (docs/boot-sequence.md, "Watchdog"): systemd
 	// takes over the device keel left running.
-	vm.WriteFile(t, root, "etc/systemd/system.conf.d/watchdog.conf", "[Manager]\nRuntimeWatchdogSec="+watchdogSeconds+"s\n")
+	vm.WriteFile(t, root, "etc/systemd/system.conf.d/watchdog.conf", "[Manager]\nRuntimeWatchdogSec="+systemdWatchdogSeconds+"s\n")
 	key := signingKey(t, "release")
 	img := seal(t, root, key, "debian-e2e")
 	disk := abDisk(t, &img, nil)
 	start := time.Now()
 	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--trust", key+".pub"), Disks: []string{disk.Path},
-		Cmdline: "slot=a rd.watchdog=" + watchdogSeconds, QEMUArgs: watchdogQEMU, Timeout: 4 * time.Minute})
+		Cmdline: "slot=a rd.watchdog=" + systemdWatchdogSeconds, QEMUArgs: watchdogQEMU, Timeout: 4 * time.Minute})
 	runInit := m.Expect("Run /init as init process")
 	switched := m.Expect("keel: switching root to /newroot")
-	m.Expect("keel: watchdog /dev/watchdog0 (i6300ESB timer) left running with a " + watchdogSeconds + " s timeout")
+	m.Expect("keel: watchdog /dev/watchdog0 (i6300ESB timer) left running with a " + systemdWatchdogSeconds + " s timeout")
 	// systemd opens the device keel handed over; had it not, the machine
 	// would reset before multi-user.target (tens of seconds under TCG).
 	m.ExpectRegexp(`systemd\[1\]: Using hardware watchdog 'i6300ESB timer'`)

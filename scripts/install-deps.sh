@@ -11,6 +11,7 @@ need=(
   cryptsetup-bin:/usr/sbin/veritysetup
   btrfs-progs:/sbin/mkfs.btrfs
   e2fsprogs:/usr/sbin/mkfs.ext4
+  xfsprogs:/sbin/mkfs.xfs
   fdisk:/usr/sbin/sfdisk
   mmdebstrap:/usr/bin/mmdebstrap
   rauc:/usr/bin/rauc

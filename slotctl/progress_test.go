@@ -98,10 +98,14 @@ func TestProgressPhases(t *testing.T) {
 			t.Errorf("output lacks %q:\n%q", want, got)
 		}
 	}
+	drawn := out.Len()
 	var none *progress = newProgress(&out, time.Now, false)
 	none.begin("x", 1)
 	none.add(1)
 	none.end()
+	if out.Len() != drawn {
+		t.Errorf("progress off drew %q", out.String()[drawn:])
+	}
 }
 
 // TestInstallProgressFlags: --progress shows both phases on stderr,

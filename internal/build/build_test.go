@@ -37,10 +37,9 @@ func TestMakefileAgrees(t *testing.T) {
 
 // TestKeel builds the tools as the QEMU tests do and checks that mkinitrd
 // takes the segment (a stale or malformed one would be refused).
+// It runs under -short too: make unit is the only target that runs this
+// package, and make builds the same binaries first (the build cache).
 func TestKeel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds three binaries")
-	}
 	tl, err := Keel("../..", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

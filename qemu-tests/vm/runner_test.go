@@ -83,17 +83,21 @@ echo "keel: up"
 // kernel's silence, or one that goes on printing, is not.
 func TestRelaunchSilentKernel(t *testing.T) {
 	defer func(d time.Duration) { earlySilence = d }(earlySilence)
-	earlySilence = 2 * time.Second // ten times the slow case's gaps: the machines are shared
 	const stall = "[    1.731819] VFS: Dquot-cache hash table entries: 512 (order 0, 4096 bytes)"
 	for name, tc := range map[string]struct {
-		first string
-		runs  int
+		first   string
+		silence time.Duration
+		runs    int
 	}{
-		"stalled": {`echo "[    0.000000] Linux version 6.1.0-57-amd64"; echo "` + stall + `"; exec sleep 600`, 2},
-		"quiet":   {`sleep 3`, 1},
-		"slow":    {`echo "[    0.000000] Linux version 6.1.0-57-amd64"; for i in 1 2 3 4 5; do sleep 0.2; echo "[    $i.0] still booting"; done`, 1},
+		"stalled": {`echo "[    0.000000] Linux version 6.1.0-57-amd64"; echo "` + stall + `"; exec sleep 600`, 2 * time.Second, 2},
+		"quiet":   {`sleep 3`, 2 * time.Second, 1},
+		// Printing for longer than the silence allowed, with gaps twelve
+		// times shorter than it: the machines are shared, and a starved
+		// host stretched gaps of 0.2 s past a 2 s silence.
+		"slow": {`echo "[    0.000000] Linux version 6.1.0-57-amd64"; for i in $(seq 16); do sleep 0.5; echo "[    $i.0] still booting"; done`, 6 * time.Second, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
+			earlySilence = tc.silence
 			runs := fakeQEMU(t, `if [ "$n" = 1 ]; then `+tc.first+`; fi
 echo "`+initStarted+`"
 echo "keel: up"
