@@ -42,9 +42,16 @@ func (b *boot) emergency(err error) {
 
 // reportFailure waits a little for the background loads, says that the
 // boot failed and writes the failure's report (report.go).
+//
+// Beside the boot sequence (another goroutine's panic), the background
+// loads are not waited for: the sequence may still start one, and a
+// WaitGroup's Add beside its Wait is a misuse the sync package panics on;
+// their failures so far are reported.
 func (b *boot) reportFailure(err error) {
 	rep := b.failureReport()
-	if !b.waitBackgroundInto(emergencyModuleWait, rep) {
+	if b.policyAside() {
+		b.reportBackground(rep)
+	} else if !b.waitBackgroundInto(emergencyModuleWait, rep) {
 		b.log.Warnf("modules still loading after %v (or a loader that panicked); going on without them", emergencyModuleWait)
 	}
 	b.log.Errorf("boot failed: %v", err)

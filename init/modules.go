@@ -103,6 +103,13 @@ func (b *boot) waitBackgroundInto(limit time.Duration, rep *report.Report) bool 
 			ended = false
 		}
 	}
+	b.reportBackground(rep)
+	return ended
+}
+
+// reportBackground reports into rep the failures of the background loads
+// that ended, once each.
+func (b *boot) reportBackground(rep *report.Report) {
 	b.bgMu.Lock()
 	errs := b.bgErrs
 	b.bgErrs = nil
@@ -111,7 +118,6 @@ func (b *boot) waitBackgroundInto(limit time.Duration, rep *report.Report) bool 
 		b.log.Warnf("modules: %v", err)
 		rep.Warn("modules: %v", err)
 	}
-	return ended
 }
 
 // loadEager starts loading every baked module except the on-demand ones

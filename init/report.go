@@ -59,11 +59,7 @@ func (b *boot) snapshotReport() {
 // boot sequence runs the policy, else a copy of the sequence's last
 // snapshot (or a report that says there is none).
 func (b *boot) failureReport() *report.Report {
-	g := b.guard()
-	g.mu.Lock()
-	aside := g.aside
-	g.mu.Unlock()
-	if !aside {
+	if !b.policyAside() {
 		return b.rep
 	}
 	rep := &report.Report{Init: "/sbin/init"}
@@ -80,6 +76,15 @@ func (b *boot) failureReport() *report.Report {
 		rep.Warn("written by the emergency policy beside the boot sequence: the boot as it stood at the end of its last phase")
 	}
 	return rep
+}
+
+// policyAside reports whether the emergency policy was started beside the
+// boot sequence (enterEmergencyAside).
+func (b *boot) policyAside() bool {
+	g := b.guard()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.aside
 }
 
 // writeFailure writes rep (failureReport's) for a boot that failed with
