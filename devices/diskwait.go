@@ -59,6 +59,12 @@ func (r *Registry) Recheck(ctx context.Context, disk, loaderPartUUID string) (Sy
 	sd, err := r.WaitSystemDisk(ctx, disk, loaderPartUUID)
 	switch {
 	case err != nil && ctx.Err() != nil:
+		r.mu.Lock()
+		pending := r.tablesPending()
+		r.mu.Unlock()
+		if len(pending) > 0 {
+			err = fmt.Errorf("the partition table of /dev/%s is still being read (a disk that does not answer?): %w", strings.Join(pending, ", /dev/"), ctx.Err())
+		}
 		return SystemDisk{Disk: disk}, err
 	case err != nil:
 		return SystemDisk{Disk: disk}, nil

@@ -233,8 +233,8 @@ func (b *boot) reportStrays() error {
 	if err != nil {
 		// Not a refusal: the disks read before the choice are all this
 		// boot's; a later one that does not answer is named and left out.
-		b.log.Warnf("%v: not checked for keel's labels", err)
-		b.rep.Warn("%v: not checked for keel's labels", err)
+		b.log.Warnf("the disks announced after the choice of /dev/%s: %v; not checked for keel's labels", b.sys.disk, err)
+		b.rep.Warn("the disks announced after the choice of /dev/%s: %v; not checked for keel's labels", b.sys.disk, err)
 	}
 	b.strays(sd.Strays)
 	if b.cfg.Root != "" {

@@ -71,14 +71,13 @@ func (b *boot) failed() bool {
 
 // enterEmergency runs the emergency policy for err, once: a second caller
 // (another goroutine) is parked forever. A panic inside the policy halts.
-// The boot sequence calls it; other goroutines call enterEmergencyAside.
+// The boot sequence calls it; other goroutines reach it through panicked.
 func (b *boot) enterEmergency(err error) { b.startEmergency(err, false) }
 
-// enterEmergencyAside is enterEmergency for a goroutine beside the boot
-// sequence (or one that may be): the sequence goes on until its next
-// check, so the policy must not read what the sequence writes.
-func (b *boot) enterEmergencyAside(err error) { b.startEmergency(err, true) }
-
+// startEmergency is enterEmergency; aside says the caller is a goroutine
+// beside the boot sequence (or may be: kmod's OnPanic), which goes on
+// until its next check, so the policy must not read what it writes
+// (failureReport).
 func (b *boot) startEmergency(err error, aside bool) {
 	g := b.guard()
 	g.mu.Lock()

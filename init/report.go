@@ -35,7 +35,7 @@ func (b *boot) writeReport() error {
 
 // The report of a failed boot. The boot sequence writes b.rep, and only
 // it: a goroutine that panicked and started the emergency policy beside it
-// (enterEmergencyAside) must not read b.rep, which the sequence may be
+// (panicked) must not read b.rep, which the sequence may be
 // writing until its next check parks it (a map read beside a map write is a
 // fatal error of the Go runtime, not a panic: the end of PID 1). The
 // sequence therefore leaves a copy of its report at the end of each phase
@@ -79,7 +79,7 @@ func (b *boot) failureReport() *report.Report {
 }
 
 // policyAside reports whether the emergency policy was started beside the
-// boot sequence (enterEmergencyAside).
+// boot sequence (a goroutine's panic: panicked).
 func (b *boot) policyAside() bool {
 	g := b.guard()
 	g.mu.Lock()
