@@ -29,10 +29,16 @@ const SetAside = ".set-aside"
 // rather than reuse it. Setting aside instead of removing keeps what was
 // changed during the trial for the operator to look at.
 //
+// stale, when not nil, picks the uppers to set aside from their record of
+// the /etc merge that made them (EtcMergeFile: its bytes, or the error of
+// its read, fs.ErrNotExist for an upper no merge made): the init sets
+// aside only the copies of the last good image's /etc, not a formerly good
+// image's own upper, a rollback target (docs/data.md).
+//
 // Every step goes through an os.Root at @overlay (no symlink leads outside),
 // and the slot's directory is flushed after the renames, so that a power
 // cut after this boot changed /etc cannot bring a stale upper back.
-func SetAsideUppers(dataRoot, slot string) (moved []string, err error) {
+func SetAsideUppers(dataRoot, slot string, stale func(record []byte, err error) bool) (moved []string, err error) {
 	if err := checkSlot(slot); err != nil {
 		return nil, fmt.Errorf("setting uppers aside: %w", err)
 	}
@@ -52,6 +58,9 @@ func SetAsideUppers(dataRoot, slot string) (moved []string, err error) {
 	aside := filepath.Join(slot, SetAside)
 	var errs []error
 	for _, rel := range rels {
+		if stale != nil && !stale(root.ReadFile(filepath.Join(rel, EtcMergeFile))) {
+			continue
+		}
 		if err := ensureDir(root, aside); err != nil {
 			return moved, err
 		}

@@ -3,7 +3,9 @@
 package datapart
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -36,7 +38,7 @@ func TestSetAsideUppers(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(root, "@overlay/b/B1/work/work"), 0))
 	before := snapshot(t, root)
 
-	moved, err := SetAsideUppers(root, "b")
+	moved, err := SetAsideUppers(root, "b", nil)
 	must(t, err)
 	sort.Strings(moved)
 	want := []string{filepath.Join(root, "@overlay/b/.set-aside/B1"), filepath.Join(root, "@overlay/b/.set-aside/os%2Fv0")}
@@ -73,7 +75,7 @@ func TestSetAsideUppers(t *testing.T) {
 	}
 
 	// Again: nothing left to set aside.
-	if moved, err := SetAsideUppers(root, "b"); err != nil || len(moved) != 0 {
+	if moved, err := SetAsideUppers(root, "b", nil); err != nil || len(moved) != 0 {
 		t.Errorf("second call: moved %v, %v: want nothing", moved, err)
 	}
 }
@@ -81,18 +83,18 @@ func TestSetAsideUppers(t *testing.T) {
 func TestSetAsideUppersEdgeCases(t *testing.T) {
 	t.Run("no @overlay, no slot", func(t *testing.T) {
 		root := t.TempDir()
-		if moved, err := SetAsideUppers(root, "b"); err != nil || moved != nil {
+		if moved, err := SetAsideUppers(root, "b", nil); err != nil || moved != nil {
 			t.Errorf("got %v, %v", moved, err)
 		}
 		write(t, root, map[string]string{"@overlay/a/A1/upper/f": ""})
-		if moved, err := SetAsideUppers(root, "b"); err != nil || moved != nil {
+		if moved, err := SetAsideUppers(root, "b", nil); err != nil || moved != nil {
 			t.Errorf("got %v, %v", moved, err)
 		}
 	})
 	t.Run("a new .set-aside is private", func(t *testing.T) {
 		root := t.TempDir()
 		write(t, root, map[string]string{"@overlay/b/B1/upper/f": ""})
-		if _, err := SetAsideUppers(root, "b"); err != nil {
+		if _, err := SetAsideUppers(root, "b", nil); err != nil {
 			t.Fatal(err)
 		}
 		fi, err := os.Lstat(filepath.Join(root, "@overlay/b", SetAside))
@@ -104,7 +106,7 @@ func TestSetAsideUppersEdgeCases(t *testing.T) {
 		root := t.TempDir()
 		write(t, root, map[string]string{"@overlay/b/B1/upper/f": "", "@overlay/a/": ""})
 		must(t, os.Symlink("../a", filepath.Join(root, "@overlay/b", SetAside)))
-		moved, err := SetAsideUppers(root, "b")
+		moved, err := SetAsideUppers(root, "b", nil)
 		if err == nil || !strings.Contains(err.Error(), "is a symlink, expected a directory") || moved != nil {
 			t.Errorf("got %v, %v: want a refusal naming the symlink", moved, err)
 		}
@@ -113,10 +115,45 @@ func TestSetAsideUppersEdgeCases(t *testing.T) {
 		}
 	})
 	t.Run("bad slot name", func(t *testing.T) {
-		if _, err := SetAsideUppers(t.TempDir(), "../a"); err == nil || !strings.Contains(err.Error(), "overlay slot name") {
+		if _, err := SetAsideUppers(t.TempDir(), "../a", nil); err == nil || !strings.Contains(err.Error(), "overlay slot name") {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// TestSetAsideUppersStale: with stale, only the uppers it picks from
+// their merge record move; it sees the record's bytes, or ErrNotExist for
+// an upper no merge made.
+func TestSetAsideUppersStale(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"@overlay/a/A1/upper/etc/x":    "merged from the last good image",
+		"@overlay/a/A1/etc-merge.json": `{"from_slot":"b","from_image":"B1"}`,
+		"@overlay/a/A0/upper/etc/x":    "a formerly good image's own",
+		"@overlay/a/A0/etc-merge.json": `{"from_slot":"b","from_image":"B0"}`,
+		"@overlay/a/first/upper/etc/x": "no merge made it",
+	})
+	seen := map[string]bool{}
+	moved, err := SetAsideUppers(root, "a", func(rec []byte, err error) bool {
+		seen[string(rec)] = true
+		if errors.Is(err, fs.ErrNotExist) {
+			seen["none"] = true
+			return false
+		}
+		return strings.Contains(string(rec), `"from_image":"B1"`)
+	})
+	must(t, err)
+	if want := []string{filepath.Join(root, "@overlay/a/.set-aside/A1")}; !reflect.DeepEqual(moved, want) {
+		t.Errorf("moved %v, want %v", moved, want)
+	}
+	if !seen["none"] || len(seen) != 4 {
+		t.Errorf("stale saw %v: want both records and one upper without", seen)
+	}
+	for _, kept := range []string{"@overlay/a/A0/upper/etc/x", "@overlay/a/first/upper/etc/x"} {
+		if _, err := os.Stat(filepath.Join(root, kept)); err != nil {
+			t.Errorf("%s: %v: want it kept", kept, err)
+		}
+	}
 }
 
 // TestPruneUppersSetAside: the set-aside uppers of images no longer in the

@@ -456,6 +456,7 @@ func TestSetAsideFailureFreezesUpper(t *testing.T) {
 	for _, d := range []string{"@overlay/a/img1/upper", "@overlay/a/img1/work", "@overlay/b/B1/upper/etc", "@overlay/b/B1/work"} {
 		must(t, os.MkdirAll(filepath.Join(dataRoot, d), 0o755))
 	}
+	must(t, os.WriteFile(filepath.Join(dataRoot, "@overlay/b/B1", datapart.EtcMergeFile), []byte(`{"from_slot":"a","from_image":"img1"}`), 0o644))
 	must(t, os.WriteFile(filepath.Join(dataRoot, "@overlay/b", datapart.SetAside), []byte("in the way"), 0o644))
 	s := bootstate.DefaultState()
 	s.Initialised = true

@@ -207,11 +207,12 @@ func (b *boot) setAsideTrials(imageID string) {
 	if b.rep.Mode != "slot" || b.data == nil || b.rep.Data == nil {
 		return
 	}
-	other, ok := trialToSetAside(b.loadBootState().state, b.rep.Slot, imageID)
+	st := b.loadBootState().state
+	other, ok := trialToSetAside(st, b.rep.Slot, imageID)
 	if !ok {
 		return
 	}
-	moved, err := datapart.SetAsideUppers(b.data.root, string(other))
+	moved, err := datapart.SetAsideUppers(b.data.root, string(other), mergedFrom(st.LastGood))
 	for _, p := range moved {
 		b.log.Console("keel: set aside the upper %s: slot %s is not marked good, so its next boot merges /etc from this image again", p, other)
 	}
@@ -237,6 +238,30 @@ func trialToSetAside(st bootstate.State, slot, imageID string) (bootstate.Slot, 
 	}
 	other := lg.Slot.Other()
 	return other, !st.Slot(other).Good
+}
+
+// mergedFrom picks, for datapart.SetAsideUppers, the uppers whose /etc
+// merge read the last good image lg's upper: copies of its /etc as it was
+// then, stale once this boot of it changes /etc. An upper no merge made (a
+// slot's first image) or one merged from another image (an image that was
+// good before lg, and is now tried again: a rollback, slotctl set-next) is
+// that image's own /etc and stays where its next boot finds it, as it was
+// (docs/data.md). A record that cannot be read or parsed sets the upper
+// aside, as before records were read: nothing is lost, it is moved.
+func mergedFrom(lg bootstate.LastGood) func(record []byte, err error) bool {
+	return func(record []byte, err error) bool {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+		if err != nil {
+			return true
+		}
+		m, err := report.ParseEtcMerge(record)
+		if err != nil {
+			return true
+		}
+		return m.FromSlot == string(lg.Slot) && m.FromImage == lg.ImageID
+	}
 }
 
 // plainDirs reports whether each of rels under dir is a directory or

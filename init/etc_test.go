@@ -90,6 +90,46 @@ func TestTrialToSetAside(t *testing.T) {
 	}
 }
 
+// TestRollbackTargetNotSetAside: a and b good (B1 in b last marked good),
+// the operator rolls back to a's image (slotctl set-next a puts a on
+// trial), whose boots fail: the fallback to B1 sets aside only a's uppers
+// merged from B1's /etc, never A1's own, which the rollback's next try must
+// find as it was. It used to set aside every upper of a: the next try
+// merged B1's /etc onto A1 (found by a hunting helper).
+func TestRollbackTargetNotSetAside(t *testing.T) {
+	st := bootstate.DefaultState()
+	st.Initialised = true
+	must(t, st.MarkGood("a", "A1", 0))
+	must(t, st.MarkGood("b", "B1", 0))
+	must(t, st.SetNext("a", 3, "A1"))
+	other, ok := trialToSetAside(st, "b", "B1")
+	if !ok || other != bootstate.SlotA {
+		t.Fatalf("trialToSetAside = %q, %v: want slot a, on trial", other, ok)
+	}
+	stale := mergedFrom(st.LastGood)
+	for _, c := range []struct {
+		name   string
+		record string
+		err    error
+		want   bool
+	}{
+		{"A1's own upper, merged from an older image", `{"from_slot":"b","from_image":"B0"}`, nil, false},
+		{"a slot's first upper, no merge", "", fs.ErrNotExist, false},
+		{"a trial merged from B1", `{"from_slot":"b","from_image":"B1"}`, nil, true},
+		{"merged from B1's id in the other slot", `{"from_slot":"a","from_image":"B1"}`, nil, false},
+		{"a record that cannot be read", "", errors.New("input/output error"), true},
+		{"a record that cannot be parsed", "{", nil, true},
+	} {
+		var rec []byte
+		if c.err == nil {
+			rec = []byte(c.record)
+		}
+		if got := stale(rec, c.err); got != c.want {
+			t.Errorf("%s: set aside %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 // TestBootStateUnavailable: a bootstate partition that is late or cannot
 // be read leaves the last good image unknown (no empty upper is made); one
 // the system disk does not have, or that holds a file system, leaves none
