@@ -72,6 +72,28 @@ func FromCopy(c State) (State, []Slot) {
 	return s, held
 }
 
+// Rewritten is the copy c with its last good slot taken for a trial when
+// that slot no longer holds the image the copy names (now: the image id in
+// the slot's authenticated header, "" when it cannot be read): the slot was
+// written after the copy, whose own write failed (a full data partition
+// makes it a warning), so its image was never confirmed. The copy still
+// calling it good would boot it first at every boot counted from the copy,
+// crash and all, while the other good slot worked. It stays bootable, with
+// one try, and FromCopy holds it back behind a good slot. It reports
+// whether it changed c.
+func Rewritten(c State, now string) (State, bool) {
+	lg := c.LastGood
+	if lg.Slot == "" || now == lg.ImageID {
+		return c, false
+	}
+	p, err := c.slot(lg.Slot)
+	if err != nil || !p.Good {
+		return c, false
+	}
+	p.Good, p.Unconfirmed, p.Tries = false, 0, max(p.Tries, 1)
+	return c, true
+}
+
 // goodBootable reports whether a good slot can be chosen by its priority.
 func (s State) goodBootable() bool {
 	for _, x := range s.Slots {

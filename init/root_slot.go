@@ -53,7 +53,7 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 	}
 	bs := b.loadBootState()
 	defer bs.close()
-	b.stateFromCopy(bs)
+	b.stateFromCopy(bs, b.slotImageID)
 	b.restoreFromCopy(bs, b.slotImageID)
 	if forced != "" && b.baked.Locked {
 		if err := bs.state.CheckForced(forced); err != nil {
@@ -305,8 +305,11 @@ func unavailable(why error) bool {
 // floor holds, and a trial, whose tries cannot be counted, is held back
 // behind a good slot. The defaults would boot slot a, which may be the
 // image that crashed. No copy (slotctl has not written one yet) leaves the defaults;
-// a copy that cannot be read or parsed is named and not used.
-func (b *boot) stateFromCopy(bs *bootState) {
+// a copy that cannot be read or parsed is named and not used. The copy's
+// last good slot is good only while it holds the copy's last good image
+// (imageIn, from the authenticated header): one written since, an update
+// whose copy was not written, is a trial (bootstate.Rewritten).
+func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) string) {
 	if !bs.unavailable || b.data == nil || bs.fromCopy {
 		return
 	}
@@ -320,6 +323,13 @@ func (b *boot) stateFromCopy(bs *bootState) {
 	if err != nil {
 		b.warnLoud("%s: %v: not used, counting from the defaults", p, err)
 		return
+	}
+	if lg := c.LastGood; lg.Slot != "" {
+		now := imageIn(string(lg.Slot))
+		var rewritten bool
+		if c, rewritten = bootstate.Rewritten(c, now); rewritten {
+			b.warnLoud("%s names image %s in slot %s as last marked good, but slot %s now holds %q, never confirmed: it is taken for a trial", p, lg.ImageID, lg.Slot, lg.Slot, now)
+		}
 	}
 	st, held := bootstate.FromCopy(c)
 	bs.state = st

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,9 +28,15 @@ func TestStateFromCopy(t *testing.T) {
 		file        func(t *testing.T, p string)
 		unavailable bool
 		noData      bool
+		now         string // the image in the copy's last good slot: B1 when ""
 		want        bootstate.State
 		wantWarn    string
 	}{
+		// An update written into b after the copy, whose own write failed:
+		// b is a trial, held back behind a, not the good slot it was.
+		{name: "last good slot rewritten", unavailable: true, file: writeBytes(rec), now: "B2",
+			want:     fromCopy(bootstate.State{RollbackFloor: 4, LastGood: copyState.LastGood, Slots: [2]bootstate.SlotState{{Priority: 2, Tries: 3}, {Priority: 1, Tries: 1}}}),
+			wantWarn: `names image B1 in slot b as last marked good, but slot b now holds "B2", never confirmed: it is taken for a trial`},
 		{name: "copy used", unavailable: true, file: writeBytes(rec), want: fromCopy(copyState),
 			wantWarn: "boot counting starts from the copy of the boot state on the data partition"},
 		{name: "no copy", unavailable: true, want: bootstate.DefaultState()},
@@ -55,8 +62,14 @@ func TestStateFromCopy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, console := copyBoot(t, tc.noData, tc.file)
 			bs := &bootState{state: bootstate.DefaultState(), unavailable: tc.unavailable}
-			b.stateFromCopy(bs)
-			b.stateFromCopy(bs) // once per boot
+			imageIn := func(slot string) string {
+				if slot != "b" {
+					t.Errorf("read the image of slot %s: want only the copy's last good slot, b", slot)
+				}
+				return cmp.Or(tc.now, "B1")
+			}
+			b.stateFromCopy(bs, imageIn)
+			b.stateFromCopy(bs, imageIn) // once per boot
 			if bs.state != tc.want {
 				t.Errorf("state %+v\nwant %+v", bs.state, tc.want)
 			}
