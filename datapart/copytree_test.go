@@ -61,6 +61,74 @@ func TestCopyFile(t *testing.T) {
 
 func noMeta(_, _ int, _ *unix.Stat_t) error { return nil }
 
+// TestCopyFileKeepsHoles: whole 4 KiB blocks of zeros become holes (the
+// image's SquashFS reads a sparse file's holes back as zeros), whatever
+// the buffer; the content is the same byte for byte, trailing hole, short
+// zero tail and all. A hole was written out in full (found by a
+// hunting helper: lastlog after a useradd of a high uid).
+func TestCopyFileKeepsHoles(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("x"), 5000)
+	for _, c := range []struct {
+		name  string
+		write func(f *os.File) error
+	}{
+		{"all hole", func(f *os.File) error { return f.Truncate(8 << 20) }},
+		{"data, hole, data", func(f *os.File) error {
+			if _, err := f.WriteAt(data, 0); err != nil {
+				return err
+			}
+			_, err := f.WriteAt(data, 4<<20)
+			return err
+		}},
+		{"data then trailing hole", func(f *os.File) error {
+			if _, err := f.Write(data); err != nil {
+				return err
+			}
+			return f.Truncate(2 << 20)
+		}},
+		{"zeros written, short tail", func(f *os.File) error {
+			_, err := f.Write(append(make([]byte, 3*4096), 0, 0, 0))
+			return err
+		}},
+		{"no zeros", func(f *os.File) error { _, err := f.Write(data); return err }},
+	} {
+		for _, bufSize := range []int{4096, 3 * 4096, 128 << 10} {
+			t.Run(fmt.Sprintf("%s/%d", c.name, bufSize), func(t *testing.T) {
+				src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+				_ = os.Remove(src)
+				_ = os.Remove(dst)
+				f, err := os.Create(src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.write(f); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+				if err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o644, make([]byte, bufSize), nil, noMeta); err != nil {
+					t.Fatal(err)
+				}
+				want, _ := os.ReadFile(src)
+				got, err := os.ReadFile(dst)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("copy differs (%d bytes, want %d): %v", len(got), len(want), err)
+				}
+				var st unix.Stat_t
+				if err := unix.Stat(dst, &st); err != nil {
+					t.Fatal(err)
+				}
+				// Allocated: the non-zero data, rounded to blocks, plus
+				// what the file system adds (a block or two).
+				nonZero := int64(len(bytes.ReplaceAll(want, []byte{0}, nil)))
+				if most := nonZero + 6*4096; st.Blocks*512 > most {
+					t.Errorf("%d bytes allocated for %d bytes of data, want at most %d: the zeros were written", st.Blocks*512, nonZero, most)
+				}
+			})
+		}
+	}
+}
+
 func umask(t *testing.T) int {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "probe")
@@ -163,4 +231,29 @@ func TestCopyXattrsSkipsUnsupported(t *testing.T) {
 	if !maps.Equal(dst.vals, want) {
 		t.Errorf("copied %v, want %v", dst.vals, want)
 	}
+}
+
+// FuzzCopyFD: whatever the bytes and the buffer, the copy with holes reads
+// back the same, size included.
+func FuzzCopyFD(f *testing.F) {
+	f.Add([]byte("abc"), uint16(1), uint16(0))
+	f.Add(make([]byte, 3*4096+5), uint16(1), uint16(2))
+	f.Add(append(make([]byte, 8192), 'x'), uint16(3), uint16(1))
+	f.Fuzz(func(t *testing.T, data []byte, blocks uint16, zeroBlocks uint16) {
+		// Zero blocks around the data, so that holes come up often.
+		content := append(append(make([]byte, int(zeroBlocks%8)*4096), data...), make([]byte, int(zeroBlocks%3)*4096)...)
+		dir := t.TempDir()
+		src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+		if err := os.WriteFile(src, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, (int(blocks%4)+1)*4096)
+		if err := copyFile(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0o644, buf, nil, noMeta); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(dst)
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("copy of %d bytes differs: %d bytes back, %v", len(content), len(got), err)
+		}
+	})
 }
