@@ -162,7 +162,9 @@ func TempUpperDir(dir string) string {
 	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp")
 }
 
-// Create builds the upper. Dir must not exist.
+// Create builds the upper. Dir must not exist. A step that fails removes
+// what it built (a power cut, which the Step hook stands for in tests,
+// leaves it to the next Create).
 func (u NewUpper) Create() error {
 	if _, err := os.Lstat(u.Dir); !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("new upper %s: already exists (%v), expected a fresh upper", u.Dir, err)
@@ -189,7 +191,15 @@ func (u NewUpper) Create() error {
 			continue
 		}
 		if err := s.do(); err != nil {
-			return fmt.Errorf("new upper %s: %s: %w", u.Dir, s.what, err)
+			err = fmt.Errorf("new upper %s: %s: %w", u.Dir, s.what, err)
+			if _, serr := os.Lstat(tmp); serr == nil {
+				// Not left for the whole boot: what failed a merge (a full
+				// file system) must not stay taken by its half-made copy.
+				if rerr := removeLeftover(tmp); rerr != nil {
+					err = fmt.Errorf("%w; removing %s: %v", err, tmp, rerr)
+				}
+			}
+			return err
 		}
 		if u.Step != nil {
 			if err := u.Step(s.what); err != nil {

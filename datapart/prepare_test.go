@@ -252,6 +252,29 @@ func TestNewUpperRemovesLeftover(t *testing.T) {
 	}
 }
 
+// TestNewUpperFailureRemovesTemp: a fill that fails (a full file system)
+// leaves nothing of its copy for the rest of the boot, read-only
+// directories and all; the error is the fill's. It used to stay until the
+// next Create, the space whose lack failed the merge still taken (found
+// by a hunting helper).
+func TestNewUpperFailureRemovesTemp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "v2")
+	err := NewUpper{Dir: dir, Fill: func(tmp string) error {
+		must(t, os.WriteFile(filepath.Join(tmp, "upper", "big"), make([]byte, 1<<20), 0o644))
+		must(t, os.MkdirAll(filepath.Join(tmp, "upper", "etc", "locked"), 0o755))
+		must(t, os.Chmod(filepath.Join(tmp, "upper", "etc", "locked"), 0))
+		return unix.ENOSPC
+	}}.Create()
+	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "fill ") {
+		t.Fatalf("Create: %v, want the fill's ENOSPC", err)
+	}
+	for _, p := range []string{TempUpperDir(dir), dir} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left after the failure: %v", p, err)
+		}
+	}
+}
+
 // An empty upper made with NoFlush skips only the flushes.
 func TestNewUpperNoFlush(t *testing.T) {
 	var steps []string
