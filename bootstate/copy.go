@@ -74,7 +74,8 @@ func FromCopy(c State) (State, []Slot) {
 
 // Rewritten is the copy c with its last good slot taken for a trial when
 // that slot no longer holds the image the copy names (now: the image id in
-// the slot's authenticated header, "" when it cannot be read): the slot was
+// the slot's authenticated header; the caller leaves the copy as it is when
+// the header cannot be read, the slot's attempt failing on it): the slot was
 // written after the copy, whose own write failed (a full data partition
 // makes it a warning), so its image was never confirmed. The copy still
 // calling it good would boot it first at every boot counted from the copy,

@@ -369,7 +369,8 @@ func copyFile(srcDir int, src string, dstDir int, dst string, perm uint32, buf [
 
 // copyFD copies in to out until the end of in, calling tick (if not nil)
 // after each full buffer written. A whole block of zeros (holeBlock bytes,
-// at a multiple of it) is not written: out gets a hole there, as cp
+// counted from the start of each read: reads of whole buffers keep them at
+// multiples of it in the file) is not written: out gets a hole there, as cp
 // --sparse=always makes (SquashFS reads a sparse file's holes back as
 // zeros, and says nothing of them to SEEK_HOLE). A sparse file in the
 // image's /var (lastlog after a useradd of a high uid: 29 MB for uid
@@ -419,8 +420,7 @@ func copyFD(out, in int, buf []byte, tick func()) error {
 // page size, and the block size of btrfs and ext4 as mkfs makes them.
 const holeBlock = 4096
 
-// splitHole splits b (read at a multiple of holeBlock, as copyFD reads
-// whole buffers) into the data up to its first whole block of zeros and
+// splitHole splits b into the data up to its first whole block of zeros and
 // the length of the zero blocks that follow; a short last block is data.
 func splitHole(b []byte) (data []byte, zeros int) {
 	i := 0

@@ -60,12 +60,15 @@ func (r *Registry) Recheck(ctx context.Context, disk, loaderPartUUID string) (Sy
 	switch {
 	case err != nil && ctx.Err() != nil:
 		r.mu.Lock()
-		pending := r.tablesPending()
-		r.mu.Unlock()
-		if len(pending) > 0 {
-			err = fmt.Errorf("the partition table of /dev/%s is still being read (a disk that does not answer?): %w", strings.Join(pending, ", /dev/"), ctx.Err())
+		defer r.mu.Unlock()
+		if pending := r.tablesPending(); len(pending) > 0 {
+			return SystemDisk{Disk: disk}, fmt.Errorf("the partition table of /dev/%s is still being read (a disk that does not answer?): %w", strings.Join(pending, ", /dev/"), ctx.Err())
 		}
-		return SystemDisk{Disk: disk}, err
+		// The read ended meanwhile: every table known is read now.
+		if sd, err := ChooseSystemDisk(r.diskParts(), disk, loaderPartUUID); err == nil {
+			return sd, nil
+		}
+		return SystemDisk{Disk: disk}, nil
 	case err != nil:
 		return SystemDisk{Disk: disk}, nil
 	}

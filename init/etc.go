@@ -348,15 +348,24 @@ func copyLastGood(root string) (slot, id string, ok bool) {
 // slotImageID is the image id in the header of slot's verity partition,
 // "" when it cannot be read (or there are no devices to read it from).
 func (b *boot) slotImageID(slot string) string {
+	id, _ := b.slotHeaderID(slot)
+	return id
+}
+
+// slotHeaderID is slotImageID with why the header could not be read.
+func (b *boot) slotHeaderID(slot string) (string, error) {
 	x, err := slots.ParseSlot(slot)
-	if err != nil || b.dev == nil {
-		return ""
+	if err != nil {
+		return "", err
+	}
+	if b.dev == nil {
+		return "", errors.New("no device discovery in this boot")
 	}
 	img, err := b.slotImage(x)
 	if err != nil {
-		return ""
+		return "", err
 	}
-	return img.imageID
+	return img.imageID, nil
 }
 
 func fillMerge(m *report.EtcMerge, r etcmerge.Result, start time.Time) {

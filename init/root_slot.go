@@ -53,7 +53,7 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 	}
 	bs := b.loadBootState()
 	defer bs.close()
-	b.stateFromCopy(bs, b.slotImageID)
+	b.stateFromCopy(bs, b.slotHeaderID)
 	b.restoreFromCopy(bs, b.slotImageID)
 	if forced != "" && b.baked.Locked {
 		if err := bs.state.CheckForced(forced); err != nil {
@@ -308,8 +308,10 @@ func unavailable(why error) bool {
 // a copy that cannot be read or parsed is named and not used. The copy's
 // last good slot is good only while it holds the copy's last good image
 // (imageIn, from the authenticated header): one written since, an update
-// whose copy was not written, is a trial (bootstate.Rewritten).
-func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) string) {
+// whose copy was not written, is a trial (bootstate.Rewritten). A header
+// that cannot be read leaves the copy as it is: the slot's attempt fails
+// on it, named, and the other slot is tried in the same boot.
+func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) (string, error)) {
 	if !bs.unavailable || b.data == nil || bs.fromCopy {
 		return
 	}
@@ -325,10 +327,15 @@ func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) string) {
 		return
 	}
 	if lg := c.LastGood; lg.Slot != "" {
-		now := imageIn(string(lg.Slot))
+		now, err := imageIn(string(lg.Slot))
 		var rewritten bool
-		if c, rewritten = bootstate.Rewritten(c, now); rewritten {
-			b.warnLoud("%s names image %s in slot %s as last marked good, but slot %s now holds %q, never confirmed: it is taken for a trial", p, lg.ImageID, lg.Slot, lg.Slot, now)
+		switch {
+		case err != nil:
+			b.log.Infof("%s names image %s in slot %s as last marked good; the header of slot %s cannot be read to check it: %v", p, lg.ImageID, lg.Slot, lg.Slot, err)
+		default:
+			if c, rewritten = bootstate.Rewritten(c, now); rewritten {
+				b.warnLoud("%s names image %s in slot %s as last marked good, but slot %s now holds %q, never confirmed: it is taken for a trial", p, lg.ImageID, lg.Slot, lg.Slot, now)
+			}
 		}
 	}
 	st, held := bootstate.FromCopy(c)

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ func TestStateFromCopy(t *testing.T) {
 		unavailable bool
 		noData      bool
 		now         string // the image in the copy's last good slot: B1 when ""
+		headerErr   error  // the header of the copy's last good slot cannot be read
 		want        bootstate.State
 		wantWarn    string
 	}{
@@ -37,6 +39,9 @@ func TestStateFromCopy(t *testing.T) {
 		{name: "last good slot rewritten", unavailable: true, file: writeBytes(rec), now: "B2",
 			want:     fromCopy(bootstate.State{RollbackFloor: 4, LastGood: copyState.LastGood, Slots: [2]bootstate.SlotState{{Priority: 2, Tries: 3}, {Priority: 1, Tries: 1}}}),
 			wantWarn: `names image B1 in slot b as last marked good, but slot b now holds "B2", never confirmed: it is taken for a trial`},
+		// Not a rewritten slot: its attempt fails on the header, named.
+		{name: "last good slot's header unreadable", unavailable: true, file: writeBytes(rec), headerErr: errors.New("input/output error"),
+			want: fromCopy(copyState), wantWarn: "boot counting starts from the copy of the boot state on the data partition"},
 		{name: "copy used", unavailable: true, file: writeBytes(rec), want: fromCopy(copyState),
 			wantWarn: "boot counting starts from the copy of the boot state on the data partition"},
 		{name: "no copy", unavailable: true, want: bootstate.DefaultState()},
@@ -62,11 +67,14 @@ func TestStateFromCopy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, console := copyBoot(t, tc.noData, tc.file)
 			bs := &bootState{state: bootstate.DefaultState(), unavailable: tc.unavailable}
-			imageIn := func(slot string) string {
+			imageIn := func(slot string) (string, error) {
 				if slot != "b" {
 					t.Errorf("read the image of slot %s: want only the copy's last good slot, b", slot)
 				}
-				return cmp.Or(tc.now, "B1")
+				if tc.headerErr != nil {
+					return "", tc.headerErr
+				}
+				return cmp.Or(tc.now, "B1"), nil
 			}
 			b.stateFromCopy(bs, imageIn)
 			b.stateFromCopy(bs, imageIn) // once per boot

@@ -49,19 +49,40 @@ func signalPolicy(sig os.Signal) string {
 
 // catchSignals takes the signals to PID 1 from now on (the process's
 // whole life: switch_root's exec gives the real init the defaults back)
-// and hands each to act, in a goroutine of its own.
+// and hands each to onSignal, in a goroutine of its own.
 func (b *boot) catchSignals() {
-	b.catchSignalsWith(func(sig os.Signal) {
-		policy := signalPolicy(sig)
-		if policy == "" {
-			if sig != unix.SIGPIPE {
-				b.log.Warnf("signal %v (%d) to PID 1 ignored", sig, sig.(syscall.Signal))
-			}
-			return
+	b.catchSignalsWith(func(sig os.Signal) { b.onSignal(sig, b.halt) })
+}
+
+// onSignal acts on sig: a reboot or a power-off (halt, which does not
+// return in PID 1) takes the emergency policy's place, so that the boot
+// sequence parks at its next check and does not switch root beside it;
+// during the switch itself the signal is ignored (the real init, exec'd
+// next, has its own handling); in the emergency policy (its shell) it
+// halts as asked. Any other signal is logged.
+func (b *boot) onSignal(sig os.Signal, halt func(policy string)) {
+	policy := signalPolicy(sig)
+	if policy == "" {
+		if sig != unix.SIGPIPE {
+			b.log.Warnf("signal %v (%d) to PID 1 ignored", sig, sig.(syscall.Signal))
 		}
-		b.log.Console("keel: %v received (Ctrl-Alt-Del, or reboot, halt or poweroff in a shell)", sig)
-		b.halt(policy) // never returns
-	})
+		return
+	}
+	g := b.guard()
+	g.mu.Lock()
+	if g.switching {
+		g.mu.Unlock()
+		b.log.Warnf("signal %v to PID 1 ignored: the root is being switched", sig)
+		return
+	}
+	first := !g.active
+	g.active, g.aside = true, g.aside || first
+	g.mu.Unlock()
+	if first {
+		b.prog.end()
+	}
+	b.log.Console("keel: %v received (Ctrl-Alt-Del, or reboot, halt or poweroff in a shell)", sig)
+	halt(policy)
 }
 
 // catchSignalsWith is catchSignals with act; stop (for tests) gives the

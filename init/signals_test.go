@@ -4,8 +4,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -55,5 +57,44 @@ func TestShutdownIgnoresSignals(t *testing.T) {
 		if !signal.Ignored(sig) {
 			t.Errorf("%v is not ignored", sig)
 		}
+	}
+}
+
+// TestSignalTakesThePolicysPlace: a reboot or power-off asked by a signal
+// starts in the emergency policy's place, so the boot sequence parks and
+// does not switch root beside the halt's sync; during the switch the signal
+// is ignored; in the emergency shell (the policy running) it halts as
+// asked; another signal only says so.
+func TestSignalTakesThePolicysPlace(t *testing.T) {
+	b, emergencies, _, _ := guardedBoot()
+	var halted []string
+	halt := func(policy string) { halted = append(halted, policy) }
+	b.onSignal(unix.SIGHUP, halt)
+	if len(halted) != 0 || b.failed() {
+		t.Fatalf("SIGHUP: halted %v, failed %v: want it ignored", halted, b.failed())
+	}
+	b.onSignal(unix.SIGTERM, halt)
+	if !slices.Equal(halted, []string{kargs.EmergencyReboot}) || !b.failed() || b.beginSwitch() {
+		t.Errorf("SIGTERM: halted %v, failed %v: want a reboot in the policy's place, and no switch of root", halted, b.failed())
+	}
+	b.enterEmergency(errors.New("the boot sequence failed too"))
+	select {
+	case err := <-emergencies:
+		t.Errorf("the emergency policy ran beside the signal's reboot: %v", err)
+	default:
+	}
+	b.onSignal(unix.SIGUSR2, halt) // poweroff typed in the emergency shell
+	if !slices.Equal(halted, []string{kargs.EmergencyReboot, kargs.EmergencyPoweroff}) {
+		t.Errorf("SIGUSR2 in the policy: halted %v, want a power-off", halted)
+	}
+
+	b, _, _, _ = guardedBoot()
+	halted = nil
+	if !b.beginSwitch() {
+		t.Fatal("beginSwitch refused on a fresh boot")
+	}
+	b.onSignal(unix.SIGINT, halt)
+	if len(halted) != 0 || b.failed() {
+		t.Errorf("SIGINT during the switch: halted %v, failed %v: want it left to the real init", halted, b.failed())
 	}
 }
