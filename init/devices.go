@@ -93,8 +93,13 @@ type explicitDev struct {
 	spec devspec.Spec
 }
 
+// ambiguousError is ambiguous's error, told apart by errors.As.
+type ambiguousError struct{ msg string }
+
+func (e *ambiguousError) Error() string { return e.msg }
+
 // ambiguous is the error for an explicit DEVSPEC that matches more than
-// one device.
+// one device (an *ambiguousError).
 // The device-mapper devices keel made itself (a verity or LUKS mapping
 // shows the file system of the partition under it) do not count.
 func ambiguous(role string, s devspec.Spec, all []string) error {
@@ -107,7 +112,7 @@ func ambiguous(role string, s devspec.Spec, all []string) error {
 	if len(matches) <= 1 {
 		return nil
 	}
-	return fmt.Errorf("%s device %s: %d devices match (%s): the initramfs is locked and will not guess which one is this machine's; remove the disk that is not", role, s, len(matches), strings.Join(matches, ", "))
+	return &ambiguousError{fmt.Sprintf("%s device %s: %d devices match (%s): the initramfs is locked and will not guess which one is this machine's; remove the disk that is not", role, s, len(matches), strings.Join(matches, ", "))}
 }
 
 // reportAmbiguous checks again, before the switch, that each explicit

@@ -40,6 +40,9 @@ type bootState struct {
 	// damaged or flashed blank, or only the data mount count of a boot
 	// that went no further): restoreFromCopy.
 	blank bool
+	// refused is why no slot may boot: a locked boot whose baked
+	// bootstate= matches more than one device (memBootState).
+	refused error
 }
 
 // slotBoot selects the A/B slot with boot counting and assembles its root;
@@ -53,6 +56,9 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 	}
 	bs := b.loadBootState()
 	defer bs.close()
+	if bs.refused != nil {
+		return fmt.Errorf("no slot is booted: %w", bs.refused)
+	}
 	b.stateFromCopy(bs, b.slotHeaderID)
 	b.restoreFromCopy(bs, b.slotImageID)
 	if forced != "" && b.baked.Locked {
@@ -277,9 +283,24 @@ func (b *boot) bootStateDevice() (string, error) {
 	return b.waitForOr(bootstate.Label, b.cfg.BootState)
 }
 
-// memBootState is boot counting in memory, with why.
+// memBootState is boot counting in memory, with why. On a locked
+// initramfs a baked bootstate= that matches more than one device (a stick
+// carrying a copy of its id, which is no secret) refuses every slot
+// instead (bootState.refused): counted in memory from the defaults, the
+// rollback floor would be 0, and the older signed image in the other slot
+// would boot. Locked, the line is on the console whatever the log level.
 func (b *boot) memBootState(why error) *bootState {
-	if b.cfg.Slot == "" || b.baked.Locked {
+	var amb *ambiguousError
+	if b.baked.Locked && errors.As(why, &amb) {
+		bs := &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), close: func() {}, inMemory: true, refused: why}
+		b.bs = bs
+		b.readBootState() // the defaults, for the data phase before the refusal
+		return bs
+	}
+	switch {
+	case b.baked.Locked:
+		b.warnLoud("boot counting is not durable: %v", why)
+	case b.cfg.Slot == "":
 		b.log.Warnf("boot counting is not durable: %v", why)
 		b.rep.Warn("boot counting is not durable: %v", why)
 	}

@@ -6,13 +6,16 @@ import (
 	"bytes"
 	"cmp"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/devspec"
 	"github.com/keel-boot/keel/report"
 )
 
@@ -266,5 +269,42 @@ func TestBlankAfterACountedDataMount(t *testing.T) {
 	}
 	if bs := read(); bs.blank {
 		t.Errorf("after a slot's try was counted: blank, want not")
+	}
+}
+
+// TestLockedAmbiguousBootStateRefused: a locked boot whose baked
+// bootstate= matches two devices (a stick carrying a copy of its PARTUUID)
+// boots no slot, naming both; it used to count in memory from the
+// defaults, rollback floor 0, and boot the older signed image (found by a
+// hunting helper). Unlocked, or for another reason, the count is in memory
+// as before, and locked the line is on the console whatever the log level.
+func TestLockedAmbiguousBootStateRefused(t *testing.T) {
+	s, err := devspec.Parse("PARTUUID=11111111-2222-3333-4444-555555555555")
+	if err != nil {
+		t.Fatal(err)
+	}
+	amb := fmt.Errorf("wrapped: %w", ambiguous("bootstate", s, []string{"/dev/nvme0n1p5", "/dev/sda5"}))
+	for _, c := range []struct {
+		name    string
+		locked  bool
+		why     error
+		refused bool
+	}{
+		{"locked, two devices", true, amb, true},
+		{"locked, late", true, errors.New("bootstate device: timed out"), false},
+		{"unlocked, two devices", false, amb, false},
+	} {
+		var console bytes.Buffer
+		b := &boot{log: newLogger(&console), baked: &bakedconf.Config{Locked: c.locked}, rep: &report.Report{}}
+		bs := b.memBootState(c.why)
+		if (bs.refused != nil) != c.refused || c.refused && !strings.Contains(bs.refused.Error(), "2 devices match (/dev/nvme0n1p5, /dev/sda5)") {
+			t.Errorf("%s: refused %v, want %v", c.name, bs.refused, c.refused)
+		}
+		if !c.refused && bs.state != bootstate.DefaultState() {
+			t.Errorf("%s: state %+v, want the defaults counted in memory", c.name, bs.state)
+		}
+		if c.locked && !c.refused && !strings.Contains(console.String(), "boot counting is not durable") {
+			t.Errorf("%s: console %q: want the line there", c.name, console.String())
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -192,6 +193,29 @@ func TestLockedAmbiguousDataUUID(t *testing.T) {
 	}
 	if strings.Contains(out, "pwned") {
 		t.Error("the attacker's /sbin/init ran")
+	}
+}
+
+// TestLockedAmbiguousBootState: a locked initramfs whose builder names the
+// boot-state partition by its PARTUUID (baked bootstate=), and a stick
+// with a partition carrying the same PARTUUID: no slot boots, both
+// devices are named, and the locked policy reboots. The boot used to count
+// in memory from the defaults, rollback floor 0, and boot slot a: an older
+// signed image below the floor, for whoever plugged in the stick.
+func TestLockedAmbiguousBootState(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	key := signingKey(t, "release")
+	a := seal(t, payloadTree(t, "image-a"), key, "img-a")
+	system := abDisk(t, &a, nil)
+	uuid := system.Part(t, "bootstate").UUID
+	stick := vm.NewDisk(t, "", []vm.Part{{Name: "usb", SizeMiB: 1, UUID: uuid}})
+	rd := initrd(t, "--locked", "--trust", key+".pub", "--cmdline", "bootstate=PARTUUID="+uuid)
+	m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{system.Path, stick.Path}, Cmdline: "quiet"})
+	m.ExpectRegexp(`BOOT FAILED: .*no slot is booted: bootstate device PARTUUID=` + regexp.QuoteMeta(strings.ToLower(uuid)) + `: 2 devices match \(/dev/vda5, /dev/vdb1\)`)
+	m.ExpectReboot()
+	if strings.Contains(m.Output(), report.Prefix) {
+		t.Error("a slot's payload ran")
 	}
 }
 
