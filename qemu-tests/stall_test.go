@@ -3,8 +3,8 @@
 package qemutests
 
 import (
-	"strconv"
 	"testing"
+	"time"
 
 	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/qemu-tests/vm"
@@ -30,9 +30,17 @@ func TestHangIsNamed(t *testing.T) {
 	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--cmdline", "rd.timeout=15"), QEMUArgs: srv.Drive()})
 	srv.ExpectStall(m)
 	m.Expect("slot a:") // printed before the attempt: the hang came after the choice
-	const notice = `keel: (?:WARNING: )?the boot has made no progress for (\d+)s, in its root phase .*booted without rd\.watchdog=, so nothing will restart this machine$`
-	first, _ := strconv.Atoi(m.ExpectRegexp(notice)[1])
-	second, _ := strconv.Atoi(m.ExpectRegexp(notice)[1])
+	// Go's durations: 30s, then 1m0s.
+	const notice = `keel: (?:WARNING: )?the boot has made no progress for ((?:\d+m)?\d+s), in its root phase .*booted without rd\.watchdog=, so nothing will restart this machine$`
+	seconds := func(d string) int {
+		v, err := time.ParseDuration(d)
+		if err != nil {
+			t.Fatalf("notice duration %q: %v", d, err)
+		}
+		return int(v / time.Second)
+	}
+	first := seconds(m.ExpectRegexp(notice)[1])
+	second := seconds(m.ExpectRegexp(notice)[1])
 	m.Kill()
 	// The durations are rounded to seconds: the next notice comes after
 	// twice the first's raw duration, which rounding can show 1 s short.
