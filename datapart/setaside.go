@@ -5,9 +5,11 @@ package datapart
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // SetAside is the directory, in a slot's directory under @overlay, that
@@ -58,7 +60,7 @@ func SetAsideUppers(dataRoot, slot string, stale func(record []byte, err error) 
 	aside := filepath.Join(slot, SetAside)
 	var errs []error
 	for _, rel := range rels {
-		if stale != nil && !stale(root.ReadFile(filepath.Join(rel, EtcMergeFile))) {
+		if stale != nil && !stale(readRecord(root, filepath.Join(rel, EtcMergeFile))) {
 			continue
 		}
 		if err := ensureDir(root, aside); err != nil {
@@ -85,6 +87,47 @@ func SetAsideUppers(dataRoot, slot string, stale func(record []byte, err error) 
 		}
 	}
 	return moved, errors.Join(errs...)
+}
+
+// maxRecord bounds the read of an upper's record of its /etc merge: the
+// init writes a few hundred bytes, and the data partition is writable by
+// the running system.
+const maxRecord = 64 << 10
+
+// readRecord reads the upper's record of its /etc merge at rel under root,
+// as the data partition's bytes: a symlink is not followed, the open does
+// not wait (a FIFO), anything but a regular file is an error, and so is
+// one larger than maxRecord (a sparse file of terabytes, read whole,
+// would end PID 1 out of memory).
+func readRecord(root *os.Root, rel string) ([]byte, error) {
+	// os.Root follows a symlink that stays inside it whatever the flags:
+	// look first. One swapped in after the look still resolves inside
+	// @overlay, and the Stat of what was opened decides.
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return nil, err
+	}
+	f := (*os.File)(nil)
+	if fi.Mode().IsRegular() {
+		if f, err = root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if fi, err = f.Stat(); err != nil {
+			return nil, err
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is a %s, expected a regular file", filepath.Join(root.Name(), rel), Kind(fi.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRecord+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecord {
+		return nil, fmt.Errorf("%s is larger than %d bytes, expected a record of an /etc merge", filepath.Join(root.Name(), rel), maxRecord)
+	}
+	return b, nil
 }
 
 // ensureDir makes rel under root a directory (mode 0700, as @overlay),

@@ -11,7 +11,11 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSetAsideUppers: every upper of the slot moves, whole, into
@@ -257,6 +261,62 @@ func TestPruneUppersSymlinkedSlot(t *testing.T) {
 	for _, p := range []string{"@overlay/b/.set-aside/B1/upper/f", "@overlay/b/B1/upper/f"} {
 		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
 			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
+
+// TestSetAsideHostileRecord: the record of an upper's /etc merge is the
+// data partition's bytes, which the running system can write. A FIFO must
+// not block the boot, a sparse file of a terabyte must not be read whole
+// (PID 1 out of memory), and a symlink must not be followed: each reaches
+// stale as an error, the upper set aside as one no known merge made.
+func TestSetAsideHostileRecord(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"@overlay/a/fifo/upper/etc/x":  "x",
+		"@overlay/a/huge/upper/etc/x":  "x",
+		"@overlay/a/link/upper/etc/x":  "x",
+		"@overlay/a/secret":            `{"from_slot":"b","from_image":"B1"}`,
+		"@overlay/a/ok/upper/etc/x":    "x",
+		"@overlay/a/ok/etc-merge.json": `{"from_slot":"b","from_image":"B1"}`,
+	})
+	dir := filepath.Join(root, "@overlay/a")
+	must(t, unix.Mkfifo(filepath.Join(dir, "fifo", EtcMergeFile), 0o644))
+	f, err := os.Create(filepath.Join(dir, "huge", EtcMergeFile))
+	must(t, err)
+	must(t, f.Truncate(1<<40))
+	must(t, f.Close())
+	must(t, os.Symlink("../secret", filepath.Join(dir, "link", EtcMergeFile)))
+	errs := map[string]error{}
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err = SetAsideUppers(root, "a", func(rec []byte, err error) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[string(rec)+err.Error()] = err
+				return true
+			}
+			if len(rec) > maxRecord {
+				t.Errorf("stale got a record of %d bytes", len(rec))
+			}
+			return strings.Contains(string(rec), `"from_image":"B1"`)
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // a hang guard: the FIFO's open must not wait
+		t.Fatal("SetAsideUppers blocked on a FIFO record")
+	}
+	must(t, err)
+	if len(errs) != 3 {
+		t.Errorf("stale saw %d errors, want 3 (the FIFO, the huge file, the symlink): %v", len(errs), errs)
+	}
+	for _, name := range []string{"fifo", "huge", "link", "ok"} {
+		if _, err := os.Stat(filepath.Join(dir, SetAside, name, "upper/etc/x")); err != nil {
+			t.Errorf("%s: %v: want it set aside", name, err)
 		}
 	}
 }
