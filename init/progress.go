@@ -125,7 +125,7 @@ func nextStallNotice(since, told time.Time, limit time.Duration) time.Time {
 // startStallNotices watches the progress from its own goroutine until the
 // process ends (switch_root execs the real init).
 func (b *boot) startStallNotices() {
-	limit, timeout := 2*b.cfg.Timeout, b.cfg.Timeout
+	limit, timeout := 2*b.leaseTimeout(), b.leaseTimeout()
 	b.goSafe("the stall notice", func() {
 		var told time.Time
 		for {

@@ -68,7 +68,21 @@ func (b *boot) startWatchdogAt(sysfs, dev string) {
 
 // workLease is the lease of a phase starting at now.
 func (b *boot) workLease(now time.Time) watchdog.Lease {
-	return watchdog.Lease{Until: now.Add(b.cfg.Timeout + watchdogWork)}
+	return watchdog.Lease{Until: now.Add(b.leaseTimeout() + watchdogWork)}
+}
+
+// leaseTimeout is the device wait the watchdog's lease and the stall
+// notices are built from: rd.timeout, but locked never more than the baked
+// one. Locked, the command line may lengthen rd.timeout (kernel-args), and
+// a week's would otherwise feed the mandatory watchdog through any hang
+// for a week: no restart, no try spent, no rollback (found by a hunting
+// helper). A device wait longer than the baked one plus watchdogWork then
+// ends in the watchdog's restart (docs/cmdline.md).
+func (b *boot) leaseTimeout() time.Duration {
+	if b.baked != nil && b.baked.Locked && b.base.Timeout > 0 {
+		return min(b.cfg.Timeout, b.base.Timeout)
+	}
+	return b.cfg.Timeout
 }
 
 // whileWritingBack runs fn, renewing the watchdog lease for as long as the

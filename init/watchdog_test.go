@@ -205,3 +205,30 @@ func TestWatchdogSearchDeadline(t *testing.T) {
 		t.Fatalf("report watchdog %+v", w)
 	}
 }
+
+// TestLockedLeaseFromBakedTimeout: locked, the command line may lengthen
+// rd.timeout (to a week here), but the watchdog's lease and the stall
+// notices stay built from the baked wait, so a hang still ends in the
+// watchdog's restart (a try spent, a rollback) within minutes. Unlocked,
+// the command line's wait is the lease's.
+func TestLockedLeaseFromBakedTimeout(t *testing.T) {
+	for _, locked := range []bool{true, false} {
+		base, problems := kargs.FromBaked("rd.timeout=20 rd.watchdog=30", locked)
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		cfg, problems := kargs.Parse("rd.timeout=604800", base, locked)
+		if len(problems) > 0 || cfg.Timeout != 604800*time.Second {
+			t.Fatalf("locked %v: rd.timeout=604800 gave %v, %v: want it taken (the test is about what it feeds)", locked, cfg.Timeout, problems)
+		}
+		b := &boot{cfg: cfg, base: base, baked: &bakedconf.Config{Locked: locked}, log: newLogger(nil)}
+		now := time.Date(2026, 12, 3, 1, 0, 0, 0, time.UTC)
+		want := now.Add(604800*time.Second + watchdogWork)
+		if locked {
+			want = now.Add(20*time.Second + watchdogWork)
+		}
+		if l := b.workLease(now); !l.Until.Equal(want) {
+			t.Errorf("locked %v: lease until %v, want %v", locked, l.Until, want)
+		}
+	}
+}
