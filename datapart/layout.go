@@ -5,6 +5,7 @@ package datapart
 import (
 	"errors"
 	"fmt"
+	"github.com/keel-boot/keel/mounts"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -126,23 +127,5 @@ func ensure(sys Sys, root, fstype, name string, perm os.FileMode) (string, error
 	return path, nil
 }
 
-// Kind names a file type for messages.
-func Kind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m.IsRegular():
-		return "regular file"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "fifo"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	}
-	return "special file"
-}
+// Kind names a file type for messages (mounts.Kind).
+func Kind(m fs.FileMode) string { return mounts.Kind(m) }

@@ -72,7 +72,10 @@ func Mount(dev, fstype, root string) mounts.Mount {
 // mode; the image must have /var and /home directories for overlay=off.
 func Binds(dataRoot, newRoot string) []mounts.Mount {
 	return []mounts.Mount{
-		{Source: filepath.Join(dataRoot, Var), Target: filepath.Join(newRoot, "var"), Flags: unix.MS_BIND},
-		{Source: filepath.Join(dataRoot, Home), Target: filepath.Join(newRoot, "home"), Flags: unix.MS_BIND},
+		{Source: filepath.Join(dataRoot, Var), Target: filepath.Join(newRoot, BindPoints[0]), Flags: unix.MS_BIND},
+		{Source: filepath.Join(dataRoot, Home), Target: filepath.Join(newRoot, BindPoints[1]), Flags: unix.MS_BIND},
 	}
 }
+
+// BindPoints are the targets of Binds in the new root.
+var BindPoints = []string{"/var", "/home"}

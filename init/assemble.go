@@ -4,8 +4,10 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/keel-boot/keel/datapart"
 	"github.com/keel-boot/keel/mounts"
 )
 
@@ -60,6 +62,12 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	err = b.stack.DoAll(ms...)
 	if err != nil && mode != mounts.OverlayPersistent {
 		return fault(stepOverlay, err)
+	}
+	if err == nil && mode == mounts.OverlayPersistent && b.data != nil {
+		// The upper can make /dev or /var a symlink, which a mount would
+		// follow from the initramfs's root: the data partition's fault,
+		// handled as a bind that fails.
+		err = mounts.CheckMountPoints(layout.NewRoot, append(slices.Clone(mounts.APIFilesystems), datapart.BindPoints...)...)
 	}
 	if err == nil {
 		err = b.bindData(layout)

@@ -5,6 +5,7 @@ package mounts
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -163,7 +164,22 @@ func TestResolveInit(t *testing.T) {
 	must(os.Symlink("/lib/systemd/systemd", filepath.Join(root, "sbin/init")))
 	must(os.Symlink("../lib/systemd/systemd", filepath.Join(root, "sbin/rel")))
 	must(os.Symlink("loop", filepath.Join(root, "sbin/loop")))
+	// Directories behind symlinks are the new root's too: an image's
+	// absolute /lib2 -> /usr/lib, and an upper's links that climb out.
+	must(os.MkdirAll(filepath.Join(root, "usr/lib/systemd"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "usr/lib/systemd/systemd2"), []byte("x"), 0o755))
+	must(os.Symlink("/usr/lib", filepath.Join(root, "lib2")))
+	must(os.Symlink("../../../../../../../..", filepath.Join(root, "up")))
+	must(os.Symlink("/", filepath.Join(root, "abs")))
+	must(os.Symlink("/usr/lib/systemd/../../lib/./systemd/systemd2", filepath.Join(root, "sbin/dots")))
 	for _, tc := range []struct{ init, want, err string }{
+		{init: "/lib2/systemd/systemd2", want: "/usr/lib/systemd/systemd2"},
+		{init: "/sbin/dots", want: "/usr/lib/systemd/systemd2"},
+		{init: "/abs/lib2/systemd/systemd2", want: "/usr/lib/systemd/systemd2"},
+		{init: "/up/bin/sh", err: "init /up/bin/sh not found in the new root"},   // not the host's /bin/sh
+		{init: "/abs/bin/sh", err: "init /abs/bin/sh not found in the new root"}, // nor here
+		{init: "/up/usr/lib/systemd/systemd2", want: "/usr/lib/systemd/systemd2"},
+		{init: "/sbin/noexec/x", err: "/sbin/noexec in the new root is a regular file, expected a directory"},
 		{init: "/sbin/init", want: "/lib/systemd/systemd"},
 		{init: "/sbin/rel", want: "/lib/systemd/systemd"},
 		{init: "/sbin/missing", err: "init /sbin/missing not found in the new root"},
@@ -182,6 +198,60 @@ func TestResolveInit(t *testing.T) {
 			t.Errorf("%s: got %q, %v; want %q", tc.init, got, err, tc.want)
 		}
 	}
+}
+
+// FuzzResolveInit: whatever the new root's symlinks say, a resolved init
+// is a clean absolute path of an executable regular file inside the root,
+// reached through no symlink; and a root with no executable file resolves
+// nothing, wherever its links point (the host's /bin/sh is outside it).
+func FuzzResolveInit(f *testing.F) {
+	f.Add("/sbin/init", "/usr/lib", "../x", false)
+	f.Add("/a/b/c", "/", "../../..", true)
+	f.Add("/a/x", "a", "/a/../a/x", true)
+	f.Add("/bin/sh", "..", "/bin", false)
+	f.Fuzz(func(t *testing.T, init, link1, link2 string, exe bool) {
+		if strings.ContainsRune(link1+link2, 0) || strings.ContainsRune(init, 0) || len(init) > 256 {
+			return
+		}
+		root := t.TempDir()
+		for _, d := range []string{"a/b", "usr/lib"} {
+			if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mode := os.FileMode(0o644)
+		if exe {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(root, "usr/lib/x"), nil, mode); err != nil {
+			t.Fatal(err)
+		}
+		for p, target := range map[string]string{"a/b/c": link1, "a/x": link2, "bin": link1} {
+			if target != "" {
+				os.Symlink(target, filepath.Join(root, p))
+			}
+		}
+		got, err := ResolveInit(root, init)
+		if err != nil {
+			return
+		}
+		if !exe {
+			t.Fatalf("%q resolved to %q in a root without an executable file", init, got)
+		}
+		if got != path.Clean(got) || !strings.HasPrefix(got, "/") {
+			t.Fatalf("%q resolved to %q: not a clean absolute path", init, got)
+		}
+		for p := got; p != "/"; p = path.Dir(p) {
+			fi, err := os.Lstat(filepath.Join(root, p))
+			if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+				t.Fatalf("%q resolved to %q through %s: %v, %v", init, got, p, fi, err)
+			}
+		}
+		fi, err := os.Stat(filepath.Join(root, got))
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			t.Fatalf("%q resolved to %q, not an executable file: %v", init, got, err)
+		}
+	})
 }
 
 func TestFreeInitramfsKeepsNewRoot(t *testing.T) {

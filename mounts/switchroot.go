@@ -17,37 +17,114 @@ import (
 var APIFilesystems = []string{"/dev", "/proc", "/sys", "/run"}
 
 // ResolveInit follows init (an absolute path such as /sbin/init, often a
-// symlink to /lib/systemd/systemd) inside newRoot, treating absolute symlink
-// targets as relative to newRoot, and checks it is an executable file. It
-// returns the resolved path inside newRoot's namespace.
+// symlink to /lib/systemd/systemd) inside newRoot as the kernel will once
+// newRoot is /: one component at a time, every symlink on the way (not
+// only the last) read in newRoot, an absolute target restarting at
+// newRoot, and ".." stopping there (openat2's RESOLVE_IN_ROOT). It checks
+// the end is an executable file and returns its path inside newRoot's
+// namespace. Resolving the directories from the initramfs instead would
+// take /sbin -> / (an upper's symlink) for the initramfs's /init, and miss
+// /lib/systemd/systemd behind an image's absolute /lib -> /usr/lib.
 func ResolveInit(newRoot, init string) (string, error) {
 	if !strings.HasPrefix(init, "/") {
 		return "", fmt.Errorf("init=%s: expected an absolute path", init)
 	}
-	p := path.Clean(init)
-	for hops := 0; hops < 40; hops++ {
-		full := filepath.Join(newRoot, p)
-		fi, err := os.Lstat(full)
-		if err != nil {
-			return "", fmt.Errorf("init %s not found in the new root: %w", p, err)
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			target, err := os.Readlink(full)
-			if err != nil {
-				return "", fmt.Errorf("init %s: %w", p, err)
-			}
-			if !strings.HasPrefix(target, "/") {
-				target = path.Join(path.Dir(p), target)
-			}
-			p = path.Clean(target)
+	rest := strings.Split(init, "/")
+	cur, links := "/", 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
 			continue
 		}
-		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			return "", fmt.Errorf("init %s in the new root is not an executable file (mode %v)", p, fi.Mode())
+		next := path.Join(cur, c)
+		fi, err := os.Lstat(filepath.Join(newRoot, next))
+		if err != nil {
+			return "", fmt.Errorf("init %s not found in the new root: %w", init, inRoot(err, newRoot, next))
 		}
-		return p, nil
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			if links++; links > maxLinks {
+				return "", fmt.Errorf("init %s: too many levels of symbolic links", init)
+			}
+			target, err := os.Readlink(filepath.Join(newRoot, next))
+			if err != nil {
+				return "", fmt.Errorf("init %s: %w", init, inRoot(err, newRoot, next))
+			}
+			if strings.HasPrefix(target, "/") {
+				cur = "/"
+			}
+			rest = append(strings.Split(target, "/"), rest...)
+		case len(rest) > 0 && !fi.IsDir():
+			return "", fmt.Errorf("init %s: %s in the new root is a %s, expected a directory", init, next, Kind(fi.Mode()))
+		default:
+			cur = next
+		}
 	}
-	return "", fmt.Errorf("init %s: too many levels of symbolic links", init)
+	fi, err := os.Lstat(filepath.Join(newRoot, cur))
+	if err != nil {
+		return "", fmt.Errorf("init %s: %w", init, inRoot(err, newRoot, cur))
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("init %s (%s) in the new root is not an executable file (mode %v)", init, cur, fi.Mode())
+	}
+	return cur, nil
+}
+
+// maxLinks is how many symlinks a lookup follows, as the kernel's (40).
+const maxLinks = 40
+
+// inRoot names a path error's file as newRoot's own, not the initramfs's.
+func inRoot(err error, newRoot, p string) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return &os.PathError{Op: pe.Op, Path: p, Err: pe.Err}
+	}
+	return err
+}
+
+// CheckMountPoints checks that each of rels (absolute paths of one
+// component, such as /dev) in newRoot is a directory or absent, never a
+// symlink or a file: a mount there would follow the symlink from the
+// initramfs's root, not newRoot's, and move /dev or bind /var to a place
+// the new root's layers chose.
+func CheckMountPoints(newRoot string, rels ...string) error {
+	for _, rel := range rels {
+		fi, err := os.Lstat(filepath.Join(newRoot, rel))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("the mount point %s in the new root: %w", rel, inRoot(err, newRoot, rel))
+		case !fi.IsDir():
+			return fmt.Errorf("the mount point %s in the new root is a %s, expected a directory", rel, Kind(fi.Mode()))
+		}
+	}
+	return nil
+}
+
+// Kind names a file type for messages.
+func Kind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "regular file"
+	case m&os.ModeSymlink != 0:
+		return "symlink"
+	case m&os.ModeNamedPipe != 0:
+		return "fifo"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	}
+	return "special file"
 }
 
 // MoveAPIFilesystems moves /dev, /proc, /sys and /run under newRoot.

@@ -269,23 +269,47 @@ func TestDataHalfBoundFallsBackCompletely(t *testing.T) {
 // at fault: the boot goes volatile over the image alone, loudly, and the
 // slot stays bootable; it used to fail as an image fault, which retires a
 // slot that works (or, for the only slot, ends every boot in emergency).
+//
+// The same for an upper whose /sbin is a symlink to / (the init's lookup
+// went through the initramfs's root and found keel's /init there, and the
+// exec after the switch failed: a counted try, a reboot, at every boot),
+// and one whose /var is a symlink to / (the bind of @var would have
+// followed it from the initramfs's root).
 func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
-	dir := t.TempDir()
-	for _, d := range []string{"@overlay/a/img-a/upper/sbin/init", "@overlay/a/img-a/work", "@var", "@home"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
-	br, _ := volatileBoot(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "quiet"}, "keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
-	if !strings.Contains(strings.Join(br.Warnings, "\n"), "persistent upper layer hides it") {
-		t.Errorf("boot.json warnings %q: want why the data partition was not used", br.Warnings)
-	}
-	if s := diskStatus(t, disk.Path).slot(t, "a"); s.Priority == 0 || s.Reason != "" {
-		t.Errorf("slot a after the boot: %+v: want it still bootable, with no fault recorded", s)
+	for _, tc := range []struct{ name, link, why string }{
+		{"directory", "", "persistent upper layer hides it"},
+		{"sbin-symlink", "sbin", "persistent upper layer hides it"},
+		{"var-symlink", "var", "the mount point /var in the new root is a symlink, expected a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dirs := []string{"@overlay/a/img-a/upper", "@overlay/a/img-a/work", "@var", "@home"}
+			if tc.link == "" {
+				dirs = append(dirs, "@overlay/a/img-a/upper/sbin/init")
+			}
+			for _, d := range dirs {
+				if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.link != "" {
+				if err := os.Symlink("/", filepath.Join(dir, "@overlay/a/img-a/upper", tc.link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+			br, _ := volatileBoot(t, vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "quiet"}, "keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
+			if !strings.Contains(strings.Join(br.Warnings, "\n"), tc.why) {
+				t.Errorf("boot.json warnings %q: want why the data partition was not used (%s)", br.Warnings, tc.why)
+			}
+			if s := diskStatus(t, disk.Path).slot(t, "a"); s.Priority == 0 || s.Reason != "" {
+				t.Errorf("slot a after the boot: %+v: want it still bootable, with no fault recorded", s)
+			}
+		})
 	}
 }
 
