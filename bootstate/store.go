@@ -174,7 +174,18 @@ func SaveBoth(st Store, s *State) error {
 // something other than keel records or blank bytes.
 var ErrForeign = errors.New("not a keel boot state")
 
+// CheckSize refuses a bootstate partition of size bytes that cannot hold
+// both record copies: its first record would be written, and every later
+// one would fail.
+func CheckSize(size int64) error {
+	if need := copyOffset(1) + RecordSize; size < need {
+		return fmt.Errorf("%d bytes, too small for both copies of the boot state: at least %d expected (%d KiB are made)", size, need, BootStateMinSize>>10)
+	}
+	return nil
+}
+
 // CheckWritable reports whether keel may write boot state records to st:
+// never to a device that ends before its second copy; then
 // only where a valid record already is, or where both record copies are
 // blank (never written: zeros, or erased flash's ones) or hold the start
 // of a keel record (a first write cut by a power loss), one of them
@@ -183,6 +194,14 @@ var ErrForeign = errors.New("not a keel boot state")
 // found: a mistyped bootstate= must never destroy a file system.
 func CheckWritable(st Store) error {
 	c := readCopies(st)
+	for _, x := range c {
+		if x.short {
+			// The first record would go in, every later one fail: a
+			// machine whose second boot cannot count (found by a
+			// hunting helper).
+			return fmt.Errorf("%w: the device is too small for both copies of the boot state (at least %d bytes expected; %d KiB are made)", x.err, copyOffset(1)+RecordSize, BootStateMinSize>>10)
+		}
+	}
 	if newest(c) >= 0 {
 		return nil
 	}

@@ -257,3 +257,28 @@ func TestSaveBothSurvivesOneBadCopy(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckWritableTooSmall: a device that ends before the second record
+// copy is refused, blank or holding a valid first record: the first write
+// would go in and every later one fail, a machine whose second boot cannot
+// count. One just large enough is taken.
+func TestCheckWritableTooSmall(t *testing.T) {
+	small := NewMemStore(64 << 10)
+	if err := CheckWritable(small); err == nil || !strings.Contains(err.Error(), "too small for both copies") {
+		t.Errorf("blank 64 KiB store: %v, want it refused as too small", err)
+	}
+	s := DefaultState()
+	copy(small.Bytes(), MarshalRecord(s)) // a first record, as the old init wrote
+	if err := CheckWritable(small); err == nil || !strings.Contains(err.Error(), "too small for both copies") {
+		t.Errorf("64 KiB store with a record: %v, want it refused as too small", err)
+	}
+	if err := CheckWritable(NewMemStore(int(copyOffset(1) + RecordSize))); err != nil {
+		t.Errorf("a store just large enough: %v", err)
+	}
+	if err := CheckSize(copyOffset(1) + RecordSize - 1); err == nil {
+		t.Error("CheckSize took a size one byte short")
+	}
+	if err := CheckSize(BootStateMinSize); err != nil {
+		t.Errorf("CheckSize(%d): %v", BootStateMinSize, err)
+	}
+}

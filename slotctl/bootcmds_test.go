@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +20,12 @@ import (
 // makeDisk builds a GPT disk image with keel's partitions using sfdisk.
 func makeDisk(t *testing.T, dir string, rootSize string) string {
 	t.Helper()
+	return makeDiskState(t, dir, rootSize, "1MiB")
+}
+
+// makeDiskState is makeDisk with a bootstate partition of stateSize.
+func makeDiskState(t *testing.T, dir, rootSize, stateSize string) string {
+	t.Helper()
 	needTool(t, "sfdisk")
 	disk := filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
@@ -30,7 +37,7 @@ func makeDisk(t *testing.T, dir string, rootSize string) string {
 	script := "label: gpt\n" +
 		"size=" + rootSize + ", name=root-a\nsize=1MiB, name=verity-a\n" +
 		"size=" + rootSize + ", name=root-b\nsize=1MiB, name=verity-b\n" +
-		"size=1MiB, name=bootstate\n"
+		"size=" + stateSize + ", name=bootstate\n"
 	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", disk)
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -410,4 +417,35 @@ func TestSaveEndsDataMountCount(t *testing.T) {
 		}
 	}
 	f.Close()
+}
+
+// TestSmallBootStateRefused: a bootstate partition that cannot hold both
+// record copies (64 KiB: copy 1 starts at 64 KiB) is refused by its size
+// before anything is written. It used to take the first record, then fail
+// every change after it (and the init's second boot could not count).
+func TestSmallBootStateRefused(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDiskState(t, dir, "4MiB", "64KiB")
+	for _, args := range [][]string{{"mark-good", "a"}, {"mark-bad", "b"}, {"mark-good", "b"}} {
+		r := slotctl(t, nil, append(args, "--disk", disk)...)
+		if r.code == 0 || !strings.Contains(r.stderr, "too small for both copies of the boot state") {
+			t.Errorf("%v on a 64 KiB bootstate: exit %d, %q: want it refused by its size", args, r.code, r.stderr)
+		}
+	}
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	off, size, _, err := findInGPT(f, bootstate.Label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, make([]byte, size)) {
+		t.Error("the refused bootstate partition was written")
+	}
 }

@@ -265,6 +265,10 @@ func (t *target) openState(write bool) (*partition, bootstate.State, error) {
 	if err != nil {
 		return nil, bootstate.State{}, err
 	}
+	if err := bootstate.CheckSize(p.size); write && err != nil {
+		p.Close()
+		return nil, bootstate.State{}, fmt.Errorf("%s: %w", p, err)
+	}
 	s, _, err := bootstate.Load(p)
 	if err != nil {
 		p.Close()
