@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"strings"
@@ -45,6 +46,9 @@ func (b *boot) loadConfig() error {
 		b.log.setLevel(prioDebug)
 	}
 	b.rep.Locked = baked.Locked
+	for _, k := range baked.TrustedKeys {
+		b.rep.TrustedKeys = append(b.rep.TrustedKeys, base64.StdEncoding.EncodeToString(k))
+	}
 	b.rep.Init = cfg.Init
 	b.log.Infof("keel starting: %s", strings.TrimSpace(string(cmdline)))
 	b.setPanicTimeout(string(cmdline), emergencyPolicy(cfg.Emergency, baked.Locked))

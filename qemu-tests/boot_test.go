@@ -3,7 +3,9 @@
 package qemutests
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/keel-boot/keel/qemu-tests/report"
 	"github.com/keel-boot/keel/qemu-tests/vm"
 	keelreport "github.com/keel-boot/keel/report"
+	slotkeys "github.com/keel-boot/keel/slots/keys"
 )
 
 // bootReport decodes the boot.json the payload printed.
@@ -45,6 +48,9 @@ func TestSlotBoots(t *testing.T) {
 			want := strings.ToLower(slot)
 			if br.Slot != want || br.Mode != "slot" || !br.Authenticated || br.HashSource != "header" || br.Overlay != "tmpfs" {
 				t.Errorf("boot.json %s: want slot %s, mode slot, authenticated from the header, tmpfs overlay", r.BootJSON, want)
+			}
+			if pubs, err := slotkeys.LoadTrusted([]string{key + ".pub"}); err != nil || fmt.Sprint(br.TrustedKeys) != "["+base64.StdEncoding.EncodeToString(pubs[0])+"]" {
+				t.Errorf("boot.json trusted_keys %q (%v): want the one baked key, for slotctl install", br.TrustedKeys, err)
 			}
 			if img := map[string]sealed{"a": a, "b": b}[want]; br.RootHash != img.rootHash || br.ImageID != "img-"+want {
 				t.Errorf("root hash %s image %s: want %s img-%s", br.RootHash, br.ImageID, img.rootHash, want)

@@ -110,6 +110,7 @@ func (r *Report) Marshal() ([]byte, error) {
 	optString(&w, "failure", r.Failure)
 	w.Key("locked")
 	w.Bool(r.Locked)
+	optStrings(&w, "trusted_keys", r.TrustedKeys)
 	optString(&w, "system_disk", r.SystemDisk)
 	optObjects(&w, "stray_partitions", r.StrayPartitions, func(st Stray) []string {
 		return []string{"device", st.Device, "label", st.Label, "disk", st.Disk}
@@ -225,6 +226,7 @@ func Parse(b []byte) (*Report, error) {
 		Init:           root.Opt("init").Str(),
 		Failure:        root.Opt("failure").Str(),
 		Locked:         root.Opt("locked").Bool(),
+		TrustedKeys:    root.Opt("trusted_keys").Strings(),
 	}
 	if n := root.Opt("tries_left"); n.Present() {
 		tries := n.Int()

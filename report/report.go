@@ -56,6 +56,11 @@ type Report struct {
 	// Failure is set when the boot ended in the emergency policy.
 	Failure string `json:"failure,omitempty"`
 	Locked  bool   `json:"locked"`
+	// TrustedKeys are the ed25519 public keys baked into the initramfs
+	// (base64 of their 32 bytes): slotctl install checks an image against
+	// them when no --trust is given, so that it never writes over a slot
+	// an image this initramfs would refuse to boot.
+	TrustedKeys []string `json:"trusted_keys,omitempty"`
 
 	// SystemDisk is the disk every default-labelled keel partition of this
 	// boot came from (docs/boot-sequence.md), StrayPartitions the keel

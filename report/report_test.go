@@ -68,7 +68,7 @@ func reports() []*Report {
 			EtcMerge: &EtcMerge{FromSlot: "b", FromImage: "img-41", Base: "slot b", Carried: 3, Deleted: 1, Same: 2,
 				Skipped: []string{"/etc/initctl: a fifo"}, Conflicts: []EtcConflict{{Path: "/etc/motd", Reason: "both"}}, Ms: 12.5, InPlace: true},
 			Phases:   []Phase{{Name: "mounts", Ms: 0}, {Name: "modules", Ms: 12.345}, {Name: "verity", Ms: 1e-7}, {Name: "big", Ms: 1e21}, {Name: "neg", Ms: -0.5}},
-			Warnings: []string{"w1", "w2"}, Init: "/sbin/init", Failure: "mount: no such device", Locked: true,
+			Warnings: []string{"w1", "w2"}, Init: "/sbin/init", Failure: "mount: no such device", Locked: true, TrustedKeys: []string{"a2V5MQ==", "a2V5Mg=="},
 			Refused: []Refused{{Option: "data=/dev/sdb1", Reason: "refused: initramfs is locked"}, {Option: "rd.break"}}},
 		{Mode: "plain", TriesLeft: &minus, Init: "/lib/systemd/systemd"},
 	}

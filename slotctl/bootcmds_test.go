@@ -4,17 +4,21 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/report"
+	slotkeys "github.com/keel-boot/keel/slots/keys"
 )
 
 // makeDisk builds a GPT disk image with keel's partitions using sfdisk.
@@ -286,6 +290,7 @@ func TestInstallRefusesRollback(t *testing.T) {
 	newImg, newVer := seal("new", "5")
 	oldImg, oldVer := seal("old", "3")
 	mustRun(t, nil, "install", "--slot", "b", newImg, newVer, "--disk", disk)
+	mustRun(t, nil, "install", "--slot", "a", oldImg, oldVer, "--disk", disk) // before the floor rose
 	mustRun(t, nil, "mark-good", "b", "--disk", disk)
 	if v := statusJSON(t, "--disk", disk); v.RollbackFloor != 5 || v.LastGood != "b/new" {
 		t.Fatalf("after mark-good of index 5: floor %d, last good %q", v.RollbackFloor, v.LastGood)
@@ -293,6 +298,16 @@ func TestInstallRefusesRollback(t *testing.T) {
 	r := slotctl(t, nil, "install", "--slot", "a", oldImg, oldVer, "--disk", disk)
 	if r.code != 1 || !strings.Contains(r.stderr, "rollback index 3, below this machine's floor 5") || !strings.Contains(r.stderr, "nothing was written") {
 		t.Errorf("install of index 3 over floor 5: exit %d, %s", r.code, r.stderr)
+	}
+	// set-next of the slot holding index 3 is refused as well: a locked
+	// init would refuse to boot it, the trial only retiring the slot.
+	before := statusJSON(t, "--disk", disk)
+	r = slotctl(t, nil, "set-next", "a", "--disk", disk)
+	if r.code != 1 || !strings.Contains(r.stderr, "rollback index 3, below this machine's floor 5") {
+		t.Errorf("set-next of index 3 over floor 5: exit %d, %s", r.code, r.stderr)
+	}
+	if after := statusJSON(t, "--disk", disk); !reflect.DeepEqual(before, after) {
+		t.Errorf("the refused set-next changed the state: %+v, then %+v", before, after)
 	}
 	if r := slotctl(t, nil, "seal", "--image", oldImg, "--out", oldVer, "--rollback-index", "4294967296"); r.code == 0 {
 		t.Error("seal accepted a rollback index above 2^32-1")
@@ -448,4 +463,56 @@ func TestSmallBootStateRefused(t *testing.T) {
 	if !bytes.Equal(b, make([]byte, size)) {
 		t.Error("the refused bootstate partition was written")
 	}
+}
+
+// TestInstallTrustsTheRunningInitramfs: without --trust, install checks
+// the image against the keys the running initramfs trusts (its boot
+// report's trusted_keys): an unsigned image, or one signed by another key,
+// which that initramfs would refuse to boot, is refused before the good
+// slot b is touched; one signed by its key goes in, authenticated. A
+// locked report that names no keys (an older init) requires --trust. The
+// install used to write any image over the fallback slot and set it next.
+func TestInstallTrustsTheRunningInitramfs(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	key, other := filepath.Join(dir, "k"), filepath.Join(dir, "other")
+	mustRun(t, nil, "keygen", "--out", key)
+	mustRun(t, nil, "keygen", "--out", other)
+	pubs, err := slotkeys.LoadTrusted([]string{key + ".pub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, signedVer := sealedImage(t, dir, "signed", key)
+	foreign, foreignVer := sealedImage(t, dir, "foreign", other)
+	sub := filepath.Join(dir, "unsigned")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unsigned, unsignedVer := makeImage(t, sub), filepath.Join(sub, "verity.img")
+	mustRun(t, nil, "seal", "--image", unsigned, "--out", unsignedVer, "--image-id", "unsigned")
+	mustRun(t, nil, "mark-good", "b", "--disk", disk)
+	rep := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "x", Locked: true, Authenticated: true,
+		TrustedKeys: []string{base64.StdEncoding.EncodeToString(pubs[0])}})
+	mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", rep) // the running a
+	for _, tc := range []struct{ img, ver, why string }{
+		{unsigned, unsignedVer, "not signed"},
+		{foreign, foreignVer, "key"},
+	} {
+		r := slotctl(t, nil, "install", "--slot", "b", tc.img, tc.ver, "--disk", disk, "--boot-report", rep)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.why) || !strings.Contains(r.stderr, "nothing was written") {
+			t.Errorf("install of %s over good b: exit %d, %q: want it refused (%s), nothing written", filepath.Base(tc.ver), r.code, r.stderr, tc.why)
+		}
+	}
+	if st := mustRun(t, nil, "status", "--disk", disk); !regexp.MustCompile(`(?m)^b\s+\d+\s+\d+\s+yes\s`).MatchString(st) || strings.Contains(st, "install in progress") {
+		t.Errorf("status after the refusals:\n%s\nwant b still good, untouched", st)
+	}
+	if out := mustRun(t, nil, "install", "--slot", "b", signed, signedVer, "--disk", disk, "--boot-report", rep); !strings.Contains(out, "signed by trusted key") {
+		t.Errorf("install of an image signed by the trusted key: %s: want it checked against the trusted key", out)
+	}
+	noKeys := writeReport(t, filepath.Join(dir, "unsigned"), report.Report{Mode: "slot", Slot: "a", ImageID: "x", Locked: true, Authenticated: true})
+	r := slotctl(t, nil, "install", "--slot", "b", signed, signedVer, "--disk", disk, "--boot-report", noKeys)
+	if r.code == 0 || !strings.Contains(r.stderr, "pass --trust KEY") {
+		t.Errorf("locked report without keys, no --trust: exit %d, %q: want --trust asked for", r.code, r.stderr)
+	}
+	mustRun(t, nil, "install", "--slot", "b", signed, signedVer, "--disk", disk, "--boot-report", noKeys, "--trust", key+".pub")
 }

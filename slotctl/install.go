@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -92,6 +93,9 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	if err := j.t.refuseLastGood(j.slot, "install over", j.force); err != nil {
 		return nil, false, err
 	}
+	if err := j.trustRunning(); err != nil {
+		return nil, false, err
+	}
 	h, _, err := verifyHeaderFile(j.verity, j.trusted)
 	if err != nil {
 		return nil, false, err
@@ -139,6 +143,32 @@ func (j *installJob) checkInputs(h *slots.Header) error {
 	}
 	if h.ImageSize > uint64(j.rootP.size) {
 		return fmt.Errorf("%s: partition is %d bytes, image %s is %d bytes: it does not fit: nothing was written", j.rootP, j.rootP.size, h.ImageID, h.ImageSize)
+	}
+	return nil
+}
+
+// trustRunning takes, when no --trust is given, the keys the running
+// initramfs trusts (its boot report's trusted_keys): an image it would
+// refuse to boot (unsigned, or signed by another key) must not be written
+// over a slot that may be this machine's only fallback. A locked boot whose
+// report names no keys (an older init) leaves --trust required.
+func (j *installJob) trustRunning() error {
+	if len(j.trusted) > 0 {
+		return nil
+	}
+	r, err := j.t.bootReport()
+	if err != nil || r == nil {
+		return nil // --disk, or no report: the running() check said what it had to
+	}
+	for i, k := range r.TrustedKeys {
+		raw, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(raw) != ed25519.PublicKeySize {
+			return fmt.Errorf("the boot report's trusted key %d (%q): expected the base64 of a %d-byte ed25519 key: pass --trust KEY: nothing was written", i, k, ed25519.PublicKeySize)
+		}
+		j.trusted = append(j.trusted, ed25519.PublicKey(raw))
+	}
+	if len(j.trusted) == 0 && r.Locked {
+		return fmt.Errorf("this machine's initramfs is locked and boots only images signed by its keys, which its boot report does not list: pass --trust KEY (the public key the images are signed with): nothing was written")
 	}
 	return nil
 }

@@ -34,7 +34,15 @@ func runSetNext(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := t.withState(func(s *bootstate.State) error { return s.SetNext(x, *tries, h.ImageID) })
+	s, err := t.withState(func(s *bootstate.State) error {
+		// As install does: a locked init refuses an image below the
+		// floor, so the trial would only retire the slot (found by a
+		// hunting helper).
+		if err := checkFloor(h, s.RollbackFloor, string(x.VerityLabel())); err != nil {
+			return fmt.Errorf("%w: refusing to boot slot %s next", err, x)
+		}
+		return s.SetNext(x, *tries, h.ImageID)
+	})
 	if err != nil {
 		return err
 	}
