@@ -192,10 +192,18 @@ func (l *logger) kmsgLine(prio int, line string) bool {
 	return err == nil
 }
 
+// truncate makes line visible and cuts it at maxLine bytes, on a
+// character's boundary: a cut inside one would leave the start of a UTF-8
+// sequence, whose bytes (0x9b of U+E6DB) a terminal in 8-bit mode takes for
+// a control sequence (found by a helper's audit).
 func truncate(line string) string {
 	line = visible(line)
 	if len(line) > maxLine {
-		return line[:maxLine] + "…"
+		cut := maxLine
+		for cut > 0 && !utf8.RuneStart(line[cut]) {
+			cut--
+		}
+		return line[:cut] + "…"
 	}
 	return line
 }

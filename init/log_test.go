@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -231,4 +232,45 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestTruncate: control characters, C1 and bytes that are not UTF-8 are
+// written out; a long line is cut on a character's boundary, so no start
+// of a sequence (0xee 0x9b of U+E6DB: 0x9b is an 8-bit CSI) reaches the
+// console.
+func TestTruncate(t *testing.T) {
+	long := strings.Repeat("a", maxLine-1) + "\ue6db" + "tail"
+	for _, tc := range []struct{ in, want string }{
+		{"plain", "plain"},
+		{"esc \x1b[2J here", `esc \x1b[2J here`},
+		{"c1 \u009b and raw \x9b", `c1 \x9b and raw \x9b`},
+		{long, strings.Repeat("a", maxLine-1) + "…"},
+	} {
+		if got := truncate(tc.in); got != tc.want {
+			t.Errorf("truncate(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzTruncate: whatever a disk's label or a header's name holds, a log
+// line is valid UTF-8 with no control character but tab, no C1 code, and
+// at most maxLine bytes before the ellipsis.
+func FuzzTruncate(f *testing.F) {
+	f.Add(strings.Repeat("a", maxLine-1) + "\ue6db")
+	f.Add("\x1b]0;title\x07\x9b\xc2\x9b")
+	f.Add(strings.Repeat("é", maxLine))
+	f.Fuzz(func(t *testing.T, s string) {
+		got := truncate(s)
+		if !utf8.ValidString(got) {
+			t.Fatalf("truncate(%q) = %q: not UTF-8", s, got)
+		}
+		for _, r := range got {
+			if r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r <= 0x9f {
+				t.Fatalf("truncate(%q) = %q: holds %U", s, got, r)
+			}
+		}
+		if body := strings.TrimSuffix(got, "…"); len(body) > maxLine {
+			t.Fatalf("truncate(%q): %d bytes before the ellipsis, want at most %d", s, len(body), maxLine)
+		}
+	})
 }
