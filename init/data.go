@@ -38,13 +38,14 @@ type dataState struct {
 const DefaultLUKSTimeout = 2 * time.Minute
 
 // luksTimeout is how long the passphrase prompt waits: rd.luks.timeout=
-// when set; else forever when a shell would be the emergency anyway (the
-// shell waits for someone too), DefaultLUKSTimeout otherwise.
+// when set; else forever when a shell that waits forever would be the
+// emergency anyway (the shell waits for someone too), DefaultLUKSTimeout
+// otherwise: a shell with rd.emergency.timeout= says nobody may come.
 func luksTimeout(cfg kargs.Config, locked bool) time.Duration {
 	switch {
 	case cfg.LUKSTimeout > 0:
 		return cfg.LUKSTimeout
-	case locked || (cfg.Emergency != "" && cfg.Emergency != kargs.EmergencyShell):
+	case locked || (cfg.Emergency != "" && cfg.Emergency != kargs.EmergencyShell) || cfg.EmergencyTimeout > 0:
 		return DefaultLUKSTimeout
 	}
 	return 0

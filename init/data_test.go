@@ -57,6 +57,8 @@ func TestLUKSTimeout(t *testing.T) {
 		{kargs.Config{Emergency: "reboot"}, false, DefaultLUKSTimeout},
 		{kargs.Config{Emergency: "poweroff", LUKSTimeout: 10 * time.Second}, true, 10 * time.Second},
 		{kargs.Config{LUKSTimeout: time.Hour}, false, time.Hour},
+		// A shell that gives up after a minute: nobody is assumed.
+		{kargs.Config{Emergency: kargs.EmergencyShell, EmergencyTimeout: time.Minute}, false, DefaultLUKSTimeout},
 	} {
 		if got := luksTimeout(tc.cfg, tc.locked); got != tc.want {
 			t.Errorf("luksTimeout(%+v, locked %v) = %v, want %v", tc.cfg, tc.locked, got, tc.want)
@@ -304,7 +306,7 @@ func FuzzDataDecisions(f *testing.F) {
 			t.Errorf("data=%q seen=%v: plan %q, required %v", cfg.Data, seen, spec, required)
 		}
 		to := luksTimeout(cfg, locked)
-		if to < 0 || ((locked || cfg.Emergency != kargs.EmergencyShell) && to == 0) {
+		if to < 0 || ((locked || cfg.Emergency != kargs.EmergencyShell || cfg.EmergencyTimeout > 0) && to == 0) {
 			t.Errorf("locked=%v emergency=%q rd.luks.timeout=%v: prompt timeout %v", locked, cfg.Emergency, cfg.LUKSTimeout, to)
 		}
 		for _, slot := range []string{"a", "b"} {
