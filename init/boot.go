@@ -22,6 +22,8 @@ type boot struct {
 	log   *logger
 	baked *bakedconf.Config
 	cfg   kargs.Config
+	// configured is set once the config phase parsed cfg (emergencyConfig).
+	configured atomic.Bool
 	// base is the configuration baked into the initramfs, before the
 	// command line: what the builder chose, not the boot's operator.
 	base  kargs.Config

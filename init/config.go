@@ -39,6 +39,7 @@ func (b *boot) loadConfig() error {
 	cfg, problems := kargs.Parse(strings.TrimSpace(string(cmdline)), base, baked.Locked)
 	b.commandLineProblems(problems)
 	b.cfg, b.base = cfg, base
+	b.configured.Store(true)
 	switch cfg.LogLevel {
 	case kargs.Quiet:
 		b.log.setLevel(prioWarn)

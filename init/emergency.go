@@ -5,11 +5,13 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keel-boot/keel/bakedconf"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/unlock"
@@ -26,6 +28,7 @@ func (b *boot) emergency(err error) {
 		err = fmt.Errorf("boot sequence ended without switching root")
 	}
 	b.reportFailure(err)
+	b.emergencyConfig()
 	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
 	if policy == kargs.EmergencyShell {
 		b.humanAtConsole() // the shell, or the wait for Enter, is a human's
@@ -38,6 +41,37 @@ func (b *boot) emergency(err error) {
 		policy = kargs.EmergencyReboot
 	}
 	b.halt(policy)
+}
+
+// procCmdline is the kernel command line; a variable for tests.
+var procCmdline = "/proc/cmdline"
+
+// emergencyConfig gives a failure before the config phase (early mounts, a
+// loader's panic) the emergency options it would have had: the baked
+// command line's rd.emergency= and rd.emergency.timeout=, then the
+// kernel's, if /proc is there to read it. The zero configuration meant a
+// shell that waits forever on an unattended machine built with
+// rd.emergency=reboot, and a reboot for one built to power off (found by a
+// hunting helper). Without a readable baked configuration, locked, as the
+// config phase would be. Beside the sequence (a goroutine's panic) the
+// sequence may be in its config phase: left alone.
+func (b *boot) emergencyConfig() {
+	if b.configured.Load() || b.policyAside() {
+		return
+	}
+	baked := b.baked
+	if baked == nil {
+		var err error
+		if baked, err = bakedconf.Load(bakedconf.Path); err != nil {
+			baked = &bakedconf.Config{Version: bakedconf.Version, Locked: true}
+		}
+		b.baked = baked
+	}
+	cfg, _ := kargs.FromBaked(baked.Cmdline, baked.Locked)
+	if cmdline, err := os.ReadFile(procCmdline); err == nil {
+		cfg, _ = kargs.Parse(strings.TrimSpace(string(cmdline)), cfg, baked.Locked)
+	}
+	b.cfg.Emergency, b.cfg.EmergencyTimeout = cfg.Emergency, cfg.EmergencyTimeout
 }
 
 // reportFailure waits a little for the background loads, says that the

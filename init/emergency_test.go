@@ -5,10 +5,13 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/bakedconf"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
 )
@@ -76,6 +79,42 @@ func TestSyncThen(t *testing.T) {
 		}
 		if !strings.Contains(console.String(), "keel: the sync of the disks made no progress in 1ms (a disk that does not answer?)") {
 			t.Errorf("%s: console %q: want the stalled sync named", name, console.String())
+		}
+	}
+}
+
+// TestEmergencyConfigBeforeTheConfigPhase: a failure before the config
+// phase follows the baked rd.emergency= and rd.emergency.timeout=, then
+// the kernel's command line when /proc can be read; it used to take the
+// zero configuration, a shell that waits forever. Once the config phase
+// ran, its configuration stands.
+func TestEmergencyConfigBeforeTheConfigPhase(t *testing.T) {
+	old := procCmdline
+	t.Cleanup(func() { procCmdline = old })
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, kernel string // kernel "" : /proc not mounted
+		configured   bool
+		policy       string
+		timeout      time.Duration
+	}{
+		{"baked, no /proc", "", false, kargs.EmergencyReboot, 30 * time.Second},
+		{"the kernel's over the baked", "quiet rd.emergency=poweroff", false, kargs.EmergencyPoweroff, 30 * time.Second},
+		{"after the config phase", "rd.emergency=poweroff", true, kargs.EmergencyShell, 0},
+	} {
+		procCmdline = filepath.Join(dir, "missing")
+		if tc.kernel != "" {
+			procCmdline = filepath.Join(dir, "cmdline")
+			must(t, os.WriteFile(procCmdline, []byte(tc.kernel+"\n"), 0o644))
+		}
+		b := &boot{baked: &bakedconf.Config{Cmdline: "rd.emergency=reboot rd.emergency.timeout=30"}, log: newLogger(nil)}
+		if tc.configured {
+			b.cfg = kargs.Defaults()
+			b.configured.Store(true)
+		}
+		b.emergencyConfig()
+		if got := emergencyPolicy(b.cfg.Emergency, false); got != tc.policy || b.cfg.EmergencyTimeout != tc.timeout {
+			t.Errorf("%s: policy %s, timeout %v; want %s, %v", tc.name, got, b.cfg.EmergencyTimeout, tc.policy, tc.timeout)
 		}
 	}
 }
