@@ -61,6 +61,9 @@ func Prepare(p Plan) (Result, error) {
 		if r.UpperDir, err = UpperDir(p.Root, p.Slot, p.ImageID); err != nil {
 			return r, err
 		}
+		if err = CheckUpperPath(p.Root, r.UpperDir); err != nil {
+			return r, err
+		}
 	}
 	if r.Created, err = EnsureLayout(p.Root, p.FSType, p.Sys); err != nil {
 		return r, err
@@ -75,6 +78,44 @@ func Prepare(p Plan) (Result, error) {
 		r.Warnings = append(r.Warnings, w)
 	}
 	return r, nil
+}
+
+// CheckUpperPath checks that every directory from dataRoot down to the
+// upper dir (@overlay, the slot's, the image's) and its upper/, upper/etc
+// and work/ is a directory or absent, never a symlink or another file: the
+// overlay mount and the /etc merge go by path, and a symlink the running
+// system planted there would have the upper, or the merge's reads, land
+// where it points from the initramfs's root (found by a hunting helper).
+func CheckUpperPath(dataRoot, dir string) error {
+	rel, err := filepath.Rel(dataRoot, dir)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("upper %s: expected a directory under the data partition %s", dir, dataRoot)
+	}
+	check := func(p string) (bool, error) {
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return false, nil
+		case err != nil:
+			return false, err
+		case !fi.IsDir():
+			return false, fmt.Errorf("%s is a %s, expected a directory: the upper layer is not used", p, Kind(fi.Mode()))
+		}
+		return true, nil
+	}
+	p := dataRoot
+	for _, c := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, c)
+		if ok, err := check(p); !ok || err != nil {
+			return err
+		}
+	}
+	for _, sub := range []string{"work", "upper", "upper/etc"} {
+		if _, err := check(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prune removes stale uppers; the image being booted is kept whatever

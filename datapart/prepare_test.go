@@ -290,3 +290,57 @@ func TestNewUpperNoFlush(t *testing.T) {
 		t.Errorf("upper %v, want empty upper/ and work/", got)
 	}
 }
+
+// TestCheckUpperPath: an upper is used, and a merge reads it, only through
+// directories: a symlink or a file anywhere from @overlay down to its
+// upper/etc and work/ is refused, naming it; absent parts are fine (a
+// fresh upper). Prepare refuses the booted image's upper so (the boot goes
+// volatile) before touching the data partition.
+func TestCheckUpperPath(t *testing.T) {
+	for _, tc := range []struct {
+		name, link, file, err string
+	}{
+		{name: "fine"},
+		{name: "absent", err: ""},
+		{name: "slot link", link: "@overlay/a", err: "@overlay/a is a symlink, expected a directory"},
+		{name: "image link", link: "@overlay/a/img", err: "@overlay/a/img is a symlink"},
+		{name: "upper link", link: "@overlay/a/img/upper", err: "img/upper is a symlink"},
+		{name: "etc link", link: "@overlay/a/img/upper/etc", err: "upper/etc is a symlink"},
+		{name: "work file", file: "@overlay/a/img/work", err: "img/work is a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			elsewhere := t.TempDir()
+			if tc.name != "absent" {
+				must(t, os.MkdirAll(filepath.Join(root, "@overlay/a/img/upper/etc"), 0o755))
+				must(t, os.MkdirAll(filepath.Join(root, "@overlay/a/img/work"), 0o755))
+			}
+			for _, p := range []string{tc.link, tc.file} {
+				if p != "" {
+					must(t, os.RemoveAll(filepath.Join(root, p)))
+				}
+			}
+			if tc.link != "" {
+				must(t, os.Symlink(elsewhere, filepath.Join(root, tc.link)))
+			}
+			if tc.file != "" {
+				must(t, os.WriteFile(filepath.Join(root, tc.file), nil, 0o644))
+			}
+			err := CheckUpperPath(root, filepath.Join(root, "@overlay/a/img"))
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("CheckUpperPath: %v, want %q", err, tc.err)
+			}
+			if tc.link == "" {
+				return
+			}
+			var subvols []string
+			_, err = Prepare(Plan{Root: root, FSType: Btrfs, Slot: "a", ImageID: "img", Sys: fakeSys(&subvols)})
+			if err == nil || !strings.Contains(err.Error(), "is a symlink") {
+				t.Errorf("Prepare: %v, want the symlink refused", err)
+			}
+			if entries, _ := os.ReadDir(elsewhere); len(entries) > 0 || len(subvols) > 0 {
+				t.Errorf("Prepare wrote: %v, subvolumes %v", entries, subvols)
+			}
+		})
+	}
+}

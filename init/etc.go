@@ -79,6 +79,11 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 	m := &report.EtcMerge{FromSlot: slot, FromImage: id}
 	old, err := datapart.UpperDir(root, slot, id)
 	if err == nil {
+		// The merge reads old's upper/etc by path: never through a
+		// symlink the running system planted.
+		err = datapart.CheckUpperPath(root, old)
+	}
+	if err == nil {
 		base, closeBase := b.openBase(m)
 		opened := time.Now()
 		// An old upper that is a btrfs subvolume is snapshotted and the

@@ -273,21 +273,27 @@ func TestDataHalfBoundFallsBackCompletely(t *testing.T) {
 // The same for an upper whose /sbin is a symlink to / (the init's lookup
 // went through the initramfs's root and found keel's /init there, and the
 // exec after the switch failed: a counted try, a reboot, at every boot),
-// and one whose /var is a symlink to / (the bind of @var would have
-// followed it from the initramfs's root).
+// one whose /var is a symlink to / (the bind of @var would have followed
+// it from the initramfs's root), and an upper directory that is itself a
+// symlink to / (the overlay's upper would have been the initramfs's root:
+// every change lost at shutdown, silently).
 func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
 	for _, tc := range []struct{ name, link, why string }{
 		{"directory", "", "persistent upper layer hides it"},
-		{"sbin-symlink", "sbin", "persistent upper layer hides it"},
-		{"var-symlink", "var", "the mount point /var in the new root is a symlink, expected a directory"},
+		{"sbin-symlink", "upper/sbin", "persistent upper layer hides it"},
+		{"var-symlink", "upper/var", "the mount point /var in the new root is a symlink, expected a directory"},
+		{"upper-symlink", "upper", "img-a/upper is a symlink, expected a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			dirs := []string{"@overlay/a/img-a/upper", "@overlay/a/img-a/work", "@var", "@home"}
+			dirs := []string{"@overlay/a/img-a/work", "@var", "@home"}
+			if tc.link != "upper" {
+				dirs = append(dirs, "@overlay/a/img-a/upper")
+			}
 			if tc.link == "" {
 				dirs = append(dirs, "@overlay/a/img-a/upper/sbin/init")
 			}
@@ -297,7 +303,7 @@ func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 				}
 			}
 			if tc.link != "" {
-				if err := os.Symlink("/", filepath.Join(dir, "@overlay/a/img-a/upper", tc.link)); err != nil {
+				if err := os.Symlink("/", filepath.Join(dir, "@overlay/a/img-a", tc.link)); err != nil {
 					t.Fatal(err)
 				}
 			}
