@@ -19,10 +19,11 @@ import (
 var vmPackageTests = []struct {
 	pkg, run string
 	copy     []string // package files the tests read, copied next to the binary
+	pass     []string // tests that must pass in the package's own output
 }{
-	{pkg: "dm", run: "^TestCreateKernel"},
-	{pkg: "verity", run: "^TestOpenKernel$"},
-	{pkg: "unlock", run: "^TestMapKernel$", copy: []string{"testdata"}},
+	{pkg: "dm", run: "^TestCreateKernel", pass: []string{"TestCreateKernel", "TestCreateKernelCleansUp"}},
+	{pkg: "verity", run: "^TestOpenKernel$", pass: []string{"TestOpenKernel"}},
+	{pkg: "unlock", run: "^TestMapKernel$", copy: []string{"testdata"}, pass: []string{"TestMapKernel"}},
 }
 
 var vmTestModules = "loop,dm_mod,dm_zero,dm_verity,dm_crypt,xts,ecb"
@@ -64,15 +65,23 @@ func TestPackageTestsInVM(t *testing.T) {
 	m.Expect("KEEL-PKGTEST: done")
 	m.ExpectPowerOff()
 	out := m.Output()
-	for _, p := range vmPackageTests {
-		if !strings.Contains(out, "KEEL-PKGTEST: "+p.pkg+" exit 0") {
-			t.Errorf("%s: the package tests failed in the VM (console: %s)", p.pkg, m.LogPath())
-		}
+	// The runner runs the packages in turn (in name order), each ending
+	// with its exit line: a package's own output is what comes before its
+	// exit line, after the one before it.
+	own, codes, last := map[string]string{}, map[string]string{}, 0
+	for _, ix := range regexp.MustCompile(`KEEL-PKGTEST: (\S+) exit (\d+)`).FindAllStringSubmatchIndex(out, -1) {
+		pkg := out[ix[2]:ix[3]]
+		own[pkg], codes[pkg], last = out[last:ix[0]], out[ix[4]:ix[5]], ix[1]
 	}
-	// Each selected test must have run, not skipped for want of a kernel.
-	for _, name := range []string{"TestCreateKernel", "TestCreateKernelCleansUp", "TestOpenKernel", "TestMapKernel"} {
-		if !regexp.MustCompile(`(?m)^--- PASS: ` + name + ` `).MatchString(out) {
-			t.Errorf("%s did not pass in the VM (skipped or failed; console: %s)", name, m.LogPath())
+	for _, p := range vmPackageTests {
+		if codes[p.pkg] != "0" {
+			t.Errorf("%s: the package tests failed in the VM, exit %q (console: %s)", p.pkg, codes[p.pkg], m.LogPath())
+		}
+		// Each selected test must have run, not skipped for want of a kernel.
+		for _, name := range p.pass {
+			if !regexp.MustCompile(`(?m)^--- PASS: ` + name + ` `).MatchString(own[p.pkg]) {
+				t.Errorf("%s.%s did not pass in the VM (skipped or failed; console: %s)", p.pkg, name, m.LogPath())
+			}
 		}
 	}
 	if strings.Contains(out, "--- SKIP") {

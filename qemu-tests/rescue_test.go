@@ -5,6 +5,7 @@ package qemutests
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keel-boot/keel/qemu-tests/vm"
 )
@@ -22,6 +23,14 @@ func TestRescueShell(t *testing.T) {
 	m.Expect("keel: BOOT FAILED:")
 	m.Expect("keel rescue shell; help lists its commands.")
 	m.Expect("keel# ")
+	// rd.timeout=2 ends the boot fast; lsblk is one look at sysfs, so wait
+	// for the kernel to have read the disk's table (it came 6.7 s after
+	// keel's start in one loaded CI run). A hang guard, not a timed claim.
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(m.Output(), " vda: vda1"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the kernel never read vda's partition table (no \" vda: vda1\" on the console)")
+		}
+	}
 	steps := []struct{ send, want string }{
 		// The file system type comes from the probe, the label and the
 		// partition name from the superblock and the GPT.

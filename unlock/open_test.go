@@ -271,47 +271,13 @@ func TestDMUUID(t *testing.T) {
 	}
 }
 
-// TestOpenKernel maps a real volume with dm-crypt; it needs root, a loop
-// device and device-mapper with dm-crypt in the host kernel.
-func TestOpenKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	devs, _ := os.ReadFile("/proc/devices")
-	if !strings.Contains(string(devs), "device-mapper") {
-		t.Skip("the host kernel has no device-mapper (no 'device-mapper' in /proc/devices); the QEMU tests cover mapping")
-	}
-	secret := "kernel test"
-	img := luksVolume(t, writeKey(t, secret), pbkdf2Opts...)
-	out, err := exec.Command("losetup", "--find", "--show", img).Output()
-	if err != nil {
-		t.Skipf("no loop device: %v", err)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command("losetup", "-d", loop).Run() })
-	o := Opener{Role: "data", DevDir: t.TempDir()}
-	path, err := o.Open(loop, "keel-unlock-test", Key{Secret: []byte(secret), Kind: KeyFile})
-	if err != nil {
-		t.Fatal(err) // on a kernel without dm-crypt, the message names the modules
-	}
-	defer func() { must(t, o.Close("keel-unlock-test")) }()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	must(t, err)
-	defer f.Close()
-	size, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKGETSIZE64)
-	must(t, err)
-	if size != 4<<20 {
-		t.Errorf("mapped size %d, want 4 MiB", size)
-	}
-}
-
 // TestOpenWithoutDeviceMapper runs the kernel mapper where the kernel has
 // no device-mapper, as an initramfs that failed to load dm_mod would: the
 // error names the volume and the modules, and nothing is left behind.
 func TestOpenWithoutDeviceMapper(t *testing.T) {
 	devs, _ := os.ReadFile("/proc/devices")
 	if strings.Contains(string(devs), "device-mapper") {
-		t.Skip("the host kernel has device-mapper; TestOpenKernel covers it")
+		t.Skip("the host kernel has device-mapper; the QEMU tests' LUKS boots open volumes through it, and TestMapKernel runs in their VM")
 	}
 	secret := "no dm"
 	img := luksVolume(t, writeKey(t, secret), pbkdf2Opts...)
