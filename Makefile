@@ -5,6 +5,10 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 OUT ?= out
 GOFLAGS_BUILD := -trimpath -buildvcs=false -gcflags=all=-l -gcflags=runtime= -gcflags=crypto/...= -gcflags=golang.org/x/crypto/...= -ldflags="-s -w -buildid="
 export CGO_ENABLED := 0
+# The tests run the tools install-deps.sh installs (mkfs.*, sfdisk, losetup,
+# cryptsetup, veritysetup, blkid), most in /usr/sbin, which a non-login
+# shell's PATH may lack: a test would skip for a tool that is there.
+export PATH := $(PATH):/usr/sbin:/sbin
 PREFIX ?= /usr
 DESTDIR ?=
 FUZZTIME ?= 3s
