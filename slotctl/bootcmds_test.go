@@ -15,10 +15,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/report"
 	slotkeys "github.com/keel-boot/keel/slots/keys"
+	"golang.org/x/sys/unix"
 )
 
 // makeDisk builds a GPT disk image with keel's partitions using sfdisk.
@@ -515,4 +517,44 @@ func TestInstallTrustsTheRunningInitramfs(t *testing.T) {
 		t.Errorf("locked report without keys, no --trust: exit %d, %q: want --trust asked for", r.code, r.stderr)
 	}
 	mustRun(t, nil, "install", "--slot", "b", signed, signedVer, "--disk", disk, "--boot-report", noKeys, "--trust", key+".pub")
+}
+
+// TestStateLock: a change of the boot state waits for another slotctl's:
+// while the disk's lock is held, mark-good fails once the wait is over,
+// naming the other slotctl, and writes nothing; a holder that lets go
+// within the wait lets it through. Two slotctl processes used to race for
+// the bootstate partition's exclusive open, the second failing at once.
+func TestStateLock(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	old := stateLockWait
+	t.Cleanup(func() { stateLockWait = old })
+	stateLockWait = 0
+	r := slotctl(t, nil, "mark-good", "a", "--disk", disk)
+	if r.code == 0 || !strings.Contains(r.stderr, "being changed by another slotctl") {
+		t.Errorf("mark-good while another holds the lock: exit %d, %q: want it to wait, then fail naming the other", r.code, r.stderr)
+	}
+	if v := statusJSON(t, "--disk", disk); v.Slots[0].Good {
+		t.Error("the refused mark-good wrote the state")
+	}
+	stateLockWait = time.Hour // a hang guard: the holder lets go below
+	done := make(chan result, 1)
+	go func() { done <- slotctl(t, nil, "mark-good", "a", "--disk", disk) }()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.code != 0 {
+		t.Errorf("mark-good once the lock was let go: exit %d, %s", r.code, r.stderr)
+	}
+	if v := statusJSON(t, "--disk", disk); !v.Slots[0].Good {
+		t.Error("mark-good after the wait did not write the state")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/datapart"
@@ -161,6 +162,11 @@ func (t *target) refuseLastGood(x slots.Slot, what string, force bool) error {
 // withState loads the boot state, lets change modify it, and saves it when
 // it changed. It returns the state as saved (or as found).
 func (t *target) withState(change func(s *bootstate.State) error) (bootstate.State, error) {
+	unlock, err := t.lockState()
+	if err != nil {
+		return bootstate.State{}, err
+	}
+	defer unlock()
 	p, s, err := t.openState(true)
 	if err != nil {
 		return s, err
@@ -185,6 +191,51 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 		fmt.Fprintf(t.warn, "slotctl: warning: the boot state is saved, but not its copy on the data partition (a boot that cannot read %s counts from the copy): %v\n", p, err)
 	}
 	return s, nil
+}
+
+// stateLockWait bounds how long a change of the boot state waits for
+// another slotctl's (a variable for tests). Each holds the lock for one
+// read and write of the state, not for an install's copy.
+var stateLockWait = 30 * time.Second
+
+// lockState serializes the changes of the boot state between slotctl
+// processes: keel-mark-good.service and an update agent's set-next or
+// install may run at once, and the second one's exclusive open of the
+// bootstate partition failed (EBUSY), the boot's confirmation lost (found
+// by a hunting helper). The lock is an flock on the bootstate file
+// (--bootstate), the disk image (--disk), or /run/keel/slotctl.lock.
+func (t *target) lockState() (unlock func(), err error) {
+	path, flag := filepath.Join(t.root, "run/keel/slotctl.lock"), os.O_RDONLY
+	switch {
+	case t.bootstate != "":
+		path = t.bootstate
+	case t.disk != "":
+		path = t.disk
+	default:
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("the boot state's lock: %w", err)
+		}
+		flag |= os.O_CREATE
+	}
+	f, err := os.OpenFile(path, flag, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("the boot state's lock: %w", err)
+	}
+	deadline := time.Now().Add(stateLockWait)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("the boot state is being changed by another slotctl: waited %v for the lock on %s", stateLockWait, path)
+			}
+			return nil, fmt.Errorf("the boot state's lock on %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // keepCopy writes s, as saved, to the data partition's copy of the boot
