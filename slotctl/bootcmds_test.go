@@ -558,3 +558,40 @@ func TestStateLock(t *testing.T) {
 		t.Error("mark-good after the wait did not write the state")
 	}
 }
+
+// TestDiskInUseRefused: --disk naming a block device that something else
+// claims (a mounted partition or a device-mapper table makes the kernel
+// refuse an exclusive open of the whole disk; here the test holds one) is
+// refused before anything is written; once let go it is written. It used
+// to be written through the whole-disk node, every check of the running
+// slot skipped.
+func TestDiskInUseRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a loop device")
+	}
+	needTool(t, "losetup")
+	dir := t.TempDir()
+	img := makeDisk(t, dir, "4MiB")
+	out, err := exec.Command("losetup", "--find", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v (loop devices work on keel's test machines)", err)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("losetup", "-d", loop).Run() })
+	claim, err := os.OpenFile(loop, os.O_RDONLY|unix.O_EXCL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := slotctl(t, nil, "mark-bad", "b", "--disk", loop)
+	if r.code == 0 || !strings.Contains(r.stderr, "a partition of this disk is mounted or mapped") {
+		t.Errorf("mark-bad --disk %s while claimed: exit %d, %q: want it refused", loop, r.code, r.stderr)
+	}
+	if v := statusJSON(t, "--disk", loop); v.Slots[1].Priority == 0 {
+		t.Error("the refused mark-bad wrote the state")
+	}
+	claim.Close()
+	mustRun(t, nil, "mark-bad", "b", "--disk", loop)
+	if v := statusJSON(t, "--disk", loop); v.Slots[1].Priority != 0 {
+		t.Errorf("mark-bad --disk of a disk no longer claimed: slot b %+v", v.Slots[1])
+	}
+}

@@ -35,6 +35,9 @@ type target struct {
 	mounted func(dir string) bool
 	// warnedGPT: the damage of --disk's primary GPT was said.
 	warnedGPT bool
+	// diskClaim is the exclusive open of a --disk block device
+	// (claimDisk), held until the process ends.
+	diskClaim *os.File
 }
 
 // targetFlags registers --disk, --bootstate and --boot-report.
@@ -52,6 +55,9 @@ func (t *target) open(label string, write bool) (*partition, error) {
 		return openPath(label, t.bootstate, write)
 	}
 	if t.disk != "" {
+		if err := t.claimDisk(write); err != nil {
+			return nil, err
+		}
 		p, err := openInDisk(t.disk, label, write)
 		if err == nil && p.damage != nil && !t.warnedGPT && t.warn != nil {
 			t.warnedGPT = true
@@ -191,6 +197,32 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 		fmt.Fprintf(t.warn, "slotctl: warning: the boot state is saved, but not its copy on the data partition (a boot that cannot read %s counts from the copy): %v\n", p, err)
 	}
 	return s, nil
+}
+
+// claimDisk, before --disk is written, claims a block device for this
+// process: an exclusive open of the whole disk, kept until the process
+// ends, which the kernel refuses (EBUSY) while any of its partitions is
+// mounted or under a device-mapper device. --disk is for a disk no system
+// runs from: on the running system's disk it skipped every check of the
+// running slot and wrote under its mounted verity mapping (found by a
+// hunting helper). A regular file (a disk image) needs no claim.
+func (t *target) claimDisk(write bool) error {
+	if !write || t.diskClaim != nil {
+		return nil
+	}
+	fi, err := os.Stat(t.disk)
+	if err != nil || fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+		return nil // a disk image; openInDisk names a missing one
+	}
+	f, err := os.OpenFile(t.disk, os.O_RDONLY|unix.O_EXCL, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("--disk %s: a partition of this disk is mounted or mapped (the running system's disk?): refusing to write it; on the running system, leave --disk out: %w", t.disk, err)
+	}
+	if err != nil {
+		return fmt.Errorf("--disk %s: %w", t.disk, err)
+	}
+	t.diskClaim = f
+	return nil
 }
 
 // stateLockWait bounds how long a change of the boot state waits for
