@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
@@ -103,6 +104,9 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	if err := j.checkRollback(h); err != nil {
 		return nil, false, err
 	}
+	if err := j.checkIDReuse(h); err != nil {
+		return nil, false, err
+	}
 	if err := j.openPartitions(); err != nil {
 		return nil, false, err
 	}
@@ -171,6 +175,30 @@ func (j *installJob) trustRunning() error {
 		return fmt.Errorf("this machine's initramfs is locked and boots only images signed by its keys, which its boot report does not list: pass --trust KEY (the public key the images are signed with): nothing was written")
 	}
 	return nil
+}
+
+// checkIDReuse refuses, unless --force, an image whose id is the one the
+// slot holds but whose root hash is not: the slot's persistent upper, the
+// /etc merge's base and the boot state's checks are keyed by the image id,
+// and the old upper, its copy-ups and whiteouts made against the old
+// image, would be mounted over the new one without a merge (docs/data.md:
+// the same bits have the same image id). A slot whose header cannot be
+// read holds no image to confuse.
+func (j *installJob) checkIDReuse(h *slots.Header) error {
+	if j.force {
+		return nil
+	}
+	p, err := j.t.open(j.slot.VerityLabel(), false)
+	if err != nil {
+		return nil // openPartitions names it
+	}
+	defer p.Close()
+	cur, err := slots.ReadHeader(p)
+	if err != nil || cur.ImageID != h.ImageID || bytes.Equal(cur.RootHash, h.RootHash) {
+		return nil
+	}
+	return fmt.Errorf("%s: image id %s is the one slot %s holds, with another root hash (%x…, the slot's %x…): an image id must name one image, since the slot's upper and the /etc merge go by it; seal the new image with a new --image-id (--force to write it anyway): nothing was written",
+		j.verity, h.ImageID, j.slot, h.RootHash[:min(8, len(h.RootHash))], cur.RootHash[:min(8, len(cur.RootHash))])
 }
 
 // checkRollback refuses, before anything is written, an image that a

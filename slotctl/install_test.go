@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -178,4 +179,35 @@ func TestInstallReadBackFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "read back root-b") || !strings.Contains(err.Error(), "mismatch") {
 		t.Errorf("overlapping partitions: %v, want a read-back hash mismatch", err)
 	}
+}
+
+// TestInstallRefusesReusedImageID: an image sealed with the id of the one
+// the slot holds but with other contents is refused before anything is
+// written (the slot's upper would be mounted over it, unmerged); the same
+// image again is fine, and --force writes the other one.
+func TestInstallRefusesReusedImageID(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	img, ver := sealedImage(t, dir, "same", key)
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "a", img, ver)
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "a", img, ver) // the same bits: fine
+	other := padImage(t, img, 2<<20)
+	otherVer := filepath.Join(dir, "other.verity")
+	mustRun(t, nil, "seal", "--image", other, "--out", otherVer, "--key", key, "--image-id", "same")
+	before := statusJSON(t, "--disk", disk)
+	r := slotctl(t, nil, "install", "--disk", disk, "--slot", "a", other, otherVer)
+	if r.code == 0 || !strings.Contains(r.stderr, "image id same is the one slot a holds, with another root hash") || !strings.Contains(r.stderr, "nothing was written") {
+		t.Errorf("install of another image under the slot's id: exit %d, %q: want it refused", r.code, r.stderr)
+	}
+	if after := statusJSON(t, "--disk", disk); !reflect.DeepEqual(before, after) {
+		t.Errorf("the refused install changed the state: %+v, then %+v", before, after)
+	}
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "a", other, otherVer, "--force")
+	if v := statusJSON(t, "--disk", disk); v.Slots[0].Header.RootHash == before.Slots[0].Header.RootHash {
+		t.Error("install --force did not write the other image")
+	}
+	// The other slot holding that id is no reason: uppers are per slot.
+	mustRun(t, nil, "install", "--disk", disk, "--slot", "b", img, ver)
 }
