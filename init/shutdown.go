@@ -253,7 +253,9 @@ func undoBoot(log *logger) {
 	if err != nil {
 		log.Warnf("shutdown: %v: unmounting %s without knowing keel's devices", err, shutdown.OldRoot)
 	}
-	res := shutdown.Undo(kernelShutdownSys(), st, shutdown.DefaultOptions)
+	sys := kernelShutdownSys()
+	sys.Progress = watchdogPinger(watchdogSysfs, watchdogDev)
+	res := shutdown.Undo(sys, st, shutdown.DefaultOptions)
 	log.Infof("shutdown: unmounted %d below %s: %s", len(res.Unmounted), shutdown.OldRoot, strings.Join(res.Unmounted, " "))
 	if len(res.Removed) > 0 {
 		log.Infof("shutdown: removed device-mapper devices %s", strings.Join(res.Removed, " "))
@@ -266,6 +268,30 @@ func undoBoot(log *logger) {
 		return
 	}
 	log.Errorf("shutdown: %d thing(s) could not be undone (above); going on", len(res.Problems))
+}
+
+// watchdogPinger pings the hardware watchdog while the shutdown's sync
+// makes progress. systemd-shutdown leaves it running when it executes the
+// shutdown program (RebootWatchdogSec, 10 minutes by default), and a long
+// write-back to slow storage could otherwise outlast it: a reset in the
+// middle of the flush the sync is there for (found by a hunting helper).
+// A watchdog that is not active is never opened (an open starts it, and a
+// halt must stay halted); one that stops making progress stops the pings.
+func watchdogPinger(sysfs, dev string) func() {
+	var f *os.File
+	return func() {
+		if f == nil {
+			state, err := os.ReadFile(filepath.Join(sysfs, "watchdog0", "state"))
+			if err != nil || strings.TrimSpace(string(state)) != "active" {
+				return
+			}
+			if f, err = os.OpenFile(filepath.Join(dev, "watchdog"), os.O_WRONLY, 0); err != nil {
+				f = nil
+				return
+			}
+		}
+		_, _ = f.Write([]byte{0}) // any byte but 'V' pings; never closed with 'V'
+	}
 }
 
 // describeState names keel's mounts and devices for the log.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -140,5 +141,27 @@ func TestBootedPath(t *testing.T) {
 		if got := bootedPath(in, "/newroot"); got != want {
 			t.Errorf("bootedPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestWatchdogPinger: the shutdown pings a watchdog systemd-shutdown left
+// active, at each call, never with the magic close; one that is not
+// active is never opened (an open would start it).
+func TestWatchdogPinger(t *testing.T) {
+	sysfs, dev := t.TempDir(), t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(sysfs, "watchdog0"), 0o755))
+	state, node := filepath.Join(sysfs, "watchdog0", "state"), filepath.Join(dev, "watchdog")
+	must(t, os.WriteFile(node, nil, 0o644))
+	must(t, os.WriteFile(state, []byte("inactive\n"), 0o644))
+	ping := watchdogPinger(sysfs, dev)
+	ping()
+	if b, _ := os.ReadFile(node); len(b) != 0 {
+		t.Fatalf("an inactive watchdog was written: %q", b)
+	}
+	must(t, os.WriteFile(state, []byte("active\n"), 0o644))
+	ping()
+	ping()
+	if b, _ := os.ReadFile(node); len(b) != 2 || bytes.ContainsRune(b, 'V') {
+		t.Errorf("the active watchdog got %q: want two pings, no magic close", b)
 	}
 }

@@ -27,6 +27,12 @@ func (m MountInfo) ReadOnly() bool {
 	return slices.Contains(strings.Split(m.Options, ","), "ro")
 }
 
+// SuperReadOnly reports whether the file system itself is read-only (its
+// superblock's options), not only this mount of it.
+func (m MountInfo) SuperReadOnly() bool {
+	return slices.Contains(strings.Split(m.Super, ","), "ro")
+}
+
 // ParseMountinfo parses the text of /proc/self/mountinfo. Paths are
 // unescaped (the kernel writes space, tab, newline and backslash as \ooo).
 // A line it cannot parse is left out and named in the error; the mounts

@@ -38,6 +38,10 @@ type Sys struct {
 	// Dirty and Writeback), to tell a sync that is slow from one that is
 	// stuck; nil when unknown.
 	Dirty func() (uint64, error)
+	// Progress, when not nil, is called at each look that finds less
+	// data waiting to be written back than the look before: the init
+	// pings the hardware watchdog systemd-shutdown left running there.
+	Progress func()
 }
 
 // ErrGone is RemoveDM's answer for a device that does not exist.
@@ -144,6 +148,9 @@ func syncWithProgress(sys Sys, step time.Duration) error {
 		}
 		if now < last {
 			last, stalls = now, 0
+			if sys.Progress != nil {
+				sys.Progress()
+			}
 			continue
 		}
 		if stalls++; stalls == maxStalls {
@@ -243,7 +250,9 @@ func (u *undoer) fallback(m MountInfo) {
 	}
 	var done []string
 	switch {
-	case m.ReadOnly():
+	case m.SuperReadOnly():
+		// The file system's own options: a read-only bind of a writable
+		// file system would stay dirty (found by a hunting helper).
 		done = append(done, "read-only")
 	case !virtualFS[m.FSType]:
 		if rerr := u.bounded(func() error { return u.sys.RemountRO(m.Point) }); rerr != nil {

@@ -334,3 +334,54 @@ func TestSyncProblemsNamed(t *testing.T) {
 		t.Errorf("err = %v, want the unreadable progress named", err)
 	}
 }
+
+// TestSyncProgressPings: each look that finds less data waiting than the
+// one before is progress, which Progress hears of (the init pings the
+// hardware watchdog there); a look after the sync ended is not.
+func TestSyncProgressPings(t *testing.T) {
+	release, synced := make(chan struct{}), make(chan struct{})
+	calls, progress := 0, 0
+	sys := Sys{
+		Sync: func() { <-release; close(synced) },
+		Dirty: func() (uint64, error) {
+			calls++
+			if calls == 4 {
+				close(release)
+				<-synced
+			}
+			return uint64(100 - 20*calls), nil
+		},
+		Progress: func() { progress++ },
+	}
+	if err := syncWithProgress(sys, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if progress != 3 {
+		t.Errorf("Progress called %d times over 3 shrinking looks, want 3", progress)
+	}
+}
+
+// TestUndoReadOnlyBindOfWritableFS: a busy mount that is read-only only as
+// a bind (its superblock rw) is remounted read-only, the file system made
+// clean; one whose file system is read-only is left so.
+func TestUndoReadOnlyBindOfWritableFS(t *testing.T) {
+	k := newFake(t)
+	k.mounts = append(k.mounts,
+		MountInfo{ID: 95, Parent: 21, Dev: "254:9", Root: "/", Point: "/oldroot/srv", Options: "ro,relatime", FSType: "ext4", Source: "/dev/vdb1", Super: "rw"},
+		MountInfo{ID: 96, Parent: 21, Dev: "254:10", Root: "/", Point: "/oldroot/opt", Options: "ro,relatime", FSType: "ext4", Source: "/dev/vdc1", Super: "ro"})
+	k.pinned["/oldroot/srv"], k.pinned["/oldroot/opt"] = true, true
+	res := Undo(k.sys(), State{}, testOptions)
+	var got []string
+	for _, p := range res.Problems {
+		got = append(got, p.String())
+	}
+	for _, want := range []string{"/oldroot/srv: device or resource busy (held by 312 @keel-hold); remounted read-only, detached lazily",
+		"/oldroot/opt: device or resource busy (held by 312 @keel-hold); read-only, detached lazily"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("problems %q: want %q", got, want)
+		}
+	}
+	if !slices.Contains(k.log, "ro /oldroot/srv") || slices.Contains(k.log, "ro /oldroot/opt") {
+		t.Errorf("log %q: want /oldroot/srv remounted read-only, /oldroot/opt left", k.log)
+	}
+}
