@@ -93,8 +93,8 @@ func TestRollbackScenario(t *testing.T) {
 	if boot() != SlotA {
 		t.Fatal("fresh disk does not boot a")
 	}
-	_ = s.MarkGood(SlotA, "img-1", 0)
-	_ = s.SetNext(SlotB, 3, "")
+	must(t, s.MarkGood(SlotA, "img-1", 0))
+	must(t, s.SetNext(SlotB, 3, ""))
 	for i := 0; i < 3; i++ {
 		if got := boot(); got != SlotB {
 			t.Fatalf("try %d of b booted %s", i+1, got)
@@ -106,20 +106,20 @@ func TestRollbackScenario(t *testing.T) {
 	if b := s.Slot(SlotB); b.Priority != 0 || b.Reason != ReasonTriesExhausted {
 		t.Errorf("b after rollback: %+v", b)
 	}
-	_ = s.SetNext(SlotB, 3, "")
+	must(t, s.SetNext(SlotB, 3, ""))
 	boot()
-	_ = s.MarkGood(SlotB, "img-2", 0)
+	must(t, s.MarkGood(SlotB, "img-2", 0))
 	for i := 0; i < 5; i++ {
 		if got := boot(); got != SlotB {
 			t.Fatalf("good b lost to %s", got)
 		}
-		_ = s.MarkGood(SlotB, "img-2", 0)
+		must(t, s.MarkGood(SlotB, "img-2", 0))
 	}
 	// b stops being confirmed (corruption deep in its image restarts the
 	// machine before mark-good): after DefaultMaxUnconfirmed boots the
 	// good a takes over, and b is still good, below it.
-	_ = s.MarkGood(SlotA, "img-1", 0)
-	_ = s.MarkGood(SlotB, "img-2", 0)
+	must(t, s.MarkGood(SlotA, "img-1", 0))
+	must(t, s.MarkGood(SlotB, "img-2", 0))
 	for i := 0; i < DefaultMaxUnconfirmed; i++ {
 		if got := boot(); got != SlotB {
 			t.Fatalf("unconfirmed boot %d: %s booted, want b", i+1, got)
@@ -417,25 +417,32 @@ func TestSelectEndsDataMount(t *testing.T) {
 // Select: it never panics, never boots a slot Choose would not offer, never
 // retires the last good slot, and an environment fault never changes a
 // slot's good flag or priority. A boot with a data partition keeps its
-// mount counted while the attempts run; every boot ends it.
+// mount counted while the attempts run; every boot ends it. A forced slot
+// (slot=) is the only one tried; with PreferGood, a slot on trial is tried
+// first only when no good slot has a priority.
 func FuzzSelect(f *testing.F) {
-	f.Add(MarshalRecord(DefaultState()), uint8(0), uint8(3), false)
-	f.Add(MarshalRecord(st(SlotState{Priority: 2, Good: true, Unconfirmed: 3}, SlotState{Priority: 1, Good: true})), uint8(5), uint8(0), true)
-	f.Add(MarshalRecord(State{Slots: [2]SlotState{}, UnfinishedDataMounts: 2}), uint8(0), uint8(0), true)
-	f.Add(MarshalRecord(State{Initialised: true, Slots: [2]SlotState{{Priority: 1, Good: true}, {Priority: 2, Tries: 1}}, UnfinishedDataMounts: 1}), uint8(6), uint8(0), true)
-	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8, maxUnconfirmed uint8, dataUsed bool) {
+	f.Add(MarshalRecord(DefaultState()), uint8(0), uint8(3), false, uint8(0), false)
+	f.Add(MarshalRecord(st(SlotState{Priority: 2, Good: true, Unconfirmed: 3}, SlotState{Priority: 1, Good: true})), uint8(5), uint8(0), true, uint8(0), false)
+	f.Add(MarshalRecord(State{Slots: [2]SlotState{}, UnfinishedDataMounts: 2}), uint8(0), uint8(0), true, uint8(1), false)
+	f.Add(MarshalRecord(State{Initialised: true, Slots: [2]SlotState{{Priority: 1, Good: true}, {Priority: 2, Tries: 1}}, UnfinishedDataMounts: 1}), uint8(6), uint8(0), true, uint8(0), true)
+	f.Add(MarshalRecord(State{Initialised: true, Slots: [2]SlotState{{Priority: 0, Good: true}, {Priority: 2, Tries: 1}}}), uint8(2), uint8(0), false, uint8(2), true)
+	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8, maxUnconfirmed uint8, dataUsed bool, forcedByte uint8, preferGood bool) {
+		forced := append([]Slot{""}, Slots()...)[int(forcedByte)%3]
 		m := NewMemStore(BootStateMinSize)
 		copy(m.Bytes(), rec)
 		state, _, _ := Load(m)
 		before := state
 		n := 0
 		var envSlots []Slot
-		sel, _ := Select(m, state, Request{MaxUnconfirmed: int(maxUnconfirmed), DataUsed: dataUsed}, func(c Choice) error {
+		var tried []Slot
+		sel, _ := Select(m, state, Request{Forced: forced, MaxUnconfirmed: int(maxUnconfirmed), DataUsed: dataUsed, PreferGood: preferGood}, func(c Choice) error {
+			tried = append(tried, c.Slot)
 			stored, _, err := Load(m)
 			if err != nil {
 				t.Fatalf("attempt of slot %s: the stored state does not load: %v", c.Slot, err)
 			}
-			if want := map[bool]uint8{true: before.UnfinishedDataMounts}[dataUsed]; stored.UnfinishedDataMounts != want {
+			// A forced boot (slot=) leaves the counters as they are.
+			if want := map[bool]uint8{true: before.UnfinishedDataMounts}[dataUsed || forced != ""]; stored.UnfinishedDataMounts != want {
 				t.Fatalf("attempt of slot %s (data partition used: %v): %d unfinished data mounts stored, want %d: %+v", c.Slot, dataUsed, stored.UnfinishedDataMounts, want, before)
 			}
 			o := outcomes >> (2 * n) & 3
@@ -452,8 +459,19 @@ func FuzzSelect(f *testing.F) {
 		if n > 2 {
 			t.Fatalf("%d attempts in one boot", n)
 		}
+		if forced != "" && (len(tried) > 1 || len(tried) == 1 && tried[0] != forced) {
+			t.Fatalf("slot=%s: tried %v", forced, tried)
+		}
+		if forced == "" && preferGood && len(tried) > 0 && !before.Slot(tried[0]).Good {
+			if o := before.Slot(tried[0].Other()); o.Good && o.Priority > 0 {
+				t.Fatalf("PreferGood tried %s, on trial, first while %s is good with priority %d: %+v", tried[0], tried[0].Other(), o.Priority, before)
+			}
+		}
 		after := sel.State
-		if after.UnfinishedDataMounts != 0 {
+		if forced != "" && after.UnfinishedDataMounts != before.UnfinishedDataMounts {
+			t.Fatalf("slot=%s changed the unfinished data mounts: %+v → %+v", forced, before, after)
+		}
+		if forced == "" && after.UnfinishedDataMounts != 0 {
 			t.Fatalf("the choice of a slot left %d unfinished data mounts: %+v → %+v", after.UnfinishedDataMounts, before, after)
 		}
 		for _, x := range Slots() {
@@ -484,13 +502,13 @@ func TestGoodSlotNeverLostToSetNext(t *testing.T) {
 		}
 		return c.Slot
 	}
-	_ = s.MarkBad(SlotA, "health check failed")
+	must(t, s.MarkBad(SlotA, "health check failed"))
 	if c, err := s.Choose(SlotA, 0); err != nil || c.Slot != SlotA {
 		t.Fatalf("slot=a: %+v, %v", c, err)
 	}
-	_ = s.MarkGood(SlotA, "img-2", 0)
-	_ = s.MarkBad(SlotB, "install in progress")
-	_ = s.SetNext(SlotB, 3, "")
+	must(t, s.MarkGood(SlotA, "img-2", 0))
+	must(t, s.MarkBad(SlotB, "install in progress"))
+	must(t, s.SetNext(SlotB, 3, ""))
 	for range 3 {
 		if got := boot(); got != SlotB {
 			t.Fatalf("b on trial: %s booted", got)
@@ -508,8 +526,8 @@ func TestGoodSlotNeverLostToSetNext(t *testing.T) {
 // good never does.
 func TestGoodRetiredSlotIsLastResort(t *testing.T) {
 	s := DefaultState()
-	_ = s.MarkBad(SlotA, "health check failed")
-	_ = s.MarkGood(SlotA, "img-2", 0) // after a boot with slot=a
+	must(t, s.MarkBad(SlotA, "health check failed"))
+	must(t, s.MarkGood(SlotA, "img-2", 0)) // after a boot with slot=a
 	s.Slots[1] = SlotState{Priority: 2, Tries: 1}
 	if s.Boots(SlotA) || !s.Boots(SlotB) {
 		t.Fatalf("b has a try: Boots a %v, b %v; want b only", s.Boots(SlotA), s.Boots(SlotB))
@@ -548,9 +566,9 @@ func TestGoodRetiredSlotIsLastResort(t *testing.T) {
 // the last good one) goes on trial as any new image.
 func TestSetNextKeepsTheOnlyGoodSlot(t *testing.T) {
 	s := DefaultState()
-	_ = s.MarkGood(SlotB, "img-1", 0)
-	_ = s.MarkBad(SlotA, "install in progress")
-	_ = s.SetNext(SlotA, 3, "")
+	must(t, s.MarkGood(SlotB, "img-1", 0))
+	must(t, s.MarkBad(SlotA, "install in progress"))
+	must(t, s.SetNext(SlotA, 3, ""))
 	if c, err := s.Choose("", 0); err != nil || c.Slot != SlotA {
 		t.Fatalf("the update's trial: %+v, %v", c, err)
 	}
@@ -571,15 +589,15 @@ func TestSetNextKeepsTheOnlyGoodSlot(t *testing.T) {
 	}
 	// Written since it was confirmed (rauc write-slot, dd): a trial.
 	s = DefaultState()
-	_ = s.MarkGood(SlotB, "img-1", 0)
-	_ = s.SetNext(SlotA, 3, "")
+	must(t, s.MarkGood(SlotB, "img-1", 0))
+	must(t, s.SetNext(SlotA, 3, ""))
 	if _ = s.SetNext(SlotB, 3, "img-9"); s.Slot(SlotB).Good {
 		t.Errorf("b holding img-9, the last good image img-1 of b: %+v, want b on trial", s.Slot(SlotB))
 	}
 	for _, id := range []string{"img-1", ""} {
 		s = DefaultState()
-		_ = s.MarkGood(SlotB, "img-1", 0)
-		_ = s.SetNext(SlotA, 3, "")
+		must(t, s.MarkGood(SlotB, "img-1", 0))
+		must(t, s.SetNext(SlotA, 3, ""))
 		if _ = s.SetNext(SlotB, 3, id); !s.Slot(SlotB).Good {
 			t.Errorf("b holding %q, the last good image img-1 of b: %+v, want b good", id, s.Slot(SlotB))
 		}
@@ -587,9 +605,9 @@ func TestSetNextKeepsTheOnlyGoodSlot(t *testing.T) {
 	// With both slots good, set-next still puts a slot on trial: the other
 	// good slot is its fallback.
 	s = DefaultState()
-	_ = s.MarkGood(SlotA, "img-1", 0)
-	_ = s.MarkGood(SlotB, "img-2", 0)
-	_ = s.SetNext(SlotA, 2, "")
+	must(t, s.MarkGood(SlotA, "img-1", 0))
+	must(t, s.MarkGood(SlotB, "img-2", 0))
+	must(t, s.SetNext(SlotA, 2, ""))
 	if a := s.Slot(SlotA); a.Good || a.Tries != 2 || !s.Slot(SlotB).Good {
 		t.Errorf("set-next a with b good: %+v, want a on trial and b good", s.Slots)
 	}

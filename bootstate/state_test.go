@@ -162,16 +162,16 @@ func TestMutators(t *testing.T) {
 	if s.Slots != want {
 		t.Errorf("SetNext(b, 1) after MarkGood(b): %+v, want %+v (b, the only good slot, stays good)", s.Slots, want)
 	}
-	_ = s.MarkBad(SlotA, "x")
-	_ = s.SetNext(SlotB, 3, "")
+	must(t, s.MarkBad(SlotA, "x"))
+	must(t, s.SetNext(SlotB, 3, ""))
 	if a := s.Slot(SlotA); a.Priority != 0 {
 		t.Errorf("SetNext(b) revived the bad slot a: %+v", a)
 	}
 	// a retired, then booted with slot=a and marked good: the next SetNext
 	// of b keeps it as b's fallback.
-	_ = s.MarkGood(SlotA, "img-8", 0)
-	_ = s.MarkBad(SlotB, "install in progress")
-	_ = s.SetNext(SlotB, 3, "")
+	must(t, s.MarkGood(SlotA, "img-8", 0))
+	must(t, s.MarkBad(SlotB, "install in progress"))
+	must(t, s.SetNext(SlotB, 3, ""))
 	if a := s.Slot(SlotA); a.Priority != 1 || !a.Good {
 		t.Errorf("SetNext(b) after a retired a was marked good: a is %+v, want the fallback (priority 1, good)", a)
 	}
@@ -273,5 +273,13 @@ func TestParseV1(t *testing.T) {
 	}
 	if again := mustLoad(t, m); again.Seq != 42 || again.Slots != want.Slots {
 		t.Errorf("after rewriting as v2: %+v", again)
+	}
+}
+
+// must fails the test on a set-up step's error.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
