@@ -595,3 +595,42 @@ func TestDiskInUseRefused(t *testing.T) {
 		t.Errorf("mark-bad --disk of a disk no longer claimed: slot b %+v", v.Slots[1])
 	}
 }
+
+// FuzzOpenInDisk: whatever a --disk's table says, the partition slotctl
+// would read and write lies inside the disk (a table copied from a larger
+// disk is refused, not followed past the end), and no table panics.
+func FuzzOpenInDisk(f *testing.F) {
+	if _, err := exec.LookPath("sfdisk"); err == nil {
+		img := filepath.Join(f.TempDir(), "seed.img")
+		if err := os.WriteFile(img, make([]byte, 2<<20), 0o644); err != nil {
+			f.Fatal(err)
+		}
+		cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", img)
+		cmd.Stdin = strings.NewReader("label: gpt\nsize=512KiB, name=root-a\nsize=256KiB, name=bootstate\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			f.Fatalf("sfdisk: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(img)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:64<<10]) // the primary table, the partitions past the end
+	}
+	f.Add([]byte("EFI PART"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		disk := filepath.Join(t.TempDir(), "disk.img")
+		if err := os.WriteFile(disk, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, label := range []string{"root-a", bootstate.Label} {
+			p, err := openInDisk(disk, label, false)
+			if err != nil {
+				continue
+			}
+			if p.off < 0 || p.size <= 0 || p.off+p.size > int64(len(b)) || p.off+p.size < p.off {
+				t.Fatalf("%s: bytes %d to %d of a %d-byte disk", label, p.off, p.off+p.size, len(b))
+			}
+			p.Close()
+		}
+	})
+}

@@ -64,6 +64,15 @@ func openInDisk(disk, label string, write bool) (*partition, error) {
 		return nil, err
 	}
 	off, size, damage, err := findInGPT(f, label)
+	if err == nil {
+		// A table naming a range past the disk's end (a table copied from
+		// a larger disk) would have writes extend an image file, or fail
+		// half-way on a device.
+		var end int64
+		if end, err = f.Seek(0, io.SeekEnd); err == nil && off+size > end {
+			err = fmt.Errorf("partition %s: bytes %d to %d, past the disk's end at %d", label, off, off+size, end)
+		}
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", disk, err)
