@@ -578,7 +578,11 @@ func TestBootCountPowerCut(t *testing.T) {
 	// A trial of a with enough tries that the cuts never exhaust it.
 	slotctlDisk(t, f.disk.Path, "set-next", "a", "--tries", "20")
 	cuts := []powerCut{
-		{"Run /init as init process", 0, 0},
+		// The kill reaches QEMU some time after the host reads the line:
+		// on a loaded host the guest may have written the decrement by
+		// then (a helper's audit), so either is right; what holds is a
+		// valid state, no try gained and at most one used.
+		{"Run /init as init process", 0, -1},
 		{"keel: bootstate device", 0, -1},
 		{"keel: slot a:", 0, 1}, // printed once the decrement is durable
 		{"keel: switching root", 0, 1},
