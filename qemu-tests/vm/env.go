@@ -64,14 +64,6 @@ func Short(t testing.TB) {
 	}
 }
 
-// Slow skips t unless KEEL_SLOW_TESTS=1.
-func Slow(t testing.TB) {
-	t.Helper()
-	if os.Getenv("KEEL_SLOW_TESTS") != "1" {
-		t.Skip("slow test: set KEEL_SLOW_TESTS=1 to run it")
-	}
-}
-
 // timeoutScale reads KEEL_QEMU_TIMEOUT_SCALE (default 1).
 func timeoutScale() (float64, error) {
 	v := os.Getenv("KEEL_QEMU_TIMEOUT_SCALE")
