@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -105,6 +106,28 @@ func TestWhileWritingBackRunsOnce(t *testing.T) {
 	if l := b.wd.feeder.Lease(); !l.Until.IsZero() {
 		t.Errorf("lease %+v after a flush that made no progress look: want it left alone", l)
 	}
+	// No watcher is left behind to renew the lease after the flush: in a
+	// bubble of fake time, ten steps after a flush whose writeback would
+	// shrink at every look, the lease is still untouched (a helper's audit
+	// found the check above could not see a late renewal).
+	synctest.Test(t, func(t *testing.T) {
+		b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+		b.wd = &watchdogState{feeder: watchdog.NewFeeder(watchdog.Lease{}, nil)}
+		left := uint64(1 << 30)
+		shrinking := func() (uint64, error) { left--; return left, nil }
+		b.whileShrinking(func() {}, time.Second, shrinking)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if l := b.wd.feeder.Lease(); !l.Until.IsZero() {
+			t.Errorf("lease %+v renewed after the flush returned", l)
+		}
+		// The same flush lasting three steps renews it: the check above
+		// can fail.
+		b.whileShrinking(func() { time.Sleep(3 * time.Second) }, time.Second, shrinking)
+		if l := b.wd.feeder.Lease(); l.Until.IsZero() {
+			t.Error("a flush that shrank for three steps did not renew the lease")
+		}
+	})
 }
 
 // watchdogBoot is a boot with rd.watchdog=20 and a fake sysfs and /dev in
