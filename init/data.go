@@ -30,7 +30,14 @@ type dataState struct {
 	dev, fstype string
 	root        string // where it is mounted: datapart.DefaultRoot
 	stack       *mounts.Stack
+	// mapped is the dm-crypt device the partition was unlocked into
+	// (dataMapping), "" when it is not encrypted: removed when the
+	// partition is given up (undoData).
+	mapped string
 }
+
+// dataMapping is the dm-crypt device of an encrypted data partition.
+const dataMapping = "keel-data"
 
 // DefaultLUKSTimeout bounds the passphrase prompt when rd.luks.timeout= is
 // 0 (or not given) and nobody can be assumed at the console: a locked
@@ -253,8 +260,10 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 		if err != nil {
 			return nil, &lockedError{err}
 		}
+		d.mapped = dataMapping
 		b.rep.Data.Encrypted, b.rep.Data.Device = true, mapped
 		if fs, err = datapart.Probe(mapped); err != nil {
+			b.closeMapping(d)
 			return nil, err
 		}
 		dev = mapped
@@ -264,6 +273,7 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	b.need(fs.Type)
 	b.beginDataMount()
 	if err := d.stack.Do(datapart.Mount(dev, fs.Type, d.root)); err != nil {
+		b.closeMapping(d)
 		return nil, err
 	}
 	b.log.Infof("data partition %s (%s) mounted at %s", dev, fs.Type, d.root)
@@ -320,7 +330,7 @@ func (b *boot) beginDataMount() {
 // passphrase typed on the console (a few tries, within rd.luks.timeout).
 // All of it shares one key-derivation budget.
 func (b *boot) unlockData(dev string) (string, error) {
-	const name = "keel-data"
+	const name = dataMapping
 	// Passphrase, volume key and Argon2 state stay in RAM (docs/security.md).
 	release, lerr := unlock.LockMemory()
 	if lerr != nil {
@@ -396,7 +406,27 @@ func (b *boot) undoData(d *dataState) {
 	for _, e := range d.stack.Undo() {
 		b.log.Warnf("undo data mounts: %v", e)
 	}
+	b.closeMapping(d)
 }
+
+// closeMapping removes the dm-crypt device of a data partition given up:
+// a volatile boot must not leave the decrypted partition open for its
+// whole uptime, outside the shutdown's undo record (found by a hunting
+// helper). Still mounted (an undo that failed), the removal fails, named.
+func (b *boot) closeMapping(d *dataState) {
+	if d.mapped == "" {
+		return
+	}
+	if err := closeDM(d.mapped); err != nil {
+		b.log.Warnf("data partition: %v (left open)", err)
+		return
+	}
+	b.log.Infof("data partition: dm-crypt device %s removed", d.mapped)
+	d.mapped = ""
+}
+
+// closeDM removes a dm-crypt device (a variable for tests).
+var closeDM = func(name string) error { return unlock.Opener{Role: "data"}.Close(name) }
 
 // reclaimData gives the data partition a failed slot attempt went volatile
 // without back to slot's attempt: what made that attempt give it up (a /var

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -617,4 +618,29 @@ func TestRecoverLastGood(t *testing.T) {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// TestVolatileClosesTheMapping: a data partition given up after it was
+// unlocked has its dm-crypt device removed once its mount is undone, not
+// left open for the whole uptime outside the shutdown's undo record; one
+// set aside for the other slot's attempt keeps it.
+func TestVolatileClosesTheMapping(t *testing.T) {
+	old := closeDM
+	t.Cleanup(func() { closeDM = old })
+	var closed []string
+	closeDM = func(name string) error { closed = append(closed, name); return nil }
+	b, _, _ := dataBoot(t, "a", kargs.Config{Init: "/sbin/init"}, &bootState{}, &bytes.Buffer{})
+	b.data.mapped = dataMapping
+	d := b.data
+	b.inAttempt = true
+	b.volatile("/dev/vda6", errors.New("x"))
+	if len(closed) != 0 || d.mapped == "" {
+		t.Fatalf("set aside for the other slot's attempt: closed %v: want the mapping kept", closed)
+	}
+	b.inAttempt = false
+	b.data = d
+	b.volatile("/dev/vda6", errors.New("x"))
+	if fmt.Sprint(closed) != "[keel-data]" || d.mapped != "" {
+		t.Errorf("given up: closed %v, mapped %q: want keel-data removed", closed, d.mapped)
+	}
 }
