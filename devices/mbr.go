@@ -36,7 +36,9 @@ type mbrEntry struct {
 	start, length uint32
 }
 
-func (e mbrEntry) used() bool     { return e.typ != 0 && e.length != 0 }
+// used is the kernel's test: any entry with a length is a partition,
+// whatever its type (a sized entry of type 0 takes a number too).
+func (e mbrEntry) used() bool     { return e.length != 0 }
 func (e mbrEntry) extended() bool { return e.typ == 0x05 || e.typ == 0x0f || e.typ == 0x85 }
 
 // ReadMBR reads a DOS (MBR) partition table as the kernel does
@@ -46,30 +48,31 @@ func (e mbrEntry) extended() bool { return e.typ == 0x05 || e.typ == 0x0f || e.t
 // and the partition number as "%08x-%02x"; Type is the system id in hex.
 // Offsets assume 512-byte sectors.
 func ReadMBR(r io.ReaderAt) ([]Partition, error) {
-	sector, entries, err := readMBRSector(r, 0)
+	sector, entries, err := readMBRSector(r, 0, true)
 	if err != nil {
 		return nil, err
 	}
 	sig := binary.LittleEndian.Uint32(sector[mbrSigOffset:])
 	var parts []Partition
-	var ext *mbrEntry
 	for i, e := range entries {
 		if e.typ == mbrProtective {
 			return nil, fmt.Errorf("protective MBR (the disk is GPT): %w", ErrNoMBR)
 		}
-		if !e.used() {
-			continue
-		}
-		parts = append(parts, mbrPartition(sig, i+1, 0, e))
-		if e.extended() && ext == nil {
-			ext = &entries[i]
+		if e.used() {
+			parts = append(parts, mbrPartition(sig, i+1, 0, e))
 		}
 	}
 	if len(parts) == 0 {
 		return nil, fmt.Errorf("MBR with no partitions: %w", ErrNoMBR)
 	}
-	if ext != nil {
-		logical, err := readLogical(r, sig, uint64(ext.start))
+	// Every extended primary's chain, in order, numbered on from 5 (the
+	// kernel parses each one, not only the first).
+	n := 5
+	for _, e := range entries {
+		if !e.used() || !e.extended() {
+			continue
+		}
+		logical, err := readLogical(r, sig, uint64(e.start), uint64(e.length), &n)
 		parts = append(parts, logical...)
 		if err != nil {
 			return parts, err
@@ -82,43 +85,52 @@ func ReadMBR(r io.ReaderAt) ([]Partition, error) {
 // sector base: each EBR holds a logical partition (relative to the EBR) and
 // a link to the next EBR (relative to base). A damaged link ends the walk
 // with an error; the partitions found so far are returned.
-func readLogical(r io.ReaderAt, sig uint32, base uint64) ([]Partition, error) {
+//
+// As the kernel (parse_extended): an EBR's boot flags are not checked, and
+// its third and fourth entries, which sometimes hold garbage, count only
+// when they lie inside both the EBR's region and the extended partition
+// (base, size). n is the next partition number, shared by every chain.
+func readLogical(r io.ReaderAt, sig uint32, base, size uint64, n *int) ([]Partition, error) {
 	var parts []Partition
 	seen := map[uint64]bool{}
-	n := 5
+	region := size // the current EBR's: the extended partition's, then each link's
 	for cur := base; ; {
 		if seen[cur] || len(seen) == mbrMaxEBRs {
 			return parts, fmt.Errorf("MBR: logical partition chain loops or has more than %d links, stopped at sector %d", mbrMaxEBRs, cur)
 		}
 		seen[cur] = true
-		_, entries, err := readMBRSector(r, cur)
+		_, entries, err := readMBRSector(r, cur, false)
 		if err != nil {
 			return parts, fmt.Errorf("MBR: logical partition table at sector %d: %w", cur, err)
 		}
 		var next *mbrEntry
 		for i, e := range entries {
+			start, length := uint64(e.start), uint64(e.length)
 			switch {
 			case !e.used():
 			case e.extended():
 				if next == nil {
 					next = &entries[i]
 				}
-			case n > 255:
+			case i >= 2 && (start+length > region || cur+start < base || cur+start+length > base+size):
+			case *n > 255:
 				return parts, fmt.Errorf("MBR: more than 255 partitions, stopped at sector %d", cur)
 			default:
-				parts = append(parts, mbrPartition(sig, n, cur, e))
-				n++
+				parts = append(parts, mbrPartition(sig, *n, cur, e))
+				*n++
 			}
 		}
 		if next == nil {
 			return parts, nil
 		}
-		cur = base + uint64(next.start)
+		cur, region = base+uint64(next.start), uint64(next.length)
 	}
 }
 
-// readMBRSector reads the 512-byte sector at lba and its four entries.
-func readMBRSector(r io.ReaderAt, lba uint64) ([]byte, [4]mbrEntry, error) {
+// readMBRSector reads the 512-byte sector at lba and its four entries;
+// checkBoot refuses a boot flag other than 0x00 and 0x80 (the kernel's
+// test of the first sector only).
+func readMBRSector(r io.ReaderAt, lba uint64, checkBoot bool) ([]byte, [4]mbrEntry, error) {
 	var entries [4]mbrEntry
 	b := make([]byte, mbrSector)
 	if lba > gptMaxLBA {
@@ -135,7 +147,7 @@ func readMBRSector(r io.ReaderAt, lba uint64) ([]byte, [4]mbrEntry, error) {
 	}
 	for i := range entries {
 		e := b[mbrTable+i*mbrEntrySize:][:mbrEntrySize]
-		if e[0] != 0 && e[0] != 0x80 {
+		if checkBoot && e[0] != 0 && e[0] != 0x80 {
 			return nil, entries, ErrNoMBR // boot code or a FAT boot sector, not a table
 		}
 		entries[i] = mbrEntry{boot: e[0], typ: e[4], start: binary.LittleEndian.Uint32(e[8:]), length: binary.LittleEndian.Uint32(e[12:])}

@@ -176,3 +176,38 @@ func openT(t *testing.T, path string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// TestReadMBRLikeTheKernel numbers logical partitions as the kernel's
+// parse_extended does (block/partitions/msdos.c), where it used to differ:
+// a sized entry of type 0 takes a number; every extended primary's chain
+// is read, numbered on; an EBR's boot flag is not checked; an EBR's third
+// or fourth entry counts only inside its region and the extended
+// partition. A root=PARTUUID=SSSSSSSS-NN of a logical partition named
+// another partition than the kernel's, or none.
+func TestReadMBRLikeTheKernel(t *testing.T) {
+	linux := mbrEntry{typ: 0x83, start: 2, length: 4}
+	for _, tc := range []struct {
+		name string
+		disk []byte
+		want string
+	}{
+		{"sized type 0", mbrDisk(1, map[int][4]mbrEntry{0: {{typ: 0x05, start: 8, length: 64}}, 8: {{typ: 0, start: 2, length: 2}, linux}}, 80),
+			"1:05@8 5:00@10 6:83@10"},
+		{"two extended primaries", mbrDisk(1, map[int][4]mbrEntry{0: {{typ: 0x05, start: 8, length: 16}, {typ: 0x0f, start: 32, length: 16}}, 8: {linux}, 32: {linux}}, 80),
+			"1:05@8 2:0f@32 5:83@10 6:83@34"},
+		{"EBR boot flag", mbrDisk(1, map[int][4]mbrEntry{0: {{typ: 0x05, start: 8, length: 16}}, 8: {{boot: 0x12, typ: 0x83, start: 2, length: 4}}}, 80),
+			"1:05@8 5:83@10"},
+		{"EBR garbage in entries 3 and 4", mbrDisk(1, map[int][4]mbrEntry{0: {{typ: 0x05, start: 8, length: 16}},
+			8: {linux, {}, {typ: 0x83, start: 100, length: 4}, {typ: 0x83, start: 6, length: 4}}}, 80),
+			"1:05@8 5:83@10 6:83@14"},
+	} {
+		parts, err := ReadMBR(bytes.NewReader(tc.disk))
+		var got []string
+		for _, p := range parts {
+			got = append(got, fmt.Sprintf("%d:%s@%d", p.Index, p.Type, p.FirstLBA))
+		}
+		if err != nil || strings.Join(got, " ") != tc.want {
+			t.Errorf("%s: %s, %v; want %s", tc.name, strings.Join(got, " "), err, tc.want)
+		}
+	}
+}
