@@ -24,6 +24,9 @@ type boot struct {
 	cfg   kargs.Config
 	// configured is set once the config phase parsed cfg (emergencyConfig).
 	configured atomic.Bool
+	// shellHeld is set once the emergency shell (or its wait for Enter)
+	// holds the console: the watchdog's lease is a human's from then on.
+	shellHeld atomic.Bool
 	// base is the configuration baked into the initramfs, before the
 	// command line: what the builder chose, not the boot's operator.
 	base  kargs.Config

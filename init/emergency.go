@@ -31,6 +31,7 @@ func (b *boot) emergency(err error) {
 	b.emergencyConfig()
 	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
 	if policy == kargs.EmergencyShell {
+		b.shellHeld.Store(true)
 		b.humanAtConsole() // the shell, or the wait for Enter, is a human's
 	}
 	if policy == kargs.EmergencyShell && !b.waitForInput() {

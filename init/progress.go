@@ -94,9 +94,13 @@ func (b *boot) progress() {
 	b.renewLease()
 }
 
-// renewLease gives the watchdog a new work lease.
+// renewLease gives the watchdog a new work lease; not once the emergency
+// shell holds the console (b.shellHeld): the boot sequence, still running
+// beside an emergency a goroutine's panic started, would otherwise replace
+// the shell's lease with a work lease that runs out under someone typing
+// (found by a hunting helper).
 func (b *boot) renewLease() {
-	if b.wd != nil {
+	if b.wd != nil && !b.shellHeld.Load() {
 		b.wd.feeder.Set(b.workLease(time.Now()))
 	}
 }

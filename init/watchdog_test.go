@@ -255,3 +255,22 @@ func TestLockedLeaseFromBakedTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestShellLeaseKept: once the emergency shell holds the console, the boot
+// sequence's progress (still running beside an emergency a goroutine's
+// panic started) leaves the shell's lease alone.
+func TestShellLeaseKept(t *testing.T) {
+	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+	b.wd = &watchdogState{feeder: watchdog.NewFeeder(watchdog.Lease{}, nil)}
+	b.progress()
+	if l := b.wd.feeder.Lease(); l.Human || l.Until.IsZero() {
+		t.Fatalf("lease %+v after progress: want a work lease (the check below can fail)", l)
+	}
+	b.shellHeld.Store(true)
+	b.humanAtConsole()
+	b.progress()
+	b.enterPhase("root")
+	if l := b.wd.feeder.Lease(); !l.Human {
+		t.Errorf("lease %+v after the sequence's progress under the shell: want the human's kept", l)
+	}
+}
