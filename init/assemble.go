@@ -67,7 +67,7 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		// The upper can make /dev or /var a symlink, which a mount would
 		// follow from the initramfs's root: the data partition's fault,
 		// handled as a bind that fails.
-		err = mounts.CheckMountPoints(layout.NewRoot, append(slices.Clone(mounts.APIFilesystems), datapart.BindPoints...)...)
+		err = mounts.CheckMountPoints(layout.NewRoot, layout.Lower, append(slices.Clone(mounts.APIFilesystems), datapart.BindPoints...)...)
 	}
 	if err == nil {
 		err = b.bindData(layout)

@@ -28,13 +28,13 @@ func (b *boot) emergency(err error) {
 		err = fmt.Errorf("boot sequence ended without switching root")
 	}
 	b.reportFailure(err)
-	b.emergencyConfig()
-	policy := emergencyPolicy(b.cfg.Emergency, b.baked != nil && b.baked.Locked)
+	opts := b.emergencyConfig()
+	policy := emergencyPolicy(opts.Emergency, opts.locked)
 	if policy == kargs.EmergencyShell {
 		b.shellHeld.Store(true)
 		b.humanAtConsole() // the shell, or the wait for Enter, is a human's
 	}
-	if policy == kargs.EmergencyShell && !b.waitForInput() {
+	if policy == kargs.EmergencyShell && !b.waitForInput(opts.EmergencyTimeout) {
 		policy = kargs.EmergencyReboot
 	}
 	if policy == kargs.EmergencyShell {
@@ -47,33 +47,44 @@ func (b *boot) emergency(err error) {
 // procCmdline is the kernel command line; a variable for tests.
 var procCmdline = "/proc/cmdline"
 
-// emergencyConfig gives a failure before the config phase (early mounts, a
-// loader's panic) the emergency options it would have had: the baked
-// command line's rd.emergency= and rd.emergency.timeout=, then the
-// kernel's, if /proc is there to read it. The zero configuration meant a
-// shell that waits forever on an unattended machine built with
-// rd.emergency=reboot, and a reboot for one built to power off (found by a
-// hunting helper). Without a readable baked configuration, locked, as the
-// config phase would be. Beside the sequence (a goroutine's panic) the
-// sequence may be in its config phase: left alone.
-func (b *boot) emergencyConfig() {
-	if b.configured.Load() || b.policyAside() {
-		return
+// emergencyOptions are what the emergency follows: rd.emergency=,
+// rd.emergency.timeout= and whether the initramfs is locked.
+type emergencyOptions struct {
+	Emergency        string
+	EmergencyTimeout time.Duration
+	locked           bool
+}
+
+// emergencyConfig is the configuration's emergency options, and gives a
+// failure before the config phase (early mounts, a loader's panic) the
+// ones it would have had: the baked command line's rd.emergency= and
+// rd.emergency.timeout=, then the kernel's, if /proc is there to read it.
+// The zero configuration meant a shell that waits forever on an unattended
+// machine built with rd.emergency=reboot, and a reboot for one built to
+// power off (found by a hunting helper). Without a readable baked
+// configuration, locked, as the config phase would be. It writes nothing
+// of the boot's: beside the sequence (a goroutine's panic) the sequence
+// may be in its config phase, so the baked configuration is read again.
+func (b *boot) emergencyConfig() emergencyOptions {
+	if b.configured.Load() {
+		return emergencyOptions{b.cfg.Emergency, b.cfg.EmergencyTimeout, b.baked != nil && b.baked.Locked}
 	}
 	baked := b.baked
-	if baked == nil {
+	if b.policyAside() || baked == nil {
 		var err error
-		if baked, err = bakedconf.Load(bakedconf.Path); err != nil {
+		if baked, err = bakedconf.Load(bakedPath); err != nil {
 			baked = &bakedconf.Config{Version: bakedconf.Version, Locked: true}
 		}
-		b.baked = baked
 	}
 	cfg, _ := kargs.FromBaked(baked.Cmdline, baked.Locked)
 	if cmdline, err := os.ReadFile(procCmdline); err == nil {
 		cfg, _ = kargs.Parse(strings.TrimSpace(string(cmdline)), cfg, baked.Locked)
 	}
-	b.cfg.Emergency, b.cfg.EmergencyTimeout = cfg.Emergency, cfg.EmergencyTimeout
+	return emergencyOptions{cfg.Emergency, cfg.EmergencyTimeout, baked.Locked}
 }
+
+// bakedPath is the baked configuration; a variable for tests.
+var bakedPath = bakedconf.Path
 
 // reportFailure waits a little for the background loads, says that the
 // boot failed and writes the failure's report (report.go).
@@ -121,12 +132,11 @@ func (b *boot) shellPath() string {
 // waitForInput implements rd.emergency.timeout: an unattended machine must
 // not sit in a shell forever, so with a timeout the shell starts only when
 // someone presses Enter in time. It reports whether to start the shell.
-func (b *boot) waitForInput() bool {
+func (b *boot) waitForInput(t time.Duration) bool {
 	if b.shellPath() == "" {
 		b.log.Console("keel: no emergency shell in this initramfs (mkinitrd --shell)")
 		return false
 	}
-	t := b.cfg.EmergencyTimeout
 	if t <= 0 {
 		return true
 	}

@@ -86,35 +86,48 @@ func TestSyncThen(t *testing.T) {
 // TestEmergencyConfigBeforeTheConfigPhase: a failure before the config
 // phase follows the baked rd.emergency= and rd.emergency.timeout=, then
 // the kernel's command line when /proc can be read; it used to take the
-// zero configuration, a shell that waits forever. Once the config phase
-// ran, its configuration stands.
+// zero configuration, a shell that waits forever. So does one beside the
+// sequence (a loader's panic in early-mounts), which reads the baked
+// configuration again rather than the boot's. Once the config phase ran,
+// its configuration stands.
 func TestEmergencyConfigBeforeTheConfigPhase(t *testing.T) {
-	old := procCmdline
-	t.Cleanup(func() { procCmdline = old })
+	oldCmdline, oldBaked := procCmdline, bakedPath
+	t.Cleanup(func() { procCmdline, bakedPath = oldCmdline, oldBaked })
 	dir := t.TempDir()
+	bakedPath = filepath.Join(dir, "initrd.json")
+	baked := &bakedconf.Config{Version: bakedconf.Version, Cmdline: "rd.emergency=reboot rd.emergency.timeout=30"}
+	raw, err := baked.Marshal()
+	must(t, err)
+	must(t, os.WriteFile(bakedPath, raw, 0o644))
 	for _, tc := range []struct {
 		name, kernel string // kernel "" : /proc not mounted
 		configured   bool
+		aside        bool
 		policy       string
 		timeout      time.Duration
 	}{
-		{"baked, no /proc", "", false, kargs.EmergencyReboot, 30 * time.Second},
-		{"the kernel's over the baked", "quiet rd.emergency=poweroff", false, kargs.EmergencyPoweroff, 30 * time.Second},
-		{"after the config phase", "rd.emergency=poweroff", true, kargs.EmergencyShell, 0},
+		{"baked, no /proc", "", false, false, kargs.EmergencyReboot, 30 * time.Second},
+		{"the kernel's over the baked", "quiet rd.emergency=poweroff", false, false, kargs.EmergencyPoweroff, 30 * time.Second},
+		{"beside the sequence", "", false, true, kargs.EmergencyReboot, 30 * time.Second},
+		{"after the config phase", "rd.emergency=poweroff", true, false, kargs.EmergencyShell, 0},
 	} {
 		procCmdline = filepath.Join(dir, "missing")
 		if tc.kernel != "" {
 			procCmdline = filepath.Join(dir, "cmdline")
 			must(t, os.WriteFile(procCmdline, []byte(tc.kernel+"\n"), 0o644))
 		}
-		b := &boot{baked: &bakedconf.Config{Cmdline: "rd.emergency=reboot rd.emergency.timeout=30"}, log: newLogger(nil)}
+		b := &boot{baked: baked, log: newLogger(nil)}
+		if tc.aside {
+			b.baked = nil // the sequence's, not to be read beside it
+			b.guard().aside = true
+		}
 		if tc.configured {
 			b.cfg = kargs.Defaults()
 			b.configured.Store(true)
 		}
-		b.emergencyConfig()
-		if got := emergencyPolicy(b.cfg.Emergency, false); got != tc.policy || b.cfg.EmergencyTimeout != tc.timeout {
-			t.Errorf("%s: policy %s, timeout %v; want %s, %v", tc.name, got, b.cfg.EmergencyTimeout, tc.policy, tc.timeout)
+		o := b.emergencyConfig()
+		if got := emergencyPolicy(o.Emergency, o.locked); got != tc.policy || o.EmergencyTimeout != tc.timeout {
+			t.Errorf("%s: policy %s, timeout %v; want %s, %v", tc.name, got, o.EmergencyTimeout, tc.policy, tc.timeout)
 		}
 	}
 }

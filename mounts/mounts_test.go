@@ -279,3 +279,53 @@ func TestFreeInitramfsKeepsNewRoot(t *testing.T) {
 		t.Errorf("new root damaged: %v", err)
 	}
 }
+
+// TestCheckMountPoints: a mount point of the new root must be a directory
+// or absent; a symlink or a file the upper layer put there is refused,
+// named; the image's own link (the same link in the lower layer: /home ->
+// var/home, OSTree's layout) is the image's, and stays.
+func TestCheckMountPoints(t *testing.T) {
+	newRoot, lower := t.TempDir(), t.TempDir()
+	for _, d := range []string{"dev", "proc", "var/home"} {
+		if err := os.MkdirAll(filepath.Join(newRoot, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, root := range []string{newRoot, lower} {
+		if err := os.Symlink("var/home", filepath.Join(root, "home")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CheckMountPoints(newRoot, lower, "/dev", "/proc", "/sys", "/home"); err != nil {
+		t.Errorf("directories, an absent /sys and the image's /home link: %v", err)
+	}
+	for _, tc := range []struct{ rel, link, file, want string }{
+		{rel: "/var", link: "/", want: "the mount point /var in the new root is a symlink, expected a directory"},
+		{rel: "/run", file: "x", want: "the mount point /run in the new root is a regular file"},
+		{rel: "/sys", link: "/", want: "/sys in the new root is a symlink"},
+	} {
+		p := filepath.Join(newRoot, tc.rel)
+		os.RemoveAll(p)
+		var err error
+		if tc.link != "" {
+			err = os.Symlink(tc.link, p)
+		} else {
+			err = os.WriteFile(p, []byte(tc.file), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckMountPoints(newRoot, lower, tc.rel); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.rel, err, tc.want)
+		}
+		os.RemoveAll(p)
+	}
+	// The image's link changed by the upper is the upper's.
+	os.Remove(filepath.Join(newRoot, "home"))
+	if err := os.Symlink("/", filepath.Join(newRoot, "home")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMountPoints(newRoot, lower, "/home"); err == nil {
+		t.Error("an upper's /home -> / over the image's /home -> var/home was taken")
+	}
+}

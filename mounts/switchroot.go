@@ -89,21 +89,33 @@ func inRoot(err error, newRoot, p string) error {
 
 // CheckMountPoints checks that each of rels (absolute paths of one
 // component, such as /dev) in newRoot is a directory or absent, never a
-// symlink or a file: a mount there would follow the symlink from the
-// initramfs's root, not newRoot's, and move /dev or bind /var to a place
-// the new root's layers chose.
-func CheckMountPoints(newRoot string, rels ...string) error {
+// symlink or a file, unless the image at lower has the same there: a mount
+// there would follow a symlink from the initramfs's root, not newRoot's,
+// and move /dev or bind /var to a place the upper layer chose. The image's
+// own links (/home -> var/home, as OSTree lays it out) are the image's to
+// choose, signed with it, and stay as they worked before.
+func CheckMountPoints(newRoot, lower string, rels ...string) error {
 	for _, rel := range rels {
 		fi, err := os.Lstat(filepath.Join(newRoot, rel))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
 			return fmt.Errorf("the mount point %s in the new root: %w", rel, inRoot(err, newRoot, rel))
-		case !fi.IsDir():
+		case !fi.IsDir() && !sameLink(filepath.Join(newRoot, rel), filepath.Join(lower, rel)):
 			return fmt.Errorf("the mount point %s in the new root is a %s, expected a directory", rel, Kind(fi.Mode()))
 		}
 	}
 	return nil
+}
+
+// sameLink reports whether a and b are both symlinks to the same target.
+func sameLink(a, b string) bool {
+	ta, err := os.Readlink(a)
+	if err != nil {
+		return false
+	}
+	tb, err := os.Readlink(b)
+	return err == nil && ta == tb
 }
 
 // Kind names a file type for messages.

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -301,16 +302,21 @@ func TestInstallRefusesRollback(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "rollback index 3, below this machine's floor 5") || !strings.Contains(r.stderr, "nothing was written") {
 		t.Errorf("install of index 3 over floor 5: exit %d, %s", r.code, r.stderr)
 	}
-	// set-next of the slot holding index 3 is refused as well: a locked
-	// init would refuse to boot it, the trial only retiring the slot.
+	// On a locked machine set-next of the slot holding index 3 is refused
+	// as well: its init would refuse to boot it, the trial only retiring
+	// the slot. Unlocked, the init boots it with a warning: a rollback to
+	// a formerly good image stays possible.
 	before := statusJSON(t, "--disk", disk)
-	r = slotctl(t, nil, "set-next", "a", "--disk", disk)
+	locked := writeReport(t, dir, report.Report{Locked: true})
+	r = slotctl(t, nil, "set-next", "a", "--disk", disk, "--boot-report", locked)
 	if r.code != 1 || !strings.Contains(r.stderr, "rollback index 3, below this machine's floor 5") {
-		t.Errorf("set-next of index 3 over floor 5: exit %d, %s", r.code, r.stderr)
+		t.Errorf("locked: set-next of index 3 over floor 5: exit %d, %s", r.code, r.stderr)
 	}
 	if after := statusJSON(t, "--disk", disk); !reflect.DeepEqual(before, after) {
 		t.Errorf("the refused set-next changed the state: %+v, then %+v", before, after)
 	}
+	unlocked := writeReport(t, filepath.Join(dir, "old"), report.Report{})
+	mustRun(t, nil, "set-next", "a", "--disk", disk, "--boot-report", unlocked)
 	if r := slotctl(t, nil, "seal", "--image", oldImg, "--out", oldVer, "--rollback-index", "4294967296"); r.code == 0 {
 		t.Error("seal accepted a rollback index above 2^32-1")
 	}
@@ -546,8 +552,13 @@ func TestStateLock(t *testing.T) {
 		t.Error("the refused mark-good wrote the state")
 	}
 	stateLockWait = time.Hour // a hang guard: the holder lets go below
+	waiting := make(chan struct{})
+	var once sync.Once
+	lockWaiting = func() { once.Do(func() { close(waiting) }) }
+	t.Cleanup(func() { lockWaiting = nil })
 	done := make(chan result, 1)
 	go func() { done <- slotctl(t, nil, "mark-good", "a", "--disk", disk) }()
+	<-waiting // mark-good found the lock held: it waits, then goes on
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
 		t.Fatal(err)
 	}
@@ -556,6 +567,17 @@ func TestStateLock(t *testing.T) {
 	}
 	if v := statusJSON(t, "--disk", disk); !v.Slots[0].Good {
 		t.Error("mark-good after the wait did not write the state")
+	}
+	// The running system's lock file is root's alone: flock needs no
+	// write permission, so one others could open, any user could hold.
+	root := t.TempDir()
+	unlock, err := (&target{root: root}).lockState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if fi, err := os.Stat(filepath.Join(root, "run/keel/slotctl.lock")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the lock file: %v, %v: want mode 0600", fi, err)
 	}
 }
 

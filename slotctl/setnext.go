@@ -34,12 +34,15 @@ func runSetNext(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A locked init refuses an image below the rollback floor, so on a
+	// locked machine the trial would only retire the slot (found by a
+	// hunting helper). Unlocked, it boots one with a warning: a rollback
+	// to a formerly good image of a lower index stays possible.
+	r, _ := t.bootReport()
+	locked := r != nil && r.Locked
 	s, err := t.withState(func(s *bootstate.State) error {
-		// As install does: a locked init refuses an image below the
-		// floor, so the trial would only retire the slot (found by a
-		// hunting helper).
-		if err := checkFloor(h, s.RollbackFloor, string(x.VerityLabel())); err != nil {
-			return fmt.Errorf("%w: refusing to boot slot %s next", err, x)
+		if err := checkFloor(h, s.RollbackFloor, string(x.VerityLabel())); locked && err != nil {
+			return fmt.Errorf("%w: this machine's initramfs is locked and would refuse it: refusing to boot slot %s next", err, x)
 		}
 		return s.SetNext(x, *tries, h.ImageID)
 	})

@@ -216,7 +216,7 @@ func (t *target) claimDisk(write bool) error {
 	}
 	f, err := os.OpenFile(t.disk, os.O_RDONLY|unix.O_EXCL, 0)
 	if errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("--disk %s: a partition of this disk is mounted or mapped (the running system's disk?): refusing to write it; on the running system, leave --disk out: %w", t.disk, err)
+		return fmt.Errorf("--disk %s: a partition of this disk is mounted or mapped (the running system's disk?), or another program (another slotctl --disk?) holds the disk: refusing to write it; on the running system, leave --disk out: %w", t.disk, err)
 	}
 	if err != nil {
 		return fmt.Errorf("--disk %s: %w", t.disk, err)
@@ -230,6 +230,10 @@ func (t *target) claimDisk(write bool) error {
 // read and write of the state, not for an install's copy.
 var stateLockWait = 30 * time.Second
 
+// lockWaiting, when not nil, is called each time lockState finds the lock
+// held (tests).
+var lockWaiting func()
+
 // lockState serializes the changes of the boot state between slotctl
 // processes: keel-mark-good.service and an update agent's set-next or
 // install may run at once, and the second one's exclusive open of the
@@ -237,7 +241,7 @@ var stateLockWait = 30 * time.Second
 // by a hunting helper). The lock is an flock on the bootstate file
 // (--bootstate), the disk image (--disk), or /run/keel/slotctl.lock.
 func (t *target) lockState() (unlock func(), err error) {
-	path, flag := filepath.Join(t.root, "run/keel/slotctl.lock"), os.O_RDONLY
+	path, flag := filepath.Join(t.root, "run/keel/slotctl.lock"), os.O_RDONLY|unix.O_NOFOLLOW
 	switch {
 	case t.bootstate != "":
 		path = t.bootstate
@@ -249,15 +253,27 @@ func (t *target) lockState() (unlock func(), err error) {
 		}
 		flag |= os.O_CREATE
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	// Root's alone: flock needs no write permission, so a lock file others
+	// can open is one any local user could hold, every mark-good then
+	// failing (found in review).
+	f, err := os.OpenFile(path, flag, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("the boot state's lock: %w", err)
+	}
+	if flag&os.O_CREATE != 0 {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("the boot state's lock: %w", err)
+		}
 	}
 	deadline := time.Now().Add(stateLockWait)
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			return func() { f.Close() }, nil
+		}
+		if lockWaiting != nil && errors.Is(err, unix.EWOULDBLOCK) {
+			lockWaiting()
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
 			f.Close()
