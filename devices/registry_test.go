@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,6 +279,15 @@ func TestWaitAllNamesEveryMissingDevice(t *testing.T) {
 func TestChangeEventReprobes(t *testing.T) {
 	needTool(t, "mkfs.ext4")
 	ext4 := mkfsImage(8<<20, "mkfs.ext4", "-q", "-F", "-L", "late", "-U", fsUUID)(t, t.TempDir())
+	var probes atomic.Int32
+	defer func(f func(*probeJob)) { runProbe = f }(runProbe)
+	run := runProbe
+	runProbe = func(j *probeJob) {
+		if j.name == "vdc" {
+			probes.Add(1)
+		}
+		run(j)
+	}
 	fs := newFakeSystem(t)
 	fs.file(t, "vdc", "")
 	fs.sendHandled(ev(t, "add", "vdc", "", 0, ""))
@@ -286,18 +296,29 @@ func TestChangeEventReprobes(t *testing.T) {
 	if _, err := fs.reg.WaitFor(ctx, spec(t, "LABEL=late")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("empty vdc: err = %v, want a timeout", err)
 	}
+	probed := func() probeState {
+		fs.reg.mu.Lock()
+		defer fs.reg.mu.Unlock()
+		return fs.reg.devs["vdc"].probe
+	}
+	for deadline := time.Now().Add(time.Minute); probed() != probeDone; time.Sleep(time.Millisecond) { // a hang guard
+		if time.Now().After(deadline) {
+			t.Fatal("the probe of the empty vdc never ended")
+		}
+	}
 	fs.file(t, "vdc", ext4)
 	fs.sendHandled(ev(t, "add", "vdc", "", 0, "")) // coldplug again: same device, same contents assumed
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel2()
-	if _, err := fs.reg.WaitFor(ctx2, spec(t, "LABEL=late")); err == nil {
-		t.Fatalf("a repeated add re-probed the device; it should keep the cached probe")
+	if st, n := probed(), probes.Load(); st != probeDone || n != 1 {
+		t.Fatalf("after a repeated add: probe state %v, %d probes: want the cached probe kept, 1 probe", st, n)
 	}
 	fs.send(ev(t, "change", "vdc", "", 0, ""))
 	ctx3, cancel3 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel3()
 	if p, err := fs.reg.WaitFor(ctx3, spec(t, "LABEL=late")); err != nil || p != filepath.Join(fs.dev, "vdc") {
 		t.Fatalf("after change: WaitFor = %q, %v", p, err)
+	}
+	if n := probes.Load(); n != 2 {
+		t.Errorf("%d probes of vdc, want 2 (the change re-probes)", n)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -79,56 +80,59 @@ func TestPrefetchType(t *testing.T) {
 // flight instead of loading it again, and background failures reach the
 // report when the boot waits for them.
 func TestBackgroundLoading(t *testing.T) {
-	plan := []bakedconf.Module{{Name: "virtio_blk", Path: "/m/virtio_blk.ko"}, {Name: "crc16", Path: "/m/crc16.ko"},
-		{Name: "ext4", Path: "/m/ext4.ko", Deps: []string{"crc16"}}, {Name: "usb_storage", Path: "/m/usb_storage.ko"}}
-	var mu sync.Mutex
-	loads := map[string]int{}
-	release := make(chan struct{})
-	loader := func(path, _ string) error {
-		if path == "/m/crc16.ko" {
-			<-release
+	synctest.Test(t, func(t *testing.T) {
+		plan := []bakedconf.Module{{Name: "virtio_blk", Path: "/m/virtio_blk.ko"}, {Name: "crc16", Path: "/m/crc16.ko"},
+			{Name: "ext4", Path: "/m/ext4.ko", Deps: []string{"crc16"}}, {Name: "usb_storage", Path: "/m/usb_storage.ko"}}
+		var mu sync.Mutex
+		loads := map[string]int{}
+		release := make(chan struct{})
+		loader := func(path, _ string) error {
+			if path == "/m/crc16.ko" {
+				<-release
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			loads[path]++
+			if path == "/m/usb_storage.ko" {
+				return errors.New("no such device")
+			}
+			return nil
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		loads[path]++
-		if path == "/m/usb_storage.ko" {
-			return errors.New("no such device")
+		var console bytes.Buffer
+		b := &boot{log: newLogger(&console), rep: &report.Report{}, baked: &bakedconf.Config{Modules: plan}}
+		b.mods = &kmod.Session{Root: "/", Loader: loader}
+		b.background(plan)
+		done := make(chan struct{})
+		var released atomic.Bool
+		go func() {
+			b.need("ext4")
+			if !released.Load() {
+				t.Error("need(ext4) returned while crc16 was still loading")
+			}
+			close(done)
+		}()
+		// The verdict is the order of the two events, not a clock: once every
+		// other goroutine of the bubble is blocked, a need that did not wait
+		// has returned already, and is caught.
+		synctest.Wait()
+		released.Store(true)
+		close(release)
+		<-done
+		if !b.waitBackground(-1) {
+			t.Error("waitBackground(-1) did not wait")
 		}
-		return nil
-	}
-	var console bytes.Buffer
-	b := &boot{log: newLogger(&console), rep: &report.Report{}, baked: &bakedconf.Config{Modules: plan}}
-	b.mods = &kmod.Session{Root: "/", Loader: loader}
-	b.background(plan)
-	done := make(chan struct{})
-	var released atomic.Bool
-	go func() {
-		b.need("ext4")
-		if !released.Load() {
-			t.Error("need(ext4) returned while crc16 was still loading")
+		for path, n := range loads {
+			if n != 1 {
+				t.Errorf("%s loaded %d times", path, n)
+			}
 		}
-		close(done)
-	}()
-	// The verdict is the order of the two events, not a clock: the pause
-	// only gives a need that does not wait the time to return early.
-	time.Sleep(10 * time.Millisecond)
-	released.Store(true)
-	close(release)
-	<-done
-	if !b.waitBackground(-1) {
-		t.Error("waitBackground(-1) did not wait")
-	}
-	for path, n := range loads {
-		if n != 1 {
-			t.Errorf("%s loaded %d times", path, n)
+		if len(loads) != 4 {
+			t.Errorf("loaded %v, want the 4 modules once each", loads)
 		}
-	}
-	if len(loads) != 4 {
-		t.Errorf("loaded %v, want the 4 modules once each", loads)
-	}
-	if len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "usb_storage") {
-		t.Errorf("warnings %q: want the background failure of usb_storage", b.rep.Warnings)
-	}
+		if len(b.rep.Warnings) != 1 || !strings.Contains(b.rep.Warnings[0], "usb_storage") {
+			t.Errorf("warnings %q: want the background failure of usb_storage", b.rep.Warnings)
+		}
+	})
 }
 
 // TestWaitBackgroundLimit: the emergency path's bounded wait gives up on a

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -174,55 +175,57 @@ func TestLoadResolvedPlan(t *testing.T) {
 // and a failure is reported by the call that loaded the module, while the
 // other call's dependents of it fail with ErrDependency.
 func TestSessionSharesModules(t *testing.T) {
-	plan := []bakedconf.Module{mod("crc16"), mod("mbcache"), mod("jbd2"), mod("ext4", "crc16", "mbcache", "jbd2"), mod("virtio"), mod("virtio_blk", "virtio")}
-	r := newRecorder(t, plan)
-	release := make(chan struct{})
-	started := make(chan struct{})
-	var loads sync.Map
-	r.hold = func(path string) {
-		if n, _ := loads.LoadOrStore(path, 0); n.(int) != 0 {
-			t.Errorf("%s loaded twice", path)
+	synctest.Test(t, func(t *testing.T) {
+		plan := []bakedconf.Module{mod("crc16"), mod("mbcache"), mod("jbd2"), mod("ext4", "crc16", "mbcache", "jbd2"), mod("virtio"), mod("virtio_blk", "virtio")}
+		r := newRecorder(t, plan)
+		release := make(chan struct{})
+		started := make(chan struct{})
+		var loads sync.Map
+		r.hold = func(path string) {
+			if n, _ := loads.LoadOrStore(path, 0); n.(int) != 0 {
+				t.Errorf("%s loaded twice", path)
+			}
+			loads.Store(path, 1)
+			if strings.HasSuffix(path, "/jbd2.ko") {
+				close(started)
+				<-release
+			}
 		}
-		loads.Store(path, 1)
-		if strings.HasSuffix(path, "/jbd2.ko") {
-			close(started)
-			<-release
+		r.fail["jbd2"] = errors.New("no memory")
+		s := &Session{Root: "/root", Loader: r.load}
+		background := make(chan []error)
+		go func() { background <- s.Load(plan) }() // the init's eager load
+		<-started                                  // jbd2 is loading in the background
+		foreground := make(chan []error)
+		var released atomic.Bool
+		go func() {
+			errs := s.Load(Closure(plan, "ext4"))
+			if !released.Load() {
+				t.Errorf("the foreground load returned %v while jbd2 was still loading", errs)
+			}
+			foreground <- errs
+		}()
+		// The verdict is the order of the two events, not a clock: once
+		// every other goroutine of the bubble is blocked, a foreground Load
+		// that did not wait has returned already, and is caught.
+		synctest.Wait()
+		released.Store(true)
+		close(release)
+		bg, fg := <-background, <-foreground
+		if len(bg) != 2 || !strings.Contains(bg[0].Error(), "jbd2") || !errors.Is(bg[1], ErrDependency) {
+			t.Errorf("background errors %v: want jbd2's failure and ext4's dependency failure", bg)
 		}
-	}
-	r.fail["jbd2"] = errors.New("no memory")
-	s := &Session{Root: "/root", Loader: r.load}
-	background := make(chan []error)
-	go func() { background <- s.Load(plan) }() // the init's eager load
-	<-started                                  // jbd2 is loading in the background
-	foreground := make(chan []error)
-	var released atomic.Bool
-	go func() {
-		errs := s.Load(Closure(plan, "ext4"))
-		if !released.Load() {
-			t.Errorf("the foreground load returned %v while jbd2 was still loading", errs)
+		// ext4 belongs to whichever call took it first; either way the
+		// foreground sees no module loaded twice and reports only its own.
+		for _, err := range fg {
+			if strings.Contains(err.Error(), "no memory") {
+				t.Errorf("foreground reports jbd2's own failure, which the background call loaded: %v", err)
+			}
 		}
-		foreground <- errs
-	}()
-	// The verdict is the order of the two events, not a clock: the pause
-	// only gives a foreground Load that does not wait the time to return
-	// early and be caught.
-	time.Sleep(10 * time.Millisecond)
-	released.Store(true)
-	close(release)
-	bg, fg := <-background, <-foreground
-	if len(bg) != 2 || !strings.Contains(bg[0].Error(), "jbd2") || !errors.Is(bg[1], ErrDependency) {
-		t.Errorf("background errors %v: want jbd2's failure and ext4's dependency failure", bg)
-	}
-	// ext4 belongs to whichever call took it first; either way the
-	// foreground sees no module loaded twice and reports only its own.
-	for _, err := range fg {
-		if strings.Contains(err.Error(), "no memory") {
-			t.Errorf("foreground reports jbd2's own failure, which the background call loaded: %v", err)
+		if got := len(r.order); got != len(plan)-1 { // ext4 never starts
+			t.Errorf("%d modules loaded (%v), want %d", got, r.order, len(plan)-1)
 		}
-	}
-	if got := len(r.order); got != len(plan)-1 { // ext4 never starts
-		t.Errorf("%d modules loaded (%v), want %d", got, r.order, len(plan)-1)
-	}
+	})
 }
 
 func TestSessionSecondCallIsFree(t *testing.T) {
