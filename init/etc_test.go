@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/report"
 )
 
 // The merge starts from a snapshot only when the old upper's upper/ and
@@ -232,4 +234,39 @@ func TestInPlaceOrCopy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMergedFrom: whatever an upper's record holds (the data partition's
+// bytes), the set-aside decision never panics; an upper without a record
+// stays, one whose record cannot be read or parsed is set aside (moved,
+// not lost), and a record the init wrote sets aside exactly the copies of
+// the last good image's /etc.
+func FuzzMergedFrom(f *testing.F) {
+	f.Add([]byte(`{"from_slot":"b","from_image":"B1"}`), "b", "B1", "b", "B1")
+	f.Add([]byte(`{"from_slot":"b","from_image":"B0"}`), "b", "B1", "a", "A")
+	f.Add([]byte("\x00{"), "a", "x", "a", "x")
+	f.Fuzz(func(t *testing.T, record []byte, lgSlot, lgID, fromSlot, fromImage string) {
+		lg := bootstate.LastGood{Slot: bootstate.Slot(lgSlot), ImageID: lgID}
+		stale := mergedFrom(lg)
+		if stale(nil, fs.ErrNotExist) {
+			t.Fatal("an upper no merge made was set aside")
+		}
+		if !stale(record, errors.New("EIO")) {
+			t.Fatal("an upper whose record cannot be read was kept where the next boot reuses it")
+		}
+		m, err := report.ParseEtcMerge(record)
+		if got := stale(record, nil); err != nil && !got || err == nil && got != (m.FromSlot == lgSlot && m.FromImage == lgID) {
+			t.Fatalf("record %q (%+v, %v), last good %s/%s: set aside %v", record, m, err, lgSlot, lgID, got)
+		}
+		if !utf8.ValidString(fromSlot + fromImage + lgSlot + lgID) {
+			return // slot names and image ids are checked text; JSON would replace such bytes
+		}
+		written, err := (&report.EtcMerge{FromSlot: fromSlot, FromImage: fromImage}).Marshal()
+		if err != nil {
+			return // not a string the writer takes
+		}
+		if got, want := stale(written, nil), fromSlot == lgSlot && fromImage == lgID; got != want {
+			t.Fatalf("the init's record from %s/%s, last good %s/%s: set aside %v, want %v", fromSlot, fromImage, lgSlot, lgID, got, want)
+		}
+	})
 }

@@ -74,3 +74,21 @@ func TestSetPanicTimeout(t *testing.T) {
 		t.Errorf("console %q: want the failure named", console.String())
 	}
 }
+
+// FuzzPanicGiven: a command line that starts with panic=N gives the panic
+// timeout, one whose first word is "--" (what follows is the init's) does
+// not, and no command line makes it panic.
+func FuzzPanicGiven(f *testing.F) {
+	f.Add("console=ttyS0 panic=-1")
+	f.Add(`a="panic=5 b" -- panic=3`)
+	f.Add("sysctl.kernel.panic=0")
+	f.Fuzz(func(t *testing.T, rest string) {
+		panicGiven(rest)
+		if !panicGiven("panic=5 " + rest) {
+			t.Fatalf("panic=5 %s: not given", rest)
+		}
+		if panicGiven("-- " + rest) {
+			t.Fatalf("-- %s: given, though after -- everything is the init's", rest)
+		}
+	})
+}

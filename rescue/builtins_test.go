@@ -3,6 +3,7 @@
 package rescue
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,4 +217,29 @@ func TestLsblkReadsSysfs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestParseSize: dd's and hexdump's sizes; a bad one is named as typed.
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"512": 512, "4k": 4096, "4K": 4096, "1M": 1 << 20, "2G": 2 << 30, "0x1000": 4096} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "xM", "-1", "1T", "9999999999G"} {
+		if _, err := parseSize(in); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q is not a size", in)) {
+			t.Errorf("parseSize(%q): %v, want it refused, named as typed", in, err)
+		}
+	}
+}
+
+// FuzzParseSize: no text overflows a size or makes it negative.
+func FuzzParseSize(f *testing.F) {
+	f.Add("4k")
+	f.Add("0x3fffffffffffffffG")
+	f.Fuzz(func(t *testing.T, in string) {
+		if n, err := parseSize(in); err == nil && (n < 0 || n > 1<<62) {
+			t.Fatalf("parseSize(%q) = %d", in, n)
+		}
+	})
 }

@@ -64,7 +64,7 @@ func eachInput(sio stdio, name string, files []string, fn func(r io.Reader, file
 // parseSize reads a byte count with an optional k, M or G suffix (powers
 // of 1024) or 0x hex.
 func parseSize(v string) (int64, error) {
-	mult := int64(1)
+	given, mult := v, int64(1)
 	switch {
 	case strings.HasSuffix(v, "k") || strings.HasSuffix(v, "K"):
 		mult, v = 1<<10, v[:len(v)-1]
@@ -75,7 +75,7 @@ func parseSize(v string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 0, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size (512, 4k, 1M, 0x1000)", v)
+		return 0, fmt.Errorf("%q is not a size (512, 4k, 1M, 0x1000)", given)
 	}
 	return n * mult, nil
 }

@@ -169,3 +169,37 @@ func FuzzModinfo(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFindFirmware: whatever firmware names a module declares, what is
+// found lies under fwDir and goes under /lib/firmware: a name never leads
+// out of either; every name is found or missing, once.
+func FuzzFindFirmware(f *testing.F) {
+	f.Add("iwlwifi-9000.ucode", "../../etc/shadow")
+	f.Add("/abs/x.bin", "a/../../b")
+	f.Add("ok.bin", "ok.bin")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		root := t.TempDir()
+		fw := filepath.Join(root, "lib", "firmware")
+		for _, p := range []string{filepath.Join(fw, "ok.bin"), filepath.Join(fw, "sub", "x.bin.zst"), filepath.Join(root, "etc", "shadow"), filepath.Join(root, "b")} {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		found, missing := FindFirmware(fw, []string{a, b})
+		for _, ff := range found {
+			if !strings.HasPrefix(ff.Source, fw+"/") || !strings.HasPrefix(ff.Path, "/lib/firmware/") || strings.Contains(ff.Path, "..") {
+				t.Fatalf("names %q, %q: found %+v outside the firmware directory", a, b, ff)
+			}
+		}
+		want := 2
+		if a == b {
+			want = 1
+		}
+		if len(found)+len(missing) != want {
+			t.Fatalf("names %q, %q: found %v, missing %v", a, b, found, missing)
+		}
+	})
+}
