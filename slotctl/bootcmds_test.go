@@ -233,7 +233,13 @@ func TestRunningSystemFlags(t *testing.T) {
 		t.Errorf("mark-good in single mode: %s", out)
 	}
 	rep := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a"})
-	mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", rep)
+	// --bootstate through a symlink, as /dev/disk/by-partlabel/bootstate
+	// is: the state's lock follows it.
+	link := filepath.Join(dir, "by-partlabel-bootstate")
+	if err := os.Symlink(state, link); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, nil, "mark-good", "--bootstate", link, "--boot-report", rep)
 	r = slotctl(t, nil, "mark-good", "b", "--bootstate", state, "--boot-report", rep)
 	if r.code != 1 || !strings.Contains(r.stderr, "slot b is not the running slot (a)") {
 		t.Errorf("mark-good b while a runs: exit %d, %s", r.code, r.stderr)

@@ -241,7 +241,7 @@ var lockWaiting func()
 // by a hunting helper). The lock is an flock on the bootstate file
 // (--bootstate), the disk image (--disk), or /run/keel/slotctl.lock.
 func (t *target) lockState() (unlock func(), err error) {
-	path, flag := filepath.Join(t.root, "run/keel/slotctl.lock"), os.O_RDONLY|unix.O_NOFOLLOW
+	path, flag := filepath.Join(t.root, "run/keel/slotctl.lock"), os.O_RDONLY
 	switch {
 	case t.bootstate != "":
 		path = t.bootstate
@@ -251,7 +251,10 @@ func (t *target) lockState() (unlock func(), err error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("the boot state's lock: %w", err)
 		}
-		flag |= os.O_CREATE
+		// keel's own file: never through a symlink planted there. The
+		// operator's --bootstate and --disk may well be symlinks
+		// (/dev/disk/by-partlabel/…).
+		flag |= os.O_CREATE | unix.O_NOFOLLOW
 	}
 	// Root's alone: flock needs no write permission, so a lock file others
 	// can open is one any local user could hold, every mark-good then
