@@ -41,6 +41,10 @@ func (b *boot) emergency(err error) {
 		b.shell()
 		policy = kargs.EmergencyReboot
 	}
+	// The console is nobody's any more: the halt is work, under a work
+	// lease (a reboot(2) that fails then ends in the watchdog's reset).
+	b.shellHeld.Store(false)
+	b.progress()
 	b.halt(policy)
 }
 
@@ -69,8 +73,11 @@ func (b *boot) emergencyConfig() emergencyOptions {
 	if b.configured.Load() {
 		return emergencyOptions{b.cfg.Emergency, b.cfg.EmergencyTimeout, b.baked != nil && b.baked.Locked}
 	}
-	baked := b.baked
-	if b.policyAside() || baked == nil {
+	var baked *bakedconf.Config
+	if !b.policyAside() {
+		baked = b.baked // beside the sequence, its config phase may be writing it
+	}
+	if baked == nil {
 		var err error
 		if baked, err = bakedconf.Load(bakedPath); err != nil {
 			baked = &bakedconf.Config{Version: bakedconf.Version, Locked: true}

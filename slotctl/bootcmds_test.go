@@ -564,7 +564,11 @@ func TestStateLock(t *testing.T) {
 	t.Cleanup(func() { lockWaiting = nil })
 	done := make(chan result, 1)
 	go func() { done <- slotctl(t, nil, "mark-good", "a", "--disk", disk) }()
-	<-waiting // mark-good found the lock held: it waits, then goes on
+	select { // mark-good found the lock held: it waits, then goes on
+	case <-waiting:
+	case r := <-done:
+		t.Fatalf("mark-good returned without waiting for the held lock: exit %d, %s", r.code, r.stderr)
+	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
 		t.Fatal(err)
 	}
