@@ -93,7 +93,10 @@ func (b *boot) mergeEtc(layout mounts.Layout, mode, upper string) (wait func(), 
 		if serr != nil && !errors.Is(serr, fs.ErrNotExist) {
 			b.log.Warnf("/etc merge: %v: copying instead of a snapshot", serr)
 		}
-		m.InPlace = sub && plainDirs(old, "upper", "upper/etc")
+		// CheckUpperPath made sure upper/ and upper/etc are directories
+		// or absent: a symlink would not be in the snapshot as the merge
+		// reads it.
+		m.InPlace = sub
 		step := func(what string) error { // where the time goes, in the log
 			b.log.Infof("/etc merge: %s done after %v", what, time.Since(opened))
 			return nil
@@ -267,20 +270,6 @@ func mergedFrom(lg bootstate.LastGood) func(record []byte, err error) bool {
 		}
 		return m.FromSlot == string(lg.Slot) && m.FromImage == lg.ImageID
 	}
-}
-
-// plainDirs reports whether each of rels under dir is a directory or
-// absent, not a symlink or anything else: the snapshot of dir would lose
-// such an entry (datapart.NewUpper), and the merge in place would then not
-// see what it reads.
-func plainDirs(dir string, rels ...string) bool {
-	for _, rel := range rels {
-		fi, err := os.Lstat(filepath.Join(dir, rel))
-		if err == nil && !fi.IsDir() || err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false
-		}
-	}
-	return true
 }
 
 // undoLater runs undo in the background (unmounting the base and removing

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"unicode/utf8"
@@ -18,37 +16,6 @@ import (
 	"github.com/keel-boot/keel/bootstate"
 	"github.com/keel-boot/keel/report"
 )
-
-// The merge starts from a snapshot only when the old upper's upper/ and
-// upper/etc are directories or absent: a symlink would not be in the
-// snapshot as the merge reads it.
-func TestPlainDirs(t *testing.T) {
-	dir := t.TempDir()
-	if !plainDirs(dir, "upper", "upper/etc") {
-		t.Error("absent: want plain")
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "upper", "etc"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if !plainDirs(dir, "upper", "upper/etc") {
-		t.Error("directories: want plain")
-	}
-	if err := os.Remove(filepath.Join(dir, "upper", "etc")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(t.TempDir(), filepath.Join(dir, "upper", "etc")); err != nil {
-		t.Fatal(err)
-	}
-	if plainDirs(dir, "upper", "upper/etc") {
-		t.Error("upper/etc a symlink: want not plain")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if plainDirs(dir, "file") {
-		t.Error("a file: want not plain")
-	}
-}
 
 // TestTrialToSetAside: only a boot of the last good image sets the other
 // slot's uppers aside, and only when that slot is not good.

@@ -236,15 +236,23 @@ func luksOver(t testing.TB, mkfs bool, key string, pbkdf ...string) string {
 
 var pbkdf2 = []string{"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"}
 
+// luksKeyFile is the data partition's key and a file holding it, for
+// mkinitrd --luks-keyfile.
+func luksKeyFile(t testing.TB) (key, keyFile string) {
+	t.Helper()
+	key = "0123456789abcdef-keyfile"
+	keyFile = filepath.Join(t.TempDir(), "luks.key")
+	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key, keyFile
+}
+
 // TestDataLUKSKeyfile unlocks the data partition with a baked key file.
 func TestDataLUKSKeyfile(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	key := "0123456789abcdef-keyfile"
-	keyFile := filepath.Join(t.TempDir(), "luks.key")
-	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, keyFile := luksKeyFile(t)
 	a := seal(t, payloadTree(t, "x"), "", "os")
 	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 49, Content: luksData(t, key, pbkdf2...)})
 	r, br := boot(t, initrd(t, "--luks-keyfile", keyFile), disk, "slot=a "+actions(t, map[string]string{"/var/l": "secret"}, "/var/l", "/proc/crypto"))
@@ -271,11 +279,7 @@ func TestDataLUKSKeyfile(t *testing.T) {
 func TestDataLUKSWithoutFileSystemClosed(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	key := "0123456789abcdef-keyfile"
-	keyFile := filepath.Join(t.TempDir(), "luks.key")
-	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, keyFile := luksKeyFile(t)
 	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
 	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 49, Content: luksOver(t, false, key, pbkdf2...)})
 	names := []string{"/sys/class/block/dm-0/dm/name", "/sys/class/block/dm-1/dm/name", "/sys/class/block/dm-2/dm/name"}

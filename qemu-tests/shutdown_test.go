@@ -197,11 +197,7 @@ func TestShutdownSystemdBtrfs(t *testing.T) {
 func TestShutdownSystemdLUKS(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	key := "0123456789abcdef-keyfile"
-	keyFile := filepath.Join(t.TempDir(), "luks.key")
-	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, keyFile := luksKeyFile(t)
 	img := seal(t, shutdownRoot(t), "", "debian-shutdown")
 	disk := abDisk(t, &img, nil, vm.Part{Name: "data", SizeMiB: 49, Content: luksData(t, key, pbkdf2...)})
 	rd := initrd(t, "--luks-keyfile", keyFile)
