@@ -42,8 +42,13 @@ type logger struct {
 	drainWait time.Duration
 	stallWait time.Duration
 	// consoleFD is the console opened once more, non-blocking (openKmsg),
-	// that lines are written through; -1 before, or off a file.
+	// that lines are written through; -1 before, or off a file. putWait
+	// bounds put's wait for a console whose buffer is full to take more;
+	// stuck says the last wait ran out, so that a console held for good
+	// (flow control) costs the boot one such wait, not one per line.
 	consoleFD int
+	putWait   time.Duration
+	stuck     bool
 	// printk is the file whose first field is the console log level
 	// (/proc/sys/kernel/printk; repeatPrio). Tests replace it.
 	printk string
@@ -51,7 +56,7 @@ type logger struct {
 
 func newLogger(console io.Writer) *logger {
 	l := &logger{console: console, level: prioInfo, drainWait: consoleDrainLimit, stallWait: consoleStallLimit, consoleFD: -1,
-		printk: "/proc/sys/kernel/printk"}
+		putWait: consolePutLimit, printk: "/proc/sys/kernel/printk"}
 	if f, ok := console.(*os.File); ok {
 		l.drain = func() error { return unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) } // ENOTTY off a terminal
 	}
@@ -93,26 +98,51 @@ func (l *logger) openConsole(path string) {
 }
 
 // put writes s to the console and reports whether all of it was taken.
-// Through consoleFD it never waits: a console that takes no more (a serial
-// port held by flow control, XOFF or CTS, its tty buffer full) costs the
-// line, not a boot stuck in a write with the logger's lock held. The
+// Through consoleFD its wait is bounded: a console whose buffer is full
+// for a moment (a shell's echo and the kernel's lines ahead of it on a
+// slow serial port) gets putWait to take the line, and one that takes no
+// more (a port held by flow control, XOFF or CTS) costs the line, not a
+// boot stuck in a write with the logger's lock held. Once a wait has run
+// out, later lines do not wait until the console takes one again. The
 // caller holds mu.
 func (l *logger) put(s string) bool {
 	if l.consoleFD < 0 {
 		_, err := io.WriteString(l.console, s)
 		return err == nil
 	}
+	deadline := time.Now().Add(l.putWait)
 	for b := []byte(s); len(b) > 0; {
 		n, err := unix.Write(l.consoleFD, b)
-		if err == unix.EINTR {
+		switch {
+		case err == unix.EINTR:
 			continue
-		}
-		if err != nil || n <= 0 {
+		case err == unix.EAGAIN && !l.stuck && l.writable(deadline):
+			continue
+		case err != nil || n <= 0:
+			l.stuck = err == unix.EAGAIN
 			return false
 		}
 		b = b[n:]
 	}
+	l.stuck = false
 	return true
+}
+
+// writable waits until the console takes output again or deadline passes,
+// and reports whether it does.
+func (l *logger) writable(deadline time.Time) bool {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		fds := []unix.PollFd{{Fd: int32(l.consoleFD), Events: unix.POLLOUT}}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0 && fds[0].Revents&unix.POLLOUT != 0
+	}
 }
 
 // consoleWriter writes to the console as put does, for the passphrase
@@ -309,7 +339,10 @@ func (l *logger) stalled(line string, drained <-chan struct{}) {
 // consoleDrainLimit bounds Console's wait for its line to leave the tty;
 // consoleStallLimit is how much longer it may take before it is repeated
 // in the kernel log: at 9600 baud a 900-byte line takes about a second.
+// consolePutLimit bounds put's wait for a full console buffer to take a
+// line: a 4 KiB tty buffer drains in about 0.35 s at 115200 baud.
 const (
 	consoleDrainLimit = 200 * time.Millisecond
 	consoleStallLimit = 3 * time.Second
+	consolePutLimit   = 500 * time.Millisecond
 )

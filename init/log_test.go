@@ -59,6 +59,29 @@ func TestConsoleStalledLineRepeatedInKmsg(t *testing.T) {
 	}
 }
 
+// pipeConsole is a logger whose console is a pipe's write end, opened once
+// more non-blocking as openKmsg opens the console, and the pipe's read end.
+func pipeConsole(t *testing.T) (*os.File, *logger) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	l := newLogger(w)
+	l.drain = nil
+	l.openConsole(fmt.Sprintf("/proc/self/fd/%d", w.Fd()))
+	if l.consoleFD < 0 {
+		t.Fatal("the console was not opened again")
+	}
+	t.Cleanup(func() {
+		if l.consoleFD >= 0 {
+			unix.Close(l.consoleFD)
+		}
+	})
+	return r, l
+}
+
 // TestConsoleFullNeverBlocks: a console that takes no more output (a
 // serial port held by flow control, its tty buffer full; here a pipe
 // nobody reads, filled to the brim) never stops the logger: Console, a
@@ -68,23 +91,16 @@ func TestConsoleStalledLineRepeatedInKmsg(t *testing.T) {
 // the write, the logger's lock held: every later log line, the emergency
 // policy and the reboot waited for an XON that might never come.
 func TestConsoleFullNeverBlocks(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, l := pipeConsole(t)
 	var kmsg syncBuffer
-	l := newLogger(w)
-	l.drain = nil
 	l.printk = writeTemp(t, "4\t4\t1\t7\n") // quiet
-	l.openConsole(fmt.Sprintf("/proc/self/fd/%d", w.Fd()))
-	if l.consoleFD < 0 {
-		t.Fatal("the console was not opened again")
-	}
-	defer unix.Close(l.consoleFD)
+	l.putWait = time.Millisecond
 	for l.put(strings.Repeat("x", 4096)) { // fill the pipe
 	}
+	if !l.stuck {
+		t.Error("a console whose wait ran out is not taken for stuck")
+	}
+	l.putWait = time.Hour            // stuck: no line waits for it any more
 	l.Infof("before the kernel log") // dropped: nowhere to repeat it
 	l.kmsg = &kmsg
 	l.Console("keel: BOOT FAILED: %s", "root device: timed out")
@@ -122,6 +138,51 @@ func TestConsoleFullNeverBlocks(t *testing.T) {
 	n, err := r.Read(buf)
 	if got := string(buf[:n]); err != nil || got != "keel: after XON\n" {
 		t.Errorf("console after draining got %q, %v", got, err)
+	}
+	if l.stuck {
+		t.Error("a console that took a line is still taken for stuck")
+	}
+}
+
+// TestConsoleMomentarilyFullWaits: a console whose buffer is full for a
+// moment (a shell's echo and the kernel's lines ahead of a signal's log
+// line on a slow serial port; a CI boot lost "keel: terminated received"
+// to it) gets its line once it has room, not the kernel log's repeat.
+func TestConsoleMomentarilyFullWaits(t *testing.T) {
+	r, l := pipeConsole(t)
+	var kmsg syncBuffer
+	l.kmsg = &kmsg
+	full := 0
+	for {
+		n, err := unix.Write(l.consoleFD, make([]byte, 4096))
+		if err != nil {
+			break
+		}
+		full += n
+	}
+	l.putWait = time.Hour // the reader below frees the room
+	got := make(chan string, 1)
+	go func() {
+		var all []byte
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil { // EOF: both write ends closed below
+				got <- string(all[min(full, len(all)):])
+				return
+			}
+		}
+	}()
+	l.Console("keel: terminated received")
+	unix.Close(l.consoleFD) // and the pipe's own write end: the reader's EOF
+	l.consoleFD = -1
+	l.console.(*os.File).Close()
+	if s := <-got; s != "keel: terminated received\n" {
+		t.Errorf("console got %q after the filler", s)
+	}
+	if s := kmsg.String(); s != "" {
+		t.Errorf("the line went to the kernel log: %q", s)
 	}
 }
 
