@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,11 @@ import (
 // BENCH_REAL_RUNS sets the repetitions (default 3), BENCH_REAL_ONLY a
 // comma-separated list of disk names (btrfs, luks, host-only, ext4) to boot,
 // BENCH_REAL_CMDLINE options added to keel's command line (rd.debug, the
-// kernel's initcall_debug) to read a boot's console.
+// kernel's initcall_debug) to read a boot's console. BENCH_ALT_INIT names
+// another keel init binary (built as the Makefile does, from another
+// commit): its generic image joins the rotation as the disk btrfs-alt, booted
+// right after btrfs, so that two versions are compared boot by boot on a
+// shared machine. The console logs stay in qemu-tests/.cache/logs/.
 func TestBenchRealPath(t *testing.T) {
 	if os.Getenv("KEEL_BENCH") != "1" {
 		t.Skip("the benchmark boots Debian in VMs for minutes: run it with KEEL_BENCH=1")
@@ -116,6 +121,14 @@ func realPath(t *testing.T, r *Results, k KeelTools, kernel, kver, dir, key stri
 		{name: "host-only", image: r.KeelFull.Image, size: r.KeelFull.Size, form: "host-only (" + strings.Join(DemoModules(), ",") + ", --trust)", template: plain, cmdline: keelCmdline, keel: true},
 		{name: "ext4", image: peerImage(r, "initramfs-tools"), form: "initramfs-tools MODULES=dep + " + strings.Join(VMModules(), " ") + "; Debian on one ext4 partition (root=/dev/vda1 rw)", template: ext4, cmdline: "root=/dev/vda1 rw"},
 	}
+	if alt := os.Getenv("BENCH_ALT_INIT"); alt != "" {
+		g := KeelGeneric(KeelTools{Mkinitrd: k.Mkinitrd, Init: alt}, kver, filepath.Join(dir, "keel-generic-alt.img"), key+".pub")
+		if _, err := g.run(); err != nil {
+			t.Fatal(err)
+		}
+		alt := &realDisk{name: "btrfs-alt", image: g.Out, size: fileSize(t, g.Out), form: "generic, BENCH_ALT_INIT=" + alt, template: plain, cmdline: keelCmdline, keel: true}
+		disks = slices.Insert(disks, 1, alt)
+	}
 	disks = onlyDisks(t, disks)
 	for i := range runs {
 		for _, d := range disks {
@@ -166,6 +179,8 @@ func (d *realDisk) rows() []RealRow {
 	switch d.name {
 	case "btrfs":
 		name = realGenericPrefix
+	case "btrfs-alt":
+		name = "keel generic (BENCH_ALT_INIT)"
 	case "luks":
 		name = "keel generic, LUKS2 + btrfs"
 	default:
