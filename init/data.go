@@ -553,10 +553,17 @@ func (b *boot) bindData(layout mounts.Layout) error {
 	}
 	var binds []string
 	for _, m := range datapart.Binds(b.data.root, layout.NewRoot) {
+		// Resolved once the binds before it are in place: the image's
+		// /home -> var/home goes through the @var just bound.
+		at, err := mounts.ResolveMountPoint(layout.NewRoot, layout.Lower, m.Target[len(layout.NewRoot):])
+		if err != nil {
+			return err
+		}
+		m.Target = filepath.Join(layout.NewRoot, at)
 		if err := b.stack.Do(m); err != nil {
 			return err
 		}
-		binds = append(binds, m.Target[len(layout.NewRoot):])
+		binds = append(binds, at)
 	}
 	b.rep.Data.Binds = binds
 	return nil

@@ -329,3 +329,121 @@ func TestCheckMountPoints(t *testing.T) {
 		t.Error("an upper's /home -> / over the image's /home -> var/home was taken")
 	}
 }
+
+// TestResolveMountPoint: a bind's target is followed inside the new root,
+// through the image's own links (relative or absolute) and no other: a
+// link the data partition put behind the image's (@var's home -> ../sbin)
+// used to choose where @home was mounted, over the image's /sbin; an
+// image's absolute /home -> /var/home went to the initramfs's /var/home.
+func TestResolveMountPoint(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		image, upper map[string]string // symlinks, path -> target; the upper's are the new root's
+		dirs         []string          // directories of the new root
+		rel, want    string
+		err          string
+	}{
+		{name: "directory", dirs: []string{"home"}, rel: "/home", want: "/home"},
+		{name: "image's relative link", dirs: []string{"var/home"}, image: map[string]string{"home": "var/home"}, rel: "/home", want: "/var/home"},
+		{name: "image's absolute link", dirs: []string{"var/home"}, image: map[string]string{"home": "/var/home"}, rel: "/home", want: "/var/home"},
+		{name: "image's link, its target the image's link too", dirs: []string{"data/home"}, image: map[string]string{"home": "var/home", "var": "data"}, rel: "/home", want: "/data/home"},
+		{name: "data partition's link behind the image's", dirs: []string{"var", "sbin"}, image: map[string]string{"home": "var/home"}, upper: map[string]string{"var/home": "../sbin"},
+			rel: "/home", err: "the mount point /home: /var/home in the new root is a symlink the image does not have there"},
+		{name: "upper's link over a directory of the image", dirs: []string{"sbin"}, upper: map[string]string{"home": "sbin"},
+			rel: "/home", err: "/home in the new root is a symlink the image does not have there"},
+		{name: "upper's link to another target", dirs: []string{"var/home", "sbin"}, image: map[string]string{"home": "var/home"}, upper: map[string]string{"home": "sbin"},
+			rel: "/home", err: "/home in the new root is a symlink the image does not have there"},
+		{name: "image's link to a file", image: map[string]string{"home": "etc/x"}, dirs: []string{"etc"}, rel: "/home", err: "is a regular file, expected a directory"},
+		{name: "image's link to nothing", image: map[string]string{"home": "var/home"}, dirs: []string{"var"}, rel: "/home", err: "the mount point /home not found in the new root"},
+		{name: "image's link that climbs out", image: map[string]string{"home": "../../../../home2"}, dirs: []string{"home2"}, rel: "/home", want: "/home2"},
+		{name: "image's loop", image: map[string]string{"home": "home"}, rel: "/home", err: "too many levels"},
+		{name: "relative", dirs: []string{"home"}, rel: "home", err: "expected an absolute path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newRoot, lower := t.TempDir(), t.TempDir()
+			for _, d := range tc.dirs {
+				mustOK(t, os.MkdirAll(filepath.Join(newRoot, d), 0o755))
+			}
+			mustOK(t, os.MkdirAll(filepath.Join(newRoot, "etc"), 0o755))
+			mustOK(t, os.WriteFile(filepath.Join(newRoot, "etc/x"), nil, 0o644))
+			link := func(root, p, target string) {
+				os.RemoveAll(filepath.Join(root, p))
+				mustOK(t, os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755))
+				mustOK(t, os.Symlink(target, filepath.Join(root, p)))
+			}
+			for p, target := range tc.image {
+				link(lower, p, target)
+				link(newRoot, p, target)
+			}
+			for p, target := range tc.upper {
+				link(newRoot, p, target)
+			}
+			got, err := ResolveMountPoint(newRoot, lower, tc.rel)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("got %q, %v; want an error %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzResolveMountPoint: whatever links the new root holds, a resolved
+// mount point is a clean absolute path of a directory inside it, reached
+// through no symlink the image does not have at the same place.
+func FuzzResolveMountPoint(f *testing.F) {
+	f.Add("/home", "var/home", "../sbin", "/")
+	f.Add("/home", "/var/home", "", "")
+	f.Add("/a/b", "..", "/home", "a")
+	f.Fuzz(func(t *testing.T, rel, imageLink, upperLink, otherLink string) {
+		if strings.ContainsRune(rel+imageLink+upperLink+otherLink, 0) || len(rel) > 256 {
+			return
+		}
+		newRoot, lower := t.TempDir(), t.TempDir()
+		for _, d := range []string{"var", "sbin", "a"} {
+			mustOK(t, os.MkdirAll(filepath.Join(newRoot, d), 0o755))
+		}
+		imageHas := imageLink != "" && os.Symlink(imageLink, filepath.Join(newRoot, "home")) == nil &&
+			os.Symlink(imageLink, filepath.Join(lower, "home")) == nil
+		for p, target := range map[string]string{"var/home": upperLink, "a/b": otherLink} {
+			if target != "" {
+				os.Symlink(target, filepath.Join(newRoot, p))
+			}
+		}
+		got, err := ResolveMountPoint(newRoot, lower, rel)
+		if err != nil {
+			return
+		}
+		if got != path.Clean(got) || !strings.HasPrefix(got, "/") {
+			t.Fatalf("%q resolved to %q: not a clean absolute path", rel, got)
+		}
+		for p := got; p != "/"; p = path.Dir(p) {
+			fi, err := os.Lstat(filepath.Join(newRoot, p))
+			if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+				t.Fatalf("%q resolved to %q through %s: %v, %v", rel, got, p, fi, err)
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(newRoot, got)); err != nil || !fi.IsDir() {
+			t.Fatalf("%q resolved to %q, not a directory: %v", rel, got, err)
+		}
+		// Only the image's link may have been followed: without it, a
+		// lookup that met a symlink fails.
+		if !imageHas {
+			if _, err := resolveIn(newRoot, rel, "x", func(string) error { return errors.New("followed") }); err == nil {
+				return
+			}
+			t.Fatalf("%q resolved to %q through a link the image does not have", rel, got)
+		}
+	})
+}
+
+func mustOK(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -29,7 +29,62 @@ func ResolveInit(newRoot, init string) (string, error) {
 	if !strings.HasPrefix(init, "/") {
 		return "", fmt.Errorf("init=%s: expected an absolute path", init)
 	}
-	rest := strings.Split(init, "/")
+	cur, err := resolveIn(newRoot, init, "init "+init, nil)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(filepath.Join(newRoot, cur))
+	if err != nil {
+		return "", fmt.Errorf("init %s: %w", init, inRoot(err, newRoot, cur))
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("init %s (%s) in the new root is not an executable file (mode %v)", init, cur, fi.Mode())
+	}
+	return cur, nil
+}
+
+// ResolveMountPoint is where a mount on rel (an absolute path such as
+// /home) in newRoot lands once newRoot is /: rel followed inside newRoot as
+// ResolveInit follows the init, through the symlinks the image at lower has
+// at the same place with the same target (OSTree's /home -> var/home) and
+// no other, to a directory. A mount on newRoot/rel itself would follow
+// every symlink on the way from the initramfs's root: an absolute link of
+// the image's went to the initramfs, and a link the data partition put
+// behind the image's (@var's home -> ../sbin) chose where @home was
+// mounted, over the image's own code. It returns the path inside newRoot.
+func ResolveMountPoint(newRoot, lower, rel string) (string, error) {
+	what := "the mount point " + rel
+	if !strings.HasPrefix(rel, "/") {
+		return "", fmt.Errorf("%s: expected an absolute path", what)
+	}
+	cur, err := resolveIn(newRoot, rel, what, func(next string) error {
+		if sameLink(filepath.Join(newRoot, next), filepath.Join(lower, next)) {
+			return nil
+		}
+		return fmt.Errorf("%s: %s in the new root is a symlink the image does not have there, expected a directory", what, next)
+	})
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(filepath.Join(newRoot, cur))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", what, inRoot(err, newRoot, cur))
+	case !fi.IsDir():
+		return "", fmt.Errorf("%s (%s) in the new root is a %s, expected a directory", what, cur, Kind(fi.Mode()))
+	}
+	return cur, nil
+}
+
+// resolveIn follows p (absolute) inside newRoot as the kernel will once
+// newRoot is /: one component at a time, every symlink on the way (not
+// only the last) read in newRoot, an absolute target restarting at
+// newRoot, and ".." stopping there (openat2's RESOLVE_IN_ROOT). follow,
+// when set, is asked before each symlink (its path inside newRoot) is
+// followed, and its error ends the lookup. It returns the path reached
+// inside newRoot, which need not exist; what names p in errors.
+func resolveIn(newRoot, p, what string, follow func(next string) error) (string, error) {
+	rest := strings.Split(p, "/")
 	cur, links := "/", 0
 	for len(rest) > 0 {
 		c := rest[0]
@@ -44,33 +99,31 @@ func ResolveInit(newRoot, init string) (string, error) {
 		next := path.Join(cur, c)
 		fi, err := os.Lstat(filepath.Join(newRoot, next))
 		if err != nil {
-			return "", fmt.Errorf("init %s not found in the new root: %w", init, inRoot(err, newRoot, next))
+			return "", fmt.Errorf("%s not found in the new root: %w", what, inRoot(err, newRoot, next))
 		}
 		switch {
 		case fi.Mode()&os.ModeSymlink != 0:
 			if links++; links > maxLinks {
-				return "", fmt.Errorf("init %s: too many levels of symbolic links", init)
+				return "", fmt.Errorf("%s: too many levels of symbolic links", what)
+			}
+			if follow != nil {
+				if err := follow(next); err != nil {
+					return "", err
+				}
 			}
 			target, err := os.Readlink(filepath.Join(newRoot, next))
 			if err != nil {
-				return "", fmt.Errorf("init %s: %w", init, inRoot(err, newRoot, next))
+				return "", fmt.Errorf("%s: %w", what, inRoot(err, newRoot, next))
 			}
 			if strings.HasPrefix(target, "/") {
 				cur = "/"
 			}
 			rest = append(strings.Split(target, "/"), rest...)
 		case len(rest) > 0 && !fi.IsDir():
-			return "", fmt.Errorf("init %s: %s in the new root is a %s, expected a directory", init, next, Kind(fi.Mode()))
+			return "", fmt.Errorf("%s: %s in the new root is a %s, expected a directory", what, next, Kind(fi.Mode()))
 		default:
 			cur = next
 		}
-	}
-	fi, err := os.Lstat(filepath.Join(newRoot, cur))
-	if err != nil {
-		return "", fmt.Errorf("init %s: %w", init, inRoot(err, newRoot, cur))
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return "", fmt.Errorf("init %s (%s) in the new root is not an executable file (mode %v)", init, cur, fi.Mode())
 	}
 	return cur, nil
 }

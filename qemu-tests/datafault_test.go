@@ -319,6 +319,79 @@ func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 	}
 }
 
+// TestImageHomeLink: an image laid out as OSTree lays it out, with its
+// own /home -> var/home, has @home bound where that link leads inside the
+// new root (/var/home, on the @var just bound), for a relative and an
+// absolute link alike; the absolute one used to be followed from the
+// initramfs's root, where /var/home does not exist, and every boot went
+// volatile. A data partition whose @var holds home -> ../sbin (written by
+// whoever held the disk, or by root on the running system) used to have
+// @home mounted over the image's /sbin, and an init of its own in @home
+// ran as PID 1 of a verified boot; the boot now goes volatile, naming the
+// link, over the image alone, and the slot keeps no fault.
+func TestImageHomeLink(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	for _, tc := range []struct{ name, link, varHome, why string }{
+		{name: "relative", link: "var/home"},
+		{name: "absolute", link: "/var/home"},
+		{name: "data-partition-link", link: "var/home", varHome: "../sbin", why: "/var/home in the new root is a symlink the image does not have there"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tree := payloadTree(t, "image-a")
+			if err := os.Remove(filepath.Join(tree, "home")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(tc.link, filepath.Join(tree, "home")); err != nil {
+				t.Fatal(err)
+			}
+			a := seal(t, tree, "", "img-a")
+			dir := t.TempDir()
+			for _, d := range []string{"@overlay", "@var", "@home"} {
+				if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			vm.WriteFile(t, dir, "@home/mine", "mine")
+			if tc.varHome == "" {
+				if err := os.Mkdir(filepath.Join(dir, "@var/home"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := os.Symlink(tc.varHome, filepath.Join(dir, "@var/home")); err != nil {
+					t.Fatal(err)
+				}
+				// What would run as PID 1 if @home were mounted over /sbin.
+				vm.Install(t, vm.BuildPayload(t), dir, "@home/init")
+			}
+			disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 17, Content: vm.MkExt4(t, dir, 16, "")})
+			opts := vm.Options{Initrd: initrd(t), Disks: []string{disk.Path}, Cmdline: "quiet"}
+			if tc.why != "" {
+				br, _ := volatileBoot(t, opts, "keel: WARNING: DATA PARTITION /dev/vda6 NOT USED, BOOTING VOLATILE")
+				if !strings.Contains(strings.Join(br.Warnings, "\n"), tc.why) {
+					t.Errorf("boot.json warnings %q: want why the data partition was not used (%s)", br.Warnings, tc.why)
+				}
+				if s := diskStatus(t, disk.Path).slot(t, "a"); s.Priority == 0 || s.Reason != "" {
+					t.Errorf("slot a after the boot: %+v: want it still bootable, with no fault recorded", s)
+				}
+				return
+			}
+			opts.Cmdline += " keel.test.cat=/home/mine"
+			m := vm.Start(t, opts)
+			r := m.ExpectReport()
+			m.ExpectPowerOff()
+			br := bootReport(t, r)
+			if marker(r) != "image-a" || br.Overlay != "persistent" || br.Data == nil || br.Data.Volatile || fmt.Sprint(br.Data.Binds) != "[/var /var/home]" {
+				t.Errorf("marker %q overlay %q data %+v: want image-a on its persistent upper, @home bound at /var/home", marker(r), br.Overlay, br.Data)
+			}
+			if c, _ := r.Cat("/home/mine"); c.Content != "mine" {
+				t.Errorf("/home/mine in the booted system: %+v: want @home's file, through the image's link", c)
+			}
+		})
+	}
+}
+
 // TestDataExt4ErrorsPanicGoesVolatile: an ext4 data partition whose
 // superblock says errors=panic (tune2fs -e panic: an image builder's
 // choice, or whoever held the disk) and whose @home directory's inode is
