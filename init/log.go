@@ -302,15 +302,24 @@ func (l *logger) Console(format string, args ...any) {
 	}
 	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
+		defer swallowPanic() // PID 1: a panic here would be the kernel's
 		_ = l.drain()
-		close(drained)
 	}()
 	select {
 	case <-drained:
 	case <-time.After(l.drainWait):
-		go l.stalled(line, drained)
+		go func() {
+			defer swallowPanic()
+			l.stalled(line, drained)
+		}()
 	}
 }
+
+// swallowPanic ends a panic of the logger's own goroutines: a log line
+// lost is better than PID 1's death, which is a kernel panic, and the
+// logger has no one else to tell.
+func swallowPanic() { _ = recover() }
 
 // stalled repeats in the kernel log a console line that has still not left
 // the console stallWait after Console stopped waiting for it, so that what

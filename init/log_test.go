@@ -59,6 +59,36 @@ func TestConsoleStalledLineRepeatedInKmsg(t *testing.T) {
 	}
 }
 
+// TestConsoleDrainPanicContained: a panic in the logger's own goroutines
+// (the console's drain, the repeat of a stalled line) ends there: it would
+// otherwise end the process, and PID 1's end is a kernel panic. Console
+// returns, and the next line is written.
+func TestConsoleDrainPanicContained(t *testing.T) {
+	var console syncBuffer
+	l := newLogger(&console)
+	l.printk = writeTemp(t, "7\t4\t1\t7\n")
+	l.drain = func() error { panic("drain") }
+	l.Console("first")
+	stalled, drainHit, kmsgHit := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	l.drain = func() error { <-stalled; close(drainHit); panic("late drain") }
+	l.kmsg = panicWriter(kmsgHit)
+	l.drainWait, l.stallWait = time.Millisecond, time.Millisecond
+	l.Console("second") // not drained: its repeat in the kernel log panics
+	<-kmsgHit
+	close(stalled)
+	<-drainHit
+	l.drain = nil
+	l.Console("third")
+	if got := console.String(); got != "first\nsecond\nthird\n" {
+		t.Errorf("console got %q", got)
+	}
+}
+
+// panicWriter closes its channel and panics.
+type panicWriter chan struct{}
+
+func (w panicWriter) Write([]byte) (int, error) { close(w); panic("kmsg") }
+
 // pipeConsole is a logger whose console is a pipe's write end, opened once
 // more non-blocking as openKmsg opens the console, and the pipe's read end.
 func pipeConsole(t *testing.T) (*os.File, *logger) {
