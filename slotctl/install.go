@@ -24,7 +24,7 @@ type installJob struct {
 	image, verity  string // input files
 	trusted        []ed25519.PublicKey
 	tries          int
-	force          bool // --force: even over the only good slot
+	force          bool // --force: even over the only good slot, or reusing the slot's image id
 	rootP, verityP *partition
 	prog           *progress // nil: no progress shown
 }
@@ -36,7 +36,7 @@ func runInstall(e *env, args []string) error {
 	t := targetFlags(fs)
 	slotName := fs.String("slot", "", "slot to write: a or b (never the running one)")
 	tries := fs.Int("tries", bootstate.DefaultTries, "boots the new slot gets to be marked good (1 to 255)")
-	force := fs.Bool("force", false, "write the slot even if it is the only good one while the running slot is unconfirmed")
+	force := fs.Bool("force", false, "write the slot even if it is the only good one while the running slot is unconfirmed, or if the image reuses the image id of the one in the slot with other contents")
 	quiet := fs.Bool("quiet", false, "show no progress (the default when stderr is not a terminal)")
 	showProg := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
 	var trust listFlag
