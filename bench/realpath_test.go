@@ -21,9 +21,11 @@ import (
 // BENCH_REAL_CMDLINE options added to keel's command line (rd.debug, the
 // kernel's initcall_debug) to read a boot's console. BENCH_ALT_INIT names
 // another keel init binary (built as the Makefile does, from another
-// commit): its generic image joins the rotation as the disk btrfs-alt, booted
-// right after btrfs, so that two versions are compared boot by boot on a
-// shared machine. The console logs stay in qemu-tests/.cache/logs/.
+// commit), BENCH_ALT_ARGS mkinitrd options added to the generic image's
+// (space-separated: another module set): with either, that image joins the
+// rotation as the disk btrfs-alt, booted right after btrfs, so that two
+// versions are compared boot by boot on a shared machine. The console logs
+// stay in qemu-tests/.cache/logs/.
 func TestBenchRealPath(t *testing.T) {
 	if os.Getenv("KEEL_BENCH") != "1" {
 		t.Skip("the benchmark boots Debian in VMs for minutes: run it with KEEL_BENCH=1")
@@ -121,13 +123,17 @@ func realPath(t *testing.T, r *Results, k KeelTools, kernel, kver, dir, key stri
 		{name: "host-only", image: r.KeelFull.Image, size: r.KeelFull.Size, form: "host-only (" + strings.Join(DemoModules(), ",") + ", --trust)", template: plain, cmdline: keelCmdline, keel: true},
 		{name: "ext4", image: peerImage(r, "initramfs-tools"), form: "initramfs-tools MODULES=dep + " + strings.Join(VMModules(), " ") + "; Debian on one ext4 partition (root=/dev/vda1 rw)", template: ext4, cmdline: "root=/dev/vda1 rw"},
 	}
-	if alt := os.Getenv("BENCH_ALT_INIT"); alt != "" {
-		g := KeelGeneric(KeelTools{Mkinitrd: k.Mkinitrd, Init: alt}, kver, filepath.Join(dir, "keel-generic-alt.img"), key+".pub")
+	if alt, args := os.Getenv("BENCH_ALT_INIT"), os.Getenv("BENCH_ALT_ARGS"); alt != "" || args != "" {
+		form := strings.TrimSpace("generic, BENCH_ALT_INIT=" + alt + " BENCH_ALT_ARGS=" + args)
+		if alt == "" {
+			alt = k.Init
+		}
+		g := KeelGeneric(KeelTools{Mkinitrd: k.Mkinitrd, Init: alt}, kver, filepath.Join(dir, "keel-generic-alt.img"), key+".pub", strings.Fields(args)...)
 		if _, err := g.run(); err != nil {
 			t.Fatal(err)
 		}
-		alt := &realDisk{name: "btrfs-alt", image: g.Out, size: fileSize(t, g.Out), form: "generic, BENCH_ALT_INIT=" + alt, template: plain, cmdline: keelCmdline, keel: true}
-		disks = slices.Insert(disks, 1, alt)
+		d := &realDisk{name: "btrfs-alt", image: g.Out, size: fileSize(t, g.Out), form: form, template: plain, cmdline: keelCmdline, keel: true}
+		disks = slices.Insert(disks, 1, d)
 	}
 	disks = onlyDisks(t, disks)
 	for i := range runs {
@@ -180,7 +186,7 @@ func (d *realDisk) rows() []RealRow {
 	case "btrfs":
 		name = realGenericPrefix
 	case "btrfs-alt":
-		name = "keel generic (BENCH_ALT_INIT)"
+		name = "keel generic (BENCH_ALT_INIT, BENCH_ALT_ARGS)"
 	case "luks":
 		name = "keel generic, LUKS2 + btrfs"
 	default:
