@@ -4,6 +4,7 @@ package bootstate
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"syscall"
@@ -163,6 +164,8 @@ type sectorStore struct {
 	*MemStore
 	unit int64
 	bad  map[int64]bool // unit starts
+	dead bool           // a write does not make a bad unit readable
+	deaf bool           // a write to a bad unit fails too
 }
 
 func newSectorStore(bad ...int) *sectorStore { return newSectorStoreUnit(RecordSize, bad...) }
@@ -186,10 +189,13 @@ func (s *sectorStore) ReadAt(p []byte, off int64) (int, error) {
 
 func (s *sectorStore) WriteAt(p []byte, off int64) (int, error) {
 	for o := range s.bad {
+		if s.deaf && off < o+s.unit && off+int64(len(p)) > o {
+			return 0, syscall.EIO
+		}
 		if off < o+s.unit && off+int64(len(p)) > o && (off > o || off+int64(len(p)) < o+s.unit) {
 			return 0, syscall.EIO // part of a unit the drive cannot read back to merge
 		}
-		if off <= o && off+int64(len(p)) >= o+s.unit {
+		if off <= o && off+int64(len(p)) >= o+s.unit && !s.dead {
 			delete(s.bad, o)
 		}
 	}
@@ -235,5 +241,58 @@ func TestFirstWriteLeftUnreadable(t *testing.T) {
 		if _, warnings, err := Load(st); err != nil || len(warnings) != 0 {
 			t.Errorf("copy %d rewritten: Load warnings %q, %v; want both copies valid", bad, warnings, err)
 		}
+	}
+}
+
+// TestDeadCopyKeepsTheState: a record copy whose sector takes writes but
+// never reads back (a dying SD card or eMMC), or fails writes too, does not
+// take the boot state with it: Save reads an unreadable copy back after
+// writing it, and when that or the write fails with EIO writes the record
+// over the other copy, so that every Load gives the state last saved. Save
+// used to write every other record into the dead copy, and every boot read
+// the older state of the other (a trial's tries never used up, a
+// confirmation lost); a copy that failed writes made every other Save fail
+// (a trial that cannot be counted is not booted: with the good slot's
+// count failing too, no slot booted). With both copies dead, Save fails.
+func TestDeadCopyKeepsTheState(t *testing.T) {
+	for _, deaf := range []bool{false, true} {
+		for dead := range 2 {
+			st := newSectorStoreUnit(physBlock, dead)
+			st.dead, st.deaf = true, deaf
+			what := fmt.Sprintf("copy %d dead (writes failing: %v)", dead, deaf)
+			if err := CheckWritable(st); err != nil {
+				t.Fatalf("%s, the other blank: CheckWritable %v", what, err)
+			}
+			s, _, err := Load(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 {
+				s.Slots[1] = SlotState{Priority: 1, Tries: uint8(5 - i)}
+				if err := Save(st, &s); err != nil {
+					t.Fatalf("%s, save %d: %v", what, i, err)
+				}
+				got, _, err := Load(st)
+				if err != nil || got.Slot(SlotB).Tries != uint8(5-i) || got.Seq != s.Seq {
+					t.Fatalf("%s, after save %d: loaded %+v, %v; want tries %d at sequence %d", what, i, got, err, 5-i, s.Seq)
+				}
+			}
+			if err := SaveBoth(st, &s); err != nil {
+				t.Fatalf("%s: SaveBoth %v", what, err)
+			}
+			if got := mustLoad(t, st); got.Seq != s.Seq {
+				t.Errorf("%s: after SaveBoth loaded sequence %d, want %d", what, got.Seq, s.Seq)
+			}
+		}
+	}
+	st := newSectorStoreUnit(physBlock, 0)
+	st.dead = true
+	s, _, _ := Load(st)
+	if err := Save(st, &s); err != nil {
+		t.Fatal(err)
+	}
+	st.bad[copyOffset(1)/physBlock*physBlock] = true
+	if err := Save(st, &s); err == nil {
+		t.Error("both copies dead: Save wrote, want an error")
 	}
 }

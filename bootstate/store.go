@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"syscall"
 
 	"github.com/keel-boot/keel/devices"
+	"golang.org/x/sys/unix"
 )
 
 // Store is where the boot state lives: the bootstate partition, a file, or
@@ -144,11 +146,63 @@ func Save(st Store, s *State) error {
 		// rewrite 512 bytes of a sector it cannot read.
 		rec = append(rec, make([]byte, physBlock-len(rec))...)
 	}
-	if err := writeRecord(st, target, rec); err != nil {
-		return err
+	err := writeRecord(st, target, rec)
+	failed := errors.Is(err, syscall.EIO)
+	if err == nil && c[target].io {
+		err = readsBack(st, target, rec)
+		failed = err != nil
+	}
+	if err != nil && !failed {
+		return err // not the medium: a device too small (CheckWritable), a power cut
+	}
+	if failed {
+		// The copy does not take the record (a write or a flush that
+		// fails with EIO), or takes writes it cannot give back (a dying SD card
+		// or eMMC, a sector that is not remapped). Left there, the
+		// trial's try would go uncounted — the boot refuses a trial it
+		// cannot count, and the good slot's own count failed the same
+		// way, leaving no slot to boot — or, written and unreadable,
+		// be lost with every record after it. The record goes over the
+		// other copy, in place: the only one that holds anything, which
+		// a power cut during this write can tear (the data partition's
+		// copy of the boot state then serves, docs/boot-sequence.md).
+		// What the failed write left in the page cache is dropped
+		// first: read back later, it would pass for the newest record.
+		dropCache(st, target, len(rec))
+		if werr := writeRecord(st, 1-target, rec); werr != nil {
+			return fmt.Errorf("%w; and the other copy: %w", err, werr)
+		}
 	}
 	next.Initialised = true
 	*s = next
+	return nil
+}
+
+// dropCache drops the page cache of n bytes of copy i, when st is a file
+// or a block device: the next read goes to the device. Clean pages only:
+// those writeRecord synced, or whose write failed.
+func dropCache(st Store, i, n int) {
+	if f, ok := st.(interface{ Fd() uintptr }); ok {
+		_ = unix.Fadvise(int(f.Fd()), copyOffset(i), int64(n), unix.FADV_DONTNEED)
+	}
+}
+
+// readsBack checks that copy i reads back as rec from the device, not from
+// the page cache the write filled (dropped first for a file or a block
+// device: its pages are clean once writeRecord synced them).
+func readsBack(st Store, i int, rec []byte) error {
+	off := copyOffset(i)
+	dropCache(st, i, len(rec))
+	b := make([]byte, len(rec))
+	if n, err := st.ReadAt(b, off); err != nil || n != len(b) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("boot state copy %d at byte %d does not read back after a write (%d of %d bytes): %w", i, off, n, len(b), err)
+	}
+	if !bytes.Equal(b, rec) {
+		return fmt.Errorf("boot state copy %d at byte %d reads back other bytes than were written", i, off)
+	}
 	return nil
 }
 

@@ -234,6 +234,51 @@ func readErrorFallback(t *testing.T, f abFixture, sectors []int64, why ...string
 	}
 }
 
+// TestBootStateDeadCopy: the bootstate partition's second record copy
+// sits on a sector that fails every read (QEMU's blkdebug), and takes
+// writes (reads) or fails them too (all); a dying SD card or eMMC does
+// either. Each boot of slot b on trial still uses up one try: the init
+// writes its count where it reads back. With writes taken, the count used
+// to go into the dead copy and every boot read the other copy's older
+// state: the trial's tries were never used up, a trial that never came up
+// was retried for ever. With writes failing, no slot booted: the trial's
+// count failed, and so did the good slot's, which read back the failed
+// write from the page cache as a newer record ("another writer?").
+func TestBootStateDeadCopy(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	for _, iotype := range []string{"read", "all"} {
+		t.Run(iotype, func(t *testing.T) {
+			t.Parallel()
+			f := newAB(t, "")
+			slotctlDisk(t, f.disk.Path, "set-next", "b")
+			tries := int(diskStatus(t, f.disk.Path).slot(t, "b").Tries)
+			dead := (f.disk.Part(t, "bootstate").Offset + 64<<10) / 512 // copy 1 (bootstate/layout.go)
+			rule := "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"" + fmt.Sprint(dead) + "\"\n"
+			if iotype == "read" {
+				rule += "iotype = \"read\"\n"
+			}
+			cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
+			if err := os.WriteFile(cfg, []byte(rule), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for boot := 1; boot <= 2; boot++ {
+				m := vm.Start(t, vm.Options{Initrd: f.initrd, QEMUArgs: []string{"-drive", "file=blkdebug:" + cfg + ":" + f.disk.Path + ",if=virtio,format=raw"}})
+				r := m.ExpectReport()
+				m.ExpectPowerOff()
+				br := bootReport(t, r)
+				if br.Slot != "b" || br.TriesLeft == nil || *br.TriesLeft != tries-boot {
+					left := "none"
+					if br.TriesLeft != nil {
+						left = fmt.Sprint(*br.TriesLeft)
+					}
+					t.Fatalf("boot %d: slot %q tries left %s, fallbacks %+v: want b on trial with %d tries left", boot, br.Slot, left, br.Fallbacks, tries-boot)
+				}
+			}
+		})
+	}
+}
+
 // oneOffReadKeepsTrial boots f with slot b set next and the first times
 // reads of sector failing with EIO, and checks that b booted on its trial
 // (its try counted, not retired) with warnings that hold each of said.
