@@ -178,23 +178,22 @@ func upperLayout(root *os.Root, rel string) bool {
 	return found
 }
 
-// removeTree removes rel under root: one pass by descriptor (os.Root's
-// RemoveAll), linear in the tree. overlayfs leaves work/work with mode 000,
-// which is no obstacle to the init (root, with CAP_DAC_OVERRIDE); without
-// that capability (tests run as a user) the removal fails with EACCES,
-// and then every directory is made accessible first (chmodTree) and the
-// removal runs again. An EPERM is an immutable or append-only file or
-// directory: their flags are cleared (clearFlagsTree) and the removal runs
-// again. rel itself is looked at with
-// Lstat: a symlink (or any other non-directory) is removed as it is, never
-// followed.
+// removeTree removes rel under root: one pass by descriptor (removeAll),
+// linear in the tree, with two descriptors at most whatever its depth.
+// overlayfs leaves work/work with mode 000, which is no obstacle to the
+// init (root, with CAP_DAC_OVERRIDE); without that capability (tests run
+// as a user) the removal fails with EACCES, and then every directory is
+// made accessible first (chmodTree) and the removal runs again. An EPERM
+// is an immutable or append-only file or directory: their flags are
+// cleared (clearFlagsTree) and the removal runs again. rel itself is
+// looked at with Lstat: a symlink (or any other non-directory) is removed
+// as it is, never followed.
 //
 // The walk of chmodTree resolves each path from root, quadratic in the
 // tree's depth: the init used to run it first on every upper it pruned, so
 // 8,000 nested directories a user made in /tmp (on the persistent root)
-// held a later update's boot for minutes. A tree deeper than the open-file
-// limit now fails fast (too many open files), named, like any failed
-// prune; pruneDir has renamed it into the trash first.
+// held a later update's boot for minutes. It runs only after a removal
+// failed with EACCES.
 func removeTree(root *os.Root, rel string) error {
 	fi, err := root.Lstat(rel)
 	if err != nil {
@@ -203,18 +202,18 @@ func removeTree(root *os.Root, rel string) error {
 	if !fi.IsDir() {
 		return root.Remove(rel)
 	}
-	err = root.RemoveAll(rel)
+	err = removeAll(root, rel)
 	if errors.Is(err, unix.EACCES) {
 		if err := chmodTree(root, rel); err != nil {
 			return err
 		}
-		err = root.RemoveAll(rel)
+		err = removeAll(root, rel)
 	}
 	if errors.Is(err, unix.EPERM) {
 		if cerr := clearFlagsTree(root, rel); cerr != nil {
 			return errors.Join(err, cerr)
 		}
-		err = root.RemoveAll(rel)
+		err = removeAll(root, rel)
 	}
 	return err
 }

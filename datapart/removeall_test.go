@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package datapart
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// lowFileLimit runs the rest of the test with an open-file limit of n, as
+// PID 1's (4096) is low against a tree a user can nest.
+func lowFileLimit(t *testing.T, n uint64) {
+	t.Helper()
+	var was syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &was); err != nil {
+		t.Fatal(err)
+	}
+	low := syscall.Rlimit{Cur: n, Max: was.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &was) })
+}
+
+// nest makes depth directories d/d/d… under dir, holding two descriptors
+// at a time, with a file in every tenth; it returns nothing: the tree is
+// deeper than a path can name.
+func nest(t *testing.T, dir string, depth int) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range depth {
+		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			f, err := unix.Openat(fd, "f", unix.O_CREAT|unix.O_WRONLY|unix.O_EXCL, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(f)
+		}
+		child, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = child
+	}
+	unix.Close(fd)
+}
+
+// TestRemoveTreeDeeperThanTheFileLimit: a tree nested deeper than the
+// open-file limit (a user's `mkdir a; cd a` 4,100 times in /tmp, on the
+// persistent root) is removed. os.Root's RemoveAll holds a descriptor
+// per level and failed with EMFILE: the /etc merge, which removes all but
+// /etc from a snapshot of the old upper, then failed at every boot after
+// an update (TestKeepOnlyEtcDeepTree).
+func TestRemoveTreeDeeperThanTheFileLimit(t *testing.T) {
+	lowFileLimit(t, 64)
+	dir := t.TempDir()
+	nest(t, filepath.Join(dir), 1000)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := removeTree(root, "d"); err != nil {
+		t.Fatalf("removeTree of a tree 1000 deep under a limit of 64 files: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "d")); !os.IsNotExist(err) {
+		t.Errorf("the tree is still there: %v", err)
+	}
+}
+
+// TestRemoveTreeFollowsNoLink: symlinks in the tree (to a directory
+// outside it, to its own parent) are removed as links; what they point to
+// stays.
+func TestRemoveTreeFollowsNoLink(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	must(t, os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(dir, "tree/a/b"), 0o755))
+	must(t, os.Symlink(outside, filepath.Join(dir, "tree/a/out")))
+	must(t, os.Symlink("..", filepath.Join(dir, "tree/a/b/up")))
+	must(t, os.WriteFile(filepath.Join(dir, "tree/a/b/f"), nil, 0o600))
+	must(t, os.Mkdir(filepath.Join(dir, "sibling"), 0o755))
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := removeTree(root, "tree"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(outside, "keep"), filepath.Join(dir, "sibling")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v: want it kept", p, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "tree")); !os.IsNotExist(err) {
+		t.Errorf("tree: %v, want it removed", err)
+	}
+}
+
+// TestKeepOnlyEtcDeepTree: the in-place /etc merge's cut of a snapshot of
+// the old upper to its /etc succeeds with a tree in its /tmp nested deeper
+// than the open-file limit, and keeps /etc.
+func TestKeepOnlyEtcDeepTree(t *testing.T) {
+	lowFileLimit(t, 64)
+	tmp := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(tmp, "upper/etc"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(tmp, "upper/tmp"), 0o1777))
+	must(t, os.MkdirAll(filepath.Join(tmp, "work/work"), 0o755))
+	must(t, os.WriteFile(filepath.Join(tmp, "upper/etc/hostname"), []byte("mine\n"), 0o644))
+	nest(t, filepath.Join(tmp, "upper/tmp"), 1000)
+	if err := keepOnlyEtc(tmp); err != nil {
+		t.Fatalf("keepOnlyEtc: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(tmp, "upper/etc/hostname")); err != nil || string(b) != "mine\n" {
+		t.Errorf("upper/etc/hostname: %q, %v: want it kept", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(tmp, "upper/tmp")); !os.IsNotExist(err) {
+		t.Errorf("upper/tmp: %v, want it removed", err)
+	}
+}
