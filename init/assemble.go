@@ -72,6 +72,15 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 	if err == nil {
 		err = b.bindData(layout)
 	}
+	var apiAt map[string]string
+	if err == nil {
+		// Through the image's own links only, once the binds are in
+		// place: an image's /run -> var/run goes through @var.
+		apiAt, err = mounts.ResolveAPIFilesystems(layout.NewRoot, layout.Lower)
+		if err != nil && b.data == nil {
+			return fault(stepAPIMounts, err)
+		}
+	}
 	if err != nil {
 		for _, e := range b.stack.UndoTo(mark) {
 			b.log.Warnf("undo the data partition's mounts in the new root: %v", e)
@@ -80,6 +89,7 @@ func (b *boot) assemble(layout mounts.Layout, imageID string) error {
 		return b.assemble(layout, imageID)
 	}
 	b.rep.Overlay = mode
+	b.apiAt = apiAt
 	if mode != mounts.OverlayPersistent && b.rep.Data != nil {
 		// / is not on the data partition (overlay=tmpfs or off): boot.json
 		// names no upper, so slotctl mark-good does not move the last good

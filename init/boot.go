@@ -75,6 +75,9 @@ type boot struct {
 	// newRoot is set once the new root is assembled; init is the resolved
 	// real init inside it.
 	newRoot, init string
+	// apiAt is where /dev, /proc, /sys and /run move in newRoot
+	// (mounts.ResolveAPIFilesystems, resolved by assemble).
+	apiAt map[string]string
 	// shutdownCopy is the init binary's copy to /run/initramfs, started
 	// by stageShutdown (shutdown.go).
 	shutdownCopy *stagedCopy

@@ -24,6 +24,7 @@ const (
 	stepOverlay     = "overlay"
 	stepInit        = "init"
 	stepInitArg     = "init= from the command line"
+	stepAPIMounts   = "API mount points"
 )
 
 // failureClass is one row of the table.
@@ -48,6 +49,7 @@ var failureClasses = []failureClass{
 	{stepOverlay, bootstate.Environment, "the overlay cannot be mounted"},
 	{stepInit, bootstate.Image, "the image has no init (/sbin/init, or the one baked with mkinitrd --cmdline init=)"},
 	{stepInitArg, bootstate.Environment, "an init= typed on the command line names no program in the image (a command-line mistake)"},
+	{stepAPIMounts, bootstate.Image, "the image's own /dev, /proc, /sys or /run is a symlink that leads to no directory in it"},
 }
 
 // fault classifies err, a failure of step, by the table.

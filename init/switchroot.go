@@ -26,7 +26,7 @@ func (b *boot) switchRoot() error {
 	exec := false
 	err := b.switching(func() error {
 		b.handOffWatchdog()
-		if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot); err != nil {
+		if err := mounts.MoveAPIFilesystems(b.stack, b.newRoot, b.apiAt); err != nil {
 			return err
 		}
 		exec = true

@@ -447,3 +447,32 @@ func mustOK(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestResolveAPIFilesystems: /dev, /proc, /sys and /run move to where the
+// image's own links lead in the new root; a missing one is moved to its
+// plain path (the move makes it); a link the image does not have, or one
+// the data partition put behind the image's, is refused.
+func TestResolveAPIFilesystems(t *testing.T) {
+	newRoot, lower := t.TempDir(), t.TempDir()
+	for _, d := range []string{"dev", "proc", "var/run", "sbin"} {
+		mustOK(t, os.MkdirAll(filepath.Join(newRoot, d), 0o755))
+	}
+	for _, root := range []string{newRoot, lower} {
+		mustOK(t, os.Symlink("var/run", filepath.Join(root, "run")))
+	}
+	at, err := ResolveAPIFilesystems(newRoot, lower)
+	if want := map[string]string{"/dev": "/dev", "/proc": "/proc", "/sys": "/sys", "/run": "/var/run"}; err != nil || !reflect.DeepEqual(at, want) {
+		t.Errorf("got %v, %v; want %v", at, err, want)
+	}
+	mustOK(t, os.Remove(filepath.Join(newRoot, "var/run")))
+	mustOK(t, os.Symlink("../sbin", filepath.Join(newRoot, "var/run")))
+	if _, err := ResolveAPIFilesystems(newRoot, lower); err == nil || !strings.Contains(err.Error(), "/var/run in the new root is a symlink the image does not have there") {
+		t.Errorf("@var's run -> ../sbin behind the image's /run -> var/run: %v, want it refused", err)
+	}
+	mustOK(t, os.Symlink("/", filepath.Join(newRoot, "sys")))
+	mustOK(t, os.Remove(filepath.Join(newRoot, "var/run")))
+	mustOK(t, os.Mkdir(filepath.Join(newRoot, "var/run"), 0o755))
+	if _, err := ResolveAPIFilesystems(newRoot, lower); err == nil || !strings.Contains(err.Error(), "/sys in the new root is a symlink the image does not have there") {
+		t.Errorf("an upper's /sys -> /: %v, want it refused", err)
+	}
+}

@@ -192,10 +192,38 @@ func Kind(m os.FileMode) string {
 	return "special file"
 }
 
-// MoveAPIFilesystems moves /dev, /proc, /sys and /run under newRoot.
-func MoveAPIFilesystems(s *Stack, newRoot string) error {
+// ResolveAPIFilesystems is where MoveAPIFilesystems moves each of /dev,
+// /proc, /sys and /run in newRoot, paths inside newRoot: the mount point
+// as ResolveMountPoint finds it (through the image's own links only: an
+// image's /run -> var/run leads into @var, whose run the data partition
+// could make a link to ../sbin), or the plain path when newRoot has
+// nothing there (the move makes the directory, as it always did).
+func ResolveAPIFilesystems(newRoot, lower string) (map[string]string, error) {
+	at := map[string]string{}
 	for _, fs := range APIFilesystems {
-		if err := s.Do(Mount{Source: fs, Target: filepath.Join(newRoot, fs), Flags: unix.MS_MOVE}); err != nil {
+		at[fs] = fs
+		if _, err := os.Lstat(filepath.Join(newRoot, fs)); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		p, err := ResolveMountPoint(newRoot, lower, fs)
+		if err != nil {
+			return nil, err
+		}
+		at[fs] = p
+	}
+	return at, nil
+}
+
+// MoveAPIFilesystems moves /dev, /proc, /sys and /run under newRoot, each
+// to its place in at (ResolveAPIFilesystems; the plain path when at has
+// none).
+func MoveAPIFilesystems(s *Stack, newRoot string, at map[string]string) error {
+	for _, fs := range APIFilesystems {
+		p, ok := at[fs]
+		if !ok {
+			p = fs
+		}
+		if err := s.Do(Mount{Source: fs, Target: filepath.Join(newRoot, p), Flags: unix.MS_MOVE}); err != nil {
 			return err
 		}
 	}

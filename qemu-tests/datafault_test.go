@@ -328,22 +328,31 @@ func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 // whoever held the disk, or by root on the running system) used to have
 // @home mounted over the image's /sbin, and an init of its own in @home
 // ran as PID 1 of a verified boot; the boot now goes volatile, naming the
-// link, over the image alone, and the slot keeps no fault.
+// link, over the image alone, and the slot keeps no fault. The same holds
+// for the move of /run into the new root behind an image's /run ->
+// var/run: the initramfs's /run was moved over the image's /sbin, and the
+// exec of the init failed after the switch.
 func TestImageHomeLink(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	for _, tc := range []struct{ name, link, varHome, why string }{
-		{name: "relative", link: "var/home"},
-		{name: "absolute", link: "/var/home"},
-		{name: "data-partition-link", link: "var/home", varHome: "../sbin", why: "/var/home in the new root is a symlink the image does not have there"},
+	for _, tc := range []struct {
+		name, at, link, varLink, why string
+	}{ // the image's /var has at in it (its own /run -> var/run boots alone)
+		{name: "relative", at: "home", link: "var/home"},
+		{name: "absolute", at: "home", link: "/var/home"},
+		{name: "data-partition-link", at: "home", link: "var/home", varLink: "../sbin", why: "/var/home in the new root is a symlink the image does not have there"},
+		{name: "run-data-partition-link", at: "run", link: "var/run", varLink: "../sbin", why: "/var/run in the new root is a symlink the image does not have there"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tree := payloadTree(t, "image-a")
-			if err := os.Remove(filepath.Join(tree, "home")); err != nil {
+			if err := os.Remove(filepath.Join(tree, tc.at)); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink(tc.link, filepath.Join(tree, "home")); err != nil {
+			if err := os.Symlink(tc.link, filepath.Join(tree, tc.at)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(tree, "var", tc.at), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			a := seal(t, tree, "", "img-a")
@@ -354,12 +363,12 @@ func TestImageHomeLink(t *testing.T) {
 				}
 			}
 			vm.WriteFile(t, dir, "@home/mine", "mine")
-			if tc.varHome == "" {
-				if err := os.Mkdir(filepath.Join(dir, "@var/home"), 0o755); err != nil {
+			if tc.varLink == "" {
+				if err := os.Mkdir(filepath.Join(dir, "@var", tc.at), 0o755); err != nil {
 					t.Fatal(err)
 				}
 			} else {
-				if err := os.Symlink(tc.varHome, filepath.Join(dir, "@var/home")); err != nil {
+				if err := os.Symlink(tc.varLink, filepath.Join(dir, "@var", tc.at)); err != nil {
 					t.Fatal(err)
 				}
 				// What would run as PID 1 if @home were mounted over /sbin.
