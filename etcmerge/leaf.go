@@ -3,7 +3,9 @@
 package etcmerge
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -152,9 +154,20 @@ func (m *merger) mergeAccounts(db DB, l, b, n entry, ld []byte) ([]byte, []strin
 	if err != nil {
 		return nil, nil, err
 	}
+	for _, d := range [][]byte{ld, bd, nd} {
+		if bytes.Count(d, []byte("\n")) > maxAccountLines {
+			// Parsed entry by entry, a few MiB of newlines would take
+			// gigabytes: PID 1 out of memory is a kernel panic.
+			return ld, []string{fmt.Sprintf("%s has more than %d lines in one of its versions: not merged entry by entry, the local version is kept", db, maxAccountLines)}, nil
+		}
+	}
 	out, issues := MergeAccounts(db, ld, bd, nd, b.kind == File)
 	return out, issues, nil
 }
+
+// maxAccountLines is the most lines an account database may have to be
+// merged entry by entry: a machine with its users in files has hundreds.
+const maxAccountLines = 1 << 16
 
 // keepNew records the conflict and keeps the new image's version of a file
 // or symlink as NAME.keel-new.

@@ -64,7 +64,7 @@ func Merge(o Options) (Result, error) {
 	if n == 0 {
 		n = workers
 	}
-	sh := &shared{}
+	sh := &shared{dirs: make(chan struct{}, dirGoroutines)}
 	if n > 1 {
 		sh.jobs = make(chan func(), n)
 		var wg sync.WaitGroup
@@ -116,7 +116,15 @@ type merger struct {
 type shared struct {
 	stepMu sync.Mutex  // Options.Step is called once at a time
 	jobs   chan func() // the workers' queue of entries (nil: one at a time)
+	// dirs holds a place for each directory merged by a goroutine of its
+	// own; with none free, a directory is merged by its parent's.
+	dirs chan struct{}
 }
+
+// dirGoroutines is how many directories are merged by goroutines of their
+// own at once: a goroutine each, 200,000 subdirectories in the old upper's
+// /etc (root's, or whoever held the disk) held 480 MiB of PID 1.
+const dirGoroutines = 64
 
 func (m *merger) sub() *merger { return &merger{o: m.o, noBase: m.noBase, sh: m.sh} }
 
@@ -262,11 +270,17 @@ func (m *merger) children(rel string, opaque bool, ensure func() error) error {
 		case m.sh.jobs == nil:
 			job()
 		case c.kind == Dir: // not a worker: it queues its own entries
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			select {
+			case m.sh.dirs <- struct{}{}:
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-m.sh.dirs }()
+					job()
+				}()
+			default:
 				job()
-			}()
+			}
 		default:
 			wg.Add(1)
 			m.sh.jobs <- func() {

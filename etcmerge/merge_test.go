@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -220,6 +222,70 @@ func TestMergeAccountFiles(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) || len(r.Conflicts) != 0 {
 		t.Errorf("got %v, conflicts %v\nwant %v", got, r.Conflicts, want)
+	}
+}
+
+// TestMergeAccountFileOfNewlines: an account database of a few MiB of
+// newlines (corruption, or written by whoever held the disk) is not parsed
+// entry by entry — about 450 bytes a line, gigabytes for PID 1, whose end
+// is a kernel panic —: the local version is kept, reported.
+func TestMergeAccountFileOfNewlines(t *testing.T) {
+	base := "root:x:0:0:root:/root:/bin/bash\n"
+	o := trees(t, map[string]string{"passwd": "f " + base + strings.Repeat("\n", 4<<20)},
+		map[string]string{"passwd": "f " + base}, map[string]string{"passwd": "f " + base + "_svc:x:999:999::/:/usr/sbin/nologin\n"})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r, err := mergeBoth(t, o)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20 {
+		t.Errorf("the merge allocated %d MiB for a passwd of 4 MiB of newlines", got>>20)
+	}
+	if len(r.Conflicts) != 1 || !strings.Contains(r.Conflicts[0].Reason, "not merged entry by entry, the local version is kept") {
+		t.Errorf("conflicts %v: want passwd kept as it is, reported", r.Conflicts)
+	}
+	if got := dump(t, o.Out)["passwd"]; got != "file 0644 0:0 "+base+strings.Repeat("\n", 4<<20) {
+		t.Errorf("passwd: %d bytes, want the local version", len(got))
+	}
+}
+
+// TestMergeManyDirectoriesBounded: an old upper's /etc with thousands of
+// subdirectories (root's, or whoever held the disk) is merged with a
+// bounded number of goroutines: one per directory at once held 480 MiB of
+// PID 1 for 200,000. The sampled count can only miss a peak, never invent
+// one.
+func TestMergeManyDirectoriesBounded(t *testing.T) {
+	o := trees(t, map[string]string{}, map[string]string{}, map[string]string{})
+	for i := range 3000 {
+		must(t, os.MkdirAll(filepath.Join(o.Local, "x", strconv.Itoa(i), "y"), 0o755))
+	}
+	start := runtime.NumGoroutine()
+	stop, peak := make(chan struct{}), make(chan int)
+	go func() {
+		p := 0
+		for {
+			select {
+			case <-stop:
+				peak <- p
+				return
+			default:
+				p = max(p, runtime.NumGoroutine()-start)
+				runtime.Gosched()
+			}
+		}
+	}()
+	_, err := Merge(o)
+	close(stop)
+	if p := <-peak; p > dirGoroutines+2*workers+8 {
+		t.Errorf("%d goroutines at once for 3000 directories: want at most about %d", p, dirGoroutines+workers)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Out, "x/2999/y")); err != nil {
+		t.Errorf("x/2999/y not carried: %v", err)
 	}
 }
 
