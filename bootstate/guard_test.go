@@ -166,6 +166,9 @@ type sectorStore struct {
 	bad  map[int64]bool // unit starts
 	dead bool           // a write does not make a bad unit readable
 	deaf bool           // a write to a bad unit fails too
+	// readOnly units fail every write and read what they held.
+	readOnly map[int64]bool
+	writes   map[int64]int // writes that reached each copy's offset
 }
 
 func newSectorStore(bad ...int) *sectorStore { return newSectorStoreUnit(RecordSize, bad...) }
@@ -188,6 +191,15 @@ func (s *sectorStore) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (s *sectorStore) WriteAt(p []byte, off int64) (int, error) {
+	for o := range s.readOnly {
+		if off < o+s.unit && off+int64(len(p)) > o {
+			return 0, syscall.EIO
+		}
+	}
+	if s.writes == nil {
+		s.writes = map[int64]int{}
+	}
+	s.writes[off]++
 	for o := range s.bad {
 		if s.deaf && off < o+s.unit && off+int64(len(p)) > o {
 			return 0, syscall.EIO
@@ -294,5 +306,50 @@ func TestDeadCopyKeepsTheState(t *testing.T) {
 	st.bad[copyOffset(1)/physBlock*physBlock] = true
 	if err := Save(st, &s); err == nil {
 		t.Error("both copies dead: Save wrote, want an error")
+	}
+}
+
+// TestFailingCopyStillReadable: a copy whose writes fail with EIO but
+// whose sector still reads its older valid record is not written around:
+// a power cut during a write over the other copy, in place, would hand
+// the next boot that older record (more tries, a lower rollback floor).
+// Save fails, as it did, and the device holds what it held. After a fall
+// back, SaveBoth writes once: a second write over the one copy the device
+// keeps could only tear what the first made durable (found by a review).
+func TestFailingCopyStillReadable(t *testing.T) {
+	st := newSectorStoreUnit(physBlock)
+	s := DefaultState()
+	if err := SaveBoth(st, &s); err != nil { // both copies hold a record
+		t.Fatal(err)
+	}
+	want := mustLoad(t, st)
+	target := 0
+	if newest(readCopies(st)) == 0 {
+		target = 1
+	}
+	st.readOnly = map[int64]bool{copyOffset(target) / physBlock * physBlock: true}
+	s.Slots[1] = SlotState{Priority: 1, Tries: 1}
+	if err := Save(st, &s); err == nil {
+		t.Fatalf("copy %d fails writes but reads its older record: Save wrote around it", target)
+	}
+	if got := mustLoad(t, st); got != want {
+		t.Errorf("after the failed save: %+v, want %+v as it was", got, want)
+	}
+
+	dead := newSectorStoreUnit(physBlock, 1)
+	dead.dead = true
+	s = DefaultState()
+	if err := Save(dead, &s); err != nil { // copy 0
+		t.Fatal(err)
+	}
+	before := dead.writes[copyOffset(0)]
+	if err := SaveBoth(dead, &s); err != nil {
+		t.Fatal(err)
+	}
+	if n := dead.writes[copyOffset(0)] - before; n != 1 {
+		t.Errorf("SaveBoth with copy 1 dead wrote copy 0 %d times, want once", n)
+	}
+	if got := mustLoad(t, dead); got.Seq != s.Seq {
+		t.Errorf("loaded sequence %d, want %d", got.Seq, s.Seq)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"syscall"
 
 	"github.com/keel-boot/keel/devices"
@@ -110,6 +111,13 @@ func Load(st Store) (State, []string, error) {
 // is no longer the one s was loaded from: two writers (say, two slotctl
 // runs) must not silently undo each other.
 func Save(st Store, s *State) error {
+	_, err := save(st, s)
+	return err
+}
+
+// save is Save, and reports whether the record went over the other copy
+// (the target copy could not keep it).
+func save(st Store, s *State) (fellBack bool, err error) {
 	c := readCopies(st)
 	cur := newest(c)
 	stored := uint64(0)
@@ -118,14 +126,14 @@ func Save(st Store, s *State) error {
 	}
 	if cur < 0 {
 		if err := checkForeign(st, c); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if stored != s.Seq {
-		return fmt.Errorf("boot state changed since it was read: stored sequence %d, expected %d (another writer?)", stored, s.Seq)
+		return false, fmt.Errorf("boot state changed since it was read: stored sequence %d, expected %d (another writer?)", stored, s.Seq)
 	}
 	if s.Seq == math.MaxUint64 {
-		return fmt.Errorf("boot state sequence %d cannot grow: reinitialise the bootstate partition", s.Seq)
+		return false, fmt.Errorf("boot state sequence %d cannot grow: reinitialise the bootstate partition", s.Seq)
 	}
 	target := 0
 	switch {
@@ -146,44 +154,72 @@ func Save(st Store, s *State) error {
 		// rewrite 512 bytes of a sector it cannot read.
 		rec = append(rec, make([]byte, physBlock-len(rec))...)
 	}
-	err := writeRecord(st, target, rec)
+	err = writeRecord(st, target, rec)
 	failed := errors.Is(err, syscall.EIO)
 	if err == nil && c[target].io {
 		err = readsBack(st, target, rec)
 		failed = err != nil
 	}
 	if err != nil && !failed {
-		return err // not the medium: a device too small (CheckWritable), a power cut
+		return false, err // not the medium: a device too small (CheckWritable), a power cut
 	}
 	if failed {
 		// The copy does not take the record (a write or a flush that
-		// fails with EIO), or takes writes it cannot give back (a dying SD card
-		// or eMMC, a sector that is not remapped). Left there, the
-		// trial's try would go uncounted — the boot refuses a trial it
-		// cannot count, and the good slot's own count failed the same
-		// way, leaving no slot to boot — or, written and unreadable,
-		// be lost with every record after it. The record goes over the
-		// other copy, in place: the only one that holds anything, which
-		// a power cut during this write can tear (the data partition's
+		// fails with EIO), or takes writes it cannot give back (a dying
+		// SD card or eMMC, a sector that is not remapped). Left there,
+		// the trial's try would go uncounted — the boot refuses a trial
+		// it cannot count, and the good slot's own count failed the same
+		// way, leaving no slot to boot — or, written and unreadable, be
+		// lost with every record after it. The record goes over the
+		// other copy, in place: the only one the device keeps, which a
+		// power cut during this write can tear (the data partition's
 		// copy of the boot state then serves, docs/boot-sequence.md).
+		// Not when the copy still reads back, from the device, as a
+		// valid record (an older one: the write failed, the sector did
+		// not): a torn write over the other copy would then hand the
+		// boot that older state, more tries, a lower rollback floor.
 		// What the failed write left in the page cache is dropped
-		// first: read back later, it would pass for the newest record.
+		// first: read back, it would pass for the newest record.
 		dropCache(st, target, len(rec))
+		if validOnDevice(st, target) {
+			return false, err
+		}
 		if werr := writeRecord(st, 1-target, rec); werr != nil {
-			return fmt.Errorf("%w; and the other copy: %w", err, werr)
+			return false, fmt.Errorf("%w; and the other copy: %w", err, werr)
 		}
 	}
 	next.Initialised = true
 	*s = next
-	return nil
+	return failed, nil
 }
 
-// dropCache drops the page cache of n bytes of copy i, when st is a file
-// or a block device: the next read goes to the device. Clean pages only:
-// those writeRecord synced, or whose write failed.
+// validOnDevice reports whether copy i reads, past the page cache, as a
+// valid record.
+func validOnDevice(st Store, i int) bool {
+	dropCache(st, i, RecordSize)
+	b := make([]byte, RecordSize)
+	if n, err := st.ReadAt(b, copyOffset(i)); err != nil || n != len(b) {
+		return false
+	}
+	_, err := ParseRecord(b)
+	return err == nil
+}
+
+// dropCache drops the page cache of the pages holding n bytes of copy i,
+// so that the next read goes to the device: through the store's own
+// DropCache (slotctl's partition of a disk), or fadvise on a file or a
+// block device. Whole pages only are dropped, so the range is rounded out
+// to them. Clean pages only: those writeRecord synced, or whose write
+// failed.
 func dropCache(st Store, i, n int) {
-	if f, ok := st.(interface{ Fd() uintptr }); ok {
-		_ = unix.Fadvise(int(f.Fd()), copyOffset(i), int64(n), unix.FADV_DONTNEED)
+	pg := int64(os.Getpagesize())
+	off := copyOffset(i) &^ (pg - 1)
+	end := (copyOffset(i) + int64(n) + pg - 1) &^ (pg - 1)
+	switch d := st.(type) {
+	case interface{ DropCache(off, n int64) }:
+		d.DropCache(off, end-off)
+	case interface{ Fd() uintptr }:
+		_ = unix.Fadvise(int(d.Fd()), off, end-off, unix.FADV_DONTNEED)
 	}
 }
 
@@ -215,7 +251,10 @@ func readsBack(st Store, i int, rec []byte) error {
 // per-boot write does not, since losing it costs at most one boot's count,
 // and a second flush would cost every boot.
 func SaveBoth(st Store, s *State) error {
-	if err := Save(st, s); err != nil {
+	fellBack, err := save(st, s)
+	if err != nil || fellBack {
+		// After a fall back the device keeps one copy: a second write
+		// over it would only risk what the first made durable.
 		return err
 	}
 	if err := Save(st, s); err != nil {

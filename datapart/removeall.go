@@ -11,116 +11,185 @@ import (
 )
 
 // removeAll removes the directory rel under root and everything in it,
-// holding two descriptors at most whatever the tree's depth, in time
-// linear in the tree. os.Root's RemoveAll holds one per level: a tree a
-// user nests 4,100 deep in /tmp (on the persistent root, where systemd
-// clears /tmp only after keel ran) failed it with EMFILE at PID 1's
-// open-file limit, and when that tree was in the old upper the /etc merge
-// copies from, the merge failed at every boot after an update: the
-// machine ran with the new image's /etc for good.
+// with a bounded number of descriptors whatever the tree's depth.
+// os.Root's RemoveAll holds one per level: a tree a user nests 4,100 deep
+// in /tmp (on the persistent root, where systemd clears /tmp only after
+// keel ran) failed it with EMFILE at PID 1's open-file limit, and when
+// that tree was in the old upper the /etc merge copies from, the merge
+// failed at every boot after an update: the machine ran with the new
+// image's /etc for good.
 //
 // It goes down one directory at a time (openat, O_NOFOLLOW: a symlink is
-// unlinked, never followed) and back up through "..", checking that the
-// directory reached is the one it came from (device and inode, kept per
-// level with the entry's name); entries that are not directories are
-// unlinked where they are read.
+// unlinked, never followed), keeping the descriptors of the keptLevels
+// directories nearest the top open, and back up through the kept
+// descriptor or, deeper, through "..", checking that the directory reached
+// is the one it came from (device and inode, kept per level with the
+// entry's name). Entries that are not directories are unlinked where they
+// are read. A directory counts as empty only after a whole read of it,
+// from its start, that found nothing.
 func removeAll(root *os.Root, rel string) error {
 	top, err := root.OpenFile(rel, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
-	fd, err := unix.Dup(int(top.Fd()))
+	fd, err := unix.FcntlInt(top.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	top.Close()
 	if err != nil {
 		return err
-	}
-	type level struct {
-		name     string
-		dev, ino uint64
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return err
 	}
-	path := []level{{name: rel, dev: st.Dev, ino: st.Ino}}
-	where := func() string { // for errors: the directory fd is
-		p := rel
-		for _, l := range path[1:] {
-			p += "/" + l.name
-		}
-		return p
+	r := &remover{rel: rel, fd: fd, path: []level{{name: rel, dev: st.Dev, ino: st.Ino, fd: -1}}}
+	defer r.close()
+	if err := r.run(); err != nil {
+		return err
 	}
-	buf := make([]byte, 8<<10)
-	for {
-		names, err := direntNames(fd, buf)
-		if err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("reading %s: %w", where(), err)
-		}
-		if len(names) == 0 {
-			if len(path) == 1 {
-				unix.Close(fd)
-				return root.Remove(rel)
-			}
-			here := path[len(path)-1]
-			parent, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			unix.Close(fd)
-			if err != nil {
-				return fmt.Errorf("going back up from %s: %w", where(), err)
-			}
-			fd = parent
-			path = path[:len(path)-1]
-			up := path[len(path)-1]
-			if err := unix.Fstat(fd, &st); err != nil || st.Dev != up.dev || st.Ino != up.ino {
-				unix.Close(fd)
-				return errors.Join(fmt.Errorf("going back up to %s: the directory moved while it was removed", where()), err)
-			}
-			if err := unix.Unlinkat(fd, here.name, unix.AT_REMOVEDIR); err != nil {
-				unix.Close(fd)
-				return &os.PathError{Op: "remove", Path: where() + "/" + here.name, Err: err}
-			}
-			continue
-		}
-		for _, n := range names {
-			err := unix.Unlinkat(fd, n, 0)
-			if err == nil || errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			if !errors.Is(err, unix.EISDIR) {
-				unix.Close(fd)
-				return &os.PathError{Op: "remove", Path: where() + "/" + n, Err: err}
-			}
-			child, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err == nil {
-				err = unix.Fstat(child, &st)
-				if err != nil {
-					unix.Close(child)
-				}
-			}
-			if err != nil {
-				unix.Close(fd)
-				return &os.PathError{Op: "open", Path: where() + "/" + n, Err: err}
-			}
-			unix.Close(fd)
-			fd = child
-			path = append(path, level{name: n, dev: st.Dev, ino: st.Ino})
-			break // the rest of this directory is read again on the way back up
+	r.close()
+	return root.Remove(rel)
+}
+
+// keptLevels is how many directories from the top keep their descriptor
+// while removeAll is below them: a wide tree near the top is read once, a
+// deep one costs no more descriptors.
+const keptLevels = 32
+
+// level is one directory on the way down: its name in its parent, its
+// identity, and its descriptor while the remover is below it (-1 when not
+// kept, and for the directory being read).
+type level struct {
+	name     string
+	dev, ino uint64
+	fd       int
+}
+
+type remover struct {
+	rel  string
+	fd   int     // the directory being read: path's last
+	path []level // from rel down
+	// dirty: fd's directory changed, or entries of it may have been
+	// skipped, since its read last started at its beginning.
+	dirty bool
+}
+
+func (r *remover) where() string {
+	p := r.rel
+	for _, l := range r.path[1:] {
+		p += "/" + l.name
+	}
+	return p
+}
+
+func (r *remover) close() {
+	if r.fd >= 0 {
+		unix.Close(r.fd)
+		r.fd = -1
+	}
+	for i := range r.path {
+		if r.path[i].fd >= 0 {
+			unix.Close(r.path[i].fd)
+			r.path[i].fd = -1
 		}
 	}
 }
 
-// direntNames reads the names in directory fd from its start, "." and ".."
-// left out, as many as one buffer holds: enough to make progress, since
-// what was read is removed before the next call.
-func direntNames(fd int, buf []byte) ([]string, error) {
-	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return nil, err
+func (r *remover) run() error {
+	buf := make([]byte, 8<<10)
+	for {
+		n, err := unix.ReadDirent(r.fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", r.where(), err)
+		}
+		if n == 0 { // the end of the directory
+			if r.dirty {
+				if _, err := unix.Seek(r.fd, 0, 0); err != nil {
+					return fmt.Errorf("reading %s: %w", r.where(), err)
+				}
+				r.dirty = false
+				continue
+			}
+			if len(r.path) == 1 {
+				return nil // rel is empty
+			}
+			if err := r.up(); err != nil {
+				return err
+			}
+			continue
+		}
+		// A read may stop early (a signal pending: the Go runtime's
+		// preemption), with "." and ".." only: read on.
+		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+		for _, name := range names {
+			r.dirty = true
+			err := unix.Unlinkat(r.fd, name, 0)
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			if !errors.Is(err, unix.EISDIR) {
+				return &os.PathError{Op: "remove", Path: r.where() + "/" + name, Err: err}
+			}
+			if err := r.down(name); err != nil {
+				return err
+			}
+			break // the rest of this read is read again on the way back up
+		}
 	}
-	n, err := unix.ReadDirent(fd, buf)
+}
+
+// down makes the subdirectory name of the current directory the current one.
+func (r *remover) down(name string) error {
+	child, err := unix.Openat(r.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	var st unix.Stat_t
+	if err == nil {
+		if err = unix.Fstat(child, &st); err != nil {
+			unix.Close(child)
+		}
+	}
 	if err != nil {
-		return nil, err
+		return &os.PathError{Op: "open", Path: r.where() + "/" + name, Err: err}
 	}
-	_, _, names := unix.ParseDirent(buf[:n], -1, nil)
-	return names, nil
+	here := &r.path[len(r.path)-1]
+	if len(r.path) <= keptLevels {
+		here.fd = r.fd
+	} else {
+		unix.Close(r.fd)
+	}
+	r.fd = child
+	r.path = append(r.path, level{name: name, dev: st.Dev, ino: st.Ino, fd: -1})
+	r.dirty = false
+	return nil
+}
+
+// up removes the current directory, now empty, and makes its parent the
+// current one: its kept descriptor, or ".." checked against its identity.
+func (r *remover) up() error {
+	here := r.path[len(r.path)-1]
+	parent := &r.path[len(r.path)-2]
+	var fd int
+	if parent.fd >= 0 {
+		fd, parent.fd = parent.fd, -1
+	} else {
+		var err error
+		fd, err = unix.Openat(r.fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("going back up from %s: %w", r.where(), err)
+		}
+	}
+	unix.Close(r.fd)
+	r.fd = fd
+	r.path = r.path[:len(r.path)-1]
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Dev != parent.dev || st.Ino != parent.ino {
+		return errors.Join(fmt.Errorf("going back up to %s: the directory moved while it was removed", r.where()), err)
+	}
+	if err := unix.Unlinkat(fd, here.name, unix.AT_REMOVEDIR); err != nil {
+		return &os.PathError{Op: "remove", Path: r.where() + "/" + here.name, Err: err}
+	}
+	r.dirty = true // the rest of the read that found here was not looked at
+	return nil
 }

@@ -5,8 +5,11 @@ package datapart
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -127,5 +130,53 @@ func TestKeepOnlyEtcDeepTree(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(tmp, "upper/tmp")); !os.IsNotExist(err) {
 		t.Errorf("upper/tmp: %v, want it removed", err)
+	}
+}
+
+// TestRemoveTreeUnderSignals: a read of a directory that a pending signal
+// cut short (the Go runtime preempts goroutines with SIGURG) returns "."
+// and ".." only; the removal read on. It used to take the directory for
+// empty and fail its rmdir with ENOTEMPTY (found by a review).
+func TestRemoveTreeUnderSignals(t *testing.T) {
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for round := range 3 {
+		tree := filepath.Join(dir, "wide")
+		for i := range 1000 {
+			p := filepath.Join(tree, strconv.Itoa(i))
+			if i%2 == 0 {
+				must(t, os.MkdirAll(p, 0o755))
+			} else {
+				must(t, os.MkdirAll(tree, 0o755))
+				must(t, os.WriteFile(p, nil, 0o644))
+			}
+		}
+		runtime.LockOSThread()
+		tid := unix.Gettid()
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					unix.Tgkill(os.Getpid(), tid, unix.SIGURG)
+					time.Sleep(10 * time.Microsecond)
+				}
+			}
+		}()
+		err := removeTree(root, "wide")
+		close(stop)
+		<-done
+		runtime.UnlockOSThread()
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
 	}
 }

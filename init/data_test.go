@@ -142,7 +142,7 @@ func TestVolatileFallbackIsComplete(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmp := t.TempDir()
-			layout := testLayout(t, tmp)
+			layout := testLayout(tmp)
 			dataRoot := filepath.Join(tmp, "data")
 			write := func(p string, mode os.FileMode) {
 				must(t, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -195,16 +195,11 @@ func TestAssembleWithData(t *testing.T) {
 	}
 }
 
-// testLayout is the layout of a boot over fake mounts in tmp: its new root
-// has the mount points of the data partition's binds (the upper and the
-// image are not mounted, so the binds resolve there).
-func testLayout(t *testing.T, tmp string) mounts.Layout {
-	t.Helper()
-	l := mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
-	for _, d := range datapart.BindPoints {
-		must(t, os.MkdirAll(filepath.Join(l.NewRoot, d), 0o755))
-	}
-	return l
+// testLayout is the layout of a boot over fake mounts in tmp. Its new root
+// has no /var or /home: the binds make them, as mounts made a missing
+// mount point before they were resolved in the new root.
+func testLayout(tmp string) mounts.Layout {
+	return mounts.Layout{Lower: filepath.Join(tmp, "lower"), Upper: filepath.Join(tmp, "upper"), NewRoot: filepath.Join(tmp, "newroot")}
 }
 
 // dataBoot is a boot of slot with the given configuration and boot state,
@@ -214,7 +209,7 @@ func testLayout(t *testing.T, tmp string) mounts.Layout {
 func dataBoot(t *testing.T, slot string, cfg kargs.Config, bs *bootState, console *bytes.Buffer) (b *boot, layout mounts.Layout, dataRoot string) {
 	t.Helper()
 	tmp := t.TempDir()
-	layout = testLayout(t, tmp)
+	layout = testLayout(tmp)
 	dataRoot = filepath.Join(tmp, "data")
 	must(t, os.MkdirAll(filepath.Join(layout.NewRoot, "sbin"), 0o755))
 	must(t, os.WriteFile(filepath.Join(layout.NewRoot, "sbin/init"), nil, 0o755))
@@ -237,7 +232,7 @@ func dataBoot(t *testing.T, slot string, cfg kargs.Config, bs *bootState, consol
 // has the partition unmounted once the root is chosen.
 func TestVolatileAttemptGivesDataBack(t *testing.T) {
 	tmp := t.TempDir()
-	layout := testLayout(t, tmp)
+	layout := testLayout(tmp)
 	dataRoot := filepath.Join(tmp, "data")
 	must(t, os.MkdirAll(dataRoot, 0o755))
 	must(t, os.MkdirAll(layout.NewRoot, 0o755))
@@ -464,7 +459,7 @@ func TestDataMountCounted(t *testing.T) {
 // not frozen (a review found the first form carried it over).
 func TestSetAsideFailureFreezesUpper(t *testing.T) {
 	tmp := t.TempDir()
-	layout := testLayout(t, tmp)
+	layout := testLayout(tmp)
 	dataRoot := filepath.Join(tmp, "data")
 	must(t, os.MkdirAll(filepath.Join(layout.NewRoot, "sbin"), 0o755))
 	must(t, os.WriteFile(filepath.Join(layout.NewRoot, "sbin/init"), nil, 0o755))

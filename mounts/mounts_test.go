@@ -354,7 +354,9 @@ func TestResolveMountPoint(t *testing.T) {
 		{name: "upper's link to another target", dirs: []string{"var/home", "sbin"}, image: map[string]string{"home": "var/home"}, upper: map[string]string{"home": "sbin"},
 			rel: "/home", err: "/home in the new root is a symlink the image does not have there"},
 		{name: "image's link to a file", image: map[string]string{"home": "etc/x"}, dirs: []string{"etc"}, rel: "/home", err: "is a regular file, expected a directory"},
-		{name: "image's link to nothing", image: map[string]string{"home": "var/home"}, dirs: []string{"var"}, rel: "/home", err: "the mount point /home not found in the new root"},
+		{name: "image's link to nothing, in a directory", image: map[string]string{"home": "var/home"}, dirs: []string{"var"}, rel: "/home", want: "/var/home"},
+		{name: "missing", dirs: []string{"var"}, rel: "/home", want: "/home"},
+		{name: "image's link into nothing", image: map[string]string{"home": "var/x/home"}, dirs: []string{"var"}, rel: "/home", err: "the mount point /home not found in the new root"},
 		{name: "image's link that climbs out", image: map[string]string{"home": "../../../../home2"}, dirs: []string{"home2"}, rel: "/home", want: "/home2"},
 		{name: "image's loop", image: map[string]string{"home": "home"}, rel: "/home", err: "too many levels"},
 		{name: "relative", dirs: []string{"home"}, rel: "home", err: "expected an absolute path"},
@@ -421,19 +423,23 @@ func FuzzResolveMountPoint(f *testing.F) {
 		if got != path.Clean(got) || !strings.HasPrefix(got, "/") {
 			t.Fatalf("%q resolved to %q: not a clean absolute path", rel, got)
 		}
-		for p := got; p != "/"; p = path.Dir(p) {
+		for p := path.Dir(got); p != "/"; p = path.Dir(p) {
 			fi, err := os.Lstat(filepath.Join(newRoot, p))
 			if err != nil || fi.Mode()&os.ModeSymlink != 0 {
 				t.Fatalf("%q resolved to %q through %s: %v, %v", rel, got, p, fi, err)
 			}
 		}
-		if fi, err := os.Stat(filepath.Join(newRoot, got)); err != nil || !fi.IsDir() {
-			t.Fatalf("%q resolved to %q, not a directory: %v", rel, got, err)
+		if fi, err := os.Lstat(filepath.Join(newRoot, got)); err == nil && !fi.IsDir() {
+			t.Fatalf("%q resolved to %q, a %v: want a directory or nothing", rel, got, fi.Mode())
+		} else if err != nil {
+			if pfi, perr := os.Lstat(filepath.Join(newRoot, path.Dir(got))); perr != nil || !pfi.IsDir() {
+				t.Fatalf("%q resolved to %q, missing in %v, %v: want its parent a directory", rel, got, pfi, perr)
+			}
 		}
 		// Only the image's link may have been followed: without it, a
 		// lookup that met a symlink fails.
 		if !imageHas {
-			if _, err := resolveIn(newRoot, rel, "x", func(string) error { return errors.New("followed") }); err == nil {
+			if _, err := resolveIn(newRoot, rel, "x", func(string) error { return errors.New("followed") }, true); err == nil {
 				return
 			}
 			t.Fatalf("%q resolved to %q through a link the image does not have", rel, got)

@@ -29,7 +29,7 @@ func ResolveInit(newRoot, init string) (string, error) {
 	if !strings.HasPrefix(init, "/") {
 		return "", fmt.Errorf("init=%s: expected an absolute path", init)
 	}
-	cur, err := resolveIn(newRoot, init, "init "+init, nil)
+	cur, err := resolveIn(newRoot, init, "init "+init, nil, false)
 	if err != nil {
 		return "", err
 	}
@@ -47,7 +47,9 @@ func ResolveInit(newRoot, init string) (string, error) {
 // /home) in newRoot lands once newRoot is /: rel followed inside newRoot as
 // ResolveInit follows the init, through the symlinks the image at lower has
 // at the same place with the same target (OSTree's /home -> var/home) and
-// no other, to a directory. A mount on newRoot/rel itself would follow
+// no other, to a directory, or to nothing in a directory (the mount makes
+// it, as Stack.Do always made a missing target). A mount on newRoot/rel
+// itself would follow
 // every symlink on the way from the initramfs's root: an absolute link of
 // the image's went to the initramfs, and a link the data partition put
 // behind the image's (@var's home -> ../sbin) chose where @home was
@@ -62,12 +64,14 @@ func ResolveMountPoint(newRoot, lower, rel string) (string, error) {
 			return nil
 		}
 		return fmt.Errorf("%s: %s in the new root is a symlink the image does not have there, expected a directory", what, next)
-	})
+	}, true)
 	if err != nil {
 		return "", err
 	}
 	fi, err := os.Lstat(filepath.Join(newRoot, cur))
 	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return cur, nil // its parent is a directory: the mount makes it there
 	case err != nil:
 		return "", fmt.Errorf("%s: %w", what, inRoot(err, newRoot, cur))
 	case !fi.IsDir():
@@ -82,8 +86,9 @@ func ResolveMountPoint(newRoot, lower, rel string) (string, error) {
 // newRoot, and ".." stopping there (openat2's RESOLVE_IN_ROOT). follow,
 // when set, is asked before each symlink (its path inside newRoot) is
 // followed, and its error ends the lookup. It returns the path reached
-// inside newRoot, which need not exist; what names p in errors.
-func resolveIn(newRoot, p, what string, follow func(next string) error) (string, error) {
+// inside newRoot; with missingLast, its last component need not exist
+// (then neither does what it returns); what names p in errors.
+func resolveIn(newRoot, p, what string, follow func(next string) error, missingLast bool) (string, error) {
 	rest := strings.Split(p, "/")
 	cur, links := "/", 0
 	for len(rest) > 0 {
@@ -98,6 +103,9 @@ func resolveIn(newRoot, p, what string, follow func(next string) error) (string,
 		}
 		next := path.Join(cur, c)
 		fi, err := os.Lstat(filepath.Join(newRoot, next))
+		if missingLast && errors.Is(err, os.ErrNotExist) && onlyDots(rest) {
+			return next, nil
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s not found in the new root: %w", what, inRoot(err, newRoot, next))
 		}
@@ -126,6 +134,16 @@ func resolveIn(newRoot, p, what string, follow func(next string) error) (string,
 		}
 	}
 	return cur, nil
+}
+
+// onlyDots reports whether the components left name no further entry.
+func onlyDots(rest []string) bool {
+	for _, c := range rest {
+		if c != "" && c != "." {
+			return false
+		}
+	}
+	return true
 }
 
 // maxLinks is how many symlinks a lookup follows, as the kernel's (40).
@@ -196,15 +214,11 @@ func Kind(m os.FileMode) string {
 // /proc, /sys and /run in newRoot, paths inside newRoot: the mount point
 // as ResolveMountPoint finds it (through the image's own links only: an
 // image's /run -> var/run leads into @var, whose run the data partition
-// could make a link to ../sbin), or the plain path when newRoot has
-// nothing there (the move makes the directory, as it always did).
+// could make a link to ../sbin); one newRoot does not have is made there
+// by the move.
 func ResolveAPIFilesystems(newRoot, lower string) (map[string]string, error) {
 	at := map[string]string{}
 	for _, fs := range APIFilesystems {
-		at[fs] = fs
-		if _, err := os.Lstat(filepath.Join(newRoot, fs)); errors.Is(err, os.ErrNotExist) {
-			continue
-		}
 		p, err := ResolveMountPoint(newRoot, lower, fs)
 		if err != nil {
 			return nil, err

@@ -331,15 +331,19 @@ func TestDataUpperHidingInitGoesVolatile(t *testing.T) {
 // link, over the image alone, and the slot keeps no fault. The same holds
 // for the move of /run into the new root behind an image's /run ->
 // var/run: the initramfs's /run was moved over the image's /sbin, and the
-// exec of the init failed after the switch.
+// exec of the init failed after the switch. A /var/home that neither the
+// image nor @var has is made by the bind, as a missing mount point always
+// was.
 func TestImageHomeLink(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
 	for _, tc := range []struct {
 		name, at, link, varLink, why string
-	}{ // the image's /var has at in it (its own /run -> var/run boots alone)
+		bare                         bool // neither the image's /var nor @var has at: the bind makes it
+	}{ // else the image's /var has at in it (its own /run -> var/run boots alone)
 		{name: "relative", at: "home", link: "var/home"},
 		{name: "absolute", at: "home", link: "/var/home"},
+		{name: "var-home-missing", at: "home", link: "var/home", bare: true},
 		{name: "data-partition-link", at: "home", link: "var/home", varLink: "../sbin", why: "/var/home in the new root is a symlink the image does not have there"},
 		{name: "run-data-partition-link", at: "run", link: "var/run", varLink: "../sbin", why: "/var/run in the new root is a symlink the image does not have there"},
 	} {
@@ -352,8 +356,10 @@ func TestImageHomeLink(t *testing.T) {
 			if err := os.Symlink(tc.link, filepath.Join(tree, tc.at)); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.MkdirAll(filepath.Join(tree, "var", tc.at), 0o755); err != nil {
-				t.Fatal(err)
+			if !tc.bare {
+				if err := os.MkdirAll(filepath.Join(tree, "var", tc.at), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 			a := seal(t, tree, "", "img-a")
 			dir := t.TempDir()
@@ -363,11 +369,11 @@ func TestImageHomeLink(t *testing.T) {
 				}
 			}
 			vm.WriteFile(t, dir, "@home/mine", "mine")
-			if tc.varLink == "" {
+			if tc.varLink == "" && !tc.bare {
 				if err := os.Mkdir(filepath.Join(dir, "@var", tc.at), 0o755); err != nil {
 					t.Fatal(err)
 				}
-			} else {
+			} else if tc.varLink != "" {
 				if err := os.Symlink(tc.varLink, filepath.Join(dir, "@var", tc.at)); err != nil {
 					t.Fatal(err)
 				}

@@ -153,6 +153,12 @@ func (p *partition) dropCache(length int64) error {
 	return nil
 }
 
+// DropCache evicts the clean pages of n bytes at off in the partition
+// (bootstate.Save reads a record copy back from the disk with it).
+func (p *partition) DropCache(off, n int64) {
+	_ = unix.Fadvise(int(p.f.Fd()), p.off+off, n, unix.FADV_DONTNEED)
+}
+
 func (p *partition) Close() error { return p.f.Close() }
 
 // closeAll closes partitions that may be nil.
