@@ -57,12 +57,15 @@ func removeAll(root *os.Root, rel string) error {
 const keptLevels = 32
 
 // level is one directory on the way down: its name in its parent, its
-// identity, and its descriptor while the remover is below it (-1 when not
-// kept, and for the directory being read).
+// identity, its descriptor while the remover is below it (-1 when not
+// kept, and for the directory being read), and the names of its last read
+// not yet removed (kept with the descriptor: a wide directory is read
+// once, not once per subdirectory).
 type level struct {
 	name     string
 	dev, ino uint64
 	fd       int
+	pending  []string
 }
 
 type remover struct {
@@ -98,33 +101,10 @@ func (r *remover) close() {
 func (r *remover) run() error {
 	buf := make([]byte, 8<<10)
 	for {
-		n, err := unix.ReadDirent(r.fd, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", r.where(), err)
-		}
-		if n == 0 { // the end of the directory
-			if r.dirty {
-				if _, err := unix.Seek(r.fd, 0, 0); err != nil {
-					return fmt.Errorf("reading %s: %w", r.where(), err)
-				}
-				r.dirty = false
-				continue
-			}
-			if len(r.path) == 1 {
-				return nil // rel is empty
-			}
-			if err := r.up(); err != nil {
-				return err
-			}
-			continue
-		}
-		// A read may stop early (a signal pending: the Go runtime's
-		// preemption), with "." and ".." only: read on.
-		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
-		for _, name := range names {
+		here := &r.path[len(r.path)-1]
+		if len(here.pending) > 0 {
+			name := here.pending[0]
+			here.pending = here.pending[1:]
 			r.dirty = true
 			err := unix.Unlinkat(r.fd, name, 0)
 			if err == nil || errors.Is(err, unix.ENOENT) {
@@ -136,7 +116,34 @@ func (r *remover) run() error {
 			if err := r.down(name); err != nil {
 				return err
 			}
-			break // the rest of this read is read again on the way back up
+			continue
+		}
+		n, err := unix.ReadDirent(r.fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", r.where(), err)
+		}
+		if n > 0 {
+			// A read may stop early (a signal pending: the Go runtime's
+			// preemption), with "." and ".." only: read on.
+			_, _, here.pending = unix.ParseDirent(buf[:n], -1, nil)
+			continue
+		}
+		// The end of the directory.
+		if r.dirty {
+			if _, err := unix.Seek(r.fd, 0, 0); err != nil {
+				return fmt.Errorf("reading %s: %w", r.where(), err)
+			}
+			r.dirty = false
+			continue
+		}
+		if len(r.path) == 1 {
+			return nil // rel is empty
+		}
+		if err := r.up(); err != nil {
+			return err
 		}
 	}
 }
@@ -158,6 +165,7 @@ func (r *remover) down(name string) error {
 		here.fd = r.fd
 	} else {
 		unix.Close(r.fd)
+		here.pending = nil // read again from the start through ".."
 	}
 	r.fd = child
 	r.path = append(r.path, level{name: name, dev: st.Dev, ino: st.Ino, fd: -1})
@@ -190,6 +198,6 @@ func (r *remover) up() error {
 	if err := unix.Unlinkat(fd, here.name, unix.AT_REMOVEDIR); err != nil {
 		return &os.PathError{Op: "remove", Path: r.where() + "/" + here.name, Err: err}
 	}
-	r.dirty = true // the rest of the read that found here was not looked at
+	r.dirty = true // here was removed since the read began
 	return nil
 }
