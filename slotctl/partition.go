@@ -153,10 +153,14 @@ func (p *partition) dropCache(length int64) error {
 	return nil
 }
 
-// DropCache evicts the clean pages of n bytes at off in the partition
-// (bootstate.Save reads a record copy back from the disk with it).
+// DropCache evicts the clean pages of n bytes at off in the partition,
+// the range rounded out to whole pages of the device (a partition need not
+// start on one): bootstate.Save reads a record copy back from the disk.
 func (p *partition) DropCache(off, n int64) {
-	_ = unix.Fadvise(int(p.f.Fd()), p.off+off, n, unix.FADV_DONTNEED)
+	pg := int64(os.Getpagesize())
+	start := (p.off + off) &^ (pg - 1)
+	end := (p.off + off + n + pg - 1) &^ (pg - 1)
+	_ = unix.Fadvise(int(p.f.Fd()), start, end-start, unix.FADV_DONTNEED)
 }
 
 func (p *partition) Close() error { return p.f.Close() }
