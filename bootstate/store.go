@@ -196,13 +196,23 @@ func save(st Store, s *State) (fellBack bool, err error) {
 // validOnDevice reports whether copy i reads, past the page cache, as a
 // valid record.
 func validOnDevice(st Store, i int) bool {
-	dropCache(st, i, RecordSize)
-	b := make([]byte, RecordSize)
-	if n, err := st.ReadAt(b, copyOffset(i)); err != nil || n != len(b) {
-		return false
+	b, err := readDevice(st, i, RecordSize)
+	if err == nil {
+		_, err = ParseRecord(b)
 	}
-	_, err := ParseRecord(b)
 	return err == nil
+}
+
+// readDevice reads n bytes of copy i from the device, its page cache
+// dropped first (dropCache).
+func readDevice(st Store, i, n int) ([]byte, error) {
+	dropCache(st, i, n)
+	b := make([]byte, n)
+	m, err := st.ReadAt(b, copyOffset(i))
+	if err == nil && m != n {
+		err = io.ErrUnexpectedEOF
+	}
+	return b[:m], err
 }
 
 // dropCache drops the page cache of the pages holding n bytes of copy i,
@@ -227,17 +237,12 @@ func dropCache(st Store, i, n int) {
 // the page cache the write filled (dropped first for a file or a block
 // device: its pages are clean once writeRecord synced them).
 func readsBack(st Store, i int, rec []byte) error {
-	off := copyOffset(i)
-	dropCache(st, i, len(rec))
-	b := make([]byte, len(rec))
-	if n, err := st.ReadAt(b, off); err != nil || n != len(b) {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("boot state copy %d at byte %d does not read back after a write (%d of %d bytes): %w", i, off, n, len(b), err)
+	b, err := readDevice(st, i, len(rec))
+	if err != nil {
+		return fmt.Errorf("boot state copy %d at byte %d does not read back after a write (%d of %d bytes): %w", i, copyOffset(i), len(b), len(rec), err)
 	}
 	if !bytes.Equal(b, rec) {
-		return fmt.Errorf("boot state copy %d at byte %d reads back other bytes than were written", i, off)
+		return fmt.Errorf("boot state copy %d at byte %d reads back other bytes than were written", i, copyOffset(i))
 	}
 	return nil
 }

@@ -147,20 +147,24 @@ func (p *partition) Sync() error { return p.f.Sync() }
 // dropCache evicts the partition's clean pages, so that reading back after
 // Sync reads what is on the disk rather than what the page cache kept.
 func (p *partition) dropCache(length int64) error {
-	if err := unix.Fadvise(int(p.f.Fd()), p.off, length, unix.FADV_DONTNEED); err != nil {
+	if err := p.evict(0, length); err != nil {
 		return fmt.Errorf("%s: drop page cache: %w", p.label, err)
 	}
 	return nil
 }
 
-// DropCache evicts the clean pages of n bytes at off in the partition,
-// the range rounded out to whole pages of the device (a partition need not
-// start on one): bootstate.Save reads a record copy back from the disk.
-func (p *partition) DropCache(off, n int64) {
+// DropCache is dropCache of n bytes at off, for bootstate.Save, which
+// reads a record copy back from the disk with it.
+func (p *partition) DropCache(off, n int64) { _ = p.evict(off, n) }
+
+// evict drops the clean pages of n bytes at off in the partition, the
+// range rounded out to whole pages of the device (a partition need not
+// start on one, and fadvise drops whole pages only).
+func (p *partition) evict(off, n int64) error {
 	pg := int64(os.Getpagesize())
 	start := (p.off + off) &^ (pg - 1)
 	end := (p.off + off + n + pg - 1) &^ (pg - 1)
-	_ = unix.Fadvise(int(p.f.Fd()), start, end-start, unix.FADV_DONTNEED)
+	return unix.Fadvise(int(p.f.Fd()), start, end-start, unix.FADV_DONTNEED)
 }
 
 func (p *partition) Close() error { return p.f.Close() }
