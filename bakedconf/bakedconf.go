@@ -58,6 +58,10 @@ type Module struct {
 	Name string   `json:"name"`
 	Path string   `json:"path"` // inside the initramfs, uncompressed .ko
 	Deps []string `json:"deps,omitempty"`
+	// Aliases are the device aliases (modules.alias patterns) of a driver
+	// whose devices the init can read (kmod.DeviceAliases): the init loads
+	// a storage driver that has them only for a device they match.
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // Load reads and validates the baked configuration at path.
@@ -108,7 +112,7 @@ func Parse(b []byte) (*Config, error) {
 	if mods := root.Opt("modules").Items(); mods != nil {
 		c.Modules = make([]Module, 0, len(mods))
 		for _, m := range mods {
-			c.Modules = append(c.Modules, Module{Name: m.Opt("name").Str(), Path: m.Opt("path").Str(), Deps: m.Opt("deps").Strings()})
+			c.Modules = append(c.Modules, Module{Name: m.Opt("name").Str(), Path: m.Opt("path").Str(), Deps: m.Opt("deps").Strings(), Aliases: m.Opt("aliases").Strings()})
 		}
 	}
 	if err := root.Err(); err != nil {
@@ -160,14 +164,8 @@ func (c *Config) Marshal() ([]byte, error) {
 			w.String(m.Name)
 			w.Key("path")
 			w.String(m.Path)
-			if len(m.Deps) > 0 {
-				w.Key("deps")
-				w.BeginArray()
-				for _, d := range m.Deps {
-					w.String(d)
-				}
-				w.EndArray()
-			}
+			optStrings(&w, "deps", m.Deps)
+			optStrings(&w, "aliases", m.Aliases)
 			w.EndObject()
 		}
 		w.EndArray()
@@ -196,4 +194,17 @@ func optString(w *minjson.Writer, key, s string) {
 		w.Key(key)
 		w.String(s)
 	}
+}
+
+// optStrings writes key and its array of strings unless it is empty.
+func optStrings(w *minjson.Writer, key string, list []string) {
+	if len(list) == 0 {
+		return
+	}
+	w.Key(key)
+	w.BeginArray()
+	for _, s := range list {
+		w.String(s)
+	}
+	w.EndArray()
 }

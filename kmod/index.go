@@ -160,8 +160,9 @@ func lines(b []byte) []string {
 // map; the glob patterns (mostly device ids such as "pci:v00001AF4d*") are
 // tried after a cheap check of their literal prefix.
 type aliasTable struct {
-	exact map[string][]string
-	globs []aliasGlob
+	exact    map[string][]string
+	globs    []aliasGlob
+	byModule map[string][]string // each module's patterns, normalized, in file order
 }
 
 type aliasGlob struct {
@@ -181,6 +182,10 @@ func (t *aliasTable) parse(b []byte) error {
 
 func (t *aliasTable) add(pattern, module string) {
 	pattern = normalizeAlias(pattern)
+	if t.byModule == nil {
+		t.byModule = map[string][]string{}
+	}
+	t.byModule[module] = append(t.byModule[module], pattern)
 	i := strings.IndexAny(pattern, "*?[")
 	if i < 0 {
 		if t.exact == nil {

@@ -17,6 +17,9 @@ type Module struct {
 	Source string   // file on the build host, possibly .ko.xz/.ko.zst/.ko.gz
 	Path   string   // inside the initramfs: the uncompressed .ko
 	Deps   []string // modules of the plan that must be loaded first
+	// Aliases are the module's device aliases when they are all on buses
+	// the init reads the devices of (DeviceAliases); nil otherwise.
+	Aliases []string
 }
 
 // Plan is the resolved set of modules, each after the modules it needs.
@@ -69,7 +72,7 @@ func ResolveRequest(modDir string, req Request) (*Plan, error) {
 func (p *Plan) Baked() []bakedconf.Module {
 	out := make([]bakedconf.Module, 0, len(p.Modules))
 	for _, m := range p.Modules {
-		out = append(out, bakedconf.Module{Name: m.Name, Path: m.Path, Deps: m.Deps})
+		out = append(out, bakedconf.Module{Name: m.Name, Path: m.Path, Deps: m.Deps, Aliases: m.Aliases})
 	}
 	return out
 }
@@ -139,7 +142,8 @@ func (r *resolver) visit(name string) (bool, error) {
 	}
 	r.plan.Modules = append(r.plan.Modules, Module{
 		Name: name, Source: src, Deps: appendOnce(appendOnce(deps, pre...), accel...),
-		Path: "/lib/modules/" + r.plan.Kver + "/" + StripCompression(dl.rel),
+		Path:    "/lib/modules/" + r.plan.Kver + "/" + StripCompression(dl.rel),
+		Aliases: DeviceAliases(r.ix.aliases.byModule[name]),
 	})
 	r.state[name] = done
 	return true, r.after(name)

@@ -52,6 +52,11 @@ alias crypto-crc32c crc32c_generic
 alias crc32c crc32c_generic
 alias fs-btrfs btrfs
 alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk
+alias virtio:d00000002v* virtio_blk
+alias block-major-254-* virtio_blk
+alias devname:vda virtio_blk
+alias acpi*:PNP0A05:* dm_verity
+alias pci:v*d*sv*sd*bc01sc08i02* dm_verity
 alias crypto-xts xts
 alias crypto-ecb ecb
 alias crypto-aes aes_generic
@@ -209,6 +214,22 @@ func TestBakedPaths(t *testing.T) {
 		if got[name] != path {
 			t.Errorf("%s: baked path %q, want %q", name, got[name], path)
 		}
+	}
+	// Device aliases are baked for a driver whose devices are all on the
+	// buses the init reads, block-major and devname aliases left out; a
+	// module with an alias on another bus (ACPI here) has none.
+	aliases := map[string][]string{}
+	for _, m := range p.Baked() {
+		aliases[m.Name] = m.Aliases
+	}
+	if got, want := aliases["virtio_blk"], []string{"pci:v00001AF4d00001001sv*sd*bc*sc*i*", "virtio:d00000002v*"}; !slices.Equal(got, want) {
+		t.Errorf("virtio_blk: baked aliases %q, want %q", got, want)
+	}
+	if got := aliases["dm_verity"]; got != nil {
+		t.Errorf("dm_verity (an alias on the ACPI bus): baked aliases %q, want none", got)
+	}
+	if got := aliases["dm_mod"]; got != nil {
+		t.Errorf("dm_mod (no alias): baked aliases %q, want none", got)
 	}
 	if src := p.Modules[1].Source; src != filepath.Join(dir, "kernel/drivers/block/virtio_blk.ko.gz") {
 		t.Errorf("virtio_blk source %q, want the compressed file", src)
