@@ -60,6 +60,11 @@ type boot struct {
 	// (uniqueDevice), checked again when the report is written.
 	explicitDevs []explicitDev
 	storageLive  *liveSet
+	// sysfs is opened once the early-mounts phase mounted /sys, which the
+	// choice of the storage drivers reads (loadStorage); nil: mounted.
+	sysfs *sysfsGate
+	// readModaliases replaces the read of /sys in tests (modaliases).
+	readModaliases func() []string
 	// cmdline is /proc/cmdline as early-mounts read it (nil: not read).
 	cmdline []byte
 	// fsPrefetch is what startFSPrefetch started, once.

@@ -20,13 +20,17 @@ import (
 // for the log.
 func (b *boot) earlyMounts() error {
 	b.startModules(bakedconf.Path, kmod.LoadFile)
+	defer b.sysfs.open() // if /sys could not be mounted: the storage drivers then all load
 	b.stack = mounts.NewStack()
 	for _, m := range mounts.Early() {
 		if err := b.stack.Do(m); err != nil {
 			return fmt.Errorf("early mounts: %w", err)
 		}
-		if m.Target == "/proc" {
+		switch m.Target {
+		case "/proc":
 			b.earlyFSPrefetch("/proc/cmdline")
+		case "/sys":
+			b.sysfs.open()
 		}
 	}
 	b.log.openKmsg()
@@ -69,5 +73,6 @@ func (b *boot) startModules(path string, load kmod.Loader) {
 		return
 	}
 	b.baked = baked
+	b.sysfs = newSysfsGate()
 	b.loadEagerWith(load, newLiveSet(storageNames(baked.Modules)))
 }

@@ -121,7 +121,8 @@ func (b *boot) reportBackground(rep *report.Report) {
 }
 
 // loadEager starts loading every baked module except the on-demand ones
-// and the watchdog drivers (eagerModules): the storage drivers first, then
+// and the watchdog drivers (eagerModules): the storage drivers first (those
+// with device aliases only for a device present: loadStorage), then
 // the rest (squashfs, overlay, the device mapper, crypto) once every
 // storage driver's init has returned (live: the kernel's announcement of
 // each, or its load ending). storageLoaded is closed once the storage
@@ -137,10 +138,15 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 	b.mods = &kmod.Session{Root: "/", Loader: load, OnPanic: func(r any) { b.panicked("a module load", r) }, Loaded: b.moduleLoaded, Params: params,
 		Limit: runtime.NumCPU() + 1, Limited: func(m bakedconf.Module) bool { return params(m) != "" }, Priority: loadPriority(b.baked.Modules)}
 	plan := eagerModules(b.baked.Modules)
+	gate := newStorageGate(plan)
+	rest := plan
+	if len(gate.gated) > 0 {
+		rest = kmod.Eager(plan, gate.gatedNames()...) // loadStorage loads those a device asks for
+	}
 	done := make(chan struct{})
 	b.storageLoaded = done
 	b.inBackground("the background module loader", func() {
-		b.loadInBackground(storageDrivers(plan))
+		b.loadStorage(gate, live)
 		close(done) // not deferred: a panic must not release the wait (goSafeThen)
 	})
 	b.inBackground("the background module loader", func() {
@@ -149,7 +155,7 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 			b.log.Debugf("storage drivers live: loading the rest of the plan while they probe")
 		case <-done:
 		}
-		b.loadInBackground(plan)
+		b.loadInBackground(rest)
 	})
 }
 

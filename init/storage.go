@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/keel-boot/keel/bakedconf"
+	"github.com/keel-boot/keel/kmod"
+)
+
+// storageGate chooses the storage drivers of the plan to load by the
+// devices present, as udev would (docs/boot-sequence.md, "Storage drivers
+// by device"): a driver whose device aliases mkinitrd baked (every one on
+// a bus the init reads: kmod.DeviceAliases) loads only when a device on
+// those buses matches one of them; the others load at once. A generic
+// image carries the drivers of NVMe, AHCI, virtio and SCSI; a machine has
+// one or two of them, and the others' loads (nvme_core alone took half a
+// second under emulation) competed with the ones it needs for the CPUs and
+// the kernel's module lock (BENCHMARKS.md, "Seventeenth pass").
+type storageGate struct {
+	plan    []bakedconf.Module
+	eager   []string           // storage drivers loaded whatever the devices
+	gated   []bakedconf.Module // loaded for a device their aliases match
+	started map[string]bool    // gated drivers whose load was started
+}
+
+// newStorageGate sorts the storage drivers of plan (the roots: those no
+// other module of the plan depends on) into eager and gated. A driver of
+// SCSI devices (sd_mod) is gated only when every storage driver is: the
+// SCSI disks an ungated driver finds (usb_storage's, when an image adds
+// it) may come after its load returned, when no scan of the bus is made
+// any more.
+func newStorageGate(plan []bakedconf.Module) *storageGate {
+	lib := map[string]bool{}
+	for _, m := range plan {
+		for _, d := range m.Deps {
+			lib[d] = true
+		}
+	}
+	var roots []bakedconf.Module
+	allGated := true
+	for _, m := range plan {
+		if isStorageDriver(m.Path) && !lib[m.Name] {
+			roots = append(roots, m)
+			allGated = allGated && len(m.Aliases) > 0
+		}
+	}
+	g := &storageGate{plan: plan, started: map[string]bool{}}
+	for _, m := range roots {
+		if len(m.Aliases) == 0 || (!allGated && onBus(m.Aliases, "scsi")) {
+			g.eager = append(g.eager, m.Name)
+		} else {
+			g.gated = append(g.gated, m)
+		}
+	}
+	return g
+}
+
+func onBus(aliases []string, bus string) bool {
+	return slices.ContainsFunc(aliases, func(a string) bool { return strings.HasPrefix(a, bus+":") })
+}
+
+// gatedNames are the names of the gated drivers.
+func (g *storageGate) gatedNames() []string { return names(g.gated) }
+
+// match returns the gated drivers not started yet that one of modaliases
+// (the devices present) matches, in plan order, and counts them started.
+func (g *storageGate) match(modaliases []string) []string {
+	var out []string
+	for _, m := range g.gated {
+		if g.started[m.Name] {
+			continue
+		}
+		if slices.ContainsFunc(modaliases, func(a string) bool { return kmod.MatchModalias(m.Aliases, a) }) {
+			g.started[m.Name] = true
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// unneeded are the storage modules (drivers and their dependencies) that
+// neither an eager driver nor a started one needs: not loaded unless a
+// device for them comes.
+func (g *storageGate) unneeded() []string {
+	roots := slices.Clone(g.eager)
+	for name := range g.started {
+		roots = append(roots, name)
+	}
+	need := map[string]bool{}
+	for _, m := range kmod.Closure(g.plan, roots...) {
+		need[m.Name] = true
+	}
+	var out []string
+	for _, m := range storageDrivers(g.plan) {
+		if !need[m.Name] {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// busModaliases reads the modalias of every device on kmod.DeviceBuses
+// under sys (/sys). A device without one (a SCSI host or target) or that
+// went away is skipped; a bus that is not there (no module registered it)
+// has no device.
+func busModaliases(sys string) []string {
+	var out []string
+	for _, bus := range kmod.DeviceBuses {
+		dir := filepath.Join(sys, "bus", bus, "devices")
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name(), "modalias"))
+			if err == nil {
+				out = append(out, strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	return out
+}
+
+// loadStorage loads the storage drivers of g's plan and returns once
+// every load it started returned and the devices then present ask for no
+// other driver: the eager drivers at once, each gated driver as soon as a
+// device matches it. The buses are read again each time a load returns
+// (virtio_pci's brings the virtio devices, an adapter's its SCSI disks).
+// When no device matched a gated driver at all (sysfs could not be read,
+// or the machine's storage is on a bus the init does not read), every
+// gated driver loads, as it did before gating: a machine must never be
+// left without the driver of its disk.
+func (b *boot) loadStorage(g *storageGate, live *liveSet) {
+	if len(g.gated) == 0 {
+		b.loadInBackground(storageDrivers(g.plan))
+		return
+	}
+	ended := make(chan struct{}, len(g.gated)+1)
+	running := 0
+	start := func(roots ...string) {
+		running++
+		mods := kmod.Closure(g.plan, roots...)
+		b.goSafeThen("the background module loader", func() { b.loadInBackground(mods) }, func() { ended <- struct{}{} })
+	}
+	if len(g.eager) > 0 {
+		start(g.eager...)
+	}
+	b.waitSysfs()
+	for {
+		aliases := b.modaliases()
+		for _, name := range g.match(aliases) {
+			b.log.Debugf("storage: %s for a device present", name)
+			start(name)
+		}
+		for _, name := range g.unneeded() {
+			live.mark(name) // the rest of the plan need not wait for it
+		}
+		if running == 0 {
+			break
+		}
+		<-ended
+		running--
+	}
+	if len(g.started) == 0 {
+		b.bgMu.Lock()
+		b.bgErrs = append(b.bgErrs, fmt.Errorf("no device on the %s buses matched a storage driver of the image (%s): loading them all",
+			strings.Join(kmod.DeviceBuses, ", "), strings.Join(g.gatedNames(), ", ")))
+		b.bgMu.Unlock()
+		b.loadInBackground(kmod.Closure(g.plan, g.gatedNames()...))
+	}
+}
+
+// modaliases reads the devices present (busModaliases of /sys, or the
+// test's source).
+func (b *boot) modaliases() []string {
+	if b.readModaliases != nil {
+		return b.readModaliases()
+	}
+	return busModaliases("/sys")
+}
+
+// sysfsGate is closed once /sys is mounted (or the early mounts ended
+// without it): the storage drivers of the plan start loading before, in
+// the early-mounts phase, and the gated ones wait for it.
+type sysfsGate struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newSysfsGate() *sysfsGate { return &sysfsGate{ch: make(chan struct{})} }
+
+func (s *sysfsGate) open() {
+	if s != nil {
+		s.once.Do(func() { close(s.ch) })
+	}
+}
+
+// waitSysfs waits for /sys, when the early-mounts phase is mounting it.
+func (b *boot) waitSysfs() {
+	if b.sysfs != nil {
+		<-b.sysfs.ch
+	}
+}
