@@ -76,7 +76,8 @@ func setupNetlink(fd, size int) error {
 	return nil
 }
 
-// Events delivers block uevents and module announcements; it is closed when the socket is closed.
+// Events delivers block uevents, module announcements and the adds of
+// devices with a MODALIAS; it is closed when the socket is closed.
 func (n *Netlink) Events() <-chan Uevent { return n.events }
 
 // Close stops the reader and closes the socket and the Events channel.
@@ -145,8 +146,9 @@ func recvKernel(rc syscall.RawConn, buf []byte) (msg []byte, err error) {
 	return buf[:n], nil
 }
 
-// deliver parses msg and sends block uevents and the module announcements
-// (ModuleAdded); false once Close was called.
+// deliver parses msg and sends block uevents, the module announcements
+// (ModuleAdded) and the adds of other devices with a MODALIAS (deviceAdded,
+// for Options.OnDevice); false once Close was called.
 func (n *Netlink) deliver(msg []byte, lf func(string, ...any)) bool {
 	ev, err := ParseUevent(msg)
 	if err != nil {
@@ -155,7 +157,7 @@ func (n *Netlink) deliver(msg []byte, lf func(string, ...any)) bool {
 		}
 		return true
 	}
-	if _, module := ModuleAdded(ev); ev.Subsystem != "block" && !module {
+	if _, module := ModuleAdded(ev); ev.Subsystem != "block" && !module && !deviceAdded(ev) {
 		return true
 	}
 	select {
@@ -170,4 +172,10 @@ func logf(f func(string, ...any), format string, args ...any) {
 	if f != nil {
 		f(format, args...)
 	}
+}
+
+// deviceAdded reports an "add" uevent of a device, not a block device,
+// that carries a MODALIAS: a device a driver may be loaded for.
+func deviceAdded(ev Uevent) bool {
+	return ev.Action == "add" && ev.Subsystem != "block" && ev.Env["MODALIAS"] != ""
 }

@@ -28,6 +28,11 @@ type Options struct {
 	// announces it (ModuleAdded): its init has returned, while its
 	// asynchronous probing (a SATA port's link) may still run.
 	OnModule func(name string)
+	// OnDevice, when set, is called with the subsystem of each device the
+	// kernel adds with a MODALIAS (a PCI, virtio or SCSI device): the init
+	// reads the buses again for a driver it would load (a SATA disk's SCSI
+	// device, announced while AHCI still probes its other ports).
+	OnDevice func(subsystem string)
 	// AddPartitions has the partitions of a GPT the kernel did not read
 	// (a damaged primary, read from its backup; a missing protective MBR)
 	// added with BLKPG when the disk's table is read (the init sets it):
@@ -116,11 +121,15 @@ func (r *Registry) Consume(ch <-chan Uevent) {
 	r.mu.Unlock()
 }
 
-// Handle records one uevent. A module's is passed to OnModule; other
-// non-block uevents are ignored.
+// Handle records one uevent. A module's is passed to OnModule, another
+// device's with a MODALIAS to OnDevice; other non-block uevents are
+// ignored.
 func (r *Registry) Handle(ev Uevent) {
 	if name, ok := ModuleAdded(ev); ok && r.opts.OnModule != nil {
 		r.opts.OnModule(name)
+	}
+	if deviceAdded(ev) && r.opts.OnDevice != nil {
+		r.opts.OnDevice(ev.Subsystem)
 	}
 	if ev.Subsystem != "block" || ev.DevName == "" {
 		return

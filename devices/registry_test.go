@@ -511,3 +511,28 @@ func TestProbeOfRemovedDeviceDropped(t *testing.T) {
 		t.Errorf("the new sdb (8:32) has probe state %d, partitions %+v: want it unread", d.probe, d.parts)
 	}
 }
+
+// TestHandleOnDevice: the add of a device with a MODALIAS reaches
+// OnDevice with its subsystem; a block device, a change, a device without
+// MODALIAS and a module's announcement do not.
+func TestHandleOnDevice(t *testing.T) {
+	var got []string
+	r := NewRegistry(Options{OnDevice: func(s string) { got = append(got, s) }})
+	for _, m := range [][]string{
+		{"add@/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0", "ACTION=add", "SUBSYSTEM=scsi", "DEVTYPE=scsi_device", "MODALIAS=scsi:t-0x00"},
+		{"add@/devices/pci0000:00/0000:00:1f.2/ata1/host0", "ACTION=add", "SUBSYSTEM=scsi", "DEVTYPE=scsi_host"},
+		{"change@/devices/pci0000:00/0000:00:02.0", "ACTION=change", "SUBSYSTEM=pci", "MODALIAS=pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"},
+		{"add@/devices/pci0000:00/0000:00:02.0", "ACTION=add", "SUBSYSTEM=pci", "MODALIAS=pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"},
+		{"add@/module/ahci", "ACTION=add", "SUBSYSTEM=module"},
+	} {
+		e, err := ParseUevent(msg(m...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Handle(e)
+	}
+	r.Handle(ev(t, "add", "vda", "", 0, ""))
+	if want := []string{"scsi", "pci"}; !slices.Equal(got, want) {
+		t.Errorf("OnDevice got %q, want %q", got, want)
+	}
+}

@@ -25,12 +25,14 @@ func (b *boot) startDevices() error {
 	w, err := devices.Start(devices.Options{
 		OnPanic:       func(r any) { b.panicked("device discovery", r) },
 		OnModule:      live.mark,
+		OnDevice:      b.storageDeviceAdded,
 		AddPartitions: true, // a disk whose primary GPT is damaged still boots (diskNotes)
 	})
 	if err != nil {
 		return fmt.Errorf("device discovery: %w", err)
 	}
 	b.dev = w
+	b.wakeStorage() // a device added before the socket was open is read now
 	b.devDeadline = time.Now().Add(b.cfg.Timeout)
 	if b.mods == nil { // not started by the early-mounts phase (startModules)
 		b.loadEager(live)

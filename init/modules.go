@@ -84,6 +84,7 @@ func (b *boot) waitBackgroundInto(limit time.Duration, rep *report.Report) bool 
 	if b.mods == nil {
 		return true
 	}
+	b.stopStorage()
 	done := make(chan struct{})
 	b.goSafe("the wait for background modules", func() { b.bg.Wait(); close(done) })
 	ended := true
@@ -139,16 +140,15 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 		Limit: runtime.NumCPU() + 1, Limited: func(m bakedconf.Module) bool { return params(m) != "" }, Priority: loadPriority(b.baked.Modules)}
 	plan := eagerModules(b.baked.Modules)
 	gate := newStorageGate(plan)
+	b.storageWake = make(chan struct{}, 1)
 	rest := plan
 	if len(gate.gated) > 0 {
 		rest = kmod.Eager(plan, gate.gatedNames()...) // loadStorage loads those a device asks for
 	}
 	done := make(chan struct{})
 	b.storageLoaded = done
-	b.inBackground("the background module loader", func() {
-		b.loadStorage(gate, live)
-		close(done) // not deferred: a panic must not release the wait (goSafeThen)
-	})
+	b.storageStop = make(chan struct{})
+	b.inBackground("the background module loader", func() { b.loadStorage(gate, live, done) })
 	b.inBackground("the background module loader", func() {
 		select {
 		case <-live.all:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -106,6 +107,49 @@ func (g *storageGate) unneeded() []string {
 	return out
 }
 
+// virtioOfPCI is the modalias of the virtio device a virtio PCI device
+// will bring once virtio_pci binds it (ok false for any other device):
+// its type is the PCI device ID less 0x1040 for a modern device, the
+// subsystem device ID for a transitional one (0x1000–0x103f), as
+// virtio_pci sets it. Matching it as if present starts the virtio driver
+// (virtio_blk) beside virtio_pci, as before the choice, instead of after
+// its load; the read of the bus once virtio_pci's load returned still
+// decides for the devices it did not predict.
+func virtioOfPCI(modalias string) (string, bool) {
+	// pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X
+	if len(modalias) < 42 || modalias[:5] != "pci:v" || modalias[13] != 'd' || modalias[22:24] != "sv" || modalias[32:34] != "sd" {
+		return "", false
+	}
+	vendor, err1 := strconv.ParseUint(modalias[5:13], 16, 32)
+	device, err2 := strconv.ParseUint(modalias[14:22], 16, 32)
+	subdevice, err3 := strconv.ParseUint(modalias[34:42], 16, 32)
+	if err1 != nil || err2 != nil || err3 != nil || vendor != 0x1af4 {
+		return "", false
+	}
+	var typ uint64
+	switch {
+	case device >= 0x1040 && device <= 0x107f:
+		typ = device - 0x1040
+	case device >= 0x1000 && device <= 0x103f:
+		typ = subdevice
+	default:
+		return "", false
+	}
+	return fmt.Sprintf("virtio:d%08Xv%08X", typ, vendor), true
+}
+
+// withPredicted adds to modaliases the virtio devices its virtio PCI
+// devices will bring (virtioOfPCI).
+func withPredicted(modaliases []string) []string {
+	out := modaliases
+	for _, a := range modaliases {
+		if v, ok := virtioOfPCI(a); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // busModaliases reads the modalias of every device on kmod.DeviceBuses
 // under sys (/sys). A device without one (a SCSI host or target) or that
 // went away is skipped; a bus that is not there (no module registered it)
@@ -128,18 +172,24 @@ func busModaliases(sys string) []string {
 	return out
 }
 
-// loadStorage loads the storage drivers of g's plan and returns once
-// every load it started returned and the devices then present ask for no
-// other driver: the eager drivers at once, each gated driver as soon as a
-// device matches it. The buses are read again each time a load returns
-// (virtio_pci's brings the virtio devices, an adapter's its SCSI disks).
-// When no device matched a gated driver at all (sysfs could not be read,
-// or the machine's storage is on a bus the init does not read), every
-// gated driver loads, as it did before gating: a machine must never be
-// left without the driver of its disk.
-func (b *boot) loadStorage(g *storageGate, live *liveSet) {
+// loadStorage loads the storage drivers of g's plan, and closes loaded
+// once every load it started returned and the devices then present ask
+// for no other driver: the eager drivers at once, each gated driver as
+// soon as a device matches it. The buses are read again each time a load
+// returns (virtio_pci's brings the virtio devices, an adapter's its SCSI
+// disks) and each time the kernel adds a device on them (storageWake), and
+// that goes on after loaded is closed, until the boot stops it
+// (stopStorage, when it waits for its background loads before the report
+// and the switch): a SCSI disk a Fibre Channel adapter finds seconds after
+// its load returned, or a controller that appears late on PCI, still gets
+// its driver, as it did when every driver loaded. When no device matched a
+// gated driver at all and no storage driver loads at once (sysfs could not
+// be read), every gated driver loads, as it did before the choice: a
+// machine must never be left without the driver of its disk.
+func (b *boot) loadStorage(g *storageGate, live *liveSet, loaded chan<- struct{}) {
 	if len(g.gated) == 0 {
 		b.loadInBackground(storageDrivers(g.plan))
+		close(loaded)
 		return
 	}
 	ended := make(chan struct{}, len(g.gated)+1)
@@ -153,27 +203,85 @@ func (b *boot) loadStorage(g *storageGate, live *liveSet) {
 		start(g.eager...)
 	}
 	b.waitSysfs()
+	settled, stopping, stop := false, false, b.storageStop
 	for {
-		aliases := b.modaliases()
-		for _, name := range g.match(aliases) {
-			b.log.Debugf("storage: %s for a device present", name)
-			start(name)
-		}
-		for _, name := range g.unneeded() {
-			live.mark(name) // the rest of the plan need not wait for it
+		if !stopping {
+			for _, name := range g.match(withPredicted(b.modaliases())) {
+				b.log.Debugf("storage: %s for a device present", name)
+				start(name)
+			}
+			for _, name := range g.unneeded() {
+				live.mark(name) // the rest of the plan need not wait for it
+			}
 		}
 		if running == 0 {
-			break
+			if !settled {
+				settled = true
+				b.loadAllIfNoneMatched(g)
+				close(loaded) // not deferred: a panic must not release the wait (goSafeThen)
+			}
+			if stopping {
+				return
+			}
 		}
-		<-ended
-		running--
+		select {
+		case <-ended:
+			running--
+		case <-b.storageWake: // a device added: read the buses again
+		case <-stop: // the boot waits for its loads: start no more
+			stopping, stop = true, nil
+		}
 	}
-	if len(g.started) == 0 {
-		b.bgMu.Lock()
-		b.bgErrs = append(b.bgErrs, fmt.Errorf("no device on the %s buses matched a storage driver of the image (%s): loading them all",
-			strings.Join(kmod.DeviceBuses, ", "), strings.Join(g.gatedNames(), ", ")))
-		b.bgMu.Unlock()
-		b.loadInBackground(kmod.Closure(g.plan, g.gatedNames()...))
+}
+
+// loadAllIfNoneMatched loads every gated driver of g when no device
+// matched any and no storage driver loads at once, and says why in the
+// report: the init could not read the machine's devices. With a driver
+// loaded at once (hv_storvsc, xen_blkfront: buses the init does not
+// read), a machine whose disks are all there is one.
+func (b *boot) loadAllIfNoneMatched(g *storageGate) {
+	if len(g.started) > 0 || len(g.eager) > 0 {
+		return
+	}
+	all := g.gatedNames()
+	for _, name := range all {
+		g.started[name] = true
+	}
+	b.bgMu.Lock()
+	b.bgErrs = append(b.bgErrs, fmt.Errorf("no device on the %s buses matched a storage driver of the image (%s): loading them all",
+		strings.Join(kmod.DeviceBuses, ", "), strings.Join(all, ", ")))
+	b.bgMu.Unlock()
+	b.loadInBackground(kmod.Closure(g.plan, all...))
+}
+
+// stopStorage ends loadStorage's reads of the buses: the boot is about to
+// wait for its background loads (waitBackgroundInto), which would
+// otherwise wait for ever. Loads in flight end as they do.
+func (b *boot) stopStorage() {
+	if b.storageStop != nil {
+		b.storageStopOnce.Do(func() { close(b.storageStop) })
+	}
+}
+
+// storageDeviceAdded is told (devices.Options.OnDevice) of each device
+// the kernel adds on a bus: one on the buses the choice reads has it read
+// them again while loads are in flight (a SATA disk's SCSI device comes
+// while AHCI still probes its other ports; sd_mod then loads beside that
+// probing instead of after it). It never blocks the uevent reader.
+func (b *boot) storageDeviceAdded(subsystem string) {
+	if slices.Contains(kmod.DeviceBuses, subsystem) {
+		b.wakeStorage()
+	}
+}
+
+// wakeStorage has loadStorage read the buses again.
+func (b *boot) wakeStorage() {
+	if b.storageWake == nil {
+		return
+	}
+	select {
+	case b.storageWake <- struct{}{}:
+	default: // a read is due already
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
@@ -34,6 +35,16 @@ func storagePlan(extra ...bakedconf.Module) []bakedconf.Module {
 		{Name: "sd_mod", Path: k + "drivers/scsi/sd_mod.ko", Deps: []string{"scsi_mod"}, Aliases: []string{"scsi:t-0x00*", "scsi:t-0x0e*"}},
 		{Name: "squashfs", Path: k + "fs/squashfs/squashfs.ko"},
 	}, extra...)
+}
+
+// startStorage starts the eager loads of plan, with f's devices and loads.
+func startStorage(f *fakeBuses, plan []bakedconf.Module) *boot {
+	b := newBoot(time.Now())
+	b.log = newLogger(&bytes.Buffer{})
+	b.baked = &bakedconf.Config{Modules: plan}
+	b.readModaliases = f.modaliases
+	b.loadEagerWith(f.load, newLiveSet(storageNames(plan)))
+	return b
 }
 
 // fakeBuses are the devices on the buses the init reads, which the loads
@@ -92,6 +103,11 @@ func TestLoadStorageByDevice(t *testing.T) {
 			map[string][]string{"virtio_pci": {"virtio:d00000002v00001AF4"}}, nil,
 			[]string{"virtio", "virtio_pci", "virtio_blk", "scsi_mod", "libata", "ahci", "squashfs"},
 			[]string{"nvme", "nvme_core", "virtio_scsi", "sd_mod"}},
+		// virtio-mmio (arm64's virt machine): the virtio devices are there
+		// from the start, with no PCI device for them.
+		{"virtio-mmio", []string{"virtio:d00000002v554D4551"}, nil, nil,
+			[]string{"virtio", "virtio_blk"},
+			[]string{"virtio_pci", "ahci", "nvme", "sd_mod"}},
 		{"virtio-scsi", []string{pciVirtioSCSI},
 			map[string][]string{"virtio_pci": {"virtio:d00000008v00001AF4"}, "virtio_scsi": {"scsi:t-0x00"}}, nil,
 			[]string{"virtio", "virtio_pci", "scsi_mod", "virtio_scsi", "sd_mod"},
@@ -111,12 +127,7 @@ func TestLoadStorageByDevice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeBuses{devices: tc.pci, after: tc.after}
 			plan := storagePlan(tc.extra...)
-			var console bytes.Buffer
-			b := newBoot(time.Now())
-			b.log = newLogger(&console)
-			b.baked = &bakedconf.Config{Modules: plan}
-			b.readModaliases = f.modaliases
-			b.loadEagerWith(f.load, newLiveSet(storageNames(plan)))
+			b := startStorage(f, plan)
 			<-b.storageLoaded
 			for _, name := range tc.loaded {
 				if name != "squashfs" && !f.hasLoaded(name) {
@@ -149,11 +160,7 @@ func TestLoadStorageByDevice(t *testing.T) {
 func TestLoadStorageNoDeviceMatched(t *testing.T) {
 	f := &fakeBuses{devices: []string{pciVGA}}
 	plan := storagePlan()
-	b := newBoot(time.Now())
-	b.log = newLogger(&bytes.Buffer{})
-	b.baked = &bakedconf.Config{Modules: plan}
-	b.readModaliases = f.modaliases
-	b.loadEagerWith(f.load, newLiveSet(storageNames(plan)))
+	b := startStorage(f, plan)
 	<-b.storageLoaded
 	for _, name := range []string{"virtio_pci", "virtio_blk", "virtio_scsi", "ahci", "nvme", "sd_mod"} {
 		if !f.hasLoaded(name) {
@@ -260,5 +267,98 @@ func writeTestFile(t *testing.T, name, body string) {
 	}
 	if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVirtioOfPCI: the virtio device a virtio PCI device brings, modern
+// and transitional, and nothing for another device or a short modalias.
+func TestVirtioOfPCI(t *testing.T) {
+	for _, tc := range []struct{ pci, want string }{
+		{pciVirtioBlk, "virtio:d00000002v00001AF4"},                                            // transitional block: subsystem device 2
+		{pciVirtioSCSI, "virtio:d00000008v00001AF4"},                                           // transitional SCSI
+		{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00", "virtio:d00000002v00001AF4"}, // modern block
+		{"pci:v00001AF4d00001048sv00001AF4sd00001100bc01sc00i00", "virtio:d00000008v00001AF4"},
+		{"pci:v00001AF4d00001110sv00001AF4sd00001100bc05sc00i00", ""}, // ivshmem: not virtio
+		{pciAHCI, ""},
+		{"pci:v00001AF4d00001001", ""},
+		{"pci:v00001AF4dXXXXXXXXsv00001AF4sd00000002bc01sc00i00", ""},
+		{"", ""},
+	} {
+		got, ok := virtioOfPCI(tc.pci)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("virtioOfPCI(%q) = %q, %v; want %q", tc.pci, got, ok, tc.want)
+		}
+	}
+}
+
+// FuzzVirtioOfPCI: any sysfs text; a prediction is always a virtio
+// modalias of the form virtio_pci gives.
+func FuzzVirtioOfPCI(f *testing.F) {
+	f.Add(pciVirtioBlk)
+	f.Add("pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00")
+	f.Add("pci:v00001AF4d")
+	f.Fuzz(func(t *testing.T, s string) {
+		v, ok := virtioOfPCI(s)
+		if ok && (len(v) != len("virtio:d00000002v00001AF4") || !strings.HasPrefix(v, "virtio:d") || !strings.HasSuffix(v, "v00001AF4")) {
+			t.Errorf("virtioOfPCI(%q) = %q", s, v)
+		}
+	})
+}
+
+// TestLoadStorageLateDevice: a SCSI disk the kernel adds after every load
+// returned (a Fibre Channel adapter's scan, a kernel whose module loads do
+// not wait for a NUMA node's probe) still gets sd_mod, as long as the boot
+// has not begun its wait for the background loads; a device added after
+// that starts nothing.
+func TestLoadStorageLateDevice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBuses{devices: []string{pciAHCI}}
+		plan := storagePlan()
+		b := startStorage(f, plan)
+		<-b.storageLoaded
+		if f.hasLoaded("sd_mod") {
+			t.Fatalf("sd_mod loaded with no SCSI device (loaded %v)", f.loaded)
+		}
+		f.mu.Lock()
+		f.devices = append(f.devices, "scsi:t-0x00")
+		f.mu.Unlock()
+		b.storageDeviceAdded("scsi_host") // not a bus the choice reads: nothing
+		synctest.Wait()
+		if f.hasLoaded("sd_mod") {
+			t.Fatal("sd_mod loaded on the uevent of a SCSI host")
+		}
+		b.storageDeviceAdded("scsi") // the disk's uevent
+		synctest.Wait()
+		if !f.hasLoaded("sd_mod") {
+			t.Errorf("sd_mod not loaded for a SCSI disk added late (loaded %v)", f.loaded)
+		}
+		if !b.waitBackground(-1) {
+			t.Fatal("the background loads did not end")
+		}
+		f.mu.Lock()
+		f.devices = append(f.devices, pciNVMe)
+		f.mu.Unlock()
+		b.storageDeviceAdded("pci")
+		synctest.Wait()
+		if f.hasLoaded("nvme") {
+			t.Errorf("nvme loaded after the boot's wait for its loads (loaded %v)", f.loaded)
+		}
+	})
+}
+
+// TestLoadStorageOtherBus: a machine whose disks are on a bus the init
+// does not read (Hyper-V's storvsc, added to the image) loads that driver
+// at once, with sd_mod, and none of the gated ones, without a warning.
+func TestLoadStorageOtherBus(t *testing.T) {
+	f := &fakeBuses{devices: []string{pciVGA}}
+	plan := storagePlan(bakedconf.Module{Name: "hv_storvsc", Path: "/lib/modules/6.1.0-57-amd64/kernel/drivers/scsi/hv_storvsc.ko", Deps: []string{"scsi_mod"}})
+	b := startStorage(f, plan)
+	<-b.storageLoaded
+	b.waitBackground(-1)
+	if !f.hasLoaded("hv_storvsc") || !f.hasLoaded("sd_mod") || f.hasLoaded("ahci") || f.hasLoaded("nvme") || f.hasLoaded("virtio_pci") {
+		t.Errorf("loaded %v: want hv_storvsc and sd_mod, none of the gated drivers", f.loaded)
+	}
+	if len(b.rep.Warnings) != 0 {
+		t.Errorf("warnings %q: want none", b.rep.Warnings)
 	}
 }

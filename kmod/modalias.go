@@ -41,12 +41,13 @@ func DeviceAliases(patterns []string) []string {
 
 // MatchModalias reports whether a device's modalias (the content of its
 // sysfs modalias file) matches one of patterns, as modprobe matches it:
-// both normalized ("-" is "_" outside brackets), then fnmatch. A malformed
-// pattern matches nothing.
+// both normalized ("-" is "_" outside brackets), then fnmatch ("[!…]"
+// negates, as "[^…]" does for Go's path.Match). A malformed pattern
+// matches nothing.
 func MatchModalias(patterns []string, modalias string) bool {
 	modalias = normalizeAlias(modalias)
 	for _, p := range patterns {
-		p = normalizeAlias(p)
+		p = strings.ReplaceAll(normalizeAlias(p), "[!", "[^") // fnmatch's negation, in Go's spelling
 		lit := p
 		if i := strings.IndexAny(p, "*?[\\"); i >= 0 {
 			lit = p[:i]

@@ -32,6 +32,8 @@ func TestMatchModalias(t *testing.T) {
 		{[]string{"virtio:d00000002v*"}, "virtio:d00000008v00001AF4", false},
 		{[]string{"pci:v0000[0-9]*"}, "pci:v00001AF4", true},
 		{[]string{"pci:v0000[0-"}, "pci:v00001AF4", false}, // malformed: matches nothing
+		{[]string{"pci:v0000[!0-9]*"}, "pci:v00001AF4", false},
+		{[]string{"pci:v0000[!0-9]*"}, "pci:v0000AF41", true},
 		{nil, "pci:v00001AF4", false},
 		{[]string{"*"}, "", true},
 	} {

@@ -118,9 +118,10 @@ func hotplugOptions(t testing.TB, o *vm.Options) string {
 	return sock
 }
 
-// hotAdd plugs the raw image path into the running VM as a virtio disk on
-// the root port of hotplugOptions, through the HMP monitor.
-func hotAdd(t testing.TB, sock, path string) {
+// hotAdd plugs the raw image path into the running VM as a disk on the
+// root port of hotplugOptions, through the HMP monitor: a QEMU device
+// (virtio-blk-pci, nvme) whose drive is "late".
+func hotAdd(t testing.TB, sock, path, device string) {
 	t.Helper()
 	c, err := net.Dial("unix", sock)
 	if err != nil {
@@ -143,7 +144,7 @@ func hotAdd(t testing.TB, sock, path string) {
 	prompt()
 	for _, cmd := range []string{
 		fmt.Sprintf("drive_add 0 if=none,id=late,format=raw,file=%s", strings.ReplaceAll(path, ",", ",,")),
-		"device_add virtio-blk-pci,drive=late,id=latedisk,bus=hp1",
+		"device_add " + device + ",drive=late,id=latedisk,bus=hp1",
 	} {
 		if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
 			t.Fatalf("QEMU monitor: %v", err)
@@ -164,21 +165,28 @@ func lateDataDisk(t testing.TB) (system, data vm.Disk, rd string) {
 	return system, data, initrd(t)
 }
 
-// bootWithLateData boots system with cmdline, hot-adds data once the init
-// says it waits for the data partition, and returns the boot report.
+// bootWithLateData boots system with cmdline, hot-adds data as a virtio
+// disk once the init says it waits for the data partition, and returns the
+// boot report.
 func bootWithLateData(t *testing.T, system, data vm.Disk, rd, cmdline string) keelreport.Report {
+	return bootWithLateDataOn(t, system, data, rd, cmdline, "virtio-blk-pci", "/dev/vdb1")
+}
+
+// bootWithLateDataOn is bootWithLateData with the data disk added as the
+// QEMU device given, its partition expected at node.
+func bootWithLateDataOn(t *testing.T, system, data vm.Disk, rd, cmdline, device, node string) keelreport.Report {
 	t.Helper()
 	o := vm.Options{Initrd: rd, Disks: []string{system.Path}, Cmdline: cmdline}
 	sock := hotplugOptions(t, &o)
 	m := vm.Start(t, o)
 	m.Expect("waiting up to")
 	m.Expect("for the data partition PARTLABEL=data")
-	hotAdd(t, sock, data.Path)
+	hotAdd(t, sock, data.Path, device)
 	r := m.ExpectReport()
 	m.ExpectPowerOff()
 	br := bootReport(t, r)
-	if br.Data == nil || br.Data.Volatile || br.Data.Device != "/dev/vdb1" || br.Overlay != "persistent" {
-		t.Errorf("data %+v overlay %s: want the hot-added /dev/vdb1 used, persistent", br.Data, br.Overlay)
+	if br.Data == nil || br.Data.Volatile || br.Data.Device != node || br.Overlay != "persistent" {
+		t.Errorf("data %+v overlay %s: want the hot-added %s used, persistent", br.Data, br.Overlay, node)
 	}
 	wantCat(t, r, "/var/keel-late", "late")
 	return br
@@ -193,6 +201,20 @@ func TestDataLateDiskIsWaitedFor(t *testing.T) {
 	system, data, rd := lateDataDisk(t)
 	bootWithLateData(t, system, data, rd, "slot=a rd.timeout=120 data=PARTLABEL=data "+
 		actions(t, map[string]string{"/var/keel-late": "late"}, "/var/keel-late"))
+}
+
+// TestDataLateNVMeDisk: the data partition is on an NVMe disk hot-added
+// while the init waits for it, on a machine that had no NVMe controller
+// when the storage drivers were chosen (docs/boot-sequence.md, "Storage
+// drivers by device"): the controller's uevent has the init load nvme, and
+// the boot uses the partition. The init that stopped reading the buses
+// once its loads returned never loaded nvme here.
+func TestDataLateNVMeDisk(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	system, data, rd := lateDataDisk(t)
+	bootWithLateDataOn(t, system, data, rd, "slot=a rd.timeout=120 data=PARTLABEL=data "+
+		actions(t, map[string]string{"/var/keel-late": "late"}, "/var/keel-late"), "nvme,serial=late", "/dev/nvme0n1p1")
 }
 
 // TestDataSeenBeforeMissingIsLoud: the default data partition is looked
