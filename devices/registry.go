@@ -28,11 +28,13 @@ type Options struct {
 	// announces it (ModuleAdded): its init has returned, while its
 	// asynchronous probing (a SATA port's link) may still run.
 	OnModule func(name string)
-	// OnDevice, when set, is called with the subsystem of each device the
-	// kernel adds with a MODALIAS (a PCI, virtio or SCSI device): the init
-	// reads the buses again for a driver it would load (a SATA disk's SCSI
-	// device, announced while AHCI still probes its other ports).
-	OnDevice func(subsystem string)
+	// OnDevice, when set, is called with the subsystem and the MODALIAS
+	// of each device the kernel adds with one (a PCI, virtio or SCSI
+	// device): the init loads a driver for it (a SATA disk's SCSI device,
+	// announced while AHCI still probes its other ports). It is called
+	// with "", "" when uevents were lost (the socket overflowed): a
+	// device may have been added unseen.
+	OnDevice func(subsystem, modalias string)
 	// AddPartitions has the partitions of a GPT the kernel did not read
 	// (a damaged primary, read from its backup; a missing protective MBR)
 	// added with BLKPG when the disk's table is read (the init sets it):
@@ -129,7 +131,7 @@ func (r *Registry) Handle(ev Uevent) {
 		r.opts.OnModule(name)
 	}
 	if deviceAdded(ev) && r.opts.OnDevice != nil {
-		r.opts.OnDevice(ev.Subsystem)
+		r.opts.OnDevice(ev.Subsystem, ev.Env["MODALIAS"])
 	}
 	if ev.Subsystem != "block" || ev.DevName == "" {
 		return

@@ -517,7 +517,7 @@ func TestProbeOfRemovedDeviceDropped(t *testing.T) {
 // MODALIAS and a module's announcement do not.
 func TestHandleOnDevice(t *testing.T) {
 	var got []string
-	r := NewRegistry(Options{OnDevice: func(s string) { got = append(got, s) }})
+	r := NewRegistry(Options{OnDevice: func(s, a string) { got = append(got, s+" "+a) }})
 	for _, m := range [][]string{
 		{"add@/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0", "ACTION=add", "SUBSYSTEM=scsi", "DEVTYPE=scsi_device", "MODALIAS=scsi:t-0x00"},
 		{"add@/devices/pci0000:00/0000:00:1f.2/ata1/host0", "ACTION=add", "SUBSYSTEM=scsi", "DEVTYPE=scsi_host"},
@@ -532,7 +532,33 @@ func TestHandleOnDevice(t *testing.T) {
 		r.Handle(e)
 	}
 	r.Handle(ev(t, "add", "vda", "", 0, ""))
-	if want := []string{"scsi", "pci"}; !slices.Equal(got, want) {
+	if want := []string{"scsi scsi:t-0x00", "pci pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"}; !slices.Equal(got, want) {
 		t.Errorf("OnDevice got %q, want %q", got, want)
+	}
+}
+
+// TestDeliverFilters: the socket's reader passes on block uevents, module
+// announcements and the adds of devices with a MODALIAS (the init loads a
+// storage driver for them), and drops the rest.
+func TestDeliverFilters(t *testing.T) {
+	n := &Netlink{events: make(chan Uevent, 8), done: make(chan struct{})}
+	for _, m := range [][]string{
+		{"add@/devices/pci0000:00/0000:00:02.0", "ACTION=add", "SUBSYSTEM=pci", "MODALIAS=pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"},
+		{"add@/devices/virtual/bdi/7:0", "ACTION=add", "SUBSYSTEM=bdi"},
+		{"bind@/devices/pci0000:00/0000:00:02.0", "ACTION=bind", "SUBSYSTEM=pci", "MODALIAS=pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", "DRIVER=virtio-pci"},
+		{"add@/module/virtio_pci", "ACTION=add", "SUBSYSTEM=module"},
+		{"add@/devices/virtual/block/vda", "ACTION=add", "SUBSYSTEM=block", "DEVNAME=vda", "DEVTYPE=disk", "MAJOR=254", "MINOR=0"},
+	} {
+		if !n.deliver(msg(m...), nil) {
+			t.Fatal("deliver reported the socket closed")
+		}
+	}
+	close(n.events)
+	var got []string
+	for e := range n.events {
+		got = append(got, e.Action+" "+e.Subsystem)
+	}
+	if want := []string{"add pci", "add module", "add block"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %q, want %q", got, want)
 	}
 }

@@ -47,6 +47,9 @@ func (w *Watcher) Coldplug() error { return Coldplug(w.opts.SysDir) }
 // must keep draining the socket while the kernel answers the coldplug, and
 // never twice at once, so a slow rescan cannot feed a loop of overflows.
 func (w *Watcher) onOverflow() {
+	if w.opts.OnDevice != nil {
+		w.opts.OnDevice("", "") // an add of a device may be among those lost
+	}
 	if !w.rescan.CompareAndSwap(false, true) {
 		return
 	}

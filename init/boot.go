@@ -63,12 +63,9 @@ type boot struct {
 	// sysfs is opened once the early-mounts phase mounted /sys, which the
 	// choice of the storage drivers reads (loadStorage); nil: mounted.
 	sysfs *sysfsGate
-	// storageWake asks loadStorage to read the buses again (a device
-	// was added: storageDeviceAdded); made by loadEagerWith.
-	storageWake chan struct{}
-	// storageStop ends those reads (stopStorage), once.
-	storageStop     chan struct{}
-	storageStopOnce sync.Once
+	// storageEv carries the uevent reader's news of devices to
+	// loadStorage, and the boot's stop (storageEvents).
+	storageEv *storageEvents
 	// readModaliases replaces the read of /sys in tests (modaliases).
 	readModaliases func() []string
 	// cmdline is /proc/cmdline as early-mounts read it (nil: not read).

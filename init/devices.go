@@ -22,17 +22,20 @@ func (b *boot) startDevices() error {
 	if live == nil {
 		live = newLiveSet(storageNames(b.baked.Modules))
 	}
+	if b.storageEv == nil { // the uevent reader tells it of devices from its start
+		b.storageEv = newStorageEvents()
+	}
 	w, err := devices.Start(devices.Options{
 		OnPanic:       func(r any) { b.panicked("device discovery", r) },
 		OnModule:      live.mark,
-		OnDevice:      b.storageDeviceAdded,
+		OnDevice:      b.storageEv.deviceAdded,
 		AddPartitions: true, // a disk whose primary GPT is damaged still boots (diskNotes)
 	})
 	if err != nil {
 		return fmt.Errorf("device discovery: %w", err)
 	}
 	b.dev = w
-	b.wakeStorage() // a device added before the socket was open is read now
+	b.storageEv.readAll() // a device added before the socket was open is read now
 	b.devDeadline = time.Now().Add(b.cfg.Timeout)
 	if b.mods == nil { // not started by the early-mounts phase (startModules)
 		b.loadEager(live)

@@ -19,8 +19,9 @@ import (
 // /sys, /dev (devtmpfs) and /run are mounted, then /dev/kmsg is opened
 // for the log.
 func (b *boot) earlyMounts() error {
-	b.startModules(bakedconf.Path, kmod.LoadFile)
+	b.sysfs = newSysfsGate()
 	defer b.sysfs.open() // if /sys could not be mounted: the storage drivers then all load
+	b.startModules(bakedconf.Path, kmod.LoadFile)
 	b.stack = mounts.NewStack()
 	for _, m := range mounts.Early() {
 		if err := b.stack.Do(m); err != nil {
@@ -73,6 +74,5 @@ func (b *boot) startModules(path string, load kmod.Loader) {
 		return
 	}
 	b.baked = baked
-	b.sysfs = newSysfsGate()
 	b.loadEagerWith(load, newLiveSet(storageNames(baked.Modules)))
 }

@@ -104,7 +104,7 @@ func (b *boot) reportFailure(err error) {
 	rep := b.failureReport()
 	if b.policyAside() {
 		b.reportBackground(rep)
-	} else if !b.waitBackgroundInto(emergencyModuleWait, rep) {
+	} else if b.storageForRescue(); !b.waitBackgroundInto(emergencyModuleWait, rep) {
 		b.log.Warnf("modules still loading after %v (or a loader that panicked); going on without them", emergencyModuleWait)
 	}
 	b.log.Errorf("boot failed: %v", err)

@@ -140,14 +140,15 @@ func (b *boot) loadEagerWith(load kmod.Loader, live *liveSet) {
 		Limit: runtime.NumCPU() + 1, Limited: func(m bakedconf.Module) bool { return params(m) != "" }, Priority: loadPriority(b.baked.Modules)}
 	plan := eagerModules(b.baked.Modules)
 	gate := newStorageGate(plan)
-	b.storageWake = make(chan struct{}, 1)
+	if b.storageEv == nil { // made by startDevices when the socket opened first
+		b.storageEv = newStorageEvents()
+	}
 	rest := plan
 	if len(gate.gated) > 0 {
 		rest = kmod.Eager(plan, gate.gatedNames()...) // loadStorage loads those a device asks for
 	}
 	done := make(chan struct{})
 	b.storageLoaded = done
-	b.storageStop = make(chan struct{})
 	b.inBackground("the background module loader", func() { b.loadStorage(gate, live, done) })
 	b.inBackground("the background module loader", func() {
 		select {

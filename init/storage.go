@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/keel-boot/keel/bakedconf"
 	"github.com/keel-boot/keel/kmod"
@@ -110,8 +111,9 @@ func (g *storageGate) unneeded() []string {
 // virtioOfPCI is the modalias of the virtio device a virtio PCI device
 // will bring once virtio_pci binds it (ok false for any other device):
 // its type is the PCI device ID less 0x1040 for a modern device, the
-// subsystem device ID for a transitional one (0x1000–0x103f), as
-// virtio_pci sets it. Matching it as if present starts the virtio driver
+// subsystem device ID for a transitional one (0x1000–0x103f), and its
+// vendor the subsystem vendor ID, as virtio_pci sets them
+// (vp_modern_probe, vp_legacy_probe). Matching it as if present starts the virtio driver
 // (virtio_blk) beside virtio_pci, as before the choice, instead of after
 // its load; the read of the bus once virtio_pci's load returned still
 // decides for the devices it did not predict.
@@ -122,8 +124,9 @@ func virtioOfPCI(modalias string) (string, bool) {
 	}
 	vendor, err1 := strconv.ParseUint(modalias[5:13], 16, 32)
 	device, err2 := strconv.ParseUint(modalias[14:22], 16, 32)
-	subdevice, err3 := strconv.ParseUint(modalias[34:42], 16, 32)
-	if err1 != nil || err2 != nil || err3 != nil || vendor != 0x1af4 {
+	subvendor, err3 := strconv.ParseUint(modalias[24:32], 16, 32)
+	subdevice, err4 := strconv.ParseUint(modalias[34:42], 16, 32)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || vendor != 0x1af4 {
 		return "", false
 	}
 	var typ uint64
@@ -135,7 +138,7 @@ func virtioOfPCI(modalias string) (string, bool) {
 	default:
 		return "", false
 	}
-	return fmt.Sprintf("virtio:d%08Xv%08X", typ, vendor), true
+	return fmt.Sprintf("virtio:d%08Xv%08X", typ, subvendor), true
 }
 
 // withPredicted adds to modaliases the virtio devices its virtio PCI
@@ -177,15 +180,18 @@ func busModaliases(sys string) []string {
 // for no other driver: the eager drivers at once, each gated driver as
 // soon as a device matches it. The buses are read again each time a load
 // returns (virtio_pci's brings the virtio devices, an adapter's its SCSI
-// disks) and each time the kernel adds a device on them (storageWake), and
-// that goes on after loaded is closed, until the boot stops it
-// (stopStorage, when it waits for its background loads before the report
-// and the switch): a SCSI disk a Fibre Channel adapter finds seconds after
-// its load returned, or a controller that appears late on PCI, still gets
-// its driver, as it did when every driver loaded. When no device matched a
-// gated driver at all and no storage driver loads at once (sysfs could not
-// be read), every gated driver loads, as it did before the choice: a
-// machine must never be left without the driver of its disk.
+// disks), and each device the kernel adds on them is matched as its
+// uevent comes (storageEvents). That goes on after loaded is closed,
+// until the boot stops it (stopStorage, when it waits for its background
+// loads before the report and the switch): a SCSI disk a Fibre Channel
+// adapter finds seconds after its load returned, or a controller that
+// appears late on PCI, still gets its driver, as it did when every driver
+// loaded. When no device matched a gated driver at all and no storage
+// driver loads at once (sysfs could not be read), every gated driver
+// loads, as it did before the choice: a machine must never be left
+// without the driver of its disk. Stopped for a failed boot (the
+// emergency), every gated driver not loaded yet starts loading, so that
+// the rescue shell has them all, as before the choice.
 func (b *boot) loadStorage(g *storageGate, live *liveSet, loaded chan<- struct{}) {
 	if len(g.gated) == 0 {
 		b.loadInBackground(storageDrivers(g.plan))
@@ -194,21 +200,29 @@ func (b *boot) loadStorage(g *storageGate, live *liveSet, loaded chan<- struct{}
 	}
 	ended := make(chan struct{}, len(g.gated)+1)
 	running := 0
-	start := func(roots ...string) {
+	start := func(why string, roots ...string) {
 		running++
+		b.log.Debugf("storage: loading %v (%s)", roots, why)
 		mods := kmod.Closure(g.plan, roots...)
 		b.goSafeThen("the background module loader", func() { b.loadInBackground(mods) }, func() { ended <- struct{}{} })
 	}
 	if len(g.eager) > 0 {
-		start(g.eager...)
+		start("no device aliases", g.eager...)
 	}
 	b.waitSysfs()
-	settled, stopping, stop := false, false, b.storageStop
+	ev := b.storageEv
+	stop := ev.stopped()
+	settled, stopping, readAll := false, false, true
 	for {
+		var devices []string
+		if readAll {
+			devices = b.modaliases()
+		} else {
+			devices = ev.take()
+		}
 		if !stopping {
-			for _, name := range g.match(withPredicted(b.modaliases())) {
-				b.log.Debugf("storage: %s for a device present", name)
-				start(name)
+			for _, name := range g.match(withPredicted(devices)) {
+				start("a device present", name)
 			}
 			for _, name := range g.unneeded() {
 				live.mark(name) // the rest of the plan need not wait for it
@@ -227,11 +241,32 @@ func (b *boot) loadStorage(g *storageGate, live *liveSet, loaded chan<- struct{}
 		select {
 		case <-ended:
 			running--
-		case <-b.storageWake: // a device added: read the buses again
-		case <-stop: // the boot waits for its loads: start no more
-			stopping, stop = true, nil
+			readAll = true
+		case <-ev.wake:
+			readAll = ev.takeRescan()
+		case <-stop:
+			stopping = true
+			if ev.emergency.Load() {
+				if rest := g.unstarted(); len(rest) > 0 {
+					start("the boot failed: every driver, for the rescue shell", rest...)
+				}
+			}
+			stop = nil // the select must not spin on it
 		}
 	}
+}
+
+// unstarted are the gated drivers whose load was not started, counted
+// started now.
+func (g *storageGate) unstarted() []string {
+	var out []string
+	for _, m := range g.gated {
+		if !g.started[m.Name] {
+			g.started[m.Name] = true
+			out = append(out, m.Name)
+		}
+	}
+	return out
 }
 
 // loadAllIfNoneMatched loads every gated driver of g when no device
@@ -243,10 +278,7 @@ func (b *boot) loadAllIfNoneMatched(g *storageGate) {
 	if len(g.started) > 0 || len(g.eager) > 0 {
 		return
 	}
-	all := g.gatedNames()
-	for _, name := range all {
-		g.started[name] = true
-	}
+	all := g.unstarted()
 	b.bgMu.Lock()
 	b.bgErrs = append(b.bgErrs, fmt.Errorf("no device on the %s buses matched a storage driver of the image (%s): loading them all",
 		strings.Join(kmod.DeviceBuses, ", "), strings.Join(all, ", ")))
@@ -254,36 +286,111 @@ func (b *boot) loadAllIfNoneMatched(g *storageGate) {
 	b.loadInBackground(kmod.Closure(g.plan, all...))
 }
 
-// stopStorage ends loadStorage's reads of the buses: the boot is about to
-// wait for its background loads (waitBackgroundInto), which would
-// otherwise wait for ever. Loads in flight end as they do.
-func (b *boot) stopStorage() {
-	if b.storageStop != nil {
-		b.storageStopOnce.Do(func() { close(b.storageStop) })
-	}
+// storageEvents carries to loadStorage what the uevent reader sees: the
+// modaliases of the devices added on the buses it reads, or that uevents
+// were lost (the socket overflowed; a full read is then due), and the
+// boot's stop. Its methods never block the reader, and are safe on a nil
+// *storageEvents (no plan loading).
+type storageEvents struct {
+	wake      chan struct{} // one pending wake at most
+	stop      chan struct{}
+	stopOnce  sync.Once
+	emergency atomic.Bool // stopped by a failed boot
+
+	mu     sync.Mutex
+	added  []string // modaliases not yet matched
+	rescan bool     // a full read is due
+	ended  bool     // stopped: nothing more is kept
 }
 
-// storageDeviceAdded is told (devices.Options.OnDevice) of each device
-// the kernel adds on a bus: one on the buses the choice reads has it read
-// them again while loads are in flight (a SATA disk's SCSI device comes
-// while AHCI still probes its other ports; sd_mod then loads beside that
-// probing instead of after it). It never blocks the uevent reader.
-func (b *boot) storageDeviceAdded(subsystem string) {
-	if slices.Contains(kmod.DeviceBuses, subsystem) {
-		b.wakeStorage()
-	}
+// maxPendingDevices bounds the modaliases kept between two wakes: past
+// it, a full read of the buses replaces them (a SAN announcing
+// thousands of disks at once).
+const maxPendingDevices = 1024
+
+func newStorageEvents() *storageEvents {
+	return &storageEvents{wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
-// wakeStorage has loadStorage read the buses again.
-func (b *boot) wakeStorage() {
-	if b.storageWake == nil {
+// deviceAdded is told (devices.Options.OnDevice) of each device the
+// kernel adds with a MODALIAS, and of lost uevents (subsystem ""). One on
+// the buses the choice reads is matched as it comes: a SATA disk's SCSI
+// device, announced while AHCI still probes its other ports, has sd_mod
+// load beside that probing instead of after it.
+func (e *storageEvents) deviceAdded(subsystem, modalias string) {
+	if e == nil || (subsystem != "" && !slices.Contains(kmod.DeviceBuses, subsystem)) {
 		return
 	}
+	e.mu.Lock()
+	switch {
+	case e.ended:
+		e.mu.Unlock()
+		return
+	case subsystem == "" || len(e.added) >= maxPendingDevices:
+		e.rescan, e.added = true, nil
+	default:
+		e.added = append(e.added, modalias)
+	}
+	e.mu.Unlock()
+	e.poke()
+}
+
+// readAll asks for a full read of the buses (the socket just opened: a
+// device added before it was is read then).
+func (e *storageEvents) readAll() { e.deviceAdded("", "") }
+
+func (e *storageEvents) poke() {
 	select {
-	case b.storageWake <- struct{}{}:
-	default: // a read is due already
+	case e.wake <- struct{}{}:
+	default: // a wake is pending already
 	}
 }
+
+// take returns the modaliases added since the last call.
+func (e *storageEvents) take() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.added
+	e.added = nil
+	return out
+}
+
+// takeRescan reports whether a full read is due, and clears it.
+func (e *storageEvents) takeRescan() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rescan
+	e.rescan = false
+	return r
+}
+
+func (e *storageEvents) stopped() <-chan struct{} { return e.stop }
+
+// end stops loadStorage's choice; emergency has it start every gated
+// driver not loaded yet first.
+func (e *storageEvents) end(emergency bool) {
+	if e == nil {
+		return
+	}
+	if emergency {
+		e.emergency.Store(true)
+	}
+	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		e.ended, e.added = true, nil
+		e.mu.Unlock()
+		close(e.stop)
+	})
+}
+
+// stopStorage ends loadStorage's choice: the boot is about to wait for
+// its background loads (waitBackgroundInto), which would otherwise wait
+// for ever. Loads in flight end as they do.
+func (b *boot) stopStorage() { b.storageEv.end(false) }
+
+// storageForRescue is stopStorage for a failed boot: every storage
+// driver not loaded yet starts loading, for the rescue shell.
+func (b *boot) storageForRescue() { b.storageEv.end(true) }
 
 // modaliases reads the devices present (busModaliases of /sys, or the
 // test's source).

@@ -53,13 +53,17 @@ func startStorage(f *fakeBuses, plan []bakedconf.Module) *boot {
 type fakeBuses struct {
 	mu      sync.Mutex
 	devices []string
-	after   map[string][]string // module name → the devices its load brings
+	after   map[string][]string      // module name → the devices its load brings
+	hold    map[string]chan struct{} // module name → its load returns once closed
 	loaded  []string
 }
 
 func (f *fakeBuses) load(p, _ string) error {
 	name := strings.TrimSuffix(path.Base(p), ".ko")
 	name = strings.ReplaceAll(name, "-", "_")
+	if c := f.hold[name]; c != nil {
+		<-c
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.loaded = append(f.loaded, name)
@@ -103,6 +107,11 @@ func TestLoadStorageByDevice(t *testing.T) {
 			map[string][]string{"virtio_pci": {"virtio:d00000002v00001AF4"}}, nil,
 			[]string{"virtio", "virtio_pci", "virtio_blk", "scsi_mod", "libata", "ahci", "squashfs"},
 			[]string{"nvme", "nvme_core", "virtio_scsi", "sd_mod"}},
+		// The virtio device predicted from the PCI ids alone starts
+		// virtio_blk beside virtio_pci: here the bus never lists it.
+		{"virtio-blk predicted", []string{pciVirtioBlk}, nil, nil,
+			[]string{"virtio", "virtio_pci", "virtio_blk"},
+			[]string{"virtio_scsi", "ahci", "nvme", "sd_mod"}},
 		// virtio-mmio (arm64's virt machine): the virtio devices are there
 		// from the start, with no PCI device for them.
 		{"virtio-mmio", []string{"virtio:d00000002v554D4551"}, nil, nil,
@@ -278,7 +287,8 @@ func TestVirtioOfPCI(t *testing.T) {
 		{pciVirtioSCSI, "virtio:d00000008v00001AF4"},                                           // transitional SCSI
 		{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00", "virtio:d00000002v00001AF4"}, // modern block
 		{"pci:v00001AF4d00001048sv00001AF4sd00001100bc01sc00i00", "virtio:d00000008v00001AF4"},
-		{"pci:v00001AF4d00001110sv00001AF4sd00001100bc05sc00i00", ""}, // ivshmem: not virtio
+		{"pci:v00001AF4d00001042sv0000108Esd00001100bc01sc00i00", "virtio:d00000002v0000108E"}, // the subsystem vendor
+		{"pci:v00001AF4d00001110sv00001AF4sd00001100bc05sc00i00", ""},                          // ivshmem: not virtio
 		{pciAHCI, ""},
 		{"pci:v00001AF4d00001001", ""},
 		{"pci:v00001AF4dXXXXXXXXsv00001AF4sd00000002bc01sc00i00", ""},
@@ -292,58 +302,83 @@ func TestVirtioOfPCI(t *testing.T) {
 }
 
 // FuzzVirtioOfPCI: any sysfs text; a prediction is always a virtio
-// modalias of the form virtio_pci gives.
+// modalias of the form virtio_pci gives, with the subsystem vendor.
 func FuzzVirtioOfPCI(f *testing.F) {
 	f.Add(pciVirtioBlk)
 	f.Add("pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00")
 	f.Add("pci:v00001AF4d")
 	f.Fuzz(func(t *testing.T, s string) {
 		v, ok := virtioOfPCI(s)
-		if ok && (len(v) != len("virtio:d00000002v00001AF4") || !strings.HasPrefix(v, "virtio:d") || !strings.HasSuffix(v, "v00001AF4")) {
+		if ok && (len(v) != len("virtio:d00000002v00001AF4") || !strings.HasPrefix(v, "virtio:d") || v[16] != 'v' || !strings.EqualFold(v[17:], s[24:32])) {
 			t.Errorf("virtioOfPCI(%q) = %q", s, v)
 		}
 	})
 }
 
-// TestLoadStorageLateDevice: a SCSI disk the kernel adds after every load
-// returned (a Fibre Channel adapter's scan, a kernel whose module loads do
-// not wait for a NUMA node's probe) still gets sd_mod, as long as the boot
-// has not begun its wait for the background loads; a device added after
-// that starts nothing.
+// TestLoadStorageLateDevice: a device the kernel adds after every load
+// returned (a Fibre Channel adapter's SCSI disk, a kernel whose module
+// loads do not wait for a NUMA node's probe) still gets its driver, from
+// its uevent's modalias, and one whose uevent was lost (an overflow) from
+// a full read of the buses, as long as the boot has not begun its wait
+// for the background loads; that wait waits for such a load, and a device
+// added after it starts nothing.
 func TestLoadStorageLateDevice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeBuses{devices: []string{pciAHCI}}
-		plan := storagePlan()
-		b := startStorage(f, plan)
+		f := &fakeBuses{devices: []string{pciAHCI}, hold: map[string]chan struct{}{"nvme": make(chan struct{})}}
+		b := startStorage(f, storagePlan())
 		<-b.storageLoaded
 		if f.hasLoaded("sd_mod") {
 			t.Fatalf("sd_mod loaded with no SCSI device (loaded %v)", f.loaded)
 		}
-		f.mu.Lock()
-		f.devices = append(f.devices, "scsi:t-0x00")
-		f.mu.Unlock()
-		b.storageDeviceAdded("scsi_host") // not a bus the choice reads: nothing
+		b.storageEv.deviceAdded("usb", "usb:v1D6Bp0003d0601dc09dsc00dp03ic09isc00ip00in00") // not a bus the choice reads
 		synctest.Wait()
-		if f.hasLoaded("sd_mod") {
-			t.Fatal("sd_mod loaded on the uevent of a SCSI host")
-		}
-		b.storageDeviceAdded("scsi") // the disk's uevent
+		b.storageEv.deviceAdded("scsi", "scsi:t-0x00") // the disk's uevent; the fake buses never list it
 		synctest.Wait()
 		if !f.hasLoaded("sd_mod") {
 			t.Errorf("sd_mod not loaded for a SCSI disk added late (loaded %v)", f.loaded)
 		}
-		if !b.waitBackground(-1) {
-			t.Fatal("the background loads did not end")
-		}
 		f.mu.Lock()
 		f.devices = append(f.devices, pciNVMe)
 		f.mu.Unlock()
-		b.storageDeviceAdded("pci")
+		b.storageEv.deviceAdded("", "") // uevents lost: read the buses
 		synctest.Wait()
-		if f.hasLoaded("nvme") {
-			t.Errorf("nvme loaded after the boot's wait for its loads (loaded %v)", f.loaded)
+		if b.waitBackground(time.Second) {
+			t.Error("the wait for the background loads ended while nvme's load, started late, was still held")
+		}
+		close(f.hold["nvme"])
+		if !b.waitBackground(-1) {
+			t.Fatal("the background loads did not end")
+		}
+		if !f.hasLoaded("nvme") {
+			t.Errorf("nvme not loaded after a full read found its device (loaded %v)", f.loaded)
+		}
+		b.storageEv.deviceAdded("pci", pciVirtioBlk)
+		synctest.Wait()
+		if f.hasLoaded("virtio_pci") {
+			t.Errorf("virtio_pci loaded after the boot's wait for its loads (loaded %v)", f.loaded)
 		}
 	})
+}
+
+// TestLoadStorageForRescue: a failed boot's wait for the background
+// loads starts every storage driver not loaded yet, so that the rescue
+// shell has them all, as before the choice.
+func TestLoadStorageForRescue(t *testing.T) {
+	f := &fakeBuses{devices: []string{pciNVMe}}
+	b := startStorage(f, storagePlan())
+	<-b.storageLoaded
+	if f.hasLoaded("ahci") {
+		t.Fatalf("ahci loaded with no AHCI controller (loaded %v)", f.loaded)
+	}
+	b.storageForRescue()
+	if !b.waitBackground(-1) {
+		t.Fatal("the background loads did not end")
+	}
+	for _, name := range []string{"virtio_pci", "virtio_blk", "virtio_scsi", "ahci", "nvme", "sd_mod"} {
+		if !f.hasLoaded(name) {
+			t.Errorf("%s not loaded for the rescue shell (loaded %v)", name, f.loaded)
+		}
+	}
 }
 
 // TestLoadStorageOtherBus: a machine whose disks are on a bus the init

@@ -42,6 +42,9 @@ func StripCompression(p string) string {
 // before it compares an alias with the patterns of modules.alias: inside
 // brackets "-" is a range.
 func normalizeAlias(s string) string {
+	if !strings.Contains(s, "-") {
+		return s // nothing to change: no copy (the init matches every device against every pattern)
+	}
 	b := []byte(s)
 	inBracket := false
 	for i, c := range b {
