@@ -34,10 +34,11 @@ type storageGate struct {
 
 // newStorageGate sorts the storage drivers of plan (the roots: those no
 // other module of the plan depends on) into eager and gated. A driver of
-// SCSI devices (sd_mod) is gated only when every storage driver is: the
-// SCSI disks an ungated driver finds (usb_storage's, when an image adds
-// it) may come after its load returned, when no scan of the bus is made
-// any more.
+// SCSI devices (sd_mod) is gated only when every storage driver is: an
+// ungated driver's disks (usb_storage's, when an image adds it) are found
+// by a bus the init does not read, in the background, and sd_mod then
+// loads with it, as it always did, rather than on the uevent of each
+// disk, which the boot stops matching at the report.
 func newStorageGate(plan []bakedconf.Module) *storageGate {
 	lib := map[string]bool{}
 	for _, m := range plan {
