@@ -10,8 +10,9 @@ import (
 
 // DeviceBuses are the buses whose devices the init reads the modaliases of
 // (/sys/bus/NAME/devices/*/modalias) to choose the storage drivers it
-// loads (docs/boot-sequence.md, "Storage drivers by device"). Each bus's
-// devices are all known at a moment the init can tell: PCI's when the
+// loads (docs/boot-sequence.md, "Storage drivers by device"), and whose
+// devices added later it matches by their uevents' MODALIAS. Most of each
+// bus's devices are known at a moment the init can tell: PCI's when the
 // kernel starts init (it enumerates the bus before), virtio's once the
 // transport driver's load returned (virtio_pci probes synchronously),
 // SCSI's once the host adapters' loads returned (their scans run as the
