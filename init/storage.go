@@ -143,9 +143,10 @@ func virtioOfPCI(modalias string) (string, bool) {
 }
 
 // withPredicted adds to modaliases the virtio devices its virtio PCI
-// devices will bring (virtioOfPCI).
+// devices will bring (virtioOfPCI). The caller's slice is not written to:
+// its spare capacity may be another's.
 func withPredicted(modaliases []string) []string {
-	out := modaliases
+	out := slices.Clip(modaliases)
 	for _, a := range modaliases {
 		if v, ok := virtioOfPCI(a); ok {
 			out = append(out, v)

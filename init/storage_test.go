@@ -301,6 +301,20 @@ func TestVirtioOfPCI(t *testing.T) {
 	}
 }
 
+// TestWithPredictedLeavesTheCallersSpare: the prediction is appended to a
+// new array, never into spare capacity the caller's slice shares.
+func TestWithPredictedLeavesTheCallersSpare(t *testing.T) {
+	backing := make([]string, 1, 4)
+	backing[0] = pciVirtioBlk
+	got := withPredicted(backing)
+	if want := []string{pciVirtioBlk, "virtio:d00000002v00001AF4"}; !slices.Equal(got, want) {
+		t.Fatalf("withPredicted = %q, want %q", got, want)
+	}
+	if spare := backing[:2][1]; spare != "" {
+		t.Errorf("withPredicted wrote %q into the caller's spare capacity", spare)
+	}
+}
+
 // FuzzVirtioOfPCI: any sysfs text; a prediction is always a virtio
 // modalias of the form virtio_pci gives, with the subsystem vendor.
 func FuzzVirtioOfPCI(f *testing.F) {
