@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-boot/keel/devspec"
@@ -134,24 +135,30 @@ func waitAsync(ctx context.Context, r *Registry, sp devspec.Spec) <-chan result 
 	return ch
 }
 
+// TestWaitForDeviceAppearingLater: a waiter blocks until the device is
+// announced, then returns it. In a synctest bubble, synctest.Wait returns
+// once the waiter is durably blocked: a WaitFor that returned early is
+// seen, whatever the host's speed.
 func TestWaitForDeviceAppearingLater(t *testing.T) {
-	fs := newFakeSystem(t)
-	fs.file(t, "vda", "")
-	fs.file(t, "vda1", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res := waitAsync(ctx, fs.reg, spec(t, "PARTLABEL=root-a"))
-	time.Sleep(20 * time.Millisecond) // let the waiter block first; correctness does not depend on it
-	select {
-	case r := <-res:
-		t.Fatalf("WaitFor returned before any device appeared: %+v", r)
-	default:
-	}
-	fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "root-a"))
-	r := <-res
-	if want := filepath.Join(fs.dev, "vda1"); r.err != nil || r.path != want {
-		t.Fatalf("WaitFor = %q, %v; want %q", r.path, r.err, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fs := newFakeSystem(t)
+		fs.file(t, "vda", "")
+		fs.file(t, "vda1", "")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res := waitAsync(ctx, fs.reg, spec(t, "PARTLABEL=root-a"))
+		synctest.Wait()
+		select {
+		case r := <-res:
+			t.Fatalf("WaitFor returned before any device appeared: %+v", r)
+		default:
+		}
+		fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "root-a"))
+		r := <-res
+		if want := filepath.Join(fs.dev, "vda1"); r.err != nil || r.path != want {
+			t.Fatalf("WaitFor = %q, %v; want %q", r.path, r.err, want)
+		}
+	})
 }
 
 func TestWaitForTimeoutListsSeen(t *testing.T) {

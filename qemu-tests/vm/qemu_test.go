@@ -5,8 +5,8 @@ package vm
 import (
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -73,28 +73,30 @@ func TestSafeName(t *testing.T) {
 }
 
 func TestAcquireLimitsJobs(t *testing.T) {
-	var b perBinary
 	t.Setenv("KEEL_QEMU_JOBS", "1")
-	release := b.acquire()
-	got := make(chan struct{})
-	var released atomic.Bool
-	go func() {
-		b.acquire()()
-		if !released.Load() {
-			t.Error("a second job started while the only slot was taken")
+	synctest.Test(t, func(t *testing.T) {
+		var b perBinary
+		release := b.acquire()
+		got := make(chan struct{})
+		go func() {
+			b.acquire()()
+			close(got)
+		}()
+		// synctest.Wait returns once the second acquire is blocked, or
+		// after it returned: no clock decides.
+		synctest.Wait()
+		select {
+		case <-got:
+			t.Fatal("a second job started while the only slot was taken")
+		default:
 		}
-		close(got)
-	}()
-	// The verdict is the order of the two events, not a clock: the pause
-	// only gives a second acquire that does not wait the time to get in.
-	time.Sleep(10 * time.Millisecond)
-	released.Store(true)
-	release()
-	release() // idempotent: must not free a slot twice
-	<-got
-	if n := len(b.jobs); n != 0 {
-		t.Errorf("%d slots still taken", n)
-	}
+		release()
+		release() // idempotent: must not free a slot twice
+		<-got
+		if n := len(b.jobs); n != 0 {
+			t.Errorf("%d slots still taken", n)
+		}
+	})
 }
 
 func TestLogName(t *testing.T) {
