@@ -202,7 +202,7 @@ func sector0AllowsBackup(r io.ReaderAt) bool {
 // hasProtectiveMBR reports whether sector 0 holds an MBR with a GPT
 // protective entry; err is a read error.
 func hasProtectiveMBR(r io.ReaderAt) (bool, error) {
-	_, entries, err := readMBRSector(r, 0, true)
+	_, entries, err := readMBRSector(r, 0, mbrSector, true)
 	if errors.Is(err, ErrNoMBR) {
 		return false, nil
 	}

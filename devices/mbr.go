@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
 )
 
 // ErrNoMBR is returned by ReadMBR when the first sector holds no DOS
@@ -46,9 +48,32 @@ func (e mbrEntry) extended() bool { return e.typ == 0x05 || e.typ == 0x0f || e.t
 // position, logical partitions in the extended partition's chain of EBRs
 // are numbered from 5. Each gets the kernel's PARTUUID, the disk signature
 // and the partition number as "%08x-%02x"; Type is the system id in hex.
-// Offsets assume 512-byte sectors.
+// LBAs count the disk's logical sectors, as the entries do: 4 KiB on a
+// 4Kn disk (BLKSSZGET, mbrSectorSize), 512 bytes on a file or a 512e disk.
 func ReadMBR(r io.ReaderAt) ([]Partition, error) {
-	sector, entries, err := readMBRSector(r, 0, true)
+	return readMBR(r, mbrSectorSize(r))
+}
+
+// mbrSectorSize is the logical sector size the entries of r's table count:
+// the block device's (logicalBlockSize), else 512. The kernel reads the
+// chain of logical partitions in those units too (msdos.c's sector_size):
+// read in 512-byte units, a 4Kn disk's EBRs were looked for at an eighth
+// of their place, and its logical partitions, root=PARTUUID=SSSSSSSS-05
+// with them, were not found.
+func mbrSectorSize(r io.ReaderAt) int64 {
+	f, ok := r.(*os.File)
+	if !ok {
+		return mbrSector
+	}
+	bs, err := logicalBlockSize(f)
+	if err != nil || bs < mbrSector || bs > 64<<10 || bs&(bs-1) != 0 {
+		return mbrSector // a file, or a size no disk has
+	}
+	return bs
+}
+
+func readMBR(r io.ReaderAt, sectorSize int64) ([]Partition, error) {
+	sector, entries, err := readMBRSector(r, 0, sectorSize, true)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +97,7 @@ func ReadMBR(r io.ReaderAt) ([]Partition, error) {
 		if !e.used() || !e.extended() {
 			continue
 		}
-		logical, err := readLogical(r, sig, uint64(e.start), uint64(e.length), &n)
+		logical, err := readLogical(r, sectorSize, sig, uint64(e.start), uint64(e.length), &n)
 		parts = append(parts, logical...)
 		if err != nil {
 			return parts, err
@@ -90,7 +115,7 @@ func ReadMBR(r io.ReaderAt) ([]Partition, error) {
 // its third and fourth entries, which sometimes hold garbage, count only
 // when they lie inside both the EBR's region and the extended partition
 // (base, size). n is the next partition number, shared by every chain.
-func readLogical(r io.ReaderAt, sig uint32, base, size uint64, n *int) ([]Partition, error) {
+func readLogical(r io.ReaderAt, sectorSize int64, sig uint32, base, size uint64, n *int) ([]Partition, error) {
 	var parts []Partition
 	seen := map[uint64]bool{}
 	region := size // the current EBR's: the extended partition's, then each link's
@@ -99,7 +124,7 @@ func readLogical(r io.ReaderAt, sig uint32, base, size uint64, n *int) ([]Partit
 			return parts, fmt.Errorf("MBR: logical partition chain loops or has more than %d links, stopped at sector %d", mbrMaxEBRs, cur)
 		}
 		seen[cur] = true
-		_, entries, err := readMBRSector(r, cur, false)
+		_, entries, err := readMBRSector(r, cur, sectorSize, false)
 		if err != nil {
 			return parts, fmt.Errorf("MBR: logical partition table at sector %d: %w", cur, err)
 		}
@@ -127,16 +152,17 @@ func readLogical(r io.ReaderAt, sig uint32, base, size uint64, n *int) ([]Partit
 	}
 }
 
-// readMBRSector reads the 512-byte sector at lba and its four entries;
-// checkBoot refuses a boot flag other than 0x00 and 0x80 (the kernel's
-// test of the first sector only).
-func readMBRSector(r io.ReaderAt, lba uint64, checkBoot bool) ([]byte, [4]mbrEntry, error) {
+// readMBRSector reads the first 512 bytes of the sector at lba (of
+// sectorSize bytes: the table is in them, whatever the sector size) and
+// its four entries; checkBoot refuses a boot flag other than 0x00 and 0x80
+// (the kernel's test of the first sector only).
+func readMBRSector(r io.ReaderAt, lba uint64, sectorSize int64, checkBoot bool) ([]byte, [4]mbrEntry, error) {
 	var entries [4]mbrEntry
 	b := make([]byte, mbrSector)
-	if lba > gptMaxLBA {
+	if lba > gptMaxLBA || lba > math.MaxInt64/uint64(sectorSize) {
 		return nil, entries, fmt.Errorf("sector %d is past any disk: %w", lba, ErrNoMBR)
 	}
-	if err := readFull(r, b, int64(lba)*mbrSector); err != nil {
+	if err := readFull(r, b, int64(lba)*sectorSize); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, entries, ErrNoMBR
 		}

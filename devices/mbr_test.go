@@ -77,10 +77,15 @@ func TestReadMBRLikeSfdisk(t *testing.T) {
 
 // mbrDisk synthesizes a disk: a table at sector 0 and EBRs where asked.
 func mbrDisk(sig uint32, tables map[int][4]mbrEntry, sectors int) []byte {
-	b := make([]byte, sectors*512)
+	return mbrDiskSectors(sig, tables, sectors, 512)
+}
+
+// mbrDiskSectors is mbrDisk with sectors of size bytes.
+func mbrDiskSectors(sig uint32, tables map[int][4]mbrEntry, sectors, size int) []byte {
+	b := make([]byte, sectors*size)
 	binary.LittleEndian.PutUint32(b[mbrSigOffset:], sig)
 	for lba, es := range tables {
-		s := b[lba*512:]
+		s := b[lba*size:]
 		for i, e := range es {
 			en := s[mbrTable+i*16:]
 			en[0], en[4] = e.boot, e.typ
@@ -150,10 +155,15 @@ func TestWaitForMBRPartUUID(t *testing.T) {
 
 func FuzzMBR(f *testing.F) {
 	linux := mbrEntry{typ: 0x83, start: 2048, length: 100}
-	f.Add(mbrDisk(1, map[int][4]mbrEntry{0: {linux, {typ: 0x0f, start: 4, length: 100}}, 4: {linux, {typ: 0x05, start: 2, length: 10}}, 6: {linux}}, 8))
-	f.Add(mbrDisk(7, map[int][4]mbrEntry{0: {{typ: 0x85, start: 1, length: 1}}, 1: {linux, {typ: 0x85, start: 0, length: 1}}}, 2))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		parts, _ := ReadMBR(bytes.NewReader(b))
+	f.Add(mbrDisk(1, map[int][4]mbrEntry{0: {linux, {typ: 0x0f, start: 4, length: 100}}, 4: {linux, {typ: 0x05, start: 2, length: 10}}, 6: {linux}}, 8), false)
+	f.Add(mbrDisk(7, map[int][4]mbrEntry{0: {{typ: 0x85, start: 1, length: 1}}, 1: {linux, {typ: 0x85, start: 0, length: 1}}}, 2), false)
+	f.Add(mbrDiskSectors(1, map[int][4]mbrEntry{0: {linux, {typ: 0x05, start: 2, length: 10}}, 2: {linux}}, 4, 4096), true)
+	f.Fuzz(func(t *testing.T, b []byte, fourK bool) {
+		size := int64(512)
+		if fourK {
+			size = 4096 // a 4Kn disk's entries
+		}
+		parts, _ := readMBR(bytes.NewReader(b), size)
 		seen := map[int]bool{}
 		for _, p := range parts {
 			if p.Index < 1 || p.Index > 255 || seen[p.Index] || p.LastLBA < p.FirstLBA {
@@ -209,5 +219,85 @@ func TestReadMBRLikeTheKernel(t *testing.T) {
 		if err != nil || strings.Join(got, " ") != tc.want {
 			t.Errorf("%s: %s, %v; want %s", tc.name, strings.Join(got, " "), err, tc.want)
 		}
+	}
+}
+
+// TestReadMBR4KnDisk: on a disk of 4 KiB logical sectors the entries count
+// 4 KiB sectors, and the chain of logical partitions is read there, as the
+// kernel reads it. Read in 512-byte units, the EBR at sector 8 was looked
+// for at byte 4096 and partition 5 was not found.
+func TestReadMBR4KnDisk(t *testing.T) {
+	linux := mbrEntry{typ: 0x83, start: 2, length: 4}
+	disk := mbrDiskSectors(0x0a1b2c3d, map[int][4]mbrEntry{0: {{typ: 0x83, start: 1, length: 4}, {typ: 0x05, start: 8, length: 16}}, 8: {linux}}, 32, 4096)
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, disk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := logicalBlockSize
+	t.Cleanup(func() { logicalBlockSize = old })
+	for _, tc := range []struct {
+		bs   int64
+		err  error
+		want string
+	}{
+		{4096, nil, "1:83@1 2:05@8 5:83@10 0a1b2c3d-05"},
+		{0, errors.New("inappropriate ioctl for device"), "1:83@1 2:05@8"}, // a file: 512-byte sectors, no EBR at byte 4096
+		{3000, nil, "1:83@1 2:05@8"},                                       // no disk has it: 512
+	} {
+		logicalBlockSize = func(*os.File) (int64, error) { return tc.bs, tc.err }
+		parts, err := ReadMBR(openT(t, img))
+		var got []string
+		for _, p := range parts {
+			got = append(got, fmt.Sprintf("%d:%s@%d", p.Index, p.Type, p.FirstLBA))
+		}
+		if len(parts) > 2 {
+			got = append(got, parts[2].UUID)
+		}
+		if g := strings.Join(got, " "); g != tc.want || (tc.bs == 4096) != (err == nil) {
+			t.Errorf("block size %d: %s, %v; want %s", tc.bs, g, err, tc.want)
+		}
+	}
+}
+
+// TestReadMBRLoop4Kn: a DOS table that sfdisk wrote through a loop device
+// of 4 KiB sectors reads, through the device, as sfdisk reports it.
+func TestReadMBRLoop4Kn(t *testing.T) {
+	needRoot(t)
+	needTool(t, "losetup")
+	needTool(t, "sfdisk")
+	img := sparseFile(t, t.TempDir(), "disk.img", 64<<20)
+	out, err := execOutput("losetup", "--sector-size", "4096", "--find", "--show", img)
+	if err != nil {
+		t.Skipf("no loop device of 4 KiB sectors: %v", err)
+	}
+	dev := strings.TrimSpace(out)
+	t.Cleanup(func() { _, _ = execOutput("losetup", "--detach", dev) })
+	run(t, mbrScript, "sfdisk", "--quiet", "--no-reread", dev)
+	var js struct {
+		PartitionTable struct {
+			SectorSize int `json:"sectorsize"`
+			Partitions []struct {
+				Node        string `json:"node"`
+				Start, Size uint64
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal(run(t, "", "sfdisk", "--json", dev), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.PartitionTable.SectorSize != 4096 {
+		t.Skipf("sfdisk sees %d-byte sectors on %s", js.PartitionTable.SectorSize, dev)
+	}
+	var want []string
+	for _, p := range js.PartitionTable.Partitions {
+		want = append(want, fmt.Sprintf("%s %d+%d", strings.TrimPrefix(p.Node, dev), p.Start, p.Size))
+	}
+	parts, err := ReadMBR(openT(t, dev))
+	var got []string
+	for _, p := range parts {
+		got = append(got, fmt.Sprintf("p%d %d+%d", p.Index, p.FirstLBA, p.LastLBA-p.FirstLBA+1))
+	}
+	if err != nil || strings.Join(got, ", ") != strings.Join(want, ", ") || len(got) != 6 {
+		t.Errorf("ReadMBR(%s) = %s, %v\nsfdisk = %s", dev, strings.Join(got, ", "), err, strings.Join(want, ", "))
 	}
 }
