@@ -322,7 +322,16 @@ func TestInstallRefusesRollback(t *testing.T) {
 		t.Errorf("the refused set-next changed the state: %+v, then %+v", before, after)
 	}
 	unlocked := writeReport(t, filepath.Join(dir, "old"), report.Report{})
-	mustRun(t, nil, "set-next", "a", "--disk", disk, "--boot-report", unlocked)
+	r = slotctl(t, nil, "set-next", "a", "--disk", disk, "--boot-report", unlocked)
+	if r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Errorf("unlocked: set-next of index 3 over floor 5: exit %d, %s; want done, no warning", r.code, r.stderr)
+	}
+	// A disk image alone (no boot report): whether its initramfs is locked
+	// is unknown, so the trial is set, and the floor is said.
+	r = slotctl(t, nil, "set-next", "a", "--disk", disk)
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: verity-a: image old has rollback index 3, below this machine's floor 5") || !strings.Contains(r.stderr, "a locked initramfs refuses to boot it") {
+		t.Errorf("no report: set-next of index 3 over floor 5: exit %d, %s; want done, with a warning", r.code, r.stderr)
+	}
 	if r := slotctl(t, nil, "seal", "--image", oldImg, "--out", oldVer, "--rollback-index", "4294967296"); r.code == 0 {
 		t.Error("seal accepted a rollback index above 2^32-1")
 	}

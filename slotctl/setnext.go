@@ -38,16 +38,24 @@ func runSetNext(e *env, args []string) error {
 	// locked machine the trial would only retire the slot (found by a
 	// hunting helper). Unlocked, it boots one with a warning: a rollback
 	// to a formerly good image of a lower index stays possible.
+	// Without a boot report (a disk image: --disk) whether the machine's
+	// initramfs is locked is unknown: the trial is set, and the image's
+	// place below the floor said.
 	r, _ := t.bootReport()
 	locked := r != nil && r.Locked
+	var below error
 	s, err := t.withState(func(s *bootstate.State) error {
-		if err := checkFloor(h, s.RollbackFloor, string(x.VerityLabel())); locked && err != nil {
-			return fmt.Errorf("%w: this machine's initramfs is locked and would refuse it: refusing to boot slot %s next", err, x)
+		below = checkFloor(h, s.RollbackFloor, string(x.VerityLabel()))
+		if locked && below != nil {
+			return fmt.Errorf("%w: this machine's initramfs is locked and would refuse it: refusing to boot slot %s next", below, x)
 		}
 		return s.SetNext(x, *tries, h.ImageID)
 	})
 	if err != nil {
 		return err
+	}
+	if below != nil && r == nil {
+		fmt.Fprintf(e.stderr, "slotctl set-next: warning: %v: a locked initramfs refuses to boot it, and the trial then only retires slot %s (--boot-report names the machine's report, to refuse here)\n", below, x)
 	}
 	printNext(e, s, x)
 	return nil
