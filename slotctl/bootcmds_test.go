@@ -600,6 +600,55 @@ func TestStateLock(t *testing.T) {
 	}
 }
 
+// TestLockPath: every target on the running system's state takes the same
+// lock, whatever path names the bootstate device: keel-mark-good.service
+// (no flags) and an agent's --bootstate /dev/… used to lock two files, and
+// wrote the state at once. A file or a disk image is its own lock.
+func TestLockPath(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(root, "bootstate.img")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(root, "run/keel/slotctl.lock")
+	for _, tc := range []struct {
+		name string
+		t    target
+		want string
+	}{
+		{"the running system", target{root: root}, run},
+		{"--bootstate of a device", target{root: root, bootstate: os.DevNull}, run}, // not a regular file, as /dev/vda3
+		{"--bootstate of a file", target{root: root, bootstate: file}, file},
+		{"--disk", target{root: root, disk: file}, file},
+		{"--disk and --bootstate of a device", target{root: root, disk: file, bootstate: os.DevNull}, run},
+	} {
+		if got, _ := tc.t.lockPath(); got != tc.want {
+			t.Errorf("%s: lock %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestStateLockAgentAndMarkGood: an agent's change through --bootstate
+// /dev/… and keel-mark-good.service's (no flags) exclude each other (on the
+// old lock the second got its own lock at once).
+func TestStateLockAgentAndMarkGood(t *testing.T) {
+	root := t.TempDir()
+	unlock, err := (&target{root: root, bootstate: os.DevNull}).lockState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	old := stateLockWait
+	t.Cleanup(func() { stateLockWait = old })
+	stateLockWait = 0
+	if u, err := (&target{root: root}).lockState(); err == nil || !strings.Contains(err.Error(), "being changed by another slotctl") {
+		if u != nil {
+			u()
+		}
+		t.Errorf("mark-good's lock while an agent holds the device's: %v, want it held", err)
+	}
+}
+
 // TestDiskInUseRefused: --disk naming a block device that something else
 // claims (a mounted partition or a device-mapper table makes the kernel
 // refuse an exclusive open of the whole disk; here the test holds one) is

@@ -234,20 +234,35 @@ var stateLockWait = 30 * time.Second
 // held (tests).
 var lockWaiting func()
 
+// lockPath is the file whose flock serializes the changes of this
+// target's boot state: a --bootstate that is a regular file, or else the
+// --disk image, is its own; the running system's state, on a block device
+// whichever path names it (the label's, the report's, a --bootstate
+// /dev/… of an agent), is guarded by one file, runLock: an agent's
+// set-next --bootstate /dev/vda3 used to lock the device node while
+// keel-mark-good.service locked /run/keel/slotctl.lock, and the two
+// wrote the state at once.
+func (t *target) lockPath() (path string, runLock bool) {
+	if t.bootstate != "" {
+		if fi, err := os.Stat(t.bootstate); err == nil && fi.Mode().IsRegular() {
+			return t.bootstate, false
+		}
+	} else if t.disk != "" {
+		return t.disk, false
+	}
+	return filepath.Join(t.root, "run/keel/slotctl.lock"), true
+}
+
 // lockState serializes the changes of the boot state between slotctl
 // processes: keel-mark-good.service and an update agent's set-next or
 // install may run at once, and the second one's exclusive open of the
 // bootstate partition failed (EBUSY), the boot's confirmation lost (found
-// by a hunting helper). The lock is an flock on the bootstate file
-// (--bootstate), the disk image (--disk), or /run/keel/slotctl.lock.
+// by a hunting helper). The lock is an flock on the file that holds the
+// state (lockPath).
 func (t *target) lockState() (unlock func(), err error) {
-	path, flag := filepath.Join(t.root, "run/keel/slotctl.lock"), os.O_RDONLY
-	switch {
-	case t.bootstate != "":
-		path = t.bootstate
-	case t.disk != "":
-		path = t.disk
-	default:
+	path, runLock := t.lockPath()
+	flag := os.O_RDONLY
+	if runLock {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("the boot state's lock: %w", err)
 		}
