@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unsafe"
 
 	"github.com/anatol/devmapper.go"
 	"golang.org/x/sys/unix"
@@ -231,6 +233,11 @@ func shutdownMain(args []string) int {
 	if err != nil {
 		log.Errorf("shutdown: %v", err)
 	}
+	// Read before anything is unmounted: /run is the booted system's.
+	param, err := rebootParam(rebootParamPaths...)
+	if err != nil {
+		log.Warnf("shutdown: %v", err)
+	}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -239,8 +246,40 @@ func shutdownMain(args []string) int {
 		}()
 		undoBoot(log)
 	}()
-	performVerb(log, verb)
+	performVerb(log, verb, param)
 	return 0
+}
+
+// rebootParamPaths are where systemd leaves the argument of `systemctl
+// reboot ARG` (/run/systemd/reboot-param), as this program sees them
+// after systemd-shutdown's pivot: its /run, or the old root's.
+var rebootParamPaths = []string{"/run/systemd/reboot-param", shutdown.OldRoot + "/run/systemd/reboot-param"}
+
+// rebootParam is the reboot's argument, "" for none: the first of paths
+// that exists, trimmed as systemd trims it. One the kernel would not
+// take whole (over 255 bytes) or with control characters is refused:
+// the reboot then goes without it, said.
+func rebootParam(paths ...string) (string, error) {
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 4096))
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("reboot argument %s: %w: rebooting without it", p, err)
+		}
+		arg := strings.TrimSpace(string(b))
+		switch {
+		case len(arg) > 255:
+			return "", fmt.Errorf("reboot argument %s: %d bytes, expected at most 255: rebooting without it", p, len(arg))
+		case strings.ContainsFunc(arg, unicode.IsControl):
+			return "", fmt.Errorf("reboot argument %s: %q: expected no control characters: rebooting without it", p, arg)
+		}
+		return arg, nil
+	}
+	return "", nil
 }
 
 // undoBoot undoes what the init set up and logs what it did and could not.
@@ -254,8 +293,11 @@ func undoBoot(log *logger) {
 		log.Warnf("shutdown: %v: unmounting %s without knowing keel's devices", err, shutdown.OldRoot)
 	}
 	sys := kernelShutdownSys()
-	sys.Progress = watchdogPinger(watchdogSysfs, watchdogDev)
+	sys.Progress = watchdogPinger(watchdogSysfs, watchdogDev, os.Getenv("WATCHDOG_DEVICE"))
 	res := shutdown.Undo(sys, st, shutdown.DefaultOptions)
+	if len(res.WrittenBack) > 0 {
+		log.Infof("shutdown: written back: %s", strings.Join(res.WrittenBack, " "))
+	}
 	log.Infof("shutdown: unmounted %d below %s: %s", len(res.Unmounted), shutdown.OldRoot, strings.Join(res.Unmounted, " "))
 	if len(res.Removed) > 0 {
 		log.Infof("shutdown: removed device-mapper devices %s", strings.Join(res.Removed, " "))
@@ -277,21 +319,45 @@ func undoBoot(log *logger) {
 // middle of the flush the sync is there for (found by a hunting helper).
 // A watchdog that is not active is never opened (an open starts it, and a
 // halt must stay halted); one that stops making progress stops the pings.
-func watchdogPinger(sysfs, dev string) func() {
+// The watchdog is systemd's WatchdogDevice= when it names one
+// (WATCHDOG_DEVICE in the environment systemd-shutdown hands on:
+// /dev/watchdog1), else the first; a fleet's /dev/watchdog1 used to get no
+// ping at all (found by a hunting helper).
+func watchdogPinger(sysfs, dev, device string) func() {
+	name, node := "watchdog0", "watchdog"
+	if n, ok := watchdogName(device); ok {
+		name, node = n, filepath.Base(device)
+	}
 	var f *os.File
 	return func() {
 		if f == nil {
-			state, err := os.ReadFile(filepath.Join(sysfs, "watchdog0", "state"))
+			state, err := os.ReadFile(filepath.Join(sysfs, name, "state"))
 			if err != nil || strings.TrimSpace(string(state)) != "active" {
 				return
 			}
-			if f, err = os.OpenFile(filepath.Join(dev, "watchdog"), os.O_WRONLY, 0); err != nil {
+			if f, err = os.OpenFile(filepath.Join(dev, node), os.O_WRONLY, 0); err != nil {
 				f = nil
 				return
 			}
 		}
 		_, _ = f.Write([]byte{0}) // any byte but 'V' pings; never closed with 'V'
 	}
+}
+
+// watchdogName is the sysfs name of the watchdog device path names:
+// /dev/watchdogN is watchdogN, /dev/watchdog the first. Anything else is
+// not a watchdog this program pings.
+func watchdogName(path string) (string, bool) {
+	base := filepath.Base(path)
+	switch {
+	case filepath.Dir(path) != "/dev":
+		return "", false
+	case base == "watchdog":
+		return "watchdog0", true
+	case strings.HasPrefix(base, "watchdog") && len(base) > len("watchdog") && strings.Trim(base[len("watchdog"):], "0123456789") == "":
+		return base, true
+	}
+	return "", false
 }
 
 // describeState names keel's mounts and devices for the log.
@@ -333,7 +399,22 @@ func kernelShutdownSys() shutdown.Sys {
 		},
 		Holders: holders,
 		Sync:    unix.Sync,
-		Dirty:   dirtyKiB,
+		SyncFS: func(target string) error {
+			fd, err := unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			return unix.Syncfs(fd)
+		},
+		Dirty: dirtyKiB,
+		Written: func() (uint64, error) {
+			b, err := os.ReadFile("/proc/vmstat")
+			if err != nil {
+				return 0, err
+			}
+			return shutdown.WrittenPages(b)
+		},
 	}
 }
 
@@ -389,7 +470,7 @@ func processName(proc string) string {
 // performVerb reboots, powers off, halts or kexecs (a loaded kernel, else
 // a reboot). It never returns: if reboot(2) fails it waits forever rather
 // than let PID 1 exit.
-func performVerb(log *logger, verb shutdown.Verb) {
+func performVerb(log *logger, verb shutdown.Verb, param string) {
 	defer func() {
 		if r := recover(); r != nil {
 			_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
@@ -408,16 +489,48 @@ func performVerb(log *logger, verb shutdown.Verb) {
 		}
 		verb = shutdown.Reboot
 	}
+	doReboot(log, verb, param, rebootSyscall)
+}
+
+// rebootSyscall is reboot(2) with cmd and, for LINUX_REBOOT_CMD_RESTART2,
+// its argument.
+func rebootSyscall(cmd int, arg string) error {
+	if cmd != unix.LINUX_REBOOT_CMD_RESTART2 {
+		return unix.Reboot(cmd)
+	}
+	p, err := unix.BytePtrFromString(arg)
+	if err != nil {
+		return err
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_REBOOT, unix.LINUX_REBOOT_MAGIC1, unix.LINUX_REBOOT_MAGIC2,
+		unix.LINUX_REBOOT_CMD_RESTART2, uintptr(unsafe.Pointer(p)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// doReboot makes the reboot(2) call of verb (reboot, poweroff, halt) and
+// returns only if it failed. A reboot with param (`systemctl reboot ARG`)
+// hands it to the kernel (LINUX_REBOOT_CMD_RESTART2), as systemd-shutdown
+// would: a board's boot mode (recovery, the bootloader) chosen that way
+// was dropped; refused, the reboot goes without it.
+func doReboot(log *logger, verb shutdown.Verb, param string, reboot func(cmd int, arg string) error) {
 	cmd := map[shutdown.Verb]int{
 		shutdown.Reboot:   unix.LINUX_REBOOT_CMD_RESTART,
 		shutdown.PowerOff: unix.LINUX_REBOOT_CMD_POWER_OFF,
 		shutdown.Halt:     unix.LINUX_REBOOT_CMD_HALT,
 	}[verb]
 	if cmd == 0 {
-		cmd = unix.LINUX_REBOOT_CMD_RESTART
+		cmd, verb = unix.LINUX_REBOOT_CMD_RESTART, shutdown.Reboot
+	}
+	if cmd == unix.LINUX_REBOOT_CMD_RESTART && param != "" {
+		log.Infof("shutdown: reboot with argument %q", param)
+		err := reboot(unix.LINUX_REBOOT_CMD_RESTART2, param)
+		log.Errorf("shutdown: reboot with argument %q failed: %v; rebooting without it", param, err)
 	}
 	log.Infof("shutdown: %s", verb)
-	if err := unix.Reboot(cmd); err != nil {
+	if err := reboot(cmd, ""); err != nil {
 		log.Errorf("shutdown: %s failed: %v; halting here", verb, err)
 	}
 }

@@ -4,9 +4,11 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,7 +155,7 @@ func TestWatchdogPinger(t *testing.T) {
 	state, node := filepath.Join(sysfs, "watchdog0", "state"), filepath.Join(dev, "watchdog")
 	must(t, os.WriteFile(node, nil, 0o644))
 	must(t, os.WriteFile(state, []byte("inactive\n"), 0o644))
-	ping := watchdogPinger(sysfs, dev)
+	ping := watchdogPinger(sysfs, dev, "")
 	ping()
 	if b, _ := os.ReadFile(node); len(b) != 0 {
 		t.Fatalf("an inactive watchdog was written: %q", b)
@@ -163,5 +165,93 @@ func TestWatchdogPinger(t *testing.T) {
 	ping()
 	if b, _ := os.ReadFile(node); len(b) != 2 || bytes.ContainsRune(b, 'V') {
 		t.Errorf("the active watchdog got %q: want two pings, no magic close", b)
+	}
+}
+
+// TestWatchdogPingerDevice: the watchdog systemd was told to use
+// (WatchdogDevice=, handed on as WATCHDOG_DEVICE) is the one pinged; the
+// first watchdog, left alone, is not opened. /dev/watchdog1 used to get
+// no ping at all.
+func TestWatchdogPingerDevice(t *testing.T) {
+	sysfs, dev := t.TempDir(), t.TempDir()
+	for name, state := range map[string]string{"watchdog0": "inactive\n", "watchdog1": "active\n"} {
+		must(t, os.MkdirAll(filepath.Join(sysfs, name), 0o755))
+		must(t, os.WriteFile(filepath.Join(sysfs, name, "state"), []byte(state), 0o644))
+	}
+	first, second := filepath.Join(dev, "watchdog"), filepath.Join(dev, "watchdog1")
+	must(t, os.WriteFile(first, nil, 0o644))
+	must(t, os.WriteFile(second, nil, 0o644))
+	ping := watchdogPinger(sysfs, dev, "/dev/watchdog1")
+	ping()
+	if b, _ := os.ReadFile(second); len(b) != 1 {
+		t.Errorf("/dev/watchdog1 got %q: want a ping", b)
+	}
+	if b, _ := os.ReadFile(first); len(b) != 0 {
+		t.Errorf("/dev/watchdog got %q: the first watchdog, inactive, must not be opened", b)
+	}
+}
+
+func TestWatchdogName(t *testing.T) {
+	for _, c := range []struct{ path, want string }{
+		{"/dev/watchdog", "watchdog0"}, {"/dev/watchdog1", "watchdog1"}, {"/dev/watchdog12", "watchdog12"},
+		{"", ""}, {"/dev/watchdogx", ""}, {"/dev/../etc/watchdog1", ""}, {"/tmp/watchdog1", ""}, {"watchdog1", ""},
+	} {
+		if got, ok := watchdogName(c.path); got != c.want || ok != (c.want != "") {
+			t.Errorf("watchdogName(%q) = %q, %v; want %q", c.path, got, ok, c.want)
+		}
+	}
+}
+
+// TestRebootParam: the argument of `systemctl reboot ARG` is read from
+// the first place it is found, trimmed; one the kernel would not take
+// whole, or with control characters, is refused, named.
+func TestRebootParam(t *testing.T) {
+	dir := t.TempDir()
+	run, old := filepath.Join(dir, "run-param"), filepath.Join(dir, "oldroot-param")
+	if p, err := rebootParam(run, old); p != "" || err != nil {
+		t.Errorf("no file: %q, %v; want none", p, err)
+	}
+	must(t, os.WriteFile(old, []byte("recovery\n"), 0o644))
+	if p, err := rebootParam(run, old); p != "recovery" || err != nil {
+		t.Errorf("the old root's file: %q, %v; want recovery", p, err)
+	}
+	must(t, os.WriteFile(run, []byte(" bootloader \n"), 0o644))
+	if p, err := rebootParam(run, old); p != "bootloader" || err != nil {
+		t.Errorf("/run's file first: %q, %v; want bootloader", p, err)
+	}
+	for _, bad := range []string{"a\x1bb", strings.Repeat("x", 256)} {
+		must(t, os.WriteFile(run, []byte(bad), 0o644))
+		if p, err := rebootParam(run, old); p != "" || err == nil || !strings.Contains(err.Error(), "rebooting without it") {
+			t.Errorf("%q: %q, %v; want it refused, named", bad, p, err)
+		}
+	}
+}
+
+// TestDoReboot: a reboot with an argument hands it to the kernel
+// (RESTART2), then reboots without it if that fails; other verbs take no
+// argument. The argument used to be dropped.
+func TestDoReboot(t *testing.T) {
+	type call struct {
+		cmd int
+		arg string
+	}
+	for _, c := range []struct {
+		verb  shutdown.Verb
+		param string
+		want  []call
+	}{
+		{shutdown.Reboot, "recovery", []call{{unix.LINUX_REBOOT_CMD_RESTART2, "recovery"}, {unix.LINUX_REBOOT_CMD_RESTART, ""}}},
+		{shutdown.Reboot, "", []call{{unix.LINUX_REBOOT_CMD_RESTART, ""}}},
+		{shutdown.PowerOff, "recovery", []call{{unix.LINUX_REBOOT_CMD_POWER_OFF, ""}}},
+		{shutdown.Halt, "", []call{{unix.LINUX_REBOOT_CMD_HALT, ""}}},
+	} {
+		var got []call
+		doReboot(newLogger(io.Discard), c.verb, c.param, func(cmd int, arg string) error {
+			got = append(got, call{cmd, arg})
+			return unix.EINVAL // returned: the next call, if any, is made
+		})
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s %q: calls %v, want %v", c.verb, c.param, got, c.want)
+		}
 	}
 }

@@ -27,10 +27,11 @@ for w in $(cat /proc/cmdline); do
 	case $w in
 	keel.test.shutdown=*) verb=${w#*=} ;;
 	keel.test.hold=1) systemctl start keel-test-hold.service ;;
+	keel.test.rebootarg=*) arg=${w#*=} ;;
 	esac
 done
 echo "KEEL-SYSTEMD: systemctl $verb" >/dev/console
-systemctl --no-block "$verb"
+systemctl --no-block "$verb" $arg
 `
 
 const shutdownUnit = `[Unit]
@@ -130,6 +131,9 @@ func cleanShutdown(t *testing.T, out string, dms ...string) {
 	if !strings.Contains(out[handover:], "keel: shutdown: everything keel set up is undone") {
 		t.Error("console has no \"keel: shutdown: everything keel set up is undone\"")
 	}
+	if !regexp.MustCompile(`keel: shutdown: written back: /oldroot/run/keel/data /oldroot\s`).MatchString(out[handover:]) {
+		t.Error("console does not say that the data partition and the root were written back before the unmounts")
+	}
 	if m := regexp.MustCompile(`(?m)keel: shutdown: unmounted \d+ below /oldroot: .* /oldroot\s*$`).FindString(out); m == "" {
 		t.Error("console has no line saying the old root itself was unmounted last")
 	}
@@ -171,8 +175,15 @@ func TestShutdownSystemdBtrfs(t *testing.T) {
 	disk := abDisk(t, &img, nil, vm.Part{Name: "data", SizeMiB: 130, Content: mkfs(t, "mkfs.btrfs", 128, "-q")})
 	rd := initrd(t)
 
-	out := shutdownBoot(t, rd, disk.Path, "reboot", "")
+	// systemctl reboot ARG: the argument goes to the kernel (RESTART2),
+	// which says it; it used to be dropped.
+	out := shutdownBoot(t, rd, disk.Path, "reboot", "keel.test.rebootarg=keel-test")
 	cleanShutdown(t, out, "keel-root-a")
+	for _, want := range []string{`keel: shutdown: reboot with argument "keel-test"`, "reboot: Restarting system with command 'keel-test'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console has no %q", want)
+		}
+	}
 	out = shutdownBoot(t, rd, disk.Path, "poweroff", "")
 	cleanShutdown(t, out, "keel-root-a")
 	if strings.Contains(out, "tree-log replay") {

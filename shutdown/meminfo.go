@@ -35,3 +35,20 @@ func DirtyKiB(meminfo []byte) (uint64, error) {
 	}
 	return sum, nil
 }
+
+// WrittenPages reads /proc/vmstat's nr_written: the pages written back
+// since boot, a count that only grows.
+func WrittenPages(vmstat []byte) (uint64, error) {
+	for _, line := range strings.Split(string(vmstat), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || name != "nr_written" {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("vmstat nr_written: %q: expected a number of pages", value)
+		}
+		return n, nil
+	}
+	return 0, errors.New("vmstat: expected an nr_written line")
+}

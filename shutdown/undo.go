@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,13 +36,22 @@ type Sys struct {
 	// Holders names the processes with files open below a mount point.
 	Holders func(point string) []string
 	Sync    func()
+	// SyncFS is syncfs(2) of the file system mounted at target: its data
+	// and, on btrfs, a commit; since Linux 5.8 it reports the write-back
+	// errors (EIO) that sync(2) is silent about.
+	SyncFS func(target string) error
 	// Dirty is how much data waits to be written back (/proc/meminfo's
 	// Dirty and Writeback), to tell a sync that is slow from one that is
 	// stuck; nil when unknown.
 	Dirty func() (uint64, error)
-	// Progress, when not nil, is called at each look that finds less
-	// data waiting to be written back than the look before: the init
-	// pings the hardware watchdog systemd-shutdown left running there.
+	// Written is how much has been written back since boot
+	// (/proc/vmstat's nr_written, in pages): a count that only grows, so
+	// the surest sign that a sync is getting on. nil when unknown.
+	Written func() (uint64, error)
+	// Progress, when not nil, is called at each sign of progress: a step
+	// of the undo that returned, a look that finds the write-back getting
+	// on. The init pings the hardware watchdog systemd-shutdown left
+	// running there.
 	Progress func()
 }
 
@@ -83,9 +94,10 @@ func (p Problem) String() string {
 
 // Result is what Undo did.
 type Result struct {
-	Unmounted []string // mount points, in the order unmounted
-	Removed   []string // device-mapper devices
-	Problems  []Problem
+	WrittenBack []string // keel's file systems written back (syncfs), first
+	Unmounted   []string // mount points, in the order unmounted
+	Removed     []string // device-mapper devices
+	Problems    []Problem
 }
 
 // Undo unmounts everything at or below opt.Top deepest first, then removes
@@ -95,35 +107,78 @@ type Result struct {
 // the whole by opt.Budget, after which the remaining steps are skipped and
 // named. Undo never fails: what it could not do is in the Result.
 func Undo(sys Sys, st State, opt Options) Result {
-	u := &undoer{sys: sys, opt: opt, deadline: time.Now().Add(opt.Budget)}
+	u := &undoer{sys: sys, opt: opt}
+	// Keel's own file systems are written back first, each waited for as
+	// long as the write-back gets on: a mount of the booted system's that
+	// hangs (a dead NFS or iSCSI volume) comes first in the unmount order
+	// and could use up the budget, or hold the global sync behind it,
+	// before the data partition's turn (found by a hunting helper).
+	// Written back now, its data and its last commit are on the disk
+	// whatever follows. Its errors (EIO) are named: sync(2) is silent
+	// about them.
+	if sys.SyncFS != nil {
+		for _, target := range syncTargets(st, opt.Top) {
+			if err := waitWritingBack(sys, func() error { return sys.SyncFS(target) }, opt.Step); err != nil {
+				u.res.Problems = append(u.res.Problems, Problem{What: "write-back of " + target, Err: err})
+				continue
+			}
+			u.res.WrittenBack = append(u.res.WrittenBack, target)
+		}
+	}
+	u.deadline = time.Now().Add(opt.Budget)
 	u.unmountAll()
 	for i := len(st.DM) - 1; i >= 0; i-- {
 		u.removeDM(st.DM[i])
 	}
 	// The sync has its own bound: it must run even when the budget is spent.
-	if err := syncWithProgress(sys, opt.Step); err != nil {
+	if err := waitWritingBack(sys, func() error { sys.Sync(); return nil }, opt.Step); err != nil {
 		u.res.Problems = append(u.res.Problems, Problem{What: "sync", Err: err})
 	}
 	return u.res
 }
 
-// syncWithProgress syncs, waiting as long as the data left to write back
-// keeps shrinking, as systemd-shutdown waits for its own sync: it skips its
-// last sync when it hands over to this program, so this one is the last
-// before the reboot, and slow media (an SD card, a USB disk) may take more
-// than a step to write back what the system left. Like systemd's, it gives
-// up after maxStalls steps in a row without progress (the first reading
-// counts as progress), naming why.
-func syncWithProgress(sys Sys, step time.Duration) error {
+// syncTargets are the mounts of st that hold a file system taking writes,
+// as top sees them: the data partition, and the root (overlay's syncfs
+// writes back its upper; a plain root's own file system). Read-only images
+// and binds are left out.
+func syncTargets(st State, top string) []string {
+	var out []string
+	for _, m := range st.Mounts {
+		switch m.FSType {
+		case "", "squashfs", "erofs", "iso9660", "tmpfs", "ramfs":
+			continue
+		}
+		t := filepath.Join(top, m.Target)
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// waitWritingBack runs write (a sync or a syncfs), waiting as long as the
+// write-back gets on, as systemd-shutdown waits for its own sync: it skips
+// its last sync when it hands over to this program, so this one is the
+// last before the reboot, and slow media (an SD card, a USB disk) may take
+// more than a step to write back what the system left. Progress is more
+// written back since the last look (Written), or, where that count is
+// unknown, less data waiting than at the last look (Dirty, systemd's
+// rule). Looks against the lowest figure so far took a rise, then a
+// steady fall (a btrfs commit's metadata) for stalls, and gave up in the
+// middle of the write-back (found by a hunting helper). Like systemd's,
+// it gives up after maxStalls steps in a row without progress, naming
+// why; the first look counts as progress unless the count written was
+// read before the write started.
+func waitWritingBack(sys Sys, write func() error, step time.Duration) error {
 	done := make(chan error, 1)
+	written := counter(sys.Written)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
 				done <- fmt.Errorf("panic: %v", r)
 			}
 		}()
-		sys.Sync()
-		done <- nil
+		done <- write()
 	}()
 	t := time.NewTicker(step)
 	defer t.Stop()
@@ -134,29 +189,81 @@ func syncWithProgress(sys Sys, step time.Duration) error {
 			return err
 		case <-t.C:
 		}
-		if sys.Dirty == nil {
+		if sys.Dirty == nil && written == nil {
 			return fmt.Errorf("%w after %v", ErrTimeout, step)
 		}
-		now, err := sys.Dirty()
+		now, err := uint64(0), errors.New("no count of it")
+		if sys.Dirty != nil {
+			now, err = sys.Dirty()
+		}
+		wrote, known := written.grew()
 		select {
 		case err := <-done: // ended meanwhile: not a stall
 			return err
 		default:
 		}
-		if err != nil {
+		if !known && err != nil {
 			return fmt.Errorf("%w after %v, and what is left to write back is unknown: %v", ErrTimeout, step, err)
 		}
-		if now < last {
-			last, stalls = now, 0
+		progressed := wrote
+		if !known {
+			progressed = now < last
+		}
+		if err == nil {
+			last = now
+		}
+		if progressed {
+			stalls = 0
 			if sys.Progress != nil {
 				sys.Progress()
 			}
 			continue
 		}
 		if stalls++; stalls == maxStalls {
-			return fmt.Errorf("%w: nothing written back in %v (%d KiB left)", ErrTimeout, time.Duration(maxStalls)*step, now)
+			left := "an unknown amount"
+			if err == nil {
+				left = fmt.Sprintf("%d KiB", now)
+			}
+			return fmt.Errorf("%w: nothing written back in %v (%s left)", ErrTimeout, time.Duration(maxStalls)*step, left)
 		}
 	}
+}
+
+// writtenCounter follows Sys.Written from one look to the next.
+type writtenCounter struct {
+	read  func() (uint64, error)
+	last  uint64
+	first bool // no reference: the first look counts as progress
+}
+
+// counter starts following read, nil when there is none: the count before
+// the write starts is the first look's reference, when it can be read.
+func counter(read func() (uint64, error)) *writtenCounter {
+	if read == nil {
+		return nil
+	}
+	c := &writtenCounter{read: read}
+	if n, err := read(); err == nil {
+		c.last = n
+	} else {
+		c.first = true
+	}
+	return c
+}
+
+// grew reports whether more was written back since the last look, and
+// whether the count could be read at all.
+func (c *writtenCounter) grew() (grew, known bool) {
+	if c == nil {
+		return false, false
+	}
+	n, err := c.read()
+	if err != nil {
+		return false, false
+	}
+	grew = n > c.last || c.first
+	c.last, c.first = n, false
+	return grew, true
 }
 
 // maxStalls is how many steps in a row the last sync may make no progress,
@@ -173,12 +280,21 @@ type undoer struct {
 // bounded runs f and gives up waiting after opt.Step or at the deadline,
 // whichever is first. A syscall stuck in the kernel keeps its
 // thread; the shutdown goes on without it.
+//
+// A step that returned is progress (Sys.Progress): the watchdog is pinged
+// between the steps too, not only while the last sync writes back, so that
+// a hung unmount's bound and the fallbacks after it do not outlast a short
+// RebootWatchdogSec (found by a hunting helper).
 func (u *undoer) bounded(f func() error) error {
 	d := min(u.opt.Step, time.Until(u.deadline))
 	if d <= 0 {
 		return fmt.Errorf("skipped: the shutdown's %v are used up", u.opt.Budget)
 	}
-	return within(d, f)
+	err := within(d, f)
+	if !errors.Is(err, ErrTimeout) && u.sys.Progress != nil {
+		u.sys.Progress()
+	}
+	return err
 }
 
 // within runs f in a goroutine and waits for it at most d.

@@ -4,11 +4,13 @@ package shutdown
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -383,5 +385,162 @@ func TestUndoReadOnlyBindOfWritableFS(t *testing.T) {
 	}
 	if !slices.Contains(k.log, "ro /oldroot/srv") || slices.Contains(k.log, "ro /oldroot/opt") {
 		t.Errorf("log %q: want /oldroot/srv remounted read-only, /oldroot/opt left", k.log)
+	}
+}
+
+// syncWithProgress is Undo's last sync, alone.
+func syncWithProgress(sys Sys, step time.Duration) error {
+	return waitWritingBack(sys, func() error { sys.Sync(); return nil }, step)
+}
+
+func TestWrittenPages(t *testing.T) {
+	n, err := WrittenPages([]byte("nr_dirty 12\nnr_writeback 0\nnr_written 48213\nnr_dirtied 50000\n"))
+	if err != nil || n != 48213 {
+		t.Errorf("WrittenPages = %d, %v; want 48213", n, err)
+	}
+	for _, bad := range []string{"nr_dirtied 5\n", "nr_written x\n", ""} {
+		if _, err := WrittenPages([]byte(bad)); err == nil {
+			t.Errorf("WrittenPages(%q): no error", bad)
+		}
+	}
+}
+
+// sequence returns a reader of figures, one per look, the last repeated;
+// the sync it goes with ends at look end (0: never), before that look's
+// figure is used.
+func sequence(figures []uint64, end int, release chan struct{}, synced <-chan struct{}) func() (uint64, error) {
+	n := 0
+	return func() (uint64, error) {
+		n++
+		if n == end {
+			close(release)
+			<-synced
+		}
+		return figures[min(n-1, len(figures)-1)], nil
+	}
+}
+
+// TestWriteBackRiseThenFall: the data waiting rises once (a btrfs commit's
+// metadata), then falls at every look: the write-back gets on all along,
+// and is waited for. Measured against the lowest figure so far, the
+// rise's three looks were taken for stalls and the sync given up in the
+// middle of the write-back.
+func TestWriteBackRiseThenFall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release, synced := make(chan struct{}), make(chan struct{})
+		sys := Sys{Sync: func() { <-release; close(synced) },
+			Dirty: sequence([]uint64{1000, 5000, 4000, 3000, 2000, 1500, 900}, 7, release, synced)}
+		if err := syncWithProgress(sys, 10*time.Second); err != nil {
+			t.Errorf("gave up while the write-back shrank at every look: %v", err)
+		}
+	})
+}
+
+// TestWriteBackCountsWhatIsWritten: where the count of pages written is
+// known, it decides: more written since the last look is progress however
+// the data waiting moves (a writer that keeps it level), and nothing
+// written is a stall however the data waiting bounces.
+func TestWriteBackCountsWhatIsWritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release, synced := make(chan struct{}), make(chan struct{})
+		var w uint64
+		sys := Sys{Sync: func() { <-release; close(synced) },
+			Dirty: sequence([]uint64{800}, 8, release, synced),
+			Written: func() (uint64, error) {
+				w += 100
+				return w, nil
+			}}
+		if err := syncWithProgress(sys, 10*time.Second); err != nil {
+			t.Errorf("gave up while pages were being written: %v", err)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		bounce := []uint64{900, 100, 900, 100, 900, 100, 900, 100}
+		n := 0
+		sys := Sys{Sync: func() { <-release },
+			Dirty:   func() (uint64, error) { n++; return bounce[min(n-1, len(bounce)-1)], nil },
+			Written: func() (uint64, error) { return 4242, nil }}
+		err := syncWithProgress(sys, 10*time.Second)
+		if err == nil || err.Error() != "timed out: nothing written back in 30s (900 KiB left)" {
+			t.Errorf("err = %v, want a stall named after three looks with nothing written", err)
+		}
+	})
+}
+
+// TestUndoWritesBackKeelsFirst: keel's file systems are written back
+// (syncfs) before anything is unmounted, so that mounts of the booted
+// system's that hang (a dead network volume) and use up the budget cannot
+// keep the data partition's data and last commit off the disk; every one
+// of keel's unmounts used to be skipped then, the global sync stuck behind
+// the hung file system.
+func TestUndoWritesBackKeelsFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newFake(t)
+		release := make(chan struct{})
+		defer close(release)
+		for i := range 5 {
+			p := fmt.Sprintf("/oldroot/mnt/nfs%d", i)
+			k.mounts = append(k.mounts, MountInfo{ID: 90 + i, Parent: 30, Dev: "0:5" + strconv.Itoa(i), Root: "/", Point: p, Options: "rw", FSType: "nfs4", Source: "srv:/x", Super: "rw"})
+			k.hang[p] = release
+		}
+		sys := k.sys()
+		sys.SyncFS = func(target string) error {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			k.log = append(k.log, "syncfs "+target)
+			return nil
+		}
+		opt := testOptions
+		opt.Step, opt.Budget = 10*time.Second, 45*time.Second
+		res := Undo(sys, sampleState, opt)
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if len(k.log) < 2 || k.log[0] != "syncfs /oldroot/run/keel/data" || k.log[1] != "syncfs /oldroot" {
+			t.Errorf("log %q: want keel's file systems written back first, the data partition's, then the root's", k.log)
+		}
+		if want := []string{"/oldroot/run/keel/data", "/oldroot"}; !slices.Equal(res.WrittenBack, want) || slices.ContainsFunc(res.Problems, func(p Problem) bool { return strings.HasPrefix(p.What, "write-back") }) {
+			t.Errorf("written back %q, problems %v: want %q written back, no write-back problem", res.WrittenBack, res.Problems, want)
+		}
+		if !slices.ContainsFunc(res.Problems, func(p Problem) bool { return strings.Contains(p.Err.Error(), "skipped") }) {
+			t.Errorf("problems %v: want the hung mounts to have used up the budget (the case this guards)", res.Problems)
+		}
+	})
+}
+
+// TestUndoWriteBackErrorNamed: a write-back that fails (EIO: the card is
+// dying) is named, as the data partition's, though the unmounts and the
+// sync go on; sync(2) alone would have said nothing.
+func TestUndoWriteBackErrorNamed(t *testing.T) {
+	k := newFake(t)
+	sys := k.sys()
+	sys.SyncFS = func(target string) error {
+		if target == "/oldroot/run/keel/data" {
+			return unix.EIO
+		}
+		return nil
+	}
+	res := Undo(sys, sampleState, testOptions)
+	if len(res.Problems) == 0 || res.Problems[0].String() != "write-back of /oldroot/run/keel/data: input/output error" {
+		t.Errorf("problems %v: want the data partition's write-back error first", res.Problems)
+	}
+	if !slices.Contains(res.Unmounted, "/oldroot") || !k.synced {
+		t.Errorf("unmounted %q, synced %v: the rest must go on", res.Unmounted, k.synced)
+	}
+}
+
+// TestUndoPingsAtEachStep: every step of the undo that returns is
+// progress, which Progress hears of (the init pings the hardware watchdog
+// there): the pings used to come only from the last sync's looks, after
+// every unmount and its fallbacks.
+func TestUndoPingsAtEachStep(t *testing.T) {
+	k := newFake(t)
+	sys := k.sys()
+	pings := 0
+	sys.Progress = func() { pings++ }
+	res := Undo(sys, sampleState, testOptions)
+	if steps := len(res.Unmounted) + len(res.Removed); steps == 0 || pings < steps {
+		t.Errorf("%d pings over %d unmounts and removals, want one at least for each", pings, steps)
 	}
 }
