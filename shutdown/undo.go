@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -117,7 +116,15 @@ func Undo(sys Sys, st State, opt Options) Result {
 	// whatever follows. Its errors (EIO) are named: sync(2) is silent
 	// about them.
 	if sys.SyncFS != nil {
-		for _, target := range syncTargets(st, opt.Top) {
+		var live []MountInfo
+		if err := within(opt.Step, func() error {
+			b, err := sys.Mountinfo()
+			live, _ = ParseMountinfo(b)
+			return err
+		}); err != nil {
+			u.res.Problems = append(u.res.Problems, Problem{What: "mount table", Err: err})
+		}
+		for _, target := range syncTargets(st, opt.Top, live) {
 			if err := waitWritingBack(sys, func() error { return sys.SyncFS(target) }, opt.Step); err != nil {
 				u.res.Problems = append(u.res.Problems, Problem{What: "write-back of " + target, Err: err})
 				continue
@@ -137,20 +144,41 @@ func Undo(sys Sys, st State, opt Options) Result {
 	return u.res
 }
 
-// syncTargets are the mounts of st that hold a file system taking writes,
-// as top sees them: the data partition, and the root (overlay's syncfs
-// writes back its upper; a plain root's own file system). Read-only images
-// and binds are left out.
-func syncTargets(st State, top string) []string {
+// syncTargets are where keel's file systems that take writes are still
+// mounted below top, one mount point each: the root (at top; overlay's
+// syncfs writes back its upper, the data partition) and the data
+// partition's file system through whichever of its mounts systemd-shutdown
+// left (its own mount point, else a bind of it such as a busy /var).
+// systemd-shutdown unmounts what it can before the hand-over, so a mount
+// point of the record may hold nothing but the directory under it: syncfs
+// there would write back that file system (the old root's /run), and say
+// the data partition's was. Read-only images and tmpfs are left out.
+func syncTargets(st State, top string, live []MountInfo) []string {
 	var out []string
+	done := map[string]bool{}
 	for _, m := range st.Mounts {
 		switch m.FSType {
 		case "", "squashfs", "erofs", "iso9660", "tmpfs", "ramfs":
 			continue
 		}
-		t := filepath.Join(top, m.Target)
-		if !slices.Contains(out, t) {
-			out = append(out, t)
+		if done[m.Source] {
+			continue
+		}
+		want, point := filepath.Join(top, m.Target), ""
+		for _, l := range live {
+			switch {
+			case l.Source != m.Source || !Under(l.Point, top):
+			case l.Point == want:
+				point = want
+			case point == "" && strings.HasPrefix(m.Source, "/dev/"):
+				// Another mount of the same device (a bind): not for
+				// "overlay", which names every overlay alike.
+				point = l.Point
+			}
+		}
+		if point != "" {
+			done[m.Source] = true
+			out = append(out, point)
 		}
 	}
 	return out

@@ -544,3 +544,35 @@ func TestUndoPingsAtEachStep(t *testing.T) {
 		t.Errorf("%d pings over %d unmounts and removals, want one at least for each", pings, steps)
 	}
 }
+
+// TestSyncTargets: keel's file systems are written back where they are
+// still mounted: the data partition through its own mount point, else a
+// bind systemd-shutdown left (a busy /var), else not at all (its overlay
+// upper is written back with the root); never through a mount point
+// systemd-shutdown emptied, which would write back the old root's /run
+// and call it the data partition's; never through another overlay.
+func TestSyncTargets(t *testing.T) {
+	all, err := ParseMountinfo([]byte(oldrootInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := func(points ...string) []MountInfo {
+		return slices.DeleteFunc(slices.Clone(all), func(m MountInfo) bool { return slices.Contains(points, m.Point) })
+	}
+	docker := MountInfo{ID: 99, Parent: 37, Dev: "0:77", Root: "/", Point: "/oldroot/var/lib/docker/overlay2/x/merged", Options: "rw", FSType: "overlay", Source: "overlay", Super: "rw"}
+	for _, c := range []struct {
+		name string
+		live []MountInfo
+		want []string
+	}{
+		{"all mounted", all, []string{"/oldroot/run/keel/data", "/oldroot"}},
+		{"data unmounted, /var left busy", without("/oldroot/run/keel/data"), []string{"/oldroot/var", "/oldroot"}},
+		{"data and binds unmounted by systemd", without("/oldroot/run/keel/data", "/oldroot/var", "/oldroot/home", "/oldroot/var/my dir"), []string{"/oldroot"}},
+		{"a container's overlay", append(without("/oldroot/run/keel/data", "/oldroot/var", "/oldroot/home"), docker), []string{"/oldroot"}},
+		{"no table", nil, nil},
+	} {
+		if got := syncTargets(sampleState, OldRoot, c.live); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
