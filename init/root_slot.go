@@ -77,6 +77,9 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 		return b.trySlot(layout, c.Slot)
 	})
 	bs.state = sel.State
+	if !bs.inMemory && sel.State.Initialised {
+		b.rep.BootStateSeq = sel.State.Seq
+	}
 	b.reportSelection(sel, err)
 	if err != nil {
 		return noBootableSlot(err, sel)

@@ -150,6 +150,11 @@ func TestBootCountTrial(t *testing.T) {
 			if a := s.slot(t, "a"); !s.Initialised || a.Tries != int(def.Tries)-1 || a.Good || a.Priority != int(def.Priority) {
 				t.Errorf("after the first boot: %+v: want initialised, a priority %d, tries %d, not good", s, def.Priority, def.Tries-1)
 			}
+			// The record this boot left, which slotctl checks the
+			// partition against (an erased partition is not a new one).
+			if br.BootStateSeq == 0 || br.BootStateSeq != uint64(s.Sequence) {
+				t.Errorf("boot.json bootstate_seq %d: want the sequence the boot left on the partition, %d", br.BootStateSeq, s.Sequence)
+			}
 		}},
 		{"set-next-b-boots-b", func(t *testing.T) {
 			slotctlDisk(t, disk, "mark-good", "a") // the running system confirmed a

@@ -36,6 +36,10 @@ func (r *Report) Marshal() ([]byte, error) {
 		w.Key("max_unconfirmed")
 		w.Int(int64(r.MaxUnconfirmed))
 	}
+	if r.BootStateSeq != 0 && r.BootStateSeq <= 1<<53-1 { // read back exactly, or left out
+		w.Key("bootstate_seq")
+		w.Int(int64(r.BootStateSeq))
+	}
 	optString(&w, "demoted", r.Demoted)
 	if len(r.Fallbacks) > 0 {
 		w.Key("fallbacks")
@@ -214,6 +218,7 @@ func Parse(b []byte) (*Report, error) {
 		SlotReason:     root.Opt("slot_reason").Str(),
 		Unconfirmed:    root.Opt("unconfirmed").Int(),
 		MaxUnconfirmed: root.Opt("max_unconfirmed").Int(),
+		BootStateSeq:   uint64(root.Opt("bootstate_seq").IntBetween(0, 1<<53-1)),
 		Demoted:        root.Opt("demoted").Str(),
 		RollbackIndex:  uint64(root.Opt("rollback_index").Int()),
 		ImageID:        root.Opt("image_id").Str(),

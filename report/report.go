@@ -29,11 +29,16 @@ type Report struct {
 	// Unconfirmed counts the boots of the chosen good slot since its last
 	// mark-good, this one included; Demoted names a good slot demoted in
 	// this boot because too many of its boots went unconfirmed.
-	Unconfirmed    int        `json:"unconfirmed,omitempty"`
-	MaxUnconfirmed int        `json:"max_unconfirmed,omitempty"`
-	Demoted        string     `json:"demoted,omitempty"`
-	Fallbacks      []Fallback `json:"fallbacks,omitempty"`
-	ImageID        string     `json:"image_id,omitempty"`
+	Unconfirmed    int `json:"unconfirmed,omitempty"`
+	MaxUnconfirmed int `json:"max_unconfirmed,omitempty"`
+	// BootStateSeq is the sequence number of the boot state record this
+	// boot read or wrote on the bootstate partition; 0 when it counted in
+	// memory or left a blank partition unwritten (slot=). slotctl refuses
+	// to take a partition that holds no valid record since for a new one.
+	BootStateSeq uint64     `json:"bootstate_seq,omitempty"`
+	Demoted      string     `json:"demoted,omitempty"`
+	Fallbacks    []Fallback `json:"fallbacks,omitempty"`
+	ImageID      string     `json:"image_id,omitempty"`
 	// RollbackIndex is the booted image's (from its signed header).
 	RollbackIndex uint64 `json:"rollback_index,omitempty"`
 	RootHash      string `json:"root_hash,omitempty"`

@@ -44,16 +44,25 @@ func (t *target) markGood(e *env, x slots.Slot) error {
 	id, rollback, noData := t.goodImage(e, x)
 	var was bootstate.State
 	kept := false
+	held := ""
 	s, err := t.withState(func(s *bootstate.State) error {
 		was = *s
 		kept = noData && s.DataSeen && id != ""
+		mid := id
 		if kept {
-			return s.MarkGood(x, "", rollback)
+			mid = ""
 		}
-		return s.MarkGood(x, id, rollback)
+		if err := s.MarkGood(x, mid, rollback); err != nil {
+			return err
+		}
+		held = t.holdFloorForRollback(s, x, was.RollbackFloor)
+		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if held != "" {
+		fmt.Fprintf(e.stderr, "slotctl mark-good: warning: %s\n", held)
 	}
 	if kept {
 		fmt.Fprintf(e.stdout, "slot %s: the last good image is not moved to %s: this boot used no data partition (data=none?) though earlier boots did, so its /etc changes are not kept\n", x, id)
@@ -64,6 +73,38 @@ func (t *target) markGood(e *env, x slots.Slot) error {
 	}
 	fmt.Fprintf(e.stdout, "slot %s marked good (%s)\n", x, s.Slot(x))
 	return nil
+}
+
+// holdFloorForRollback keeps the rollback floor, which confirming slot x
+// raised, at or below the index of the other slot when boot counting boots
+// that one next: a rollback asked for while x ran unconfirmed (slotctl
+// set-next, rauc status mark-active other), accepted then since its image
+// was at the floor. Raised above it, the locked init would refuse the
+// image at the next boot as an image fault and retire the good slot that
+// was asked for (found by a hunting helper). The floor rises to x's index
+// at x's next confirmation. It says what it did, "" when nothing.
+func (t *target) holdFloorForRollback(s *bootstate.State, x slots.Slot, before uint64) string {
+	y := x.Other()
+	if next, err := bootsNext(*s); err != nil || next != y || !s.Slot(y).Good || s.RollbackFloor <= before {
+		return "" // a trial below the floor: the locked init refuses it, as it must
+	}
+	h, err := t.slotHeader(y)
+	if err != nil || h.RollbackIndex >= s.RollbackFloor {
+		return ""
+	}
+	raised := s.RollbackFloor
+	s.RollbackFloor = max(before, h.RollbackIndex)
+	return fmt.Sprintf("slot %s boots next (a rollback was asked for) and holds image %s with rollback index %d: the rollback floor stays at %d instead of %d, so that a locked initramfs boots it; it rises when slot %s is confirmed again", y, h.ImageID, h.RollbackIndex, s.RollbackFloor, raised, x)
+}
+
+// bootsNext is the slot boot counting chooses from s (a copy: Choose's
+// decrement stays here).
+func bootsNext(s bootstate.State) (slots.Slot, error) {
+	c, err := s.Choose("", 0)
+	if err != nil {
+		return "", err
+	}
+	return c.Slot, nil
 }
 
 // markGoodSlot is the slot to mark: the running one, or on a disk image

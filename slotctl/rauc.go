@@ -96,13 +96,7 @@ func parseRaucTries(v string) (int, error) {
 
 // raucPrimary is the slot boot counting boots next: what the init would
 // choose on the next boot with nothing failing.
-func raucPrimary(s bootstate.State) (slots.Slot, error) {
-	c, err := s.Choose("", 0) // s is a copy: Choose's decrement stays here
-	if err != nil {
-		return "", err
-	}
-	return c.Slot, nil
-}
+func raucPrimary(s bootstate.State) (slots.Slot, error) { return bootsNext(s) }
 
 // raucGood is RAUC's boot state of slot x: good when boot counting may
 // boot it (priority, and good or tries left; or good at priority 0 as the
@@ -114,15 +108,19 @@ func raucGood(s bootstate.State, x slots.Slot, headerErr error) bool {
 	return s.Boots(x) && headerErr == nil
 }
 
-// raucSetPrimary makes x boot next. The running slot, once good, only gets
-// the top priority back (it stays good: `rauc status mark-active booted`
-// cancels an activated update); any other slot is put on trial with tries
+// raucSetPrimary makes x boot next. The running slot only gets the top
+// priority back, its good flag and its tries as they are (`rauc status
+// mark-active booted` cancels an activated update): a running trial keeps
+// the tries it has left, since an agent that asserted the booted slot at
+// every boot gave a trial that never came up fresh tries each time, and it
+// never rolled back (found by a hunting helper); `slotctl set-next`
+// refuses the running slot. Any other slot is put on trial with tries
 // boots to be marked good, the other slot staying its fallback, unless it
 // is the only good slot and still holds its confirmed image (imageID, its
 // header's; bootstate.SetNext). It fails unless boot counting then chooses
 // x: set-primary means exactly that.
 func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageID string) error {
-	if x == running && s.Slot(x).Good {
+	if x == running {
 		for i, y := range slots.Slots() {
 			switch {
 			case y == x:

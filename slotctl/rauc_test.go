@@ -344,7 +344,9 @@ func FuzzRaucSetPrimary(f *testing.F) {
 		before := s
 		err := raucSetPrimary(&s, x, running, int(tries), "")
 		if err != nil {
-			if tries >= 1 && (x != running || !before.Slot(x).Good) {
+			// The running slot gets only its priority back: it may still
+			// not be chosen (its tries used up, unconfirmed boots).
+			if tries >= 1 && x != running {
 				t.Fatalf("state %+v: set-primary %s (running %q, %d tries): %v", before.Slots, x, running, tries, err)
 			}
 			return
@@ -355,8 +357,8 @@ func FuzzRaucSetPrimary(f *testing.F) {
 		if !raucGood(s, x, nil) {
 			t.Fatalf("state %+v: set-primary %s succeeded but get-state calls it bad", before.Slots, x)
 		}
-		if x == running && before.Slot(x).Good && (!s.Slot(x).Good || s.Slot(x).Tries != before.Slot(x).Tries) {
-			t.Fatalf("state %+v: set-primary of the running good slot %s changed it to %+v", before.Slots, x, s.Slot(x))
+		if x == running && (s.Slot(x).Good != before.Slot(x).Good || s.Slot(x).Tries != before.Slot(x).Tries) {
+			t.Fatalf("state %+v: set-primary of the running slot %s changed its good flag or tries: %+v", before.Slots, x, s.Slot(x))
 		}
 	})
 }

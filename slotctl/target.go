@@ -178,6 +178,9 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 		return s, err
 	}
 	defer p.Close()
+	if err := t.refuseLostState(p, s); err != nil {
+		return s, err
+	}
 	before := s
 	if err := change(&s); err != nil {
 		return s, err
@@ -197,6 +200,28 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 		fmt.Fprintf(t.warn, "slotctl: warning: the boot state is saved, but not its copy on the data partition (a boot that cannot read %s counts from the copy): %v\n", p, err)
 	}
 	return s, nil
+}
+
+// refuseLostState refuses to decide from, or write, a bootstate partition
+// that holds no valid record (both copies blank or damaged) when the
+// running boot read or wrote one there (its report's bootstate_seq): it
+// was erased or damaged since. Taken
+// for a new machine's, its defaults have no good slot, a rollback floor of
+// 0 and no last good image: an install overwrote the only good slot with
+// an image below the floor while the running trial was unconfirmed, a
+// mark-good put the other good slot back on trial, and either wrote those
+// defaults over the data partition's copy, which the init restores from
+// (found by a hunting helper). The next boot restores the state from that
+// copy.
+func (t *target) refuseLostState(p *partition, s bootstate.State) error {
+	if s.Initialised {
+		return nil
+	}
+	r, err := t.bootReport()
+	if err != nil || r == nil || r.BootStateSeq == 0 {
+		return nil // a disk image, a new machine, or a boot counted in memory
+	}
+	return fmt.Errorf("%s holds no valid boot state record, yet this boot left record %d there: it was erased or damaged since; refusing to decide from or write the defaults, which know no good slot and no rollback floor (reboot: the init restores the state from the data partition's copy)", p, r.BootStateSeq)
 }
 
 // claimDisk, before --disk is written, claims a block device for this

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/slots"
+)
+
+// blankBootState erases both record copies of disk's bootstate partition,
+// as a flash fault, a stray blkdiscard or wipefs would.
+func blankBootState(t *testing.T, disk string) {
+	t.Helper()
+	p, err := openInDisk(disk, bootstate.Label, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.WriteAt(make([]byte, bootstate.BootStateMinSize), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sealedIndex seals an image with a rollback index.
+func sealedIndex(t *testing.T, dir, name, key, index string) (img, ver string) {
+	t.Helper()
+	sub := filepath.Join(dir, name)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, ver = makeImage(t, sub), filepath.Join(sub, "verity.img")
+	mustRun(t, nil, "seal", "--image", img, "--out", ver, "--key", key, "--image-id", name, "--rollback-index", index)
+	return img, ver
+}
+
+// TestLostBootStateRefused: a bootstate partition erased after the running
+// boot left a record there is not taken for a new machine's: an install
+// over the only good slot, below the rollback floor, while the running
+// trial is unconfirmed, and a mark-good, are refused, naming it, and
+// nothing is written (the data partition's copy, which the next boot
+// restores from, included). Taken for new, its defaults (no good slot,
+// floor 0) let the install overwrite the only image that worked with an
+// older one, and gave the trial fresh tries. A partition that was blank
+// at boot and left so (slot=) is still a new machine's.
+func TestLostBootStateRefused(t *testing.T) {
+	dir, disk, key := keyedDisk(t)
+	oldImg, oldVer := sealedIndex(t, dir, "old", key, "3")
+	goodImg, goodVer := sealedIndex(t, dir, "good", key, "5")
+	writeSlot(t, disk, "a", goodImg, goodVer)
+	onA := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "good", RollbackIndex: 5})
+	mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", onA)
+	tries := 2
+	onB := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "b", ImageID: "new", RollbackIndex: 6, TriesLeft: &tries, BootStateSeq: 7})
+	blankBootState(t, disk)
+	for _, args := range [][]string{
+		{"install", "--slot", "a", oldImg, oldVer, "--disk", disk, "--boot-report", onB},
+		{"mark-good", "--disk", disk, "--boot-report", onB},
+	} {
+		r := slotctl(t, nil, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, "holds no valid boot state record, yet this boot left record 7 there") {
+			t.Errorf("%s on an erased bootstate: exit %d, %q: want it refused, naming the erasure", args[0], r.code, r.stderr)
+		}
+	}
+	if v := statusJSON(t, "--disk", disk); v.RollbackFloor != 0 || v.Slots[0].Good || v.Slots[1].Good {
+		t.Errorf("status %+v: the refused commands wrote the erased partition", slotStates(v))
+	}
+	if h := readSlotHeader(t, disk, "a"); h.ImageID != "good" {
+		t.Errorf("slot a holds %s: the refused install overwrote the only good image", h.ImageID)
+	}
+	// Blank at boot and left so (a slot= boot of a new machine): new.
+	fresh := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "good", RollbackIndex: 5})
+	mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", fresh)
+}
+
+// readSlotHeader reads slot x's header from disk.
+func readSlotHeader(t *testing.T, disk string, x slots.Slot) *slots.Header {
+	t.Helper()
+	p, err := openInDisk(disk, x.VerityLabel(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	h, err := slots.ReadHeader(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestMarkGoodKeepsAnAskedRollback: the trial b runs unconfirmed, a
+// rollback to the good slot a is asked for (set-next a), then b is
+// confirmed all the same (keel-mark-good.service). The floor stays at a's
+// index, said on stderr, so the locked init boots a as asked; raised to
+// b's, the locked init refused a as an image fault and retired the good
+// slot that was asked for.
+func TestMarkGoodKeepsAnAskedRollback(t *testing.T) {
+	dir, disk, key := keyedDisk(t)
+	fiveImg, fiveVer := sealedIndex(t, dir, "five", key, "5")
+	sevenImg, sevenVer := sealedIndex(t, dir, "seven", key, "7")
+	writeSlot(t, disk, "a", fiveImg, fiveVer)
+	onA := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "five", RollbackIndex: 5, Locked: true})
+	mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", onA)
+	mustRun(t, nil, "install", "--slot", "b", sevenImg, sevenVer, "--disk", disk, "--boot-report", onA, "--trust", key+".pub")
+	onB := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "b", ImageID: "seven", RollbackIndex: 7, Locked: true})
+	mustRun(t, nil, "set-next", "a", "--disk", disk, "--boot-report", onB)
+	r := slotctl(t, nil, "mark-good", "--disk", disk, "--boot-report", onB)
+	if r.code != 0 || !strings.Contains(r.stderr, "the rollback floor stays at 5 instead of 7") {
+		t.Errorf("mark-good of b with a rollback to a pending: exit %d, %q: want done, the floor held, said", r.code, r.stderr)
+	}
+	p, err := openInDisk(disk, bootstate.Label, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, _, err := bootstate.Load(p)
+	if err != nil || s.RollbackFloor != 5 || !s.Slot("b").Good {
+		t.Fatalf("state %+v, %v: want b good, the floor at 5", s, err)
+	}
+	// The next boot, as the locked init makes it: an image below the floor
+	// is an image fault.
+	sel, err := bootstate.Select(p, s, bootstate.Request{}, func(c bootstate.Choice) error {
+		if h := readSlotHeader(t, disk, c.Slot); h.RollbackIndex < s.RollbackFloor {
+			return bootstate.Classify(bootstate.Image, "rollback", errors.New("below the floor"))
+		}
+		return nil
+	})
+	if err != nil || sel.Choice.Slot != "a" || len(sel.Fallbacks) != 0 {
+		t.Errorf("the next boot: %s, %v, fallbacks %+v: want a, as asked", sel.Choice.Slot, err, sel.Fallbacks)
+	}
+}
+
+// TestRaucSetPrimaryKeepsTheTrialsTries: `rauc status mark-active booted`
+// on a running trial gives it the top priority only: the tries it has
+// left stay, so an agent that asserts the booted slot at every boot cannot
+// keep a trial that never comes up booting for ever. With none left it is
+// refused (boot counting would not choose it). It used to get fresh tries.
+func TestRaucSetPrimaryKeepsTheTrialsTries(t *testing.T) {
+	dir, disk, key := keyedDisk(t)
+	imgA, verA := sealedImage(t, dir, "image-a", key)
+	imgB, verB := sealedImage(t, dir, "image-b", key)
+	writeSlot(t, disk, "a", imgA, verA)
+	mustRun(t, nil, "mark-good", "a", "--disk", disk)
+	mustRun(t, nil, "install", "--slot", "b", imgB, verB, "--disk", disk, "--tries", "2")
+	p, err := openInDisk(disk, bootstate.Label, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := bootstate.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Choose("", 0); err != nil || c.Slot != "b" { // the init's count of b's first boot
+		t.Fatal(c, err)
+	}
+	if err := bootstate.Save(p, &s); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	onB := writeReport(t, dir, report.Report{Mode: "slot", Slot: "b", ImageID: "image-b"})
+	rauc(t, nil, disk, onB, "set-primary", "b")
+	if st := slotStates(statusJSON(t, "--disk", disk)); st[1].Tries != 1 || st[1].Priority != 2 || st[1].Good {
+		t.Errorf("b after set-primary of the running trial: %+v, want priority 2 and its 1 try left", st[1])
+	}
+}
