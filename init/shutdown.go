@@ -255,10 +255,10 @@ func shutdownMain(args []string) int {
 // after systemd-shutdown's pivot: its /run, or the old root's.
 var rebootParamPaths = []string{"/run/systemd/reboot-param", shutdown.OldRoot + "/run/systemd/reboot-param"}
 
-// rebootParam is the reboot's argument, "" for none: the first of paths
-// that exists, trimmed as systemd trims it. One the kernel would not
-// take whole (over 255 bytes) or with control characters is refused:
-// the reboot then goes without it, said.
+// rebootParam is the reboot's argument, "" for none: the first line of
+// the first of paths that exists, trimmed, as systemd reads it. One the
+// kernel would not take whole (over 255 bytes) or with control characters
+// is refused: the reboot then goes without it, said.
 func rebootParam(paths ...string) (string, error) {
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -270,7 +270,8 @@ func rebootParam(paths ...string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reboot argument %s: %w: rebooting without it", p, err)
 		}
-		arg := strings.TrimSpace(string(b))
+		line, _, _ := strings.Cut(string(b), "\n")
+		arg := strings.TrimSpace(line)
 		switch {
 		case len(arg) > 255:
 			return "", fmt.Errorf("reboot argument %s: %d bytes, expected at most 255: rebooting without it", p, len(arg))

@@ -215,9 +215,9 @@ func TestRebootParam(t *testing.T) {
 	if p, err := rebootParam(run, old); p != "recovery" || err != nil {
 		t.Errorf("the old root's file: %q, %v; want recovery", p, err)
 	}
-	must(t, os.WriteFile(run, []byte(" bootloader \n"), 0o644))
+	must(t, os.WriteFile(run, []byte(" bootloader \nsecond line\n"), 0o644))
 	if p, err := rebootParam(run, old); p != "bootloader" || err != nil {
-		t.Errorf("/run's file first: %q, %v; want bootloader", p, err)
+		t.Errorf("/run's file first, its first line: %q, %v; want bootloader", p, err)
 	}
 	for _, bad := range []string{"a\x1bb", strings.Repeat("x", 256)} {
 		must(t, os.WriteFile(run, []byte(bad), 0o644))

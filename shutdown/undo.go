@@ -116,18 +116,13 @@ func Undo(sys Sys, st State, opt Options) Result {
 	// whatever follows. Its errors (EIO) are named: sync(2) is silent
 	// about them.
 	if sys.SyncFS != nil {
-		var live []MountInfo
-		if err := within(opt.Step, func() error {
-			b, err := sys.Mountinfo()
-			live, _ = ParseMountinfo(b)
-			return err
-		}); err != nil {
-			u.res.Problems = append(u.res.Problems, Problem{What: "mount table", Err: err})
-		}
-		for _, target := range syncTargets(st, opt.Top, live) {
+		for _, target := range syncTargets(st, opt.Top, u.liveMounts()) {
 			if err := waitWritingBack(sys, func() error { return sys.SyncFS(target) }, opt.Step); err != nil {
+				// The rest would wait on the same disk (the root's
+				// overlay writes back the data partition): the unmounts
+				// and the last sync go on.
 				u.res.Problems = append(u.res.Problems, Problem{What: "write-back of " + target, Err: err})
-				continue
+				break
 			}
 			u.res.WrittenBack = append(u.res.WrittenBack, target)
 		}
@@ -142,6 +137,23 @@ func Undo(sys Sys, st State, opt Options) Result {
 		u.res.Problems = append(u.res.Problems, Problem{What: "sync", Err: err})
 	}
 	return u.res
+}
+
+// liveMounts is the mount table, nil if it cannot be read within a step
+// (a reader that comes back late hands nothing over).
+func (u *undoer) liveMounts() []MountInfo {
+	got := make(chan []MountInfo, 1)
+	err := within(u.opt.Step, func() error {
+		b, err := u.sys.Mountinfo()
+		ms, _ := ParseMountinfo(b)
+		got <- ms
+		return err
+	})
+	if err != nil {
+		u.res.Problems = append(u.res.Problems, Problem{What: "mount table", Err: err})
+		return nil
+	}
+	return <-got
 }
 
 // syncTargets are where keel's file systems that take writes are still
@@ -196,7 +208,8 @@ func syncTargets(st State, top string, live []MountInfo) []string {
 // middle of the write-back (found by a hunting helper). Like systemd's,
 // it gives up after maxStalls steps in a row without progress, naming
 // why; the first look counts as progress unless the count written was
-// read before the write started.
+// read before the write started. Whatever the progress, it gives up after
+// maxWritingBack.
 func waitWritingBack(sys Sys, write func() error, step time.Duration) error {
 	done := make(chan error, 1)
 	written := counter(sys.Written)
@@ -210,12 +223,16 @@ func waitWritingBack(sys Sys, write func() error, step time.Duration) error {
 	}()
 	t := time.NewTicker(step)
 	defer t.Stop()
+	ceiling := time.NewTimer(maxWritingBack)
+	defer ceiling.Stop()
 	last, stalls := uint64(math.MaxUint64), 0
 	for {
 		select {
 		case err := <-done:
 			return err
 		case <-t.C:
+		case <-ceiling.C:
+			return fmt.Errorf("%w: still writing back after %v", ErrTimeout, maxWritingBack)
 		}
 		if sys.Dirty == nil && written == nil {
 			return fmt.Errorf("%w after %v", ErrTimeout, step)
@@ -297,6 +314,14 @@ func (c *writtenCounter) grew() (grew, known bool) {
 // maxStalls is how many steps in a row the last sync may make no progress,
 // systemd-shutdown's figure.
 const maxStalls = 3
+
+// maxWritingBack bounds one write-back whatever progress it shows: pages
+// written elsewhere (a writer that survived the kill, a kernel thread)
+// count as progress while a sync stuck on a dead file system waits for
+// ever, and the pings would keep the watchdog from ending it (found in
+// review). Ten minutes is systemd's RebootWatchdogSec= default, and writes
+// back gigabytes to an SD card.
+const maxWritingBack = 10 * time.Minute
 
 type undoer struct {
 	sys      Sys

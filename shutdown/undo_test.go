@@ -576,3 +576,83 @@ func TestSyncTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteBackCeiling: pages written elsewhere (a writer that survived
+// the kill) count as progress while the sync itself is stuck on a dead
+// file system: the wait still ends, after maxWritingBack, and the pings
+// that would keep the watchdog from ending it stop there. It waited, and
+// pinged, for ever (found in review).
+func TestWriteBackCeiling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		var w uint64
+		pings := 0
+		sys := Sys{Sync: func() { <-release },
+			Written:  func() (uint64, error) { w++; return w, nil },
+			Progress: func() { pings++ }}
+		start := time.Now()
+		err := syncWithProgress(sys, 10*time.Second)
+		if err == nil || err.Error() != "timed out: still writing back after 10m0s" || time.Since(start) != maxWritingBack {
+			t.Errorf("err = %v after %v, want the ceiling named after %v", err, time.Since(start), maxWritingBack)
+		}
+		if pings > int(maxWritingBack/(10*time.Second)) { // the tick at the ceiling's instant may come first
+			t.Errorf("%d pings: want them to stop at the ceiling", pings)
+		}
+	})
+}
+
+// TestUndoWriteBackStuckSkipsTheRest: a data partition whose write-back
+// stops (a disk that no longer answers, without an error) costs its stall
+// once: the root's syncfs, which would wait on the same disk through the
+// overlay's upper, is skipped; the unmounts and the last sync go on.
+func TestUndoWriteBackStuckSkipsTheRest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newFake(t)
+		release := make(chan struct{})
+		defer close(release)
+		sys := k.sys()
+		var mu sync.Mutex
+		var tried []string
+		sys.SyncFS = func(target string) error {
+			mu.Lock()
+			tried = append(tried, target)
+			mu.Unlock()
+			<-release
+			return nil
+		}
+		sys.Dirty = func() (uint64, error) { return 500, nil }
+		res := Undo(sys, sampleState, DefaultOptions)
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(tried, []string{"/oldroot/run/keel/data"}) {
+			t.Errorf("syncfs tried on %q: want the stuck data partition's alone", tried)
+		}
+		if len(res.Problems) == 0 || res.Problems[0].String() != "write-back of /oldroot/run/keel/data: timed out: nothing written back in 30s (500 KiB left)" {
+			t.Errorf("problems %v: want the stuck write-back named first", res.Problems)
+		}
+		if !slices.Contains(res.Unmounted, "/oldroot") || !k.synced {
+			t.Errorf("unmounted %q, synced %v: the rest must go on", res.Unmounted, k.synced)
+		}
+	})
+}
+
+// TestLiveMountsLate: a mount table that comes later than a step is not
+// used (the reader hands nothing over once given up: run with -race), and
+// is named; nothing is written back early then.
+func TestLiveMountsLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newFake(t)
+		sys := k.sys()
+		table := sys.Mountinfo
+		sys.Mountinfo = func() ([]byte, error) {
+			time.Sleep(2 * testOptions.Step)
+			return table()
+		}
+		u := &undoer{sys: sys, opt: testOptions}
+		if live := u.liveMounts(); live != nil || len(u.res.Problems) != 1 || u.res.Problems[0].What != "mount table" {
+			t.Errorf("live %v, problems %v: want none, the late table named", live, u.res.Problems)
+		}
+		time.Sleep(3 * testOptions.Step) // the late reader ends in the bubble
+	})
+}

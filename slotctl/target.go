@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/keel-boot/keel/bootstate"
@@ -203,9 +204,11 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 }
 
 // refuseLostState refuses to decide from, or write, a bootstate partition
-// that holds no valid record (both copies blank or damaged) when the
-// running boot read or wrote one there (its report's bootstate_seq): it
-// was erased or damaged since. Taken
+// that holds no valid record (both copies blank or damaged) when it is the
+// one the running boot read or wrote a record on (its report's
+// bootstate_seq, on its bootstate device): it was erased or damaged since.
+// Another partition or file (a --disk image, a --bootstate being
+// provisioned) may well be new. Taken
 // for a new machine's, its defaults have no good slot, a rollback floor of
 // 0 and no last good image: an install overwrote the only good slot with
 // an image below the floor while the running trial was unconfirmed, a
@@ -218,10 +221,33 @@ func (t *target) refuseLostState(p *partition, s bootstate.State) error {
 		return nil
 	}
 	r, err := t.bootReport()
-	if err != nil || r == nil || r.BootStateSeq == 0 {
-		return nil // a disk image, a new machine, or a boot counted in memory
+	if err != nil || r == nil || r.BootStateSeq == 0 || p.off != 0 || !sameDevice(p.f, r.Devices["bootstate"]) {
+		return nil // a new machine, a boot counted in memory, or not this boot's partition
 	}
 	return fmt.Errorf("%s holds no valid boot state record, yet this boot left record %d there: it was erased or damaged since; refusing to decide from or write the defaults, which know no good slot and no rollback floor (reboot: the init restores the state from the data partition's copy)", p, r.BootStateSeq)
+}
+
+// sameDevice reports whether f is path: the same block device (by device
+// number: /dev/vda3 and /dev/disk/by-partlabel/bootstate), or the same
+// file.
+func sameDevice(f *os.File, path string) bool {
+	if path == "" {
+		return false
+	}
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	if a.Mode()&os.ModeDevice != 0 && b.Mode()&os.ModeDevice != 0 {
+		as, aok := a.Sys().(*syscall.Stat_t)
+		bs, bok := b.Sys().(*syscall.Stat_t)
+		return aok && bok && as.Rdev == bs.Rdev
+	}
+	return os.SameFile(a, b)
 }
 
 // claimDisk, before --disk is written, claims a block device for this

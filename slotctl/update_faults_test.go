@@ -14,20 +14,6 @@ import (
 	"github.com/keel-boot/keel/slots"
 )
 
-// blankBootState erases both record copies of disk's bootstate partition,
-// as a flash fault, a stray blkdiscard or wipefs would.
-func blankBootState(t *testing.T, disk string) {
-	t.Helper()
-	p, err := openInDisk(disk, bootstate.Label, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if _, err := p.WriteAt(make([]byte, bootstate.BootStateMinSize), 0); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // sealedIndex seals an image with a rollback index.
 func sealedIndex(t *testing.T, dir, name, key, index string) (img, ver string) {
 	t.Helper()
@@ -40,43 +26,56 @@ func sealedIndex(t *testing.T, dir, name, key, index string) (img, ver string) {
 	return img, ver
 }
 
-// TestLostBootStateRefused: a bootstate partition erased after the running
-// boot left a record there is not taken for a new machine's: an install
-// over the only good slot, below the rollback floor, while the running
-// trial is unconfirmed, and a mark-good, are refused, naming it, and
-// nothing is written (the data partition's copy, which the next boot
-// restores from, included). Taken for new, its defaults (no good slot,
-// floor 0) let the install overwrite the only image that worked with an
-// older one, and gave the trial fresh tries. A partition that was blank
-// at boot and left so (slot=) is still a new machine's.
+// TestLostBootStateRefused: the bootstate partition the running boot left
+// a record on (boot.json's bootstate_seq, on its bootstate device), found
+// erased (a flash fault, a stray blkdiscard or wipefs), is not taken for a
+// new machine's: an install over the only good slot, below the rollback
+// floor, while the running trial is unconfirmed, and a mark-good, are
+// refused, naming it, and nothing is written (the data partition's copy,
+// which the next boot restores from, included). Taken for new, its
+// defaults (no good slot, floor 0) let the install overwrite the only
+// image that worked with an older one, and gave the trial fresh tries.
+// Another partition (one being provisioned), or one blank at boot and left
+// so (slot= on a new machine), is still new.
 func TestLostBootStateRefused(t *testing.T) {
 	dir, disk, key := keyedDisk(t)
 	oldImg, oldVer := sealedIndex(t, dir, "old", key, "3")
 	goodImg, goodVer := sealedIndex(t, dir, "good", key, "5")
 	writeSlot(t, disk, "a", goodImg, goodVer)
+	blank := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, make([]byte, bootstate.BootStateMinSize), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bs := blank("bootstate")
 	onA := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "good", RollbackIndex: 5})
-	mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", onA)
+	mustRun(t, nil, "mark-good", "--disk", disk, "--bootstate", bs, "--boot-report", onA)
 	tries := 2
-	onB := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "b", ImageID: "new", RollbackIndex: 6, TriesLeft: &tries, BootStateSeq: 7})
-	blankBootState(t, disk)
+	onB := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "b", ImageID: "new", RollbackIndex: 6, TriesLeft: &tries,
+		BootStateSeq: 7, Devices: map[string]string{"bootstate": bs}})
+	blank("bootstate") // erased after the boot
 	for _, args := range [][]string{
-		{"install", "--slot", "a", oldImg, oldVer, "--disk", disk, "--boot-report", onB},
-		{"mark-good", "--disk", disk, "--boot-report", onB},
+		{"install", "--slot", "a", oldImg, oldVer, "--disk", disk, "--bootstate", bs, "--boot-report", onB},
+		{"mark-good", "--disk", disk, "--bootstate", bs, "--boot-report", onB},
 	} {
 		r := slotctl(t, nil, args...)
 		if r.code == 0 || !strings.Contains(r.stderr, "holds no valid boot state record, yet this boot left record 7 there") {
-			t.Errorf("%s on an erased bootstate: exit %d, %q: want it refused, naming the erasure", args[0], r.code, r.stderr)
+			t.Errorf("%s on the erased bootstate: exit %d, %q: want it refused, naming the erasure", args[0], r.code, r.stderr)
 		}
 	}
-	if v := statusJSON(t, "--disk", disk); v.RollbackFloor != 0 || v.Slots[0].Good || v.Slots[1].Good {
+	if v := statusJSON(t, "--disk", disk, "--bootstate", bs); v.Initialised {
 		t.Errorf("status %+v: the refused commands wrote the erased partition", slotStates(v))
 	}
 	if h := readSlotHeader(t, disk, "a"); h.ImageID != "good" {
 		t.Errorf("slot a holds %s: the refused install overwrote the only good image", h.ImageID)
 	}
+	// Another partition, blank: one being provisioned on this machine.
+	mustRun(t, nil, "mark-good", "--disk", disk, "--bootstate", blank("other"), "--boot-report", onB)
 	// Blank at boot and left so (a slot= boot of a new machine): new.
-	fresh := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "good", RollbackIndex: 5})
-	mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", fresh)
+	fresh := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "good", RollbackIndex: 5, Devices: map[string]string{"bootstate": bs}})
+	mustRun(t, nil, "mark-good", "--disk", disk, "--bootstate", bs, "--boot-report", fresh)
 }
 
 // readSlotHeader reads slot x's header from disk.
