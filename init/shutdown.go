@@ -261,11 +261,19 @@ var rebootParamPaths = []string{"/run/systemd/reboot-param", shutdown.OldRoot + 
 // is refused: the reboot then goes without it, said.
 func rebootParam(paths ...string) (string, error) {
 	for _, p := range paths {
-		f, err := os.Open(p)
+		// Never blocking on a FIFO, nor following a link: PID 1 reads it.
+		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			continue
 		}
-		b, err := io.ReadAll(io.LimitReader(f, 4096))
+		var b []byte
+		fi, err := f.Stat()
+		if err == nil && !fi.Mode().IsRegular() {
+			err = fmt.Errorf("a %v, expected a regular file", fi.Mode().Type())
+		}
+		if err == nil {
+			b, err = io.ReadAll(io.LimitReader(f, 4096))
+		}
 		f.Close()
 		if err != nil {
 			return "", fmt.Errorf("reboot argument %s: %w: rebooting without it", p, err)

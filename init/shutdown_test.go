@@ -219,6 +219,18 @@ func TestRebootParam(t *testing.T) {
 	if p, err := rebootParam(run, old); p != "bootloader" || err != nil {
 		t.Errorf("/run's file first, its first line: %q, %v; want bootloader", p, err)
 	}
+	// A FIFO is not waited on (PID 1 reads it), a link not followed.
+	must(t, os.Remove(run))
+	must(t, unix.Mkfifo(run, 0o600))
+	if p, err := rebootParam(run, old); p != "" || err == nil || !strings.Contains(err.Error(), "expected a regular file") {
+		t.Errorf("a FIFO: %q, %v; want it refused, named", p, err)
+	}
+	must(t, os.Remove(run))
+	must(t, os.Symlink(old, run))
+	if p, _ := rebootParam(run); p != "" {
+		t.Errorf("a symlink: %q followed", p)
+	}
+	must(t, os.Remove(run))
 	for _, bad := range []string{"a\x1bb", strings.Repeat("x", 256)} {
 		must(t, os.WriteFile(run, []byte(bad), 0o644))
 		if p, err := rebootParam(run, old); p != "" || err == nil || !strings.Contains(err.Error(), "rebooting without it") {

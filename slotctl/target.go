@@ -208,14 +208,13 @@ func (t *target) withState(change func(s *bootstate.State) error) (bootstate.Sta
 // one the running boot read or wrote a record on (its report's
 // bootstate_seq, on its bootstate device): it was erased or damaged since.
 // Another partition or file (a --disk image, a --bootstate being
-// provisioned) may well be new. Taken
-// for a new machine's, its defaults have no good slot, a rollback floor of
-// 0 and no last good image: an install overwrote the only good slot with
-// an image below the floor while the running trial was unconfirmed, a
-// mark-good put the other good slot back on trial, and either wrote those
-// defaults over the data partition's copy, which the init restores from
-// (found by a hunting helper). The next boot restores the state from that
-// copy.
+// provisioned) may well be new. Taken for a new machine's, its defaults
+// have no good slot, a rollback floor of 0 and no last good image: an
+// install overwrote the only good slot with an image below the floor while
+// the running trial was unconfirmed, a mark-good put the other good slot
+// back on trial, and either wrote those defaults over the data partition's
+// copy, which the init restores from (found by a hunting helper). The next
+// boot restores the state from that copy.
 func (t *target) refuseLostState(p *partition, s bootstate.State) error {
 	if s.Initialised {
 		return nil
