@@ -147,24 +147,60 @@ func TestRaucSetPrimaryKeepsTheTrialsTries(t *testing.T) {
 	writeSlot(t, disk, "a", imgA, verA)
 	mustRun(t, nil, "mark-good", "a", "--disk", disk)
 	mustRun(t, nil, "install", "--slot", "b", imgB, verB, "--disk", disk, "--tries", "2")
-	p, err := openInDisk(disk, bootstate.Label, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _, err := bootstate.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, err := s.Choose("", 0); err != nil || c.Slot != "b" { // the init's count of b's first boot
-		t.Fatal(c, err)
-	}
-	if err := bootstate.Save(p, &s); err != nil {
-		t.Fatal(err)
-	}
-	p.Close()
+	editState(t, disk, func(s *bootstate.State) {
+		if c, err := s.Choose("", 0); err != nil || c.Slot != "b" { // the init's count of b's first boot
+			t.Fatal(c, err)
+		}
+	})
 	onB := writeReport(t, dir, report.Report{Mode: "slot", Slot: "b", ImageID: "image-b"})
 	rauc(t, nil, disk, onB, "set-primary", "b")
 	if st := slotStates(statusJSON(t, "--disk", disk)); st[1].Tries != 1 || st[1].Priority != 2 || st[1].Good {
 		t.Errorf("b after set-primary of the running trial: %+v, want priority 2 and its 1 try left", st[1])
+	}
+}
+
+// TestFloorHoldUsesTheInitsLimit: whether the good slot asked for boots
+// next is judged with the limit of unconfirmed boots the init reported
+// (mkinitrd --max-unconfirmed): a at its limit is demoted by the init, b
+// boots next, and the floor rises to b's index; under the default limit a
+// would still boot, and the floor is held at a's.
+func TestFloorHoldUsesTheInitsLimit(t *testing.T) {
+	for _, c := range []struct {
+		limit int
+		floor uint64
+	}{{2, 7}, {0, 5}} {
+		dir, disk, key := keyedDisk(t)
+		fiveImg, fiveVer := sealedIndex(t, dir, "five", key, "5")
+		sevenImg, sevenVer := sealedIndex(t, dir, "seven", key, "7")
+		writeSlot(t, disk, "a", fiveImg, fiveVer)
+		onA := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "five", RollbackIndex: 5})
+		mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", onA)
+		mustRun(t, nil, "install", "--slot", "b", sevenImg, sevenVer, "--disk", disk, "--boot-report", onA)
+		onB := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "b", ImageID: "seven", RollbackIndex: 7, MaxUnconfirmed: c.limit})
+		mustRun(t, nil, "set-next", "a", "--disk", disk, "--boot-report", onB)
+		editState(t, disk, func(s *bootstate.State) { s.Slots[0].Unconfirmed = 2 }) // a's boots since, unconfirmed
+		mustRun(t, nil, "mark-good", "--disk", disk, "--boot-report", onB)
+		if v := statusJSON(t, "--disk", disk); v.RollbackFloor != c.floor {
+			t.Errorf("limit %d: floor %d, want %d", c.limit, v.RollbackFloor, c.floor)
+		}
+	}
+}
+
+// editState changes disk's boot state as a boot of the init would: loaded,
+// edited, saved.
+func editState(t *testing.T, disk string, edit func(s *bootstate.State)) {
+	t.Helper()
+	p, err := openInDisk(disk, bootstate.Label, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, _, err := bootstate.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&s)
+	if err := bootstate.Save(p, &s); err != nil {
+		t.Fatal(err)
 	}
 }
