@@ -3,6 +3,7 @@
 package qemutests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -210,12 +211,21 @@ func TestDataExt4(t *testing.T) {
 // reencryption: no device-mapper needed on the host).
 func luksData(t testing.TB, key string, pbkdf ...string) string {
 	t.Helper()
-	return luksOver(t, true, key, pbkdf...)
+	return luksOver(t, "ext4", key, pbkdf...)
 }
 
-// luksOver is luksData; without mkfs the volume holds zeros, no file
-// system.
-func luksOver(t testing.TB, mkfs bool, key string, pbkdf ...string) string {
+// luksSizeMiB is the size of luksOver's volume for a file system: 16 MiB
+// of LUKS2 header and the file system (btrfs wants 109 MiB at least).
+func luksSizeMiB(fs string) int {
+	if fs == "btrfs" {
+		return 144
+	}
+	return 48
+}
+
+// luksOver is luksData with the file system fs ("ext4", "btrfs"); with
+// fs "" the volume holds zeros, no file system.
+func luksOver(t testing.TB, fs, key string, pbkdf ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
@@ -223,11 +233,18 @@ func luksOver(t testing.TB, mkfs bool, key string, pbkdf ...string) string {
 		t.Fatal(err)
 	}
 	img := filepath.Join(dir, "data.img")
-	if err := os.Truncate(createEmpty(t, img), 48<<20); err != nil {
+	size := luksSizeMiB(fs)
+	if err := os.Truncate(createEmpty(t, img), int64(size)<<20); err != nil {
 		t.Fatal(err)
 	}
-	if mkfs {
-		run(t, "mkfs.ext4", "-q", "-F", img, "32M")
+	switch fs {
+	case "ext4":
+		run(t, "mkfs.ext4", "-q", "-F", img, fmt.Sprintf("%dM", size-16))
+	case "btrfs":
+		run(t, "mkfs.btrfs", "-q", "-f", "-b", fmt.Sprintf("%dM", size-16), img)
+	case "":
+	default:
+		t.Fatalf("luksOver: no file system %q", fs)
 	}
 	args := append([]string{"reencrypt", "--encrypt", "--type", "luks2", "--reduce-device-size", "16M", "--key-file", keyFile, "-q"}, pbkdf...)
 	run(t, "cryptsetup", append(args, img)...)
@@ -281,7 +298,7 @@ func TestDataLUKSWithoutFileSystemClosed(t *testing.T) {
 	t.Parallel()
 	key, keyFile := luksKeyFile(t)
 	a := seal(t, payloadTree(t, "image-a"), "", "img-a")
-	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 49, Content: luksOver(t, false, key, pbkdf2...)})
+	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 49, Content: luksOver(t, "", key, pbkdf2...)})
 	names := []string{"/sys/class/block/dm-0/dm/name", "/sys/class/block/dm-1/dm/name", "/sys/class/block/dm-2/dm/name"}
 	m := vm.Start(t, vm.Options{Initrd: initrd(t, "--luks-keyfile", keyFile), Disks: []string{disk.Path}, Cmdline: "slot=a " + actions(t, nil, names...)})
 	m.Expect("BOOTING VOLATILE")
