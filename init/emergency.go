@@ -14,6 +14,7 @@ import (
 	"github.com/keel-boot/keel/bakedconf"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/shutdown"
 	"github.com/keel-boot/keel/unlock"
 )
 
@@ -191,7 +192,8 @@ func (b *boot) halt(policy string) {
 		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "powering off"
 	}
 	b.log.Console("keel: %s", what)
-	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, unix.Sync, haltSyncStep, dirtyKiB); err != nil {
+	sys := shutdown.Sys{Sync: unix.Sync, Dirty: dirtyKiB, Written: writtenPages}
+	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, sys, haltSyncStep); err != nil {
 		b.log.Console("keel: %s failed: %v; halting here", policy, err)
 	}
 	for {
@@ -199,28 +201,23 @@ func (b *boot) halt(policy string) {
 	}
 }
 
-// haltSyncStep is how long the sync before an emergency reboot is waited
-// for, and waited for again each time the data left to write back shrank
-// meanwhile: a disk that stopped answering would otherwise hold it for
-// ever, and a locked machine would never restart, while a slow one
-// (an SD card after writes in the emergency shell) still finishes. What
-// keel writes is safe from a power cut at any point, which is what a reboot
-// past a stalled sync amounts to.
+// haltSyncStep is the step of the wait for the sync before an emergency
+// reboot: the sync is waited for as long as the write-back gets on, by the
+// shutdown's rule (shutdown.SyncAll: more pages written back, or less data
+// waiting, in one of three steps in a row; ten minutes at most), so a slow
+// disk (an SD card after writes in the emergency shell) finishes, while a
+// disk that stopped answering does not hold the reboot for ever and a
+// locked machine still restarts. What keel writes is safe from a power cut
+// at any point, which is what a reboot past a stalled sync amounts to. The
+// wait used to give up at the first step in which the data waiting did not
+// shrink, a rise then a fall (a btrfs commit's metadata) included.
 const haltSyncStep = 10 * time.Second
 
-// syncThen runs sync, waits for it while it makes progress (step at
-// first, and another step whenever dirty, the data left to write back,
-// shrank in the last one), then runs act; a sync given up is named on the
-// console.
-func (b *boot) syncThen(act func() error, sync func(), step time.Duration, dirty func() (uint64, error)) error {
-	done := make(chan struct{})
-	b.goSafe("the sync before the emergency reboot", func() {
-		sync()
-		close(done)
-	})
-	var waited time.Duration
-	if !watchWriteback(done, step, dirty, func(shrank bool) bool { waited += step; return shrank }) {
-		b.log.Console("keel: the sync of the disks made no progress in %v (a disk that does not answer?), %v in all: going on without it", step, waited)
+// syncThen runs sys.Sync, waits for it as shutdown.SyncAll does, then runs
+// act; a sync given up is named on the console.
+func (b *boot) syncThen(act func() error, sys shutdown.Sys, step time.Duration) error {
+	if err := shutdown.SyncAll(sys, step); err != nil {
+		b.log.Console("keel: the sync of the disks was given up (%v; a disk that does not answer?): going on without it", err)
 	}
 	return act()
 }

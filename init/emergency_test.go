@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-boot/keel/bakedconf"
 	kargs "github.com/keel-boot/keel/kernel-args"
 	"github.com/keel-boot/keel/report"
+	"github.com/keel-boot/keel/shutdown"
 )
 
 func TestEmergencyPolicy(t *testing.T) {
@@ -39,47 +41,62 @@ func TestEmergencyPolicy(t *testing.T) {
 }
 
 // TestSyncThen: the emergency reboot follows the sync; a sync that never
-// ends (a disk that stopped answering) is waited for while the data left
-// to write back shrinks, then given up, said on the console, and the
-// reboot comes. It used to wait on the sync for ever, and a locked machine
-// never restarted.
+// ends (a disk that stopped answering) is waited for while the write-back
+// gets on, by the shutdown's rule, then given up, said on the console, and
+// the reboot comes. It used to wait on the sync for ever, and a locked
+// machine never restarted; then it gave up at the first step in which the
+// data waiting did not shrink, a rise then a fall or pages written while
+// more were dirtied included, and cut a slow disk's write-back short.
 func TestSyncThen(t *testing.T) {
 	var console bytes.Buffer
 	b := &boot{log: newLogger(&console), rep: &report.Report{}}
 	synced, acted := false, 0
 	act := func() error { acted++; return nil }
 	flat := func() (uint64, error) { return 100, nil }
-	if err := b.syncThen(act, func() { synced = true }, time.Hour, flat); err != nil || !synced || acted != 1 || console.Len() != 0 {
+	sys := shutdown.Sys{Sync: func() { synced = true }, Dirty: flat}
+	if err := b.syncThen(act, sys, time.Hour); err != nil || !synced || acted != 1 || console.Len() != 0 {
 		t.Errorf("err %v, synced %v, acted %d, console %q: want sync, then the reboot, silently", err, synced, acted, console.String())
 	}
-	stuck := make(chan struct{})
-	defer close(stuck)
 	for name, tc := range map[string]struct {
-		left  []uint64 // Dirty+Writeback at each look
-		ok    bool
-		looks int
+		left    []uint64 // Dirty+Writeback at each look
+		written []uint64 // nr_written at each read, nil: unknown
+		ok      bool
+		looks   int // of Dirty, before the reboot
 	}{
-		"no progress":            {left: []uint64{500, 500}, ok: true, looks: 2},
-		"progress, then a stall": {left: []uint64{900, 600, 300, 300}, ok: true, looks: 4},
-		"meminfo cannot be read": {left: []uint64{0, 0}, looks: 2},
+		"no progress":                        {left: []uint64{500}, ok: true, looks: 4},
+		"progress, then a stall":             {left: []uint64{900, 600, 300, 300}, ok: true, looks: 6},
+		"a rise, then a fall, then a stall":  {left: []uint64{300, 900, 600, 300, 300}, ok: true, looks: 7},
+		"pages written while more are dirty": {left: []uint64{500}, written: []uint64{10, 20, 30, 40, 40}, ok: true, looks: 6},
+		"meminfo cannot be read":             {left: []uint64{0}, looks: 1},
 	} {
-		console.Reset()
-		looks := 0
-		dirty := func() (uint64, error) {
-			n := tc.left[min(looks, len(tc.left)-1)]
-			looks++
-			if !tc.ok {
-				return 0, errors.New("meminfo: no Dirty line")
+		synctest.Test(t, func(t *testing.T) {
+			console.Reset()
+			stuck := make(chan struct{})
+			defer close(stuck)
+			looks, reads := 0, 0
+			sys := shutdown.Sys{Sync: func() { <-stuck }, Dirty: func() (uint64, error) {
+				n := tc.left[min(looks, len(tc.left)-1)]
+				looks++
+				if !tc.ok {
+					return 0, errors.New("meminfo: no Dirty line")
+				}
+				return n, nil
+			}}
+			if tc.written != nil {
+				sys.Written = func() (uint64, error) {
+					n := tc.written[min(reads, len(tc.written)-1)]
+					reads++
+					return n, nil
+				}
 			}
-			return n, nil
-		}
-		want := errors.New("reboot: operation not permitted")
-		if err := b.syncThen(func() error { return want }, func() { <-stuck }, time.Millisecond, dirty); err != want || looks != tc.looks {
-			t.Errorf("%s: err %v, %d looks at the data left: want the reboot tried after %d", name, err, looks, tc.looks)
-		}
-		if !strings.Contains(console.String(), "keel: the sync of the disks made no progress in 1ms (a disk that does not answer?)") {
-			t.Errorf("%s: console %q: want the stalled sync named", name, console.String())
-		}
+			want := errors.New("reboot: operation not permitted")
+			if err := b.syncThen(func() error { return want }, sys, 10*time.Second); err != want || looks != tc.looks {
+				t.Errorf("%s: err %v, %d looks at the data left: want the reboot tried after %d", name, err, looks, tc.looks)
+			}
+			if !strings.Contains(console.String(), "keel: the sync of the disks was given up (timed out") {
+				t.Errorf("%s: console %q: want the stalled sync named", name, console.String())
+			}
+		})
 	}
 }
 

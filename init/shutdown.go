@@ -416,15 +416,18 @@ func kernelShutdownSys() shutdown.Sys {
 			defer unix.Close(fd)
 			return unix.Syncfs(fd)
 		},
-		Dirty: dirtyKiB,
-		Written: func() (uint64, error) {
-			b, err := os.ReadFile("/proc/vmstat")
-			if err != nil {
-				return 0, err
-			}
-			return shutdown.WrittenPages(b)
-		},
+		Dirty:   dirtyKiB,
+		Written: writtenPages,
 	}
+}
+
+// writtenPages is /proc/vmstat's count of pages written back since boot.
+func writtenPages() (uint64, error) {
+	b, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		return 0, err
+	}
+	return shutdown.WrittenPages(b)
 }
 
 // dirtyKiB is what /proc/meminfo says waits to be written back: Dirty and

@@ -111,31 +111,18 @@ func (b *boot) whileShrinking(fn func(), step time.Duration, dirty func() (uint6
 // stop is closed. A failed read renews nothing, and neither does the look
 // after it (there is nothing to compare with).
 func renewWhileShrinking(stop <-chan struct{}, step time.Duration, dirty func() (uint64, error), renew func()) {
-	watchWriteback(stop, step, dirty, func(shrank bool) bool {
-		if shrank {
-			renew()
-		}
-		return true
-	})
-}
-
-// watchWriteback looks at dirty, the data waiting for the disks, once and
-// then each step, and calls each with whether it shrank since the look
-// before (false when this look or that one failed), until done is closed
-// (true) or each returns false (false).
-func watchWriteback(done <-chan struct{}, step time.Duration, dirty func() (uint64, error), each func(shrank bool) bool) bool {
 	tick := time.NewTicker(step)
 	defer tick.Stop()
 	last, lerr := dirty()
 	for {
 		select {
-		case <-done:
-			return true
+		case <-stop:
+			return
 		case <-tick.C:
 		}
 		now, err := dirty()
-		if !each(err == nil && lerr == nil && now < last) {
-			return false
+		if err == nil && lerr == nil && now < last {
+			renew()
 		}
 		last, lerr = now, err
 	}

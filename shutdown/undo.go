@@ -133,7 +133,7 @@ func Undo(sys Sys, st State, opt Options) Result {
 		u.removeDM(st.DM[i])
 	}
 	// The sync has its own bound: it must run even when the budget is spent.
-	if err := waitWritingBack(sys, func() error { sys.Sync(); return nil }, opt.Step); err != nil {
+	if err := SyncAll(sys, opt.Step); err != nil {
 		u.res.Problems = append(u.res.Problems, Problem{What: "sync", Err: err})
 	}
 	return u.res
@@ -194,6 +194,13 @@ func syncTargets(st State, top string, live []MountInfo) []string {
 		}
 	}
 	return out
+}
+
+// SyncAll is the last sync before a reboot: sync(2), waited for as
+// waitWritingBack says, with sys's Sync, Dirty, Written and Progress. The
+// init's emergency reboot ends with it too.
+func SyncAll(sys Sys, step time.Duration) error {
+	return waitWritingBack(sys, func() error { sys.Sync(); return nil }, step)
 }
 
 // waitWritingBack runs write (a sync or a syncfs), waiting as long as the

@@ -245,7 +245,7 @@ func TestUndoBudget(t *testing.T) {
 // slow card), and given up, named, once it stops shrinking. It used to be
 // given up after one step whatever it was doing.
 //
-// syncWithProgress is called alone, with a short step: Undo's unmounts run
+// SyncAll is called alone, with a short step: Undo's unmounts run
 // under the same step, and a loaded host made them time out.
 func TestSyncWaitsWhileWritingBack(t *testing.T) {
 	const step = 20 * time.Millisecond
@@ -286,12 +286,12 @@ func TestSyncWaitsWhileWritingBack(t *testing.T) {
 				return c.dirty(calls), nil
 			}
 			sys.Sync = func() { <-release; close(synced) }
-			err := syncWithProgress(sys, step)
+			err := SyncAll(sys, step)
 			if c.problem == "" {
 				select {
 				case <-synced:
 				default:
-					t.Errorf("syncWithProgress returned before the sync, which was writing back, ended")
+					t.Errorf("SyncAll returned before the sync, which was writing back, ended")
 				}
 				if err != nil {
 					t.Errorf("err = %v", err)
@@ -326,13 +326,13 @@ func TestSyncProblemsNamed(t *testing.T) {
 		t.Errorf("problems %v, want the panic named", res.Problems)
 	}
 	// The sync never ends and its progress cannot be read: named at the
-	// first step (syncWithProgress alone: Undo's unmounts would run under
+	// first step (SyncAll alone: Undo's unmounts would run under
 	// the same short step).
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	sys.Sync = func() { <-release }
 	sys.Dirty = func() (uint64, error) { return 0, errors.New("no /proc/meminfo") }
-	if err := syncWithProgress(sys, 20*time.Millisecond); err == nil || !strings.Contains(err.Error(), "what is left to write back is unknown: no /proc/meminfo") {
+	if err := SyncAll(sys, 20*time.Millisecond); err == nil || !strings.Contains(err.Error(), "what is left to write back is unknown: no /proc/meminfo") {
 		t.Errorf("err = %v, want the unreadable progress named", err)
 	}
 }
@@ -355,7 +355,7 @@ func TestSyncProgressPings(t *testing.T) {
 		},
 		Progress: func() { progress++ },
 	}
-	if err := syncWithProgress(sys, time.Millisecond); err != nil {
+	if err := SyncAll(sys, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if progress != 3 {
@@ -386,11 +386,6 @@ func TestUndoReadOnlyBindOfWritableFS(t *testing.T) {
 	if !slices.Contains(k.log, "ro /oldroot/srv") || slices.Contains(k.log, "ro /oldroot/opt") {
 		t.Errorf("log %q: want /oldroot/srv remounted read-only, /oldroot/opt left", k.log)
 	}
-}
-
-// syncWithProgress is Undo's last sync, alone.
-func syncWithProgress(sys Sys, step time.Duration) error {
-	return waitWritingBack(sys, func() error { sys.Sync(); return nil }, step)
 }
 
 func TestWrittenPages(t *testing.T) {
@@ -430,7 +425,7 @@ func TestWriteBackRiseThenFall(t *testing.T) {
 		release, synced := make(chan struct{}), make(chan struct{})
 		sys := Sys{Sync: func() { <-release; close(synced) },
 			Dirty: sequence([]uint64{1000, 5000, 4000, 3000, 2000, 1500, 900}, 7, release, synced)}
-		if err := syncWithProgress(sys, 10*time.Second); err != nil {
+		if err := SyncAll(sys, 10*time.Second); err != nil {
 			t.Errorf("gave up while the write-back shrank at every look: %v", err)
 		}
 	})
@@ -450,7 +445,7 @@ func TestWriteBackCountsWhatIsWritten(t *testing.T) {
 				w += 100
 				return w, nil
 			}}
-		if err := syncWithProgress(sys, 10*time.Second); err != nil {
+		if err := SyncAll(sys, 10*time.Second); err != nil {
 			t.Errorf("gave up while pages were being written: %v", err)
 		}
 	})
@@ -462,7 +457,7 @@ func TestWriteBackCountsWhatIsWritten(t *testing.T) {
 		sys := Sys{Sync: func() { <-release },
 			Dirty:   func() (uint64, error) { n++; return bounce[min(n-1, len(bounce)-1)], nil },
 			Written: func() (uint64, error) { return 4242, nil }}
-		err := syncWithProgress(sys, 10*time.Second)
+		err := SyncAll(sys, 10*time.Second)
 		if err == nil || err.Error() != "timed out: nothing written back in 30s (900 KiB left)" {
 			t.Errorf("err = %v, want a stall named after three looks with nothing written", err)
 		}
@@ -592,7 +587,7 @@ func TestWriteBackCeiling(t *testing.T) {
 			Written:  func() (uint64, error) { w++; return w, nil },
 			Progress: func() { pings++ }}
 		start := time.Now()
-		err := syncWithProgress(sys, 10*time.Second)
+		err := SyncAll(sys, 10*time.Second)
 		if err == nil || err.Error() != "timed out: still writing back after 10m0s" || time.Since(start) != maxWritingBack {
 			t.Errorf("err = %v after %v, want the ceiling named after %v", err, time.Since(start), maxWritingBack)
 		}
