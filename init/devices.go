@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +118,7 @@ func ambiguous(role string, s devspec.Spec, all []string) error {
 	if len(matches) <= 1 {
 		return nil
 	}
+	slices.Sort(matches)
 	return &ambiguousError{fmt.Sprintf("%s device %s: %d devices match (%s): the initramfs is locked and will not guess which one is this machine's; remove the disk that is not", role, s, len(matches), strings.Join(matches, ", "))}
 }
 

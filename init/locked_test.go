@@ -402,7 +402,8 @@ func refExtractFirstWord(line string, p *int, escapes bool) (string, bool) {
 
 // TestAmbiguous: an explicit DEVSPEC of a locked boot must match one
 // device; keel's own device-mapper devices (a verity or LUKS mapping shows
-// the file system under it) do not count.
+// the file system under it) do not count. The devices are named sorted:
+// the message of the same two disks was not the same from boot to boot.
 func TestAmbiguous(t *testing.T) {
 	s, err := devspec.Parse("UUID=1234")
 	if err != nil {
@@ -415,7 +416,9 @@ func TestAmbiguous(t *testing.T) {
 		{nil, ""},
 		{[]string{"/dev/vda6"}, ""},
 		{[]string{"/dev/vda6", "/dev/dm-0"}, ""},
-		{[]string{"/dev/vda6", "/dev/sda1"}, "data device UUID=1234: 2 devices match (/dev/vda6, /dev/sda1): the initramfs is locked and will not guess"},
+		{[]string{"/dev/vda6", "/dev/sda1"}, "data device UUID=1234: 2 devices match (/dev/sda1, /dev/vda6): the initramfs is locked and will not guess"},
+		// Named in one order whatever order the disks were announced in.
+		{[]string{"/dev/sda1", "/dev/vda6"}, "data device UUID=1234: 2 devices match (/dev/sda1, /dev/vda6): the initramfs is locked and will not guess"},
 	} {
 		err := ambiguous("data", s, c.matches)
 		if (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
