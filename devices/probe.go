@@ -27,19 +27,28 @@ type prober func(r io.ReaderAt) (fs FS, ok bool, err error)
 
 // probers run in order: signatures at byte 0 first, so a filesystem written
 // over an older one wins over the remains of the old one further in; vfat
-// last because its boot-sector signature is the weakest.
-var probers = [...]prober{probeLUKS, probeSquashfs, probeXFS, probeExt, probeBtrfs, probeVFAT}
+// last of those because its boot-sector signature is the weakest; a LUKS2
+// volume known only by its second header after everything else, so the
+// header of a volume since formatted over never wins.
+var probers = [...]prober{probeLUKS, probeSquashfs, probeXFS, probeExt, probeBtrfs, probeVFAT, probeLUKS2Secondary}
 
-// Probe identifies the filesystem (or LUKS container) on a device.
+// Probe identifies the filesystem (or LUKS container) on a device. A read
+// that fails does not end the probe: a signature elsewhere on the device
+// (a LUKS2 volume's second header when its first sector is unreadable)
+// still identifies it; the first error is returned when none does.
 func Probe(r io.ReaderAt) (FS, error) {
+	var first error
 	for _, p := range probers {
 		fs, ok, err := p(r)
-		if err != nil {
-			return FS{}, err
+		if err != nil && first == nil {
+			first = err
 		}
 		if ok {
 			return fs, nil
 		}
+	}
+	if first != nil {
+		return FS{}, first
 	}
 	return FS{}, ErrUnknownFS
 }
@@ -123,6 +132,40 @@ func probeLUKS(r io.ReaderAt) (FS, bool, error) {
 		fs.Label = cString(h[24:72])
 	}
 	return fs, true, nil
+}
+
+// luks2SecondaryMagic starts a LUKS2 volume's second copy of its header,
+// which follows the first at one of the header sizes the specification
+// allows, 16 KiB to 4 MiB.
+const luks2SecondaryMagic = "SKUL\xba\xbe"
+
+// probeLUKS2Secondary finds a LUKS2 volume whose first header is damaged
+// or unreadable (a wiped first sector, a bad block) by its second copy, as
+// cryptsetup opens it: the data partition is then unlocked from that copy
+// (package unlock) instead of being taken for an unknown file system,
+// which booted without the user's data (found by a hunting helper). The
+// copy's label and UUID are those of the volume.
+func probeLUKS2Secondary(r io.ReaderAt) (FS, bool, error) {
+	var first error
+	for at := int64(16 << 10); at <= 4<<20; at *= 2 {
+		h, ok, err := readBlock(r, at, 264)
+		if err != nil && first == nil {
+			first = err
+		}
+		if !ok {
+			if err == nil {
+				break // past the end of the device
+			}
+			continue
+		}
+		// hdr_size (the first copy's size) and hdr_offset both say where
+		// this copy is.
+		if string(h[:6]) == luks2SecondaryMagic && binary.BigEndian.Uint16(h[6:]) == 2 &&
+			binary.BigEndian.Uint64(h[8:]) == uint64(at) && binary.BigEndian.Uint64(h[256:]) == uint64(at) {
+			return FS{Type: "crypto_LUKS", UUID: strings.ToLower(cString(h[168:208])), Label: cString(h[24:72])}, true, nil
+		}
+	}
+	return FS{}, false, first
 }
 
 // probeXFS reads the XFS superblock at byte 0.

@@ -186,13 +186,68 @@ func TestProbeIOError(t *testing.T) {
 	}
 }
 
+// failingStart is a device whose reads before byte end fail (a bad first
+// sector).
+type failingStart struct {
+	r   *bytes.Reader
+	end int64
+}
+
+func (f failingStart) ReadAt(p []byte, off int64) (int, error) {
+	if off < f.end {
+		return 0, errors.New("input/output error")
+	}
+	return f.r.ReadAt(p, off)
+}
+
+// TestProbeLUKS2BySecondHeader: a LUKS2 volume whose first sector is
+// wiped or unreadable is known by its second header (UUID and label
+// included), as cryptsetup opens it; it was taken for an unknown file
+// system, and the data partition went volatile. A file system made over a
+// LUKS2 volume wins over its stale second header; with both headers gone
+// nothing is found.
+func TestProbeLUKS2BySecondHeader(t *testing.T) {
+	img, err := os.ReadFile("../unlock/testdata/argon2id.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := Probe(bytes.NewReader(img))
+	if err != nil || whole.Type != "crypto_LUKS" || whole.UUID == "" {
+		t.Fatalf("intact volume: %+v, %v", whole, err)
+	}
+	wiped := bytes.Clone(img)
+	clear(wiped[:512])
+	if got, err := Probe(bytes.NewReader(wiped)); err != nil || got != whole {
+		t.Errorf("first sector wiped: %+v, %v; want %+v", got, err, whole)
+	}
+	if got, err := Probe(failingStart{bytes.NewReader(img), 4096}); err != nil || got != whole {
+		t.Errorf("first sectors unreadable: %+v, %v; want %+v", got, err, whole)
+	}
+	formatted := bytes.Clone(wiped)
+	copy(formatted[1024:], extSB(0x4, 0x2|0x40, 0x1)[1024:2048])
+	if got, err := Probe(bytes.NewReader(formatted)); err != nil || got.Type != "ext4" {
+		t.Errorf("ext4 made over the volume: %+v, %v; want ext4", got, err)
+	}
+	both := bytes.Clone(wiped)
+	clear(both[16<<10 : 16<<10+512])
+	if got, err := Probe(bytes.NewReader(both)); !errors.Is(err, ErrUnknownFS) {
+		t.Errorf("both headers wiped: %+v, %v; want ErrUnknownFS", got, err)
+	}
+	// A second header that is not where it says it is, is not one.
+	moved := make([]byte, 64<<10)
+	copy(moved[32<<10:], img[16<<10:16<<10+4096])
+	if got, err := Probe(bytes.NewReader(moved)); !errors.Is(err, ErrUnknownFS) {
+		t.Errorf("second header at the wrong place: %+v, %v; want ErrUnknownFS", got, err)
+	}
+}
+
 // windows places the fuzz input at each offset a probe reads from, so a
 // small input can reach the ext, btrfs and boot-sector probes alike.
 type windows []byte
 
 func (w windows) ReadAt(p []byte, off int64) (int, error) {
 	clear(p)
-	for _, base := range []int64{0, 1024, 65536} {
+	for _, base := range []int64{0, 1024, 16 << 10, 65536} {
 		if off >= base && off < base+int64(len(w)) {
 			copy(p, w[off-base:])
 		}
@@ -205,6 +260,10 @@ func FuzzProbe(f *testing.F) {
 	f.Add(fatBootSector(true, "EFI"))
 	f.Add(xfsSB())
 	f.Add([]byte("LUKS\xba\xbe\x00\x02"))
+	second := make([]byte, 264)
+	copy(second, "SKUL\xba\xbe\x00\x02\x00\x00\x00\x00\x00\x00\x40\x00")
+	second[256+6] = 0x40
+	f.Add(second)
 	f.Add([]byte("hsqs"))
 	btrfs := make([]byte, 600)
 	copy(btrfs[64:], "_BHRfS_M")

@@ -288,6 +288,35 @@ func TestDataLUKSKeyfile(t *testing.T) {
 	wantCPUSHA256(t, algs)
 }
 
+// TestDataLUKSFirstSectorWiped: a LUKS2 data partition whose first
+// sector was wiped (a stray dd) is known by its second header, unlocked
+// from it and mounted, as cryptsetup opens it; it was taken for an
+// unknown file system, and the boot went volatile without the user's
+// data (found by a hunting helper).
+func TestDataLUKSFirstSectorWiped(t *testing.T) {
+	vm.Short(t)
+	t.Parallel()
+	key, keyFile := luksKeyFile(t)
+	a := seal(t, payloadTree(t, "x"), "", "os")
+	vol := luksData(t, key, pbkdf2...)
+	f, err := os.OpenFile(vol, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 512), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	disk := abDisk(t, &a, nil, vm.Part{Name: "data", SizeMiB: 49, Content: vol})
+	r, br := boot(t, initrd(t, "--luks-keyfile", keyFile), disk, "slot=a "+actions(t, map[string]string{"/var/l": "kept"}, "/var/l"))
+	wantCat(t, r, "/var/l", "kept")
+	if br.Data == nil || !br.Data.Encrypted || br.Data.FSType != "ext4" || br.Data.Volatile {
+		t.Errorf("data %+v: want ext4 inside LUKS2, unlocked from its second header", br.Data)
+	}
+}
+
 // TestDataLUKSWithoutFileSystemClosed: an encrypted data partition that
 // unlocks but holds no file system boots volatile, and its dm-crypt device
 // is removed (the booted system sees no keel-data among the dm devices);

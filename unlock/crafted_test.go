@@ -75,7 +75,7 @@ func TestOpenDamagedHeaders(t *testing.T) {
 		{name: "truncated", dev: short, err: "no valid LUKS2 header: primary header at byte 0: the device (8 bytes) ends before the header's 4096 bytes; no secondary header"},
 		{name: "zeros", dev: zeros, err: `no valid LUKS2 header: primary header at byte 0: no LUKS2 header magic: expected "LUKS\xba\xbe", found "\x00\x00\x00\x00\x00\x00"; no secondary header at any of bytes 16384 to 4194304`},
 		{name: "luks1", dev: luks1, err: "LUKS1 is not supported, expected LUKS2"},
-		{name: "not luks", dev: "/dev/null", err: "reading LUKS header: the device ends inside the header"},
+		{name: "not luks", dev: "/dev/null", err: "primary header at byte 0: reading it: the device ends inside the header"},
 		{name: "missing", dev: "/nonexistent", err: "no such file or directory"},
 	} {
 		var fm fakeMapper

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -135,6 +136,32 @@ func openBytes(t *testing.T, dev, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	return fm.created[0].Key, nil
+}
+
+// failingStart is a device whose first sector cannot be read (EIO).
+type failingStart struct{ r *bytes.Reader }
+
+func (f failingStart) ReadAt(p []byte, off int64) (int, error) {
+	if off < 512 {
+		return 0, syscall.EIO
+	}
+	return f.r.ReadAt(p, off)
+}
+
+// TestUnreadablePrimaryTriesSecondary: a first sector that cannot be read
+// leaves the secondary copy, as cryptsetup uses it; the read error ended
+// the unlock (found by a hunting helper).
+func TestUnreadablePrimaryTriesSecondary(t *testing.T) {
+	img, _, _ := testVolume(t, "argon2id")
+	h, err := readLUKS2(failingStart{bytes.NewReader(img)}, int64(len(img)))
+	if err != nil || h.offset != 16384 {
+		t.Fatalf("primary unreadable, secondary intact: %+v, %v; want the secondary at 16384", h, err)
+	}
+	damage(img, 16384)
+	if _, err := readLUKS2(failingStart{bytes.NewReader(img)}, int64(len(img))); err == nil ||
+		!strings.Contains(err.Error(), "primary header at byte 0: reading it: input/output error; secondary header at byte 16384: checksum mismatch") {
+		t.Errorf("both unusable: %v; want both named", err)
+	}
 }
 
 func TestHeaderCopies(t *testing.T) {

@@ -51,16 +51,21 @@ type header struct {
 // at hdr_size, or, when the primary is too damaged to tell its size, at
 // one of the offsets the specification allows (16 KiB to 4 MiB).
 func readLUKS2(r io.ReaderAt, size int64) (*header, error) {
+	var primary *header
 	first := make([]byte, 8)
-	if _, err := r.ReadAt(first, 0); err != nil {
-		return nil, fmt.Errorf("reading LUKS header: %w", eofIsShort(err))
+	_, perr := r.ReadAt(first, 0)
+	if perr != nil {
+		// An unreadable first sector (a bad block) leaves the secondary,
+		// as cryptsetup uses it; this gave up (found by a hunting helper).
+		perr = fmt.Errorf("reading it: %w", eofIsShort(perr))
+	} else {
+		if v, err := Version(first); err == nil && v != 2 {
+			// LUKS1 headers have no checksum: a damaged iteration count
+			// could make unlocking run for hours instead of failing.
+			return nil, fmt.Errorf("LUKS%d is not supported, expected LUKS2 (cryptsetup convert --type luks2 converts it)", v)
+		}
+		primary, perr = readCopy(r, size, 0)
 	}
-	if v, err := Version(first); err == nil && v != 2 {
-		// LUKS1 headers have no checksum: a damaged iteration count could
-		// make unlocking run for hours instead of failing.
-		return nil, fmt.Errorf("LUKS%d is not supported, expected LUKS2 (cryptsetup convert --type luks2 converts it)", v)
-	}
-	primary, perr := readCopy(r, size, 0)
 	var secondary *header
 	var serrs []string
 	if primary != nil {
