@@ -59,12 +59,20 @@ func (b *KDFBudget) Left() uint64 {
 }
 
 // charge takes cost units for what, or returns an ErrKDFBudget error
-// naming it and takes nothing.
+// naming it and takes nothing. A cost over the whole budget, which no
+// boot could ever pay, is a fault of that key slot alone (an error that
+// does not wrap ErrKDFBudget): the other slots are still tried. It stopped
+// the unlock, and a volume whose first slot cost that much never opened,
+// whatever key a later slot held (found by a hunting helper).
 func (b *KDFBudget) charge(what string, cost uint64) error {
 	if b == nil {
 		return nil
 	}
 	b.mu.Lock()
+	if cost > b.total {
+		defer b.mu.Unlock()
+		return fmt.Errorf("%s needs %d KDF units, more than a boot's whole budget of %d: not tried", what, cost, b.total)
+	}
 	if cost > b.left {
 		defer b.mu.Unlock()
 		return fmt.Errorf("%w: %s needs %d KDF units, %d of the %d are left (a damaged or hostile header, or too many tries)", ErrKDFBudget, what, cost, b.left, b.total)

@@ -5,6 +5,7 @@ package unlock
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,11 +69,16 @@ func TestKDFBudget(t *testing.T) {
 }
 
 // TestPromptStopsWhenTheBudgetIsSpent: the prompt does not ask again once
-// the budget is spent.
+// the budget is spent: a budget of one wrong try stops the second.
 func TestPromptStopsWhenTheBudgetIsSpent(t *testing.T) {
 	img := filepath.Join("testdata", "pbkdf2-sha512.img")
-	b := NewKDFBudget(1)
-	o := Opener{Role: "data", DevDir: t.TempDir(), Mapper: &fakeMapper{}, Budget: b}
+	const plenty = 1 << 40
+	probe := NewKDFBudget(plenty)
+	o := Opener{Role: "data", DevDir: t.TempDir(), Mapper: &fakeMapper{}, Budget: probe}
+	if _, err := o.Open(img, "keel-data", Key{Secret: []byte("wrong"), Kind: Passphrase}); !errors.Is(err, ErrNoKeySlot) {
+		t.Fatal(err)
+	}
+	o.Budget = NewKDFBudget(plenty - probe.Left())
 	c := &console{in: strings.NewReader("a\nb\nc\n")}
 	tries := 0
 	err := Prompt(c, -1, what, 3, func(p []byte) error {
@@ -80,8 +86,50 @@ func TestPromptStopsWhenTheBudgetIsSpent(t *testing.T) {
 		_, err := o.Open(img, "keel-data", Key{Secret: p, Kind: Passphrase})
 		return err
 	})
-	if !errors.Is(err, ErrKDFBudget) || tries != 1 {
-		t.Errorf("err = %v after %d tries, want ErrKDFBudget after 1", err, tries)
+	if !errors.Is(err, ErrKDFBudget) || tries != 2 {
+		t.Errorf("err = %v after %d tries, want ErrKDFBudget after 2", err, tries)
+	}
+}
+
+// TestUnpayableSlotSkipped: a key slot that costs more than a boot's whole
+// budget is a fault of that slot, named, and the other slots are still
+// tried: the volume opens with the key of slot 1 at every boot. It
+// stopped the unlock as a spent budget, with the whole budget left, and
+// the volume never opened (found by a hunting helper). A slot the memory
+// cannot run is refused before it is charged: it spent its cost on
+// nothing.
+func TestUnpayableSlotSkipped(t *testing.T) {
+	first := writeKey(t, "first")
+	img := luksVolume(t, first, pbkdf2Opts...)
+	second := writeKey(t, "second")
+	cmd := exec.Command("cryptsetup", append([]string{"luksAddKey", "-q", "--key-file", first}, append(pbkdf2Opts, img, second)...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("luksAddKey: %v\n%s", err, out)
+	}
+	rewriteJSON(t, img, func(m map[string]any) { set(m, "keyslots.0.kdf.iterations", float64(1<<30)) })
+	b := NewKDFBudget(DefaultKDFBudget)
+	fm := &fakeMapper{}
+	o := Opener{Role: "data", DevDir: t.TempDir(), Mapper: fm, Budget: b}
+	if _, err := o.Open(img, "keel-data", Key{Secret: []byte("second"), Kind: Passphrase}); err != nil || len(fm.created) != 1 {
+		t.Fatalf("slot 1's passphrase, a fresh budget: %v", err)
+	}
+	if b.Left() == DefaultKDFBudget || DefaultKDFBudget-b.Left() > 1<<20 {
+		t.Errorf("spent %d units: want slot 1's cost only", DefaultKDFBudget-b.Left())
+	}
+	_, err := o.Open(img, "keel-data", Key{Secret: []byte("third"), Kind: Passphrase})
+	if !errors.Is(err, ErrNoKeySlot) || errors.Is(err, ErrKDFBudget) ||
+		!strings.Contains(err.Error(), "key slot 0: key slot 0 (pbkdf2) needs 2147483648 KDF units, more than a boot's whole budget of 536870912: not tried") {
+		t.Errorf("a wrong passphrase: %v; want no slot matching, slot 0 named as never payable", err)
+	}
+
+	// Memory: refused before the charge.
+	argon := luksVolume(t, first, "--pbkdf", "argon2id", "--pbkdf-memory", "65536", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1")
+	freeMemory = func() (uint64, error) { return 32 << 20, nil }
+	t.Cleanup(func() { freeMemory = sysinfoFreeMemory })
+	b = NewKDFBudget(DefaultKDFBudget)
+	o = Opener{Role: "data", DevDir: t.TempDir(), Mapper: &fakeMapper{}, Budget: b}
+	if _, err := o.Open(argon, "keel-data", Key{Secret: []byte("first"), Kind: KeyFile}); err == nil || !strings.Contains(err.Error(), "argon2 needs 64 MiB of memory") || b.Left() != DefaultKDFBudget {
+		t.Errorf("argon2 without the memory: %v, %d units spent; want the memory named and nothing spent", err, DefaultKDFBudget-b.Left())
 	}
 }
 

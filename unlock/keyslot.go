@@ -105,10 +105,16 @@ func openKeyslot(r io.ReaderAt, size int64, m *metadata, k *keyslot, secret []by
 	if size < 0 || k.area.offset > uint64(size) || n > uint64(size)-k.area.offset {
 		return nil, fmt.Errorf("the keyslot area (%d bytes at byte %d) goes past the end of the device (%d bytes)", n, k.area.offset, size)
 	}
+	// A slot the memory cannot run is refused before it is charged: it
+	// used to spend its whole cost on nothing.
+	room, err := kdfMemory(k)
+	if err != nil {
+		return nil, err
+	}
 	if err := budget.charge(fmt.Sprintf("key slot %d (%s)", k.id, clip(k.kdf.typ)), kdfCost(k)); err != nil {
 		return nil, err
 	}
-	areaKey, err := deriveKey(k, secret)
+	areaKey, err := deriveKey(k, secret, room)
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +150,28 @@ func openKeyslot(r io.ReaderAt, size int64, m *metadata, k *keyslot, secret []by
 	return nil, errWrongKey
 }
 
-// deriveKey derives the key of k's keyslot area from secret with k's KDF.
-func deriveKey(k *keyslot, secret []byte) ([]byte, error) {
+// kdfMemory checks that the memory free now can run k's KDF (Argon2's
+// memory, the headroom and what the kernel keeps), and says whether it
+// has room for a second copy too (hugePagesFor). PBKDF2 needs none.
+func kdfMemory(k *keyslot) (roomForTwo bool, err error) {
+	if k.kdf.typ != "argon2i" && k.kdf.typ != "argon2id" {
+		return false, nil
+	}
+	need := uint64(k.kdf.memory) << 10
+	free, err := freeMemory()
+	if err != nil {
+		return false, fmt.Errorf("argon2 needs %d MiB: finding free memory: %w", need>>20, err)
+	}
+	reserve := kernelReserve()
+	if need+memoryHeadroom+reserve > free {
+		return false, fmt.Errorf("argon2 needs %d MiB of memory, only %d MiB are free, %d MiB of them kept by the kernel", need>>20, free>>20, reserve>>20)
+	}
+	return 2*need+memoryHeadroom+reserve <= free, nil
+}
+
+// deriveKey derives the key of k's keyslot area from secret with k's KDF,
+// once kdfMemory has passed it.
+func deriveKey(k *keyslot, secret []byte, roomForTwo bool) ([]byte, error) {
 	n := k.area.keySize
 	switch k.kdf.typ {
 	case "pbkdf2":
@@ -155,19 +181,10 @@ func deriveKey(k *keyslot, secret []byte) ([]byte, error) {
 		}
 		return pbkdf2.Key(secret, k.kdf.salt, int(k.kdf.iterations), n, h), nil
 	case "argon2i", "argon2id":
-		need := uint64(k.kdf.memory) << 10
-		free, err := freeMemory()
-		if err != nil {
-			return nil, fmt.Errorf("argon2 needs %d MiB: finding free memory: %w", need>>20, err)
-		}
-		reserve := kernelReserve()
-		if need+memoryHeadroom+reserve > free {
-			return nil, fmt.Errorf("argon2 needs %d MiB of memory, only %d MiB are free, %d MiB of them kept by the kernel", need>>20, free>>20, reserve>>20)
-		}
 		// Give the memory back at once: PID 1 must not hold a second
 		// copy while the next key slot or passphrase is tried.
 		defer debug.FreeOSMemory()
-		hugePagesFor(k.kdf.memory, uint8(k.kdf.cpus), 2*need+memoryHeadroom+reserve <= free)
+		hugePagesFor(k.kdf.memory, uint8(k.kdf.cpus), roomForTwo)
 		if k.kdf.typ == "argon2i" {
 			return argon2.Key(secret, k.kdf.salt, k.kdf.time, k.kdf.memory, uint8(k.kdf.cpus), uint32(n)), nil
 		}
