@@ -289,7 +289,7 @@ func TestHostileMetadata(t *testing.T) {
 			err: "segments.x: expected a number from 0 to 31 as the name"},
 		{name: "reencryption", edit: func(m map[string]any) {
 			set(m, "config.requirements", map[string]any{"mandatory": []any{"online-reencrypt-v2"}})
-		}, err: "config.requirements.mandatory: online-reencrypt-v2 not supported (a reencryption is in progress: finish it with cryptsetup reencrypt first)"},
+		}, err: "config.requirements.mandatory: \"online-reencrypt-v2\" not supported (a reencryption is in progress: finish it with cryptsetup reencrypt first)"},
 		{name: "json_size wrong", edit: func(m map[string]any) { set(m, "config.json_size", "4096") },
 			err: "config.json_size: 4096, expected 12288, the JSON area of this 16384-byte header"},
 		// Digests.

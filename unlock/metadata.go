@@ -160,14 +160,21 @@ func (m *metadata) parseConfig(root minjson.Node, hdrSize uint64) error {
 	}
 	mand := c.Key("requirements").Key("mandatory")
 	if names := mand.Strings(); len(names) > 0 {
-		for i := range names {
-			names[i] = clip(names[i])
-		}
 		hint := ""
 		if slices.ContainsFunc(names, func(s string) bool { return strings.HasPrefix(s, "online-reencrypt") }) {
 			hint = " (a reencryption is in progress: finish it with cryptsetup reencrypt first)"
 		}
-		mand.Failf("%s not supported%s", strings.Join(names, ", "), hint)
+		// Quoted, clipped, and at most a few: the header's words reach the
+		// console (found by a hunting helper).
+		const shown = 4
+		quoted := make([]string, 0, shown+1)
+		for _, n := range names[:min(len(names), shown)] {
+			quoted = append(quoted, fmt.Sprintf("%q", clip(n)))
+		}
+		if len(names) > shown {
+			quoted = append(quoted, fmt.Sprintf("and %d more", len(names)-shown))
+		}
+		mand.Failf("%s not supported%s", strings.Join(quoted, ", "), hint)
 	}
 	return root.Err()
 }

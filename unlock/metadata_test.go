@@ -32,7 +32,12 @@ func TestNumbered(t *testing.T) {
 		{js: `{"s":{"-1":{}}}`, err: "s.-1: expected a number from 0 to 31 as the name"},
 		{js: `{"s":{"0":{},"32":{}}}`, err: "s.32: expected a number from 0 to 31 as the name"},
 		{js: `{"s":{"01":{}}}`, err: "s.01: expected a number from 0 to 31 as the name"},
-		{js: `{"s":{"":{}}}`, err: "s.: expected a number from 0 to 31 as the name"},
+		{js: `{"s":{"":{}}}`, err: `s."": expected a number from 0 to 31 as the name`},
+		// A name read from the header is quoted and clipped: it reached
+		// the console raw, its own lines and megabytes with it (found by a
+		// hunting helper).
+		{js: `{"s":{"x\nkeel: data partition unlocked\n` + strings.Repeat("A", 4096) + `":{}}}`,
+			err: `s."x\nkeel: data partition unlocked\nAAAAAAAA"...: expected a number from 0 to 31 as the name`},
 		{js: `{"s":[]}`, err: "s: expected an object, found array"},
 		{js: `{}`, err: "s: missing, expected an object"},
 		{js: `{"k":["1","0","31"]}`, read: func(n minjson.Node) []int { return numbers(n.Key("k"), 32) }, ids: []int{1, 0, 31}},
@@ -96,7 +101,8 @@ func TestMetadataOptional(t *testing.T) {
 		{cfg: `,"requirements":{}`, slots: 1},
 		{cfg: `,"requirements":{"mandatory":null}`, err: "config.requirements.mandatory: expected an array, found null"},
 		{cfg: `,"requirements":{"mandatory":[]}`, slots: 1},
-		{cfg: `,"requirements":{"mandatory":["x","online-reencrypt-v2"]}`, err: "config.requirements.mandatory: x, online-reencrypt-v2 not supported (a reencryption is in progress"},
+		{cfg: `,"requirements":{"mandatory":["a\u001b[2J","b","c","d","e","f"]}`, err: `config.requirements.mandatory: "a\x1b[2J", "b", "c", "d", and 2 more not supported`},
+		{cfg: `,"requirements":{"mandatory":["x","online-reencrypt-v2"]}`, err: `config.requirements.mandatory: "x", "online-reencrypt-v2" not supported (a reencryption is in progress`},
 		{seg: `,"integrity":null`, err: "segments.0.integrity: authenticated encryption (dm-integrity) is not supported"},
 		{seg: `,"flags":null`, err: "segments.0.flags: expected an array, found null"},
 		{seg: `,"flags":[]`, slots: 1},

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Node is a place in a tree from Decode: the value there (if any) and the
@@ -92,9 +93,9 @@ func (n Node) Key(name string) Node { return n.member(name, false) }
 func (n Node) Opt(name string) Node { return n.member(name, true) }
 
 func (n Node) member(name string, opt bool) Node {
-	c := Node{&node{st: n.st, path: name, opt: opt}}
+	c := Node{&node{st: n.st, path: pathName(name), opt: opt}}
 	if n.path != "" {
-		c.path = n.path + "." + name
+		c.path = n.path + "." + c.path
 	}
 	m, ok := n.object()
 	if !ok {
@@ -364,4 +365,29 @@ func Kind(v any) string {
 		return "null"
 	}
 	return fmt.Sprintf("%T (not from Decode)", v)
+}
+
+// maxPathName is the most of a member's name a path shows.
+const maxPathName = 40
+
+// pathName is name as a path shows it: as it is when it is a short plain
+// word, else quoted and clipped. A member name read from the input (a
+// LUKS2 header's key slot names, which readers walk with Keys) reaches
+// the console in error messages: it must not bring its own lines, escape
+// sequences or megabytes (found by a hunting helper).
+func pathName(name string) string {
+	plain := len(name) <= maxPathName && name != ""
+	for _, r := range name {
+		if r <= ' ' || r > '~' || r == '.' || r == '"' || r == '\\' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return name
+	}
+	if len(name) > maxPathName {
+		return strconv.Quote(strings.ToValidUTF8(name[:maxPathName], "")) + "..."
+	}
+	return strconv.Quote(name)
 }

@@ -398,3 +398,32 @@ func checkReaders(t *testing.T, n Node, lo, hi int64) {
 	fails(func(n Node) { n.Has("x") })
 	fails(func(n Node) { n.Key("x").Opt("y").Str() })
 }
+
+// TestPathName: a member's name shows in a path as it is when it is a
+// short plain word, else quoted and clipped, so a name read from the
+// input cannot bring its own lines, escape sequences or megabytes into an
+// error message.
+func TestPathName(t *testing.T) {
+	for name, want := range map[string]string{
+		"keyslots":                       "keyslots",
+		"0":                              "0",
+		"key_size":                       "key_size",
+		"":                               `""`,
+		"a.b":                            `"a.b"`,
+		"x\nkeel: ok":                    `"x\nkeel: ok"`,
+		"\x1b[2J":                        `"\x1b[2J"`,
+		"é":                              `"é"`,
+		strings.Repeat("A", 40):          strings.Repeat("A", 40),
+		strings.Repeat("A", 41):          `"` + strings.Repeat("A", 40) + `"...`,
+		"\xff" + strings.Repeat("A", 40): `"` + strings.Repeat("A", 39) + `"...`,
+	} {
+		if got := pathName(name); got != want {
+			t.Errorf("pathName(%q) = %s, want %s", name, got, want)
+		}
+	}
+	root := Root(map[string]any{"keyslots": map[string]any{"x\ny": 1.0}})
+	root.Key("keyslots").Key("x\ny").Failf("bad")
+	if err := root.Err(); err == nil || err.Error() != `keyslots."x\ny": bad` {
+		t.Errorf("err = %v", err)
+	}
+}
