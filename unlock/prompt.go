@@ -3,7 +3,6 @@
 package unlock
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -65,17 +64,18 @@ func (p Prompter) Ask(what string, tryKey func([]byte) error) error {
 	}
 	defer restore()
 	console := p.Console
-	in := bufio.NewReader(console)
+	in := newLineReader(console)
+	defer in.wipe()
 	var last error
 	for range tries {
 		fmt.Fprintf(console, "Passphrase for %s: ", what)
 		if p.Timeout > 0 {
-			if err := p.waitInput(deadline.Sub(now()), in.Buffered() > 0); err != nil {
+			if err := p.waitInput(deadline.Sub(now()), in.buffered()); err != nil {
 				fmt.Fprint(console, "\n")
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
-		line, err := readLine(in)
+		line, err := in.readLine()
 		fmt.Fprint(console, "\n") // the Enter typed was not echoed
 		if err != nil {
 			return fmt.Errorf("%s: reading the passphrase from the console: %w", what, err)
@@ -146,18 +146,69 @@ func PollInput(fd int, d time.Duration) (bool, error) {
 	}
 }
 
-// readLine reads one line without its line ending. A console that ends
-// before a line does is io.ErrUnexpectedEOF (or io.EOF with nothing typed).
-func readLine(in *bufio.Reader) ([]byte, error) {
-	s, err := in.ReadBytes('\n')
-	if errors.Is(err, io.EOF) && len(s) > 0 {
-		err = io.ErrUnexpectedEOF
+// maxLine is the longest line the prompt reads: a terminal's line is at
+// most 4095 bytes in canonical mode.
+const maxLine = 8 << 10
+
+// lineReader reads lines into the one buffer it owns, which wipe clears
+// once the prompt is done: a bufio.Reader's buffer, out of reach, kept
+// every passphrase typed after the copy handed out was cleared (found by a
+// hunting helper).
+type lineReader struct {
+	r          io.Reader
+	buf        []byte // buf[start:end] is read and not handed out yet
+	start, end int
+	err        error // the reader's, once it returned one
+	empty      int   // reads in a row that returned nothing
+}
+
+func newLineReader(r io.Reader) *lineReader { return &lineReader{r: r, buf: make([]byte, maxLine)} }
+
+// buffered tells whether some input was read and not handed out yet.
+func (l *lineReader) buffered() bool { return l.end > l.start }
+
+// readLine reads one line without its line ending; the line is the
+// reader's buffer, which the caller clears when done with it. A console
+// that ends before a line does is io.ErrUnexpectedEOF (or io.EOF with
+// nothing typed).
+func (l *lineReader) readLine() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(l.buf[l.start:l.end], '\n'); i >= 0 {
+			line := l.buf[l.start : l.start+i]
+			l.start += i + 1
+			return bytes.TrimRight(line, "\r"), nil
+		}
+		if l.err != nil {
+			if errors.Is(l.err, io.EOF) && l.buffered() {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, l.err
+		}
+		if l.start > 0 { // move what is left to the front
+			n := copy(l.buf, l.buf[l.start:l.end])
+			clear(l.buf[n:l.end])
+			l.start, l.end = 0, n
+		}
+		if l.end == len(l.buf) {
+			return nil, fmt.Errorf("a line of more than %d bytes", len(l.buf))
+		}
+		n, err := l.r.Read(l.buf[l.end:])
+		l.end += n
+		l.err = err
+		if n == 0 && err == nil {
+			if l.empty++; l.empty == 100 { // as bufio gives up
+				l.err = io.ErrNoProgress
+			}
+		} else {
+			l.empty = 0
+		}
 	}
-	if err != nil {
-		clear(s)
-		return nil, err
-	}
-	return bytes.TrimRight(s, "\r\n"), nil
+}
+
+// wipe clears everything read.
+func (l *lineReader) wipe() {
+	clear(l.buf)
+	l.start, l.end = 0, 0
 }
 
 // echoOff turns off echo on the terminal fd, keeping canonical mode so the

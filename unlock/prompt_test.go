@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -324,4 +326,52 @@ func TestPollInput(t *testing.T) {
 type rw struct {
 	io.Reader
 	io.Writer
+}
+
+// keeper is a console that keeps every buffer the prompt reads into.
+type keeper struct {
+	console
+	bufs [][]byte
+}
+
+func (k *keeper) Read(p []byte) (int, error) {
+	k.bufs = append(k.bufs, p)
+	return k.console.Read(p)
+}
+
+// TestPromptWipesWhatItRead: once the prompt is done, no buffer it read
+// the console into holds a passphrase typed, the right one or the wrong
+// ones; a bufio.Reader's buffer kept them (found by a hunting helper).
+// Lines are read whole whatever the reads return, up to a limit.
+func TestPromptWipesWhatItRead(t *testing.T) {
+	for _, in := range []io.Reader{
+		// Read at once: what follows the right passphrase was read too.
+		strings.NewReader("correct horse\r\nright\nbattery staple\n"),
+		iotest.OneByteReader(strings.NewReader("correct horse\r\nright\n")),
+	} {
+		c := &keeper{console: console{in: in}}
+		var tried []string
+		if err := Prompt(c, -1, what, 3, tryer(&tried)); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(tried, []string{"correct horse", "right"}) {
+			t.Errorf("tried %q", tried)
+		}
+		for _, b := range c.bufs {
+			for _, secret := range []string{"horse", "right", "staple"} {
+				if bytes.Contains(b[:cap(b)], []byte(secret)) {
+					t.Fatalf("a buffer the console was read into still holds %q", secret)
+				}
+			}
+		}
+	}
+	var tried []string
+	long := &console{in: strings.NewReader(strings.Repeat("x", maxLine+1) + "\n")}
+	if err := Prompt(long, -1, what, 3, tryer(&tried)); err == nil || !strings.Contains(err.Error(), "a line of more than 8192 bytes") {
+		t.Errorf("a line past the limit: %v", err)
+	}
+	stuck := &console{in: iotest.ErrReader(nil)}
+	if err := Prompt(stuck, -1, what, 3, tryer(&tried)); !errors.Is(err, io.ErrNoProgress) {
+		t.Errorf("a console whose reads return nothing: %v", err)
+	}
 }
