@@ -219,3 +219,40 @@ func TestFromBakedLockedRefusesWeakening(t *testing.T) {
 		{"rd.emergency", "shell", refusedLocked}, {"systemd.verity_root_options", "ignore-corruption", refusedLocked},
 	})
 }
+
+// TestLockedVerityModeKept: on a locked initramfs built to panic on
+// corruption, the command line cannot lower that to a restart: a value
+// naming restart, or an empty one, is refused; one naming no mode keeps
+// panic with its flags. It replaced the baked list with restart (found by
+// a hunting helper). Unlocked, the command line wins.
+func TestLockedVerityModeKept(t *testing.T) {
+	const opt = "systemd.verity_root_options"
+	for _, c := range []struct {
+		line     string
+		locked   bool
+		want     []string
+		problems []Problem
+	}{
+		{opt + "=restart-on-corruption", true, []string{PanicOnCorruption},
+			[]Problem{{opt, "restart-on-corruption", refusedLocked + " (this initramfs panics on corruption: restart-on-corruption is weaker)"}}},
+		{opt + "=", true, []string{PanicOnCorruption},
+			[]Problem{{opt, "", refusedLocked + " (this initramfs panics on corruption: restart-on-corruption is weaker)"}}},
+		{opt + "=ignore-zero-blocks", true, []string{PanicOnCorruption, IgnoreZeroBlocks}, nil},
+		{opt + "=panic-on-corruption,ignore-zero-blocks", true, []string{PanicOnCorruption, IgnoreZeroBlocks}, nil},
+		{opt + "=restart-on-corruption", false, []string{RestartOnCorruption}, nil},
+		{opt + "=", false, []string{RestartOnCorruption}, nil},
+	} {
+		base, problems := FromBaked(opt+"=panic-on-corruption", c.locked)
+		if len(problems) != 0 {
+			t.Fatal(problems)
+		}
+		got, problems := Parse(c.line, base, c.locked)
+		if !reflect.DeepEqual(got.VerityOptions, c.want) || !reflect.DeepEqual(problems, c.problems) {
+			t.Errorf("%q (locked %v): %v, %v; want %v, %v", c.line, c.locked, got.VerityOptions, problems, c.want, c.problems)
+		}
+	}
+	// Locked over keel's default (restart), a restart stays allowed.
+	if got, problems := Parse(opt+"=restart-on-corruption", Defaults(), true); len(problems) != 0 || got.VerityOptions[0] != RestartOnCorruption {
+		t.Errorf("locked, default base: %v, %v", got.VerityOptions, problems)
+	}
+}

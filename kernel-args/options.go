@@ -176,9 +176,20 @@ func (p *parser) verityOptions(par Param) string {
 	if !par.HasValue {
 		return "expected a value: a comma-separated list of dm-verity options"
 	}
-	opts, reason := parseVerityOptions(par.Value, p.pol.locked)
+	opts, named, reason := parseVerityOptions(par.Value, p.pol.locked)
 	if reason != "" {
 		return reason
+	}
+	// Locked, panic (which the builder baked, or an earlier word asked
+	// for) is not lowered to restart: a value naming restart, or none
+	// (the default restores restart), is refused; one naming no mode keeps
+	// panic. The command line could undo the builder's stricter choice
+	// (found by a hunting helper).
+	if p.pol.locked && len(p.cfg.VerityOptions) > 0 && p.cfg.VerityOptions[0] == PanicOnCorruption && opts[0] != PanicOnCorruption {
+		if named || strings.Trim(par.Value, ",") == "" {
+			return fmt.Sprintf("%s (this initramfs panics on corruption: restart-on-corruption is weaker)", refusedLocked)
+		}
+		opts[0] = PanicOnCorruption
 	}
 	p.cfg.VerityOptions = opts
 	return ""

@@ -47,8 +47,9 @@ func weakens(o string) bool {
 // parseVerityOptions turns systemd.verity_root_options=a,b into kernel
 // option names: '-' and '_' are alike, case is ignored, empty items and
 // repeats are dropped. The result names exactly one corruption mode, first:
-// restart_on_corruption is the default when none is named (docs/cmdline.md, systemd.verity_root_options=).
-func parseVerityOptions(v string, locked bool) ([]string, string) {
+// restart_on_corruption is the default when none is named (docs/cmdline.md,
+// systemd.verity_root_options=); named says whether v named one.
+func parseVerityOptions(v string, locked bool) (opts []string, named bool, reason string) {
 	mode := ""
 	var flags []string
 	for _, item := range strings.Split(v, ",") {
@@ -58,22 +59,23 @@ func parseVerityOptions(v string, locked bool) ([]string, string) {
 			continue
 		case o != RestartOnCorruption && o != PanicOnCorruption && o != IgnoreCorruption &&
 			o != CheckAtMostOnce && o != IgnoreZeroBlocks:
-			return nil, fmt.Sprintf("unknown option %q, expected a comma-separated list of "+
+			return nil, false, fmt.Sprintf("unknown option %q, expected a comma-separated list of "+
 				"restart-on-corruption, panic-on-corruption, ignore-corruption, check-at-most-once, ignore-zero-blocks", item)
 		case locked && weakens(o):
-			return nil, fmt.Sprintf("%s (%s weakens dm-verity)", refusedLocked, o)
+			return nil, false, fmt.Sprintf("%s (%s weakens dm-verity)", refusedLocked, o)
 		case isMode(o) && mode != "" && mode != o:
-			return nil, fmt.Sprintf("%s and %s both chosen, expected at most one corruption mode", mode, o)
+			return nil, false, fmt.Sprintf("%s and %s both chosen, expected at most one corruption mode", mode, o)
 		case isMode(o):
 			mode = o
 		case !slices.Contains(flags, o):
 			flags = append(flags, o)
 		}
 	}
-	if mode == "" {
+	named = mode != ""
+	if !named {
 		mode = RestartOnCorruption
 	}
-	return append([]string{mode}, flags...), ""
+	return append([]string{mode}, flags...), named, ""
 }
 
 // strengthen replaces or drops the options a locked initramfs refuses.
