@@ -57,13 +57,10 @@ func (b *boot) setPanicTimeout(cmdline string, policy string) {
 // as the kernel splits the line (after it, the words are the init's). A
 // panic= that is not a number is not applied: the kernel's 0 stays.
 func panicGiven(cmdline string) bool {
-	for _, p := range kargs.SplitKernel(cString(cmdline)) {
-		if p.Key == "--" && !p.HasValue {
-			return false
-		}
+	for _, p := range kargs.SplitKernel(kargs.KernelOptions(cString(cmdline))) {
 		switch p.Name() {
 		case "panic":
-			if _, err := strconv.ParseInt(p.Value, 0, 32); p.HasValue && err == nil {
+			if _, ok := kstrtoint(p.Value); p.HasValue && ok {
 				return true
 			}
 		case "sysctl.kernel.panic", "sysctl.kernel/panic":
@@ -71,4 +68,46 @@ func panicGiven(cmdline string) bool {
 		}
 	}
 	return false
+}
+
+// kstrtoint parses s as the kernel's kstrtoint(s, 0) does, which reads
+// panic=: an optional sign ('+' only before the digits of a positive
+// number), "0x" before hexadecimal digits, a leading 0 for octal, else
+// decimal, one trailing newline allowed, and a value that fits an int.
+// Go's ParseInt(s, 0, 32) takes underscores, 0b and 0o as well, which the
+// kernel refuses: panic=1_0 was taken as set while the kernel's 0 stayed,
+// and a panic then stopped the machine for good (found by a hunting
+// helper).
+func kstrtoint(s string) (int32, bool) {
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	} else {
+		s = strings.TrimPrefix(s, "+")
+	}
+	base := 10
+	switch {
+	case len(s) >= 3 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && isHexDigit(s[2]):
+		base, s = 16, s[2:]
+	case strings.HasPrefix(s, "0"):
+		base = 8
+	}
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" || s[0] == '+' || s[0] == '-' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, base, 64) // an explicit base takes no '_'
+	switch {
+	case err != nil:
+		return 0, false
+	case neg && n <= 1<<31:
+		return int32(-int64(n)), true
+	case !neg && n < 1<<31:
+		return int32(n), true
+	}
+	return 0, false
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

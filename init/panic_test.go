@@ -31,6 +31,27 @@ func TestPanicGiven(t *testing.T) {
 		"sysctl.kernel/panic=30":        true,
 		"sysctl.kernel.panic_on_oops=1": false,
 		"":                              false,
+		// As the kernel's kstrtoint reads it (found by a hunting helper):
+		// Go's syntax beyond it is not applied.
+		"panic=1_0":         false,
+		"panic=0b1":         false,
+		"panic=0o7":         false,
+		"panic=010":         true, // octal
+		"panic=08":          false,
+		"panic=+5":          true,
+		"panic=-+5":         false,
+		"panic=0X1f":        true,
+		"panic=0x":          false,
+		"panic=2147483647":  true,
+		"panic=2147483648":  false,
+		"panic=-2147483648": true,
+		"panic=-2147483649": false,
+		// The kernel's "--" (a leading quote and then a trailing one
+		// removed, no other): -""- is a word of its own.
+		`-""- panic=0`:       true,
+		`"--" panic=0`:       false,
+		`"--"x panic=0`:      true,
+		`a="b -- c" panic=0`: true,
 	} {
 		if got := panicGiven(line); got != want {
 			t.Errorf("panicGiven(%q) = %v, want %v", line, got, want)

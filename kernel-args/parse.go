@@ -61,7 +61,8 @@ func shown(s string) string {
 
 // Parse applies cmdline over base, in order, the last of repeated options
 // winning. Unknown options are ignored silently: they belong to the kernel
-// or to systemd. Everything after a bare "--" belongs to init and is ignored.
+// or to systemd. Everything after the kernel's "--" (KernelOptions) belongs
+// to init and is ignored.
 // With locked, options that would weaken the boot are refused (see
 // docs/cmdline.md), and the result never has rd.break, verity=off or the
 // shell emergency policy, whatever base held. Parse never fails: each option
@@ -98,10 +99,7 @@ type parser struct {
 func parse(cmdline string, base Config, pol policy) (Config, []Problem) {
 	p := &parser{cfg: base, base: base, pol: pol}
 	p.cfg.VerityOptions = append([]string(nil), base.VerityOptions...)
-	for _, par := range Split(cmdline) {
-		if par.Key == "--" && !par.HasValue {
-			break
-		}
+	for _, par := range Split(KernelOptions(cmdline)) {
 		p.apply(par)
 	}
 	if pol.locked {

@@ -196,6 +196,10 @@ func TestParseGeneral(t *testing.T) {
 		{"unknown ignored", "console=ttyS0 ro splash systemd.unit=rescue.target foo=bar", nil, nil},
 		{"repeats: last wins", "slot=a overlay=off slot=b overlay=tmpfs", func(c *Config) { c.Slot, c.Overlay = "b", OverlayTmpfs }, nil},
 		{"after -- belongs to init", "slot=a -- slot=b rd.break", func(c *Config) { c.Slot = "a" }, nil},
+		{"quoted -- ends them too", `slot=a "--" slot=b`, func(c *Config) { c.Slot = "a" }, nil},
+		// The kernel reads -""- as a word of its own and goes on; so does
+		// keel (it stopped there, found by a hunting helper).
+		{"-\"\"- is not --", `slot=a -""- slot=b`, func(c *Config) { c.Slot = "b" }, nil},
 		{"-- with value is an option", "--=x slot=b", func(c *Config) { c.Slot = "b" }, nil},
 		{"quoted whole word", `"rd.emergency=reboot" "slot=b"`, func(c *Config) { c.Emergency, c.Slot = EmergencyReboot, "b" }, nil},
 		{"trailing newline", "slot=a\n", func(c *Config) { c.Slot = "a" }, nil},

@@ -63,6 +63,35 @@ func SplitKernel(cmdline string) []Param {
 	return split(cmdline, func(c byte) bool { return isSpace(c) || c == 0xa0 })
 }
 
+// KernelOptions is cmdline up to the word with which the kernel ends its
+// own parameters: "--" as the kernel's next_arg sees it, with no '=' — a
+// leading quote removed, and then a trailing one, and no other (so "--"
+// ends them and -""- does not, where Split, removing every quote, reads
+// "--" in both). What follows is the init's argv, not options.
+func KernelOptions(cmdline string) string {
+	space := func(c byte) bool { return isSpace(c) || c == 0xa0 }
+	for i := 0; i < len(cmdline); {
+		for i < len(cmdline) && space(cmdline[i]) {
+			i++
+		}
+		start, inQuote := i, false
+		for ; i < len(cmdline) && (inQuote || !space(cmdline[i])); i++ {
+			if cmdline[i] == '"' {
+				inQuote = !inQuote
+			}
+		}
+		w := cmdline[start:i]
+		if strings.HasPrefix(w, `"`) {
+			w = strings.TrimPrefix(w, `"`)
+			w = strings.TrimSuffix(w, `"`)
+		}
+		if w == "--" {
+			return cmdline[:start]
+		}
+	}
+	return cmdline
+}
+
 func split(cmdline string, space func(byte) bool) []Param {
 	var params []Param
 	for rest := cmdline; ; {

@@ -4,6 +4,7 @@ package kargs
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -100,4 +101,38 @@ func TestSplitKernel(t *testing.T) {
 			t.Errorf("SplitKernel(%q) = %#v, want %#v", c.in, got, c.want)
 		}
 	}
+}
+
+// TestKernelOptions: the command line is cut where the kernel ends its own
+// parameters: at "--" as its next_arg reads a word.
+func TestKernelOptions(t *testing.T) {
+	for line, want := range map[string]string{
+		"quiet -- single": "quiet ",
+		"quiet":           "quiet",
+		`a "--" b`:        "a ",
+		`a -""- b`:        `a -""- b`,
+		`a "--"x b`:       `a "--"x b`,
+		`a --" b" c`:      `a --" b" c`,
+		"a --=x b":        "a --=x b",
+		"a\xa0-- b":       "a\xa0",
+		`x="a -- b" -- c`: `x="a -- b" `,
+		"--":              "",
+		"":                "",
+	} {
+		if got := KernelOptions(line); got != want {
+			t.Errorf("KernelOptions(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
+
+func FuzzKernelOptions(f *testing.F) {
+	for _, s := range []string{"quiet -- single", `a "--" b`, `a -""- b`, `x="a -- b" -- c`, "\"", "--"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k := KernelOptions(s)
+		if !strings.HasPrefix(s, k) || KernelOptions(k) != k {
+			t.Fatalf("KernelOptions(%q) = %q: want a prefix that is cut no further", s, k)
+		}
+	})
 }
