@@ -124,8 +124,15 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 		}
 		// A slot that could not be tried (its try not countable) is only
 		// skipped: an unwritable bootstate says nothing about the image.
+		// It gets back the try charged in memory, which the next write
+		// (the other slot's count) would store: a trial on its last try
+		// was then retired, never attempted (found by a hunting helper).
 		if tried && !c.Forced {
 			sel.settle(st, &state, before.Slot(c.Slot), c.Slot, failed, excluded)
+		} else if !tried {
+			p, _ := state.slot(c.Slot)
+			prev := before.Slot(c.Slot)
+			p.Tries, p.Unconfirmed = prev.Tries, prev.Unconfirmed
 		}
 		excluded = append(excluded, c.Slot)
 	}

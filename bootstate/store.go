@@ -156,7 +156,13 @@ func save(st Store, s *State) (fellBack bool, err error) {
 	}
 	err = writeRecord(st, target, rec)
 	failed := errors.Is(err, syscall.EIO)
-	if err == nil && c[target].io {
+	if err == nil {
+		// Read back from the device after every write, not only over a
+		// copy that could not be read: a dying SD card or eMMC may take
+		// writes and flushes without an error and keep its old bytes.
+		// Trusted, such a write let a trial that crashes the machine
+		// boot for ever, its try never counted on the medium, and the
+		// good slot never again (found by a hunting helper).
 		err = readsBack(st, target, rec)
 		failed = err != nil
 	}
@@ -184,7 +190,11 @@ func save(st Store, s *State) (fellBack bool, err error) {
 		if validOnDevice(st, target) {
 			return false, err
 		}
-		if werr := writeRecord(st, 1-target, rec); werr != nil {
+		werr := writeRecord(st, 1-target, rec)
+		if werr == nil {
+			werr = readsBack(st, 1-target, rec)
+		}
+		if werr != nil {
 			return false, fmt.Errorf("%w; and the other copy: %w", err, werr)
 		}
 	}
