@@ -63,7 +63,7 @@ func (b *boot) waitFor(role, spec string) (string, error) {
 	defer cancel()
 	path, err := b.dev.WaitFor(ctx, s)
 	if err != nil {
-		return "", fmt.Errorf("%s device: %w (rd.timeout=%v)", role, err, b.cfg.Timeout)
+		return "", fmt.Errorf("%s device: %w (rd.timeout=%d)", role, err, int(b.cfg.Timeout/time.Second))
 	}
 	if b.baked.Locked && s.Kind != devspec.Path {
 		if err := b.uniqueDevice(ctx, role, s); err != nil {

@@ -60,7 +60,7 @@ func (b *boot) waitForDefault(role, label string) (string, error) {
 	defer cancel()
 	path, err := b.dev.WaitForOnDisk(ctx, spec, disk)
 	if err != nil {
-		return "", fmt.Errorf("%s device on the system disk /dev/%s: %w (rd.timeout=%v)", role, disk, err, b.cfg.Timeout)
+		return "", fmt.Errorf("%s device on the system disk /dev/%s: %w (rd.timeout=%d)", role, disk, err, int(b.cfg.Timeout/time.Second))
 	}
 	b.log.Infof("%s device %s is %s (system disk /dev/%s)", role, spec, path, disk)
 	return path, nil
@@ -111,7 +111,7 @@ func (b *boot) chooseSlotDisk() {
 	loader := b.loaderPartUUID()
 	_, err := b.dev.WaitSystemDisk(ctx, "", loader)
 	if errors.Is(err, devices.ErrLoaderDiskNotSeen) {
-		b.warnLoud("the firmware loaded the kernel from the partition PARTUUID=%s (LoaderDevicePartUUID), which is on no disk this boot saw within rd.timeout=%v: the system disk is chosen by its partition labels alone", loader, b.cfg.Timeout)
+		b.warnLoud("the firmware loaded the kernel from the partition PARTUUID=%s (LoaderDevicePartUUID), which is on no disk this boot saw within rd.timeout=%d: the system disk is chosen by its partition labels alone", loader, int(b.cfg.Timeout/time.Second))
 		loader = ""
 		_, err = b.dev.WaitSystemDisk(ctx, "", "")
 	}

@@ -110,7 +110,7 @@ func TestBootStateUnavailable(t *testing.T) {
 	}{
 		{fmt.Errorf("bootstate device PARTLABEL=bootstate: the system disk /dev/vda has %w labelled bootstate", errNoSuchPartition), false},
 		{fmt.Errorf("bootstate device /dev/vda7: %w: the device holds ext4", bootstate.ErrForeign), false},
-		{fmt.Errorf("bootstate device on the system disk /dev/vda: %w (rd.timeout=30s)", context.DeadlineExceeded), true},
+		{fmt.Errorf("bootstate device on the system disk /dev/vda: %w (rd.timeout=30)", context.DeadlineExceeded), true},
 		{fmt.Errorf("bootstate device /dev/vda5: reading: %w", unix.EIO), true},
 	} {
 		if got := unavailable(c.why); got != c.want {

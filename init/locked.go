@@ -183,7 +183,7 @@ func lockedKernelOptions(cmdline, baked string) error {
 			continue
 		}
 		if hidesDevices(p) {
-			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this kernel option hides devices or drivers (the system disk could be replaced by another disk); remove it", p)
+			return fmt.Errorf("command line: %s: refused: the initramfs is locked and this kernel option hides devices or drivers (the system disk could be replaced by another disk); remove it", kargs.ShownWord(p.String()))
 		}
 		// Quotes and backslashes left in a word as the kernel splits it
 		// are systemd's to remove: 'systemd.run=…' is its systemd.run=.
@@ -227,10 +227,10 @@ func refuseSystemdWord(word, shown string) error {
 	key, _, hasValue := strings.Cut(word, "=")
 	name := strings.ReplaceAll(key, "-", "_") // systemd, like the kernel, takes - and _ as one
 	if strings.HasPrefix(name, "systemd.") && !slices.Contains(systemdAllowed, name) && !strings.HasPrefix(name, "systemd.journald.") {
-		return fmt.Errorf("command line: %s: refused: the initramfs is locked and this systemd option can change what the booted system runs (a command, a unit, a mount, a shell); remove it, or bake it with mkinitrd --cmdline to allow exactly this value", shown)
+		return fmt.Errorf("command line: %s: refused: the initramfs is locked and this systemd option can change what the booted system runs (a command, a unit, a mount, a shell); remove it, or bake it with mkinitrd --cmdline to allow exactly this value", kargs.ShownWord(shown))
 	}
 	if !hasValue && slices.Contains(runlevelWords, strings.ReplaceAll(name, "_", "-")) {
-		return fmt.Errorf("command line: %s: refused: the initramfs is locked and this word boots systemd into a rescue or emergency shell; remove it", shown)
+		return fmt.Errorf("command line: %s: refused: the initramfs is locked and this word boots systemd into a rescue or emergency shell; remove it", kargs.ShownWord(shown))
 	}
 	return nil
 }

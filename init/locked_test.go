@@ -169,6 +169,9 @@ func TestLockedKernelOptions(t *testing.T) {
 		{`'"' emergency '"'`, "command line: emergency: refused"},
 		{`\'\"\' systemd.run=/bin/sh \'\"\'`, "command line: systemd.run=/bin/sh: refused"},
 		{`\"x systemd.debug_shell "`, "command line: systemd.debug_shell: refused"},
+		// Named quoted and cut: the word reached the console raw, escape
+		// sequences and kilobytes with it (found by a hunting helper).
+		{"systemd.run=\x1b[2J" + strings.Repeat("x", 3000), `command line: "systemd.run=\x1b[2Jxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…": refused`},
 		// What systemd logs and shows, keel's own options, the builder's
 		// baked words, a runlevel word as a value: let through.
 		{"systemd.log_level=debug systemd.show_status=0 systemd.journald.forward_to_console=1 systemd.log-target=console", ""},

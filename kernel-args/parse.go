@@ -47,6 +47,21 @@ func (p Problem) Written() string {
 	return shown(p.Option) + "=" + shown(p.Value)
 }
 
+// ShownWord is a word of the command line as a message names it: as it
+// is when it is short and printable, else quoted (escape sequences and
+// control characters written out) and cut to maxShown bytes, so that the
+// console stays readable whatever the line holds.
+func ShownWord(s string) string {
+	plain := len(s) <= maxShown
+	for i := 0; plain && i < len(s); i++ {
+		plain = s[i] >= ' ' && s[i] < 0x7f
+	}
+	if plain {
+		return s
+	}
+	return strconv.Quote(shown(s))
+}
+
 // shown cuts s to maxShown bytes at a rune boundary.
 func shown(s string) string {
 	if len(s) <= maxShown {

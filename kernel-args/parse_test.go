@@ -314,3 +314,21 @@ func TestWithoutMode(t *testing.T) {
 		}
 	}
 }
+
+// TestShownWord: a word of the command line is named as it is when short
+// and printable, else quoted and cut.
+func TestShownWord(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for in, want := range map[string]string{
+		"systemd.run=/bin/sh":      "systemd.run=/bin/sh",
+		`"systemd.run=/bin/sh -c"`: `"systemd.run=/bin/sh -c"`,
+		"systemd.run=\x1b[2J":      `"systemd.run=\x1b[2J"`,
+		"a\nb":                     `"a\nb"`,
+		long:                       `"` + long[:80] + `…"`,
+		"voilà":                    `"voilà"`,
+	} {
+		if got := ShownWord(in); got != want {
+			t.Errorf("ShownWord(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
