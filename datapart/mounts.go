@@ -33,9 +33,18 @@ func Probe(dev string) (devices.FS, error) {
 	return Identify(dev, f)
 }
 
-// Identify is Probe over an already open device.
+// Identify is Probe over an already open device. A LUKS2 volume whose
+// first sectors are wiped or unreadable is known by its second header
+// (devices.ProbeLUKS2Second), as cryptsetup opens it: it was taken for a
+// partition holding nothing, and the boot went volatile without the
+// user's data (found by a hunting helper).
 func Identify(dev string, r io.ReaderAt) (devices.FS, error) {
 	fs, err := devices.Probe(r)
+	if err != nil {
+		if second, ok, serr := devices.ProbeLUKS2Second(r); ok && serr == nil {
+			fs, err = second, nil
+		}
+	}
 	if errors.Is(err, devices.ErrUnknownFS) {
 		return fs, fmt.Errorf("data partition %s: no filesystem found, expected btrfs, ext4 or LUKS: %w", dev, err)
 	}

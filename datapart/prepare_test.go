@@ -4,6 +4,7 @@ package datapart
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -147,6 +148,15 @@ func TestIdentify(t *testing.T) {
 		copy(b[off:], magic)
 		return b
 	}
+	// second is a device starting with head, with a LUKS2 second header
+	// at 16 KiB.
+	second := func(head []byte) []byte {
+		b := img(16<<10, "SKUL\xba\xbe\x00\x02")
+		binary.BigEndian.PutUint64(b[16<<10+8:], 16<<10)
+		binary.BigEndian.PutUint64(b[16<<10+256:], 16<<10)
+		copy(b, head)
+		return b
+	}
 	ext4 := img(1024+56, "\x53\xef")
 	ext4[1024+96] = 0x40 // an ext4-only incompat feature (extents)
 	for _, tc := range []struct {
@@ -160,6 +170,11 @@ func TestIdentify(t *testing.T) {
 		{name: "luks", data: img(0, "LUKS\xba\xbe\x00\x02"), typ: LUKS},
 		{name: "squashfs", data: img(0, "hsqs"), err: "data partition /dev/vda6: found squashfs, expected btrfs, ext4 or LUKS"},
 		{name: "zeros", data: img(0, ""), err: "no filesystem found, expected btrfs, ext4 or LUKS"},
+		// A LUKS2 volume whose first sectors were wiped, known by its
+		// second header (it went volatile); not under a swap signature.
+		{name: "luks2, first sector wiped", data: second(make([]byte, 4096)), typ: LUKS},
+		{name: "swap holding a second header", data: second(append(make([]byte, 4086), "SWAPSPACE2"...)),
+			err: "no filesystem found, expected btrfs, ext4 or LUKS"},
 	} {
 		fs, err := Identify("/dev/vda6", bytes.NewReader(tc.data))
 		if tc.err != "" {

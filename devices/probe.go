@@ -27,28 +27,19 @@ type prober func(r io.ReaderAt) (fs FS, ok bool, err error)
 
 // probers run in order: signatures at byte 0 first, so a filesystem written
 // over an older one wins over the remains of the old one further in; vfat
-// last of those because its boot-sector signature is the weakest; a LUKS2
-// volume known only by its second header after everything else, so the
-// header of a volume since formatted over never wins.
-var probers = [...]prober{probeLUKS, probeSquashfs, probeXFS, probeExt, probeBtrfs, probeVFAT, probeLUKS2Secondary}
+// last because its boot-sector signature is the weakest.
+var probers = [...]prober{probeLUKS, probeSquashfs, probeXFS, probeExt, probeBtrfs, probeVFAT}
 
-// Probe identifies the filesystem (or LUKS container) on a device. A read
-// that fails does not end the probe: a signature elsewhere on the device
-// (a LUKS2 volume's second header when its first sector is unreadable)
-// still identifies it; the first error is returned when none does.
+// Probe identifies the filesystem (or LUKS container) on a device.
 func Probe(r io.ReaderAt) (FS, error) {
-	var first error
 	for _, p := range probers {
 		fs, ok, err := p(r)
-		if err != nil && first == nil {
-			first = err
+		if err != nil {
+			return FS{}, err
 		}
 		if ok {
 			return fs, nil
 		}
-	}
-	if first != nil {
-		return FS{}, first
 	}
 	return FS{}, ErrUnknownFS
 }
@@ -139,33 +130,39 @@ func probeLUKS(r io.ReaderAt) (FS, bool, error) {
 // allows, 16 KiB to 4 MiB.
 const luks2SecondaryMagic = "SKUL\xba\xbe"
 
-// probeLUKS2Secondary finds a LUKS2 volume whose first header is damaged
-// or unreadable (a wiped first sector, a bad block) by its second copy, as
-// cryptsetup opens it: the data partition is then unlocked from that copy
-// (package unlock) instead of being taken for an unknown file system,
-// which booted without the user's data (found by a hunting helper). The
-// copy's label and UUID are those of the volume.
-func probeLUKS2Secondary(r io.ReaderAt) (FS, bool, error) {
-	var first error
+// ProbeLUKS2Second finds a LUKS2 volume whose first sectors are wiped or
+// unreadable (a stray dd, a bad block) by the second copy of its header, as
+// cryptsetup opens it. It is for a partition already chosen as the data
+// partition by other means, when Probe found nothing there or could not
+// read it (package datapart): never for matching a UUID= or LABEL=, since
+// the bytes it reads may be any file's or swap page's on a device keel
+// does not know (found in review). Only when the first 4 KiB are blank
+// (zeros, as a wiped LUKS2 binary header leaves them) or unreadable: a
+// device with a signature keel does not probe (swap, NTFS, an LVM label)
+// is never taken for a volume. The copy must say where it is twice
+// (hdr_size and hdr_offset); the unlock checks its checksum.
+func ProbeLUKS2Second(r io.ReaderAt) (FS, bool, error) {
+	head, ok, err := readBlock(r, 0, 4096)
+	if ok && !bytes.Equal(head, make([]byte, len(head))) {
+		return FS{}, false, nil
+	}
+	if !ok && err == nil {
+		return FS{}, false, nil // a device smaller than 4 KiB
+	}
 	for at := int64(16 << 10); at <= 4<<20; at *= 2 {
 		h, ok, err := readBlock(r, at, 264)
-		if err != nil && first == nil {
-			first = err
+		if err != nil {
+			return FS{}, false, err
 		}
 		if !ok {
-			if err == nil {
-				break // past the end of the device
-			}
-			continue
+			break // past the end of the device
 		}
-		// hdr_size (the first copy's size) and hdr_offset both say where
-		// this copy is.
 		if string(h[:6]) == luks2SecondaryMagic && binary.BigEndian.Uint16(h[6:]) == 2 &&
 			binary.BigEndian.Uint64(h[8:]) == uint64(at) && binary.BigEndian.Uint64(h[256:]) == uint64(at) {
 			return FS{Type: "crypto_LUKS", UUID: strings.ToLower(cString(h[168:208])), Label: cString(h[24:72])}, true, nil
 		}
 	}
-	return FS{}, false, first
+	return FS{}, false, nil
 }
 
 // probeXFS reads the XFS superblock at byte 0.

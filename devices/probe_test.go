@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -202,10 +203,11 @@ func (f failingStart) ReadAt(p []byte, off int64) (int, error) {
 
 // TestProbeLUKS2BySecondHeader: a LUKS2 volume whose first sector is
 // wiped or unreadable is known by its second header (UUID and label
-// included), as cryptsetup opens it; it was taken for an unknown file
-// system, and the data partition went volatile. A file system made over a
-// LUKS2 volume wins over its stale second header; with both headers gone
-// nothing is found.
+// included), as cryptsetup opens it, by ProbeLUKS2Second, which the data
+// partition's identification uses; Probe, which matching uses, does not
+// look there. A file system made over a LUKS2 volume, or a device with a
+// signature keel does not probe (swap, whose pages anyone can fill), is
+// never taken for one; with both headers gone nothing is found.
 func TestProbeLUKS2BySecondHeader(t *testing.T) {
 	img, err := os.ReadFile("../unlock/testdata/argon2id.img")
 	if err != nil {
@@ -215,29 +217,49 @@ func TestProbeLUKS2BySecondHeader(t *testing.T) {
 	if err != nil || whole.Type != "crypto_LUKS" || whole.UUID == "" {
 		t.Fatalf("intact volume: %+v, %v", whole, err)
 	}
+	second := func(r io.ReaderAt) FS {
+		t.Helper()
+		fs, ok, err := ProbeLUKS2Second(r)
+		if err != nil || ok != (fs != FS{}) {
+			t.Fatalf("ProbeLUKS2Second = %+v, %v, %v", fs, ok, err)
+		}
+		return fs
+	}
 	wiped := bytes.Clone(img)
 	clear(wiped[:512])
-	if got, err := Probe(bytes.NewReader(wiped)); err != nil || got != whole {
-		t.Errorf("first sector wiped: %+v, %v; want %+v", got, err, whole)
+	if got := second(bytes.NewReader(wiped)); got != whole {
+		t.Errorf("first sector wiped: %+v; want %+v", got, whole)
 	}
-	if got, err := Probe(failingStart{bytes.NewReader(img), 4096}); err != nil || got != whole {
-		t.Errorf("first sectors unreadable: %+v, %v; want %+v", got, err, whole)
+	if got, err := Probe(bytes.NewReader(wiped)); !errors.Is(err, ErrUnknownFS) {
+		t.Errorf("Probe of the wiped volume: %+v, %v; want nothing: matching does not read second headers", got, err)
+	}
+	if got := second(failingStart{bytes.NewReader(img), 4096}); got != whole {
+		t.Errorf("first sectors unreadable: %+v; want %+v", got, whole)
 	}
 	formatted := bytes.Clone(wiped)
 	copy(formatted[1024:], extSB(0x4, 0x2|0x40, 0x1)[1024:2048])
-	if got, err := Probe(bytes.NewReader(formatted)); err != nil || got.Type != "ext4" {
-		t.Errorf("ext4 made over the volume: %+v, %v; want ext4", got, err)
+	if got := second(bytes.NewReader(formatted)); got != (FS{}) {
+		t.Errorf("ext4 made over the volume: %+v; want no volume", got)
+	}
+	swap := bytes.Clone(wiped)
+	copy(swap[4096-10:], "SWAPSPACE2")
+	swap[1024] = 1 // version
+	if got := second(bytes.NewReader(swap)); got != (FS{}) {
+		t.Errorf("a swap area with a page holding a second header: %+v; want no volume", got)
 	}
 	both := bytes.Clone(wiped)
 	clear(both[16<<10 : 16<<10+512])
-	if got, err := Probe(bytes.NewReader(both)); !errors.Is(err, ErrUnknownFS) {
-		t.Errorf("both headers wiped: %+v, %v; want ErrUnknownFS", got, err)
+	if got := second(bytes.NewReader(both)); got != (FS{}) {
+		t.Errorf("both headers wiped: %+v; want nothing", got)
 	}
 	// A second header that is not where it says it is, is not one.
 	moved := make([]byte, 64<<10)
 	copy(moved[32<<10:], img[16<<10:16<<10+4096])
-	if got, err := Probe(bytes.NewReader(moved)); !errors.Is(err, ErrUnknownFS) {
-		t.Errorf("second header at the wrong place: %+v, %v; want ErrUnknownFS", got, err)
+	if got := second(bytes.NewReader(moved)); got != (FS{}) {
+		t.Errorf("second header at the wrong place: %+v; want nothing", got)
+	}
+	if _, err := Probe(failingStart{bytes.NewReader(img), 4096}); err == nil {
+		t.Error("Probe of an unreadable start: want the read error (one read, not one per signature)")
 	}
 }
 
@@ -275,6 +297,9 @@ func FuzzProbe(f *testing.F) {
 			fs, err := Probe(r)
 			if err == nil && fs.Type == "" {
 				t.Fatalf("Probe(%q) found a filesystem without a type", b)
+			}
+			if fs, ok, err := ProbeLUKS2Second(r); ok && (err != nil || fs.Type != "crypto_LUKS") {
+				t.Fatalf("ProbeLUKS2Second(%q) = %+v, %v", b, fs, err)
 			}
 		}
 	})
