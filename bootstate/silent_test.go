@@ -86,3 +86,45 @@ func TestUntriedTrialKeepsItsTry(t *testing.T) {
 		t.Errorf("b, never attempted, stored as %s; want its one try kept", got)
 	}
 }
+
+// flakyReads fails the next n reads after each write with EIO (a dying
+// card retrying a read, a USB hiccup), then reads.
+type flakyReads struct {
+	*MemStore
+	n, left int
+}
+
+func (f *flakyReads) WriteAt(p []byte, off int64) (int, error) {
+	f.left = f.n
+	return f.MemStore.WriteAt(p, off)
+}
+
+func (f *flakyReads) ReadAt(p []byte, off int64) (int, error) {
+	if f.left > 0 {
+		f.left--
+		return 0, syscall.EIO
+	}
+	return f.MemStore.ReadAt(p, off)
+}
+
+// TestFlakyReadBackKeepsTheCount: a write that landed, read back through
+// reads that fail once or twice, is a write that landed: the trial's try
+// is counted and the trial boots. Taken for a failed write, the try stayed
+// spent on the device while the boot skipped the trial, and the next write
+// found the state changed: a trial on its last try was retired never
+// attempted (found in review).
+func TestFlakyReadBackKeepsTheCount(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		m := &flakyReads{MemStore: NewMemStore(BootStateMinSize)}
+		s := State{Slots: [2]SlotState{{Priority: 1, Good: true}, {Priority: 2, Tries: 1}}}
+		must(t, SaveBoth(m, &s))
+		m.n = n
+		sel, err := Select(m, s, Request{}, func(Choice) error { return nil })
+		if err != nil || sel.Choice.Slot != SlotB {
+			t.Errorf("%d failed reads after each write: booted %v, %v; want the trial, its try counted", n, sel.Choice.Slot, err)
+		}
+		if got := mustLoad(t, m.MemStore).Slot(SlotB); got.Tries != 0 || got.Priority != 2 {
+			t.Errorf("%d failed reads: b stored as %s; want its try spent by this boot", n, got)
+		}
+	}
+}

@@ -187,6 +187,17 @@ func save(st Store, s *State) (fellBack bool, err error) {
 		// What the failed write left in the page cache is dropped
 		// first: read back, it would pass for the newest record.
 		dropCache(st, target, len(rec))
+		if holds(st, target, rec) {
+			// The record is on the device after all: a write that
+			// reported EIO and landed, or read-backs that failed and a
+			// read that did not. Failing here would leave it counted on
+			// the device and not in the caller's state: the next write
+			// then found the state changed, and a trial's last try,
+			// never attempted, was spent (found in review).
+			next.Initialised = true
+			*s = next
+			return false, nil
+		}
 		if validOnDevice(st, target) {
 			return false, err
 		}
@@ -201,6 +212,12 @@ func save(st Store, s *State) (fellBack bool, err error) {
 	next.Initialised = true
 	*s = next
 	return failed, nil
+}
+
+// holds reports whether copy i reads, past the page cache, as rec.
+func holds(st Store, i int, rec []byte) bool {
+	b, err := readDevice(st, i, len(rec))
+	return err == nil && bytes.Equal(b, rec)
 }
 
 // validOnDevice reports whether copy i reads, past the page cache, as a
@@ -248,6 +265,11 @@ func dropCache(st Store, i, n int) {
 // device: its pages are clean once writeRecord synced them).
 func readsBack(st Store, i int, rec []byte) error {
 	b, err := readDevice(st, i, len(rec))
+	if err != nil {
+		// Once more: a dying card retrying a read, a USB hiccup. A
+		// write that landed must not be taken for one that did not.
+		b, err = readDevice(st, i, len(rec))
+	}
 	if err != nil {
 		return fmt.Errorf("boot state copy %d at byte %d does not read back after a write (%d of %d bytes): %w", i, copyOffset(i), len(b), len(rec), err)
 	}
