@@ -52,22 +52,43 @@ func (b *boot) setPanicTimeout(cmdline string, policy string) {
 
 // panicGiven reports whether the kernel applied a panic timeout of the
 // command line: panic=N with an integer N (kstrtoint's: a sign, 0x or 0
-// prefixes), or sysctl.kernel.panic= (sysctl.kernel/panic=), which
-// Linux 5.8 and later apply before the init runs; a parameter before "--"
-// as the kernel splits the line (after it, the words are the init's). A
-// panic= that is not a number is not applied: the kernel's 0 stays.
+// prefixes), or the sysctl kernel.panic set from the line, which Linux 5.8
+// and later apply before the init runs (sysctl.kernel.panic=N, or with '/'
+// for any of the dots: sysctl/kernel/panic=N); a parameter before "--"
+// as the kernel splits the line (after it, the words are the init's), read
+// as the kernel's next_arg reads it (kargs.SplitNextArg: panic=5" is the
+// value 5", which the kernel refuses; found in review). A value that is
+// not a number is not applied: the kernel's 0 stays.
 func panicGiven(cmdline string) bool {
-	for _, p := range kargs.SplitKernel(kargs.KernelOptions(cString(cmdline))) {
-		switch p.Name() {
-		case "panic":
-			if _, ok := kstrtoint(p.Value); p.HasValue && ok {
+	for _, p := range kargs.SplitNextArg(kargs.KernelOptions(cString(cmdline))) {
+		if !p.HasValue {
+			continue
+		}
+		switch {
+		case p.Name() == "panic":
+			if _, ok := kstrtoint(p.Value); ok {
 				return true
 			}
-		case "sysctl.kernel.panic", "sysctl.kernel/panic":
-			return true
+		case isPanicSysctl(p.Key):
+			// Written to /proc/sys/kernel/panic, which takes surrounding
+			// white space.
+			if _, ok := kstrtoint(strings.TrimSpace(p.Value)); ok {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// isPanicSysctl reports whether key sets the sysctl kernel.panic as the
+// kernel's process_sysctl_arg reads it: "sysctl", then '.' or '/', then a
+// path whose dots are slashes.
+func isPanicSysctl(key string) bool {
+	rest, ok := strings.CutPrefix(key, "sysctl")
+	if !ok || rest == "" || rest[0] != '.' && rest[0] != '/' {
+		return false
+	}
+	return strings.ReplaceAll(rest[1:], ".", "/") == "kernel/panic"
 }
 
 // kstrtoint parses s as the kernel's kstrtoint(s, 0) does, which reads

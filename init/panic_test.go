@@ -52,6 +52,22 @@ func TestPanicGiven(t *testing.T) {
 		`"--" panic=0`:       false,
 		`"--"x panic=0`:      true,
 		`a="b -- c" panic=0`: true,
+		// Quotes as the kernel's next_arg leaves them (found in review):
+		// a quote inside a value is the value's, and kstrtoint refuses it.
+		`panic=5"`:   false,
+		`panic=5""`:  false,
+		`panic=""5`:  false,
+		`panic=1"0"`: false,
+		`panic="5"`:  true,
+		`"panic=5"`:  true,
+		// The sysctl, as process_sysctl_arg reads its name and writes its
+		// value: '/' or '.' anywhere, and a value it takes.
+		"sysctl/kernel/panic=0":   true,
+		"sysctl/kernel.panic=7":   true,
+		"sysctl.kernel.panic=":    false,
+		"sysctl.kernel.panic=x":   false,
+		"sysctl.kernel.panicky=1": false,
+		"sysctlkernel.panic=1":    false,
 	} {
 		if got := panicGiven(line); got != want {
 			t.Errorf("panicGiven(%q) = %v, want %v", line, got, want)

@@ -64,15 +64,69 @@ func SplitKernel(cmdline string) []Param {
 }
 
 // KernelOptions is cmdline up to the word with which the kernel ends its
-// own parameters: "--" as the kernel's next_arg sees it, with no '=' — a
-// leading quote removed, and then a trailing one, and no other (so "--"
-// ends them and -""- does not, where Split, removing every quote, reads
-// "--" in both). What follows is the init's argv, not options.
+// own parameters: "--" as the kernel's next_arg reads it (SplitNextArg),
+// with no '='. "--" ends them and -""- does not, where Split, removing
+// every quote, reads "--" in both. What follows is the init's argv.
 func KernelOptions(cmdline string) string {
+	for _, w := range kernelWords(cmdline) {
+		if p := nextArg(cmdline[w[0]:w[1]]); p.Key == "--" && !p.HasValue {
+			return cmdline[:w[0]]
+		}
+	}
+	return cmdline
+}
+
+// SplitNextArg splits cmdline into parameters exactly as the kernel's
+// next_arg does, for the options the kernel itself applies (panic=): the
+// words of SplitKernel, but only a word's leading quote (and then its
+// trailing one) and a value's leading quote (and then the word's trailing
+// one) are removed, never a quote inside, so panic=5" is the value 5",
+// which the kernel refuses, where SplitKernel reads 5.
+func SplitNextArg(cmdline string) []Param {
+	var out []Param
+	for _, w := range kernelWords(cmdline) {
+		out = append(out, nextArg(cmdline[w[0]:w[1]]))
+	}
+	return out
+}
+
+// nextArg is the parameter the kernel's next_arg makes of one word.
+func nextArg(w string) Param {
+	quoted := strings.HasPrefix(w, `"`)
+	if quoted {
+		w = w[1:]
+	}
+	p, consumed := Param{Key: w}, false
+	if key, val, ok := strings.Cut(w, "="); ok {
+		p = Param{Key: key, Value: val, HasValue: true}
+		if strings.HasPrefix(val, `"`) {
+			// The value's quote, then the word's last character if it is
+			// one (the same quote, when the value is only that).
+			consumed = strings.HasSuffix(w, `"`)
+			p.Value = strings.TrimSuffix(val[1:], `"`)
+		}
+	}
+	if quoted && !consumed && strings.HasSuffix(w, `"`) {
+		if p.HasValue {
+			p.Value = strings.TrimSuffix(p.Value, `"`)
+		} else {
+			p.Key = strings.TrimSuffix(p.Key, `"`)
+		}
+	}
+	return p
+}
+
+// kernelWords are the start and end of each word of cmdline as the kernel
+// splits it: at its spaces (0xA0 too) outside double quotes.
+func kernelWords(cmdline string) [][2]int {
 	space := func(c byte) bool { return isSpace(c) || c == 0xa0 }
+	var out [][2]int
 	for i := 0; i < len(cmdline); {
 		for i < len(cmdline) && space(cmdline[i]) {
 			i++
+		}
+		if i == len(cmdline) {
+			break
 		}
 		start, inQuote := i, false
 		for ; i < len(cmdline) && (inQuote || !space(cmdline[i])); i++ {
@@ -80,16 +134,9 @@ func KernelOptions(cmdline string) string {
 				inQuote = !inQuote
 			}
 		}
-		w := cmdline[start:i]
-		if strings.HasPrefix(w, `"`) {
-			w = strings.TrimPrefix(w, `"`)
-			w = strings.TrimSuffix(w, `"`)
-		}
-		if w == "--" {
-			return cmdline[:start]
-		}
+		out = append(out, [2]int{start, i})
 	}
-	return cmdline
+	return out
 }
 
 func split(cmdline string, space func(byte) bool) []Param {

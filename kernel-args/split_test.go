@@ -134,5 +134,34 @@ func FuzzKernelOptions(f *testing.F) {
 		if !strings.HasPrefix(s, k) || KernelOptions(k) != k {
 			t.Fatalf("KernelOptions(%q) = %q: want a prefix that is cut no further", s, k)
 		}
+		// Without quotes, the kernel's split and next_arg's agree.
+		if !strings.Contains(s, `"`) && !reflect.DeepEqual(SplitNextArg(s), SplitKernel(s)) {
+			t.Fatalf("%q: SplitNextArg %q, SplitKernel %q", s, SplitNextArg(s), SplitKernel(s))
+		}
 	})
+}
+
+// TestSplitNextArg: the kernel's next_arg removes a word's leading quote
+// (then its trailing one) and a value's leading quote (then the word's
+// trailing one), never a quote inside.
+func TestSplitNextArg(t *testing.T) {
+	kv := func(k, v string) Param { return Param{Key: k, Value: v, HasValue: true} }
+	for line, want := range map[string][]Param{
+		`panic=5`:      {kv("panic", "5")},
+		`panic="5"`:    {kv("panic", "5")},
+		`"panic=5"`:    {kv("panic", "5")},
+		`panic=5"`:     {kv("panic", `5"`)},
+		`panic=1"0"`:   {kv("panic", `1"0"`)},
+		`panic=""5`:    {kv("panic", `"5`)},
+		`panic="`:      {kv("panic", "")},
+		`"panic="5""`:  {kv("panic", `5"`)},
+		`a="b c" d`:    {kv("a", "b c"), {Key: "d"}},
+		`"--"`:         {{Key: "--"}},
+		`-""-`:         {{Key: `-""-`}},
+		"x\xa0panic=5": {{Key: "x"}, kv("panic", "5")},
+	} {
+		if got := SplitNextArg(line); !reflect.DeepEqual(got, want) {
+			t.Errorf("SplitNextArg(%q) = %q, want %q", line, got, want)
+		}
+	}
 }
