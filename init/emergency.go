@@ -192,7 +192,10 @@ func (b *boot) halt(policy string) {
 		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "powering off"
 	}
 	b.log.Console("keel: %s", what)
-	sys := shutdown.Sys{Sync: unix.Sync, Dirty: dirtyKiB, Written: writtenPages}
+	// Each sign of progress renews the watchdog's lease, as the shutdown
+	// pings it: a slow write-back that gets on is not reset in its middle
+	// (found in review); a stalled one stops the renewals.
+	sys := shutdown.Sys{Sync: unix.Sync, Dirty: dirtyKiB, Written: writtenPages, Progress: b.progress}
 	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, sys, haltSyncStep); err != nil {
 		b.log.Console("keel: %s failed: %v; halting here", policy, err)
 	}
