@@ -156,6 +156,7 @@ func save(st Store, s *State) (fellBack bool, err error) {
 	}
 	err = writeRecord(st, target, rec)
 	failed := errors.Is(err, syscall.EIO)
+	flushed := err == nil
 	if err == nil {
 		// Read back from the device after every write, not only over a
 		// copy that could not be read: a dying SD card or eMMC may take
@@ -187,7 +188,7 @@ func save(st Store, s *State) (fellBack bool, err error) {
 		// What the failed write left in the page cache is dropped
 		// first: read back, it would pass for the newest record.
 		dropCache(st, target, len(rec))
-		if holds(st, target, rec) {
+		if landed(st, target, rec, flushed, err) {
 			// The record is on the device after all: a write that
 			// reported EIO and landed, or read-backs that failed and a
 			// read that did not. Failing here would leave it counted on
@@ -204,6 +205,9 @@ func save(st Store, s *State) (fellBack bool, err error) {
 		werr := writeRecord(st, 1-target, rec)
 		if werr == nil {
 			werr = readsBack(st, 1-target, rec)
+			if werr != nil && landed(st, 1-target, rec, true, werr) {
+				werr = nil
+			}
 		}
 		if werr != nil {
 			return false, fmt.Errorf("%w; and the other copy: %w", err, werr)
@@ -213,6 +217,24 @@ func save(st Store, s *State) (fellBack bool, err error) {
 	*s = next
 	return failed, nil
 }
+
+// landed reports whether a write of rec into copy i that failed with err
+// is on the medium after all: the device reads it back (past the page
+// cache), err was no read-back giving other bytes (a device that answers
+// stale bytes once is not trusted), and the write was flushed — or a
+// flush now succeeds: a drive answers reads from its volatile cache, so a
+// failed flush read back would count a record the medium never kept
+// (found in review).
+func landed(st Store, i int, rec []byte, flushed bool, err error) bool {
+	if errors.Is(err, errReadBackMismatch) {
+		return false
+	}
+	return (flushed || st.Sync() == nil) && holds(st, i, rec)
+}
+
+// errReadBackMismatch is a read-back that read other bytes than were
+// written.
+var errReadBackMismatch = errors.New("reads back other bytes than were written")
 
 // holds reports whether copy i reads, past the page cache, as rec.
 func holds(st Store, i int, rec []byte) bool {
@@ -274,7 +296,7 @@ func readsBack(st Store, i int, rec []byte) error {
 		return fmt.Errorf("boot state copy %d at byte %d does not read back after a write (%d of %d bytes): %w", i, copyOffset(i), len(b), len(rec), err)
 	}
 	if !bytes.Equal(b, rec) {
-		return fmt.Errorf("boot state copy %d at byte %d reads back other bytes than were written", i, copyOffset(i))
+		return fmt.Errorf("boot state copy %d at byte %d %w", i, copyOffset(i), errReadBackMismatch)
 	}
 	return nil
 }

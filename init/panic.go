@@ -70,9 +70,7 @@ func panicGiven(cmdline string) bool {
 				return true
 			}
 		case isPanicSysctl(p.Key):
-			// Written to /proc/sys/kernel/panic, which takes surrounding
-			// white space.
-			if _, ok := kstrtoint(strings.TrimSpace(p.Value)); ok {
+			if dointvec(p.Value) {
 				return true
 			}
 		}
@@ -131,4 +129,22 @@ func kstrtoint(s string) (int32, bool) {
 
 func isHexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// dointvec reports whether the kernel's proc_dointvec takes v, written to
+// /proc/sys/kernel/panic from the command line: white space, an optional
+// '-' (no '+'), then digits (0x and a leading 0 as kstrtoint), then white
+// space or the end, fewer than 21 characters for the number (found in
+// review: kstrtoint took sysctl.kernel.panic=+5, which the kernel refuses).
+func dointvec(v string) bool {
+	v = strings.TrimLeft(v, " \t\n")
+	num, _, _ := strings.Cut(strings.TrimRight(v, " \t\n"), " ")
+	num, _, _ = strings.Cut(num, "\t")
+	num, _, _ = strings.Cut(num, "\n")
+	digits := strings.TrimPrefix(num, "-")
+	if len(num) >= 21 || digits == "" || digits[0] < '0' || digits[0] > '9' {
+		return false
+	}
+	_, ok := kstrtoint(num)
+	return ok
 }

@@ -68,6 +68,10 @@ func TestPanicGiven(t *testing.T) {
 		"sysctl.kernel.panic=x":   false,
 		"sysctl.kernel.panicky=1": false,
 		"sysctlkernel.panic=1":    false,
+		// proc_dointvec's reading (found in review): no '+'.
+		"sysctl.kernel.panic=+5":   false,
+		"sysctl.kernel.panic=-1":   true,
+		`"sysctl.kernel.panic=5 "`: true,
 	} {
 		if got := panicGiven(line); got != want {
 			t.Errorf("panicGiven(%q) = %v, want %v", line, got, want)
