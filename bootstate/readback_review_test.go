@@ -100,33 +100,15 @@ func TestStaleThenNewReadBack(t *testing.T) {
 	}
 }
 
-// flushFails: a drive with a volatile write cache whose cache flush fails
-// with EIO (a dying eMMC or SD card): writes land in the drive's cache and
-// read back from it, past the page cache; Sync reports EIO and persists
-// nothing; a power cycle (or a reset that cuts the card's power) loses
-// the cache.
-type flushFails struct{ dev, cache *MemStore }
-
-func (d *flushFails) ReadAt(p []byte, off int64) (int, error)  { return d.cache.ReadAt(p, off) }
-func (d *flushFails) WriteAt(p []byte, off int64) (int, error) { return d.cache.WriteAt(p, off) }
-func (d *flushFails) Sync() error                              { return syscall.EIO }
-
+// TestFlushFailsTrialNotCounted: a drive with a volatile write cache whose
+// cache flush fails with EIO (a dying eMMC or SD card): writes land in the
+// drive's cache and read back from it, past the page cache; Sync reports
+// EIO and persists nothing; a power cycle (or a reset that cuts the
+// card's power) loses the cache.
 func TestFlushFailsTrialNotCounted(t *testing.T) {
-	dev := NewMemStore(BootStateMinSize)
-	s := DefaultState()
-	must(t, s.MarkGood(SlotA, "img-a", 1))
-	must(t, s.SetNext(SlotB, 1, "img-b"))
-	must(t, SaveBoth(dev, &s))
-	var boots []Slot
-	for range 4 {
-		disk := &flushFails{dev, dev.Clone()} // a power cycle: the drive's cache is gone
-		st := mustLoad(t, disk)
-		sel, err := Select(disk, st, Request{}, func(Choice) error { return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		boots = append(boots, sel.Choice.Slot) // b, if booted, crashes; the machine resets
-	}
+	boots := chosen(trialBoots(t, 1, 4, func(dev *MemStore) *cachedDisk {
+		return &cachedDisk{dev: dev, cache: dev.Clone(), syncErr: syscall.EIO}
+	}))
 	if boots[len(boots)-1] != SlotA {
 		t.Errorf("boots %v: a trial with one try, its count never flushed (Sync: EIO), boots at every boot; want the good slot", boots)
 	}

@@ -8,19 +8,56 @@ import (
 	"testing"
 )
 
-// droppingDisk takes writes and flushes without an error and keeps its
-// old bytes (a worn SD card or eMMC gone read-only): writes land in the
-// page cache only; DropCache (the read back past the cache) and a power
-// cycle see the device.
-type droppingDisk struct{ dev, cache *MemStore }
+// cachedDisk takes writes into a cache over dev and never onto dev
+// itself; a power cycle loses the cache (trialBoots makes a fresh one).
+// pageCache says the cache is the page cache, which DropCache (the read
+// back past it) drops, so that the medium answers: a worn SD card or eMMC
+// gone read-only that reports no error. Else the drive's own volatile
+// cache answers every read, and syncErr is what its flush reports.
+type cachedDisk struct {
+	dev, cache *MemStore
+	pageCache  bool
+	syncErr    error
+}
 
-func bootOn(dev *MemStore) *droppingDisk { return &droppingDisk{dev, dev.Clone()} }
+func (d *cachedDisk) ReadAt(p []byte, off int64) (int, error)  { return d.cache.ReadAt(p, off) }
+func (d *cachedDisk) WriteAt(p []byte, off int64) (int, error) { return d.cache.WriteAt(p, off) }
+func (d *cachedDisk) Sync() error                              { return d.syncErr }
+func (d *cachedDisk) DropCache(off, n int64) {
+	if d.pageCache {
+		copy(d.cache.Bytes()[off:off+n], d.dev.Bytes()[off:off+n])
+	}
+}
 
-func (d *droppingDisk) ReadAt(p []byte, off int64) (int, error)  { return d.cache.ReadAt(p, off) }
-func (d *droppingDisk) WriteAt(p []byte, off int64) (int, error) { return d.cache.WriteAt(p, off) }
-func (d *droppingDisk) Sync() error                              { return nil }
-func (d *droppingDisk) DropCache(off, n int64) {
-	copy(d.cache.Bytes()[off:off+n], d.dev.Bytes()[off:off+n])
+// trialBoots is the selections of n boots of a good a and a trial b with
+// tries tries, on disks that disk makes over one medium at each power
+// cycle; b, if booted, crashes the machine after switch_root.
+func trialBoots(t *testing.T, tries, n int, disk func(dev *MemStore) *cachedDisk) []Selection {
+	t.Helper()
+	dev := NewMemStore(BootStateMinSize)
+	s := DefaultState()
+	must(t, s.MarkGood(SlotA, "img-a", 1))
+	must(t, s.SetNext(SlotB, tries, "img-b"))
+	must(t, SaveBoth(dev, &s))
+	var sels []Selection
+	for range n {
+		d := disk(dev)
+		sel, err := Select(d, mustLoad(t, d), Request{}, func(Choice) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		sels = append(sels, sel)
+	}
+	return sels
+}
+
+// chosen is the slot each selection booted.
+func chosen(sels []Selection) []Slot {
+	var out []Slot
+	for _, s := range sels {
+		out = append(out, s.Choice.Slot)
+	}
+	return out
 }
 
 // TestTrialOnDeviceDroppingWrites: a bootstate partition that takes
@@ -30,23 +67,15 @@ func (d *droppingDisk) DropCache(off, n int64) {
 // every boot, its tries never spent on the medium, and the good slot never
 // (found by a hunting helper).
 func TestTrialOnDeviceDroppingWrites(t *testing.T) {
-	dev := NewMemStore(BootStateMinSize)
-	s := DefaultState()
-	must(t, s.MarkGood(SlotA, "img-a", 1))
-	must(t, s.SetNext(SlotB, 3, "img-b"))
-	must(t, SaveBoth(dev, &s))
-	var boots []Slot
-	for range 4 {
-		disk := bootOn(dev) // a power cycle: the cache is gone
-		sel, err := Select(disk, mustLoad(t, disk), Request{}, func(Choice) error { return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		boots = append(boots, sel.Choice.Slot) // b, if booted, restarts after switch_root
+	sels := trialBoots(t, 3, 4, func(dev *MemStore) *cachedDisk {
+		return &cachedDisk{dev: dev, cache: dev.Clone(), pageCache: true}
+	})
+	for _, sel := range sels {
 		if w := strings.Join(sel.Warnings, "\n"); sel.Choice.Slot == SlotA && !strings.Contains(w, "reads back other bytes than were written") {
 			t.Errorf("warnings %q: want the copy that does not keep its writes named", w)
 		}
 	}
+	boots := chosen(sels)
 	for _, x := range boots {
 		if x != SlotA {
 			t.Fatalf("boots %v: want the good slot, the trial's tries not countable", boots)

@@ -137,10 +137,10 @@ func isHexDigit(c byte) bool {
 // space or the end, fewer than 21 characters for the number (found in
 // review: kstrtoint took sysctl.kernel.panic=+5, which the kernel refuses).
 func dointvec(v string) bool {
-	v = strings.TrimLeft(v, " \t\n")
-	num, _, _ := strings.Cut(strings.TrimRight(v, " \t\n"), " ")
-	num, _, _ = strings.Cut(num, "\t")
-	num, _, _ = strings.Cut(num, "\n")
+	num := strings.TrimLeft(v, " \t\n")
+	if i := strings.IndexAny(num, " \t\n"); i >= 0 {
+		num = num[:i]
+	}
 	digits := strings.TrimPrefix(num, "-")
 	if len(num) >= 21 || digits == "" || digits[0] < '0' || digits[0] > '9' {
 		return false

@@ -60,8 +60,11 @@ func Split(cmdline string) []Param { return split(cmdline, isSpace) }
 // and the option to the kernel). keel's own options are read with Split,
 // so that a label such as "voilà" is one value.
 func SplitKernel(cmdline string) []Param {
-	return split(cmdline, func(c byte) bool { return isSpace(c) || c == 0xa0 })
+	return split(cmdline, kernelSpace)
 }
+
+// kernelSpace is a separator of the kernel's split: isSpace, and 0xA0.
+func kernelSpace(c byte) bool { return isSpace(c) || c == 0xa0 }
 
 // KernelOptions is cmdline up to the word with which the kernel ends its
 // own parameters: "--" as the kernel's next_arg reads it (SplitNextArg),
@@ -118,66 +121,40 @@ func nextArg(w string) Param {
 
 // kernelWords are the start and end of each word of cmdline as the kernel
 // splits it: at its spaces (0xA0 too) outside double quotes.
-func kernelWords(cmdline string) [][2]int {
-	space := func(c byte) bool { return isSpace(c) || c == 0xa0 }
+func kernelWords(cmdline string) [][2]int { return wordSpans(cmdline, kernelSpace) }
+
+// split is the words of cmdline, cut at space outside double quotes, with
+// their quotes removed; a word that was only quotes is none.
+func split(cmdline string, space func(byte) bool) []Param {
+	var params []Param
+	for _, w := range wordSpans(cmdline, space) {
+		if word := strings.ReplaceAll(cmdline[w[0]:w[1]], `"`, ""); word != "" {
+			params = append(params, newParam(word))
+		}
+	}
+	return params
+}
+
+// wordSpans are the start and end of each word of s: runs of bytes that
+// are not space, or are inside double quotes.
+func wordSpans(s string, space func(byte) bool) [][2]int {
 	var out [][2]int
-	for i := 0; i < len(cmdline); {
-		for i < len(cmdline) && space(cmdline[i]) {
+	for i := 0; i < len(s); {
+		for i < len(s) && space(s[i]) {
 			i++
 		}
-		if i == len(cmdline) {
+		if i == len(s) {
 			break
 		}
 		start, inQuote := i, false
-		for ; i < len(cmdline) && (inQuote || !space(cmdline[i])); i++ {
-			if cmdline[i] == '"' {
+		for ; i < len(s) && (inQuote || !space(s[i])); i++ {
+			if s[i] == '"' {
 				inQuote = !inQuote
 			}
 		}
 		out = append(out, [2]int{start, i})
 	}
 	return out
-}
-
-func split(cmdline string, space func(byte) bool) []Param {
-	var params []Param
-	for rest := cmdline; ; {
-		var word string
-		var ok bool
-		word, rest, ok = nextWord(rest, space)
-		if !ok {
-			return params
-		}
-		if word != "" {
-			params = append(params, newParam(word))
-		}
-	}
-}
-
-// nextWord returns the first word of s with its quotes removed, and what
-// follows it; ok is false when s holds only whitespace.
-func nextWord(s string, isSpace func(byte) bool) (word, rest string, ok bool) {
-	i := 0
-	for i < len(s) && isSpace(s[i]) {
-		i++
-	}
-	if i == len(s) {
-		return "", "", false
-	}
-	var b strings.Builder
-	inQuote := false
-	for ; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"':
-			inQuote = !inQuote
-		case !inQuote && isSpace(c):
-			return b.String(), s[i:], true
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), "", true
 }
 
 func newParam(word string) Param {
