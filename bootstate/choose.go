@@ -17,6 +17,15 @@ var ErrNoBootableSlot = errors.New("no bootable slot")
 // any boot of it was marked good: the automatic rollback.
 const ReasonTriesExhausted = "tries exhausted: never marked good"
 
+// ReasonRestoredGood is the reason of the slot that Restore made a trial
+// though the data partition's copy called it good: the copy names no image
+// for it, so it may hold the image that worked or one written since. A
+// good slot whose boots go unconfirmed is demoted below such a slot, as
+// below a good one (demote); below any other trial it is not. Any later
+// change of the slot (mark-good, mark-bad, set-next of either slot)
+// replaces the reason.
+const ReasonRestoredGood = "good in the data partition's copy of the boot state, which names no image for it: restored as a trial"
+
 // Choice is the slot boot counting picked and why.
 type Choice struct {
 	Slot Slot
@@ -43,7 +52,8 @@ type Choice struct {
 //   - a slot with a priority but neither good nor tries left is retired
 //     (priority 0, ReasonTriesExhausted);
 //   - a good slot whose last maxUnconfirmed boots were never confirmed is
-//     demoted below the other slot when that one is good too (Demote);
+//     demoted below the other slot when that one is good, or a trial that
+//     was good in the data partition's copy (demote);
 //   - the bootable slot with the highest priority that is not in exclude
 //     (the slots that already failed in this boot) is chosen, a on a tie;
 //     with none, a good slot at priority 0 that is not excluded;
@@ -54,20 +64,22 @@ type Choice struct {
 //
 // maxUnconfirmed 0 means DefaultMaxUnconfirmed.
 func (s *State) Choose(forced Slot, maxUnconfirmed int, exclude ...Slot) (Choice, error) {
-	return s.choose(forced, maxUnconfirmed, false, exclude)
+	return s.choose(Request{Forced: forced, MaxUnconfirmed: maxUnconfirmed}, exclude)
 }
 
-// choose is Choose; with preferGood a good slot is chosen over a slot on
-// trial of higher priority (Request.PreferGood).
-func (s *State) choose(forced Slot, maxUnconfirmed int, preferGood bool, exclude []Slot) (Choice, error) {
-	if forced != "" {
-		return s.chooseForced(forced, exclude)
+// choose is Choose with what Select asks besides: with req.PreferGood a
+// good slot is chosen over a slot on trial of higher priority, and with it
+// or req.InMemory no good slot is demoted below a slot on trial (it would
+// boot all the same, or the trial's try could not be counted).
+func (s *State) choose(req Request, exclude []Slot) (Choice, error) {
+	if req.Forced != "" {
+		return s.chooseForced(req.Forced, exclude)
 	}
 	changed := s.retireExhausted()
-	demoted := s.demote(maxUnconfirmed, exclude)
+	demoted := s.demote(req.MaxUnconfirmed, !req.InMemory && !req.PreferGood, exclude)
 	var reason string
 	x, ok := s.best(exclude)
-	if ok && preferGood && !s.Slot(x).Good {
+	if ok && req.PreferGood && !s.Slot(x).Good {
 		if g, gok := s.best(append(slices.Clone(exclude), x)); gok && s.Slot(g).Good {
 			reason = fmt.Sprintf("%s is good: it boots before %s, on trial, while the data partition is left alone", g, x)
 			x = g
@@ -102,11 +114,23 @@ func (s *State) choose(forced Slot, maxUnconfirmed int, preferGood bool, exclude
 }
 
 // demote lowers a good slot whose boots went unconfirmed maxUnconfirmed
-// times in a row below the other slot, when that one is good, bootable and
-// not excluded: the machine then runs the other image that worked. A slot
-// with no good alternative keeps its place (the last good slot is never
-// given up). It returns the demoted slot, "" if none.
-func (s *State) demote(maxUnconfirmed int, exclude []Slot) Slot {
+// times in a row below the other slot, when that one is bootable, not
+// excluded, and good, or (toTrial) a trial Restore made of a slot the data
+// partition's copy called good (ReasonRestoredGood): the machine then runs
+// the other image that worked, or tries the one that may still be it. The
+// demoted slot keeps its good flag, so it boots again once such a trial's
+// tries ran out, and it is never given up for none. After a restore, a
+// last good image that crashed after switch_root at every boot (a corrupt
+// block deep in it) used to be booted for ever, the other slot never tried
+// (found by a hunting helper). Below any other trial a good slot is not
+// demoted: an update rolled back from (set-next of the good slot), or
+// whatever a new machine's other slot holds, would boot because a health
+// check failed or the power was cut three times, and once confirmed take
+// the last good image and the rollback floor (found in review). Without
+// toTrial (counting in memory, where a trial's try is forgotten with the
+// boot) only a good slot is an alternative. It returns the demoted slot,
+// "" if none.
+func (s *State) demote(maxUnconfirmed int, toTrial bool, exclude []Slot) Slot {
 	if maxUnconfirmed <= 0 {
 		maxUnconfirmed = DefaultMaxUnconfirmed
 	}
@@ -116,7 +140,7 @@ func (s *State) demote(maxUnconfirmed int, exclude []Slot) Slot {
 		if !p.Good || p.Priority == 0 || int(p.Unconfirmed) < maxUnconfirmed || p.Priority < o.Priority {
 			continue
 		}
-		if !o.Good || !o.Bootable() || slices.Contains(exclude, x.Other()) {
+		if !o.Bootable() || slices.Contains(exclude, x.Other()) || !o.Good && (!toTrial || o.Reason != ReasonRestoredGood) {
 			continue
 		}
 		p.Reason = fmt.Sprintf("demoted: %d boots in a row were not confirmed (mark-good)", p.Unconfirmed)

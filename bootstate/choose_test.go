@@ -15,6 +15,7 @@ func st(a, b SlotState) State { return State{Initialised: true, Slots: [2]SlotSt
 func TestChoose(t *testing.T) {
 	trial := SlotState{Priority: 2, Tries: 3}
 	good := SlotState{Priority: 1, Good: true}
+	restored := SlotState{Priority: 1, Tries: 2, Reason: ReasonRestoredGood}
 	tests := []struct {
 		name       string
 		in         State
@@ -39,6 +40,19 @@ func TestChoose(t *testing.T) {
 			st(SlotState{Priority: 2, Good: true, Unconfirmed: 7}, SlotState{Priority: 1, Tries: 2}), "", nil,
 			Choice{Slot: SlotA, Reason: "highest priority (2), good (boot 8 since the last mark-good)", Good: true, Unconfirmed: 8, Changed: true},
 			st(SlotState{Priority: 2, Good: true, Unconfirmed: 8}, SlotState{Priority: 1, Tries: 2}), ""},
+		{"last good slot unconfirmed: demoted below a trial good in the data partition's copy, which is tried, its try counted",
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 7}, restored), "", nil,
+			Choice{Slot: SlotB, Reason: "a demoted: demoted: 7 boots in a row were not confirmed (mark-good); highest priority (2), not yet good: 1 try left",
+				TriesLeft: 1, Demoted: SlotA, Changed: true},
+			st(SlotState{Priority: 1, Good: true, Reason: "demoted: 7 boots in a row were not confirmed (mark-good)"}, SlotState{Priority: 2, Tries: 1, Reason: ReasonRestoredGood}), ""},
+		{"last good slot unconfirmed, the other slot's tries spent: kept",
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 7}, SlotState{Priority: 1, Reason: ReasonRestoredGood}), "", nil,
+			Choice{Slot: SlotA, Reason: "b cannot boot (retired: tries exhausted: never marked good); a has priority 2, good (boot 8 since the last mark-good)", Good: true, Unconfirmed: 8, Changed: true},
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 8}, SlotState{Reason: ReasonTriesExhausted}), ""},
+		{"last good slot unconfirmed, the trial failed in this boot: kept",
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 7}, restored), "", []Slot{SlotB},
+			Choice{Slot: SlotA, Reason: "fallback: b failed in this boot; a has priority 2, good (boot 8 since the last mark-good)", Good: true, Unconfirmed: 8, Changed: true},
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 8}, restored), ""},
 		{"b on trial, last try", st(good, SlotState{Priority: 2, Tries: 1}), "", nil,
 			Choice{Slot: SlotB, Reason: "highest priority (2), not yet good: 0 tries left", TriesLeft: 0, Changed: true},
 			st(good, SlotState{Priority: 2}), ""},
@@ -740,6 +754,133 @@ func TestPreferGood(t *testing.T) {
 		}
 		if tc.name == "good before trial" && !strings.Contains(sel.Choice.Reason, "a is good: it boots before b, on trial, while the data partition is left alone") {
 			t.Errorf("%s: reason %q: want why", tc.name, sel.Choice.Reason)
+		}
+	}
+}
+
+// TestCrashingLastGoodTriesTheOther: the bootstate partition was lost and
+// restored from the data partition's copy, which names b's image as last
+// good and no image for a (a trial after Restore), though a still holds
+// the image that worked before. b's image then crashes after switch_root
+// at every boot (a corrupt block deep in it): after the limit of
+// unconfirmed boots a is tried, its tries counted. If a works, it is
+// confirmed; if it crashes too, its tries run out and b, still good, boots
+// again, for good (there is nothing else). b used to boot for ever while
+// a was never tried (docs/formats.md, "The data partition's copy").
+func TestCrashingLastGoodTriesTheOther(t *testing.T) {
+	c := st(SlotState{Priority: 1, Good: true}, SlotState{Priority: 2, Good: true})
+	c.LastGood = LastGood{Slot: SlotB, ImageID: "B1"}
+	restored, ok := Restore(c, DefaultState())
+	if !ok {
+		t.Fatal("Restore refused the copy")
+	}
+	for _, aWorks := range []bool{true, false} {
+		t.Run(fmt.Sprintf("a-works-%v", aWorks), func(t *testing.T) {
+			s := restored
+			st := NewMemStore(BootStateMinSize)
+			boot := func() Slot {
+				t.Helper()
+				sel, err := Select(st, s, Request{}, func(Choice) error { return nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				s = sel.State
+				return sel.Choice.Slot
+			}
+			var got []Slot
+			for range DefaultMaxUnconfirmed {
+				got = append(got, boot()) // b crashes after switch_root: never confirmed
+			}
+			got = append(got, boot())
+			if !aWorks {
+				for range DefaultTries - 1 + 4 {
+					got = append(got, boot()) // a crashes too
+				}
+				want := []Slot{SlotB, SlotB, SlotB, SlotA, SlotA, SlotA, SlotB, SlotB, SlotB, SlotB}
+				if !slices.Equal(got, want) {
+					t.Fatalf("boots %v, want %v", got, want)
+				}
+				if b := s.Slot(SlotB); !b.Good || !s.Bootable(SlotB) {
+					t.Errorf("b after a's tries ran out: %+v, want good and bootable", b)
+				}
+				return
+			}
+			must(t, s.MarkGood(SlotA, "A1", 0))
+			got = append(got, boot())
+			if want := []Slot{SlotB, SlotB, SlotB, SlotA, SlotA}; !slices.Equal(got, want) {
+				t.Fatalf("boots %v, want %v", got, want)
+			}
+			if a, b := s.Slot(SlotA), s.Slot(SlotB); !a.Good || !b.Good || b.Priority >= a.Priority || !strings.Contains(b.Reason, "demoted") {
+				t.Errorf("after a was confirmed: a %+v, b %+v: want both good, b demoted below a", a, b)
+			}
+		})
+	}
+}
+
+// TestDemotedBelowTrialOnlyWhenCounted: counting in memory (no bootstate
+// partition in this boot), a trial's try is forgotten with the boot, so a
+// good slot at its limit of unconfirmed boots is not demoted below one,
+// even one good in the data partition's copy: a trial that crashes the
+// machine would be booted at every boot. Nor when the boot prefers the
+// good slot (the data partition left alone): it would boot all the same,
+// reported demoted (found in review).
+func TestDemotedBelowTrialOnlyWhenCounted(t *testing.T) {
+	s := st(SlotState{Priority: 2, Good: true, Unconfirmed: DefaultMaxUnconfirmed}, SlotState{Priority: 1, Tries: 3, Reason: ReasonRestoredGood})
+	for _, tc := range []struct {
+		req  Request
+		want Slot
+	}{{Request{}, SlotB}, {Request{InMemory: true}, SlotA}, {Request{PreferGood: true}, SlotA}} {
+		sel, err := Select(NewMemStore(BootStateMinSize), s, tc.req, func(Choice) error { return nil })
+		if err != nil || sel.Choice.Slot != tc.want || tc.want == SlotA && (sel.Choice.Demoted != "" || sel.State.Slot(SlotA).Priority != 2) {
+			t.Errorf("%+v: %+v, %v, a %s; want slot %s, nothing demoted unless b boots", tc.req, sel.Choice, err, sel.State.Slot(SlotA), tc.want)
+		}
+	}
+}
+
+// TestNoDemotionBelowAnyTrial: a good slot whose boots go unconfirmed for
+// a reason that is not its image's (the network a health check needs is
+// down, the power cut before mark-good) is not demoted below a trial that
+// was never good: after a deliberate rollback (set-next of the good slot),
+// the update rolled back from would boot again unasked and, once
+// confirmed, take the last good image and raise the rollback floor above
+// the rollback's target; on a new machine, whatever the other slot holds
+// would boot. Only a trial good in the data partition's copy is an
+// alternative, and an operator's set-next ends that (found in review).
+func TestNoDemotionBelowAnyTrial(t *testing.T) {
+	boots := func(s State, n int) []Slot {
+		t.Helper()
+		m := NewMemStore(BootStateMinSize)
+		var got []Slot
+		for range n {
+			sel, err := Select(m, s, Request{}, func(Choice) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = sel.State
+			got = append(got, sel.Choice.Slot)
+		}
+		return got
+	}
+	rollback := DefaultState()
+	must(t, rollback.MarkGood(SlotB, "B1", 3))
+	must(t, rollback.MarkBad(SlotA, "install in progress"))
+	must(t, rollback.SetNext(SlotA, 3, ""))
+	if c, err := rollback.Choose("", 0); err != nil || c.Slot != SlotA {
+		t.Fatalf("the update's first boot: %+v, %v", c, err)
+	}
+	must(t, rollback.SetNext(SlotB, 3, "B1"))
+	newMachine := DefaultState()
+	must(t, newMachine.MarkGood(SlotA, "A1", 0))
+	c := st(SlotState{Priority: 1, Good: true}, SlotState{Priority: 2, Good: true})
+	c.LastGood = LastGood{Slot: SlotB, ImageID: "B1"}
+	restoredThenSetNext, _ := Restore(c, DefaultState())
+	must(t, restoredThenSetNext.SetNext(SlotB, 3, "B1"))
+	for name, tc := range map[string]struct {
+		s    State
+		want Slot
+	}{"rollback": {rollback, SlotB}, "new machine": {newMachine, SlotA}, "restored, then set-next": {restoredThenSetNext, SlotB}} {
+		if got := boots(tc.s, 2*DefaultMaxUnconfirmed+2); slices.ContainsFunc(got, func(x Slot) bool { return x != tc.want }) {
+			t.Errorf("%s: boots %v, none confirmed: want %s at every one", name, got, tc.want)
 		}
 	}
 }

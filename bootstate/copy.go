@@ -118,12 +118,16 @@ func (s State) Pristine() bool {
 // from with the data partition's copy c, once the caller has checked that
 // the image c names as last good is still in its slot (docs/formats.md,
 // "The data partition's copy"): c's last good image, rollback floor and
-// that slot's entry, the slot ranked first when it can boot; the other
-// slot, for which the copy names no image (it may have been rewritten
-// since, or the copy be older than a later change), a trial below it,
-// with DefaultTries. cur's sequence and count of unfinished data mounts
-// stay, and the state is durable again (Initialised). It reports false,
-// and returns cur, when c names no last good slot.
+// that slot's entry, the slot ranked first when it can boot, its count of
+// unconfirmed boots started again (a count the copy carries at the limit
+// would demote it at once); the other slot, for which the copy names no
+// image (it may have been rewritten since, or the copy be older than a
+// later change), a trial below it, with DefaultTries. When the copy called
+// that slot good, its reason says so (ReasonRestoredGood): should the last
+// good image's boots go unconfirmed, it is demoted below that trial as
+// below a good slot (State.Choose). cur's sequence and count of unfinished
+// data mounts stay, and the state is durable again (Initialised). It
+// reports false, and returns cur, when c names no last good slot.
 func Restore(c, cur State) (State, bool) {
 	lg, err := index(c.LastGood.Slot)
 	if err != nil {
@@ -132,8 +136,13 @@ func Restore(c, cur State) (State, bool) {
 	s := cur
 	s.RollbackFloor, s.LastGood, s.DataSeen, s.Initialised = c.RollbackFloor, c.LastGood, true, true
 	s.Slots[lg], s.Slots[1-lg] = c.Slots[lg], SlotState{Priority: 1, Tries: DefaultTries}
-	if p := &s.Slots[lg]; p.Bootable() && p.Priority < 2 {
+	if c.Slots[1-lg].Good {
+		s.Slots[1-lg].Reason = ReasonRestoredGood
+	}
+	p := &s.Slots[lg]
+	if p.Bootable() && p.Priority < 2 {
 		p.Priority = 2
 	}
+	p.Unconfirmed = 0
 	return s, true
 }

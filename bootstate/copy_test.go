@@ -58,6 +58,9 @@ func TestFromCopy(t *testing.T) {
 			st(SlotState{Reason: ReasonTriesExhausted}, good), State{Slots: [2]SlotState{{Reason: ReasonTriesExhausted}, {Priority: 2, Good: true}}}, nil, SlotB, ""},
 		{"a on trial above the good b: b first, a held back (its tries cannot be counted), tried only when b fails",
 			st(trial, good), State{Slots: [2]SlotState{{Priority: 1, Tries: 3}, {Priority: 2, Good: true}}}, []Slot{SlotA}, SlotB, SlotA},
+		{"a on trial, the good b at its limit of unconfirmed boots: b first all the same (a trial's try cannot be counted)",
+			st(trial, SlotState{Priority: 1, Good: true, Unconfirmed: DefaultMaxUnconfirmed}),
+			State{Slots: [2]SlotState{{Priority: 1, Tries: 3}, {Priority: 2, Good: true, Unconfirmed: DefaultMaxUnconfirmed}}}, []Slot{SlotA}, SlotB, SlotA},
 		{"both good: the copy's order", st(SlotState{Priority: 2, Good: true}, good),
 			State{Slots: [2]SlotState{{Priority: 3, Good: true}, {Priority: 2, Good: true}}}, nil, SlotA, SlotB},
 		{"no good slot yet (a new machine): the copy as it is", st(trial, SlotState{Priority: 1, Tries: 1}),
@@ -73,11 +76,11 @@ func TestFromCopy(t *testing.T) {
 			if got != tc.want || !slices.Equal(held, tc.wantHeld) {
 				t.Fatalf("FromCopy = %+v, held %v\nwant %+v, held %v", got, held, tc.want, tc.wantHeld)
 			}
-			sel, err := Select(NewMemStore(BootStateMinSize), got, Request{}, func(Choice) error { return nil })
+			sel, err := Select(NewMemStore(BootStateMinSize), got, Request{InMemory: true}, func(Choice) error { return nil })
 			if err != nil || sel.Choice.Slot != tc.wantSlot {
 				t.Errorf("Select from the copy: %+v, %v; want slot %s", sel.Choice, err, tc.wantSlot)
 			}
-			sel, err = Select(NewMemStore(BootStateMinSize), got, Request{}, func(ch Choice) error {
+			sel, err = Select(NewMemStore(BootStateMinSize), got, Request{InMemory: true}, func(ch Choice) error {
 				if ch.Slot == tc.wantSlot {
 					return Classify(Image, "verity", errors.New("bad block"))
 				}
@@ -98,6 +101,7 @@ func TestFromCopy(t *testing.T) {
 func FuzzFromCopy(f *testing.F) {
 	f.Add(MarshalRecord(st(SlotState{Priority: 2, Tries: 3}, SlotState{Priority: 1, Good: true})), uint8(0))
 	f.Add(MarshalRecord(st(SlotState{Priority: 2, Tries: 3}, SlotState{Priority: 1, Good: true})), uint8(1))
+	f.Add(MarshalRecord(st(SlotState{Priority: 2, Tries: 3}, SlotState{Priority: 1, Good: true, Unconfirmed: 9})), uint8(0))
 	f.Add(MarshalRecord(DefaultState()), uint8(1))
 	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8) {
 		c, err := ReadCopy(bytes.NewReader(rec))
@@ -119,7 +123,7 @@ func FuzzFromCopy(f *testing.F) {
 		}
 		var failed []Slot
 		n := 0
-		_, _ = Select(NewMemStore(BootStateMinSize), s, Request{}, func(ch Choice) error {
+		_, _ = Select(NewMemStore(BootStateMinSize), s, Request{InMemory: true}, func(ch Choice) error {
 			if !ch.Good {
 				for i, x := range c.Slots {
 					if y := Slots()[i]; x.Good && x.Bootable() && !slices.Contains(failed, y) {
@@ -178,9 +182,15 @@ func TestRestore(t *testing.T) {
 	c.Seq, c.RollbackFloor, c.LastGood = 40, 6, LastGood{Slot: SlotB, ImageID: "B1"}
 	got, ok := Restore(c, cur)
 	want := State{Seq: 3, UnfinishedDataMounts: 1, Initialised: true, DataSeen: true, RollbackFloor: 6, LastGood: c.LastGood,
-		Slots: [2]SlotState{{Priority: 1, Tries: DefaultTries}, {Priority: 2, Good: true, Unconfirmed: 2}}}
+		Slots: [2]SlotState{{Priority: 1, Tries: DefaultTries}, {Priority: 2, Good: true}}}
 	if !ok || got != want {
 		t.Errorf("Restore = %+v, %v\nwant %+v", got, ok, want)
+	}
+	// The other slot good in the copy: a trial all the same (the copy
+	// names no image for it), marked as good there.
+	c.Slots[0] = SlotState{Priority: 2, Good: true, Unconfirmed: 1}
+	if got, ok := Restore(c, cur); !ok || got.Slot(SlotA) != (SlotState{Priority: 1, Tries: DefaultTries, Reason: ReasonRestoredGood}) {
+		t.Errorf("Restore with a good in the copy: a %+v, %v; want a trial marked good in the copy", got.Slot(SlotA), ok)
 	}
 	c.LastGood = LastGood{}
 	if got, ok := Restore(c, cur); ok || got != cur {
@@ -195,6 +205,10 @@ func TestRestore(t *testing.T) {
 func FuzzRestore(f *testing.F) {
 	c := st(SlotState{Priority: 2, Good: true}, SlotState{Priority: 1, Tries: 3})
 	c.LastGood = LastGood{Slot: SlotA, ImageID: "A1"}
+	f.Add(MarshalRecord(c), uint64(2), uint8(1))
+	c.Slots[0].Unconfirmed = DefaultMaxUnconfirmed
+	f.Add(MarshalRecord(c), uint64(2), uint8(1))
+	c.Slots[1] = SlotState{Priority: 1, Good: true}
 	f.Add(MarshalRecord(c), uint64(2), uint8(1))
 	f.Add(MarshalRecord(DefaultState()), uint64(0), uint8(0))
 	f.Fuzz(func(t *testing.T, rec []byte, seq uint64, unfinished uint8) {
@@ -211,13 +225,17 @@ func FuzzRestore(f *testing.F) {
 			}
 			return
 		}
-		if s.Seq != seq || s.UnfinishedDataMounts != unfinished || !s.Initialised || !s.DataSeen || s.RollbackFloor != c.RollbackFloor || s.LastGood != c.LastGood {
+		if s.Seq != seq || s.UnfinishedDataMounts != unfinished || !s.Initialised || !s.DataSeen || s.RollbackFloor != c.RollbackFloor || s.LastGood != c.LastGood || s.Slot(c.LastGood.Slot).Unconfirmed != 0 {
 			t.Fatalf("Restore(%+v) = %+v", c, s)
 		}
 		lg := c.LastGood.Slot
 		for _, x := range Slots() {
-			if x != lg && s.Slot(x) != (SlotState{Priority: 1, Tries: DefaultTries}) {
-				t.Fatalf("the other slot %s: %+v, want a fresh trial", x, s.Slot(x))
+			want := SlotState{Priority: 1, Tries: DefaultTries}
+			if c.Slot(x).Good {
+				want.Reason = ReasonRestoredGood
+			}
+			if x != lg && s.Slot(x) != want {
+				t.Fatalf("the other slot %s: %+v, want a fresh trial %+v", x, s.Slot(x), want)
 			}
 		}
 		if s.Slot(lg).Bootable() {

@@ -39,6 +39,12 @@ type Request struct {
 	// it. The good slot boots instead; the trial's next boot, with the
 	// data partition, spends its next try.
 	PreferGood bool
+	// InMemory says the state is counted in memory in this boot (no
+	// bootstate partition could be used): a try of a slot on trial is
+	// forgotten with the boot, so no good slot is demoted below one (a
+	// trial that crashes the machine would be booted for ever), only below
+	// the other good slot.
+	InMemory bool
 	// AfterAttempts, when set, runs once the attempts returned, before the
 	// write that ends the data mount: the init unmounts there what an
 	// attempt left of the data partition, so that a hang in it is counted.
@@ -94,7 +100,7 @@ func Select(st Store, state State, req Request, try func(Choice) error) (Selecti
 	var excluded []Slot
 	for {
 		before := state
-		c, err := state.choose(req.Forced, req.MaxUnconfirmed, req.PreferGood, excluded)
+		c, err := state.choose(req, excluded)
 		changed := c.Changed
 		if req.DataUsed && !state.DataSeen && !c.Forced {
 			state.DataSeen, changed = true, true

@@ -42,7 +42,8 @@ type SlotState struct {
 	Good bool
 	// Unconfirmed counts the boots of a good slot since it was last marked
 	// good: each boot adds one before anything is mounted, mark-good clears
-	// it. After MaxUnconfirmed the slot is demoted below the other good slot.
+	// it. After MaxUnconfirmed the slot is demoted below the other good slot
+	// (or a trial that was good in the data partition's copy: State.Choose).
 	Unconfirmed uint8
 	// Reason says why the slot last failed, was retired or demoted.
 	Reason string
@@ -214,7 +215,9 @@ func (s *State) MarkGood(x Slot, imageID string, rollback uint64) error {
 // boots to be marked good. The other slot keeps its good flag, its tries
 // and, if it was bootable at all or is good (a retired slot booted with
 // slot= and marked good, which MarkGood leaves at priority 0), priority 1:
-// it is the fallback, so the trial's end always has a slot to boot.
+// it is the fallback, so the trial's end always has a slot to boot. A
+// restore's mark on the other slot (ReasonRestoredGood) goes: the operator
+// chose, and no unconfirmed boots of x bring back the slot set aside.
 //
 // x keeps its good flag when it is the only good slot (set-next, or RAUC's
 // mark-active, of the good slot while the other one's update is not yet
@@ -237,6 +240,9 @@ func (s *State) SetNext(x Slot, tries int, imageID string) error {
 	o, _ := s.slot(x.Other())
 	if o.Priority > 0 || o.Good {
 		o.Priority = 1
+	}
+	if o.Reason == ReasonRestoredGood {
+		o.Reason = "" // the operator chose: no demotion below it (State.Choose)
 	}
 	rewritten := s.LastGood.Slot == x && imageID != "" && imageID != s.LastGood.ImageID
 	*p = SlotState{Priority: 2, Tries: uint8(tries), Good: p.Good && !o.Good && !rewritten}

@@ -70,6 +70,9 @@ func (b *boot) slotBoot(layout mounts.Layout) error {
 	req := bootstate.Request{Forced: forced, MaxUnconfirmed: b.maxUnconfirmed(), DataUsed: b.data != nil,
 		// Left alone (unfinishedMounts): a good slot, not a trial, comes up.
 		PreferGood: b.data == nil && bs.state.DataMountUnfinished(),
+		// Counted in memory: a trial's try is forgotten, so a good slot
+		// is demoted only below the other good slot.
+		InMemory: bs.inMemory,
 		// Unmounted before the write that ends the data mount's count.
 		AfterAttempts: b.settleData}
 	sel, err := bootstate.Select(bs.store, bs.state, req, func(c bootstate.Choice) error {

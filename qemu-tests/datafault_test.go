@@ -748,6 +748,8 @@ func TestBlankBootStateMergesFromTheCopy(t *testing.T) {
 // last good image and b's state again, a (for which the copy names no
 // image) a trial below b. The defaults booted a over the older configuration; its
 // mark-good made A2 the last good image and the next update lost B1's.
+// Then b's image is corrupted: after its limit of unconfirmed boots, a is
+// tried.
 func TestBlankBootStateBootsTheCopysLastGood(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
@@ -757,7 +759,8 @@ func TestBlankBootStateBootsTheCopysLastGood(t *testing.T) {
 	const conf = "/etc/keel-local.conf"
 	disk := updateDisk(t, conf, map[string]string{"a/A2": "an older configuration", "b/B1": "the machine's configuration"},
 		map[string]string{bootstate.CopyName: string(bootstate.MarshalRecord(c))})
-	r, br := boot(t, initrd(t), disk, actions(t, nil, conf))
+	rd := initrd(t)
+	r, br := boot(t, rd, disk, actions(t, nil, conf))
 	if br.Slot != "b" || br.Overlay != "persistent" || br.Data == nil || !strings.HasSuffix(br.Data.Upper, "/b/B1") || br.EtcMerge != nil {
 		t.Errorf("slot %q overlay %q data %+v etc_merge %+v: want b over its own upper b/B1, no merge", br.Slot, br.Overlay, br.Data, br.EtcMerge)
 	}
@@ -766,8 +769,28 @@ func TestBlankBootStateBootsTheCopysLastGood(t *testing.T) {
 	}
 	wantCat(t, r, conf, "the machine's configuration")
 	if s := diskStatus(t, disk.Path); s.LastGood != "b/B1" || !s.Initialised || s.slot(t, "b").Unconfirmed != 1 || !s.slot(t, "b").Good ||
-		s.slot(t, "a").Good || s.slot(t, "a").Tries != bootstate.DefaultTries || s.slot(t, "a").Priority >= s.slot(t, "b").Priority {
-		t.Errorf("the bootstate partition after the boot: %+v: want the copy's last good b first, its boot counted, a a trial below it", s)
+		s.slot(t, "a").Good || s.slot(t, "a").Tries != bootstate.DefaultTries || s.slot(t, "a").Priority >= s.slot(t, "b").Priority ||
+		s.slot(t, "a").Reason != bootstate.ReasonRestoredGood {
+		t.Fatalf("the bootstate partition after the boot: %+v: want the copy's last good b first, its boot counted, a a trial below it, marked good in the copy", s)
+	}
+	// b's image now restarts the machine at every boot (a corrupt block
+	// in its inode table, restart_on_corruption): its boots go
+	// unconfirmed, and at the limit a, a trial since the restore though it
+	// may hold the image that worked before, is tried, its try counted. b
+	// used to boot for ever, a never tried (the copy names no image for a).
+	root := disk.Part(t, "root-b")
+	corrupt(t, disk.Path, root.Offset+inodeTableStart(t, disk.Path, root.Offset))
+	for i := 2; i <= bootstate.DefaultMaxUnconfirmed; i++ {
+		m := vm.Start(t, vm.Options{Initrd: rd, Disks: []string{disk.Path}})
+		m.Expect("keel: slot b:")
+		m.ExpectReboot()
+	}
+	r, br = boot(t, rd, disk, "")
+	if marker(r) != "image-a" || br.Slot != "a" || br.Demoted != "b" || !strings.Contains(br.SlotReason, "b demoted") {
+		t.Errorf("marker %q slot %q demoted %q reason %q: want a tried, b demoted", marker(r), br.Slot, br.Demoted, br.SlotReason)
+	}
+	if s := diskStatus(t, disk.Path); !s.slot(t, "b").Good || s.slot(t, "a").Tries != bootstate.DefaultTries-1 || s.slot(t, "a").Priority <= s.slot(t, "b").Priority {
+		t.Errorf("the bootstate partition after a's try: %+v: want b good below a, a's try counted", s)
 	}
 }
 
@@ -797,7 +820,9 @@ func unreadableBootState(t *testing.T, disk vm.Disk) []string {
 func TestMemoryCountedBootFromDataCopy(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
-	good := bootstate.SlotState{Priority: 1, Good: true}
+	// The copy's b has reached the limit of unconfirmed boots: a good
+	// slot is not demoted below a trial whose try cannot be counted.
+	good := bootstate.SlotState{Priority: 1, Good: true, Unconfirmed: bootstate.DefaultMaxUnconfirmed}
 	trial := bootstate.SlotState{Priority: 2, Tries: 3}
 	for name, tc := range map[string]struct {
 		slotA   bootstate.SlotState

@@ -114,7 +114,9 @@ func raucGood(s bootstate.State, x slots.Slot, headerErr error) bool {
 // the tries it has left, since an agent that asserted the booted slot at
 // every boot gave a trial that never came up fresh tries each time, and it
 // never rolled back (found by a hunting helper); `slotctl set-next`
-// refuses the running slot. Any other slot is put on trial with tries
+// refuses the running slot; as set-next does, it ends a restore's mark on
+// the other slot (bootstate.ReasonRestoredGood), so that boots of x left
+// unconfirmed do not bring that slot back. Any other slot is put on trial with tries
 // boots to be marked good, the other slot staying its fallback, unless it
 // is the only good slot and still holds its confirmed image (imageID, its
 // header's; bootstate.SetNext). It fails unless boot counting then chooses
@@ -127,6 +129,9 @@ func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageI
 				s.Slots[i].Priority = 2
 			case s.Slots[i].Priority > 0:
 				s.Slots[i].Priority = 1
+			}
+			if y != x && s.Slots[i].Reason == bootstate.ReasonRestoredGood {
+				s.Slots[i].Reason = "" // chosen over it, as by set-next
 			}
 		}
 	} else if err := s.SetNext(x, tries, imageID); err != nil {

@@ -159,6 +159,29 @@ func TestRaucSetPrimaryKeepsTheTrialsTries(t *testing.T) {
 	}
 }
 
+// TestRaucSetPrimaryEndsRestoreMark: after a restore from the data
+// partition's copy, the other slot is a trial marked good in the copy, and
+// the running good slot at its limit of unconfirmed boots would be demoted
+// below it (bootstate.ReasonRestoredGood). `rauc status mark-active booted`
+// is the operator's choice, as set-next is: it ends the mark, and the
+// running slot boots next. It used to be refused (boot counting chose the
+// marked trial).
+func TestRaucSetPrimaryEndsRestoreMark(t *testing.T) {
+	dir, disk, key := keyedDisk(t)
+	imgA, verA := sealedImage(t, dir, "image-a", key)
+	writeSlot(t, disk, "a", imgA, verA)
+	mustRun(t, nil, "mark-good", "a", "--disk", disk)
+	editState(t, disk, func(s *bootstate.State) {
+		s.Slots[0].Unconfirmed = bootstate.DefaultMaxUnconfirmed
+		s.Slots[1] = bootstate.SlotState{Priority: 1, Tries: bootstate.DefaultTries, Reason: bootstate.ReasonRestoredGood}
+	})
+	onA := writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "image-a"})
+	rauc(t, nil, disk, onA, "set-primary", "a")
+	if st := slotStates(statusJSON(t, "--disk", disk)); st[0].Priority != 2 || !st[0].Good || st[1].Reason != "" || st[1].Priority != 1 || st[1].Tries != bootstate.DefaultTries {
+		t.Errorf("after set-primary of the running a: a %+v, b %+v: want a first, b a trial without the restore's mark", st[0], st[1])
+	}
+}
+
 // TestFloorHoldUsesTheInitsLimit: whether the good slot asked for boots
 // next is judged with the limit of unconfirmed boots the init reported
 // (mkinitrd --max-unconfirmed): a at its limit is demoted by the init, b
