@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -187,6 +188,16 @@ func TestIdentify(t *testing.T) {
 			t.Errorf("%s: got %+v, %v", tc.name, fs, err)
 		}
 	}
+	// The first sectors unreadable (a bad sector, not a wipe): known by
+	// the second header all the same; a device that fails every read is
+	// its I/O error, named.
+	if fs, err := Identify("/dev/vda6", unreadableStart{bytes.NewReader(second(nil)), 4096}); err != nil || fs.Type != LUKS {
+		t.Errorf("luks2, first sectors unreadable: got %+v, %v; want LUKS", fs, err)
+	}
+	if _, err := Identify("/dev/vda6", unreadableStart{bytes.NewReader(second(nil)), 1 << 40}); err == nil ||
+		!strings.Contains(err.Error(), "data partition /dev/vda6") || !strings.Contains(err.Error(), "input/output error") {
+		t.Errorf("a device failing every read: %v; want the I/O error, naming the device", err)
+	}
 	_, err := Identify("/dev/vda6", bytes.NewReader(nil))
 	if !errors.Is(err, devices.ErrUnknownFS) {
 		t.Errorf("empty device: %v", err)
@@ -358,4 +369,17 @@ func TestCheckUpperPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unreadableStart is a device whose reads before byte end fail with EIO.
+type unreadableStart struct {
+	r   io.ReaderAt
+	end int64
+}
+
+func (u unreadableStart) ReadAt(p []byte, off int64) (int, error) {
+	if off < u.end {
+		return 0, errors.New("input/output error")
+	}
+	return u.r.ReadAt(p, off)
 }

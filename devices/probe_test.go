@@ -181,9 +181,24 @@ type errReader struct{}
 
 func (errReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("input/output error") }
 
+// countingErrReader fails every read and counts them.
+type countingErrReader struct{ n *int }
+
+func (c countingErrReader) ReadAt([]byte, int64) (int, error) {
+	*c.n++
+	return 0, errors.New("input/output error")
+}
+
+// TestProbeIOError: a device that fails its reads is an error, read once,
+// not once per signature (a dead disk answers each read after its
+// timeouts and retries: fifteen reads cost fifteen of them).
 func TestProbeIOError(t *testing.T) {
 	if _, err := Probe(errReader{}); err == nil || errors.Is(err, ErrUnknownFS) {
 		t.Errorf("Probe on a failing device: err = %v, want the I/O error", err)
+	}
+	var n int
+	if _, err := Probe(countingErrReader{&n}); err == nil || n != 1 {
+		t.Errorf("Probe on a failing device: err = %v after %d reads, want the I/O error after one", err, n)
 	}
 }
 

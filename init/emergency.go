@@ -192,16 +192,20 @@ func (b *boot) halt(policy string) {
 		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "powering off"
 	}
 	b.log.Console("keel: %s", what)
-	// Each sign of progress renews the watchdog's lease, as the shutdown
-	// pings it: a slow write-back that gets on is not reset in its middle
-	// (found in review); a stalled one stops the renewals.
-	sys := shutdown.Sys{Sync: unix.Sync, Dirty: dirtyKiB, Written: writtenPages, Progress: b.progress}
-	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, sys, haltSyncStep); err != nil {
+	if err := b.syncThen(func() error { return unix.Reboot(cmd) }, b.haltSys(), haltSyncStep); err != nil {
 		b.log.Console("keel: %s failed: %v; halting here", policy, err)
 	}
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// haltSys is the system the sync before an emergency reboot runs on. Each
+// sign of progress renews the watchdog's lease, as the shutdown pings it:
+// a slow write-back that gets on is not reset in its middle (found in
+// review); a stalled one stops the renewals.
+func (b *boot) haltSys() shutdown.Sys {
+	return shutdown.Sys{Sync: unix.Sync, Dirty: dirtyKiB, Written: writtenPages, Progress: b.progress}
 }
 
 // haltSyncStep is the step of the wait for the sync before an emergency

@@ -274,3 +274,19 @@ func TestShellLeaseKept(t *testing.T) {
 		t.Errorf("lease %+v after the sequence's progress under the shell: want the human's kept", l)
 	}
 }
+
+// TestHaltSyncRenewsLease: the emergency reboot's sync, waited for as long
+// as the write-back gets on, renews the watchdog's work lease at each sign
+// of progress, so a slow disk's write-back is not reset in its middle.
+func TestHaltSyncRenewsLease(t *testing.T) {
+	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+	b.wd = &watchdogState{feeder: watchdog.NewFeeder(watchdog.Lease{}, nil)}
+	sys := b.haltSys()
+	if sys.Sync == nil || sys.Dirty == nil || sys.Written == nil || sys.Progress == nil {
+		t.Fatalf("halt's sys %+v: want sync, both readings and the progress", sys)
+	}
+	sys.Progress()
+	if l := b.wd.feeder.Lease(); l.Human || !l.Feeds(time.Now()) {
+		t.Errorf("lease %+v after the sync's progress: want a work lease", l)
+	}
+}
