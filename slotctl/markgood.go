@@ -85,11 +85,7 @@ func (t *target) markGood(e *env, x slots.Slot) error {
 // at x's next confirmation. It says what it did, "" when nothing.
 func (t *target) holdFloorForRollback(s *bootstate.State, x slots.Slot, before uint64) string {
 	y := x.Other()
-	maxUnconfirmed := 0 // the default, unless the init said its own
-	if r, err := t.bootReport(); err == nil && r != nil {
-		maxUnconfirmed = r.MaxUnconfirmed
-	}
-	if next, err := bootsNextWith(*s, maxUnconfirmed); err != nil || next != y || !s.Slot(y).Good || s.RollbackFloor <= before {
+	if next, err := bootsNext(*s, t.initsLimit()); err != nil || next != y || !s.Slot(y).Good || s.RollbackFloor <= before {
 		return "" // a trial below the floor: the locked init refuses it, as it must
 	}
 	h, err := t.slotHeader(y)
@@ -102,17 +98,24 @@ func (t *target) holdFloorForRollback(s *bootstate.State, x slots.Slot, before u
 }
 
 // bootsNext is the slot boot counting chooses from s (a copy: Choose's
-// decrement stays here).
-func bootsNext(s bootstate.State) (slots.Slot, error) { return bootsNextWith(s, 0) }
-
-// bootsNextWith is bootsNext with the init's limit of unconfirmed boots
-// (0: the default).
-func bootsNextWith(s bootstate.State, maxUnconfirmed int) (slots.Slot, error) {
+// decrement stays here), with the init's limit of unconfirmed boots (0:
+// the default; initsLimit).
+func bootsNext(s bootstate.State, maxUnconfirmed int) (slots.Slot, error) {
 	c, err := s.Choose("", maxUnconfirmed)
 	if err != nil {
 		return "", err
 	}
 	return c.Slot, nil
+}
+
+// initsLimit is the limit of unconfirmed boots the init reported
+// (mkinitrd --max-unconfirmed), 0 (the default) without a report: what
+// boot counting chooses next depends on it.
+func (t *target) initsLimit() int {
+	if r, err := t.bootReport(); err == nil && r != nil {
+		return r.MaxUnconfirmed
+	}
+	return 0
 }
 
 // markGoodSlot is the slot to mark: the running one, or on a disk image

@@ -95,8 +95,11 @@ func parseRaucTries(v string) (int, error) {
 }
 
 // raucPrimary is the slot boot counting boots next: what the init would
-// choose on the next boot with nothing failing.
-func raucPrimary(s bootstate.State) (slots.Slot, error) { return bootsNext(s) }
+// choose on the next boot with nothing failing, under its limit of
+// unconfirmed boots (maxUnconfirmed, 0: the default).
+func raucPrimary(s bootstate.State, maxUnconfirmed int) (slots.Slot, error) {
+	return bootsNext(s, maxUnconfirmed)
+}
 
 // raucGood is RAUC's boot state of slot x: good when boot counting may
 // boot it (priority, and good or tries left; or good at priority 0 as the
@@ -120,8 +123,9 @@ func raucGood(s bootstate.State, x slots.Slot, headerErr error) bool {
 // boots to be marked good, the other slot staying its fallback, unless it
 // is the only good slot and still holds its confirmed image (imageID, its
 // header's; bootstate.SetNext). It fails unless boot counting then chooses
-// x: set-primary means exactly that.
-func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageID string) error {
+// x, under the init's limit of unconfirmed boots (maxUnconfirmed):
+// set-primary means exactly that.
+func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageID string, maxUnconfirmed int) error {
 	if x == running {
 		for i, y := range slots.Slots() {
 			switch {
@@ -137,7 +141,7 @@ func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageI
 	} else if err := s.SetNext(x, tries, imageID); err != nil {
 		return err
 	}
-	next, err := raucPrimary(*s)
+	next, err := raucPrimary(*s, maxUnconfirmed)
 	if err != nil {
 		return fmt.Errorf("slot %s would not boot next: %w", x, err)
 	}
@@ -205,7 +209,7 @@ func (t *target) raucGetPrimary(e *env) error {
 	if err != nil {
 		return err
 	}
-	x, err := raucPrimary(s)
+	x, err := raucPrimary(s, t.initsLimit())
 	if err != nil {
 		return err
 	}
@@ -319,7 +323,7 @@ func (t *target) raucSetPrimary(e *env, x slots.Slot, tries int) error {
 			return fmt.Errorf("%w: refusing to boot slot %s", err, x)
 		}
 	}
-	s, err := t.withState(func(s *bootstate.State) error { return raucSetPrimary(s, x, run, tries, imageID) })
+	s, err := t.withState(func(s *bootstate.State) error { return raucSetPrimary(s, x, run, tries, imageID, t.initsLimit()) })
 	if err != nil {
 		return err
 	}

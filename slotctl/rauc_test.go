@@ -327,10 +327,11 @@ func FuzzParseRaucTries(f *testing.F) {
 // boot counting then chooses the slot; the running good slot stays good;
 // get-primary and get-state agree with boot counting.
 func FuzzRaucSetPrimary(f *testing.F) {
-	f.Add([]byte{2, 3, 0, 0, 1, 3, 0, 0}, byte(1), byte(0), byte(3))
-	f.Add([]byte{2, 0, 1, 3, 1, 0, 1, 0}, byte(0), byte(0), byte(1))
-	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(0), byte(2), byte(0))
-	f.Fuzz(func(t *testing.T, b []byte, xi, ri, tries byte) {
+	f.Add([]byte{2, 3, 0, 0, 1, 3, 0, 0}, byte(1), byte(0), byte(3), byte(0))
+	f.Add([]byte{2, 0, 1, 3, 1, 0, 1, 0}, byte(0), byte(0), byte(1), byte(2))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(0), byte(2), byte(0), byte(1))
+	f.Fuzz(func(t *testing.T, b []byte, xi, ri, tries, limitb byte) {
+		limit := int(limitb % 5) // the init's, 0: the default
 		s := stateOf(b)
 		all := slots.Slots()
 		x := all[int(xi)%2]
@@ -338,11 +339,11 @@ func FuzzRaucSetPrimary(f *testing.F) {
 		if ri < 2 {
 			running = all[ri]
 		}
-		if p, err := raucPrimary(s); err == nil && !raucGood(s, p, nil) {
+		if p, err := raucPrimary(s, limit); err == nil && !raucGood(s, p, nil) {
 			t.Fatalf("state %+v: get-primary %s, which get-state calls bad", s.Slots, p)
 		}
 		before := s
-		err := raucSetPrimary(&s, x, running, int(tries), "")
+		err := raucSetPrimary(&s, x, running, int(tries), "", limit)
 		if err != nil {
 			// The running slot gets only its priority back: it may still
 			// not be chosen (its tries used up, unconfirmed boots).
@@ -351,7 +352,7 @@ func FuzzRaucSetPrimary(f *testing.F) {
 			}
 			return
 		}
-		if p, err := raucPrimary(s); err != nil || p != x {
+		if p, err := raucPrimary(s, limit); err != nil || p != x {
 			t.Fatalf("state %+v: set-primary %s succeeded but get-primary is %q, %v", before.Slots, x, p, err)
 		}
 		if !raucGood(s, x, nil) {

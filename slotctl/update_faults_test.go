@@ -182,6 +182,38 @@ func TestRaucSetPrimaryEndsRestoreMark(t *testing.T) {
 	}
 }
 
+// TestRaucUsesTheInitsLimit: both slots good, a running with two boots
+// unconfirmed under an init built with --max-unconfirmed 2, which demotes
+// a at the next boot: get-primary says b, as the init will choose, and
+// set-primary of the running a is refused (boot counting would not choose
+// it); under the default limit, a. The backend judged by the default limit
+// alone: get-primary said a, and set-primary a was taken, though the init
+// booted b.
+func TestRaucUsesTheInitsLimit(t *testing.T) {
+	for _, c := range []struct {
+		limit int
+		want  string
+	}{{2, "b"}, {0, "a"}} {
+		dir, disk, key := keyedDisk(t)
+		imgA, verA := sealedImage(t, dir, "image-a", key)
+		writeSlot(t, disk, "a", imgA, verA)
+		writeSlot(t, disk, "b", imgA, verA)
+		mustRun(t, nil, "mark-good", "b", "--disk", disk)
+		mustRun(t, nil, "mark-good", "a", "--disk", disk)
+		editState(t, disk, func(s *bootstate.State) {
+			s.Slots[0].Priority, s.Slots[1].Priority, s.Slots[0].Unconfirmed = 2, 1, 2
+		})
+		onA := writeReport(t, t.TempDir(), report.Report{Mode: "slot", Slot: "a", ImageID: "image-a", MaxUnconfirmed: c.limit})
+		if got := strings.TrimSpace(rauc(t, nil, disk, onA, "get-primary")); got != c.want {
+			t.Errorf("limit %d: get-primary %q, want %q", c.limit, got, c.want)
+		}
+		r := slotctl(t, nil, "rauc-backend", "--disk", disk, "--boot-report", onA, "set-primary", "a")
+		if (r.code == 0) != (c.want == "a") {
+			t.Errorf("limit %d: set-primary of the running a: exit %d %s; want it refused only when boot counting chooses b", c.limit, r.code, r.stderr)
+		}
+	}
+}
+
 // TestFloorHoldUsesTheInitsLimit: whether the good slot asked for boots
 // next is judged with the limit of unconfirmed boots the init reported
 // (mkinitrd --max-unconfirmed): a at its limit is demoted by the init, b
