@@ -21,9 +21,11 @@ const ReasonTriesExhausted = "tries exhausted: never marked good"
 // though the data partition's copy called it good: the copy names no image
 // for it, so it may hold the image that worked or one written since. A
 // good slot whose boots go unconfirmed is demoted below such a slot, as
-// below a good one (demote); below any other trial it is not. Any later
-// change of the slot (mark-good, mark-bad, set-next of either slot)
-// replaces the reason.
+// below a good one (demote); below any other trial it is not. The mark
+// stays through the slot's tries and the demotion's swap of priorities;
+// mark-good or mark-bad of the slot (an install marks it bad first),
+// set-next of either slot, RAUC's set-primary of the running one, and the
+// end of its tries (retireExhausted) end it.
 const ReasonRestoredGood = "good in the data partition's copy of the boot state, which names no image for it: restored as a trial"
 
 // Choice is the slot boot counting picked and why.
@@ -174,12 +176,31 @@ func (s State) CheckForced(x Slot) error {
 	return nil
 }
 
+// ReasonRestoredUnconfirmed is the reason of a trial ReasonRestoredGood
+// marked whose tries ran out unconfirmed while the other slot is good: it
+// is the fallback again, once, as it was before it was tried.
+const ReasonRestoredUnconfirmed = "good in the data partition's copy of the boot state, tried after a restore and never confirmed: the fallback"
+
 // retireExhausted gives priority 0 to the slots that may no longer boot.
+// A trial a restore marked (ReasonRestoredGood) whose tries ran out while
+// the other slot is good and bootable is made the fallback instead, once:
+// below the good slot, unmarked (ReasonRestoredUnconfirmed, so nothing is
+// demoted below it again), with DefaultTries. Its tries may have been
+// spent by boots left unconfirmed by the environment (a health check's
+// network down), not by its image; retired, a slot the copy called good
+// was no fallback when the good slot then failed in the initramfs (found
+// in review). Its next tries, taken only as a fallback, retire it.
 func (s *State) retireExhausted() bool {
 	changed := false
 	for i := range s.Slots {
-		p := &s.Slots[i]
-		if p.Priority > 0 && !p.Bootable() {
+		p, o := &s.Slots[i], &s.Slots[1-i]
+		switch {
+		case p.Priority == 0 || p.Bootable():
+		case p.Reason == ReasonRestoredGood && o.Good && o.Bootable():
+			p.Priority, p.Tries, p.Reason = 1, DefaultTries, ReasonRestoredUnconfirmed
+			o.Priority = max(o.Priority, 2)
+			changed = true
+		default:
 			p.Priority, p.Reason = 0, ReasonTriesExhausted
 			changed = true
 		}

@@ -45,8 +45,12 @@ func TestChoose(t *testing.T) {
 			Choice{Slot: SlotB, Reason: "a demoted: demoted: 7 boots in a row were not confirmed (mark-good); highest priority (2), not yet good: 1 try left",
 				TriesLeft: 1, Demoted: SlotA, Changed: true},
 			st(SlotState{Priority: 1, Good: true, Reason: "demoted: 7 boots in a row were not confirmed (mark-good)"}, SlotState{Priority: 2, Tries: 1, Reason: ReasonRestoredGood}), ""},
-		{"last good slot unconfirmed, the other slot's tries spent: kept",
-			st(SlotState{Priority: 2, Good: true, Unconfirmed: 7}, SlotState{Priority: 1, Reason: ReasonRestoredGood}), "", nil,
+		{"last good slot unconfirmed, the restored trial's tries spent: kept, the trial its fallback again, once",
+			st(SlotState{Priority: 1, Good: true, Unconfirmed: 7}, SlotState{Priority: 2, Reason: ReasonRestoredGood}), "", nil,
+			Choice{Slot: SlotA, Reason: "highest priority (2), good (boot 8 since the last mark-good)", Good: true, Unconfirmed: 8, Changed: true},
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 8}, SlotState{Priority: 1, Tries: DefaultTries, Reason: ReasonRestoredUnconfirmed}), ""},
+		{"the restored trial's fallback tries spent too: retired",
+			st(SlotState{Priority: 2, Good: true, Unconfirmed: 7}, SlotState{Priority: 1, Reason: ReasonRestoredUnconfirmed}), "", nil,
 			Choice{Slot: SlotA, Reason: "b cannot boot (retired: tries exhausted: never marked good); a has priority 2, good (boot 8 since the last mark-good)", Good: true, Unconfirmed: 8, Changed: true},
 			st(SlotState{Priority: 2, Good: true, Unconfirmed: 8}, SlotState{Reason: ReasonTriesExhausted}), ""},
 		{"last good slot unconfirmed, the trial failed in this boot: kept",
@@ -800,8 +804,20 @@ func TestCrashingLastGoodTriesTheOther(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("boots %v, want %v", got, want)
 				}
-				if b := s.Slot(SlotB); !b.Good || !s.Bootable(SlotB) {
-					t.Errorf("b after a's tries ran out: %+v, want good and bootable", b)
+				if a, b := s.Slot(SlotA), s.Slot(SlotB); !b.Good || !s.Bootable(SlotB) || a != (SlotState{Priority: 1, Tries: DefaultTries, Reason: ReasonRestoredUnconfirmed}) {
+					t.Errorf("after a's tries ran out: a %+v, b %+v; want b good and first, a its fallback, once", a, b)
+				}
+				// b then fails in the initramfs: a, which the copy called
+				// good, is tried (its tries may have been spent by boots
+				// the environment left unconfirmed).
+				sel, err := Select(st, s, Request{}, func(c Choice) error {
+					if c.Slot == SlotB {
+						return Classify(Image, "verity", errors.New("bad block"))
+					}
+					return nil
+				})
+				if err != nil || sel.Choice.Slot != SlotA {
+					t.Errorf("b failing in the initramfs: %+v, %v; want a, the fallback", sel.Choice, err)
 				}
 				return
 			}
@@ -814,6 +830,31 @@ func TestCrashingLastGoodTriesTheOther(t *testing.T) {
 				t.Errorf("after a was confirmed: a %+v, b %+v: want both good, b demoted below a", a, b)
 			}
 		})
+	}
+}
+
+// TestSecondRestoreKeepsTheMark: the bootstate partition is lost a second
+// time after a restore. The copy slotctl wrote since (at b's mark-good)
+// calls a a trial, with the first restore's mark: the second restore
+// marks it again, so a crashing b does not boot for ever (found in
+// review).
+func TestSecondRestoreKeepsTheMark(t *testing.T) {
+	c := st(SlotState{Priority: 1, Good: true}, SlotState{Priority: 2, Good: true})
+	c.LastGood = LastGood{Slot: SlotB, ImageID: "B1"}
+	s, _ := Restore(c, DefaultState())
+	sel, err := Select(NewMemStore(BootStateMinSize), s, Request{}, func(Choice) error { return nil })
+	if err != nil || sel.Choice.Slot != SlotB {
+		t.Fatalf("first boot after the restore: %+v, %v", sel.Choice, err)
+	}
+	copy2 := sel.State
+	must(t, copy2.MarkGood(SlotB, "B1", 0))
+	s2, ok := Restore(copy2, DefaultState())
+	if a := s2.Slot(SlotA); !ok || a.Reason != ReasonRestoredGood {
+		t.Errorf("second restore: a %+v, %v; want the mark kept", a, ok)
+	}
+	copy2.Slots[0].Reason = ReasonRestoredUnconfirmed // tried since, never confirmed
+	if s3, _ := Restore(copy2, DefaultState()); s3.Slot(SlotA).Reason != "" {
+		t.Errorf("restore of a copy whose a was tried and never confirmed: a %+v; want no mark", s3.Slot(SlotA))
 	}
 }
 

@@ -123,7 +123,9 @@ func (s State) Pristine() bool {
 // would demote it at once); the other slot, for which the copy names no
 // image (it may have been rewritten since, or the copy be older than a
 // later change), a trial below it, with DefaultTries. When the copy called
-// that slot good, its reason says so (ReasonRestoredGood): should the last
+// that slot good, or a copy written after an earlier restore still carries
+// that restore's mark on it, its reason says so (ReasonRestoredGood): the
+// copy knows no more of it than at the first restore. Should the last
 // good image's boots go unconfirmed, it is demoted below that trial as
 // below a good slot (State.Choose). cur's sequence and count of unfinished
 // data mounts stay, and the state is durable again (Initialised). It
@@ -136,8 +138,8 @@ func Restore(c, cur State) (State, bool) {
 	s := cur
 	s.RollbackFloor, s.LastGood, s.DataSeen, s.Initialised = c.RollbackFloor, c.LastGood, true, true
 	s.Slots[lg], s.Slots[1-lg] = c.Slots[lg], SlotState{Priority: 1, Tries: DefaultTries}
-	if c.Slots[1-lg].Good {
-		s.Slots[1-lg].Reason = ReasonRestoredGood
+	if o := c.Slots[1-lg]; o.Good || o.Reason == ReasonRestoredGood {
+		s.Slots[1-lg].Reason = ReasonRestoredGood // a copy written since the last restore keeps it
 	}
 	p := &s.Slots[lg]
 	if p.Bootable() && p.Priority < 2 {

@@ -231,7 +231,7 @@ func FuzzRestore(f *testing.F) {
 		lg := c.LastGood.Slot
 		for _, x := range Slots() {
 			want := SlotState{Priority: 1, Tries: DefaultTries}
-			if c.Slot(x).Good {
+			if c.Slot(x).Good || c.Slot(x).Reason == ReasonRestoredGood {
 				want.Reason = ReasonRestoredGood
 			}
 			if x != lg && s.Slot(x) != want {

@@ -272,6 +272,9 @@ func stateOf(b []byte) bootstate.State {
 			break
 		}
 		s.Slots[i] = bootstate.SlotState{Priority: b[0] % 4, Tries: b[1] % 5, Good: b[2]&1 == 1, Unconfirmed: b[3] % 5}
+		if b[2]&2 != 0 { // a restore's mark (bootstate.ReasonRestoredGood)
+			s.Slots[i].Reason = bootstate.ReasonRestoredGood
+		}
 		b = b[4:]
 	}
 	return s
@@ -330,6 +333,7 @@ func FuzzRaucSetPrimary(f *testing.F) {
 	f.Add([]byte{2, 3, 0, 0, 1, 3, 0, 0}, byte(1), byte(0), byte(3), byte(0))
 	f.Add([]byte{2, 0, 1, 3, 1, 0, 1, 0}, byte(0), byte(0), byte(1), byte(2))
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(0), byte(2), byte(0), byte(1))
+	f.Add([]byte{2, 0, 1, 3, 1, 3, 2, 0}, byte(0), byte(0), byte(0), byte(0)) // a good at its limit, b marked by a restore
 	f.Fuzz(func(t *testing.T, b []byte, xi, ri, tries, limitb byte) {
 		limit := int(limitb % 5) // the init's, 0: the default
 		s := stateOf(b)
@@ -357,6 +361,9 @@ func FuzzRaucSetPrimary(f *testing.F) {
 		}
 		if !raucGood(s, x, nil) {
 			t.Fatalf("state %+v: set-primary %s succeeded but get-state calls it bad", before.Slots, x)
+		}
+		if s.Slot(x.Other()).Reason == bootstate.ReasonRestoredGood {
+			t.Fatalf("state %+v: set-primary %s left the restore's mark on %s", before.Slots, x, x.Other())
 		}
 		if x == running && (s.Slot(x).Good != before.Slot(x).Good || s.Slot(x).Tries != before.Slot(x).Tries) {
 			t.Fatalf("state %+v: set-primary of the running slot %s changed its good flag or tries: %+v", before.Slots, x, s.Slot(x))
