@@ -241,12 +241,19 @@ func (s *State) SetNext(x Slot, tries int, imageID string) error {
 	if o.Priority > 0 || o.Good {
 		o.Priority = 1
 	}
-	if o.Reason == ReasonRestoredGood {
-		o.Reason = "" // the operator chose: no demotion below it (State.Choose)
-	}
+	s.Chosen(x)
 	rewritten := s.LastGood.Slot == x && imageID != "" && imageID != s.LastGood.ImageID
 	*p = SlotState{Priority: 2, Tries: uint8(tries), Good: p.Good && !o.Good && !rewritten}
 	return nil
+}
+
+// Chosen records that an operator chose x to boot next (set-next, RAUC's
+// set-primary): a restore's mark on the other slot (ReasonRestoredGood)
+// goes, so that boots of x left unconfirmed do not bring that slot back.
+func (s *State) Chosen(x Slot) {
+	if o, err := s.slot(x.Other()); err == nil && o.Reason == ReasonRestoredGood {
+		o.Reason = ""
+	}
 }
 
 // normalise cleans every reason so that the state in memory is exactly the

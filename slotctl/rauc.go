@@ -134,10 +134,8 @@ func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageI
 			case s.Slots[i].Priority > 0:
 				s.Slots[i].Priority = 1
 			}
-			if y != x && s.Slots[i].Reason == bootstate.ReasonRestoredGood {
-				s.Slots[i].Reason = "" // chosen over it, as by set-next
-			}
 		}
+		s.Chosen(x)
 	} else if err := s.SetNext(x, tries, imageID); err != nil {
 		return err
 	}
