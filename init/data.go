@@ -270,8 +270,13 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 	}
 	d.fstype = fs.Type
 	b.rep.Data.FSType = fs.Type
-	b.need(fs.Type)
+	// The count's write and flush come before the wait for the file
+	// system's module, which is usually still loading (btrfs's chain is
+	// the longest of the plan): the two overlap instead of adding up. A
+	// module load that never returns is then counted with the mount,
+	// which it is part of.
 	b.beginDataMount()
+	b.need(fs.Type)
 	if err := d.stack.Do(datapart.Mount(dev, fs.Type, d.root)); err != nil {
 		b.closeMapping(d)
 		return nil, err
