@@ -257,3 +257,43 @@ func FuzzCopyFD(f *testing.F) {
 		}
 	})
 }
+
+// TestCopyTreeStaysOnItsFileSystem: like cp -x, what is mounted inside the
+// source (a directory, a file bind-mounted from another file system) is
+// not copied; the rest is.
+func TestCopyTreeStaysOnItsFileSystem(t *testing.T) {
+	requireRoot(t)
+	src := filepath.Join(t.TempDir(), "src")
+	other := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(src, "mnt"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "keep"), []byte("k"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "over"), []byte("under"), 0o644))
+	if err := unix.Mount("tmpfs", other, "tmpfs", 0, ""); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(other, unix.MNT_DETACH) })
+	must(t, os.WriteFile(filepath.Join(other, "file"), []byte("other"), 0o644))
+	must(t, unix.Mount(filepath.Join(other, "file"), filepath.Join(src, "over"), "", unix.MS_BIND, ""))
+	t.Cleanup(func() { unix.Unmount(filepath.Join(src, "over"), unix.MNT_DETACH) })
+	must(t, unix.Mount("tmpfs", filepath.Join(src, "mnt"), "tmpfs", 0, ""))
+	t.Cleanup(func() { unix.Unmount(filepath.Join(src, "mnt"), unix.MNT_DETACH) })
+	must(t, os.WriteFile(filepath.Join(src, "mnt/inside"), []byte("i"), 0o644))
+	var a, b unix.Stat_t
+	must(t, unix.Stat(src, &a))
+	must(t, unix.Stat(other, &b))
+	if a.Dev == b.Dev {
+		t.Skip("the tmpfs has the source's device number")
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	if err := copyTree(src, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dst, "keep")); err != nil || string(got) != "k" {
+		t.Errorf("keep: %q, %v", got, err)
+	}
+	for _, p := range []string{"over", "mnt"} {
+		if _, err := os.Lstat(filepath.Join(dst, p)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s (another file system) copied: %v", p, err)
+		}
+	}
+}
