@@ -241,7 +241,12 @@ func truncate(line string) string {
 // visible writes the control characters of s but tab and newline as \xNN:
 // messages quote what disks hold (a LUKS2 header's names, partition
 // labels), and an escape sequence from a stick must not clear the console,
-// move its cursor or make the terminal answer as if typed.
+// move its cursor or make the terminal answer as if typed. A line after a
+// newline that does not start with a space or a tab is indented by two
+// spaces, as the init's own continuation lines are (newlines before the
+// message's first text are left alone): a newline in a disk's
+// string (a GPT partition name, a reason in the boot state) must not start
+// a line of its own that reads as the init's ("keel: root verified").
 //
 // A byte that is not UTF-8 is written out too: a raw 0x9b is an 8-bit CSI
 // to a terminal in that mode.
@@ -249,10 +254,17 @@ func visible(s string) string {
 	ctl := func(r rune, size int) bool {
 		return r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r <= 0x9f || r == utf8.RuneError && size == 1
 	}
+	// unindented reports a newline at i, after the message's first text,
+	// followed by a line that starts with neither a space nor a tab (the
+	// blank lines a banner starts with are the init's own).
+	lead := len(s) - len(strings.TrimLeft(s, "\n"))
+	unindented := func(i int) bool {
+		return i >= lead && s[i] == '\n' && i+1 < len(s) && s[i+1] != ' ' && s[i+1] != '\t'
+	}
 	clean := true
 	for i := 0; i < len(s) && clean; {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		clean = !ctl(r, size)
+		clean = !ctl(r, size) && !unindented(i)
 		i += size
 	}
 	if clean {
@@ -266,6 +278,8 @@ func visible(s string) string {
 			fmt.Fprintf(&b, "\\x%02x", s[i])
 		case ctl(r, size):
 			fmt.Fprintf(&b, "\\x%02x", r)
+		case unindented(i):
+			b.WriteString("\n  ")
 		default:
 			b.WriteString(s[i : i+size])
 		}

@@ -263,7 +263,8 @@ func TestConsoleNoDrainOffAFile(t *testing.T) {
 // requirement names, a stick's partition labels) reaches the console and
 // the kernel log with its control characters written out, so an escape
 // sequence cannot clear the screen, move the cursor or make the terminal
-// answer as typed input; tabs, newlines and other text stay.
+// answer as typed input; tabs and other text stay, and a line after a
+// newline is indented, so that it cannot pass for the init's own.
 func TestConsoleShowsControlCharacters(t *testing.T) {
 	var console bytes.Buffer
 	l := newLogger(&console)
@@ -271,7 +272,7 @@ func TestConsoleShowsControlCharacters(t *testing.T) {
 	l.Errorf("seen: %s", "label\x1b]0;x\x07")
 	l.Console("raw: %s", "label\x9b6n \xff é")
 	got := console.String()
-	want := "keel: BOOT FAILED: config.requirements.mandatory: \\x1b[2J\\x1b[Hkeel: OK\\x0d\\x9b6n\\x7f\ttab é\nnext\n" +
+	want := "keel: BOOT FAILED: config.requirements.mandatory: \\x1b[2J\\x1b[Hkeel: OK\\x0d\\x9b6n\\x7f\ttab é\n  next\n" +
 		"keel: seen: label\\x1b]0;x\\x07\n" +
 		"raw: label\\x9b6n \\xff é\n"
 	if got != want {
@@ -335,6 +336,10 @@ func TestTruncate(t *testing.T) {
 		{"plain", "plain"},
 		{"esc \x1b[2J here", `esc \x1b[2J here`},
 		{"c1 \u009b and raw \x9b", `c1 \x9b and raw \x9b`},
+		{"label x\nkeel: root verified", "label x\n  keel: root verified"},
+		{"why:\n  slot a\n\tslot b\n", "why:\n  slot a\n\tslot b\n"},
+		{"a\n\nb", "a\n  \n  b"},
+		{"\n\nbanner\nx", "\n\nbanner\n  x"},
 		{long, strings.Repeat("a", maxLine-1) + "…"},
 	} {
 		if got := truncate(tc.in); got != tc.want {
@@ -344,12 +349,14 @@ func TestTruncate(t *testing.T) {
 }
 
 // FuzzTruncate: whatever a disk's label or a header's name holds, a log
-// line is valid UTF-8 with no control character but tab, no C1 code, and
-// at most maxLine bytes before the ellipsis.
+// line is valid UTF-8 with no control character but tab, no C1 code, no
+// line after its first text that starts with neither a space nor a tab
+// (but the ellipsis of a cut), and at most maxLine bytes before the ellipsis.
 func FuzzTruncate(f *testing.F) {
 	f.Add(strings.Repeat("a", maxLine-1) + "\ue6db")
 	f.Add("\x1b]0;title\x07\x9b\xc2\x9b")
 	f.Add(strings.Repeat("é", maxLine))
+	f.Add("name\nkeel: slot a: good\n\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		got := truncate(s)
 		if !utf8.ValidString(got) {
@@ -358,6 +365,12 @@ func FuzzTruncate(f *testing.F) {
 		for _, r := range got {
 			if r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r <= 0x9f {
 				t.Fatalf("truncate(%q) = %q: holds %U", s, got, r)
+			}
+		}
+		body := strings.TrimLeft(got, "\n") // a banner's blank lines first
+		for i, l := range strings.Split(body, "\n") {
+			if i > 0 && l != "" && l != "…" && l[0] != ' ' && l[0] != '\t' {
+				t.Fatalf("truncate(%q) = %q: line %d starts unindented", s, got, i)
 			}
 		}
 		if body := strings.TrimSuffix(got, "…"); len(body) > maxLine {
