@@ -367,8 +367,8 @@ func FuzzTruncate(f *testing.F) {
 				t.Fatalf("truncate(%q) = %q: holds %U", s, got, r)
 			}
 		}
-		body := strings.TrimLeft(got, "\n") // a banner's blank lines first
-		for i, l := range strings.Split(body, "\n") {
+		text := strings.TrimLeft(got, "\n") // a banner's blank lines first
+		for i, l := range strings.Split(text, "\n") {
 			if i > 0 && l != "" && l != "…" && l[0] != ' ' && l[0] != '\t' {
 				t.Fatalf("truncate(%q) = %q: line %d starts unindented", s, got, i)
 			}
