@@ -18,7 +18,7 @@ type Device struct {
 	Type     string `json:"type"`                // disk or partition
 	Parent   string `json:"parent,omitempty"`    // disk of a partition
 	PartN    int    `json:"partn,omitempty"`     // partition number
-	PartName string `json:"partlabel,omitempty"` // from the uevent
+	PartName string `json:"partlabel,omitempty"` // from the parent's GPT once read, else the uevent's PARTNAME
 	PartUUID string `json:"partuuid,omitempty"`  // from the parent's GPT or MBR, once read
 	FSType   string `json:"fstype,omitempty"`    // once probed
 	UUID     string `json:"uuid,omitempty"`
@@ -33,7 +33,7 @@ func (r *Registry) Devices() []Device {
 	for _, d := range r.sorted() {
 		out = append(out, Device{
 			Name: d.DevName, Path: r.nodePath(d.DevName), Major: d.Major, Minor: d.Minor,
-			Type: d.DevType, Parent: d.parent, PartN: d.PartN, PartName: d.PartName,
+			Type: d.DevType, Parent: d.parent, PartN: d.PartN, PartName: r.partLabel(d),
 			PartUUID: r.partUUID(d), FSType: d.fs.Type, UUID: d.fs.UUID, Label: d.fs.Label,
 		})
 	}
@@ -76,16 +76,29 @@ func (r *Registry) matchDevice(spec devspec.Spec, d *device) *device {
 			return d
 		}
 	case devspec.PartLabel:
-		if d.DevType == "partition" && d.PartName == spec.Value {
+		if d.DevType == "partition" && d.PartName == spec.Value && r.kernelNameStands(d) {
 			return d
 		}
-		// The kernel squashes PARTNAME to 7-bit ASCII; the GPT has the
-		// real name.
 		return r.tableMatch(d, func(p Partition) bool { return p.Name == spec.Value })
 	case devspec.PartUUID:
 		return r.tableMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
 	}
 	return nil
+}
+
+// kernelNameStands reports whether partition d's PARTNAME, the kernel's
+// copy of its GPT name, may be matched against a PARTLABEL: only while
+// its disk's partition table cannot be read (or its disk is unknown).
+// The kernel keeps the low byte of each of the name's UTF-16 units, so
+// that a partition named "Ťata" (U+0164 is 'd' plus 0x100) is "data" to
+// it; once the table is read its own name decides, and a disk not read
+// yet is waited for (the wait claims it for reading).
+func (r *Registry) kernelNameStands(d *device) bool {
+	disk := r.devs[d.parent]
+	if disk == nil {
+		return true
+	}
+	return disk.probe == probeDone && len(disk.parts) == 0 && disk.ptErr != nil
 }
 
 // tableMatch returns the partition device of disk d whose partition table entry satisfies
@@ -112,18 +125,34 @@ func (r *Registry) partitionDevice(disk string, n int) *device {
 	return r.devs[PartitionName(disk, n)]
 }
 
-// partUUID returns the PARTUUID of partition d from its disk's partition table, if read.
-func (r *Registry) partUUID(d *device) string {
+// tableEntry returns partition d's entry in its disk's partition table,
+// once read. Callers hold mu.
+func (r *Registry) tableEntry(d *device) (Partition, bool) {
 	disk := r.devs[d.parent]
 	if disk == nil {
-		return ""
+		return Partition{}, false
 	}
 	for _, p := range disk.parts {
 		if p.Index == d.PartN {
-			return p.UUID
+			return p, true
 		}
 	}
-	return ""
+	return Partition{}, false
+}
+
+// partUUID returns the PARTUUID of partition d from its disk's partition table, if read.
+func (r *Registry) partUUID(d *device) string {
+	p, _ := r.tableEntry(d)
+	return p.UUID
+}
+
+// partLabel is partition d's name: its GPT's, once read, else the
+// kernel's PARTNAME (kernelNameStands).
+func (r *Registry) partLabel(d *device) string {
+	if p, ok := r.tableEntry(d); ok {
+		return p.Name
+	}
+	return d.PartName
 }
 
 // PartitionName is the kernel's name for partition n of disk: vda1, but

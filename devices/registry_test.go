@@ -251,6 +251,42 @@ func TestWaitForPartLabelFromGPTName(t *testing.T) {
 	}
 }
 
+// The kernel's PARTNAME keeps the low byte of each UTF-16 unit of a GPT
+// name: "Ťata" (U+0164) is "data" to it. Once the disk's table is read,
+// the GPT's name decides; the kernel's stands only for a disk whose table
+// cannot be read.
+func TestPartLabelGPTNameDecides(t *testing.T) {
+	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=\"\u0164ata\"\n size=4M, name=\"root-a\"\n")
+	for _, tc := range []struct {
+		name, disk, label, want string
+	}{
+		{"squashed name is not the label", img, "data", ""},
+		{"the GPT's own name", img, "\u0164ata", "vda1"},
+		{"a table that cannot be read: the kernel's name", "", "data", "vda1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFakeSystem(t)
+			fs.file(t, "vda", tc.disk)
+			fs.file(t, "vda1", "")
+			fs.file(t, "vda2", "")
+			// The partitions' uevents come with the disk's, before any read.
+			fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "data"), ev(t, "add", "vda2", "vda", 2, "root-a"))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			p, err := fs.reg.WaitFor(ctx, spec(t, "PARTLABEL="+tc.label))
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("WaitFor(PARTLABEL=%s) = %q, want no match: the GPT names the partition %q", tc.label, p, "\u0164ata")
+				}
+				return
+			}
+			if want := filepath.Join(fs.dev, tc.want); err != nil || p != want {
+				t.Fatalf("WaitFor(PARTLABEL=%s) = %q, %v; want %q", tc.label, p, err, want)
+			}
+		})
+	}
+}
+
 func TestWaitForLabelAndUUIDThroughProbe(t *testing.T) {
 	needTool(t, "mkfs.ext4")
 	dir := t.TempDir()

@@ -178,8 +178,8 @@ func (r *Registry) seen(kind devspec.Kind) []string {
 
 func (r *Registry) describe(d *device, kind devspec.Kind) string {
 	s := d.DevName
-	if d.PartName != "" {
-		s += fmt.Sprintf(" %q", d.PartName)
+	if l := r.partLabel(d); l != "" {
+		s += fmt.Sprintf(" %q", l)
 	}
 	switch {
 	case kind == devspec.PartUUID && r.partUUID(d) != "":
