@@ -58,6 +58,11 @@ func FuzzParse(f *testing.F) {
 			if p.Option == "" || p.Reason == "" || p.Error() == "" {
 				t.Fatalf("Parse(%q): incomplete problem %#v", line, p)
 			}
+			// The message says whether the option was written with '=':
+			// "slot=" and a bare "slot" read differently.
+			if strings.HasPrefix(p.Error(), shown(p.Option)+"=") != p.HasValue {
+				t.Fatalf("Parse(%q): problem %q hides whether %q had a value (%#v)", line, p.Error(), p.Option, p)
+			}
 		}
 		// Quoting and spacing do not matter, only the words do.
 		if c2, _ := Parse(Join(Split(line)), Defaults(), locked); !reflect.DeepEqual(c, c2) {

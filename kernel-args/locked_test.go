@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseLocked(t *testing.T) {
-	refused := func(opt, val string) Problem { return Problem{opt, val, refusedLocked} }
+	refused := func(opt, val string) Problem { return Problem{opt, val, refusedLocked, val != ""} }
 	runParseCases(t, true, []parseCase{
 		{"default emergency becomes reboot", "", nil, nil},
 		{"rd.emergency=shell", "rd.emergency=shell", nil, []Problem{refused("rd.emergency", "shell")}},
@@ -47,7 +47,7 @@ func TestParseLocked(t *testing.T) {
 // says what the baked value is.
 func TestParseLockedDevices(t *testing.T) {
 	lockedDev := func(opt, val, baked string) Problem {
-		return Problem{opt, val, refusedLocked + ", and the baked default is " + baked}
+		return Problem{opt, val, refusedLocked + ", and the baked default is " + baked, val != ""}
 	}
 	runParseCases(t, true, []parseCase{
 		{"data", "data=/dev/sdb1", nil, []Problem{lockedDev("data", "/dev/sdb1", "PARTLABEL=data")}},
@@ -67,8 +67,8 @@ func TestParseLockedDevices(t *testing.T) {
 		{"verity-a", "verity-a=PARTUUID=0a", nil, []Problem{lockedDev("verity-a", "PARTUUID=0a", "PARTLABEL=verity-a")}},
 		{"verity_b", "verity_b=/dev/vdb2", nil, []Problem{lockedDev("verity_b", "/dev/vdb2", "PARTLABEL=verity-b")}},
 		{"empty restores nothing", "root-a= verity-b=", nil, nil},
-		{"rd.timeout shorter", "rd.timeout=5", nil, []Problem{{"rd.timeout", "5", refusedLocked + ", and the baked device wait is 30 s"}}},
-		{"rd.timeout garbage", "rd.timeout=x", nil, []Problem{{"rd.timeout", "x", "expected whole seconds"}}},
+		{"rd.timeout shorter", "rd.timeout=5", nil, []Problem{{"rd.timeout", "5", refusedLocked + ", and the baked device wait is 30 s", true}}},
+		{"rd.timeout garbage", "rd.timeout=x", nil, []Problem{{"rd.timeout", "x", "expected whole seconds", true}}},
 		{"rd.timeout same", "rd.timeout=30", nil, nil},
 	})
 }
@@ -90,11 +90,11 @@ func TestParseLockedOverBaked(t *testing.T) {
 		t.Errorf("Parse locked over baked = %+v\nwant %+v", got, want)
 	}
 	checkProblems(t, problems, []Problem{
-		{"data", "/dev/sdb1", "the baked default is PARTLABEL=mydata"},
-		{"root-a", "/dev/sdb2", "the baked default is " + rootA},
-		{"rd.timeout", "9", "the baked device wait is 10 s"},
-		{"root", "/dev/sdb3", "the baked default is PARTLABEL=img"},
-		{"data", "", "the baked default is PARTLABEL=mydata"},
+		{"data", "/dev/sdb1", "the baked default is PARTLABEL=mydata", true},
+		{"root-a", "/dev/sdb2", "the baked default is " + rootA, true},
+		{"rd.timeout", "9", "the baked device wait is 10 s", true},
+		{"root", "/dev/sdb3", "the baked default is PARTLABEL=img", true},
+		{"data", "", "the baked default is PARTLABEL=mydata", true}, // data= (empty)
 	})
 	for _, p := range problems {
 		if !p.Refused() {
@@ -200,7 +200,7 @@ func TestFromBakedLockedOverrides(t *testing.T) {
 		t.Errorf("locked real command line changed baked values: roothash %q, init %q", got.RootHash, got.Init)
 	}
 	// Repeating the baked values is no problem; changing them is.
-	checkProblems(t, problems, []Problem{{"roothash", other, refusedLocked}, {"init", "/bin/sh", refusedLocked}})
+	checkProblems(t, problems, []Problem{{"roothash", other, refusedLocked, true}, {"init", "/bin/sh", refusedLocked, true}})
 
 	got, _ = Parse("roothash="+other+" init=/bin/sh", base, false)
 	if got.RootHash != other || got.Init != "/bin/sh" {
@@ -215,8 +215,8 @@ func TestFromBakedLockedRefusesWeakening(t *testing.T) {
 		t.Errorf("FromBaked = %+v\nwant %+v", got, want)
 	}
 	checkProblems(t, problems, []Problem{
-		{"rd.break", "", refusedLocked}, {"verity", "off", refusedLocked},
-		{"rd.emergency", "shell", refusedLocked}, {"systemd.verity_root_options", "ignore-corruption", refusedLocked},
+		{"rd.break", "", refusedLocked, false}, {"verity", "off", refusedLocked, true},
+		{"rd.emergency", "shell", refusedLocked, true}, {"systemd.verity_root_options", "ignore-corruption", refusedLocked, true},
 	})
 }
 
@@ -234,9 +234,9 @@ func TestLockedVerityModeKept(t *testing.T) {
 		problems []Problem
 	}{
 		{opt + "=restart-on-corruption", true, []string{PanicOnCorruption},
-			[]Problem{{opt, "restart-on-corruption", refusedLocked + " (this initramfs panics on corruption: restart-on-corruption is weaker)"}}},
+			[]Problem{{opt, "restart-on-corruption", refusedLocked + " (this initramfs panics on corruption: restart-on-corruption is weaker)", true}}},
 		{opt + "=", true, []string{PanicOnCorruption},
-			[]Problem{{opt, "", refusedLocked + " (this initramfs panics on corruption: restart-on-corruption is weaker)"}}},
+			[]Problem{{opt, "", refusedLocked + " (this initramfs panics on corruption: restart-on-corruption is weaker)", true}}},
 		{opt + "=ignore-zero-blocks", true, []string{PanicOnCorruption, IgnoreZeroBlocks}, nil},
 		{opt + "=panic-on-corruption,ignore-zero-blocks", true, []string{PanicOnCorruption, IgnoreZeroBlocks}, nil},
 		{opt + "=restart-on-corruption", false, []string{RestartOnCorruption}, nil},

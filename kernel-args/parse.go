@@ -19,18 +19,20 @@ const maxShown = 80
 // Problem is an option the parser ignored: refused, or with a value it could
 // not use. The previous value of the setting was kept.
 type Problem struct {
-	Option string // the option as written
-	Value  string // its value, "" for a bare option
-	Reason string // what was wrong and what was expected
+	Option   string // the option as written
+	Value    string // its value, "" for a bare option
+	Reason   string // what was wrong and what was expected
+	HasValue bool   // written with '=' ("slot=" has an empty value; "slot" none)
 }
 
 // Refused reports whether the option was ignored because the initramfs is
 // locked (whatever its value), not because its value was bad.
 func (p Problem) Refused() bool { return strings.HasPrefix(p.Reason, refusedLocked) }
 
-// Error is "option=value: reason", with the value quoted and shortened.
+// Error is "option=value: reason", with the value quoted and shortened
+// (`slot="": …` for an empty value), or "option: reason" for a bare option.
 func (p Problem) Error() string {
-	if p.Value == "" {
+	if !p.HasValue && p.Value == "" {
 		return fmt.Sprintf("%s: %s", shown(p.Option), p.Reason)
 	}
 	return fmt.Sprintf("%s=%s: %s", shown(p.Option), strconv.Quote(shown(p.Value)), p.Reason)
@@ -41,7 +43,7 @@ func (p Problem) String() string { return p.Error() }
 // Written is the option as the command line had it, "option=value" (or the
 // bare option), unquoted and shortened like Error's.
 func (p Problem) Written() string {
-	if p.Value == "" {
+	if !p.HasValue && p.Value == "" {
 		return shown(p.Option)
 	}
 	return shown(p.Option) + "=" + shown(p.Value)
@@ -129,6 +131,6 @@ func (p *parser) apply(par Param) {
 		return
 	}
 	if reason := set(par); reason != "" {
-		p.problems = append(p.problems, Problem{Option: par.Key, Value: par.Value, Reason: reason})
+		p.problems = append(p.problems, Problem{Option: par.Key, Value: par.Value, Reason: reason, HasValue: par.HasValue})
 	}
 }

@@ -47,8 +47,8 @@ func checkProblems(t *testing.T, got, want []Problem) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.Option != w.Option || g.Value != w.Value || !strings.Contains(g.Reason, w.Reason) {
-			t.Errorf("problem %d = %#v, want option %q value %q reason containing %q", i, g, w.Option, w.Value, w.Reason)
+		if g.Option != w.Option || g.Value != w.Value || g.HasValue != w.HasValue || !strings.Contains(g.Reason, w.Reason) {
+			t.Errorf("problem %d = %#v, want option %q value %q (with '=': %v) reason containing %q", i, g, w.Option, w.Value, w.HasValue, w.Reason)
 		}
 	}
 }
@@ -73,15 +73,15 @@ func TestParseSlotAndOverlay(t *testing.T) {
 		{"slot auto", "slot=a slot=auto", nil, nil},
 		{"slot empty", "slot=b slot=", nil, nil},
 		{"slot bad keeps previous", "slot=a slot=c", func(c *Config) { c.Slot = "a" },
-			[]Problem{{"slot", "c", "expected a, b"}}},
-		{"slot bare", "slot", nil, []Problem{{"slot", "", "expected a value"}}},
+			[]Problem{{"slot", "c", "expected a, b", true}}},
+		{"slot bare", "slot", nil, []Problem{{"slot", "", "expected a value", false}}},
 		{"slot key is case-sensitive", "SLOT=a", nil, nil},
 		{"overlay tmpfs", "overlay=tmpfs", func(c *Config) { c.Overlay = OverlayTmpfs }, nil},
 		{"overlay persistent", "overlay=persistent", func(c *Config) { c.Overlay = OverlayPersistent }, nil},
 		{"overlay off", "overlay=off", func(c *Config) { c.Overlay = OverlayOff }, nil},
 		{"overlay auto", "overlay=off overlay=auto", nil, nil},
-		{"overlay bad", "overlay=Tmpfs", nil, []Problem{{"overlay", "Tmpfs", "expected tmpfs, persistent, off or auto"}}},
-		{"overlay bare", "overlay", nil, []Problem{{"overlay", "", "expected a value"}}},
+		{"overlay bad", "overlay=Tmpfs", nil, []Problem{{"overlay", "Tmpfs", "expected tmpfs, persistent, off or auto", true}}},
+		{"overlay bare", "overlay", nil, []Problem{{"overlay", "", "expected a value", false}}},
 		{"systemd.volatile=overlay", "systemd.volatile=overlay", func(c *Config) { c.Overlay = OverlayTmpfs }, nil},
 		{"systemd.volatile other is systemd's", "systemd.volatile=state systemd.volatile", nil, nil},
 	})
@@ -92,12 +92,12 @@ func TestParseVerity(t *testing.T) {
 		{"roothash lowercased", "roothash=" + strings.ToUpper(sha256Hex), func(c *Config) { c.RootHash = sha256Hex }, nil},
 		{"roothash sha512", "roothash=" + sha256Hex + sha256Hex, func(c *Config) { c.RootHash = sha256Hex + sha256Hex }, nil},
 		{"roothash 32 digits", "roothash=" + sha256Hex[:32], func(c *Config) { c.RootHash = sha256Hex[:32] }, nil},
-		{"roothash odd", "roothash=" + sha256Hex[:63], nil, []Problem{{"roothash", sha256Hex[:63], "63 hex digits, expected an even number"}}},
-		{"roothash short", "roothash=abcd", nil, []Problem{{"roothash", "abcd", "4 hex digits"}}},
-		{"roothash too long", "roothash=" + strings.Repeat("ab", 65), nil, []Problem{{"roothash", strings.Repeat("ab", 65), "130 hex digits"}}},
-		{"roothash not hex", "roothash=" + sha256Hex[:62] + "zz", nil, []Problem{{"roothash", sha256Hex[:62] + "zz", "'z' at offset 62"}}},
+		{"roothash odd", "roothash=" + sha256Hex[:63], nil, []Problem{{"roothash", sha256Hex[:63], "63 hex digits, expected an even number", true}}},
+		{"roothash short", "roothash=abcd", nil, []Problem{{"roothash", "abcd", "4 hex digits", true}}},
+		{"roothash too long", "roothash=" + strings.Repeat("ab", 65), nil, []Problem{{"roothash", strings.Repeat("ab", 65), "130 hex digits", true}}},
+		{"roothash not hex", "roothash=" + sha256Hex[:62] + "zz", nil, []Problem{{"roothash", sha256Hex[:62] + "zz", "'z' at offset 62", true}}},
 		{"roothash cleared", "roothash=" + sha256Hex + " roothash=", nil, nil},
-		{"roothash bare", "roothash", nil, []Problem{{"roothash", "", "expected a value"}}},
+		{"roothash bare", "roothash", nil, []Problem{{"roothash", "", "expected a value", false}}},
 		{"options dashes", "systemd.verity_root_options=panic-on-corruption,check-at-most-once",
 			func(c *Config) { c.VerityOptions = []string{PanicOnCorruption, CheckAtMostOnce} }, nil},
 		{"options underscores and case", "systemd.verity-root-options=IGNORE_ZERO_BLOCKS,ignore_corruption",
@@ -107,15 +107,15 @@ func TestParseVerity(t *testing.T) {
 		{"options empty restores default", "systemd.verity_root_options=check-at-most-once systemd.verity_root_options=", nil, nil},
 		{"options same mode twice", "systemd.verity_root_options=restart-on-corruption,restart_on_corruption", nil, nil},
 		{"options unknown", "systemd.verity_root_options=panic-on-corruption,superblock=no", nil,
-			[]Problem{{"systemd.verity_root_options", "panic-on-corruption,superblock=no", `unknown option "superblock=no"`}}},
+			[]Problem{{"systemd.verity_root_options", "panic-on-corruption,superblock=no", `unknown option "superblock=no"`, true}}},
 		{"options two modes", "systemd.verity_root_options=panic-on-corruption,ignore-corruption", nil,
-			[]Problem{{"systemd.verity_root_options", "panic-on-corruption,ignore-corruption", "at most one corruption mode"}}},
-		{"options bare", "systemd.verity_root_options", nil, []Problem{{"systemd.verity_root_options", "", "expected a value"}}},
+			[]Problem{{"systemd.verity_root_options", "panic-on-corruption,ignore-corruption", "at most one corruption mode", true}}},
+		{"options bare", "systemd.verity_root_options", nil, []Problem{{"systemd.verity_root_options", "", "expected a value", false}}},
 		{"verity=off", "verity=off", func(c *Config) { c.VerityOff = true }, nil},
 		{"verity=on after off", "verity=off verity=on", nil, nil},
 		{"verity=0", "verity=0", func(c *Config) { c.VerityOff = true }, nil},
 		{"systemd.verity=no", "systemd.verity=no", func(c *Config) { c.VerityOff = true }, nil},
-		{"verity bad", "verity=maybe", nil, []Problem{{"verity", "maybe", "expected on or off"}}},
+		{"verity bad", "verity=maybe", nil, []Problem{{"verity", "maybe", "expected on or off", true}}},
 	})
 }
 
@@ -128,13 +128,13 @@ func TestParseDevices(t *testing.T) {
 		{"root and systemd data: last wins", "root=/dev/vda1 systemd.verity_root_data=/dev/vda2", func(c *Config) { c.Root = "/dev/vda2" }, nil},
 		{"systemd hash", "systemd.verity_root_hash=UUID=AB-CD", func(c *Config) { c.VerityHash = "UUID=ab-cd" }, nil},
 		{"root not devspec", "root=/dev/vda1 root=gpt-auto", func(c *Config) { c.Root = "/dev/vda1" },
-			[]Problem{{"root", "gpt-auto", "not a DEVSPEC"}}},
-		{"root major:minor refused", "root=801", nil, []Problem{{"root", "801", "not a DEVSPEC"}}},
-		{"root bare", "root", nil, []Problem{{"root", "", "expected a value"}}},
+			[]Problem{{"root", "gpt-auto", "not a DEVSPEC", true}}},
+		{"root major:minor refused", "root=801", nil, []Problem{{"root", "801", "not a DEVSPEC", true}}},
+		{"root bare", "root", nil, []Problem{{"root", "", "expected a value", false}}},
 		{"root empty restores default", "root=/dev/vda1 root=", nil, nil},
 		{"data", "data=LABEL=data", func(c *Config) { c.Data = "LABEL=data" }, nil},
 		{"data none", "data=none", func(c *Config) { c.Data = DataNone }, nil},
-		{"none only for data", "bootstate=none", nil, []Problem{{"bootstate", "none", "not a DEVSPEC"}}},
+		{"none only for data", "bootstate=none", nil, []Problem{{"bootstate", "none", "not a DEVSPEC", true}}},
 		{"bootstate", "bootstate=/dev/vda5", func(c *Config) { c.BootState = "/dev/vda5" }, nil},
 		{"slot devices dashes", "root-a=/dev/vda1 root-b=/dev/vda2 verity-a=/dev/vda3 verity-b=/dev/vda4",
 			func(c *Config) {
@@ -144,42 +144,42 @@ func TestParseDevices(t *testing.T) {
 			func(c *Config) {
 				c.RootA, c.RootB, c.VerityA, c.VerityB = "PARTLABEL=x", "PARTLABEL=y", "PARTLABEL=z", "PARTLABEL=w"
 			}, nil},
-		{"slot device bad", "verity-b=/etc/x", nil, []Problem{{"verity-b", "/etc/x", "a path must be /dev/NAME"}}},
+		{"slot device bad", "verity-b=/etc/x", nil, []Problem{{"verity-b", "/etc/x", "a path must be /dev/NAME", true}}},
 		{"rootfstype", "rootfstype=ext4", func(c *Config) { c.RootFSType = "ext4" }, nil},
 		{"rootfstype dotted", "rootfstype=fuse.sshfs", func(c *Config) { c.RootFSType = "fuse.sshfs" }, nil},
-		{"rootfstype bad", "rootfstype=ext4;rm", nil, []Problem{{"rootfstype", "ext4;rm", "expected a filesystem type"}}},
+		{"rootfstype bad", "rootfstype=ext4;rm", nil, []Problem{{"rootfstype", "ext4;rm", "expected a filesystem type", true}}},
 		{"rootflags", "rootflags=subvol=@,compress=zstd", func(c *Config) { c.RootFlags = "subvol=@,compress=zstd" }, nil},
-		{"rootflags control", "rootflags=a\x01", nil, []Problem{{"rootflags", "a\x01", "control characters"}}},
+		{"rootflags control", "rootflags=a\x01", nil, []Problem{{"rootflags", "a\x01", "control characters", true}}},
 	})
 }
 
 func TestParseInitAndEmergency(t *testing.T) {
 	runParseCases(t, false, []parseCase{
 		{"init", "init=/lib/systemd/systemd", func(c *Config) { c.Init = "/lib/systemd/systemd" }, nil},
-		{"init relative", "init=bash", nil, []Problem{{"init", "bash", "expected an absolute path"}}},
-		{"init bare", "init", nil, []Problem{{"init", "", "expected an absolute path"}}},
+		{"init relative", "init=bash", nil, []Problem{{"init", "bash", "expected an absolute path", true}}},
+		{"init bare", "init", nil, []Problem{{"init", "", "expected an absolute path", false}}},
 		{"rd.break", "rd.break", func(c *Config) { c.Break = true }, nil},
 		{"rd.break=1", "rd.break=1", func(c *Config) { c.Break = true }, nil},
 		{"rd.break=yes", "rd.break=yes", func(c *Config) { c.Break = true }, nil},
 		{"rd.break=true", "rd.break=TRUE", func(c *Config) { c.Break = true }, nil},
 		{"rd.break=0", "rd.break rd.break=0", nil, nil},
-		{"rd.break bad", "rd.break=pre-mount", nil, []Problem{{"rd.break", "pre-mount", "expected no value, or a boolean"}}},
+		{"rd.break bad", "rd.break=pre-mount", nil, []Problem{{"rd.break", "pre-mount", "expected no value, or a boolean", true}}},
 		{"emergency reboot", "rd.emergency=reboot", func(c *Config) { c.Emergency = EmergencyReboot }, nil},
 		{"emergency poweroff", "rd.emergency=poweroff", func(c *Config) { c.Emergency = EmergencyPoweroff }, nil},
 		{"emergency shell", "rd.emergency=reboot rd.emergency=shell", nil, nil},
-		{"emergency bad", "rd.emergency=halt", nil, []Problem{{"rd.emergency", "halt", "expected shell, reboot or poweroff"}}},
+		{"emergency bad", "rd.emergency=halt", nil, []Problem{{"rd.emergency", "halt", "expected shell, reboot or poweroff", true}}},
 		{"emergency timeout", "rd.emergency.timeout=120", func(c *Config) { c.EmergencyTimeout = 2 * time.Minute }, nil},
 		{"emergency timeout 0", "rd.emergency.timeout=5 rd.emergency.timeout=0", nil, nil},
-		{"emergency timeout bad", "rd.emergency.timeout=-1", nil, []Problem{{"rd.emergency.timeout", "-1", "expected whole seconds from 0 to 604800"}}},
+		{"emergency timeout bad", "rd.emergency.timeout=-1", nil, []Problem{{"rd.emergency.timeout", "-1", "expected whole seconds from 0 to 604800", true}}},
 		{"emergency timeout dash is another key", "rd.emergency-timeout=5", nil, nil},
 		{"timeout", "rd.timeout=90", func(c *Config) { c.Timeout = 90 * time.Second }, nil},
-		{"timeout 0 refused", "rd.timeout=0", nil, []Problem{{"rd.timeout", "0", "from 1 to"}}},
+		{"timeout 0 refused", "rd.timeout=0", nil, []Problem{{"rd.timeout", "0", "from 1 to", true}}},
 		{"luks timeout", "rd.luks.timeout=90", func(c *Config) { c.LUKSTimeout = 90 * time.Second }, nil},
-		{"luks timeout bad", "rd.luks.timeout=1m", nil, []Problem{{"rd.luks.timeout", "1m", "expected whole seconds from 0 to 604800"}}},
-		{"timeout fraction", "rd.timeout=2.5", nil, []Problem{{"rd.timeout", "2.5", "whole seconds"}}},
-		{"timeout huge", "rd.timeout=99999999999999999999", nil, []Problem{{"rd.timeout", "99999999999999999999", "whole seconds"}}},
-		{"timeout over a week", "rd.timeout=604801", nil, []Problem{{"rd.timeout", "604801", "whole seconds"}}},
-		{"timeout bare", "rd.timeout", nil, []Problem{{"rd.timeout", "", "whole seconds"}}},
+		{"luks timeout bad", "rd.luks.timeout=1m", nil, []Problem{{"rd.luks.timeout", "1m", "expected whole seconds from 0 to 604800", true}}},
+		{"timeout fraction", "rd.timeout=2.5", nil, []Problem{{"rd.timeout", "2.5", "whole seconds", true}}},
+		{"timeout huge", "rd.timeout=99999999999999999999", nil, []Problem{{"rd.timeout", "99999999999999999999", "whole seconds", true}}},
+		{"timeout over a week", "rd.timeout=604801", nil, []Problem{{"rd.timeout", "604801", "whole seconds", true}}},
+		{"timeout bare", "rd.timeout", nil, []Problem{{"rd.timeout", "", "whole seconds", false}}},
 		{"quiet", "quiet", func(c *Config) { c.LogLevel = Quiet }, nil},
 		{"debug", "debug", func(c *Config) { c.LogLevel = Debug }, nil},
 		{"rd.debug", "rd.debug", func(c *Config) { c.LogLevel = Debug }, nil},
@@ -187,7 +187,7 @@ func TestParseInitAndEmergency(t *testing.T) {
 		{"debug then quiet", "rd.debug quiet", func(c *Config) { c.LogLevel = Quiet }, nil},
 		{"debug=0 undoes debug", "debug rd.debug=0", nil, nil},
 		{"quiet=0 leaves debug", "debug quiet=0", func(c *Config) { c.LogLevel = Debug }, nil},
-		{"debug bad", "debug=verbose", nil, []Problem{{"debug", "verbose", "expected no value"}}},
+		{"debug bad", "debug=verbose", nil, []Problem{{"debug", "verbose", "expected no value", true}}},
 	})
 }
 
@@ -265,10 +265,11 @@ func TestProblemString(t *testing.T) {
 		p    Problem
 		want string
 	}{
-		{Problem{"slot", "c", "expected a, b"}, `slot="c": expected a, b`},
-		{Problem{"rd.break", "", refusedLocked}, "rd.break: refused: initramfs is locked"},
-		{Problem{"root", "\xff\n", "x"}, `root="\xff\n": x`},
-		{Problem{"root", strings.Repeat("é", 60), "x"}, `root="` + strings.Repeat("é", 40) + `…": x`},
+		{Problem{"slot", "c", "expected a, b", true}, `slot="c": expected a, b`},
+		{Problem{"rd.break", "", refusedLocked, false}, "rd.break: refused: initramfs is locked"},
+		{Problem{"slot", "", "expected a value: a, b or auto", true}, `slot="": expected a value: a, b or auto`},
+		{Problem{"root", "\xff\n", "x", true}, `root="\xff\n": x`},
+		{Problem{"root", strings.Repeat("é", 60), "x", true}, `root="` + strings.Repeat("é", 40) + `…": x`},
 	}
 	for _, tt := range tests {
 		if got := tt.p.Error(); got != tt.want {

@@ -16,15 +16,15 @@ func TestParseWatchdog(t *testing.T) {
 		{"0 turns it off", "rd.watchdog=30 rd.watchdog=0", nil, nil},
 		{"off turns it off", "rd.watchdog=30 rd.watchdog=off", nil, nil},
 		{"no turns it off", "rd.watchdog=30 rd.watchdog=NO", nil, nil},
-		{"over an hour", "rd.watchdog=3601", nil, []Problem{{"rd.watchdog", "3601", expected}}},
-		{"bare", "rd.watchdog", nil, []Problem{{"rd.watchdog", "", expected}}},
-		{"empty", "rd.watchdog=", nil, []Problem{{"rd.watchdog", "", expected}}},
-		{"on is no timeout", "rd.watchdog=on", nil, []Problem{{"rd.watchdog", "on", expected}}},
-		{"negative", "rd.watchdog=-5", nil, []Problem{{"rd.watchdog", "-5", expected}}},
-		{"unit", "rd.watchdog=30s", nil, []Problem{{"rd.watchdog", "30s", expected}}},
+		{"over an hour", "rd.watchdog=3601", nil, []Problem{{"rd.watchdog", "3601", expected, true}}},
+		{"bare", "rd.watchdog", nil, []Problem{{"rd.watchdog", "", expected, false}}},
+		{"empty", "rd.watchdog=", nil, []Problem{{"rd.watchdog", "", expected, true}}},
+		{"on is no timeout", "rd.watchdog=on", nil, []Problem{{"rd.watchdog", "on", expected, true}}},
+		{"negative", "rd.watchdog=-5", nil, []Problem{{"rd.watchdog", "-5", expected, true}}},
+		{"unit", "rd.watchdog=30s", nil, []Problem{{"rd.watchdog", "30s", expected, true}}},
 		{"bad keeps previous", "rd.watchdog=30 rd.watchdog=soon", func(c *Config) { c.Watchdog = 30 * time.Second },
-			[]Problem{{"rd.watchdog", "soon", expected}}},
-		{"huge", "rd.watchdog=99999999999999999999", nil, []Problem{{"rd.watchdog", "99999999999999999999", expected}}},
+			[]Problem{{"rd.watchdog", "soon", expected, true}}},
+		{"huge", "rd.watchdog=99999999999999999999", nil, []Problem{{"rd.watchdog", "99999999999999999999", expected, true}}},
 		{"dash spelling", "rd-watchdog=30", nil, nil},
 	})
 }
@@ -34,9 +34,9 @@ func TestParseWatchdog(t *testing.T) {
 func TestParseWatchdogLocked(t *testing.T) {
 	runParseCases(t, true, []parseCase{
 		{"none baked: enabling refused", "rd.watchdog=30", nil,
-			[]Problem{{"rd.watchdog", "30", refusedLocked + ", and the baked watchdog is off"}}},
+			[]Problem{{"rd.watchdog", "30", refusedLocked + ", and the baked watchdog is off", true}}},
 		{"none baked: off repeated", "rd.watchdog=0 rd.watchdog=off", nil, nil},
-		{"bad value is a bad value", "rd.watchdog=x", nil, []Problem{{"rd.watchdog", "x", "expected whole seconds"}}},
+		{"bad value is a bad value", "rd.watchdog=x", nil, []Problem{{"rd.watchdog", "x", "expected whole seconds", true}}},
 	})
 	base, problems := FromBaked("rd.watchdog=60", true)
 	if problems != nil || base.Watchdog != time.Minute {
@@ -47,7 +47,7 @@ func TestParseWatchdogLocked(t *testing.T) {
 		t.Errorf("locked over a baked 60 s: watchdog %v, want 1m0s", got.Watchdog)
 	}
 	lockedWD := func(v string) Problem {
-		return Problem{"rd.watchdog", v, refusedLocked + ", and the baked watchdog is 60 s"}
+		return Problem{"rd.watchdog", v, refusedLocked + ", and the baked watchdog is 60 s", true}
 	}
 	checkProblems(t, problems, []Problem{lockedWD("0"), lockedWD("off"), lockedWD("600"), lockedWD("5")})
 	for _, p := range problems {
