@@ -25,12 +25,22 @@ const LUKS = "crypto_LUKS"
 // holds: btrfs, ext4, or a LUKS container to unlock first. Anything else is
 // an error naming what was found.
 func Probe(dev string) (devices.FS, error) {
+	return probeWith(dev, Identify)
+}
+
+// ProbeUnlocked is Probe for the plaintext of an unlocked data partition
+// (IdentifyUnlocked).
+func ProbeUnlocked(dev string) (devices.FS, error) {
+	return probeWith(dev, IdentifyUnlocked)
+}
+
+func probeWith(dev string, identify func(string, io.ReaderAt) (devices.FS, error)) (devices.FS, error) {
 	f, err := os.Open(dev)
 	if err != nil {
 		return devices.FS{}, fmt.Errorf("data partition: %w", err)
 	}
 	defer f.Close()
-	return Identify(dev, f)
+	return identify(dev, f)
 }
 
 // Identify is Probe over an already open device. A LUKS2 volume whose
@@ -39,23 +49,45 @@ func Probe(dev string) (devices.FS, error) {
 // partition holding nothing, and the boot went volatile without the
 // user's data (found by a hunting helper).
 func Identify(dev string, r io.ReaderAt) (devices.FS, error) {
+	return identify(dev, r, false)
+}
+
+// IdentifyUnlocked is Identify for the plaintext of an unlocked data
+// partition, which must hold btrfs or ext4: a LUKS container there is
+// refused by name (it was handed to mount as a file system type, whose
+// error named none), and no second header is looked for, since the
+// plaintext's bytes are the file system's, not a volume keel opens.
+func IdentifyUnlocked(dev string, r io.ReaderAt) (devices.FS, error) {
+	return identify(dev, r, true)
+}
+
+func identify(dev string, r io.ReaderAt, unlocked bool) (devices.FS, error) {
 	fs, err := devices.Probe(r)
-	if err != nil {
+	if err != nil && !unlocked {
 		if second, ok, serr := devices.ProbeLUKS2Second(r); ok && serr == nil {
 			fs, err = second, nil
 		}
 	}
+	want := "btrfs, ext4 or LUKS"
+	if unlocked {
+		want = "btrfs or ext4 inside the encryption"
+	}
 	if errors.Is(err, devices.ErrUnknownFS) {
-		return fs, fmt.Errorf("data partition %s: no filesystem found, expected btrfs, ext4 or LUKS: %w", dev, err)
+		return fs, fmt.Errorf("data partition %s: no filesystem found, expected %s: %w", dev, want, err)
 	}
 	if err != nil {
 		return fs, fmt.Errorf("data partition %s: %w", dev, err)
 	}
 	switch fs.Type {
-	case Btrfs, Ext4, LUKS:
+	case Btrfs, Ext4:
 		return fs, nil
+	case LUKS:
+		if !unlocked {
+			return fs, nil
+		}
+		return fs, fmt.Errorf("data partition %s: the unlocked volume holds another LUKS container, expected %s (keel unlocks one layer)", dev, want)
 	}
-	return fs, fmt.Errorf("data partition %s: found %s, expected btrfs, ext4 or LUKS", dev, fs.Type)
+	return fs, fmt.Errorf("data partition %s: found %s, expected %s", dev, fs.Type, want)
 }
 
 // Mount is the mount of the data filesystem on dev at root. btrfs is

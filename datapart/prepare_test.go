@@ -161,10 +161,11 @@ func TestIdentify(t *testing.T) {
 	ext4 := img(1024+56, "\x53\xef")
 	ext4[1024+96] = 0x40 // an ext4-only incompat feature (extents)
 	for _, tc := range []struct {
-		name string
-		data []byte
-		typ  string
-		err  string
+		name     string
+		data     []byte
+		unlocked bool // the plaintext of an unlocked partition (IdentifyUnlocked)
+		typ      string
+		err      string
 	}{
 		{name: "btrfs", data: img(65536+64, "_BHRfS_M"), typ: Btrfs},
 		{name: "ext4", data: ext4, typ: Ext4},
@@ -176,8 +177,22 @@ func TestIdentify(t *testing.T) {
 		{name: "luks2, first sector wiped", data: second(make([]byte, 4096)), typ: LUKS},
 		{name: "swap holding a second header", data: second(append(make([]byte, 4086), "SWAPSPACE2"...)),
 			err: "no filesystem found, expected btrfs, ext4 or LUKS"},
+		// Inside the encryption: btrfs or ext4 only; a LUKS container is
+		// named (it went to mount as a file system type), and no second
+		// header is looked for in the file system's own bytes.
+		{name: "unlocked btrfs", data: img(65536+64, "_BHRfS_M"), unlocked: true, typ: Btrfs},
+		{name: "unlocked ext4", data: ext4, unlocked: true, typ: Ext4},
+		{name: "luks inside luks", data: img(0, "LUKS\xba\xbe\x00\x02"), unlocked: true,
+			err: "data partition /dev/vda6: the unlocked volume holds another LUKS container, expected btrfs or ext4 inside the encryption"},
+		{name: "a second header inside luks", data: second(make([]byte, 4096)), unlocked: true,
+			err: "data partition /dev/vda6: no filesystem found, expected btrfs or ext4 inside the encryption"},
+		{name: "squashfs inside luks", data: img(0, "hsqs"), unlocked: true, err: "found squashfs, expected btrfs or ext4 inside the encryption"},
 	} {
-		fs, err := Identify("/dev/vda6", bytes.NewReader(tc.data))
+		identify := Identify
+		if tc.unlocked {
+			identify = IdentifyUnlocked
+		}
+		fs, err := identify("/dev/vda6", bytes.NewReader(tc.data))
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)

@@ -262,7 +262,7 @@ func (b *boot) mountData(dev string) (*dataState, error) {
 		}
 		d.mapped = dataMapping
 		b.rep.Data.Encrypted, b.rep.Data.Device = true, mapped
-		if fs, err = datapart.Probe(mapped); err != nil {
+		if fs, err = datapart.ProbeUnlocked(mapped); err != nil {
 			b.closeMapping(d)
 			return nil, err
 		}
