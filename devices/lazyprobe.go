@@ -22,6 +22,7 @@ type probeJob struct {
 	fs         FS
 	fsErr      error
 	parts      []Partition
+	gpt        bool
 	ptErr      error
 	sysDir     string // set when missing partitions are to be added (Options.AddPartitions)
 	notes      []string
@@ -33,10 +34,19 @@ type probeJob struct {
 // plugged in later, whose reads may never end). Callers hold mu. Partition
 // tables live on whole disks only, so PARTUUID/PARTLABEL specs read disks
 // (GPT or MBR); UUID/LABEL specs read everything.
+//
+// For a PARTLABEL, the disks holding a partition the kernel names so
+// (namedParents) are read first, and alone: a disk elsewhere whose reads
+// stall must not hold a wait for a label the kernel already found, now
+// that the name is taken from the table (kernelNameStands).
 func (r *Registry) claimProbes(spec devspec.Spec, disk string) []*probeJob {
+	want := func(d *device) bool { return specNeedsProbe(spec, d) }
+	if named := r.namedParents(spec, disk); named != nil {
+		want = func(d *device) bool { return named[d.DevName] }
+	}
 	var jobs []*probeJob
 	for _, d := range r.sorted() {
-		if d.probe != probeNone || !specNeedsProbe(spec, d) || !onDisk(d, disk) {
+		if d.probe != probeNone || !want(d) || !onDisk(d, disk) {
 			continue
 		}
 		d.probe = probeRunning
@@ -47,6 +57,28 @@ func (r *Registry) claimProbes(spec devspec.Spec, disk string) []*probeJob {
 		jobs = append(jobs, j)
 	}
 	return jobs
+}
+
+// namedParents are, for a PARTLABEL, the disks not read yet (or being
+// read) holding a partition on disk (any, for "") whose kernel name
+// (PARTNAME) is spec's label; nil when there are none. Callers hold mu.
+func (r *Registry) namedParents(spec devspec.Spec, disk string) map[string]bool {
+	if spec.Kind != devspec.PartLabel {
+		return nil
+	}
+	var named map[string]bool
+	for _, d := range r.devs {
+		if d.DevType != "partition" || d.PartName != spec.Value || !onDisk(d, disk) {
+			continue
+		}
+		if p := r.devs[d.parent]; p != nil && p.probe != probeDone {
+			if named == nil {
+				named = map[string]bool{}
+			}
+			named[p.DevName] = true
+		}
+	}
+	return named
 }
 
 func specNeedsProbe(spec devspec.Spec, d *device) bool {
@@ -67,7 +99,7 @@ func (r *Registry) storeProbes(jobs []*probeJob) {
 		if d == nil || d.gen != j.gen {
 			continue // removed or changed meanwhile: it will be probed again
 		}
-		d.probe, d.fs, d.fsErr, d.parts, d.ptErr = probeDone, j.fs, j.fsErr, j.parts, j.ptErr
+		d.probe, d.fs, d.fsErr, d.parts, d.gpt, d.ptErr = probeDone, j.fs, j.fsErr, j.parts, j.gpt, j.ptErr
 		if j.fsErr != nil && !errors.Is(j.fsErr, ErrUnknownFS) {
 			logf(r.opts.Logf, "%v", j.fsErr)
 		}
@@ -127,7 +159,7 @@ func (j *probeJob) run() {
 	if j.disk {
 		var t GPT
 		t, j.ptErr = readTable(f)
-		j.parts = t.Parts
+		j.parts, j.gpt = t.Parts, t.Sector != 0 // an MBR's come with Sector 0
 		if j.ptErr != nil {
 			j.ptErr = fmt.Errorf("%s: %w", j.path, j.ptErr)
 		}

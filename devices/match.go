@@ -33,7 +33,7 @@ func (r *Registry) Devices() []Device {
 	for _, d := range r.sorted() {
 		out = append(out, Device{
 			Name: d.DevName, Path: r.nodePath(d.DevName), Major: d.Major, Minor: d.Minor,
-			Type: d.DevType, Parent: d.parent, PartN: d.PartN, PartName: r.partLabel(d),
+			Type: d.DevType, Parent: d.parent, PartN: d.PartN, PartName: r.label(d),
 			PartUUID: r.partUUID(d), FSType: d.fs.Type, UUID: d.fs.UUID, Label: d.fs.Label,
 		})
 	}
@@ -76,29 +76,16 @@ func (r *Registry) matchDevice(spec devspec.Spec, d *device) *device {
 			return d
 		}
 	case devspec.PartLabel:
-		if d.DevType == "partition" && d.PartName == spec.Value && r.kernelNameStands(d) {
-			return d
+		if d.DevType == "partition" {
+			if name, settled := r.partLabel(d); settled && name == spec.Value {
+				return d
+			}
 		}
 		return r.tableMatch(d, func(p Partition) bool { return p.Name == spec.Value })
 	case devspec.PartUUID:
 		return r.tableMatch(d, func(p Partition) bool { return p.UUID == spec.Value })
 	}
 	return nil
-}
-
-// kernelNameStands reports whether partition d's PARTNAME, the kernel's
-// copy of its GPT name, may be matched against a PARTLABEL: only while
-// its disk's partition table cannot be read (or its disk is unknown).
-// The kernel keeps the low byte of each of the name's UTF-16 units, so
-// that a partition named "Ťata" (U+0164 is 'd' plus 0x100) is "data" to
-// it; once the table is read its own name decides, and a disk not read
-// yet is waited for (the wait claims it for reading).
-func (r *Registry) kernelNameStands(d *device) bool {
-	disk := r.devs[d.parent]
-	if disk == nil {
-		return true
-	}
-	return disk.probe == probeDone && len(disk.parts) == 0 && disk.ptErr != nil
 }
 
 // tableMatch returns the partition device of disk d whose partition table entry satisfies
@@ -146,13 +133,29 @@ func (r *Registry) partUUID(d *device) string {
 	return p.UUID
 }
 
-// partLabel is partition d's name: its GPT's, once read, else the
-// kernel's PARTNAME (kernelNameStands).
-func (r *Registry) partLabel(d *device) string {
-	if p, ok := r.tableEntry(d); ok {
-		return p.Name
+// partLabel is partition d's name (PARTLABEL), and whether it is settled:
+// the entry of its disk's GPT, once keel has read it; else the kernel's
+// PARTNAME, settled once the disk was read and its table is no GPT that
+// lists d (an MBR the kernel named from blkdevparts=, a table keel cannot
+// read or refuses), or when d's disk is unknown. The kernel keeps only the
+// low byte of each UTF-16 unit of a GPT name, so that "Ťata" (U+0164 is
+// 'd' plus 0x100) is "data" to it: while the disk is being read, its name
+// is not taken. Callers hold mu.
+func (r *Registry) partLabel(d *device) (string, bool) {
+	disk := r.devs[d.parent]
+	if disk == nil {
+		return d.PartName, true
 	}
-	return d.PartName
+	if p, ok := r.tableEntry(d); ok && disk.gpt {
+		return p.Name, true
+	}
+	return d.PartName, disk.probe == probeDone
+}
+
+// label is partLabel's name, settled or not, for what is shown.
+func (r *Registry) label(d *device) string {
+	name, _ := r.partLabel(d)
+	return name
 }
 
 // PartitionName is the kernel's name for partition n of disk: vda1, but

@@ -73,6 +73,7 @@ type device struct {
 	fs     FS
 	fsErr  error
 	parts  []Partition // the disk's partition table, GPT or MBR
+	gpt    bool        // parts come from a GPT: their names are the PARTLABELs
 	ptErr  error
 }
 
@@ -169,7 +170,7 @@ func (r *Registry) upsert(ev Uevent) {
 	if ok && (ev.Action != "add" || ev.Major != d.Major || ev.Minor != d.Minor) {
 		r.gens++
 		d.gen = r.gens
-		d.probe, d.fs, d.fsErr, d.parts, d.ptErr = probeNone, FS{}, nil, nil, nil
+		d.probe, d.fs, d.fsErr, d.parts, d.gpt, d.ptErr = probeNone, FS{}, nil, nil, false, nil
 	}
 	d.Uevent = ev
 	d.parent = ev.Parent()

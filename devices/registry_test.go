@@ -252,17 +252,25 @@ func TestWaitForPartLabelFromGPTName(t *testing.T) {
 }
 
 // The kernel's PARTNAME keeps the low byte of each UTF-16 unit of a GPT
-// name: "Ťata" (U+0164) is "data" to it. Once the disk's table is read,
-// the GPT's name decides; the kernel's stands only for a disk whose table
-// cannot be read.
+// name: "Ťata" (U+0164) is "data" to it. Once the disk's GPT is read, its
+// own name decides; the kernel's stands for a disk whose table keel cannot
+// read, for an MBR (the kernel may name its partitions from blkdevparts=)
+// and for a partition the GPT keel read does not list. The seen list of a
+// wait that gives up shows the name that was matched against.
 func TestPartLabelGPTNameDecides(t *testing.T) {
-	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=\"\u0164ata\"\n size=4M, name=\"root-a\"\n")
+	squashed := sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=\"\u0164ata\"\n size=4M, name=\"spare\"\n")
+	mbr := sfdiskImage(t, t.TempDir(), "label: dos\n size=4M\n size=4M\n")
+	oneEntry := sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=\"root-a\"\n")
 	for _, tc := range []struct {
-		name, disk, label, want string
+		name, disk, label, want, seen string
 	}{
-		{"squashed name is not the label", img, "data", ""},
-		{"the GPT's own name", img, "\u0164ata", "vda1"},
-		{"a table that cannot be read: the kernel's name", "", "data", "vda1"},
+		{"squashed name is not the label", squashed, "data", "", "vda1 \"\u0164ata\""},
+		{"the GPT's own name", squashed, "\u0164ata", "vda1", ""},
+		{"a table that cannot be read: the kernel's name", "", "data", "vda1", ""},
+		{"an MBR: the kernel's name", mbr, "data", "vda1", ""},
+		{"the GPT's name of a listed partition", oneEntry, "root-a", "vda1", ""},
+		{"a listed partition is not the kernel's name", oneEntry, "data", "", `vda1 "root-a"`},
+		{"a partition the GPT does not list: the kernel's name", oneEntry, "spare", "vda2", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := newFakeSystem(t)
@@ -270,13 +278,16 @@ func TestPartLabelGPTNameDecides(t *testing.T) {
 			fs.file(t, "vda1", "")
 			fs.file(t, "vda2", "")
 			// The partitions' uevents come with the disk's, before any read.
-			fs.send(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "data"), ev(t, "add", "vda2", "vda", 2, "root-a"))
+			fs.sendHandled(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "data"), ev(t, "add", "vda2", "vda", 2, "spare"))
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			p, err := fs.reg.WaitFor(ctx, spec(t, "PARTLABEL="+tc.label))
 			if tc.want == "" {
-				if err == nil {
-					t.Fatalf("WaitFor(PARTLABEL=%s) = %q, want no match: the GPT names the partition %q", tc.label, p, "\u0164ata")
+				if err == nil || !strings.Contains(err.Error(), tc.seen) {
+					t.Fatalf("WaitFor(PARTLABEL=%s) = %q, %v; want no match, the error seeing %s", tc.label, p, err, tc.seen)
+				}
+				if m := fs.reg.Matches(ctx, spec(t, "PARTLABEL="+tc.label)); len(m) != 0 {
+					t.Errorf("Matches(PARTLABEL=%s) = %q, want none", tc.label, m)
 				}
 				return
 			}
@@ -285,6 +296,65 @@ func TestPartLabelGPTNameDecides(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPartLabelNotHeldByAStalledDisk: a PARTLABEL the kernel names on one
+// disk reads that disk's table first, and alone: a disk announced before
+// it whose reads never end (a stick in error recovery) does not hold the
+// wait. While a disk is still being read, Matches counts its partitions
+// by the kernel's name: a copy is not left out for its disk's slowness.
+func TestPartLabelNotHeldByAStalledDisk(t *testing.T) {
+	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=\"data\"\n")
+	release := make(chan struct{})
+	stalled := make(chan struct{}, 1)
+	defer func(f func(*probeJob)) { runProbe = f }(runProbe)
+	run := runProbe
+	runProbe = func(j *probeJob) {
+		if j.name == "sda" {
+			select {
+			case stalled <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		run(j)
+	}
+	fs := newFakeSystem(t)
+	fs.file(t, "sda", "")
+	fs.file(t, "sda1", "")
+	fs.file(t, "vdb", img)
+	fs.file(t, "vdb1", "")
+	// Handled before the wait starts: a wait that found no partition
+	// named data would claim every disk, sda first, as it should.
+	fs.sendHandled(ev(t, "add", "sda", "", 0, ""), ev(t, "add", "vdb", "", 0, ""), ev(t, "add", "vdb1", "vdb", 1, "data"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res := waitAsync(ctx, fs.reg, spec(t, "PARTLABEL=data"))
+	select {
+	case r := <-res:
+		if r.err != nil || r.path != filepath.Join(fs.dev, "vdb1") {
+			t.Fatalf("WaitFor(PARTLABEL=data) = %q, %v; want vdb1, its disk read first", r.path, r.err)
+		}
+	case <-time.After(time.Minute): // a hang, not a duration: the wait's own deadline is 10 s
+		close(release)
+		t.Fatal("WaitFor(PARTLABEL=data) is held by the stalled disk sda, past its deadline")
+	}
+	// A partition the kernel names "data" on the stalled disk: a waiter
+	// reading sda holds it; Matches, given up, counts both.
+	fs.sendHandled(ev(t, "add", "sda1", "sda", 1, "data"))
+	bg, stopBg := context.WithCancel(context.Background())
+	bgDone := make(chan struct{})
+	go func() { _, _ = fs.reg.WaitFor(bg, spec(t, "UUID="+fsUUID)); close(bgDone) }()
+	<-stalled
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	if m := fs.reg.Matches(short, spec(t, "PARTLABEL=data")); len(m) != 2 {
+		t.Errorf("Matches(PARTLABEL=data) with sda still being read = %q, want sda1 and vdb1", m)
+	}
+	// The waiter reading sda ends before runProbe is restored.
+	close(release)
+	stopBg()
+	<-bgDone
 }
 
 func TestWaitForLabelAndUUIDThroughProbe(t *testing.T) {

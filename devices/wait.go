@@ -178,7 +178,7 @@ func (r *Registry) seen(kind devspec.Kind) []string {
 
 func (r *Registry) describe(d *device, kind devspec.Kind) string {
 	s := d.DevName
-	if l := r.partLabel(d); l != "" {
+	if l := r.label(d); l != "" {
 		s += fmt.Sprintf(" %q", l)
 	}
 	switch {
@@ -249,8 +249,9 @@ func (r *Registry) lockUntil(ctx context.Context) (unlock func()) {
 // now, on any disk, in the order they were seen: how the init checks that
 // an explicit DEVSPEC of a locked initramfs names one device only (a second
 // disk may carry a copy of the same UUID, LABEL or PARTUUID). Devices not
-// read yet are probed first; a probe that does not finish by the end of ctx
-// leaves its device out.
+// read yet are probed first; a probe another waiter has not finished by
+// the end of ctx leaves its device out, except that a PARTLABEL counts the
+// partitions of a disk still being read by the kernel's name.
 func (r *Registry) Matches(ctx context.Context, spec devspec.Spec) []string {
 	if spec.Kind == devspec.Path {
 		if p, ok := r.existingNode(spec.Value); ok {
@@ -272,7 +273,16 @@ func (r *Registry) Matches(ctx context.Context, spec devspec.Spec) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, d := range r.sorted() {
-		if m := r.matchDevice(spec, d); m != nil && !seen[m.DevName] {
+		m := r.matchDevice(spec, d)
+		if m == nil && spec.Kind == devspec.PartLabel && d.DevType == "partition" && d.PartName == spec.Value {
+			// A disk still being read when ctx ended: its partitions count
+			// by the kernel's name, so that a copy is not left out of the
+			// count for its disk's slowness.
+			if _, settled := r.partLabel(d); !settled {
+				m = d
+			}
+		}
+		if m != nil && !seen[m.DevName] {
 			seen[m.DevName] = true
 			out = append(out, r.nodePath(m.DevName))
 		}
