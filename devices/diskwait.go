@@ -22,8 +22,8 @@ import (
 func (r *Registry) WaitSystemDisk(ctx context.Context, rootDisk, loaderPartUUID string) (SystemDisk, error) {
 	defer r.lockUntil(ctx)()
 	for {
-		if jobs := r.claimProbes(devspec.OfPartLabel(LabelBootState), ""); len(jobs) > 0 {
-			r.probeUnlocked(jobs)
+		if j := r.claimProbe(devspec.OfPartLabel(LabelBootState), ""); j != nil {
+			r.probeUnlocked(j)
 			continue
 		}
 		if pending := r.tablesPending(); len(pending) > 0 {

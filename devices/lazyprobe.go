@@ -28,23 +28,26 @@ type probeJob struct {
 	notes      []string
 }
 
-// claimProbes marks the devices spec needs probed and not yet probed as
-// running and returns them: on disk and its partitions only, unless disk
-// is "" (a wait restricted to the system disk must not read a stick
-// plugged in later, whose reads may never end). Callers hold mu. Partition
-// tables live on whole disks only, so PARTUUID/PARTLABEL specs read disks
-// (GPT or MBR); UUID/LABEL specs read everything.
+// claimProbe marks the first device spec needs probed and not yet probed
+// as running and returns its job, nil when there is none: on disk and its
+// partitions only, unless disk is "" (a wait restricted to the system disk
+// must not read a stick plugged in later, whose reads may never end).
+// Callers hold mu. Partition tables live on whole disks only, so
+// PARTUUID/PARTLABEL specs read disks (GPT or MBR); UUID/LABEL specs read
+// everything.
 //
-// For a PARTLABEL, the disks holding a partition the kernel names so
-// (namedParents) are read first, and alone: a disk elsewhere whose reads
-// stall must not hold a wait for a label the kernel already found, now
-// that the name is taken from the table (kernelNameStands).
-func (r *Registry) claimProbes(spec devspec.Spec, disk string) []*probeJob {
+// One device at a time: a device is marked running only while a waiter
+// reads it, so a disk whose reads never end holds its own reader and
+// itself, not the devices another waiter would have claimed with it and
+// never reached (found in review). For a PARTLABEL, the disks holding a
+// partition the kernel names so (namedParents) are read first: a disk
+// elsewhere whose reads stall must not hold a wait for a label the kernel
+// already found, now that the name is taken from the table (partLabel).
+func (r *Registry) claimProbe(spec devspec.Spec, disk string) *probeJob {
 	want := func(d *device) bool { return specNeedsProbe(spec, d) }
 	if named := r.namedParents(spec, disk); named != nil {
 		want = func(d *device) bool { return named[d.DevName] }
 	}
-	var jobs []*probeJob
 	for _, d := range r.sorted() {
 		if d.probe != probeNone || !want(d) || !onDisk(d, disk) {
 			continue
@@ -54,9 +57,9 @@ func (r *Registry) claimProbes(spec devspec.Spec, disk string) []*probeJob {
 		if r.opts.AddPartitions {
 			j.sysDir = r.opts.SysDir
 		}
-		jobs = append(jobs, j)
+		return j
 	}
-	return jobs
+	return nil
 }
 
 // namedParents are, for a PARTLABEL, the disks not read yet (or being
@@ -91,23 +94,22 @@ func specNeedsProbe(spec devspec.Spec, d *device) bool {
 	return false
 }
 
-// storeProbes records finished jobs whose device is unchanged. Callers hold mu.
-func (r *Registry) storeProbes(jobs []*probeJob) {
-	for _, j := range jobs {
-		r.note(j.notes) // said even when the device changed meanwhile: it happened
-		d := r.devs[j.name]
-		if d == nil || d.gen != j.gen {
-			continue // removed or changed meanwhile: it will be probed again
-		}
-		d.probe, d.fs, d.fsErr, d.parts, d.gpt, d.ptErr = probeDone, j.fs, j.fsErr, j.parts, j.gpt, j.ptErr
-		if j.fsErr != nil && !errors.Is(j.fsErr, ErrUnknownFS) {
-			logf(r.opts.Logf, "%v", j.fsErr)
-		}
-		if j.ptErr != nil && !errors.Is(j.ptErr, ErrNoGPT) && !errors.Is(j.ptErr, ErrNoMBR) {
-			logf(r.opts.Logf, "%v", j.ptErr)
-		}
+// storeProbe records a finished job when its device is unchanged, and
+// wakes the waiters. Callers hold mu.
+func (r *Registry) storeProbe(j *probeJob) {
+	defer r.cond.Broadcast()
+	r.note(j.notes) // said even when the device changed meanwhile: it happened
+	d := r.devs[j.name]
+	if d == nil || d.gen != j.gen {
+		return // removed or changed meanwhile: it will be probed again
 	}
-	r.cond.Broadcast()
+	d.probe, d.fs, d.fsErr, d.parts, d.gpt, d.ptErr = probeDone, j.fs, j.fsErr, j.parts, j.gpt, j.ptErr
+	if j.fsErr != nil && !errors.Is(j.fsErr, ErrUnknownFS) {
+		logf(r.opts.Logf, "%v", j.fsErr)
+	}
+	if j.ptErr != nil && !errors.Is(j.ptErr, ErrNoGPT) && !errors.Is(j.ptErr, ErrNoMBR) {
+		logf(r.opts.Logf, "%v", j.ptErr)
+	}
 }
 
 // maxNotes bounds what Notes keeps: a device that keeps changing (a

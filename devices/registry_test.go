@@ -299,10 +299,11 @@ func TestPartLabelGPTNameDecides(t *testing.T) {
 }
 
 // TestPartLabelNotHeldByAStalledDisk: a PARTLABEL the kernel names on one
-// disk reads that disk's table first, and alone: a disk announced before
-// it whose reads never end (a stick in error recovery) does not hold the
-// wait. While a disk is still being read, Matches counts its partitions
-// by the kernel's name: a copy is not left out for its disk's slowness.
+// disk reads that disk's table first: a disk announced before it whose
+// reads never end (a stick in error recovery) does not hold the wait, nor
+// does another waiter stalled on that disk. While a disk is still being
+// read, Matches counts its partitions by the kernel's name: a copy is not
+// left out for its disk's slowness.
 func TestPartLabelNotHeldByAStalledDisk(t *testing.T) {
 	img := sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=\"data\"\n")
 	release := make(chan struct{})
@@ -342,14 +343,27 @@ func TestPartLabelNotHeldByAStalledDisk(t *testing.T) {
 	// A partition the kernel names "data" on the stalled disk: a waiter
 	// reading sda holds it; Matches, given up, counts both.
 	fs.sendHandled(ev(t, "add", "sda1", "sda", 1, "data"))
+	// A third disk, announced before a waiter that reads every device
+	// stalls on sda: it must not be left marked as being read by that
+	// waiter, which never reaches it (found in review).
+	fs.file(t, "vdc", sfdiskImage(t, t.TempDir(), "label: gpt\n size=4M, name=\"other\"\n"))
+	fs.file(t, "vdc1", "")
+	fs.sendHandled(ev(t, "add", "vdc", "", 0, ""), ev(t, "add", "vdc1", "vdc", 1, "other"))
 	bg, stopBg := context.WithCancel(context.Background())
 	bgDone := make(chan struct{})
 	go func() { _, _ = fs.reg.WaitFor(bg, spec(t, "UUID="+fsUUID)); close(bgDone) }()
 	<-stalled
 	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancelShort()
+	var we *WaitError
+	if _, err := fs.reg.WaitFor(short, spec(t, "PARTLABEL=nothing")); !errors.As(err, &we) || !strings.Contains(err.Error(), "sda (being read)") {
+		t.Errorf("a wait given up while sda is read: %v; want sda named as being read", err)
+	}
 	if m := fs.reg.Matches(short, spec(t, "PARTLABEL=data")); len(m) != 2 {
 		t.Errorf("Matches(PARTLABEL=data) with sda still being read = %q, want sda1 and vdb1", m)
+	}
+	if p, err := fs.reg.WaitFor(ctx, spec(t, "PARTLABEL=other")); err != nil || p != filepath.Join(fs.dev, "vdc1") {
+		t.Errorf("WaitFor(PARTLABEL=other) while another waiter's read of sda hangs = %q, %v; want vdc1", p, err)
 	}
 	// The waiter reading sda ends before runProbe is restored.
 	close(release)
@@ -608,16 +622,16 @@ func TestProbeOfRemovedDeviceDropped(t *testing.T) {
 	r := NewRegistry(Options{DevDir: t.TempDir(), SysDir: t.TempDir()})
 	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "sdb", DevType: "disk", Major: 8, Minor: 16})
 	r.mu.Lock()
-	jobs := r.claimProbes(devspec.OfPartLabel("root-a"), "")
+	j := r.claimProbe(devspec.OfPartLabel("root-a"), "")
 	r.mu.Unlock()
-	if len(jobs) != 1 {
-		t.Fatalf("%d probe jobs, want 1", len(jobs))
+	if j == nil {
+		t.Fatal("no probe job, want sdb's")
 	}
-	jobs[0].parts = []Partition{{Index: 1, Name: "root-a", UUID: "old-stick"}}
+	j.parts = []Partition{{Index: 1, Name: "root-a", UUID: "old-stick"}}
 	r.Handle(Uevent{Action: "remove", Subsystem: "block", DevName: "sdb", DevType: "disk", Major: 8, Minor: 16})
 	r.Handle(Uevent{Action: "add", Subsystem: "block", DevName: "sdb", DevType: "disk", Major: 8, Minor: 32})
 	r.mu.Lock()
-	r.storeProbes(jobs)
+	r.storeProbe(j)
 	d := r.devs["sdb"]
 	r.mu.Unlock()
 	if d.probe != probeNone || len(d.parts) != 0 {

@@ -86,8 +86,8 @@ func (r *Registry) waitMatch(ctx context.Context, spec devspec.Spec, disk string
 		if p, ok := r.match(spec, disk); ok {
 			return p, nil
 		}
-		if jobs := r.claimProbes(spec, disk); len(jobs) > 0 {
-			r.probeUnlocked(jobs)
+		if j := r.claimProbe(spec, disk); j != nil {
+			r.probeUnlocked(j)
 			continue
 		}
 		if err := r.waitErr(ctx); err != nil {
@@ -118,26 +118,20 @@ func waited(ctx context.Context, start time.Time) time.Duration {
 	return time.Since(start)
 }
 
-// probeUnlocked runs jobs without holding mu, so uevents keep flowing and
-// other waiters keep matching while a device is read. Callers hold mu. A
-// job that panics (a bug in a reader of disk bytes, which any stick feeds)
-// fails that device's read by name (probeJob.safeRun) instead of unwinding
-// through the callers' deferred unlock, which the runtime makes fatal
-// ("unlock of unlocked mutex"): PID 1 would die before its emergency policy.
-//
-// Each job's result is stored as soon as it is read: a disk whose reads
-// never end, claimed with others, holds only itself (its table stays
-// "being read", named by the waits that give up on it), not the disks read
-// before it.
-func (r *Registry) probeUnlocked(jobs []*probeJob) {
+// probeUnlocked reads j without holding mu, so uevents keep flowing and
+// other waiters keep matching (and claiming other devices) while a device
+// is read, then stores its result. Callers hold mu. A job that panics (a
+// bug in a reader of disk bytes, which any stick feeds) fails that
+// device's read by name (probeJob.safeRun) instead of unwinding through
+// the callers' deferred unlock, which the runtime makes fatal ("unlock of
+// unlocked mutex"): PID 1 would die before its emergency policy. A disk
+// whose reads never end holds its reader: its table stays "being read",
+// named by the waits that give up on it.
+func (r *Registry) probeUnlocked(j *probeJob) {
 	r.mu.Unlock()
-	for _, j := range jobs {
-		j.safeRun()
-		r.mu.Lock()
-		r.storeProbes([]*probeJob{j})
-		r.mu.Unlock()
-	}
+	j.safeRun()
 	r.mu.Lock()
+	r.storeProbe(j)
 }
 
 // existingNode reports whether /dev/NAME already is a block device node, or
@@ -180,6 +174,11 @@ func (r *Registry) describe(d *device, kind devspec.Kind) string {
 	s := d.DevName
 	if l := r.label(d); l != "" {
 		s += fmt.Sprintf(" %q", l)
+	}
+	if d.probe == probeRunning {
+		// A partition's kernel name shown above is not matched until its
+		// disk's table is read: say that it is not yet.
+		s += " (being read)"
 	}
 	switch {
 	case kind == devspec.PartUUID && r.partUUID(d) != "":
@@ -261,8 +260,8 @@ func (r *Registry) Matches(ctx context.Context, spec devspec.Spec) []string {
 	}
 	defer r.lockUntil(ctx)()
 	for {
-		if jobs := r.claimProbes(spec, ""); len(jobs) > 0 {
-			r.probeUnlocked(jobs)
+		if j := r.claimProbe(spec, ""); j != nil {
+			r.probeUnlocked(j)
 			continue
 		}
 		if !r.probing(spec) || ctx.Err() != nil {
