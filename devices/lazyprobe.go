@@ -40,9 +40,10 @@ type probeJob struct {
 // reads it, so a disk whose reads never end holds its own reader and
 // itself, not the devices another waiter would have claimed with it and
 // never reached (found in review). For a PARTLABEL, the disks holding a
-// partition the kernel names so (namedParents) are read first: a disk
-// elsewhere whose reads stall must not hold a wait for a label the kernel
-// already found, now that the name is taken from the table (partLabel).
+// partition the kernel names so (namedParents) are read first, and no
+// other disk until they are: a disk elsewhere whose reads stall must not
+// hold a wait for a label the kernel already found, now that the name is
+// taken from the table (partLabel).
 func (r *Registry) claimProbe(spec devspec.Spec, disk string) *probeJob {
 	want := func(d *device) bool { return specNeedsProbe(spec, d) }
 	if named := r.namedParents(spec, disk); named != nil {

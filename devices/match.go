@@ -42,7 +42,9 @@ func (r *Registry) Devices() []Device {
 
 // match returns the device node satisfying spec, if one is known, on disk
 // (the disk itself or one of its partitions) unless disk is "". Callers
-// hold mu. Ties go to the device seen first, so the answer is stable.
+// hold mu. Ties go to the device seen first, so the answer is stable: a
+// device seen before the first match that another waiter is still reading,
+// and that may match once read (mayMatchOnceRead), is waited for.
 func (r *Registry) match(spec devspec.Spec, disk string) (string, bool) {
 	if spec.Kind == devspec.Path {
 		d := r.devs[strings.TrimPrefix(spec.Value, "/dev/")]
@@ -55,8 +57,31 @@ func (r *Registry) match(spec devspec.Spec, disk string) (string, bool) {
 		if m := r.matchDevice(spec, d); m != nil && onDisk(m, disk) {
 			return r.nodePath(m.DevName), true
 		}
+		if r.mayMatchOnceRead(spec, d, disk) {
+			return "", false
+		}
 	}
 	return "", false
+}
+
+// mayMatchOnceRead reports whether d, on disk, is being read and may match
+// spec once it is: any device for a UUID or LABEL, a disk for a PARTUUID,
+// and for a PARTLABEL only a disk holding a partition the kernel names
+// with the label, so that a disk elsewhere whose reads stall does not hold
+// the wait (claimProbe). Callers hold mu.
+func (r *Registry) mayMatchOnceRead(spec devspec.Spec, d *device, disk string) bool {
+	if d.probe != probeRunning || !specNeedsProbe(spec, d) || !onDisk(d, disk) {
+		return false
+	}
+	if spec.Kind != devspec.PartLabel {
+		return true
+	}
+	for _, p := range r.devs {
+		if p.parent == d.DevName && p.PartName == spec.Value {
+			return true
+		}
+	}
+	return false
 }
 
 func onDisk(d *device, disk string) bool {

@@ -579,10 +579,47 @@ func TestOnDiskWaitReadsOnlyThatDisk(t *testing.T) {
 	}
 }
 
-// TestProbeStoredAsRead: a disk whose read does not end, claimed with
-// another, holds only itself: the other's table is known as soon as it is
-// read (the choice of the system disk used to see both "being read" and
-// name both when it gave up).
+// TestTieWaitsForADeviceSeenFirst: two disks carry the same PARTUUID (a
+// copy); another waiter is still reading the first. The wait reads the
+// second, then waits for the first rather than return the copy: ties go
+// to the device seen first, whichever waiter reads it (found in review).
+func TestTieWaitsForADeviceSeenFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		entered, release := make(chan struct{}), make(chan struct{})
+		defer func(f func(*probeJob)) { runProbe = f }(runProbe)
+		runProbe = func(j *probeJob) {
+			if j.name == "vda" {
+				close(entered)
+				<-release
+			}
+			if j.disk {
+				j.parts = []Partition{{Index: 1, Name: "x", UUID: "0a1b2c3d-01"}}
+			}
+		}
+		dev := t.TempDir()
+		r := NewRegistry(Options{DevDir: dev, SysDir: t.TempDir()})
+		for _, e := range []Uevent{ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, ""), ev(t, "add", "vdb", "", 0, ""), ev(t, "add", "vdb1", "vdb", 1, "")} {
+			r.Handle(e)
+		}
+		bg, stopBg := context.WithCancel(context.Background())
+		bgDone := make(chan struct{})
+		go func() { _, _ = r.WaitFor(bg, devspec.OfPartLabel("nothing-here")); close(bgDone) }()
+		<-entered
+		res := waitAsync(context.Background(), r, spec(t, "PARTUUID=0a1b2c3d-01"))
+		synctest.Wait() // vdb read; the wait blocked on vda's read, or returned vdb1
+		close(release)
+		if got := <-res; got.err != nil || got.path != filepath.Join(dev, "vda1") {
+			t.Errorf("WaitFor(PARTUUID) with vda still being read = %q, %v; want vda1, seen first", got.path, got.err)
+		}
+		stopBg()
+		<-bgDone
+	})
+}
+
+// TestProbeStoredAsRead: a disk whose read does not end holds only itself:
+// the other's table is known as soon as it is read (the choice of the
+// system disk used to see both "being read" and name both when it gave
+// up, when they were claimed together).
 func TestProbeStoredAsRead(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	defer func(f func(*probeJob)) { runProbe = f }(runProbe)

@@ -176,8 +176,9 @@ func (r *Registry) describe(d *device, kind devspec.Kind) string {
 		s += fmt.Sprintf(" %q", l)
 	}
 	if d.probe == probeRunning {
-		// A partition's kernel name shown above is not matched until its
-		// disk's table is read: say that it is not yet.
+		// A disk's table (or a device's superblock) still being read: the
+		// kernel's names of its partitions, shown as seen, are not matched
+		// until it is.
 		s += " (being read)"
 	}
 	switch {
