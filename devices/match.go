@@ -53,11 +53,12 @@ func (r *Registry) match(spec devspec.Spec, disk string) (string, bool) {
 		}
 		return r.nodePath(d.DevName), true
 	}
+	named := r.namedParents(spec, disk)
 	for _, d := range r.sorted() {
 		if m := r.matchDevice(spec, d); m != nil && onDisk(m, disk) {
 			return r.nodePath(m.DevName), true
 		}
-		if r.mayMatchOnceRead(spec, d, disk) {
+		if mayMatchOnceRead(spec, d, disk, named) {
 			return "", false
 		}
 	}
@@ -67,21 +68,13 @@ func (r *Registry) match(spec devspec.Spec, disk string) (string, bool) {
 // mayMatchOnceRead reports whether d, on disk, is being read and may match
 // spec once it is: any device for a UUID or LABEL, a disk for a PARTUUID,
 // and for a PARTLABEL only a disk holding a partition the kernel names
-// with the label, so that a disk elsewhere whose reads stall does not hold
-// the wait (claimProbe). Callers hold mu.
-func (r *Registry) mayMatchOnceRead(spec devspec.Spec, d *device, disk string) bool {
+// with the label (named: namedParents), so that a disk elsewhere whose
+// reads stall does not hold the wait (claimProbe).
+func mayMatchOnceRead(spec devspec.Spec, d *device, disk string, named map[string]bool) bool {
 	if d.probe != probeRunning || !specNeedsProbe(spec, d) || !onDisk(d, disk) {
 		return false
 	}
-	if spec.Kind != devspec.PartLabel {
-		return true
-	}
-	for _, p := range r.devs {
-		if p.parent == d.DevName && p.PartName == spec.Value {
-			return true
-		}
-	}
-	return false
+	return spec.Kind != devspec.PartLabel || named[d.DevName]
 }
 
 func onDisk(d *device, disk string) bool {
