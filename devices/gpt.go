@@ -18,8 +18,13 @@ var ErrNoGPT = errors.New("no GPT header")
 
 // Limits that keep a damaged or hostile header from making us allocate or
 // read without bound: the UEFI minimum array is 128 entries of 128 bytes.
+// The entry array's limit is the kernel's own (block/partitions/efi.c
+// refuses an array larger than KMALLOC_MAX_SIZE, 4 MiB on x86-64 and
+// arm64 with 4 KiB pages): a table the kernel made partitions from is one
+// keel reads too, so a partition's GPT name decides its PARTLABEL there
+// and not the kernel's squashed PARTNAME (match.go, partLabel).
 const (
-	gptMaxEntryBytes = 1 << 20
+	gptMaxEntryBytes = 4 << 20
 	gptMinEntrySize  = 128
 	gptHeaderMinSize = 92
 	gptMaxLBA        = 1 << 48 // far past any disk; keeps LBA*sector from overflowing

@@ -81,7 +81,9 @@ func TestReadGPTSynthetic(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
 		sector, n, esize int
-	}{{"512", 512, 128, 128}, {"4Kn", 4096, 128, 128}, {"256-byte entries", 512, 4, 256}, {"no entries", 512, 0, 128}} {
+	}{{"512", 512, 128, 128}, {"4Kn", 4096, 128, 128}, {"256-byte entries", 512, 4, 256}, {"no entries", 512, 0, 128},
+		// The largest array the kernel reads (4 MiB): keel reads it too.
+		{"32768 entries", 512, 32768, 128}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, w := entries, want
 			if tc.n == 0 {
@@ -112,7 +114,12 @@ func TestReadGPTRejects(t *testing.T) {
 			binary.LittleEndian.PutUint32(d[512+80:], 0xffffffff)
 			resign(d, 512)
 			return d
-		}, "want at most 1048576 bytes"},
+		}, "want at most 4194304 bytes"},
+		{"one entry past the kernel's 4 MiB", func(d []byte) []byte {
+			binary.LittleEndian.PutUint32(d[512+80:], 32769)
+			resign(d, 512)
+			return d
+		}, "32769 entries of 128 bytes, want at most 4194304 bytes"},
 		{"entry size too small", func(d []byte) []byte {
 			binary.LittleEndian.PutUint32(d[512+84:], 64)
 			resign(d, 512)
