@@ -4,9 +4,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/watchdog"
 )
 
@@ -52,6 +54,7 @@ type progressMark struct {
 	since time.Time
 	quiet bool // a human is asked, or the boot ended
 	wd    *watchdogState
+	loads []kmod.Running // the module loads not returned yet, the oldest first
 }
 
 func (p *progressState) mark(now time.Time, phase string, human bool) {
@@ -133,13 +136,24 @@ func (b *boot) startStallNotices() {
 	b.goSafe("the stall notice", func() {
 		var told time.Time
 		for {
-			notice, wait := stallLook(b.prog.get(), time.Now(), &told, limit, timeout)
+			notice, wait := stallLook(b.stallMark(), time.Now(), &told, limit, timeout)
 			if notice != "" {
 				b.loud("%s", notice)
 			}
 			time.Sleep(wait)
 		}
 	})
+}
+
+// stallMark is the progress the stall notice looks at, with the module
+// loads not returned yet (b.mods is set in early-mounts, before the
+// notice's goroutine starts; nil without a baked plan).
+func (b *boot) stallMark() progressMark {
+	m := b.prog.get()
+	if b.mods != nil {
+		m.loads = b.mods.Running()
+	}
+	return m
 }
 
 // stallLook is one look at the progress m at now, the last notice at told:
@@ -155,7 +169,7 @@ func stallLook(m progressMark, now time.Time, told *time.Time, limit, timeout ti
 		return "", min(due.Sub(now), look)
 	}
 	*told = now
-	return stallNotice(m, now.Sub(m.since), timeout), min(nextStallNotice(m.since, now, limit).Sub(now), look)
+	return stallNotice(m, now, timeout), min(nextStallNotice(m.since, now, limit).Sub(now), look)
 }
 
 // stallHints say what a phase may be waiting for.
@@ -167,11 +181,29 @@ var stallHints = map[string]string{
 	"switch_root": "a disk that stopped answering?",
 }
 
-// stallNotice is what a boot stalled in m.phase for d says.
-func stallNotice(m progressMark, d, timeout time.Duration) string {
-	msg := fmt.Sprintf("the boot has made no progress for %v, in its %s phase", d.Round(time.Second), m.phase)
+// stallLoadsShown is how many of the module loads not returned a stall
+// notice names.
+const stallLoadsShown = 4
+
+// stallNotice is what a boot stalled in m.phase since m.since says at now.
+// It names the module loads that have not returned, each with how long
+// it has been in the kernel: a driver whose probe of a device never ends
+// holds its load there, and the boot with it (docs/boot-sequence.md, "A
+// boot that stops").
+func stallNotice(m progressMark, now time.Time, timeout time.Duration) string {
+	msg := fmt.Sprintf("the boot has made no progress for %v, in its %s phase", now.Sub(m.since).Round(time.Second), m.phase)
 	if h := stallHints[m.phase]; h != "" {
 		msg += " (" + h + ")"
+	}
+	if len(m.loads) > 0 {
+		var names []string
+		for _, l := range m.loads[:min(len(m.loads), stallLoadsShown)] {
+			names = append(names, fmt.Sprintf("%s for %v", l.Name, now.Sub(l.Since).Round(time.Second)))
+		}
+		msg += "; module loads not returned: " + strings.Join(names, ", ")
+		if n := len(m.loads) - stallLoadsShown; n > 0 {
+			msg += fmt.Sprintf(" and %d more", n)
+		}
 	}
 	if m.wd == nil {
 		return msg + "; booted without rd.watchdog=, so nothing will restart this machine"

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-boot/keel/bakedconf"
 	kargs "github.com/keel-boot/keel/kernel-args"
+	"github.com/keel-boot/keel/kmod"
 	"github.com/keel-boot/keel/report"
 )
 
@@ -98,17 +100,56 @@ func TestStallLook(t *testing.T) {
 // anything: the watchdog running, and when; none found; none yet.
 func TestStallNoticeWatchdog(t *testing.T) {
 	w := &watchdogState{want: 20 * time.Second}
-	m := progressMark{phase: "data", wd: w}
-	if n := stallNotice(m, time.Minute, 30*time.Second); !strings.Contains(n, "rd.watchdog=20 has found no watchdog yet, so nothing will restart this machine unless one appears") {
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	m := progressMark{phase: "data", wd: w, since: t0}
+	if n := stallNotice(m, t0.Add(time.Minute), 30*time.Second); !strings.Contains(n, "rd.watchdog=20 has found no watchdog yet, so nothing will restart this machine unless one appears") {
 		t.Errorf("search not done: %q", n)
 	}
 	w.setReport(report.Watchdog{None: "no hardware watchdog appeared"})
-	if n := stallNotice(m, time.Minute, 30*time.Second); !strings.Contains(n, "rd.watchdog=20 found no watchdog to use (no hardware watchdog appeared), so nothing will restart") {
+	if n := stallNotice(m, t0.Add(time.Minute), 30*time.Second); !strings.Contains(n, "rd.watchdog=20 found no watchdog to use (no hardware watchdog appeared), so nothing will restart") {
 		t.Errorf("no watchdog found: %q", n)
 	}
 	w.setReport(report.Watchdog{Device: "/dev/watchdog0", Timeout: 20})
-	if n := stallNotice(m, time.Minute, 30*time.Second); !strings.Contains(n, "in its data phase (the data partition's disk") || !strings.Contains(n, "watchdog /dev/watchdog0 restarts the machine 5m50s after the last progress") {
+	if n := stallNotice(m, t0.Add(time.Minute), 30*time.Second); !strings.Contains(n, "in its data phase (the data partition's disk") || !strings.Contains(n, "watchdog /dev/watchdog0 restarts the machine 5m50s after the last progress") {
 		t.Errorf("watchdog running: %q", n)
+	}
+}
+
+// TestStallNoticeNamesLoads: a boot held by a module load that never
+// returns (a driver whose probe of a device never ends) names the loads
+// still in the kernel, the oldest first, each with how long it has run;
+// the notice's mark carries the session's loads. The notice named only
+// the phase, with a guess.
+func TestStallNoticeNamesLoads(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	m := progressMark{phase: "data", since: t0}
+	if n := stallNotice(m, t0.Add(time.Minute), 30*time.Second); strings.Contains(n, "module loads") {
+		t.Errorf("no load running: %q", n)
+	}
+	m.loads = []kmod.Running{{Name: "ahci", Since: t0.Add(-10 * time.Second)}, {Name: "btrfs", Since: t0}, {Name: "c", Since: t0}, {Name: "d", Since: t0}, {Name: "e", Since: t0.Add(time.Second)}}
+	n := stallNotice(m, t0.Add(2*time.Minute), 30*time.Second)
+	if want := "in its data phase (the data partition's disk that stopped answering, or its file system's mount or flush that hangs?); module loads not returned: ahci for 2m10s, btrfs for 2m0s, c for 2m0s, d for 2m0s and 1 more; booted without rd.watchdog="; !strings.Contains(n, want) {
+		t.Errorf("notice %q\nwant it to contain %q", n, want)
+	}
+
+	release := make(chan struct{})
+	defer close(release)
+	b := &boot{cfg: kargs.Defaults(), log: newLogger(nil)}
+	if m := b.stallMark(); m.loads != nil {
+		t.Errorf("no module session: loads %v", m.loads)
+	}
+	b.mods = &kmod.Session{Root: "/", Loader: func(path, _ string) error {
+		if strings.HasSuffix(path, "/stuck.ko") {
+			<-release
+		}
+		return nil
+	}}
+	go b.mods.Load([]bakedconf.Module{{Name: "stuck", Path: "stuck.ko"}, {Name: "quick", Path: "quick.ko"}})
+	for {
+		if l := b.stallMark().loads; len(l) == 1 && l[0].Name == "stuck" {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

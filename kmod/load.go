@@ -3,10 +3,13 @@
 package kmod
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -81,9 +84,48 @@ type Session struct {
 	Limited  func(m bakedconf.Module) bool
 	Priority map[string]int
 
-	lim  limiter
-	mu   sync.Mutex
-	jobs map[string]*job
+	lim     limiter
+	mu      sync.Mutex
+	jobs    map[string]*job
+	running map[string]time.Time // the loads in finit_module, since when
+}
+
+// Running is a load whose finit_module has not returned yet.
+type Running struct {
+	Name  string
+	Since time.Time
+}
+
+// Running lists the loads whose finit_module has not returned, the oldest
+// first: what a boot that stopped making progress may be waiting for (a
+// driver whose probe of its devices never ends holds its load in the
+// kernel). A load waiting for its dependencies or for a place is not in it.
+func (s *Session) Running() []Running {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := make([]Running, 0, len(s.running))
+	for name, since := range s.running {
+		r = append(r, Running{name, since})
+	}
+	slices.SortFunc(r, func(a, b Running) int {
+		return cmp.Or(a.Since.Compare(b.Since), strings.Compare(a.Name, b.Name))
+	})
+	return r
+}
+
+// inKernel marks m's load as running from start until done is called.
+func (s *Session) inKernel(name string, start time.Time) (done func()) {
+	s.mu.Lock()
+	if s.running == nil {
+		s.running = map[string]time.Time{}
+	}
+	s.running[name] = start
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.running, name)
+		s.mu.Unlock()
+	}
 }
 
 // job is one module's load, shared by every call that needs it.
@@ -151,7 +193,10 @@ func (s *Session) Load(mods []bakedconf.Module) []error {
 				defer s.lim.release() // before done is closed, even on a panic
 			}
 			start := time.Now()
-			err := loadOne(m, s.Root, s.Loader, s.params(m))
+			err := func() error {
+				defer s.inKernel(m.Name, start)() // even on a panic of the loader
+				return loadOne(m, s.Root, s.Loader, s.params(m))
+			}()
 			if s.Loaded != nil {
 				s.Loaded(m.Name, start, err)
 			}

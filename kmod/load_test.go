@@ -364,3 +364,41 @@ func TestLoadCPUCryptoNoDevice(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionRunning: Running lists the loads in the kernel (the loader
+// has not returned), the oldest first; not one waiting for a dependency,
+// nor one that returned, nor one whose loader panicked.
+func TestSessionRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := map[string]chan struct{}{"a": make(chan struct{}), "c": make(chan struct{})}
+		s := &Session{Root: "/", OnPanic: func(any) {}, Loader: func(path, _ string) error {
+			name := strings.TrimSuffix(filepath.Base(path), ".ko")
+			if name == "p" {
+				panic("loader bug")
+			}
+			if ch, ok := release[name]; ok {
+				<-ch
+			}
+			return nil
+		}}
+		start := time.Now()
+		go s.Load([]bakedconf.Module{mod("a"), mod("b", "a"), mod("p")})
+		time.Sleep(time.Second)
+		go s.Load([]bakedconf.Module{mod("c")})
+		synctest.Wait()
+		want := []Running{{"a", start}, {"c", start.Add(time.Second)}}
+		if got := s.Running(); !slices.Equal(got, want) {
+			t.Errorf("Running = %v, want %v (b waits for a: not in the kernel; p panicked)", got, want)
+		}
+		close(release["a"])
+		synctest.Wait()
+		if got := s.Running(); !slices.Equal(got, want[1:]) {
+			t.Errorf("after a and b returned: Running = %v, want %v", got, want[1:])
+		}
+		close(release["c"])
+		synctest.Wait()
+		if got := s.Running(); len(got) != 0 {
+			t.Errorf("after every load returned: Running = %v, want none", got)
+		}
+	})
+}
