@@ -31,6 +31,7 @@ type copyRead struct {
 	io    bool  // err is a read error other than a short read
 	blank bool  // never written: all zeros or all ones
 	ours  bool  // may be a keel record cut by a power loss (tornRecord)
+	keel  bool  // ours, with a part of the magic itself: a keel record, whole or torn
 	short bool  // the store ends before this copy (too small a device)
 }
 
@@ -45,6 +46,7 @@ func readCopies(st Store) [2]copyRead {
 			c[i].state, c[i].err = ParseRecord(b)
 			c[i].blank = c[i].err != nil && isBlank(b)
 			c[i].ours = tornRecord(b)
+			c[i].keel = c[i].ours && !isBlank(b[:len(recordMagic)])
 		case err == nil || errors.Is(err, io.EOF):
 			c[i].err, c[i].short = fmt.Errorf("short read: %d bytes, expected %d", n, RecordSize), true
 		default:
@@ -427,6 +429,17 @@ func checkForeign(st Store, c [2]copyRead) error {
 	}
 	for i, r := range c {
 		if !r.io && !r.blank && !r.ours && !r.short {
+			if c[1-i].keel {
+				// The other copy is a keel record cut by a power loss:
+				// this is keel's partition, whose state is lost (a
+				// sector that gives back other bytes, then a cut of
+				// the record written over the other copy in its
+				// place), not another tool's. Unknown, not absent
+				// (errors.Is(err, ErrForeign) is false): the init
+				// counts from the data partition's copy of the state,
+				// where the defaults would boot slot a for good.
+				return fmt.Errorf("copy %d at byte %d is neither blank (zeros) nor a keel record (%v), beside a keel record cut by a power loss in copy %d: the boot state is lost; refusing to write over it", i, copyOffset(i), r.err, 1-i)
+			}
 			return fmt.Errorf("%w: copy %d at byte %d is neither blank (zeros) nor a keel record (%v): refusing to write over it", ErrForeign, i, copyOffset(i), r.err)
 		}
 	}

@@ -30,6 +30,11 @@ type bootState struct {
 	// this boot (late, unreadable): its state, the last good image
 	// included, is unknown rather than absent.
 	unavailable bool
+	// foreign: the bootstate partition holds something else than keel
+	// records (bootstate.ErrForeign). The state is absent, unless the data
+	// partition holds slotctl's copy of it, which proves this machine kept
+	// one: then it is lost, and unavailable (stateFromCopy).
+	foreign bool
 	// fromCopy is set once the data partition's copy was looked for
 	// (stateFromCopy).
 	fromCopy bool
@@ -311,7 +316,7 @@ func (b *boot) memBootState(why error) *bootState {
 		b.rep.Warn("boot counting is not durable: %v", why)
 	}
 	bs := &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), close: func() {},
-		unavailable: unavailable(why), inMemory: true}
+		unavailable: unavailable(why), foreign: errors.Is(why, bootstate.ErrForeign), inMemory: true}
 	b.bs = bs
 	b.readBootState()
 	return bs
@@ -338,8 +343,16 @@ func unavailable(why error) bool {
 // whose copy was not written, is a trial (bootstate.Rewritten). A header
 // that cannot be read leaves the copy as it is: the slot's attempt fails
 // on it, named, and the other slot is tried in the same boot.
+//
+// A bootstate partition refused as foreign (bs.foreign: neither blank nor
+// keel records; a sector that gives back other bytes) beside a valid copy
+// is a lost state, not an absent one: the copy is used the same way, and
+// the state is unavailable from then on (the last good image unknown, the
+// upper frozen, nothing pruned). The defaults booted slot a at every boot,
+// with a rollback floor of 0, even a trial that crashes after switch_root,
+// and the last good slot never (found by a hunting helper).
 func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) (string, error)) {
-	if !bs.unavailable || b.data == nil || bs.fromCopy {
+	if !(bs.unavailable || bs.foreign) || b.data == nil || bs.fromCopy {
 		return
 	}
 	bs.fromCopy = true
@@ -352,6 +365,10 @@ func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) (string, e
 	if err != nil {
 		b.warnLoud("%s: %v: not used, counting from the defaults", p, err)
 		return
+	}
+	if bs.foreign && !bs.unavailable {
+		bs.unavailable = true
+		b.warnLoud("the bootstate partition holds no keel records, but the data partition holds this machine's copy (%s): its boot state was lost, not absent", p)
 	}
 	if lg := c.LastGood; lg.Slot != "" {
 		now, err := imageIn(string(lg.Slot))
@@ -440,7 +457,7 @@ func describeCopy(s bootstate.State, held []bootstate.Slot) string {
 		parts = append(parts, fmt.Sprintf("last good %s (%s)", lg.Slot, lg.ImageID))
 	}
 	for _, x := range held {
-		parts = append(parts, fmt.Sprintf("slot %s, not yet good, is tried only if the good slot fails in this boot: its tries cannot be counted while the bootstate partition cannot be read", x))
+		parts = append(parts, fmt.Sprintf("slot %s, not yet good, is tried only if the good slot fails in this boot: its tries cannot be counted while the bootstate partition cannot be used", x))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -31,6 +31,7 @@ func TestStateFromCopy(t *testing.T) {
 		name        string
 		file        func(t *testing.T, p string)
 		unavailable bool
+		foreign     bool // the bootstate partition refused as foreign
 		noData      bool
 		now         string // the image in the copy's last good slot: B1 when ""
 		headerErr   error  // the header of the copy's last good slot cannot be read
@@ -66,10 +67,16 @@ func TestStateFromCopy(t *testing.T) {
 		}},
 		{name: "partition absent, not unavailable", file: writeBytes(rec), want: bootstate.DefaultState()},
 		{name: "no data partition", unavailable: true, noData: true, file: writeBytes(rec), want: bootstate.DefaultState()},
+		// Garbage where the records were (a sector that gives back other
+		// bytes) beside this machine's copy: the state was lost, and the
+		// copy holds b, the last good slot, before the trial a.
+		{name: "foreign partition beside a copy", foreign: true, file: writeBytes(rec), want: fromCopy(copyState),
+			wantWarn: "boot state was lost, not absent"},
+		{name: "foreign partition, no copy", foreign: true, want: bootstate.DefaultState()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, console := copyBoot(t, tc.noData, tc.file)
-			bs := &bootState{state: bootstate.DefaultState(), unavailable: tc.unavailable}
+			bs := &bootState{state: bootstate.DefaultState(), unavailable: tc.unavailable, foreign: tc.foreign}
 			imageIn := func(slot string) (string, error) {
 				if slot != "b" {
 					t.Errorf("read the image of slot %s: want only the copy's last good slot, b", slot)
@@ -85,14 +92,21 @@ func TestStateFromCopy(t *testing.T) {
 				t.Errorf("state %+v\nwant %+v", bs.state, tc.want)
 			}
 			w := strings.Join(b.rep.Warnings, "\n")
-			if tc.wantWarn == "" && w != "" || !strings.Contains(w, tc.wantWarn) || strings.Count(w, "boot state") > 1 {
+			lost := 0
+			if tc.foreign && tc.want != bootstate.DefaultState() {
+				lost = 1 // the line that says the state was lost
+			}
+			if tc.wantWarn == "" && w != "" || !strings.Contains(w, tc.wantWarn) || strings.Count(w, "boot state") > 1+lost {
 				t.Errorf("warnings %q, want one with %q", w, tc.wantWarn)
+			}
+			if wantUnavailable := tc.unavailable || lost == 1; bs.unavailable != wantUnavailable {
+				t.Errorf("unavailable %v, want %v", bs.unavailable, wantUnavailable)
 			}
 			if tc.wantWarn != "" && !strings.Contains(console.String(), tc.wantWarn) {
 				t.Errorf("console %q: want the warning", console.String())
 			}
 			b.bs = bs
-			if slot, id, ok := b.lastGood(); tc.unavailable && ok {
+			if slot, id, ok := b.lastGood(); bs.unavailable && ok {
 				t.Errorf("lastGood = %q %q %v: the merge's source must not come from the copy", slot, id, ok)
 			}
 		})
@@ -102,7 +116,7 @@ func TestStateFromCopy(t *testing.T) {
 func TestDescribeCopy(t *testing.T) {
 	s, held := bootstate.FromCopy(bootstate.State{LastGood: bootstate.LastGood{Slot: bootstate.SlotB, ImageID: "B1"},
 		Slots: [2]bootstate.SlotState{{Priority: 2, Tries: 3}, {Priority: 1, Good: true}}})
-	want := "slot a priority 1, not yet good, 3 tries left; slot b priority 2, good; last good b (B1); slot a, not yet good, is tried only if the good slot fails in this boot: its tries cannot be counted while the bootstate partition cannot be read"
+	want := "slot a priority 1, not yet good, 3 tries left; slot b priority 2, good; last good b (B1); slot a, not yet good, is tried only if the good slot fails in this boot: its tries cannot be counted while the bootstate partition cannot be used"
 	if got := describeCopy(s, held); got != want {
 		t.Errorf("describeCopy = %q\nwant %q", got, want)
 	}

@@ -825,7 +825,10 @@ func unreadableBootState(t *testing.T, disk vm.Disk) []string {
 //     partition is read;
 //   - the same, with b's header destroyed: b fails in the initramfs and the
 //     held-back a boots, as it would from the defaults (never an emergency
-//     where the defaults boot).
+//     where the defaults boot);
+//   - a on trial, both record copies giving back other bytes (no EIO:
+//     refused as foreign): the state was lost, not absent, and b boots
+//     from the copy. The defaults booted a at every boot.
 func TestMemoryCountedBootFromDataCopy(t *testing.T) {
 	vm.Short(t)
 	t.Parallel()
@@ -837,12 +840,16 @@ func TestMemoryCountedBootFromDataCopy(t *testing.T) {
 	for name, tc := range map[string]struct {
 		slotA   bootstate.SlotState
 		breakB  bool
+		garbage bool   // both record copies give back other bytes (no EIO): refused as foreign
 		want    string // the slot that boots
 		warning string
 	}{
 		"a-retired":           {slotA: bootstate.SlotState{Reason: bootstate.ReasonTriesExhausted}, want: "b"},
 		"a-on-trial":          {slotA: trial, want: "b", warning: "slot a, not yet good, is tried only if the good slot fails in this boot"},
 		"a-on-trial-b-broken": {slotA: trial, breakB: true, want: "a", warning: "slot a, not yet good, is tried only if the good slot fails in this boot"},
+		// The defaults booted a (priority 2) at every boot, the copy
+		// unread: the state was taken for absent.
+		"a-on-trial-garbage": {slotA: trial, garbage: true, want: "b", warning: "boot state was lost, not absent"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -867,7 +874,14 @@ func TestMemoryCountedBootFromDataCopy(t *testing.T) {
 			if tc.breakB {
 				zeroPart(t, disk, "verity-b", 4096)
 			}
-			m := vm.Start(t, vm.Options{Initrd: initrd(t), QEMUArgs: unreadableBootState(t, disk)})
+			opts := vm.Options{Initrd: initrd(t)}
+			if tc.garbage {
+				garbageBootState(t, disk)
+				opts.Disks = []string{disk.Path}
+			} else {
+				opts.QEMUArgs = unreadableBootState(t, disk)
+			}
+			m := vm.Start(t, opts)
 			m.Expect("keel: boot counting starts from the copy of the boot state on the data partition")
 			r := m.ExpectReport()
 			m.ExpectPowerOff()
@@ -886,6 +900,28 @@ func TestMemoryCountedBootFromDataCopy(t *testing.T) {
 				t.Errorf("warnings %q: a retired slot is not held back, it cannot boot", w)
 			}
 		})
+	}
+}
+
+// garbageBootState overwrites both record copies of the bootstate
+// partition with bytes that are neither blank nor a keel record, as a
+// sector that gives back other bytes does.
+func garbageBootState(t testing.TB, disk vm.Disk) {
+	t.Helper()
+	f, err := os.OpenFile(disk.Path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	junk := make([]byte, bootstate.RecordSize)
+	for i := range junk {
+		junk[i] = byte(0x5a ^ i)
+	}
+	at := disk.Part(t, "bootstate").Offset
+	for _, off := range []int64{at, at + 64<<10} {
+		if _, err := f.WriteAt(junk, off); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
