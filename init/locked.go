@@ -123,7 +123,13 @@ var deviceHidingOptions = []string{"module_blacklist", "initcall_blacklist", "mo
 	// The EFI variables, LoaderDevicePartUUID among them (loader.go):
 	// without it the firmware's boot partition no longer chooses the
 	// system disk. efi= is refused only with noruntime (hidesDevices).
-	"noefi"}
+	"noefi",
+	// A kernel with pci-stub or vfio-pci built in hands them the PCI
+	// devices these ids name before any driver keel loads sees them (the
+	// system disk's NVMe or SATA controller); with usbcore or usb-storage
+	// built in, the USB ones keep a USB system disk from appearing. Not
+	// a complete list: docs/security.md.
+	"pci_stub.ids", "vfio_pci.ids", "usb_storage.quirks", "usbcore.authorized_default", "usbcore.nousb", "nousb"}
 
 // hidesDevices reports whether the kernel option p is one of
 // deviceHidingOptions, or efi= with noruntime among its comma-separated

@@ -4,6 +4,7 @@ package kargs
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,7 @@ func FuzzParseLockedOverBaked(f *testing.F) {
 	}
 	f.Add("data=PARTLABEL=d root=/dev/vda2 roothash="+sha256Hex+" rd.timeout=9", "data=/dev/sdb1 root=/dev/sdb2 data=none rd.timeout=8 rd.timeout=90")
 	f.Add("rd.watchdog=60", "rd.watchdog=0 rd.watchdog=off rd.watchdog=59 rd.watchdog=60")
+	f.Add("systemd.verity_root_options=panic-on-corruption", "systemd.verity_root_options=restart-on-corruption,ignore-corruption systemd.verity-root-options=check_at_most_once")
 	f.Fuzz(func(t *testing.T, baked, line string) {
 		base, _ := FromBaked(baked, true)
 		for _, d := range []string{base.Root, base.VerityHash, base.BootState, base.RootA, base.RootB, base.VerityA, base.VerityB, base.Data} {
@@ -165,6 +167,16 @@ func FuzzParseLockedOverBaked(f *testing.F) {
 		}
 		if c.Timeout < base.Timeout || c.Break || c.VerityOff || c.Emergency == EmergencyShell {
 			t.Fatalf("baked %q, line %q: weakened: %+v", baked, line, c)
+		}
+		// dm-verity's options: a baked panic stays a panic, and nothing
+		// the builder did not bake turns a check off or makes it once.
+		if len(base.VerityOptions) > 0 && base.VerityOptions[0] == PanicOnCorruption && (len(c.VerityOptions) == 0 || c.VerityOptions[0] != PanicOnCorruption) {
+			t.Fatalf("baked %q, line %q: verity options %q, want the baked panic kept", baked, line, c.VerityOptions)
+		}
+		for _, o := range c.VerityOptions {
+			if weakens(o) && !slices.Contains(base.VerityOptions, o) {
+				t.Fatalf("baked %q, line %q: verity option %s, not baked", baked, line, o)
+			}
 		}
 		for _, p := range problems {
 			if p.Refused() && !strings.Contains(p.Error(), "locked") || p.Written() == "" {
