@@ -432,8 +432,8 @@ func TestSelectEndsDataMount(t *testing.T) {
 }
 
 // FuzzSelect feeds any stored state and any sequence of attempt outcomes to
-// Select: it never panics, never boots a slot Choose would not offer, never
-// retires the last good slot, and an environment fault never changes a
+// Select: it never panics, tries first a slot boot counting may choose
+// (Boots) and then only the other one, never retires the last good slot, and an environment fault never changes a
 // slot's good flag or priority. A boot with a data partition keeps its
 // mount counted while the attempts run; every boot ends it. A forced slot
 // (slot=) is the only one tried; with PreferGood, a slot on trial is tried
@@ -479,6 +479,12 @@ func FuzzSelect(f *testing.F) {
 		}
 		if forced != "" && (len(tried) > 1 || len(tried) == 1 && tried[0] != forced) {
 			t.Fatalf("slot=%s: tried %v", forced, tried)
+		}
+		if forced == "" && len(tried) > 0 && !before.Boots(tried[0]) {
+			t.Fatalf("tried %s first, which boot counting may not choose: %+v", tried[0], before)
+		}
+		if len(tried) == 2 && tried[0] == tried[1] {
+			t.Fatalf("tried %s twice in one boot", tried[0])
 		}
 		if forced == "" && preferGood && len(tried) > 0 && !before.Slot(tried[0]).Good {
 			if o := before.Slot(tried[0].Other()); o.Good && o.Priority > 0 {
