@@ -35,7 +35,8 @@ func ReadCopy(r io.Reader) (State, error) {
 }
 
 // FromCopy is the state a boot counts in memory from when the machine's
-// bootstate partition cannot be read but the data partition's copy can
+// bootstate partition cannot be read, or its state was lost (garbage where
+// its records were: ErrGarbage), but the data partition's copy can be read
 // (docs/formats.md, "The data partition's copy"): the copy's slots,
 // rollback floor and last good image, so that a slot retired or demoted
 // there stays so, and the floor still holds. When the copy has a good slot

@@ -424,16 +424,22 @@ func TestTornBesideGarbageIsLost(t *testing.T) {
 	}
 
 	blank := &garbage1Cut{MemStore: NewMemStore(BootStateMinSize)}
-	if err := CheckWritable(blank); !errors.Is(err, ErrForeign) {
-		t.Errorf("garbage beside a blank copy: %v, want foreign", err)
+	if err := CheckWritable(blank); !errors.Is(err, ErrForeign) || !errors.Is(err, ErrGarbage) {
+		t.Errorf("garbage beside a blank copy: %v, want foreign garbage", err)
 	}
-	zeros := &garbage1Cut{MemStore: NewMemStore(BootStateMinSize)}
-	rec := make([]byte, RecordSize)
-	for i := len(recordMagic); i < len(rec); i++ {
-		rec[i] = 0x33 // no part of the magic: another tool's bytes
-	}
-	zeros.MemStore.WriteAt(rec, copyOffset(0))
-	if err := CheckWritable(zeros); !errors.Is(err, ErrForeign) {
-		t.Errorf("garbage beside a copy with no part of the magic: %v, want foreign", err)
+	// Another tool's bytes with a part of the magic only (an integer 75 at
+	// byte 0), or none of it: foreign. A cut write over a keel record keeps
+	// the whole magic, old bytes or new.
+	for _, head := range []string{"K\x00\x00\x00\x00\x00\x00\x00", "\x00\x00\x00\x00\x00\x00\x00\x00"} {
+		other := &garbage1Cut{MemStore: NewMemStore(BootStateMinSize)}
+		rec := make([]byte, RecordSize)
+		copy(rec, head)
+		for i := len(recordMagic); i < len(rec); i++ {
+			rec[i] = 0x33
+		}
+		other.MemStore.WriteAt(rec, copyOffset(0))
+		if err := CheckWritable(other); !errors.Is(err, ErrForeign) {
+			t.Errorf("garbage beside a copy starting %q: %v, want foreign", head, err)
+		}
 	}
 }

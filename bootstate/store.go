@@ -31,7 +31,7 @@ type copyRead struct {
 	io    bool  // err is a read error other than a short read
 	blank bool  // never written: all zeros or all ones
 	ours  bool  // may be a keel record cut by a power loss (tornRecord)
-	keel  bool  // ours, with a part of the magic itself: a keel record, whole or torn
+	keel  bool  // the whole magic: a keel record, whole or torn (a cut write over a record keeps its magic)
 	short bool  // the store ends before this copy (too small a device)
 }
 
@@ -46,7 +46,7 @@ func readCopies(st Store) [2]copyRead {
 			c[i].state, c[i].err = ParseRecord(b)
 			c[i].blank = c[i].err != nil && isBlank(b)
 			c[i].ours = tornRecord(b)
-			c[i].keel = c[i].ours && !isBlank(b[:len(recordMagic)])
+			c[i].keel = string(b[:len(recordMagic)]) == recordMagic
 		case err == nil || errors.Is(err, io.EOF):
 			c[i].err, c[i].short = fmt.Errorf("short read: %d bytes, expected %d", n, RecordSize), true
 		default:
@@ -328,6 +328,13 @@ func SaveBoth(st Store, s *State) error {
 // something other than keel records or blank bytes.
 var ErrForeign = errors.New("not a keel boot state")
 
+// ErrGarbage is wrapped, with ErrForeign, when the refusal is for record
+// copies that are neither blank nor keel records, no file system or other
+// signature found: the bytes a dying sector gives back, or another tool's.
+// A machine whose data partition holds a copy of its boot state has lost
+// its state there (docs/formats.md, "The data partition's copy").
+var ErrGarbage = errors.New("the record copies hold neither blank bytes nor keel records")
+
 // CheckSize refuses a bootstate partition of size bytes that cannot hold
 // both record copies: its first record would be written, and every later
 // one would fail.
@@ -440,7 +447,7 @@ func checkForeign(st Store, c [2]copyRead) error {
 				// where the defaults would boot slot a for good.
 				return fmt.Errorf("copy %d at byte %d is neither blank (zeros) nor a keel record (%v), beside a keel record cut by a power loss in copy %d: the boot state is lost; refusing to write over it", i, copyOffset(i), r.err, 1-i)
 			}
-			return fmt.Errorf("%w: copy %d at byte %d is neither blank (zeros) nor a keel record (%v): refusing to write over it", ErrForeign, i, copyOffset(i), r.err)
+			return fmt.Errorf("%w: copy %d at byte %d is neither blank (zeros) nor a keel record (%v): refusing to write over it (%w)", ErrForeign, i, copyOffset(i), r.err, ErrGarbage)
 		}
 	}
 	return nil

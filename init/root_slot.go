@@ -30,11 +30,12 @@ type bootState struct {
 	// this boot (late, unreadable): its state, the last good image
 	// included, is unknown rather than absent.
 	unavailable bool
-	// foreign: the bootstate partition holds something else than keel
-	// records (bootstate.ErrForeign). The state is absent, unless the data
+	// garbage: the bootstate partition's record copies hold neither blank
+	// bytes nor keel records, and no file system or other signature
+	// (bootstate.ErrGarbage). The state is absent, unless the data
 	// partition holds slotctl's copy of it, which proves this machine kept
 	// one: then it is lost, and unavailable (stateFromCopy).
-	foreign bool
+	garbage bool
 	// fromCopy is set once the data partition's copy was looked for
 	// (stateFromCopy).
 	fromCopy bool
@@ -316,7 +317,7 @@ func (b *boot) memBootState(why error) *bootState {
 		b.rep.Warn("boot counting is not durable: %v", why)
 	}
 	bs := &bootState{store: bootstate.NewMemStore(bootstate.BootStateMinSize), close: func() {},
-		unavailable: unavailable(why), foreign: errors.Is(why, bootstate.ErrForeign), inMemory: true}
+		unavailable: unavailable(why), garbage: errors.Is(why, bootstate.ErrGarbage), inMemory: true}
 	b.bs = bs
 	b.readBootState()
 	return bs
@@ -344,15 +345,17 @@ func unavailable(why error) bool {
 // that cannot be read leaves the copy as it is: the slot's attempt fails
 // on it, named, and the other slot is tried in the same boot.
 //
-// A bootstate partition refused as foreign (bs.foreign: neither blank nor
-// keel records; a sector that gives back other bytes) beside a valid copy
-// is a lost state, not an absent one: the copy is used the same way, and
-// the state is unavailable from then on (the last good image unknown, the
-// upper frozen, nothing pruned). The defaults booted slot a at every boot,
-// with a rollback floor of 0, even a trial that crashes after switch_root,
-// and the last good slot never (found by a hunting helper).
+// A bootstate partition whose records are garbage (bs.garbage: neither
+// blank nor keel records, no file system; a sector that gives back other
+// bytes) beside a copy is a lost state, not an absent one: the copy is
+// used the same way, and the state is unavailable from then on (the last
+// good image unknown, the upper frozen, nothing pruned), even when the copy
+// itself cannot be used. The defaults booted slot a at every boot, with a
+// rollback floor of 0, even a trial that crashes after switch_root, and the
+// last good slot never (found by a hunting helper). A file system or
+// another signature there stays another tool's: absent.
 func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) (string, error)) {
-	if !(bs.unavailable || bs.foreign) || b.data == nil || bs.fromCopy {
+	if !(bs.unavailable || bs.garbage) || b.data == nil || bs.fromCopy {
 		return
 	}
 	bs.fromCopy = true
@@ -362,13 +365,13 @@ func (b *boot) stateFromCopy(bs *bootState, imageIn func(slot string) (string, e
 		b.log.Infof("no copy of the boot state at %s: counting from the defaults", p)
 		return
 	}
+	if bs.garbage && !bs.unavailable {
+		bs.unavailable = true
+		b.warnLoud("the bootstate partition's records hold neither blank bytes nor keel records, but the data partition holds this machine's copy (%s): its boot state was lost, not absent", p)
+	}
 	if err != nil {
 		b.warnLoud("%s: %v: not used, counting from the defaults", p, err)
 		return
-	}
-	if bs.foreign && !bs.unavailable {
-		bs.unavailable = true
-		b.warnLoud("the bootstate partition holds no keel records, but the data partition holds this machine's copy (%s): its boot state was lost, not absent", p)
 	}
 	if lg := c.LastGood; lg.Slot != "" {
 		now, err := imageIn(string(lg.Slot))

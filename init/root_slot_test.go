@@ -31,7 +31,7 @@ func TestStateFromCopy(t *testing.T) {
 		name        string
 		file        func(t *testing.T, p string)
 		unavailable bool
-		foreign     bool // the bootstate partition refused as foreign
+		garbage     bool // the bootstate partition's records are garbage (bootstate.ErrGarbage)
 		noData      bool
 		now         string // the image in the copy's last good slot: B1 when ""
 		headerErr   error  // the header of the copy's last good slot cannot be read
@@ -70,13 +70,17 @@ func TestStateFromCopy(t *testing.T) {
 		// Garbage where the records were (a sector that gives back other
 		// bytes) beside this machine's copy: the state was lost, and the
 		// copy holds b, the last good slot, before the trial a.
-		{name: "foreign partition beside a copy", foreign: true, file: writeBytes(rec), want: fromCopy(copyState),
+		{name: "garbage records beside a copy", garbage: true, file: writeBytes(rec), want: fromCopy(copyState),
 			wantWarn: "boot state was lost, not absent"},
-		{name: "foreign partition, no copy", foreign: true, want: bootstate.DefaultState()},
+		// The copy proves the machine kept a state, even when it is
+		// unusable itself: lost, the defaults, the state unavailable.
+		{name: "garbage records beside a torn copy", garbage: true, file: writeBytes(rec[:100]), want: bootstate.DefaultState(),
+			wantWarn: "100 bytes, expected one record of 512: not used"},
+		{name: "garbage records, no copy", garbage: true, want: bootstate.DefaultState()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, console := copyBoot(t, tc.noData, tc.file)
-			bs := &bootState{state: bootstate.DefaultState(), unavailable: tc.unavailable, foreign: tc.foreign}
+			bs := &bootState{state: bootstate.DefaultState(), unavailable: tc.unavailable, garbage: tc.garbage}
 			imageIn := func(slot string) (string, error) {
 				if slot != "b" {
 					t.Errorf("read the image of slot %s: want only the copy's last good slot, b", slot)
@@ -93,7 +97,7 @@ func TestStateFromCopy(t *testing.T) {
 			}
 			w := strings.Join(b.rep.Warnings, "\n")
 			lost := 0
-			if tc.foreign && tc.want != bootstate.DefaultState() {
+			if tc.garbage && tc.file != nil {
 				lost = 1 // the line that says the state was lost
 			}
 			if tc.wantWarn == "" && w != "" || !strings.Contains(w, tc.wantWarn) || strings.Count(w, "boot state") > 1+lost {
@@ -319,6 +323,34 @@ func TestLockedAmbiguousBootStateRefused(t *testing.T) {
 		}
 		if c.locked && !c.refused && !strings.Contains(console.String(), "boot counting is not durable") {
 			t.Errorf("%s: console %q: want the line there", c.name, console.String())
+		}
+	}
+}
+
+// TestMemBootStateGarbage: a bootstate partition refused for garbage
+// records (CheckWritable: bootstate.ErrGarbage) is marked so for
+// stateFromCopy; one refused for a file system or another signature, or
+// for an I/O error, is not (another tool's partition, or unreadable).
+func TestMemBootStateGarbage(t *testing.T) {
+	junk := bootstate.NewMemStore(bootstate.BootStateMinSize)
+	for i := range junk.Bytes() {
+		junk.Bytes()[i] = byte(0x5a ^ i)
+	}
+	garbage := bootstate.CheckWritable(junk)
+	for _, c := range []struct {
+		name             string
+		why              error
+		want, unreadable bool
+	}{
+		{"garbage records", fmt.Errorf("bootstate device /dev/vda5: %w", garbage), true, false},
+		{"a file system", fmt.Errorf("bootstate device /dev/vda5: %w: the device holds ext4", bootstate.ErrForeign), false, false},
+		{"unreadable", fmt.Errorf("bootstate device /dev/vda5: %w", io.ErrUnexpectedEOF), false, true},
+	} {
+		b, _ := copyBoot(t, false, nil)
+		b.baked = &bakedconf.Config{}
+		// Garbage is unavailable only once stateFromCopy finds a copy.
+		if bs := b.memBootState(c.why); bs.garbage != c.want || bs.unavailable != c.unreadable {
+			t.Errorf("%s (%v): garbage %v, unavailable %v; want %v, %v", c.name, c.why, bs.garbage, bs.unavailable, c.want, c.unreadable)
 		}
 	}
 }
