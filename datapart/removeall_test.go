@@ -3,6 +3,7 @@
 package datapart
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -177,6 +178,44 @@ func TestRemoveTreeUnderSignals(t *testing.T) {
 		runtime.UnlockOSThread()
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}
+
+// TestRemoveTreeNameNoLookupFinds: a name the directory lists but no
+// lookup finds (a NUL byte written into an ext4 directory entry by hand:
+// the kernel's read passes it, Go's parse cuts the name there, and every
+// unlink of it is ENOENT) is left, and the removal ends, failing on the
+// directory that is not empty. Each such ENOENT counted as a change, so
+// the directory was read again for ever: PID 1 spun in the prune of a
+// crafted trash directory at every boot (found by a hunting helper).
+func TestRemoveTreeNameNoLookupFinds(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "trash/sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "trash/f"), nil, 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "trash/sub/ghost"), nil, 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "trash/sub/g"), nil, 0o600))
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	ghost := 0
+	err = removeAllWith(root, "trash", func(fd int, name string, flags int) error {
+		if name != "ghost" {
+			return unix.Unlinkat(fd, name, flags)
+		}
+		if ghost++; ghost > 10 {
+			return unix.EIO // ends a removal that would go on for ever
+		}
+		return unix.ENOENT
+	})
+	if !errors.Is(err, unix.ENOTEMPTY) || ghost > 2 {
+		t.Errorf("err %v after %d unlinks of the name no lookup finds: want the directory not empty, after one or two", err, ghost)
+	}
+	for _, gone := range []string{"trash/f", "trash/sub/g"} {
+		if _, err := os.Lstat(filepath.Join(dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s: %v, want it removed", gone, err)
 		}
 	}
 }
