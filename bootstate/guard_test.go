@@ -419,7 +419,7 @@ func TestTornBesideGarbageIsLost(t *testing.T) {
 	_, _ = Select(m, st, Request{}, func(Choice) error { return nil }) // the count, cut
 	m.off = false
 	err := CheckWritable(m)
-	if err == nil || errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "beside a keel record cut by a power loss in copy 0: the boot state is lost") {
+	if !errors.Is(err, ErrLost) || errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "beside a keel record cut by a power loss in copy 0: the boot state is lost") {
 		t.Fatalf("after the cut: %v; want the state lost, not foreign", err)
 	}
 

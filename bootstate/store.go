@@ -335,6 +335,12 @@ var ErrForeign = errors.New("not a keel boot state")
 // its state there (docs/formats.md, "The data partition's copy").
 var ErrGarbage = errors.New("the record copies hold neither blank bytes nor keel records")
 
+// ErrLost is wrapped by CheckWritable and Save when a record copy holds
+// neither blank bytes nor a keel record beside a keel record cut by a power
+// loss: keel's partition, whose state was lost (not ErrForeign: unknown,
+// not absent). Nothing is written over it.
+var ErrLost = errors.New("the boot state is lost")
+
 // CheckSize refuses a bootstate partition of size bytes that cannot hold
 // both record copies: its first record would be written, and every later
 // one would fail.
@@ -445,7 +451,7 @@ func checkForeign(st Store, c [2]copyRead) error {
 				// (errors.Is(err, ErrForeign) is false): the init
 				// counts from the data partition's copy of the state,
 				// where the defaults would boot slot a for good.
-				return fmt.Errorf("copy %d at byte %d is neither blank (zeros) nor a keel record (%v), beside a keel record cut by a power loss in copy %d: the boot state is lost; refusing to write over it", i, copyOffset(i), r.err, 1-i)
+				return fmt.Errorf("copy %d at byte %d is neither blank (zeros) nor a keel record (%v), beside a keel record cut by a power loss in copy %d: %w; refusing to write over it", i, copyOffset(i), r.err, 1-i, ErrLost)
 			}
 			return fmt.Errorf("%w: copy %d at byte %d is neither blank (zeros) nor a keel record (%v): refusing to write over it (%w)", ErrForeign, i, copyOffset(i), r.err, ErrGarbage)
 		}

@@ -187,8 +187,8 @@ func TestFileStore(t *testing.T) {
 
 // FuzzLoad: arbitrary bytes in both copies never panic, yield a valid state
 // or the defaults, and the result can always be saved and read back —
-// unless the bytes are foreign (CheckWritable refuses them), and then Save
-// refuses too and writes nothing.
+// unless the bytes are foreign or a lost state (CheckWritable refuses
+// them), and then Save refuses too and writes nothing.
 func FuzzLoad(f *testing.F) {
 	f.Add(MarshalRecord(sampleState()), MarshalRecord(DefaultState()))
 	f.Add([]byte{}, MarshalRecord(sampleState()))
@@ -209,7 +209,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		before := string(m.b)
 		if err := Save(m, &s); err != nil {
-			if errors.Is(err, ErrForeign) && CheckWritable(m) != nil && string(m.b) == before {
+			if (errors.Is(err, ErrForeign) || errors.Is(err, ErrLost)) && CheckWritable(m) != nil && string(m.b) == before {
 				return
 			}
 			t.Fatalf("Save after Load: %v", err)
