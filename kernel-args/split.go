@@ -19,13 +19,19 @@ func (p Param) Name() string {
 }
 
 // String writes p back in command-line syntax, quoting the whole word when it
-// holds whitespace, so that Split(p.String()) yields p again.
+// holds whitespace (the kernel's too: the byte 0xA0), so that Split(p.String())
+// yields p again and the kernel reads one word.
 func (p Param) String() string {
 	s := p.Key
 	if p.HasValue {
 		s += "=" + p.Value
 	}
-	if hasSpace(s) {
+	// The kernel's isspace also separates at the byte 0xA0 (SplitKernel):
+	// a word holding one, written bare, is two words to the kernel, and a
+	// "--" after it ends the options it reads (KernelOptions), an option
+	// written after it with them. mkinitrd's baked rd.watchdog= was lost
+	// so (found by the fuzz smoke).
+	if hasSpace(s) || strings.IndexByte(s, 0xA0) >= 0 {
 		return `"` + s + `"`
 	}
 	return s

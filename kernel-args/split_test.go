@@ -78,6 +78,20 @@ func TestJoinRoundTrip(t *testing.T) {
 	if got := Split(line); !reflect.DeepEqual(got, params) {
 		t.Errorf("Split(Join(p)) = %#v, want %#v", got, params)
 	}
+	// A word holding the byte 0xA0, a space to the kernel, is quoted: bare,
+	// the kernel read "--" after it as the end of its options, and an
+	// option joined after that was lost to it.
+	withA0 := []Param{{Key: "rd.x\xa0--"}, {Key: "keel.note", Value: "voil\u00e0", HasValue: true}, {Key: "rd.watchdog", Value: "52", HasValue: true}}
+	line = Join(withA0)
+	if want := "\"rd.x\xa0--\" \"keel.note=voil\u00e0\" rd.watchdog=52"; line != want {
+		t.Errorf("Join = %q, want %q", line, want)
+	}
+	if got := Split(line); !reflect.DeepEqual(got, withA0) {
+		t.Errorf("Split(Join(p)) = %#v, want %#v", got, withA0)
+	}
+	if KernelOptions(line) != line {
+		t.Errorf("KernelOptions(%q) = %q: the kernel ends its options inside a joined word", line, KernelOptions(line))
+	}
 }
 
 // TestSplitKernel: the kernel's isspace (lib/ctype.c) is Latin-1's: 0xA0 is
