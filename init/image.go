@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
@@ -42,7 +43,7 @@ func (b *boot) mountImage(layout mounts.Layout, img *image) error {
 		b.rep.RootHash = fmt.Sprintf("%x", img.target.RootHash)
 		b.rep.Authenticated, b.rep.HashSource, b.rep.KeyID = img.authed, img.hashFrom, img.keyID
 	}
-	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.rollback
+	b.rep.ImageID, b.rep.RollbackIndex = img.imageID, img.signedRollback()
 	b.need("squashfs")
 	mark := b.stack.Len()
 	mnt := layout.Image(dev, "squashfs")
@@ -221,6 +222,11 @@ func (b *boot) headerImage(what, dataDev, hashDev string, raw []byte) (*image, e
 			return nil, err
 		}
 	}
+	// Not signed, or signed for another root hash than the one in use (a
+	// roothash= that replaces it): the index is anyone's to write, and
+	// raised into the floor by mark-good it would refuse every later image
+	// (found by a hunting helper).
+	img.rollbackSigned = authed && bytes.Equal(img.target.RootHash, h.RootHash)
 	return img, nil
 }
 

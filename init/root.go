@@ -18,8 +18,21 @@ type image struct {
 	authed   bool
 	hashFrom string
 	rollback uint64 // the header's rollback index
+	// rollbackSigned: a trusted key signed the rollback index for the
+	// root hash in use; else it is neither checked against the floor nor
+	// reported (docs/formats.md, "Anti-rollback").
+	rollbackSigned bool
 	// bakedHash: the roothash= in use is the one baked into the initramfs.
 	bakedHash bool
+}
+
+// signedRollback is the rollback index the boot reports, which mark-good
+// raises the floor to: 0 unless a trusted key signed it.
+func (img *image) signedRollback() uint64 {
+	if img.rollbackSigned {
+		return img.rollback
+	}
+	return 0
 }
 
 // mountRoot assembles the new root at /newroot in one of the three modes.

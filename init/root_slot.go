@@ -205,6 +205,19 @@ func (b *boot) resetRootReport() {
 	b.rep.EtcMerge = nil
 }
 
+// imageRollback checks an image's rollback index against the floor when a
+// trusted key signed it for the root hash in use; an unsigned one is only
+// named.
+func (b *boot) imageRollback(what string, img *image) error {
+	switch {
+	case img.rollbackSigned:
+		return b.checkRollback(what, img.rollback)
+	case img.rollback != 0:
+		b.log.Warnf("%s: rollback index %d not signed by a trusted key for the root hash in use: not checked against the floor, and not recorded", what, img.rollback)
+	}
+	return nil
+}
+
 // checkRollback enforces the anti-rollback floor on an image: a locked
 // init refuses an index below the highest one marked good; an unlocked one
 // says so and boots it.
@@ -498,7 +511,7 @@ func (b *boot) slotImage(slot slots.Slot) (*image, error) {
 	if err != nil {
 		return nil, fault(stepHeader, err)
 	}
-	if err := b.checkRollback(slot.VerityLabel(), img.rollback); err != nil {
+	if err := b.imageRollback(slot.VerityLabel(), img); err != nil {
 		return nil, err
 	}
 	img.name = "keel-root-" + string(slot)
