@@ -726,3 +726,29 @@ func TestDeliverFilters(t *testing.T) {
 		t.Errorf("delivered %q, want %q", got, want)
 	}
 }
+
+// TestWaitErrorQuotesLUKSUUID: a stick's LUKS header holds its UUID as 40
+// free bytes; a UUID= wait that gives up lists it among the devices seen,
+// and that error reaches the console and the kernel log. A newline or an
+// escape sequence there must come out quoted, as labels do (%q).
+func TestWaitErrorQuotesLUKSUUID(t *testing.T) {
+	fs := newFakeSystem(t)
+	h := make([]byte, 4096)
+	copy(h, "LUKS\xba\xbe\x00\x02")
+	copy(h[168:], "x\nkeel: root verified\x1b[2J")
+	img := filepath.Join(t.TempDir(), "stick.img")
+	if err := os.WriteFile(img, h, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs.file(t, "sdb", img)
+	fs.sendHandled(ev(t, "add", "sdb", "", 0, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := fs.reg.WaitFor(ctx, spec(t, "UUID=5b0f0a2e-6c1d-4f3e-8a9b-0c1d2e3f4a5b"))
+	if err == nil {
+		t.Fatal("found")
+	}
+	if msg := err.Error(); strings.ContainsAny(msg, "\n\x1b") {
+		t.Errorf("wait error carries the header's bytes raw: %q", msg)
+	}
+}

@@ -187,7 +187,7 @@ func (r *Registry) describe(d *device, kind devspec.Kind) string {
 	case (kind == devspec.UUID || kind == devspec.Label) && d.fs.Type != "":
 		s += " " + d.fs.Type
 		if kind == devspec.UUID && d.fs.UUID != "" {
-			s += " UUID=" + d.fs.UUID
+			s += " UUID=" + Shown(d.fs.UUID) // a LUKS header's 40 free bytes
 		}
 		if kind == devspec.Label && d.fs.Label != "" {
 			s += fmt.Sprintf(" LABEL=%q", d.fs.Label)

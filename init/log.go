@@ -204,7 +204,11 @@ func (l *logger) logf(prio int, format string, args ...any) {
 	if prio > l.level {
 		return
 	}
-	msg := fmt.Sprintf(format, args...)
+	// Made visible whole before it is cut into records: a newline from a
+	// disk's string (a LUKS header's UUID in a failed wait's "seen" list)
+	// then starts an indented line, not a "keel: …" record of its own
+	// (found by a hunting helper).
+	msg := visible(fmt.Sprintf(format, args...))
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
 		if !l.kmsgLine(prio, line) {
 			l.put("keel: " + truncate(line) + "\n")

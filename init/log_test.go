@@ -378,3 +378,25 @@ func FuzzTruncate(f *testing.F) {
 		}
 	})
 }
+
+// TestLogLineNotForgedByNewline: a disk's string with a newline (a LUKS
+// header's UUID field, 40 free bytes, shown raw in a device wait's "seen"
+// list) must not start a kernel-log record, nor a console line, of its own
+// that reads as the init's: Console indents it (visible), logf must too.
+func TestLogLineNotForgedByNewline(t *testing.T) {
+	var kmsg, console bytes.Buffer
+	l := newLogger(&console)
+	l.kmsg = &kmsg
+	evil := "vdb crypto_LUKS UUID=x\nroot verified, booting slot a"
+	l.Errorf("boot failed: data device: timeout waiting for UUID=1234 (seen: %s)", evil)
+	for _, rec := range strings.Split(strings.TrimSpace(kmsg.String()), "\n") {
+		if strings.HasPrefix(rec, "<3>keel: root verified") {
+			t.Errorf("kernel log record forged by a disk's string: %q", rec)
+		}
+	}
+	l2 := newLogger(&console) // before /dev/kmsg is open: the console
+	l2.Errorf("seen: %s", evil)
+	if strings.Contains(console.String(), "\nkeel: root verified") {
+		t.Errorf("console line forged by a disk's string: %q", console.String())
+	}
+}
