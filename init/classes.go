@@ -15,6 +15,7 @@ const (
 	stepHeaderRead  = "header read"
 	stepHeader      = "header"
 	stepRollback    = "rollback floor"
+	stepSlotSize    = "slot size"
 	stepDM          = "dm-verity setup"
 	stepImageRead   = "image read"
 	stepRootHash    = "root hash"
@@ -38,8 +39,9 @@ var failureClasses = []failureClass{
 	{stepImageDevice, bootstate.Environment, "the slot's image partition did not appear within rd.timeout"},
 	{stepHashDevice, bootstate.Environment, "the slot's verity partition did not appear within rd.timeout"},
 	{stepHeaderRead, bootstate.Environment, "the verity partition cannot be read (an I/O error: the device, not the image)"},
-	{stepHeader, bootstate.Image, "the slot header is corrupt, unsigned or signed by an untrusted key"},
+	{stepHeader, bootstate.Image, "the slot header is corrupt, unsigned, signed by an untrusted key, or asks for blocks larger than the page size"},
 	{stepRollback, bootstate.Image, "the image's rollback index is below the machine's floor (locked)"},
+	{stepSlotSize, bootstate.Environment, "the slot's partitions are smaller than its header says (a partition table changed under the slot, or a disk that reports less than it holds)"},
 	{stepDM, bootstate.Environment, "a device-mapper ioctl or node failed"},
 	{stepImageRead, bootstate.Environment, "an EIO reading the image (dm-verity's first read, the mount, the lookup of the init) and the slot's partitions fail when read directly too (an I/O error: the device, not the image); or dm-verity's first read fails twice while the same blocks, read directly, match the root hash"},
 	{stepRootHash, bootstate.Image, "the hash tree does not match the signed (or baked) root hash"},

@@ -237,3 +237,54 @@ func TestOpenVerityFault(t *testing.T) {
 		}
 	}
 }
+
+// TestSlotFits: a header asking for blocks larger than the page size is
+// the image's fault; partitions smaller than the header says are named
+// before dm-verity is opened (it said EINVAL or EIO), an environment fault:
+// a disk reporting less than it holds must not retire a good slot.
+func TestSlotFits(t *testing.T) {
+	p := verity.Params{DataBlocks: 100}.WithDefaults()
+	img := &image{dataDev: "/dev/vda2", hashDev: "/dev/vda3", target: verity.Target{
+		Name: "keel-root-a", DataDev: "/dev/vda2", HashDev: "/dev/vda3", HashOffset: 4096, Params: p}}
+	dataSize, hashSize := int64(100*4096), int64(4096+verity.HashDeviceSize(p))
+	sizes := func(d, h int64, err error) func(string) (int64, error) {
+		return func(dev string) (int64, error) {
+			if dev == "/dev/vda2" {
+				return d, err
+			}
+			return h, err
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		img      *image
+		pageSize int
+		size     func(string) (int64, error)
+		class    bootstate.Class
+		want     string
+	}{
+		{name: "fits", img: img, pageSize: 4096, size: sizes(dataSize, hashSize, nil)},
+		{name: "larger partitions", img: img, pageSize: 4096, size: sizes(dataSize+1<<20, hashSize+1<<20, nil)},
+		{name: "short data partition", img: img, pageSize: 4096, size: sizes(dataSize-4096, hashSize, nil),
+			class: bootstate.Environment, want: "the data device /dev/vda2 holds 405504 bytes, the image 409600"},
+		{name: "short hash partition", img: img, pageSize: 4096, size: sizes(dataSize, hashSize-1, nil),
+			class: bootstate.Environment, want: "the hash device /dev/vda3 holds"},
+		{name: "size unreadable", img: img, pageSize: 4096, size: sizes(0, 0, errors.New("size of /dev/vda2: EIO")),
+			class: bootstate.Environment, want: "size of /dev/vda2: EIO"},
+		{name: "blocks above the page size", img: img, pageSize: 2048, size: sizes(dataSize, hashSize, nil),
+			class: bootstate.Image, want: "data block size 4096 is larger than the page size 2048"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := slotFits(c.img, c.pageSize, c.size)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("slotFits: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || bootstate.ClassOf(err) != c.class {
+				t.Errorf("slotFits: %v (%v), want %v naming %q", err, bootstate.ClassOf(err), c.class, c.want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/devices"
 	"github.com/keel-boot/keel/mounts"
 	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
@@ -516,5 +517,32 @@ func (b *boot) slotImage(slot slots.Slot) (*image, error) {
 	}
 	img.name = "keel-root-" + string(slot)
 	img.target.Name = img.name
+	if err := slotFits(img, os.Getpagesize(), devices.Size); err != nil {
+		return nil, err
+	}
 	return img, nil
+}
+
+// slotFits checks, before dm-verity is opened, that the kernel takes the
+// header's block sizes (else the header is the image's fault on this
+// machine) and that the slot's partitions, of the sizes size reads, hold
+// what the header says: dm-verity would refuse a short data partition
+// (EINVAL, a device-mapper fault) and fail a short hash tree's first read
+// (EIO, read directly as a failing disk), naming neither. A short
+// partition stays an environment fault, as those were: a partition table
+// changed under the slot and a disk that reports less than it holds look
+// the same from here, and a good slot must not be retired for the disk.
+func slotFits(img *image, pageSize int, size func(string) (int64, error)) error {
+	if err := img.target.CheckPageSize(pageSize); err != nil {
+		return fault(stepHeader, err)
+	}
+	ds, err := size(img.dataDev)
+	var hs int64
+	if err == nil {
+		hs, err = size(img.hashDev)
+	}
+	if err != nil {
+		return fault(stepHeaderRead, err)
+	}
+	return fault(stepSlotSize, img.target.CheckFits(ds, hs))
 }

@@ -117,3 +117,38 @@ func (t Target) options() ([]string, error) {
 }
 
 func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == 0 }
+
+// CheckPageSize checks that the kernel's dm-verity takes the target's
+// block sizes: at most the page size, pageSize. A header that asks for
+// more is the image's fault on this machine, whatever the disk does.
+func (t Target) CheckPageSize(pageSize int) error {
+	p := t.Params.WithDefaults()
+	for _, b := range []struct {
+		what string
+		n    uint32
+	}{{"data", p.DataBlockSize}, {"hash", p.HashBlockSize}} {
+		if int(b.n) > pageSize {
+			return fmt.Errorf("dm-verity %s: %s block size %d is larger than the page size %d, which the kernel's dm-verity refuses", t.Name, b.what, b.n, pageSize)
+		}
+	}
+	return nil
+}
+
+// CheckFits checks that the target fits the devices it names, of dataSize
+// and hashSize bytes: the image's blocks on the data device, the hash tree
+// (after HashOffset and the superblock) on the hash device.
+func (t Target) CheckFits(dataSize, hashSize int64) error {
+	p := t.Params.WithDefaults()
+	g, err := p.geometry()
+	if err != nil {
+		return fmt.Errorf("dm-verity %s: %w", t.Name, err)
+	}
+	if need := t.Size(); dataSize < 0 || uint64(dataSize) < need {
+		return fmt.Errorf("dm-verity %s: the data device %s holds %d bytes, the image %d", t.Name, t.DataDev, dataSize, need)
+	}
+	need := (hashStartBlock(t.HashOffset, p.HashBlockSize) + g.treeBlocks()) * uint64(p.HashBlockSize)
+	if hashSize < 0 || uint64(hashSize) < need {
+		return fmt.Errorf("dm-verity %s: the hash device %s holds %d bytes, the hash tree ends at byte %d", t.Name, t.HashDev, hashSize, need)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ package verity
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -60,5 +61,42 @@ func TestTargetSize(t *testing.T) {
 	tg := Target{Params: Params{DataBlocks: 3, DataBlockSize: 1024}}
 	if got := tg.Size(); got != 3072 {
 		t.Errorf("Size() = %d, want 3072", got)
+	}
+}
+
+// TestCheckFits: a target fits devices exactly as large as the image and
+// the hash offset plus what Format writes, and not a byte smaller; block
+// sizes above the page size are refused as the kernel refuses them
+// (CheckPageSize).
+func TestCheckFits(t *testing.T) {
+	for _, p := range []Params{
+		{DataBlocks: 1000},
+		{DataBlocks: 1000, DataBlockSize: 1024, HashBlockSize: 512},
+		{DataBlocks: 33, HashAlg: "sha512"},
+		{DataBlocks: 1},
+	} {
+		p = p.WithDefaults()
+		data := randomBytes(int64(p.DataBlocks)*int64(p.DataBlockSize), 7)
+		hash, root := format(t, data, p)
+		for _, offset := range []uint64{0, 8192} {
+			tg := Target{Name: "keel-root-a", DataDev: "/dev/vda2", HashDev: "/dev/vda3", HashOffset: offset, Params: p, RootHash: root}
+			dataSize, hashSize := int64(len(data)), int64(offset)+int64(len(hash))
+			if err := tg.CheckFits(dataSize, hashSize); err != nil {
+				t.Errorf("%+v at %d: %v, want it to fit", p, offset, err)
+			}
+			if err := tg.CheckFits(dataSize-1, hashSize); err == nil || !strings.Contains(err.Error(), "the data device /dev/vda2 holds") {
+				t.Errorf("%+v: data device a byte short: %v", p, err)
+			}
+			if err := tg.CheckFits(dataSize, hashSize-1); err == nil || !strings.Contains(err.Error(), "the hash device /dev/vda3 holds") {
+				t.Errorf("%+v at %d: hash device a byte short: %v", p, offset, err)
+			}
+		}
+	}
+	tg := Target{Name: "keel-root-a", DataDev: "/dev/vda2", HashDev: "/dev/vda3", Params: Params{DataBlocks: 10, DataBlockSize: 16384}}
+	if err := tg.CheckPageSize(4096); err == nil || !strings.Contains(err.Error(), "data block size 16384 is larger than the page size 4096") {
+		t.Errorf("16 KiB data blocks on 4 KiB pages: %v", err)
+	}
+	if err := tg.CheckPageSize(16384); err != nil {
+		t.Errorf("16 KiB data blocks on 16 KiB pages: %v", err)
 	}
 }
