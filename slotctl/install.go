@@ -97,32 +97,96 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 	if err := j.trustRunning(); err != nil {
 		return nil, false, err
 	}
-	h, _, err := verifyHeaderFile(j.verity, j.trusted)
+	in, err := openInputs(j.image, j.verity, j.trusted)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := j.checkRollback(h); err != nil {
+	defer in.Close()
+	if err := j.checkRollback(in.h); err != nil {
 		return nil, false, err
 	}
-	if err := j.checkIDReuse(h); err != nil {
+	if err := j.checkIDReuse(in.h); err != nil {
 		return nil, false, err
 	}
-	if err := j.openPartitions(); err != nil {
+	if err := j.openPartitions(in); err != nil {
 		return nil, false, err
 	}
 	defer closeAll(j.rootP, j.verityP)
-	if err := j.checkInputs(h); err != nil {
+	if err := j.checkInputs(in); err != nil {
 		return nil, false, err
+	}
+	if inputsChecked != nil {
+		inputsChecked()
 	}
 	if err := j.markBad("install in progress (slotctl install)"); err != nil {
 		return nil, false, err
 	}
-	h, authenticated, err := j.writeAndVerify()
+	h, authenticated, err := j.writeAndVerify(in)
 	if err != nil {
 		return nil, false, j.failed(err)
 	}
 	_, err = j.t.withState(func(s *bootstate.State) error { return s.SetNext(j.slot, j.tries, "") })
 	return h, authenticated, err
+}
+
+// inputsChecked, when not nil, is called once install has checked its
+// input files, before it marks the slot bad and writes it (tests change
+// the files there).
+var inputsChecked func()
+
+// installInput is an install's image and verity files, each opened once,
+// and the header read from the verity file once and checked: the checks
+// and the writes read through these descriptors only, never by name again,
+// so that other files put in the place of the ones given (a shared download
+// directory, an agent's staging area) are neither checked nor written.
+type installInput struct {
+	image, verity         *os.File
+	imageSize, veritySize int64 // when the sizes were checked; only as much is written
+	h                     *slots.Header
+	header                []byte // h as read and checked, byte for byte
+}
+
+// openInputs opens the image and verity files and checks the verity
+// file's header and signature, before anything is written.
+func openInputs(image, verity string, trusted []ed25519.PublicKey) (_ *installInput, err error) {
+	in := &installInput{}
+	defer func() {
+		if err != nil {
+			in.Close()
+		}
+	}()
+	if in.verity, err = os.Open(verity); err != nil {
+		return nil, err
+	}
+	if in.h, in.header, err = verifyHeaderFile(in.verity, trusted); err != nil {
+		return nil, err
+	}
+	if in.image, err = os.Open(image); err != nil {
+		return nil, err
+	}
+	if in.imageSize, err = fileSize(in.image); err != nil {
+		return nil, err
+	}
+	if in.veritySize, err = fileSize(in.verity); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func fileSize(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func (in *installInput) Close() {
+	for _, f := range []*os.File{in.image, in.verity} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // checkInputs refuses, before the slot is marked bad or written, input
@@ -131,18 +195,16 @@ func (j *installJob) run() (*slots.Header, bool, error) {
 // only once the slot's old image had been overwritten up to the cut, and a
 // slot that was good would be lost to it. So is an image larger than the
 // slot's partition.
-func (j *installJob) checkInputs(h *slots.Header) error {
-	for _, in := range []struct {
+func (j *installJob) checkInputs(in *installInput) error {
+	h := in.h
+	for _, f := range []struct {
 		file, what string
+		size       int64
 		need       uint64
-	}{{j.image, "image", h.ImageSize}, {j.verity, "header and hash tree", h.HashOffset + h.HashSize}} {
-		fi, err := os.Stat(in.file)
-		if err != nil {
-			return err
-		}
-		if uint64(fi.Size()) < in.need {
+	}{{j.image, "image", in.imageSize, h.ImageSize}, {j.verity, "header and hash tree", in.veritySize, h.HashOffset + h.HashSize}} {
+		if uint64(f.size) < f.need {
 			return fmt.Errorf("%s: %d bytes, but the signed header of image %s says its %s take %d: the file is cut short (an interrupted download, a full disk?): nothing was written",
-				in.file, fi.Size(), h.ImageID, in.what, in.need)
+				f.file, f.size, h.ImageID, f.what, f.need)
 		}
 	}
 	if h.ImageSize > uint64(j.rootP.size) {
@@ -225,29 +287,27 @@ func checkFloor(h *slots.Header, floor uint64, what string) error {
 	return nil
 }
 
-// verifyHeaderFile checks the input's header and signature before
-// anything is overwritten. The image's hash tree is checked while it is
-// written (writeAndVerify).
-func verifyHeaderFile(verity string, trusted []ed25519.PublicKey) (*slots.Header, bool, error) {
-	v, err := os.Open(verity)
-	if err != nil {
-		return nil, false, err
+// verifyHeaderFile reads the input's header and checks it and its
+// signature before anything is overwritten, and returns it with its bytes.
+// The image's hash tree is checked while it is written (writeAndVerify).
+func verifyHeaderFile(verity *os.File, trusted []ed25519.PublicKey) (*slots.Header, []byte, error) {
+	b := make([]byte, slots.HeaderSize)
+	if _, err := verity.ReadAt(b, 0); err != nil {
+		return nil, nil, fmt.Errorf("%s: read slot header: %w: nothing was written", verity.Name(), err)
 	}
-	defer v.Close()
-	h, err := slots.ReadHeader(v)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w: nothing was written", verity, err)
+	h, err := slots.ParseHeader(b)
+	if err == nil {
+		_, err = h.Authenticate(trusted)
 	}
-	authenticated, err := h.Authenticate(trusted)
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w: nothing was written", verity, err)
+		return nil, nil, fmt.Errorf("%s: %w: nothing was written", verity.Name(), err)
 	}
-	return h, authenticated, nil
+	return h, b, nil
 }
 
 // openPartitions opens root-X and verity-X for writing and checks that the
 // files fit.
-func (j *installJob) openPartitions() error {
+func (j *installJob) openPartitions(in *installInput) error {
 	var err error
 	if j.rootP, err = j.t.open(j.slot.RootLabel(), true); err != nil {
 		return err
@@ -255,20 +315,16 @@ func (j *installJob) openPartitions() error {
 	if j.verityP, err = j.t.open(j.slot.VerityLabel(), true); err != nil {
 		return err
 	}
-	if err := fits(j.image, j.rootP); err != nil {
+	if err := fits(j.image, in.imageSize, j.rootP); err != nil {
 		return err
 	}
-	return fits(j.verity, j.verityP)
+	return fits(j.verity, in.veritySize, j.verityP)
 }
 
-// fits checks that file is no larger than the partition.
-func fits(file string, p *partition) error {
-	fi, err := os.Stat(file)
-	if err != nil {
-		return err
-	}
-	if fi.Size() > p.size {
-		return fmt.Errorf("%s: partition is %d bytes, %s is %d bytes: it does not fit", p, p.size, file, fi.Size())
+// fits checks that file, of size bytes, is no larger than the partition.
+func fits(file string, size int64, p *partition) error {
+	if size > p.size {
+		return fmt.Errorf("%s: partition is %d bytes, %s is %d bytes: it does not fit", p, p.size, file, size)
 	}
 	return nil
 }
@@ -280,31 +336,15 @@ func fits(file string, p *partition) error {
 // of root-X (teeReaderAt), so the input is read once and hashing overlaps
 // the I/O. Then the verity file is written, both partitions are synced,
 // their page cache dropped, and read back and checked again: header,
-// signature and the whole tree.
-func (j *installJob) writeAndVerify() (*slots.Header, bool, error) {
-	img, err := os.Open(j.image)
-	if err != nil {
-		return nil, false, err
-	}
-	defer img.Close()
-	fi, err := img.Stat()
-	if err != nil {
-		return nil, false, err
-	}
-	vf, err := os.Open(j.verity)
-	if err != nil {
-		return nil, false, err
-	}
-	defer vf.Close()
-	h, err := slots.ReadHeader(vf)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", j.verity, err)
-	}
-	j.prog.begin("writing "+j.rootP.label, fi.Size())
-	tee := &teeReaderAt{r: img, w: j.rootP, prog: j.prog}
-	err = verity.Verify(tee, h.HashDevice(vf), h.Verity, h.RootHash)
+// signature and the whole tree. Both files are read through in's
+// descriptors, the tree checked against in's checked header.
+func (j *installJob) writeAndVerify(in *installInput) (*slots.Header, bool, error) {
+	h, size := in.h, in.imageSize
+	j.prog.begin("writing "+j.rootP.label, size)
+	tee := &teeReaderAt{r: in.image, w: j.rootP, prog: j.prog}
+	err := verity.Verify(tee, h.HashDevice(in.verity), h.Verity, h.RootHash)
 	if err == nil {
-		err = copyTail(img, j.rootP, treeCovers(h.Verity, fi.Size()), fi.Size(), j.prog)
+		err = copyTail(in.image, j.rootP, treeCovers(h.Verity, size), size, j.prog)
 	}
 	j.prog.end()
 	if werr := tee.writeErr(); werr != nil {
@@ -316,17 +356,16 @@ func (j *installJob) writeAndVerify() (*slots.Header, bool, error) {
 	if err := j.rootP.Sync(); err != nil {
 		return nil, false, fmt.Errorf("sync %s: %w", j.rootP, err)
 	}
-	m, err := copyInto(j.verity, j.verityP)
-	if err != nil {
+	if err := copyInto(in.verity, in.veritySize, j.verityP); err != nil {
 		return nil, false, err
 	}
-	if err := j.rootP.dropCache(fi.Size()); err != nil {
+	if err := j.rootP.dropCache(size); err != nil {
 		return nil, false, err
 	}
-	if err := j.verityP.dropCache(m); err != nil {
+	if err := j.verityP.dropCache(in.veritySize); err != nil {
 		return nil, false, err
 	}
-	j.prog.begin("checking "+j.rootP.label, fi.Size())
+	j.prog.begin("checking "+j.rootP.label, size)
 	h, authenticated, err := slots.VerifyPartition(countingReaderAt{j.rootP, j.prog}, j.verityP, j.trusted)
 	j.prog.end()
 	if err != nil {
@@ -349,24 +388,16 @@ func treeCovers(p verity.Params, size int64) int64 {
 // check: large, aligned I/O.
 const copyBuffer = 4 << 20
 
-// copyInto writes file at the start of p and syncs it.
-func copyInto(file string, p *partition) (int64, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if err := copyTail(f, p, 0, fi.Size(), nil); err != nil {
-		return 0, fmt.Errorf("write %s to %s: %w", file, p, err)
+// copyInto writes the first size bytes of the open file f at the start of
+// p and syncs it.
+func copyInto(f *os.File, size int64, p *partition) error {
+	if err := copyTail(f, p, 0, size, nil); err != nil {
+		return fmt.Errorf("write %s to %s: %w", f.Name(), p, err)
 	}
 	if err := p.Sync(); err != nil {
-		return 0, fmt.Errorf("sync %s: %w", p, err)
+		return fmt.Errorf("sync %s: %w", p, err)
 	}
-	return fi.Size(), nil
+	return nil
 }
 
 // copyTail copies bytes from to end of r to the same offsets of w, in

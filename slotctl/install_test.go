@@ -172,10 +172,12 @@ func TestInstallReadBackFails(t *testing.T) {
 	}
 	j := &installJob{slot: slots.SlotB, image: img, verity: ver, rootP: open("root-b", 0), verityP: open("verity-b", 8192)}
 	defer closeAll(j.rootP, j.verityP)
-	if _, _, err := verifyHeaderFile(ver, nil); err != nil {
+	in, err := openInputs(img, ver, nil)
+	if err != nil {
 		t.Fatalf("the input itself is fine: %v", err)
 	}
-	_, _, err := j.writeAndVerify()
+	defer in.Close()
+	_, _, err = j.writeAndVerify(in)
 	if err == nil || !strings.Contains(err.Error(), "read back root-b") || !strings.Contains(err.Error(), "mismatch") {
 		t.Errorf("overlapping partitions: %v, want a read-back hash mismatch", err)
 	}
@@ -210,4 +212,61 @@ func TestInstallRefusesReusedImageID(t *testing.T) {
 	}
 	// The other slot holding that id is no reason: uppers are per slot.
 	mustRun(t, nil, "install", "--disk", disk, "--slot", "b", img, ver)
+}
+
+// whenInputsChecked makes install call change once it has checked its
+// input files, before it marks the slot bad and writes it.
+func whenInputsChecked(t *testing.T, change func()) {
+	t.Helper()
+	inputsChecked = change
+	t.Cleanup(func() { inputsChecked = nil })
+}
+
+// goodSlotsAndUpdate makes a disk whose slots both hold good images
+// (rollback floor 5), and an update, image new with rollback index 6,
+// sealed in dir/new as an update agent would have downloaded it.
+func goodSlotsAndUpdate(t *testing.T) (dir, disk, key, img, ver string) {
+	t.Helper()
+	dir, disk, key = keyedDisk(t)
+	for _, x := range slots.Slots() {
+		goodImg, goodVer := sealedIndex(t, dir, "good-"+x.String(), key, "5")
+		mustRun(t, nil, "install", "--disk", disk, "--slot", x.String(), goodImg, goodVer)
+		mustRun(t, nil, "mark-good", "--disk", disk, x.String())
+	}
+	img, ver = sealedIndex(t, dir, "new", key, "6")
+	return dir, disk, key, img, ver
+}
+
+// TestInstallWritesTheCheckedFiles: other files renamed over the update's
+// once install has checked them (a shared download directory, an agent's
+// staging area) are neither written nor set next: install writes the
+// files it checked, read through the descriptors it checked them with.
+// It used to open them by name again to write them, and wrote the others:
+// an older image signed by the trusted key, below the rollback floor, set
+// to boot next; or an unsigned one over the good slot a, whose read-back
+// then failed with the good image already lost (found in review).
+func TestInstallWritesTheCheckedFiles(t *testing.T) {
+	for _, signed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "older-signed", false: "unsigned"}[signed], func(t *testing.T) {
+			dir, disk, key, img, ver := goodSlotsAndUpdate(t)
+			oldImg, oldVer := sealedIndex(t, dir, "old", key, "1")
+			if !signed {
+				oldVer = filepath.Join(dir, "old", "unsigned.verity")
+				mustRun(t, nil, "seal", "--image", oldImg, "--out", oldVer, "--image-id", "old")
+			}
+			whenInputsChecked(t, func() {
+				for _, mv := range [][2]string{{oldImg, img}, {oldVer, ver}} {
+					if err := os.Rename(mv[0], mv[1]); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			r := slotctl(t, nil, "install", "--disk", disk, "--slot", "a", img, ver, "--trust", key+".pub")
+			h, a := readSlotHeader(t, disk, "a"), statusJSON(t, "--disk", disk).Slots[0]
+			if r.code != 0 || h.ImageID != "new" || h.RollbackIndex != 6 || a.Priority != 2 {
+				t.Errorf("install: exit %d, %s; slot a holds image %s, rollback index %d, %s (%+v): want the checked image new, index 6, set next",
+					r.code, r.stderr, h.ImageID, h.RollbackIndex, keyIDString(h), a)
+			}
+		})
+	}
 }

@@ -101,12 +101,21 @@ func rauc(t *testing.T, environ map[string]string, disk, rep string, call ...str
 // handler does: bytes only, no boot state.
 func writeSlot(t *testing.T, disk string, x slots.Slot, img, ver string) {
 	t.Helper()
-	for _, w := range []struct{ label, file string }{{x.RootLabel(), img}, {x.VerityLabel(), ver}} {
+	in, err := openInputs(img, ver, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for _, w := range []struct {
+		label string
+		f     *os.File
+		size  int64
+	}{{x.RootLabel(), in.image, in.imageSize}, {x.VerityLabel(), in.verity, in.veritySize}} {
 		p, err := openInDisk(disk, w.label, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := copyInto(w.file, p); err != nil {
+		if err := copyInto(w.f, w.size, p); err != nil {
 			t.Fatal(err)
 		}
 		p.Close()
