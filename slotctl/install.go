@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/keel-boot/keel/bootstate"
@@ -368,10 +369,54 @@ func (j *installJob) writeAndVerify(in *installInput) (*slots.Header, bool, erro
 	j.prog.begin("checking "+j.rootP.label, size)
 	h, authenticated, err := slots.VerifyPartition(countingReaderAt{j.rootP, j.prog}, j.verityP, j.trusted)
 	j.prog.end()
+	if werr := in.checkWritten(j.verityP); werr != nil {
+		return nil, false, werr // it explains a failed read-back too
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("read back %s and %s: %w", j.rootP, j.verityP, err)
 	}
 	return h, authenticated, nil
+}
+
+// checkWritten requires the header read back from p to be the checked
+// one, byte for byte: the verity file is copied as it is when it is read,
+// and one rewritten in place during the install, which holding it open
+// does not stop, may hold another header over the same tree, or a tree
+// that matches its own header only (an older image signed by the same
+// key, below the rollback floor), which the read-back alone would pass.
+func (in *installInput) checkWritten(p *partition) error {
+	b := make([]byte, slots.HeaderSize)
+	if _, err := p.ReadAt(b, 0); err != nil {
+		return fmt.Errorf("read back %s: read slot header: %w", p, err)
+	}
+	if bytes.Equal(b, in.header) {
+		return nil
+	}
+	return fmt.Errorf("read back %s: its header is not the one checked before the write: %s: %s was changed during the install",
+		p, headerChange(in.h, b), in.verity.Name())
+}
+
+// headerChange names the fields in which the header b differs from was.
+func headerChange(was *slots.Header, b []byte) string {
+	h, err := slots.ParseHeader(b)
+	if err != nil {
+		return err.Error()
+	}
+	var d []string
+	for _, f := range [][3]string{
+		{"image id", h.ImageID, was.ImageID},
+		{"rollback index", fmt.Sprint(h.RollbackIndex), fmt.Sprint(was.RollbackIndex)},
+		{"root hash", hex.EncodeToString(h.RootHash), hex.EncodeToString(was.RootHash)},
+		{"signing key", keyIDString(h), keyIDString(was)},
+	} {
+		if f[1] != f[2] {
+			d = append(d, fmt.Sprintf("%s %s, not %s", f[0], f[1], f[2]))
+		}
+	}
+	if len(d) == 0 {
+		return "other fields differ (sizes, the tree's parameters, the creation time or the signature)"
+	}
+	return strings.Join(d, "; ")
 }
 
 // treeCovers is how many of the size bytes of an image the tree of p

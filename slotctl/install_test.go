@@ -270,3 +270,36 @@ func TestInstallWritesTheCheckedFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallRefusesARewrittenHeader: the update's verity file rewritten
+// in place once install has checked it, which holding it open does not
+// stop: here the same image's tree under an older header signed by the
+// trusted key, below the rollback floor. The tree checks pass; the header
+// read back from the slot is not the one checked, so the install fails,
+// naming what changed, and slot a stays marked bad. It used to be written,
+// read back as verified, and set to boot next.
+func TestInstallRefusesARewrittenHeader(t *testing.T) {
+	dir, disk, key, img, ver := goodSlotsAndUpdate(t)
+	seal := func(out, id, index string) { // the same tree: salt and uuid from the image
+		mustRun(t, map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
+			"seal", "--image", img, "--out", out, "--key", key, "--image-id", id, "--rollback-index", index)
+	}
+	seal(ver, "new", "6")
+	oldVer := filepath.Join(dir, "old.verity")
+	seal(oldVer, "old", "1")
+	old, err := os.ReadFile(oldVer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whenInputsChecked(t, func() {
+		if err := os.WriteFile(ver, old, 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	r := slotctl(t, nil, "install", "--disk", disk, "--slot", "a", img, ver, "--trust", key+".pub")
+	a := statusJSON(t, "--disk", disk).Slots[0]
+	if r.code != 1 || !strings.Contains(r.stderr, "is not the one checked before the write: image id old, not new; rollback index 1, not 6") ||
+		!strings.Contains(r.stderr, "slot a stays marked bad") || a.Bootable || a.Priority != 0 {
+		t.Errorf("install: exit %d, %s; slot a: %+v: want it failed, naming the changed header, and slot a marked bad", r.code, r.stderr, a)
+	}
+}
