@@ -724,3 +724,66 @@ func FuzzOpenInDisk(f *testing.F) {
 		}
 	})
 }
+
+// TestMarkGoodCountsOnlySignedIndex: confirming a slot that is not the
+// running one raises the floor to its header's rollback index only when a
+// key the running initramfs trusts signed it, as the init counts it: an
+// unsigned header's index (anyone who writes the slot chooses it, 2^32-1
+// here) is named and left out. With --disk and no boot report the operator
+// holding the disk vouches for it, as before.
+func TestMarkGoodCountsOnlySignedIndex(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	mustRun(t, nil, "keygen", "--out", key)
+	pubs, err := slotkeys.LoadTrusted([]string{key + ".pub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(name string, signed bool) (string, string) {
+		sub := filepath.Join(dir, name)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		img, ver := makeImage(t, sub), filepath.Join(sub, "verity.img")
+		args := []string{"seal", "--image", img, "--out", ver, "--image-id", name, "--rollback-index", "4294967295"}
+		if signed {
+			args = append(args, "--key", key)
+		}
+		mustRun(t, nil, args...)
+		return img, ver
+	}
+	keys := []string{base64.StdEncoding.EncodeToString(pubs[0])}
+	for _, tc := range []struct {
+		name   string
+		signed bool
+		keys   []string
+		report bool
+		floor  uint64
+	}{
+		{name: "unsigned, no keys", report: true},
+		{name: "signed, report trusts its key", signed: true, keys: keys, report: true, floor: 4294967295},
+		{name: "unsigned, --disk without a report", floor: 4294967295},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_"))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			disk := makeDisk(t, sub, "4MiB")
+			img, ver := seal(filepath.Base(sub)+"-img", tc.signed)
+			args := []string{"--disk", disk}
+			if tc.report {
+				args = append(args, "--boot-report", writeReport(t, sub, report.Report{Mode: "slot", Slot: "a", ImageID: "x", TrustedKeys: tc.keys}))
+			}
+			mustRun(t, nil, append([]string{"install", "--slot", "b", img, ver}, args...)...)
+			out := mustRun(t, nil, append([]string{"mark-good", "b"}, args...)...)
+			v := statusJSON(t, "--disk", disk)
+			if v.RollbackFloor != tc.floor {
+				t.Errorf("floor %d after mark-good b (%s), want %d", v.RollbackFloor, out, tc.floor)
+			}
+			if tc.floor == 0 && !strings.Contains(out, "rollback index 4294967295 not counted") {
+				t.Errorf("mark-good did not name the index it left out: %s", out)
+			}
+		})
+	}
+}

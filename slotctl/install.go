@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/keel-boot/keel/bootstate"
+	"github.com/keel-boot/keel/report"
 	"github.com/keel-boot/keel/slots"
 	"github.com/keel-boot/keel/verity"
 )
@@ -227,17 +228,26 @@ func (j *installJob) trustRunning() error {
 	if err != nil || r == nil {
 		return nil // --disk, or no report: the running() check said what it had to
 	}
-	for i, k := range r.TrustedKeys {
-		raw, err := base64.StdEncoding.DecodeString(k)
-		if err != nil || len(raw) != ed25519.PublicKeySize {
-			return fmt.Errorf("the boot report's trusted key %d (%q): expected the base64 of a %d-byte ed25519 key: pass --trust KEY: nothing was written", i, k, ed25519.PublicKeySize)
-		}
-		j.trusted = append(j.trusted, ed25519.PublicKey(raw))
+	if j.trusted, err = reportKeys(r); err != nil {
+		return fmt.Errorf("%w: pass --trust KEY: nothing was written", err)
 	}
 	if len(j.trusted) == 0 && r.Locked {
 		return fmt.Errorf("this machine's initramfs is locked and boots only images signed by its keys, which its boot report does not list: pass --trust KEY (the public key the images are signed with): nothing was written")
 	}
 	return nil
+}
+
+// reportKeys are the keys the boot report says the init trusts.
+func reportKeys(r *report.Report) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for i, k := range r.TrustedKeys {
+		raw, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(raw) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("the boot report's trusted key %d (%q): expected the base64 of a %d-byte ed25519 key", i, k, ed25519.PublicKeySize)
+		}
+		keys = append(keys, ed25519.PublicKey(raw))
+	}
+	return keys, nil
 }
 
 // checkIDReuse refuses, unless --force, an image whose id is the one the

@@ -178,7 +178,35 @@ func (t *target) goodImage(e *env, x slots.Slot) (id string, rollback uint64, no
 		fmt.Fprintf(e.stderr, "slotctl mark-good: warning: slot %s: %v: the last good image and the rollback floor are not updated\n", x, err)
 		return "", 0, false
 	}
+	if why := t.unsignedIndex(h); why != "" && h.RollbackIndex != 0 {
+		fmt.Fprintf(e.stdout, "slot %s: rollback index %d not counted: %s\n", x, h.RollbackIndex, why)
+		return h.ImageID, 0, false
+	}
 	return h.ImageID, h.RollbackIndex, false
+}
+
+// unsignedIndex says why a slot header's rollback index must not raise the
+// floor, "" when it may: on a running system, only an index a key the init
+// trusts signed counts, as the init counts it (docs/formats.md,
+// "Anti-rollback"); without keys anyone who writes the slot chooses it.
+// With --disk (no boot report) the operator holding the disk vouches for
+// it, as before.
+func (t *target) unsignedIndex(h *slots.Header) string {
+	r, err := t.bootReport()
+	if err != nil || r == nil {
+		return ""
+	}
+	keys, err := reportKeys(r)
+	if err != nil {
+		return err.Error()
+	}
+	if len(keys) == 0 {
+		return "the running initramfs trusts no keys, so nothing signed it"
+	}
+	if ok, err := h.Authenticate(keys); !ok {
+		return fmt.Sprintf("not signed by a key the running initramfs trusts (%v)", err)
+	}
+	return ""
 }
 
 // countedInMemory says why the running boot's confirmation must not be
