@@ -71,16 +71,26 @@ func (e entry) xattr(name string) ([]byte, bool) {
 
 // lookup reads path; a missing path (or one under a non-directory) is Absent.
 func lookup(path string) (entry, error) {
+	return lookupWith(path, "lstat", unix.Lstat)
+}
+
+// lookupRoot is lookup following a symlink: the root of a tree, as the
+// caller names it.
+func lookupRoot(path string) (entry, error) {
+	return lookupWith(path, "stat", unix.Stat)
+}
+
+func lookupWith(path, op string, stat func(string, *unix.Stat_t) error) (entry, error) {
 	e := entry{path: path}
 	if path == "" {
 		return e, nil
 	}
-	err := unix.Lstat(path, &e.st)
+	err := stat(path, &e.st)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return e, nil
 	}
 	if err != nil {
-		return e, &fs.PathError{Op: "lstat", Path: path, Err: err}
+		return e, &fs.PathError{Op: op, Path: path, Err: err}
 	}
 	switch e.st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:

@@ -74,6 +74,13 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 	}
 	if l.kind == Whiteout {
 		m.r.Deleted++
+		if n.kind == Absent && m.at.fill {
+			// Nothing to hide, but a deletion in a directory that wins
+			// whole: the directory is made, and not filled with it.
+			if err := ensure(); err != nil {
+				return err
+			}
+		}
 		if n.kind == Absent {
 			return m.drop(rel) // nothing left to hide
 		}

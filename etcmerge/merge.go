@@ -110,6 +110,16 @@ type merger struct {
 	noBase bool
 	r      Result
 	sh     *shared
+	at     at // where the parent of this merger's entries is
+}
+
+// at says where the parent of a merger's entries stands in the images. A
+// parent that is not a directory in the base or the new image has no
+// children there: they are not looked up, which would follow the parent
+// when it is a symlink (out of the image when it is absolute). fill says
+// the parent wins whole over the new image's non-directory (dir).
+type at struct {
+	noBaseDir, noNewDir, fill bool
 }
 
 // shared is what the mergers of one Merge share.
@@ -126,7 +136,7 @@ type shared struct {
 // /etc (root's, or whoever held the disk) held 480 MiB of PID 1.
 const dirGoroutines = 64
 
-func (m *merger) sub() *merger { return &merger{o: m.o, noBase: m.noBase, sh: m.sh} }
+func (m *merger) sub(a at) *merger { return &merger{o: m.o, noBase: m.noBase, sh: m.sh, at: a} }
 
 // fold adds a child's counts, skips and conflicts to m's.
 func (m *merger) fold(c *merger) {
@@ -150,26 +160,41 @@ func (m *merger) conflict(rel, format string, args ...any) {
 	m.r.Conflicts = append(m.r.Conflicts, Conflict{Path: "/etc/" + rel, Reason: fmt.Sprintf(format, args...)})
 }
 
-// others looks rel up in the base and the new tree.
+// others looks rel up in the base and the new tree (absent under a
+// parent that is not a directory there).
 func (m *merger) others(rel string) (b, n entry, err error) {
-	if !m.noBase {
-		if b, err = lookup(filepath.Join(m.o.Base, rel)); err != nil {
+	look := lookup
+	if rel == "" {
+		look = lookupRoot
+	}
+	if !m.noBase && !m.at.noBaseDir {
+		if b, err = look(filepath.Join(m.o.Base, rel)); err != nil {
 			return b, n, err
 		}
 	}
-	n, err = lookup(filepath.Join(m.o.New, rel))
+	if !m.at.noNewDir {
+		n, err = look(filepath.Join(m.o.New, rel))
+	}
 	return b, n, err
 }
 
 // dir merges the local directory rel. The output directory is made only
 // when needed (it is a local change itself, or something under it is
 // carried), after its parent (parent). It reports whether it was made.
+//
+// A directory of the old image that the new one replaces by a symlink or
+// a file wins whole when it is made (a conflict): over a non-directory
+// overlayfs shows only the upper directory, so it is written opaque and
+// filled with the old image's entries it does not carry, and so is every
+// directory under it, the machine seeing what it saw before the update.
 func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (bool, error) {
 	b, n, err := m.others(rel)
 	if err != nil {
 		return false, err
 	}
 	opaque = opaque || l.opaque()
+	replaced := !m.noBase && n.kind != Dir && n.kind != Absent
+	fill := !opaque && b.kind == Dir && (m.at.fill || replaced)
 	made := false
 	var mu sync.Mutex // ensure is called by the children, concurrently
 	ensure := func() error {
@@ -191,7 +216,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 		made = true
 		return m.step(rel)
 	}
-	carried := opaque || m.noBase || b.kind != Dir
+	carried := opaque || m.noBase || b.kind != Dir || m.at.fill
 	if !carried {
 		same, err := l.sameMeta(b)
 		if err != nil {
@@ -204,7 +229,8 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 			return false, err
 		}
 	}
-	if err := m.children(rel, opaque, ensure); err != nil {
+	a := at{noBaseDir: b.kind != Dir, noNewDir: n.kind != Dir, fill: fill}
+	if err := m.children(rel, opaque, a, ensure); err != nil {
 		return made, err
 	}
 	if !made {
@@ -216,10 +242,57 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	if rel != "" {
 		m.r.Carried++
 	}
-	if !m.noBase && n.kind != Dir && n.kind != Absent && b.kind != n.kind {
+	if fill {
+		if err := m.fill(rel); err != nil {
+			return true, err
+		}
+	}
+	switch {
+	case replaced && fill:
+		m.conflict(rel, "a directory here, the new image has a %s: the directory wins whole, as it was (opaque, with the old image's entries it did not change)", n.kind)
+	case replaced && b.kind != n.kind:
 		m.conflict(rel, "a directory here, the new image has a %s: the directory wins", n.kind)
 	}
 	return true, setTimes(filepath.Join(m.o.Out, rel), l)
+}
+
+// fill makes the output directory rel opaque and copies into it each
+// entry of the base directory rel that it lacks, but for what the machine
+// deleted (a whiteout) or has as a special file: those it did not change
+// (absent from the local directory, or copied up unchanged and so not
+// carried), whole. dir calls it once the entries of rel are merged.
+func (m *merger) fill(rel string) error {
+	out := filepath.Join(m.o.Out, rel)
+	if err := setXattr(opaqueXattr, func() error { return unix.Lsetxattr(out, opaqueXattr, []byte("y"), 0) }); err != nil {
+		return fmt.Errorf("%s: %w", out, err)
+	}
+	ents, err := os.ReadDir(filepath.Join(m.o.Base, rel))
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		crel := filepath.Join(rel, d.Name())
+		if err := unix.Lstat(filepath.Join(m.o.Out, crel), new(unix.Stat_t)); !errors.Is(err, unix.ENOENT) {
+			if err != nil {
+				return &fs.PathError{Op: "lstat", Path: filepath.Join(m.o.Out, crel), Err: err}
+			}
+			continue // carried
+		}
+		l, err := lookup(filepath.Join(m.o.Local, crel))
+		if err != nil {
+			return err
+		}
+		if l.kind == Whiteout || l.kind == Other {
+			continue
+		}
+		if err := copyTree(filepath.Join(m.o.Base, crel), filepath.Join(m.o.Out, crel)); err != nil {
+			return err
+		}
+		if err := m.step(crel); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // children merges the entries of the local directory rel, each into its
@@ -227,7 +300,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 // are walked concurrently with their siblings and the other entries are
 // queued to the workers, so creates in several directories of the output
 // overlap (a file system serialises those in one directory).
-func (m *merger) children(rel string, opaque bool, ensure func() error) error {
+func (m *merger) children(rel string, opaque bool, a at, ensure func() error) error {
 	ents, err := os.ReadDir(filepath.Join(m.o.Local, rel))
 	if err != nil {
 		return err
@@ -253,7 +326,7 @@ func (m *merger) children(rel string, opaque bool, ensure func() error) error {
 			errs[i] = err
 			break
 		}
-		subs[i] = m.sub()
+		subs[i] = m.sub(a)
 		job := func() {
 			defer func() { // a panic here would end the process (PID 1)
 				if r := recover(); r != nil {

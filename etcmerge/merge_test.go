@@ -85,9 +85,9 @@ func TestMergeRules(t *testing.T) {
 		want:      map[string]string{"resolv.conf": "symlink 0777 0:0 -> /run/resolv.conf", "resolv.conf.keel-new": "file 0644 0:0 b"},
 		conflicts: []string{"/etc/resolv.conf"}, carried: 1,
 	}, {
-		name:  "type change upstream (dir to file), local file inside: the directory wins, conflict",
+		name:  "type change upstream (dir to file), local file inside: the directory wins whole (opaque), conflict",
 		local: map[string]string{"x/y": "f mine"}, base: map[string]string{"x/y": "f a"}, new: map[string]string{"x": "f now a file"},
-		want:      map[string]string{"x": "directory 0755 0:0", "x/y": "file 0644 0:0 mine"},
+		want:      map[string]string{"x": "directory 0755 0:0 opaque", "x/y": "file 0644 0:0 mine"},
 		conflicts: []string{"/etc/x/y", "/etc/x"}, carried: 2,
 	}, {
 		name:  "type change upstream (file to dir), local file: local wins, conflict",
@@ -493,5 +493,48 @@ func TestMergeAttributeOnlyChange(t *testing.T) {
 		if kinds[path] != want {
 			t.Errorf("Changes: %s is %q, want %q", path, kinds[path], want)
 		}
+	}
+}
+
+// TestMergeDirReplacedUpstream: the new image replaces a directory by a
+// symlink or a file, and the machine changed something in it. The
+// directory wins whole, as the machine saw it: written opaque, holding
+// the old image's entries it did not change (subdirectories too), without
+// those it deleted. It used to be written with only the changed files, not
+// opaque: over the new image's non-directory overlayfs showed only those,
+// every other file of the directory gone. Nothing is looked up through the
+// new image's symlink: an absolute one pointed out of the image.
+func TestMergeDirReplacedUpstream(t *testing.T) {
+	outside := t.TempDir() // where an absolute symlink of the new image points in the initramfs
+	must(t, os.WriteFile(filepath.Join(outside, "a.conf"), []byte("outside"), 0o644))
+	for _, n := range []string{"l ../usr/lib/foo.d", "l " + outside, "f a file now"} {
+		t.Run(n, func(t *testing.T) {
+			o := trees(t,
+				map[string]string{"foo.d/a.conf": "f mine", "foo.d/sub/x": "w", "foo.d/sub/y": "f y", "foo.d/same": "f same"},
+				map[string]string{"foo.d/a.conf": "f a", "foo.d/b.conf": "f b", "foo.d/same": "f same",
+					"foo.d/sub/x": "f x", "foo.d/sub/y": "f y", "foo.d/sub/z": "f z", "foo.d/other/o": "f o"},
+				map[string]string{"foo.d": n})
+			before := view(t, o.Base, o.Local)
+			r, err := mergeBoth(t, o)
+			must(t, err)
+			want := map[string]string{
+				"foo.d": "directory 0755 0:0 opaque", "foo.d/a.conf": "file 0644 0:0 mine", "foo.d/b.conf": "file 0644 0:0 b",
+				"foo.d/same": "file 0644 0:0 same", "foo.d/sub": "directory 0755 0:0 opaque", "foo.d/sub/y": "file 0644 0:0 y",
+				"foo.d/sub/z": "file 0644 0:0 z", "foo.d/other": "directory 0755 0:0", "foo.d/other/o": "file 0644 0:0 o",
+			}
+			if got := dump(t, o.Out); !reflect.DeepEqual(got, want) {
+				t.Errorf("out:\n got %v\nwant %v", got, want)
+			}
+			if after := view(t, o.New, o.Out); !reflect.DeepEqual(after, before) {
+				t.Errorf("after the update the machine sees\n %v\nbefore it saw\n %v", after, before)
+			}
+			var paths []string
+			for _, c := range r.Conflicts {
+				paths = append(paths, c.Path)
+			}
+			if want := []string{"/etc/foo.d/a.conf", "/etc/foo.d"}; !reflect.DeepEqual(paths, want) {
+				t.Errorf("conflicts %+v, want %v", r.Conflicts, want)
+			}
+		})
 	}
 }

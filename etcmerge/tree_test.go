@@ -118,3 +118,27 @@ func trees(t *testing.T, local, base, new map[string]string) Options {
 	}
 	return o
 }
+
+// view mounts lower and upper as overlayfs, as keel does, and dumps what
+// the running system sees there (the test is skipped where overlayfs
+// cannot be mounted).
+func view(t *testing.T, lower, upper string) map[string]string {
+	t.Helper()
+	d := t.TempDir()
+	w, m := filepath.Join(d, "w"), filepath.Join(d, "m")
+	must(t, os.Mkdir(w, 0o755))
+	must(t, os.Mkdir(m, 0o755))
+	if _, err := os.Lstat(upper); os.IsNotExist(err) {
+		upper = filepath.Join(d, "empty")
+		must(t, os.Mkdir(upper, 0o755))
+	}
+	if err := unix.Mount("overlay", m, "overlay", 0, "lowerdir="+lower+",upperdir="+upper+",workdir="+w+",redirect_dir=follow"); err != nil {
+		t.Skipf("overlayfs: %v", err)
+	}
+	defer func() { must(t, unix.Unmount(m, 0)) }()
+	out := dump(t, m)
+	for rel, v := range out { // what overlayfs says of its own marks is not seen
+		out[rel] = strings.TrimSuffix(v, " opaque")
+	}
+	return out
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -136,6 +137,39 @@ func mkdir(dst string, src entry) error {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
 	return setMeta(dst, src, false)
+}
+
+// opaqueXattr marks an upper directory that hides the lower one: keel
+// mounts its overlays in the trusted namespace.
+const opaqueXattr = "trusted.overlay.opaque"
+
+// copyTree copies the base entry src to dst, a directory with all it
+// holds; a special file is not carried.
+func copyTree(src, dst string) error {
+	e, err := lookup(src)
+	if err != nil {
+		return err
+	}
+	switch e.kind {
+	case File, Symlink:
+		return put(dst, e, nil)
+	case Dir:
+	default:
+		return nil
+	}
+	if err := mkdir(dst, e); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		if err := copyTree(filepath.Join(src, d.Name()), filepath.Join(dst, d.Name())); err != nil {
+			return err
+		}
+	}
+	return setTimes(dst, e)
 }
 
 // setMeta gives dst src's owner, mode (after chown, which clears setuid)
