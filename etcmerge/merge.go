@@ -187,6 +187,12 @@ func (m *merger) others(rel string) (b, n entry, err error) {
 // overlayfs shows only the upper directory, so it is written opaque and
 // filled with the old image's entries it does not carry, and so is every
 // directory under it, the machine seeing what it saw before the update.
+//
+// A directory that is no local change itself (made only for what it
+// holds) takes the new image's mode, owner, attributes and times, as a
+// file the machine did not change is the new image's; one whose metadata
+// the machine changed keeps it, a conflict when the update changed the
+// mode or owner too.
 func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (bool, error) {
 	b, n, err := m.others(rel)
 	if err != nil {
@@ -195,6 +201,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	opaque = opaque || l.opaque()
 	replaced := !m.noBase && n.kind != Dir && n.kind != Absent
 	fill := !opaque && b.kind == Dir && (m.at.fill || replaced)
+	src := l // whose metadata the output directory has
 	made := false
 	var mu sync.Mutex // ensure is called by the children, concurrently
 	ensure := func() error {
@@ -210,7 +217,12 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 			if err := dropStale(filepath.Join(m.o.Out, rel), l); err != nil {
 				return err
 			}
-		} else if err := mkdir(filepath.Join(m.o.Out, rel), l); err != nil {
+			if src.path != l.path {
+				if err := resetMeta(filepath.Join(m.o.Out, rel), src); err != nil {
+					return err
+				}
+			}
+		} else if err := mkdir(filepath.Join(m.o.Out, rel), src); err != nil {
 			return err
 		}
 		made = true
@@ -223,6 +235,12 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 			return false, err
 		}
 		carried = !same
+		switch {
+		case same && n.kind == Dir:
+			src = n
+		case !same && n.kind == Dir && !b.sameModeOwner(n) && !l.sameModeOwner(n):
+			m.conflict(rel, "mode or owner changed locally and in the new image: the local one wins")
+		}
 	}
 	if carried {
 		if err := ensure(); err != nil {
@@ -253,7 +271,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	case replaced && b.kind != n.kind:
 		m.conflict(rel, "a directory here, the new image has a %s: the directory wins", n.kind)
 	}
-	return true, setTimes(filepath.Join(m.o.Out, rel), l)
+	return true, setTimes(filepath.Join(m.o.Out, rel), src)
 }
 
 // fill makes the output directory rel opaque and copies into it each

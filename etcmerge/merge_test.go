@@ -538,3 +538,43 @@ func TestMergeDirReplacedUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeDirMetadataFromUpdate: a directory that is not a local change
+// itself (its copy-up has the base's mode, owner and attributes), made
+// because the machine added or changed something in it, takes the new
+// image's mode, owner, attributes and times, as an unchanged file does:
+// it used to keep the copy-up's, which overlayfs shows over the new
+// image's, the update's chmod or chown lost. A directory whose mode the
+// machine changed keeps it, a conflict when the update changed it too.
+func TestMergeDirMetadataFromUpdate(t *testing.T) {
+	o := trees(t,
+		map[string]string{"app/local.conf": "f mine", "both/local.conf": "f mine"},
+		map[string]string{"app/x": "f x", "both/x": "f x"},
+		map[string]string{"app/x": "f x", "both/x": "f x"})
+	at := func(d, rel string) string { return filepath.Join(d, rel) }
+	must(t, os.Chmod(at(o.Local, "app"), 0o700))
+	must(t, os.Chmod(at(o.Base, "app"), 0o700))
+	must(t, os.Chmod(at(o.New, "app"), 0o750))
+	must(t, os.Lchown(at(o.New, "app"), 0, 123))
+	must(t, unix.Lsetxattr(at(o.New, "app"), "user.policy", []byte("new"), 0))
+	ts := []unix.Timespec{{Sec: 1_200_000_000, Nsec: 3}, {Sec: 1_300_000_000, Nsec: 9}}
+	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, at(o.New, "app"), ts, 0))
+	must(t, os.Chmod(at(o.Local, "both"), 0o700)) // changed on both sides
+	must(t, os.Chmod(at(o.New, "both"), 0o750))
+	r, err := mergeBoth(t, o)
+	must(t, err)
+	got := dump(t, o.Out)
+	for rel, want := range map[string]string{"app": "directory 0750 0:123", "both": "directory 0700 0:0"} {
+		if got[rel] != want {
+			t.Errorf("%s = %q, want %q", rel, got[rel], want)
+		}
+	}
+	e, err := lookupLocal(at(o.Out, "app"))
+	must(t, err)
+	if string(e.xa["user.policy"]) != "new" || e.st.Mtim != ts[1] {
+		t.Errorf("app: user.policy %q, mtime %v: want the new image's", e.xa["user.policy"], e.st.Mtim)
+	}
+	if len(r.Conflicts) != 1 || r.Conflicts[0].Path != "/etc/both" {
+		t.Errorf("conflicts %+v, want /etc/both", r.Conflicts)
+	}
+}

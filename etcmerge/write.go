@@ -172,6 +172,29 @@ func copyTree(src, dst string) error {
 	return setTimes(dst, e)
 }
 
+// resetMeta gives the directory dst, an in-place copy of a local one,
+// src's owner, mode and extended attributes, as mkdir would: the
+// attributes an administrator sets (comparedAttr) that src lacks go.
+func resetMeta(dst string, src entry) error {
+	have, err := allXattrs(dst)
+	if err != nil {
+		return err
+	}
+	want, err := src.xattrs()
+	if err != nil {
+		return err
+	}
+	for name := range have {
+		if _, ok := want[name]; ok || !comparedAttr(name) {
+			continue
+		}
+		if err := unix.Lremovexattr(dst, name); err != nil && !errors.Is(err, unix.ENODATA) {
+			return fmt.Errorf("%s: remove xattr %s: %w", dst, name, err)
+		}
+	}
+	return setMeta(dst, src, false)
+}
+
 // setMeta gives dst src's owner, mode (after chown, which clears setuid)
 // and extended attributes, and its times when times is set.
 func setMeta(dst string, src entry, times bool) error {
