@@ -578,3 +578,51 @@ func TestMergeDirMetadataFromUpdate(t *testing.T) {
 		t.Errorf("conflicts %+v, want /etc/both", r.Conflicts)
 	}
 }
+
+// TestMergeDefaultACLNotInherited: a directory with a default ACL
+// (setfacl -d) holding entries without an ACL (made before it, or
+// setfacl -b). The copying merge made the directory with its default ACL
+// before its entries, which then inherited it: a file of mode 0640 came
+// out with an access ACL letting group 4 read it. Every entry the merge
+// creates has only the ACLs its source has, in place (a .keel-new, a
+// rewritten file) as when copying, and the directory keeps its own.
+func TestMergeDefaultACLNotInherited(t *testing.T) {
+	o := trees(t,
+		map[string]string{"d/secret": "F 0640 s3cret", "d/sub/f": "F 0600 f", "d/gone": "w", "d/motd": "f mine", "d/sudoers": "F 0440 v1"},
+		map[string]string{"d/gone": "f g", "d/motd": "f v1", "d/sudoers": "F 0640 v1"},
+		map[string]string{"d/gone": "f g", "d/motd": "f v2", "d/sudoers": "F 0640 v2"})
+	// user::rwx group::r-x group:4:r-- mask::r-x other::r-x
+	def := []byte{2, 0, 0, 0}
+	for _, e := range [][3]uint32{{0x01, 7, 0xffffffff}, {0x04, 5, 0xffffffff}, {0x08, 4, 4}, {0x10, 5, 0xffffffff}, {0x20, 5, 0xffffffff}} {
+		def = append(def, byte(e[0]), byte(e[0]>>8), byte(e[1]), byte(e[1]>>8), byte(e[2]), byte(e[2]>>8), byte(e[2]>>16), byte(e[2]>>24))
+	}
+	if err := unix.Lsetxattr(filepath.Join(o.Local, "d"), "system.posix_acl_default", def, 0); err != nil {
+		t.Skipf("no POSIX ACLs on %s: %v", o.Local, err)
+	}
+	r, err := mergeBoth(t, o)
+	must(t, err)
+	for _, rel := range []string{"d/secret", "d/sub", "d/sub/f", "d/gone", "d/motd", "d/motd.keel-new", "d/sudoers"} {
+		xs, err := allXattrs(filepath.Join(o.Out, rel))
+		must(t, err)
+		for name, v := range xs {
+			if strings.HasPrefix(name, "system.posix_acl_") {
+				t.Errorf("%s has %s (% x), which its source has not", rel, name, v)
+			}
+		}
+	}
+	xs, err := allXattrs(filepath.Join(o.Out, "d"))
+	must(t, err)
+	if !bytes.Equal(xs["system.posix_acl_default"], def) {
+		t.Errorf("d: default ACL % x, want % x", xs["system.posix_acl_default"], def)
+	}
+	want := map[string]string{"d/secret": "file 0640 0:0 s3cret", "d/sub/f": "file 0600 0:0 f", "d/sudoers": "file 0440 0:0 v2"}
+	got := dump(t, o.Out)
+	for rel, w := range want {
+		if got[rel] != w {
+			t.Errorf("%s = %q, want %q", rel, got[rel], w)
+		}
+	}
+	if len(r.Conflicts) != 1 {
+		t.Errorf("conflicts %+v, want /etc/d/motd", r.Conflicts)
+	}
+}

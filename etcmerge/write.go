@@ -88,6 +88,13 @@ func putFile(dst string, src entry, data []byte) error {
 // write of the data file system. The mode is set after chown, which clears
 // setuid and setgid.
 func fileMeta(fd int, src entry) error {
+	xs, err := src.xattrs()
+	if err != nil {
+		return err
+	}
+	if err := dropInherited(xs, false, func(name string) error { return unix.Fremovexattr(fd, name) }); err != nil {
+		return err
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
@@ -102,10 +109,6 @@ func fileMeta(fd int, src entry) error {
 		if err := unix.Fchmod(fd, src.mode()); err != nil {
 			return err
 		}
-	}
-	xs, err := src.xattrs()
-	if err != nil {
-		return err
 	}
 	for name, v := range xs {
 		if err := setXattr(name, func() error { return unix.Fsetxattr(fd, name, v, 0) }); err != nil {
@@ -124,6 +127,27 @@ func setXattr(name string, set func() error) error {
 	}
 	if err != nil {
 		return fmt.Errorf("set xattr %s: %w", name, err)
+	}
+	return nil
+}
+
+// dropInherited removes from an entry just made the POSIX ACLs that its
+// source, whose attributes are src, has not: it inherited them from its
+// directory's default ACL (a file of mode 0640 with none would come out
+// readable by whom the default names). remove removes one attribute;
+// dir says the entry is a directory, which inherits a default ACL too.
+func dropInherited(src map[string][]byte, dir bool, remove func(name string) error) error {
+	names := []string{"system.posix_acl_access"}
+	if dir {
+		names = append(names, "system.posix_acl_default")
+	}
+	for _, name := range names {
+		if _, ok := src[name]; ok {
+			continue
+		}
+		if err := remove(name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("remove xattr %s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -201,14 +225,17 @@ func setMeta(dst string, src entry, times bool) error {
 	if err := os.Lchown(dst, int(src.st.Uid), int(src.st.Gid)); err != nil {
 		return err
 	}
-	if src.kind != Symlink {
-		if err := unix.Fchmodat(unix.AT_FDCWD, dst, src.mode(), 0); err != nil {
-			return &fs.PathError{Op: "chmod", Path: dst, Err: err}
-		}
-	}
 	xs, err := src.xattrs()
 	if err != nil {
 		return err
+	}
+	if src.kind != Symlink {
+		if err := dropInherited(xs, src.kind == Dir, func(name string) error { return unix.Lremovexattr(dst, name) }); err != nil {
+			return fmt.Errorf("%s: %w", dst, err)
+		}
+		if err := unix.Fchmodat(unix.AT_FDCWD, dst, src.mode(), 0); err != nil {
+			return &fs.PathError{Op: "chmod", Path: dst, Err: err}
+		}
 	}
 	for name, v := range xs {
 		if err := setXattr(name, func() error { return unix.Lsetxattr(dst, name, v, 0) }); err != nil {
