@@ -184,8 +184,10 @@ func sameAttrs(a, b map[string][]byte) bool {
 
 // comparedAttr names the attributes an administrator sets: POSIX ACLs
 // (setfacl), file capabilities (setcap), security labels (chcon, SMACK,
-// AppArmor), and the user and trusted namespaces but for overlayfs' own
-// (they describe the layering; an opaque directory is a rule of its own).
+// AppArmor), and the user and trusted namespaces but for overlayfs' own,
+// trusted.overlay.* (they describe the layering; an opaque directory is a
+// rule of its own). keel mounts overlayfs without userxattr: a
+// user.overlay.* attribute is an ordinary user attribute.
 // Not compared: what a file system or the kernel adds by itself, such as
 // btrfs' inherited properties (btrfs.compression, set on an upper's
 // directory, is on every copy-up under it) and the integrity attributes
@@ -194,7 +196,7 @@ func sameAttrs(a, b map[string][]byte) bool {
 // over an update that changes them.
 func comparedAttr(name string) bool {
 	switch {
-	case strings.HasPrefix(name, "trusted.overlay."), strings.HasPrefix(name, "user.overlay."):
+	case strings.HasPrefix(name, overlayXattr):
 		return false
 	case strings.HasPrefix(name, "system.posix_acl_"), strings.HasPrefix(name, "user."), strings.HasPrefix(name, "trusted."):
 		return true
@@ -306,18 +308,19 @@ func (e entry) content() ([]byte, error) {
 	}
 }
 
+// overlayXattr is the prefix of overlayfs' own attributes: keel mounts
+// its overlays without userxattr, so the kernel reads only the trusted
+// namespace, and a user.overlay.* attribute marks nothing.
+const overlayXattr = "trusted.overlay."
+
 // opaque reports whether a directory of an overlay upper hides the lower
-// directory (trusted.overlay.opaque, or user.overlay.opaque with userxattr).
+// directory (trusted.overlay.opaque).
 func (e entry) opaque() bool {
 	if e.kind != Dir {
 		return false
 	}
-	for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
-		if v, ok := e.xattr(name); ok && string(v) == "y" {
-			return true
-		}
-	}
-	return false
+	v, ok := e.xattr(opaqueXattr)
+	return ok && string(v) == "y"
 }
 
 // metacopy reports a metadata-only copy-up made with metacopy=on: the upper
@@ -326,24 +329,16 @@ func (e entry) metacopy() bool {
 	if e.kind != File {
 		return false
 	}
-	for _, name := range []string{"trusted.overlay.metacopy", "user.overlay.metacopy"} {
-		if _, ok := e.xattr(name); ok {
-			return true
-		}
-	}
-	return false
+	_, ok := e.xattr(overlayXattr + "metacopy")
+	return ok
 }
 
 // dropXattr names the overlayfs attributes that point into the old lower
 // layer (file handles, redirects, link counts) and must not follow a file
 // into an upper over another image. opaque is kept: it is the local change.
 func dropXattr(name string) bool {
-	for _, p := range []string{"trusted.overlay.", "user.overlay."} {
-		if rest, ok := strings.CutPrefix(name, p); ok {
-			return rest != "opaque"
-		}
-	}
-	return false
+	rest, ok := strings.CutPrefix(name, overlayXattr)
+	return ok && rest != "opaque"
 }
 
 // xattrs are the attributes carried with e: all but those dropXattr names.

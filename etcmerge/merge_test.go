@@ -626,3 +626,38 @@ func TestMergeDefaultACLNotInherited(t *testing.T) {
 		t.Errorf("conflicts %+v, want /etc/d/motd", r.Conflicts)
 	}
 }
+
+// TestMergeUserOverlayXattrs: keel mounts overlayfs in the trusted
+// namespace (no userxattr), so an attribute user.overlay.* in the upper is
+// an ordinary user attribute, carried like any other, and marks nothing:
+// a file with a stray user.overlay.metacopy whose content the machine
+// changed was taken for a metadata-only copy-up and dropped as unchanged,
+// the content lost, and a directory with user.overlay.opaque was carried
+// as opaque, hiding the image's entries the machine saw.
+func TestMergeUserOverlayXattrs(t *testing.T) {
+	o := trees(t,
+		map[string]string{"app.conf": "f mine", "d/local": "f l"},
+		map[string]string{"app.conf": "f orig", "d/img": "f i"},
+		map[string]string{"app.conf": "f orig", "d/img": "f i", "d/new": "f n"})
+	must(t, unix.Lsetxattr(filepath.Join(o.Local, "app.conf"), "user.overlay.metacopy", nil, 0))
+	must(t, unix.Lsetxattr(filepath.Join(o.Local, "d"), "user.overlay.opaque", []byte("y"), 0))
+	before := view(t, o.Base, o.Local)
+	r, err := mergeBoth(t, o)
+	must(t, err)
+	want := map[string]string{"app.conf": "file 0644 0:0 mine", "d": "directory 0755 0:0", "d/local": "file 0644 0:0 l"}
+	if got := dump(t, o.Out); !reflect.DeepEqual(got, want) || r.Same != 0 {
+		t.Errorf("out %v, same %d\nwant %v, none", got, r.Same, want)
+	}
+	for rel, name := range map[string]string{"app.conf": "user.overlay.metacopy", "d": "user.overlay.opaque"} {
+		xs, err := allXattrs(filepath.Join(o.Out, rel))
+		must(t, err)
+		if _, ok := xs[name]; !ok {
+			t.Errorf("%s: %s not carried", rel, name)
+		}
+	}
+	before["d/new"] = "file 0644 0:0 n"
+	before["app.conf"] = "file 0644 0:0 mine"
+	if after := view(t, o.New, o.Out); !reflect.DeepEqual(after, before) {
+		t.Errorf("after the update the machine sees\n %v\nwant\n %v", after, before)
+	}
+}

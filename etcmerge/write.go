@@ -165,7 +165,7 @@ func mkdir(dst string, src entry) error {
 
 // opaqueXattr marks an upper directory that hides the lower one: keel
 // mounts its overlays in the trusted namespace.
-const opaqueXattr = "trusted.overlay.opaque"
+const opaqueXattr = overlayXattr + "opaque"
 
 // copyTree copies the base entry src to dst, a directory with all it
 // holds; a special file is not carried.
