@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -110,6 +111,9 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 	if err := m.step(rel); err != nil {
 		return err
 	}
+	if !upstream && b.kind == Dir && n.kind == Dir {
+		return m.hiddenUnder(rel, l, b, n)
+	}
 	if !upstream {
 		return nil
 	}
@@ -117,6 +121,51 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 		return err // both sides made the same change
 	}
 	return m.keepNew(rel, l, n)
+}
+
+// hiddenUnder reports what the update added or changed in the directory
+// the local non-directory l (a whiteout, a symlink, a file) hides: the
+// entries of the new image's directory that the base's has not, or has
+// with another type, mode, owner or content, one listing of each, not
+// recursive (a subdirectory counts by its own metadata).
+func (m *merger) hiddenUnder(rel string, l, b, n entry) error {
+	ents, err := os.ReadDir(n.path)
+	if err != nil {
+		return err
+	}
+	count := 0
+	for _, d := range ents {
+		ne, err := lookup(filepath.Join(n.path, d.Name()))
+		if err != nil {
+			return err
+		}
+		be, err := lookup(filepath.Join(b.path, d.Name()))
+		if err != nil {
+			return err
+		}
+		same := be.sameModeOwner(ne)
+		if same {
+			if same, err = be.sameData(ne); err != nil {
+				return err
+			}
+		}
+		if !same {
+			count++
+		}
+	}
+	if count == 0 {
+		return nil
+	}
+	what := "entries"
+	if count == 1 {
+		what = "entry"
+	}
+	if l.kind == Whiteout {
+		m.conflict(rel, "deleted locally; the new image adds or changes %d %s under it: it stays deleted", count, what)
+	} else {
+		m.conflict(rel, "a %s locally; the new image adds or changes %d %s in the directory it replaced: the local one wins", l.kind, count, what)
+	}
+	return nil
 }
 
 // fileData returns merged content for a local file whose path is a file in

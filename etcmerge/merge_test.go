@@ -661,3 +661,34 @@ func TestMergeUserOverlayXattrs(t *testing.T) {
 		t.Errorf("after the update the machine sees\n %v\nwant\n %v", after, before)
 	}
 }
+
+// TestMergeUpdateUnderLocalNonDir: what the update adds or changes in a
+// directory the machine deleted or replaced by a symlink or a file stays
+// hidden by the local change, which wins; it is now a conflict naming how
+// many entries of the directory the update added or changed (one listing
+// of each image, not recursive). It was hidden with no notice: two
+// directories compared equal whatever they held.
+func TestMergeUpdateUnderLocalNonDir(t *testing.T) {
+	o := trees(t,
+		map[string]string{"foo.d": "w", "bar.d": "l /srv/bar.d", "same.d": "w"},
+		map[string]string{"foo.d/a": "f a", "bar.d/x": "f x", "bar.d/y": "f y", "same.d/s": "f s"},
+		map[string]string{"foo.d/a": "f a", "foo.d/security-fix.conf": "f new", "bar.d/x": "f x2", "bar.d/y": "f y", "bar.d/z/q": "f q", "same.d/s": "f s"})
+	r, err := mergeBoth(t, o)
+	must(t, err)
+	want := map[string]string{"foo.d": "whiteout 0000 0:0", "bar.d": "symlink 0777 0:0 -> /srv/bar.d", "same.d": "whiteout 0000 0:0"}
+	if got := dump(t, o.Out); !reflect.DeepEqual(got, want) {
+		t.Errorf("out %v\nwant %v", got, want)
+	}
+	got := map[string]string{}
+	for _, c := range r.Conflicts {
+		got[c.Path] = c.Reason
+	}
+	for path, n := range map[string]string{"/etc/foo.d": "adds or changes 1 entry ", "/etc/bar.d": "adds or changes 2 entries "} {
+		if !strings.Contains(got[path], n) {
+			t.Errorf("%s: conflict %q, want one naming %s the update adds or changes", path, got[path], n)
+		}
+	}
+	if len(r.Conflicts) != 2 {
+		t.Errorf("conflicts %+v, want foo.d and bar.d only", r.Conflicts)
+	}
+}
