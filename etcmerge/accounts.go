@@ -97,7 +97,8 @@ func FormatAccounts(es []Entry) []byte {
 // (files on /var and /home belong to it), reported. Without a base
 // (haveBase false) nothing is known to be unchanged or deleted. The issues
 // are what it could not reconcile: the same name with another id, the
-// same id with another name, an entry changed on both sides.
+// same id with another name, an entry changed on both sides, or changed
+// here and removed upstream (kept).
 func MergeAccounts(db DB, local, base, new []byte, haveBase bool) ([]byte, []string) {
 	l, b, n := ParseAccounts(db, local), index(ParseAccounts(db, base)), ParseAccounts(db, new)
 	ni := index(n)
@@ -108,8 +109,11 @@ func MergeAccounts(db DB, local, base, new []byte, haveBase bool) ([]byte, []str
 	for _, e := range l {
 		be, inBase := b[e.Key]
 		ne, inNew := ni[e.Key]
-		if haveBase && inBase && !inNew && be.Line == e.Line {
-			continue // removed upstream, never changed here
+		if haveBase && inBase && !inNew {
+			if be.Line == e.Line {
+				continue // removed upstream, never changed here
+			}
+			issues = append(issues, fmt.Sprintf("%s entry %s changed locally, removed in the new image: the local one is kept", db, e.Key))
 		}
 		if haveBase && inBase && inNew && be.Line == e.Line && sameIDs(db, e, ne) {
 			e = ne // changed upstream, never changed here

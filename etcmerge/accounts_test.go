@@ -54,6 +54,10 @@ func TestMergeAccounts(t *testing.T) {
 		db:   Passwd, base: root + "old:x:7:7::/:/bin/false\n", local: root + "old:x:7:7::/:/bin/false\nalice:x:1000:1000::/:/bin/sh\n", new: root,
 		want: root + "alice:x:1000:1000::/:/bin/sh\n",
 	}, {
+		name: "changed locally, removed upstream: the local entry kept, reported (an orphan shadow line otherwise unseen)",
+		db:   Shadow, base: "root:*:1::::::\nsetup:$6$x:1::::::\n", local: "root:*:1::::::\nsetup:!$6$x:1::::::\n", new: "root:*:2::::::\n",
+		want: "root:*:2::::::\nsetup:!$6$x:1::::::\n", issues: []string{"shadow entry setup changed locally, removed in the new image: the local one is kept"},
+	}, {
 		name: "changed upstream, unchanged locally: the new image's (a password locked upstream)",
 		db:   Shadow, base: "root:!:19000::::::\nsetup:$6$known$hash:19000::::::\n",
 		local: "root:!:19000::::::\nsetup:$6$known$hash:19000::::::\nalice:$6$alice:19500::::::\n",
