@@ -34,6 +34,12 @@ func (p Param) String() string {
 	if hasSpace(s) || strings.IndexByte(s, 0xA0) >= 0 {
 		return `"` + s + `"`
 	}
+	// A word "--" that Split made of one the kernel does not end its
+	// options at (-""-) is written so again: written bare (or "--",
+	// which the kernel's next_arg unquotes) it would end them there.
+	if s == "--" {
+		return `-""-`
+	}
 	return s
 }
 

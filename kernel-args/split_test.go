@@ -81,9 +81,11 @@ func TestJoinRoundTrip(t *testing.T) {
 	// A word holding the byte 0xA0, a space to the kernel, is quoted: bare,
 	// the kernel read "--" after it as the end of its options, and an
 	// option joined after that was lost to it.
-	withA0 := []Param{{Key: "rd.x\xa0--"}, {Key: "keel.note", Value: "voil\u00e0", HasValue: true}, {Key: "rd.watchdog", Value: "52", HasValue: true}}
+	// So is a word "--" (from -""-, which does not end them): "--" bare
+	// or quoted would.
+	withA0 := []Param{{Key: "rd.x\xa0--"}, {Key: "keel.note", Value: "voil\u00e0", HasValue: true}, {Key: "--"}, {Key: "rd.watchdog", Value: "52", HasValue: true}}
 	line = Join(withA0)
-	if want := "\"rd.x\xa0--\" \"keel.note=voil\u00e0\" rd.watchdog=52"; line != want {
+	if want := "\"rd.x\xa0--\" \"keel.note=voil\u00e0\" -\"\"- rd.watchdog=52"; line != want {
 		t.Errorf("Join = %q, want %q", line, want)
 	}
 	if got := Split(line); !reflect.DeepEqual(got, withA0) {

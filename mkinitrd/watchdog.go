@@ -4,7 +4,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -24,19 +23,25 @@ func bakeWatchdog(cmdline string, seconds int) (string, error) {
 	if seconds < 0 || time.Duration(seconds)*time.Second > kargs.MaxWatchdog {
 		return "", fmt.Errorf("--watchdog %d: expected whole seconds from 1 to %d (0 for none)", seconds, int(kargs.MaxWatchdog/time.Second))
 	}
-	params := kargs.Split(cmdline)
-	end := len(params) // a bare "--" ends keel's options: insert before it
-	for i, p := range params {
-		if p.Key == "--" && !p.HasValue {
-			end = i
-			break
-		}
+	// The options the init reads end where the kernel's do, at its "--"
+	// (KernelOptions): the watchdog goes at their end, and what follows,
+	// the init's arguments, is kept as it is written. Split's words are
+	// not the kernel's (the byte 0xA0), so a line split and joined whole
+	// could move that end (found by the fuzz smoke, twice).
+	opts := kargs.KernelOptions(cmdline)
+	rest := cmdline[len(opts):]
+	params := kargs.Split(opts)
+	for _, p := range params {
 		if p.Name() == "rd.watchdog" {
 			return "", fmt.Errorf("--watchdog %d and --cmdline %s=%s: expected the watchdog in one of them", seconds, p.Key, p.Value)
 		}
 	}
 	opt := kargs.Param{Key: "rd.watchdog", Value: strconv.Itoa(seconds), HasValue: true}
-	// Join(Split()) keeps the meaning of the line whatever its quoting (an
-	// unbalanced quote would swallow an option appended as text).
-	return kargs.Join(slices.Insert(params, end, opt)), nil
+	// Join(Split()) keeps the meaning of the options whatever their quoting
+	// (an unbalanced quote would swallow an option appended as text).
+	line := kargs.Join(append(params, opt))
+	if rest != "" {
+		line += " " + rest
+	}
+	return line, nil
 }
