@@ -196,8 +196,14 @@ func sleep(s *Shell, args []string, sio stdio) int {
 	if err != nil || f < 0 || f > 1e6 {
 		return fail(sio, "sleep", "%q is not a number of seconds", args[1])
 	}
-	time.Sleep(time.Duration(f * float64(time.Second)))
-	return 0
+	t := time.NewTimer(time.Duration(f * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return 0
+	case <-sio.ctx.Done():
+		return fail(sio, "sleep", "%v", errInterrupted)
+	}
 }
 
 func halt(cmd int) func(*Shell, []string, stdio) int {

@@ -34,11 +34,12 @@ func open(sio stdio, name string) (io.Reader, func(), error) {
 	if name == "-" {
 		return sio.in, func() {}, nil
 	}
-	f, err := os.Open(name)
+	f, err := openFile(sio.ctx, name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	st := newStream(sio.ctx, f)
+	return st, func() { st.release(); f.Close() }, nil
 }
 
 // eachInput calls fn for every named file, or standard input when none.

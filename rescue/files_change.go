@@ -3,6 +3,7 @@
 package rescue
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -51,8 +52,9 @@ func dd(s *Shell, args []string, sio stdio) int {
 		return fail(sio, "dd", "skip: %v", err)
 	}
 	var w io.Writer = sio.out
+	var f *os.File
 	if out != "-" {
-		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE, 0o644)
+		f, err = openFile(sio.ctx, out, os.O_WRONLY|os.O_CREATE, 0o644)
 		if err != nil {
 			return fail(sio, "dd", "%v", err)
 		}
@@ -60,13 +62,13 @@ func dd(s *Shell, args []string, sio stdio) int {
 		if _, err := f.Seek(seek*bs, io.SeekStart); err != nil {
 			return fail(sio, "dd", "seek: %v", err)
 		}
-		w = f
+		w = newStream(sio.ctx, f)
 	}
 	if count >= 0 {
 		r = io.LimitReader(r, count*bs)
 	}
 	n, err := io.CopyBuffer(w, r, make([]byte, min(bs, 4<<20)))
-	if f, ok := w.(*os.File); ok && err == nil && out != "-" {
+	if f != nil && err == nil {
 		err = f.Sync()
 	}
 	fmt.Fprintf(sio.err, "%d bytes copied\n", n)
@@ -173,15 +175,15 @@ func cp(s *Shell, args []string, sio stdio) int {
 		if intoDir {
 			to = filepath.Join(dst, filepath.Base(src))
 		}
-		if err := copyFile(src, to); err != nil {
+		if err := copyFile(sio.ctx, src, to); err != nil {
 			rc = fail(sio, "cp", "%v", err)
 		}
 	}
 	return rc
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+func copyFile(ctx context.Context, src, dst string) error {
+	in, err := openFile(ctx, src, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -193,11 +195,13 @@ func copyFile(src, dst string) error {
 	if fi.IsDir() {
 		return fmt.Errorf("%s is a directory (cp copies files)", src)
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fi.Mode().Perm())
+	out, err := openFile(ctx, dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fi.Mode().Perm())
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	r := newStream(ctx, in)
+	defer r.release()
+	if _, err := io.Copy(newStream(ctx, out), r); err != nil {
 		out.Close()
 		return err
 	}

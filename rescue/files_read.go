@@ -149,7 +149,7 @@ func hexdump(s *Shell, args []string, sio stdio) int {
 	if length >= 0 {
 		r = io.LimitReader(r, length)
 	}
-	if err := dumpHex(sio.out, r, off); err != nil {
+	if err := dumpHex(sio.out, bufio.NewReaderSize(r, chunk), off); err != nil {
 		return fail(sio, "hexdump", "%s: %v", file, err)
 	}
 	return 0

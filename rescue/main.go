@@ -15,13 +15,18 @@ import (
 // exit status.
 func Main(args []string) int {
 	s := New()
-	// Ctrl-C stops the program in the foreground (it gets the signal from
-	// the terminal too), not the shell. Caught rather than ignored: an
-	// ignored signal would stay ignored in the programs the shell starts.
+	// Ctrl-C (or Ctrl-\) stops the command in the foreground, not the
+	// shell: a program gets the signal from the terminal too, a built-in
+	// is interrupted. Caught rather than ignored: an ignored signal would
+	// stay ignored in the programs the shell starts. Ctrl-Z stops nothing
+	// (no job control).
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTSTP)
 	go func() {
-		for range sigs {
+		for sig := range sigs {
+			if sig != syscall.SIGTSTP {
+				s.Interrupt()
+			}
 		}
 	}()
 	switch {

@@ -4,6 +4,7 @@ package rescue
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,12 +30,17 @@ type Shell struct {
 	status   int
 	exited   bool
 	builtins map[string]builtin
+
+	mu     sync.Mutex         // guards cancel, which Interrupt calls from another goroutine
+	cancel context.CancelFunc // the pipeline in the foreground's
 }
 
-// stdio are a command's standard streams.
+// stdio are a command's standard streams, and its context, which Ctrl-C
+// cancels.
 type stdio struct {
 	in       io.Reader
 	out, err io.Writer
+	ctx      context.Context
 }
 
 // New makes a shell on the process's standard streams with the process's
@@ -123,21 +129,26 @@ func (s *Shell) runList(l list) {
 		if (ao.op == "&&" && s.status != 0) || (ao.op == "||" && s.status == 0) {
 			continue
 		}
-		s.status = s.runPipeline(ao.pipe)
+		ctx, end := s.foreground()
+		s.status = s.runPipeline(ao.pipe, ctx)
+		end()
+		if ctx.Err() != nil && s.status > 128 {
+			return // Ctrl-C ends the line, as in sh: sleep 60; reboot
+		}
 	}
 }
 
 // runPipeline runs the commands at once, each one's output piped into the
 // next one's input, and returns the last one's status.
-func (s *Shell) runPipeline(p pipeline) int {
+func (s *Shell) runPipeline(p pipeline, ctx context.Context) int {
 	if len(p) == 1 {
-		return s.runCommand(p[0], stdio{s.Stdin, s.Stdout, s.Stderr}, true)
+		return s.runCommand(p[0], stdio{s.Stdin, s.Stdout, s.Stderr, ctx}, true)
 	}
 	statuses := make([]int, len(p))
 	var wg sync.WaitGroup
 	in := s.Stdin
 	for i, c := range p {
-		sio := stdio{in, s.Stdout, s.Stderr}
+		sio := stdio{in, s.Stdout, s.Stderr, ctx}
 		var w *os.File
 		if i < len(p)-1 {
 			r, pw, err := os.Pipe()
@@ -203,7 +214,7 @@ func (s *Shell) runCommand(c command, sio stdio, main bool) (status int) {
 	}()
 	if err != nil {
 		fmt.Fprintf(sio.err, "sh: %v\n", err)
-		return 1
+		return interrupted(sio.ctx, 1)
 	}
 	if len(args) == 0 {
 		if main {
@@ -241,7 +252,14 @@ func (s *Shell) runCommand(c command, sio stdio, main bool) (status int) {
 				}
 			}
 		}()
-		return b.run(s, args, sio)
+		// Its reads and writes end on Ctrl-C; its errors are still said.
+		if sio.in != nil {
+			in := newStream(sio.ctx, sio.in)
+			defer in.release()
+			sio.in = in
+		}
+		sio.out = newStream(sio.ctx, sio.out)
+		return interrupted(sio.ctx, b.run(s, args, sio))
 	}
 	return s.external(args, env, sio, nil)
 }
@@ -297,7 +315,7 @@ func (s *Shell) redirect(rs []redir, sio *stdio) ([]*os.File, error) {
 		case ">>":
 			flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 		}
-		f, err := os.OpenFile(name, flag, 0o644)
+		f, err := openFile(sio.ctx, name, flag, 0o644)
 		if err != nil {
 			return opened, err
 		}
@@ -363,7 +381,7 @@ func (s *Shell) external(args []string, env map[string]string, sio stdio, sys *s
 	var copies sync.WaitGroup
 	var toClose []*os.File
 	files := make([]*os.File, 3)
-	for i, st := range []any{sio.in, sio.out, sio.err} {
+	for i, st := range []any{unwrap(sio.in), unwrap(sio.out), unwrap(sio.err)} {
 		if f, ok := st.(*os.File); ok {
 			files[i] = f
 			continue

@@ -4,6 +4,7 @@ package rescue
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -98,12 +99,11 @@ func mount(s *Shell, args []string, sio stdio) int {
 	flags, data := parseMountOptions(opts)
 	src, dir := rest[0], rest[1]
 	if fstype == "" && flags&(unix.MS_BIND|unix.MS_MOVE|unix.MS_REMOUNT) == 0 {
-		f, err := os.Open(src)
-		if err != nil {
+		fs, err := probe(sio.ctx, src)
+		var pe *os.PathError
+		if errors.As(err, &pe) && !errors.Is(err, errInterrupted) {
 			return fail(sio, "mount", "%v (-t TYPE for a file system without a device)", err)
 		}
-		fs, err := devices.Probe(f)
-		f.Close()
 		if err != nil {
 			return fail(sio, "mount", "%s: %v; name it with -t TYPE", src, err)
 		}
@@ -187,7 +187,7 @@ func lsblk(s *Shell, args []string, sio stdio) int {
 	}
 	var rows []blockDev
 	for _, d := range devs {
-		rows = append(rows, s.blockDevice(d))
+		rows = append(rows, s.blockDevice(sio.ctx, d))
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
 	w := bufio.NewWriter(sio.out)
@@ -208,7 +208,7 @@ func dash(s string) string {
 	return s
 }
 
-func (s *Shell) blockDevice(b devices.SysBlock) blockDev {
+func (s *Shell) blockDevice(ctx context.Context, b devices.SysBlock) blockDev {
 	d := blockDev{name: b.Name, kind: "disk", partname: b.PartName}
 	switch {
 	case b.IsPartition():
@@ -221,13 +221,21 @@ func (s *Shell) blockDevice(b devices.SysBlock) blockDev {
 	if b.Sectors >= 0 {
 		d.size = humanSize(b.Sectors * 512)
 	}
-	if f, err := os.Open(filepath.Join(s.Root, "/dev", b.DevName)); err == nil {
-		if fs, err := devices.Probe(f); err == nil {
-			d.fstype, d.label, d.uuid = fs.Type, fs.Label, fs.UUID
-		}
-		f.Close()
+	if fs, err := probe(ctx, filepath.Join(s.Root, "/dev", b.DevName)); err == nil {
+		d.fstype, d.label, d.uuid = fs.Type, fs.Label, fs.UUID
 	}
 	return d
+}
+
+// probe reads the file system on a device, Ctrl-C ending the wait of one
+// that does not answer (a stalled USB stick).
+func probe(ctx context.Context, dev string) (devices.FS, error) {
+	f, err := openFile(ctx, dev, os.O_RDONLY, 0)
+	if err != nil {
+		return devices.FS{}, err
+	}
+	defer f.Close()
+	return devices.Probe(newStream(ctx, f))
 }
 
 func humanSize(n int64) string {
