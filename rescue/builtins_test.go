@@ -197,11 +197,21 @@ func TestLsblkReadsSysfs(t *testing.T) {
 	sb[1080], sb[1081] = 0x53, 0xef
 	copy(sb[1144:], "rootfs")
 	write("/dev/vda1", string(sb))
+	// A stick's strings are shown escaped: they go raw to a root shell's
+	// terminal, which takes escape sequences from them.
+	write("/sys/class/block/vda2/size", "2048\n")
+	write("/sys/class/block/vda2/partition", "2\n")
+	write("/sys/class/block/vda2/uevent", "MAJOR=254\nMINOR=2\nDEVNAME=vda2\nDEVTYPE=partition\nPARTN=2\nPARTNAME=p\x1b]0;x\x07\n")
+	copy(sb[1144:], "\x1b[2J\x1b[H ok\x00\x00")
+	write("/dev/vda2", string(sb))
 	if st := s.Run("lsblk"); st != 0 {
 		t.Fatalf("status %d stderr %q", st, errb.String())
 	}
+	if strings.ContainsAny(out.String(), "\x1b\x07") {
+		t.Errorf("a disk's string reached the terminal raw:\n%q", out.String())
+	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 {
+	if len(lines) != 5 {
 		t.Fatalf("got %d lines:\n%s", len(lines), out.String())
 	}
 	for i, want := range [][]string{
@@ -209,6 +219,7 @@ func TestLsblkReadsSysfs(t *testing.T) {
 		{"dm-0", "(keel-root-a)", "dm", "50.0K"},
 		{"vda", "disk", "64.0M"},
 		{"vda1", "part", "1.0M", "ext2", "rootfs", "root-a"},
+		{"vda2", "part", `"\x1b[2J\x1b[H ok"`, `"p\x1b]0;x\a"`},
 	} {
 		f := strings.Fields(lines[i+0])
 		for _, w := range want {

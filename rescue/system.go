@@ -209,7 +209,9 @@ func dash(s string) string {
 }
 
 func (s *Shell) blockDevice(ctx context.Context, b devices.SysBlock) blockDev {
-	d := blockDev{name: b.Name, kind: "disk", partname: b.PartName}
+	// A disk's strings are shown escaped: a stick could otherwise write
+	// escape sequences to the root shell's terminal.
+	d := blockDev{name: b.Name, kind: "disk", partname: devices.Shown(b.PartName)}
 	switch {
 	case b.IsPartition():
 		d.kind = "part"
@@ -222,7 +224,7 @@ func (s *Shell) blockDevice(ctx context.Context, b devices.SysBlock) blockDev {
 		d.size = humanSize(b.Sectors * 512)
 	}
 	if fs, err := probe(ctx, filepath.Join(s.Root, "/dev", b.DevName)); err == nil {
-		d.fstype, d.label, d.uuid = fs.Type, fs.Label, fs.UUID
+		d.fstype, d.label, d.uuid = fs.Type, devices.Shown(fs.Label), devices.Shown(fs.UUID)
 	}
 	return d
 }
