@@ -372,9 +372,17 @@ func TestMarkGoodKeepsEtcLineage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The uppers are the test root's (testRoot): status reads the
+			// last merge's record from the running one.
+			root := testRoot(t)
 			mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", writeReport(t, dir, report.Report{Mode: "slot", Slot: "a", ImageID: "img-a", Overlay: "persistent",
-				Data: &report.Data{Device: "/dev/vda6", Upper: "/run/keel/data/@overlay/a/img-a"}}))
+				Data: &report.Data{Device: "/dev/vda6", Upper: filepath.Join(root, "run/keel/data/@overlay/a/img-a")}}))
 			r := tc.rep
+			if r.Data != nil && r.Data.Upper != "" {
+				d := *r.Data
+				d.Upper = filepath.Join(root, d.Upper)
+				r.Data = &d
+			}
 			r.Mode, r.Slot, r.ImageID, r.RollbackIndex = "slot", "b", "img-b", 7
 			out := mustRun(t, nil, "mark-good", "--bootstate", state, "--boot-report", writeReport(t, dir, r))
 			v := statusJSON(t, "--bootstate", state, "--boot-report", writeReport(t, dir, r))

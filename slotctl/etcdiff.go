@@ -27,9 +27,9 @@ type etcDiffView struct {
 // image: what the next update carries over (docs/data.md).
 func runEtcDiff(e *env, args []string) error {
 	fs := newFlags(e, "etc-diff")
-	reportPath := fs.String("boot-report", report.Path, "boot report naming the running upper")
+	reportPath := fs.String("boot-report", e.path(report.Path), "boot report naming the running upper")
 	upper := fs.String("upper", "", "the upper's etc/ directory (default: from the boot report)")
-	lower := fs.String("image", filepath.Join(mounts.DefaultLayout.Lower, "etc"), "the image's /etc")
+	lower := fs.String("image", e.path(filepath.Join(mounts.DefaultLayout.Lower, "etc")), "the image's /etc")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := noArgs(fs, args); err != nil {
 		return err

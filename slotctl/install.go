@@ -35,7 +35,7 @@ type installJob struct {
 // verifies what landed on the partitions, and only then sets it next.
 func runInstall(e *env, args []string) error {
 	fs := newFlags(e, "install")
-	t := targetFlags(fs)
+	t := targetFlags(e, fs)
 	slotName := fs.String("slot", "", "slot to write: a or b (never the running one)")
 	tries := fs.Int("tries", bootstate.DefaultTries, "boots the new slot gets to be marked good (1 to 255)")
 	force := fs.Bool("force", false, "write the slot even if it is the only good one while the running slot is unconfirmed, or if the image reuses the image id of the one in the slot with other contents")

@@ -46,6 +46,18 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
+	// root is where the running system's /run, /dev and /sys are: "" for
+	// "/"; tests give each a directory of its own, so that none touches
+	// the host's /run/keel (its lock, boot report and data partition).
+	root string
+}
+
+// path is the running system's absolute path p, under e.root.
+func (e *env) path(p string) string {
+	if e.root == "" {
+		return p
+	}
+	return filepath.Join(e.root, p)
 }
 
 // command is one subcommand: run gets the arguments after its name.
@@ -123,7 +135,7 @@ func help(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "slotctl help: unknown command %q\n", args[0])
 		return 2
 	}
-	return run([]string{c.name, "-h"}, &env{stdout: e.stdout, stderr: e.stdout, getenv: e.getenv, now: e.now})
+	return run([]string{c.name, "-h"}, &env{stdout: e.stdout, stderr: e.stdout, getenv: e.getenv, now: e.now, root: e.root})
 }
 
 func usage(w io.Writer) {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -21,7 +22,8 @@ type result struct {
 	code           int
 }
 
-// slotctl runs the command in-process with a fixed clock and environment.
+// slotctl runs the command in-process with a fixed clock and environment,
+// on the test's own root (testRoot): never on the host's /run/keel.
 func slotctl(t *testing.T, environ map[string]string, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -30,8 +32,29 @@ func slotctl(t *testing.T, environ map[string]string, args ...string) result {
 		stderr: &errOut,
 		getenv: func(k string) string { return environ[k] },
 		now:    func() time.Time { return time.Unix(1800000000, 0) },
+		root:   testRoot(t),
 	})
 	return result{out.String(), errOut.String(), code}
+}
+
+// testRoots holds each test's root (testRoot), by its *testing.T.
+var testRoots sync.Map
+
+// testRoot is the directory that stands for / in the commands a test runs
+// (the running system's /run/keel: the state's lock, the boot report's
+// default path, the data partition): one per test, the same for all its
+// commands. The commands ran on the host's / and took the lock of a keel
+// machine's keel-mark-good.service, or read its data partition.
+func testRoot(t *testing.T) string {
+	t.Helper()
+	if r, ok := testRoots.Load(t); ok {
+		return r.(string)
+	}
+	r, loaded := testRoots.LoadOrStore(t, t.TempDir())
+	if !loaded {
+		t.Cleanup(func() { testRoots.Delete(t) })
+	}
+	return r.(string)
 }
 
 // mustRun fails the test unless the command exits 0.

@@ -12,7 +12,7 @@ import (
 // set-next or install.
 func runMarkBad(e *env, args []string) error {
 	fs := newFlags(e, "mark-bad")
-	t := targetFlags(fs)
+	t := targetFlags(e, fs)
 	reason := fs.String("reason", "marked bad by slotctl mark-bad", "why, shown by slotctl status")
 	force := fs.Bool("force", false, "retire the slot even if it is the only good one while the running slot is unconfirmed")
 	pos, err := parse(fs, args)

@@ -15,7 +15,7 @@ import (
 // reached. It is idempotent.
 func runMarkGood(e *env, args []string) error {
 	fs := newFlags(e, "mark-good")
-	t := targetFlags(fs)
+	t := targetFlags(e, fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

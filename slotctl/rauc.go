@@ -154,7 +154,7 @@ func raucSetPrimary(s *bootstate.State, x, running slots.Slot, tries int, imageI
 // call exits 0 on success and non-zero with the reason on stderr.
 func runRaucBackend(e *env, args []string) error {
 	fs := newFlags(e, "rauc-backend")
-	t := targetFlags(fs)
+	t := targetFlags(e, fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 // stays good (bootstate.SetNext).
 func runSetNext(e *env, args []string) error {
 	fs := newFlags(e, "set-next")
-	t := targetFlags(fs)
+	t := targetFlags(e, fs)
 	tries := fs.Int("tries", bootstate.DefaultTries, "boots the slot gets to be marked good (1 to 255)")
 	pos, err := parse(fs, args)
 	if err != nil {

@@ -60,7 +60,7 @@ type slotView struct {
 // running boot.
 func runStatus(e *env, args []string) error {
 	fs := newFlags(e, "status")
-	t := targetFlags(fs)
+	t := targetFlags(e, fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := noArgs(fs, args); err != nil {
 		return err
@@ -101,7 +101,7 @@ func (t *target) status() (*statusView, error) {
 		if v.EtcMerge, err = lastEtcMerge(r); err != nil {
 			v.Warnings = append(v.Warnings, err.Error())
 		}
-		v.SetAside = setAsideUppers(r, datapart.DefaultRoot)
+		v.SetAside = setAsideUppers(r, filepath.Join(t.root, datapart.DefaultRoot))
 	}
 	for _, x := range slots.Slots() {
 		v.Slots = append(v.Slots, t.slotView(s, x, v.Boot))

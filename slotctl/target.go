@@ -27,7 +27,7 @@ type target struct {
 	disk       string // --disk: GPT disk image file
 	bootstate  string // --bootstate: the boot state partition or file
 	reportPath string // --boot-report
-	root       string // where /dev and /sys are: "/" except in tests
+	root       string // where /dev, /sys and /run are: "/" except in tests
 	sys        *system
 	// warn gets the warnings of a command that still succeeds (stderr).
 	warn io.Writer
@@ -42,8 +42,8 @@ type target struct {
 }
 
 // targetFlags registers --disk, --bootstate and --boot-report.
-func targetFlags(fs *flag.FlagSet) *target {
-	t := &target{root: "/", warn: fs.Output()}
+func targetFlags(e *env, fs *flag.FlagSet) *target {
+	t := &target{root: e.path("/"), warn: fs.Output()}
 	fs.StringVar(&t.disk, "disk", "", "work on this GPT disk image file instead of the running system")
 	fs.StringVar(&t.bootstate, "bootstate", "", "boot state partition or file (default: the partition labelled "+bootstate.Label+")")
 	fs.StringVar(&t.reportPath, "boot-report", "", "boot report telling which slot is running (default "+report.Path+"; not read with --disk unless given)")
@@ -110,7 +110,7 @@ func (t *target) bootReport() (*report.Report, error) {
 		if t.disk != "" {
 			return nil, nil
 		}
-		path = report.Path
+		path = filepath.Join(t.root, report.Path)
 	}
 	return report.Read(path)
 }
