@@ -279,7 +279,14 @@ func TestPartLabelGPTNameDecides(t *testing.T) {
 			fs.file(t, "vda2", "")
 			// The partitions' uevents come with the disk's, before any read.
 			fs.sendHandled(ev(t, "add", "vda", "", 0, ""), ev(t, "add", "vda1", "vda", 1, "data"), ev(t, "add", "vda2", "vda", 2, "spare"))
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			// A wait that must find the partition may take long (the
+			// disk's table is read first); a short deadline only where
+			// giving up is what the case expects.
+			timeout := time.Minute
+			if tc.want == "" {
+				timeout = time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			p, err := fs.reg.WaitFor(ctx, spec(t, "PARTLABEL="+tc.label))
 			if tc.want == "" {
