@@ -39,6 +39,8 @@ func TestSessionLimit(t *testing.T) {
 	plan := []bakedconf.Module{mod("low1"), mod("low2"), mod("high"), mod("mid"), mod("driver")}
 	var mu sync.Mutex
 	running, started := map[string]bool{}, make(chan string, len(plan))
+	limited := func(n string) bool { return n != "driver" }
+	peak := 0 // the most limited loads that ran at once
 	release := map[string]chan struct{}{}
 	for _, m := range plan {
 		release[m.Name] = make(chan struct{})
@@ -48,6 +50,13 @@ func TestSessionLimit(t *testing.T) {
 		n := name(path)
 		mu.Lock()
 		running[n] = true
+		now := 0
+		for r := range running {
+			if limited(r) {
+				now++
+			}
+		}
+		peak = max(peak, now)
 		mu.Unlock()
 		started <- n
 		<-release[n]
@@ -57,7 +66,7 @@ func TestSessionLimit(t *testing.T) {
 		return nil
 	}
 	s := &Session{Root: "/root", Loader: load, Limit: 2,
-		Limited:  func(m bakedconf.Module) bool { return m.Name != "driver" },
+		Limited:  func(m bakedconf.Module) bool { return limited(m.Name) },
 		Priority: map[string]int{"high": 10, "mid": 5}}
 	// low1 and low2 take both places first, then the rest queue.
 	done := make(chan []error)
@@ -72,7 +81,14 @@ func TestSessionLimit(t *testing.T) {
 	if n := <-started; n != "driver" {
 		t.Fatalf("with both places taken, %s started; want only the unlimited driver", n)
 	}
-	waitQueued(t, &s.lim, 2)
+	// Not limited, high and mid would start beside low1 and low2 and
+	// never queue.
+	overLimit := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return peak > s.Limit
+	}
+	waitQueued(t, &s.lim, 2, overLimit)
 	close(release["low1"])
 	if n := <-started; n != "high" {
 		t.Errorf("a freed place went to %s, want high (priority 10)", n)
@@ -82,8 +98,8 @@ func TestSessionLimit(t *testing.T) {
 		t.Errorf("the next place went to %s, want mid", n)
 	}
 	mu.Lock()
-	if len(running) > 3 { // two limited and the driver
-		t.Errorf("running at once: %v", running)
+	if want := map[string]bool{"high": true, "mid": true, "driver": true}; peak != s.Limit || !maps.Equal(running, want) {
+		t.Errorf("%d limited loads ran at once at the most, running now %v; want %d, and high, mid and driver", peak, running, s.Limit)
 	}
 	mu.Unlock()
 	for _, n := range []string{"high", "mid", "driver"} {
@@ -97,8 +113,10 @@ func TestSessionLimit(t *testing.T) {
 	}
 }
 
-// waitQueued waits until n loads wait for a place.
-func waitQueued(t *testing.T, l *limiter, n int) {
+// waitQueued waits until n loads wait for a place; it fails the test once
+// overLimit says more loads ran than the limit lets, which would never
+// queue.
+func waitQueued(t *testing.T, l *limiter, n int, overLimit func() bool) {
 	t.Helper()
 	for {
 		l.mu.Lock()
@@ -106,6 +124,9 @@ func waitQueued(t *testing.T, l *limiter, n int) {
 		l.mu.Unlock()
 		if q == n {
 			return
+		}
+		if overLimit() {
+			t.Fatalf("more limited loads ran at once than the limit lets (%d waiting for a place, want %d)", q, n)
 		}
 		runtime.Gosched()
 	}
