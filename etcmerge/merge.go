@@ -201,7 +201,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	opaque = opaque || l.opaque()
 	replaced := !m.noBase && n.kind != Dir && n.kind != Absent
 	fill := !opaque && b.kind == Dir && (m.at.fill || replaced)
-	src := l // whose metadata the output directory has
+	src, reset := l, false // whose metadata the output directory has; not l's
 	made := false
 	var mu sync.Mutex // ensure is called by the children, concurrently
 	ensure := func() error {
@@ -217,7 +217,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 			if err := dropStale(filepath.Join(m.o.Out, rel), l); err != nil {
 				return err
 			}
-			if src.path != l.path {
+			if reset {
 				if err := resetMeta(filepath.Join(m.o.Out, rel), src); err != nil {
 					return err
 				}
@@ -228,7 +228,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 		made = true
 		return m.step(rel)
 	}
-	carried := opaque || m.noBase || b.kind != Dir || m.at.fill
+	carried := opaque || m.noBase || b.kind != Dir
 	if !carried {
 		same, err := l.sameMeta(b)
 		if err != nil {
@@ -237,8 +237,16 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 		carried = !same
 		switch {
 		case same && n.kind == Dir:
-			src = n
-		case !same && n.kind == Dir && !b.sameModeOwner(n) && !l.sameModeOwner(n):
+			src, reset = n, true
+		case n.kind == Dir && !b.sameModeOwner(n) && l.sameModeOwner(b):
+			// Only its attributes changed here (a chcon, a user
+			// attribute): they are kept, with the update's mode and
+			// owner (found in review: the update's chmod was lost, and
+			// the conflict blamed a mode change never made).
+			src, reset = l, true
+			src.st.Mode = src.st.Mode&^07777 | n.st.Mode&07777
+			src.st.Uid, src.st.Gid = n.st.Uid, n.st.Gid
+		case n.kind == Dir && !b.sameModeOwner(n) && !l.sameModeOwner(n):
 			m.conflict(rel, "mode or owner changed locally and in the new image: the local one wins")
 		}
 	}

@@ -579,6 +579,64 @@ func TestMergeDirMetadataFromUpdate(t *testing.T) {
 	}
 }
 
+// TestMergeDirAttrsOnlyKeepsUpdateMode: a directory whose only local
+// change is an attribute (a chcon, a user attribute), its mode untouched,
+// holding a file the machine added, while the update chmods it: the local
+// attribute is kept with the update's mode and owner, no conflict. The
+// update's mode was lost and a conflict blamed a mode change never made
+// (found in review).
+func TestMergeDirAttrsOnlyKeepsUpdateMode(t *testing.T) {
+	o := trees(t,
+		map[string]string{"app/local.conf": "f mine"},
+		map[string]string{"app/x": "f x"},
+		map[string]string{"app/x": "f x"})
+	must(t, os.Chmod(filepath.Join(o.New, "app"), 0o750))
+	must(t, os.Lchown(filepath.Join(o.New, "app"), 0, 123))
+	must(t, unix.Lsetxattr(filepath.Join(o.Local, "app"), "user.note", []byte("hi"), 0))
+	r, err := mergeBoth(t, o)
+	must(t, err)
+	if got := dump(t, o.Out)["app"]; got != "directory 0750 0:123" {
+		t.Errorf("app = %q, want the update's directory 0750 0:123", got)
+	}
+	e, err := lookupLocal(filepath.Join(o.Out, "app"))
+	must(t, err)
+	if string(e.xa["user.note"]) != "hi" {
+		t.Errorf("app: user.note %q, want the machine's", e.xa["user.note"])
+	}
+	if len(r.Conflicts) != 0 {
+		t.Errorf("conflicts %+v, want none", r.Conflicts)
+	}
+}
+
+// TestMergeCopyUpUnderReplacedDir: a subdirectory of a directory the update
+// replaces by a symlink or a file, in the upper only because overlayfs
+// copied it up (a file rewritten with the same bytes, or emptied of
+// nothing): no local change, so nothing is written and the update's
+// non-directory shows. It made the directory win whole, opaque and frozen
+// at every later update (found in review of the fix that fills it).
+func TestMergeCopyUpUnderReplacedDir(t *testing.T) {
+	for name, c := range map[string]struct{ local, base, new map[string]string }{
+		"unchanged file": {map[string]string{"foo.d/sub/x": "f same"},
+			map[string]string{"foo.d/sub/x": "f same", "foo.d/a": "f a"},
+			map[string]string{"foo.d": "l ../usr/lib/foo.d"}},
+		"empty subdirectory": {map[string]string{"foo.d/sub": "d"},
+			map[string]string{"foo.d/sub/x": "f same", "foo.d/a": "f a"},
+			map[string]string{"foo.d": "f now a file"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := trees(t, c.local, c.base, c.new)
+			r, err := mergeBoth(t, o)
+			must(t, err)
+			if got := dump(t, o.Out); len(got) != 0 {
+				t.Errorf("out %v, want nothing (the update's non-directory shows)", got)
+			}
+			if len(r.Conflicts) != 0 {
+				t.Errorf("conflicts %+v, want none", r.Conflicts)
+			}
+		})
+	}
+}
+
 // TestMergeDefaultACLNotInherited: a directory with a default ACL
 // (setfacl -d) holding entries without an ACL (made before it, or
 // setfacl -b). The copying merge made the directory with its default ACL
