@@ -795,3 +795,43 @@ func TestMarkGoodCountsOnlySignedIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestUncountedIndexNotHeldToTheFloor: on a machine whose init trusts no
+// keys, which neither checks nor records an unsigned rollback index, a
+// floor raised before (by the old rule, from an index anyone could write,
+// or by mark-good --disk) no longer refuses an unsigned image the init
+// boots: install and set-next, even reported locked, go on and say the
+// index is not counted (found in review: the denial of service the init's
+// fix ended went on in slotctl on machines already hit).
+func TestUncountedIndexNotHeldToTheFloor(t *testing.T) {
+	dir := t.TempDir()
+	disk := makeDisk(t, dir, "4MiB")
+	seal := func(name, index string) (string, string) {
+		sub := filepath.Join(dir, name)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		img, ver := makeImage(t, sub), filepath.Join(sub, "verity.img")
+		mustRun(t, nil, "seal", "--image", img, "--out", ver, "--image-id", name, "--rollback-index", index)
+		return img, ver
+	}
+	hiImg, hiVer := seal("hi", "4294967295")
+	mustRun(t, nil, "install", "--slot", "b", hiImg, hiVer, "--disk", disk)
+	mustRun(t, nil, "mark-good", "b", "--disk", disk) // no report: the operator's word
+	if f := statusJSON(t, "--disk", disk).RollbackFloor; f != 4294967295 {
+		t.Fatalf("floor %d after mark-good --disk, want 4294967295", f)
+	}
+	rep := writeReport(t, dir, report.Report{Mode: "slot", Slot: "b", ImageID: "hi"})
+	img, ver := seal("next", "3")
+	r := slotctl(t, nil, "install", "--slot", "a", img, ver, "--disk", disk, "--boot-report", rep)
+	if r.code != 0 || !strings.Contains(r.stdout, "rollback index 3 is below the floor 4294967295 but not counted") {
+		t.Errorf("install of an unsigned image the keyless init boots: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	// A locked init with no keys (a baked roothash=) does not count it
+	// either.
+	locked := writeReport(t, filepath.Join(dir, "next"), report.Report{Mode: "slot", Slot: "b", ImageID: "hi", Locked: true})
+	r = slotctl(t, nil, "set-next", "a", "--disk", disk, "--boot-report", locked)
+	if r.code != 0 || !strings.Contains(r.stdout, "not counted") {
+		t.Errorf("set-next of it, locked: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+}

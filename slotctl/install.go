@@ -29,6 +29,7 @@ type installJob struct {
 	force          bool // --force: even over the only good slot, or reusing the slot's image id
 	rootP, verityP *partition
 	prog           *progress // nil: no progress shown
+	notes          io.Writer // what the install says besides its result (nil: nothing)
 }
 
 // runInstall writes a sealed image into a slot that is not running,
@@ -54,7 +55,7 @@ func runInstall(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	j.force = *force
+	j.force, j.notes = *force, e.stdout
 	j.prog = newProgress(e.stderr, e.now, showProgress(*quiet, *showProg, isTerminal(e.stderr)))
 	h, authenticated, err := j.run()
 	if err != nil {
@@ -282,8 +283,16 @@ func (j *installJob) checkRollback(h *slots.Header) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFloor(h, s.RollbackFloor, j.verity); err != nil {
+	var keys []ed25519.PublicKey
+	if len(j.trusted) > 0 {
+		keys = j.trusted
+	}
+	err, note := j.t.belowFloor(h, s.RollbackFloor, j.verity, keys)
+	if err != nil {
 		return fmt.Errorf("%w: nothing was written", err)
+	}
+	if note != "" && j.notes != nil {
+		fmt.Fprintf(j.notes, "slotctl install: %s\n", note)
 	}
 	return nil
 }

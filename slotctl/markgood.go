@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"fmt"
 
 	"github.com/keel-boot/keel/bootstate"
@@ -178,35 +179,55 @@ func (t *target) goodImage(e *env, x slots.Slot) (id string, rollback uint64, no
 		fmt.Fprintf(e.stderr, "slotctl mark-good: warning: slot %s: %v: the last good image and the rollback floor are not updated\n", x, err)
 		return "", 0, false
 	}
-	if why := t.unsignedIndex(h); why != "" && h.RollbackIndex != 0 {
+	if why := t.unsignedIndex(h, nil); why != "" && h.RollbackIndex != 0 {
 		fmt.Fprintf(e.stdout, "slot %s: rollback index %d not counted: %s\n", x, h.RollbackIndex, why)
 		return h.ImageID, 0, false
 	}
 	return h.ImageID, h.RollbackIndex, false
 }
 
-// unsignedIndex says why a slot header's rollback index must not raise the
-// floor, "" when it may: on a running system, only an index a key the init
-// trusts signed counts, as the init counts it (docs/formats.md,
-// "Anti-rollback"); without keys anyone who writes the slot chooses it.
-// With --disk (no boot report) the operator holding the disk vouches for
-// it, as before.
-func (t *target) unsignedIndex(h *slots.Header) string {
-	r, err := t.bootReport()
-	if err != nil || r == nil {
+// unsignedIndex says why a slot header's rollback index is not one the
+// init counts, "" when it is: on a running system, only an index a key
+// the init trusts signed counts (docs/formats.md, "Anti-rollback"); without
+// keys anyone who writes the slot chooses it. keys, when not nil, are the
+// keys to check with (--trust); else the boot report's. A report that
+// lists no keys may be an older init's, which listed none: a signed
+// header's index counts then, an unsigned one's does not. With --disk (no
+// boot report) the operator holding the disk vouches for it, as before.
+func (t *target) unsignedIndex(h *slots.Header, keys []ed25519.PublicKey) string {
+	if keys == nil {
+		r, err := t.bootReport()
+		if err != nil || r == nil {
+			return ""
+		}
+		if keys, err = reportKeys(r); err != nil {
+			return err.Error()
+		}
+	}
+	if len(keys) == 0 && h.Signed() {
 		return ""
 	}
-	keys, err := reportKeys(r)
-	if err != nil {
-		return err.Error()
-	}
 	if len(keys) == 0 {
-		return "the running initramfs trusts no keys, so nothing signed it"
+		return "the header is not signed and the running initramfs trusts no keys"
 	}
 	if ok, err := h.Authenticate(keys); !ok {
 		return fmt.Sprintf("not signed by a key the running initramfs trusts (%v)", err)
 	}
 	return ""
+}
+
+// belowFloor is checkFloor for an index the init counts (unsignedIndex,
+// with keys): one it does not count is never below the floor, the
+// locked init booting it without a check, and note then says so when it
+// is below (a floor raised by the old rule, from an unsigned index).
+func (t *target) belowFloor(h *slots.Header, floor uint64, what string, keys []ed25519.PublicKey) (err error, note string) {
+	if why := t.unsignedIndex(h, keys); why != "" {
+		if h.RollbackIndex < floor {
+			note = fmt.Sprintf("%s: rollback index %d is below the floor %d but not counted: %s", what, h.RollbackIndex, floor, why)
+		}
+		return nil, note
+	}
+	return checkFloor(h, floor, what), ""
 }
 
 // countedInMemory says why the running boot's confirmation must not be

@@ -314,8 +314,12 @@ func (t *target) raucSetPrimary(e *env, x slots.Slot, tries int) error {
 		if err != nil {
 			return err
 		}
-		if err := checkFloor(h, s.RollbackFloor, fmt.Sprintf("slot %s", x)); err != nil {
+		err, note := t.belowFloor(h, s.RollbackFloor, fmt.Sprintf("slot %s", x), nil)
+		if err != nil {
 			return err
+		}
+		if note != "" {
+			fmt.Fprintf(e.stderr, "%s\n", note)
 		}
 		if err := t.flushSlot(x); err != nil {
 			return fmt.Errorf("%w: refusing to boot slot %s", err, x)

@@ -44,8 +44,9 @@ func runSetNext(e *env, args []string) error {
 	r, _ := t.bootReport()
 	locked := r != nil && r.Locked
 	var below error
+	var note string
 	s, err := t.withState(func(s *bootstate.State) error {
-		below = checkFloor(h, s.RollbackFloor, string(x.VerityLabel()))
+		below, note = t.belowFloor(h, s.RollbackFloor, string(x.VerityLabel()), nil)
 		if locked && below != nil {
 			return fmt.Errorf("%w: this machine's initramfs is locked and would refuse it: refusing to boot slot %s next", below, x)
 		}
@@ -53,6 +54,9 @@ func runSetNext(e *env, args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if note != "" {
+		fmt.Fprintf(e.stdout, "%s\n", note)
 	}
 	if below != nil && r == nil {
 		fmt.Fprintf(e.stderr, "slotctl set-next: warning: %v: a locked initramfs refuses to boot it, and the trial then only retires slot %s (--boot-report names the machine's report, to refuse here)\n", below, x)
