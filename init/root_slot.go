@@ -176,6 +176,9 @@ func (b *boot) trySlot(layout mounts.Layout, slot bootstate.Slot) error {
 	b.rep.Slot = string(slot) // names the persistent upper of this attempt
 	img, err := b.slotImage(slot)
 	if err == nil {
+		err = b.bootable(slot, img)
+	}
+	if err == nil {
 		err = b.mountImage(layout, img)
 	}
 	if err == nil {
@@ -512,15 +515,19 @@ func (b *boot) slotImage(slot slots.Slot) (*image, error) {
 	if err != nil {
 		return nil, fault(stepHeader, err)
 	}
-	if err := b.imageRollback(slot.VerityLabel(), img); err != nil {
-		return nil, err
-	}
 	img.name = "keel-root-" + string(slot)
 	img.target.Name = img.name
-	if err := slotFits(img, os.Getpagesize(), devices.Size); err != nil {
-		return nil, err
-	}
 	return img, nil
+}
+
+// bootable checks what only a boot of the slot's image needs (not a
+// lookup of its image id, nor the /etc merge's base): the rollback floor
+// and that its partitions hold what the header says.
+func (b *boot) bootable(slot slots.Slot, img *image) error {
+	if err := b.imageRollback(slot.VerityLabel(), img); err != nil {
+		return err
+	}
+	return slotFits(img, os.Getpagesize(), devices.Size)
 }
 
 // slotFits checks, before dm-verity is opened, that the kernel takes the
@@ -537,10 +544,10 @@ func slotFits(img *image, pageSize int, size func(string) (int64, error)) error 
 		return fault(stepHeader, err)
 	}
 	ds, err := size(img.dataDev)
-	var hs int64
-	if err == nil {
-		hs, err = size(img.hashDev)
+	if err != nil {
+		return fault(stepImageRead, err)
 	}
+	hs, err := size(img.hashDev)
 	if err != nil {
 		return fault(stepHeaderRead, err)
 	}
