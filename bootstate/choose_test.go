@@ -447,7 +447,7 @@ func FuzzSelect(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8, maxUnconfirmed uint8, dataUsed bool, forcedByte uint8, preferGood bool) {
 		forced := append([]Slot{""}, Slots()...)[int(forcedByte)%3]
 		m := NewMemStore(BootStateMinSize)
-		copy(m.Bytes(), rec)
+		copy(m.Bytes(), sealed(rec))
 		state, _, _ := Load(m)
 		before := state
 		n := 0

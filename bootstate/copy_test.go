@@ -104,7 +104,7 @@ func FuzzFromCopy(f *testing.F) {
 	f.Add(MarshalRecord(st(SlotState{Priority: 2, Tries: 3}, SlotState{Priority: 1, Good: true, Unconfirmed: 9})), uint8(0))
 	f.Add(MarshalRecord(DefaultState()), uint8(1))
 	f.Fuzz(func(t *testing.T, rec []byte, outcomes uint8) {
-		c, err := ReadCopy(bytes.NewReader(rec))
+		c, err := ReadCopy(bytes.NewReader(sealed(rec)))
 		if err != nil {
 			return
 		}
@@ -212,7 +212,7 @@ func FuzzRestore(f *testing.F) {
 	f.Add(MarshalRecord(c), uint64(2), uint8(1))
 	f.Add(MarshalRecord(DefaultState()), uint64(0), uint8(0))
 	f.Fuzz(func(t *testing.T, rec []byte, seq uint64, unfinished uint8) {
-		c, err := ReadCopy(bytes.NewReader(rec))
+		c, err := ReadCopy(bytes.NewReader(sealed(rec)))
 		if err != nil {
 			return
 		}
@@ -288,7 +288,7 @@ func FuzzRewritten(f *testing.F) {
 	f.Add(MarshalRecord(c), "old")
 	f.Add(MarshalRecord(DefaultState()), "")
 	f.Fuzz(func(t *testing.T, rec []byte, now string) {
-		c, err := ReadCopy(bytes.NewReader(rec))
+		c, err := ReadCopy(bytes.NewReader(sealed(rec)))
 		if err != nil {
 			return
 		}
