@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
 	"os"
 	"reflect"
@@ -162,14 +163,26 @@ func TestPartitionName(t *testing.T) {
 	}
 }
 
+// FuzzGPT: any disk reads as a table or an error without panicking; a
+// table read has a sector size ReadDiskGPT tries, says it came from the
+// backup exactly when the primary was damaged, finds the backup within the
+// disk, and every partition's GUID is one PARTUUID= can name. sealed says
+// which CRC32s are recomputed over the fuzzer's bytes before the disk is
+// read (resealGPT), as a hostile writer computes them: without, every
+// mutated header or entry byte fails its checksum and the table read is
+// always the seed's own.
 func FuzzGPT(f *testing.F) {
-	f.Add(buildGPT(512, 4, 128, []gptEntry{{index: 2, typ: linuxFS, uuid: uuidA, name: "root-a", first: 34, last: 99}}))
-	f.Add(buildGPT(4096, 1, 128, nil))
-	f.Add(buildGPT(512, 2, 1024, []gptEntry{{index: 1, typ: linuxFS, uuid: uuidB, name: "😀", first: 1, last: 0}}))
+	part := []gptEntry{{index: 2, typ: linuxFS, uuid: uuidA, name: "root-a", first: 34, last: 99}}
+	f.Add(buildGPT(512, 4, 128, part), uint8(0))
+	f.Add(buildGPT(4096, 1, 128, nil), uint8(0))
+	f.Add(buildGPT(512, 2, 1024, []gptEntry{{index: 1, typ: linuxFS, uuid: uuidB, name: "😀", first: 1, last: 0}}), uint8(0))
 	damaged := withBackup(buildGPT(512, 4, 128, []gptEntry{{index: 1, typ: linuxFS, uuid: uuidA, name: "data", first: 34, last: 40}}), 512)
 	damaged[512+40] ^= 1
-	f.Add(damaged) // read from its backup
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add(damaged, uint8(0))                                  // read from its backup
+	f.Add(damaged, uint8(sealBackupHeader|sealBackupEntries)) // the same, the backup resealed
+	f.Add(withBackup(buildGPT(4096, 4, 128, part), 4096), uint8(0xff))
+	f.Fuzz(func(t *testing.T, b []byte, sealed uint8) {
+		b = resealGPT(b, sealed)
 		g, err := ReadDiskGPT(bytes.NewReader(b))
 		if err != nil {
 			return
@@ -186,6 +199,61 @@ func FuzzGPT(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The CRC32s resealGPT recomputes: a header's and its entry array's, of
+// the primary at LBA 1 and of the backups.
+const (
+	sealPrimaryHeader = 1 << iota
+	sealPrimaryEntries
+	sealBackupHeader
+	sealBackupEntries
+)
+
+// resealGPT is a copy of disk with, at both sector sizes, the CRC32s of
+// its GPTs that which names recomputed: the entry array's, stored in its
+// header, then the header's. The backups are where ReadDiskGPT looks for them, the last LBA
+// and the LBA the primary names, and go first, so that a primary whose
+// array covers one sums it resealed. A header without the signature or with
+// a size ReadDiskGPT refuses, and an array not within disk, are left alone.
+func resealGPT(disk []byte, which uint8) []byte {
+	disk = bytes.Clone(disk)
+	for _, sector := range gptSectorSizes {
+		n := int64(len(disk)) / sector
+		if n < 2 {
+			continue
+		}
+		backups := []int64{n - 1}
+		if alt := binary.LittleEndian.Uint64(disk[sector+32:]); alt > 1 && alt < uint64(n-1) {
+			backups = append(backups, int64(alt))
+		}
+		for _, lba := range backups {
+			if lba > 1 {
+				resealGPTHeader(disk, lba*sector, sector, which&sealBackupHeader != 0, which&sealBackupEntries != 0)
+			}
+		}
+		resealGPTHeader(disk, sector, sector, which&sealPrimaryHeader != 0, which&sealPrimaryEntries != 0)
+	}
+	return disk
+}
+
+// resealGPTHeader is resealGPT for the header at byte at.
+func resealGPTHeader(disk []byte, at, sector int64, header, entries bool) {
+	h := disk[at : at+sector]
+	size := binary.LittleEndian.Uint32(h[12:])
+	if string(h[:8]) != "EFI PART" || size < gptHeaderMinSize || int64(size) > sector {
+		return
+	}
+	if entries {
+		lba, total := binary.LittleEndian.Uint64(h[72:]), uint64(binary.LittleEndian.Uint32(h[80:]))*uint64(binary.LittleEndian.Uint32(h[84:]))
+		if lba <= uint64(len(disk))/uint64(sector) && total <= uint64(len(disk)) && lba*uint64(sector) <= uint64(len(disk))-total {
+			off := lba * uint64(sector)
+			binary.LittleEndian.PutUint32(h[88:], crc32.ChecksumIEEE(disk[off:off+total]))
+		}
+	}
+	if header {
+		resign(disk, int(at))
+	}
 }
 
 // eioAt fails reads that touch [from, to) with EIO, as a bad sector does.
