@@ -32,6 +32,13 @@ func putHeader(dev []byte, at, hdrSize int, seqID uint64, js string) {
 	copy(h[offUUID:], "01234567-89ab-cdef-0123-456789abcdef")
 	binary.BigEndian.PutUint64(h[offHdrOffset:], uint64(at))
 	copy(h[binHeaderSize:], js)
+	sealCopy(h)
+}
+
+// sealCopy writes the checksum of h, one copy of a LUKS2 header (its
+// hdr_size bytes): the SHA-256 of h with its checksum field zeroed.
+func sealCopy(h []byte) {
+	clear(h[offCsum : offCsum+lenCsum])
 	sum := sha256.Sum256(h)
 	copy(h[offCsum:], sum[:])
 }

@@ -247,18 +247,22 @@ func TestNewerCopy(t *testing.T) {
 // whatever the bytes, the result is an error or a volume, never a panic.
 // The seeds are cryptsetup's volumes in testdata. Their inputs are large,
 // so minimizing one takes the fuzzer long: -fuzzminimizetime=2s keeps it
-// fuzzing.
+// fuzzing. sealed says which copies' checksums are recomputed over the
+// fuzzer's bytes (resealLUKS2), as a hostile writer computes them: without,
+// a mutated header byte fails its copy's checksum, the other copy is read,
+// and the binary header and JSON read are always a seed's own.
 func FuzzReadLUKS2(f *testing.F) {
 	for _, name := range []string{"argon2id", "pbkdf2-sha512"} {
 		img, _, _ := testVolume(f, name)
-		f.Add(img, int64(0))
-		f.Add(img[:32768], int64(1<<20))
+		f.Add(img, int64(0), uint8(0))
+		f.Add(img[:32768], int64(1<<20), uint8(0))
+		f.Add(img, int64(0), uint8(sealPrimary|sealSecondary))
 	}
-	f.Add(append([]byte("LUKS\xba\xbe\x00\x02"), make([]byte, 600)...), int64(0))
-	f.Add(append([]byte("LUKS\xba\xbe\x00\x01"), make([]byte, 600)...), int64(0))
-	f.Fuzz(func(t *testing.T, dev []byte, extra int64) {
+	f.Add(append([]byte("LUKS\xba\xbe\x00\x02"), make([]byte, 600)...), int64(0), uint8(0))
+	f.Add(append([]byte("LUKS\xba\xbe\x00\x01"), make([]byte, 600)...), int64(0), uint8(0))
+	f.Fuzz(func(t *testing.T, dev []byte, extra int64, sealed uint8) {
 		// extra zero bytes after dev make the device larger than the input.
-		r := zeroPadded{dev, int64(len(dev)) + max(0, min(extra, 1<<30))}
+		r := zeroPadded{resealLUKS2(dev, sealed), int64(len(dev)) + max(0, min(extra, 1<<30))}
 		h, err := readLUKS2(r, r.size)
 		if err != nil {
 			return
@@ -273,6 +277,35 @@ func FuzzReadLUKS2(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The header copies whose checksum resealLUKS2 recomputes.
+const (
+	sealPrimary = 1 << iota
+	sealSecondary
+)
+
+// resealLUKS2 is a copy of dev with the checksum of the header copies that
+// which names recomputed: the primary at byte 0, the secondaries where
+// readLUKS2 looks for them (16 KiB to 4 MiB). A copy without its magic or
+// with an hdr_size readLUKS2 refuses is left alone, and so is one that
+// ends past dev: the zeros a fuzz target's device goes on with are not
+// summed.
+func resealLUKS2(dev []byte, which uint8) []byte {
+	dev = bytes.Clone(dev)
+	for at := 0; at <= maxHdrSize; at = max(minHdrSize, 2*at) {
+		magic, bit := secondaryMagic, sealSecondary
+		if at == 0 {
+			magic, bit = Magic, sealPrimary
+		}
+		if which&uint8(bit) == 0 || len(dev) < at+binHeaderSize || string(dev[at:at+6]) != magic {
+			continue
+		}
+		if n := binary.BigEndian.Uint64(dev[at+offHdrSize:]); validHdrSize(n) && n <= uint64(len(dev)-at) {
+			sealCopy(dev[at : at+int(n)])
+		}
+	}
+	return dev
 }
 
 // cheap tells whether trying every key slot of m costs little enough for
