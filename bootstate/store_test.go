@@ -195,8 +195,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add(torn(MarshalRecord(sampleState())), []byte("KEELBOOT\x01"))
 	f.Fuzz(func(t *testing.T, c0, c1 []byte) {
 		m := NewMemStore(BootStateMinSize)
-		copy(m.b[copy0Offset:copy1Offset], c0)
-		copy(m.b[copy1Offset:], c1)
+		copy(m.b[copy0Offset:copy1Offset], sealed(c0))
+		copy(m.b[copy1Offset:], sealed(c1))
 		s, _, err := Load(m)
 		if err != nil {
 			t.Fatalf("Load: %v", err)
