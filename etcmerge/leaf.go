@@ -112,7 +112,7 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 		return err
 	}
 	if !upstream && b.kind == Dir && n.kind == Dir {
-		return m.hiddenUnder(rel, l, b, n)
+		return m.hiddenUnder(rel, l, b, n, nil)
 	}
 	if !upstream {
 		return nil
@@ -124,17 +124,22 @@ func (m *merger) carry(rel string, l, b, n entry, data []byte, ensure func() err
 }
 
 // hiddenUnder reports what the update added or changed in the directory
-// the local non-directory l (a whiteout, a symlink, a file) hides: the
-// entries of the new image's directory that the base's has not, or has
-// with another type, mode, owner or content, one listing of each, not
-// recursive (a subdirectory counts by its own metadata).
-func (m *merger) hiddenUnder(rel string, l, b, n entry) error {
+// the local non-directory l (a whiteout, a symlink, a file), or the local
+// opaque directory l, hides: the entries of the new image's directory
+// that the base's has not, or has with another type, mode, owner or
+// content, one listing of each, not recursive (a subdirectory counts by
+// its own metadata); for an opaque directory, those it does not hold
+// itself (local: its names), which the rules merge.
+func (m *merger) hiddenUnder(rel string, l, b, n entry, local map[string]bool) error {
 	ents, err := os.ReadDir(n.path)
 	if err != nil {
 		return err
 	}
 	count := 0
 	for _, d := range ents {
+		if local[d.Name()] {
+			continue
+		}
 		ne, err := lookup(filepath.Join(n.path, d.Name()))
 		if err != nil {
 			return err
@@ -160,9 +165,12 @@ func (m *merger) hiddenUnder(rel string, l, b, n entry) error {
 	if count == 1 {
 		what = "entry"
 	}
-	if l.kind == Whiteout {
+	switch l.kind {
+	case Whiteout:
 		m.conflict(rel, "deleted locally; the new image adds or changes %d %s under it: it stays deleted", count, what)
-	} else {
+	case Dir:
+		m.conflict(rel, "made again locally (opaque: the image's entries hidden); the new image adds or changes %d %s in it: they stay hidden", count, what)
+	default:
 		m.conflict(rel, "a %s locally; the new image adds or changes %d %s in the directory it replaced: the local one wins", l.kind, count, what)
 	}
 	return nil

@@ -198,6 +198,7 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 	if err != nil {
 		return false, err
 	}
+	own := l.opaque() && !opaque // made opaque here, not under an opaque parent
 	opaque = opaque || l.opaque()
 	replaced := !m.noBase && n.kind != Dir && n.kind != Absent
 	fill := !opaque && b.kind == Dir && (m.at.fill || replaced)
@@ -273,6 +274,11 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 			return true, err
 		}
 	}
+	if own && !m.noBase && b.kind == Dir && n.kind == Dir {
+		if err := m.hiddenByOpaque(rel, l, b, n); err != nil {
+			return true, err
+		}
+	}
 	switch {
 	case replaced && fill:
 		m.conflict(rel, "a directory here, the new image has a %s: the directory wins whole, as it was (opaque, with the old image's entries it did not change)", n.kind)
@@ -280,6 +286,20 @@ func (m *merger) dir(rel string, l entry, opaque bool, parent func() error) (boo
 		m.conflict(rel, "a directory here, the new image has a %s: the directory wins", n.kind)
 	}
 	return true, setTimes(filepath.Join(m.o.Out, rel), src)
+}
+
+// hiddenByOpaque reports what the update adds or changes in the image's
+// directory that the local opaque directory l hides (rm -r, then mkdir).
+func (m *merger) hiddenByOpaque(rel string, l, b, n entry) error {
+	ents, err := os.ReadDir(l.path)
+	if err != nil {
+		return err
+	}
+	local := make(map[string]bool, len(ents))
+	for _, d := range ents {
+		local[d.Name()] = true
+	}
+	return m.hiddenUnder(rel, l, b, n, local)
 }
 
 // fill makes the output directory rel opaque and copies into it each

@@ -579,6 +579,45 @@ func TestMergeDirMetadataFromUpdate(t *testing.T) {
 	}
 }
 
+// TestMergeUpdateUnderLocalOpaqueDir: a directory the machine emptied and
+// made again (rm -r; mkdir: opaque) hides what the update adds or changes
+// in the image's directory, as a whiteout does: a conflict says how many,
+// not counting what the local directory holds itself (merged by the
+// rules); nothing to say when the update changed nothing there (found in
+// review: it was silent).
+func TestMergeUpdateUnderLocalOpaqueDir(t *testing.T) {
+	for name, c := range map[string]struct {
+		local map[string]string
+		new   map[string]string
+		want  string
+	}{
+		"an entry added": {map[string]string{"foo.d": "o", "foo.d/mine": "f m"},
+			map[string]string{"foo.d/a": "f a", "foo.d/security-fix.conf": "f new"}, "adds or changes 1 entry in it: they stay hidden"},
+		"added and held locally": {map[string]string{"foo.d": "o", "foo.d/security-fix.conf": "f mine"},
+			map[string]string{"foo.d/a": "f a", "foo.d/security-fix.conf": "f new"}, ""},
+		"nothing changed upstream": {map[string]string{"foo.d": "o", "foo.d/mine": "f m"},
+			map[string]string{"foo.d/a": "f a"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := trees(t, c.local, map[string]string{"foo.d/a": "f a"}, c.new)
+			r, err := mergeBoth(t, o)
+			must(t, err)
+			var got []string
+			for _, cf := range r.Conflicts {
+				if cf.Path == "/etc/foo.d" {
+					got = append(got, cf.Reason)
+				}
+			}
+			switch {
+			case c.want == "" && len(got) != 0:
+				t.Errorf("conflicts on foo.d %q, want none", got)
+			case c.want != "" && (len(got) != 1 || !strings.Contains(got[0], c.want)):
+				t.Errorf("conflicts on foo.d %q, want one saying %q", got, c.want)
+			}
+		})
+	}
+}
+
 // TestMergeDirAttrsOnlyKeepsUpdateMode: a directory whose only local
 // change is an attribute (a chcon, a user attribute), its mode untouched,
 // holding a file the machine added, while the update chmods it: the local
