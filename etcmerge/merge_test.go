@@ -254,8 +254,11 @@ func TestMergeAccountFileOfNewlines(t *testing.T) {
 // TestMergeManyDirectoriesBounded: an old upper's /etc with thousands of
 // subdirectories (root's, or whoever held the disk) is merged with a
 // bounded number of goroutines: one per directory at once held 480 MiB of
-// PID 1 for 200,000. The sampled count can only miss a peak, never invent
-// one.
+// PID 1 for 200,000. The sampled count can miss a peak, and it also counts
+// goroutines that gave their place back and have not yet returned (a
+// loaded machine leaves them so for a while: 94 were seen once in CI
+// against 64 places), so the bound is loose: a tenth of the goroutines
+// one per directory would make, and four times the places.
 func TestMergeManyDirectoriesBounded(t *testing.T) {
 	o := trees(t, map[string]string{}, map[string]string{}, map[string]string{})
 	for i := range 3000 {
@@ -278,8 +281,8 @@ func TestMergeManyDirectoriesBounded(t *testing.T) {
 	}()
 	_, err := Merge(o)
 	close(stop)
-	if p := <-peak; p > dirGoroutines+2*workers+8 {
-		t.Errorf("%d goroutines at once for 3000 directories: want at most about %d", p, dirGoroutines+workers)
+	if p := <-peak; p > 4*dirGoroutines {
+		t.Errorf("%d goroutines at once for 3000 directories: want at most %d (%d places, %d workers)", p, 4*dirGoroutines, dirGoroutines, workers)
 	}
 	if err != nil {
 		t.Fatal(err)
